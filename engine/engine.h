@@ -1,0 +1,250 @@
+/*
+ * engine.h — the vecfs search engine: distance kernels, exact (flat) search
+ * and an HNSW index with deletes, filters and snapshots.
+ *
+ * The engine is pure computation: it does no file, network or FUSE I/O.
+ * Callers (store/) own persistence; the engine only turns an index into
+ * bytes through a caller-supplied writer and back from a caller's buffer.
+ *
+ * Conventions
+ *   - Functions that can fail return 0 or a negative errno (-ENOMEM,
+ *     -EINVAL, -ENOENT, -EFBIG, -EILSEQ for corrupt snapshot bytes).
+ *   - Distances follow SPEC §3.3: l2 = squared euclidean, cosine = 1 - cos,
+ *     dot = -dot. Smaller is nearer for every metric.
+ *   - Ids are dense uint32 slot numbers chosen by the caller (the store
+ *     assigns them and reuses the ids of deleted vectors). The index grows
+ *     to hold the largest id inserted.
+ *   - Free functions accept NULL.
+ */
+#ifndef VECFS_ENGINE_H
+#define VECFS_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Metrics and distance kernels                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum vf_metric {
+    VF_METRIC_L2 = 0,     /* squared euclidean */
+    VF_METRIC_COSINE = 1, /* 1 - cos(a, b) */
+    VF_METRIC_DOT = 2,    /* -(a . b) */
+} vf_metric;
+
+/* Largest dimension the engine accepts. */
+#define VF_MAX_DIM 65536u
+
+/* A distance kernel over two float32 vectors of `dim` elements. Pointers
+ * need no particular alignment. */
+typedef float (*vf_kernel_fn)(const float *a, const float *b, size_t dim);
+
+/* The instruction sets a kernel can be built for. */
+typedef enum vf_isa {
+    VF_ISA_SCALAR = 0,
+    VF_ISA_SSE = 1,  /* SSE4.1 */
+    VF_ISA_AVX2 = 2, /* AVX2 + FMA */
+    VF_ISA_AVX512 = 3,
+    VF_ISA_NEON = 4,
+    VF_ISA_COUNT
+} vf_isa;
+
+/* The set of kernels for one instruction set. */
+typedef struct vf_kernels {
+    vf_isa isa;
+    const char *name;  /* "scalar", "sse4.1", "avx2", "avx512", "neon" */
+    vf_kernel_fn l2sq; /* sum (a_i - b_i)^2 */
+    vf_kernel_fn dot;  /* sum a_i * b_i */
+} vf_kernels;
+
+/* The kernels chosen for this CPU. Detection runs once, on first call;
+ * the call is thread-safe and never fails (scalar is the fallback). The
+ * returned pointer is static. */
+const vf_kernels *vf_kernels_best(void);
+
+/* Kernels for `isa` if this binary has them AND this CPU can run them,
+ * else NULL. Used by tests to check every kernel against the reference. */
+const vf_kernels *vf_kernels_for(vf_isa isa);
+
+/* Scalar reference kernels (double accumulation); the tests' yardstick. */
+float vf_ref_l2sq(const float *a, const float *b, size_t dim);
+float vf_ref_dot(const float *a, const float *b, size_t dim);
+
+/* Distance between a and b under `metric` with the best kernels. For
+ * cosine this normalizes on the fly (slow path: the index stores unit
+ * vectors and uses 1 - dot instead). A zero vector has cosine distance 1. */
+float vf_distance(vf_metric metric, const float *a, const float *b, size_t dim);
+
+/* Writes a / |a| into out (out may equal a). A zero vector stays zero. */
+void vf_normalize(const float *a, float *out, size_t dim);
+
+/* Parses "l2", "cosine", "dot"; 0 or -EINVAL. */
+int vf_metric_parse(const char *s, vf_metric *out);
+/* "l2", "cosine", "dot". */
+const char *vf_metric_name(vf_metric metric);
+
+/* ------------------------------------------------------------------ */
+/* Results and filters                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct vf_hit {
+    uint32_t id;
+    float distance;
+} vf_hit;
+
+/* Filter: only ids for which accept() returns true may be returned.
+ * accept() must be thread-safe and cheap; it is called from the search
+ * thread while the index is read-locked, so it must not call back into
+ * the same index. `passing` is the number of ids that pass if the caller
+ * knows it (e.g. from a metadata index), or VF_FILTER_UNKNOWN, in which
+ * case the engine estimates selectivity by sampling. */
+#define VF_FILTER_UNKNOWN SIZE_MAX
+typedef struct vf_filter {
+    bool (*accept)(void *ctx, uint32_t id);
+    void *ctx;
+    size_t passing;
+} vf_filter;
+
+/* ------------------------------------------------------------------ */
+/* Exact search over a caller's contiguous array                        */
+/* ------------------------------------------------------------------ */
+
+/* Exact k nearest neighbours of `query` among the n rows of `base`
+ * (row-major, n x dim). Row i has id i. For cosine, rows and query need
+ * not be normalized. Writes up to k hits to `out`, nearest first, and
+ * their number to *n_out (min(k, passing rows)). filter may be NULL.
+ * Returns 0, or -EINVAL (dim 0 or > VF_MAX_DIM, k 0), -ENOMEM. */
+int vf_flat_search(const float *base, size_t n, size_t dim, vf_metric metric, const float *query,
+                   size_t k, const vf_filter *filter, vf_hit *out, size_t *n_out);
+
+/* Batch form: nq queries (row-major, nq x dim) on `threads` threads
+ * (0 = all cores). out is nq x k hits; n_out[i] the count for query i.
+ * Returns 0, -EINVAL, -ENOMEM, or -EAGAIN if threads cannot start. */
+int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metric,
+                         const float *queries, size_t nq, size_t k, const vf_filter *filter,
+                         unsigned threads, vf_hit *out, size_t *n_out);
+
+/* ------------------------------------------------------------------ */
+/* HNSW index                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct vf_hnsw vf_hnsw;
+
+typedef struct vf_hnsw_params {
+    uint32_t dim;             /* 1..VF_MAX_DIM */
+    vf_metric metric;
+    uint32_t m;               /* links per node on upper levels; level 0 has 2m. 2..256 */
+    uint32_t ef_construction; /* >= 1 */
+    uint32_t ef_search;       /* default ef for searches, >= 1 */
+    uint64_t seed;            /* level generator seed; same seed + same inserts
+                                 on one thread = same graph */
+} vf_hnsw_params;
+
+/* Fills p with the defaults of SPEC §3.2 (m 16, ef_construction 200,
+ * ef_search 64, cosine) for `dim`. */
+void vf_hnsw_params_default(vf_hnsw_params *p, uint32_t dim);
+
+/* Creates an empty index. *out is NULL on error.
+ * Returns 0, -EINVAL (a parameter out of range), -ENOMEM. */
+int vf_hnsw_create(const vf_hnsw_params *params, vf_hnsw **out);
+
+/* Frees the index and everything it owns. NULL is a no-op. No other call
+ * may be running on it. */
+void vf_hnsw_free(vf_hnsw *h);
+
+/* The parameters the index was created with (ef_search as last set). */
+void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out);
+
+/* Sets the default ef for searches that pass ef = 0. */
+void vf_hnsw_set_ef_search(vf_hnsw *h, uint32_t ef);
+
+/* Makes room for ids < capacity so that inserts do not have to grow the
+ * storage (growing briefly blocks searches). Returns 0, -ENOMEM, -EFBIG
+ * (capacity above UINT32_MAX - 1). */
+int vf_hnsw_reserve(vf_hnsw *h, size_t capacity);
+
+/* Inserts `vec` (dim floats, copied) under `id`. If id is present its
+ * vector is replaced and its links rebuilt (an update); if id was deleted
+ * its slot is reused. Safe to call from many threads at once and
+ * concurrently with searches. Non-finite values are the caller's to
+ * reject: the engine returns -EINVAL for them.
+ * Returns 0, -EINVAL, -ENOMEM, -EFBIG (id == UINT32_MAX). */
+int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec);
+
+/* Inserts n vectors (row-major) with ids ids[i] (or first_id + i when ids
+ * is NULL) on `threads` threads (0 = all cores). On error some rows may
+ * have been inserted; the first error is returned. */
+int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, const float *vecs,
+                         size_t n, unsigned threads);
+
+/* Deletes id: it is never returned again, its neighbours' links are
+ * repaired around it, and its slot is reused when the id is inserted
+ * again. Returns 0 or -ENOENT (not present). Thread-safe like insert. */
+int vf_hnsw_remove(vf_hnsw *h, uint32_t id);
+
+/* true if id is present (inserted and not deleted). */
+bool vf_hnsw_contains(const vf_hnsw *h, uint32_t id);
+
+/* Copies the stored vector of id into out (dim floats). For cosine this
+ * is the unit vector the index keeps. Returns 0 or -ENOENT. */
+int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out);
+
+/* Number of present vectors. */
+size_t vf_hnsw_count(const vf_hnsw *h);
+
+/* Bytes of memory the index holds (vectors, links, bookkeeping). */
+size_t vf_hnsw_memory(const vf_hnsw *h);
+
+/* Approximate k nearest neighbours of `query` (dim floats). ef = 0 uses
+ * the index's ef_search; the effective ef is max(ef, k). filter may be
+ * NULL; with a filter, when at least k present ids pass, k hits are
+ * returned (selective filters are answered by exact search over the
+ * passing set, others by filtered graph search with an exact fallback).
+ * Writes hits nearest first to out (room for k) and their count to
+ * *n_out. Safe from many threads at once and concurrently with inserts
+ * and removes. Allocates nothing once the thread's scratch is warm.
+ * Returns 0, -EINVAL (k 0 or a non-finite query), -ENOMEM. */
+int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                   const vf_filter *filter, vf_hit *out, size_t *n_out);
+
+/* Exact k nearest neighbours among present ids (ground truth over the
+ * index's own vectors). Same contract as vf_hnsw_search. */
+int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k,
+                         const vf_filter *filter, vf_hit *out, size_t *n_out);
+
+/* Checks the index's invariants (links in range, no self links, degrees
+ * within bounds, entry point valid, counts consistent). 0 or -EILSEQ. For
+ * tests; must not run concurrently with writers. */
+int vf_hnsw_check(const vf_hnsw *h);
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Receives the serialized bytes in order. Returns 0 or a negative errno,
+ * which aborts the serialization and is returned by vf_hnsw_serialize. */
+typedef int (*vf_write_fn)(void *ctx, const void *bytes, size_t len);
+
+/* Writes the whole index (parameters, vectors, graph, deleted slots) as a
+ * versioned little-endian byte stream ending in a CRC-32C of everything
+ * before it. Searches may run meanwhile; inserts and removes must not
+ * (the caller quiesces its writers). Returns 0, -ENOMEM, or the writer's
+ * error. The layout is documented in engine/snapshot.c. */
+int vf_hnsw_serialize(const vf_hnsw *h, vf_write_fn write, void *ctx);
+
+/* Rebuilds an index from `len` bytes at `bytes` (the buffer is read, not
+ * kept). Every length, count, id and link is validated: malformed,
+ * truncated or tampered bytes give -EILSEQ and never read out of bounds.
+ * Returns 0, -EILSEQ, -ENOMEM. *out is NULL on error. */
+int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECFS_ENGINE_H */
