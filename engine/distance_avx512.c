@@ -1,0 +1,138 @@
+/*
+ * distance_avx512.c — AVX-512 kernels, written with simde so the same
+ * source also compiles (to emulation) on CPUs without AVX-512. Built with
+ * -mavx512f -mavx512dq -mavx2 -mfma, so simde maps every call to the native
+ * instruction; distance.c calls this table only when the CPU has avx512f
+ * and avx512dq.
+ *
+ * Invariants
+ *   1. Reads exactly dim floats from each input, with unaligned loads: the
+ *      tail below 16 floats is consumed by one 8-wide step, one 4-wide step
+ *      and at most three scalar steps, never by a wider load past the end.
+ *   2. The main loop keeps four independent 16-float accumulators (64
+ *      floats per iteration) so that four FMAs are in flight; this covers
+ *      the FMA latency of current cores.
+ *   3. The result is the sum of the same products as the reference, only
+ *      in a different order: it differs from vf_ref_* by rounding alone.
+ */
+/* The umbrella simde/x86/avx512.h of simde 0.7.4 does not compile with
+ * -mavx512f alone (cmpge.h uses a VL intrinsic before declaring it), so
+ * only the parts used here are included. */
+#include <simde/x86/avx512/add.h>
+#include <simde/x86/avx512/cast.h>
+#include <simde/x86/avx512/extract.h>
+#include <simde/x86/avx512/fmadd.h>
+#include <simde/x86/avx512/loadu.h>
+#include <simde/x86/avx512/setzero.h>
+#include <simde/x86/avx512/sub.h>
+#include <simde/x86/fma.h>
+#include <simde/x86/sse3.h>
+
+#include "kernels.h"
+
+/* Sum of the 16 lanes of v plus the 8 lanes of w: folds 512 -> 256 bits. */
+static inline simde__m256 fold512(simde__m512 v)
+{
+    simde__m512d d = simde_mm512_castps_pd(v);
+    simde__m256 lo = simde_mm256_castpd_ps(simde_mm512_castpd512_pd256(d));
+    simde__m256 hi = simde_mm256_castpd_ps(simde_mm512_extractf64x4_pd(d, 1));
+    return simde_mm256_add_ps(lo, hi);
+}
+
+static inline simde__m128 fold256(simde__m256 v)
+{
+    return simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
+}
+
+static inline float hsum128(simde__m128 v)
+{
+    v = simde_mm_add_ps(v, simde_mm_movehl_ps(v, v));
+    v = simde_mm_add_ss(v, simde_mm_movehdup_ps(v));
+    return simde_mm_cvtss_f32(v);
+}
+
+static float avx512_l2sq(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        simde__m512 d0 =
+            simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i));
+        simde__m512 d1 =
+            simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 16), simde_mm512_loadu_ps(b + i + 16));
+        simde__m512 d2 =
+            simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 32), simde_mm512_loadu_ps(b + i + 32));
+        simde__m512 d3 =
+            simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 48), simde_mm512_loadu_ps(b + i + 48));
+        s0 = simde_mm512_fmadd_ps(d0, d0, s0);
+        s1 = simde_mm512_fmadd_ps(d1, d1, s1);
+        s2 = simde_mm512_fmadd_ps(d2, d2, s2);
+        s3 = simde_mm512_fmadd_ps(d3, d3, s3);
+    }
+    for (; i + 16 <= dim; i += 16) {
+        simde__m512 d =
+            simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i));
+        s0 = simde_mm512_fmadd_ps(d, d, s0);
+    }
+    s0 = simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3));
+    simde__m256 t = fold512(s0);
+    if (i + 8 <= dim) {
+        simde__m256 d =
+            simde_mm256_sub_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i));
+        t = simde_mm256_fmadd_ps(d, d, t);
+        i += 8;
+    }
+    simde__m128 q = fold256(t);
+    if (i + 4 <= dim) {
+        simde__m128 d = simde_mm_sub_ps(simde_mm_loadu_ps(a + i), simde_mm_loadu_ps(b + i));
+        q = simde_mm_fmadd_ps(d, d, q);
+        i += 4;
+    }
+    float s = hsum128(q);
+    for (; i < dim; i++) {
+        float d = a[i] - b[i];
+        s += d * d;
+    }
+    return s;
+}
+
+static float avx512_dot(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+        s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 16),
+                                  simde_mm512_loadu_ps(b + i + 16), s1);
+        s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 32),
+                                  simde_mm512_loadu_ps(b + i + 32), s2);
+        s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
+                                  simde_mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= dim; i += 16)
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+    s0 = simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3));
+    simde__m256 t = fold512(s0);
+    if (i + 8 <= dim) {
+        t = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i), t);
+        i += 8;
+    }
+    simde__m128 q = fold256(t);
+    if (i + 4 <= dim) {
+        q = simde_mm_fmadd_ps(simde_mm_loadu_ps(a + i), simde_mm_loadu_ps(b + i), q);
+        i += 4;
+    }
+    float s = hsum128(q);
+    for (; i < dim; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+const vf_kernels vf_kernels_avx512 = {
+    .isa = VF_ISA_AVX512,
+    .name = "avx512",
+    .l2sq = avx512_l2sq,
+    .dot = avx512_dot,
+};
