@@ -1,0 +1,644 @@
+/*
+ * store.h — the vecfs store: collections of named vectors kept in LMDB,
+ * one HNSW index per collection kept in memory and snapshotted to
+ * DATADIR, optional encryption at rest (AES-256-GCM, OpenSSL).
+ *
+ * This header is the manual of everything fs/ needs. It depends only on
+ * engine.h (vf_metric) and libc.
+ *
+ * Conventions
+ *   - Functions that can fail return 0 or a negative errno. The codes each
+ *     function can return are listed with it; besides those, any function
+ *     that touches the store may return -ENOMEM, -EIO (an I/O error, or a
+ *     record that fails its checksum/authentication: damaged data is never
+ *     returned) and -EROFS (a write on a store opened read-only).
+ *   - One call = one LMDB transaction: when a writing call returns 0 its
+ *     change is committed (visible to every later call, and it survives a
+ *     crash of the process); when it returns an error nothing changed.
+ *     Committed is not durable: st_store_sync() makes it durable (see
+ *     docs/durability.md).
+ *   - Names are NUL-terminated byte strings. Collection names match
+ *     [A-Za-z0-9._-]{1,64} and do not start with '.'. Vector names are
+ *     1..ST_NAME_MAX bytes, contain no '/', and are not "." or "..";
+ *     anything else is -EINVAL (-ENAMETOOLONG when too long). The store
+ *     reserves no other names: fs/ rejects ".config", ".query", ".import".
+ *   - A missing collection is -ENOENT, a missing vector is -ENOENT.
+ *   - Free functions accept NULL.
+ *
+ * Threads
+ *   Every function may be called from many threads at once on the same
+ *   st_store (FUSE is multithreaded). Readers (stat, get, list, xattr
+ *   get/list, search) never wait for a writer or for the disk: they read
+ *   an LMDB snapshot (MVCC) and the in-memory index. Writers of one
+ *   collection are serialized; writers of different collections only
+ *   share LMDB's single write transaction for the (short) record writes,
+ *   the index update runs outside it. An st_read handle belongs to one
+ *   thread at a time. List callbacks run inside a read transaction and must
+ *   not call writing functions of the same store.
+ */
+#ifndef VECFS_STORE_H
+#define VECFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest vector name, bytes (without the NUL). */
+#define ST_NAME_MAX 255u
+/* Longest collection name, bytes. */
+#define ST_COLL_NAME_MAX 64u
+/* Longest xattr name, bytes (as Linux XATTR_NAME_MAX). */
+#define ST_XATTR_NAME_MAX 255u
+/* Largest xattr value, bytes. */
+#define ST_XATTR_VALUE_MAX 65536u
+/* Largest vector file content, bytes (a collection may allow less). */
+#define ST_CONTENT_MAX (256u * 1024u * 1024u)
+/* Length of a raw key (AES-256). */
+#define ST_KEY_LEN 32u
+/* Largest k for a search. */
+#define ST_K_MAX 10000u
+
+/* ------------------------------------------------------------------ */
+/* Store lifecycle                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_store st_store;
+
+/* How commits reach the disk (docs/durability.md says what each promises). */
+typedef enum st_sync_mode {
+    /* Default. MDB_NOMETASYNC: a commit writes and fdatasyncs its data
+     * pages but not the meta page; the background sync (and st_store_sync)
+     * flush the meta page. A power loss may undo the commits since the last
+     * sync and never corrupts the database. */
+    ST_SYNC_SAFE = 0,
+    /* MDB_NOSYNC: a commit does not touch the disk at all. Durable only
+     * after the background sync or st_store_sync. A power loss can lose the
+     * unsynced tail, and on a filesystem that reorders writes can corrupt
+     * the database. For bulk loads on scratch data. */
+    ST_SYNC_FAST = 1,
+    /* Every commit is durable before it returns (LMDB default). */
+    ST_SYNC_FULL = 2,
+} st_sync_mode;
+
+/* Log levels of st_options.log. */
+typedef enum st_log_level {
+    ST_LOG_ERROR = 0,
+    ST_LOG_WARN = 1,
+    ST_LOG_INFO = 2,
+    ST_LOG_DEBUG = 3,
+} st_log_level;
+
+typedef struct st_options {
+    /* Encryption key: NULL for no encryption. Either ST_KEY_LEN raw bytes
+     * (key_is_passphrase false) or a passphrase of key_len >= 1 bytes that
+     * is stretched with scrypt and a random salt kept in DATADIR. The bytes
+     * are copied during st_store_open; the caller may wipe them after. A
+     * DATADIR created with a key can only be opened with that key; one
+     * created without a key refuses a key (and the other way round). */
+    const void *key;
+    size_t key_len;
+    bool key_is_passphrase;
+    /* Upper bound of the LMDB map in bytes (--max-size). 0 = no bound: the
+     * map starts small and grows as needed. Writes past the bound fail with
+     * -ENOSPC and change nothing. */
+    uint64_t max_size;
+    /* Open read-only: writing calls return -EROFS, no snapshots are written,
+     * a missing or stale snapshot is rebuilt in memory only. */
+    bool read_only;
+    /* Background mdb_env_sync period in ms. 0 = default 1000. */
+    unsigned sync_interval_ms;
+    st_sync_mode sync_mode;
+    /* Background snapshot of a collection after this many changes to it
+     * (0 = default 100000) or this many seconds after its first unsnapshotted
+     * change (0 = default 300). UINT64_MAX / UINT32_MAX disable one rule. */
+    uint64_t snapshot_every_changes;
+    unsigned snapshot_every_seconds;
+    /* Threads for batch inserts, batch searches and rebuilds; 0 = all cores. */
+    unsigned threads;
+    /* Log sink (stderr when NULL). Called from any thread, msg without a
+     * trailing newline. Only messages at or below log_level are sent. */
+    void (*log)(void *ctx, st_log_level level, const char *msg);
+    void *log_ctx;
+    st_log_level log_level;
+    /* If not NULL, st_store_open and st_check write a one-line human
+     * reason for a failure here ("wrong key for /data", "DATADIR format 3,
+     * this build reads 1", ...), NUL-terminated, truncated to errbuf_len. */
+    char *errbuf;
+    size_t errbuf_len;
+} st_options;
+
+/* Fills o with the defaults (no key, no size bound, safe sync every
+ * second, snapshots every 100000 changes or 300 s, all cores, stderr log
+ * at ST_LOG_INFO). Never fails. */
+void st_options_default(st_options *o);
+
+/*
+ * Opens the store in directory `datadir` (which must exist), creating an
+ * empty store if the directory holds none. Loads each collection's index
+ * from its snapshot and replays the changes LMDB holds after it; a
+ * missing, stale or damaged snapshot is logged and the index rebuilt from
+ * the records. Starts the background sync and snapshot thread (not when
+ * read_only).
+ * opt may be NULL (defaults). *out is NULL on error.
+ * Returns 0, or
+ *   -ENOENT        datadir does not exist
+ *   -ENOTDIR       datadir is not a directory
+ *   -EKEYREJECTED  wrong key, a key for a store made without one, or no key
+ *                  for an encrypted store (errbuf says which)
+ *   -EPROTO        DATADIR holds a store of another format version
+ *   -EBUSY         another process has the store open for writing
+ *   -EINVAL        bad options (key_len 0 with a key, ...)
+ *   -EACCES, -EROFS, -ENOSPC, -ENOMEM, -EIO.
+ */
+int st_store_open(const char *datadir, const st_options *opt, st_store **out);
+
+/*
+ * Stops the background thread, writes a snapshot of every collection that
+ * changed since its last one, syncs LMDB and closes it, frees everything.
+ * No other call may be running or start on st. Returns 0, or the first
+ * error of the final snapshots/sync (the store is closed anyway; committed
+ * data is safe, the next open replays from LMDB). NULL returns 0.
+ */
+int st_store_close(st_store *st);
+
+/*
+ * Makes every change committed before the call durable (mdb_env_sync with
+ * force); what fsync()/fdatasync()/syncfs() call. Blocks for the disk.
+ * Returns 0, -EIO, or 0 on a read-only store.
+ */
+int st_store_sync(st_store *st);
+
+/*
+ * Writes a snapshot of collection `coll` (NULL: every collection that
+ * changed) now, in the calling thread. Searches keep running; writers of
+ * the collection wait while the index is serialized. Returns 0, -ENOENT,
+ * -EROFS, -ENOSPC, -EIO.
+ */
+int st_store_snapshot(st_store *st, const char *coll);
+
+/* Figures for statfs(), .vecfs/stats and .vecfs/metrics. */
+typedef struct st_metrics {
+    uint64_t collections;
+    uint64_t vectors;            /* present vectors, all collections */
+    uint64_t store_bytes;        /* bytes of DATADIR in use: LMDB pages in use + snapshots */
+    uint64_t map_bytes;          /* current LMDB map size */
+    uint64_t max_bytes;          /* bound: max_size, or the free space of the
+                                    filesystem plus store_bytes when unbounded */
+    uint64_t index_memory;       /* bytes held by all in-memory indexes */
+    uint64_t inserts_total;      /* vectors inserted or updated since open */
+    uint64_t deletes_total;      /* vectors deleted since open */
+    uint64_t queries_total;      /* query vectors answered since open (a batch counts each) */
+    uint64_t query_ns_total;     /* nanoseconds spent in searches since open */
+    uint64_t snapshots_total;    /* snapshots written since open */
+    uint64_t rebuilds_total;     /* indexes rebuilt from records since open */
+    uint64_t errors_total;       /* background sync/snapshot failures since open */
+    double snapshot_age_seconds; /* age of the oldest snapshot of a collection
+                                    that has unsnapshotted changes; 0 if none */
+    double open_seconds;         /* how long st_store_open took */
+    bool read_only;
+    bool encrypted;
+} st_metrics;
+
+/* Fills *out. Never blocks on writers or the disk. Returns 0 or -EINVAL. */
+int st_store_metrics(st_store *st, st_metrics *out);
+
+/*
+ * Writes "ok\n" into buf when the store is healthy, otherwise one line per
+ * problem ("snapshot of 'c1' failed: No space left on device\n", "sync
+ * failed: ..."). Never blocks. *len_out = bytes written (without NUL; the
+ * text is NUL-terminated when cap > 0 and truncated to cap - 1).
+ * Returns 0 healthy, 1 problems, -EINVAL.
+ */
+int st_store_health(st_store *st, char *buf, size_t cap, size_t *len_out);
+
+/*
+ * Hot, consistent backup: copies the LMDB environment as of one point in
+ * time into directory outdir (must exist and be empty), plus what an
+ * encrypted store needs to be opened with its key. Snapshots are not
+ * copied (the restored store rebuilds them at first open). Writers keep
+ * running. Returns 0, -ENOTEMPTY, -ENOENT, -ENOSPC, -EIO.
+ */
+int st_store_backup(st_store *st, const char *outdir);
+
+/*
+ * Reads a key file: exactly ST_KEY_LEN bytes is a raw key, anything else
+ * (1..1024 bytes, one trailing "\n" or "\r\n" removed) is a passphrase.
+ * *key is malloc'ed (free it with st_key_free). Returns 0, -ENOENT,
+ * -EACCES, -EINVAL (empty or too long), -ENOMEM, -EIO.
+ */
+int st_key_load(const char *path, uint8_t **key, size_t *len, bool *is_passphrase);
+/* Wipes and frees a key from st_key_load. NULL is a no-op. */
+void st_key_free(uint8_t *key, size_t len);
+
+/*
+ * `vecfs check`: opens the store at datadir read-only with opt's key,
+ * verifies every record decodes and authenticates, the id maps, free list,
+ * name/order/metadata indexes and counters agree, and each collection's
+ * snapshot (if any) loads and matches its records. Writes one line per
+ * problem and a summary to report (may be NULL). The store may be open
+ * (mounted) meanwhile: the check reads one consistent point in time and
+ * blocks no one; a snapshot older than that point is reported as stale
+ * (not damage) when the op log covers the difference.
+ * Returns 0 clean, a positive number of problems found, or a negative
+ * errno when the store cannot be opened (same codes as st_store_open).
+ */
+int st_check(const char *datadir, const st_options *opt, FILE *report);
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_attr {
+    uint32_t mode; /* file type and permission bits: S_IFDIR for collections,
+                      S_IFREG for vectors, | 07777 bits */
+    uint32_t uid;
+    uint32_t gid;
+    struct timespec atime, mtime, ctime;
+    uint64_t size; /* vector: bytes of its content; collection: vector count */
+    uint64_t ino;  /* stable while the object exists: collection = id << 32,
+                      vector = (collection id << 32) | (engine id + 1).
+                      Survives renames and restarts. */
+    uint32_t id;   /* vector: engine id; collection: collection id */
+    /* Collections only: */
+    uint64_t count; /* vectors */
+    uint64_t bytes; /* sum of content bytes */
+} st_attr;
+
+/* Which fields of an st_attr a set/create call takes. */
+#define ST_SET_MODE (1u << 0) /* permission bits only (07777); type kept */
+#define ST_SET_UID (1u << 1)
+#define ST_SET_GID (1u << 2)
+#define ST_SET_ATIME (1u << 3)
+#define ST_SET_MTIME (1u << 4)
+#define ST_SET_CTIME (1u << 5) /* otherwise ctime = now on any change */
+#define ST_SET_ALL 0x3fu
+
+/* ------------------------------------------------------------------ */
+/* Collection configuration (.config)                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum st_quant {
+    ST_QUANT_NONE = 0,
+    ST_QUANT_INT8 = 1, /* recorded and reported; the index keeps float32 */
+} st_quant;
+
+typedef struct st_config {
+    uint32_t dim;             /* 0 = not fixed yet (the first vector fixes it) */
+    vf_metric metric;         /* default VF_METRIC_COSINE */
+    uint32_t m;               /* 16; 2..256 */
+    uint32_t ef_construction; /* 200; 1..65536 */
+    uint32_t ef_search;       /* 64; 1..65536; used when !ef_auto */
+    bool ef_auto;             /* "ef_search = auto": ef chosen from target_recall */
+    double target_recall;     /* 0.95; (0, 1] */
+    st_quant quantization;    /* none */
+    uint64_t max_vectors;     /* 0 = unlimited */
+    uint64_t max_bytes;       /* content bytes, 0 = unlimited */
+} st_config;
+
+/* Fills c with the defaults of SPEC §3.2. Never fails. */
+void st_config_default(st_config *c);
+
+/* Checks ranges (the comments above). Returns 0 or -EINVAL. */
+int st_config_validate(const st_config *c);
+
+/*
+ * Parses the text of a .config file: lines "key = value", blank lines and
+ * lines starting with '#' ignored, spaces around key and value ignored.
+ * Keys: dim, metric (cosine|l2|dot), m, ef_construction, ef_search
+ * (number|auto), target_recall, quantization (none|int8), max_vectors,
+ * max_bytes (numbers in decimal; 0 means unlimited / unset for dim).
+ * Starts from *base (typically the current config) so a file naming only
+ * some keys changes only those. Reads exactly len bytes of text (no NUL
+ * needed; a NUL byte is an error). On error *out is untouched and, if err
+ * is not NULL, a one-line reason ("line 3: unknown key 'foo'") is written
+ * to err (NUL-terminated, truncated to errlen).
+ * Returns 0 or -EINVAL (unknown key, bad value, out of range, duplicate
+ * key, line longer than 4096 bytes).
+ */
+int st_config_parse(const char *text, size_t len, const st_config *base, st_config *out, char *err,
+                    size_t errlen);
+
+/*
+ * Writes every key with its effective value, one "key = value\n" line
+ * each, in the order of st_config_parse's list (dim 0 is written as
+ * "dim = 0"). Writes at most cap bytes including a NUL; *len_out is the
+ * full length without the NUL, so a call with cap 0 sizes the buffer.
+ * Returns 0, or -ERANGE when cap is too small (buf then holds a truncated,
+ * NUL-terminated prefix if cap > 0).
+ */
+int st_config_format(const st_config *c, char *buf, size_t cap, size_t *len_out);
+
+/* ------------------------------------------------------------------ */
+/* Collections                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Creates collection `name` (mkdir). attr gives mode (permission bits),
+ * uid, gid; times are now. cfg may be NULL (defaults); it is validated.
+ * Returns 0, -EEXIST, -EINVAL (name or config), -ENOSPC.
+ */
+int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st_config *cfg);
+
+/*
+ * Drops collection `name` (rmdir): its records, snapshot and index.
+ * Returns 0, -ENOENT, -ENOTEMPTY (it holds vectors).
+ */
+int st_coll_drop(st_store *st, const char *name);
+
+/*
+ * Renames a collection. An existing empty collection `to` is replaced
+ * atomically. Vectors, config, attributes, index and snapshot follow.
+ * flags: 0, or ST_RENAME_NOREPLACE.
+ * Returns 0, -ENOENT (from missing), -EINVAL (a name), -EEXIST (to exists
+ * and NOREPLACE), -ENOTEMPTY (to holds vectors). Renaming to itself is 0.
+ */
+#define ST_RENAME_NOREPLACE (1u << 0)
+int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flags);
+
+/* Attributes of a collection (mode has S_IFDIR; size = count = vectors,
+ * bytes = content bytes). Returns 0, -ENOENT, -EINVAL. */
+int st_coll_stat(st_store *st, const char *name, st_attr *out);
+
+/* chmod/chown/utimens of a collection: takes the fields in mask (ST_SET_*)
+ * from attr. ctime becomes now unless ST_SET_CTIME. Returns 0, -ENOENT. */
+int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigned mask);
+
+/* The collection's config (dim as fixed so far). Returns 0, -ENOENT. */
+int st_coll_config_get(st_store *st, const char *name, st_config *out);
+
+/*
+ * Replaces the config. Changing dim or metric of a non-empty collection,
+ * or a value out of range, is -EINVAL and nothing changes. Setting
+ * max_vectors/max_bytes below the current use is allowed (later inserts
+ * fail with -EDQUOT). m and ef_construction changes of a non-empty
+ * collection apply to the next rebuild of its index; ef_search applies at
+ * once. Returns 0, -ENOENT, -EINVAL.
+ */
+int st_coll_config_set(st_store *st, const char *name, const st_config *cfg);
+
+/*
+ * Callback of the list functions. name is NUL-terminated, attr the entry's
+ * attributes; both valid only during the call. next_offset is the offset
+ * to pass to resume listing after this entry. Return 0 to continue,
+ * nonzero to stop (e.g. the readdir buffer is full: resume later from the
+ * last accepted entry's next_offset).
+ */
+typedef int (*st_list_fn)(void *ctx, const char *name, const st_attr *attr, uint64_t next_offset);
+
+/*
+ * Lists collections from `offset` (0 = the start) in a stable order
+ * (creation order). Offsets are opaque, > 0 for resumption, < 2^62, and
+ * stay valid across concurrent creates/drops: an entry present for the
+ * whole listing is reported exactly once. Returns 0 (also when the
+ * callback stopped early) or -EIO.
+ */
+int st_coll_list(st_store *st, uint64_t offset, st_list_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Vectors                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Inserts or overwrites vector `name` of collection `coll` in one
+ * transaction: content (the file's bytes exactly as written, len bytes,
+ * len may be 0), the parsed vector vec (dim floats, all finite),
+ * attributes and the index entry.
+ *   - attr/mask: for a new vector the fields in mask come from attr, the
+ *     others default (mode 0644, uid 0, gid 0, times now); for an
+ *     overwrite the fields in mask come from attr, the others are kept,
+ *     except mtime and ctime which become now unless in mask. The file
+ *     type bits of mode are ignored (always S_IFREG). attr may be NULL
+ *     when mask is 0.
+ *   - xattrs of an overwritten vector are kept; its engine id is kept.
+ *   - the first vector of a collection whose config has dim 0 fixes dim.
+ * Returns 0, or
+ *   -ENOENT   no such collection
+ *   -EINVAL   bad name, dim != the collection's dim, a non-finite value,
+ *             dim 0 or > VF_MAX_DIM
+ *   -EFBIG    len > ST_CONTENT_MAX or > the collection's max_bytes
+ *   -EDQUOT   max_vectors or max_bytes of the collection would be exceeded
+ *   -ENOSPC   the map is full (max_size) or the disk is: nothing changed,
+ *             the store stays usable
+ */
+int st_vec_put(st_store *st, const char *coll, const char *name, const void *content, size_t len,
+               const float *vec, uint32_t dim, const st_attr *attr, unsigned mask);
+
+/* Attributes of a vector without reading its content (size = content
+ * bytes). Returns 0, -ENOENT, -EINVAL. */
+int st_vec_stat(st_store *st, const char *coll, const char *name, st_attr *out);
+
+/*
+ * Copies the content of a vector into a new malloc'ed buffer: *data (free
+ * with free()), *len. attr_out may be NULL, else receives the attributes.
+ * Returns 0, -ENOENT, -EINVAL, -ENOMEM, -EIO.
+ */
+int st_vec_get(st_store *st, const char *coll, const char *name, void **data, size_t *len,
+               st_attr *attr_out);
+
+/*
+ * Copies up to size bytes of the content from byte `offset` into buf;
+ * *n_out = bytes copied (0 at or past the end). Returns 0, -ENOENT, -EINVAL.
+ */
+int st_vec_pread(st_store *st, const char *coll, const char *name, void *buf, size_t size,
+                 uint64_t offset, size_t *n_out);
+
+/* Copies the stored float vector (as written, not normalized) into out,
+ * which has room for cap floats; *dim_out = its dim. Returns 0, -ENOENT,
+ * -ERANGE (cap < dim), -EINVAL. */
+int st_vec_vector(st_store *st, const char *coll, const char *name, float *out, size_t cap,
+                  uint32_t *dim_out);
+
+/* Deletes a vector: record, xattrs, metadata index entries and index
+ * entry; its engine id becomes free for reuse. Returns 0, -ENOENT, -EINVAL. */
+int st_vec_delete(st_store *st, const char *coll, const char *name);
+
+/*
+ * Renames a vector within its collection. The vector keeps its engine id
+ * (no re-insert into the index), content, attributes (ctime = now) and
+ * xattrs. An existing target is replaced atomically (the target's
+ * record and index entry are deleted in the same transaction) unless
+ * flags has ST_RENAME_NOREPLACE (-EEXIST). from == to is 0.
+ * Returns 0, -ENOENT, -EINVAL, -EEXIST.
+ */
+int st_vec_rename(st_store *st, const char *coll, const char *from, const char *to, unsigned flags);
+
+/* chmod/chown/utimens/truncate-free setattr of a vector: the fields in
+ * mask from attr; ctime = now unless ST_SET_CTIME. Returns 0, -ENOENT. */
+int st_vec_setattr(st_store *st, const char *coll, const char *name, const st_attr *attr,
+                   unsigned mask);
+
+/*
+ * Lists the vectors of a collection from `offset` (0 = the start). Order
+ * is stable (creation order; a rename keeps the place), each step is
+ * O(log n) in LMDB, and offsets are opaque, > 0, < 2^62 and strictly
+ * increasing, so readdir can resume anywhere in a listing of millions of
+ * entries: an entry present for the whole listing is reported exactly once,
+ * entries created after the listing started may or may not appear.
+ * The attr passed to fn is the full stat. Returns 0 (also when fn stopped
+ * early), -ENOENT, -EIO.
+ */
+int st_vec_list(st_store *st, const char *coll, uint64_t offset, st_list_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Zero-copy reads                                                      */
+/* ------------------------------------------------------------------ */
+
+/* A read transaction: a consistent point-in-time view. */
+typedef struct st_read st_read;
+
+/* Starts a read transaction. Never blocks on writers. End it soon (a long
+ * reader keeps LMDB from reusing pages). Returns 0, -ENOMEM, -EAGAIN (too
+ * many concurrent readers). */
+int st_read_begin(st_store *st, st_read **out);
+
+/*
+ * Points *data at the content of a vector: straight into the LMDB map
+ * without a key (do not write to it), or into a buffer owned by rd with a
+ * key. Valid only until st_read_end(rd) (or the next st_read_content on
+ * the same rd for an encrypted store). attr_out may be NULL.
+ * Returns 0, -ENOENT, -EINVAL, -EIO.
+ */
+int st_read_content(st_read *rd, const char *coll, const char *name, const void **data, size_t *len,
+                    st_attr *attr_out);
+
+/* Ends the read transaction; every pointer obtained through rd becomes
+ * invalid. NULL is a no-op. */
+void st_read_end(st_read *rd);
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes (metadata)                                       */
+/* ------------------------------------------------------------------ */
+
+/* Flags of st_xattr_set (the values of <sys/xattr.h>). */
+#define ST_XATTR_CREATE 0x1  /* fail with -EEXIST if it exists */
+#define ST_XATTR_REPLACE 0x2 /* fail with -ENODATA if it does not */
+
+/*
+ * Sets xattr `xname` (1..255 bytes, any namespace; "user.*" ones are
+ * indexed for filters) of a vector to `len` bytes of value (0..64 KiB).
+ * ctime becomes now. Returns 0, -ENOENT (vector), -EEXIST, -ENODATA,
+ * -E2BIG (value), -ERANGE (name length), -EINVAL (flags).
+ */
+int st_xattr_set(st_store *st, const char *coll, const char *name, const char *xname,
+                 const void *value, size_t len, int flags);
+
+/*
+ * Gets an xattr value into buf (cap bytes); *len_out = its length. With
+ * cap 0 only *len_out is set (getxattr's size query).
+ * Returns 0, -ENOENT (vector), -ENODATA, -ERANGE (cap > 0 but too small).
+ */
+int st_xattr_get(st_store *st, const char *coll, const char *name, const char *xname, void *buf,
+                 size_t cap, size_t *len_out);
+
+/*
+ * Lists xattr names as listxattr does: each name followed by a NUL, into
+ * buf (cap bytes); *len_out = the total length. cap 0 = size query.
+ * Returns 0, -ENOENT, -ERANGE.
+ */
+int st_xattr_list(st_store *st, const char *coll, const char *name, char *buf, size_t cap,
+                  size_t *len_out);
+
+/* Removes an xattr; ctime = now. Returns 0, -ENOENT (vector), -ENODATA. */
+int st_xattr_remove(st_store *st, const char *coll, const char *name, const char *xname);
+
+/* ------------------------------------------------------------------ */
+/* Batches (.import/)                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_batch st_batch;
+
+/* Starts a batch for collection coll. Nothing is written until commit; the
+ * rows live in memory (owned by the batch). Returns 0, -ENOENT, -EINVAL. */
+int st_batch_begin(st_store *st, const char *coll, st_batch **out);
+
+/*
+ * Adds a row: same arguments and checks as st_vec_put (name, content,
+ * vector, attributes), plus optional metadata: nmeta "user.*" xattrs
+ * (meta_keys[i] is the full xattr name, meta_vals[i]/meta_lens[i] its
+ * value) set on the vector. Everything is copied. A later row with the
+ * same name replaces an earlier one. Validation that needs no LMDB
+ * (names, dim against the batch's first row or the config, finiteness,
+ * sizes) happens here: -EINVAL, -EFBIG, -E2BIG, -ENOMEM. The batch stays
+ * usable after a failed add (the row is not added).
+ */
+int st_batch_put(st_batch *b, const char *name, const void *content, size_t len, const float *vec,
+                 uint32_t dim, const st_attr *attr, unsigned mask, size_t nmeta,
+                 const char *const *meta_keys, const void *const *meta_vals,
+                 const size_t *meta_lens);
+
+/* Rows added so far. */
+size_t st_batch_count(const st_batch *b);
+
+/*
+ * Commits every row in one LMDB transaction (all or nothing), then inserts
+ * them into the index on all cores. Frees the batch in every case.
+ * Returns 0, or an error of st_vec_put (-EINVAL dim mismatch, -EDQUOT,
+ * -ENOSPC, ...) with nothing applied.
+ */
+int st_batch_commit(st_batch *b);
+
+/* Discards a batch. NULL is a no-op. */
+void st_batch_abort(st_batch *b);
+
+/* ------------------------------------------------------------------ */
+/* Search                                                               */
+/* ------------------------------------------------------------------ */
+
+/* One filter term: the vector's xattr "user.<key>" equals value exactly. */
+typedef struct st_filter_term {
+    const char *key; /* without the "user." prefix */
+    const void *value;
+    size_t value_len;
+} st_filter_term;
+
+typedef struct st_hit {
+    float distance;
+    uint32_t id;                /* engine id */
+    char name[ST_NAME_MAX + 1]; /* NUL-terminated */
+} st_hit;
+
+/*
+ * The k nearest neighbours of `query` (dim floats, dim = the collection's)
+ * among the vectors that pass every filter term (AND; nterms 0 = no
+ * filter). ef 0 = the config's (or auto). Writes up to k hits, nearest
+ * first, to out and their count to *n_out: k when at least k vectors pass.
+ * Distances per SPEC §3.3. Filters are answered from the metadata index
+ * (no record is decoded for a filter).
+ * Returns 0, -ENOENT, -EINVAL (dim mismatch, k 0 or > ST_K_MAX, non-finite
+ * query), -ENOMEM. A collection whose dim is not fixed yet (no vector, no
+ * dim in its config) gives 0 hits for a query of any dim.
+ */
+int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
+              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out);
+
+/*
+ * Searches with the stored vector of vector `like` as the query. With
+ * exclude_self the vector itself is left out (k others are returned).
+ * Returns as st_search, and -ENOENT when `like` does not exist.
+ */
+int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
+                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
+                   size_t *n_out);
+
+/*
+ * nq queries at once (row-major nq x dim) on `threads` threads (0 = the
+ * store's setting). out has room for nq * k hits: query i's hits are at
+ * out[i * k], n_out[i] of them. Returns as st_search.
+ */
+int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
+                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
+                    unsigned threads, st_hit *out, size_t *n_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECFS_STORE_H */
