@@ -289,9 +289,10 @@ static void test_batch_equals_single(void **state)
     memcpy(queries + 3 * dim, base + 10 * dim, dim * sizeof(float));
     mod_filter f = {4, 2, SIZE_MAX};
     vf_filter filter = {.accept = accept_mod, .ctx = &f, .passing = VF_FILTER_UNKNOWN};
-    const unsigned threads[] = {1, 2, 0};
+    /* 1000 threads: more than queries and more than the engine starts. */
+    const unsigned threads[] = {1, 2, 0, 1000};
     for (size_t mi = 0; mi < 3; mi++) {
-        for (size_t t = 0; t < 3; t++) {
+        for (size_t t = 0; t < 4; t++) {
             compare_batch(base, n, dim, metrics[mi], queries, nq, 10, NULL, threads[t]);
             compare_batch(base, n, dim, metrics[mi], queries, nq, 1, &filter, threads[t]);
             compare_batch(base, 40, dim, metrics[mi], queries, nq, 64, NULL, threads[t]);
