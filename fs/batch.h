@@ -1,0 +1,125 @@
+/*
+ * batch.h — many vectors in one file: the files written into
+ * `<collection>/.import/` (SPEC §3.4) and batched query files named
+ * `*.fvecs` / `*.npy` under `.query/` (SPEC §3.3).
+ *
+ * Formats (chosen by the file name's suffix):
+ *   ".fvecs"  per row: int32 LE dim, then dim float32 LE. Every row must
+ *             have the same dim (1..FSD_MAX_DIM) and the file must end
+ *             exactly at a row boundary.
+ *   ".npy"    NumPy format version 1.x, 2.x or 3.x: "\x93NUMPY", major,
+ *             minor, header length (u16 LE for 1.x, u32 LE otherwise),
+ *             then a Python dict literal with exactly the keys 'descr'
+ *             ('<f4'), 'fortran_order' (False) and 'shape' (a 2-tuple of
+ *             non-negative integers (rows, dim)), then rows*dim float32 LE.
+ *             The data must be exactly rows*dim*4 bytes.
+ *   ".jsonl"  one JSON object per line:
+ *               {"name": "doc-1", "vector": [0.1, 0.2], "meta": {"k": "v"}}
+ *             "name" (a valid vector name, fsd_vecname_check) and "vector"
+ *             (a non-empty array of numbers) are required, "meta" is
+ *             optional; no other keys. Empty lines (only white space) are
+ *             skipped. Meta values: a string is taken as is; any other JSON
+ *             value (number, true/false, array, object) is stored as its
+ *             compact JSON text (["a","b"] for tags); null is skipped.
+ *             Meta keys are 1..FSD_META_KEY_MAX bytes without NUL; values
+ *             at most FSD_META_VALUE_MAX bytes.
+ *
+ * Rows of .fvecs/.npy files are named "<stem>-<row>.f32" with row counted
+ * from 0 and stem the file name without its last suffix
+ * ("base.fvecs" -> "base-0.f32", "base-1.f32", ...).
+ *
+ * Every row is validated (dim, finite values, names, duplicate names) before
+ * anything is returned, so an import is all-or-nothing: a batch that parses
+ * holds only rows the collection can take, except for the collection's own
+ * checks (its dim, if expect_dim was 0, and names that already exist).
+ *
+ * Cost: O(len) time; memory about the size of the floats plus names. No
+ * per-row allocation (one vector block, one string arena).
+ */
+#ifndef VECFS_FS_BATCH_H
+#define VECFS_FS_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest metadata key (the xattr name is "user." + key, at most 255). */
+#define FSD_META_KEY_MAX 250u
+/* Largest metadata value (SPEC §3.1: xattr values up to 64 KiB). */
+#define FSD_META_VALUE_MAX 65536u
+/* Most rows in one batch file. */
+#define FSD_BATCH_MAX_ROWS 100000000u
+
+typedef enum fsd_bformat {
+    FSD_BFORMAT_FVECS = 0, /* "*.fvecs" */
+    FSD_BFORMAT_NPY = 1,   /* "*.npy" */
+    FSD_BFORMAT_JSONL = 2, /* "*.jsonl" */
+} fsd_bformat;
+
+/* One row of a parsed batch. Every pointer points into the batch and lives
+ * until fsd_batch_free of it. */
+typedef struct fsd_batch_row {
+    const char *name;   /* NUL-terminated; NULL when parsed without names */
+    size_t name_len;    /* bytes of name, without the NUL */
+    const float *vec;   /* dim floats inside fsd_batch.vectors */
+    const fsd_kv *meta; /* n_meta pairs (jsonl only); not separately owned */
+    size_t n_meta;
+} fsd_batch_row;
+
+/* A parsed batch. Read-only for the caller; release with fsd_batch_free. */
+typedef struct fsd_batch {
+    fsd_bformat format;
+    uint32_t dim;        /* >= 1 */
+    size_t n;            /* rows, >= 1 */
+    float *vectors;      /* n * dim floats, row-major, contiguous */
+    fsd_batch_row *rows; /* n rows, in file order */
+    /* private */
+    char *arena;
+    fsd_kv *kv;
+} fsd_batch;
+
+/* The batch format of a file called name (len bytes): 0 and *out, or
+ * -EINVAL if its suffix is none of .fvecs, .npy, .jsonl. */
+int fsd_bformat_from_name(const char *name, size_t len, fsd_bformat *out);
+
+/* Parses a batch file.
+ *   fmt         the format (fsd_bformat_from_name)
+ *   data, len   the file's bytes, not necessarily NUL-terminated; data may
+ *               be NULL only if len is 0. Not referenced after the call.
+ *   stem        for .fvecs/.npy: the prefix of row names (stem_len bytes,
+ *               usually the file name's stem, fsd_name_stem_len), or NULL to
+ *               give rows no names (query batches). Ignored for .jsonl.
+ *   expect_dim  0 to accept any dim (all rows must still agree), else the
+ *               only dim accepted
+ *   out         on success the batch, owned by the caller
+ *               (fsd_batch_free); NULL on error
+ *   err, errlen if err is not NULL, on error a one-line reason such as
+ *               "row 17: dim 3, expected 4" is written there (truncated to
+ *               errlen, NUL-terminated), for logs.
+ * Returns 0, or
+ *   -EINVAL        malformed: bad header, truncated row, mixed or wrong
+ *                  dim, a value not finite, bad JSON, a missing or bad
+ *                  name, a name repeated within the batch, no rows at all
+ *   -ENAMETOOLONG  a generated "<stem>-<row>.f32" name over 255 bytes
+ *   -EFBIG         dim > FSD_MAX_DIM or more than FSD_BATCH_MAX_ROWS rows
+ *   -E2BIG         a meta value over FSD_META_VALUE_MAX bytes or a meta key
+ *                  over FSD_META_KEY_MAX bytes
+ *   -ENOMEM */
+int fsd_batch_parse(fsd_bformat fmt, const void *data, size_t len, const char *stem,
+                    size_t stem_len, uint32_t expect_dim, fsd_batch **out, char *err,
+                    size_t errlen);
+
+/* Frees a batch and everything its rows point to. NULL is a no-op. */
+void fsd_batch_free(fsd_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECFS_FS_BATCH_H */

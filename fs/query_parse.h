@@ -1,0 +1,200 @@
+/*
+ * query_parse.h — what is written into `<collection>/.query/<qname>` and
+ * what reading it returns (SPEC §3.3).
+ *
+ * Query kinds, by the query file's name:
+ *   text (default)  optional parameter lines, then the vector in the text
+ *                   form of format.h, possibly over several lines:
+ *                       k = 10
+ *                       ef = 128
+ *                       filter = category=guide,lang=en
+ *                       like = doc-42.f32
+ *                       0.1 0.2 0.3
+ *                   A parameter line is "<key> = <value>" with key one of
+ *                   k, ef, filter, like (spaces around '=' optional). Lines
+ *                   that are empty or start with '#' are skipped. The first
+ *                   other line starts the vector; parameters after it are
+ *                   -EINVAL. A key given twice is -EINVAL. The like value
+ *                   is the rest of the line without surrounding white
+ *                   space.
+ *   ".json"         {"vector": [...], "k": 10, "ef": 128,
+ *                    "filter": {"KEY": "VALUE"}, "like": "name"}
+ *                   every key optional except that one of vector/like is
+ *                   needed; unknown keys are -EINVAL; k and ef are integers;
+ *                   filter values are strings (an integer or true/false is
+ *                   taken as its JSON text).
+ *   ".f32"          raw little-endian float32, one vector.
+ *   ".fvecs", ".npy"  a batch of query vectors (batch.h); k, ef and filter
+ *                   come from the xattrs user.k, user.ef, user.filter,
+ *                   applied with fsd_query_param_set.
+ *
+ * A query has exactly one of: a vector, or like (the name of a vector of
+ * the collection whose stored vector is the query). Both or neither is
+ * -EINVAL.
+ *
+ * Filters: "KEY=VALUE[,KEY=VALUE...]" in text (white space around keys and
+ * values is trimmed; a value cannot contain ','; use .json for that). A
+ * vector passes when, for every term, its metadata attribute user.KEY
+ * equals VALUE exactly (a KEY written as "user.KEY" means the same).
+ * Terms are ANDed; a KEY given twice is -EINVAL.
+ *
+ * Limits: k in 1..FSD_QUERY_MAX_K (default FSD_QUERY_DEFAULT_K), ef in
+ * 1..FSD_QUERY_MAX_EF (0 = the collection's ef_search), at most
+ * FSD_QUERY_MAX_TERMS filter terms, keys up to FSD_META_KEY_MAX bytes and
+ * values up to FSD_META_VALUE_MAX bytes.
+ *
+ * Results (fsd_results): one line per neighbour, nearest first,
+ *   text/.f32:       "<name>\t<distance>\n"
+ *   .json:           [{"name": "a", "distance": 0.25}, ...] + "\n"
+ *   .fvecs/.npy:     "<row>\t<name>\t<distance>\n", rows from 0, in order
+ * Distances use the shortest decimal form that reads back to the same
+ * float32. In the text forms, a name's backslash, tab and newline bytes are
+ * written as "\\", "\t", "\n" so every line splits cleanly on tabs. In
+ * JSON, names are escaped per RFC 8259; bytes that are not valid UTF-8 are
+ * written as \u00XX of the byte (so such names do not round-trip; vecfs
+ * users rarely have them).
+ *
+ * All functions are thread-safe on distinct objects.
+ */
+#ifndef VECFS_FS_QUERY_PARSE_H
+#define VECFS_FS_QUERY_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FSD_QUERY_DEFAULT_K 10u
+#define FSD_QUERY_MAX_K 10000u
+#define FSD_QUERY_MAX_EF 100000u
+#define FSD_QUERY_MAX_TERMS 64u
+
+typedef enum fsd_qkind {
+    FSD_QKIND_TEXT = 0,
+    FSD_QKIND_JSON = 1,  /* "*.json" */
+    FSD_QKIND_F32 = 2,   /* "*.f32" */
+    FSD_QKIND_FVECS = 3, /* "*.fvecs", batch */
+    FSD_QKIND_NPY = 4,   /* "*.npy", batch */
+} fsd_qkind;
+
+/* A parsed query. Owns every pointer in it; release with
+ * fsd_query_release. Zero-initialize (or use FSD_QUERY_INIT) before the
+ * first parse. */
+typedef struct fsd_query {
+    fsd_qkind kind;
+    uint32_t k;      /* 1..FSD_QUERY_MAX_K; FSD_QUERY_DEFAULT_K if not given */
+    uint32_t ef;     /* 0 = not given (use the collection's), else 1..MAX_EF */
+    bool k_set;      /* k was given explicitly */
+    char *like;      /* NUL-terminated vector name, or NULL */
+    size_t like_len; /* bytes of like */
+    float *vectors;  /* nq * dim floats, row-major; NULL when like is set */
+    uint32_t dim;    /* 0 when like is set */
+    size_t nq;       /* 1 for a single query, >= 1 for a batch, 0 with like */
+    fsd_kv *filter;  /* n_filter terms, keys without "user." */
+    size_t n_filter;
+} fsd_query;
+
+#define FSD_QUERY_INIT                                                                             \
+    {                                                                                              \
+        FSD_QKIND_TEXT, FSD_QUERY_DEFAULT_K, 0, false, NULL, 0, NULL, 0, 0, NULL, 0                \
+    }
+
+/* The kind of a query file called name (len bytes). Never fails. */
+fsd_qkind fsd_qkind_from_name(const char *name, size_t len);
+
+/* true for FSD_QKIND_FVECS and FSD_QKIND_NPY. */
+bool fsd_qkind_is_batch(fsd_qkind kind);
+
+/* Parses a query file's content.
+ *   kind        fsd_qkind_from_name of the query file
+ *   data, len   the bytes written, not necessarily NUL-terminated, never
+ *               read past len; data may be NULL only if len is 0
+ *   out         filled on success (the caller releases it); on error it is
+ *               left released (FSD_QUERY_INIT state). Any previous content
+ *               is released first.
+ * Returns 0, or
+ *   -EINVAL  malformed (bad syntax, bad number, NaN/Inf, k or ef out of
+ *            range, both or neither of vector and like, bad like name,
+ *            bad filter, empty)
+ *   -EFBIG   a vector over FSD_MAX_DIM
+ *   -E2BIG   a filter key or value over its limit
+ *   -ENOMEM */
+int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out);
+
+/* Sets one parameter from its text value, as the batch xattrs do
+ * (user.k, user.ef, user.filter; key given without "user.").
+ *   key    "k", "ef" or "filter"
+ *   value  len bytes, not NUL-terminated; surrounding white space (also a
+ *          trailing newline, as `setfattr -v` or `echo` leave) is ignored
+ * Replaces the current value in q. Returns 0, -EINVAL (unknown key, bad
+ * value), -E2BIG, -ENOMEM. On error q is unchanged. */
+int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t len);
+
+/* Parses a filter "KEY=VALUE[,KEY=VALUE...]" (len bytes).
+ *   out, n_out  on success a malloc'd array of *n_out terms (each key and
+ *               value malloc'd), to be freed with fsd_kv_array_free; an
+ *               empty or all-blank filter gives *out NULL, *n_out 0.
+ * Returns 0, -EINVAL (a term without '=', an empty key, a repeated key,
+ * more than FSD_QUERY_MAX_TERMS terms), -E2BIG, -ENOMEM. */
+int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out);
+
+/* Frees n pairs whose key and value are separately malloc'd, and the
+ * array. NULL is a no-op. */
+void fsd_kv_array_free(fsd_kv *kv, size_t n);
+
+/* Releases everything q holds and resets it to FSD_QUERY_INIT.
+ * NULL is a no-op. */
+void fsd_query_release(fsd_query *q);
+
+/* ------------------------------------------------------------------ */
+/* Results                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A result being built. Start with fsd_results_init, add neighbours in
+ * order, then take the bytes with fsd_results_finish. The buffer grows
+ * geometrically (amortized O(1) per line). */
+typedef struct fsd_results {
+    fsd_qkind kind;
+    size_t count; /* neighbours added so far */
+    char *data;
+    size_t len;
+    size_t cap;
+    int err; /* first error of an add; sticky */
+} fsd_results;
+
+/* Starts an empty result for a query of `kind` (never fails). */
+void fsd_results_init(fsd_results *r, fsd_qkind kind);
+
+/* Adds one neighbour of a single query (kinds TEXT, JSON, F32).
+ *   name      name_len bytes, need not be NUL-terminated
+ *   distance  any float (non-finite values are written as nan/inf)
+ * Returns 0, -EINVAL (a batch kind), -ENOMEM (also remembered in r->err
+ * and returned by fsd_results_finish). */
+int fsd_results_add(fsd_results *r, const char *name, size_t name_len, float distance);
+
+/* Adds one neighbour of query `row` of a batch (kinds FVECS, NPY).
+ * Returns 0, -EINVAL (not a batch kind), -ENOMEM. */
+int fsd_results_add_row(fsd_results *r, uint64_t row, const char *name, size_t name_len,
+                        float distance);
+
+/* Completes the result (closes the JSON array) and hands over the bytes:
+ *   out      malloc'd, *len_out bytes plus a NUL (not counted); owned by
+ *            the caller. An empty text result is "" (len 0, out non-NULL);
+ *            an empty JSON result is "[]\n".
+ * r is released and reusable after fsd_results_init.
+ * Returns 0, or the first error of an add (then *out is NULL), -ENOMEM. */
+int fsd_results_finish(fsd_results *r, char **out, size_t *len_out);
+
+/* Frees what r holds without producing a result. NULL is a no-op. */
+void fsd_results_release(fsd_results *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECFS_FS_QUERY_PARSE_H */
