@@ -1,0 +1,957 @@
+/*
+ * vecfs-bench-engine — measures the vecfs HNSW engine on a real dataset,
+ * side by side with hnswlib and FAISS in the same process run.
+ *
+ *   vecfs-bench-engine --base B.fvecs --queries Q.fvecs [--gt GT.ivecs]
+ *       [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]
+ *       [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]
+ *       [--json OUT.json] [--results PREFIX]
+ *
+ * What one run does, in order:
+ *   1. reads and validates the base and query files (bench/fvecs.c);
+ *   2. ground truth: --gt, or exact top-k by vf_flat_search_batch on all
+ *      cores;
+ *   3. for each engine (vecfs, then the --compare peers): builds the index
+ *      on all cores (wall clock, after the storage is reserved), runs a
+ *      short untimed warm-up, then for each ef runs every query once, one
+ *      query per call, on --threads threads that take queries from a shared
+ *      atomic counter, timing each call with CLOCK_MONOTONIC; prints one
+ *      table per engine; frees the index before the next engine is built;
+ *   4. writes --json and --results files.
+ *
+ * Definitions (docs/performance.md repeats them):
+ *   recall@k  |returned ids ∩ ground-truth top-k| / k, averaged over queries
+ *             (ids only, so engines that search normalized vectors by inner
+ *             product are scored the same way as vecfs's cosine).
+ *   QPS       queries / wall time of the whole run on --threads threads.
+ *   mean_us, p99_us  per-call latency over all queries of the run.
+ *   bytes/vector  the index's own memory figure / n (vf_hnsw_memory for
+ *             vecfs; the peers count their containers, see peers.h).
+ * Exact search (faiss-flat) has no ef: it runs once, on at most
+ * FLAT_MAX_QUERIES queries, and reports ef 0.
+ *
+ * Exit status: 0 success, 1 a runtime failure (I/O, memory, an engine
+ * error), 2 bad arguments or unusable input files — each with one line on
+ * stderr.
+ */
+#include "engine.h"
+#include "fvecs.h"
+#include "peers.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "vecfs-bench-engine"
+#define MAX_EFS 64
+#define MAX_K 4096
+#define MAX_EF 1000000
+#define MAX_THREADS 1024
+#define WARMUP_QUERIES 200
+#define FLAT_MAX_QUERIES 1000
+
+static const char usage_text[] =
+    "usage: " PROG " --base B.fvecs --queries Q.fvecs [--gt GT.ivecs]\n"
+    "           [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]\n"
+    "           [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]\n"
+    "           [--json OUT.json] [--results PREFIX]\n";
+
+/* ------------------------------------------------------------------ */
+/* Options                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct options {
+    const char *base;
+    const char *queries;
+    const char *gt;
+    const char *json;
+    const char *results;
+    vf_metric metric;
+    size_t k;
+    unsigned m;
+    unsigned efc;
+    size_t efs[MAX_EFS];
+    size_t n_efs;
+    unsigned threads;
+    bool cmp_hnswlib;
+    bool cmp_faiss_hnsw;
+    bool cmp_faiss_flat;
+} options;
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line saying what is wrong, one hint; the caller exits 2. */
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs(PROG ": ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\ntry '" PROG " --help'\n", stderr);
+}
+
+/* Parses a decimal integer in lo..hi that fills the whole string. */
+static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_efs(const char *s, options *o)
+{
+    char buf[1024];
+    char *save = NULL;
+
+    if (strlen(s) >= sizeof(buf) || *s == '\0')
+        return -EINVAL;
+    memcpy(buf, s, strlen(s) + 1);
+    if (buf[strlen(buf) - 1] == ',' || buf[0] == ',' || strstr(buf, ",,") != NULL)
+        return -EINVAL;
+    o->n_efs = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        unsigned long v;
+        if (o->n_efs == MAX_EFS || parse_uint(tok, 1, MAX_EF, &v) != 0)
+            return -EINVAL;
+        o->efs[o->n_efs++] = v;
+    }
+    return o->n_efs > 0 ? 0 : -EINVAL;
+}
+
+static int parse_compare(const char *s, options *o)
+{
+    char buf[256];
+    char *save = NULL;
+
+    if (strlen(s) >= sizeof(buf) || *s == '\0')
+        return -EINVAL;
+    memcpy(buf, s, strlen(s) + 1);
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "hnswlib") == 0) {
+            o->cmp_hnswlib = true;
+        } else if (strcmp(tok, "faiss") == 0) {
+            o->cmp_faiss_hnsw = true;
+            o->cmp_faiss_flat = true;
+        } else if (strcmp(tok, "faiss-hnsw") == 0) {
+            o->cmp_faiss_hnsw = true;
+        } else if (strcmp(tok, "faiss-flat") == 0) {
+            o->cmp_faiss_flat = true;
+        } else {
+            usage_error("--compare: unknown peer '%s' (want hnswlib, faiss, faiss-hnsw, "
+                        "faiss-flat)",
+                        tok);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Fills o from argv. Returns 0, 1 for --help (usage printed), or -EINVAL
+ * after printing the reason. Accepts "--opt value" and "--opt=value". */
+static int parse_args(int argc, char **argv, options *o)
+{
+    static const size_t default_efs[] = {10, 20, 40, 80, 160, 320};
+
+    memset(o, 0, sizeof(*o));
+    o->metric = VF_METRIC_L2;
+    o->k = 10;
+    o->m = 16;
+    o->efc = 200;
+    o->threads = 1;
+    memcpy(o->efs, default_efs, sizeof(default_efs));
+    o->n_efs = sizeof(default_efs) / sizeof(default_efs[0]);
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = NULL;
+        char name[32];
+        const char *eq;
+        unsigned long v;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            usage_error("unexpected argument '%s'", arg);
+            return -EINVAL;
+        }
+        eq = strchr(arg, '=');
+        if (eq != NULL) {
+            if ((size_t)(eq - arg) >= sizeof(name)) {
+                usage_error("unknown option '%s'", arg);
+                return -EINVAL;
+            }
+            memcpy(name, arg, (size_t)(eq - arg));
+            name[eq - arg] = '\0';
+            val = eq + 1;
+        } else {
+            if (strlen(arg) >= sizeof(name)) {
+                usage_error("unknown option '%s'", arg);
+                return -EINVAL;
+            }
+            memcpy(name, arg, strlen(arg) + 1);
+        }
+        static const char *const known[] = {"--base",    "--queries", "--gt",   "--metric",
+                                            "--k",       "--m",       "--efc",  "--ef",
+                                            "--threads", "--compare", "--json", "--results"};
+        bool found = false;
+        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
+            found = found || strcmp(name, known[j]) == 0;
+        if (!found) {
+            usage_error("unknown option '%s'", name);
+            return -EINVAL;
+        }
+        if (val == NULL) {
+            if (i + 1 >= argc) {
+                usage_error("%s needs a value", name);
+                return -EINVAL;
+            }
+            val = argv[++i];
+        }
+        if (*val == '\0') {
+            usage_error("%s needs a non-empty value", name);
+            return -EINVAL;
+        }
+        if (strcmp(name, "--base") == 0) {
+            o->base = val;
+        } else if (strcmp(name, "--queries") == 0) {
+            o->queries = val;
+        } else if (strcmp(name, "--gt") == 0) {
+            o->gt = val;
+        } else if (strcmp(name, "--json") == 0) {
+            o->json = val;
+        } else if (strcmp(name, "--results") == 0) {
+            o->results = val;
+        } else if (strcmp(name, "--metric") == 0) {
+            if (vf_metric_parse(val, &o->metric) != 0) {
+                usage_error("--metric: '%s' is not l2, cosine or dot", val);
+                return -EINVAL;
+            }
+        } else if (strcmp(name, "--k") == 0) {
+            if (parse_uint(val, 1, MAX_K, &v) != 0) {
+                usage_error("--k: '%s' is not an integer in 1..%d", val, MAX_K);
+                return -EINVAL;
+            }
+            o->k = v;
+        } else if (strcmp(name, "--m") == 0) {
+            if (parse_uint(val, 2, 256, &v) != 0) {
+                usage_error("--m: '%s' is not an integer in 2..256", val);
+                return -EINVAL;
+            }
+            o->m = (unsigned)v;
+        } else if (strcmp(name, "--efc") == 0) {
+            if (parse_uint(val, 1, MAX_EF, &v) != 0) {
+                usage_error("--efc: '%s' is not an integer in 1..%d", val, MAX_EF);
+                return -EINVAL;
+            }
+            o->efc = (unsigned)v;
+        } else if (strcmp(name, "--ef") == 0) {
+            if (parse_efs(val, o) != 0) {
+                usage_error("--ef: '%s' is not a comma-separated list of 1..%d integers "
+                            "(at most %d)",
+                            val, MAX_EF, MAX_EFS);
+                return -EINVAL;
+            }
+        } else if (strcmp(name, "--threads") == 0) {
+            if (parse_uint(val, 1, MAX_THREADS, &v) != 0) {
+                usage_error("--threads: '%s' is not an integer in 1..%d", val, MAX_THREADS);
+                return -EINVAL;
+            }
+            o->threads = (unsigned)v;
+        } else if (strcmp(name, "--compare") == 0) {
+            if (parse_compare(val, o) != 0)
+                return -EINVAL;
+        }
+    }
+    if (o->base == NULL || o->queries == NULL) {
+        usage_error("--base and --queries are required");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timing and statistics                                                */
+/* ------------------------------------------------------------------ */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* recall@k of results (nq x k, -1 padded) against gt (nq x gt_dim). */
+static double recall_at_k(const int32_t *res, const int32_t *gt, size_t nq, size_t k, size_t gt_dim)
+{
+    double sum = 0;
+
+    for (size_t q = 0; q < nq; q++) {
+        size_t hit = 0;
+        for (size_t i = 0; i < k; i++) {
+            int32_t id = res[q * k + i];
+            if (id < 0)
+                continue;
+            for (size_t j = 0; j < k; j++) {
+                if (gt[q * gt_dim + j] == id) {
+                    hit++;
+                    break;
+                }
+            }
+        }
+        sum += (double)hit / (double)k;
+    }
+    return nq ? sum / (double)nq : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The query loop, shared by every engine                               */
+/* ------------------------------------------------------------------ */
+
+/* One engine as the query loop sees it. search() must be thread-safe;
+ * scratch is a per-thread buffer of k vf_hits. */
+typedef struct searcher {
+    int (*search)(void *ctx, const float *query, size_t k, size_t ef, vf_hit *scratch,
+                  uint32_t *ids, size_t *n_out);
+    void *ctx;
+} searcher;
+
+typedef struct run_state {
+    const searcher *s;
+    const float *queries;
+    size_t dim, nq, k, ef;
+    int32_t *res;       /* nq x k ids, -1 padded */
+    double *lat_us;     /* nq latencies */
+    atomic_size_t next; /* the next query to take */
+    atomic_int err;     /* first error, 0 if none */
+} run_state;
+
+static void *run_worker(void *arg)
+{
+    run_state *r = arg;
+    vf_hit *scratch = malloc(r->k * sizeof(*scratch));
+    uint32_t *ids = malloc(r->k * sizeof(*ids));
+
+    if (scratch == NULL || ids == NULL) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&r->err, &zero, -ENOMEM);
+        goto out;
+    }
+    for (;;) {
+        size_t q = atomic_fetch_add(&r->next, 1);
+        size_t got = 0;
+        double t0, t1;
+        int rc;
+
+        if (q >= r->nq || atomic_load(&r->err) != 0)
+            break;
+        t0 = now_seconds();
+        rc = r->s->search(r->s->ctx, r->queries + q * r->dim, r->k, r->ef, scratch, ids, &got);
+        t1 = now_seconds();
+        if (rc != 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&r->err, &zero, rc);
+            break;
+        }
+        r->lat_us[q] = (t1 - t0) * 1e6;
+        for (size_t i = 0; i < r->k; i++)
+            r->res[q * r->k + i] = i < got ? (int32_t)ids[i] : -1;
+    }
+out:
+    free(ids);
+    free(scratch);
+    return NULL;
+}
+
+typedef struct run_result {
+    size_t ef;
+    double recall, qps, mean_us, p99_us;
+} run_result;
+
+/* Runs nq queries at ef on `threads` threads; fills res (nq x k) and the
+ * figures in *out (recall against gt). Returns 0, -ENOMEM, -EAGAIN (no
+ * thread) or the engine's error. */
+static int run_queries(const searcher *s, const float *queries, size_t nq, size_t dim, size_t k,
+                       size_t ef, unsigned threads, const int32_t *gt, size_t gt_dim, int32_t *res,
+                       run_result *out)
+{
+    pthread_t tid[MAX_THREADS];
+    unsigned started = 0;
+    run_state r;
+    double t0, t1, sum = 0;
+    int rc = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.s = s;
+    r.queries = queries;
+    r.dim = dim;
+    r.nq = nq;
+    r.k = k;
+    r.ef = ef;
+    r.res = res;
+    r.lat_us = malloc(nq * sizeof(double));
+    atomic_init(&r.next, 0);
+    atomic_init(&r.err, 0);
+    if (r.lat_us == NULL)
+        return -ENOMEM;
+    t0 = now_seconds();
+    for (unsigned t = 0; t < threads; t++) {
+        if (pthread_create(&tid[t], NULL, run_worker, &r) != 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&r.err, &zero, -EAGAIN);
+            break;
+        }
+        started++;
+    }
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    t1 = now_seconds();
+    rc = atomic_load(&r.err);
+    if (rc != 0)
+        goto out;
+    for (size_t q = 0; q < nq; q++)
+        sum += r.lat_us[q];
+    qsort(r.lat_us, nq, sizeof(double), cmp_double);
+    out->ef = ef;
+    out->recall = recall_at_k(res, gt, nq, k, gt_dim);
+    out->qps = (double)nq / (t1 - t0);
+    out->mean_us = sum / (double)nq;
+    {
+        size_t idx = (size_t)((double)nq * 0.99 + 0.999999);
+        out->p99_us = r.lat_us[(idx > 0 ? idx - 1 : 0) < nq ? (idx > 0 ? idx - 1 : 0) : nq - 1];
+    }
+out:
+    free(r.lat_us);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The engines                                                          */
+/* ------------------------------------------------------------------ */
+
+static int vecfs_search(void *ctx, const float *query, size_t k, size_t ef, vf_hit *scratch,
+                        uint32_t *ids, size_t *n_out)
+{
+    size_t got = 0;
+    int rc = vf_hnsw_search(ctx, query, k, ef, NULL, scratch, &got);
+
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < got; i++)
+        ids[i] = scratch[i].id;
+    *n_out = got;
+    return 0;
+}
+
+/* What one engine measured, for the table and the JSON. */
+typedef struct engine_report {
+    const char *name;
+    double build_seconds;
+    double bytes_per_vector;
+    size_t queries_run;
+    run_result runs[MAX_EFS];
+    size_t n_runs;
+} engine_report;
+
+typedef struct bench {
+    options opt;
+    bench_matrix base, queries, gt;
+    size_t gt_dim;
+    unsigned cores;
+    json_t *engines;          /* JSON array of engine objects */
+    engine_report reports[4]; /* what each engine measured, for the summary */
+    size_t n_reports;
+} bench;
+
+static void print_table_head(const bench *b, const engine_report *e, const char *extra)
+{
+    printf("\n== %s: build %.2f s on %u threads, %.1f bytes/vector%s\n", e->name, e->build_seconds,
+           b->cores, e->bytes_per_vector, extra);
+    printf("%8s %10s %12s %10s %10s\n", "ef", "recall", "QPS", "mean_us", "p99_us");
+}
+
+static void print_run(const run_result *r)
+{
+    if (r->ef == 0)
+        printf("%8s %10.4f %12.1f %10.1f %10.1f\n", "-", r->recall, r->qps, r->mean_us, r->p99_us);
+    else
+        printf("%8zu %10.4f %12.1f %10.1f %10.1f\n", r->ef, r->recall, r->qps, r->mean_us,
+               r->p99_us);
+    fflush(stdout);
+}
+
+/* Adds e to b->engines. Returns 0 or -ENOMEM. */
+static int report_json(bench *b, const engine_report *e)
+{
+    json_t *obj = json_object(), *runs = json_array();
+    int rc = -ENOMEM;
+
+    if (obj == NULL || runs == NULL)
+        goto out;
+    if (json_object_set_new(obj, "name", json_string(e->name)) != 0 ||
+        json_object_set_new(obj, "build_seconds", json_real(e->build_seconds)) != 0 ||
+        json_object_set_new(obj, "bytes_per_vector", json_real(e->bytes_per_vector)) != 0)
+        goto out;
+    for (size_t i = 0; i < e->n_runs; i++) {
+        const run_result *r = &e->runs[i];
+        json_t *run =
+            json_pack("{s:I,s:f,s:f,s:f,s:f}", "ef", (json_int_t)r->ef, "recall", r->recall, "qps",
+                      r->qps, "mean_us", r->mean_us, "p99_us", r->p99_us);
+        if (run == NULL || json_array_append_new(runs, run) != 0)
+            goto out;
+    }
+    if (json_object_set(obj, "runs", runs) != 0 || json_array_append(b->engines, obj) != 0)
+        goto out;
+    if (b->n_reports < sizeof(b->reports) / sizeof(b->reports[0]))
+        b->reports[b->n_reports++] = *e;
+    rc = 0;
+out:
+    json_decref(runs);
+    json_decref(obj);
+    return rc;
+}
+
+/* The queries an engine runs: all of them, or a prefix for exact search. */
+static size_t queries_for(const bench *b, bool uses_ef)
+{
+    if (!uses_ef && b->queries.n > FLAT_MAX_QUERIES)
+        return FLAT_MAX_QUERIES;
+    return b->queries.n;
+}
+
+/* Warm-up, then one timed run per ef (a single run when !uses_ef).
+ * set_ef (may be NULL) is called before each run with its ef. */
+static int measure(bench *b, const searcher *s, bool uses_ef, void (*set_ef)(void *, size_t),
+                   void *set_ef_state, engine_report *e, bool write_results)
+{
+    const options *o = &b->opt;
+    size_t nq = queries_for(b, uses_ef);
+    size_t n_efs = uses_ef ? o->n_efs : 1;
+    int32_t *res = malloc(nq * o->k * sizeof(int32_t));
+    run_result warm;
+    int rc;
+
+    if (res == NULL)
+        return -ENOMEM;
+    e->queries_run = nq;
+    if (set_ef != NULL)
+        set_ef(set_ef_state, uses_ef ? o->efs[0] : 1);
+    rc = run_queries(s, (const float *)b->queries.data, nq < WARMUP_QUERIES ? nq : WARMUP_QUERIES,
+                     b->queries.dim, o->k, uses_ef ? o->efs[0] : 0, o->threads,
+                     (const int32_t *)b->gt.data, b->gt_dim, res, &warm);
+    if (rc != 0)
+        goto out;
+    for (size_t i = 0; i < n_efs; i++) {
+        size_t ef = uses_ef ? o->efs[i] : 0;
+        if (set_ef != NULL)
+            set_ef(set_ef_state, ef ? ef : 1);
+        rc = run_queries(s, (const float *)b->queries.data, nq, b->queries.dim, o->k, ef,
+                         o->threads, (const int32_t *)b->gt.data, b->gt_dim, res, &e->runs[i]);
+        if (rc != 0)
+            goto out;
+        e->n_runs = i + 1;
+        print_run(&e->runs[i]);
+        if (write_results && o->results != NULL) {
+            char path[PATH_MAX], err[512];
+            if (snprintf(path, sizeof(path), "%s-ef%zu.ivecs", o->results, ef) >=
+                (int)sizeof(path)) {
+                fprintf(stderr, PROG ": --results: prefix too long\n");
+                rc = -ENAMETOOLONG;
+                goto out;
+            }
+            rc = bench_ivecs_write(path, res, nq, o->k, err, sizeof(err));
+            if (rc != 0) {
+                fprintf(stderr, PROG ": %s\n", err);
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(res);
+    return rc;
+}
+
+static int bench_vecfs(bench *b)
+{
+    const options *o = &b->opt;
+    vf_hnsw_params p;
+    vf_hnsw *h = NULL;
+    engine_report e;
+    searcher s;
+    double t0;
+    char extra[160];
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    e.name = "vecfs";
+    vf_hnsw_params_default(&p, (uint32_t)b->base.dim);
+    p.metric = o->metric;
+    p.m = o->m;
+    p.ef_construction = o->efc;
+    rc = vf_hnsw_create(&p, &h);
+    if (rc != 0) {
+        fprintf(stderr, PROG ": vecfs: cannot create the index: %s\n", strerror(-rc));
+        goto out;
+    }
+    rc = vf_hnsw_reserve(h, b->base.n);
+    if (rc != 0) {
+        fprintf(stderr, PROG ": vecfs: cannot reserve %zu vectors: %s\n", b->base.n, strerror(-rc));
+        goto out;
+    }
+    t0 = now_seconds();
+    rc = vf_hnsw_insert_batch(h, NULL, 0, (const float *)b->base.data, b->base.n, 0);
+    e.build_seconds = now_seconds() - t0;
+    if (rc != 0) {
+        fprintf(stderr, PROG ": vecfs: build failed: %s\n", strerror(-rc));
+        goto out;
+    }
+    if (vf_hnsw_count(h) != b->base.n) {
+        fprintf(stderr, PROG ": vecfs: index holds %zu vectors after inserting %zu\n",
+                vf_hnsw_count(h), b->base.n);
+        rc = -EIO;
+        goto out;
+    }
+    e.bytes_per_vector = (double)vf_hnsw_memory(h) / (double)b->base.n;
+    snprintf(extra, sizeof(extra), ", kernel %s", vf_kernels_best()->name);
+    print_table_head(b, &e, extra);
+    s.search = vecfs_search;
+    s.ctx = h;
+    rc = measure(b, &s, true, NULL, NULL, &e, true);
+    if (rc != 0) {
+        fprintf(stderr, PROG ": vecfs: search failed: %s\n", strerror(-rc));
+        goto out;
+    }
+    rc = report_json(b, &e);
+out:
+    vf_hnsw_free(h);
+    return rc;
+}
+
+#if defined(VECFS_HAVE_HNSWLIB) || defined(VECFS_HAVE_FAISS)
+typedef struct peer_ctx {
+    const bench_peer_ops *ops;
+    void *state;
+} peer_ctx;
+
+static int peer_search(void *ctx, const float *query, size_t k, size_t ef, vf_hit *scratch,
+                       uint32_t *ids, size_t *n_out)
+{
+    peer_ctx *p = ctx;
+
+    (void)ef; /* set once per run by set_ef */
+    (void)scratch;
+    return p->ops->search(p->state, query, k, ids, n_out);
+}
+
+static int bench_peer(bench *b, const bench_peer_ops *ops)
+{
+    const options *o = &b->opt;
+    bench_peer_config cfg;
+    peer_ctx pc = {ops, NULL};
+    engine_report e;
+    searcher s;
+    char err[512] = "";
+    char extra[160] = "";
+    double t0;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    e.name = ops->name;
+    cfg.dim = b->base.dim;
+    cfg.metric = o->metric;
+    cfg.m = o->m;
+    cfg.ef_construction = o->efc;
+    cfg.build_threads = b->cores;
+    t0 = now_seconds();
+    rc = ops->build(&cfg, (const float *)b->base.data, b->base.n, &pc.state, err, sizeof(err));
+    e.build_seconds = now_seconds() - t0;
+    if (rc != 0) {
+        fprintf(stderr, PROG ": %s: build failed: %s\n", ops->name, err);
+        goto out;
+    }
+    e.bytes_per_vector = (double)ops->memory(pc.state) / (double)b->base.n;
+    if (!ops->uses_ef && queries_for(b, false) < b->queries.n)
+        snprintf(extra, sizeof(extra), ", exact (first %zu of %zu queries)", queries_for(b, false),
+                 b->queries.n);
+    else if (!ops->uses_ef)
+        snprintf(extra, sizeof(extra), ", exact");
+    print_table_head(b, &e, extra);
+    s.search = peer_search;
+    s.ctx = &pc;
+    rc = measure(b, &s, ops->uses_ef, ops->set_ef, pc.state, &e, false);
+    if (rc != 0) {
+        fprintf(stderr, PROG ": %s: search failed: %s\n", ops->name, strerror(-rc));
+        goto out;
+    }
+    rc = report_json(b, &e);
+out:
+    if (pc.state != NULL)
+        ops->free(pc.state);
+    return rc;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Input and ground truth                                               */
+/* ------------------------------------------------------------------ */
+
+/* Returns 0, 2 (unusable input, message printed) or 1 (runtime error). */
+static int load_inputs(bench *b)
+{
+    const options *o = &b->opt;
+    char err[512];
+    int rc;
+
+    rc = bench_fvecs_read(o->base, &b->base, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, PROG ": --base: %s\n", err);
+        return rc == -ENOMEM ? 1 : 2;
+    }
+    rc = bench_fvecs_read(o->queries, &b->queries, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, PROG ": --queries: %s\n", err);
+        return rc == -ENOMEM ? 1 : 2;
+    }
+    if (b->queries.dim != b->base.dim) {
+        fprintf(stderr, PROG ": --queries: dim %zu, but the base has dim %zu\n", b->queries.dim,
+                b->base.dim);
+        return 2;
+    }
+    if (b->base.n >= UINT32_MAX || b->base.n > INT32_MAX) {
+        fprintf(stderr, PROG ": --base: %zu vectors is more than ids can number\n", b->base.n);
+        return 2;
+    }
+    if (o->k > b->base.n) {
+        fprintf(stderr, PROG ": --k %zu is larger than the base (%zu vectors)\n", o->k, b->base.n);
+        return 2;
+    }
+    if (o->gt == NULL)
+        return 0;
+    rc = bench_ivecs_read(o->gt, &b->gt, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, PROG ": --gt: %s\n", err);
+        return rc == -ENOMEM ? 1 : 2;
+    }
+    if (b->gt.n != b->queries.n || b->gt.dim < o->k) {
+        fprintf(stderr, PROG ": --gt: %zu rows of %zu ids, need %zu rows of at least %zu\n",
+                b->gt.n, b->gt.dim, b->queries.n, o->k);
+        return 2;
+    }
+    b->gt_dim = b->gt.dim;
+    for (size_t i = 0; i < b->gt.n * b->gt.dim; i++) {
+        int32_t id = ((const int32_t *)b->gt.data)[i];
+        if (id < 0 || (size_t)id >= b->base.n) {
+            fprintf(stderr, PROG ": --gt: row %zu holds id %d, outside the base (0..%zu)\n",
+                    i / b->gt.dim, id, b->base.n - 1);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Exact top-k of every query on all cores. Returns 0 or a negative errno. */
+static int compute_gt(bench *b)
+{
+    const options *o = &b->opt;
+    size_t nq = b->queries.n;
+    vf_hit *hits = malloc(nq * o->k * sizeof(vf_hit));
+    size_t *counts = malloc(nq * sizeof(size_t));
+    int32_t *gt = malloc(nq * o->k * sizeof(int32_t));
+    double t0;
+    int rc = -ENOMEM;
+
+    if (hits == NULL || counts == NULL || gt == NULL)
+        goto out;
+    t0 = now_seconds();
+    rc = vf_flat_search_batch((const float *)b->base.data, b->base.n, b->base.dim, o->metric,
+                              (const float *)b->queries.data, nq, o->k, NULL, 0, hits, counts);
+    if (rc != 0)
+        goto out;
+    for (size_t q = 0; q < nq; q++)
+        for (size_t i = 0; i < o->k; i++)
+            gt[q * o->k + i] = i < counts[q] ? (int32_t)hits[q * o->k + i].id : -1;
+    printf("ground truth: exact top-%zu by vf_flat_search_batch on %u threads in %.2f s\n", o->k,
+           b->cores, now_seconds() - t0);
+    b->gt.data = gt;
+    b->gt.n = nq;
+    b->gt.dim = o->k;
+    b->gt_dim = o->k;
+    gt = NULL;
+out:
+    free(gt);
+    free(counts);
+    free(hits);
+    return rc;
+}
+
+static int write_json(bench *b)
+{
+    const options *o = &b->opt;
+    json_t *root = NULL;
+    char tmp[PATH_MAX];
+    int rc = -ENOMEM;
+
+    root = json_pack("{s:{s:I,s:I,s:I,s:s},s:O}", "dataset", "base", (json_int_t)b->base.n,
+                     "queries", (json_int_t)b->queries.n, "dim", (json_int_t)b->base.dim, "metric",
+                     vf_metric_name(o->metric), "engines", b->engines);
+    if (root == NULL)
+        goto out;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->json) >= (int)sizeof(tmp)) {
+        rc = -ENAMETOOLONG;
+        fprintf(stderr, PROG ": --json: path too long\n");
+        goto out;
+    }
+    if (json_dump_file(root, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(8)) != 0) {
+        rc = -EIO;
+        fprintf(stderr, PROG ": --json: cannot write %s\n", tmp);
+        goto out;
+    }
+    if (rename(tmp, o->json) != 0) {
+        rc = -errno;
+        fprintf(stderr, PROG ": --json: cannot rename %s to %s: %s\n", tmp, o->json,
+                strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+#if !defined(VECFS_HAVE_HNSWLIB) || !defined(VECFS_HAVE_FAISS)
+static void peer_missing(const char *name)
+{
+    printf("\npeer %s not built\n", name);
+}
+#endif
+
+/* One line per engine: the fastest run that reaches recall 0.95, or the
+ * best recall it reached. */
+static void print_summary(const bench *b)
+{
+    printf("\nsummary (recall@%zu >= 0.95, %u search thread%s):\n", b->opt.k, b->opt.threads,
+           b->opt.threads == 1 ? "" : "s");
+    for (size_t i = 0; i < b->n_reports; i++) {
+        const engine_report *e = &b->reports[i];
+        const run_result *best = NULL;
+        double top = 0;
+        for (size_t j = 0; j < e->n_runs; j++) {
+            const run_result *r = &e->runs[j];
+            if (r->recall > top)
+                top = r->recall;
+            if (r->recall >= 0.95 && (best == NULL || r->qps > best->qps))
+                best = r;
+        }
+        if (best != NULL && best->ef == 0)
+            printf("  %-10s  %10.1f QPS exact (recall %.4f); build %.2f s, %.1f bytes/vector\n",
+                   e->name, best->qps, best->recall, e->build_seconds, e->bytes_per_vector);
+        else if (best == NULL)
+            printf("  %-10s  never reached 0.95 (best recall %.4f); build %.2f s, %.1f "
+                   "bytes/vector\n",
+                   e->name, top, e->build_seconds, e->bytes_per_vector);
+        else
+            printf("  %-10s  %10.1f QPS at ef %zu (recall %.4f); build %.2f s, %.1f "
+                   "bytes/vector\n",
+                   e->name, best->qps, best->ef, best->recall, e->build_seconds,
+                   e->bytes_per_vector);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    bench b;
+    long cores;
+    int rc, status = 1;
+
+    memset(&b, 0, sizeof(b));
+    rc = parse_args(argc, argv, &b.opt);
+    if (rc == 1)
+        return 0;
+    if (rc != 0)
+        return 2;
+    cores = sysconf(_SC_NPROCESSORS_ONLN);
+    b.cores = cores > 0 ? (unsigned)cores : 1;
+    b.engines = json_array();
+    if (b.engines == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    rc = load_inputs(&b);
+    if (rc != 0) {
+        status = rc;
+        goto out;
+    }
+    printf("dataset: %zu base x %zu dim (%s), %zu queries (%s), metric %s\n", b.base.n, b.base.dim,
+           b.opt.base, b.queries.n, b.opt.queries, vf_metric_name(b.opt.metric));
+    printf("params: k %zu, M %u, efConstruction %u, search threads %u, build threads %u "
+           "(all cores), kernel %s\n",
+           b.opt.k, b.opt.m, b.opt.efc, b.opt.threads, b.cores, vf_kernels_best()->name);
+    if (b.opt.gt != NULL) {
+        printf("ground truth: %s\n", b.opt.gt);
+    } else {
+        rc = compute_gt(&b);
+        if (rc != 0) {
+            fprintf(stderr, PROG ": ground truth failed: %s\n", strerror(-rc));
+            goto out;
+        }
+    }
+    fflush(stdout);
+    if (bench_vecfs(&b) != 0)
+        goto out;
+    if (b.opt.cmp_hnswlib) {
+#ifdef VECFS_HAVE_HNSWLIB
+        if (bench_peer(&b, &bench_peer_hnswlib) != 0)
+            goto out;
+#else
+        peer_missing("hnswlib");
+#endif
+    }
+#ifdef VECFS_HAVE_FAISS
+    if (b.opt.cmp_faiss_hnsw && bench_peer(&b, &bench_peer_faiss_hnsw) != 0)
+        goto out;
+    if (b.opt.cmp_faiss_flat && bench_peer(&b, &bench_peer_faiss_flat) != 0)
+        goto out;
+#else
+    if (b.opt.cmp_faiss_hnsw || b.opt.cmp_faiss_flat)
+        peer_missing("faiss");
+#endif
+    print_summary(&b);
+    if (b.opt.json != NULL && write_json(&b) != 0)
+        goto out;
+    status = 0;
+out:
+    json_decref(b.engines);
+    bench_matrix_release(&b.gt);
+    bench_matrix_release(&b.queries);
+    bench_matrix_release(&b.base);
+    return status;
+}
