@@ -46,10 +46,23 @@ static float avx2_l2sq(const float *a, const float *b, size_t dim)
         s2 = simde_mm256_fmadd_ps(d2, d2, s2);
         s3 = simde_mm256_fmadd_ps(d3, d3, s3);
     }
-    for (; i + 8 <= dim; i += 8) {
+    /* At most three 8-float steps remain; each feeds its own accumulator
+     * so that they do not wait on one another. */
+    if (i + 8 <= dim) {
         simde__m256 d =
             simde_mm256_sub_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i));
         s0 = simde_mm256_fmadd_ps(d, d, s0);
+        i += 8;
+        if (i + 8 <= dim) {
+            d = simde_mm256_sub_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i));
+            s1 = simde_mm256_fmadd_ps(d, d, s1);
+            i += 8;
+            if (i + 8 <= dim) {
+                d = simde_mm256_sub_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i));
+                s2 = simde_mm256_fmadd_ps(d, d, s2);
+                i += 8;
+            }
+        }
     }
     s0 = simde_mm256_add_ps(simde_mm256_add_ps(s0, s1), simde_mm256_add_ps(s2, s3));
     if (i + 4 <= dim) {
@@ -81,8 +94,19 @@ static float avx2_dot(const float *a, const float *b, size_t dim)
         s3 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + i + 24),
                                   simde_mm256_loadu_ps(b + i + 24), s3);
     }
-    for (; i + 8 <= dim; i += 8)
+    if (i + 8 <= dim) {
         s0 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i), s0);
+        i += 8;
+        if (i + 8 <= dim) {
+            s1 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i), s1);
+            i += 8;
+            if (i + 8 <= dim) {
+                s2 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + i), simde_mm256_loadu_ps(b + i),
+                                          s2);
+                i += 8;
+            }
+        }
+    }
     s0 = simde_mm256_add_ps(simde_mm256_add_ps(s0, s1), simde_mm256_add_ps(s2, s3));
     if (i + 4 <= dim) {
         simde__m128 p = simde_mm_mul_ps(simde_mm_loadu_ps(a + i), simde_mm_loadu_ps(b + i));

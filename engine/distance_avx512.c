@@ -30,7 +30,7 @@
 
 #include "kernels.h"
 
-/* Sum of the 16 lanes of v plus the 8 lanes of w: folds 512 -> 256 bits. */
+/* Adds the upper 8 lanes of v to the lower 8 (512 -> 256 bits). */
 static inline simde__m256 fold512(simde__m512 v)
 {
     simde__m512d d = simde_mm512_castps_pd(v);
@@ -70,10 +70,23 @@ static float avx512_l2sq(const float *a, const float *b, size_t dim)
         s2 = simde_mm512_fmadd_ps(d2, d2, s2);
         s3 = simde_mm512_fmadd_ps(d3, d3, s3);
     }
-    for (; i + 16 <= dim; i += 16) {
+    /* At most three 16-float steps remain; each feeds its own accumulator
+     * so that they do not wait on one another. */
+    if (i + 16 <= dim) {
         simde__m512 d =
             simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i));
         s0 = simde_mm512_fmadd_ps(d, d, s0);
+        i += 16;
+        if (i + 16 <= dim) {
+            d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i));
+            s1 = simde_mm512_fmadd_ps(d, d, s1);
+            i += 16;
+            if (i + 16 <= dim) {
+                d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i));
+                s2 = simde_mm512_fmadd_ps(d, d, s2);
+                i += 16;
+            }
+        }
     }
     s0 = simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3));
     simde__m256 t = fold512(s0);
@@ -111,8 +124,19 @@ static float avx512_dot(const float *a, const float *b, size_t dim)
         s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
                                   simde_mm512_loadu_ps(b + i + 48), s3);
     }
-    for (; i + 16 <= dim; i += 16)
+    if (i + 16 <= dim) {
         s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+        i += 16;
+        if (i + 16 <= dim) {
+            s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s1);
+            i += 16;
+            if (i + 16 <= dim) {
+                s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i),
+                                          s2);
+                i += 16;
+            }
+        }
+    }
     s0 = simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3));
     simde__m256 t = fold512(s0);
     if (i + 8 <= dim) {
