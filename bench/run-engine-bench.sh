@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# run-engine-bench.sh — the engine benchmark of docs/performance.md: vecfs
+# against hnswlib and FAISS on real data, in one process run per dataset.
+#
+# Usage: bench/run-engine-bench.sh [-B BUILDDIR] [SET...]
+#   BUILDDIR  meson build directory (default <repo>/build; set up and built
+#             here if vecfs-bench-engine is missing or stale)
+#   SET       words (331,479 x 100, cosine), mnist (9,000 x 784, l2),
+#             words50k (50,000 x 100, cosine: a quick check). Default:
+#             words mnist.
+# Data comes from scripts/fetch-data.sh (DATADIR: $VECFS_DATA or
+# <repo>/data). For each set the table goes to stdout and to
+# BUILDDIR/bench-results/SET.txt, the JSON to BUILDDIR/bench-results/SET.json.
+#
+# Parameters: M 16, single-thread search (--threads 1), k 10.
+#   words: efConstruction 100, as DATA.md's reference hnswlib figures;
+#   mnist: efConstruction 200, as DATA.md's MNIST reference.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+build="$repo/build"
+datadir="${VECFS_DATA:-$repo/data}"
+
+die() {
+    echo "run-engine-bench: $*" >&2
+    exit 1
+}
+usage() {
+    echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k ...]" >&2
+}
+
+sets=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -B)
+        [ $# -ge 2 ] || { echo "run-engine-bench: -B needs a directory" >&2; usage; exit 2; }
+        build="$2"
+        shift 2
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    words | mnist | words50k)
+        sets+=("$1")
+        shift
+        ;;
+    *)
+        echo "run-engine-bench: unknown set or option '$1'" >&2
+        usage
+        exit 2
+        ;;
+    esac
+done
+[ ${#sets[@]} -gt 0 ] || sets=(words mnist)
+
+if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" "$repo" >/dev/null || die "meson setup $build failed"
+fi
+ninja -C "$build" bench/vecfs-bench-engine >/dev/null || die "building vecfs-bench-engine failed"
+exe="$build/bench/vecfs-bench-engine"
+[ -x "$exe" ] || die "$exe was not built"
+
+VECFS_DATA="$datadir" "$repo/scripts/fetch-data.sh" "${sets[@]}" || die "fetching data failed"
+
+out="$build/bench-results"
+mkdir -p "$out"
+
+echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1), $(nproc) cores"
+for set in "${sets[@]}"; do
+    case "$set" in
+    words)
+        args=(--base "$datadir/words-base.fvecs" --queries "$datadir/words-queries.fvecs"
+            --metric cosine --efc 100 --ef 10,20,40,64,80,120,160,320)
+        ;;
+    words50k)
+        args=(--base "$datadir/words50k-base.fvecs" --queries "$datadir/words50k-queries.fvecs"
+            --metric cosine --efc 100 --ef 10,20,40,64,80,120,160,320)
+        ;;
+    mnist)
+        args=(--base "$datadir/mnist-base.fvecs" --queries "$datadir/mnist-queries.fvecs"
+            --metric l2 --efc 200 --ef 10,20,40,80,160,320)
+        ;;
+    esac
+    echo
+    echo "### $set"
+    echo "\$ vecfs-bench-engine ${args[*]} --k 10 --m 16 --threads 1 --compare hnswlib,faiss --json $out/$set.json"
+    if ! "$exe" "${args[@]}" --k 10 --m 16 --threads 1 --compare hnswlib,faiss \
+        --json "$out/$set.json" | tee "$out/$set.txt"; then
+        die "vecfs-bench-engine failed on $set"
+    fi
+done
+echo
+echo "results in $out"
