@@ -39,6 +39,7 @@ namespace
 struct hnsw_peer {
     size_t dim = 0;
     bool normalize = false;
+    unsigned build_threads = 1;
     std::unique_ptr<hnswlib::SpaceInterface<float>> space;
     std::unique_ptr<hnswlib::HierarchicalNSW<float>> index;
 };
@@ -61,6 +62,7 @@ int hnsw_build(const bench_peer_config *cfg, const float *base, size_t n, void *
         auto p = std::make_unique<hnsw_peer>();
         p->dim = cfg->dim;
         p->normalize = cfg->metric == VF_METRIC_COSINE;
+        p->build_threads = cfg->build_threads ? cfg->build_threads : 1;
         if (cfg->metric == VF_METRIC_L2)
             p->space = std::make_unique<hnswlib::L2Space>(cfg->dim);
         else
@@ -159,9 +161,14 @@ int hnsw_search(void *state, const float *query, size_t k, uint32_t *ids, size_t
  *   label_lookup_ (unordered_map<size_t, uint32>): a bucket pointer per
  *                bucket and one node per element (next pointer + key +
  *                value = 24 bytes, a 32-byte chunk with malloc's header);
- *   fixed        link_list_update_locks_ (65536 mutexes).
- * Per-thread search scratch (hnswlib's visited lists, n unsigned shorts per
- * search thread) is left out, as vecfs's per-thread scratch is.
+ *   fixed        link_list_update_locks_ (65536 mutexes);
+ *   scratch      the visited-list pool: n unsigned shorts per list, one
+ *                list per thread that searched at once. The pool's size is
+ *                private, so it is taken as build_threads, the most threads
+ *                that used it during the build (vf_hnsw_memory counts vecfs's
+ *                per-thread scratch too).
+ * size_data_per_element_ alone is the "4*dim + 2*M*4 + ~12" figure often
+ * quoted for hnswlib; the rest is what the process really holds besides.
  */
 size_t hnsw_memory(void *state)
 {
@@ -178,6 +185,7 @@ size_t hnsw_memory(void *state)
     }
     bytes += h->label_lookup_.bucket_count() * sizeof(void *) + h->label_lookup_.size() * 32;
     bytes += h->link_list_update_locks_.size() * sizeof(std::mutex);
+    bytes += (size_t)p->build_threads * n * sizeof(hnswlib::vl_type);
     return bytes;
 }
 
