@@ -70,6 +70,13 @@ typedef struct fsd_batch_row {
     const float *vec;   /* dim floats inside fsd_batch.vectors */
     const fsd_kv *meta; /* n_meta pairs (jsonl only); not separately owned */
     size_t n_meta;
+    /* jsonl only: the row's "vector" array exactly as written, as the byte
+     * range [text_off, text_off + text_len) of the data given to
+     * fsd_batch_parse. It is valid content for text and .json vector files
+     * (fsd_vector_parse reads it back to vec), so the daemon can store it
+     * without formatting floats. text_len is 0 for .fvecs/.npy rows. */
+    size_t text_off;
+    size_t text_len;
 } fsd_batch_row;
 
 /* A parsed batch. Read-only for the caller; release with fsd_batch_free. */

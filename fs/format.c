@@ -1,0 +1,442 @@
+/*
+ * format.c — parsing and formatting the contents of vector files
+ * (SPEC §3.1; the syntax is documented in format.h).
+ *
+ * The text parser is a single left-to-right scan over the caller's bytes.
+ * A token is a maximal run of bytes that are not white space, ',', '[' or
+ * ']'; each token must be one decimal number (fsd_number_parse), which is
+ * checked byte by byte before strtof sees a NUL-terminated copy of it, so
+ * strtof can neither read past the token nor accept its extensions (hex,
+ * "nan", "inf", locale digits).
+ *
+ * Invariants
+ *   1. No function reads data[i] for i >= len; inputs are never assumed to
+ *      be NUL-terminated (the fuzz target feeds exact-length buffers).
+ *   2. A successful parse returns only finite float32 values and a dim in
+ *      1..FSD_MAX_DIM (and == expect_dim when that is non-zero).
+ *   3. On error every out-parameter is reset (NULL / 0) and nothing is
+ *      leaked.
+ *   4. fsd_vector_format(fmt, v) parses back to exactly v with
+ *      fsd_vector_parse(fmt, ...): bit-identical floats (-0.0 included).
+ *   5. Growing output arrays double their capacity, so parsing n numbers
+ *      costs O(n) time.
+ */
+#include "format.h"
+
+#include <engine.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+_Static_assert(FSD_MAX_DIM == VF_MAX_DIM, "files and the engine agree on the largest dim");
+_Static_assert(sizeof(float) == 4, "float32 files need a 4-byte float");
+
+/* ------------------------------------------------------------------ */
+/* Little-endian float32                                                */
+/* ------------------------------------------------------------------ */
+
+static float le_float(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void put_le_float(unsigned char *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    p[0] = (unsigned char)u;
+    p[1] = (unsigned char)(u >> 8);
+    p[2] = (unsigned char)(u >> 16);
+    p[3] = (unsigned char)(u >> 24);
+}
+
+fsd_vformat fsd_vformat_from_name(const char *name, size_t len)
+{
+    if (fsd_name_has_suffix(name, len, ".f32"))
+        return FSD_VFORMAT_F32;
+    if (fsd_name_has_suffix(name, len, ".json"))
+        return FSD_VFORMAT_JSON;
+    return FSD_VFORMAT_TEXT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Numbers                                                              */
+/* ------------------------------------------------------------------ */
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int fsd_number_parse(const char *tok, size_t len, float *out)
+{
+    const unsigned char *p = (const unsigned char *)tok;
+    size_t i = 0, mant_digits = 0;
+    char buf[FSD_NUMBER_MAX + 1];
+
+    if (len == 0 || len > FSD_NUMBER_MAX || !tok)
+        return -EINVAL;
+    if (p[i] == '+' || p[i] == '-')
+        i++;
+    while (i < len && is_digit(p[i])) {
+        i++;
+        mant_digits++;
+    }
+    if (i < len && p[i] == '.') {
+        i++;
+        while (i < len && is_digit(p[i])) {
+            i++;
+            mant_digits++;
+        }
+    }
+    if (mant_digits == 0)
+        return -EINVAL;
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        size_t exp_digits = 0;
+        i++;
+        if (i < len && (p[i] == '+' || p[i] == '-'))
+            i++;
+        while (i < len && is_digit(p[i])) {
+            i++;
+            exp_digits++;
+        }
+        if (exp_digits == 0)
+            return -EINVAL;
+    }
+    if (i != len)
+        return -EINVAL;
+
+    memcpy(buf, tok, len);
+    buf[len] = '\0';
+    char *end = NULL;
+    float f = strtof(buf, &end);
+    if (end != buf + len || !isfinite(f))
+        return -EINVAL;
+    *out = f;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text vectors                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Where parsed numbers go: a fixed caller array, or a growing heap one. */
+typedef struct fvec {
+    float *v;
+    uint32_t n;
+    uint32_t cap;
+    bool fixed;
+} fvec;
+
+static int fvec_push(fvec *f, float x)
+{
+    if (f->n == f->cap) {
+        if (f->fixed || f->cap >= FSD_MAX_DIM)
+            return -EFBIG;
+        uint32_t ncap = f->cap ? f->cap * 2 : 16;
+        if (ncap > FSD_MAX_DIM)
+            ncap = FSD_MAX_DIM;
+        float *nv = realloc(f->v, (size_t)ncap * sizeof(float));
+        if (!nv)
+            return -ENOMEM;
+        f->v = nv;
+        f->cap = ncap;
+    }
+    f->v[f->n++] = x;
+    return 0;
+}
+
+static bool is_sep(unsigned char c)
+{
+    return is_space(c) || c == ',' || c == '[' || c == ']';
+}
+
+/* The text grammar of format.h over data[0..len). */
+static int text_scan(const char *data, size_t len, fvec *f)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    size_t i = 0;
+    bool bracket = false;
+
+    while (i < len && is_space(p[i]))
+        i++;
+    if (i < len && p[i] == '[') {
+        bracket = true;
+        i++;
+    }
+    for (;;) {
+        while (i < len && is_space(p[i]))
+            i++;
+        if (i == len || p[i] == ']')
+            break;
+        size_t start = i;
+        while (i < len && !is_sep(p[i]))
+            i++;
+        if (i == start)
+            return -EINVAL; /* ',' or '[' where a number belongs */
+        float x;
+        int rc = fsd_number_parse(data + start, i - start, &x);
+        if (rc)
+            return rc;
+        rc = fvec_push(f, x);
+        if (rc)
+            return rc;
+        while (i < len && is_space(p[i]))
+            i++;
+        if (i < len && p[i] == ',') {
+            i++;
+            while (i < len && is_space(p[i]))
+                i++;
+            if (i == len || is_sep(p[i]))
+                return -EINVAL; /* trailing or doubled comma */
+        }
+    }
+    if (bracket) {
+        if (i == len)
+            return -EINVAL;
+        i++; /* the ']' */
+        while (i < len && is_space(p[i]))
+            i++;
+    }
+    if (i != len)
+        return -EINVAL; /* a stray ']' or bytes after the closing one */
+    if (f->n == 0)
+        return -EINVAL;
+    return 0;
+}
+
+int fsd_vector_parse_text_into(const char *data, size_t len, float *out, uint32_t cap,
+                               uint32_t *dim_out)
+{
+    fvec f = {.v = out, .n = 0, .cap = cap, .fixed = true};
+    *dim_out = 0;
+    if (!data && len)
+        return -EINVAL;
+    int rc = text_scan(data, len, &f);
+    if (rc == 0)
+        *dim_out = f.n;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Vector files                                                         */
+/* ------------------------------------------------------------------ */
+
+static int parse_f32(const void *data, size_t len, float **out, uint32_t *dim)
+{
+    if (len == 0 || len % 4 != 0)
+        return -EINVAL;
+    if (len / 4 > FSD_MAX_DIM)
+        return -EFBIG;
+    uint32_t n = (uint32_t)(len / 4);
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v)
+        return -ENOMEM;
+    const unsigned char *p = data;
+    for (uint32_t i = 0; i < n; i++) {
+        v[i] = le_float(p + 4 * (size_t)i);
+        if (!isfinite(v[i])) {
+            free(v);
+            return -EINVAL;
+        }
+    }
+    *out = v;
+    *dim = n;
+    return 0;
+}
+
+static int parse_json(const void *data, size_t len, float **out, uint32_t *dim)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    float *v = NULL;
+    int rc = 0;
+
+    if (!root || !json_is_array(root)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    size_t n = json_array_size(root);
+    if (n == 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (n > FSD_MAX_DIM) {
+        rc = -EFBIG;
+        goto out;
+    }
+    v = malloc(n * sizeof(float));
+    if (!v) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(root, i);
+        if (!json_is_number(e)) {
+            rc = -EINVAL;
+            goto out;
+        }
+        float x = (float)json_number_value(e);
+        if (!isfinite(x)) {
+            rc = -EINVAL;
+            goto out;
+        }
+        v[i] = x;
+    }
+    *out = v;
+    *dim = (uint32_t)n;
+    v = NULL;
+out:
+    free(v);
+    json_decref(root);
+    return rc;
+}
+
+int fsd_vector_parse(fsd_vformat fmt, const void *data, size_t len, uint32_t expect_dim,
+                     float **out, uint32_t *dim_out)
+{
+    float *v = NULL;
+    uint32_t dim = 0;
+    int rc;
+
+    *out = NULL;
+    *dim_out = 0;
+    if (!data && len)
+        return -EINVAL;
+    if (!data)
+        data = "";
+    switch (fmt) {
+    case FSD_VFORMAT_F32:
+        rc = parse_f32(data, len, &v, &dim);
+        break;
+    case FSD_VFORMAT_JSON:
+        rc = parse_json(data, len, &v, &dim);
+        break;
+    case FSD_VFORMAT_TEXT: {
+        fvec f = {0};
+        rc = text_scan(data, len, &f);
+        v = f.v;
+        dim = f.n;
+        break;
+    }
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc == 0 && expect_dim && dim != expect_dim)
+        rc = -EINVAL;
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *dim_out = dim;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Formatting                                                           */
+/* ------------------------------------------------------------------ */
+
+static bool reads_back(const char *s, float f)
+{
+    float g = strtof(s, NULL);
+    return memcmp(&g, &f, sizeof f) == 0;
+}
+
+size_t fsd_float_format(float f, char *buf, size_t size)
+{
+    int n;
+    if (!isfinite(f)) {
+        n = snprintf(buf, size, "%s", isnan(f) ? "nan" : (f < 0 ? "-inf" : "inf"));
+        return n < 0 ? 0 : (size_t)n;
+    }
+    /* Most float32 values need 8 or 9 significant digits, so start at 8
+     * and only walk down for short numbers: two or three conversions per
+     * value instead of nine. Round-tripping is monotone in the precision. */
+    n = snprintf(buf, size, "%.8g", (double)f);
+    if (!reads_back(buf, f)) {
+        n = snprintf(buf, size, "%.9g", (double)f);
+        return n < 0 ? 0 : (size_t)n;
+    }
+    char tmp[32];
+    for (int prec = 7; prec >= 1; prec--) {
+        int m = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
+        if (!reads_back(tmp, f))
+            break;
+        memcpy(buf, tmp, (size_t)m + 1 <= size ? (size_t)m + 1 : size);
+        n = m;
+    }
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out, size_t *len_out)
+{
+    *out = NULL;
+    *len_out = 0;
+    if (dim == 0 || dim > FSD_MAX_DIM || !v)
+        return -EINVAL;
+    for (uint32_t i = 0; i < dim; i++)
+        if (!isfinite(v[i]))
+            return -EINVAL;
+
+    if (fmt == FSD_VFORMAT_F32) {
+        unsigned char *b = malloc((size_t)dim * 4 + 1);
+        if (!b)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < dim; i++)
+            put_le_float(b + 4 * (size_t)i, v[i]);
+        b[(size_t)dim * 4] = '\0';
+        *out = (char *)b;
+        *len_out = (size_t)dim * 4;
+        return 0;
+    }
+    if (fmt != FSD_VFORMAT_JSON && fmt != FSD_VFORMAT_TEXT)
+        return -EINVAL;
+
+    /* At most 16 bytes per number plus a 2-byte separator, brackets,
+     * newline and NUL. */
+    size_t cap = (size_t)dim * 18 + 4;
+    char *b = malloc(cap);
+    if (!b)
+        return -ENOMEM;
+    size_t len = 0;
+    bool json = fmt == FSD_VFORMAT_JSON;
+    if (json)
+        b[len++] = '[';
+    for (uint32_t i = 0; i < dim; i++) {
+        if (i) {
+            if (json)
+                b[len++] = ',';
+            b[len++] = ' ';
+        }
+        /* JSON reads "-0" as the integer 0, so keep the sign with "-0.0". */
+        if (json && v[i] == 0.0f && signbit(v[i])) {
+            memcpy(b + len, "-0.0", 4);
+            len += 4;
+        } else {
+            len += fsd_float_format(v[i], b + len, cap - len);
+        }
+    }
+    if (json)
+        b[len++] = ']';
+    b[len++] = '\n';
+    b[len] = '\0';
+    *out = b;
+    *len_out = len;
+    return 0;
+}

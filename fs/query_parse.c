@@ -1,0 +1,712 @@
+/*
+ * query_parse.c — parsing query files and formatting their results
+ * (the syntax is documented in query_parse.h).
+ *
+ * Invariants
+ *   1. No parser reads past the length it is given; inputs are not
+ *      NUL-terminated.
+ *   2. A parsed query has k in 1..FSD_QUERY_MAX_K, ef 0 or in
+ *      1..FSD_QUERY_MAX_EF, exactly one of (like) and (vectors, nq >= 1,
+ *      dim >= 1), filter keys non-empty, without "user.", pairwise
+ *      distinct, and every string NUL-terminated.
+ *   3. On error an out-query is left in the FSD_QUERY_INIT state, and
+ *      fsd_query_param_set leaves its query unchanged.
+ *   4. A result buffer always holds complete lines (or, for JSON, complete
+ *      array elements): an add either appends a whole entry or nothing.
+ */
+#include "query_parse.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "names.h"
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+static bool is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_space(unsigned char c)
+{
+    return is_blank(c) || c == '\n';
+}
+
+/* Trims white space (newlines included) off both ends of [*p, *p + *n). */
+static void trim(const char **p, size_t *n)
+{
+    while (*n && is_space((unsigned char)(*p)[0])) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n && is_space((unsigned char)(*p)[*n - 1]))
+        (*n)--;
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* A decimal integer in [lo, hi] of exactly n bytes. */
+static int parse_range(const char *p, size_t n, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+void fsd_kv_array_free(fsd_kv *kv, size_t n)
+{
+    if (!kv)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+void fsd_query_release(fsd_query *q)
+{
+    if (!q)
+        return;
+    free(q->like);
+    free(q->vectors);
+    fsd_kv_array_free(q->filter, q->n_filter);
+    fsd_query init = FSD_QUERY_INIT;
+    *q = init;
+}
+
+/* ------------------------------------------------------------------ */
+/* Filters                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Appends the term (key, value) to *kv (n terms so far, room for
+ * FSD_QUERY_MAX_TERMS), checking limits and repeats. */
+static int term_add(fsd_kv *kv, size_t *n, const char *key, size_t klen, const char *val,
+                    size_t vlen)
+{
+    if (klen >= 5 && memcmp(key, "user.", 5) == 0) {
+        key += 5;
+        klen -= 5;
+    }
+    if (klen == 0 || memchr(key, '\0', klen))
+        return -EINVAL;
+    if (klen > FSD_META_KEY_MAX || vlen > FSD_META_VALUE_MAX)
+        return -E2BIG;
+    if (*n >= FSD_QUERY_MAX_TERMS)
+        return -EINVAL;
+    for (size_t i = 0; i < *n; i++)
+        if (strlen(kv[i].key) == klen && memcmp(kv[i].key, key, klen) == 0)
+            return -EINVAL;
+    char *k = dup_bytes(key, klen);
+    char *v = dup_bytes(val, vlen);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    kv[*n].key = k;
+    kv[*n].value = v;
+    kv[*n].value_len = vlen;
+    (*n)++;
+    return 0;
+}
+
+int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out)
+{
+    fsd_kv *kv = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    if (!text && len)
+        return -EINVAL;
+    trim(&text, &len);
+    if (len == 0)
+        return 0;
+    kv = calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    if (!kv)
+        return -ENOMEM;
+    size_t i = 0;
+    for (;;) {
+        const char *comma = memchr(text + i, ',', len - i);
+        size_t end = comma ? (size_t)(comma - text) : len;
+        const char *term = text + i;
+        size_t tlen = end - i;
+        const char *eq = memchr(term, '=', tlen);
+        if (!eq) {
+            rc = -EINVAL;
+            goto out;
+        }
+        const char *key = term, *val = eq + 1;
+        size_t klen = (size_t)(eq - term), vlen = tlen - klen - 1;
+        trim(&key, &klen);
+        trim(&val, &vlen);
+        rc = term_add(kv, &n, key, klen, val, vlen);
+        if (rc)
+            goto out;
+        if (!comma)
+            break;
+        i = end + 1;
+    }
+    *out = kv;
+    *n_out = n;
+    kv = NULL;
+out:
+    if (kv)
+        fsd_kv_array_free(kv, n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text queries                                                         */
+/* ------------------------------------------------------------------ */
+
+static int like_set(fsd_query *q, const char *v, size_t n)
+{
+    int rc = fsd_vecname_check(v, n);
+    if (rc)
+        return -EINVAL;
+    q->like = dup_bytes(v, n);
+    if (!q->like)
+        return -ENOMEM;
+    q->like_len = n;
+    return 0;
+}
+
+/* One "key = value" line (the value already trimmed). *seen is a bit set
+ * of keys given so far. 1 if the line is not a parameter line. */
+static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
+{
+    static const char *const keys[] = {"k", "ef", "filter", "like"};
+    size_t i = 0;
+    while (i < n && ((line[i] >= 'a' && line[i] <= 'z') || line[i] == '_'))
+        i++;
+    size_t klen = i;
+    while (i < n && is_blank((unsigned char)line[i]))
+        i++;
+    if (klen == 0 || i >= n || line[i] != '=')
+        return 1;
+    unsigned which = 4;
+    for (unsigned w = 0; w < 4; w++)
+        if (strlen(keys[w]) == klen && memcmp(line, keys[w], klen) == 0)
+            which = w;
+    if (which == 4)
+        return -EINVAL; /* "name = ..." with an unknown name */
+    if (*seen & (1u << which))
+        return -EINVAL;
+    *seen |= 1u << which;
+    const char *v = line + i + 1;
+    size_t vlen = n - i - 1;
+    trim(&v, &vlen);
+    switch (which) {
+    case 0:
+        if (parse_range(v, vlen, 1, FSD_QUERY_MAX_K, &q->k))
+            return -EINVAL;
+        q->k_set = true;
+        return 0;
+    case 1:
+        return parse_range(v, vlen, 1, FSD_QUERY_MAX_EF, &q->ef) ? -EINVAL : 0;
+    case 2:
+        return fsd_filter_parse(v, vlen, &q->filter, &q->n_filter);
+    default:
+        return like_set(q, v, vlen);
+    }
+}
+
+static int parse_text(fsd_query *q, const char *p, size_t len)
+{
+    size_t i = 0;
+    unsigned seen = 0;
+    int rc;
+
+    while (i < len) {
+        const char *nl = memchr(p + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - p) : len;
+        const char *line = p + i;
+        size_t n = end - i;
+        trim(&line, &n);
+        if (n == 0 || line[0] == '#') {
+            i = end + 1;
+            continue;
+        }
+        rc = text_param(q, line, n, &seen);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            break; /* the vector starts on this line */
+        i = end + 1;
+    }
+    if (i < len) {
+        float *v;
+        uint32_t dim;
+        rc = fsd_vector_parse(FSD_VFORMAT_TEXT, p + i, len - i, 0, &v, &dim);
+        if (rc)
+            return rc;
+        q->vectors = v;
+        q->dim = dim;
+        q->nq = 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON queries                                                         */
+/* ------------------------------------------------------------------ */
+
+static int json_filter(fsd_query *q, json_t *obj)
+{
+    if (!json_is_object(obj) || json_object_size(obj) > FSD_QUERY_MAX_TERMS)
+        return -EINVAL;
+    fsd_kv *kv = calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    size_t n = 0;
+    int rc = 0;
+    if (!kv)
+        return -ENOMEM;
+    const char *key;
+    size_t klen;
+    json_t *val;
+    json_object_keylen_foreach(obj, key, klen, val)
+    {
+        char num[32];
+        const char *v;
+        size_t vlen;
+        if (json_is_string(val)) {
+            v = json_string_value(val);
+            vlen = json_string_length(val);
+        } else if (json_is_integer(val)) {
+            vlen =
+                (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(val));
+            v = num;
+        } else if (json_is_boolean(val)) {
+            v = json_is_true(val) ? "true" : "false";
+            vlen = strlen(v);
+        } else {
+            rc = -EINVAL;
+            break;
+        }
+        rc = term_add(kv, &n, key, klen, v, vlen);
+        if (rc)
+            break;
+    }
+    if (rc) {
+        fsd_kv_array_free(kv, n);
+        return rc;
+    }
+    if (n == 0) {
+        free(kv);
+        return 0;
+    }
+    q->filter = kv;
+    q->n_filter = n;
+    return 0;
+}
+
+static int json_u32(json_t *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    if (!json_is_integer(v))
+        return -EINVAL;
+    json_int_t x = json_integer_value(v);
+    if (x < (json_int_t)lo || x > (json_int_t)hi)
+        return -EINVAL;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int parse_json(fsd_query *q, const char *p, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = 0;
+    if (!root || !json_is_object(root)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    const char *key;
+    size_t klen;
+    json_t *val;
+    json_object_keylen_foreach(root, key, klen, val)
+    {
+        if (klen == 6 && memcmp(key, "vector", 6) == 0) {
+            size_t n = json_array_size(val);
+            if (!json_is_array(val) || n == 0) {
+                rc = -EINVAL;
+                goto out;
+            }
+            if (n > FSD_MAX_DIM) {
+                rc = -EFBIG;
+                goto out;
+            }
+            q->vectors = malloc(n * sizeof(float));
+            if (!q->vectors) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(val, i);
+                float x = json_is_number(e) ? (float)json_number_value(e) : NAN;
+                if (!isfinite(x)) {
+                    rc = -EINVAL;
+                    goto out;
+                }
+                q->vectors[i] = x;
+            }
+            q->dim = (uint32_t)n;
+            q->nq = 1;
+        } else if (klen == 1 && key[0] == 'k') {
+            rc = json_u32(val, 1, FSD_QUERY_MAX_K, &q->k);
+            q->k_set = true;
+        } else if (klen == 2 && memcmp(key, "ef", 2) == 0) {
+            rc = json_u32(val, 1, FSD_QUERY_MAX_EF, &q->ef);
+        } else if (klen == 6 && memcmp(key, "filter", 6) == 0) {
+            rc = json_filter(q, val);
+        } else if (klen == 4 && memcmp(key, "like", 4) == 0) {
+            rc = json_is_string(val) ? like_set(q, json_string_value(val), json_string_length(val))
+                                     : -EINVAL;
+        } else {
+            rc = -EINVAL;
+        }
+        if (rc)
+            goto out;
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public parsing                                                       */
+/* ------------------------------------------------------------------ */
+
+fsd_qkind fsd_qkind_from_name(const char *name, size_t len)
+{
+    if (fsd_name_has_suffix(name, len, ".json"))
+        return FSD_QKIND_JSON;
+    if (fsd_name_has_suffix(name, len, ".f32"))
+        return FSD_QKIND_F32;
+    if (fsd_name_has_suffix(name, len, ".fvecs"))
+        return FSD_QKIND_FVECS;
+    if (fsd_name_has_suffix(name, len, ".npy"))
+        return FSD_QKIND_NPY;
+    return FSD_QKIND_TEXT;
+}
+
+bool fsd_qkind_is_batch(fsd_qkind kind)
+{
+    return kind == FSD_QKIND_FVECS || kind == FSD_QKIND_NPY;
+}
+
+int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out)
+{
+    int rc;
+
+    fsd_query_release(out);
+    out->kind = kind;
+    if (!data && len)
+        return -EINVAL;
+    if (!data)
+        data = "";
+    switch (kind) {
+    case FSD_QKIND_TEXT:
+        rc = parse_text(out, data, len);
+        break;
+    case FSD_QKIND_JSON:
+        rc = parse_json(out, data, len);
+        break;
+    case FSD_QKIND_F32:
+        rc = fsd_vector_parse(FSD_VFORMAT_F32, data, len, 0, &out->vectors, &out->dim);
+        if (!rc)
+            out->nq = 1;
+        break;
+    case FSD_QKIND_FVECS:
+    case FSD_QKIND_NPY: {
+        fsd_batch *b = NULL;
+        rc = fsd_batch_parse(kind == FSD_QKIND_FVECS ? FSD_BFORMAT_FVECS : FSD_BFORMAT_NPY, data,
+                             len, NULL, 0, 0, &b, NULL, 0);
+        if (!rc) {
+            out->vectors = b->vectors; /* taken over from the batch */
+            out->dim = b->dim;
+            out->nq = b->n;
+            b->vectors = NULL;
+            fsd_batch_free(b);
+        }
+        break;
+    }
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (!rc && (out->like != NULL) == (out->nq != 0))
+        rc = -EINVAL; /* both or neither of a vector and like */
+    if (rc) {
+        fsd_query_release(out);
+        out->kind = kind;
+    }
+    return rc;
+}
+
+int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t len)
+{
+    if (!key || (!value && len))
+        return -EINVAL;
+    if (!value)
+        value = "";
+    trim(&value, &len);
+    if (strcmp(key, "k") == 0) {
+        uint32_t k;
+        if (parse_range(value, len, 1, FSD_QUERY_MAX_K, &k))
+            return -EINVAL;
+        q->k = k;
+        q->k_set = true;
+        return 0;
+    }
+    if (strcmp(key, "ef") == 0) {
+        uint32_t ef;
+        if (parse_range(value, len, 1, FSD_QUERY_MAX_EF, &ef))
+            return -EINVAL;
+        q->ef = ef;
+        return 0;
+    }
+    if (strcmp(key, "filter") == 0) {
+        fsd_kv *kv;
+        size_t n;
+        int rc = fsd_filter_parse(value, len, &kv, &n);
+        if (rc)
+            return rc;
+        fsd_kv_array_free(q->filter, q->n_filter);
+        q->filter = kv;
+        q->n_filter = n;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Results                                                              */
+/* ------------------------------------------------------------------ */
+
+void fsd_results_init(fsd_results *r, fsd_qkind kind)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+}
+
+void fsd_results_release(fsd_results *r)
+{
+    if (!r)
+        return;
+    free(r->data);
+    fsd_qkind kind = r->kind;
+    fsd_results_init(r, kind);
+}
+
+static int res_reserve(fsd_results *r, size_t more)
+{
+    if (r->err)
+        return r->err;
+    if (more > SIZE_MAX / 2 - r->len) {
+        r->err = -ENOMEM;
+        return r->err;
+    }
+    size_t need = r->len + more + 1;
+    if (need <= r->cap)
+        return 0;
+    size_t ncap = r->cap ? r->cap : 256;
+    while (ncap < need)
+        ncap *= 2;
+    char *nd = realloc(r->data, ncap);
+    if (!nd) {
+        r->err = -ENOMEM;
+        return r->err;
+    }
+    r->data = nd;
+    r->cap = ncap;
+    return 0;
+}
+
+/* Appends the name escaped for a tab-separated line (room is reserved by
+ * the caller: 2 bytes per input byte). */
+static void put_text_name(fsd_results *r, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (c == '\\' || c == '\t' || c == '\n') {
+            r->data[r->len++] = '\\';
+            r->data[r->len++] = c == '\\' ? '\\' : (c == '\t' ? 't' : 'n');
+        } else {
+            r->data[r->len++] = c;
+        }
+    }
+}
+
+/* Length of a valid UTF-8 sequence at p[0..n), or 0 if p[0] does not start
+ * one. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t need;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return need;
+}
+
+/* Appends "name" as a JSON string (room reserved: 6 bytes per input byte
+ * plus quotes). */
+static void put_json_name(fsd_results *r, const char *name, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)name;
+    r->data[r->len++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t u = utf8_len(p + i, n - i);
+        if (c == '"' || c == '\\') {
+            r->data[r->len++] = '\\';
+            r->data[r->len++] = (char)c;
+            i++;
+        } else if (c < 0x20 || u == 0) {
+            memcpy(r->data + r->len, "\\u00", 4);
+            r->len += 4;
+            r->data[r->len++] = hex[c >> 4];
+            r->data[r->len++] = hex[c & 15];
+            i++;
+        } else {
+            memcpy(r->data + r->len, p + i, u);
+            r->len += u;
+            i += u;
+        }
+    }
+    r->data[r->len++] = '"';
+}
+
+static void put_bytes(fsd_results *r, const char *s, size_t n)
+{
+    memcpy(r->data + r->len, s, n);
+    r->len += n;
+}
+
+int fsd_results_add(fsd_results *r, const char *name, size_t name_len, float distance)
+{
+    char d[32];
+    if (fsd_qkind_is_batch(r->kind))
+        return -EINVAL;
+    if (!name && name_len)
+        return -EINVAL;
+    size_t dl = fsd_float_format(distance, d, sizeof d);
+    if (name_len > (SIZE_MAX - 64) / 6)
+        return (r->err = -ENOMEM);
+    int rc = res_reserve(r, name_len * 6 + dl + 48);
+    if (rc)
+        return rc;
+    if (r->kind == FSD_QKIND_JSON) {
+        put_bytes(r, r->count ? ",\n {\"name\": " : "[{\"name\": ",
+                  r->count ? strlen(",\n {\"name\": ") : strlen("[{\"name\": "));
+        put_json_name(r, name, name_len);
+        put_bytes(r, ", \"distance\": ", strlen(", \"distance\": "));
+        if (isfinite(distance))
+            put_bytes(r, d, dl);
+        else
+            put_bytes(r, "null", 4); /* JSON has no inf/nan */
+        put_bytes(r, "}", 1);
+    } else {
+        put_text_name(r, name, name_len);
+        put_bytes(r, "\t", 1);
+        put_bytes(r, d, dl);
+        put_bytes(r, "\n", 1);
+    }
+    r->count++;
+    return 0;
+}
+
+int fsd_results_add_row(fsd_results *r, uint64_t row, const char *name, size_t name_len,
+                        float distance)
+{
+    char d[32], rw[24];
+    if (!fsd_qkind_is_batch(r->kind))
+        return -EINVAL;
+    if (!name && name_len)
+        return -EINVAL;
+    size_t dl = fsd_float_format(distance, d, sizeof d);
+    int rl = snprintf(rw, sizeof rw, "%llu", (unsigned long long)row);
+    if (name_len > (SIZE_MAX - 64) / 2)
+        return (r->err = -ENOMEM);
+    int rc = res_reserve(r, name_len * 2 + dl + (size_t)rl + 4);
+    if (rc)
+        return rc;
+    put_bytes(r, rw, (size_t)rl);
+    put_bytes(r, "\t", 1);
+    put_text_name(r, name, name_len);
+    put_bytes(r, "\t", 1);
+    put_bytes(r, d, dl);
+    put_bytes(r, "\n", 1);
+    r->count++;
+    return 0;
+}
+
+int fsd_results_finish(fsd_results *r, char **out, size_t *len_out)
+{
+    *out = NULL;
+    *len_out = 0;
+    int rc = res_reserve(r, 4);
+    if (rc) {
+        fsd_results_release(r);
+        return rc;
+    }
+    if (r->kind == FSD_QKIND_JSON)
+        put_bytes(r, r->count ? "]\n" : "[]\n", r->count ? 2 : 3);
+    r->data[r->len] = '\0';
+    *out = r->data;
+    *len_out = r->len;
+    r->data = NULL;
+    fsd_results_release(r);
+    return 0;
+}
