@@ -1,0 +1,559 @@
+/*
+ * main.c — the `vecfs` command: mount, check, backup, restore.
+ *
+ * Mount sequence (states of one run)
+ *   PARSE -> (daemon: FORK, the parent waits on a pipe) -> OPEN (store)
+ *   -> SESSION (fuse_session_new) -> MOUNTED (fuse_session_mount; the
+ *   parent is told "ok" and exits 0) -> SERVING (multithreaded loop)
+ *   -> UNMOUNTING (signal or fusermount3 -u ends the loop) -> CLOSED
+ *   (queries dropped, store closed with a final snapshot).
+ *   Any failure before MOUNTED sends one line to the parent (or prints it
+ *   in the foreground) and exits 1 after undoing what was done.
+ *
+ * Invariants
+ *   1. The store is opened in the process that serves it: with -f that is
+ *      this process, otherwise the forked child. LMDB environments must not
+ *      cross fork().
+ *   2. Nothing is printed to stdout; errors at start are exactly one line on
+ *      stderr ("vecfs: ...") and a non-zero exit status.
+ *   3. The store is closed only after the session loop has returned and the
+ *      session is destroyed, so no handler can run against a closed store.
+ */
+#include "fsd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct fsd_cli {
+    const char *datadir;
+    const char *mountpoint;
+    const char *key_file;
+    uint64_t max_size;
+    bool read_only;
+    bool foreground;
+    bool debug;
+    bool single_thread;
+    unsigned threads;
+    fsd_buf fuse_opts; /* comma-joined -o options */
+} fsd_cli;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vecfs [options] DATADIR MOUNTPOINT   mount a vecfs store\n"
+               "       vecfs check DATADIR [--key-file F]   verify the store, non-zero on damage\n"
+               "       vecfs backup DATADIR OUT             hot, consistent backup\n"
+               "       vecfs restore BACKUP DATADIR         restore into an empty DATADIR\n"
+               "       vecfs --help | --version\n"
+               "\n"
+               "options:\n"
+               "  -f                 stay in the foreground (log to stderr)\n"
+               "  -d                 debug: foreground and FUSE request tracing\n"
+               "  -s                 single-threaded\n"
+               "  -o OPT[,OPT...]    FUSE mount options (allow_other, default_permissions, ...)\n"
+               "  --key-file F       encrypt the store at rest with the key in F\n"
+               "  --max-size BYTES   cap the store's size (suffixes K, M, G, T)\n"
+               "  --read-only        mount read-only\n"
+               "  --threads N        at most N FUSE worker threads (default 16)\n"
+               "  --help, --version\n");
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || s[0] == '-')
+        return -EINVAL;
+    uint64_t mul = 1;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mul = 1ULL << 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1ULL << 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1ULL << 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        mul = 1ULL << 40;
+        end++;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*end == 'i' || *end == 'B')
+        end++;
+    if (*end == 'B')
+        end++;
+    if (*end != '\0' || v > UINT64_MAX / mul)
+        return -EINVAL;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+enum {
+    OPT_KEY_FILE = 256,
+    OPT_MAX_SIZE,
+    OPT_READ_ONLY,
+    OPT_THREADS,
+    OPT_UNSUPPORTED,
+};
+
+/* Parses the mount command line. 0, or 1 after --help/--version, or -1
+ * after printing one error line. */
+static int cli_parse(int argc, char **argv, fsd_cli *cli)
+{
+    static const struct option longopts[] = {
+        {"key-file", required_argument, NULL, OPT_KEY_FILE},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+        {"read-only", no_argument, NULL, OPT_READ_ONLY},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"metrics-listen", required_argument, NULL, OPT_UNSUPPORTED},
+        {"tls-cert", required_argument, NULL, OPT_UNSUPPORTED},
+        {"tls-key", required_argument, NULL, OPT_UNSUPPORTED},
+        {"tls-client-ca", required_argument, NULL, OPT_UNSUPPORTED},
+        {"audit-log", required_argument, NULL, OPT_UNSUPPORTED},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+fdso:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            cli->foreground = true;
+            break;
+        case 'd':
+            cli->debug = cli->foreground = true;
+            break;
+        case 's':
+            cli->single_thread = true;
+            break;
+        case 'o':
+            if ((cli->fuse_opts.len && fsd_buf_append(&cli->fuse_opts, ",", 1) < 0) ||
+                fsd_buf_append(&cli->fuse_opts, optarg, strlen(optarg)) < 0) {
+                fprintf(stderr, "vecfs: out of memory\n");
+                return -1;
+            }
+            if (strstr(optarg, "ro") != NULL) {
+                /* "-o ro" is the classic spelling of --read-only. */
+                char *dup = strdup(optarg), *save = NULL;
+                for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t;
+                     t = strtok_r(NULL, ",", &save))
+                    if (strcmp(t, "ro") == 0)
+                        cli->read_only = true;
+                free(dup);
+            }
+            break;
+        case OPT_KEY_FILE:
+            cli->key_file = optarg;
+            break;
+        case OPT_MAX_SIZE:
+            if (parse_size(optarg, &cli->max_size) < 0 || cli->max_size == 0) {
+                fprintf(stderr, "vecfs: --max-size: not a size in bytes: '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_READ_ONLY:
+            cli->read_only = true;
+            break;
+        case OPT_THREADS: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 1024) {
+                fprintf(stderr, "vecfs: --threads: expected 1..1024, got '%s'\n", optarg);
+                return -1;
+            }
+            cli->threads = (unsigned)v;
+            break;
+        }
+        case OPT_UNSUPPORTED:
+            fprintf(stderr, "vecfs: %s is not supported by this build yet\n", argv[optind - 1]);
+            return -1;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'V':
+            printf("vecfs %s (libfuse %d)\n", VECFS_VERSION, fuse_version());
+            return 1;
+        default:
+            if (optopt >= 256 || optopt == 0)
+                fprintf(stderr, "vecfs: unknown or incomplete option '%s' (see vecfs --help)\n",
+                        argv[optind - 1]);
+            else
+                fprintf(stderr, "vecfs: unknown or incomplete option '-%c' (see vecfs --help)\n",
+                        optopt);
+            return -1;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "vecfs: expected DATADIR MOUNTPOINT (see vecfs --help)\n");
+        return -1;
+    }
+    cli->datadir = argv[optind];
+    cli->mountpoint = argv[optind + 1];
+    return 0;
+}
+
+/* Checks DATADIR and MOUNTPOINT before anything is opened. 0 or -1 after
+ * writing one line into msg. */
+static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
+{
+    struct stat st, pst;
+    if (stat(cli->datadir, &st) < 0) {
+        snprintf(msg, msglen, "DATADIR %s: %s", cli->datadir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(msg, msglen, "DATADIR %s: not a directory", cli->datadir);
+        return -1;
+    }
+    if (stat(cli->mountpoint, &st) < 0) {
+        if (errno == ENOTCONN)
+            snprintf(msg, msglen,
+                     "mount point %s is a disconnected FUSE mount (run fusermount3 -u %s)",
+                     cli->mountpoint, cli->mountpoint);
+        else
+            snprintf(msg, msglen, "mount point %s: %s", cli->mountpoint, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(msg, msglen, "mount point %s: not a directory", cli->mountpoint);
+        return -1;
+    }
+    char parent[PATH_MAX];
+    if (snprintf(parent, sizeof parent, "%s/..", cli->mountpoint) >= (int)sizeof parent ||
+        stat(parent, &pst) < 0) {
+        snprintf(msg, msglen, "mount point %s: cannot stat its parent", cli->mountpoint);
+        return -1;
+    }
+    if (st.st_dev != pst.st_dev || st.st_ino == pst.st_ino) {
+        snprintf(msg, msglen, "mount point %s is in use (something is already mounted there)",
+                 cli->mountpoint);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the argument vector libfuse parses: argv0, -o opts. */
+static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
+{
+    if (fuse_opt_add_arg(args, "vecfs") < 0)
+        return -ENOMEM;
+    if (cli->debug && fuse_opt_add_arg(args, "-d") < 0)
+        return -ENOMEM;
+    fsd_buf o = FSD_BUF_INIT;
+    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs%s%s%s", cli->read_only ? ",ro" : "",
+                            cli->fuse_opts.len ? "," : "",
+                            cli->fuse_opts.len ? cli->fuse_opts.data : "");
+    if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.data) < 0))
+        rc = -ENOMEM;
+    fsd_buf_release(&o);
+    return rc;
+}
+
+/* Runs the daemon from OPEN to CLOSED. report_fd (or -1) receives "ok" or
+ * the error line once the mount exists or failed. Returns the exit code. */
+static int serve(fsd_cli *cli, int report_fd)
+{
+    char msg[512] = "";
+    int code = 1;
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_session *se = NULL;
+    struct fuse_loop_config *lc = NULL;
+    bool handlers = false, mounted = false;
+    fsd *d = NULL;
+
+    fsd_open_params p = {
+        .datadir = cli->datadir,
+        .key_file = cli->key_file,
+        .max_size = cli->max_size,
+        .read_only = cli->read_only,
+        .threads = cli->threads,
+    };
+    int rc = fsd_create(&p, &d, msg, sizeof msg);
+    if (rc < 0)
+        goto out;
+    if (fuse_args_build(cli, &args) < 0) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto out;
+    }
+    se = fuse_session_new(&args, &fsd_ll_ops, sizeof fsd_ll_ops, d);
+    if (se == NULL) {
+        snprintf(msg, sizeof msg, "bad FUSE option in '-o %s'",
+                 cli->fuse_opts.len ? cli->fuse_opts.data : "");
+        goto out;
+    }
+    d->se = se;
+    if (fuse_set_signal_handlers(se) != 0) {
+        snprintf(msg, sizeof msg, "cannot install signal handlers");
+        goto out;
+    }
+    handlers = true;
+    if (fuse_session_mount(se, cli->mountpoint) != 0) {
+        snprintf(msg, sizeof msg, "cannot mount on %s (in use, or no permission for /dev/fuse)",
+                 cli->mountpoint);
+        goto out;
+    }
+    mounted = true;
+    fsd_log(FSD_LOG_INFO, "mounted %s on %s%s", cli->datadir, cli->mountpoint,
+            cli->read_only ? " (read-only)" : "");
+    if (report_fd >= 0) {
+        ssize_t w = write(report_fd, "ok", 2);
+        (void)w;
+        close(report_fd);
+        report_fd = -1;
+        int nul = open("/dev/null", O_RDWR);
+        if (nul >= 0) {
+            dup2(nul, STDIN_FILENO);
+            dup2(nul, STDOUT_FILENO);
+            dup2(nul, STDERR_FILENO);
+            if (nul > STDERR_FILENO)
+                close(nul);
+        }
+        fsd_log_setup(FSD_LOG_INFO, true);
+    }
+    if (cli->single_thread) {
+        rc = fuse_session_loop(se);
+    } else {
+        lc = fuse_loop_cfg_create();
+        if (lc == NULL) {
+            fsd_log(FSD_LOG_ERROR, "out of memory for the loop config");
+            goto out;
+        }
+        unsigned threads = cli->threads ? cli->threads : 16;
+        fuse_loop_cfg_set_max_threads(lc, threads);
+        fuse_loop_cfg_set_idle_threads(lc, threads);
+        fuse_loop_cfg_set_clone_fd(lc, 0);
+        rc = fuse_session_loop_mt(se, lc);
+    }
+    code = rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+    fsd_log(FSD_LOG_INFO, "unmounting %s", cli->mountpoint);
+out:
+    if (mounted)
+        fuse_session_unmount(se);
+    if (handlers)
+        fuse_remove_signal_handlers(se);
+    if (se != NULL)
+        fuse_session_destroy(se);
+    fuse_loop_cfg_destroy(lc);
+    fuse_opt_free_args(&args);
+    if (d != NULL) {
+        int crc = fsd_destroy(d);
+        if (crc < 0) {
+            fsd_log(FSD_LOG_ERROR, "closing the store: %s", strerror(-crc));
+            code = 1;
+        } else if (mounted) {
+            fsd_log(FSD_LOG_INFO, "store closed");
+        }
+    }
+    if (msg[0] != '\0') {
+        if (report_fd >= 0) {
+            ssize_t w = write(report_fd, msg, strlen(msg));
+            (void)w;
+        } else {
+            fprintf(stderr, "vecfs: %s\n", msg);
+        }
+    }
+    if (report_fd >= 0)
+        close(report_fd);
+    return msg[0] != '\0' ? 1 : code;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+    fsd_cli cli = {0};
+    int rc = cli_parse(argc, argv, &cli);
+    if (rc != 0) {
+        fsd_buf_release(&cli.fuse_opts);
+        return rc > 0 ? 0 : 2;
+    }
+    char msg[512];
+    if (check_paths(&cli, msg, sizeof msg) < 0) {
+        fprintf(stderr, "vecfs: %s\n", msg);
+        fsd_buf_release(&cli.fuse_opts);
+        return 1;
+    }
+    /* The daemon leaves the caller's cwd: make both paths absolute. */
+    static char datadir[PATH_MAX], mountpoint[PATH_MAX];
+    if (realpath(cli.datadir, datadir) == NULL || realpath(cli.mountpoint, mountpoint) == NULL) {
+        fprintf(stderr, "vecfs: cannot resolve %s or %s: %s\n", cli.datadir, cli.mountpoint,
+                strerror(errno));
+        fsd_buf_release(&cli.fuse_opts);
+        return 1;
+    }
+    cli.datadir = datadir;
+    cli.mountpoint = mountpoint;
+    fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : FSD_LOG_INFO, false);
+    if (cli.foreground) {
+        rc = serve(&cli, -1);
+        fsd_buf_release(&cli.fuse_opts);
+        return rc;
+    }
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        fprintf(stderr, "vecfs: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "vecfs: fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        setsid();
+        if (chdir("/") < 0)
+            _exit(1);
+        _exit(serve(&cli, pfd[1]));
+    }
+    close(pfd[1]);
+    char reply[600];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof reply - 1 && ((n = read(pfd[0], reply + got, sizeof reply - 1 - got)) > 0 ||
+                                      (n < 0 && errno == EINTR)))
+        if (n > 0)
+            got += (size_t)n;
+    reply[got] = '\0';
+    close(pfd[0]);
+    fsd_buf_release(&cli.fuse_opts);
+    if (got == 2 && memcmp(reply, "ok", 2) == 0)
+        return 0;
+    fprintf(stderr, "vecfs: %s\n", got ? reply : "the daemon exited before mounting");
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "check") == 0)
+        return fsd_cmd_check(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "backup") == 0)
+        return fsd_cmd_backup(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "restore") == 0)
+        return fsd_cmd_restore(argc - 1, argv + 1);
+    return cmd_mount(argc, argv);
+}
+
+/* ------------------------------------------------------------------ */
+/* The daemon state                                                     */
+/* ------------------------------------------------------------------ */
+
+static void store_log(void *ctx, st_log_level level, const char *msg)
+{
+    (void)ctx;
+    fsd_log((fsd_log_level)level, "store: %s", msg);
+}
+
+int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
+{
+    *out = NULL;
+    fsd *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        return -ENOMEM;
+    }
+    clock_gettime(CLOCK_REALTIME, &d->started);
+    d->read_only = p->read_only;
+    d->vf_nbuckets = 4096;
+    d->vf_buckets = calloc(d->vf_nbuckets, sizeof *d->vf_buckets);
+    int rc = d->vf_buckets == NULL ? -ENOMEM : 0;
+    if (rc == 0 && pthread_mutex_init(&d->vf_lock, NULL) != 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = fsd_inodes_create(&d->inodes);
+    if (rc == 0)
+        rc = fsd_queries_create(FSD_QUERY_IDLE_SECONDS, &d->queries);
+    if (rc == 0)
+        rc = fsd_imports_create(&d->imports);
+    if (rc < 0) {
+        snprintf(msg, msglen, "out of memory");
+        goto fail;
+    }
+    struct stat ds;
+    if (stat(p->datadir, &ds) < 0) {
+        rc = -errno;
+        snprintf(msg, msglen, "DATADIR %s: %s", p->datadir, strerror(errno));
+        goto fail;
+    }
+    fsd_dir_root_init(&ds);
+
+    st_options o;
+    st_options_default(&o);
+    o.read_only = p->read_only;
+    o.max_size = p->max_size;
+    o.log = store_log;
+    o.log_level = ST_LOG_INFO;
+    o.errbuf = msg;
+    o.errbuf_len = msglen;
+    uint8_t *key = NULL;
+    size_t klen = 0;
+    bool pass = false;
+    if (p->key_file != NULL) {
+        rc = st_key_load(p->key_file, &key, &klen, &pass);
+        if (rc < 0) {
+            snprintf(msg, msglen, "key file %s: %s", p->key_file, strerror(-rc));
+            goto fail;
+        }
+        o.key = key;
+        o.key_len = klen;
+        o.key_is_passphrase = pass;
+    }
+    msg[0] = '\0';
+    rc = st_store_open(p->datadir, &o, &d->store);
+    st_key_free(key, klen);
+    if (rc < 0) {
+        if (msg[0] == '\0') {
+            if (rc == -EBUSY)
+                snprintf(msg, msglen, "DATADIR %s is in use by another vecfs", p->datadir);
+            else if (rc == -EKEYREJECTED)
+                snprintf(msg, msglen, "wrong key for %s", p->datadir);
+            else if (rc == -EPROTO)
+                snprintf(msg, msglen, "DATADIR %s holds a store of another format version",
+                         p->datadir);
+            else
+                snprintf(msg, msglen, "cannot open the store in %s: %s", p->datadir, strerror(-rc));
+        }
+        goto fail;
+    }
+    *out = d;
+    return 0;
+fail:
+    d->store = NULL;
+    (void)fsd_destroy(d);
+    return rc;
+}
+
+int fsd_destroy(fsd *d)
+{
+    if (d == NULL)
+        return 0;
+    fsd_queries_free(d->queries);
+    int rc = st_store_close(d->store);
+    fsd_imports_free(d->imports);
+    fsd_inodes_free(d->inodes);
+    if (d->vf_buckets != NULL)
+        pthread_mutex_destroy(&d->vf_lock);
+    free(d->vf_buckets);
+    free(d);
+    return rc;
+}

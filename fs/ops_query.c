@@ -1,0 +1,538 @@
+/*
+ * ops_query.c — files under `<collection>/.query/` (SPEC §3.3).
+ *
+ * Lifecycle of one query file (per uid; the text lives in query.c):
+ *   create/open-for-write  -> the handle buffers what is written
+ *   flush (close)          -> the text is parsed and committed to the
+ *                             entry; a malformed text fails close() with
+ *                             EINVAL and is remembered, so later reads fail
+ *                             with EINVAL too
+ *   open-for-read          -> the query runs now, once; the result is kept in
+ *                             the handle and served with direct_io, so every
+ *                             reader gets all of it and fstat on the handle
+ *                             reports its true size
+ *   read on a handle that has written (open r+, write, seek 0, read)
+ *                          -> commit the text and run it, then serve
+ *   idle / rmdir / unmount -> the entry is dropped (query.c)
+ *
+ * Batched query files (*.fvecs, *.npy) run through st_search_batch on the
+ * store's threads: one FUSE round trip for thousands of queries.
+ *
+ * Invariants
+ *   1. A handle's result, once generated, never changes (readers at any
+ *      offset see one consistent result).
+ *   2. Only the writer's uid sees an entry; querying needs read permission
+ *      on the collection, never write permission.
+ *   3. No lock is held while a search runs; entries are reached only
+ *      through query.c's copying API.
+ *   4. Every handler ends in exactly one reply.
+ */
+#include "fsd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "names.h"
+#include "query_parse.h"
+
+typedef struct fsd_query_fh {
+    fsd_fh h;
+    fuse_ino_t ino;
+    uid_t uid;
+    gid_t gid;
+    bool writable;
+    bool dirty;           /* written since the last commit */
+    bool have_result;     /* result holds the generated answer */
+    int result_err;       /* sticky error of the generation, if any */
+    fsd_buf wbuf;         /* the text being written */
+    fsd_buf result;       /* the answer */
+    pthread_mutex_t lock; /* guards every field above: FUSE may run reads of
+                             one handle in parallel */
+} fsd_query_fh;
+
+/* Checks that the caller may query the collection (read permission). */
+static int check_read(fuse_req_t req, fsd *d, const char *coll)
+{
+    st_attr a;
+    int rc = st_coll_stat(d->store, coll, &a);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOENT : rc;
+    return fsd_access_ok(req, a.mode, a.uid, a.gid, R_OK) ? 0 : -EACCES;
+}
+
+static void qfile_attr(const fsd_qinfo *info, uid_t uid, gid_t gid, fuse_ino_t ino, uint64_t size,
+                       struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = ino;
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_uid = uid;
+    st->st_gid = gid;
+    st->st_size = (off_t)size;
+    st->st_blksize = 4096;
+    st->st_blocks = (blkcnt_t)((size + 511) / 512);
+    st->st_mtim = info->mtime;
+    st->st_ctim = info->ctime;
+    st->st_atim = info->mtime;
+}
+
+int fsd_qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
+{
+    fsd *d = fsd_of(req);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fsd_qinfo info;
+    int rc = fsd_queries_get(d->queries, r->coll, c->uid, r->name, &info);
+    if (rc < 0)
+        return rc;
+    uint64_t size = info.result_len ? info.result_len : (info.text ? info.text->len : 0);
+    qfile_attr(&info, c->uid, c->gid, r->ino, size, st);
+    fsd_qinfo_release(&info);
+    return 0;
+}
+
+int fsd_qfile_fh_stat(fuse_req_t req, fsd_fh *fh, struct stat *st)
+{
+    fsd *d = fsd_of(req);
+    fsd_query_fh *h = (fsd_query_fh *)fh;
+    fsd_ref r;
+    int rc = fsd_inodes_ref(d->inodes, h->ino, &r);
+    if (rc < 0)
+        return rc;
+    fsd_qinfo info;
+    rc = fsd_queries_get(d->queries, r.coll, h->uid, r.name, &info);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&h->lock);
+    uint64_t size = h->have_result ? h->result.len
+                    : h->dirty     ? h->wbuf.len
+                                   : (info.text ? info.text->len : 0);
+    pthread_mutex_unlock(&h->lock);
+    qfile_attr(&info, h->uid, h->gid, h->ino, size, st);
+    fsd_qinfo_release(&info);
+    return 0;
+}
+
+void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
+{
+    fsd *d = fsd_of(req);
+    fuse_ino_t ino = 0;
+    fsd_ref r = *qdir;
+    struct stat st;
+    int rc = (int)strlen(name) > (int)FSD_NAME_MAX ? -ENAMETOOLONG : 0;
+    if (rc == 0) {
+        snprintf(r.name, sizeof r.name, "%s", name);
+        rc = fsd_qfile_stat(req, &r, &st);
+    }
+    if (rc == 0)
+        rc = fsd_inodes_link(d->inodes, qdir->ino, name, FSD_K_QFILE, &ino);
+    if (rc < 0) {
+        fsd_reply_err(req, FSD_OP_LOOKUP, rc);
+        return;
+    }
+    fsd_reply_entry(req, ino, &st, 0.0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a query                                                      */
+/* ------------------------------------------------------------------ */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Applies the batch parameters of the entry's xattrs. */
+static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
+{
+    char num[24];
+    int rc = 0;
+    if (info->k) {
+        int n = snprintf(num, sizeof num, "%u", info->k);
+        rc = fsd_query_param_set(q, "k", num, (size_t)n);
+    }
+    if (rc == 0 && info->ef) {
+        int n = snprintf(num, sizeof num, "%u", info->ef);
+        rc = fsd_query_param_set(q, "ef", num, (size_t)n);
+    }
+    if (rc == 0 && info->filter != NULL)
+        rc = fsd_query_param_set(q, "filter", info->filter, strlen(info->filter));
+    return rc;
+}
+
+/* Runs a parsed query against the store and formats the result into out.
+ * 0 or a negative errno. */
+static int run_query(fsd *d, const char *coll, const fsd_query *q, fsd_buf *out)
+{
+    st_filter_term terms[FSD_QUERY_MAX_TERMS];
+    size_t nterms = q->n_filter < FSD_QUERY_MAX_TERMS ? q->n_filter : FSD_QUERY_MAX_TERMS;
+    for (size_t i = 0; i < nterms; i++) {
+        terms[i].key = q->filter[i].key;
+        terms[i].value = q->filter[i].value;
+        terms[i].value_len = q->filter[i].value_len;
+    }
+    size_t k = q->k;
+    size_t nq = fsd_qkind_is_batch(q->kind) ? q->nq : 1;
+    if (nq == 0)
+        return -EINVAL;
+    if (k > SIZE_MAX / sizeof(st_hit) / nq)
+        return -ENOMEM;
+    st_hit *hits = malloc(nq * k * sizeof *hits);
+    size_t *counts = calloc(nq, sizeof *counts);
+    if (hits == NULL || counts == NULL) {
+        free(hits);
+        free(counts);
+        return -ENOMEM;
+    }
+    double t0 = now_seconds();
+    int rc;
+    if (q->like != NULL)
+        rc = st_search_like(d->store, coll, q->like, true, k, q->ef, terms, nterms, hits,
+                            &counts[0]);
+    else if (nq == 1)
+        rc = st_search(d->store, coll, q->vectors, q->dim, k, q->ef, terms, nterms, hits,
+                       &counts[0]);
+    else
+        rc = st_search_batch(d->store, coll, q->vectors, nq, q->dim, k, q->ef, terms, nterms, 0,
+                             hits, counts);
+    if (rc == 0)
+        fsd_metrics_queries(nq, now_seconds() - t0);
+    fsd_results res;
+    fsd_results_init(&res, q->kind);
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+        const st_hit *row = hits + i * k;
+        for (size_t j = 0; j < counts[i] && j < k && rc == 0; j++) {
+            if (fsd_qkind_is_batch(q->kind))
+                rc =
+                    fsd_results_add_row(&res, i, row[j].name, strlen(row[j].name), row[j].distance);
+            else
+                rc = fsd_results_add(&res, row[j].name, strlen(row[j].name), row[j].distance);
+        }
+    }
+    free(hits);
+    free(counts);
+    if (rc < 0) {
+        fsd_results_release(&res);
+        return rc;
+    }
+    char *bytes = NULL;
+    size_t len = 0;
+    rc = fsd_results_finish(&res, &bytes, &len);
+    if (rc < 0)
+        return rc;
+    fsd_buf_release(out);
+    out->data = bytes;
+    out->len = len;
+    out->cap = len + 1;
+    return 0;
+}
+
+/* Parses text of the query file `name`. */
+static int parse_text(const char *name, const fsd_qtext *text, fsd_query *q)
+{
+    fsd_qkind kind = fsd_qkind_from_name(name, strlen(name));
+    if (text == NULL || text->len == 0)
+        return -EINVAL;
+    int rc = fsd_query_parse(kind, text->data, text->len, q);
+    return rc == -EFBIG || rc == -E2BIG ? -EINVAL : rc;
+}
+
+/* Generates the result of the committed entry into h->result. Caller
+ * holds h->lock. */
+static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
+{
+    fsd_qinfo info;
+    int rc = fsd_queries_get(d->queries, r->coll, h->uid, r->name, &info);
+    if (rc < 0)
+        return rc;
+    if (info.parse_err < 0) {
+        rc = info.parse_err;
+        goto out;
+    }
+    fsd_query q = FSD_QUERY_INIT;
+    rc = parse_text(r->name, info.text, &q);
+    if (rc == 0 && fsd_qkind_is_batch(q.kind))
+        rc = apply_xattrs(&q, &info);
+    if (rc == 0)
+        rc = run_query(d, r->coll, &q, &h->result);
+    fsd_query_release(&q);
+    if (rc == 0) {
+        h->have_result = true;
+        fsd_queries_set_result_len(d->queries, r->coll, h->uid, r->name, h->result.len);
+    }
+out:
+    fsd_qinfo_release(&info);
+    return rc;
+}
+
+/* Commits the handle's written text to the entry. Caller holds h->lock. */
+static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
+{
+    fsd_qtext *t = fsd_qtext_new(h->wbuf.data, h->wbuf.len);
+    if (t == NULL)
+        return -ENOMEM;
+    fsd_query q = FSD_QUERY_INIT;
+    int perr = parse_text(r->name, t, &q);
+    fsd_query_release(&q);
+    if (perr == -ENOMEM) {
+        fsd_qtext_unref(t);
+        return perr;
+    }
+    int rc = fsd_queries_put(d->queries, r->coll, h->uid, r->name, t, perr);
+    fsd_qtext_unref(t);
+    if (rc < 0)
+        return rc;
+    h->dirty = false;
+    h->have_result = false;
+    fsd_buf_release(&h->result);
+    return perr;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                             */
+/* ------------------------------------------------------------------ */
+
+static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, int flags)
+{
+    fsd_query_fh *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        free(h);
+        return NULL;
+    }
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    h->h.type = FSD_FH_QUERY;
+    h->ino = ino;
+    h->uid = c->uid;
+    h->gid = c->gid;
+    h->writable = (flags & O_ACCMODE) != O_RDONLY;
+    return h;
+}
+
+static void fh_free(fsd_query_fh *h)
+{
+    if (h == NULL)
+        return;
+    fsd_buf_release(&h->wbuf);
+    fsd_buf_release(&h->result);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    (void)mode;
+    fsd *d = fsd_of(req);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fuse_ino_t ino = 0;
+    fsd_query_fh *h = NULL;
+    int rc = fsd_vecname_check(name, strlen(name));
+    if (rc == -EINVAL && fsd_name_is_reserved(name, strlen(name)))
+        rc = 0; /* any file name is a fine query name */
+    if (rc == 0)
+        rc = check_read(req, d, qdir->coll);
+    if (rc == 0)
+        rc = fsd_queries_touch(d->queries, qdir->coll, c->uid, name, true);
+    if (rc == 0)
+        rc = fsd_inodes_link(d->inodes, qdir->ino, name, FSD_K_QFILE, &ino);
+    if (rc == 0 && (h = fh_new(req, ino, fi->flags)) == NULL)
+        rc = -ENOMEM;
+    struct stat st;
+    fsd_ref r = *qdir;
+    snprintf(r.name, sizeof r.name, "%s", name);
+    r.ino = ino;
+    if (rc == 0)
+        rc = fsd_qfile_stat(req, &r, &st);
+    if (rc < 0) {
+        fh_free(h);
+        if (ino != 0)
+            fsd_inodes_forget(d->inodes, ino, 1);
+        fsd_reply_err(req, FSD_OP_CREATE, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = ino;
+    e.generation = 1;
+    e.attr = st;
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        fh_free(h);
+        fsd_inodes_forget(d->inodes, ino, 1);
+    }
+}
+
+void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
+{
+    fsd *d = fsd_of(req);
+    fsd_query_fh *h = NULL;
+    int rc = check_read(req, d, r->coll);
+    bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+    fsd_qinfo info;
+    memset(&info, 0, sizeof info);
+    if (rc == 0)
+        rc = fsd_queries_get(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, &info);
+    if (rc == 0 && (h = fh_new(req, r->ino, fi->flags)) == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        if (trunc) {
+            rc = fsd_queries_touch(d->queries, r->coll, h->uid, r->name, true);
+        } else if (h->writable) {
+            /* Partial writes start from the committed text. */
+            if (info.text != NULL)
+                rc = fsd_buf_append(&h->wbuf, info.text->data, info.text->len);
+        } else {
+            /* Read-only: generate now, so fstat and every read agree. */
+            pthread_mutex_lock(&h->lock);
+            rc = generate(d, h, r);
+            pthread_mutex_unlock(&h->lock);
+        }
+    }
+    fsd_qinfo_release(&info);
+    if (rc < 0) {
+        fh_free(h);
+        fsd_reply_err(req, FSD_OP_OPEN, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        fh_free(h);
+}
+
+void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
+{
+    fsd *d = fsd_of(req);
+    fsd_query_fh *h = (fsd_query_fh *)fh;
+    int rc = 0;
+    pthread_mutex_lock(&h->lock);
+    if (!h->have_result) {
+        fsd_ref r;
+        rc = fsd_inodes_ref(d->inodes, h->ino, &r);
+        if (rc == 0 && h->dirty)
+            rc = commit(d, h, &r);
+        if (rc == 0)
+            rc = generate(d, h, &r);
+    }
+    if (rc < 0) {
+        pthread_mutex_unlock(&h->lock);
+        fsd_reply_err(req, FSD_OP_READ, rc);
+        return;
+    }
+    size_t n = (uint64_t)off >= h->result.len ? 0 : h->result.len - (size_t)off;
+    if (n > size)
+        n = size;
+    /* The result never changes once generated (invariant 1), but the lock
+     * also orders this read after a concurrent generation. */
+    fuse_reply_buf(req, n ? h->result.data + off : NULL, n);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off_t off)
+{
+    fsd_query_fh *h = (fsd_query_fh *)fh;
+    if (!h->writable) {
+        fsd_reply_err(req, FSD_OP_WRITE, EBADF);
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    int rc = fsd_buf_write_at(&h->wbuf, (size_t)off, buf, size, FSD_BUF_MAX);
+    if (rc == 0) {
+        h->dirty = true;
+        h->have_result = false;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (rc < 0) {
+        fsd_reply_err(req, FSD_OP_WRITE, rc);
+        return;
+    }
+    fuse_reply_write(req, size);
+}
+
+void fsd_qfile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
+{
+    fsd *d = fsd_of(req);
+    fsd_query_fh *h = (fsd_query_fh *)fh;
+    int rc = 0;
+    pthread_mutex_lock(&h->lock);
+    if (h->dirty) {
+        fsd_ref r;
+        rc = fsd_inodes_ref(d->inodes, h->ino, &r);
+        if (rc == 0)
+            rc = commit(d, h, &r);
+    }
+    pthread_mutex_unlock(&h->lock);
+    fsd_reply_err(req, op, rc);
+}
+
+void fsd_qfile_release(fuse_req_t req, fsd_fh *fh)
+{
+    fsd *d = fsd_of(req);
+    fsd_query_fh *h = (fsd_query_fh *)fh;
+    if (h->dirty) {
+        fsd_ref r;
+        if (fsd_inodes_ref(d->inodes, h->ino, &r) == 0)
+            (void)commit(d, h, &r);
+    }
+    fh_free(h);
+    fuse_reply_err(req, 0);
+}
+
+void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, int to_set,
+                       struct fuse_file_info *fi)
+{
+    fsd *d = fsd_of(req);
+    int rc = 0;
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        fsd_query_fh *h = fi != NULL ? (fsd_query_fh *)(uintptr_t)fi->fh : NULL;
+        if (h != NULL && h->h.type == FSD_FH_QUERY) {
+            pthread_mutex_lock(&h->lock);
+            rc = fsd_buf_resize(&h->wbuf, (size_t)in->st_size);
+            h->dirty = true;
+            h->have_result = false;
+            pthread_mutex_unlock(&h->lock);
+        } else if (in->st_size == 0) {
+            rc = fsd_queries_touch(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, true);
+        } else {
+            rc = -EINVAL;
+        }
+    }
+    struct stat st;
+    if (rc == 0)
+        rc = fsd_qfile_stat(req, r, &st);
+    if (rc < 0) {
+        fsd_reply_err(req, FSD_OP_SETATTR, rc);
+        return;
+    }
+    fuse_reply_attr(req, &st, 0.0);
+}
+
+void fsd_qfile_unlink(fuse_req_t req, const fsd_ref *qdir, const char *name)
+{
+    fsd *d = fsd_of(req);
+    int rc = fsd_queries_remove(d->queries, qdir->coll, fuse_req_ctx(req)->uid, name);
+    if (rc == 0)
+        fsd_inodes_unlink(d->inodes, qdir->ino, name);
+    fsd_reply_err(req, FSD_OP_UNLINK, rc);
+}
+
+void fsd_qfile_rename(fuse_req_t req, const fsd_ref *qdir, const char *name, const char *newname)
+{
+    fsd *d = fsd_of(req);
+    int rc = fsd_queries_rename(d->queries, qdir->coll, fuse_req_ctx(req)->uid, name, newname);
+    if (rc == 0)
+        (void)fsd_inodes_rename(d->inodes, qdir->ino, name, qdir->ino, newname);
+    fsd_reply_err(req, FSD_OP_RENAME, rc);
+}
