@@ -34,9 +34,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sched.h>
 
 #include "hnsw_internal.h"
+#include "threads.h"
 #include "topk.h"
 
 /* Below this share of passing vectors a filtered search scans the passing
@@ -45,6 +46,8 @@
 /* Ids sampled to estimate a filter's selectivity when the caller can't. */
 #define VF_FILTER_SAMPLES 1024u
 #define VF_GROW_MIN 1024u
+/* How much of a neighbour's vector a walk prefetches before scoring it. */
+#define VF_PREFETCH_BYTES 512u
 
 /* ------------------------------------------------------------------ */
 /* Per-thread scratch                                                   */
@@ -58,9 +61,9 @@ struct vf_scratch {
     size_t cand_cap;
     vf_hit *res; /* result max-heap storage, >= max(ef, k) */
     size_t res_cap;
-    vf_hit *sorted; /* drained results, res_cap entries */
-    vf_hit *work;   /* neighbour candidates while linking: 2 * m0 + 2 */
-    vf_hit *sel;    /* heuristic output: 2 * m0 + 2 */
+    vf_hit *sorted;   /* drained results, res_cap entries */
+    vf_hit *work;     /* neighbour candidates while linking: 2 * m0 + 2 */
+    vf_hit *sel;      /* heuristic output: 2 * m0 + 2 */
     uint32_t *links;  /* copy of one link list: m0 */
     uint32_t *links2; /* a second copy, for repairs: m0 */
     float *query;     /* normalized query or vector: dim */
@@ -115,10 +118,11 @@ static vf_scratch *scratch_acquire(const vf_hnsw *ch, size_t results)
     pthread_mutex_unlock(&h->pool_lock);
     if (!s && !(s = scratch_new(h)))
         return NULL;
-    if (s->visited_cap < h->capacity) {
+    if (!s->visited || s->visited_cap < h->capacity) {
+        size_t cap = h->capacity ? h->capacity : 1;
         free(s->visited);
-        s->visited = calloc(h->capacity, sizeof(uint16_t));
-        s->visited_cap = s->visited ? h->capacity : 0;
+        s->visited = calloc(cap, sizeof(uint16_t));
+        s->visited_cap = s->visited ? cap : 0;
         s->epoch = 0;
     }
     if (s->res_cap < results) {
@@ -194,19 +198,32 @@ static inline float dist_ids(const vf_hnsw *h, uint32_t a, uint32_t b)
 static inline void node_lock(const vf_hnsw *h, uint32_t id)
 {
     unsigned spins = 0;
-    while (atomic_exchange_explicit(&h->locks[id], 1, memory_order_acquire)) {
-        while (atomic_load_explicit(&h->locks[id], memory_order_relaxed)) {
-            /* Two cores, often more threads: yield rather than spin against
-             * a holder that is not running. */
-            if (++spins > 64)
-                sched_yield();
-        }
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_relaxed);
+        if (!(v & 1) &&
+            atomic_compare_exchange_weak_explicit(&h->versions[id], &v, v + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        /* Two cores, often more threads: yield rather than spin against a
+         * holder that is not running. */
+        if (++spins > 64)
+            sched_yield();
     }
 }
 
 static inline void node_unlock(const vf_hnsw *h, uint32_t id)
 {
-    atomic_store_explicit(&h->locks[id], 0, memory_order_release);
+    atomic_fetch_add_explicit(&h->versions[id], 1, memory_order_release);
+}
+
+static inline uint32_t word_get(const uint32_t *w)
+{
+    return __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+
+static inline void word_set(uint32_t *w, uint32_t v)
+{
+    __atomic_store_n(w, v, __ATOMIC_RELAXED);
 }
 
 static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
@@ -214,20 +231,48 @@ static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
     return atomic_load_explicit(&h->state[id], memory_order_acquire);
 }
 
-/* Copies id's link list at lev into buf (room for m0); returns its length. */
+static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
+{
+    return lev ? h->m : h->m0;
+}
+
+/* Copies id's link list at lev into buf (room for m0) without writing
+ * shared memory: retries while a writer holds the list or moved its
+ * version meanwhile. Returns the list's length. */
 static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
-    node_lock(h, id);
     const uint32_t *list = vf_node_list(h, id, lev);
-    uint32_t n = list[0];
-    memcpy(buf, list + 1, n * sizeof(uint32_t));
-    node_unlock(h, id);
-    return n;
+    const uint32_t cap = level_cap(h, lev);
+    for (unsigned spins = 0;; spins++) {
+        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
+        if (!(v & 1)) {
+            uint32_t n = word_get(&list[0]);
+            if (n > cap)
+                n = cap; /* torn by a writer: the version check below retries */
+            for (uint32_t i = 0; i < n; i++)
+                buf[i] = word_get(&list[1 + i]);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v)
+                return n;
+        }
+        if (spins > 64)
+            sched_yield();
+    }
 }
 
 static inline uint64_t entry_pack(unsigned level, uint32_t id)
 {
     return ((uint64_t)level << 32) | id;
+}
+
+/* Prefetches the first cache lines of id's vector; the hardware streams
+ * the rest once the kernel starts reading. */
+static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id)
+{
+    const char *v = (const char *)vf_node_vector(h, id);
+    size_t bytes = (size_t)h->dim * sizeof(float);
+    for (size_t off = 0; off < bytes && off < VF_PREFETCH_BYTES; off += 64)
+        __builtin_prefetch(v + off);
 }
 
 static bool result_ok(const vf_hnsw *h, uint32_t id, const vf_filter *filter, uint32_t exclude)
@@ -277,9 +322,13 @@ static int search_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_
     vf_heap_init(&cand, s->cand, s->cand_cap);
     vf_heap_init(res, s->res, ef);
 
+    /* With nothing deleted, filtered or excluded every reachable node is a
+     * result: skip the per-node state check. */
+    const bool all_ok = !filter && exclude == UINT32_MAX &&
+                        atomic_load_explicit(&h->deleted, memory_order_relaxed) == 0;
     visited[ep] = epoch;
     vf_heap_push(&cand, ep_d, ep, -1);
-    if (result_ok(h, ep, filter, exclude))
+    if (all_ok || result_ok(h, ep, filter, exclude))
         vf_heap_push(res, ep_d, ep, +1);
     float bound = res->len == ef ? res->items[0].distance : INFINITY;
 
@@ -289,28 +338,25 @@ static int search_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_
             break;
         vf_heap_pop(&cand, -1);
         uint32_t n = links_copy(h, c.id, lev, s->links);
-        const uint32_t *links = s->links;
-        if (n) {
-            __builtin_prefetch(&visited[links[0]]);
-            __builtin_prefetch(vf_node_vector(h, links[0]));
-        }
+        /* Gather the unvisited neighbours first and prefetch their vectors,
+         * so their cache misses overlap instead of stalling one by one. */
+        uint32_t fresh = 0;
         for (uint32_t j = 0; j < n; j++) {
-            uint32_t nb = links[j];
-            if (j + 1 < n) {
-                __builtin_prefetch(&visited[links[j + 1]]);
-                const char *next = (const char *)vf_node_vector(h, links[j + 1]);
-                __builtin_prefetch(next);
-                __builtin_prefetch(next + 64);
-            }
+            uint32_t nb = s->links[j];
             if (visited[nb] == epoch)
                 continue;
             visited[nb] = epoch;
+            s->links[fresh++] = nb;
+            vf_prefetch_vector(h, nb);
+        }
+        for (uint32_t j = 0; j < fresh; j++) {
+            uint32_t nb = s->links[j];
             float d = dist_vec(h, q, vf_node_vector(h, nb));
             if (res->len < ef || d < bound) {
                 if (cand.len == cand.cap && cand_grow(s, &cand) != 0)
                     return -ENOMEM;
                 vf_heap_push(&cand, d, nb, -1);
-                if (result_ok(h, nb, filter, exclude)) {
+                if (all_ok || result_ok(h, nb, filter, exclude)) {
                     vf_topk_offer(res, d, nb);
                     if (res->len == ef)
                         bound = res->items[0].distance;
@@ -439,8 +485,8 @@ int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
     return search_common(h, query, k, ef, filter, false, out, n_out);
 }
 
-int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k,
-                         const vf_filter *filter, vf_hit *out, size_t *n_out)
+int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
+                         vf_hit *out, size_t *n_out)
 {
     return search_common(h, query, k, k, filter, true, out, n_out);
 }
@@ -481,14 +527,9 @@ static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n,
 
 static void list_write(uint32_t *list, const vf_hit *hits, size_t n)
 {
-    list[0] = (uint32_t)n;
     for (size_t i = 0; i < n; i++)
-        list[1 + i] = hits[i].id;
-}
-
-static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
-{
-    return lev ? h->m : h->m0;
+        word_set(&list[1 + i], hits[i].id);
+    word_set(&list[0], (uint32_t)n);
 }
 
 /* Adds a link nb -> x at lev, re-selecting nb's list when it is full. */
@@ -504,8 +545,8 @@ static void link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, 
             goto out;
     }
     if (n < cap) {
-        list[1 + n] = x;
-        list[0] = n + 1;
+        word_set(&list[1 + n], x);
+        word_set(&list[0], n + 1);
         goto out;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -599,8 +640,7 @@ static void entry_move_off(vf_hnsw *h, vf_scratch *s, uint32_t x)
     int best_level = -1;
     uint32_t best = x;
     for (size_t i = 0; i < h->capacity; i++) {
-        if (i != x && slot_state(h, (uint32_t)i) == VF_SLOT_PRESENT &&
-            h->levels[i] > best_level) {
+        if (i != x && slot_state(h, (uint32_t)i) == VF_SLOT_PRESENT && h->levels[i] > best_level) {
             best_level = h->levels[i];
             best = (uint32_t)i;
         }
@@ -674,7 +714,7 @@ static void lists_clear(vf_hnsw *h, uint32_t x)
 {
     node_lock(h, x);
     for (unsigned lev = 0; lev <= h->levels[x]; lev++)
-        vf_node_list(h, x, lev)[0] = 0;
+        word_set(vf_node_list(h, x, lev), 0);
     node_unlock(h, x);
 }
 
@@ -755,6 +795,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     h->kernel = params->metric == VF_METRIC_L2 ? k->l2sq : k->dot;
     atomic_init(&h->entry, VF_HNSW_NO_ENTRY);
     atomic_init(&h->count, 0);
+    atomic_init(&h->deleted, 0);
     atomic_init(&h->upper_bytes, 0);
     atomic_init(&h->ef_search, params->ef_search);
     atomic_init(&h->level_draws, 0);
@@ -790,7 +831,7 @@ void vf_hnsw_free(vf_hnsw *h)
     free(h->level0);
     free(h->levels);
     free((void *)h->state);
-    free((void *)h->locks);
+    free((void *)h->versions);
     while (h->pool) {
         vf_scratch *next = h->pool->next;
         scratch_free(h->pool);
@@ -822,7 +863,7 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     if (capacity > (size_t)UINT32_MAX || capacity > SIZE_MAX / h->node_bytes)
         return -EFBIG;
     size_t old = h->capacity;
-    void *state = (void *)h->state, *locks = (void *)h->locks;
+    void *state = (void *)h->state, *versions = (void *)h->versions;
     int rc = array_grow((void **)&h->level0, old, capacity, h->node_bytes);
     if (!rc)
         rc = array_grow((void **)&h->upper, old, capacity, sizeof(uint32_t *));
@@ -832,8 +873,8 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
         rc = array_grow(&state, old, capacity, 1);
     h->state = state;
     if (!rc)
-        rc = array_grow(&locks, old, capacity, 1);
-    h->locks = locks;
+        rc = array_grow(&versions, old, capacity, sizeof(uint32_t));
+    h->versions = versions;
     /* Arrays that grew stay grown; capacity moves only when all did. */
     if (!rc)
         h->capacity = capacity;
@@ -933,6 +974,8 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     atomic_store_explicit(&h->state[id], VF_SLOT_PRESENT, memory_order_release);
     if (was != VF_SLOT_PRESENT)
         atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    if (was == VF_SLOT_DELETED)
+        atomic_fetch_sub_explicit(&h->deleted, 1, memory_order_relaxed);
     rc = connect_node(h, s, id);
 out_release:
     scratch_release(h, s);
@@ -965,16 +1008,6 @@ static void *batch_worker(void *arg)
         }
     }
     return NULL;
-}
-
-unsigned vf_threads_resolve(unsigned threads);
-
-unsigned vf_threads_resolve(unsigned threads)
-{
-    if (threads)
-        return threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
 }
 
 int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, const float *vecs,
@@ -1036,6 +1069,7 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
     }
     atomic_store_explicit(&h->state[id], VF_SLOT_DELETED, memory_order_release);
     atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->deleted, 1, memory_order_relaxed);
     unlink_node(h, s, id);
     entry_move_off(h, s, id);
     scratch_release(h, s);
@@ -1081,8 +1115,8 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     if (!h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
-    /* Per slot: level-0 record, upper pointer, level, state, lock. */
-    size_t per_slot = h->node_bytes + sizeof(uint32_t *) + 3;
+    /* Per slot: level-0 record, upper pointer, level, state, version. */
+    size_t per_slot = h->node_bytes + sizeof(uint32_t *) + 2 + sizeof(uint32_t);
     size_t bytes = sizeof(*h) + h->capacity * per_slot +
                    atomic_load_explicit(&h->upper_bytes, memory_order_relaxed);
     pthread_mutex_lock((pthread_mutex_t *)&h->pool_lock);

@@ -11,7 +11,8 @@
  *            u32 count | u32 links[m] at index (l - 1) * (1 + m).
  *   levels   per id, the node's top level (0..VF_HNSW_MAX_LEVEL).
  *   state    per id, VF_SLOT_EMPTY / PRESENT / DELETED.
- *   locks    per id, a one-byte spin lock guarding that node's link lists.
+ *   versions per id, a sequence lock over that node's link lists: odd while
+ *            a writer holds it, bumped on every release.
  *
  * Locking (lock order, outermost first)
  *   1. grow_lock (rwlock): read-held by every operation, write-held only
@@ -20,8 +21,11 @@
  *      of one id for the whole operation.
  *   3. entry_lock (mutex): held by an insert that raises the top level, for
  *      that whole insert, so levels rise one writer at a time.
- *   4. locks[id] (spin): held while reading or writing id's link lists. A
- *      thread holds at most one node spin lock at a time.
+ *   4. versions[id] (sequence lock): writers of id's link lists hold it
+ *      (version odd); a thread holds at most one at a time. Searches never
+ *      write it: they copy a list and retry if the version moved, so
+ *      readers do not bounce cache lines between cores. List words are
+ *      read and written with relaxed atomics for that reason.
  *   Vectors are written only by the insert that owns the id (op lock) and
  *   read by searches without a lock: a search racing an update of the same
  *   id may score a half-written vector, a ranking error for that one node
@@ -54,25 +58,26 @@ struct vf_hnsw {
     uint32_t m0; /* link cap on level 0 (2m) */
     uint32_t ef_construction;
     uint64_t seed;
-    double level_mult; /* 1 / ln(m) */
-    size_t node_bytes; /* level-0 record size */
-    size_t vec_offset; /* vector offset inside a level-0 record */
+    double level_mult;   /* 1 / ln(m) */
+    size_t node_bytes;   /* level-0 record size */
+    size_t vec_offset;   /* vector offset inside a level-0 record */
     vf_kernel_fn kernel; /* l2sq for l2, dot for cosine and dot */
 
     /* Arrays of capacity entries; reallocated under grow_lock (write). */
     pthread_rwlock_t grow_lock;
-    size_t capacity;     /* protected by grow_lock */
-    uint8_t *level0;     /* protected by grow_lock; records by locks[] */
-    uint32_t **upper;    /* protected by grow_lock; lists by locks[] */
-    uint8_t *levels;     /* written once per slot under its op lock */
+    size_t capacity;  /* protected by grow_lock */
+    uint8_t *level0;  /* protected by grow_lock; lists by versions[] */
+    uint32_t **upper; /* protected by grow_lock; lists by versions[] */
+    uint8_t *levels;  /* written once per slot under its op lock */
     _Atomic uint8_t *state;
-    _Atomic uint8_t *locks;
+    _Atomic uint32_t *versions;
 
     pthread_mutex_t op_locks[VF_HNSW_OP_STRIPES];
     pthread_mutex_t entry_lock;
     _Atomic uint64_t entry; /* see VF_HNSW_NO_ENTRY */
 
     _Atomic size_t count;       /* present ids */
+    _Atomic size_t deleted;     /* deleted slots awaiting reuse */
     _Atomic size_t upper_bytes; /* bytes held by upper lists */
     _Atomic uint32_t ef_search;
     _Atomic uint64_t level_draws; /* level generator position */

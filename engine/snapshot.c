@@ -291,6 +291,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
         atomic_store(&h->entry, ((uint64_t)entry_level << 32) | entry_id);
     }
     atomic_store(&h->count, present);
+    atomic_store(&h->deleted, used - present);
     atomic_store(&h->level_draws, draws);
     *out = h;
     return 0;

@@ -118,8 +118,8 @@ typedef struct seed_list {
 
 static int seed_add(seed_list *s, const char *path)
 {
-    uint8_t *data;
-    size_t len;
+    uint8_t *data = NULL;
+    size_t len = 0;
     int rc = read_file(path, &data, &len);
     if (rc)
         return rc;
