@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test-bench-engine.sh — smoke test of vecfs-bench-engine's contract on a
+# small random dataset (no network): it runs every metric with the peers that
+# were built, checks the JSON shape of issue 2 item 6, the --results files,
+# and that a recall of at least 0.9 is reached at the largest ef.
+#
+# Usage: bench/test-bench-engine.sh PATH/TO/vecfs-bench-engine
+set -euo pipefail
+
+exe="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+python3 - "$tmp" <<'EOF'
+import random, struct, sys
+rnd = random.Random(7)
+def write(path, n, dim):
+    with open(path, 'wb') as f:
+        for _ in range(n):
+            f.write(struct.pack('<i', dim))
+            f.write(struct.pack('<%df' % dim, *[rnd.gauss(0, 1) for _ in range(dim)]))
+write(sys.argv[1] + '/base.fvecs', 2000, 16)
+write(sys.argv[1] + '/queries.fvecs', 50, 16)
+EOF
+
+for metric in l2 cosine dot; do
+    "$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric "$metric" \
+        --ef 10,200 --threads 2 --compare hnswlib,faiss --json "$tmp/$metric.json" \
+        --results "$tmp/res-$metric" >"$tmp/$metric.txt"
+    python3 - "$tmp/$metric.json" "$metric" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert set(doc) == {"dataset", "engines"}, doc.keys()
+assert doc["dataset"] == {"base": 2000, "queries": 50, "dim": 16, "metric": sys.argv[2]}, doc["dataset"]
+names = [e["name"] for e in doc["engines"]]
+assert names[0] == "vecfs", names
+assert set(names) <= {"vecfs", "hnswlib", "faiss-hnsw", "faiss-flat"}, names
+for e in doc["engines"]:
+    assert set(e) == {"name", "build_seconds", "bytes_per_vector", "runs"}, e.keys()
+    assert e["build_seconds"] >= 0 and e["bytes_per_vector"] > 0, e
+    for r in e["runs"]:
+        assert set(r) == {"ef", "recall", "qps", "mean_us", "p99_us"}, r.keys()
+        assert 0 <= r["recall"] <= 1 and r["qps"] > 0 and r["p99_us"] >= 0, r
+    if e["name"] == "faiss-flat":
+        assert [r["ef"] for r in e["runs"]] == [0] and e["runs"][0]["recall"] == 1.0, e
+    else:
+        assert [r["ef"] for r in e["runs"]] == [10, 200], e
+        assert e["runs"][-1]["recall"] >= 0.9, (e["name"], e["runs"][-1])
+EOF
+    for ef in 10 200; do
+        size=$(stat -c %s "$tmp/res-$metric-ef$ef.ivecs")
+        [ "$size" -eq $((50 * (4 + 4 * 10))) ] || {
+            echo "res-$metric-ef$ef.ivecs has $size bytes" >&2
+            exit 1
+        }
+    done
+done
+echo "ok"
