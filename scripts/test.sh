@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds vecfs twice (release with -Werror,
+# and AddressSanitizer + UBSan) and runs every test in both builds.
+# Usage: scripts/test.sh [--no-install] [--quick]   (--quick: release build only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+install=1 quick=0
+for a in "$@"; do
+  case "$a" in
+    --no-install) install=0 ;;
+    --quick) quick=1 ;;
+    *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+if [ "$install" = 1 ]; then
+  bash scripts/install-deps.sh || { echo "test.sh: installing dependencies failed" >&2; exit 1; }
+fi
+# Real data for the recall tests; the tests skip a set that is missing.
+bash scripts/fetch-data.sh minilm words50k || echo "test.sh: warning: test data not fetched; data tests will skip" >&2
+
+passed=0 failed=0
+run_suite() { # build-dir, meson setup args...
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null || { echo "test.sh: meson setup $dir failed" >&2; failed=$((failed + 1)); return; }
+  fi
+  if ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
+    tail -40 "$dir.ninja.log"
+    echo "test.sh: build $dir failed" >&2
+    failed=$((failed + 1))
+    return
+  fi
+  meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$dir.test.log"
+  local ok fail
+  ok=$(grep -E '^Ok:' "$dir.test.log" | awk '{print $2}')
+  fail=$(grep -E '^(Fail|Timeout|Unexpected Pass):' "$dir.test.log" | awk '{s += $NF} END {print s + 0}')
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0}))
+  [ -n "$ok" ] || failed=$((failed + 1))
+}
+
+run_suite build -Dwerror=true -Dbuildtype=release
+if [ "$quick" = 0 ]; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build-asan -Dwerror=true -Dbuildtype=debugoptimized \
+      -Db_sanitize=address,undefined -Db_lundef=false
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
