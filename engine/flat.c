@@ -42,15 +42,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "kernels.h"
+#include "threads.h"
 #include "topk.h"
 
 #define TARGET_BLOCK_BYTES (256u * 1024u)
 #define MAX_BLOCK_ROWS 1024u
 #define MAX_QUERY_BLOCK 8u
-#define MAX_THREADS 256u
 
 typedef struct flat_job {
     const float *base;
@@ -217,7 +216,7 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
                          const float *queries, size_t nq, size_t k, const vf_filter *filter,
                          unsigned threads, vf_hit *out, size_t *n_out)
 {
-    pthread_t tids[MAX_THREADS];
+    pthread_t tids[VF_THREADS_MAX];
     size_t started = 0;
     int rc = check_common(base, n, dim, metric, k, filter);
     if (rc != 0)
@@ -227,12 +226,7 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
     if (queries == NULL || out == NULL || n_out == NULL || nq > SIZE_MAX / k)
         return -EINVAL;
 
-    if (threads == 0) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = online > 0 ? (unsigned)(online < MAX_THREADS ? online : MAX_THREADS) : 1u;
-    }
-    if (threads > MAX_THREADS)
-        threads = MAX_THREADS;
+    threads = vf_threads_resolve(threads);
     if (threads > nq)
         threads = (unsigned)nq;
 
