@@ -1,0 +1,418 @@
+/*
+ * internal.h — what the files of store/ share: the store and collection
+ * objects, the LMDB layout, record codecs, crypto and the fault-injectable
+ * system wrappers. Not installed; tests include it to reach the wrappers.
+ *
+ * LMDB layout (one environment per DATADIR, named databases)
+ *
+ *   db       key                                   value (always an envelope)
+ *   meta     "format"                              FORMAT record (never sealed:
+ *                                                  needed before the key)
+ *            "keycheck"                            KEYCHECK record (sealed)
+ *            "nextcoll"                            COUNTER record: next collection id
+ *   colls    namekey(collection name)              COLL record
+ *   vecs     u32be coll | namekey(vector name)     VEC record (the "inode")
+ *   slots    u32be coll | u32be id                 SLOT record: name + float vector
+ *   content  u32be coll | u32be id                 CONTENT record: bytes as written
+ *   order    u32be coll | u64be seq                ORDER record: namekey of the vector
+ *   xattrs   u32be coll | u32be id | namekey(xn)   XATTR record: name + value
+ *   midx     u32be coll | 16-byte hash(key,value)  DUPSORT|DUPFIXED u32be ids (raw)
+ *   free     u32be coll | u32be id                 empty (raw): ids free for reuse
+ *   dirty    u32be coll | u32be id                 COUNTER record: generation of the
+ *                                                  last change not yet in a snapshot
+ *
+ *   namekey(n) is n itself without a key, HMAC-SHA-256(mac key, tag | n)
+ *   with one. hash(key,value) is SHA-256 without a key and HMAC-SHA-256
+ *   with one, truncated to 16 bytes, over "user.KEY" NUL value.
+ *
+ * Envelope of every value (but free and midx, which hold no data):
+ *   without a key: body | u32le CRC-32C(db tag | record key | body)
+ *   with a key:    nonce[12] | AES-256-GCM(body) | tag[16], AAD = db tag | record key
+ *   so a value moved to another key (or db) fails to open: -EIO.
+ * Every body starts with u16le ST_REC_MAGIC, u8 type, u8 version; all
+ * integers little-endian; layouts in record.c.
+ */
+#ifndef VECFS_STORE_INTERNAL_H
+#define VECFS_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+/* ------------------------------------------------------------------ */
+/* sys.c: allocation and I/O through wrappers tests can make fail       */
+/* ------------------------------------------------------------------ */
+
+typedef enum st_fault {
+    ST_FAULT_ALLOC = 0, /* st_malloc / st_calloc / st_realloc */
+    ST_FAULT_IO = 1,    /* st_io_* */
+    ST_FAULT_COUNT
+} st_fault;
+
+/* The n-th call (1 = the next) of class f fails (NULL / -EIO, or -ENOSPC
+ * for writes); 0 disables. Process-wide, for tests. */
+void st_fault_set(st_fault f, uint64_t n);
+
+void *st_malloc(size_t n);
+void *st_calloc(size_t a, size_t b);
+void *st_realloc(void *p, size_t n);
+
+/* open(2); returns fd or -errno. */
+int st_io_open(const char *path, int flags, mode_t mode);
+/* Writes all n bytes; 0 or -errno. */
+int st_io_write(int fd, const void *p, size_t n);
+/* fsync(2); 0 or -errno. */
+int st_io_fsync(int fd);
+/* rename(2) then fsync of the directory dir; 0 or -errno. */
+int st_io_rename_durable(const char *from, const char *to, const char *dir);
+
+/* ------------------------------------------------------------------ */
+/* crypto.c                                                             */
+/* ------------------------------------------------------------------ */
+
+#define ST_NONCE_LEN 12u
+#define ST_TAG_LEN 16u
+#define ST_SALT_LEN 16u
+#define ST_HASH_LEN 32u
+
+typedef struct st_crypto {
+    bool on;
+    uint8_t enc_key[32]; /* AES-256-GCM key */
+    uint8_t mac_key[32]; /* HMAC-SHA-256 key for name keys and the metadata index */
+} st_crypto;
+
+/* KDF parameters kept in the FORMAT record. */
+typedef struct st_kdf {
+    uint8_t kind; /* 0 none, 1 raw key, 2 scrypt passphrase */
+    uint8_t log2_n;
+    uint32_t r, p;
+    uint8_t salt[ST_SALT_LEN];
+} st_kdf;
+
+/* Fills kdf for a new store (random salt). 0 or -EIO. */
+int st_kdf_new(st_kdf *kdf, bool passphrase);
+/* Derives c from secret under kdf. 0, -EINVAL, -ENOMEM, -EIO. */
+int st_crypto_derive(st_crypto *c, const st_kdf *kdf, const void *secret, size_t len);
+void st_crypto_wipe(st_crypto *c);
+
+/* Bytes an envelope adds to a body. */
+size_t st_env_overhead(const st_crypto *c);
+/* Seals body into out (blen + overhead bytes). 0 or -EIO. */
+int st_env_seal(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *body,
+                size_t blen, void *out);
+/*
+ * Opens an envelope of vlen bytes. Without a key the body is in place:
+ * *body points into val (no copy; scratch unused). With a key the body is
+ * decrypted into scratch, which must hold vlen bytes. -EIO when the
+ * checksum or authentication fails or vlen is too short.
+ */
+int st_env_open(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *val,
+                size_t vlen, void *scratch, const void **body, size_t *blen);
+/* namekey: writes the name key to out (room for ST_NAME_MAX bytes),
+ * returns its length. */
+size_t st_name_key(const st_crypto *c, uint8_t tag, const void *name, size_t len, uint8_t *out);
+/* 16-byte metadata index hash of (xattr name, value). */
+void st_meta_hash(const st_crypto *c, const char *xname, const void *val, size_t len,
+                  uint8_t out[16]);
+/* Random bytes; 0 or -EIO. */
+int st_random(void *out, size_t n);
+
+/* Streaming seal/open of a snapshot payload (one GCM message). */
+typedef struct st_stream st_stream;
+int st_stream_seal_begin(const st_crypto *c, const void *aad, size_t aadlen, uint8_t *nonce_out,
+                         st_stream **out);
+int st_stream_open_begin(const st_crypto *c, const void *aad, size_t aadlen, const uint8_t *nonce,
+                         st_stream **out);
+/* Transforms n bytes from in to out (may be equal). */
+int st_stream_update(st_stream *s, const void *in, void *out, size_t n);
+/* Seal: writes the tag. Open: checks it (-EIO). Frees s. */
+int st_stream_final(st_stream *s, uint8_t tag[ST_TAG_LEN]);
+void st_stream_free(st_stream *s);
+
+/* ------------------------------------------------------------------ */
+/* record.c: byte buffers and record bodies                             */
+/* ------------------------------------------------------------------ */
+
+#define ST_REC_MAGIC 0x5356u /* "VS" */
+
+enum st_db_tag {
+    ST_DB_META = 1,
+    ST_DB_COLLS,
+    ST_DB_VECS,
+    ST_DB_SLOTS,
+    ST_DB_CONTENT,
+    ST_DB_ORDER,
+    ST_DB_XATTRS,
+    ST_DB_MIDX,
+    ST_DB_FREE,
+    ST_DB_DIRTY,
+    ST_DB_COUNT
+};
+
+enum st_rec_type {
+    ST_REC_FORMAT = 1,
+    ST_REC_KEYCHECK,
+    ST_REC_COUNTER,
+    ST_REC_COLL,
+    ST_REC_VEC,
+    ST_REC_SLOT,
+    ST_REC_CONTENT,
+    ST_REC_ORDER,
+    ST_REC_XATTR,
+};
+
+#define ST_FORMAT_VERSION 1u
+
+typedef struct st_buf {
+    uint8_t *p;
+    size_t len, cap;
+    int err; /* sticky -ENOMEM */
+} st_buf;
+
+void st_buf_u8(st_buf *b, uint8_t v);
+void st_buf_u16(st_buf *b, uint16_t v);
+void st_buf_u32(st_buf *b, uint32_t v);
+void st_buf_u64(st_buf *b, uint64_t v);
+void st_buf_bytes(st_buf *b, const void *p, size_t n);
+void st_buf_free(st_buf *b);
+
+/* A bounds-checked reader: any over-read sets err and returns zeros. */
+typedef struct st_rd {
+    const uint8_t *p;
+    size_t len, off;
+    bool err;
+} st_rd;
+
+uint8_t st_rd_u8(st_rd *r);
+uint16_t st_rd_u16(st_rd *r);
+uint32_t st_rd_u32(st_rd *r);
+uint64_t st_rd_u64(st_rd *r);
+const uint8_t *st_rd_bytes(st_rd *r, size_t n);
+
+typedef struct st_format_rec {
+    uint32_t version;
+    uint32_t flags; /* bit 0: encrypted */
+    st_kdf kdf;
+} st_format_rec;
+
+typedef struct st_coll_rec {
+    uint32_t coll_id;
+    uint64_t uuid; /* random per creation: a snapshot of a dropped namesake never loads */
+    st_config cfg;
+    uint32_t mode, uid, gid;
+    struct timespec atime, mtime, ctime;
+    uint64_t count, bytes;
+    uint64_t next_seq;
+    uint32_t next_id;
+    uint64_t snap_gen; /* dirty entries with gen <= snap_gen are in the snapshot */
+    char name[ST_COLL_NAME_MAX + 1];
+} st_coll_rec;
+
+typedef struct st_vec_rec {
+    uint32_t id;
+    uint64_t seq;
+    uint32_t mode, uid, gid;
+    struct timespec atime, mtime, ctime;
+    uint64_t size;
+    uint16_t name_len;
+    char name[ST_NAME_MAX + 1];
+} st_vec_rec;
+
+/* Encoders append a body to b; decoders parse body bytes (0 or -EIO). */
+void st_rec_format_enc(st_buf *b, const st_format_rec *r);
+int st_rec_format_dec(const void *p, size_t n, st_format_rec *r);
+void st_rec_counter_enc(st_buf *b, uint64_t v);
+int st_rec_counter_dec(const void *p, size_t n, uint64_t *v);
+void st_rec_coll_enc(st_buf *b, const st_coll_rec *r);
+int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r);
+void st_rec_vec_enc(st_buf *b, const st_vec_rec *r);
+int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r);
+/* SLOT: name + dim floats. Decoding points *vec into the body (may be
+ * unaligned: copy with memcpy). */
+void st_rec_slot_enc(st_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim);
+int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len,
+                    const uint8_t **vec, uint32_t *dim);
+void st_rec_blob_enc(st_buf *b, uint8_t type, const void *p, size_t n);
+int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len);
+void st_rec_xattr_enc(st_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen);
+int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,
+                     size_t *vlen);
+
+/* ------------------------------------------------------------------ */
+/* The store and its collections (store.c)                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_coll {
+    /* Fixed while the object lives. */
+    uint32_t id;
+    uint64_t uuid;
+
+    /* Serializes the writers of this collection and snapshot serialization.
+     * Lock order: wlock, then st->colls_lock, then mu; LMDB's writer lock is
+     * taken (mdb_txn_begin) only while holding wlock or no coll lock. */
+    pthread_mutex_t wlock;
+    /* protected by wlock: */
+    uint64_t cur_gen; /* generation written into dirty entries */
+
+    /* Short lock for the fields below; never held across I/O. */
+    pthread_mutex_t mu;
+    char name[ST_COLL_NAME_MAX + 1]; /* protected by st->colls_lock (write) and mu */
+    st_config cfg;                   /* protected by mu (writers also hold wlock) */
+    vf_hnsw *index;                  /* protected by mu; set once dim is known, freed at close */
+    uint64_t count, bytes;           /* protected by mu */
+    uint64_t changes;                /* changes since the last snapshot; mu */
+    struct timespec first_change;    /* of the current unsnapshotted run; mu */
+    struct timespec snap_time;       /* last snapshot written or loaded; mu */
+    bool dropped;                    /* mu */
+    vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
+    size_t nretired;                 /* mu */
+} st_coll;
+
+struct st_store {
+    char *dir;
+    st_options opt;
+    int lock_fd;
+    MDB_env *env;
+    MDB_dbi db[ST_DB_COUNT];
+    st_crypto crypto;
+    uint64_t map_size;
+
+    /* Collection table: lookups read-lock, create/drop/rename write-lock. */
+    pthread_rwlock_t colls_lock;
+    st_coll **colls;     /* protected by colls_lock; sorted by id */
+    size_t ncolls;       /* protected by colls_lock */
+    st_coll **graveyard; /* dropped collections, freed at close; colls_lock */
+    size_t ngraveyard;
+
+    /* Background thread. */
+    pthread_t bg;
+    bool bg_running;
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    bool bg_stop; /* protected by bg_mu */
+
+    /* Serializes snapshot writers (background vs explicit). */
+    pthread_mutex_t snap_mu;
+
+    /* Health: protected by health_mu. */
+    pthread_mutex_t health_mu;
+    char health[1024];
+
+    _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
+    _Atomic bool unsynced;
+    double open_seconds;
+    bool no_index; /* st_check: open without loading indexes */
+};
+
+/* st_store_open with no_index (for st_check). */
+int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
+
+/* Writes a log line (printf-style) at level. */
+void st_log(st_store *st, st_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void st_health_set(st_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Maps an LMDB or errno return to a negative errno. */
+int st_mdb_err(int rc);
+
+/* Finds a collection by name (NULL if none). The pointer stays valid until
+ * st_store_close (dropped collections go to the graveyard). */
+st_coll *st_coll_find(st_store *st, const char *name);
+/* Finds by id. */
+st_coll *st_coll_find_id(st_store *st, uint32_t id);
+/* Validates a collection name: 0 or -EINVAL / -ENAMETOOLONG. */
+int st_coll_name_check(const char *name);
+/* Validates a vector name; *len_out its length. */
+int st_vec_name_check(const char *name, size_t *len_out);
+
+/* Reads and opens the envelope of db/key inside txn. *body as st_env_open
+ * (points into the map, or into *scratch which is (re)allocated and owned
+ * by the caller). Returns 0, -ENOENT, -EIO, -ENOMEM. */
+int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void **body,
+           size_t *blen, st_buf *scratch);
+/* Seals body and puts it at db/key. Returns 0 or a negative errno. */
+int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void *body,
+           size_t blen);
+
+/* Collection record I/O inside a txn (key from the name). */
+int st_coll_rec_get(st_store *st, MDB_txn *txn, const char *name, st_coll_rec *out);
+int st_coll_rec_put(st_store *st, MDB_txn *txn, const st_coll_rec *r);
+
+/* Commits txn; on failure it is aborted. Returns 0 or a negative errno. */
+int st_txn_commit(st_store *st, MDB_txn *txn);
+/* Begins a write txn (-EROFS on a read-only store). */
+int st_txn_write(st_store *st, MDB_txn **out);
+int st_txn_read(st_store *st, MDB_txn **out);
+
+void st_now(struct timespec *ts);
+double st_ts_diff(const struct timespec *a, const struct timespec *b);
+
+/* Records one change of coll (for the snapshot policy). mu must not be held. */
+void st_coll_note_changes(st_coll *c, uint64_t n);
+/* Marks id of coll dirty at the current generation (wlock held). */
+int st_dirty_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id);
+/* Creates the index of c for dim if it has none (wlock held). */
+int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim);
+/* The hnsw params for a config. */
+void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p);
+
+/* Key helpers. */
+static inline void st_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline uint32_t st_get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void st_be64(uint8_t *p, uint64_t v)
+{
+    st_be32(p, (uint32_t)(v >> 32));
+    st_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t st_get_be64(const uint8_t *p)
+{
+    return ((uint64_t)st_get_be32(p) << 32) | st_get_be32(p + 4);
+}
+
+/* ------------------------------------------------------------------ */
+/* snapshot.c                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Loads c's index from its snapshot + dirty replay, or rebuilds it.
+ * Called at open (no other thread). *rebuilt says which. */
+int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt);
+/* Rebuilds c's index from the slot records in txn into *out. */
+int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
+/* Writes c's snapshot (snap_mu held by the caller). force: even without changes. */
+int st_snap_write(st_store *st, st_coll *c, bool force);
+/* Path of c's snapshot file into buf. */
+void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
+/* Reads and verifies a snapshot file of collection rec into *out (for
+ * open and check); *gen and *txnid from its header. -ENOENT, -EILSEQ (damaged),
+ * -ESTALE (another collection/uuid), -ENOMEM. */
+int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
+                 uint64_t *txnid);
+/* Re-applies every DIRTY id of coll_id to h (insert the SLOT vector, or
+ * remove; h NULL: only count). *n_dirty = entries seen, *max_gen = largest
+ * generation. */
+int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
+                   uint64_t *max_gen);
+/* Removes c's snapshot file. */
+void st_snap_remove(st_store *st, uint32_t coll_id);
+
+/* ------------------------------------------------------------------ */
+/* vec.c                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
+int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
+                 st_buf *scratch);
+
+#endif /* VECFS_STORE_INTERNAL_H */

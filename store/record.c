@@ -1,0 +1,434 @@
+/*
+ * record.c — byte buffers and the bodies of the store's LMDB records.
+ *
+ * Every body starts with a 4-byte header: u16le magic 0x5356 ("VS"),
+ * u8 record type (enum st_rec_type), u8 record version (1). Then, all
+ * integers little-endian, times as i64 seconds + u32 nanoseconds:
+ *
+ *   FORMAT   u32 format version | u32 flags (bit 0 encrypted) | u8 kdf kind
+ *            | u8 log2 N | u32 r | u32 p | salt[16]
+ *   COUNTER  u64 value
+ *   COLL     u32 coll id | u64 uuid | u32 dim | u8 metric | u32 m
+ *            | u32 ef_construction | u32 ef_search | u8 ef_auto
+ *            | u64 target_recall (IEEE-754 bits) | u8 quantization
+ *            | u64 max_vectors | u64 max_bytes | u32 mode | u32 uid | u32 gid
+ *            | atime | mtime | ctime | u64 count | u64 bytes | u64 next_seq
+ *            | u32 next_id | u64 snap_gen | u8 name_len | name
+ *   VEC      u32 id | u64 seq | u32 mode | u32 uid | u32 gid | atime | mtime
+ *            | ctime | u64 size | u16 name_len | name
+ *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
+ *   CONTENT, ORDER, KEYCHECK  u64 len | bytes[len]
+ *   XATTR    u16 name_len | name | u32 value_len | value
+ *
+ * Invariants
+ *   1. Decoders take (pointer, length), read nothing outside it, and accept
+ *      a body only if it is exactly as long as its fields say (no trailing
+ *      bytes), every length is within its documented bound, and names hold
+ *      no NUL. Anything else is -EIO (damage), never an assert.
+ *   2. A FORMAT record of another format version decodes to -EPROTO so the
+ *      opener can say "another version" rather than "damaged".
+ *   3. st_buf errors are sticky: after an allocation failure every append
+ *      is a no-op and err stays -ENOMEM, so encoders need one check at the end.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define REC_VERSION 1u
+
+static void buf_reserve(st_buf *b, size_t n)
+{
+    if (b->err)
+        return;
+    if (n > SIZE_MAX - b->len) {
+        b->err = -ENOMEM;
+        return;
+    }
+    if (b->len + n <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n)
+        cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
+    uint8_t *p = st_realloc(b->p, cap);
+    if (!p) {
+        b->err = -ENOMEM;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+void st_buf_bytes(st_buf *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    if (b->err || n == 0)
+        return;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+void st_buf_u8(st_buf *b, uint8_t v)
+{
+    st_buf_bytes(b, &v, 1);
+}
+
+void st_buf_u16(st_buf *b, uint16_t v)
+{
+    uint8_t p[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    st_buf_bytes(b, p, 2);
+}
+
+void st_buf_u32(st_buf *b, uint32_t v)
+{
+    uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    st_buf_bytes(b, p, 4);
+}
+
+void st_buf_u64(st_buf *b, uint64_t v)
+{
+    st_buf_u32(b, (uint32_t)v);
+    st_buf_u32(b, (uint32_t)(v >> 32));
+}
+
+void st_buf_free(st_buf *b)
+{
+    if (!b)
+        return;
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+const uint8_t *st_rd_bytes(st_rd *r, size_t n)
+{
+    if (r->err || n > r->len - r->off) {
+        r->err = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+uint8_t st_rd_u8(st_rd *r)
+{
+    const uint8_t *p = st_rd_bytes(r, 1);
+    return p ? p[0] : 0;
+}
+
+uint16_t st_rd_u16(st_rd *r)
+{
+    const uint8_t *p = st_rd_bytes(r, 2);
+    return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+
+uint32_t st_rd_u32(st_rd *r)
+{
+    const uint8_t *p = st_rd_bytes(r, 4);
+    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+             : 0;
+}
+
+uint64_t st_rd_u64(st_rd *r)
+{
+    uint64_t lo = st_rd_u32(r);
+    return lo | (uint64_t)st_rd_u32(r) << 32;
+}
+
+static void hdr_enc(st_buf *b, uint8_t type)
+{
+    st_buf_u16(b, ST_REC_MAGIC);
+    st_buf_u8(b, type);
+    st_buf_u8(b, REC_VERSION);
+}
+
+/* Starts a reader over a body of `type`; false if the header is wrong. */
+static bool hdr_dec(st_rd *r, const void *p, size_t n, uint8_t type)
+{
+    r->p = p;
+    r->len = n;
+    r->off = 0;
+    r->err = false;
+    uint16_t magic = st_rd_u16(r);
+    uint8_t t = st_rd_u8(r);
+    uint8_t v = st_rd_u8(r);
+    return !r->err && magic == ST_REC_MAGIC && t == type && v == REC_VERSION;
+}
+
+/* The body was consumed exactly and without over-read. */
+static int rd_done(const st_rd *r)
+{
+    return (!r->err && r->off == r->len) ? 0 : -EIO;
+}
+
+static bool name_ok(const uint8_t *p, size_t n)
+{
+    return p && memchr(p, 0, n) == NULL;
+}
+
+static void ts_enc(st_buf *b, const struct timespec *t)
+{
+    st_buf_u64(b, (uint64_t)(int64_t)t->tv_sec);
+    st_buf_u32(b, (uint32_t)t->tv_nsec);
+}
+
+static void ts_dec(st_rd *r, struct timespec *t)
+{
+    t->tv_sec = (time_t)(int64_t)st_rd_u64(r);
+    uint32_t ns = st_rd_u32(r);
+    if (ns >= 1000000000u)
+        r->err = true;
+    t->tv_nsec = (long)ns;
+}
+
+void st_rec_format_enc(st_buf *b, const st_format_rec *r)
+{
+    hdr_enc(b, ST_REC_FORMAT);
+    st_buf_u32(b, r->version);
+    st_buf_u32(b, r->flags);
+    st_buf_u8(b, r->kdf.kind);
+    st_buf_u8(b, r->kdf.log2_n);
+    st_buf_u32(b, r->kdf.r);
+    st_buf_u32(b, r->kdf.p);
+    st_buf_bytes(b, r->kdf.salt, ST_SALT_LEN);
+}
+
+int st_rec_format_dec(const void *p, size_t n, st_format_rec *r)
+{
+    st_rd rd;
+    memset(r, 0, sizeof(*r));
+    if (!hdr_dec(&rd, p, n, ST_REC_FORMAT))
+        return -EIO;
+    r->version = st_rd_u32(&rd);
+    if (!rd.err && r->version != ST_FORMAT_VERSION)
+        return -EPROTO;
+    r->flags = st_rd_u32(&rd);
+    r->kdf.kind = st_rd_u8(&rd);
+    r->kdf.log2_n = st_rd_u8(&rd);
+    r->kdf.r = st_rd_u32(&rd);
+    r->kdf.p = st_rd_u32(&rd);
+    const uint8_t *salt = st_rd_bytes(&rd, ST_SALT_LEN);
+    if (salt)
+        memcpy(r->kdf.salt, salt, ST_SALT_LEN);
+    if (r->flags > 1u || r->kdf.kind > 2)
+        return -EIO;
+    return rd_done(&rd);
+}
+
+void st_rec_counter_enc(st_buf *b, uint64_t v)
+{
+    hdr_enc(b, ST_REC_COUNTER);
+    st_buf_u64(b, v);
+}
+
+int st_rec_counter_dec(const void *p, size_t n, uint64_t *v)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, ST_REC_COUNTER))
+        return -EIO;
+    *v = st_rd_u64(&rd);
+    return rd_done(&rd);
+}
+
+void st_rec_coll_enc(st_buf *b, const st_coll_rec *r)
+{
+    hdr_enc(b, ST_REC_COLL);
+    st_buf_u32(b, r->coll_id);
+    st_buf_u64(b, r->uuid);
+    st_buf_u32(b, r->cfg.dim);
+    st_buf_u8(b, (uint8_t)r->cfg.metric);
+    st_buf_u32(b, r->cfg.m);
+    st_buf_u32(b, r->cfg.ef_construction);
+    st_buf_u32(b, r->cfg.ef_search);
+    st_buf_u8(b, r->cfg.ef_auto ? 1 : 0);
+    uint64_t bits;
+    memcpy(&bits, &r->cfg.target_recall, 8);
+    st_buf_u64(b, bits);
+    st_buf_u8(b, (uint8_t)r->cfg.quantization);
+    st_buf_u64(b, r->cfg.max_vectors);
+    st_buf_u64(b, r->cfg.max_bytes);
+    st_buf_u32(b, r->mode);
+    st_buf_u32(b, r->uid);
+    st_buf_u32(b, r->gid);
+    ts_enc(b, &r->atime);
+    ts_enc(b, &r->mtime);
+    ts_enc(b, &r->ctime);
+    st_buf_u64(b, r->count);
+    st_buf_u64(b, r->bytes);
+    st_buf_u64(b, r->next_seq);
+    st_buf_u32(b, r->next_id);
+    st_buf_u64(b, r->snap_gen);
+    size_t nl = strlen(r->name);
+    st_buf_u8(b, (uint8_t)nl);
+    st_buf_bytes(b, r->name, nl);
+}
+
+int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
+{
+    st_rd rd;
+    memset(r, 0, sizeof(*r));
+    if (!hdr_dec(&rd, p, n, ST_REC_COLL))
+        return -EIO;
+    r->coll_id = st_rd_u32(&rd);
+    r->uuid = st_rd_u64(&rd);
+    r->cfg.dim = st_rd_u32(&rd);
+    r->cfg.metric = (vf_metric)st_rd_u8(&rd);
+    r->cfg.m = st_rd_u32(&rd);
+    r->cfg.ef_construction = st_rd_u32(&rd);
+    r->cfg.ef_search = st_rd_u32(&rd);
+    uint8_t ea = st_rd_u8(&rd);
+    r->cfg.ef_auto = ea != 0;
+    uint64_t bits = st_rd_u64(&rd);
+    memcpy(&r->cfg.target_recall, &bits, 8);
+    r->cfg.quantization = (st_quant)st_rd_u8(&rd);
+    r->cfg.max_vectors = st_rd_u64(&rd);
+    r->cfg.max_bytes = st_rd_u64(&rd);
+    r->mode = st_rd_u32(&rd);
+    r->uid = st_rd_u32(&rd);
+    r->gid = st_rd_u32(&rd);
+    ts_dec(&rd, &r->atime);
+    ts_dec(&rd, &r->mtime);
+    ts_dec(&rd, &r->ctime);
+    r->count = st_rd_u64(&rd);
+    r->bytes = st_rd_u64(&rd);
+    r->next_seq = st_rd_u64(&rd);
+    r->next_id = st_rd_u32(&rd);
+    r->snap_gen = st_rd_u64(&rd);
+    uint8_t nl = st_rd_u8(&rd);
+    const uint8_t *name = st_rd_bytes(&rd, nl);
+    if (rd.err || ea > 1 || nl == 0 || nl > ST_COLL_NAME_MAX || !name_ok(name, nl))
+        return -EIO;
+    memcpy(r->name, name, nl);
+    r->name[nl] = 0;
+    if (st_config_validate(&r->cfg) != 0)
+        return -EIO;
+    return rd_done(&rd);
+}
+
+void st_rec_vec_enc(st_buf *b, const st_vec_rec *r)
+{
+    hdr_enc(b, ST_REC_VEC);
+    st_buf_u32(b, r->id);
+    st_buf_u64(b, r->seq);
+    st_buf_u32(b, r->mode);
+    st_buf_u32(b, r->uid);
+    st_buf_u32(b, r->gid);
+    ts_enc(b, &r->atime);
+    ts_enc(b, &r->mtime);
+    ts_enc(b, &r->ctime);
+    st_buf_u64(b, r->size);
+    st_buf_u16(b, r->name_len);
+    st_buf_bytes(b, r->name, r->name_len);
+}
+
+int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, ST_REC_VEC))
+        return -EIO;
+    r->id = st_rd_u32(&rd);
+    r->seq = st_rd_u64(&rd);
+    r->mode = st_rd_u32(&rd);
+    r->uid = st_rd_u32(&rd);
+    r->gid = st_rd_u32(&rd);
+    ts_dec(&rd, &r->atime);
+    ts_dec(&rd, &r->mtime);
+    ts_dec(&rd, &r->ctime);
+    r->size = st_rd_u64(&rd);
+    r->name_len = st_rd_u16(&rd);
+    if (rd.err || r->name_len == 0 || r->name_len > ST_NAME_MAX)
+        return -EIO;
+    const uint8_t *name = st_rd_bytes(&rd, r->name_len);
+    if (!name_ok(name, r->name_len) || r->id == UINT32_MAX)
+        return -EIO;
+    memcpy(r->name, name, r->name_len);
+    r->name[r->name_len] = 0;
+    return rd_done(&rd);
+}
+
+void st_rec_slot_enc(st_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim)
+{
+    hdr_enc(b, ST_REC_SLOT);
+    st_buf_u32(b, dim);
+    st_buf_u16(b, (uint16_t)name_len);
+    st_buf_bytes(b, name, name_len);
+    /* float32 LE: the hosts we build for are little-endian (asserted below). */
+    st_buf_bytes(b, vec, (size_t)dim * 4);
+}
+
+_Static_assert(sizeof(float) == 4, "float32");
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "store/ writes floats in host order and assumes a little-endian host"
+#endif
+
+int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len,
+                    const uint8_t **vec, uint32_t *dim)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, ST_REC_SLOT))
+        return -EIO;
+    *dim = st_rd_u32(&rd);
+    uint16_t nl = st_rd_u16(&rd);
+    if (rd.err || *dim == 0 || *dim > VF_MAX_DIM || nl == 0 || nl > ST_NAME_MAX)
+        return -EIO;
+    const uint8_t *nm = st_rd_bytes(&rd, nl);
+    *vec = st_rd_bytes(&rd, (size_t)*dim * 4);
+    if (!name_ok(nm, nl) || !*vec)
+        return -EIO;
+    *name = (const char *)nm;
+    *name_len = nl;
+    return rd_done(&rd);
+}
+
+void st_rec_blob_enc(st_buf *b, uint8_t type, const void *p, size_t n)
+{
+    hdr_enc(b, type);
+    st_buf_u64(b, n);
+    st_buf_bytes(b, p, n);
+}
+
+int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, type))
+        return -EIO;
+    uint64_t l = st_rd_u64(&rd);
+    if (rd.err || l > rd.len - rd.off)
+        return -EIO;
+    *out = st_rd_bytes(&rd, (size_t)l);
+    *len = (size_t)l;
+    return rd_done(&rd);
+}
+
+void st_rec_xattr_enc(st_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen)
+{
+    hdr_enc(b, ST_REC_XATTR);
+    st_buf_u16(b, (uint16_t)xlen);
+    st_buf_bytes(b, xname, xlen);
+    st_buf_u32(b, (uint32_t)vlen);
+    st_buf_bytes(b, val, vlen);
+}
+
+int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,
+                     size_t *vlen)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, ST_REC_XATTR))
+        return -EIO;
+    uint16_t xl = st_rd_u16(&rd);
+    if (rd.err || xl == 0 || xl > ST_XATTR_NAME_MAX)
+        return -EIO;
+    const uint8_t *xn = st_rd_bytes(&rd, xl);
+    uint32_t vl = st_rd_u32(&rd);
+    if (rd.err || vl > ST_XATTR_VALUE_MAX || !name_ok(xn, xl))
+        return -EIO;
+    *val = st_rd_bytes(&rd, vl);
+    if (rd.err)
+        return -EIO;
+    *xname = (const char *)xn;
+    *xlen = xl;
+    *vlen = vl;
+    return rd_done(&rd);
+}

@@ -1,0 +1,421 @@
+/*
+ * search.c — k-NN search of a collection, optionally filtered by metadata,
+ * single, "like" an existing vector, and batched.
+ *
+ * A filter (AND of user.KEY == VALUE) is answered from the MIDX database:
+ * each term's ids are read with MDB_GET_MULTIPLE (no record is decoded),
+ * the id lists are intersected, and the engine gets a bitmap predicate with
+ * `passing` = the exact count, so it can pick exact search for selective
+ * filters and still return k hits whenever k vectors pass.
+ *
+ * Invariants
+ *   1. Searches take no collection write lock and no LMDB write lock: they
+ *      read the in-memory index (which allows concurrent inserts) and one
+ *      read transaction for names.
+ *   2. A hit is reported only if its SLOT record exists in the read
+ *      transaction (an id deleted or reused between the index search and
+ *      the name lookup is dropped, never reported under the wrong name:
+ *      the read txn starts before the index search, and a reused id's slot
+ *      is only written after the old one's record is gone).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct bitmap_filter {
+    uint64_t *bits;
+    size_t nbits;
+} bitmap_filter;
+
+static bool bitmap_accept(void *ctx, uint32_t id)
+{
+    const bitmap_filter *f = ctx;
+    return id < f->nbits && (f->bits[id >> 6] >> (id & 63) & 1u);
+}
+
+/* Reads the sorted ids of one term into *ids (malloc'ed). */
+static int term_ids(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_term *t,
+                    uint32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!t->key || (!t->value && t->value_len))
+        return -EINVAL;
+    size_t kl = strlen(t->key);
+    if (kl == 0 || kl + 5 > ST_XATTR_NAME_MAX)
+        return -EINVAL;
+    char xname[ST_XATTR_NAME_MAX + 1];
+    memcpy(xname, "user.", 5);
+    memcpy(xname + 5, t->key, kl + 1);
+    uint8_t mk[20];
+    st_be32(mk, coll);
+    st_meta_hash(&st->crypto, xname, t->value, t->value_len, mk + 4);
+    MDB_cursor *cur;
+    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_MIDX], &cur));
+    if (rc)
+        return rc;
+    MDB_val k = {20, mk}, v;
+    size_t cap = 0;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE);
+    while (mrc == 0) {
+        size_t m = v.mv_size / 4;
+        if (*n + m > cap) {
+            cap = (*n + m) * 2;
+            uint32_t *p = st_realloc(*ids, cap * sizeof(uint32_t));
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            *ids = p;
+        }
+        for (size_t i = 0; i < m; i++)
+            (*ids)[(*n)++] = st_get_be32((const uint8_t *)v.mv_data + 4 * i);
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = st_mdb_err(mrc);
+    return rc;
+}
+
+/* Builds the bitmap of ids passing every term; *passing = their count. */
+static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_term *terms,
+                        size_t nterms, bitmap_filter *f, size_t *passing)
+{
+    uint32_t *acc = NULL;
+    size_t nacc = 0;
+    int rc = 0;
+    for (size_t t = 0; t < nterms; t++) {
+        uint32_t *ids;
+        size_t n;
+        rc = term_ids(st, txn, coll, &terms[t], &ids, &n);
+        if (rc)
+            break;
+        if (t == 0) {
+            acc = ids;
+            nacc = n;
+        } else {
+            /* Both sorted ascending (big-endian dups sort numerically). */
+            size_t i = 0, j = 0, w = 0;
+            while (i < nacc && j < n) {
+                if (acc[i] < ids[j])
+                    i++;
+                else if (acc[i] > ids[j])
+                    j++;
+                else {
+                    acc[w++] = acc[i];
+                    i++;
+                    j++;
+                }
+            }
+            nacc = w;
+            free(ids);
+        }
+        if (nacc == 0)
+            break;
+    }
+    if (rc) {
+        free(acc);
+        return rc;
+    }
+    uint32_t maxid = 0;
+    for (size_t i = 0; i < nacc; i++)
+        if (acc[i] > maxid)
+            maxid = acc[i];
+    f->nbits = nacc ? (size_t)maxid + 1 : 0;
+    f->bits = st_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
+    if (!f->bits) {
+        free(acc);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nacc; i++)
+        f->bits[acc[i] >> 6] |= (uint64_t)1 << (acc[i] & 63);
+    *passing = nacc;
+    free(acc);
+    return 0;
+}
+
+static size_t ef_auto(double recall, size_t k)
+{
+    size_t ef = recall >= 0.99   ? 256
+                : recall >= 0.97 ? 128
+                : recall >= 0.95 ? 64
+                : recall >= 0.9  ? 32
+                                 : 16;
+    return ef > k ? ef : k;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct search_ctx {
+    st_store *st;
+    st_coll *c;
+    vf_hnsw *index;
+    st_config cfg;
+    MDB_txn *txn;
+    vf_filter filter;
+    bitmap_filter bm;
+    bool use_filter;
+    size_t passing;
+} search_ctx;
+
+static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
+                     search_ctx *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (!st || (nterms && !terms))
+        return -EINVAL;
+    int rc = st_coll_name_check(coll);
+    if (rc)
+        return rc == -ENAMETOOLONG ? -ENOENT : rc;
+    s->st = st;
+    s->c = st_coll_find(st, coll);
+    if (!s->c)
+        return -ENOENT;
+    rc = st_txn_read(st, &s->txn);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->c->mu);
+    s->index = s->c->index;
+    s->cfg = s->c->cfg;
+    pthread_mutex_unlock(&s->c->mu);
+    if (nterms) {
+        rc = filter_build(st, s->txn, s->c->id, terms, nterms, &s->bm, &s->passing);
+        if (rc)
+            return rc;
+        s->use_filter = true;
+        s->filter.accept = bitmap_accept;
+        s->filter.ctx = &s->bm;
+        s->filter.passing = s->passing;
+    }
+    return 0;
+}
+
+static void ctx_end(search_ctx *s)
+{
+    if (s->txn)
+        mdb_txn_abort(s->txn);
+    free(s->bm.bits);
+}
+
+/* Turns engine hits into named hits; skips ids without a slot (and
+ * skip_id). Returns the number written. */
+static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t n, uint32_t skip_id,
+                        bool skip, size_t k, st_hit *out, st_buf *scratch)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n && w < k; i++) {
+        if (skip && hits[i].id == skip_id)
+            continue;
+        if (st_slot_name(s->st, txn, s->c->id, hits[i].id, out[w].name, scratch) != 0)
+            continue;
+        out[w].id = hits[i].id;
+        out[w].distance = hits[i].distance;
+        w++;
+    }
+    return w;
+}
+
+static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
+                      bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit *tmp,
+                      st_buf *scratch)
+{
+    size_t want = k + (skip ? 1 : 0), n = 0;
+    if (s->cfg.ef_auto && ef == 0)
+        ef = ef_auto(s->cfg.target_recall, want);
+    int rc = vf_hnsw_search(s->index, query, want, ef, s->use_filter ? &s->filter : NULL, tmp, &n);
+    if (rc)
+        return rc;
+    *n_out = name_hits(s, txn, tmp, n, skip_id, skip, k, out, scratch);
+    return 0;
+}
+
+static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t n)
+{
+    if (s->cfg.dim && dim != s->cfg.dim)
+        return -EINVAL;
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(q[i]))
+            return -EINVAL;
+    return 0;
+}
+
+int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
+              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out)
+{
+    if (!query || !out || !n_out || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
+        return -EINVAL;
+    *n_out = 0;
+    uint64_t t0 = now_ns();
+    search_ctx s;
+    int rc = ctx_begin(st, coll, terms, nterms, &s);
+    if (rc == 0)
+        rc = check_query(&s, query, dim, 1);
+    vf_hit *tmp = NULL;
+    st_buf scratch = {0};
+    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
+        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        rc = tmp ? search_one(&s, s.txn, query, k, ef, false, 0, out, n_out, tmp, &scratch)
+                 : -ENOMEM;
+    }
+    ctx_end(&s);
+    free(tmp);
+    st_buf_free(&scratch);
+    if (rc == 0) {
+        atomic_fetch_add(&st->queries, 1);
+        atomic_fetch_add(&st->query_ns, now_ns() - t0);
+    }
+    return rc;
+}
+
+int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
+                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
+                   size_t *n_out)
+{
+    if (!out || !n_out || k == 0 || k > ST_K_MAX)
+        return -EINVAL;
+    *n_out = 0;
+    uint64_t t0 = now_ns();
+    st_attr a;
+    int rc = st_vec_stat(st, coll, like, &a);
+    if (rc)
+        return rc;
+    st_config cfg;
+    rc = st_coll_config_get(st, coll, &cfg);
+    if (rc)
+        return rc;
+    float *q = st_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
+    uint32_t dim = 0;
+    rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
+    search_ctx s;
+    memset(&s, 0, sizeof(s));
+    vf_hit *tmp = NULL;
+    st_buf scratch = {0};
+    if (rc == 0)
+        rc = ctx_begin(st, coll, terms, nterms, &s);
+    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
+        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        rc = tmp ? search_one(&s, s.txn, q, k, ef, exclude_self, a.id, out, n_out, tmp, &scratch)
+                 : -ENOMEM;
+    }
+    ctx_end(&s);
+    free(tmp);
+    free(q);
+    st_buf_free(&scratch);
+    if (rc == 0) {
+        atomic_fetch_add(&st->queries, 1);
+        atomic_fetch_add(&st->query_ns, now_ns() - t0);
+    }
+    return rc;
+}
+
+typedef struct batch_job {
+    search_ctx *s;
+    const float *queries;
+    uint32_t dim;
+    size_t k, ef;
+    st_hit *out;
+    size_t *n_out;
+    _Atomic size_t next;
+    size_t nq;
+    _Atomic int rc;
+} batch_job;
+
+static void *batch_worker(void *arg)
+{
+    batch_job *j = arg;
+    vf_hit *tmp = st_malloc((j->k + 1) * sizeof(*tmp));
+    st_buf scratch = {0};
+    MDB_txn *txn = NULL;
+    int trc = tmp ? st_txn_read(j->s->st, &txn) : -ENOMEM;
+    if (trc) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&j->rc, &zero, trc);
+        free(tmp);
+        return NULL;
+    }
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->nq || atomic_load(&j->rc) != 0)
+            break;
+        int rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0,
+                            j->out + i * j->k, &j->n_out[i], tmp, &scratch);
+        if (rc) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&j->rc, &zero, rc);
+        }
+    }
+    mdb_txn_abort(txn);
+    free(tmp);
+    st_buf_free(&scratch);
+    return NULL;
+}
+
+int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
+                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
+                    unsigned threads, st_hit *out, size_t *n_out)
+{
+    if (!queries || !out || !n_out || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
+        return -EINVAL;
+    if (nq == 0)
+        return 0;
+    memset(n_out, 0, nq * sizeof(*n_out));
+    uint64_t t0 = now_ns();
+    search_ctx s;
+    int rc = ctx_begin(st, coll, terms, nterms, &s);
+    if (rc == 0)
+        rc = check_query(&s, queries, dim, nq);
+    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
+        /* Each worker names its hits through its own read txn (an LMDB
+         * txn is used by one thread at a time). */
+        batch_job j = {.s = &s,
+                       .queries = queries,
+                       .dim = dim,
+                       .k = k,
+                       .ef = ef,
+                       .out = out,
+                       .n_out = n_out,
+                       .nq = nq};
+        atomic_init(&j.next, 0);
+        atomic_init(&j.rc, 0);
+        if (threads == 0)
+            threads = st->opt.threads;
+        if (threads == 0) {
+            long online = sysconf(_SC_NPROCESSORS_ONLN);
+            threads = online > 0 ? (unsigned)online : 1u;
+        }
+        if (threads > 64)
+            threads = 64;
+        if (threads > nq)
+            threads = (unsigned)nq;
+        pthread_t tids[64];
+        unsigned started = 0;
+        for (unsigned t = 1; t < threads; t++) {
+            if (pthread_create(&tids[started], NULL, batch_worker, &j) != 0)
+                break;
+            started++;
+        }
+        batch_worker(&j);
+        for (unsigned t = 0; t < started; t++)
+            pthread_join(tids[t], NULL);
+        rc = atomic_load(&j.rc);
+    }
+    ctx_end(&s);
+    if (rc == 0) {
+        atomic_fetch_add(&st->queries, nq);
+        atomic_fetch_add(&st->query_ns, now_ns() - t0);
+    }
+    return rc;
+}

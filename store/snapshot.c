@@ -1,0 +1,683 @@
+/*
+ * snapshot.c — HNSW snapshots of a collection in DATADIR, and loading an
+ * index at open (snapshot + op-log replay, or a rebuild from the records).
+ *
+ * File DATADIR/snap-<collection id>.vfs, all integers little-endian:
+ *   0   magic "VECFSSN1"
+ *   8   u32 version (1)
+ *   12  u32 flags (bit 0: payload sealed)
+ *   16  u32 collection id
+ *   20  u32 reserved (0)
+ *   24  u64 collection uuid
+ *   32  u64 generation g: covers every change whose DIRTY entry has gen <= g
+ *   40  u64 LMDB txn id the snapshot was taken at
+ *   48  u64 payload length P (bytes of the engine's vf_hnsw_serialize stream)
+ *   56  u32 reserved (0)
+ *   60  u32 CRC-32C of bytes 0..59
+ *   64  plain:  P bytes of engine stream (which ends in its own CRC-32C)
+ *       sealed: nonce[12] | AES-256-GCM(P bytes) | tag[16], AAD = bytes 0..47
+ *   The file is exactly 64 + P (+ 28 sealed) bytes.
+ *
+ * The op log is the DIRTY database: (collection, id) -> gen of the last
+ * change. Replay re-applies the current record of every dirty id (insert
+ * its SLOT vector, or remove it when it has no SLOT), so it is idempotent
+ * and correct however many times it runs.
+ *
+ * Invariants
+ *   1. A snapshot file is only ever replaced by rename of a complete,
+ *      fsynced temp file, after mdb_env_sync made every LMDB change it
+ *      covers durable; so a snapshot on disk never covers a change that a
+ *      power loss can take out of LMDB.
+ *   2. DIRTY entries with gen <= g are deleted only after the snapshot of
+ *      generation g is durably in place, in the txn that sets the COLL
+ *      record's snap_gen = g.
+ *   3. A snapshot is used at open only if its header CRC, engine CRC (or GCM
+ *      tag) and lengths check, its collection id and uuid match, gen >=
+ *      snap_gen, its txn id <= LMDB's, its parameters match the config, and
+ *      after replay its count equals the COLL record's. Otherwise the index
+ *      is rebuilt from the SLOT records ("never trusted").
+ *   4. Serialization holds c->wlock (writers of that collection wait);
+ *      searches go on. File sync, rename and the trim run without it,
+ *      except the trim txn which retakes it briefly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "internal.h"
+
+#define SNAP_MAGIC "VECFSSN1"
+#define SNAP_VERSION 1u
+#define SNAP_HDR 64u
+#define SNAP_AAD 48u
+#define WBUF (1u << 20)
+
+void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/snap-%" PRIu32 ".vfs", st->dir, coll_id);
+}
+
+void st_snap_remove(st_store *st, uint32_t coll_id)
+{
+    char path[4096];
+    st_snap_path(st, coll_id, path, sizeof(path));
+    unlink(path);
+}
+
+static void le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void le64(uint8_t *p, uint64_t v)
+{
+    le32(p, (uint32_t)v);
+    le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct snap_writer {
+    int fd;
+    uint8_t *buf;
+    size_t used;
+    st_stream *stream;
+    uint64_t total;
+} snap_writer;
+
+static int writer_flush(snap_writer *w)
+{
+    if (w->used == 0)
+        return 0;
+    int rc = 0;
+    if (w->stream)
+        rc = st_stream_update(w->stream, w->buf, w->buf, w->used);
+    if (rc == 0)
+        rc = st_io_write(w->fd, w->buf, w->used);
+    w->used = 0;
+    return rc;
+}
+
+static int writer_cb(void *ctx, const void *bytes, size_t len)
+{
+    snap_writer *w = ctx;
+    const uint8_t *b = bytes;
+    w->total += len;
+    while (len > 0) {
+        size_t room = WBUF - w->used, c = len < room ? len : room;
+        memcpy(w->buf + w->used, b, c);
+        w->used += c;
+        b += c;
+        len -= c;
+        if (w->used == WBUF) {
+            int rc = writer_flush(w);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid, uint64_t gen,
+                        uint64_t txnid, uint64_t payload)
+{
+    memset(h, 0, SNAP_HDR);
+    memcpy(h, SNAP_MAGIC, 8);
+    le32(h + 8, SNAP_VERSION);
+    le32(h + 12, sealed ? 1u : 0u);
+    le32(h + 16, coll_id);
+    le64(h + 24, uuid);
+    le64(h + 32, gen);
+    le64(h + 40, txnid);
+    le64(h + 48, payload);
+    le32(h + 60, vf_crc32c(0, h, 60));
+}
+
+/* Deletes DIRTY entries of c with gen <= g and sets snap_gen = g. */
+static int trim(st_store *st, st_coll *c, uint64_t g)
+{
+    pthread_mutex_lock(&c->wlock);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    st_buf scratch = {0};
+    char name[ST_COLL_NAME_MAX + 1];
+    pthread_mutex_lock(&c->mu);
+    memcpy(name, c->name, sizeof(name));
+    bool dropped = c->dropped;
+    pthread_mutex_unlock(&c->mu);
+    int rc = dropped ? -ENOENT : st_txn_write(st, &txn);
+    if (rc)
+        goto out;
+    st_coll_rec r;
+    rc = st_coll_rec_get(st, txn, name, &r);
+    if (rc)
+        goto out;
+    rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_DIRTY], &cur));
+    if (rc)
+        goto out;
+    uint8_t pre[4];
+    st_be32(pre, c->id);
+    MDB_val k = {4, pre}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
+        const void *body;
+        size_t blen;
+        uint64_t gen = UINT64_MAX;
+        void *scr = NULL;
+        if (st->crypto.on) {
+            if (scratch.cap < v.mv_size) {
+                uint8_t *p = st_realloc(scratch.p, v.mv_size);
+                if (!p) {
+                    rc = -ENOMEM;
+                    goto out;
+                }
+                scratch.p = p;
+                scratch.cap = v.mv_size;
+            }
+            scr = scratch.p;
+        }
+        /* A damaged entry stays (replay treats it as dirty). */
+        if (st_env_open(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
+                        &blen) == 0 &&
+            st_rec_counter_dec(body, blen, &gen) == 0 && gen <= g) {
+            rc = st_mdb_err(mdb_cursor_del(cur, 0));
+            if (rc)
+                goto out;
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+            if (mrc == 0)
+                continue;
+            k.mv_size = 4;
+            k.mv_data = pre;
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            continue;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) {
+        rc = st_mdb_err(mrc);
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    r.snap_gen = g;
+    rc = st_coll_rec_put(st, txn, &r);
+    if (rc)
+        goto out;
+    rc = st_txn_commit(st, txn);
+    txn = NULL;
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    st_buf_free(&scratch);
+    pthread_mutex_unlock(&c->wlock);
+    return rc;
+}
+
+int st_snap_write(st_store *st, st_coll *c, bool force)
+{
+    if (st->opt.read_only)
+        return -EROFS;
+    char path[4096], tmp[4200];
+    st_snap_path(st, c->id, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snap_writer w = {.fd = -1};
+    uint8_t hdr[SNAP_HDR];
+    uint64_t g = 0, txnid = 0, changes_at = 0;
+    bool sealed = st->crypto.on;
+    int rc = 0;
+
+    pthread_mutex_lock(&c->wlock);
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    bool skip = c->dropped || !h || (c->changes == 0 && !force);
+    changes_at = c->changes;
+    pthread_mutex_unlock(&c->mu);
+    if (skip) {
+        pthread_mutex_unlock(&c->wlock);
+        return 0;
+    }
+    MDB_txn *rtxn;
+    rc = st_txn_read(st, &rtxn);
+    if (rc == 0) {
+        txnid = (uint64_t)mdb_txn_id(rtxn);
+        mdb_txn_abort(rtxn);
+    }
+    g = c->cur_gen++;
+    w.buf = st_malloc(WBUF);
+    if (rc == 0 && !w.buf)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        w.fd = st_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (w.fd < 0)
+            rc = w.fd;
+    }
+    header_fill(hdr, sealed, c->id, c->uuid, g, txnid, 0);
+    if (rc == 0)
+        rc = st_io_write(w.fd, hdr, SNAP_HDR);
+    uint8_t nonce[ST_NONCE_LEN];
+    if (rc == 0 && sealed) {
+        rc = st_stream_seal_begin(&st->crypto, hdr, SNAP_AAD, nonce, &w.stream);
+        if (rc == 0)
+            rc = st_io_write(w.fd, nonce, ST_NONCE_LEN);
+    }
+    if (rc == 0)
+        rc = vf_hnsw_serialize(h, writer_cb, &w);
+    pthread_mutex_unlock(&c->wlock);
+
+    if (rc == 0)
+        rc = writer_flush(&w);
+    if (rc == 0 && sealed) {
+        uint8_t tag[ST_TAG_LEN];
+        rc = st_stream_final(w.stream, tag);
+        w.stream = NULL;
+        if (rc == 0)
+            rc = st_io_write(w.fd, tag, ST_TAG_LEN);
+    }
+    if (rc == 0) {
+        header_fill(hdr, sealed, c->id, c->uuid, g, txnid, w.total);
+        if (pwrite(w.fd, hdr, SNAP_HDR, 0) != SNAP_HDR)
+            rc = -EIO;
+    }
+    if (rc == 0)
+        rc = st_io_fsync(w.fd);
+    if (w.fd >= 0)
+        close(w.fd);
+    /* Invariant 1: LMDB durable up to the snapshot before it replaces the old one. */
+    if (rc == 0)
+        rc = st_mdb_err(mdb_env_sync(st->env, 1));
+    if (rc == 0)
+        rc = st_io_rename_durable(tmp, path, st->dir);
+    if (rc) {
+        unlink(tmp);
+        st_stream_free(w.stream);
+        free(w.buf);
+        st_health_set(st, "snapshot of collection %" PRIu32 " failed: %s", c->id, strerror(-rc));
+        return rc;
+    }
+    st_stream_free(w.stream);
+    free(w.buf);
+    rc = trim(st, c, g);
+    if (rc && rc != -ENOENT) {
+        st_health_set(st, "snapshot of collection %" PRIu32 " failed: %s", c->id, strerror(-rc));
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->changes = c->changes > changes_at ? c->changes - changes_at : 0;
+    if (c->changes)
+        clock_gettime(CLOCK_MONOTONIC, &c->first_change);
+    st_now(&c->snap_time);
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(&st->snapshots, 1);
+    st_log(st, ST_LOG_DEBUG,
+           "snapshot of collection %" PRIu32 " (gen %" PRIu64 ", %" PRIu64 " bytes)", c->id, g,
+           w.total);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading, replay, rebuild                                             */
+/* ------------------------------------------------------------------ */
+
+int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
+                 uint64_t *txnid)
+{
+    *out = NULL;
+    char path[4096];
+    st_snap_path(st, rec->coll_id, path, sizeof(path));
+    int fd = st_io_open(path, O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    struct stat sb;
+    int rc = 0;
+    uint8_t *map = MAP_FAILED;
+    uint8_t *plain = NULL;
+    if (fstat(fd, &sb) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    size_t size = (size_t)sb.st_size;
+    if (sb.st_size < (off_t)SNAP_HDR) {
+        rc = -EILSEQ;
+        goto out;
+    }
+    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        goto out;
+    }
+    const uint8_t *h = map;
+    if (memcmp(h, SNAP_MAGIC, 8) != 0 || rd32(h + 60) != vf_crc32c(0, h, 60) ||
+        rd32(h + 8) != SNAP_VERSION || rd32(h + 12) > 1) {
+        rc = -EILSEQ;
+        goto out;
+    }
+    bool sealed = rd32(h + 12) & 1u;
+    if (sealed != st->crypto.on) {
+        rc = -EILSEQ;
+        goto out;
+    }
+    if (rd32(h + 16) != rec->coll_id || rd64(h + 24) != rec->uuid) {
+        rc = -ESTALE;
+        goto out;
+    }
+    uint64_t payload = rd64(h + 48);
+    uint64_t extra = sealed ? ST_NONCE_LEN + ST_TAG_LEN : 0;
+    if (payload > (uint64_t)size || (uint64_t)size != SNAP_HDR + extra + payload) {
+        rc = -EILSEQ;
+        goto out;
+    }
+    *gen = rd64(h + 32);
+    *txnid = rd64(h + 40);
+    const uint8_t *bytes = h + SNAP_HDR;
+    if (sealed) {
+        plain = st_malloc((size_t)payload);
+        if (!plain) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        st_stream *s;
+        uint8_t tag[ST_TAG_LEN];
+        memcpy(tag, h + SNAP_HDR + ST_NONCE_LEN + payload, ST_TAG_LEN);
+        rc = st_stream_open_begin(&st->crypto, h, SNAP_AAD, h + SNAP_HDR, &s);
+        if (rc == 0) {
+            rc = st_stream_update(s, h + SNAP_HDR + ST_NONCE_LEN, plain, (size_t)payload);
+            int frc = st_stream_final(s, tag);
+            if (rc == 0)
+                rc = frc;
+        }
+        if (rc) {
+            rc = -EILSEQ;
+            goto out;
+        }
+        bytes = plain;
+    }
+    rc = vf_hnsw_deserialize(bytes, (size_t)payload, out);
+out:
+    if (plain) {
+        free(plain);
+    }
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)sb.st_size);
+    close(fd);
+    return rc;
+}
+
+/* Re-applies every dirty id of coll_id to h. *n_dirty = entries seen,
+ * *max_gen = their largest generation. */
+int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
+                   uint64_t *max_gen)
+{
+    MDB_cursor *cur;
+    st_buf s1 = {0}, s2 = {0};
+    *n_dirty = 0;
+    *max_gen = 0;
+    vf_hnsw_params p = {.dim = 1};
+    if (h)
+        vf_hnsw_params_get(h, &p);
+    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_DIRTY], &cur));
+    if (rc)
+        return rc;
+    uint8_t pre[4];
+    st_be32(pre, coll_id);
+    MDB_val k = {4, pre}, v;
+    float *vec = st_malloc((size_t)p.dim * sizeof(float));
+    int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+    if (!vec)
+        rc = -ENOMEM;
+    while (rc == 0 && mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
+        uint32_t id = st_get_be32((const uint8_t *)k.mv_data + 4);
+        const void *body;
+        size_t blen;
+        uint64_t gen;
+        void *scr = NULL;
+        if (st->crypto.on) {
+            if (s1.cap < v.mv_size) {
+                uint8_t *np = st_realloc(s1.p, v.mv_size);
+                if (!np) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                s1.p = np;
+                s1.cap = v.mv_size;
+            }
+            scr = s1.p;
+        }
+        if (st_env_open(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
+                        &blen) == 0 &&
+            st_rec_counter_dec(body, blen, &gen) == 0 && gen > *max_gen && gen != UINT64_MAX)
+            *max_gen = gen;
+        (*n_dirty)++;
+        if (!h) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        uint8_t ik[8];
+        st_be32(ik, coll_id);
+        st_be32(ik + 4, id);
+        const char *name;
+        size_t nl;
+        const uint8_t *sv;
+        uint32_t dim;
+        int g = st_get(st, txn, ST_DB_SLOTS, ik, 8, &body, &blen, &s2);
+        if (g == 0)
+            g = st_rec_slot_dec(body, blen, &name, &nl, &sv, &dim);
+        if (g == 0) {
+            if (dim != p.dim) {
+                rc = -EIO;
+                break;
+            }
+            memcpy(vec, sv, (size_t)dim * sizeof(float));
+            rc = vf_hnsw_insert(h, id, vec);
+        } else if (g == -ENOENT) {
+            if (vf_hnsw_contains(h, id))
+                rc = vf_hnsw_remove(h, id);
+        } else {
+            rc = g;
+        }
+        if (rc == 0)
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = st_mdb_err(mrc);
+    mdb_cursor_close(cur);
+    free(vec);
+    st_buf_free(&s1);
+    st_buf_free(&s2);
+    return rc;
+}
+
+int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out)
+{
+    *out = NULL;
+    MDB_cursor *cur;
+    st_buf scratch = {0};
+    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
+    if (rc)
+        return rc;
+    uint32_t *ids = NULL;
+    float *vecs = NULL;
+    size_t n = 0, cap = 0;
+    uint32_t dim = cfg->dim, maxid = 0;
+    uint8_t pre[4];
+    st_be32(pre, c->id);
+    MDB_val k = {4, pre}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
+        const void *body;
+        size_t blen, nl;
+        const char *name;
+        const uint8_t *sv;
+        uint32_t d;
+        void *scr = NULL;
+        if (st->crypto.on) {
+            if (scratch.cap < v.mv_size) {
+                uint8_t *np = st_realloc(scratch.p, v.mv_size);
+                if (!np) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                scratch.p = np;
+                scratch.cap = v.mv_size;
+            }
+            scr = scratch.p;
+        }
+        rc = st_env_open(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
+                         &blen);
+        if (rc == 0)
+            rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
+        if (rc == 0 && d != dim)
+            rc = -EIO;
+        if (rc) {
+            st_log(st, ST_LOG_ERROR, "collection %" PRIu32 ": slot %" PRIu32 " is damaged", c->id,
+                   st_get_be32((const uint8_t *)k.mv_data + 4));
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            uint32_t *ni = st_realloc(ids, cap * sizeof(*ni));
+            if (!ni) {
+                rc = -ENOMEM;
+                break;
+            }
+            ids = ni;
+            float *nv = st_realloc(vecs, cap * (size_t)dim * sizeof(float));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            vecs = nv;
+        }
+        ids[n] = st_get_be32((const uint8_t *)k.mv_data + 4);
+        if (ids[n] > maxid)
+            maxid = ids[n];
+        memcpy(vecs + n * (size_t)dim, sv, (size_t)dim * sizeof(float));
+        n++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = st_mdb_err(mrc);
+    mdb_cursor_close(cur);
+    st_buf_free(&scratch);
+    vf_hnsw *h = NULL;
+    if (rc == 0 && dim) {
+        vf_hnsw_params p;
+        st_config_hnsw(cfg, dim, &p);
+        p.seed = c->uuid;
+        rc = vf_hnsw_create(&p, &h);
+        if (rc == 0 && n)
+            rc = vf_hnsw_reserve(h, (size_t)maxid + 1);
+        if (rc == 0 && n)
+            rc = vf_hnsw_insert_batch(h, ids, 0, vecs, n, st->opt.threads);
+    }
+    free(ids);
+    free(vecs);
+    if (rc) {
+        vf_hnsw_free(h);
+        return rc;
+    }
+    atomic_fetch_add(&st->rebuilds, 1);
+    *out = h;
+    return 0;
+}
+
+int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt)
+{
+    *rebuilt = false;
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    uint64_t cur_txnid = (uint64_t)mdb_txn_id(txn);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vf_hnsw *h = NULL;
+    uint64_t gen = 0, txnid = 0, max_gen = 0;
+    size_t n_dirty = 0;
+    const char *why = NULL;
+    int src = st_snap_read(st, rec, &h, &gen, &txnid);
+    if (src == -ENOENT) {
+        why = rec->count ? "no snapshot" : NULL;
+    } else if (src == -EILSEQ) {
+        why = "snapshot damaged";
+    } else if (src == -ESTALE) {
+        why = "snapshot belongs to another collection";
+    } else if (src) {
+        why = "snapshot unreadable";
+    } else if (gen < rec->snap_gen || txnid > cur_txnid) {
+        why = "snapshot stale";
+    } else {
+        vf_hnsw_params p;
+        vf_hnsw_params_get(h, &p);
+        if (p.dim != rec->cfg.dim || p.metric != rec->cfg.metric)
+            why = "snapshot parameters differ from the config";
+    }
+    if (h && why) {
+        vf_hnsw_free(h);
+        h = NULL;
+    }
+    if (h) {
+        rc = st_snap_replay(st, txn, c->id, h, &n_dirty, &max_gen);
+        if (rc == 0 && vf_hnsw_count(h) != rec->count)
+            why = "snapshot does not match the records";
+        if (rc || why) {
+            vf_hnsw_free(h);
+            h = NULL;
+            if (!why)
+                why = "replay failed";
+            rc = 0;
+        }
+    }
+    if (!h && rec->cfg.dim && (why || rec->count)) {
+        if (why)
+            st_log(st, ST_LOG_WARN,
+                   "collection '%s': %s, rebuilding its index from %" PRIu64 " records", rec->name,
+                   why, rec->count);
+        rc = st_index_rebuild(st, txn, c, &rec->cfg, &h);
+        if (rc == 0) {
+            *rebuilt = true;
+            size_t nd;
+            uint64_t mg;
+            /* Only to learn the largest dirty generation (h NULL: no apply). */
+            if (st_snap_replay(st, txn, c->id, NULL, &nd, &mg) == 0)
+                max_gen = mg;
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    c->index = h;
+    c->cur_gen = (max_gen > rec->snap_gen ? max_gen : rec->snap_gen) + 1;
+    if (*rebuilt || n_dirty) {
+        c->changes = n_dirty ? n_dirty : 1;
+        clock_gettime(CLOCK_MONOTONIC, &c->first_change);
+    }
+    if (h)
+        vf_hnsw_set_ef_search(h, rec->cfg.ef_search);
+    st_log(st, ST_LOG_INFO, "collection '%s': %s %zu vectors in %.3f s (%zu replayed)", rec->name,
+           *rebuilt ? "rebuilt" : "loaded snapshot of", h ? vf_hnsw_count(h) : (size_t)0,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n_dirty);
+    return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * sys.c — allocation and file I/O of store/ go through these thin
+ * wrappers, so a test can make the N-th call fail and watch the error
+ * path run (STYLE rule 9).
+ *
+ * Invariants
+ *   1. With no fault armed every wrapper behaves exactly like the libc call
+ *      it wraps, and errors come back as negative errno (never via errno).
+ *   2. An armed fault fires once, at the N-th call of its class counted
+ *      from st_fault_set, in whichever thread makes that call, then disarms.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static _Atomic uint64_t fault_at[ST_FAULT_COUNT];
+
+void st_fault_set(st_fault f, uint64_t n)
+{
+    if ((unsigned)f < ST_FAULT_COUNT)
+        atomic_store(&fault_at[f], n);
+}
+
+/* True when this call of class f is the armed one. */
+static bool fault_fire(st_fault f)
+{
+    uint64_t cur = atomic_load_explicit(&fault_at[f], memory_order_relaxed);
+    while (cur != 0) {
+        if (atomic_compare_exchange_weak(&fault_at[f], &cur, cur - 1))
+            return cur == 1;
+    }
+    return false;
+}
+
+void *st_malloc(size_t n)
+{
+    if (fault_fire(ST_FAULT_ALLOC))
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *st_calloc(size_t a, size_t b)
+{
+    if (fault_fire(ST_FAULT_ALLOC))
+        return NULL;
+    return calloc(a ? a : 1, b ? b : 1);
+}
+
+void *st_realloc(void *p, size_t n)
+{
+    if (fault_fire(ST_FAULT_ALLOC))
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+int st_io_open(const char *path, int flags, mode_t mode)
+{
+    if (fault_fire(ST_FAULT_IO))
+        return -EIO;
+    int fd = open(path, flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+int st_io_write(int fd, const void *p, size_t n)
+{
+    if (fault_fire(ST_FAULT_IO))
+        return -ENOSPC;
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int st_io_fsync(int fd)
+{
+    if (fault_fire(ST_FAULT_IO))
+        return -EIO;
+    return fsync(fd) == 0 ? 0 : -errno;
+}
+
+int st_io_rename_durable(const char *from, const char *to, const char *dir)
+{
+    if (fault_fire(ST_FAULT_IO))
+        return -EIO;
+    if (rename(from, to) != 0)
+        return -errno;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
