@@ -378,8 +378,10 @@ size_t fsd_float_format(float f, char *buf, size_t size)
         int m = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
         if (!reads_back(tmp, f))
             break;
-        memcpy(buf, tmp, (size_t)m + 1 <= size ? (size_t)m + 1 : size);
-        n = m;
+        if (m <= n) { /* fewer digits can be longer: 100 -> "1e+02" */
+            memcpy(buf, tmp, (size_t)m + 1 <= size ? (size_t)m + 1 : size);
+            n = m;
+        }
     }
     return n < 0 ? 0 : (size_t)n;
 }

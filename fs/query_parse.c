@@ -556,9 +556,9 @@ static void put_text_name(fsd_results *r, const char *name, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (c == '\\' || c == '\t' || c == '\n') {
+        if (c == '\\' || c == '\t' || c == '\n' || c == '\0') {
             r->data[r->len++] = '\\';
-            r->data[r->len++] = c == '\\' ? '\\' : (c == '\t' ? 't' : 'n');
+            r->data[r->len++] = c == '\\' ? '\\' : (c == '\t' ? 't' : (c == '\n' ? 'n' : '0'));
         } else {
             r->data[r->len++] = c;
         }

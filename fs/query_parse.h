@@ -48,8 +48,9 @@
  *   .json:           [{"name": "a", "distance": 0.25}, ...] + "\n"
  *   .fvecs/.npy:     "<row>\t<name>\t<distance>\n", rows from 0, in order
  * Distances use the shortest decimal form that reads back to the same
- * float32. In the text forms, a name's backslash, tab and newline bytes are
- * written as "\\", "\t", "\n" so every line splits cleanly on tabs. In
+ * float32. In the text forms, a name's backslash, tab, newline and NUL bytes
+ * are written as "\\", "\t", "\n", "\0" so every line splits cleanly on
+ * tabs (vector names never hold NUL; filter-derived text might). In
  * JSON, names are escaped per RFC 8259; bytes that are not valid UTF-8 are
  * written as \u00XX of the byte (so such names do not round-trip; vecfs
  * users rarely have them).

@@ -1,0 +1,402 @@
+/*
+ * test_query_parse.c — query files and their results (fs/query_parse.c),
+ * SPEC §3.3.
+ *
+ * Covered: text queries with every parameter, comments, defaults and the
+ * k/ef boundaries (1, 10000, 10001, 0), both/neither of vector and like,
+ * repeated and unknown keys, parameters after the vector; filters (trim,
+ * "user." prefix, repeats, limits); .json queries (every key, wrong types,
+ * unknown keys); .f32, .fvecs and .npy batches; fsd_query_param_set for the
+ * batch xattrs (and that a failed set changes nothing); result formatting
+ * for text, JSON and batches byte for byte, with escaping.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "batch.h"
+#include "query_parse.h"
+
+/* Parses s from an exact-size heap copy. */
+static int qparse(fsd_qkind kind, const char *s, size_t len, fsd_query *q)
+{
+    char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, s, len);
+    int rc = fsd_query_parse(kind, copy, len, q);
+    free(copy);
+    return rc;
+}
+
+static int qtext(const char *s, fsd_query *q)
+{
+    return qparse(FSD_QKIND_TEXT, s, strlen(s), q);
+}
+
+static void test_text_vector_only(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    assert_int_equal(qtext("0.5 1 -2\n", &q), 0);
+    assert_int_equal(q.k, FSD_QUERY_DEFAULT_K);
+    assert_false(q.k_set);
+    assert_int_equal(q.ef, 0);
+    assert_null(q.like);
+    assert_int_equal(q.nq, 1);
+    assert_int_equal(q.dim, 3);
+    assert_true(q.vectors[0] == 0.5f && q.vectors[2] == -2.0f);
+    assert_int_equal(q.n_filter, 0);
+    fsd_query_release(&q);
+    assert_null(q.vectors);
+}
+
+static void test_text_params(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    const char *s = "# a comment\n"
+                    "k = 5\n"
+                    "\n"
+                    "ef=128\n"
+                    "  filter = category = guide , user.lang=en\n"
+                    "[0.1, 0.2,\n 0.3]\n";
+    assert_int_equal(qtext(s, &q), 0);
+    assert_int_equal(q.k, 5);
+    assert_true(q.k_set);
+    assert_int_equal(q.ef, 128);
+    assert_int_equal(q.dim, 3);
+    assert_int_equal(q.n_filter, 2);
+    assert_string_equal(q.filter[0].key, "category");
+    assert_string_equal(q.filter[0].value, "guide");
+    assert_int_equal(q.filter[0].value_len, 5);
+    assert_string_equal(q.filter[1].key, "lang");
+    assert_string_equal(q.filter[1].value, "en");
+    /* Parsing again replaces everything. */
+    assert_int_equal(qtext("like = doc 1.f32 \n", &q), 0);
+    assert_string_equal(q.like, "doc 1.f32");
+    assert_int_equal(q.like_len, 9);
+    assert_null(q.vectors);
+    assert_int_equal(q.nq, 0);
+    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(q.k, 10);
+    fsd_query_release(&q);
+}
+
+static void test_text_boundaries(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    assert_int_equal(qtext("k = 1\n1", &q), 0);
+    assert_int_equal(q.k, 1);
+    assert_int_equal(qtext("k = 10000\n1", &q), 0);
+    assert_int_equal(q.k, 10000);
+    assert_int_equal(qtext("ef = 100000\n1", &q), 0);
+    assert_int_equal(q.ef, 100000);
+    static const char *const bad[] = {"k = 0\n1",
+                                      "k = 10001\n1",
+                                      "k = -1\n1",
+                                      "k = 1.5\n1",
+                                      "k = \n1",
+                                      "k = 99999999999\n1",
+                                      "ef = 0\n1",
+                                      "ef = 100001\n1",
+                                      "k = 1\nk = 2\n1",
+                                      "foo = 1\n1",
+                                      "1 2\nk = 3\n",
+                                      "",
+                                      "\n# only\n",
+                                      "k = 3\n",
+                                      "like = a\n1 2",
+                                      "like = .config\n",
+                                      "like = a/b\n",
+                                      "like = \n",
+                                      "filter = a\n1",
+                                      "filter = =b\n1",
+                                      "filter = a=1,a=2\n1",
+                                      "filter = a=1,\n1",
+                                      "1 nan",
+                                      "k = 5 x\n1",
+                                      "like = a\nlike = b\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = qtext(bad[i], &q);
+        if (rc != -EINVAL)
+            fail_msg("query \"%s\" gave %d, want -EINVAL", bad[i], rc);
+        /* A failed parse leaves the query released. */
+        assert_null(q.vectors);
+        assert_null(q.like);
+        assert_null(q.filter);
+        assert_int_equal(q.k, FSD_QUERY_DEFAULT_K);
+    }
+}
+
+static void test_filter_parse(void **state)
+{
+    (void)state;
+    fsd_kv *kv;
+    size_t n;
+    assert_int_equal(fsd_filter_parse("  ", 2, &kv, &n), 0);
+    assert_null(kv);
+    assert_int_equal(n, 0);
+    assert_int_equal(fsd_filter_parse("a=", 2, &kv, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(kv[0].value, "");
+    fsd_kv_array_free(kv, n);
+    assert_int_equal(fsd_filter_parse("tag=x=y", 7, &kv, &n), 0);
+    assert_string_equal(kv[0].key, "tag");
+    assert_string_equal(kv[0].value, "x=y");
+    fsd_kv_array_free(kv, n);
+    /* Only len bytes count. */
+    assert_int_equal(fsd_filter_parse("a=b,c=d", 3, &kv, &n), 0);
+    assert_int_equal(n, 1);
+    fsd_kv_array_free(kv, n);
+    assert_int_equal(fsd_filter_parse("user.=x", 7, &kv, &n), -EINVAL);
+    assert_int_equal(fsd_filter_parse("a=1,user.a=2", 12, &kv, &n), -EINVAL);
+    /* FSD_QUERY_MAX_TERMS terms fit, one more does not. */
+    char buf[2048];
+    size_t len = 0;
+    for (unsigned i = 0; i <= FSD_QUERY_MAX_TERMS; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%sk%u=v", i ? "," : "", i);
+    assert_int_equal(fsd_filter_parse(buf, len, &kv, &n), -EINVAL);
+    char *last = strrchr(buf, ',');
+    assert_int_equal(fsd_filter_parse(buf, (size_t)(last - buf), &kv, &n), 0);
+    assert_int_equal(n, FSD_QUERY_MAX_TERMS);
+    fsd_kv_array_free(kv, n);
+    /* Key and value limits. */
+    char *big = malloc(FSD_META_VALUE_MAX + 16);
+    assert_non_null(big);
+    memset(big, 'x', FSD_META_VALUE_MAX + 16);
+    big[0] = 'k';
+    big[1] = '=';
+    assert_int_equal(fsd_filter_parse(big, FSD_META_VALUE_MAX + 2, &kv, &n), 0);
+    fsd_kv_array_free(kv, n);
+    assert_int_equal(fsd_filter_parse(big, FSD_META_VALUE_MAX + 3, &kv, &n), -E2BIG);
+    memset(big, 'k', FSD_META_KEY_MAX + 1);
+    big[FSD_META_KEY_MAX + 1] = '=';
+    assert_int_equal(fsd_filter_parse(big, FSD_META_KEY_MAX + 3, &kv, &n), -E2BIG);
+    big[FSD_META_KEY_MAX] = '=';
+    assert_int_equal(fsd_filter_parse(big, FSD_META_KEY_MAX + 2, &kv, &n), 0);
+    fsd_kv_array_free(kv, n);
+    free(big);
+}
+
+static void test_json_query(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    const char *s = "{\"vector\": [1, 2.5], \"k\": 3, \"ef\": 50,"
+                    " \"filter\": {\"category\": \"guide\", \"year\": 2024, \"ok\": true}}";
+    assert_int_equal(qparse(FSD_QKIND_JSON, s, strlen(s), &q), 0);
+    assert_int_equal(q.k, 3);
+    assert_int_equal(q.ef, 50);
+    assert_int_equal(q.dim, 2);
+    assert_true(q.vectors[1] == 2.5f);
+    assert_int_equal(q.n_filter, 3);
+    assert_string_equal(q.filter[1].key, "year");
+    assert_string_equal(q.filter[1].value, "2024");
+    assert_string_equal(q.filter[2].value, "true");
+    s = "{\"like\": \"doc.f32\", \"filter\": {}}";
+    assert_int_equal(qparse(FSD_QKIND_JSON, s, strlen(s), &q), 0);
+    assert_string_equal(q.like, "doc.f32");
+    assert_int_equal(q.n_filter, 0);
+    static const char *const bad[] = {
+        "",
+        "[1,2]",
+        "{}",
+        "{\"vector\": []}",
+        "{\"vector\": [1, \"x\"]}",
+        "{\"vector\": [1], \"k\": \"3\"}",
+        "{\"vector\": [1], \"k\": 0}",
+        "{\"vector\": [1], \"k\": 10001}",
+        "{\"vector\": [1], \"k\": 2.0}",
+        "{\"vector\": [1], \"ef\": -1}",
+        "{\"vector\": [1], \"filter\": \"a=b\"}",
+        "{\"vector\": [1], \"filter\": {\"a\": [1]}}",
+        "{\"vector\": [1], \"filter\": {\"a\": null}}",
+        "{\"vector\": [1], \"like\": \"x\"}",
+        "{\"like\": 3}",
+        "{\"like\": \".import\"}",
+        "{\"vector\": [1], \"limit\": 3}",
+        "{\"vector\": [1], \"vector\": [2]}",
+        "{\"vector\": [1e39]}",
+        "{\"vector\": [1]} x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = qparse(FSD_QKIND_JSON, bad[i], strlen(bad[i]), &q);
+        if (rc != -EINVAL)
+            fail_msg("JSON query %s gave %d, want -EINVAL", bad[i], rc);
+        assert_null(q.vectors);
+    }
+    fsd_query_release(&q);
+}
+
+static void test_f32_query(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    float v[2] = {1.0f, -1.0f}; /* little-endian hosts only, like the files */
+    assert_int_equal(qparse(FSD_QKIND_F32, (char *)v, 8, &q), 0);
+    assert_int_equal(q.dim, 2);
+    assert_int_equal(q.nq, 1);
+    assert_int_equal(qparse(FSD_QKIND_F32, (char *)v, 7, &q), -EINVAL);
+    assert_int_equal(qparse(FSD_QKIND_F32, (char *)v, 0, &q), -EINVAL);
+    fsd_query_release(&q);
+}
+
+static void test_batch_queries(void **state)
+{
+    (void)state;
+    fsd_query q = FSD_QUERY_INIT;
+    /* Two rows of dim 2 as fvecs. */
+    unsigned char fv[24];
+    int32_t d = 2;
+    float r0[2] = {1, 2}, r1[2] = {3, 4};
+    memcpy(fv, &d, 4);
+    memcpy(fv + 4, r0, 8);
+    memcpy(fv + 12, &d, 4);
+    memcpy(fv + 16, r1, 8);
+    assert_int_equal(qparse(FSD_QKIND_FVECS, (char *)fv, 24, &q), 0);
+    assert_int_equal(q.nq, 2);
+    assert_int_equal(q.dim, 2);
+    assert_true(q.vectors[3] == 4.0f);
+    assert_int_equal(qparse(FSD_QKIND_FVECS, (char *)fv, 23, &q), -EINVAL);
+    /* The same as npy. */
+    char npy[128 + 16];
+    const char *hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+    memset(npy, ' ', 128);
+    memcpy(npy, "\x93NUMPY\x01\x00", 8);
+    npy[8] = 118;
+    npy[9] = 0;
+    memcpy(npy + 10, hdr, strlen(hdr));
+    npy[127] = '\n';
+    memcpy(npy + 128, r0, 8);
+    memcpy(npy + 136, r1, 8);
+    assert_int_equal(qparse(FSD_QKIND_NPY, npy, sizeof npy, &q), 0);
+    assert_int_equal(q.nq, 2);
+    assert_true(q.vectors[2] == 3.0f);
+    assert_int_equal(qparse(FSD_QKIND_NPY, npy, sizeof npy - 1, &q), -EINVAL);
+    /* Batch parameters from xattrs. */
+    assert_int_equal(qparse(FSD_QKIND_NPY, npy, sizeof npy, &q), 0);
+    assert_int_equal(fsd_query_param_set(&q, "k", "7\n", 2), 0);
+    assert_int_equal(q.k, 7);
+    assert_true(q.k_set);
+    assert_int_equal(fsd_query_param_set(&q, "ef", " 64 ", 4), 0);
+    assert_int_equal(q.ef, 64);
+    assert_int_equal(fsd_query_param_set(&q, "filter", "a=b,c=d\n", 8), 0);
+    assert_int_equal(q.n_filter, 2);
+    /* Failures change nothing. */
+    assert_int_equal(fsd_query_param_set(&q, "k", "0", 1), -EINVAL);
+    assert_int_equal(fsd_query_param_set(&q, "k", "x", 1), -EINVAL);
+    assert_int_equal(fsd_query_param_set(&q, "ef", "100001", 6), -EINVAL);
+    assert_int_equal(fsd_query_param_set(&q, "filter", "a", 1), -EINVAL);
+    assert_int_equal(fsd_query_param_set(&q, "like", "a", 1), -EINVAL);
+    assert_int_equal(fsd_query_param_set(&q, "user.k", "3", 1), -EINVAL);
+    assert_int_equal(q.k, 7);
+    assert_int_equal(q.ef, 64);
+    assert_int_equal(q.n_filter, 2);
+    assert_int_equal(fsd_query_param_set(&q, "filter", "", 0), 0);
+    assert_int_equal(q.n_filter, 0);
+    fsd_query_release(&q);
+}
+
+static void test_kind_from_name(void **state)
+{
+    (void)state;
+    assert_int_equal(fsd_qkind_from_name("q", 1), FSD_QKIND_TEXT);
+    assert_int_equal(fsd_qkind_from_name("q.json", 6), FSD_QKIND_JSON);
+    assert_int_equal(fsd_qkind_from_name("q.f32", 5), FSD_QKIND_F32);
+    assert_int_equal(fsd_qkind_from_name("q.fvecs", 7), FSD_QKIND_FVECS);
+    assert_int_equal(fsd_qkind_from_name("q.npy", 5), FSD_QKIND_NPY);
+    assert_true(fsd_qkind_is_batch(FSD_QKIND_NPY));
+    assert_false(fsd_qkind_is_batch(FSD_QKIND_F32));
+}
+
+static void test_results_text(void **state)
+{
+    (void)state;
+    fsd_results r;
+    char *out;
+    size_t len;
+    fsd_results_init(&r, FSD_QKIND_TEXT);
+    assert_int_equal(fsd_results_add(&r, "a.f32", 5, 0.25f), 0);
+    assert_int_equal(fsd_results_add(&r, "b\tc\\d\n", 6, 1.0f), 0);
+    assert_int_equal(fsd_results_add(&r, "xyz", 1, 0.1f), 0); /* only 1 byte */
+    assert_int_equal(fsd_results_add_row(&r, 0, "a", 1, 0), -EINVAL);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_string_equal(out, "a.f32\t0.25\nb\\tc\\\\d\\n\t1\nx\t0.1\n");
+    assert_int_equal(len, strlen(out));
+    free(out);
+    /* Empty result. */
+    fsd_results_init(&r, FSD_QKIND_F32);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(out, "");
+    free(out);
+    /* Many lines (buffer growth). */
+    fsd_results_init(&r, FSD_QKIND_TEXT);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(fsd_results_add(&r, "name", 4, (float)i), 0);
+    assert_int_equal(r.count, 10000);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_memory_equal(out + len - 10, "name\t9999\n", 10);
+    free(out);
+    fsd_results_release(NULL);
+}
+
+static void test_results_json(void **state)
+{
+    (void)state;
+    fsd_results r;
+    char *out;
+    size_t len;
+    fsd_results_init(&r, FSD_QKIND_JSON);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_string_equal(out, "[]\n");
+    free(out);
+    fsd_results_init(&r, FSD_QKIND_JSON);
+    assert_int_equal(fsd_results_add(&r, "a\"b\\", 4, 0.5f), 0);
+    assert_int_equal(fsd_results_add(&r, "\xc3\xa9\x01\xff", 4, 2.0f), 0);
+    assert_int_equal(fsd_results_add(&r, "n", 1, INFINITY), 0);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_string_equal(out, "[{\"name\": \"a\\\"b\\\\\", \"distance\": 0.5},\n"
+                             " {\"name\": \"\xc3\xa9\\u0001\\u00ff\", \"distance\": 2},\n"
+                             " {\"name\": \"n\", \"distance\": null}]\n");
+    free(out);
+}
+
+static void test_results_batch(void **state)
+{
+    (void)state;
+    fsd_results r;
+    char *out;
+    size_t len;
+    fsd_results_init(&r, FSD_QKIND_FVECS);
+    assert_int_equal(fsd_results_add(&r, "a", 1, 0), -EINVAL);
+    assert_int_equal(fsd_results_add_row(&r, 0, "a", 1, 0.5f), 0);
+    assert_int_equal(fsd_results_add_row(&r, 0, "b", 1, 0.75f), 0);
+    assert_int_equal(fsd_results_add_row(&r, 12345678901ull, "c\td", 3, -1.0f), 0);
+    assert_int_equal(fsd_results_finish(&r, &out, &len), 0);
+    assert_string_equal(out, "0\ta\t0.5\n0\tb\t0.75\n12345678901\tc\\td\t-1\n");
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_vector_only), cmocka_unit_test(test_text_params),
+        cmocka_unit_test(test_text_boundaries),  cmocka_unit_test(test_filter_parse),
+        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_f32_query),
+        cmocka_unit_test(test_batch_queries),    cmocka_unit_test(test_kind_from_name),
+        cmocka_unit_test(test_results_text),     cmocka_unit_test(test_results_json),
+        cmocka_unit_test(test_results_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
