@@ -136,7 +136,7 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
 typedef struct vf_hnsw vf_hnsw;
 
 typedef struct vf_hnsw_params {
-    uint32_t dim;             /* 1..VF_MAX_DIM */
+    uint32_t dim; /* 1..VF_MAX_DIM */
     vf_metric metric;
     uint32_t m;               /* links per node on upper levels; level 0 has 2m. 2..256 */
     uint32_t ef_construction; /* >= 1 */
@@ -214,8 +214,21 @@ int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
 
 /* Exact k nearest neighbours among present ids (ground truth over the
  * index's own vectors). Same contract as vf_hnsw_search. */
-int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k,
-                         const vf_filter *filter, vf_hit *out, size_t *n_out);
+int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
+                         vf_hit *out, size_t *n_out);
+
+/* Picks ef for `ef_search = auto`: the smallest ef on the ladder k,
+ * 1.5k+1, ... (capped at max_ef) whose mean recall@k reaches
+ * target_recall, measured on up to `samples` present vectors used as
+ * queries (each excluding itself, like a held-out query) against exact
+ * search. Costs `samples` exact scans plus searches; run it in the
+ * background after large changes, not per query. Safe alongside searches
+ * and inserts. *ef_out is max_ef when the target is not reached, k when
+ * the index holds k vectors or fewer.
+ * Returns 0, -EINVAL (k 0, max_ef < k, target outside (0, 1], samples 0),
+ * -ENOMEM. */
+int vf_hnsw_tune_ef(const vf_hnsw *h, size_t k, double target_recall, size_t max_ef, size_t samples,
+                    uint32_t *ef_out);
 
 /* Checks the index's invariants (links in range, no self links, degrees
  * within bounds, entry point valid, counts consistent). 0 or -EILSEQ. For

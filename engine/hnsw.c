@@ -326,6 +326,10 @@ static int search_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_
      * result: skip the per-node state check. */
     const bool all_ok = !filter && exclude == UINT32_MAX &&
                         atomic_load_explicit(&h->deleted, memory_order_relaxed) == 0;
+    /* `exclude` is not walked through either: a tuning query that is a
+     * stored vector must not shortcut through that vector's own links. */
+    if (exclude < s->visited_cap)
+        visited[exclude] = epoch;
     visited[ep] = epoch;
     vf_heap_push(&cand, ep_d, ep, -1);
     if (all_ok || result_ok(h, ep, filter, exclude))
@@ -367,15 +371,16 @@ static int search_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_
     return 0;
 }
 
-/* Exact scan over present slots. q is already normalized for cosine. */
+/* Exact scan over present slots but `exclude`. q is already normalized
+ * for cosine. */
 static void exact_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
-                       const vf_filter *filter, vf_hit *out, size_t *n_out)
+                       const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out)
 {
     vf_heap best;
     vf_heap_init(&best, s->res, k);
     for (size_t i = 0; i < h->capacity; i++) {
         uint32_t id = (uint32_t)i;
-        if (!result_ok(h, id, filter, UINT32_MAX))
+        if (!result_ok(h, id, filter, exclude))
             continue;
         vf_topk_offer(&best, dist_vec(h, q, vf_node_vector(h, id)), id);
     }
@@ -417,9 +422,13 @@ static const float *query_prepare(const vf_hnsw *h, vf_scratch *s, const float *
     return s->query;
 }
 
+/* One search with grow_lock held and scratch s sized for max(ef, k).
+ * `exclude` is an id never returned (UINT32_MAX for none). */
 static int search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, size_t k, size_t ef,
-                         const vf_filter *filter, bool exact, vf_hit *out, size_t *n_out)
+                         const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
+                         size_t *n_out)
 {
+    *n_out = 0;
     const float *q = query_prepare(h, s, query);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     size_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
@@ -432,7 +441,7 @@ static int search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, si
         exact = (double)passing < VF_FILTER_EXACT_SHARE * (double)count;
     }
     if (exact) {
-        exact_scan(h, s, q, k, filter, out, n_out);
+        exact_scan(h, s, q, k, filter, exclude, out, n_out);
         return 0;
     }
 
@@ -440,14 +449,14 @@ static int search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, si
     float cur_d = dist_vec(h, q, vf_node_vector(h, cur));
     greedy_descend(h, s, q, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
-    int rc = search_layer(h, s, q, cur, cur_d, ef, 0, filter, UINT32_MAX, &res);
+    int rc = search_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, &res);
     if (rc)
         return rc;
     size_t found = vf_topk_drain_sorted(&res, s->sorted);
     if (found < k && filter && found < count) {
         /* The walk ran out of passing nodes; only a scan can prove there
          * are no more, and the contract is k whenever k pass. */
-        exact_scan(h, s, q, k, filter, out, n_out);
+        exact_scan(h, s, q, k, filter, exclude, out, n_out);
         return 0;
     }
     *n_out = found < k ? found : k;
@@ -472,7 +481,7 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
     int rc = -ENOMEM;
     vf_scratch *s = scratch_acquire(h, ef);
     if (s) {
-        rc = search_locked(h, s, query, k, ef, filter, exact, out, n_out);
+        rc = search_locked(h, s, query, k, ef, filter, UINT32_MAX, exact, out, n_out);
         scratch_release(h, s);
     }
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
@@ -489,6 +498,106 @@ int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const v
                          vf_hit *out, size_t *n_out)
 {
     return search_common(h, query, k, k, filter, true, out, n_out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tuning ef                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Stored vectors of the sampled ids and their exact neighbours (each
+ * query excluding itself, as a held-out query would). */
+typedef struct tune_set {
+    uint32_t *ids;
+    float *queries;
+    vf_hit *truth;
+    size_t *truth_n;
+    vf_hit *got;
+    size_t n;
+} tune_set;
+
+static void tune_set_free(tune_set *t)
+{
+    free(t->ids);
+    free(t->queries);
+    free(t->truth);
+    free(t->truth_n);
+    free(t->got);
+}
+
+static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samples, tune_set *t)
+{
+    size_t stride = h->capacity / samples ? h->capacity / samples : 1;
+    t->ids = malloc(samples * sizeof(uint32_t));
+    t->queries = malloc(samples * h->dim * sizeof(float));
+    t->truth = malloc(samples * k * sizeof(vf_hit));
+    t->truth_n = malloc(samples * sizeof(size_t));
+    t->got = malloc(k * sizeof(vf_hit));
+    if (!t->ids || !t->queries || !t->truth || !t->truth_n || !t->got)
+        return -ENOMEM;
+    for (size_t i = 0; i < h->capacity && t->n < samples; i += stride) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
+            continue;
+        float *q = t->queries + t->n * h->dim;
+        memcpy(q, vf_node_vector(h, (uint32_t)i), h->dim * sizeof(float));
+        t->ids[t->n] = (uint32_t)i;
+        exact_scan(h, s, q, k, NULL, (uint32_t)i, t->truth + t->n * k, &t->truth_n[t->n]);
+        t->n++;
+    }
+    return 0;
+}
+
+static int tune_recall(const vf_hnsw *h, vf_scratch *s, const tune_set *t, size_t k, size_t ef,
+                       double *recall)
+{
+    size_t hits = 0, total = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t n;
+        int rc =
+            search_locked(h, s, t->queries + i * h->dim, k, ef, NULL, t->ids[i], false, t->got, &n);
+        if (rc)
+            return rc;
+        const vf_hit *truth = t->truth + i * k;
+        for (size_t a = 0; a < t->truth_n[i]; a++)
+            for (size_t b = 0; b < n; b++)
+                if (t->got[b].id == truth[a].id) {
+                    hits++;
+                    break;
+                }
+        total += t->truth_n[i];
+    }
+    *recall = total ? (double)hits / (double)total : 1.0;
+    return 0;
+}
+
+int vf_hnsw_tune_ef(const vf_hnsw *h, size_t k, double target_recall, size_t max_ef, size_t samples,
+                    uint32_t *ef_out)
+{
+    if (!h || !ef_out || k == 0 || !(target_recall > 0.0 && target_recall <= 1.0) || max_ef < k ||
+        max_ef > UINT32_MAX || samples == 0)
+        return -EINVAL;
+    *ef_out = (uint32_t)k;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
+    tune_set t = {0};
+    int rc = -ENOMEM;
+    vf_scratch *s = scratch_acquire(h, max_ef);
+    if (!s)
+        goto out;
+    rc = tune_set_build(h, s, k, samples, &t);
+    for (size_t ef = k; rc == 0; ef = ef + ef / 2 + 1) {
+        if (ef >= max_ef)
+            ef = max_ef;
+        double recall;
+        rc = tune_recall(h, s, &t, k, ef, &recall);
+        if (rc == 0 && (recall >= target_recall || ef == max_ef)) {
+            *ef_out = (uint32_t)ef;
+            break;
+        }
+    }
+    scratch_release(h, s);
+out:
+    tune_set_free(&t);
+    pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -308,6 +308,41 @@ static void test_edges_and_errors(void **state)
     vf_hnsw_free(NULL);
 }
 
+static void test_tune_ef_reaches_target(void **state)
+{
+    (void)state;
+    /* Clustered data with held-out queries from the same clusters: the
+     * tuner measures in-sample, which real (clustered) data tracks. */
+    const size_t n = 6000, dim = 32, nq = 300, clusters = 40;
+    rng_state = 2024;
+    float *centers = random_matrix(clusters, dim);
+    float *base = random_matrix(n, dim), *queries = random_matrix(nq, dim);
+    for (size_t i = 0; i < n * dim; i++)
+        base[i] = centers[(i / dim) % clusters * dim + i % dim] + 0.4f * base[i];
+    for (size_t i = 0; i < nq * dim; i++)
+        queries[i] = centers[(i / dim) % clusters * dim + i % dim] + 0.4f * queries[i];
+    vf_hnsw *h = build(base, n, dim, VF_METRIC_L2, 2);
+    uint32_t ef_low = 0, ef_high = 0;
+    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.80, 512, 200, &ef_low), 0);
+    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.99, 512, 200, &ef_high), 0);
+    double r_low = recall_at_k(h, queries, nq, dim, ef_low, NULL);
+    double r_high = recall_at_k(h, queries, nq, dim, ef_high, NULL);
+    print_message("tuned ef %u for 0.80 (held-out recall %.4f), %u for 0.99 (%.4f)\n", ef_low,
+                  r_low, ef_high, r_high);
+    assert_true(ef_low < ef_high);
+    assert_true(r_low >= 0.77);
+    assert_true(r_high >= 0.97);
+    free(centers);
+    uint32_t ef;
+    assert_int_equal(vf_hnsw_tune_ef(h, K, 1.5, 512, 200, &ef), -EINVAL);
+    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.9, 5, 200, &ef), -EINVAL);
+    assert_int_equal(vf_hnsw_tune_ef(h, K, 1.0, 20, 50, &ef), 0);
+    assert_true(ef <= 20);
+    vf_hnsw_free(h);
+    free(base);
+    free(queries);
+}
+
 /* ------------------------------------------------------------------ */
 /* Filters                                                              */
 /* ------------------------------------------------------------------ */
@@ -686,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_recall_words50k),
         cmocka_unit_test(test_delete_never_returned_and_slot_reused),
         cmocka_unit_test(test_update_moves_vector),
+        cmocka_unit_test(test_tune_ef_reaches_target),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_rejects_damage),
