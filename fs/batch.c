@@ -544,81 +544,23 @@ static bool find_vector_span(const unsigned char *p, size_t len, size_t *off, si
     }
 }
 
-/* A JSON number token (RFC 8259 grammar) of exactly n bytes. */
-static bool json_number_ok(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    if (i < n && p[i] == '-')
-        i++;
-    if (i < n && p[i] == '0')
-        i++;
-    else if (i < n && p[i] >= '1' && p[i] <= '9')
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    else
-        return false;
-    if (i < n && p[i] == '.') {
-        size_t d = ++i;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    return i == n;
-}
-
-/* Reads the JSON array of numbers p[0..len) (starting '[' and ending ']')
- * as floats appended to s->vec. *count gets the number of elements. */
+/* Reads the JSON array of numbers p[0..len) into the next row of s->vec;
+ * *count gets the number of elements. */
 static int json_floats(bstate *s, const unsigned char *p, size_t len, size_t line, size_t *count)
 {
-    size_t i = 1, n = 0;
     size_t base = s->n_rows ? (s->n_rows - 1) * (size_t)s->dim : 0;
-    int rc;
-
-    while (i < len && json_ws(p[i]))
-        i++;
-    if (i < len && p[i] == ']')
-        return fail(s, -EINVAL, "line %zu: empty vector", line);
-    for (;;) {
-        size_t start = i;
-        while (i < len && p[i] != ',' && p[i] != ']' && !json_ws(p[i]))
-            i++;
-        if (!json_number_ok(p + start, i - start))
-            return fail(s, -EINVAL, "line %zu: vector element %zu is not a number", line, n);
-        float x;
-        if (fsd_number_parse((const char *)p + start, i - start, &x))
-            return fail(s, -EINVAL, "line %zu: vector element %zu is not a finite float32", line,
-                        n);
-        if (n >= FSD_MAX_DIM)
-            return fail(s, -EFBIG, "line %zu: dim over %u", line, FSD_MAX_DIM);
-        if (s->dim && n >= s->dim)
-            return fail(s, -EINVAL, "line %zu: dim over %u, the first row's", line, s->dim);
-        rc = grow((void **)&s->vec, &s->vec_cap, base + n + 1, sizeof(float));
-        if (rc)
-            return rc;
-        s->vec[base + n++] = x;
-        while (i < len && json_ws(p[i]))
-            i++;
-        if (i < len && p[i] == ',') {
-            i++;
-            while (i < len && json_ws(p[i]))
-                i++;
-            continue;
-        }
-        if (i < len && p[i] == ']' && i + 1 == len)
-            break;
-        return fail(s, -EINVAL, "line %zu: malformed vector", line);
-    }
+    uint32_t cap = s->dim ? s->dim : FSD_MAX_DIM;
+    uint32_t n = 0;
+    int rc = grow((void **)&s->vec, &s->vec_cap, base + cap, sizeof(float));
+    if (rc)
+        return rc;
+    rc = fsd_vector_parse_json_into((const char *)p, len, s->vec + base, cap, &n);
+    if (rc == -EFBIG && s->dim)
+        return fail(s, -EINVAL, "line %zu: dim over %u, the first row's", line, s->dim);
+    if (rc == -EFBIG)
+        return fail(s, -EFBIG, "line %zu: dim over %u", line, FSD_MAX_DIM);
+    if (rc)
+        return fail(s, rc, "line %zu: \"vector\" is not an array of finite float32 numbers", line);
     *count = n;
     return 0;
 }

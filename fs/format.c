@@ -26,7 +26,6 @@
 #include <engine.h>
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +232,111 @@ int fsd_vector_parse_text_into(const char *data, size_t len, float *out, uint32_
 }
 
 /* ------------------------------------------------------------------ */
+/* JSON vectors                                                         */
+/* ------------------------------------------------------------------ */
+
+static bool is_json_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* A JSON number token (RFC 8259 grammar) of exactly n bytes. */
+static bool json_number_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i < n && p[i] == '0')
+        i++;
+    else if (i < n && p[i] >= '1' && p[i] <= '9')
+        while (i < n && is_digit(p[i]))
+            i++;
+    else
+        return false;
+    if (i < n && p[i] == '.') {
+        size_t d = ++i;
+        while (i < n && is_digit(p[i]))
+            i++;
+        if (i == d)
+            return false;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && is_digit(p[i]))
+            i++;
+        if (i == d)
+            return false;
+    }
+    return i == n;
+}
+
+/* A JSON array of numbers, surrounded by optional JSON white space. Each
+ * number is converted by strtof (via fsd_number_parse), exactly as the text
+ * format converts it, so one array reads the same in both formats. */
+static int json_scan(const char *data, size_t len, fvec *f)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    size_t i = 0;
+    int rc;
+
+    while (i < len && is_json_space(p[i]))
+        i++;
+    if (i >= len || p[i] != '[')
+        return -EINVAL;
+    i++;
+    while (i < len && is_json_space(p[i]))
+        i++;
+    if (i < len && p[i] == ']')
+        return -EINVAL; /* [] is no vector */
+    for (;;) {
+        size_t start = i;
+        while (i < len && p[i] != ',' && p[i] != ']' && !is_json_space(p[i]))
+            i++;
+        if (!json_number_ok(p + start, i - start))
+            return -EINVAL;
+        float x;
+        rc = fsd_number_parse(data + start, i - start, &x);
+        if (rc)
+            return rc;
+        rc = fvec_push(f, x);
+        if (rc)
+            return rc;
+        while (i < len && is_json_space(p[i]))
+            i++;
+        if (i < len && p[i] == ',') {
+            i++;
+            while (i < len && is_json_space(p[i]))
+                i++;
+            continue;
+        }
+        if (i < len && p[i] == ']') {
+            i++;
+            break;
+        }
+        return -EINVAL;
+    }
+    while (i < len && is_json_space(p[i]))
+        i++;
+    return i == len ? 0 : -EINVAL;
+}
+
+int fsd_vector_parse_json_into(const char *data, size_t len, float *out, uint32_t cap,
+                               uint32_t *dim_out)
+{
+    fvec f = {.v = out, .n = 0, .cap = cap, .fixed = true};
+    *dim_out = 0;
+    if (!data && len)
+        return -EINVAL;
+    int rc = json_scan(data ? data : "", len, &f);
+    if (rc == 0)
+        *dim_out = f.n;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Vector files                                                         */
 /* ------------------------------------------------------------------ */
 
@@ -259,53 +363,6 @@ static int parse_f32(const void *data, size_t len, float **out, uint32_t *dim)
     return 0;
 }
 
-static int parse_json(const void *data, size_t len, float **out, uint32_t *dim)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    float *v = NULL;
-    int rc = 0;
-
-    if (!root || !json_is_array(root)) {
-        rc = -EINVAL;
-        goto out;
-    }
-    size_t n = json_array_size(root);
-    if (n == 0) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (n > FSD_MAX_DIM) {
-        rc = -EFBIG;
-        goto out;
-    }
-    v = malloc(n * sizeof(float));
-    if (!v) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(root, i);
-        if (!json_is_number(e)) {
-            rc = -EINVAL;
-            goto out;
-        }
-        float x = (float)json_number_value(e);
-        if (!isfinite(x)) {
-            rc = -EINVAL;
-            goto out;
-        }
-        v[i] = x;
-    }
-    *out = v;
-    *dim = (uint32_t)n;
-    v = NULL;
-out:
-    free(v);
-    json_decref(root);
-    return rc;
-}
-
 int fsd_vector_parse(fsd_vformat fmt, const void *data, size_t len, uint32_t expect_dim,
                      float **out, uint32_t *dim_out)
 {
@@ -323,9 +380,13 @@ int fsd_vector_parse(fsd_vformat fmt, const void *data, size_t len, uint32_t exp
     case FSD_VFORMAT_F32:
         rc = parse_f32(data, len, &v, &dim);
         break;
-    case FSD_VFORMAT_JSON:
-        rc = parse_json(data, len, &v, &dim);
+    case FSD_VFORMAT_JSON: {
+        fvec f = {0};
+        rc = json_scan(data, len, &f);
+        v = f.v;
+        dim = f.n;
         break;
+    }
     case FSD_VFORMAT_TEXT: {
         fvec f = {0};
         rc = text_scan(data, len, &f);

@@ -4,7 +4,9 @@
  *
  * The format of a vector file is chosen by its name's suffix:
  *   ".f32"   raw little-endian float32, size = 4 * dim (> 0)
- *   ".json"  a JSON array of numbers: [0.5, -1, 2e-3]
+ *   ".json"  a JSON array of numbers: [0.5, -1, 2e-3] (RFC 8259 numbers,
+ *            JSON white space around them; read with the same strtof
+ *            conversion as text, so an array means the same in both)
  *   other    text: numbers separated by white space and/or single commas,
  *            optionally inside one pair of brackets: "0.5 -1 2e-3\n",
  *            "[0.5, -1, 2e-3]", "0.5,-1,2e-3".
@@ -83,6 +85,12 @@ int fsd_vector_parse(fsd_vformat fmt, const void *data, size_t len, uint32_t exp
  * Returns 0 and *dim_out, or -EINVAL (malformed, or empty), -EFBIG (more
  * than cap numbers). Never allocates; used for query vectors. */
 int fsd_vector_parse_text_into(const char *data, size_t len, float *out, uint32_t cap,
+                               uint32_t *dim_out);
+
+/* Parses the .json form only into a caller's array, like
+ * fsd_vector_parse_text_into: 0 and *dim_out, -EINVAL, -EFBIG (more than
+ * cap numbers). Never allocates; used for the rows of .jsonl batches. */
+int fsd_vector_parse_json_into(const char *data, size_t len, float *out, uint32_t cap,
                                uint32_t *dim_out);
 
 /* Parses one decimal number token of exactly len bytes (the syntax above,
