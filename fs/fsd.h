@@ -52,16 +52,20 @@ typedef struct fsd_open_params {
 } fsd_open_params;
 
 typedef struct fsd {
-    st_store *store;         /* immutable after fsd_create */
-    fsd_inodes *inodes;      /* immutable pointer; internally locked */
-    fsd_queries *queries;    /* immutable pointer; internally locked */
-    fsd_imports *imports;    /* immutable pointer; internally locked */
-    struct fuse_session *se; /* set once before the loop starts */
-    bool read_only;          /* immutable */
-    struct timespec started; /* immutable */
-    pthread_mutex_t vf_lock; /* lock 1 */
-    fsd_vfile **vf_buckets;  /* protected by vf_lock */
-    size_t vf_nbuckets;      /* immutable */
+    st_store *store;          /* immutable after fsd_create */
+    fsd_inodes *inodes;       /* immutable pointer; internally locked */
+    fsd_queries *queries;     /* immutable pointer; internally locked */
+    fsd_imports *imports;     /* immutable pointer; internally locked */
+    struct fuse_session *se;  /* set once before the loop starts */
+    bool read_only;           /* immutable */
+    struct timespec started;  /* immutable */
+    pthread_mutex_t vf_lock;  /* lock 1 */
+    fsd_vfile **vf_buckets;   /* protected by vf_lock */
+    size_t vf_nbuckets;       /* immutable */
+    pthread_mutex_t cfg_lock; /* leaf lock */
+    char **cfg_hidden;        /* protected by cfg_lock: collections whose .config
+                                 was unlinked and not yet written again */
+    size_t cfg_nhidden;       /* protected by cfg_lock */
 } fsd;
 
 /* Query files idle this long are dropped (SPEC §3.3). */
@@ -166,6 +170,11 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi);
 void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *st, int to_set,
                      struct fuse_file_info *fi);
 void fsd_vec_unlink(fuse_req_t req, const fsd_ref *parent, const char *name);
+void fsd_vec_mknod(fuse_req_t req, const fsd_ref *parent, const char *name, mode_t mode);
+
+/* true while coll's .config is unlinked (tar removes a file before it
+ * extracts it; the config itself stays in force). */
+bool fsd_config_hidden(fsd *d, const char *coll);
 void fsd_vec_rename(fuse_req_t req, const fsd_ref *parent, const char *name, const char *newname,
                     unsigned flags);
 

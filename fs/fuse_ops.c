@@ -282,14 +282,23 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-    (void)parent;
-    (void)name;
-    (void)mode;
     (void)rdev;
     fsd_metrics_op(FSD_OP_MKNOD);
-    /* Regular files are made through create (open O_CREAT); device nodes,
-     * fifos and sockets have no meaning here. */
-    fsd_reply_err(req, FSD_OP_MKNOD, fsd_of(req)->read_only ? EROFS : EPERM);
+    fsd_ref p;
+    if (!resolve(req, FSD_OP_MKNOD, parent, &p))
+        return;
+    if (fsd_of(req)->read_only) {
+        fsd_reply_err(req, FSD_OP_MKNOD, EROFS);
+        return;
+    }
+    /* A regular file made without opening it (tar --xattrs does this to set
+     * xattrs before the data); device nodes, fifos and sockets have no
+     * meaning here. */
+    if (!S_ISREG(mode) || p.kind != FSD_K_COLL) {
+        fsd_reply_err(req, FSD_OP_MKNOD, EPERM);
+        return;
+    }
+    fsd_vec_mknod(req, &p, name, mode);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

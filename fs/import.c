@@ -406,8 +406,10 @@ void fsd_ifile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
     fsd_import_fh *h = (fsd_import_fh *)fh;
     int rc = 0;
     pthread_mutex_lock(&h->lock);
-    bool had = !h->done;
-    if (!h->done)
+    /* A flush before any write is a shell's close of the descriptor it
+     * dup2()ed onto stdout; the data comes later through the copy. */
+    bool had = !h->done && h->buf.len > 0;
+    if (had)
         rc = import_locked(d, h);
     pthread_mutex_unlock(&h->lock);
     if (had) {

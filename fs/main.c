@@ -262,8 +262,11 @@ static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
     if (cli->debug && fuse_opt_add_arg(args, "-d") < 0)
         return -ENOMEM;
     fsd_buf o = FSD_BUF_INIT;
-    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs%s%s%s", cli->read_only ? ",ro" : "",
-                            cli->fuse_opts.len ? "," : "",
+    /* default_permissions: the kernel enforces the persisted modes and
+     * owners (SPEC §5); the daemon adds only what the kernel cannot know
+     * (read permission for queries, write permission for imports). */
+    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s%s",
+                            cli->read_only ? ",ro" : "", cli->fuse_opts.len ? "," : "",
                             cli->fuse_opts.len ? cli->fuse_opts.data : "");
     if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.data) < 0))
         rc = -ENOMEM;
@@ -403,7 +406,7 @@ static int cmd_mount(int argc, char **argv)
     }
     cli.datadir = datadir;
     cli.mountpoint = mountpoint;
-    fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : FSD_LOG_INFO, false);
+    fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : cli.foreground ? FSD_LOG_INFO : FSD_LOG_WARN, false);
     if (cli.foreground) {
         rc = serve(&cli, -1);
         fsd_buf_release(&cli.fuse_opts);
@@ -479,6 +482,8 @@ int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
     int rc = d->vf_buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && pthread_mutex_init(&d->vf_lock, NULL) != 0)
         rc = -ENOMEM;
+    if (rc == 0 && pthread_mutex_init(&d->cfg_lock, NULL) != 0)
+        rc = -ENOMEM;
     if (rc == 0)
         rc = fsd_inodes_create(&d->inodes);
     if (rc == 0)
@@ -551,8 +556,13 @@ int fsd_destroy(fsd *d)
     int rc = st_store_close(d->store);
     fsd_imports_free(d->imports);
     fsd_inodes_free(d->inodes);
-    if (d->vf_buckets != NULL)
+    if (d->vf_buckets != NULL) {
         pthread_mutex_destroy(&d->vf_lock);
+        pthread_mutex_destroy(&d->cfg_lock);
+    }
+    for (size_t i = 0; i < d->cfg_nhidden; i++)
+        free(d->cfg_hidden[i]);
+    free(d->cfg_hidden);
     free(d->vf_buckets);
     free(d);
     return rc;

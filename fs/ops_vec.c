@@ -69,6 +69,11 @@ struct fsd_vfile {
     unsigned pend_mask;
     pxattr *px; /* xattrs of a NEW file, committed with it */
     size_t npx;
+    bool cfg_temp;  /* rsync's ".config.XXXXXX": applied as the config */
+    bool extra_pin; /* one extra ref (and inode pin) held by the file itself:
+                       made by mknod (until its first release), or an
+                       applied rsync config temp (until renamed/unlinked) */
+    bool want_pin;  /* take extra_pin once vf->lock is dropped (lock order) */
 };
 
 typedef struct fsd_vec_fh {
@@ -154,6 +159,52 @@ static void px_free(fsd_vfile *vf)
     free(vf->px);
     vf->px = NULL;
     vf->npx = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unlinked .config files                                               */
+/* ------------------------------------------------------------------ */
+
+bool fsd_config_hidden(fsd *d, const char *coll)
+{
+    bool hidden = false;
+    pthread_mutex_lock(&d->cfg_lock);
+    for (size_t i = 0; i < d->cfg_nhidden && !hidden; i++)
+        hidden = strcmp(d->cfg_hidden[i], coll) == 0;
+    pthread_mutex_unlock(&d->cfg_lock);
+    return hidden;
+}
+
+static int config_hide(fsd *d, const char *coll)
+{
+    if (fsd_config_hidden(d, coll))
+        return 0;
+    char *copy = strdup(coll);
+    if (copy == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&d->cfg_lock);
+    char **n = realloc(d->cfg_hidden, (d->cfg_nhidden + 1) * sizeof *n);
+    if (n != NULL) {
+        d->cfg_hidden = n;
+        d->cfg_hidden[d->cfg_nhidden++] = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&d->cfg_lock);
+    free(copy);
+    return n != NULL ? 0 : -ENOMEM;
+}
+
+static void config_unhide(fsd *d, const char *coll)
+{
+    pthread_mutex_lock(&d->cfg_lock);
+    for (size_t i = 0; i < d->cfg_nhidden; i++) {
+        if (strcmp(d->cfg_hidden[i], coll) == 0) {
+            free(d->cfg_hidden[i]);
+            d->cfg_hidden[i] = d->cfg_hidden[--d->cfg_nhidden];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->cfg_lock);
 }
 
 /* Drops a pin; frees the vfile at zero. */
@@ -336,11 +387,30 @@ static int commit_config(fsd *d, fsd_vfile *vf, const fsd_ref *r)
         fsd_log(FSD_LOG_DEBUG, "%s/.config rejected: %s", r->coll, why[0] ? why : strerror(-rc));
         return rc;
     }
-    /* Show the effective config (every key) from now on. */
-    st_attr ca;
-    if (config_text(d, r->coll, &vf->buf, &ca) == 0)
-        config_attr(&ca, &vf->attr);
+    config_unhide(d, r->coll);
+    /* The buffer keeps what was written (a writer may still be writing at
+     * its own offsets); the next open shows the effective config. */
     return 0;
+}
+
+/* The part of a file name that chooses its format. rsync writes
+ * ".<name>.XXXXXX" (".<name>" itself when name starts with a dot; six
+ * random letters and digits) and renames it to <name> afterwards; the
+ * content is already in <name>'s format, so the temporary name is judged
+ * without its random tail. Any other name is its own. */
+static void format_name(const char *name, const char **out, size_t *len)
+{
+    size_t n = strlen(name);
+    *out = name;
+    *len = n;
+    if (n < 9 || name[0] != '.' || name[n - 7] != '.')
+        return;
+    for (size_t i = n - 6; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return;
+    }
+    *len = n - 7;
 }
 
 /* Commits a vector buffer. Caller holds vf->lock. */
@@ -352,7 +422,10 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
         return rc == -EINVAL ? -ENOENT : rc;
     float *vec = NULL;
     uint32_t dim = 0;
-    fsd_vformat fmt = fsd_vformat_from_name(r->name, strlen(r->name));
+    const char *fname;
+    size_t flen;
+    format_name(r->name, &fname, &flen);
+    fsd_vformat fmt = fsd_vformat_from_name(fname, flen);
     rc = fsd_vector_parse(fmt, vf->buf.data, vf->buf.len, cfg.dim, &vec, &dim);
     if (rc < 0)
         return rc == -EFBIG ? -EINVAL : rc;
@@ -415,6 +488,24 @@ static int vf_commit_locked(fsd *d, fsd_vfile *vf)
         vf->failed_err = 0;
         return 0;
     }
+    const char *fname;
+    size_t flen;
+    format_name(r.name, &fname, &flen);
+    if (!vf->is_config && flen == 7 && memcmp(fname, ".config", 7) == 0) {
+        /* rsync's temporary copy of .config: apply it now; the rename onto
+         * .config that follows only drops the temporary name. */
+        rc = commit_config(d, vf, &r);
+        if (rc < 0) {
+            vf->failed_err = rc;
+            return rc;
+        }
+        if (!vf->cfg_temp && !vf->extra_pin)
+            vf->want_pin = true; /* rsync stats and renames it after close */
+        vf->cfg_temp = true;
+        vf->dirty = false;
+        vf->failed_err = 0;
+        return 0;
+    }
     rc = vf->is_config ? commit_config(d, vf, &r) : commit_vector(d, vf, &r);
     if (rc < 0) {
         vf->failed_err = rc;
@@ -425,6 +516,24 @@ static int vf_commit_locked(fsd *d, fsd_vfile *vf)
     vf->in_store = true;
     vf->pend_mask = 0;
     return 0;
+}
+
+/* Takes the extra pin a commit asked for (vf->want_pin); called without
+ * vf->lock because the pin takes lock 1. */
+static void vf_take_wanted_pin(fsd *d, fsd_vfile *vf)
+{
+    pthread_mutex_lock(&vf->lock);
+    bool want = vf->want_pin;
+    vf->want_pin = false;
+    if (want)
+        vf->extra_pin = true;
+    pthread_mutex_unlock(&vf->lock);
+    if (!want)
+        return;
+    pthread_mutex_lock(&d->vf_lock);
+    vf->refs++;
+    pthread_mutex_unlock(&d->vf_lock);
+    (void)fsd_inodes_pin(d->inodes, vf->ino);
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,7 +618,10 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd *d = fsd_of(req);
     fsd_caller c;
     fsd_caller_get(req, &c);
-    int rc = fsd_vecname_check(name, strlen(name));
+    /* .config can be created only after it was unlinked (tar does that
+     * before extracting it); the file then holds the new config text. */
+    bool is_cfg = strcmp(name, ".config") == 0 && fsd_config_hidden(d, p->coll);
+    int rc = is_cfg ? 0 : fsd_vecname_check(name, strlen(name));
     if (rc < 0) {
         if (fsd_name_is_reserved(name, strlen(name)))
             rc = strcmp(name, ".config") == 0 ? -EEXIST : -EPERM;
@@ -523,7 +635,7 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
         return;
     }
     st_attr existing;
-    bool exists = st_vec_stat(d->store, p->coll, name, &existing) == 0;
+    bool exists = !is_cfg && st_vec_stat(d->store, p->coll, name, &existing) == 0;
     if (exists && (fi->flags & O_EXCL)) {
         fsd_reply_err(req, FSD_OP_CREATE, EEXIST);
         return;
@@ -532,18 +644,27 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd_vfile *vf = NULL;
     fsd_vec_fh *h = NULL;
     bool created = false, pinned = false;
-    rc = fsd_inodes_link(d->inodes, p->ino, name, FSD_K_VEC, &ino);
+    rc = fsd_inodes_link(d->inodes, p->ino, name, is_cfg ? FSD_K_CONFIG : FSD_K_VEC, &ino);
     if (rc < 0)
         goto fail;
     rc = fsd_inodes_pin(d->inodes, ino);
     if (rc < 0)
         goto fail;
     pinned = true;
-    rc = vf_attach(d, ino, false, &vf, &created);
+    rc = vf_attach(d, ino, is_cfg, &vf, &created);
     if (rc < 0)
         goto fail;
     pthread_mutex_lock(&vf->lock);
-    if (exists && !vf->loaded) {
+    if (is_cfg) {
+        rc = config_text(d, p->coll, &vf->buf, &ca);
+        if (rc == 0) {
+            config_attr(&ca, &vf->attr);
+            fsd_buf_reset(&vf->buf);
+            vf->loaded = true;
+            vf->in_store = true;
+            vf->dirty = true;
+        }
+    } else if (exists && !vf->loaded) {
         /* Raced with a create of an existing name: behave like open. */
         vf->attr = existing;
         vf->in_store = true;
@@ -680,6 +801,7 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
             h->wrote = false;
     }
     pthread_mutex_unlock(&vf->lock);
+    vf_take_wanted_pin(d, vf);
     if (rc == 0 && op == FSD_OP_FSYNC)
         rc = st_store_sync(d->store);
     fsd_reply_err(req, op, rc);
@@ -697,9 +819,17 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
             fsd_log(FSD_LOG_DEBUG, "commit at release of inode %llu: %s",
                     (unsigned long long)h->ino, strerror(-rc));
     }
+    bool drop = vf->extra_pin && !vf->cfg_temp;
+    if (drop)
+        vf->extra_pin = false;
     pthread_mutex_unlock(&vf->lock);
+    vf_take_wanted_pin(d, vf);
     fuse_ino_t ino = h->ino;
     free(h);
+    if (drop) {
+        vf_unpin(d, vf);
+        fsd_inodes_unpin(d->inodes, ino);
+    }
     vf_unpin(d, vf);
     fsd_inodes_unpin(d->inodes, ino);
     fuse_reply_err(req, 0);
@@ -722,11 +852,9 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     bool temp = false;
     (void)fi;
 
-    if (r->kind == FSD_K_CONFIG && (mask & (ST_SET_MODE | ST_SET_UID | ST_SET_GID))) {
-        /* .config's owner and mode are its collection's. */
-        rc = -EPERM;
-        goto reply;
-    }
+    /* .config's owner, mode and times are its collection's: chmod, chown
+     * and utimens on it succeed without effect, so cp -a, rsync and tar
+     * can restore it. */
     vf = vf_pin(d, r->ino);
     if (vf == NULL && truncate) {
         /* truncate(2) by path: load, cut, commit as one transaction. */
@@ -804,6 +932,15 @@ reply:
 void fsd_vec_unlink(fuse_req_t req, const fsd_ref *p, const char *name)
 {
     fsd *d = fsd_of(req);
+    if (strcmp(name, ".config") == 0) {
+        /* The config stays in force; the name disappears until .config is
+         * written again (tar unlinks before it extracts). */
+        int rc = fsd_config_hidden(d, p->coll) ? -ENOENT : config_hide(d, p->coll);
+        if (rc == 0)
+            fsd_inodes_unlink(d->inodes, p->ino, name);
+        fsd_reply_err(req, FSD_OP_UNLINK, rc);
+        return;
+    }
     if (fsd_name_is_reserved(name, strlen(name))) {
         fsd_reply_err(req, FSD_OP_UNLINK, EPERM);
         return;
@@ -814,10 +951,18 @@ void fsd_vec_unlink(fuse_req_t req, const fsd_ref *p, const char *name)
         /* A file created here and not committed yet is still a file. */
         fsd_vfile *vf = vf_pin(d, ino);
         if (vf != NULL) {
+            bool drop = false;
             pthread_mutex_lock(&vf->lock);
-            if (!vf->in_store)
+            if (!vf->in_store) {
                 rc = 0;
+                drop = vf->extra_pin;
+                vf->extra_pin = false;
+            }
             pthread_mutex_unlock(&vf->lock);
+            if (drop) {
+                vf_unpin(d, vf);
+                fsd_inodes_unpin(d->inodes, ino);
+            }
             vf_unpin(d, vf);
         }
     }
@@ -833,6 +978,33 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
 {
     fsd *d = fsd_of(req);
     int rc = fsd_vecname_check(newname, strlen(newname));
+    if (strcmp(newname, ".config") == 0) {
+        /* Only rsync's temporary config, already applied, may land here. */
+        fuse_ino_t ino = fsd_inodes_find(d->inodes, p->ino, name);
+        fsd_vfile *vf = vf_pin(d, ino);
+        rc = -EPERM;
+        bool drop = false;
+        if (vf != NULL) {
+            pthread_mutex_lock(&vf->lock);
+            if (vf->cfg_temp && !vf->dirty) {
+                rc = 0;
+                drop = vf->extra_pin;
+                vf->extra_pin = false;
+            }
+            pthread_mutex_unlock(&vf->lock);
+            if (drop) {
+                vf_unpin(d, vf);
+                fsd_inodes_unpin(d->inodes, ino);
+            }
+            vf_unpin(d, vf);
+        }
+        if (rc == 0) {
+            fsd_inodes_unlink(d->inodes, p->ino, name);
+            config_unhide(d, p->coll);
+        }
+        fsd_reply_err(req, FSD_OP_RENAME, rc);
+        return;
+    }
     if (fsd_name_is_reserved(name, strlen(name)) || fsd_name_is_reserved(newname, strlen(newname)))
         rc = -EPERM;
     if (rc < 0) {
@@ -864,6 +1036,63 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
     if (rc == 0 && strcmp(name, newname) != 0)
         (void)fsd_inodes_rename(d->inodes, p->ino, name, p->ino, newname);
     fsd_reply_err(req, FSD_OP_RENAME, rc == -EINVAL ? ENOENT : rc);
+}
+
+void fsd_vec_mknod(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mode)
+{
+    fsd *d = fsd_of(req);
+    fsd_caller c;
+    fsd_caller_get(req, &c);
+    int rc = fsd_vecname_check(name, strlen(name));
+    if (rc < 0) {
+        if (fsd_name_is_reserved(name, strlen(name)))
+            rc = strcmp(name, ".config") == 0 ? -EEXIST : -EPERM;
+        fsd_reply_err(req, FSD_OP_MKNOD, rc);
+        return;
+    }
+    st_attr a;
+    rc = st_coll_stat(d->store, p->coll, &a);
+    if (rc == 0 && st_vec_stat(d->store, p->coll, name, &a) == 0)
+        rc = -EEXIST;
+    fuse_ino_t ino = 0;
+    fsd_vfile *vf = NULL;
+    bool created = false, pinned = false;
+    struct stat st;
+    if (rc == 0)
+        rc = fsd_inodes_link(d->inodes, p->ino, name, FSD_K_VEC, &ino);
+    if (rc == 0 && (rc = fsd_inodes_pin(d->inodes, ino)) == 0)
+        pinned = true;
+    if (rc == 0)
+        rc = vf_attach(d, ino, false, &vf, &created);
+    if (rc < 0)
+        goto fail;
+    pthread_mutex_lock(&vf->lock);
+    if (vf->loaded) {
+        rc = -EEXIST; /* someone is writing this name right now */
+    } else {
+        memset(&vf->attr, 0, sizeof vf->attr);
+        vf->attr.mode = S_IFREG | (mode & 07777);
+        vf->attr.uid = c.uid;
+        vf->attr.gid = c.gid;
+        clock_gettime(CLOCK_REALTIME, &vf->attr.mtime);
+        vf->attr.atime = vf->attr.ctime = vf->attr.mtime;
+        vf->loaded = true;
+        vf->dirty = true;
+        vf->extra_pin = true; /* keeps vf and the inode until the first release */
+        (void)vf_stat_locked(vf, ino, &st);
+    }
+    pthread_mutex_unlock(&vf->lock);
+    if (rc < 0)
+        goto fail;
+    fsd_reply_entry(req, ino, &st, FSD_TTL_FILE);
+    return;
+fail:
+    vf_unpin(d, vf);
+    if (pinned)
+        fsd_inodes_unpin(d->inodes, ino);
+    if (ino != 0)
+        fsd_inodes_forget(d->inodes, ino, 1);
+    fsd_reply_err(req, FSD_OP_MKNOD, rc == -EINVAL ? ENOENT : rc);
 }
 
 /* ------------------------------------------------------------------ */

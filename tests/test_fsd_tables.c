@@ -1,0 +1,175 @@
+/*
+ * test_fsd_tables.c — the daemon's in-memory tables: the inode table
+ * (fs/inode.c), the query-file table (fs/query.c) and the byte buffer
+ * (fs/buf.c). No mount needed; the integration tests cover the rest.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "inode.h"
+#include "query.h"
+
+static void test_inode_link_forget(void **state)
+{
+    (void)state;
+    fsd_inodes *t;
+    assert_int_equal(fsd_inodes_create(&t), 0);
+    assert_int_equal(fsd_inodes_check(t), 0);
+    fuse_ino_t c1, c1b, v1;
+    assert_int_equal(fsd_inodes_link(t, FSD_INO_ROOT, "c1", FSD_K_COLL, &c1), 0);
+    assert_true(c1 >= FSD_INO_FIRST_DYNAMIC);
+    assert_int_equal(fsd_inodes_link(t, FSD_INO_ROOT, "c1", FSD_K_COLL, &c1b), 0);
+    assert_int_equal(c1, c1b);
+    assert_int_equal(fsd_inodes_link(t, c1, "v1.f32", FSD_K_VEC, &v1), 0);
+    fsd_ref r;
+    assert_int_equal(fsd_inodes_ref(t, v1, &r), 0);
+    assert_string_equal(r.coll, "c1");
+    assert_string_equal(r.name, "v1.f32");
+    assert_int_equal(r.coll_ino, c1);
+    assert_true(r.linked);
+    /* Renaming the collection renames every path below it. */
+    assert_int_equal(fsd_inodes_rename(t, FSD_INO_ROOT, "c1", FSD_INO_ROOT, "c2"), 0);
+    assert_int_equal(fsd_inodes_ref(t, v1, &r), 0);
+    assert_string_equal(r.coll, "c2");
+    assert_int_equal(fsd_inodes_find(t, FSD_INO_ROOT, "c1"), 0);
+    assert_int_equal(fsd_inodes_find(t, FSD_INO_ROOT, "c2"), c1);
+    /* Forget drops the node only after every lookup and pin. */
+    assert_int_equal(fsd_inodes_pin(t, v1), 0);
+    fsd_inodes_forget(t, v1, 1);
+    assert_int_equal(fsd_inodes_ref(t, v1, &r), 0);
+    fsd_inodes_unpin(t, v1);
+    assert_int_equal(fsd_inodes_ref(t, v1, &r), -ENOENT);
+    /* Fixed nodes are never forgotten. */
+    fsd_inodes_forget(t, FSD_INO_ROOT, 1000);
+    assert_int_equal(fsd_inodes_ref(t, FSD_INO_ROOT, &r), 0);
+    assert_int_equal(fsd_inodes_check(t), 0);
+    fsd_inodes_free(t);
+}
+
+static void test_inode_rename_over_and_unlink(void **state)
+{
+    (void)state;
+    fsd_inodes *t;
+    assert_int_equal(fsd_inodes_create(&t), 0);
+    fuse_ino_t c, a, b, a2;
+    assert_int_equal(fsd_inodes_link(t, FSD_INO_ROOT, "c", FSD_K_COLL, &c), 0);
+    assert_int_equal(fsd_inodes_link(t, c, "a", FSD_K_VEC, &a), 0);
+    assert_int_equal(fsd_inodes_link(t, c, "b", FSD_K_VEC, &b), 0);
+    assert_int_equal(fsd_inodes_rename(t, c, "a", c, "b"), 0);
+    assert_int_equal(fsd_inodes_find(t, c, "b"), a);
+    fsd_ref r;
+    /* b was renamed over: still known by number, no longer linked. */
+    assert_int_equal(fsd_inodes_ref(t, b, &r), 0);
+    assert_false(r.linked);
+    fsd_inodes_unlink(t, c, "b");
+    assert_int_equal(fsd_inodes_find(t, c, "b"), 0);
+    /* A new node for a reused name gets a new number. */
+    assert_int_equal(fsd_inodes_link(t, c, "a", FSD_K_VEC, &a2), 0);
+    assert_true(a2 != a && a2 != b);
+    assert_int_equal(fsd_inodes_check(t), 0);
+    /* Many nodes force resizes; the invariants hold throughout. */
+    for (int i = 0; i < 5000; i++) {
+        char name[32];
+        fuse_ino_t x;
+        snprintf(name, sizeof name, "v%d", i);
+        assert_int_equal(fsd_inodes_link(t, c, name, FSD_K_VEC, &x), 0);
+    }
+    assert_int_equal(fsd_inodes_check(t), 0);
+    assert_true(fsd_inodes_count(t) > 5000);
+    fsd_inodes_free(t);
+}
+
+static void test_query_table(void **state)
+{
+    (void)state;
+    fsd_queries *q;
+    assert_int_equal(fsd_queries_create(600, &q), 0);
+    fsd_qinfo info;
+    assert_int_equal(fsd_queries_get(q, "c", 1000, "q1", &info), -ENOENT);
+    assert_int_equal(fsd_queries_touch(q, "c", 1000, "q1", true), 0);
+    assert_int_equal(fsd_queries_get(q, "c", 1000, "q1", &info), 0);
+    assert_null(info.text);
+    fsd_qinfo_release(&info);
+    /* Private per uid. */
+    assert_int_equal(fsd_queries_get(q, "c", 1001, "q1", &info), -ENOENT);
+    fsd_qtext *t = fsd_qtext_new("k = 3\n1 2 3\n", 12);
+    assert_non_null(t);
+    assert_int_equal(fsd_queries_put(q, "c", 1000, "q1", t, 0), 0);
+    fsd_qtext_unref(t);
+    assert_int_equal(fsd_queries_get(q, "c", 1000, "q1", &info), 0);
+    assert_non_null(info.text);
+    assert_int_equal(info.text->len, 12);
+    assert_memory_equal(info.text->data, "k = 3\n1 2 3\n", 12);
+    fsd_qinfo_release(&info);
+    /* Batch parameters through xattrs. */
+    assert_int_equal(fsd_queries_xattr_set(q, "c", 1000, "q1", "user.k", "5\n", 2, 0), 0);
+    assert_int_equal(fsd_queries_xattr_set(q, "c", 1000, "q1", "user.k", "x", 1, 0), -EINVAL);
+    assert_int_equal(
+        fsd_queries_xattr_set(q, "c", 1000, "q1", "user.filter", "a=b", 3, XATTR_REPLACE),
+        -ENODATA);
+    assert_int_equal(fsd_queries_xattr_set(q, "c", 1000, "q1", "user.filter", "a=b", 3, 0), 0);
+    assert_int_equal(fsd_queries_get(q, "c", 1000, "q1", &info), 0);
+    assert_int_equal(info.k, 5);
+    assert_string_equal(info.filter, "a=b");
+    fsd_qinfo_release(&info);
+    char list[64];
+    int n = fsd_queries_xattr_list(q, "c", 1000, "q1", list, sizeof list);
+    assert_int_equal(n, (int)(strlen("user.k") + 1 + strlen("user.filter") + 1));
+    assert_int_equal(fsd_queries_xattr_remove(q, "c", 1000, "q1", "user.k"), 0);
+    assert_int_equal(fsd_queries_xattr_remove(q, "c", 1000, "q1", "user.k"), -ENODATA);
+    /* Rename, drop by collection. */
+    assert_int_equal(fsd_queries_rename(q, "c", 1000, "q1", "q2"), 0);
+    assert_int_equal(fsd_queries_get(q, "c", 1000, "q1", &info), -ENOENT);
+    assert_int_equal(fsd_queries_touch(q, "d", 1000, "q1", false), 0);
+    assert_int_equal(fsd_queries_count(q), 2);
+    fsd_queries_drop_collection(q, "c");
+    assert_int_equal(fsd_queries_count(q), 1);
+    assert_int_equal(fsd_queries_remove(q, "d", 1000, "q1"), 0);
+    assert_int_equal(fsd_queries_count(q), 0);
+    fsd_queries_free(q);
+}
+
+static void test_buf(void **state)
+{
+    (void)state;
+    fsd_buf b = FSD_BUF_INIT;
+    assert_int_equal(fsd_buf_write_at(&b, 4, "xy", 2, 100), 0);
+    assert_int_equal(b.len, 6);
+    assert_memory_equal(b.data, "\0\0\0\0xy", 6);
+    assert_int_equal(b.data[6], '\0');
+    assert_int_equal(fsd_buf_write_at(&b, 99, "ab", 2, 100), -EFBIG);
+    assert_int_equal(fsd_buf_write_at(&b, 1, "Q", 1, 100), 0);
+    assert_int_equal(b.len, 6);
+    assert_int_equal(fsd_buf_resize(&b, 2), 0);
+    assert_int_equal(b.len, 2);
+    assert_int_equal(fsd_buf_printf(&b, "%d-%s", 42, "z"), 0);
+    assert_memory_equal(b.data, "\0Q42-z", 6);
+    size_t len;
+    char *p = fsd_buf_detach(&b, &len);
+    assert_int_equal(len, 6);
+    assert_null(b.data);
+    free(p);
+    fsd_buf_release(&b);
+    fsd_buf_release(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inode_link_forget),
+        cmocka_unit_test(test_inode_rename_over_and_unlink),
+        cmocka_unit_test(test_query_table),
+        cmocka_unit_test(test_buf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
