@@ -428,7 +428,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     fsd_vformat fmt = fsd_vformat_from_name(fname, flen);
     rc = fsd_vector_parse(fmt, vf->buf.data, vf->buf.len, cfg.dim, &vec, &dim);
     if (rc < 0)
-        return rc == -EFBIG ? -EINVAL : rc;
+        return rc; /* -EINVAL bad content, -EFBIG more than FSD_MAX_DIM numbers */
     unsigned mask = vf->pend_mask;
     if (!vf->in_store)
         mask |= ST_SET_MODE | ST_SET_UID | ST_SET_GID;
