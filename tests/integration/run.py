@@ -1,0 +1,1057 @@
+#!/usr/bin/env python3
+"""run.py — integration tests of vecfs through a real FUSE mount.
+
+Usage: tests/integration/run.py PATH/TO/vecfs [-k SUBSTRING] [--keep]
+
+Makes a temporary DATADIR and mount point, starts `vecfs -f DATADIR MNT` in
+the background, waits for the mount to appear in /proc/mounts, and drives
+the mounted tree with real tools (mkdir, cp, cat, mv, rm, chmod, chown,
+touch, setfattr/getfattr, df, find, tar, rsync) and Python's os module, one
+test per clause of SPEC §3. Every test prints a PASS/FAIL/SKIP line; the run
+ends with "N passed, M failed" and exits 1 on any failure, 77 when FUSE is
+not available (no /dev/fuse or no fusermount3).
+
+Mounts are always unmounted (fusermount3 -u, then -uz) and daemons killed
+by pid, on success, failure, exceptions and SIGINT/SIGTERM.
+
+Environment:
+  VECFS_TEST_SEED   seed of the property test (printed on every run)
+  VECFS_DATA_DIR    where scripts/fetch-data.sh put minilm.fvecs (the MiniLM
+                    recall check is skipped when it is absent)
+"""
+
+import array
+import errno
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+# ---------------------------------------------------------------------------
+# Mounts
+# ---------------------------------------------------------------------------
+
+MOUNTS = []  # every Mount started, for cleanup
+
+
+class Mount:
+    """One vecfs daemon serving `datadir` at `mnt`."""
+
+    def __init__(self, vecfs, datadir, mnt, logdir):
+        self.vecfs, self.datadir, self.mnt = vecfs, datadir, os.path.realpath(mnt)
+        self.log_path = os.path.join(logdir, "vecfs-%s.log" % os.path.basename(mnt))
+        self.proc = None
+
+    def mounted(self):
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == self.mnt for line in f if len(line.split()) > 1)
+
+    def start(self):
+        os.makedirs(self.datadir, exist_ok=True)
+        os.makedirs(self.mnt, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.vecfs, "-f", self.datadir, self.mnt],
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        MOUNTS.append(self)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.mounted():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("vecfs exited with %d before mounting; log: %s"
+                                   % (self.proc.returncode, self.tail_log()))
+            time.sleep(0.05)
+        raise RuntimeError("mount did not appear in 20 s; log: %s" % self.tail_log())
+
+    def tail_log(self, n=15):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        """Unmounts and waits for the daemon; returns its exit status."""
+        if self.proc is None:
+            return None
+        if self.mounted():
+            r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+            if r.returncode != 0:
+                time.sleep(0.5)
+                r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        if self in MOUNTS:
+            MOUNTS.remove(self)
+        return rc
+
+
+def cleanup_all():
+    for m in list(MOUNTS):
+        try:
+            m.stop()
+        except Exception:  # cleanup must go on for the other mounts
+            if m.proc is not None:
+                m.proc.kill()
+
+
+def on_signal(signum, frame):
+    cleanup_all()
+    sys.exit(128 + signum)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+class Skip(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def eq(a, b, what):
+    if a != b:
+        raise Fail("%s: got %r, want %r" % (what, a, b))
+
+
+def sh(*cmd, ok=True, input=None):
+    """Runs a command; returns (rc, stdout bytes, stderr text)."""
+    r = subprocess.run(list(cmd), capture_output=True, input=input, timeout=120)
+    if ok and r.returncode != 0:
+        raise Fail("%s exited %d: %s" % (" ".join(cmd), r.returncode,
+                                         r.stderr.decode(errors="replace").strip()))
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+
+
+def short(args):
+    r = repr(args)
+    return r if len(r) <= 120 else r[:100] + "...(%d chars)" % len(r)
+
+
+def expect_errno(want, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        if e.errno != want:
+            raise Fail("%s%s: errno %s, want %s" % (fn.__name__, short(args), errno.errorcode.get(
+                e.errno, e.errno), errno.errorcode[want]))
+        return
+    raise Fail("%s%s succeeded, want %s" % (fn.__name__, short(args), errno.errorcode[want]))
+
+
+def write_file(path, data, mode=0o644):
+    """open/write/close with os calls, so close() errors are seen."""
+    if isinstance(data, str):
+        data = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        off = 0
+        while off < len(data):
+            off += os.write(fd, data[off:off + (1 << 20)])
+    except BaseException:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def f32(vals):
+    return struct.pack("<%df" % len(vals), *vals)
+
+
+def fvecs(rows):
+    return b"".join(struct.pack("<i", len(r)) + f32(r) for r in rows)
+
+
+def npy(rows):
+    d = len(rows[0])
+    hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), d)
+    pad = 64 - (10 + len(hdr) + 1) % 64
+    hdr = hdr + " " * (pad % 64) + "\n"
+    return (b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode()
+            + b"".join(f32(r) for r in rows))
+
+
+def f32_round(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def l2(a, b):
+    return sum((x - y) * (x - y) for x, y in zip(a, b))
+
+
+def cosine(a, b):
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(x * x for x in b))
+    if na == 0 or nb == 0:
+        return 1.0
+    return 1.0 - sum(x * y for x, y in zip(a, b)) / (na * nb)
+
+
+def parse_result(data):
+    """'<name>\\t<distance>\\n' lines -> [(name, distance)]."""
+    out = []
+    for line in data.decode().splitlines():
+        name, dist = line.rsplit("\t", 1)
+        out.append((name, float(dist)))
+    return out
+
+
+def getxattr(path, name):
+    return os.getxattr(path, name)
+
+
+def mk_collection(mnt, name, config=None):
+    path = os.path.join(mnt, name)
+    os.mkdir(path)
+    if config:
+        write_file(os.path.join(path, ".config"), config)
+    return path
+
+
+def query(coll, qname, text):
+    q = os.path.join(coll, ".query", qname)
+    write_file(q, text)
+    return read_file(q)
+
+
+# ---------------------------------------------------------------------------
+# Tests. Each takes the test context; collections are private to a test.
+# ---------------------------------------------------------------------------
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+@test
+def root_admin_hidden(ctx):
+    m = ctx.m1.mnt
+    check(".vecfs" not in os.listdir(m), ".vecfs is listed in the root")
+    st = os.stat(os.path.join(m, ".vecfs"))
+    check(stat.S_ISDIR(st.st_mode), ".vecfs is not a directory")
+    eq(sorted(os.listdir(os.path.join(m, ".vecfs"))), ["health", "metrics", "stats"],
+       ".vecfs entries")
+    eq(read_file(os.path.join(m, ".vecfs/health")), b"ok\n", "health")
+    metrics = read_file(os.path.join(m, ".vecfs/metrics")).decode()
+    for name in ["vecfs_build_info", "vecfs_vectors", "vecfs_inserts_total",
+                 "vecfs_queries_total", "vecfs_query_duration_seconds",
+                 "vecfs_fuse_ops_total", "vecfs_errors_total", "vecfs_store_bytes",
+                 "vecfs_index_memory_bytes", "vecfs_snapshot_age_seconds"]:
+        check(name in metrics, "metrics lacks " + name)
+    json.loads(read_file(os.path.join(m, ".vecfs/stats")))
+    # cat and stat agree on the size (generated files report true sizes).
+    p = os.path.join(m, ".vecfs/stats")
+    with open(p, "rb") as f:
+        eq(os.fstat(f.fileno()).st_size, len(f.read()), "stats size on the open handle")
+    try:
+        write_file(os.path.join(m, ".vecfs/health"), "x")
+        raise Fail("writing .vecfs/health succeeded")
+    except OSError as e:
+        check(e.errno in (errno.EACCES, errno.EPERM, errno.EROFS),
+              "writing .vecfs/health: %s" % errno.errorcode.get(e.errno))
+
+
+@test
+def collections_mkdir_rename_rmdir(ctx):
+    m = ctx.m1.mnt
+    sh("mkdir", os.path.join(m, "col-a"))
+    check("col-a" in os.listdir(m), "new collection not listed")
+    check(stat.S_ISDIR(os.stat(os.path.join(m, "col-a")).st_mode), "not a directory")
+    for bad in [".hidden", "a b", "x" * 65, "é"]:
+        try:
+            os.mkdir(os.path.join(m, bad))
+            raise Fail("mkdir %r succeeded" % bad)
+        except OSError as e:
+            check(e.errno in (errno.EINVAL, errno.ENAMETOOLONG, errno.EPERM),
+                  "mkdir %r: %s" % (bad, errno.errorcode.get(e.errno)))
+    os.mkdir(os.path.join(m, "y" * 64))
+    os.rmdir(os.path.join(m, "y" * 64))
+    expect_errno(errno.EEXIST, os.mkdir, os.path.join(m, "col-a"))
+    write_file(os.path.join(m, "col-a", "v1"), "1 2 3\n")
+    sh("mv", os.path.join(m, "col-a"), os.path.join(m, "col-b"))
+    check("col-a" not in os.listdir(m) and "col-b" in os.listdir(m), "rename not visible")
+    eq(read_file(os.path.join(m, "col-b", "v1")), b"1 2 3\n", "vector after collection rename")
+    res = parse_result(query(os.path.join(m, "col-b"), "q", "1 2 3\n"))
+    eq([n for n, _ in res], ["v1"], "query after collection rename")
+    expect_errno(errno.ENOTEMPTY, os.rmdir, os.path.join(m, "col-b"))
+    os.unlink(os.path.join(m, "col-b", "v1"))
+    sh("rmdir", os.path.join(m, "col-b"))
+    check("col-b" not in os.listdir(m), "rmdir left the collection")
+    # Files at the root are not collections.
+    try:
+        write_file(os.path.join(m, "file-at-root"), "1 2")
+        raise Fail("a file at the root was accepted")
+    except OSError as e:
+        check(e.errno in (errno.EPERM, errno.EINVAL, errno.EACCES, errno.EISDIR),
+              "file at root: %s" % errno.errorcode.get(e.errno))
+
+
+@test
+def config_read_write(ctx):
+    c = mk_collection(ctx.m1.mnt, "cfg")
+    eq(os.listdir(c)[:1], [".config"], "readdir lists .config first")
+    cfg = read_file(os.path.join(c, ".config")).decode()
+    keys = [line.split("=")[0].strip() for line in cfg.splitlines() if "=" in line]
+    for k in ["dim", "metric", "m", "ef_construction", "ef_search", "target_recall",
+              "quantization", "max_vectors", "max_bytes"]:
+        check(k in keys, ".config lacks key " + k)
+    check("metric = cosine" in cfg, "default metric is not cosine: " + cfg)
+    check("m = 16" in cfg and "ef_construction = 200" in cfg, "defaults: " + cfg)
+    write_file(os.path.join(c, ".config"), "metric = l2\ndim = 3\nef_search = 100\n")
+    cfg = read_file(os.path.join(c, ".config")).decode()
+    check("metric = l2" in cfg and "dim = 3" in cfg and "ef_search = 100" in cfg,
+          "config not applied: " + cfg)
+    with open(os.path.join(c, ".config"), "rb") as f:
+        eq(os.fstat(f.fileno()).st_size, len(f.read()), ".config size")
+    # Unknown keys fail with EINVAL and leave the old config.
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "colour = blue\n")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = manhattan\n")
+    eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after rejected writes")
+    write_file(os.path.join(c, "v"), "1 2 3")
+    # Impossible changes on a non-empty collection.
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "dim = 4\n")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = dot\n")
+    eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after impossible change")
+    # A possible change still works (and the same dim is not a change).
+    write_file(os.path.join(c, ".config"), "dim = 3\nef_search = 80\n")
+    check("ef_search = 80" in read_file(os.path.join(c, ".config")).decode(), "ef_search change")
+    # dim from the first vector when .config does not set it.
+    c2 = mk_collection(ctx.m1.mnt, "cfg2")
+    write_file(os.path.join(c2, "first"), "1 2 3 4 5")
+    check("dim = 5" in read_file(os.path.join(c2, ".config")).decode(), "dim from first vector")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c2, "second"), "1 2 3")
+    check("second" not in os.listdir(c2), "wrong-dim vector appeared")
+
+
+@test
+def vector_formats_byte_exact(ctx):
+    c = mk_collection(ctx.m1.mnt, "fmt", "dim = 4\nmetric = l2\n")
+    src = ctx.tmp
+    contents = {
+        "a.f32": f32([1.0, -2.5, 0.125, 3e-3]),
+        "b.json": b"[1, 2.5, -3e2,\n 4E-1]\n",
+        "c.txt": b"  0.5 , 1\n2\t3  \n",
+        "d": b"[1,2,3,4]",
+        ".hidden-name": b"4 3 2 1\n",
+    }
+    for name, data in contents.items():
+        p = os.path.join(src, "src-" + name)
+        with open(p, "wb") as f:
+            f.write(data)
+        sh("cp", p, os.path.join(c, name))
+    for name, data in contents.items():
+        _, out, _ = sh("cat", os.path.join(c, name))
+        eq(out, data, "cat " + name)
+        eq(os.stat(os.path.join(c, name)).st_size, len(data), "stat size of " + name)
+    _, out, _ = sh("ls", "-la", c)
+    for name in contents:
+        check(name.encode() in out, "ls does not show " + name)
+    # The parsed vectors are what the query sees.
+    res = parse_result(query(c, "q", "1 -2.5 0.125 0.003\n"))
+    eq(res[0][0], "a.f32", "nearest to a.f32's vector")
+    check(res[0][1] < 1e-6, "distance to itself: %r" % res[0][1])
+    eq(sorted(n for n, _ in res), sorted(contents), "every format is indexed")
+    # Python read() of a big text vector returns everything.
+    c2 = mk_collection(ctx.m1.mnt, "fmt-big")
+    big = (" ".join("%.6f" % (i / 7.0) for i in range(4096)) + "\n").encode()
+    write_file(os.path.join(c2, "big"), big)
+    eq(read_file(os.path.join(c2, "big")), big, "4096-d text vector read back")
+
+
+@test
+def bad_content_einval(ctx):
+    c = mk_collection(ctx.m1.mnt, "bad", "dim = 3\n")
+    for name, data in [("t1", "1 2 x"), ("t2", "1 2 nan"), ("t3", "1 inf 2"), ("t4", ""),
+                       ("t5", "1 2"), ("t6", "1 2 3 4"), ("j.json", "[1, 2, \"3\"]"),
+                       ("j2.json", "{\"a\": 1}"), ("f.f32", b"\x00\x00\x80\x3f\x00"),
+                       ("g.f32", f32([1, float("nan"), 2])), ("h", "1,,2,3")]:
+        expect_errno(errno.EINVAL, write_file, os.path.join(c, name), data)
+        check(name not in os.listdir(c), "rejected %s is listed" % name)
+        expect_errno(errno.ENOENT, os.stat, os.path.join(c, name))
+    # A bad overwrite leaves the old vector.
+    write_file(os.path.join(c, "keep"), "1 2 3\n")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, "keep"), "1 2 oops\n")
+    eq(read_file(os.path.join(c, "keep")), b"1 2 3\n", "content after a bad overwrite")
+    # fsync reports it too.
+    fd = os.open(os.path.join(c, "fs"), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"1 2 zz")
+    try:
+        os.fsync(fd)
+        raise Fail("fsync of bad content succeeded")
+    except OSError as e:
+        eq(e.errno, errno.EINVAL, "fsync errno")
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    check("fs" not in os.listdir(c), "rejected fsync file is listed")
+    # Too big for any collection: EFBIG.
+    c2 = mk_collection(ctx.m1.mnt, "bad-big")
+    write_file(os.path.join(c2, "small"), "1 2\n")
+    expect_errno(errno.EFBIG, os.truncate, os.path.join(c2, "small"), 1 << 40)
+    eq(read_file(os.path.join(c2, "small")), b"1 2\n", "content after EFBIG truncate")
+    c3 = mk_collection(ctx.m1.mnt, "bad-big2")
+    expect_errno(errno.EFBIG, write_file, os.path.join(c3, "huge.f32"), b"\0\0\0\0" * 65537)
+
+
+@test
+def metadata_persist(ctx):
+    c = mk_collection(ctx.m1.mnt, "meta")
+    p = os.path.join(c, "v")
+    write_file(p, "1 2 3\n", 0o640)
+    eq(stat.S_IMODE(os.stat(p).st_mode), 0o640 & ~ctx.umask, "mode of a new file")
+    sh("chmod", "600", p)
+    eq(stat.S_IMODE(os.stat(p).st_mode), 0o600, "chmod")
+    sh("chown", "1234:5678", p)
+    st = os.stat(p)
+    eq((st.st_uid, st.st_gid), (1234, 5678), "chown")
+    sh("chown", "0:0", p)
+    sh("touch", "-d", "2020-01-02 03:04:05", p)
+    eq(int(os.stat(p).st_mtime), int(time.mktime((2020, 1, 2, 3, 4, 5, 0, 0, -1))), "touch -d")
+    os.utime(p, ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+    eq(os.stat(p).st_mtime_ns, 1_500_000_000_987_654_321, "utimens mtime")
+    ctx.persist["meta"] = (p, os.stat(p).st_mode, os.stat(p).st_mtime_ns)
+    # The collection directory has an owner and a mode too.
+    sh("chmod", "750", c)
+    eq(stat.S_IMODE(os.stat(c).st_mode), 0o750, "chmod on a collection")
+
+
+@test
+def xattrs(ctx):
+    c = mk_collection(ctx.m1.mnt, "xa")
+    p = os.path.join(c, "doc")
+    write_file(p, "1 2\n")
+    sh("setfattr", "-n", "user.title", "-v", "Hello, world", p)
+    _, out, _ = sh("getfattr", "-n", "user.title", "--only-values", p)
+    eq(out, b"Hello, world", "getfattr")
+    os.setxattr(p, "user.utf8", "grüße ✓".encode())
+    eq(os.getxattr(p, "user.utf8"), "grüße ✓".encode(), "UTF-8 value")
+    big = b"x" * 65536
+    os.setxattr(p, "user.big", big)
+    eq(os.getxattr(p, "user.big"), big, "64 KiB value")
+    eq(sorted(os.listxattr(p)), ["user.big", "user.title", "user.utf8"], "listxattr")
+    _, out, _ = sh("getfattr", "-d", p)
+    check(b'user.title="Hello, world"' in out, "getfattr -d: %r" % out[:200])
+    os.removexattr(p, "user.big")
+    expect_errno(errno.ENODATA, os.getxattr, p, "user.big")
+    expect_errno(errno.ENODATA, os.removexattr, p, "user.nothing")
+    os.setxattr(p, "user.title", b"Replaced")
+    eq(os.getxattr(p, "user.title"), b"Replaced", "overwrite xattr")
+    expect_errno(errno.EEXIST, os.setxattr, p, "user.title", b"x", os.XATTR_CREATE)
+    expect_errno(errno.ENODATA, os.setxattr, p, "user.nope", b"x", os.XATTR_REPLACE)
+    # Overwriting the content keeps the metadata.
+    write_file(p, "3 4\n")
+    eq(os.getxattr(p, "user.title"), b"Replaced", "xattr after overwrite")
+    ctx.persist["xattr"] = (p, {"user.title": b"Replaced", "user.utf8": "grüße ✓".encode()})
+
+
+@test
+def rm_and_rename(ctx):
+    c = mk_collection(ctx.m1.mnt, "rr", "metric = l2\n")
+    write_file(os.path.join(c, "a"), "0 0\n")
+    write_file(os.path.join(c, "b"), "10 10\n")
+    os.setxattr(os.path.join(c, "a"), "user.tag", b"x")
+    sh("mv", os.path.join(c, "a"), os.path.join(c, "a2"))
+    check("a" not in os.listdir(c) and "a2" in os.listdir(c), "mv within a collection")
+    eq(read_file(os.path.join(c, "a2")), b"0 0\n", "content after rename")
+    eq(os.getxattr(os.path.join(c, "a2"), "user.tag"), b"x", "xattr after rename")
+    res = parse_result(query(c, "q", "k = 5\n0 0\n"))
+    eq([n for n, _ in res], ["a2", "b"], "query after rename")
+    # rename over an existing vector replaces it.
+    os.rename(os.path.join(c, "a2"), os.path.join(c, "b"))
+    eq(sorted(os.listdir(c)), [".config", "b"], "rename onto an existing name")
+    eq(read_file(os.path.join(c, "b")), b"0 0\n", "replaced content")
+    res = parse_result(query(c, "q", "k = 5\n0 0\n"))
+    eq(res, [("b", 0.0)], "index after rename-over")
+    sh("rm", os.path.join(c, "b"))
+    eq(os.listdir(c), [".config"], "rm")
+    eq(query(c, "q", "0 0\n"), b"", "query of an emptied collection")
+    expect_errno(errno.ENOENT, os.unlink, os.path.join(c, "b"))
+    # rsync-style dot temp file then rename.
+    write_file(os.path.join(c, ".z.XXXXXX"), "5 5\n")
+    os.rename(os.path.join(c, ".z.XXXXXX"), os.path.join(c, "z"))
+    eq(parse_result(query(c, "q", "5 5\n")), [("z", 0.0)], "dot temp file renamed")
+    # Across collections.
+    c2 = mk_collection(ctx.m1.mnt, "rr2")
+    try:
+        os.rename(os.path.join(c, "z"), os.path.join(c2, "z"))
+        eq(read_file(os.path.join(c2, "z")), b"5 5\n", "moved across collections")
+        check("z" not in os.listdir(c), "moved file still in the source")
+    except OSError as e:
+        check(e.errno == errno.EXDEV, "cross-collection rename: %s" % errno.errorcode.get(e.errno))
+
+
+@test
+def partial_writes_truncate(ctx):
+    c = mk_collection(ctx.m1.mnt, "pw", "dim = 4\n")
+    p = os.path.join(c, "v")
+    write_file(p, "1 2 3 4\n")
+    fd = os.open(p, os.O_WRONLY)
+    os.pwrite(fd, b"9", 2)
+    os.close(fd)
+    eq(read_file(p), b"1 9 3 4\n", "pwrite in the middle")
+    fd = os.open(p, os.O_RDWR)
+    os.ftruncate(fd, 4)
+    os.lseek(fd, 0, os.SEEK_END)
+    os.write(fd, b"7 8\n")
+    os.close(fd)
+    eq(read_file(p), b"1 9 7 8\n", "ftruncate then append")
+    # O_APPEND
+    write_file(p, "1 2 3 4")
+    with open(p, "ab") as f:
+        f.write(b"0\n")
+    eq(read_file(p), b"1 2 3 40\n", "append")
+    write_file(p, "1 2 3 4\n")
+    # Writes far beyond the end leave a hole of NULs: invalid text.
+    fd = os.open(p, os.O_WRONLY)
+    os.pwrite(fd, b"5", 20)
+    try:
+        os.close(fd)
+        raise Fail("NUL hole accepted")
+    except OSError as e:
+        eq(e.errno, errno.EINVAL, "hole errno")
+    eq(read_file(p), b"1 2 3 4\n", "content after the rejected hole")
+    # truncate(2) is a whole change on its own: an empty file is not a
+    # vector, so it fails with EINVAL and the vector stays.
+    rc, _, _ = sh("truncate", "-s", "0", p, ok=False)
+    check(rc != 0, "truncate -s 0 of a vector succeeded")
+    eq(read_file(p), b"1 2 3 4\n", "content after truncate -s 0 (rejected)")
+    q = os.path.join(c, "w.f32")
+    write_file(q, f32([1, 2, 3, 4]))
+    expect_errno(errno.EINVAL, os.truncate, q, 8)  # dim 2 in a dim-4 collection
+    eq(read_file(q), f32([1, 2, 3, 4]), "content after a wrong-dim truncate")
+    # O_TRUNC then a new write is an ordinary overwrite.
+    with open(q, "r+b") as f:
+        f.truncate(0)
+        f.write(f32([4, 3, 2, 1]))
+    eq(read_file(q), f32([4, 3, 2, 1]), "truncate to 0 and rewrite on one handle")
+
+
+@test
+def queries_text_json_f32(ctx):
+    c = mk_collection(ctx.m1.mnt, "qq", "metric = l2\ndim = 2\n")
+    pts = {"p0": (0, 0), "p1": (1, 0), "p2": (0, 2), "p3": (3, 3), "p4": (-4, 0)}
+    for n, v in pts.items():
+        write_file(os.path.join(c, n), "%g %g\n" % v)
+        os.setxattr(os.path.join(c, n), "user.side", b"left" if v[0] <= 0 else b"right")
+    check(".query" not in os.listdir(c) and ".import" not in os.listdir(c),
+          "hidden directories are listed")
+    check(stat.S_ISDIR(os.stat(os.path.join(c, ".query")).st_mode), ".query lookup")
+    check(stat.S_ISDIR(os.stat(os.path.join(c, ".import")).st_mode), ".import lookup")
+    want = sorted(pts, key=lambda n: l2(pts[n], (0.1, 0.1)))
+    # Across processes: shell writes, cat reads.
+    sh("sh", "-c", "printf 'k = 3\\n0.1 0.1\\n' > '%s/.query/q1'" % c)
+    _, out, _ = sh("cat", os.path.join(c, ".query/q1"))
+    res = parse_result(out)
+    eq([n for n, _ in res], want[:3], "text query k=3")
+    for n, d in res:
+        check(abs(d - l2(pts[n], (0.1, 0.1))) < 1e-4, "l2 distance of %s: %r" % (n, d))
+    # Reading twice gives the same; stat on an open handle is the true size.
+    with open(os.path.join(c, ".query/q1"), "rb") as f:
+        eq(os.fstat(f.fileno()).st_size, len(out), "fstat size of a query result")
+        eq(f.read(), out, "second read")
+    # One handle: write, seek 0, read.
+    fd = os.open(os.path.join(c, ".query/q2"), os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b"k = 2\nef = 64\n0 1.9\n")
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = b""
+    while True:
+        chunk = os.read(fd, 7)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    eq([n for n, _ in parse_result(data)], ["p2", "p0"], "same-handle query")
+    # Default k = 10 returns everything here (5 vectors).
+    eq(len(parse_result(query(c, "q3", "0 0"))), 5, "default k")
+    # Filter: only matching vectors, and k of them when k match.
+    res = parse_result(query(c, "q4", "k = 2\nfilter = side=left\n3 3\n"))
+    eq(sorted(n for n, _ in res), ["p0", "p2"], "filtered query")
+    res = parse_result(query(c, "q5", "k = 3\nfilter = user.side=left\n3 3\n"))
+    eq(sorted(n for n, _ in res), ["p0", "p2", "p4"], "filter with k == matches")
+    eq(query(c, "q6", "filter = side=nowhere\n0 0\n"), b"", "filter matching nothing")
+    # like = an existing vector.
+    # (whether the liked vector itself is returned is not specified: both
+    # answers are accepted, nothing else)
+    res = parse_result(query(c, "q7", "k = 2\nlike = p3\n"))
+    check(res in ([("p3", 0.0), ("p2", 10.0)], [("p2", 10.0), ("p1", 13.0)]),
+          "like query: %r" % res)
+    # JSON query and result.
+    out = query(c, "q8.json", json.dumps({"vector": [0.1, 0.1], "k": 2,
+                                          "filter": {"side": "left"}}))
+    js = json.loads(out)
+    eq([e["name"] for e in js], ["p0", "p2"], "JSON result names")
+    check(all(isinstance(e["distance"], float) or isinstance(e["distance"], int) for e in js),
+          "JSON distances")
+    js = json.loads(query(c, "q9.json", json.dumps({"like": "p4", "k": 1})))
+    eq(len(js), 1, "JSON like k=1")
+    # .f32 query.
+    res = parse_result(query(c, "q10.f32", f32([3, 3.1])))
+    eq(res[0][0], "p3", ".f32 query")
+    # Never written -> ENOENT; malformed -> EINVAL on close and on read.
+    expect_errno(errno.ENOENT, read_file, os.path.join(c, ".query/never"))
+    for qn, bad in [("m1", "k = 0\n1 1\n"), ("m2", "1 x\n"), ("m3", "like = nosuch-name\n"),
+                    ("m4.json", "{\"vector\": [1]"), ("m5", "1 2 3\n"), ("m6", "")]:
+        p = os.path.join(c, ".query", qn)
+        try:
+            write_file(p, bad)
+            closed_ok = True
+        except OSError as e:
+            eq(e.errno, errno.EINVAL, "close of malformed query %s" % qn)
+            closed_ok = False
+        try:
+            read_file(p)
+            raise Fail("reading malformed query %s succeeded" % qn)
+        except OSError as e:
+            check(e.errno in (errno.EINVAL, errno.ENOENT),
+                  "read of malformed query %s: %s" % (qn, errno.errorcode.get(e.errno)))
+            if qn in ("m1", "m2", "m4.json"):
+                check(not closed_ok, "close of malformed %s succeeded" % qn)
+                eq(e.errno, errno.EINVAL, "read errno of malformed %s" % qn)
+    # Query files are not vectors and not listed anywhere.
+    check(not any(n.startswith("q") for n in os.listdir(c)), "query files leaked into listing")
+    # A query needs no write permission on the collection.
+    os.chmod(c, 0o555)
+    try:
+        eq(len(parse_result(query(c, "q11", "k = 1\n0 0\n"))), 1, "query on a r-x collection")
+    finally:
+        os.chmod(c, 0o755)
+
+
+@test
+def batched_queries(ctx):
+    c = mk_collection(ctx.m1.mnt, "bq", "metric = l2\ndim = 3\n")
+    rnd = random.Random(7)
+    base = {"v%d" % i: [rnd.uniform(-1, 1) for _ in range(3)] for i in range(40)}
+    for n, v in base.items():
+        write_file(os.path.join(c, n + ".f32"), f32(v))
+    qs = [[rnd.uniform(-1, 1) for _ in range(3)] for _ in range(6)]
+    for kind, blob in [("b.fvecs", fvecs(qs)), ("b.npy", npy(qs))]:
+        p = os.path.join(c, ".query", kind)
+        write_file(p, blob)
+        os.setxattr(p, "user.k", b"4")
+        out = read_file(p).decode()
+        rows = [line.split("\t") for line in out.splitlines()]
+        eq(len(rows), 6 * 4, "%s result lines" % kind)
+        eq([int(r[0]) for r in rows], sorted(int(r[0]) for r in rows), "%s rows in order" % kind)
+        for qi, q in enumerate(qs):
+            got = [r[1] for r in rows if int(r[0]) == qi]
+            want = sorted(base, key=lambda n: l2(base[n], [f32_round(x) for x in q]))[:4]
+            eq(got, [w + ".f32" for w in want], "%s row %d neighbours" % (kind, qi))
+    # user.filter on a batch.
+    for i, n in enumerate(base):
+        os.setxattr(os.path.join(c, n + ".f32"), "user.even", b"yes" if i % 2 == 0 else b"no")
+    p = os.path.join(c, ".query", "f.fvecs")
+    write_file(p, fvecs(qs[:2]))
+    os.setxattr(p, "user.k", b"3")
+    os.setxattr(p, "user.filter", b"even=yes")
+    rows = [line.split("\t") for line in read_file(p).decode().splitlines()]
+    eq(len(rows), 6, "filtered batch lines")
+    evens = {n + ".f32" for i, n in enumerate(base) if i % 2 == 0}
+    check(all(r[1] in evens for r in rows), "filtered batch returned a non-matching vector")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".query", "bad.fvecs"), b"\x03\0\0\0")
+
+
+@test
+def imports(ctx):
+    c = mk_collection(ctx.m1.mnt, "imp", "metric = l2\n")
+    rows = [[float(i), float(i * 2), 1.0] for i in range(5)]
+    write_file(os.path.join(c, ".import", "base.fvecs"), fvecs(rows))
+    names = sorted(n for n in os.listdir(c) if n != ".config")
+    eq(names, sorted("base-%d.f32" % i for i in range(5)), "fvecs import names")
+    eq(read_file(os.path.join(c, "base-3.f32")), f32(rows[3]), "imported row content")
+    check("base.fvecs" not in os.listdir(os.path.join(c, ".import")), "batch file remains")
+    write_file(os.path.join(c, ".import", "more.npy"), npy(rows[:2]))
+    check("more-1.f32" in os.listdir(c), "npy import")
+    lines = [json.dumps({"name": "doc-%d" % i, "vector": [i, 0, 0],
+                         "meta": {"title": "Title %d" % i, "category": "c%d" % (i % 2),
+                                  "tags": ["a", "b"]}}) for i in range(3)]
+    write_file(os.path.join(c, ".import", "docs.jsonl"), "\n".join(lines) + "\n")
+    eq(os.getxattr(os.path.join(c, "doc-2"), "user.title"), b"Title 2", "jsonl meta")
+    eq(os.getxattr(os.path.join(c, "doc-1"), "user.category"), b"c1", "jsonl meta 2")
+    from_text = parse_result(query(c, "q", "k = 1\nfilter = category=c1\n1 0 0\n"))
+    eq(from_text, [("doc-1", 0.0)], "filter on imported meta")
+    n_before = sorted(os.listdir(c))
+    # Atomic: one bad row, nothing imported.
+    bad = lines[:1] + [json.dumps({"name": "ok-%d" % i, "vector": [1, 2, 3]}) for i in range(3)]
+    bad.append('{"name": "broken", "vector": [1, 2]}')
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".import", "bad.jsonl"),
+                 "\n".join(bad) + "\n")
+    eq(sorted(os.listdir(c)), n_before, "a failed import changed the collection")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".import", "bad.fvecs"),
+                 fvecs(rows)[:-2])
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".import", "nan.npy"),
+                 npy([[1, 2, float("nan")]]))
+    eq(sorted(os.listdir(c)), n_before, "failed fvecs/npy imports changed the collection")
+    try:
+        write_file(os.path.join(c, ".import", "x.csv"), "1,2,3\n")
+        raise Fail("a .csv import succeeded")
+    except OSError as e:
+        check(e.errno in (errno.EINVAL, errno.EPERM), "csv import: %s"
+              % errno.errorcode.get(e.errno))
+    eq(sorted(os.listdir(c)), n_before, "failed csv import changed the collection")
+
+
+@test
+def quota_max_vectors(ctx):
+    c = mk_collection(ctx.m1.mnt, "quota", "max_vectors = 2\n")
+    write_file(os.path.join(c, "a"), "1 2\n")
+    write_file(os.path.join(c, "b"), "1 3\n")
+    expect_errno(errno.EDQUOT, write_file, os.path.join(c, "c"), "1 4\n")
+    eq(sorted(os.listdir(c)), [".config", "a", "b"], "listing after EDQUOT")
+    write_file(os.path.join(c, "a"), "2 2\n")  # an overwrite is not a new vector
+    os.unlink(os.path.join(c, "b"))
+    write_file(os.path.join(c, "c"), "1 4\n")
+
+
+@test
+def unsupported_objects(ctx):
+    c = mk_collection(ctx.m1.mnt, "unsup")
+    write_file(os.path.join(c, "v"), "1 2\n")
+    expect_errno(errno.EPERM, os.mkdir, os.path.join(c, "sub"))
+    expect_errno(errno.EPERM, os.symlink, "v", os.path.join(c, "ln"))
+    expect_errno(errno.EPERM, os.link, os.path.join(c, "v"), os.path.join(c, "hard"))
+    try:
+        os.mknod(os.path.join(c, "fifo"), stat.S_IFIFO | 0o644)
+        raise Fail("mknod of a FIFO succeeded")
+    except OSError as e:
+        check(e.errno in (errno.EPERM, errno.EINVAL), "mknod: %s" % errno.errorcode.get(e.errno))
+    for n in [".config", ".query", ".import"]:
+        check(n == ".config" or n not in os.listdir(c), "%s listed" % n)
+
+
+@test
+def statfs_df(ctx):
+    st = os.statvfs(ctx.m1.mnt)
+    check(st.f_blocks > 0 and st.f_bsize > 0, "statvfs: %r" % (st,))
+    check(st.f_bfree <= st.f_blocks and st.f_bavail <= st.f_blocks, "free <= total")
+    _, out, _ = sh("df", "-P", ctx.m1.mnt)
+    check(b"vecfs" in out or ctx.m1.mnt.encode() in out, "df output: %r" % out)
+    _, out, _ = sh("find", ctx.m1.mnt, "-maxdepth", "2")
+    check(b".vecfs" not in out, "find lists .vecfs")
+
+
+@test
+def exact_neighbours(ctx):
+    c = mk_collection(ctx.m1.mnt, "exact", "metric = l2\ndim = 8\n")
+    rnd = random.Random(11)
+    base = {}
+    blob = []
+    for i in range(300):
+        v = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
+        base["e%03d" % i] = v
+        blob.append(json.dumps({"name": "e%03d" % i, "vector": v}))
+    write_file(os.path.join(c, ".import", "e.jsonl"), "\n".join(blob))
+    total = 0
+    hits = 0
+    for t in range(20):
+        q = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
+        res = parse_result(query(c, "q", "k = 10\nef = 200\n" + " ".join(repr(x) for x in q)))
+        want = sorted(base, key=lambda n: l2(base[n], q))[:10]
+        eq(len(res), 10, "k results")
+        hits += len(set(n for n, _ in res) & set(want))
+        total += 10
+        for n, d in res:
+            check(abs(d - l2(base[n], q)) <= 1e-4 * max(1.0, d), "distance of %s" % n)
+        check([d for _, d in res] == sorted(d for _, d in res), "results not nearest first")
+    check(hits == total, "recall %d/%d against exact l2 (300 vectors, ef 200)" % (hits, total))
+
+
+@test
+def minilm_recall(ctx):
+    data = os.environ.get("VECFS_DATA_DIR", os.path.join(ctx.repo, "data"))
+    path = os.path.join(data, "minilm.fvecs")
+    if not os.path.exists(path):
+        raise Skip("no %s (scripts/fetch-data.sh minilm)" % path)
+    raw = read_file(path)
+    rows = []
+    off = 0
+    while off < len(raw):
+        (d,) = struct.unpack_from("<i", raw, off)
+        rows.append(list(struct.unpack_from("<%df" % d, raw, off + 4)))
+        off += 4 + 4 * d
+    c = mk_collection(ctx.m1.mnt, "minilm")
+    write_file(os.path.join(c, ".import", "m.fvecs"), raw)
+    eq(len(os.listdir(c)), len(rows) + 1, "imported MiniLM rows")
+    hits = total = 0
+    for qi in range(0, len(rows), 97):
+        res = parse_result(query(c, "q", "k = 10\nlike = m-%d.f32\n" % qi))
+        order = sorted(range(len(rows)), key=lambda j: cosine(rows[j], rows[qi]))
+        if "m-%d.f32" % qi not in [n for n, _ in res]:
+            order = [j for j in order if j != qi]  # like excludes the vector itself
+        want = order[:10]
+        hits += len(set(n for n, _ in res) & set("m-%d.f32" % j for j in want))
+        total += 10
+    check(hits >= 0.95 * total, "MiniLM recall@10 %d/%d" % (hits, total))
+
+
+def snapshot_tree(root):
+    """{relative path: (bytes, mode, mtime_ns, xattrs)} of every vector and
+    .config under root's collections."""
+    out = {}
+    for coll in sorted(os.listdir(root)):
+        cp = os.path.join(root, coll)
+        for n in sorted(os.listdir(cp)):
+            p = os.path.join(cp, n)
+            st = os.stat(p)
+            xs = {x: os.getxattr(p, x) for x in os.listxattr(p)}
+            out[coll + "/" + n] = (read_file(p), stat.S_IMODE(st.st_mode),
+                                   st.st_mtime_ns if n != ".config" else 0, xs)
+    return out
+
+
+@test
+def persistence_remount(ctx):
+    before = snapshot_tree(ctx.m1.mnt)
+    c = os.path.join(ctx.m1.mnt, "qq")
+    q_before = query(c, "pq", "k = 3\n0.1 0.1\n") if os.path.isdir(c) else None
+    rc = ctx.m1.stop()
+    check(rc == 0, "vecfs exited %r on unmount: %s" % (rc, ctx.m1.tail_log()))
+    ctx.m1.start()
+    after = snapshot_tree(ctx.m1.mnt)
+    eq(sorted(after), sorted(before), "paths after remount")
+    for k in before:
+        eq(after[k], before[k], "after remount: " + k)
+    if q_before is not None:
+        eq(query(c, "pq", "k = 3\n0.1 0.1\n"), q_before, "query after remount")
+    expect_errno(errno.ENOENT, read_file, os.path.join(c, ".query", "q1"))
+
+
+@test
+def tar_and_rsync_between_mounts(ctx):
+    m1 = ctx.m1.mnt
+    src = mk_collection(m1, "tr", "metric = l2\ndim = 3\n")
+    rnd = random.Random(3)
+    for i in range(30):
+        name = ["t%d.f32", "t%d.json", "t%d"][i % 3] % i
+        v = [round(rnd.uniform(-1, 1), 4) for _ in range(3)]
+        data = f32(v) if name.endswith(".f32") else (json.dumps(v) if name.endswith(".json")
+                                                     else " ".join(map(str, v)) + "\n")
+        write_file(os.path.join(src, name), data, 0o640 if i % 2 else 0o644)
+        os.setxattr(os.path.join(src, name), "user.idx", str(i).encode())
+        os.utime(os.path.join(src, name), ns=(1_700_000_000_000_000_000 + i * 1000,) * 2)
+    m2 = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data2"), os.path.join(ctx.tmp, "mnt2"),
+               ctx.tmp)
+    m2.start()
+    try:
+        tarball = os.path.join(ctx.tmp, "t.tar")
+        sh("tar", "--xattrs", "--xattrs-include=user.*", "-C", m1, "-cf", tarball, "tr")
+        sh("tar", "--xattrs", "--xattrs-include=user.*", "-C", m2.mnt, "-xf", tarball)
+        a = {k: v for k, v in snapshot_tree(m1).items() if k.startswith("tr/")}
+        b = snapshot_tree(m2.mnt)
+        eq(sorted(b), sorted(a), "tar: paths")
+        for k in a:
+            eq(b[k], a[k], "tar: " + k)
+        qtext = "k = 5\n0.1 0.2 0.3\n"
+        eq(query(os.path.join(m2.mnt, "tr"), "q", qtext), query(src, "q", qtext),
+           "tar: query results")
+        # rsync -aX into a fresh collection name, then again: nothing moves.
+        sh("rsync", "-aX", src + "/", os.path.join(m2.mnt, "tr2") + "/")
+        b2 = {k.replace("tr2/", "tr/", 1): v for k, v in snapshot_tree(m2.mnt).items()
+              if k.startswith("tr2/")}
+        eq(sorted(b2), sorted(a), "rsync: paths")
+        for k in a:
+            eq(b2[k], a[k], "rsync: " + k)
+        eq(query(os.path.join(m2.mnt, "tr2"), "q", qtext), query(src, "q", qtext),
+           "rsync: query results")
+        _, out, _ = sh("rsync", "-aX", "--stats", src + "/", os.path.join(m2.mnt, "tr2") + "/")
+        line = [x for x in out.decode().splitlines() if "files transferred" in x]
+        check(line and line[0].split(":")[1].strip().replace(",", "") == "0",
+              "second rsync transferred files: %r" % line)
+    finally:
+        rc = m2.stop()
+        check(rc == 0, "second mount exited %r" % rc)
+
+
+@test
+def property_model(ctx):
+    seed = int(os.environ.get("VECFS_TEST_SEED", str(random.randrange(1 << 30))))
+    print("# property test seed %d (VECFS_TEST_SEED=%d to replay)" % (seed, seed))
+    rnd = random.Random(seed)
+    c = mk_collection(ctx.m1.mnt, "prop", "dim = 4\n")
+    model = {}  # name -> [bytes, {xattr: value}]
+    names = ["n%d" % i for i in range(12)] + [".dot%d" % i for i in range(3)] + ["x.f32",
+                                                                                 "y.json"]
+
+    def content(name):
+        v = [round(rnd.uniform(-5, 5), 3) for _ in range(4)]
+        if name.endswith(".f32"):
+            return f32(v)
+        if name.endswith(".json"):
+            return json.dumps(v).encode()
+        return (" ".join(map(str, v)) + "\n").encode()
+
+    def compare(step, full):
+        listed = sorted(n for n in os.listdir(c) if n != ".config")
+        eq(listed, sorted(model), "step %d: listing" % step)
+        for n in (model if full else []):
+            eq(read_file(os.path.join(c, n)), model[n][0], "step %d: content of %s" % (step, n))
+            xs = {x: os.getxattr(os.path.join(c, n), x) for x in os.listxattr(os.path.join(c, n))}
+            eq(xs, model[n][1], "step %d: xattrs of %s" % (step, n))
+
+    for step in range(300):
+        op = rnd.choice(["create", "create", "overwrite", "rename", "delete", "setxattr",
+                         "bad"])
+        existing = sorted(model)
+        try:
+            if op == "create" or (not existing and op != "bad"):
+                n = rnd.choice(names)
+                data = content(n)
+                write_file(os.path.join(c, n), data)
+                model.setdefault(n, [None, {}])[0] = data
+            elif op == "overwrite":
+                n = rnd.choice(existing)
+                data = content(n)
+                write_file(os.path.join(c, n), data)
+                model[n][0] = data
+            elif op == "rename":
+                a = rnd.choice(existing)
+                b = rnd.choice(names)
+                if a.endswith(".f32") != b.endswith(".f32") or \
+                        a.endswith(".json") != b.endswith(".json"):
+                    b = a  # keep the format: renaming across formats is not a model op
+                os.rename(os.path.join(c, a), os.path.join(c, b))
+                if a != b:
+                    model[b] = model.pop(a)
+            elif op == "delete":
+                n = rnd.choice(existing)
+                os.unlink(os.path.join(c, n))
+                del model[n]
+            elif op == "setxattr":
+                n = rnd.choice(existing)
+                k = "user.k%d" % rnd.randrange(3)
+                v = ("v%d" % rnd.randrange(1000)).encode()
+                os.setxattr(os.path.join(c, n), k, v)
+                model[n][1][k] = v
+            else:
+                n = rnd.choice(names)
+                expect_errno(errno.EINVAL, write_file, os.path.join(c, n),
+                             b"\x01\x02\x03" if n.endswith(".f32") else b"1 2 bad")
+        except OSError as e:
+            raise Fail("step %d (%s): %s (seed %d)" % (step, op, e, seed))
+        compare(step, full=(step % 25 == 0 or step == 299))
+
+
+# ---------------------------------------------------------------------------
+# Runner
+# ---------------------------------------------------------------------------
+
+
+class Ctx:
+    pass
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    vecfs = os.path.realpath(args[0])
+    only = None
+    keep = "--keep" in args
+    if "-k" in args:
+        only = args[args.index("-k") + 1]
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        print("SKIP: no /dev/fuse or fusermount3")
+        return 77
+    if not os.access(vecfs, os.X_OK):
+        print("FAIL: %s is not an executable" % vecfs)
+        return 1
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    ctx = Ctx()
+    ctx.vecfs = vecfs
+    ctx.repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    ctx.tmp = tempfile.mkdtemp(prefix="vecfs-it-")
+    ctx.umask = os.umask(0o022)
+    os.umask(ctx.umask)
+    ctx.persist = {}
+    print("# vecfs %s, temp dir %s" % (vecfs, ctx.tmp))
+    passed = failed = skipped = 0
+    try:
+        ctx.m1 = Mount(vecfs, os.path.join(ctx.tmp, "data1"), os.path.join(ctx.tmp, "mnt1"),
+                       ctx.tmp)
+        ctx.m1.start()
+        for t in TESTS:
+            if only and only not in t.__name__:
+                continue
+            t0 = time.time()
+            try:
+                if ctx.m1.proc is None or ctx.m1.proc.poll() is not None:
+                    ctx.m1.proc = None
+                    ctx.m1.start()
+                t(ctx)
+                print("PASS %s (%.1f s)" % (t.__name__, time.time() - t0))
+                passed += 1
+            except Skip as e:
+                print("SKIP %s: %s" % (t.__name__, e))
+                skipped += 1
+            except Fail as e:
+                print("FAIL %s: %s" % (t.__name__, e))
+                failed += 1
+            except Exception as e:  # an unexpected errno or a crash is a failure too
+                print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e))
+                for line in traceback.format_exc().splitlines()[-4:]:
+                    print("#   " + line)
+                failed += 1
+            sys.stdout.flush()
+            if ctx.m1.proc is not None and ctx.m1.proc.poll() is not None:
+                print("# the daemon died (exit %r); log:\n%s" % (ctx.m1.proc.returncode,
+                                                                  ctx.m1.tail_log()))
+        rc = ctx.m1.stop()
+        if rc not in (0, None):
+            print("FAIL clean_unmount: vecfs exited %r" % rc)
+            failed += 1
+    except Exception as e:
+        print("FAIL setup: %s" % e)
+        failed += 1
+    finally:
+        cleanup_all()
+        if not keep:
+            shutil.rmtree(ctx.tmp, ignore_errors=True)
+    if skipped:
+        print("# %d skipped" % skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
