@@ -1,0 +1,688 @@
+/*
+ * vecfs-bench-fs — the same work through a vecfs mount and directly on the
+ * engine, in one run on the same data:
+ *
+ *   batch import   a .fvecs file written into <coll>/.import/   vs vf_hnsw_insert_batch
+ *   single insert  one .f32 file per vector (open, write, close) vs vf_hnsw_insert
+ *   query          write <coll>/.query/<q>.f32, read it back    vs vf_hnsw_search
+ *                  with 1, 2, 4 ... client threads
+ *   batch query    one .fvecs query file holding every query    vs the same searches
+ *
+ * Usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]
+ *            [--clients 1,2,4] [--singles 2000] [--json OUT.json] [--vecfs PATH]
+ *
+ * It mounts a fresh DATADIR under a temporary directory itself (vecfs -f),
+ * and always unmounts it and stops the daemon before exiting. Recall@10 is
+ * measured for the query rows against exact search, so a fast but wrong
+ * path cannot pass for a fast one.
+ *
+ * Invariants
+ *   1. The daemon this program starts is stopped and its mount removed on
+ *      every exit path after it was started.
+ *   2. Direct and mounted work use the same rows, queries, k (10, the
+ *      collection default) and the collection's default parameters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fvecs.h"
+
+#define BENCH_K 10
+#define MAX_CLIENTS 64
+#define RESULT_CAP (64 * 1024)
+
+typedef struct bench_opts {
+    const char *base, *queries, *json, *vecfs;
+    vf_metric metric;
+    unsigned clients[MAX_CLIENTS];
+    size_t nclients;
+    size_t singles;
+} bench_opts;
+
+typedef struct dataset {
+    bench_matrix base, queries;
+    vf_hit *truth; /* queries.n x BENCH_K */
+    size_t *truth_n;
+} dataset;
+
+/* snprintf into a path buffer; -ENAMETOOLONG instead of a cut path. */
+static int pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int usage(const char *msg)
+{
+    fprintf(stderr, "vecfs-bench-fs: %s\n", msg);
+    fprintf(stderr,
+            "usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]"
+            " [--clients 1,2,4] [--singles N] [--json OUT.json] [--vecfs PATH]\n");
+    return 2;
+}
+
+static int parse_clients(const char *s, bench_opts *o)
+{
+    o->nclients = 0;
+    while (*s) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s || v == 0 || v > MAX_CLIENTS || o->nclients == MAX_CLIENTS ||
+            (*end && *end != ','))
+            return -EINVAL;
+        o->clients[o->nclients++] = (unsigned)v;
+        s = *end ? end + 1 : end;
+        if (*end && !*s)
+            return -EINVAL;
+    }
+    return o->nclients ? 0 : -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){.metric = VF_METRIC_COSINE, .singles = 2000, .vecfs = VECFS_DEFAULT_BIN};
+    o->clients[0] = 1, o->clients[1] = 2, o->clients[2] = 4, o->nclients = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc)
+            return usage("every option takes a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--base"))
+            o->base = v;
+        else if (!strcmp(a, "--queries"))
+            o->queries = v;
+        else if (!strcmp(a, "--json"))
+            o->json = v;
+        else if (!strcmp(a, "--vecfs"))
+            o->vecfs = v;
+        else if (!strcmp(a, "--metric")) {
+            if (vf_metric_parse(v, &o->metric) != 0)
+                return usage("--metric takes l2, cosine or dot");
+        } else if (!strcmp(a, "--clients")) {
+            if (parse_clients(v, o) != 0)
+                return usage("--clients takes a list like 1,2,4 (1..64)");
+        } else if (!strcmp(a, "--singles")) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || n == 0)
+                return usage("--singles takes a positive count");
+            o->singles = n;
+        } else {
+            return usage("unknown option");
+        }
+    }
+    if (!o->base || !o->queries)
+        return usage("--base and --queries are required");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Direct engine work                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct query_stats {
+    double qps;
+    double recall;
+} query_stats;
+
+static size_t recall_hits(const dataset *d, size_t q, const uint32_t *rows, size_t n)
+{
+    size_t hits = 0;
+    const vf_hit *truth = d->truth + q * BENCH_K;
+    for (size_t i = 0; i < d->truth_n[q]; i++)
+        for (size_t j = 0; j < n; j++)
+            if (rows[j] == truth[i].id) {
+                hits++;
+                break;
+            }
+    return hits;
+}
+
+typedef struct client_job {
+    const dataset *d;
+    const vf_hnsw *h;    /* direct */
+    const char *qdir;    /* mounted: <coll>/.query */
+    _Atomic size_t next; /* next query row */
+    _Atomic size_t hits;
+    _Atomic int err;
+} client_job;
+
+static void *direct_client(void *arg)
+{
+    client_job *job = arg;
+    const dataset *d = job->d;
+    size_t q;
+    while ((q = atomic_fetch_add(&job->next, 1)) < d->queries.n) {
+        vf_hit hits[BENCH_K];
+        uint32_t rows[BENCH_K];
+        size_t n;
+        int rc = vf_hnsw_search(job->h, (const float *)d->queries.data + q * d->queries.dim,
+                                BENCH_K, 0, NULL, hits, &n);
+        if (rc) {
+            atomic_store(&job->err, rc);
+            break;
+        }
+        for (size_t i = 0; i < n; i++)
+            rows[i] = hits[i].id;
+        atomic_fetch_add(&job->hits, recall_hits(d, q, rows, n));
+    }
+    return NULL;
+}
+
+static int run_clients(client_job *job, unsigned clients, void *(*fn)(void *), query_stats *out)
+{
+    pthread_t t[MAX_CLIENTS];
+    atomic_store(&job->next, 0);
+    atomic_store(&job->hits, 0);
+    atomic_store(&job->err, 0);
+    double t0 = now();
+    unsigned started = 0;
+    for (; started < clients; started++)
+        if (pthread_create(&t[started], NULL, fn, job) != 0)
+            break;
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    double secs = now() - t0;
+    if (started < clients)
+        return -EAGAIN;
+    if (atomic_load(&job->err))
+        return atomic_load(&job->err);
+    size_t total = 0;
+    for (size_t q = 0; q < job->d->queries.n; q++)
+        total += job->d->truth_n[q];
+    out->qps = (double)job->d->queries.n / secs;
+    out->recall = total ? (double)atomic_load(&job->hits) / (double)total : 1.0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The mount                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct mount_ctx {
+    char root[PATH_MAX], datadir[PATH_MAX], mnt[PATH_MAX];
+    pid_t pid;
+} mount_ctx;
+
+static bool is_mounted(const char *mnt)
+{
+    FILE *f = fopen("/proc/mounts", "r");
+    if (!f)
+        return false;
+    char line[2 * PATH_MAX];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *sp = strchr(line, ' ');
+        if (!sp)
+            continue;
+        char *end = strchr(sp + 1, ' ');
+        if (end && (size_t)(end - sp - 1) == strlen(mnt) && !strncmp(sp + 1, mnt, strlen(mnt)))
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+static void mount_stop(mount_ctx *m)
+{
+    if (m->mnt[0] && is_mounted(m->mnt)) {
+        char cmd[2 * PATH_MAX + 64];
+        if (pathf(cmd, sizeof(cmd), "fusermount3 -u '%s' 2>/dev/null || fusermount3 -uz '%s'",
+                  m->mnt, m->mnt) != 0 ||
+            system(cmd) != 0)
+            fprintf(stderr, "vecfs-bench-fs: could not unmount %s\n", m->mnt);
+    }
+    for (int i = 0; m->pid > 0 && i < 100; i++) {
+        if (waitpid(m->pid, NULL, WNOHANG) == m->pid)
+            m->pid = 0;
+        else
+            usleep(100 * 1000);
+    }
+    if (m->pid > 0) {
+        kill(m->pid, SIGKILL);
+        waitpid(m->pid, NULL, 0);
+        m->pid = 0;
+    }
+    char cmd[PATH_MAX + 16];
+    if (m->root[0] && (pathf(cmd, sizeof(cmd), "rm -rf '%s'", m->root) != 0 || system(cmd) != 0))
+        fprintf(stderr, "vecfs-bench-fs: could not remove %s\n", m->root);
+}
+
+static int mount_start(mount_ctx *m, const char *vecfs)
+{
+    snprintf(m->root, sizeof(m->root), "/tmp/vecfs-bench-XXXXXX");
+    if (!mkdtemp(m->root)) {
+        m->root[0] = '\0';
+        return -errno;
+    }
+    if (pathf(m->datadir, sizeof(m->datadir), "%s/data", m->root) ||
+        pathf(m->mnt, sizeof(m->mnt), "%s/mnt", m->root))
+        return -ENAMETOOLONG;
+    if (mkdir(m->datadir, 0700) != 0 || mkdir(m->mnt, 0700) != 0)
+        return -errno;
+    m->pid = fork();
+    if (m->pid < 0)
+        return -errno;
+    if (m->pid == 0) {
+        execl(vecfs, "vecfs", "-f", m->datadir, m->mnt, (char *)NULL);
+        fprintf(stderr, "vecfs-bench-fs: cannot run %s: %s\n", vecfs, strerror(errno));
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (is_mounted(m->mnt))
+            return 0;
+        if (waitpid(m->pid, NULL, WNOHANG) == m->pid) {
+            m->pid = 0;
+            return -ECHILD;
+        }
+        usleep(50 * 1000);
+    }
+    return -ETIMEDOUT;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return -errno;
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+/* Reads all of path into buf (cap bytes, NUL-terminated); length or -errno. */
+static ssize_t read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    for (;;) {
+        if (len + 1 >= cap) {
+            close(fd);
+            return -EFBIG;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* The rows of the names "base-<row>.f32" in a result ("<name>\t<dist>\n"
+ * lines, or "<q>\t<name>\t<dist>\n" when batch). */
+static size_t result_rows(const char *text, bool batch, uint32_t *rows, size_t cap,
+                          size_t *query_of)
+{
+    size_t n = 0;
+    for (const char *line = text; *line && n < cap;) {
+        const char *eol = strchr(line, '\n');
+        const char *name = line;
+        size_t q = 0;
+        if (batch) {
+            q = strtoul(line, NULL, 10);
+            const char *tab = strchr(line, '\t');
+            name = tab ? tab + 1 : line;
+        }
+        if (!strncmp(name, "base-", 5)) {
+            if (query_of)
+                query_of[n] = q;
+            rows[n++] = (uint32_t)strtoul(name + 5, NULL, 10);
+        }
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    return n;
+}
+
+static void *mount_client(void *arg)
+{
+    client_job *job = arg;
+    const dataset *d = job->d;
+    char path[PATH_MAX], *buf = malloc(RESULT_CAP);
+    if (!buf) {
+        atomic_store(&job->err, -ENOMEM);
+        return NULL;
+    }
+    if (pathf(path, sizeof(path), "%s/q%lu.f32", job->qdir, (unsigned long)pthread_self())) {
+        free(buf);
+        atomic_store(&job->err, -ENAMETOOLONG);
+        return NULL;
+    }
+    size_t q;
+    while ((q = atomic_fetch_add(&job->next, 1)) < d->queries.n) {
+        const float *v = (const float *)d->queries.data + q * d->queries.dim;
+        int rc = write_file(path, v, d->queries.dim * sizeof(float));
+        ssize_t len = rc ? rc : read_file(path, buf, RESULT_CAP);
+        if (len < 0) {
+            atomic_store(&job->err, (int)len);
+            break;
+        }
+        uint32_t rows[BENCH_K];
+        size_t n = result_rows(buf, false, rows, BENCH_K, NULL);
+        atomic_fetch_add(&job->hits, recall_hits(d, q, rows, n));
+    }
+    free(buf);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The run                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct row {
+    char work[48];
+    const char *unit;
+    double direct, mount, direct_recall, mount_recall;
+} row;
+
+static void *fvecs_image(const bench_matrix *m, size_t first, size_t n, size_t *len)
+{
+    size_t rec = 4 + m->dim * sizeof(float);
+    uint8_t *img = malloc(n * rec);
+    if (!img)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int32_t dim = (int32_t)m->dim;
+        memcpy(img + i * rec, &dim, 4);
+        memcpy(img + i * rec + 4, (const float *)m->data + (first + i) * m->dim,
+               m->dim * sizeof(float));
+    }
+    *len = n * rec;
+    return img;
+}
+
+static int make_collection(const char *mnt, const char *name, size_t dim, vf_metric metric,
+                           char *dir, size_t cap)
+{
+    char path[PATH_MAX], cfg[128];
+    if (pathf(dir, cap, "%s/%s", mnt, name) || pathf(path, sizeof(path), "%s/.config", dir))
+        return -ENAMETOOLONG;
+    if (mkdir(dir, 0755) != 0)
+        return -errno;
+    int n = snprintf(cfg, sizeof(cfg), "dim = %zu\nmetric = %s\n", dim, vf_metric_name(metric));
+    return write_file(path, cfg, (size_t)n);
+}
+
+static int bench_mount(const bench_opts *o, const dataset *d, row *rows, size_t *nrows)
+{
+    mount_ctx m = {0};
+    char coll[PATH_MAX], singles[PATH_MAX], path[PATH_MAX];
+    size_t len = 0;
+    void *img = NULL;
+    char *buf = NULL;
+    int rc = mount_start(&m, o->vecfs);
+    if (rc) {
+        fprintf(stderr, "vecfs-bench-fs: mounting with %s failed: %s\n", o->vecfs, strerror(-rc));
+        goto out;
+    }
+    const size_t nb = d->base.n, dim = d->base.dim;
+    if ((rc = make_collection(m.mnt, "bench", dim, o->metric, coll, sizeof(coll))) ||
+        (rc = make_collection(m.mnt, "singles", dim, o->metric, singles, sizeof(singles))))
+        goto fail;
+
+    /* Batch import. */
+    if (!(img = fvecs_image(&d->base, 0, nb, &len))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    double t0 = now();
+    if ((rc = pathf(path, sizeof(path), "%s/.import/base.fvecs", coll)) ||
+        (rc = write_file(path, img, len)))
+        goto fail;
+    rows[0].mount = (double)nb / (now() - t0);
+
+    /* Single-file inserts. */
+    size_t singles_n = o->singles < nb ? o->singles : nb;
+    t0 = now();
+    for (size_t i = 0; i < singles_n; i++) {
+        if ((rc = pathf(path, sizeof(path), "%s/v%zu.f32", singles, i)) ||
+            (rc = write_file(path, (const float *)d->base.data + i * dim, dim * sizeof(float))))
+            goto fail;
+    }
+    rows[1].mount = (double)singles_n / (now() - t0);
+
+    /* One query per file round trip, with 1..N clients. */
+    if ((rc = pathf(path, sizeof(path), "%s/.query", coll)))
+        goto fail;
+    client_job job = {.d = d, .qdir = path};
+    for (size_t c = 0; c < o->nclients; c++) {
+        query_stats qs;
+        if ((rc = run_clients(&job, o->clients[c], mount_client, &qs)))
+            goto fail;
+        rows[2 + c].mount = qs.qps;
+        rows[2 + c].mount_recall = qs.recall;
+    }
+
+    /* Every query in one .fvecs query file. */
+    free(img);
+    if (!(img = fvecs_image(&d->queries, 0, d->queries.n, &len))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t cap = d->queries.n * BENCH_K * 600 + 4096;
+    uint32_t *found = malloc(d->queries.n * BENCH_K * sizeof(uint32_t));
+    size_t *query_of = malloc(d->queries.n * BENCH_K * sizeof(size_t));
+    buf = malloc(cap);
+    if (!found || !query_of || !buf) {
+        free(found);
+        free(query_of);
+        rc = -ENOMEM;
+        goto out;
+    }
+    t0 = now();
+    rc = pathf(path, sizeof(path), "%s/.query/all.fvecs", coll);
+    if (!rc)
+        rc = write_file(path, img, len);
+    ssize_t got = rc ? rc : read_file(path, buf, cap);
+    double secs = now() - t0;
+    if (got >= 0) {
+        size_t n = result_rows(buf, true, found, d->queries.n * BENCH_K, query_of);
+        size_t hits = 0, total = 0;
+        for (size_t i = 0; i < n;) {
+            size_t j = i;
+            while (j < n && query_of[j] == query_of[i])
+                j++;
+            if (query_of[i] < d->queries.n)
+                hits += recall_hits(d, query_of[i], found + i, j - i);
+            i = j;
+        }
+        for (size_t q = 0; q < d->queries.n; q++)
+            total += d->truth_n[q];
+        rows[2 + o->nclients].mount = (double)d->queries.n / secs;
+        rows[2 + o->nclients].mount_recall = total ? (double)hits / (double)total : 1.0;
+    }
+    free(found);
+    free(query_of);
+    rc = got < 0 ? (int)got : 0;
+fail:
+    if (rc)
+        fprintf(stderr, "vecfs-bench-fs: through the mount: %s\n", strerror(-rc));
+out:
+    *nrows = 3 + o->nclients;
+    free(img);
+    free(buf);
+    mount_stop(&m);
+    return rc;
+}
+
+static int bench_direct(const bench_opts *o, const dataset *d, row *rows)
+{
+    const size_t nb = d->base.n, dim = d->base.dim;
+    vf_hnsw_params p;
+    vf_hnsw_params_default(&p, (uint32_t)dim);
+    p.metric = o->metric;
+    vf_hnsw *h = NULL, *one = NULL;
+    int rc = vf_hnsw_create(&p, &h);
+    if (!rc)
+        rc = vf_hnsw_create(&p, &one);
+    if (rc)
+        goto out;
+    double t0 = now();
+    if ((rc = vf_hnsw_insert_batch(h, NULL, 0, d->base.data, nb, 0)))
+        goto out;
+    rows[0].direct = (double)nb / (now() - t0);
+
+    size_t singles_n = o->singles < nb ? o->singles : nb;
+    t0 = now();
+    for (size_t i = 0; i < singles_n && !rc; i++)
+        rc = vf_hnsw_insert(one, (uint32_t)i, (const float *)d->base.data + i * dim);
+    rows[1].direct = (double)singles_n / (now() - t0);
+
+    client_job job = {.d = d, .h = h};
+    for (size_t c = 0; c < o->nclients && !rc; c++) {
+        query_stats qs;
+        rc = run_clients(&job, o->clients[c], direct_client, &qs);
+        rows[2 + c].direct = qs.qps;
+        rows[2 + c].direct_recall = qs.recall;
+    }
+    /* The batch query file is served on all cores: compare with as many
+     * direct clients as there are cores. */
+    query_stats qs = {0};
+    if (!rc)
+        rc = run_clients(&job, (unsigned)sysconf(_SC_NPROCESSORS_ONLN), direct_client, &qs);
+    rows[2 + o->nclients].direct = qs.qps;
+    rows[2 + o->nclients].direct_recall = qs.recall;
+out:
+    vf_hnsw_free(h);
+    vf_hnsw_free(one);
+    return rc;
+}
+
+static void print_rows(const row *rows, size_t n)
+{
+    printf("%-28s %-8s %12s %12s %7s %9s %9s\n", "work", "unit", "direct", "mount", "ratio",
+           "recall-d", "recall-m");
+    for (size_t i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        printf("%-28s %-8s %12.1f %12.1f %6.1f%%", r->work, r->unit, r->direct, r->mount,
+               r->direct > 0 ? 100.0 * r->mount / r->direct : 0.0);
+        if (r->direct_recall > 0 || r->mount_recall > 0)
+            printf(" %9.4f %9.4f", r->direct_recall, r->mount_recall);
+        printf("\n");
+    }
+}
+
+static int write_json(const char *path, const bench_opts *o, const dataset *d, const row *rows,
+                      size_t n)
+{
+    json_t *root = json_pack("{s:{s:I,s:I,s:I,s:s}}", "dataset", "base", (json_int_t)d->base.n,
+                             "queries", (json_int_t)d->queries.n, "dim", (json_int_t)d->base.dim,
+                             "metric", vf_metric_name(o->metric));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_pack("{s:s,s:s,s:f,s:f,s:f}", "work", rows[i].work, "unit", rows[i].unit,
+                              "direct", rows[i].direct, "mount", rows[i].mount, "ratio",
+                              rows[i].direct > 0 ? rows[i].mount / rows[i].direct : 0.0);
+        if (rows[i].direct_recall > 0 || rows[i].mount_recall > 0) {
+            json_object_set_new(r, "recall_direct", json_real(rows[i].direct_recall));
+            json_object_set_new(r, "recall_mount", json_real(rows[i].mount_recall));
+        }
+        json_array_append_new(arr, r);
+    }
+    json_object_set_new(root, "results", arr);
+    int rc = json_dump_file(root, path, JSON_INDENT(2)) == 0 ? 0 : -EIO;
+    json_decref(root);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    dataset d = {.base = BENCH_MATRIX_INIT, .queries = BENCH_MATRIX_INIT};
+    char err[512];
+    if (bench_fvecs_read(o.base, &d.base, err, sizeof(err)) != 0 ||
+        bench_fvecs_read(o.queries, &d.queries, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vecfs-bench-fs: %s\n", err);
+        return 1;
+    }
+    if (d.base.dim != d.queries.dim) {
+        fprintf(stderr, "vecfs-bench-fs: base has dim %zu, queries %zu\n", d.base.dim,
+                d.queries.dim);
+        return 1;
+    }
+    d.truth = malloc(d.queries.n * BENCH_K * sizeof(vf_hit));
+    d.truth_n = malloc(d.queries.n * sizeof(size_t));
+    if (!d.truth || !d.truth_n ||
+        vf_flat_search_batch(d.base.data, d.base.n, d.base.dim, o.metric, d.queries.data,
+                             d.queries.n, BENCH_K, NULL, 0, d.truth, d.truth_n) != 0) {
+        fprintf(stderr, "vecfs-bench-fs: ground truth failed\n");
+        return 1;
+    }
+    row rows[3 + MAX_CLIENTS] = {{"batch import (.fvecs)", "rows/s", 0, 0, 0, 0},
+                                 {"single insert (1 file each)", "files/s", 0, 0, 0, 0}};
+    for (size_t c = 0; c < o.nclients; c++) {
+        snprintf(rows[2 + c].work, sizeof(rows[2 + c].work), "query, %u client%s", o.clients[c],
+                 o.clients[c] > 1 ? "s" : "");
+        rows[2 + c].unit = "QPS";
+    }
+    snprintf(rows[2 + o.nclients].work, sizeof(rows[0].work), "batch query (.fvecs file)");
+    rows[2 + o.nclients].unit = "QPS";
+
+    printf("dataset: %zu x %zu (%s), %zu queries, metric %s, k %d, kernel %s\n", d.base.n,
+           d.base.dim, o.base, d.queries.n, vf_metric_name(o.metric), BENCH_K,
+           vf_kernels_best()->name);
+    if ((rc = bench_direct(&o, &d, rows)) != 0) {
+        fprintf(stderr, "vecfs-bench-fs: direct engine work failed: %s\n", strerror(-rc));
+        return 1;
+    }
+    size_t nrows = 0;
+    int mrc = bench_mount(&o, &d, rows, &nrows);
+    print_rows(rows, nrows);
+    if (o.json && write_json(o.json, &o, &d, rows, nrows) != 0) {
+        fprintf(stderr, "vecfs-bench-fs: cannot write %s\n", o.json);
+        return 1;
+    }
+    bench_matrix_release(&d.base);
+    bench_matrix_release(&d.queries);
+    free(d.truth);
+    free(d.truth_n);
+    return mrc ? 1 : 0;
+}
