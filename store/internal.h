@@ -315,6 +315,10 @@ void st_log(st_store *st, st_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void st_health_set(st_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* -ENOSPC when `need` more bytes would take the store past max_size
+ * (pages on LMDB's free list count as available). 0 without a bound. */
+int st_space_check(st_store *st, MDB_txn *txn, uint64_t need);
+
 /* Maps an LMDB or errno return to a negative errno. */
 int st_mdb_err(int rc);
 

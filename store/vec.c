@@ -632,7 +632,9 @@ int st_vec_put(st_store *st, const char *coll, const char *name, const void *con
     rc = op_begin(st, coll, &o);
     if (rc)
         return rc;
-    rc = vec_store(&o, name, nl, content, len, vec, dim, attr, mask, NULL);
+    rc = st_space_check(st, o.txn, (uint64_t)len + (uint64_t)dim * 4 + 2 * nl + 256);
+    if (rc == 0)
+        rc = vec_store(&o, name, nl, content, len, vec, dim, attr, mask, NULL);
     return op_end(&o, rc);
 }
 
@@ -1421,8 +1423,16 @@ int st_batch_commit(st_batch *b)
         st_batch_abort(b);
         return rc;
     }
+    uint64_t need = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        need += (uint64_t)b->rows[i].len + (uint64_t)b->dim * 4 + 2 * b->rows[i].name_len + 256;
+        for (size_t j = 0; j < b->rows[i].nmeta; j++)
+            need += b->rows[i].meta_lens[j] + 128;
+    }
+    rc = st_space_check(b->st, o.txn, need);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         batch_row *r = &b->rows[i];
+
         uint32_t id;
         rc = vec_store(&o, r->name, r->name_len, r->content, r->len, b->vecs + r->vec_off * b->dim,
                        b->dim, &r->attr, r->mask, &id);

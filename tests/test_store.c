@@ -1,0 +1,1072 @@
+/*
+ * test_store.c — cmocka tests of store/: config text, collections, vectors,
+ * listing, xattrs, filtered search, batches, persistence (snapshot load,
+ * replay, rebuild of a missing or damaged snapshot), encryption at rest,
+ * damage detection, a full map, and allocation/I-O failure injection.
+ *
+ * Sizes can be raised with VECFS_STORE_N (vectors of the reopen test,
+ * default 100000) to measure; the default keeps the suite short.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "internal.h"
+#include "store_testutil.h"
+
+#define DIM 16
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int put_vec(st_store *st, const char *coll, const char *name, const float *v, uint32_t dim)
+{
+    char text[4096];
+    size_t n = 0;
+    for (uint32_t i = 0; i < dim && n < sizeof(text) - 32; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%.6f", i ? " " : "", v[i]);
+    return st_vec_put(st, coll, name, text, n, v, dim, NULL, 0);
+}
+
+static st_store *open_store(const char *dir, const st_options *o)
+{
+    st_store *st = NULL;
+    int rc = st_store_open(dir, o, &st);
+    if (rc)
+        fprintf(stderr, "open %s: %s\n", dir, strerror(-rc));
+    assert_int_equal(rc, 0);
+    return st;
+}
+
+static void make_coll(st_store *st, const char *name, vf_metric metric, uint32_t dim)
+{
+    st_config cfg;
+    st_config_default(&cfg);
+    cfg.metric = metric;
+    cfg.dim = dim;
+    st_attr a = {.mode = 0750, .uid = 1000, .gid = 100};
+    assert_int_equal(st_coll_create(st, name, &a, &cfg), 0);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_config_text(void **state)
+{
+    (void)state;
+    st_config base, c;
+    st_config_default(&base);
+    char err[128];
+    const char *t = "# comment\n dim = 128 \nmetric=l2\nm = 32\nef_search = auto\n"
+                    "target_recall = 0.9\nquantization = int8\nmax_vectors = 10\n";
+    assert_int_equal(st_config_parse(t, strlen(t), &base, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.dim, 128);
+    assert_int_equal(c.metric, VF_METRIC_L2);
+    assert_int_equal(c.m, 32);
+    assert_true(c.ef_auto);
+    assert_int_equal(c.ef_construction, 200);
+    assert_int_equal(c.max_vectors, 10);
+    char buf[1024];
+    size_t len;
+    assert_int_equal(st_config_format(&c, buf, sizeof(buf), &len), 0);
+    st_config back;
+    assert_int_equal(st_config_parse(buf, len, &base, &back, NULL, 0), 0);
+    assert_int_equal(back.dim, c.dim);
+    assert_int_equal(back.m, c.m);
+    assert_true(back.ef_auto);
+    assert_int_equal(back.quantization, ST_QUANT_INT8);
+    /* Errors leave out untouched. */
+    st_config keep = c;
+    assert_int_equal(st_config_parse("foo = 1\n", 8, &base, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown key"));
+    assert_int_equal(st_config_parse("m = 1\n", 6, &base, &c, NULL, 0), -EINVAL);
+    assert_int_equal(st_config_parse("m = 16\nm = 16\n", 14, &base, &c, NULL, 0), -EINVAL);
+    assert_int_equal(st_config_parse("metric = foo", 12, &base, &c, NULL, 0), -EINVAL);
+    assert_int_equal(st_config_parse("dim", 3, &base, &c, NULL, 0), -EINVAL);
+    assert_int_equal(st_config_parse("dim = 99999999999999999999999", 29, &base, &c, NULL, 0),
+                     -EINVAL);
+    assert_memory_equal(&keep, &c, sizeof(c));
+    /* Size query and -ERANGE. */
+    assert_int_equal(st_config_format(&c, NULL, 0, &len), 0);
+    assert_int_equal(st_config_format(&c, buf, 5, &len), -ERANGE);
+    assert_int_equal(strlen(buf), 4);
+}
+
+typedef struct list_acc {
+    char names[64][ST_NAME_MAX + 1];
+    uint64_t next[64];
+    size_t n, stop_after;
+} list_acc;
+
+static int list_cb(void *ctx, const char *name, const st_attr *a, uint64_t next)
+{
+    (void)a;
+    list_acc *l = ctx;
+    if (l->n >= 64 || (l->stop_after && l->n == l->stop_after))
+        return 1;
+    snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
+    l->next[l->n++] = next;
+    return 0;
+}
+
+static void test_collections(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c1", VF_METRIC_L2, 0);
+    assert_int_equal(st_coll_create(st, "c1", NULL, NULL), -EEXIST);
+    assert_int_equal(st_coll_create(st, ".hidden", NULL, NULL), -EINVAL);
+    assert_int_equal(st_coll_create(st, "a/b", NULL, NULL), -EINVAL);
+    assert_int_equal(st_coll_create(st, "c2", NULL, NULL), 0);
+    st_attr a;
+    assert_int_equal(st_coll_stat(st, "c1", &a), 0);
+    assert_true(S_ISDIR(a.mode));
+    assert_int_equal(a.mode & 07777, 0750);
+    assert_int_equal(a.uid, 1000);
+    st_attr set = {.mode = 0700, .uid = 5, .mtime = {123, 456}};
+    assert_int_equal(st_coll_setattr(st, "c1", &set, ST_SET_MODE | ST_SET_UID | ST_SET_MTIME), 0);
+    assert_int_equal(st_coll_stat(st, "c1", &a), 0);
+    assert_int_equal(a.mode & 07777, 0700);
+    assert_int_equal(a.uid, 5);
+    assert_int_equal(a.mtime.tv_sec, 123);
+
+    float v[DIM] = {1, 2, 3};
+    assert_int_equal(put_vec(st, "c1", "v1", v, 3), 0);
+    st_config cfg;
+    assert_int_equal(st_coll_config_get(st, "c1", &cfg), 0);
+    assert_int_equal(cfg.dim, 3); /* fixed by the first vector */
+    cfg.dim = 4;
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    cfg.dim = 3;
+    cfg.metric = VF_METRIC_DOT;
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    cfg.metric = VF_METRIC_L2;
+    cfg.ef_search = 99;
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg), 0);
+    assert_int_equal(st_coll_drop(st, "c1"), -ENOTEMPTY);
+    assert_int_equal(st_coll_rename(st, "c1", "c2", 0), 0);
+    /* c2 was empty: replaced by c1. */
+    assert_int_equal(st_coll_stat(st, "c1", &a), -ENOENT);
+    assert_int_equal(st_coll_stat(st, "c2", &a), 0);
+    assert_int_equal(a.count, 1);
+    assert_int_equal(st_coll_create(st, "c3", NULL, NULL), 0);
+    assert_int_equal(st_coll_rename(st, "c3", "c2", 0), -ENOTEMPTY);
+    assert_int_equal(st_coll_rename(st, "c3", "c2", ST_RENAME_NOREPLACE), -EEXIST);
+    list_acc l = {0};
+    assert_int_equal(st_coll_list(st, 0, list_cb, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.names[0], "c2");
+    assert_string_equal(l.names[1], "c3");
+    list_acc l2 = {0};
+    assert_int_equal(st_coll_list(st, l.next[0], list_cb, &l2), 0);
+    assert_int_equal(l2.n, 1);
+    assert_string_equal(l2.names[0], "c3");
+    assert_int_equal(st_coll_drop(st, "c3"), 0);
+    assert_int_equal(st_coll_drop(st, "c3"), -ENOENT);
+    assert_int_equal(st_store_close(st), 0);
+    /* Persisted. */
+    st = open_store(dir, &o);
+    assert_int_equal(st_coll_stat(st, "c2", &a), 0);
+    assert_int_equal(a.count, 1);
+    assert_int_equal(st_coll_config_get(st, "c2", &cfg), 0);
+    assert_int_equal(cfg.ef_search, 99);
+    assert_int_equal(st_coll_stat(st, "c3", &a), -ENOENT);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+static void test_vectors(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 0);
+    float v[3] = {1, 2, 3}, w[3] = {4, 5, 6}, out[3];
+    const char *content = "[1, 2, 3]";
+    st_attr a = {.mode = 0600, .uid = 7, .gid = 8};
+    assert_int_equal(st_vec_put(st, "c", "x.json", content, strlen(content), v, 3, &a,
+                                ST_SET_MODE | ST_SET_UID | ST_SET_GID),
+                     0);
+    st_attr s;
+    assert_int_equal(st_vec_stat(st, "c", "x.json", &s), 0);
+    assert_int_equal(s.size, strlen(content));
+    assert_true(S_ISREG(s.mode));
+    assert_int_equal(s.mode & 07777, 0600);
+    assert_int_equal(s.uid, 7);
+    uint32_t id = s.id;
+    void *data;
+    size_t len;
+    assert_int_equal(st_vec_get(st, "c", "x.json", &data, &len, NULL), 0);
+    assert_int_equal(len, strlen(content));
+    assert_memory_equal(data, content, len);
+    free(data);
+    char part[4];
+    size_t n;
+    assert_int_equal(st_vec_pread(st, "c", "x.json", part, 3, 1, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(part, "1, ", 3);
+    assert_int_equal(st_vec_pread(st, "c", "x.json", part, 3, 100, &n), 0);
+    assert_int_equal(n, 0);
+    uint32_t dim;
+    assert_int_equal(st_vec_vector(st, "c", "x.json", out, 3, &dim), 0);
+    assert_memory_equal(out, v, sizeof(v));
+    assert_int_equal(st_vec_vector(st, "c", "x.json", out, 2, &dim), -ERANGE);
+    /* Errors. */
+    assert_int_equal(put_vec(st, "c", "bad", v, 2), -EINVAL);
+    float nan[3] = {1, NAN, 3};
+    assert_int_equal(put_vec(st, "c", "nan", nan, 3), -EINVAL);
+    assert_int_equal(put_vec(st, "nope", "x", v, 3), -ENOENT);
+    assert_int_equal(put_vec(st, "c", "a/b", v, 3), -EINVAL);
+    char longname[300];
+    memset(longname, 'a', 299);
+    longname[299] = 0;
+    assert_int_equal(put_vec(st, "c", longname, v, 3), -ENAMETOOLONG);
+    assert_int_equal(st_vec_stat(st, "c", "nope", &s), -ENOENT);
+    /* Overwrite keeps the id, owner and mode. */
+    assert_int_equal(put_vec(st, "c", "x.json", w, 3), 0);
+    assert_int_equal(st_vec_stat(st, "c", "x.json", &s), 0);
+    assert_int_equal(s.id, id);
+    assert_int_equal(s.uid, 7);
+    assert_int_equal(s.mode & 07777, 0600);
+    /* Zero-copy read. */
+    st_read *rd;
+    assert_int_equal(st_read_begin(st, &rd), 0);
+    const void *p;
+    assert_int_equal(st_read_content(rd, "c", "x.json", &p, &len, &s), 0);
+    assert_int_equal(len, s.size);
+    st_read_end(rd);
+    /* Rename keeps the engine id; a replaced target goes away. */
+    assert_int_equal(put_vec(st, "c", "y", v, 3), 0);
+    st_attr ys;
+    assert_int_equal(st_vec_stat(st, "c", "y", &ys), 0);
+    assert_int_equal(st_vec_rename(st, "c", "x.json", "y", ST_RENAME_NOREPLACE), -EEXIST);
+    assert_int_equal(st_vec_rename(st, "c", "x.json", "y", 0), 0);
+    assert_int_equal(st_vec_stat(st, "c", "x.json", &s), -ENOENT);
+    assert_int_equal(st_vec_stat(st, "c", "y", &s), 0);
+    assert_int_equal(s.id, id);
+    assert_int_equal(st_vec_vector(st, "c", "y", out, 3, &dim), 0);
+    assert_memory_equal(out, w, sizeof(w));
+    st_hit hits[4];
+    assert_int_equal(st_search(st, "c", w, 3, 4, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].name, "y");
+    assert_int_equal(hits[0].id, id);
+    /* utimens / chmod. */
+    st_attr t = {.mtime = {1000, 5}, .atime = {2000, 6}, .mode = 0644};
+    assert_int_equal(st_vec_setattr(st, "c", "y", &t, ST_SET_MTIME | ST_SET_ATIME | ST_SET_MODE),
+                     0);
+    assert_int_equal(st_vec_stat(st, "c", "y", &s), 0);
+    assert_int_equal(s.mtime.tv_sec, 1000);
+    assert_int_equal(s.mtime.tv_nsec, 5);
+    assert_int_equal(s.atime.tv_sec, 2000);
+    assert_int_equal(s.mode & 07777, 0644);
+    /* Delete, id reuse. */
+    assert_int_equal(st_vec_delete(st, "c", "y"), 0);
+    assert_int_equal(st_vec_delete(st, "c", "y"), -ENOENT);
+    assert_int_equal(st_search(st, "c", w, 3, 4, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(put_vec(st, "c", "z", v, 3), 0);
+    assert_int_equal(st_vec_stat(st, "c", "z", &s), 0);
+    assert_true(s.id == id || s.id == ys.id);
+    st_attr cs;
+    assert_int_equal(st_coll_stat(st, "c", &cs), 0);
+    assert_int_equal(cs.count, 1);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+static void test_listing(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 1};
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "n%02d", i);
+        assert_int_equal(put_vec(st, "c", name, v, 2), 0);
+    }
+    /* Pages of 7, resumed from offsets, see every name once. */
+    uint64_t off = 0;
+    int seen = 0;
+    for (;;) {
+        list_acc l = {.stop_after = 7};
+        assert_int_equal(st_vec_list(st, "c", off, list_cb, &l), 0);
+        if (l.n == 0)
+            break;
+        for (size_t i = 0; i < l.n; i++) {
+            /* n20 is renamed in place after the second page: its place in
+             * the listing stays, under the new name. */
+            if (seen == 20)
+                snprintf(name, sizeof(name), "n20-renamed");
+            else
+                snprintf(name, sizeof(name), "n%02d", seen);
+            seen++;
+            assert_string_equal(l.names[i], name);
+        }
+        off = l.next[l.n - 1];
+        /* Changes between pages do not disturb the rest. */
+        if (seen == 14) {
+            assert_int_equal(st_vec_delete(st, "c", "n03"), 0);
+            assert_int_equal(st_vec_rename(st, "c", "n20", "n20-renamed", 0), 0);
+        }
+    }
+    assert_int_equal(seen, 50);
+    (void)seen;
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
+static void test_xattrs(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 1};
+    assert_int_equal(put_vec(st, "c", "a", v, 2), 0);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.k", "v1", 2, ST_XATTR_REPLACE), -ENODATA);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.k", "v1", 2, ST_XATTR_CREATE), 0);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.k", "v2", 2, ST_XATTR_CREATE), -EEXIST);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.k", "value2", 6, ST_XATTR_REPLACE), 0);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.e", "", 0, 0), 0);
+    char buf[64];
+    size_t len;
+    assert_int_equal(st_xattr_get(st, "c", "a", "user.k", NULL, 0, &len), 0);
+    assert_int_equal(len, 6);
+    assert_int_equal(st_xattr_get(st, "c", "a", "user.k", buf, 3, &len), -ERANGE);
+    assert_int_equal(st_xattr_get(st, "c", "a", "user.k", buf, sizeof(buf), &len), 0);
+    assert_memory_equal(buf, "value2", 6);
+    assert_int_equal(st_xattr_get(st, "c", "a", "user.nope", buf, sizeof(buf), &len), -ENODATA);
+    assert_int_equal(st_xattr_list(st, "c", "a", NULL, 0, &len), 0);
+    assert_int_equal(len, strlen("user.k") + 1 + strlen("user.e") + 1);
+    assert_int_equal(st_xattr_list(st, "c", "a", buf, sizeof(buf), &len), 0);
+    assert_true(memmem(buf, len, "user.k", 7) != NULL);
+    assert_true(memmem(buf, len, "user.e", 7) != NULL);
+    char *big = malloc(ST_XATTR_VALUE_MAX + 1);
+    memset(big, 'x', ST_XATTR_VALUE_MAX + 1);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.big", big, ST_XATTR_VALUE_MAX + 1, 0),
+                     -E2BIG);
+    assert_int_equal(st_xattr_set(st, "c", "a", "user.big", big, ST_XATTR_VALUE_MAX, 0), 0);
+    free(big);
+    assert_int_equal(st_xattr_remove(st, "c", "a", "user.e"), 0);
+    assert_int_equal(st_xattr_remove(st, "c", "a", "user.e"), -ENODATA);
+    assert_int_equal(st_xattr_set(st, "c", "nope", "user.k", "v", 1, 0), -ENOENT);
+    /* Rename keeps xattrs; delete removes them (and their index entries). */
+    assert_int_equal(st_vec_rename(st, "c", "a", "b", 0), 0);
+    assert_int_equal(st_xattr_get(st, "c", "b", "user.k", buf, sizeof(buf), &len), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    st = open_store(dir, &o);
+    assert_int_equal(st_vec_delete(st, "c", "b"), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+static void test_search_filter(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, DIM);
+    uint64_t seed = 42;
+    enum { N = 2000 };
+    static float vecs[N][DIM];
+    st_batch *b;
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    for (int i = 0; i < N; i++) {
+        tu_vec(&seed, vecs[i], DIM);
+        char name[32], color[8];
+        snprintf(name, sizeof(name), "v%d", i);
+        snprintf(color, sizeof(color), "%s", i % 10 == 0 ? "red" : "blue");
+        const char *keys[] = {"user.color", "user.mod7"};
+        char mod[8];
+        snprintf(mod, sizeof(mod), "%d", i % 7);
+        const void *vals[] = {color, mod};
+        size_t lens[] = {strlen(color), strlen(mod)};
+        assert_int_equal(
+            st_batch_put(b, name, name, strlen(name), vecs[i], DIM, NULL, 0, 2, keys, vals, lens),
+            0);
+    }
+    assert_int_equal(st_batch_commit(b), 0);
+    st_hit hits[10];
+    size_t n;
+    /* Unfiltered: the vector itself is first. */
+    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 10);
+    assert_string_equal(hits[0].name, "v5");
+    assert_true(hits[0].distance < 1e-5f);
+    for (size_t i = 1; i < n; i++)
+        assert_true(hits[i - 1].distance <= hits[i].distance);
+    /* Filter: only red (every 10th), still k results. */
+    st_filter_term red = {"color", "red", 3};
+    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, &red, 1, hits, &n), 0);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++) {
+        int idx = atoi(hits[i].name + 1);
+        assert_int_equal(idx % 10, 0);
+    }
+    /* AND of two terms: red and mod7 == 3 -> i % 70 == 10 (i = 10, 80, ...). */
+    st_filter_term two[] = {{"color", "red", 3}, {"mod7", "3", 1}};
+    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, two, 2, hits, &n), 0);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++) {
+        int idx = atoi(hits[i].name + 1);
+        assert_int_equal(idx % 10, 0);
+        assert_int_equal(idx % 7, 3);
+    }
+    st_filter_term none = {"color", "green", 5};
+    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, &none, 1, hits, &n), 0);
+    assert_int_equal(n, 0);
+    /* Like, excluding itself. */
+    assert_int_equal(st_search_like(st, "c", "v5", true, 5, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(hits[i].name, "v5");
+    assert_int_equal(st_search_like(st, "c", "nope", true, 5, 0, NULL, 0, hits, &n), -ENOENT);
+    /* Recall@10 against exact search. */
+    size_t found = 0;
+    for (int q = 0; q < 50; q++) {
+        float query[DIM];
+        tu_vec(&seed, query, DIM);
+        vf_hit exact[10];
+        size_t ne;
+        assert_int_equal(
+            vf_flat_search(&vecs[0][0], N, DIM, VF_METRIC_L2, query, 10, NULL, exact, &ne), 0);
+        assert_int_equal(st_search(st, "c", query, DIM, 10, 0, NULL, 0, hits, &n), 0);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < ne; j++) {
+                char nm[32];
+                snprintf(nm, sizeof(nm), "v%u", exact[j].id);
+                if (strcmp(nm, hits[i].name) == 0)
+                    found++;
+            }
+    }
+    double recall = (double)found / 500.0;
+    printf("recall@10 through the store: %.3f\n", recall);
+    assert_true(recall >= 0.95);
+    /* Batch queries equal single ones. */
+    st_hit *bh = calloc(20 * 10, sizeof(*bh));
+    size_t bn[20];
+    assert_int_equal(st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, bh, bn), 0);
+    for (int q = 0; q < 20; q++) {
+        assert_int_equal(st_search(st, "c", vecs[q], DIM, 10, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(bn[q], n);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(bh[q * 10 + i].name, hits[i].name);
+    }
+    free(bh);
+    assert_int_equal(st_search(st, "c", vecs[0], DIM - 1, 10, 0, NULL, 0, hits, &n), -EINVAL);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.vectors, N);
+    assert_true(m.queries_total >= 70);
+    assert_true(m.index_memory > 0);
+    char health[128];
+    assert_int_equal(st_store_health(st, health, sizeof(health), &n), 0);
+    assert_string_equal(health, "ok\n");
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+static void test_batch_atomic(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    st_config cfg;
+    st_config_default(&cfg);
+    cfg.max_vectors = 5;
+    assert_int_equal(st_coll_create(st, "c", NULL, &cfg), 0);
+    float v[4] = {1, 2, 3, 4};
+    st_batch *b;
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    char name[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        assert_int_equal(st_batch_put(b, name, "x", 1, v, 4, NULL, 0, 0, NULL, NULL, NULL), 0);
+    }
+    assert_int_equal(st_batch_put(b, "bad", "x", 1, v, 3, NULL, 0, 0, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(st_batch_count(b), 6);
+    assert_int_equal(st_batch_commit(b), -EDQUOT);
+    st_attr a;
+    assert_int_equal(st_coll_stat(st, "c", &a), 0);
+    assert_int_equal(a.count, 0); /* all or nothing */
+    assert_int_equal(st_vec_stat(st, "c", "r0", &a), -ENOENT);
+    st_config now;
+    assert_int_equal(st_coll_config_get(st, "c", &now), 0);
+    assert_int_equal(now.dim, 0); /* the failed batch fixed nothing */
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        assert_int_equal(st_batch_put(b, name, "x", 1, v, 4, NULL, 0, 0, NULL, NULL, NULL), 0);
+    }
+    assert_int_equal(st_batch_put(b, "r0", "yy", 2, v, 4, NULL, 0, 0, NULL, NULL, NULL), 0);
+    assert_int_equal(st_batch_commit(b), 0);
+    assert_int_equal(st_coll_stat(st, "c", &a), 0);
+    assert_int_equal(a.count, 5);
+    assert_int_equal(st_vec_stat(st, "c", "r0", &a), 0);
+    assert_int_equal(a.size, 2);
+    assert_int_equal(put_vec(st, "c", "r9", v, 4), -EDQUOT);
+    cfg.dim = 4;
+    cfg.max_vectors = 0;
+    cfg.max_bytes = 7;
+    assert_int_equal(st_coll_config_set(st, "c", &cfg), 0);
+    assert_int_equal(st_vec_put(st, "c", "big", "12345678", 8, v, 4, NULL, 0), -EFBIG);
+    assert_int_equal(st_vec_put(st, "c", "two", "12", 2, v, 4, NULL, 0), -EDQUOT);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* Persistence                                                          */
+/* ------------------------------------------------------------------ */
+
+static void fill(st_store *st, const char *coll, size_t n, uint32_t dim, uint64_t seed)
+{
+    float *v = malloc(dim * sizeof(float));
+    st_batch *b = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!b)
+            assert_int_equal(st_batch_begin(st, coll, &b), 0);
+        tu_vec(&seed, v, dim);
+        char name[32];
+        snprintf(name, sizeof(name), "v%zu", i);
+        assert_int_equal(st_batch_put(b, name, v, dim * 4, v, dim, NULL, 0, 0, NULL, NULL, NULL),
+                         0);
+        if (st_batch_count(b) == 10000 || i + 1 == n) {
+            assert_int_equal(st_batch_commit(b), 0);
+            b = NULL;
+        }
+    }
+    free(v);
+}
+
+/* Runs nq seeded queries and returns all hits (nq * k). */
+static st_hit *run_queries(st_store *st, const char *coll, uint32_t dim, size_t nq, size_t k)
+{
+    st_hit *h = calloc(nq * k, sizeof(*h));
+    size_t *n = calloc(nq, sizeof(*n));
+    float *q = malloc(nq * dim * sizeof(float));
+    uint64_t seed = 777;
+    for (size_t i = 0; i < nq * dim; i++)
+        q[i] = tu_frand(&seed);
+    for (size_t i = 0; i < nq; i++) {
+        assert_int_equal(st_search(st, coll, q + i * dim, dim, k, 0, NULL, 0, h + i * k, &n[i]), 0);
+        assert_int_equal(n[i], k);
+    }
+    free(q);
+    free(n);
+    return h;
+}
+
+static void test_reopen_snapshot(void **state)
+{
+    (void)state;
+    const char *env = getenv("VECFS_STORE_N");
+    size_t n = env ? strtoull(env, NULL, 10) : 100000;
+    uint32_t dim = 32;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_COSINE, dim);
+    double t0 = now_s();
+    fill(st, "c", n, dim, 1);
+    double t1 = now_s();
+    /* Changes after a snapshot exercise the op-log replay at open. */
+    assert_int_equal(st_store_snapshot(st, "c"), 0);
+    float v[64];
+    uint64_t seed = 99;
+    for (int i = 0; i < 100; i++) {
+        tu_vec(&seed, v, dim);
+        char name[32];
+        snprintf(name, sizeof(name), "v%d", i * 7);
+        assert_int_equal(put_vec(st, "c", name, v, dim), 0);
+        snprintf(name, sizeof(name), "v%d", i * 7 + 3);
+        assert_int_equal(st_vec_delete(st, "c", name), 0);
+    }
+    st_hit *before = run_queries(st, "c", dim, 50, 10);
+    double t2 = now_s();
+    assert_int_equal(st_store_close(st), 0);
+    double t3 = now_s();
+    st = open_store(dir, &o);
+    double t4 = now_s();
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 0);
+    assert_int_equal(m.vectors, n - 100);
+    st_hit *after = run_queries(st, "c", dim, 50, 10);
+    for (size_t i = 0; i < 500; i++) {
+        assert_string_equal(before[i].name, after[i].name);
+        assert_true(before[i].distance == after[i].distance);
+    }
+    printf("reopen of %zu vectors (dim %u): insert %.2f s, close (snapshot) %.2f s, "
+           "open (snapshot load) %.3f s, results identical\n",
+           n, dim, t1 - t0, t3 - t2, t4 - t3);
+    free(after);
+    free(before);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* Missing or damaged snapshot: rebuilt from the records, same answers. */
+static void test_snapshot_rebuild(void **state)
+{
+    (void)state;
+    size_t n = 10000;
+    uint32_t dim = 32;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_COSINE, dim);
+    fill(st, "c", n, dim, 1);
+    st_hit *before = run_queries(st, "c", dim, 50, 10);
+    assert_int_equal(st_store_close(st), 0);
+    st_metrics m;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/snap-1.vfs", dir);
+    assert_int_equal(unlink(path), 0);
+    double t5 = now_s();
+    st = open_store(dir, &o);
+    double t6 = now_s();
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 1);
+    printf("rebuild of %zu vectors: %.2f s\n", n, t6 - t5);
+    st_hit *after = run_queries(st, "c", dim, 50, 10);
+    size_t same = 0;
+    for (size_t i = 0; i < 500; i++)
+        for (size_t j = (i / 10) * 10; j < (i / 10) * 10 + 10; j++)
+            if (strcmp(before[i].name, after[j].name) == 0)
+                same++;
+    printf("rebuilt index agrees on %zu of 500 neighbours\n", same);
+    assert_true(same >= 450);
+    free(after);
+    assert_int_equal(st_store_close(st), 0); /* writes a fresh snapshot */
+
+    /* Flipped byte in the snapshot: reported by check, rebuilt at open. */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat sb;
+    fstat(fd, &sb);
+    unsigned char byte;
+    off_t at = sb.st_size / 2;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    FILE *rep = tmpfile();
+    assert_true(st_check(dir, &o, rep) > 0);
+    fclose(rep);
+    st = open_store(dir, &o);
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 1);
+    after = run_queries(st, "c", dim, 50, 10);
+    same = 0;
+    for (size_t i = 0; i < 500; i++)
+        for (size_t j = (i / 10) * 10; j < (i / 10) * 10 + 10; j++)
+            if (strcmp(before[i].name, after[j].name) == 0)
+                same++;
+    assert_true(same >= 450);
+    free(after);
+    free(before);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* Encryption and damage                                                */
+/* ------------------------------------------------------------------ */
+
+static size_t grep_dir(const char *dir, const void *needle, size_t nlen)
+{
+    size_t hits = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fseek(f, 0, SEEK_END);
+        long sz = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)sz + 1);
+        size_t rd = fread(buf, 1, (size_t)sz, f);
+        fclose(f);
+        for (char *p = buf; (p = memmem(p, rd - (size_t)(p - buf), needle, nlen)) != NULL; p++)
+            hits++;
+        free(buf);
+    }
+    closedir(d);
+    return hits;
+}
+
+/* The bytes of the value of db/key (store open), to find it in data.mdb. */
+static void *value_copy(st_store *st, int db, const void *key, size_t klen, size_t *len)
+{
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn), 0);
+    MDB_val k = {klen, (void *)key}, v;
+    assert_int_equal(mdb_get(txn, st->db[db], &k, &v), 0);
+    void *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    mdb_txn_abort(txn);
+    return copy;
+}
+
+/* Flips one bit in the middle of every copy of `val` in data.mdb. */
+static void flip_value(const char *dir, const void *val, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat sb;
+    fstat(fd, &sb);
+    char *buf = malloc((size_t)sb.st_size);
+    assert_int_equal(pread(fd, buf, (size_t)sb.st_size, 0), sb.st_size);
+    int found = 0;
+    for (char *p = buf; (p = memmem(p, (size_t)sb.st_size - (size_t)(p - buf), val, len)) != NULL;
+         p += len) {
+        unsigned char b = (unsigned char)p[len / 2] ^ 0x01;
+        assert_int_equal(pwrite(fd, &b, 1, (p - buf) + (off_t)(len / 2)), 1);
+        found++;
+    }
+    assert_true(found >= 1);
+    free(buf);
+    close(fd);
+}
+
+static void damage_test(bool encrypted)
+{
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    uint8_t key[ST_KEY_LEN];
+    for (unsigned i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    if (encrypted) {
+        o.key = key;
+        o.key_len = sizeof(key);
+    }
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "secretcoll", VF_METRIC_L2, 8);
+    const char *name = "secret-name-xyzzy";
+    const char *meta = "classified-value-plugh";
+    float v[8] = {3.14159f, 2.71828f, 1.41421f, 1.73205f, 0.57721f, 1.61803f, 2.50290f, 4.66920f};
+    const char *content = "3.14159 2.71828 1.41421 1.73205 0.57721 1.61803 2.50290 4.66920";
+    assert_int_equal(st_vec_put(st, "secretcoll", name, content, strlen(content), v, 8, NULL, 0),
+                     0);
+    assert_int_equal(st_xattr_set(st, "secretcoll", name, "user.tag", meta, strlen(meta), 0), 0);
+    float w[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(put_vec(st, "secretcoll", "other", w, 8), 0);
+    assert_int_equal(st_store_snapshot(st, NULL), 0);
+    assert_int_equal(st_store_sync(st), 0);
+    /* Where the content record of `name` lives (to damage it later). */
+    st_attr a;
+    assert_int_equal(st_vec_stat(st, "secretcoll", name, &a), 0);
+    uint8_t ik[8];
+    st_be32(ik, (uint32_t)(a.ino >> 32));
+    st_be32(ik + 4, a.id);
+    size_t vlen;
+    void *val = value_copy(st, ST_DB_CONTENT, ik, 8, &vlen);
+    assert_int_equal(st_store_close(st), 0);
+
+    size_t g_name = grep_dir(dir, name, strlen(name));
+    size_t g_meta = grep_dir(dir, meta, strlen(meta));
+    size_t g_vec = grep_dir(dir, v, sizeof(v));
+    size_t g_content = grep_dir(dir, content, strlen(content));
+    size_t g_coll = grep_dir(dir, "secretcoll", 10);
+    printf("%s: grep finds name %zu, metadata %zu, vector bytes %zu, content %zu, "
+           "collection name %zu\n",
+           encrypted ? "encrypted" : "plain", g_name, g_meta, g_vec, g_content, g_coll);
+    if (encrypted) {
+        assert_int_equal(g_name + g_meta + g_vec + g_content + g_coll, 0);
+        /* Wrong key, no key, passphrase instead of raw key. */
+        uint8_t bad[ST_KEY_LEN];
+        memcpy(bad, key, sizeof(bad));
+        bad[0] ^= 1;
+        char err[256] = "";
+        st_options w2 = o;
+        w2.key = bad;
+        w2.errbuf = err;
+        w2.errbuf_len = sizeof(err);
+        st_store *x = NULL;
+        assert_int_equal(st_store_open(dir, &w2, &x), -EKEYREJECTED);
+        assert_null(x);
+        printf("wrong key: %s\n", err);
+        assert_non_null(strstr(err, "wrong key"));
+        w2.key = NULL;
+        assert_int_equal(st_store_open(dir, &w2, &x), -EKEYREJECTED);
+        assert_non_null(strstr(err, "encrypted"));
+    } else {
+        assert_true(g_name > 0 && g_meta > 0 && g_vec > 0);
+    }
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    flip_value(dir, val, vlen);
+    free(val);
+    st = open_store(dir, &o);
+    void *data;
+    size_t len;
+    assert_int_equal(st_vec_get(st, "secretcoll", name, &data, &len, NULL), -EIO);
+    assert_int_equal(st_vec_get(st, "secretcoll", "other", &data, &len, NULL), 0);
+    free(data);
+    assert_int_equal(st_vec_stat(st, "secretcoll", name, &a), 0); /* stat needs no content */
+    assert_int_equal(st_store_close(st), 0);
+    char *rep = NULL;
+    size_t replen = 0;
+    FILE *f = open_memstream(&rep, &replen);
+    int problems = st_check(dir, &o, f);
+    fclose(f);
+    printf("check after a flipped byte (%d problems):\n%s", problems, rep);
+    assert_true(problems >= 1);
+    assert_non_null(strstr(rep, "content"));
+    free(rep);
+    tu_rmdir(dir);
+}
+
+static void test_encryption(void **state)
+{
+    (void)state;
+    damage_test(true);
+}
+
+static void test_damage_plain(void **state)
+{
+    (void)state;
+    damage_test(false);
+}
+
+static void test_passphrase(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char kf[4096];
+    snprintf(kf, sizeof(kf), "%s.key", dir);
+    FILE *f = fopen(kf, "w");
+    fputs("correct horse battery staple\n", f);
+    fclose(f);
+    uint8_t *key;
+    size_t klen;
+    bool pass;
+    assert_int_equal(st_key_load(kf, &key, &klen, &pass), 0);
+    assert_true(pass);
+    assert_int_equal(klen, strlen("correct horse battery staple"));
+    st_options o;
+    tu_opts(&o);
+    o.key = key;
+    o.key_len = klen;
+    o.key_is_passphrase = true;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 2};
+    assert_int_equal(put_vec(st, "c", "a", v, 2), 0);
+    assert_int_equal(st_store_close(st), 0);
+    st = open_store(dir, &o);
+    st_attr a;
+    assert_int_equal(st_vec_stat(st, "c", "a", &a), 0);
+    assert_int_equal(st_store_close(st), 0);
+    o.key = "wrong passphrase";
+    o.key_len = 16;
+    assert_int_equal(st_store_open(dir, &o, &st), -EKEYREJECTED);
+    st_key_free(key, klen);
+    unlink(kf);
+    tu_rmdir(dir);
+}
+
+static void test_format_version(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    /* Rewrite the FORMAT record with version 99 (CRC fixed up). */
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(st->env, NULL, 0, &txn), 0);
+    st_format_rec fr = {.version = 99};
+    st_buf b = {0};
+    st_rec_format_enc(&b, &fr);
+    st_crypto plain = {0};
+    MDB_val k = {6, "format"}, v = {b.len + 4, NULL};
+    assert_int_equal(mdb_put(txn, st->db[ST_DB_META], &k, &v, MDB_RESERVE), 0);
+    assert_int_equal(st_env_seal(&plain, ST_DB_META, "format", 6, b.p, b.len, v.mv_data), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    st_buf_free(&b);
+    assert_int_equal(st_store_close(st), 0);
+    char err[256] = "";
+    o.errbuf = err;
+    o.errbuf_len = sizeof(err);
+    assert_int_equal(st_store_open(dir, &o, &st), -EPROTO);
+    printf("other version: %s\n", err);
+    assert_non_null(strstr(err, "version 99"));
+    tu_rmdir(dir);
+}
+
+static void test_map_full(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.max_size = 4u << 20;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 64);
+    float v[64];
+    uint64_t seed = 5;
+    char name[32], big[8192];
+    memset(big, 'q', sizeof(big));
+    int i, rc = 0;
+    for (i = 0; i < 100000; i++) {
+        tu_vec(&seed, v, 64);
+        snprintf(name, sizeof(name), "v%d", i);
+        rc = st_vec_put(st, "c", name, big, sizeof(big), v, 64, NULL, 0);
+        if (rc)
+            break;
+    }
+    printf("map of 4 MiB full after %d vectors of 8 KiB: %s\n", i, strerror(-rc));
+    assert_int_equal(rc, -ENOSPC);
+    st_attr a;
+    assert_int_equal(st_vec_stat(st, "c", name, &a), -ENOENT); /* rolled back */
+    assert_int_equal(st_coll_stat(st, "c", &a), 0);
+    assert_int_equal(a.count, (uint64_t)i);
+    for (int j = 0; j < i / 2; j++) {
+        snprintf(name, sizeof(name), "v%d", j);
+        assert_int_equal(st_vec_delete(st, "c", name), 0);
+    }
+    assert_int_equal(st_vec_put(st, "c", "after", big, sizeof(big), v, 64, NULL, 0), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* Every allocation of a put/rename/delete/xattr sequence made to fail in
+ * turn: each call fails cleanly or succeeds, and the store stays consistent. */
+static void test_fault_injection(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.log_level = ST_LOG_ERROR;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 4);
+    float v[4] = {1, 2, 3, 4};
+    int failures = 0;
+    for (uint64_t n = 1; n <= 60; n++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%llu", (unsigned long long)n);
+        st_fault_set(ST_FAULT_ALLOC, n);
+        int rc = put_vec(st, "c", name, v, 4);
+        if (rc == 0)
+            rc = st_xattr_set(st, "c", name, "user.k", "v", 1, 0);
+        if (rc == 0)
+            rc = st_vec_rename(st, "c", name, "tmp", 0);
+        if (rc == 0)
+            rc = st_vec_rename(st, "c", "tmp", name, 0);
+        st_fault_set(ST_FAULT_ALLOC, 0);
+        if (rc) {
+            assert_int_equal(rc, -ENOMEM);
+            failures++;
+        }
+    }
+    printf("allocation faults hit %d of 60 sequences\n", failures);
+    assert_true(failures > 0);
+    /* Snapshot write with I/O faults: fails, store still fine. */
+    for (uint64_t n = 1; n <= 4; n++) {
+        st_fault_set(ST_FAULT_IO, n);
+        int rc = st_store_snapshot(st, "c");
+        st_fault_set(ST_FAULT_IO, 0);
+        assert_true(rc == 0 || rc == -EIO || rc == -ENOSPC);
+    }
+    char h[256];
+    size_t hl;
+    (void)st_store_health(st, h, sizeof(h), &hl);
+    assert_int_equal(st_store_snapshot(st, "c"), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    st = open_store(dir, &o);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 0);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
+static void test_busy_and_backup(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 2};
+    assert_int_equal(put_vec(st, "c", "a", v, 2), 0);
+    st_store *st2 = NULL;
+    assert_int_equal(st_store_open(dir, &o, &st2), -EBUSY);
+    char *bdir = tu_tmpdir();
+    assert_int_equal(st_store_backup(st, bdir), 0);
+    assert_int_equal(st_store_backup(st, bdir), -ENOTEMPTY);
+    assert_int_equal(st_store_close(st), 0);
+    st = open_store(bdir, &o);
+    st_attr a;
+    assert_int_equal(st_vec_stat(st, "c", "a", &a), 0);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(bdir);
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_text),      cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),          cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),           cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),     cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),   cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),     cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection),  cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_snapshot_rebuild), cmocka_unit_test(test_reopen_snapshot),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
