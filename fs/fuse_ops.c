@@ -498,12 +498,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fsd_qfile_read(req, fh, size, off);
         return;
     case FSD_FH_BUFFER: {
+        /* Reply from a copy: the kernel may complete the read, let the
+         * reader close and deliver the release before writev() returns
+         * here, so the reply must not point into memory release frees. */
         fsd_buf_fh *b = (fsd_buf_fh *)fh;
         size_t o = (size_t)off;
         size_t n = o >= b->content.len ? 0 : b->content.len - o;
         if (n > size)
             n = size;
-        fuse_reply_buf(req, n ? b->content.data + o : NULL, n);
+        char *copy = n ? malloc(n) : NULL;
+        if (n && copy == NULL) {
+            fsd_reply_err(req, FSD_OP_READ, ENOMEM);
+            return;
+        }
+        if (n)
+            memcpy(copy, b->content.data + o, n);
+        fuse_reply_buf(req, copy, n);
+        free(copy);
         return;
     }
     default:

@@ -434,10 +434,19 @@ void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
     size_t n = (uint64_t)off >= h->result.len ? 0 : h->result.len - (size_t)off;
     if (n > size)
         n = size;
-    /* The result never changes once generated (invariant 1), but the lock
-     * also orders this read after a concurrent generation. */
-    fuse_reply_buf(req, n ? h->result.data + off : NULL, n);
+    /* Reply from a copy made under the lock: once the kernel has the reply
+     * the reader may close, and release frees the handle while writev()
+     * is still returning. */
+    char *copy = n ? malloc(n) : NULL;
+    if (copy != NULL)
+        memcpy(copy, h->result.data + off, n);
     pthread_mutex_unlock(&h->lock);
+    if (n && copy == NULL) {
+        fsd_reply_err(req, FSD_OP_READ, ENOMEM);
+        return;
+    }
+    fuse_reply_buf(req, copy, n);
+    free(copy);
 }
 
 void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off_t off)
