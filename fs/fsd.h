@@ -118,12 +118,20 @@ void fsd_attr_to_stat(const st_attr *a, fuse_ino_t ino, struct stat *st);
 /* Replies with an entry for a freshly linked node (nlookup already taken). */
 int fsd_reply_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *st, double timeout);
 
+/* As fsd_reply_entry with separate name and attribute time outs. */
+int fsd_reply_entry_ttl(fuse_req_t req, fuse_ino_t ino, const struct stat *st, double entry_ttl,
+                        double attr_ttl);
+
 /* Replies with an error and counts it. */
 void fsd_reply_err(fuse_req_t req, fsd_op op, int err);
 
 /* Time out values for the kernel's caches (seconds). */
 #define FSD_TTL_DIR 1.0  /* collections, .query, .import, .vecfs: named by us */
 #define FSD_TTL_FILE 0.0 /* vector, config, query, import, admin files */
+/* Query-file names are cached for a second (their attributes never): an
+ * open that finds a name cached for another uid is answered per uid, and
+ * an open for writing creates the caller's file (ops_query.c). */
+#define FSD_TTL_QUERY_ENTRY 1.0
 
 /* True for the names vector files cannot have. */
 bool fsd_name_reserved(const char *name);

@@ -90,6 +90,20 @@ int fsd_reply_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *st, doubl
     return fuse_reply_entry(req, &e);
 }
 
+int fsd_reply_entry_ttl(fuse_req_t req, fuse_ino_t ino, const struct stat *st, double entry_ttl,
+                        double attr_ttl)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = ino;
+    e.generation = 1;
+    e.attr = *st;
+    e.attr.st_ino = ino;
+    e.attr_timeout = attr_ttl;
+    e.entry_timeout = entry_ttl;
+    return fuse_reply_entry(req, &e);
+}
+
 void fsd_reply_err(fuse_req_t req, fsd_op op, int err)
 {
     if (err < 0)
@@ -137,6 +151,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~(unsigned)FUSE_CAP_FLOCK_LOCKS;
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
         conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    /* vecfs keeps no set-id or capability bits to kill on write; saying so
+     * spares every write a getxattr("security.capability") round trip. */
+    if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
+        conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 }
 
 /* ------------------------------------------------------------------ */

@@ -135,7 +135,7 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
         fsd_reply_err(req, FSD_OP_LOOKUP, rc);
         return;
     }
-    fsd_reply_entry(req, ino, &st, 0.0);
+    fsd_reply_entry_ttl(req, ino, &st, FSD_TTL_QUERY_ENTRY, 0.0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -367,6 +367,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     e.ino = ino;
     e.generation = 1;
     e.attr = st;
+    e.entry_timeout = FSD_TTL_QUERY_ENTRY;
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
         fh_free(h);
         fsd_inodes_forget(d->inodes, ino, 1);
@@ -381,8 +382,15 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
     fsd_qinfo info;
     memset(&info, 0, sizeof info);
-    if (rc == 0)
+    if (rc == 0) {
         rc = fsd_queries_get(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, &info);
+        if (rc == -ENOENT && (fi->flags & O_ACCMODE) != O_RDONLY) {
+            /* The kernel kept another uid's (or an expired) entry for this
+             * name and sent open instead of create: writing makes the file. */
+            rc = fsd_queries_touch(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, true);
+            trunc = true;
+        }
+    }
     if (rc == 0 && (h = fh_new(req, r->ino, fi->flags)) == NULL)
         rc = -ENOMEM;
     if (rc == 0) {
