@@ -129,6 +129,14 @@ static bool resolve(fuse_req_t req, fsd_op op, fuse_ino_t ino, fsd_ref *r)
     return true;
 }
 
+/* On a --read-only mount everything is refused with EROFS except query
+ * files, which are private scratch space in memory: querying a read-only
+ * store must work. */
+static bool ro_refused(fuse_req_t req, fsd_kind k)
+{
+    return fsd_of(req)->read_only && k != FSD_K_QDIR && k != FSD_K_QFILE;
+}
+
 static bool is_dir_kind(fsd_kind k)
 {
     return k == FSD_K_ROOT || k == FSD_K_ADMIN_DIR || k == FSD_K_COLL || k == FSD_K_QDIR ||
@@ -270,7 +278,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     fsd_ref r;
     if (!resolve(req, FSD_OP_SETATTR, ino, &r))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, r.kind)) {
         fsd_reply_err(req, FSD_OP_SETATTR, EROFS);
         return;
     }
@@ -305,7 +313,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     fsd_ref p;
     if (!resolve(req, FSD_OP_MKNOD, parent, &p))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_MKNOD, EROFS);
         return;
     }
@@ -325,7 +333,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     fsd_ref p;
     if (!resolve(req, FSD_OP_MKDIR, parent, &p))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_MKDIR, EROFS);
         return;
     }
@@ -342,7 +350,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fsd_ref p;
     if (!resolve(req, FSD_OP_UNLINK, parent, &p))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_UNLINK, EROFS);
         return;
     }
@@ -365,7 +373,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fsd_ref p;
     if (!resolve(req, FSD_OP_RMDIR, parent, &p))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_RMDIR, EROFS);
         return;
     }
@@ -403,7 +411,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     fsd_ref p, np;
     if (!resolve(req, FSD_OP_RENAME, parent, &p) || !resolve(req, FSD_OP_RENAME, newparent, &np))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_RENAME, EROFS);
         return;
     }
@@ -442,7 +450,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fsd_ref p;
     if (!resolve(req, FSD_OP_CREATE, parent, &p))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, p.kind)) {
         fsd_reply_err(req, FSD_OP_CREATE, EROFS);
         return;
     }
@@ -472,7 +480,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fsd_ref r;
     if (!resolve(req, FSD_OP_OPEN, ino, &r))
         return;
-    if (fsd_of(req)->read_only && (fi->flags & O_ACCMODE) != O_RDONLY) {
+    if (ro_refused(req, r.kind) && (fi->flags & O_ACCMODE) != O_RDONLY) {
         fsd_reply_err(req, FSD_OP_OPEN, EROFS);
         return;
     }
@@ -706,7 +714,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     fsd_ref r;
     if (!resolve(req, FSD_OP_SETXATTR, ino, &r))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, r.kind)) {
         fsd_reply_err(req, FSD_OP_SETXATTR, EROFS);
         return;
     }
@@ -737,7 +745,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     fsd_ref r;
     if (!resolve(req, FSD_OP_REMOVEXATTR, ino, &r))
         return;
-    if (fsd_of(req)->read_only) {
+    if (ro_refused(req, r.kind)) {
         fsd_reply_err(req, FSD_OP_REMOVEXATTR, EROFS);
         return;
     }

@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,22 +149,31 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         case 's':
             cli->single_thread = true;
             break;
-        case 'o':
-            if ((cli->fuse_opts.len && fsd_buf_append(&cli->fuse_opts, ",", 1) < 0) ||
-                fsd_buf_append(&cli->fuse_opts, optarg, strlen(optarg)) < 0) {
+        case 'o': {
+            /* "ro" is --read-only: the daemon refuses writes itself so that
+             * query files keep working; "rw" is the default. */
+            char *dup = strdup(optarg), *save = NULL;
+            if (dup == NULL) {
                 fprintf(stderr, "vecfs: out of memory\n");
                 return -1;
             }
-            if (strstr(optarg, "ro") != NULL) {
-                /* "-o ro" is the classic spelling of --read-only. */
-                char *dup = strdup(optarg), *save = NULL;
-                for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t;
-                     t = strtok_r(NULL, ",", &save))
-                    if (strcmp(t, "ro") == 0)
-                        cli->read_only = true;
-                free(dup);
+            for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (strcmp(t, "ro") == 0) {
+                    cli->read_only = true;
+                    continue;
+                }
+                if (strcmp(t, "rw") == 0)
+                    continue;
+                if ((cli->fuse_opts.len && fsd_buf_append(&cli->fuse_opts, ",", 1) < 0) ||
+                    fsd_buf_append(&cli->fuse_opts, t, strlen(t)) < 0) {
+                    free(dup);
+                    fprintf(stderr, "vecfs: out of memory\n");
+                    return -1;
+                }
             }
+            free(dup);
             break;
+        }
         case OPT_KEY_FILE:
             cli->key_file = optarg;
             break;
@@ -254,6 +264,25 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
     return 0;
 }
 
+/* libfuse's own messages: the last error is kept so a failed start can
+ * report it in vecfs' one line; everything goes to the log. */
+static char fuse_last_error[256];
+
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    if (level <= FUSE_LOG_ERR) {
+        /* libfuse writes one message in several pieces: join them. */
+        size_t have = strlen(fuse_last_error);
+        snprintf(fuse_last_error + have, sizeof fuse_last_error - have, "%s", msg);
+    }
+    fsd_log(FSD_LOG_DEBUG, "libfuse: %s", msg);
+}
+
 /* Builds the argument vector libfuse parses: argv0, -o opts. */
 static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
 {
@@ -265,8 +294,8 @@ static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
     /* default_permissions: the kernel enforces the persisted modes and
      * owners (SPEC §5); the daemon adds only what the kernel cannot know
      * (read permission for queries, write permission for imports). */
-    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s%s",
-                            cli->read_only ? ",ro" : "", cli->fuse_opts.len ? "," : "",
+    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s",
+                            cli->fuse_opts.len ? "," : "",
                             cli->fuse_opts.len ? cli->fuse_opts.data : "");
     if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.data) < 0))
         rc = -ENOMEM;
@@ -300,10 +329,13 @@ static int serve(fsd_cli *cli, int report_fd)
         snprintf(msg, sizeof msg, "out of memory");
         goto out;
     }
+    fuse_set_log_func(fuse_log_sink);
+    fuse_last_error[0] = '\0';
     se = fuse_session_new(&args, &fsd_ll_ops, sizeof fsd_ll_ops, d);
     if (se == NULL) {
-        snprintf(msg, sizeof msg, "bad FUSE option in '-o %s'",
-                 cli->fuse_opts.len ? cli->fuse_opts.data : "");
+        snprintf(msg, sizeof msg, "bad FUSE option in '-o %s'%s%s",
+                 cli->fuse_opts.len ? cli->fuse_opts.data : "", fuse_last_error[0] ? ": " : "",
+                 fuse_last_error);
         goto out;
     }
     d->se = se;
@@ -312,9 +344,10 @@ static int serve(fsd_cli *cli, int report_fd)
         goto out;
     }
     handlers = true;
+    fuse_last_error[0] = '\0';
     if (fuse_session_mount(se, cli->mountpoint) != 0) {
-        snprintf(msg, sizeof msg, "cannot mount on %s (in use, or no permission for /dev/fuse)",
-                 cli->mountpoint);
+        snprintf(msg, sizeof msg, "cannot mount on %s: %s", cli->mountpoint,
+                 fuse_last_error[0] ? fuse_last_error : "in use, or no permission for /dev/fuse");
         goto out;
     }
     mounted = true;
