@@ -101,7 +101,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     }
     if (ncap > SIZE_MAX / elem)
         return -ENOMEM;
-    void *np = realloc(*p, ncap * elem);
+    void *np = fsd_fmt_realloc(*p, ncap * elem);
     if (!np)
         return -ENOMEM;
     *p = np;
@@ -233,7 +233,7 @@ static int parse_fvecs(bstate *s, const unsigned char *p, size_t len)
                     len, row_bytes);
     if (n > FSD_BATCH_MAX_ROWS)
         return fail(s, -EFBIG, "%zu rows, at most %u", n, FSD_BATCH_MAX_ROWS);
-    s->vec = malloc(n * d * sizeof(float)); /* <= len bytes: cannot overflow */
+    s->vec = fsd_fmt_malloc(n * d * sizeof(float)); /* <= len bytes: cannot overflow */
     if (!s->vec)
         return -ENOMEM;
     s->vec_cap = n * d;
@@ -424,7 +424,7 @@ static int parse_npy(bstate *s, const unsigned char *p, size_t len)
         return fail(s, -EINVAL, "npy: %zu data bytes, shape needs %llu", have,
                     (unsigned long long)want);
     size_t n = (size_t)rows, d = (size_t)cols;
-    s->vec = malloc(n * d * sizeof(float));
+    s->vec = fsd_fmt_malloc(n * d * sizeof(float));
     if (!s->vec)
         return -ENOMEM;
     s->vec_cap = n * d;
@@ -747,7 +747,7 @@ static int names_unique(bstate *s)
     size_t cap = 16;
     while (cap < s->n_rows * 2)
         cap *= 2;
-    size_t *slot = calloc(cap, sizeof(size_t)); /* row + 1, 0 = empty */
+    size_t *slot = fsd_fmt_calloc(cap, sizeof(size_t)); /* row + 1, 0 = empty */
     if (!slot)
         return -ENOMEM;
     int rc = 0;
@@ -825,11 +825,11 @@ static void state_free(bstate *s)
 /* Moves the parse state into a batch with real pointers. */
 static int finish(bstate *s, fsd_bformat fmt, fsd_batch **out)
 {
-    fsd_batch *b = calloc(1, sizeof *b);
+    fsd_batch *b = fsd_fmt_calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
-    b->rows = malloc(s->n_rows * sizeof(fsd_batch_row));
-    b->kv = s->n_kv ? malloc(s->n_kv * sizeof(fsd_kv)) : NULL;
+    b->rows = fsd_fmt_malloc(s->n_rows * sizeof(fsd_batch_row));
+    b->kv = s->n_kv ? fsd_fmt_malloc(s->n_kv * sizeof(fsd_kv)) : NULL;
     if (!b->rows || (s->n_kv && !b->kv)) {
         free(b->rows);
         free(b->kv);

@@ -53,7 +53,7 @@ static void trim(const char **p, size_t *n)
 
 static char *dup_bytes(const char *p, size_t n)
 {
-    char *s = malloc(n + 1);
+    char *s = fsd_fmt_malloc(n + 1);
     if (s) {
         if (n)
             memcpy(s, p, n);
@@ -150,7 +150,7 @@ int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out)
     trim(&text, &len);
     if (len == 0)
         return 0;
-    kv = calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    kv = fsd_fmt_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
     if (!kv)
         return -ENOMEM;
     size_t i = 0;
@@ -284,7 +284,7 @@ static int json_filter(fsd_query *q, json_t *obj)
 {
     if (!json_is_object(obj) || json_object_size(obj) > FSD_QUERY_MAX_TERMS)
         return -EINVAL;
-    fsd_kv *kv = calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    fsd_kv *kv = fsd_fmt_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
     size_t n = 0;
     int rc = 0;
     if (!kv)
@@ -363,7 +363,7 @@ static int parse_json(fsd_query *q, const char *p, size_t len)
                 rc = -EFBIG;
                 goto out;
             }
-            q->vectors = malloc(n * sizeof(float));
+            q->vectors = fsd_fmt_malloc(n * sizeof(float));
             if (!q->vectors) {
                 rc = -ENOMEM;
                 goto out;
@@ -540,7 +540,7 @@ static int res_reserve(fsd_results *r, size_t more)
     size_t ncap = r->cap ? r->cap : 256;
     while (ncap < need)
         ncap *= 2;
-    char *nd = realloc(r->data, ncap);
+    char *nd = fsd_fmt_realloc(r->data, ncap);
     if (!nd) {
         r->err = -ENOMEM;
         return r->err;

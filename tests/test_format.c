@@ -8,7 +8,8 @@
  * non-arrays, the dim limits (-EFBIG) and expect_dim, bit-exact round trips
  * of fsd_vector_format in all three formats (including -0.0, subnormals and
  * FLT_MAX) with shortest decimal forms, and collection/vector name
- * boundaries (64/65 and 255/256 bytes, reserved and dot names).
+ * boundaries (64/65 and 255/256 bytes, reserved and dot names), and
+ * -ENOMEM without leaks at every allocation of each parser.
  */
 #include <errno.h>
 #include <float.h>
@@ -358,6 +359,88 @@ static void test_format_roundtrip(void **state)
     assert_true(strtof(buf, NULL) == -FLT_MIN);
 }
 
+/* Runs fn with the 1st, 2nd, ... allocation failing until it succeeds: each
+ * failure must be -ENOMEM (leaks show up under ASan), and at least one
+ * allocation must have been failed. */
+static void alloc_sweep(int (*fn)(void), const char *what)
+{
+    unsigned long failures = 0;
+    for (unsigned long n = 1; n < 100000; n++) {
+        fsd_formats_fail_alloc_at(n);
+        int rc = fn();
+        fsd_formats_fail_alloc_at(0);
+        if (rc == -ENOMEM) {
+            failures++;
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s with allocation %lu failing: %d", what, n, rc);
+        break;
+    }
+    if (failures == 0)
+        fail_msg("%s: no allocation was failed", what);
+}
+
+static int af_text(void)
+{
+    float *v;
+    uint32_t dim;
+    static char big[4000];
+    size_t len = 0;
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(big + len, sizeof big - len, "%d ", i % 10);
+    int rc = fsd_vector_parse(FSD_VFORMAT_TEXT, big, len, 0, &v, &dim);
+    if (!rc) {
+        assert_int_equal(dim, 1000);
+        free(v);
+    }
+    return rc;
+}
+
+static int af_json(void)
+{
+    float *v;
+    uint32_t dim;
+    int rc = fsd_vector_parse(FSD_VFORMAT_JSON, "[1, 2, 3]", 9, 3, &v, &dim);
+    if (!rc)
+        free(v);
+    return rc;
+}
+
+static int af_f32(void)
+{
+    float in[2] = {1, 2}, *v;
+    uint32_t dim;
+    int rc = fsd_vector_parse(FSD_VFORMAT_F32, in, 8, 0, &v, &dim);
+    if (!rc)
+        free(v);
+    return rc;
+}
+
+static int af_format(void)
+{
+    float in[2] = {1, 2};
+    char *s;
+    size_t len;
+    int rc = fsd_vector_format(FSD_VFORMAT_JSON, in, 2, &s, &len);
+    if (!rc) {
+        assert_string_equal(s, "[1, 2]\n");
+        free(s);
+    } else {
+        assert_null(s);
+    }
+    return rc;
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    alloc_sweep(af_text, "text vector");
+    alloc_sweep(af_json, "json vector");
+    alloc_sweep(af_f32, "f32 vector");
+    alloc_sweep(af_format, "format");
+}
+
 static void test_collnames(void **state)
 {
     (void)state;
@@ -423,7 +506,7 @@ int main(void)
         cmocka_unit_test(test_dim_limits),        cmocka_unit_test(test_json),
         cmocka_unit_test(test_format_from_name),  cmocka_unit_test(test_format_roundtrip),
         cmocka_unit_test(test_collnames),         cmocka_unit_test(test_vecnames),
-        cmocka_unit_test(test_stem_suffix),
+        cmocka_unit_test(test_stem_suffix),       cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

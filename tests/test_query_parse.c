@@ -8,7 +8,8 @@
  * "user." prefix, repeats, limits); .json queries (every key, wrong types,
  * unknown keys); .f32, .fvecs and .npy batches; fsd_query_param_set for the
  * batch xattrs (and that a failed set changes nothing); result formatting
- * for text, JSON and batches byte for byte, with escaping.
+ * for text, JSON and batches byte for byte, with escaping; -ENOMEM
+ * without leaks at every allocation.
  */
 #include <errno.h>
 #include <math.h>
@@ -388,6 +389,93 @@ static void test_results_batch(void **state)
     free(out);
 }
 
+/* Runs fn with the 1st, 2nd, ... allocation failing until it succeeds: each
+ * failure must be -ENOMEM (leaks show up under ASan), and at least one
+ * allocation must have been failed. */
+static void alloc_sweep(int (*fn)(void), const char *what)
+{
+    unsigned long failures = 0;
+    for (unsigned long n = 1; n < 100000; n++) {
+        fsd_formats_fail_alloc_at(n);
+        int rc = fn();
+        fsd_formats_fail_alloc_at(0);
+        if (rc == -ENOMEM) {
+            failures++;
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s with allocation %lu failing: %d", what, n, rc);
+        break;
+    }
+    if (failures == 0)
+        fail_msg("%s: no allocation was failed", what);
+}
+
+static int af_text_query(void)
+{
+    fsd_query q = FSD_QUERY_INIT;
+    const char *s = "k = 3\nfilter = a=b, c=d\n1 2 3\n";
+    int rc = fsd_query_parse(FSD_QKIND_TEXT, s, strlen(s), &q);
+    if (!rc)
+        assert_int_equal(q.n_filter, 2);
+    else
+        assert_null(q.filter);
+    fsd_query_release(&q);
+    return rc;
+}
+
+static int af_like_query(void)
+{
+    fsd_query q = FSD_QUERY_INIT;
+    int rc = fsd_query_parse(FSD_QKIND_TEXT, "like = x\n", 9, &q);
+    fsd_query_release(&q);
+    return rc;
+}
+
+static int af_json_query(void)
+{
+    fsd_query q = FSD_QUERY_INIT;
+    const char *s = "{\"vector\": [1, 2], \"filter\": {\"a\": \"b\"}, \"k\": 2}";
+    int rc = fsd_query_parse(FSD_QKIND_JSON, s, strlen(s), &q);
+    fsd_query_release(&q);
+    return rc;
+}
+
+static int af_batch_query(void)
+{
+    fsd_query q = FSD_QUERY_INIT;
+    unsigned char fv[12] = {2, 0, 0, 0};
+    int rc = fsd_query_parse(FSD_QKIND_FVECS, fv, sizeof fv, &q);
+    if (!rc)
+        rc = fsd_query_param_set(&q, "filter", "x=1,y=2", 7);
+    fsd_query_release(&q);
+    return rc;
+}
+
+static int af_results(void)
+{
+    fsd_results r;
+    char *out;
+    size_t len;
+    fsd_results_init(&r, FSD_QKIND_JSON);
+    for (int i = 0; i < 100; i++)
+        fsd_results_add(&r, "some-name.f32", 13, (float)i);
+    int rc = fsd_results_finish(&r, &out, &len);
+    if (!rc)
+        free(out);
+    return rc;
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    alloc_sweep(af_text_query, "text query");
+    alloc_sweep(af_like_query, "like query");
+    alloc_sweep(af_json_query, "json query");
+    alloc_sweep(af_batch_query, "batch query");
+    alloc_sweep(af_results, "results");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,7 +484,7 @@ int main(void)
         cmocka_unit_test(test_json_query),       cmocka_unit_test(test_f32_query),
         cmocka_unit_test(test_batch_queries),    cmocka_unit_test(test_kind_from_name),
         cmocka_unit_test(test_results_text),     cmocka_unit_test(test_results_json),
-        cmocka_unit_test(test_results_batch),
+        cmocka_unit_test(test_results_batch),    cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
