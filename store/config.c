@@ -7,7 +7,9 @@
  *      NUL, and on any error leaves *out untouched (all-or-nothing, so a
  *      bad .config write keeps the old config).
  *   2. Every value that st_config_parse accepts passes st_config_validate,
- *      and st_config_format output parses back to the same config.
+ *      and st_config_format output parses back to the same config
+ *      (target_recall to 6 significant digits; "%g" output, exponent
+ *      included, is accepted by the parser).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -164,7 +166,8 @@ static int apply(st_config *c, const char *k, size_t kn, const char *v, size_t v
             break;
         }
         for (size_t i = 0; i < vn; i++)
-            if (!((v[i] >= '0' && v[i] <= '9') || v[i] == '.'))
+            if (!((v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == 'e' || v[i] == 'E' ||
+                  v[i] == '-' || v[i] == '+'))
                 ok = false;
         if (!ok)
             break;
