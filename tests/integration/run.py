@@ -46,8 +46,9 @@ MOUNTS = []  # every Mount started, for cleanup
 class Mount:
     """One vecfs daemon serving `datadir` at `mnt`."""
 
-    def __init__(self, vecfs, datadir, mnt, logdir):
+    def __init__(self, vecfs, datadir, mnt, logdir, opts=()):
         self.vecfs, self.datadir, self.mnt = vecfs, datadir, os.path.realpath(mnt)
+        self.opts = list(opts)
         self.log_path = os.path.join(logdir, "vecfs-%s.log" % os.path.basename(mnt))
         self.proc = None
 
@@ -59,7 +60,7 @@ class Mount:
         os.makedirs(self.datadir, exist_ok=True)
         os.makedirs(self.mnt, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.vecfs, "-f", self.datadir, self.mnt],
+        self.proc = subprocess.Popen([self.vecfs, "-f"] + self.opts + [self.datadir, self.mnt],
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         MOUNTS.append(self)
@@ -898,6 +899,64 @@ def tar_and_rsync_between_mounts(ctx):
     finally:
         rc = m2.stop()
         check(rc == 0, "second mount exited %r" % rc)
+
+
+AS_OTHER_QUERY = r"""
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b"k = 1\n1 2\n")
+os.lseek(fd, 0, os.SEEK_SET)
+sys.stdout.write(os.read(fd, 4096).decode())
+os.close(fd)
+"""
+
+AS_OTHER_WRITE = r"""
+import os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"3 4\n")
+    os.close(fd)
+except OSError as e:
+    sys.exit(e.errno)
+"""
+
+
+@test
+def permissions_and_private_queries(ctx):
+    if os.geteuid() != 0:
+        raise Skip("needs root to act as another user")
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    m3 = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data3"), os.path.join(ctx.tmp, "mnt3"),
+               ctx.tmp, opts=["-o", "allow_other"])
+    m3.start()
+    try:
+        os.chmod(ctx.tmp, 0o755)
+        c = mk_collection(m3.mnt, "shared", "metric = l2\n")
+        os.chmod(c, 0o755)
+        write_file(os.path.join(c, "v1"), "1 2\n")
+        nobody = dict(user=65534, group=65534, capture_output=True, timeout=60)
+        # Another user queries a collection it may only read.
+        r = subprocess.run([py, "-c", AS_OTHER_QUERY, os.path.join(c, ".query", "mine")],
+                           **nobody)
+        eq((r.returncode, r.stdout), (0, b"v1\t0\n"), "query by another user: %s"
+           % r.stderr.decode(errors="replace")[-300:])
+        # Its query file is private: the owner of the collection does not see it.
+        expect_errno(errno.ENOENT, read_file, os.path.join(c, ".query", "mine"))
+        # It may not write vectors there (EACCES), and nothing appears.
+        r = subprocess.run([py, "-c", AS_OTHER_WRITE, os.path.join(c, "x")], **nobody)
+        eq(r.returncode, errno.EACCES, "write by another user into a 755 collection")
+        check("x" not in os.listdir(c), "a refused write appeared")
+        # New vectors belong to the caller, with the mode it asked for.
+        os.chmod(c, 0o777)
+        r = subprocess.run([py, "-c", AS_OTHER_WRITE, os.path.join(c, "y")], **nobody)
+        eq(r.returncode, 0, "write by another user into a 777 collection")
+        st = os.stat(os.path.join(c, "y"))
+        eq((st.st_uid, st.st_gid), (65534, 65534), "owner of another user's vector")
+    finally:
+        os.chmod(ctx.tmp, 0o700)
+        rc = m3.stop()
+        check(rc == 0, "third mount exited %r" % rc)
 
 
 @test
