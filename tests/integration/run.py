@@ -467,6 +467,7 @@ def xattrs(ctx):
     big = b"x" * 65536
     os.setxattr(p, "user.big", big)
     eq(os.getxattr(p, "user.big"), big, "64 KiB value")
+    expect_errno(errno.E2BIG, os.setxattr, p, "user.bigger", big + b"x")
     eq(sorted(os.listxattr(p)), ["user.big", "user.title", "user.utf8"], "listxattr")
     _, out, _ = sh("getfattr", "-d", p)
     check(b'user.title="Hello, world"' in out, "getfattr -d: %r" % out[:200])
@@ -721,6 +722,8 @@ def imports(ctx):
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".import", "nan.npy"),
                  npy([[1, 2, float("nan")]]))
     eq(sorted(os.listdir(c)), n_before, "failed fvecs/npy imports changed the collection")
+    huge = json.dumps({"name": "huge", "vector": [1, 2, 3], "meta": {"t": "x" * 65537}})
+    expect_errno(errno.E2BIG, write_file, os.path.join(c, ".import", "huge.jsonl"), huge + "\n")
     try:
         write_file(os.path.join(c, ".import", "x.csv"), "1,2,3\n")
         raise Fail("a .csv import succeeded")
@@ -821,6 +824,41 @@ def minilm_recall(ctx):
         hits += len(set(n for n, _ in res) & set("m-%d.f32" % j for j in want))
         total += 10
     check(hits >= 0.95 * total, "MiniLM recall@10 %d/%d" % (hits, total))
+
+
+@test
+def large_listing(ctx):
+    c = mk_collection(ctx.m1.mnt, "many", "dim = 4\n")
+    n = 20000
+    t0 = time.time()
+    write_file(os.path.join(c, ".import", "r.fvecs"),
+               b"".join(struct.pack("<i4f", 4, i, i % 7, i % 13, 1.0) for i in range(n)))
+    print("# import of %d vectors: %.2f s" % (n, time.time() - t0))
+    t0 = time.time()
+    _, out, _ = sh("ls", "-f", c)
+    names = out.decode().split("\n")
+    listed = [x for x in names if x.startswith("r-")]
+    eq(len(listed), n, "ls -f count")
+    eq(len(set(listed)), n, "ls -f without duplicates")
+    _, out, _ = sh("find", c, "-type", "f")
+    eq(len([x for x in out.decode().splitlines() if "/r-" in x]), n, "find count")
+    el = time.time() - t0
+    print("# ls -f + find of %d vectors: %.2f s" % (n, el))
+    check(el < 60, "listing %d vectors twice took %.1f s" % (n, el))
+    # Deleting while listing: every name is seen at most once, and every
+    # name not deleted is seen.
+    with os.scandir(c) as it:
+        seen = []
+        for i, e in enumerate(it):
+            seen.append(e.name)
+            if i == 100:
+                t1 = time.time()
+                for j in range(0, n, 10):
+                    os.unlink(os.path.join(c, "r-%d.f32" % j))
+                print("# %d unlinks: %.2f s" % (n // 10, time.time() - t1))
+    eq(len(seen), len(set(seen)), "names repeated by a listing during deletes")
+    missing = {"r-%d.f32" % j for j in range(n) if j % 10} - set(seen)
+    eq(sorted(missing)[:5], [], "surviving names missed by a listing during deletes")
 
 
 def snapshot_tree(root):
