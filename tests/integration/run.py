@@ -234,6 +234,15 @@ def getxattr(path, name):
     return os.getxattr(path, name)
 
 
+def metric_sum(mnt, name):
+    """Sum of every sample of a Prometheus metric in .vecfs/metrics."""
+    total = 0.0
+    for line in read_file(os.path.join(mnt, ".vecfs/metrics")).decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def mk_collection(mnt, name, config=None):
     path = os.path.join(mnt, name)
     os.mkdir(path)
@@ -349,6 +358,13 @@ def config_read_write(ctx):
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "dim = 4\n")
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = dot\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after impossible change")
+    # ef_search = auto and int8 quantization are accepted on an empty one.
+    c3 = mk_collection(ctx.m1.mnt, "cfg3")
+    write_file(os.path.join(c3, ".config"), "ef_search = auto\ntarget_recall = 0.9\n")
+    cfg3 = read_file(os.path.join(c3, ".config")).decode()
+    check("ef_search = auto" in cfg3 and "target_recall = 0.9" in cfg3, "auto: " + cfg3)
+    write_file(os.path.join(c3, ".config"), "quantization = int8\n")
+    check("quantization = int8" in read_file(os.path.join(c3, ".config")).decode(), "int8")
     # A possible change still works (and the same dim is not a change).
     write_file(os.path.join(c, ".config"), "dim = 3\nef_search = 80\n")
     check("ef_search = 80" in read_file(os.path.join(c, ".config")).decode(), "ef_search change")
@@ -490,7 +506,10 @@ def rm_and_rename(ctx):
     write_file(os.path.join(c, "a"), "0 0\n")
     write_file(os.path.join(c, "b"), "10 10\n")
     os.setxattr(os.path.join(c, "a"), "user.tag", b"x")
+    inserts = metric_sum(ctx.m1.mnt, "vecfs_inserts_total")
+    check(inserts >= 2, "vecfs_inserts_total does not count inserts: %r" % inserts)
     sh("mv", os.path.join(c, "a"), os.path.join(c, "a2"))
+    eq(metric_sum(ctx.m1.mnt, "vecfs_inserts_total"), inserts, "inserts counted by a rename")
     check("a" not in os.listdir(c) and "a2" in os.listdir(c), "mv within a collection")
     eq(read_file(os.path.join(c, "a2")), b"0 0\n", "content after rename")
     eq(os.getxattr(os.path.join(c, "a2"), "user.tag"), b"x", "xattr after rename")
@@ -796,6 +815,17 @@ def exact_neighbours(ctx):
             check(abs(d - l2(base[n], q)) <= 1e-4 * max(1.0, d), "distance of %s" % n)
         check([d for _, d in res] == sorted(d for _, d in res), "results not nearest first")
     check(hits == total, "recall %d/%d against exact l2 (300 vectors, ef 200)" % (hits, total))
+    # A selective filter (15 of 300 pass) still gives k results, the exact
+    # top k among the passing vectors.
+    passing = sorted(base)[::20]
+    for n in passing:
+        os.setxattr(os.path.join(c, n), "user.sel", b"yes")
+    for t in range(5):
+        q = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
+        res = parse_result(query(c, "qf", "k = 10\nfilter = sel=yes\n"
+                                 + " ".join(repr(x) for x in q)))
+        want = sorted(passing, key=lambda n: l2(base[n], q))[:10]
+        eq([n for n, _ in res], want, "filtered exact top 10")
 
 
 @test
