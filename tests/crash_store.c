@@ -132,8 +132,11 @@ static void child(const char *dir, int fd, uint64_t seed, const model *m0)
         x.b = (uint16_t)((r >> 16) % NAMES);
         x.ver = ++ver;
         unsigned kind = (unsigned)((r >> 32) % 10);
-        x.op = kind < 4 ? OP_PUT : kind < 6 ? OP_DEL : kind < 7 ? OP_REN : kind < 9 ? OP_XSET
-                                                                                    : OP_BATCH;
+        x.op = kind < 4   ? OP_PUT
+               : kind < 6 ? OP_DEL
+               : kind < 7 ? OP_REN
+               : kind < 9 ? OP_XSET
+                          : OP_BATCH;
         char a[32], b[32];
         name_of(x.a, a);
         name_of(x.b, b);
@@ -170,8 +173,8 @@ static void child(const char *dir, int fd, uint64_t seed, const model *m0)
                 name_of(k, nm);
                 snprintf(content, sizeof(content), "a=%u ver=%u", k, x.ver + i);
                 vec_of(k, x.ver + i, v);
-                rc = st_batch_put(bt, nm, content, strlen(content), v, DIM, NULL, 0, 0, NULL,
-                                  NULL, NULL);
+                rc = st_batch_put(bt, nm, content, strlen(content), v, DIM, NULL, 0, 0, NULL, NULL,
+                                  NULL);
             }
             if (rc == 0)
                 rc = st_batch_commit(bt);
@@ -241,8 +244,7 @@ static int check_index(st_store *st, const model *m)
         }
         bool found = false;
         for (size_t i = 0; i < n && i < 3; i++)
-            if (strncmp(hits[i].name, name, sizeof(hits[i].name)) == 0 &&
-                hits[i].distance < 1e-5f)
+            if (strncmp(hits[i].name, name, sizeof(hits[i].name)) == 0 && hits[i].distance < 1e-5f)
                 found = true;
         if (!found) {
             fprintf(stderr, "index does not find %s\n", name);
@@ -346,8 +348,8 @@ int main(void)
             }
         }
         if (!ok) {
-            fprintf(stderr, "round %d: store differs from the committed ops: %s / %s\n", round,
-                    why, why2);
+            fprintf(stderr, "round %d: store differs from the committed ops: %s / %s\n", round, why,
+                    why2);
             failures++;
         }
         int bad = check_index(st, &m);
@@ -361,14 +363,12 @@ int main(void)
                "(%s), %llu vectors\n",
                round, delay_ms, done, have_inflight ? "yes" : "no",
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-               met.rebuilds_total ? "rebuilt" : "snapshot+replay",
-               (unsigned long long)met.vectors);
+               met.rebuilds_total ? "rebuilt" : "snapshot+replay", (unsigned long long)met.vectors);
         st_store_close(st);
     }
     if (failures == 0 && st_check(dir, &o, NULL) != 0)
         failures++;
-    printf("%llu committed ops verified, %d failures\n", (unsigned long long)total_done,
-           failures);
+    printf("%llu committed ops verified, %d failures\n", (unsigned long long)total_done, failures);
     tu_rmdir(dir);
     return failures ? 1 : 0;
 }
