@@ -1028,6 +1028,92 @@ def permissions_and_private_queries(ctx):
 
 
 @test
+def crash_kill9_remount(ctx):
+    """SPEC §4: after kill -9 every vector whose close() returned is there
+    after remount, none half-written, and `vecfs check` passes."""
+    m = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data4"), os.path.join(ctx.tmp, "mnt4"), ctx.tmp)
+    m.start()
+    try:
+        c = mk_collection(m.mnt, "crash", "dim = 3\n")
+        done = {}
+        for i in range(200):
+            data = ("%d %d %d\n" % (i, i + 1, i + 2)).encode()
+            write_file(os.path.join(c, "v%d" % i), data)
+            done["v%d" % i] = data
+        os.setxattr(os.path.join(c, "v7"), "user.k", b"seven")
+        # A file being written (not closed) when the daemon dies.
+        fd = os.open(os.path.join(c, "half"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"1 2 3\n")
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        subprocess.run(["fusermount3", "-uz", m.mnt], capture_output=True)
+        m.proc = None
+        MOUNTS.remove(m)
+        rc, out, err = sh(ctx.vecfs, "check", m.datadir, ok=False)
+        eq(rc, 0, "vecfs check after kill -9: %s %s" % (out.decode(errors="replace")[-300:],
+                                                         err[-300:]))
+        m.start()
+        names = sorted(n for n in os.listdir(c) if n != ".config")
+        eq(names, sorted(done), "vectors after kill -9 and remount")
+        for n, data in done.items():
+            eq(read_file(os.path.join(c, n)), data, "content of %s after kill -9" % n)
+        eq(os.getxattr(os.path.join(c, "v7"), "user.k"), b"seven", "xattr after kill -9")
+        res = parse_result(query(c, "q", "k = 1\n7 8 9\n"))
+        eq([n for n, _ in res], ["v7"], "query after kill -9")
+    finally:
+        m.stop()
+
+
+@test
+def encrypted_store(ctx):
+    """SPEC §5: with --key-file no name, metadata value or vector bytes
+    appear in DATADIR, and a wrong key refuses to mount."""
+    key = os.path.join(ctx.tmp, "key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    datadir = os.path.join(ctx.tmp, "data5")
+    m = Mount(ctx.vecfs, datadir, os.path.join(ctx.tmp, "mnt5"), ctx.tmp,
+              opts=["--key-file", key])
+    m.start()
+    secret_name = "zebra-quasar-7731"
+    secret_meta = b"ultramarine-pangolin-4410"
+    vec = [1234.5678, -8765.4321, 3.14159274, 2.71828175]
+    try:
+        c = mk_collection(m.mnt, "vault")
+        write_file(os.path.join(c, secret_name + ".f32"), f32(vec))
+        os.setxattr(os.path.join(c, secret_name + ".f32"), "user.note", secret_meta)
+        eq(read_file(os.path.join(c, secret_name + ".f32")), f32(vec), "read back")
+    finally:
+        rc = m.stop()
+    check(rc == 0, "encrypted mount exited %r" % rc)
+    needles = [secret_name.encode(), secret_meta, f32(vec), f32(vec[:2])]
+    for root, _, files in os.walk(datadir):
+        for fn in files:
+            blob = read_file(os.path.join(root, fn))
+            for nd in needles:
+                check(nd not in blob, "plaintext %r found in %s" % (nd[:20], fn))
+    # The right key opens it again; a wrong key is refused.
+    m.start()
+    eq(read_file(os.path.join(m.mnt, "vault", secret_name + ".f32")), f32(vec), "remount")
+    m.stop()
+    bad = os.path.join(ctx.tmp, "badkey")
+    with open(bad, "wb") as f:
+        f.write(os.urandom(32))
+    mnt6 = os.path.join(ctx.tmp, "mnt6")
+    os.makedirs(mnt6, exist_ok=True)
+    r = subprocess.run([ctx.vecfs, "-f", "--key-file", bad, datadir, mnt6],
+                       capture_output=True, timeout=30)
+    check(r.returncode != 0, "a wrong key mounted the store")
+    check(r.stderr.strip() != b"", "no message for a wrong key")
+    check(os.path.realpath(mnt6) not in open("/proc/mounts").read(), "wrong key left a mount")
+
+
+@test
 def property_model(ctx):
     seed = int(os.environ.get("VECFS_TEST_SEED", str(random.randrange(1 << 30))))
     print("# property test seed %d (VECFS_TEST_SEED=%d to replay)" % (seed, seed))
