@@ -236,7 +236,8 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
     const uint8_t *states = b + VF_SNAPSHOT_HEADER, *levels = states + slots;
     const uint8_t *level0 = levels + slots + pad4(2 * slots);
     const uint8_t *upper = level0 + slots * h->node_bytes;
-    memcpy(h->level0, level0, slots * h->node_bytes);
+    if (slots)
+        memcpy(h->level0, level0, slots * h->node_bytes);
     size_t present = 0, used = 0;
     uint64_t words_left = upper_words;
     for (size_t i = 0; i < slots; i++) {

@@ -19,18 +19,23 @@ fi
 bash scripts/fetch-data.sh minilm words50k || echo "test.sh: warning: test data not fetched; data tests will skip" >&2
 
 passed=0 failed=0
-run_suite() { # build-dir, meson setup args...
-  local dir=$1; shift
+# run_suite DIR "TARGETS" "SUITES" SETUP-ARGS...: builds TARGETS (all when
+# empty) in DIR and runs the tests of SUITES (all when empty).
+run_suite() {
+  local dir=$1 targets=$2 suites=$3; shift 3
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null || { echo "test.sh: meson setup $dir failed" >&2; failed=$((failed + 1)); return; }
   fi
-  if ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
+  # shellcheck disable=SC2086
+  if ! ninja -C "$dir" $targets >"$dir.ninja.log" 2>&1; then
     tail -40 "$dir.ninja.log"
     echo "test.sh: build $dir failed" >&2
     failed=$((failed + 1))
     return
   fi
-  meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$dir.test.log"
+  local suite_args=()
+  for s in $suites; do suite_args+=(--suite "$s"); done
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suite_args[@]}" 2>&1 | tee "$dir.test.log"
   local ok fail
   ok=$(grep -E '^Ok:' "$dir.test.log" | awk '{print $2}')
   fail=$(grep -E '^(Fail|Timeout|Unexpected Pass):' "$dir.test.log" | awk '{s += $NF} END {print s + 0}')
@@ -39,11 +44,15 @@ run_suite() { # build-dir, meson setup args...
   [ -n "$ok" ] || failed=$((failed + 1))
 }
 
-run_suite build -Dwerror=true -Dbuildtype=release
+run_suite build "" "" -Dwerror=true -Dbuildtype=release
 if [ "$quick" = 0 ]; then
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite build-asan -Dwerror=true -Dbuildtype=debugoptimized \
-      -Db_sanitize=address,undefined -Db_lundef=false
+  export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite build-asan "" "" -Dwerror=true -Dbuildtype=debugoptimized \
+    -Db_sanitize=address,undefined -Db_lundef=false
+  # ThreadSanitizer over the engine, whose tests race searches, inserts and
+  # deletes on one index (list every engine test binary here).
+  CC=clang run_suite build-tsan "tests/test_hnsw tests/test_flat tests/test_distance tests/test_crc32c" engine \
+    -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
