@@ -424,6 +424,21 @@ out:
     return rc;
 }
 
+/* True when h holds id with exactly vec (normalized first for cosine,
+ * as the index stores unit vectors). scratch holds 2 * dim floats. */
+static bool replay_same(const vf_hnsw *h, const vf_hnsw_params *p, uint32_t id, const float *vec,
+                        float *scratch)
+{
+    if (!vf_hnsw_contains(h, id) || vf_hnsw_get(h, id, scratch) != 0)
+        return false;
+    float *want = scratch + p->dim;
+    if (p->metric == VF_METRIC_COSINE)
+        vf_normalize(vec, want, p->dim);
+    else
+        memcpy(want, vec, (size_t)p->dim * sizeof(float));
+    return memcmp(scratch, want, (size_t)p->dim * sizeof(float)) == 0;
+}
+
 /* Re-applies every dirty id of coll_id to h. *n_dirty = entries seen,
  * *max_gen = their largest generation. */
 int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
@@ -443,6 +458,11 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
     st_be32(pre, coll_id);
     MDB_val k = {4, pre}, v;
     float *vec = st_malloc((size_t)p.dim * sizeof(float));
+    float *cmp = st_malloc((size_t)p.dim * sizeof(float) * 2);
+    if (!cmp) {
+        free(vec);
+        vec = NULL;
+    }
     int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
     if (!vec)
         rc = -ENOMEM;
@@ -489,7 +509,10 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
                 break;
             }
             memcpy(vec, sv, (size_t)dim * sizeof(float));
-            rc = vf_hnsw_insert(h, id, vec);
+            /* An id whose vector the snapshot already holds is left alone:
+             * an update would relink it for nothing. */
+            if (!replay_same(h, &p, id, vec, cmp))
+                rc = vf_hnsw_insert(h, id, vec);
         } else if (g == -ENOENT) {
             if (vf_hnsw_contains(h, id))
                 rc = vf_hnsw_remove(h, id);
@@ -503,6 +526,7 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
         rc = st_mdb_err(mrc);
     mdb_cursor_close(cur);
     free(vec);
+    free(cmp);
     st_buf_free(&s1);
     st_buf_free(&s2);
     return rc;
