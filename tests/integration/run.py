@@ -620,6 +620,15 @@ def queries_text_json_f32(ctx):
         data += chunk
     os.close(fd)
     eq([n for n, _ in parse_result(data)], ["p2", "p0"], "same-handle query")
+    # A longer result under the same name is read whole (no stale size or
+    # page cache from the shorter one), by cat and by Python's read().
+    sh("sh", "-c", "printf 'k = 1\\n0 0\\n' > '%s/.query/grow'" % c)
+    eq(len(sh("cat", os.path.join(c, ".query/grow"))[1].splitlines()), 1, "k=1 result")
+    sh("sh", "-c", "printf 'k = 5\\n0 0\\n' > '%s/.query/grow'" % c)
+    eq(len(sh("cat", os.path.join(c, ".query/grow"))[1].splitlines()), 5, "k=5 after k=1 (cat)")
+    eq(len(read_file(os.path.join(c, ".query/grow")).splitlines()), 5, "k=5 (read())")
+    sh("cp", os.path.join(c, ".query/grow"), os.path.join(ctx.tmp, "grow.out"))
+    eq(len(read_file(os.path.join(ctx.tmp, "grow.out")).splitlines()), 5, "k=5 (cp)")
     # Default k = 10 returns everything here (5 vectors).
     eq(len(parse_result(query(c, "q3", "0 0"))), 5, "default k")
     # Filter: only matching vectors, and k of them when k match.
