@@ -24,11 +24,12 @@
  *      dirty entry for each engine id it touched, at c->cur_gen, and is
  *      applied to c->index before c->wlock is released.
  *
- * Lock order (outermost first): c->wlock (by ascending collection id when
- * two are needed) -> st->colls_lock -> LMDB's writer lock (mdb_txn_begin of
- * a write txn) -> c->mu -> st->health_mu. st->snap_mu is taken before
- * c->wlock. No lock is taken while holding c->mu except health_mu. Nothing
- * takes colls_lock inside a write transaction.
+ * Lock order (outermost first): st->snap_mu -> c->wlock (by ascending
+ * collection id when two are needed) -> LMDB's writer lock (a write txn)
+ * -> st->colls_lock -> c->mu -> st->health_mu. colls_lock is only ever held
+ * briefly (lookups; table changes after a commit), never across a wait for
+ * LMDB's writer lock, so lookups by readers never wait behind a writer.
+ * No lock is taken while holding c->mu except health_mu.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1325,7 +1326,8 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
     if (rc)
         return rc;
 
-    pthread_rwlock_wrlock(&st->colls_lock);
+    /* colls_lock is not held across the transaction: lookups by readers
+     * must never wait behind LMDB's writer lock. */
     MDB_txn *txn = NULL;
     st_coll *c = NULL;
     rc = st_txn_write(st, &txn);
@@ -1362,7 +1364,9 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
     txn = NULL;
     if (rc)
         goto out;
+    pthread_rwlock_wrlock(&st->colls_lock);
     rc = colls_add(st, c);
+    pthread_rwlock_unlock(&st->colls_lock);
     if (rc == 0)
         c = NULL;
     /* If the table could not grow, the record exists but the object does
@@ -1370,7 +1374,6 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
 out:
     if (txn)
         mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&st->colls_lock);
     coll_free(c);
     return rc;
 }
@@ -1386,9 +1389,11 @@ int st_coll_drop(st_store *st, const char *name)
     if (!c)
         return -ENOENT;
     pthread_mutex_lock(&c->wlock);
-    pthread_rwlock_wrlock(&st->colls_lock);
     MDB_txn *txn = NULL;
-    if (c->dropped || strcmp(c->name, name) != 0) {
+    pthread_mutex_lock(&c->mu);
+    bool gone = c->dropped || strcmp(c->name, name) != 0;
+    pthread_mutex_unlock(&c->mu);
+    if (gone) {
         rc = -ENOENT;
         goto out;
     }
@@ -1418,12 +1423,13 @@ int st_coll_drop(st_store *st, const char *name)
     pthread_mutex_lock(&c->mu);
     c->dropped = true;
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_wrlock(&st->colls_lock);
     colls_bury(st, c);
+    pthread_rwlock_unlock(&st->colls_lock);
     st_snap_remove(st, c->id);
 out:
     if (txn)
         mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&st->colls_lock);
     pthread_mutex_unlock(&c->wlock);
     return rc;
 }
@@ -1455,9 +1461,11 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
     pthread_mutex_lock(&first->wlock);
     if (second)
         pthread_mutex_lock(&second->wlock);
-    pthread_rwlock_wrlock(&st->colls_lock);
     MDB_txn *txn = NULL;
-    if (c->dropped || strcmp(c->name, from) != 0 || find_locked(st, to) != t) {
+    pthread_rwlock_rdlock(&st->colls_lock);
+    bool raced = c->dropped || strcmp(c->name, from) != 0 || find_locked(st, to) != t;
+    pthread_rwlock_unlock(&st->colls_lock);
+    if (raced) {
         rc = -EAGAIN; /* raced with another rename/drop: the caller may retry */
         goto out;
     }
@@ -1468,6 +1476,10 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
     rc = st_coll_rec_get(st, txn, from, &r);
     if (rc)
         goto out;
+    if (!t && st_coll_rec_get(st, txn, to, &tr) == 0) {
+        rc = -EAGAIN; /* created meanwhile */
+        goto out;
+    }
     if (t) {
         rc = st_coll_rec_get(st, txn, to, &tr);
         if (rc)
@@ -1494,20 +1506,22 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
     txn = NULL;
     if (rc)
         goto out;
+    pthread_rwlock_wrlock(&st->colls_lock);
     if (t) {
         pthread_mutex_lock(&t->mu);
         t->dropped = true;
         pthread_mutex_unlock(&t->mu);
         colls_bury(st, t);
-        st_snap_remove(st, t->id);
     }
     pthread_mutex_lock(&c->mu);
     snprintf(c->name, sizeof(c->name), "%s", to);
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_unlock(&st->colls_lock);
+    if (t)
+        st_snap_remove(st, t->id);
 out:
     if (txn)
         mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&st->colls_lock);
     if (second)
         pthread_mutex_unlock(&second->wlock);
     pthread_mutex_unlock(&first->wlock);
