@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -1056,17 +1058,152 @@ static void test_busy_and_backup(void **state)
     tu_rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ */
+/* Concurrency                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct conc {
+    st_store *st;
+    _Atomic bool stop;
+    _Atomic unsigned long reads, writes, errors;
+    int id;
+} conc;
+
+typedef struct conc_arg {
+    conc *c;
+    int id;
+} conc_arg;
+
+static int count_cb(void *ctx, const char *name, const st_attr *a, uint64_t next)
+{
+    (void)name;
+    (void)a;
+    (void)next;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void *conc_writer(void *arg)
+{
+    conc_arg *ca = arg;
+    conc *c = ca->c;
+    uint64_t seed = 100 + (uint64_t)ca->id;
+    const char *coll = ca->id % 2 ? "c1" : "c2";
+    float v[DIM];
+    for (unsigned long i = 0; !atomic_load(&c->stop); i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d-%lu", ca->id, i % 300);
+        tu_vec(&seed, v, DIM);
+        int rc = put_vec(c->st, coll, name, v, DIM);
+        if (rc == 0 && i % 3 == 0)
+            rc = st_xattr_set(c->st, coll, name, "user.k", "v", 1, 0);
+        if (rc == 0 && i % 5 == 0)
+            rc = st_vec_delete(c->st, coll, name);
+        else if (rc == 0 && i % 7 == 0) {
+            char to[40];
+            snprintf(to, sizeof(to), "%s-r", name);
+            rc = st_vec_rename(c->st, coll, name, to, 0);
+        }
+        if (rc) {
+            fprintf(stderr, "writer %d: %s\n", ca->id, strerror(-rc));
+            atomic_fetch_add(&c->errors, 1);
+        }
+        atomic_fetch_add(&c->writes, 1);
+    }
+    return NULL;
+}
+
+static void *conc_reader(void *arg)
+{
+    conc_arg *ca = arg;
+    conc *c = ca->c;
+    uint64_t seed = 900 + (uint64_t)ca->id;
+    float q[DIM];
+    st_hit hits[10];
+    st_filter_term t = {"k", "v", 1};
+    while (!atomic_load(&c->stop)) {
+        tu_vec(&seed, q, DIM);
+        size_t n, cnt = 0;
+        int rc = st_search(c->st, "c1", q, DIM, 10, 0, NULL, 0, hits, &n);
+        if (rc == 0)
+            rc = st_search(c->st, "c2", q, DIM, 5, 0, &t, 1, hits, &n);
+        if (rc == 0)
+            rc = st_vec_list(c->st, "c1", 0, count_cb, &cnt);
+        st_metrics m;
+        if (rc == 0)
+            rc = st_store_metrics(c->st, &m);
+        if (rc) {
+            fprintf(stderr, "reader %d: %s\n", ca->id, strerror(-rc));
+            atomic_fetch_add(&c->errors, 1);
+        }
+        atomic_fetch_add(&c->reads, 1);
+    }
+    return NULL;
+}
+
+static void *conc_snapshotter(void *arg)
+{
+    conc_arg *ca = arg;
+    conc *c = ca->c;
+    while (!atomic_load(&c->stop)) {
+        if (st_store_snapshot(c->st, NULL) != 0)
+            atomic_fetch_add(&c->errors, 1);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.sync_mode = ST_SYNC_FAST;
+    o.sync_interval_ms = 50;
+    o.snapshot_every_changes = 200;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c1", VF_METRIC_L2, DIM);
+    make_coll(st, "c2", VF_METRIC_COSINE, DIM);
+    conc c = {.st = st};
+    pthread_t th[7];
+    conc_arg args[7];
+    void *(*fns[7])(void *) = {conc_writer, conc_writer, conc_writer,     conc_reader,
+                               conc_reader, conc_reader, conc_snapshotter};
+    for (int i = 0; i < 7; i++) {
+        args[i].c = &c;
+        args[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, fns[i], &args[i]), 0);
+    }
+    usleep(2000000);
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 7; i++)
+        pthread_join(th[i], NULL);
+    printf("concurrency: %lu writes, %lu reads, %lu errors in 2 s\n", atomic_load(&c.writes),
+           atomic_load(&c.reads), atomic_load(&c.errors));
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    st = open_store(dir, &o);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 0);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_text),      cmocka_unit_test(test_collections),
-        cmocka_unit_test(test_vectors),          cmocka_unit_test(test_listing),
-        cmocka_unit_test(test_xattrs),           cmocka_unit_test(test_search_filter),
-        cmocka_unit_test(test_batch_atomic),     cmocka_unit_test(test_passphrase),
-        cmocka_unit_test(test_format_version),   cmocka_unit_test(test_encryption),
-        cmocka_unit_test(test_damage_plain),     cmocka_unit_test(test_map_full),
-        cmocka_unit_test(test_fault_injection),  cmocka_unit_test(test_busy_and_backup),
-        cmocka_unit_test(test_snapshot_rebuild), cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_config_text),     cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),          cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),    cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),  cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),    cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
+        cmocka_unit_test(test_reopen_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
