@@ -662,6 +662,19 @@ int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt
         h = NULL;
     }
     if (h) {
+        /* A long op log replays one insert at a time; past a quarter of
+         * the collection a parallel rebuild is faster. */
+        size_t pending = 0;
+        uint64_t mg0 = 0;
+        if (st_snap_replay(st, txn, c->id, NULL, &pending, &mg0) == 0 && pending > 10000 &&
+            pending > rec->count / 4)
+            why = "op log longer than a quarter of the collection";
+    }
+    if (h && why) {
+        vf_hnsw_free(h);
+        h = NULL;
+    }
+    if (h) {
         rc = st_snap_replay(st, txn, c->id, h, &n_dirty, &max_gen);
         if (rc == 0 && vf_hnsw_count(h) != rec->count)
             why = "snapshot does not match the records";

@@ -155,8 +155,9 @@ int st_mdb_err(int rc)
     case MDB_NOTFOUND:
         return -ENOENT;
     case MDB_MAP_FULL:
-    case MDB_TXN_FULL:
         return -ENOSPC;
+    case MDB_TXN_FULL:
+        return -EFBIG; /* one transaction changed more pages than LMDB allows */
     case MDB_READERS_FULL:
         return -EAGAIN;
     case MDB_CORRUPTED:

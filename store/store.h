@@ -581,7 +581,9 @@ size_t st_batch_count(const st_batch *b);
  * Commits every row in one LMDB transaction (all or nothing), then inserts
  * them into the index on all cores. Frees the batch in every case.
  * Returns 0, or an error of st_vec_put (-EINVAL dim mismatch, -EDQUOT,
- * -ENOSPC, ...) with nothing applied.
+ * -ENOSPC, ...) with nothing applied; -EFBIG when the batch changes more
+ * pages than one LMDB transaction can hold (about 512 MiB of records:
+ * split such an import into several batches).
  */
 int st_batch_commit(st_batch *b);
 
