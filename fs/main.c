@@ -339,6 +339,12 @@ static int serve(fsd_cli *cli, int report_fd)
         goto out;
     }
     d->se = se;
+    /* A shell starts background jobs with SIGINT ignored and libfuse keeps
+     * an ignored signal ignored; vecfs promises a clean unmount on SIGINT,
+     * SIGTERM and SIGHUP however it was started. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     if (fuse_set_signal_handlers(se) != 0) {
         snprintf(msg, sizeof msg, "cannot install signal handlers");
         goto out;
