@@ -12,7 +12,10 @@
  *   1. Searches take no collection write lock and no LMDB write lock: they
  *      read the in-memory index (which allows concurrent inserts) and one
  *      read transaction for names.
- *   2. A hit is reported only if its SLOT record exists in the read
+ *   2. Collections of at most EXACT_MAX vectors are searched exactly
+ *      (vf_hnsw_search_exact over the index's own vectors), so a small
+ *      collection never misses a vector.
+ *   3. A hit is reported only if its SLOT record exists in the read
  *      transaction (an id deleted or reused between the index search and
  *      the name lookup is dropped, never reported under the wrong name:
  *      the read txn starts before the index search, and a reused id's slot
@@ -26,6 +29,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* Collections with at most this many vectors are searched exactly. */
+#define EXACT_MAX 2048u
 
 typedef struct bitmap_filter {
     uint64_t *bits;
@@ -235,7 +241,12 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
     size_t want = k + (skip ? 1 : 0), n = 0;
     if (s->cfg.ef_auto && ef == 0)
         ef = ef_auto(s->cfg.target_recall, want);
-    int rc = vf_hnsw_search(s->index, query, want, ef, s->use_filter ? &s->filter : NULL, tmp, &n);
+    const vf_filter *f = s->use_filter ? &s->filter : NULL;
+    /* Small collections are scanned exactly: it costs microseconds and
+     * cannot miss a vector, whatever the graph looks like after churn. */
+    int rc = vf_hnsw_count(s->index) <= EXACT_MAX
+                 ? vf_hnsw_search_exact(s->index, query, want, f, tmp, &n)
+                 : vf_hnsw_search(s->index, query, want, ef, f, tmp, &n);
     if (rc)
         return rc;
     *n_out = name_hits(s, txn, tmp, n, skip_id, skip, k, out, scratch);

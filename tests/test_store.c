@@ -1192,18 +1192,95 @@ static void test_concurrency(void **state)
     tu_rmdir(dir);
 }
 
+/* The op sequence of the fs property test (seed 789019564) that left a
+ * 2-vector collection whose HNSW graph search found only one of them:
+ * every present vector must be returned. */
+static void churn_put(st_store *st, const char *n, float a, float b, float c, float d)
+{
+    float v[4] = {a, b, c, d};
+    assert_int_equal(st_vec_put(st, "p", n, "x", 1, v, 4, NULL, 0), 0);
+}
+
+static void churn_del(st_store *st, const char *n)
+{
+    assert_int_equal(st_vec_delete(st, "p", n), 0);
+}
+
+static void churn_ren(st_store *st, const char *a, const char *b)
+{
+    assert_int_equal(st_vec_rename(st, "p", a, b, 0), 0);
+}
+
+static void test_small_churn(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "p", VF_METRIC_COSINE, 4);
+    for (int round = 0; round < 10; round++) {
+        churn_put(st, "n2", -3.602, -0.839, 0.61, 3.537);
+        churn_put(st, "n2", -3.943, 0.164, 3.886, 0.829);
+        churn_put(st, "n11", -3.129, 1.266, -1.876, 4.893);
+        churn_put(st, "n11", 1.43, -4.641, -1.297, 4.762);
+        churn_put(st, "n2", 4.754, -4.51, -4.038, 2.266);
+        churn_put(st, "n11", 3.636, 2.633, 2.311, 2.097);
+        churn_put(st, "n11", -2.067, -2.984, 1.158, 1.679);
+        churn_put(st, "n11", -0.129, -2.581, 3.549, -0.577);
+        churn_put(st, ".dot0", 4.68, -0.823, 4.658, -1.024);
+        churn_del(st, "n11");
+        churn_put(st, "n2", 4.223, -4.838, 1.912, 0.297);
+        churn_ren(st, "n2", "n3");
+        churn_ren(st, "n3", "n1");
+        churn_put(st, "n5", -4.097, 0.269, -2.94, 0.951);
+        churn_put(st, "n5", -0.703, 2.73, 3.283, -2.03);
+        churn_ren(st, "n5", "n1");
+        churn_del(st, "n1");
+        churn_put(st, ".dot0", 4.171, 0.52, 4.103, 1.61);
+        churn_put(st, ".dot0", 4.39, -1.242, -4.073, 3.612);
+        churn_ren(st, ".dot0", ".dot0");
+        churn_put(st, ".dot0", 2.728, 2.989, 2.132, 4.301);
+        churn_del(st, ".dot0");
+        churn_put(st, "n4", -3.721, 0.015, 1.933, 2.016);
+        churn_del(st, "n4");
+        churn_put(st, ".dot2", -2.974, -2.132, 2.863, -4.14);
+        churn_del(st, ".dot2");
+        churn_put(st, ".dot1", 0.947, 3.992, 2.926, -4.697);
+        churn_put(st, "n8", 2.779, -0.526, 0.973, -1.823);
+        churn_put(st, ".dot1", 3.696, 2.213, -4.707, 4.205);
+        churn_put(st, ".dot1", 2.329, -4.526, 0.486, -2.11);
+        churn_put(st, "n0", 1.698, 1.84, 0.381, -0.285);
+        churn_ren(st, "n8", "n1");
+        churn_put(st, "n0", 0.755, 3.401, -3.741, 2.519);
+        churn_del(st, "n0");
+        float q[4] = {1, 1, 1, 1};
+        st_hit h[100];
+        size_t n;
+        assert_int_equal(st_search(st, "p", q, 4, 100, 0, NULL, 0, h, &n), 0);
+        st_attr a;
+        assert_int_equal(st_coll_stat(st, "p", &a), 0);
+        assert_int_equal(n, a.count);
+        /* Empty the collection for the next round. */
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(st_vec_delete(st, "p", h[i].name), 0);
+    }
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_text),     cmocka_unit_test(test_collections),
-        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_listing),
-        cmocka_unit_test(test_xattrs),          cmocka_unit_test(test_search_filter),
-        cmocka_unit_test(test_batch_atomic),    cmocka_unit_test(test_passphrase),
-        cmocka_unit_test(test_format_version),  cmocka_unit_test(test_encryption),
-        cmocka_unit_test(test_damage_plain),    cmocka_unit_test(test_map_full),
-        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
-        cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
-        cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_config_text),      cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),          cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),           cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),     cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),   cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),     cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection),  cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_small_churn),      cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_snapshot_rebuild), cmocka_unit_test(test_reopen_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
