@@ -193,10 +193,12 @@ static int run_query(fsd *d, const char *coll, const fsd_query *q, fsd_buf *out)
     }
     double t0 = now_seconds();
     int rc;
-    if (q->like != NULL)
+    if (q->like != NULL) {
         rc = st_search_like(d->store, coll, q->like, true, k, q->ef, terms, nterms, hits,
                             &counts[0]);
-    else if (nq == 1)
+        if (rc == -ENOENT && st_coll_stat(d->store, coll, &(st_attr){0}) == 0)
+            rc = -EINVAL; /* the like vector is gone: the query cannot run */
+    } else if (nq == 1)
         rc = st_search(d->store, coll, q->vectors, q->dim, k, q->ef, terms, nterms, hits,
                        &counts[0]);
     else
@@ -272,6 +274,23 @@ out:
     return rc;
 }
 
+/* What a parsed query must agree with in its collection: the vector's dim
+ * (once the collection has one) and the existence of a `like` vector. A
+ * query that cannot run is malformed, so close() reports it. */
+static int check_against(fsd *d, const char *coll, const fsd_query *q)
+{
+    if (q->like != NULL) {
+        st_attr a;
+        int rc = st_vec_stat(d->store, coll, q->like, &a);
+        return rc == -ENOENT || rc == -EINVAL ? -EINVAL : rc;
+    }
+    st_config cfg;
+    int rc = st_coll_config_get(d->store, coll, &cfg);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOENT : rc;
+    return cfg.dim != 0 && q->dim != cfg.dim ? -EINVAL : 0;
+}
+
 /* Commits the handle's written text to the entry. Caller holds h->lock. */
 static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
 {
@@ -280,6 +299,8 @@ static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
         return -ENOMEM;
     fsd_query q = FSD_QUERY_INIT;
     int perr = parse_text(r->name, t, &q);
+    if (perr == 0)
+        perr = check_against(d, r->coll, &q);
     fsd_query_release(&q);
     if (perr == -ENOMEM) {
         fsd_qtext_unref(t);
