@@ -358,7 +358,9 @@ int st_coll_drop(st_store *st, const char *name);
  * atomically. Vectors, config, attributes, index and snapshot follow.
  * flags: 0, or ST_RENAME_NOREPLACE.
  * Returns 0, -ENOENT (from missing), -EINVAL (a name), -EEXIST (to exists
- * and NOREPLACE), -ENOTEMPTY (to holds vectors). Renaming to itself is 0.
+ * and NOREPLACE), -ENOTEMPTY (to holds vectors), -EAGAIN (another create,
+ * drop or rename of one of the two names ran at the same moment; nothing
+ * changed, retry). Renaming to itself is 0.
  */
 #define ST_RENAME_NOREPLACE (1u << 0)
 int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flags);
@@ -610,7 +612,8 @@ typedef struct st_hit {
 /*
  * The k nearest neighbours of `query` (dim floats, dim = the collection's)
  * among the vectors that pass every filter term (AND; nterms 0 = no
- * filter). ef 0 = the config's (or auto). Writes up to k hits, nearest
+ * filter). ef 0 = the config's (or auto). Collections of at most 2048
+ * vectors are searched exactly (ef is then irrelevant). Writes up to k hits, nearest
  * first, to out and their count to *n_out: k when at least k vectors pass.
  * Distances per SPEC §3.3. Filters are answered from the metadata index
  * (no record is decoded for a filter).
