@@ -10,6 +10,7 @@
  *   3. every present vector is found by a search for its own vector (the
  *      index was rebuilt or replayed correctly).
  * Rounds: VECFS_CRASH_ROUNDS (default 20). Seed: VECFS_CRASH_SEED (printed).
+ * VECFS_CRASH_KEY=1 runs the same against an encrypted store.
  */
 #include <errno.h>
 #include <signal.h>
@@ -47,6 +48,20 @@ typedef struct entry {
 typedef struct model {
     entry e[NAMES];
 } model;
+
+static uint8_t crash_key[ST_KEY_LEN];
+
+/* Store options of both processes (the key when VECFS_CRASH_KEY is set). */
+static void crash_opts(st_options *o)
+{
+    tu_opts(o);
+    o->log_level = ST_LOG_ERROR;
+    if (getenv("VECFS_CRASH_KEY")) {
+        memset(crash_key, 0xc3, sizeof(crash_key));
+        o->key = crash_key;
+        o->key_len = sizeof(crash_key);
+    }
+}
 
 static void vec_of(uint16_t a, uint32_t ver, float *v)
 {
@@ -115,8 +130,7 @@ static int do_put(st_store *st, uint16_t a, uint32_t ver)
 static void child(const char *dir, int fd, uint64_t seed, const model *m0)
 {
     st_options o;
-    tu_opts(&o);
-    o.log_level = ST_LOG_ERROR;
+    crash_opts(&o);
     o.snapshot_every_changes = 150;
     o.sync_interval_ms = 20;
     st_store *st;
@@ -279,11 +293,11 @@ int main(void)
     const char *es = getenv("VECFS_CRASH_SEED");
     int rounds = er ? atoi(er) : 20;
     uint64_t seed = es ? strtoull(es, NULL, 10) : (uint64_t)time(NULL);
-    printf("crash test: %d rounds, seed %llu\n", rounds, (unsigned long long)seed);
+    printf("crash test: %d rounds, seed %llu%s\n", rounds, (unsigned long long)seed,
+           getenv("VECFS_CRASH_KEY") ? ", encrypted store" : "");
     char *dir = tu_tmpdir();
     st_options o;
-    tu_opts(&o);
-    o.log_level = ST_LOG_ERROR;
+    crash_opts(&o);
     st_store *st;
     if (st_store_open(dir, &o, &st) != 0 || st_coll_create(st, "c", NULL, NULL) != 0) {
         fprintf(stderr, "setup failed\n");
