@@ -4,8 +4,8 @@
  * replay, rebuild of a missing or damaged snapshot), encryption at rest,
  * damage detection, a full map, and allocation/I-O failure injection.
  *
- * Sizes can be raised with VECFS_STORE_N (vectors of the reopen test,
- * default 100000) to measure; the default keeps the suite short.
+ * VECFS_STORE_N sets the vectors of the reopen test (default 100000; 20000
+ * in sanitizer builds or with VECFS_TEST_SKIP_LARGE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,17 @@
 #include "store_testutil.h"
 
 #define DIM 16
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
 
 static double now_s(void)
 {
@@ -596,8 +607,12 @@ static st_hit *run_queries(st_store *st, const char *coll, uint32_t dim, size_t 
 static void test_reopen_snapshot(void **state)
 {
     (void)state;
+    /* 100k by default; sanitizer builds (10x slower) and
+     * VECFS_TEST_SKIP_LARGE use 20k so the suite stays within its timeout. */
     const char *env = getenv("VECFS_STORE_N");
-    size_t n = env ? strtoull(env, NULL, 10) : 100000;
+    size_t n = env                                            ? strtoull(env, NULL, 10)
+               : SANITIZED || getenv("VECFS_TEST_SKIP_LARGE") ? 20000
+                                                              : 100000;
     uint32_t dim = 32;
     char *dir = tu_tmpdir();
     st_options o;
