@@ -18,12 +18,15 @@
  *      entry per (collection, name); a second create of a name that is being
  *      written fails with EEXIST.
  *   2. A handle is imported at most once (done); later writes fail EBADF.
- *   3. The table lock is a leaf; parsing and the store batch run without it.
+ *   3. Lock order: the table lock, then a handle's lock. The table lock is
+ *      never held across parsing or the store batch, and stat of an import
+ *      file reads the atomic size, so it never waits for an import.
  */
 #include "fsd.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +44,12 @@ typedef struct fsd_import_fh {
     gid_t gid;                        /* immutable */
     mode_t mode;                      /* immutable: permission bits for the rows */
     struct timespec created;          /* immutable */
-    pthread_mutex_t lock;             /* guards buf, done */
+    pthread_mutex_t lock;             /* guards buf, done; held for a whole import */
     fsd_buf buf;
     bool done;
-    bool listed; /* in the table; protected by the table lock */
+    _Atomic size_t size; /* buf.len as of the last write: stat reads it
+                            without waiting for an import to finish */
+    bool listed;         /* in the table; protected by the table lock */
 } fsd_import_fh;
 
 struct fsd_imports {
@@ -82,9 +87,7 @@ static int64_t table_size(fsd_imports *im, const char *coll, const char *name, u
     pthread_mutex_lock(&im->lock);
     for (fsd_import_fh *h = im->head; h; h = h->next) {
         if (strcmp(h->coll, coll) == 0 && strcmp(h->name, name) == 0) {
-            pthread_mutex_lock(&h->lock);
-            size = (int64_t)h->buf.len;
-            pthread_mutex_unlock(&h->lock);
+            size = (int64_t)atomic_load(&h->size);
             *uid = h->uid;
             *gid = h->gid;
             *mode = h->mode;
@@ -142,9 +145,7 @@ int fsd_ifile_fh_stat(fuse_req_t req, fsd_fh *fh, struct stat *st)
 {
     (void)req;
     fsd_import_fh *h = (fsd_import_fh *)fh;
-    pthread_mutex_lock(&h->lock);
-    uint64_t size = h->buf.len;
-    pthread_mutex_unlock(&h->lock);
+    uint64_t size = atomic_load(&h->size);
     fill_stat(h->ino, size, h->uid, h->gid, h->mode, &h->created, st);
     return 0;
 }
@@ -267,7 +268,8 @@ void fsd_ifile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
             rc = -EBUSY;
         } else {
             pthread_mutex_lock(&h->lock);
-            rc = fsd_buf_resize(&h->buf, (size_t)in->st_size);
+            rc = h->done ? -EBADF : fsd_buf_resize(&h->buf, (size_t)in->st_size);
+            atomic_store(&h->size, h->buf.len);
             pthread_mutex_unlock(&h->lock);
         }
     }
@@ -285,6 +287,7 @@ void fsd_ifile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
     fsd_import_fh *h = (fsd_import_fh *)fh;
     pthread_mutex_lock(&h->lock);
     int rc = h->done ? -EBADF : fsd_buf_write_at(&h->buf, (size_t)off, buf, size, FSD_BUF_MAX);
+    atomic_store(&h->size, h->buf.len);
     pthread_mutex_unlock(&h->lock);
     if (rc < 0) {
         fsd_reply_err(req, FSD_OP_WRITE, rc);
