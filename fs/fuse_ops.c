@@ -16,6 +16,8 @@
  */
 #include "fsd.h"
 
+#include "audit.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +106,16 @@ int fsd_reply_entry_ttl(fuse_req_t req, fuse_ino_t ino, const struct stat *st, d
     return fuse_reply_entry(req, &e);
 }
 
+/* The errno of the last fsd_reply_err on this thread: 0 after a success.
+ * Entry points reset it, call the handler (which replies), then read it
+ * for the audit log. */
+static _Thread_local int reply_errno;
+
 void fsd_reply_err(fuse_req_t req, fsd_op op, int err)
 {
     if (err < 0)
         err = -err;
+    reply_errno = err;
     if (err != 0)
         fsd_metrics_error(op, err);
     fuse_reply_err(req, err);
@@ -117,6 +125,81 @@ bool fsd_name_reserved(const char *name)
 {
     return strcmp(name, ".config") == 0 || strcmp(name, ".query") == 0 ||
            strcmp(name, ".import") == 0;
+}
+
+/* The path of a node relative to the mount ("c1/doc.f32", "c1"). */
+static void ref_path(const fsd_ref *r, char *buf, size_t cap)
+{
+    switch (r->kind) {
+    case FSD_K_ROOT:
+        snprintf(buf, cap, "%s", "");
+        break;
+    case FSD_K_COLL:
+        snprintf(buf, cap, "%s", r->coll);
+        break;
+    case FSD_K_QDIR:
+        snprintf(buf, cap, "%s/.query", r->coll);
+        break;
+    case FSD_K_IDIR:
+        snprintf(buf, cap, "%s/.import", r->coll);
+        break;
+    case FSD_K_ADMIN_DIR:
+        snprintf(buf, cap, "%s", ".vecfs");
+        break;
+    default:
+        if (r->coll[0] != '\0')
+            snprintf(buf, cap, "%s/%s", r->coll, r->name);
+        else
+            snprintf(buf, cap, "%s", r->name);
+        break;
+    }
+}
+
+/* A mutating request being audited: who asked, captured before the
+ * handler replies (the request is gone afterwards). */
+typedef struct audit_rec {
+    bool on;
+    fsd_caller who;
+    char path[2 * (FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16)];
+    char new_path[2 * (FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16)];
+} audit_rec;
+
+/* Starts an audit record for (parent, name) or for a node (name NULL).
+ * Query files are not audited. */
+static void audit_begin(fuse_req_t req, audit_rec *a, const fsd_ref *p, const char *name)
+{
+    a->on = fsd_audit_enabled() && p->kind != FSD_K_QDIR && p->kind != FSD_K_QFILE;
+    a->new_path[0] = '\0';
+    reply_errno = 0;
+    if (!a->on)
+        return;
+    fsd_caller_get(req, &a->who);
+    char base[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
+    ref_path(p, base, sizeof base);
+    if (name == NULL)
+        snprintf(a->path, sizeof a->path, "%s", base);
+    else if (base[0] == '\0')
+        snprintf(a->path, sizeof a->path, "%s", name);
+    else
+        snprintf(a->path, sizeof a->path, "%s/%s", base, name);
+}
+
+static void audit_end(const audit_rec *a, const char *op)
+{
+    if (a->on)
+        fsd_audit_log(a->who.uid, a->who.gid, a->who.pid, op, a->path,
+                      a->new_path[0] ? a->new_path : NULL, reply_errno, -1);
+}
+
+/* audit_begin for an inode number (parent directory or the node itself). */
+static void audit_prepare(fuse_req_t req, audit_rec *a, fuse_ino_t ino, const char *name)
+{
+    a->on = false;
+    reply_errno = 0;
+    fsd_ref r;
+    if (!fsd_audit_enabled() || fsd_inodes_ref(fsd_of(req)->inodes, ino, &r) < 0)
+        return;
+    audit_begin(req, a, &r, name);
 }
 
 /* Resolves ino or replies ESTALE-like ENOENT. Returns false if replied. */
@@ -271,8 +354,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_attr(req, &st, ttl);
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                       struct fuse_file_info *fi)
+static void op_setattr_inner(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                             struct fuse_file_info *fi)
 {
     fsd_metrics_op(FSD_OP_SETATTR);
     fsd_ref r;
@@ -306,7 +389,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 /* Directory changes                                                    */
 /* ------------------------------------------------------------------ */
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+static void op_mknod_inner(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                           dev_t rdev)
 {
     (void)rdev;
     fsd_metrics_op(FSD_OP_MKNOD);
@@ -327,7 +411,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     fsd_vec_mknod(req, &p, name, mode);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+static void op_mkdir_inner(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     fsd_metrics_op(FSD_OP_MKDIR);
     fsd_ref p;
@@ -344,7 +428,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     fsd_dir_mkdir(req, &p, name, mode);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void op_unlink_inner(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fsd_metrics_op(FSD_OP_UNLINK);
     fsd_ref p;
@@ -367,7 +451,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
 }
 
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void op_rmdir_inner(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     fsd_metrics_op(FSD_OP_RMDIR);
     fsd_ref p;
@@ -386,7 +470,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fsd_dir_rmdir(req, &p, name);
 }
 
-static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+static void op_symlink_inner(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
     (void)link;
     (void)parent;
@@ -395,7 +479,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
     fsd_reply_err(req, FSD_OP_SYMLINK, fsd_of(req)->read_only ? EROFS : EPERM);
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+static void op_link_inner(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
     (void)ino;
     (void)newparent;
@@ -404,8 +488,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     fsd_reply_err(req, FSD_OP_LINK, fsd_of(req)->read_only ? EROFS : EPERM);
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                      const char *newname, unsigned int flags)
+static void op_rename_inner(fuse_req_t req, fuse_ino_t parent, const char *name,
+                            fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
     fsd_metrics_op(FSD_OP_RENAME);
     fsd_ref p, np;
@@ -443,8 +527,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 /* Files                                                                */
 /* ------------------------------------------------------------------ */
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                      struct fuse_file_info *fi)
+static void op_create_inner(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                            struct fuse_file_info *fi)
 {
     fsd_metrics_op(FSD_OP_CREATE);
     fsd_ref p;
@@ -707,8 +791,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 /* Extended attributes                                                  */
 /* ------------------------------------------------------------------ */
 
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                        size_t size, int flags)
+static void op_setxattr_inner(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                              size_t size, int flags)
 {
     fsd_metrics_op(FSD_OP_SETXATTR);
     fsd_ref r;
@@ -739,7 +823,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     fsd_xattr_list(req, &r, size);
 }
 
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+static void op_removexattr_inner(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     fsd_metrics_op(FSD_OP_REMOVEXATTR);
     fsd_ref r;
@@ -750,6 +834,105 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         return;
     }
     fsd_xattr_remove(req, &r, name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Audited entry points: one audit line per mutating request            */
+/* ------------------------------------------------------------------ */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    audit_rec a;
+    audit_prepare(req, &a, ino, NULL);
+    op_setattr_inner(req, ino, attr, to_set, fi);
+    audit_end(&a, "setattr");
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_mknod_inner(req, parent, name, mode, rdev);
+    audit_end(&a, "mknod");
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_mkdir_inner(req, parent, name, mode);
+    audit_end(&a, "mkdir");
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_unlink_inner(req, parent, name);
+    audit_end(&a, "unlink");
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_rmdir_inner(req, parent, name);
+    audit_end(&a, "rmdir");
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_symlink_inner(req, link, parent, name);
+    audit_end(&a, "symlink");
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    audit_rec a;
+    audit_prepare(req, &a, newparent, newname);
+    op_link_inner(req, ino, newparent, newname);
+    audit_end(&a, "link");
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    audit_rec a, b;
+    audit_prepare(req, &a, parent, name);
+    audit_prepare(req, &b, newparent, newname);
+    if (a.on && b.on)
+        snprintf(a.new_path, sizeof a.new_path, "%s", b.path);
+    op_rename_inner(req, parent, name, newparent, newname, flags);
+    audit_end(&a, "rename");
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    audit_rec a;
+    audit_prepare(req, &a, parent, name);
+    op_create_inner(req, parent, name, mode, fi);
+    audit_end(&a, "create");
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    audit_rec a;
+    audit_prepare(req, &a, ino, NULL);
+    op_setxattr_inner(req, ino, name, value, size, flags);
+    audit_end(&a, "setxattr");
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    audit_rec a;
+    audit_prepare(req, &a, ino, NULL);
+    op_removexattr_inner(req, ino, name);
+    audit_end(&a, "removexattr");
 }
 
 const struct fuse_lowlevel_ops fsd_ll_ops = {

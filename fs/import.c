@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "batch.h"
 #include "names.h"
 
@@ -50,6 +51,7 @@ typedef struct fsd_import_fh {
     _Atomic size_t size; /* buf.len as of the last write: stat reads it
                             without waiting for an import to finish */
     bool listed;         /* in the table; protected by the table lock */
+    long long rows;      /* rows of the last import attempt (audit log) */
 } fsd_import_fh;
 
 struct fsd_imports {
@@ -369,6 +371,16 @@ static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
 }
 
 /* Imports the handle's buffer once. Caller holds h->lock. */
+static void audit_import(fuse_req_t req, const fsd_import_fh *h, int rc)
+{
+    if (!fsd_audit_enabled())
+        return;
+    char path[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
+    snprintf(path, sizeof path, "%s/.import/%s", h->coll, h->name);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fsd_audit_log(c->uid, c->gid, c->pid, "import", path, NULL, rc, rc == 0 ? h->rows : 0);
+}
+
 static int import_locked(fsd *d, fsd_import_fh *h)
 {
     if (h->done)
@@ -391,6 +403,7 @@ static int import_locked(fsd *d, fsd_import_fh *h)
                 why[0] ? why : strerror(-rc));
         return rc == -EFBIG || rc == -E2BIG || rc == -ENAMETOOLONG ? rc : -EINVAL;
     }
+    h->rows = (long long)b->n;
     rc = import_rows(d, h, b);
     if (rc == 0) {
         fsd_metrics_inserts(b->n);
@@ -412,8 +425,10 @@ void fsd_ifile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
     /* A flush before any write is a shell's close of the descriptor it
      * dup2()ed onto stdout; the data comes later through the copy. */
     bool had = !h->done && h->buf.len > 0;
-    if (had)
+    if (had) {
         rc = import_locked(d, h);
+        audit_import(req, h, rc);
+    }
     pthread_mutex_unlock(&h->lock);
     if (had) {
         /* The batch is consumed: the file is gone from .import/. */
@@ -434,6 +449,7 @@ void fsd_ifile_release(fuse_req_t req, fsd_fh *fh)
     pthread_mutex_lock(&h->lock);
     if (!h->done) {
         int rc = import_locked(d, h);
+        audit_import(req, h, rc);
         if (rc < 0)
             fsd_log(FSD_LOG_INFO, "import of %s at release: %s", h->name, strerror(-rc));
     }

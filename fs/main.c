@@ -21,6 +21,8 @@
  */
 #include "fsd.h"
 
+#include "audit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,6 +39,7 @@ typedef struct fsd_cli {
     const char *datadir;
     const char *mountpoint;
     const char *key_file;
+    const char *audit_log;
     uint64_t max_size;
     bool read_only;
     bool foreground;
@@ -61,7 +64,8 @@ static void usage(FILE *f)
                "  -o OPT[,OPT...]    FUSE mount options (allow_other, default_permissions, ...)\n"
                "  --key-file F       encrypt the store at rest with the key in F\n"
                "  --max-size BYTES   cap the store's size (suffixes K, M, G, T)\n"
-               "  --read-only        mount read-only\n"
+               "  --read-only        mount read-only (query files keep working)\n"
+               "  --audit-log F      append one JSON line per mutating operation to F\n"
                "  --threads N        at most N FUSE worker threads (default 16)\n"
                "  --help, --version\n");
 }
@@ -115,6 +119,7 @@ enum {
     OPT_MAX_SIZE,
     OPT_READ_ONLY,
     OPT_THREADS,
+    OPT_AUDIT_LOG,
     OPT_UNSUPPORTED,
 };
 
@@ -131,7 +136,7 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         {"tls-cert", required_argument, NULL, OPT_UNSUPPORTED},
         {"tls-key", required_argument, NULL, OPT_UNSUPPORTED},
         {"tls-client-ca", required_argument, NULL, OPT_UNSUPPORTED},
-        {"audit-log", required_argument, NULL, OPT_UNSUPPORTED},
+        {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -176,6 +181,9 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         }
         case OPT_KEY_FILE:
             cli->key_file = optarg;
+            break;
+        case OPT_AUDIT_LOG:
+            cli->audit_log = optarg;
             break;
         case OPT_MAX_SIZE:
             if (parse_size(optarg, &cli->max_size) < 0 || cli->max_size == 0) {
@@ -315,6 +323,13 @@ static int serve(fsd_cli *cli, int report_fd)
     bool handlers = false, mounted = false;
     fsd *d = NULL;
 
+    if (cli->audit_log != NULL) {
+        int arc = fsd_audit_open(cli->audit_log);
+        if (arc < 0) {
+            snprintf(msg, sizeof msg, "audit log %s: %s", cli->audit_log, strerror(-arc));
+            goto out;
+        }
+    }
     fsd_open_params p = {
         .datadir = cli->datadir,
         .key_file = cli->key_file,
@@ -418,6 +433,7 @@ out:
     }
     if (report_fd >= 0)
         close(report_fd);
+    fsd_audit_close();
     return msg[0] != '\0' ? 1 : code;
 }
 
@@ -445,6 +461,17 @@ static int cmd_mount(int argc, char **argv)
     }
     cli.datadir = datadir;
     cli.mountpoint = mountpoint;
+    static char audit_path[PATH_MAX];
+    if (cli.audit_log != NULL && cli.audit_log[0] != '/') {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) == NULL || snprintf(audit_path, sizeof audit_path, "%s/%s", cwd,
+                                                        cli.audit_log) >= (int)sizeof audit_path) {
+            fprintf(stderr, "vecfs: audit log path %s is too long\n", cli.audit_log);
+            fsd_buf_release(&cli.fuse_opts);
+            return 1;
+        }
+        cli.audit_log = audit_path;
+    }
     fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : cli.foreground ? FSD_LOG_INFO : FSD_LOG_WARN, false);
     if (cli.foreground) {
         rc = serve(&cli, -1);

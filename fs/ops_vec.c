@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "audit.h"
 #include "format.h"
 #include "names.h"
 
@@ -784,6 +785,20 @@ void fsd_vec_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off
     fuse_reply_write(req, size);
 }
 
+/* One audit line for a commit of a vector file or .config. */
+static void audit_commit(fuse_req_t req, fsd *d, fuse_ino_t ino, int rc)
+{
+    if (!fsd_audit_enabled())
+        return;
+    fsd_ref r;
+    if (fsd_inodes_ref(d->inodes, ino, &r) < 0)
+        return;
+    char path[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", r.coll, r.name);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fsd_audit_log(c->uid, c->gid, c->pid, "write", path, NULL, rc, -1);
+}
+
 void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
 {
     (void)datasync;
@@ -791,8 +806,10 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
     int rc = 0;
+    bool committed = false;
     pthread_mutex_lock(&vf->lock);
     if (h->writable && (h->wrote || vf->dirty)) {
+        committed = vf->dirty;
         if (vf->dirty && vf->failed_err < 0 && !h->wrote)
             rc = vf->failed_err; /* another handle's content failed: report it */
         else
@@ -802,6 +819,8 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     }
     pthread_mutex_unlock(&vf->lock);
     vf_take_wanted_pin(d, vf);
+    if (committed)
+        audit_commit(req, d, h->ino, rc);
     if (rc == 0 && op == FSD_OP_FSYNC)
         rc = st_store_sync(d->store);
     fsd_reply_err(req, op, rc);
@@ -815,6 +834,7 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
     pthread_mutex_lock(&vf->lock);
     if (h->writable && h->wrote && vf->dirty && vf->failed_err == 0) {
         int rc = vf_commit_locked(d, vf);
+        audit_commit(req, d, h->ino, rc);
         if (rc < 0)
             fsd_log(FSD_LOG_DEBUG, "commit at release of inode %llu: %s",
                     (unsigned long long)h->ino, strerror(-rc));

@@ -1,0 +1,121 @@
+/*
+ * audit.c — append-only JSON-lines audit log (see audit.h).
+ *
+ * Invariants
+ *   1. audit_fd is -1 (no log) or an O_WRONLY|O_APPEND descriptor; it is set
+ *      before the session starts and cleared after it ends, so request
+ *      threads only ever read it (atomic).
+ *   2. One line = one write(2) of a buffer that ends in '\n'; strings are
+ *      JSON-escaped by jansson, so a file name cannot break the line.
+ */
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int audit_fd = -1;
+static atomic_uint_fast64_t failures;
+
+int fsd_audit_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    atomic_store(&audit_fd, fd);
+    return 0;
+}
+
+void fsd_audit_close(void)
+{
+    int fd = atomic_exchange(&audit_fd, -1);
+    if (fd >= 0)
+        close(fd);
+}
+
+int fsd_audit_enabled(void)
+{
+    return atomic_load(&audit_fd) >= 0;
+}
+
+uint64_t fsd_audit_failures(void)
+{
+    return atomic_load(&failures);
+}
+
+/* A JSON string for a file name. Names are bytes and JSON wants UTF-8: a
+ * name that is not valid UTF-8 is logged with each byte >= 0x80 written as
+ * "\\xNN", so the line stays valid JSON and the name stays recognizable. */
+static json_t *name_string(const char *name)
+{
+    json_t *s = json_string(name);
+    if (s != NULL)
+        return s;
+    size_t n = strlen(name);
+    char *esc = malloc(4 * n + 1);
+    if (esc == NULL)
+        return json_string("?");
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x80) {
+            esc[o++] = (char)c;
+        } else {
+            snprintf(esc + o, 5, "\\x%02x", c);
+            o += 4;
+        }
+    }
+    esc[o] = '\0';
+    s = json_string(esc);
+    free(esc);
+    return s != NULL ? s : json_string("?");
+}
+
+void fsd_audit_log(uid_t uid, gid_t gid, pid_t pid, const char *op, const char *path,
+                   const char *new_path, int result, long long rows)
+{
+    int fd = atomic_load(&audit_fd);
+    if (fd < 0)
+        return;
+    struct timespec ts;
+    struct tm tm;
+    char when[80];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+    json_t *o = json_object();
+    if (o == NULL) {
+        atomic_fetch_add(&failures, 1);
+        return;
+    }
+    json_object_set_new(o, "time", json_string(when));
+    json_object_set_new(o, "uid", json_integer((json_int_t)uid));
+    json_object_set_new(o, "gid", json_integer((json_int_t)gid));
+    json_object_set_new(o, "pid", json_integer((json_int_t)pid));
+    json_object_set_new(o, "op", json_string(op));
+    json_object_set_new(o, "path", name_string(path));
+    if (new_path != NULL)
+        json_object_set_new(o, "new_path", name_string(new_path));
+    json_object_set_new(o, "result", json_integer(result < 0 ? -result : result));
+    if (rows >= 0)
+        json_object_set_new(o, "rows", json_integer(rows));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (line == NULL) {
+        atomic_fetch_add(&failures, 1);
+        return;
+    }
+    size_t len = strlen(line);
+    line[len] = '\n'; /* replaces the NUL; written with its length */
+    ssize_t w = write(fd, line, len + 1);
+    if (w != (ssize_t)(len + 1))
+        atomic_fetch_add(&failures, 1);
+    free(line);
+}
