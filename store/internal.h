@@ -267,6 +267,8 @@ typedef struct st_coll {
     struct timespec first_change;    /* of the current unsnapshotted run; mu */
     struct timespec snap_time;       /* last snapshot written or loaded; mu */
     bool dropped;                    /* mu */
+    uint32_t auto_ef;                /* ef picked by vf_hnsw_tune_ef (0 = not yet); mu */
+    uint64_t tune_changes;           /* changes since the last tuning; mu */
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
 } st_coll;
@@ -356,6 +358,11 @@ double st_ts_diff(const struct timespec *a, const struct timespec *b);
 
 /* Records one change of coll (for the snapshot policy). mu must not be held. */
 void st_coll_note_changes(st_coll *c, uint64_t n);
+/* For collections with ef_search = auto: measures the ef that reaches the
+ * target recall (vf_hnsw_tune_ef, k 10, 200 samples) and keeps it in
+ * c->auto_ef. force: even if few changes happened since the last tuning.
+ * Runs in the background thread; searches and writers go on. */
+int st_coll_autotune(st_store *st, st_coll *c, bool force);
 /* Marks id of coll dirty at the current generation (wlock held). */
 int st_dirty_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id);
 /* Creates the index of c for dim if it has none (wlock held). */

@@ -175,6 +175,7 @@ typedef struct search_ctx {
     bitmap_filter bm;
     bool use_filter;
     size_t passing;
+    uint32_t auto_ef; /* tuned ef for k 10 (0 = not tuned yet) */
 } search_ctx;
 
 static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
@@ -196,6 +197,7 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     pthread_mutex_lock(&s->c->mu);
     s->index = s->c->index;
     s->cfg = s->c->cfg;
+    s->auto_ef = s->c->auto_ef;
     pthread_mutex_unlock(&s->c->mu);
     if (nterms) {
         rc = filter_build(st, s->txn, s->c->id, terms, nterms, &s->bm, &s->passing);
@@ -239,8 +241,17 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
                       st_buf *scratch)
 {
     size_t want = k + (skip ? 1 : 0), n = 0;
-    if (s->cfg.ef_auto && ef == 0)
-        ef = ef_auto(s->cfg.target_recall, want);
+    if (s->cfg.ef_auto && ef == 0) {
+        /* The tuned ef holds for k 10; scale it for other k. Until the
+         * background thread has tuned it, a fixed ladder by recall. */
+        if (s->auto_ef) {
+            ef = want <= 10 ? s->auto_ef : (size_t)s->auto_ef * want / 10;
+            if (ef < want)
+                ef = want;
+        } else {
+            ef = ef_auto(s->cfg.target_recall, want);
+        }
+    }
     const vf_filter *f = s->use_filter ? &s->filter : NULL;
     /* Small collections are scanned exactly: it costs microseconds and
      * cannot miss a vector, whatever the graph looks like after churn. */

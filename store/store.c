@@ -419,7 +419,34 @@ void st_coll_note_changes(st_coll *c, uint64_t n)
     if (c->changes == 0)
         mono_now(&c->first_change);
     c->changes += n;
+    c->tune_changes += n;
     pthread_mutex_unlock(&c->mu);
+}
+
+int st_coll_autotune(st_store *st, st_coll *c, bool force)
+{
+    (void)st;
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    bool due = c->cfg.ef_auto && h && !c->dropped && c->count > 0 &&
+               (force || c->auto_ef == 0 ||
+                c->tune_changes > (c->count / 10 > 1000 ? c->count / 10 : 1000));
+    double target = c->cfg.target_recall;
+    if (due)
+        c->tune_changes = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!due)
+        return 0;
+    uint32_t ef = 0;
+    int rc = vf_hnsw_tune_ef(h, 10, target, 1024, 200, &ef);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    if (c->index == h)
+        c->auto_ef = ef;
+    pthread_mutex_unlock(&c->mu);
+    st_log(st, ST_LOG_DEBUG, "collection %" PRIu32 ": ef_search auto = %" PRIu32, c->id, ef);
+    return 0;
 }
 
 int st_dirty_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id)
@@ -1060,6 +1087,8 @@ static void bg_snapshots(st_store *st)
     mono_now(&now);
     for (size_t i = 0; i < n; i++) {
         st_coll *c = list[i];
+        if (st_coll_autotune(st, c, false) != 0)
+            atomic_fetch_add(&st->errors, 1);
         pthread_mutex_lock(&c->mu);
         bool due = !c->dropped && c->changes > 0 &&
                    (c->changes >= st->opt.snapshot_every_changes ||
@@ -1646,6 +1675,8 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg)
     if (rc)
         goto out;
     pthread_mutex_lock(&c->mu);
+    if (cfg->target_recall != c->cfg.target_recall || shape)
+        c->auto_ef = 0; /* retuned by the background thread */
     c->cfg = *cfg;
     if (c->index && shape) {
         /* Empty collection, new shape: a fresh index at the next insert.

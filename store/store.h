@@ -296,7 +296,10 @@ typedef struct st_config {
     uint32_t m;               /* 16; 2..256 */
     uint32_t ef_construction; /* 200; 1..65536 */
     uint32_t ef_search;       /* 64; 1..65536; used when !ef_auto */
-    bool ef_auto;             /* "ef_search = auto": ef chosen from target_recall */
+    bool ef_auto;             /* "ef_search = auto": the background thread measures
+                                 the smallest ef reaching target_recall@10
+                                 (vf_hnsw_tune_ef) after every 10% of changes;
+                                 until then a fixed ladder by target_recall */
     double target_recall;     /* 0.95; (0, 1] */
     st_quant quantization;    /* none */
     uint64_t max_vectors;     /* 0 = unlimited */

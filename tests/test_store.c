@@ -604,6 +604,40 @@ static st_hit *run_queries(st_store *st, const char *coll, uint32_t dim, size_t 
     return h;
 }
 
+/* ef_search = auto: tuning picks an ef, and searches use it. */
+static void test_autotune(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    st_config cfg;
+    st_config_default(&cfg);
+    cfg.metric = VF_METRIC_L2;
+    cfg.ef_auto = true;
+    cfg.target_recall = 0.99;
+    assert_int_equal(st_coll_create(st, "c", NULL, &cfg), 0);
+    fill(st, "c", 3000, DIM, 11);
+    st_coll *c = st_coll_find(st, "c");
+    assert_non_null(c);
+    assert_int_equal(st_coll_autotune(st, c, true), 0);
+    pthread_mutex_lock(&c->mu);
+    uint32_t ef = c->auto_ef;
+    pthread_mutex_unlock(&c->mu);
+    printf("ef_search auto for recall 0.99 over 3000 x %d: ef %u\n", DIM, ef);
+    assert_true(ef >= 10 && ef <= 1024);
+    float q[DIM];
+    uint64_t seed = 3;
+    tu_vec(&seed, q, DIM);
+    st_hit hits[10];
+    size_t n;
+    assert_int_equal(st_search(st, "c", q, DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 10);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 static void test_reopen_snapshot(void **state)
 {
     (void)state;
@@ -1287,15 +1321,16 @@ static void test_small_churn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_text),      cmocka_unit_test(test_collections),
-        cmocka_unit_test(test_vectors),          cmocka_unit_test(test_listing),
-        cmocka_unit_test(test_xattrs),           cmocka_unit_test(test_search_filter),
-        cmocka_unit_test(test_batch_atomic),     cmocka_unit_test(test_passphrase),
-        cmocka_unit_test(test_format_version),   cmocka_unit_test(test_encryption),
-        cmocka_unit_test(test_damage_plain),     cmocka_unit_test(test_map_full),
-        cmocka_unit_test(test_fault_injection),  cmocka_unit_test(test_busy_and_backup),
-        cmocka_unit_test(test_small_churn),      cmocka_unit_test(test_concurrency),
-        cmocka_unit_test(test_snapshot_rebuild), cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_config_text),     cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),          cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),    cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),  cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),    cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_autotune),        cmocka_unit_test(test_small_churn),
+        cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
+        cmocka_unit_test(test_reopen_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
