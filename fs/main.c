@@ -22,6 +22,7 @@
 #include "fsd.h"
 
 #include "audit.h"
+#include "http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ typedef struct fsd_cli {
     const char *mountpoint;
     const char *key_file;
     const char *audit_log;
+    fsd_http_params http;
     uint64_t max_size;
     bool read_only;
     bool foreground;
@@ -66,6 +68,9 @@ static void usage(FILE *f)
                "  --max-size BYTES   cap the store's size (suffixes K, M, G, T)\n"
                "  --read-only        mount read-only (query files keep working)\n"
                "  --audit-log F      append one JSON line per mutating operation to F\n"
+               "  --metrics-listen HOST:PORT  serve /metrics, /livez, /readyz, /health\n"
+               "  --tls-cert F --tls-key F    serve them over TLS (PEM files)\n"
+               "  --tls-client-ca F  and require client certificates signed by this CA\n"
                "  --threads N        at most N FUSE worker threads (default 16)\n"
                "  --help, --version\n");
 }
@@ -120,7 +125,10 @@ enum {
     OPT_READ_ONLY,
     OPT_THREADS,
     OPT_AUDIT_LOG,
-    OPT_UNSUPPORTED,
+    OPT_METRICS_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
 };
 
 /* Parses the mount command line. 0, or 1 after --help/--version, or -1
@@ -132,10 +140,10 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"read-only", no_argument, NULL, OPT_READ_ONLY},
         {"threads", required_argument, NULL, OPT_THREADS},
-        {"metrics-listen", required_argument, NULL, OPT_UNSUPPORTED},
-        {"tls-cert", required_argument, NULL, OPT_UNSUPPORTED},
-        {"tls-key", required_argument, NULL, OPT_UNSUPPORTED},
-        {"tls-client-ca", required_argument, NULL, OPT_UNSUPPORTED},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-client-ca", required_argument, NULL, OPT_TLS_CA},
         {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -185,6 +193,18 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         case OPT_AUDIT_LOG:
             cli->audit_log = optarg;
             break;
+        case OPT_METRICS_LISTEN:
+            cli->http.listen = optarg;
+            break;
+        case OPT_TLS_CERT:
+            cli->http.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            cli->http.tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            cli->http.client_ca = optarg;
+            break;
         case OPT_MAX_SIZE:
             if (parse_size(optarg, &cli->max_size) < 0 || cli->max_size == 0) {
                 fprintf(stderr, "vecfs: --max-size: not a size in bytes: '%s'\n", optarg);
@@ -204,9 +224,6 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
             cli->threads = (unsigned)v;
             break;
         }
-        case OPT_UNSUPPORTED:
-            fprintf(stderr, "vecfs: %s is not supported by this build yet\n", argv[optind - 1]);
-            return -1;
         case 'h':
             usage(stdout);
             return 1;
@@ -322,6 +339,7 @@ static int serve(fsd_cli *cli, int report_fd)
     struct fuse_loop_config *lc = NULL;
     bool handlers = false, mounted = false;
     fsd *d = NULL;
+    fsd_http *http = NULL;
 
     if (cli->audit_log != NULL) {
         int arc = fsd_audit_open(cli->audit_log);
@@ -340,6 +358,14 @@ static int serve(fsd_cli *cli, int report_fd)
     int rc = fsd_create(&p, &d, msg, sizeof msg);
     if (rc < 0)
         goto out;
+    if (cli->http.listen != NULL) {
+        rc = fsd_http_start(d, &cli->http, &http, msg, sizeof msg);
+        if (rc < 0)
+            goto out;
+    } else if (cli->http.tls_cert || cli->http.tls_key || cli->http.client_ca) {
+        snprintf(msg, sizeof msg, "--tls-* options need --metrics-listen");
+        goto out;
+    }
     if (fuse_args_build(cli, &args) < 0) {
         snprintf(msg, sizeof msg, "out of memory");
         goto out;
@@ -372,6 +398,7 @@ static int serve(fsd_cli *cli, int report_fd)
         goto out;
     }
     mounted = true;
+    fsd_http_set_ready(http, true);
     fsd_log(FSD_LOG_INFO, "mounted %s on %s%s", cli->datadir, cli->mountpoint,
             cli->read_only ? " (read-only)" : "");
     if (report_fd >= 0) {
@@ -406,6 +433,7 @@ static int serve(fsd_cli *cli, int report_fd)
     code = rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
     fsd_log(FSD_LOG_INFO, "unmounting %s", cli->mountpoint);
 out:
+    fsd_http_set_ready(http, false);
     if (mounted)
         fuse_session_unmount(se);
     if (handlers)
@@ -414,6 +442,7 @@ out:
         fuse_session_destroy(se);
     fuse_loop_cfg_destroy(lc);
     fuse_opt_free_args(&args);
+    fsd_http_stop(http); /* before the store closes: scrapes render from it */
     if (d != NULL) {
         int crc = fsd_destroy(d);
         if (crc < 0) {
@@ -435,6 +464,20 @@ out:
         close(report_fd);
     fsd_audit_close();
     return msg[0] != '\0' ? 1 : code;
+}
+
+/* Writes path, made absolute against the cwd, into out. NULL stays NULL.
+ * 0 or -ENAMETOOLONG. */
+static int absolute_path(const char *path, char *out, size_t cap)
+{
+    if (path == NULL)
+        return 0;
+    if (path[0] == '/')
+        return snprintf(out, cap, "%s", path) < (int)cap ? 0 : -ENAMETOOLONG;
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return -ENAMETOOLONG;
+    return snprintf(out, cap, "%s/%s", cwd, path) < (int)cap ? 0 : -ENAMETOOLONG;
 }
 
 static int cmd_mount(int argc, char **argv)
@@ -461,16 +504,19 @@ static int cmd_mount(int argc, char **argv)
     }
     cli.datadir = datadir;
     cli.mountpoint = mountpoint;
-    static char audit_path[PATH_MAX];
-    if (cli.audit_log != NULL && cli.audit_log[0] != '/') {
-        char cwd[PATH_MAX];
-        if (getcwd(cwd, sizeof cwd) == NULL || snprintf(audit_path, sizeof audit_path, "%s/%s", cwd,
-                                                        cli.audit_log) >= (int)sizeof audit_path) {
-            fprintf(stderr, "vecfs: audit log path %s is too long\n", cli.audit_log);
+    /* Files named on the command line are opened after the daemon has
+     * left the caller's cwd: make them absolute now. */
+    const char **files[] = {&cli.key_file, &cli.audit_log, &cli.http.tls_cert, &cli.http.tls_key,
+                            &cli.http.client_ca};
+    static char abs_paths[5][PATH_MAX];
+    for (size_t i = 0; i < 5; i++) {
+        if (absolute_path(*files[i], abs_paths[i], sizeof abs_paths[i]) < 0) {
+            fprintf(stderr, "vecfs: path %s is too long\n", *files[i]);
             fsd_buf_release(&cli.fuse_opts);
             return 1;
         }
-        cli.audit_log = audit_path;
+        if (*files[i] != NULL)
+            *files[i] = abs_paths[i];
     }
     fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : cli.foreground ? FSD_LOG_INFO : FSD_LOG_WARN, false);
     if (cli.foreground) {
