@@ -36,28 +36,56 @@ def mounted(mnt):
         return any(len(l.split()) > 1 and l.split()[1] == mnt for l in f)
 
 
-def wait_mounted(mnt, proc=None, timeout=20):
+def wait_mounted(mnt, proc=None, log_path=None, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if mounted(mnt):
             return
         if proc is not None and proc.poll() is not None:
+            tail = ""
+            if log_path is not None:
+                with open(log_path, errors="replace") as f:
+                    tail = f.read()[-2000:]
             raise AssertionError("vecfs exited with %d before mounting: %s"
-                                 % (proc.returncode, proc.stderr.read().decode(errors="replace")))
+                                 % (proc.returncode, tail))
         time.sleep(0.05)
     raise AssertionError("%s was not mounted within %d s" % (mnt, timeout))
 
 
+LOGS = []  # daemon logs of the running test
+
+
 def start_fg(*args):
-    """vecfs -f ARGS...; the last two arguments are DATADIR MOUNTPOINT."""
+    """vecfs -f ARGS...; the last two arguments are DATADIR MOUNTPOINT.
+    The daemon's stderr goes to a file next to the mount point (a pipe that
+    nobody reads could fill up and stall the daemon)."""
     mnt = args[-1]
     os.makedirs(args[-2], exist_ok=True)
     os.makedirs(mnt, exist_ok=True)
-    proc = subprocess.Popen([VECFS, "-f"] + list(args), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = "%s-%d.log" % (mnt, len(LOGS))
+    LOGS.append(log_path)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([VECFS, "-f"] + list(args), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log)
     DAEMONS.append((proc, mnt))
-    wait_mounted(mnt, proc)
+    wait_mounted(mnt, proc, log_path)
     return proc
+
+
+def sanitizer_reports():
+    """Sanitizer reports in the daemon logs of this test (ASan/TSan builds)."""
+    found = []
+    for path in LOGS:
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "WARNING: ThreadSanitizer"):
+            if marker in text:
+                found.append("%s in %s" % (marker, path))
+    return found
 
 
 def unmount(mnt):
@@ -324,8 +352,13 @@ def main():
             t = os.path.join(TMP, test.__name__)
             os.makedirs(t)
             t0 = time.time()
+            LOGS.clear()
             try:
                 test(t)
+                cleanup()
+                reports = sanitizer_reports()
+                if reports:
+                    raise AssertionError("; ".join(reports))
                 passed += 1
                 print("PASS %s (%.1f s)" % (test.__name__, time.time() - t0), flush=True)
             except Exception as e:
