@@ -230,6 +230,19 @@ int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const v
 int vf_hnsw_tune_ef(const vf_hnsw *h, size_t k, double target_recall, size_t max_ef, size_t samples,
                     uint32_t *ef_out);
 
+/* Number of present vectors that no walk from the entry point over
+ * level-0 links can reach (through deleted nodes too), or SIZE_MAX when
+ * memory for the walk cannot be had. Such vectors are found only by exact
+ * search; heavy deletes can strand a few, and `vecfs check` reports them.
+ * O(n) time and memory; safe alongside searches and writers. */
+size_t vf_hnsw_unreachable(const vf_hnsw *h);
+
+/* Links every unreachable present vector back into the graph (a link in
+ * from its nearest reachable neighbours) until all are reachable. Run it
+ * where writers are quiesced, e.g. before a snapshot; searches may run.
+ * *fixed is the number of vectors relinked. Returns 0, -EINVAL, -ENOMEM. */
+int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed);
+
 /* Checks the index's invariants (links in range, no self links, degrees
  * within bounds, entry point valid, counts consistent). 0 or -EILSEQ. For
  * tests; must not run concurrently with writers. */

@@ -61,12 +61,13 @@ struct vf_scratch {
     size_t cand_cap;
     vf_hit *res; /* result max-heap storage, >= max(ef, k) */
     size_t res_cap;
-    vf_hit *sorted;   /* drained results, res_cap entries */
-    vf_hit *work;     /* neighbour candidates while linking: 2 * m0 + 2 */
-    vf_hit *sel;      /* heuristic output: 2 * m0 + 2 */
-    uint32_t *links;  /* copy of one link list: m0 */
-    uint32_t *links2; /* a second copy, for repairs: m0 */
-    float *query;     /* normalized query or vector: dim */
+    vf_hit *sorted;      /* drained results, res_cap entries */
+    vf_hit *work;        /* neighbour candidates while linking: 2 * m0 + 2 */
+    vf_hit *sel;         /* heuristic output: 2 * m0 + 2 */
+    uint32_t *links;     /* copy of one link list: m0 */
+    uint32_t *links2;    /* a second copy, for repairs: m0 */
+    uint32_t *old_links; /* level-0 links before an update: m0 */
+    float *query;        /* normalized query or vector: dim */
     struct vf_scratch *next;
 };
 
@@ -82,6 +83,7 @@ static void scratch_free(vf_scratch *s)
     free(s->sel);
     free(s->links);
     free(s->links2);
+    free(s->old_links);
     free(s->query);
     free(s);
 }
@@ -96,10 +98,11 @@ static vf_scratch *scratch_new(const vf_hnsw *h)
     s->sel = malloc(work * sizeof(vf_hit));
     s->links = malloc(h->m0 * sizeof(uint32_t));
     s->links2 = malloc(h->m0 * sizeof(uint32_t));
+    s->old_links = malloc(h->m0 * sizeof(uint32_t));
     s->query = malloc(h->dim * sizeof(float));
     s->cand_cap = 256;
     s->cand = malloc(s->cand_cap * sizeof(vf_hit));
-    if (!s->work || !s->sel || !s->links || !s->links2 || !s->query || !s->cand) {
+    if (!s->work || !s->sel || !s->links || !s->links2 || !s->old_links || !s->query || !s->cand) {
         scratch_free(s);
         return NULL;
     }
@@ -434,6 +437,10 @@ static int search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, si
     size_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
     if (entry == VF_HNSW_NO_ENTRY || count == 0)
         return 0;
+    /* ef >= count asks for every vector anyway; a scan makes it exact
+     * whatever the graph's shape. */
+    if (count <= ef)
+        exact = true;
     if (filter && !exact) {
         size_t passing = filter->passing;
         if (passing == VF_FILTER_UNKNOWN)
@@ -619,6 +626,12 @@ static int hit_cmp(const void *a, const void *b)
 static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n, size_t max,
                                 vf_hit *out)
 {
+    /* When every candidate fits, pruning would only drop links: in a small
+     * or sparse neighbourhood that can leave a node with no way in. */
+    if (n <= max) {
+        memcpy(out, cands, n * sizeof(vf_hit));
+        return n;
+    }
     size_t kept = 0;
     for (size_t i = 0; i < n && kept < max; i++) {
         bool diverse = true;
@@ -715,6 +728,29 @@ out:
     node_unlock(h, nb);
 }
 
+/* Writes x's list at lev: the `kept` neighbours it chose (s->sel) plus any
+ * links concurrent inserts added meanwhile — another insert can reach x
+ * through an upper level and link back into x's level-0 list before x has
+ * written it, and overwriting would drop that node's way in. */
+static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned lev, size_t kept)
+{
+    node_lock(h, x);
+    uint32_t *list = vf_node_list(h, x, lev);
+    size_t nc = kept;
+    memcpy(s->work, s->sel, kept * sizeof(vf_hit));
+    for (uint32_t j = 0; j < list[0]; j++) {
+        uint32_t id = list[1 + j];
+        if (id == x || hits_contain(s->work, nc, id))
+            continue;
+        s->work[nc].id = id;
+        s->work[nc++].distance = dist_ids(h, x, id);
+    }
+    if (nc > kept)
+        qsort(s->work, nc, sizeof(vf_hit), hit_cmp);
+    list_write(list, s->sel, select_neighbours(h, s->work, nc, level_cap(h, lev), s->sel));
+    node_unlock(h, x);
+}
+
 /* Removes every link to x from x's neighbours, bridging around it. x's own
  * lists are left intact so walks already inside it can continue. */
 static void unlink_node(const vf_hnsw *h, vf_scratch *s, uint32_t x)
@@ -801,12 +837,10 @@ static int connect_node(vf_hnsw *h, vf_scratch *s, uint32_t x)
         cur = s->sorted[0].id;
         cur_d = s->sorted[0].distance;
         size_t kept = select_neighbours(h, s->sorted, n, h->m, s->sel);
-        node_lock(h, x);
-        list_write(vf_node_list(h, x, (unsigned)lev), s->sel, kept);
-        node_unlock(h, x);
-        /* link_back reuses s->sel; keep the chosen ids in links2. */
+        /* link_back and own_list_write reuse s->sel; keep the ids. */
         for (size_t i = 0; i < kept; i++)
             s->links2[i] = s->sel[i].id;
+        own_list_write(h, s, x, (unsigned)lev, kept);
         for (size_t i = 0; i < kept; i++)
             link_back(h, s, s->links2[i], x, dist_ids(h, x, s->links2[i]), (unsigned)lev);
     }
@@ -817,6 +851,28 @@ out:
         pthread_mutex_unlock(&h->entry_lock);
     }
     return rc;
+}
+
+/* Appends x's level-0 links from before an update or reuse (old, n) to
+ * its new list while there is room. Other nodes may be reachable only
+ * through x; the new neighbourhood alone would strand them. */
+static void links_keep_old(const vf_hnsw *h, uint32_t x, const uint32_t *old, uint32_t n)
+{
+    node_lock(h, x);
+    uint32_t *list = vf_node_links0(h, x);
+    uint32_t len = list[0];
+    for (uint32_t i = 0; i < n && len < h->m0; i++) {
+        uint32_t y = old[i];
+        bool have = y == x || slot_state(h, y) == VF_SLOT_EMPTY;
+        for (uint32_t j = 0; j < len && !have; j++)
+            have = list[1 + j] == y;
+        if (!have) {
+            word_set(&list[1 + len], y);
+            len++;
+        }
+    }
+    word_set(&list[0], len);
+    node_unlock(h, x);
 }
 
 static void lists_clear(vf_hnsw *h, uint32_t x)
@@ -1062,6 +1118,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         rc = -ENOMEM;
         goto out_unlock;
     }
+    uint32_t old_n = 0;
     uint8_t was = slot_state(h, id);
     if (was == VF_SLOT_EMPTY) {
         rc = slot_claim(h, id);
@@ -1071,6 +1128,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         if (was == VF_SLOT_PRESENT)
             unlink_node(h, s, id);
         entry_move_off(h, s, id);
+        old_n = links_copy(h, id, 0, s->old_links);
         lists_clear(h, id);
     }
     float *dst = vf_node_vector(h, id);
@@ -1086,6 +1144,8 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     if (was == VF_SLOT_DELETED)
         atomic_fetch_sub_explicit(&h->deleted, 1, memory_order_relaxed);
     rc = connect_node(h, s, id);
+    if (rc == 0)
+        links_keep_old(h, id, s->old_links, old_n);
 out_release:
     scratch_release(h, s);
 out_unlock:
@@ -1232,10 +1292,136 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     for (const vf_scratch *s = h->pool; s; s = s->next)
         bytes += sizeof(*s) + s->visited_cap * sizeof(uint16_t) +
                  (s->cand_cap + 2 * s->res_cap + 4 * (size_t)h->m0 + 4) * sizeof(vf_hit) +
-                 2 * h->m0 * sizeof(uint32_t) + h->dim * sizeof(float);
+                 3 * h->m0 * sizeof(uint32_t) + h->dim * sizeof(float);
     pthread_mutex_unlock((pthread_mutex_t *)&h->pool_lock);
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
     return bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reachability                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Marks in seen[] every slot a walk from the entry point reaches over
+ * level-0 links; returns the number of present vectors it did not reach.
+ * seen and queue have capacity entries. */
+static size_t walk_from_entry(const vf_hnsw *h, uint8_t *seen, uint32_t *queue)
+{
+    memset(seen, 0, h->capacity);
+    size_t present = atomic_load(&h->count), reached = 0;
+    uint64_t entry = atomic_load(&h->entry);
+    if (entry == VF_HNSW_NO_ENTRY)
+        return present;
+    size_t head = 0, tail = 0;
+    queue[tail++] = (uint32_t)entry;
+    seen[(uint32_t)entry] = 1;
+    uint32_t links[2 * VF_HNSW_MAX_M];
+    while (head < tail) {
+        uint32_t id = queue[head++];
+        reached += slot_state(h, id) == VF_SLOT_PRESENT;
+        uint32_t n = links_copy(h, id, 0, links);
+        for (uint32_t j = 0; j < n; j++) {
+            if (!seen[links[j]]) {
+                seen[links[j]] = 1;
+                queue[tail++] = links[j];
+            }
+        }
+    }
+    return present > reached ? present - reached : 0;
+}
+
+size_t vf_hnsw_unreachable(const vf_hnsw *h)
+{
+    if (!h)
+        return 0;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
+    size_t cap = h->capacity ? h->capacity : 1, lost = SIZE_MAX;
+    uint8_t *seen = malloc(cap);
+    uint32_t *queue = malloc(cap * sizeof(uint32_t));
+    if (seen && queue)
+        lost = walk_from_entry(h, seen, queue);
+    free(seen);
+    free(queue);
+    pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
+    return lost;
+}
+
+/* Gives stranded node u a way in: a link from the nearest reachable node
+ * with room, or, if none of the nearest has room, in place of the
+ * farthest link of the nearest one. */
+static int link_in(vf_hnsw *h, vf_scratch *s, uint32_t u)
+{
+    uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
+    const float *v = vf_node_vector(h, u);
+    uint32_t cur = (uint32_t)entry;
+    float cur_d = dist_vec(h, v, vf_node_vector(h, cur));
+    greedy_descend(h, s, v, (unsigned)(entry >> 32), 0, &cur, &cur_d);
+    vf_heap res;
+    int rc = search_layer(h, s, v, cur, cur_d, h->ef_construction, 0, NULL, u, &res);
+    if (rc)
+        return rc;
+    size_t n = vf_topk_drain_sorted(&res, s->sorted);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n && i < h->m; i++) {
+        uint32_t r = s->sorted[i].id;
+        node_lock(h, r);
+        uint32_t *list = vf_node_links0(h, r);
+        bool done = list[0] < h->m0;
+        if (done) {
+            word_set(&list[1 + list[0]], u);
+            word_set(&list[0], list[0] + 1);
+        }
+        node_unlock(h, r);
+        if (done)
+            return 0;
+    }
+    uint32_t r = s->sorted[0].id;
+    node_lock(h, r);
+    uint32_t *list = vf_node_links0(h, r);
+    uint32_t far = 0;
+    float far_d = -INFINITY;
+    for (uint32_t j = 0; j < list[0]; j++) {
+        float d = dist_ids(h, r, list[1 + j]);
+        if (d > far_d) {
+            far_d = d;
+            far = j;
+        }
+    }
+    word_set(&list[1 + far], u);
+    node_unlock(h, r);
+    return 0;
+}
+
+int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed)
+{
+    if (!h || !fixed)
+        return -EINVAL;
+    *fixed = 0;
+    pthread_rwlock_rdlock(&h->grow_lock);
+    size_t cap = h->capacity ? h->capacity : 1;
+    uint8_t *seen = malloc(cap);
+    uint32_t *queue = malloc(cap * sizeof(uint32_t));
+    vf_scratch *s = scratch_acquire(h, h->ef_construction);
+    int rc = seen && queue && s ? 0 : -ENOMEM;
+    /* Replacing a farthest link can strand its target in turn; each pass
+     * fixes what the previous one left, and a few passes settle it. */
+    for (int pass = 0; rc == 0 && pass < 8; pass++) {
+        if (walk_from_entry(h, seen, queue) == 0)
+            break;
+        for (size_t i = 0; rc == 0 && i < h->capacity; i++) {
+            if (!seen[i] && slot_state(h, (uint32_t)i) == VF_SLOT_PRESENT) {
+                rc = link_in(h, s, (uint32_t)i);
+                (*fixed)++;
+            }
+        }
+    }
+    if (s)
+        scratch_release(h, s);
+    free(seen);
+    free(queue);
+    pthread_rwlock_unlock(&h->grow_lock);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -144,7 +144,8 @@ static void test_recall_minilm(void **state)
     }
     vf_hnsw *h = build(base, nb, m.dim, VF_METRIC_COSINE, 0);
     double r = recall_at_k(h, queries, nq, m.dim, 0, NULL);
-    print_message("minilm %zu x %zu cosine recall@10 %.4f\n", nb, m.dim, r);
+    print_message("minilm %zu x %zu cosine recall@10 %.4f, %zu unreachable\n", nb, m.dim, r,
+                  vf_hnsw_unreachable(h));
     assert_true(r >= 0.95);
     vf_hnsw_free(h);
     free(base);
@@ -698,8 +699,16 @@ static void test_property_random_ops(void **state)
             }
         }
         assert_int_equal(vf_hnsw_count(h), count);
-        if (op % 500 == 0)
+        if (op % 500 == 0) {
             assert_int_equal(vf_hnsw_check(h), 0);
+            size_t lost = vf_hnsw_unreachable(h), fixed;
+            assert_int_equal(vf_hnsw_reconnect(h, &fixed), 0);
+            assert_true(fixed >= lost);
+            if (lost)
+                print_message("op %zu: %zu of %zu were unreachable; relinked\n", op, lost, count);
+            assert_int_equal(vf_hnsw_unreachable(h), 0);
+            assert_int_equal(vf_hnsw_check(h), 0);
+        }
     }
     for (uint32_t id = 0; id < ids; id++) {
         float got[6];
