@@ -230,7 +230,9 @@ void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     }
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
+    fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
+        fsd_fh_untrack(d, &h->h);
         fsd_buf_release(&h->content);
         free(h);
     }

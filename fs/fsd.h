@@ -66,6 +66,8 @@ typedef struct fsd {
     char **cfg_hidden;        /* protected by cfg_lock: collections whose .config
                                  was unlinked and not yet written again */
     size_t cfg_nhidden;       /* protected by cfg_lock */
+    pthread_mutex_t fh_lock;  /* leaf lock */
+    struct fsd_fh *open_fhs;  /* protected by fh_lock: handles not yet released */
 } fsd;
 
 /* Query files idle this long are dropped (SPEC §3.3). */
@@ -259,7 +261,22 @@ typedef enum fsd_fh_type {
 
 typedef struct fsd_fh {
     fsd_fh_type type;
+    struct fsd_fh *prev, *next; /* in fsd.open_fhs; protected by fsd.fh_lock */
 } fsd_fh;
+
+/* Every handle handed to the kernel is tracked from just before the open
+ * reply until its release, so unmount can free the handles whose release
+ * the kernel never sent (release is asynchronous: a daemon told to stop
+ * right after a close() may never see it). */
+void fsd_fh_track(fsd *d, fsd_fh *fh);
+void fsd_fh_untrack(fsd *d, fsd_fh *fh);
+/* Frees every tracked handle and open vector file (fsd_destroy only). */
+void fsd_fh_discard_all(fsd *d);
+/* Per-type discards of a handle whose release never came. */
+void fsd_vec_fh_discard(fsd *d, fsd_fh *fh);
+void fsd_vfiles_discard(fsd *d);
+void fsd_qfile_fh_discard(fsd_fh *fh);
+void fsd_ifile_fh_discard(fsd *d, fsd_fh *fh);
 
 /* A generated read-only file: the whole content made at open. */
 typedef struct fsd_buf_fh {

@@ -127,6 +127,61 @@ bool fsd_name_reserved(const char *name)
            strcmp(name, ".import") == 0;
 }
 
+void fsd_fh_track(fsd *d, fsd_fh *fh)
+{
+    pthread_mutex_lock(&d->fh_lock);
+    fh->prev = NULL;
+    fh->next = d->open_fhs;
+    if (d->open_fhs != NULL)
+        d->open_fhs->prev = fh;
+    d->open_fhs = fh;
+    pthread_mutex_unlock(&d->fh_lock);
+}
+
+void fsd_fh_untrack(fsd *d, fsd_fh *fh)
+{
+    pthread_mutex_lock(&d->fh_lock);
+    if (fh->prev != NULL)
+        fh->prev->next = fh->next;
+    else if (d->open_fhs == fh)
+        d->open_fhs = fh->next;
+    if (fh->next != NULL)
+        fh->next->prev = fh->prev;
+    fh->prev = fh->next = NULL;
+    pthread_mutex_unlock(&d->fh_lock);
+}
+
+void fsd_fh_discard_all(fsd *d)
+{
+    for (;;) {
+        pthread_mutex_lock(&d->fh_lock);
+        fsd_fh *fh = d->open_fhs;
+        pthread_mutex_unlock(&d->fh_lock);
+        if (fh == NULL)
+            break;
+        fsd_fh_untrack(d, fh);
+        switch (fh->type) {
+        case FSD_FH_VEC:
+            fsd_vec_fh_discard(d, fh);
+            break;
+        case FSD_FH_QUERY:
+            fsd_qfile_fh_discard(fh);
+            break;
+        case FSD_FH_IMPORT:
+            fsd_ifile_fh_discard(d, fh);
+            break;
+        case FSD_FH_BUFFER:
+            fsd_buf_release(&((fsd_buf_fh *)fh)->content);
+            free(fh);
+            break;
+        default:
+            free(fh);
+            break;
+        }
+    }
+    fsd_vfiles_discard(d);
+}
+
 /* The path of a node relative to the mount ("c1/doc.f32", "c1"). */
 static void ref_path(const fsd_ref *r, char *buf, size_t cap)
 {
@@ -725,6 +780,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     case FSD_FH_BUFFER: {
         fsd_buf_fh *b = (fsd_buf_fh *)fh;
+        fsd_fh_untrack(fsd_of(req), fh);
         fsd_buf_release(&b->content);
         free(b);
         fuse_reply_err(req, 0);

@@ -240,7 +240,9 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     e.ino = ino;
     e.generation = 1;
     e.attr = st;
+    fsd_fh_track(d, &h->h);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        fsd_fh_untrack(d, &h->h);
         table_remove(d->imports, h);
         fsd_buf_release(&h->buf);
         pthread_mutex_destroy(&h->lock);
@@ -442,10 +444,20 @@ void fsd_ifile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
     fsd_reply_err(req, op, rc);
 }
 
+void fsd_ifile_fh_discard(fsd *d, fsd_fh *fh)
+{
+    fsd_import_fh *h = (fsd_import_fh *)fh;
+    table_remove(d->imports, h);
+    fsd_buf_release(&h->buf);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
 void fsd_ifile_release(fuse_req_t req, fsd_fh *fh)
 {
     fsd *d = fsd_of(req);
     fsd_import_fh *h = (fsd_import_fh *)fh;
+    fsd_fh_untrack(d, fh);
     pthread_mutex_lock(&h->lock);
     if (!h->done) {
         int rc = import_locked(d, h);

@@ -596,6 +596,8 @@ int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
         rc = -ENOMEM;
     if (rc == 0 && pthread_mutex_init(&d->cfg_lock, NULL) != 0)
         rc = -ENOMEM;
+    if (rc == 0 && pthread_mutex_init(&d->fh_lock, NULL) != 0)
+        rc = -ENOMEM;
     if (rc == 0)
         rc = fsd_inodes_create(&d->inodes);
     if (rc == 0)
@@ -664,6 +666,8 @@ int fsd_destroy(fsd *d)
 {
     if (d == NULL)
         return 0;
+    if (d->vf_buckets != NULL)
+        fsd_fh_discard_all(d);
     fsd_queries_free(d->queries);
     int rc = st_store_close(d->store);
     fsd_imports_free(d->imports);
@@ -671,6 +675,7 @@ int fsd_destroy(fsd *d)
     if (d->vf_buckets != NULL) {
         pthread_mutex_destroy(&d->vf_lock);
         pthread_mutex_destroy(&d->cfg_lock);
+        pthread_mutex_destroy(&d->fh_lock);
     }
     for (size_t i = 0; i < d->cfg_nhidden; i++)
         free(d->cfg_hidden[i]);

@@ -389,7 +389,9 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     e.generation = 1;
     e.attr = st;
     e.entry_timeout = FSD_TTL_QUERY_ENTRY;
+    fsd_fh_track(d, &h->h);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        fsd_fh_untrack(d, &h->h);
         fh_free(h);
         fsd_inodes_forget(d->inodes, ino, 1);
     }
@@ -437,8 +439,16 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     fi->keep_cache = 0;
-    if (fuse_reply_open(req, fi) == -ENOENT)
+    fsd_fh_track(d, &h->h);
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        fsd_fh_untrack(d, &h->h);
         fh_free(h);
+    }
+}
+
+void fsd_qfile_fh_discard(fsd_fh *fh)
+{
+    fh_free((fsd_query_fh *)fh);
 }
 
 void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
@@ -519,6 +529,7 @@ void fsd_qfile_release(fuse_req_t req, fsd_fh *fh)
 {
     fsd *d = fsd_of(req);
     fsd_query_fh *h = (fsd_query_fh *)fh;
+    fsd_fh_untrack(d, fh);
     if (h->dirty) {
         fsd_ref r;
         if (fsd_inodes_ref(d->inodes, h->ino, &r) == 0)

@@ -598,8 +598,10 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = 0;
     fi->direct_io = 0;
+    fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         /* The opener was interrupted: undo. */
+        fsd_fh_untrack(d, &h->h);
         free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, r->ino);
@@ -713,7 +715,9 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     e.attr = st;
     e.attr_timeout = FSD_TTL_FILE;
     e.entry_timeout = FSD_TTL_FILE;
+    fsd_fh_track(d, &h->h);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        fsd_fh_untrack(d, &h->h);
         free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, ino);
@@ -826,11 +830,38 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     fsd_reply_err(req, op, rc);
 }
 
+void fsd_vec_fh_discard(fsd *d, fsd_fh *fh)
+{
+    fsd_vec_fh *h = (fsd_vec_fh *)fh;
+    fuse_ino_t ino = h->ino;
+    fsd_vfile *vf = h->vf;
+    free(h);
+    vf_unpin(d, vf);
+    fsd_inodes_unpin(d->inodes, ino);
+}
+
+void fsd_vfiles_discard(fsd *d)
+{
+    for (size_t b = 0; b < d->vf_nbuckets; b++) {
+        fsd_vfile *vf = d->vf_buckets[b];
+        while (vf != NULL) {
+            fsd_vfile *next = vf->next;
+            fsd_buf_release(&vf->buf);
+            px_free(vf);
+            pthread_mutex_destroy(&vf->lock);
+            free(vf);
+            vf = next;
+        }
+        d->vf_buckets[b] = NULL;
+    }
+}
+
 void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
 {
     fsd *d = fsd_of(req);
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
+    fsd_fh_untrack(d, fh);
     pthread_mutex_lock(&vf->lock);
     if (h->writable && h->wrote && vf->dirty && vf->failed_err == 0) {
         int rc = vf_commit_locked(d, vf);
