@@ -439,6 +439,9 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    /* A read-only handle has nothing to commit at close: spare the
+     * per-query FLUSH round trip. */
+    fi->noflush = !h->writable;
     fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         fsd_fh_untrack(d, &h->h);
