@@ -16,6 +16,9 @@
  *      counted; the return value is that count (0 = clean).
  *   3. A snapshot that is missing or older than the op log covers is not a
  *      problem (open replays or rebuilds it); one that fails its checks is.
+ *      Vectors the graph cannot reach (vf_hnsw_unreachable) are reported
+ *      as a note, not a problem: no data is wrong, and the next snapshot
+ *      relinks them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -371,6 +374,14 @@ static int check_coll(checker *ck, const st_coll_rec *rec)
             free(a);
             if (bad)
                 problem(ck, "snapshot differs from the records for %" PRIu64 " vectors", bad);
+            /* Not damage: exact search still finds them, and the next
+             * snapshot relinks them (vf_hnsw_reconnect). */
+            size_t lost = vf_hnsw_unreachable(h);
+            if (lost && ck->out)
+                fprintf(ck->out,
+                        "collection '%s': %zu vectors unreachable in the graph (found by "
+                        "exact search; relinked at the next snapshot)\n",
+                        rec->name, lost);
         }
     } else if (rc == -ENOENT) {
         if (nvec && ck->out)

@@ -36,7 +36,9 @@
  *      snap_gen, its txn id <= LMDB's, its parameters match the config, and
  *      after replay its count equals the COLL record's. Otherwise the index
  *      is rebuilt from the SLOT records ("never trusted").
- *   4. Serialization holds c->wlock (writers of that collection wait);
+ *   4. Before serializing, vf_hnsw_reconnect relinks any vector that no
+ *      graph walk reaches, so a snapshot never stores stranded vectors.
+ *   5. Serialization holds c->wlock (writers of that collection wait);
  *      searches go on. File sync, rename and the trim run without it,
  *      except the trim txn which retakes it briefly.
  */
@@ -265,6 +267,12 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
         mdb_txn_abort(rtxn);
     }
     g = c->cur_gen++;
+    /* Writers are quiesced: relink vectors that churn left unreachable,
+     * so the snapshot (and the live index) has none. */
+    size_t fixed = 0;
+    if (rc == 0 && vf_hnsw_reconnect(h, &fixed) == 0 && fixed)
+        st_log(st, ST_LOG_INFO, "collection %" PRIu32 ": relinked %zu unreachable vectors", c->id,
+               fixed);
     w.buf = st_malloc(WBUF);
     if (rc == 0 && !w.buf)
         rc = -ENOMEM;
