@@ -16,6 +16,8 @@
  */
 #include "fsd.h"
 
+#include "audit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -81,6 +83,17 @@ static int render_metrics(fsd *d, fsd_buf *b)
             "vecfs_snapshot_age_seconds %.3f\n",
             (unsigned long long)m.store_bytes, (unsigned long long)m.index_memory,
             m.snapshot_age_seconds);
+    if (rc == 0)
+        rc = fsd_buf_printf(b,
+                            "# HELP vecfs_audit_failures_total Audit lines that could not be "
+                            "written.\n"
+                            "# TYPE vecfs_audit_failures_total counter\n"
+                            "vecfs_audit_failures_total %llu\n"
+                            "# HELP vecfs_query_bytes Bytes of query texts and results held.\n"
+                            "# TYPE vecfs_query_bytes gauge\n"
+                            "vecfs_query_bytes %llu\n",
+                            (unsigned long long)fsd_audit_failures(),
+                            (unsigned long long)fsd_queries_bytes(d->queries));
     return rc;
 }
 
@@ -179,7 +192,16 @@ int fsd_admin_render(fsd *d, fsd_kind kind, fsd_buf *b)
         int rc = st_store_health(d->store, line, sizeof line, &len);
         if (rc < 0)
             return rc;
-        return fsd_buf_append(b, line, len);
+        uint64_t lost = fsd_audit_failures();
+        if (lost == 0)
+            return fsd_buf_append(b, line, len);
+        /* A lost audit line is a problem to report, not to hide in a log. */
+        if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
+            rc = fsd_buf_append(b, line, len);
+        if (rc == 0)
+            rc = fsd_buf_printf(b, "audit log: %llu line(s) could not be written\n",
+                                (unsigned long long)lost);
+        return rc;
     }
     case FSD_K_ADMIN_METRICS:
         return render_metrics(d, b);
@@ -334,8 +356,18 @@ int fsd_cmd_check(int argc, char **argv)
         o.key_len = klen;
         o.key_is_passphrase = pass;
     }
-    int rc = st_check(argv[1], &o, stdout);
+    /* The report goes to stdout only when the check ran: a store that
+     * cannot be opened is one line on stderr and nothing else. */
+    char *report = NULL;
+    size_t report_len = 0;
+    FILE *out = open_memstream(&report, &report_len);
+    int rc = out == NULL ? -ENOMEM : st_check(argv[1], &o, out);
     st_key_free(key, klen);
+    if (out != NULL)
+        fclose(out);
+    if (rc >= 0 && report_len > 0)
+        fwrite(report, 1, report_len, stdout);
+    free(report);
     if (rc < 0) {
         fprintf(stderr, "vecfs: check %s: %s\n", argv[1], msg[0] ? msg : strerror(-rc));
         return 2;

@@ -212,7 +212,14 @@ int fsd_vfile_xattr(fsd *d, fuse_ino_t ino, int op, const char *xname, const voi
 /* Query files (ops_query.c)                                            */
 /* ------------------------------------------------------------------ */
 
+/* Stat of the caller's query file r: 0, or -ENOENT when the caller's uid
+ * has no entry of that name (lookup, create, setattr). */
 int fsd_qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st);
+/* Stat for getattr of a query inode: as fsd_qfile_stat, but a caller
+ * without an entry gets an empty placeholder (mode 0600, the caller's
+ * uid/gid) so the kernel's permission check lets open decide. 0 or a
+ * negative errno other than ENOENT. */
+int fsd_qfile_getattr(fuse_req_t req, const fsd_ref *r, struct stat *st);
 void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name);
 void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mode_t mode,
                       struct fuse_file_info *fi);

@@ -391,7 +391,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
             rc = fsd_vec_stat(d, r.ino, r.coll, r.name, &st);
             break;
         case FSD_K_QFILE:
-            rc = fsd_qfile_stat(req, &r, &st);
+            rc = fsd_qfile_getattr(req, &r, &st);
             break;
         case FSD_K_IFILE:
             rc = fsd_ifile_stat(req, &r, &st);
@@ -573,6 +573,12 @@ static void op_rename_inner(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     if (p.kind == FSD_K_QDIR && np.kind == FSD_K_QDIR && p.ino == np.ino) {
         fsd_qfile_rename(req, &p, name, newname);
+        return;
+    }
+    if (p.kind == FSD_K_COLL && (np.kind == FSD_K_QDIR || np.kind == FSD_K_IDIR)) {
+        /* Not EXDEV: mv would fall back to copy + unlink and turn a vector
+         * into a private query (or a batch) and delete it. */
+        fsd_reply_err(req, FSD_OP_RENAME, EINVAL);
         return;
     }
     fsd_reply_err(req, FSD_OP_RENAME, EXDEV);

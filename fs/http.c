@@ -14,6 +14,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,15 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *msg, s
         memmove(host, host + 1, hl - 2);
         host[hl - 2] = '\0';
     }
+    /* getaddrinfo takes "99999" and wraps it to a 16-bit port: check first. */
+    const char *ps = colon + 1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = ps[0] >= '0' && ps[0] <= '9' ? strtoul(ps, &end, 10) : ULONG_MAX;
+    if (errno != 0 || end == NULL || *end != '\0' || port > 65535) {
+        snprintf(msg, msglen, "--metrics-listen %s: port must be 0..65535 (0: any free port)", s);
+        return -EINVAL;
+    }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -248,6 +258,16 @@ int fsd_http_start(fsd *d, const fsd_http_params *p, fsd_http **out, char *msg, 
         fsd_http_stop(h);
         return rc;
     }
+    /* Log where it listens: with port 0 the kernel chose the port. */
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    char host[INET6_ADDRSTRLEN] = "?";
+    const void *addr = ss.ss_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    (void)inet_ntop(ss.ss_family, addr, host, sizeof host);
+    fsd_log(FSD_LOG_INFO, "metrics endpoint on %s%s%s:%u%s", ss.ss_family == AF_INET6 ? "[" : "",
+            host, ss.ss_family == AF_INET6 ? "]" : "", info != NULL ? info->port : port,
+            h->cert != NULL ? " (TLS)" : "");
     *out = h;
     return 0;
 }

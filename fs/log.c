@@ -7,18 +7,48 @@
  *   2. threshold and to_syslog are set once at start (before any thread)
  *      and only read afterwards; they are atomics so a late change is still
  *      well defined.
+ *   3. While `holding`, lines are kept in `held` (protected by hold_lock)
+ *      instead of written: a start that fails prints exactly one line
+ *      (SPEC §2), a start that succeeds emits them after the mount.
  */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int threshold = FSD_LOG_INFO;
 static atomic_bool to_syslog = false;
+static atomic_bool holding = false;
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static char held[16384]; /* protected by hold_lock: (level byte, text, NUL)* */
+static size_t held_len;  /* protected by hold_lock */
+
+static void emit(fsd_log_level level, const char *msg);
+
+void fsd_log_hold(void)
+{
+    atomic_store(&holding, true);
+}
+
+void fsd_log_release(bool write_them)
+{
+    pthread_mutex_lock(&hold_lock);
+    atomic_store(&holding, false);
+    for (size_t i = 0; write_them && i < held_len;) {
+        fsd_log_level level = (fsd_log_level)held[i];
+        const char *msg = held + i + 1;
+        emit(level, msg);
+        i += 2 + strlen(msg);
+    }
+    held_len = 0;
+    pthread_mutex_unlock(&hold_lock);
+}
 
 void fsd_log_setup(fsd_log_level level, bool use_syslog)
 {
@@ -32,13 +62,31 @@ void fsd_log(fsd_log_level level, const char *fmt, ...)
 {
     if ((int)level > atomic_load(&threshold))
         return;
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (atomic_load(&holding)) {
+        pthread_mutex_lock(&hold_lock);
+        size_t n = strlen(msg);
+        bool kept = atomic_load(&holding);
+        if (kept && held_len + n + 2 <= sizeof held) {
+            held[held_len] = (char)level;
+            memcpy(held + held_len + 1, msg, n + 1);
+            held_len += n + 2;
+        }
+        pthread_mutex_unlock(&hold_lock);
+        if (kept)
+            return; /* a full buffer drops the line: start-up logs are short */
+    }
+    emit(level, msg);
+}
+
+static void emit(fsd_log_level level, const char *msg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
     if (atomic_load(&to_syslog)) {
         syslog(prio[level], "%s", msg);
         return;

@@ -18,6 +18,12 @@ typedef enum fsd_log_level {
  * use_syslog routes lines to syslog(LOG_DAEMON) under "vecfs". */
 void fsd_log_setup(fsd_log_level threshold, bool use_syslog);
 
+/* From now on keep lines instead of writing them (start-up). */
+void fsd_log_hold(void);
+/* Stops keeping lines; writes the kept ones through the current sink if
+ * write_them, else drops them. Harmless when not holding. */
+void fsd_log_release(bool write_them);
+
 /* Logs one line (no trailing newline needed). */
 void fsd_log(fsd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

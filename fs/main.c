@@ -33,8 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Smallest --max-size: below it not even an empty store and its first
+ * snapshot fit. */
+#define FSD_MAX_SIZE_MIN ((uint64_t)1 << 20)
 
 typedef struct fsd_cli {
     const char *datadir;
@@ -210,6 +215,10 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
                 fprintf(stderr, "vecfs: --max-size: not a size in bytes: '%s'\n", optarg);
                 return -1;
             }
+            if (cli->max_size < FSD_MAX_SIZE_MIN) {
+                fprintf(stderr, "vecfs: --max-size %s: below the minimum of 1 MiB\n", optarg);
+                return -1;
+            }
             break;
         case OPT_READ_ONLY:
             cli->read_only = true;
@@ -261,6 +270,29 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
     if (!S_ISDIR(st.st_mode)) {
         snprintf(msg, msglen, "DATADIR %s: not a directory", cli->datadir);
         return -1;
+    }
+    /* An empty DATADIR becomes a new store; anything else must be one
+     * already (LMDB's data.mdb), or the store would be created among
+     * someone's files (a mistyped path). */
+    char probe[PATH_MAX];
+    if (snprintf(probe, sizeof probe, "%s/data.mdb", cli->datadir) >= (int)sizeof probe) {
+        snprintf(msg, msglen, "DATADIR %s: path too long", cli->datadir);
+        return -1;
+    }
+    if (access(probe, F_OK) != 0) {
+        DIR *dir = opendir(cli->datadir);
+        if (dir == NULL) {
+            snprintf(msg, msglen, "DATADIR %s: %s", cli->datadir, strerror(errno));
+            return -1;
+        }
+        bool empty = true;
+        for (struct dirent *e; empty && (e = readdir(dir)) != NULL;)
+            empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+        closedir(dir);
+        if (!empty) {
+            snprintf(msg, msglen, "DATADIR %s is not empty and is not a vecfs store", cli->datadir);
+            return -1;
+        }
     }
     if (stat(cli->mountpoint, &st) < 0) {
         if (errno == ENOTCONN)
@@ -416,6 +448,7 @@ static int serve(fsd_cli *cli, int report_fd)
         }
         fsd_log_setup(FSD_LOG_INFO, true);
     }
+    fsd_log_release(true); /* what the start logged, now that it worked */
     if (cli->single_thread) {
         rc = fuse_session_loop(se);
     } else {
@@ -452,6 +485,8 @@ out:
             fsd_log(FSD_LOG_INFO, "store closed");
         }
     }
+    /* A failed start is one line (invariant 2): drop what it logged. */
+    fsd_log_release(msg[0] == '\0');
     if (msg[0] != '\0') {
         if (report_fd >= 0) {
             ssize_t w = write(report_fd, msg, strlen(msg));
@@ -519,6 +554,8 @@ static int cmd_mount(int argc, char **argv)
             *files[i] = abs_paths[i];
     }
     fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : cli.foreground ? FSD_LOG_INFO : FSD_LOG_WARN, false);
+    if (!cli.debug)
+        fsd_log_hold(); /* until mounted: see serve() */
     if (cli.foreground) {
         rc = serve(&cli, -1);
         fsd_buf_release(&cli.fuse_opts);

@@ -10,6 +10,8 @@
  */
 #include "names.h"
 
+#include <stdint.h>
+
 #include <errno.h>
 #include <string.h>
 
@@ -73,4 +75,48 @@ bool fsd_name_has_suffix(const char *name, size_t len, const char *suffix)
 {
     size_t sl = strlen(suffix);
     return name && len > sl && memcmp(name + len - sl, suffix, sl) == 0;
+}
+
+size_t fsd_utf8_seq_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t need;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return need;
+}
+
+bool fsd_utf8_valid(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n;) {
+        size_t u = fsd_utf8_seq_len(s + i, n - i);
+        if (u == 0)
+            return false;
+        i += u;
+    }
+    return true;
 }

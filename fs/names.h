@@ -51,6 +51,15 @@ size_t fsd_name_stem_len(const char *name, size_t len);
  * The comparison is exact (case-sensitive). */
 bool fsd_name_has_suffix(const char *name, size_t len, const char *suffix);
 
+/* Length (1-4) of the well-formed UTF-8 sequence at p[0..n), or 0 when
+ * p[0] starts none (overlong forms, surrogates and code points above
+ * U+10FFFF are not well-formed). n must be at least 1. */
+size_t fsd_utf8_seq_len(const unsigned char *p, size_t n);
+
+/* true if the n bytes at p are well-formed UTF-8 (SPEC §3.1: metadata
+ * values are UTF-8). NUL bytes are allowed; n 0 is valid. */
+bool fsd_utf8_valid(const void *p, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,10 @@
  *   3. No lock is held while a search runs; entries are reached only
  *      through query.c's copying API.
  *   4. Every handler ends in exactly one reply.
+ *   5. Memory is budgeted (query.h): a handle's charge is wbuf.len +
+ *      result.len, taken before a buffer grows and given back when it
+ *      shrinks or the handle goes; a committed text is charged to its
+ *      entry. A text that fails to parse is not kept, only its error.
  */
 #include "fsd.h"
 
@@ -45,7 +49,12 @@ typedef struct fsd_query_fh {
     fuse_ino_t ino;
     uid_t uid;
     gid_t gid;
+    fsd_queries *q; /* the table charged for this handle's bytes */
     bool writable;
+    bool batch;           /* *.fvecs / *.npy: no FSD_QUERY_TEXT_MAX cap */
+    bool reload;          /* wbuf was handed to the entry at commit: a later
+                             write starts again from the committed text */
+    uint64_t charged;     /* bytes of wbuf + result charged to uid */
     bool dirty;           /* written since the last commit */
     bool have_result;     /* result holds the generated answer */
     int result_err;       /* sticky error of the generation, if any */
@@ -54,6 +63,29 @@ typedef struct fsd_query_fh {
     pthread_mutex_t lock; /* guards every field above: FUSE may run reads of
                              one handle in parallel */
 } fsd_query_fh;
+
+/* Brings h's charge to `want` bytes: growth may fail with -ENOSPC or
+ * -EDQUOT (nothing changes then), shrinking always succeeds. */
+static int fh_charge_to(fsd_query_fh *h, uint64_t want)
+{
+    if (want > h->charged) {
+        int rc = fsd_queries_charge(h->q, h->uid, want - h->charged);
+        if (rc < 0)
+            return rc;
+    } else if (want < h->charged) {
+        fsd_queries_uncharge(h->q, h->uid, h->charged - want);
+    }
+    h->charged = want;
+    return 0;
+}
+
+/* Resynchronizes the charge with what h holds now (never grows). */
+static void fh_charge_sync(fsd_query_fh *h)
+{
+    uint64_t have = (uint64_t)h->wbuf.len + h->result.len;
+    if (have < h->charged)
+        (void)fh_charge_to(h, have);
+}
 
 /* Checks that the caller may query the collection (read permission). */
 static int check_read(fuse_req_t req, fsd *d, const char *coll)
@@ -93,6 +125,25 @@ int fsd_qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
     uint64_t size = info.result_len ? info.result_len : (info.text ? info.text->len : 0);
     qfile_attr(&info, c->uid, c->gid, r->ino, size, st);
     fsd_qinfo_release(&info);
+    return 0;
+}
+
+int fsd_qfile_getattr(fuse_req_t req, const fsd_ref *r, struct stat *st)
+{
+    int rc = fsd_qfile_stat(req, r, st);
+    if (rc != -ENOENT)
+        return rc;
+    /* The kernel caches a query name for a second, so a name another uid
+     * wrote can reach us as an inode, and the kernel's permission check
+     * before open asks for its attributes. Answer with an empty file of
+     * the caller's own: open then creates it for writing, or fails with
+     * ENOENT for reading (nothing was written under this uid). */
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    fsd_qinfo none;
+    memset(&none, 0, sizeof none);
+    clock_gettime(CLOCK_REALTIME, &none.mtime);
+    none.ctime = none.mtime;
+    qfile_attr(&none, c->uid, c->gid, r->ino, 0, st);
     return 0;
 }
 
@@ -266,6 +317,11 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
         rc = run_query(d, r->coll, &q, &h->result);
     fsd_query_release(&q);
     if (rc == 0) {
+        rc = fh_charge_to(h, (uint64_t)h->wbuf.len + h->result.len);
+        if (rc < 0)
+            fsd_buf_release(&h->result);
+    }
+    if (rc == 0) {
         h->have_result = true;
         fsd_queries_set_result_len(d->queries, r->coll, h->uid, r->name, h->result.len);
     }
@@ -306,21 +362,59 @@ static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
         fsd_qtext_unref(t);
         return perr;
     }
+    if (perr < 0) {
+        /* Only the verdict is kept (invariant 5): reads fail with it. */
+        fsd_qtext_unref(t);
+        t = fsd_qtext_new("", 0);
+        if (t == NULL)
+            return -ENOMEM;
+    }
+    /* The entry takes over the text: the handle's copy goes first so the
+     * same bytes are not charged twice. */
+    fsd_buf_release(&h->wbuf);
+    fsd_buf_release(&h->result);
+    fh_charge_sync(h);
+    h->reload = true;
+    h->dirty = false;
+    h->have_result = false;
     int rc = fsd_queries_put(d->queries, r->coll, h->uid, r->name, t, perr);
     fsd_qtext_unref(t);
     if (rc < 0)
         return rc;
-    h->dirty = false;
-    h->have_result = false;
-    fsd_buf_release(&h->result);
     return perr;
+}
+
+/* Before a handle that committed writes again: its buffer starts from the
+ * committed text, as at open (partial writes). Caller holds h->lock. */
+static int reload_text(fsd *d, fsd_query_fh *h)
+{
+    if (!h->reload)
+        return 0;
+    fsd_ref r;
+    int rc = fsd_inodes_ref(d->inodes, h->ino, &r);
+    fsd_qinfo info;
+    if (rc == 0)
+        rc = fsd_queries_get(d->queries, r.coll, h->uid, r.name, &info);
+    if (rc < 0)
+        return rc;
+    size_t n = info.text != NULL ? info.text->len : 0;
+    rc = fh_charge_to(h, (uint64_t)h->result.len + n);
+    if (rc == 0 && n > 0)
+        rc = fsd_buf_append(&h->wbuf, info.text->data, n);
+    fsd_qinfo_release(&info);
+    if (rc < 0) {
+        fh_charge_sync(h);
+        return rc;
+    }
+    h->reload = false;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Handlers                                                             */
 /* ------------------------------------------------------------------ */
 
-static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, int flags)
+static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, const char *name, int flags)
 {
     fsd_query_fh *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -331,6 +425,8 @@ static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, int flags)
     }
     const struct fuse_ctx *c = fuse_req_ctx(req);
     h->h.type = FSD_FH_QUERY;
+    h->q = fsd_of(req)->queries;
+    h->batch = fsd_qkind_is_batch(fsd_qkind_from_name(name, strlen(name)));
     h->ino = ino;
     h->uid = c->uid;
     h->gid = c->gid;
@@ -344,6 +440,7 @@ static void fh_free(fsd_query_fh *h)
         return;
     fsd_buf_release(&h->wbuf);
     fsd_buf_release(&h->result);
+    fh_charge_sync(h);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -365,7 +462,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
         rc = fsd_queries_touch(d->queries, qdir->coll, c->uid, name, true);
     if (rc == 0)
         rc = fsd_inodes_link(d->inodes, qdir->ino, name, FSD_K_QFILE, &ino);
-    if (rc == 0 && (h = fh_new(req, ino, fi->flags)) == NULL)
+    if (rc == 0 && (h = fh_new(req, ino, name, fi->flags)) == NULL)
         rc = -ENOMEM;
     struct stat st;
     fsd_ref r = *qdir;
@@ -414,15 +511,18 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
             trunc = true;
         }
     }
-    if (rc == 0 && (h = fh_new(req, r->ino, fi->flags)) == NULL)
+    if (rc == 0 && (h = fh_new(req, r->ino, r->name, fi->flags)) == NULL)
         rc = -ENOMEM;
     if (rc == 0) {
         if (trunc) {
             rc = fsd_queries_touch(d->queries, r->coll, h->uid, r->name, true);
         } else if (h->writable) {
             /* Partial writes start from the committed text. */
-            if (info.text != NULL)
-                rc = fsd_buf_append(&h->wbuf, info.text->data, info.text->len);
+            if (info.text != NULL) {
+                rc = fh_charge_to(h, info.text->len);
+                if (rc == 0)
+                    rc = fsd_buf_append(&h->wbuf, info.text->data, info.text->len);
+            }
         } else {
             /* Read-only: generate now, so fstat and every read agree. */
             pthread_mutex_lock(&h->lock);
@@ -498,8 +598,25 @@ void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
         fsd_reply_err(req, FSD_OP_WRITE, EBADF);
         return;
     }
+    size_t max = h->batch ? FSD_BUF_MAX : FSD_QUERY_TEXT_MAX;
     pthread_mutex_lock(&h->lock);
-    int rc = fsd_buf_write_at(&h->wbuf, (size_t)off, buf, size, FSD_BUF_MAX);
+    int rc = reload_text(fsd_of(req), h);
+    if (rc == 0 && ((uint64_t)off > max || size > max - (uint64_t)off))
+        rc = -EFBIG;
+    if (rc == 0 && h->have_result) {
+        /* The result of an earlier read is stale now: give it back first. */
+        fsd_buf_release(&h->result);
+        h->have_result = false;
+        fh_charge_sync(h);
+    }
+    if (rc == 0) {
+        size_t end = (size_t)off + size;
+        uint64_t want = (uint64_t)(end > h->wbuf.len ? end : h->wbuf.len) + h->result.len;
+        rc = fh_charge_to(h, want);
+    }
+    if (rc == 0)
+        rc = fsd_buf_write_at(&h->wbuf, (size_t)off, buf, size, max);
+    fh_charge_sync(h);
     if (rc == 0) {
         h->dirty = true;
         h->have_result = false;
@@ -550,10 +667,25 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     if (to_set & FUSE_SET_ATTR_SIZE) {
         fsd_query_fh *h = fi != NULL ? (fsd_query_fh *)(uintptr_t)fi->fh : NULL;
         if (h != NULL && h->h.type == FSD_FH_QUERY) {
+            size_t max = h->batch ? FSD_BUF_MAX : FSD_QUERY_TEXT_MAX;
             pthread_mutex_lock(&h->lock);
-            rc = fsd_buf_resize(&h->wbuf, (size_t)in->st_size);
-            h->dirty = true;
-            h->have_result = false;
+            rc = in->st_size == 0 ? 0 : reload_text(d, h);
+            if (rc == 0)
+                h->reload = false;
+            if (rc == 0 && (uint64_t)in->st_size > max)
+                rc = -EFBIG;
+            if (rc == 0) {
+                fsd_buf_release(&h->result);
+                h->have_result = false;
+                rc = fh_charge_to(h, (uint64_t)in->st_size);
+            }
+            if (rc == 0)
+                rc = fsd_buf_resize(&h->wbuf, (size_t)in->st_size);
+            fh_charge_sync(h);
+            if (rc == 0) {
+                h->dirty = true;
+                h->have_result = false;
+            }
             pthread_mutex_unlock(&h->lock);
         } else if (in->st_size == 0) {
             rc = fsd_queries_touch(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, true);

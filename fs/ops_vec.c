@@ -414,6 +414,18 @@ static void format_name(const char *name, const char **out, size_t *len)
     *len = n - 7;
 }
 
+/* true when two names choose the same vector format (SPEC §3.1: .f32,
+ * .json, text). rsync's temporary names count as their real name, so
+ * `.a.json.Xy12Ab` -> `a.json` is a same-format rename. */
+static bool same_format(const char *a, const char *b)
+{
+    const char *fa, *fb;
+    size_t la, lb;
+    format_name(a, &fa, &la);
+    format_name(b, &fb, &lb);
+    return fsd_vformat_from_name(fa, la) == fsd_vformat_from_name(fb, lb);
+}
+
 /* Commits a vector buffer. Caller holds vf->lock. */
 static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
 {
@@ -812,6 +824,18 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     int rc = 0;
     bool committed = false;
     pthread_mutex_lock(&vf->lock);
+    if (op == FSD_OP_FLUSH && h->writable && vf->dirty && !vf->is_config && vf->buf.len == 0) {
+        /* Empty content never parses, so nothing is committed. A shell
+         * running `echo x > v` closes its first descriptor of the new file
+         * before writing through the dup'ed one: that close sees EINVAL
+         * (the verdict on the bytes so far; shells ignore it) but is no
+         * failed commit, so it is neither audited nor counted. The release
+         * does not retry; the next write clears the verdict. */
+        vf->failed_err = -EINVAL;
+        pthread_mutex_unlock(&vf->lock);
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
     if (h->writable && (h->wrote || vf->dirty)) {
         committed = vf->dirty;
         if (vf->dirty && vf->failed_err < 0 && !h->wrote)
@@ -1033,7 +1057,7 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         /* Only rsync's temporary config, already applied, may land here. */
         fuse_ino_t ino = fsd_inodes_find(d->inodes, p->ino, name);
         fsd_vfile *vf = vf_pin(d, ino);
-        rc = -EPERM;
+        rc = -EINVAL; /* a vector cannot become the config */
         bool drop = false;
         if (vf != NULL) {
             pthread_mutex_lock(&vf->lock);
@@ -1056,8 +1080,12 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         fsd_reply_err(req, FSD_OP_RENAME, rc);
         return;
     }
-    if (fsd_name_is_reserved(name, strlen(name)) || fsd_name_is_reserved(newname, strlen(newname)))
+    if (fsd_name_is_reserved(newname, strlen(newname)))
+        rc = -EINVAL; /* .query and .import are not vector names */
+    if (fsd_name_is_reserved(name, strlen(name)))
         rc = -EPERM;
+    if (rc == 0 && !same_format(name, newname))
+        rc = -EINVAL; /* the bytes are in the old name's format */
     if (rc < 0) {
         fsd_reply_err(req, FSD_OP_RENAME, rc);
         return;

@@ -7,13 +7,16 @@
  *   1. Only the "user." namespace is stored. Setting another namespace is
  *      EOPNOTSUPP; getting one is ENODATA (so ls, cp -a, rsync -X, tar
  *      --xattrs, which probe for ACLs and security labels, carry on).
- *   2. Values are at most 64 KiB (E2BIG beyond, as Linux reports).
+ *   2. Values are at most 64 KiB (E2BIG beyond, as Linux reports) and
+ *      well-formed UTF-8 (EINVAL otherwise).
  *   3. A new vector file not yet committed keeps its xattrs in its open
  *      state (ops_vec.c) and commits them with its content.
  *   4. Directories, .config, admin and import files carry no xattrs.
  *   5. Every handler ends in exactly one reply.
  */
 #include "fsd.h"
+
+#include "names.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -49,6 +52,9 @@ void fsd_xattr_set(fuse_req_t req, const fsd_ref *r, const char *name, const cha
         rc = -E2BIG;
     } else if (strlen(name) > ST_XATTR_NAME_MAX) {
         rc = -ERANGE;
+    } else if (!fsd_utf8_valid(value, size)) {
+        fsd_reply_err(req, FSD_OP_SETXATTR, EINVAL); /* SPEC §3.1: UTF-8 values */
+        return;
     } else if (r->kind == FSD_K_VEC) {
         if (fsd_vfile_xattr(d, r->ino, FSD_XOP_SET, name, value, size, flags, NULL, 0, &rc) == 0)
             rc = st_xattr_set(d->store, r->coll, r->name, name, value, size, flags);

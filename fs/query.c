@@ -11,12 +11,17 @@
  *      sweep never frees something a reader holds (readers hold texts,
  *      which are reference counted).
  *   4. Each xattr value is at most FSD_QX_VALUE_MAX bytes.
+ *   5. `bytes` is the sum of every entry's text length plus every amount
+ *      charged with fsd_queries_charge and not yet uncharged; each uid's
+ *      share is in `uids` (no node for a uid at 0). Neither exceeds its
+ *      limit after a successful charge or put.
  *
  * Lock: `lock` protects every field of the table and its entries. It is a
  * leaf lock.
  */
 #include "query.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,6 +39,12 @@ typedef struct qxattr {
     size_t len;
     char *value;
 } qxattr;
+
+typedef struct quid {
+    struct quid *next;
+    uid_t uid;
+    uint64_t bytes;
+} quid;
 
 typedef struct qentry {
     struct qentry *next;
@@ -54,6 +65,8 @@ struct fsd_queries {
     size_t count;              /* protected by lock */
     unsigned idle;             /* immutable */
     time_t last_sweep;         /* protected by lock */
+    uint64_t bytes;            /* protected by lock: invariant 5 */
+    quid *uids;                /* protected by lock: per-uid bytes */
 };
 
 fsd_qtext *fsd_qtext_new(const void *p, size_t n)
@@ -108,6 +121,53 @@ static qentry **find(fsd_queries *q, const char *coll, uid_t uid, const char *na
     return pp;
 }
 
+/* Adds n bytes to uid's share and the total. Caller holds the lock.
+ * 0, -ENOSPC (all users' budget), -EDQUOT (this uid's), -ENOMEM. */
+static int charge_locked(fsd_queries *q, uid_t uid, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    quid *u = q->uids;
+    while (u != NULL && u->uid != uid)
+        u = u->next;
+    uint64_t have = u != NULL ? u->bytes : 0;
+    if (n > FSD_QUERY_BYTES_MAX || q->bytes > FSD_QUERY_BYTES_MAX - n)
+        return -ENOSPC;
+    if (n > FSD_QUERY_UID_BYTES_MAX || have > FSD_QUERY_UID_BYTES_MAX - n)
+        return -EDQUOT;
+    if (u == NULL) {
+        u = calloc(1, sizeof *u);
+        if (u == NULL)
+            return -ENOMEM;
+        u->uid = uid;
+        u->next = q->uids;
+        q->uids = u;
+    }
+    u->bytes += n;
+    q->bytes += n;
+    return 0;
+}
+
+/* Gives back n bytes charged to uid. Caller holds the lock. */
+static void uncharge_locked(fsd_queries *q, uid_t uid, uint64_t n)
+{
+    if (n == 0)
+        return;
+    quid **pp = &q->uids;
+    while (*pp != NULL && (*pp)->uid != uid)
+        pp = &(*pp)->next;
+    assert(*pp != NULL && (*pp)->bytes >= n && q->bytes >= n);
+    if (*pp == NULL)
+        return;
+    (*pp)->bytes -= n;
+    q->bytes -= n;
+    if ((*pp)->bytes == 0) {
+        quid *u = *pp;
+        *pp = u->next;
+        free(u);
+    }
+}
+
 static void xattrs_free(qxattr *x)
 {
     while (x) {
@@ -146,6 +206,15 @@ static qentry *entry_new(const char *coll, uid_t uid, const char *name)
     return e;
 }
 
+/* Unlinked entry e goes: its text's bytes are given back. Caller holds
+ * the lock. */
+static void entry_drop(fsd_queries *q, qentry *e)
+{
+    uncharge_locked(q, e->uid, e->text != NULL ? e->text->len : 0);
+    entry_free(e);
+    q->count--;
+}
+
 /* Frees idle entries; at most once a second. Caller holds the lock. */
 static void sweep(fsd_queries *q)
 {
@@ -159,8 +228,7 @@ static void sweep(fsd_queries *q)
             qentry *e = *pp;
             if (now - e->last_used > (time_t)q->idle) {
                 *pp = e->next;
-                entry_free(e);
-                q->count--;
+                entry_drop(q, e);
             } else {
                 pp = &e->next;
             }
@@ -195,6 +263,11 @@ void fsd_queries_free(fsd_queries *q)
             e = n;
         }
     }
+    while (q->uids != NULL) {
+        quid *u = q->uids;
+        q->uids = u->next;
+        free(u);
+    }
     pthread_mutex_destroy(&q->lock);
     free(q);
 }
@@ -225,6 +298,7 @@ int fsd_queries_touch(fsd_queries *q, const char *coll, uid_t uid, const char *n
     }
     e->last_used = now_mono();
     if (truncate && e->text != NULL) {
+        uncharge_locked(q, uid, e->text->len);
         fsd_qtext_unref(e->text);
         e->text = NULL;
         e->parse_err = 0;
@@ -246,6 +320,13 @@ int fsd_queries_put(fsd_queries *q, const char *coll, uid_t uid, const char *nam
     qentry *e = get_or_create(q, coll, uid, name);
     if (e == NULL) {
         rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t old = e->text != NULL ? e->text->len : 0;
+    uncharge_locked(q, uid, old);
+    rc = charge_locked(q, uid, text->len);
+    if (rc < 0) {
+        (void)charge_locked(q, uid, old); /* gave it back just above: fits */
         goto out;
     }
     fsd_qtext_unref(e->text);
@@ -354,8 +435,7 @@ int fsd_queries_remove(fsd_queries *q, const char *coll, uid_t uid, const char *
     } else {
         qentry *e = *pp;
         *pp = e->next;
-        entry_free(e);
-        q->count--;
+        entry_drop(q, e);
     }
     pthread_mutex_unlock(&q->lock);
     return rc;
@@ -380,8 +460,7 @@ int fsd_queries_rename(fsd_queries *q, const char *coll, uid_t uid, const char *
     if (*tp != NULL) {
         qentry *t = *tp;
         *tp = t->next;
-        entry_free(t);
-        q->count--;
+        entry_drop(q, t);
     }
     free(e->name);
     e->name = copy;
@@ -405,8 +484,7 @@ void fsd_queries_drop_collection(fsd_queries *q, const char *coll)
             qentry *e = *pp;
             if (strcmp(e->coll, coll) == 0) {
                 *pp = e->next;
-                entry_free(e);
-                q->count--;
+                entry_drop(q, e);
             } else {
                 pp = &e->next;
             }
@@ -559,6 +637,29 @@ size_t fsd_queries_count(fsd_queries *q)
 {
     pthread_mutex_lock(&q->lock);
     size_t n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+int fsd_queries_charge(fsd_queries *q, uid_t uid, uint64_t n)
+{
+    pthread_mutex_lock(&q->lock);
+    int rc = charge_locked(q, uid, n);
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+void fsd_queries_uncharge(fsd_queries *q, uid_t uid, uint64_t n)
+{
+    pthread_mutex_lock(&q->lock);
+    uncharge_locked(q, uid, n);
+    pthread_mutex_unlock(&q->lock);
+}
+
+uint64_t fsd_queries_bytes(fsd_queries *q)
+{
+    pthread_mutex_lock(&q->lock);
+    uint64_t n = q->bytes;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -75,8 +75,9 @@ void fsd_queries_free(fsd_queries *q);
 int fsd_queries_touch(fsd_queries *q, const char *coll, uid_t uid, const char *name, bool truncate);
 
 /* Commits text (taking a new reference to it) with its parse result.
- * Creates the entry if needed. Also sweeps idle entries.
- * 0 or -ENOMEM. */
+ * Creates the entry if needed. Also sweeps idle entries. The text's length
+ * is charged to uid in place of the old text's.
+ * 0, -ENOMEM, -ENOSPC or -EDQUOT (over budget; the entry is unchanged). */
 int fsd_queries_put(fsd_queries *q, const char *coll, uid_t uid, const char *name, fsd_qtext *text,
                     int parse_err);
 
@@ -117,6 +118,23 @@ int fsd_queries_xattr_list(fsd_queries *q, const char *coll, uid_t uid, const ch
                            char *list, size_t size);
 int fsd_queries_xattr_remove(fsd_queries *q, const char *coll, uid_t uid, const char *name,
                              const char *key);
+
+/* Memory budget of query files. Every committed text, every handle's
+ * buffered text and every generated result counts against it, so a
+ * reader cannot pin unbounded memory for the idle time. */
+#define FSD_QUERY_BYTES_MAX ((uint64_t)256 << 20)    /* all users together */
+#define FSD_QUERY_UID_BYTES_MAX ((uint64_t)64 << 20) /* one uid */
+/* Largest text, JSON or .f32 query (batch files are bounded by the budget). */
+#define FSD_QUERY_TEXT_MAX ((size_t)16 << 20)
+
+/* Charges n bytes held for uid outside the table (a handle's buffer or
+ * result). 0, -ENOSPC (over FSD_QUERY_BYTES_MAX), -EDQUOT (over
+ * FSD_QUERY_UID_BYTES_MAX) or -ENOMEM; nothing is charged on error. */
+int fsd_queries_charge(fsd_queries *q, uid_t uid, uint64_t n);
+/* Gives back n bytes charged to uid (never more than were charged). */
+void fsd_queries_uncharge(fsd_queries *q, uid_t uid, uint64_t n);
+/* Bytes held now (metrics, tests). */
+uint64_t fsd_queries_bytes(fsd_queries *q);
 
 /* Number of entries (stats, tests). */
 size_t fsd_queries_count(fsd_queries *q);

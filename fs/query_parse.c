@@ -565,40 +565,6 @@ static void put_text_name(fsd_results *r, const char *name, size_t n)
     }
 }
 
-/* Length of a valid UTF-8 sequence at p[0..n), or 0 if p[0] does not start
- * one. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t need;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((need == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return need;
-}
-
 /* Appends "name" as a JSON string (room reserved: 6 bytes per input byte
  * plus quotes). */
 static void put_json_name(fsd_results *r, const char *name, size_t n)
@@ -608,7 +574,7 @@ static void put_json_name(fsd_results *r, const char *name, size_t n)
     r->data[r->len++] = '"';
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
-        size_t u = utf8_len(p + i, n - i);
+        size_t u = fsd_utf8_seq_len(p + i, n - i);
         if (c == '"' || c == '\\') {
             r->data[r->len++] = '\\';
             r->data[r->len++] = (char)c;

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "inode.h"
+#include "names.h"
 #include "query.h"
 
 static void test_inode_link_forget(void **state)
@@ -139,6 +140,66 @@ static void test_query_table(void **state)
     fsd_queries_free(q);
 }
 
+/* The memory budget of query files: per uid, total, and texts of
+ * entries charged in place of the text they replace. */
+static void test_query_budget(void **state)
+{
+    (void)state;
+    fsd_queries *q = NULL;
+    assert_int_equal(fsd_queries_create(600, &q), 0);
+    assert_int_equal(fsd_queries_charge(q, 1, FSD_QUERY_UID_BYTES_MAX), 0);
+    assert_int_equal(fsd_queries_charge(q, 1, 1), -EDQUOT);
+    assert_int_equal(fsd_queries_charge(q, 2, FSD_QUERY_UID_BYTES_MAX), 0);
+    assert_int_equal(fsd_queries_charge(q, 3, FSD_QUERY_UID_BYTES_MAX), 0);
+    assert_int_equal(fsd_queries_charge(q, 4, FSD_QUERY_UID_BYTES_MAX), 0);
+    assert_int_equal(fsd_queries_charge(q, 5, 1), -ENOSPC);
+    assert_int_equal(fsd_queries_bytes(q), FSD_QUERY_BYTES_MAX);
+    for (uid_t u = 1; u <= 4; u++)
+        fsd_queries_uncharge(q, u, FSD_QUERY_UID_BYTES_MAX);
+    assert_int_equal(fsd_queries_bytes(q), 0);
+
+    fsd_qtext *t = fsd_qtext_new("1 2 3", 5);
+    assert_int_equal(fsd_queries_put(q, "c", 7, "n", t, 0), 0);
+    assert_int_equal(fsd_queries_bytes(q), 5);
+    fsd_qtext_unref(t);
+    t = fsd_qtext_new("1 2", 3);
+    assert_int_equal(fsd_queries_put(q, "c", 7, "n", t, 0), 0); /* replaces */
+    assert_int_equal(fsd_queries_bytes(q), 3);
+    /* A put that does not fit leaves the entry and the charge as they were. */
+    assert_int_equal(fsd_queries_charge(q, 7, FSD_QUERY_UID_BYTES_MAX - 3), 0);
+    fsd_qtext *t2 = fsd_qtext_new("1 2 3 4", 7);
+    assert_int_equal(fsd_queries_put(q, "c", 7, "n", t2, 0), -EDQUOT);
+    fsd_qinfo info;
+    assert_int_equal(fsd_queries_get(q, "c", 7, "n", &info), 0);
+    assert_int_equal(info.text->len, 3);
+    fsd_qinfo_release(&info);
+    fsd_queries_uncharge(q, 7, FSD_QUERY_UID_BYTES_MAX - 3);
+    assert_int_equal(fsd_queries_touch(q, "c", 7, "n", true), 0); /* truncate gives back */
+    assert_int_equal(fsd_queries_bytes(q), 0);
+    assert_int_equal(fsd_queries_put(q, "c", 7, "n", t2, 0), 0);
+    fsd_queries_drop_collection(q, "c");
+    assert_int_equal(fsd_queries_bytes(q), 0);
+    fsd_qtext_unref(t);
+    fsd_qtext_unref(t2);
+    fsd_queries_free(q);
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(fsd_utf8_valid("", 0));
+    assert_true(fsd_utf8_valid("plain", 5));
+    assert_true(fsd_utf8_valid("h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80", 15));
+    assert_true(fsd_utf8_valid("a\0b", 3));
+    assert_false(fsd_utf8_valid("\xff", 1));
+    assert_false(fsd_utf8_valid("\xc3", 1));             /* truncated */
+    assert_false(fsd_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(fsd_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    assert_false(fsd_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(fsd_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(fsd_utf8_valid("ok\x80", 3));           /* lone continuation */
+}
+
 static void test_buf(void **state)
 {
     (void)state;
@@ -169,6 +230,8 @@ int main(void)
         cmocka_unit_test(test_inode_link_forget),
         cmocka_unit_test(test_inode_rename_over_and_unlink),
         cmocka_unit_test(test_query_table),
+        cmocka_unit_test(test_query_budget),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

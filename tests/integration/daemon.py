@@ -181,6 +181,33 @@ def test_cli_errors(t):
     one_error_line(run([kd, km]), "no key for an encrypted store")
     if mounted(km):
         raise AssertionError("a refused start left a mount behind")
+    # In the foreground too, a failed start is exactly one line: no info
+    # line before it.
+    e, em = os.path.join(t, "e"), os.path.join(t, "em")
+    os.makedirs(e)
+    os.makedirs(em)
+    one_error_line(run(["-f", "-o", "bogusopt", e, em]), "-f with a bad -o option")
+    one_error_line(run(["-f", "--metrics-listen", "nohostport", e, em]), "-f, no port")
+    for bad in ("127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:80x", "127.0.0.1: 80"):
+        one_error_line(run(["-f", "--metrics-listen", bad, e, em]), "--metrics-listen " + bad)
+    for bad in ("1000", "1K", "1023K"):
+        one_error_line(run(["--max-size", bad, e, em]), "--max-size " + bad)
+    # A DATADIR with other files in it is not made into a store.
+    junk = os.path.join(t, "junk")
+    os.makedirs(junk)
+    write(os.path.join(junk, "notes.txt"), "mine\n")
+    r = run(["-f", junk, em])
+    one_error_line(r, "non-empty DATADIR")
+    if "not empty and is not a vecfs store" not in r.stderr:
+        raise AssertionError("non-empty DATADIR message: %r" % r.stderr)
+    eq(sorted(os.listdir(junk)), ["notes.txt"], "files in a refused DATADIR")
+    # check of a missing DATADIR: one line on stderr, nothing on stdout.
+    for path in (os.path.join(t, "nonexistent"), junk):
+        r = run(["check", path])
+        one_error_line(r, "check " + path)
+        eq(r.stdout, "", "stdout of check " + path)
+    if mounted(em):
+        raise AssertionError("a refused start left a mount behind")
 
 
 def test_signals_keep_data(t):
@@ -241,6 +268,27 @@ def test_audit_log(t):
             pass
         write(os.path.join(m, "c", ".query", "q"), "1 2\n")
         os.unlink(os.path.join(m, "c", "w"))
+        # A shell redirect closes its first descriptor of the new file
+        # before writing: that is no failed commit (no audit line, no
+        # error counted), and the file is committed once.
+        r = subprocess.run(["bash", "-c", "echo 3 4 > %s/c/e && cat %s/c/e" % (m, m)],
+                           capture_output=True, text=True, timeout=30)
+        eq((r.returncode, r.stdout), (0, "3 4\n"), "echo > vector: %s" % r.stderr)
+        # An empty new file still fails close() with EINVAL and is not there.
+        try:
+            fd = os.open(os.path.join(m, "c", "empty"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.close(fd)
+            raise AssertionError("close of an empty new vector succeeded")
+        except OSError as e:
+            eq(e.errno, 22, "close of an empty new vector")
+        if "empty" in os.listdir(os.path.join(m, "c")):
+            raise AssertionError("an empty vector file appeared")
+        with open(os.path.join(m, ".vecfs", "metrics")) as f:
+            metrics = f.read()
+        if 'vecfs_errors_total{op="flush",errno="EINVAL"}' in metrics:
+            raise AssertionError("a shell redirect counted a failed flush")
+        if "vecfs_audit_failures_total 0" not in metrics:
+            raise AssertionError("metrics lack vecfs_audit_failures_total 0")
     finally:
         stop(p, m)
     with open(log) as f:
@@ -250,6 +298,8 @@ def test_audit_log(t):
                  ("mkdir", "c/sub", 1), ("unlink", "c/w", 0)):
         if want not in got:
             raise AssertionError("audit log lacks %r: %r" % (want, got))
+    if ("write", "c/e", 0) not in got or ("write", "c/e", 22) in got:
+        raise AssertionError("audit of echo > c/e: %r" % [g for g in got if g[1] == "c/e"])
     if not any(l["op"] == "rename" and l.get("new_path") == "c/w" for l in lines):
         raise AssertionError("audit log lacks the rename: %r" % got)
     if any(".query" in l["path"] for l in lines):
@@ -258,6 +308,28 @@ def test_audit_log(t):
         for k in ("time", "uid", "gid", "pid", "op", "path", "result"):
             if k not in l:
                 raise AssertionError("audit line without %s: %r" % (k, l))
+
+
+def test_audit_failures_reported(t):
+    """Audit lines that cannot be written (a full disk) show in the
+    metrics and in .vecfs/health."""
+    if not os.path.exists("/dev/full"):
+        return
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    p = start_fg("--audit-log", "/dev/full", d, m)
+    try:
+        os.mkdir(os.path.join(m, "c"))
+        with open(os.path.join(m, ".vecfs", "metrics")) as f:
+            lines = [l for l in f.read().splitlines()
+                     if l.startswith("vecfs_audit_failures_total ")]
+        if not lines or int(float(lines[0].split()[1])) < 1:
+            raise AssertionError("vecfs_audit_failures_total: %r" % lines)
+        with open(os.path.join(m, ".vecfs", "health")) as f:
+            health = f.read()
+        if "audit log" not in health or health == "ok\n":
+            raise AssertionError("health with lost audit lines: %r" % health)
+    finally:
+        stop(p, m)
 
 
 def free_port():
@@ -297,6 +369,23 @@ def test_metrics_endpoint(t):
         eq(http_get(base + "/nope")[0], 404, "unknown path")
     finally:
         stop(p, m)
+    # Port 0: any free port, and the log says which.
+    p = start_fg("--metrics-listen", "127.0.0.1:0", d, m)
+    try:
+        port0 = None
+        for _ in range(50):
+            with open(LOGS[-1]) as f:
+                for line in f:
+                    if "metrics endpoint on 127.0.0.1:" in line:
+                        port0 = int(line.rsplit(":", 1)[1].split()[0])
+            if port0:
+                break
+            time.sleep(0.1)
+        if not port0:
+            raise AssertionError("no 'metrics endpoint on' line in the log")
+        eq(http_get("http://127.0.0.1:%d/livez" % port0), (200, "ok\n"), "/livez on port 0")
+    finally:
+        stop(p, m)
 
 
 def test_backup_restore_check(t):
@@ -328,7 +417,7 @@ def test_backup_restore_check(t):
 
 
 TESTS = [test_cli_errors, test_signals_keep_data, test_read_only_queries, test_audit_log,
-         test_metrics_endpoint, test_backup_restore_check]
+         test_audit_failures_reported, test_metrics_endpoint, test_backup_restore_check]
 
 
 def main():

@@ -542,6 +542,102 @@ def rm_and_rename(ctx):
 
 
 @test
+def rename_format_and_reserved_names(ctx):
+    """A rename keeps the bytes, so it may not change the format class
+    (.f32 / .json / text); rsync temporaries count as their real name.
+    Vector names never become .config/.query/.import, and a vector cannot
+    be moved into .query/ or .import/ (mv would copy it there and delete
+    it). xattr values are UTF-8 (SPEC §3.1)."""
+    c = mk_collection(ctx.m1.mnt, "rfmt", "dim = 2\n")
+    write_file(os.path.join(c, "b.json"), "[1, 2]")
+    expect_errno(errno.EINVAL, os.rename, os.path.join(c, "b.json"), os.path.join(c, "c.f32"))
+    expect_errno(errno.EINVAL, os.rename, os.path.join(c, "b.json"), os.path.join(c, "c"))
+    rc, _, err = sh("mv", os.path.join(c, "b.json"), os.path.join(c, "c.f32"), ok=False)
+    check(rc != 0, "mv across formats succeeded")
+    eq(sorted(os.listdir(c)), [".config", "b.json"], "listing after refused renames")
+    eq(read_file(os.path.join(c, "b.json")), b"[1, 2]", "content after refused renames")
+    sh("cp", os.path.join(c, "b.json"), os.path.join(c, "copy.json"))
+    os.rename(os.path.join(c, "b.json"), os.path.join(c, "b2.json"))
+    write_file(os.path.join(c, "t"), "3 4\n")
+    os.rename(os.path.join(c, "t"), os.path.join(c, "t.txt"))  # text to text
+    # rsync temporaries: the format is the real name's.
+    write_file(os.path.join(c, ".r.f32.Ab12Cd"), f32([5, 6]))
+    os.rename(os.path.join(c, ".r.f32.Ab12Cd"), os.path.join(c, "r.f32"))
+    eq(read_file(os.path.join(c, "r.f32")), f32([5, 6]), "rsync temporary renamed")
+    write_file(os.path.join(c, ".u.json.Xy12Ab"), "[7, 8]")
+    expect_errno(errno.EINVAL, os.rename, os.path.join(c, ".u.json.Xy12Ab"),
+                 os.path.join(c, "u.f32"))
+    # Reserved names and the hidden directories.
+    for bad in (".config", ".query/v", ".import/v"):
+        expect_errno(errno.EINVAL, os.rename, os.path.join(c, "t.txt"), os.path.join(c, bad))
+    rc, _, _ = sh("mv", os.path.join(c, "t.txt"), os.path.join(c, ".query"), ok=False)
+    check(rc != 0, "mv of a vector into .query succeeded")
+    eq(read_file(os.path.join(c, "t.txt")), b"3 4\n", "vector after a refused mv into .query")
+    expect_errno(errno.ENOENT, os.stat, os.path.join(c, ".query", "t.txt"))
+    eq(sorted(os.listdir(c)), [".config", ".u.json.Xy12Ab", "b2.json", "copy.json", "r.f32",
+                               "t.txt"], "listing at the end")
+    # Metadata values are UTF-8.
+    v = os.path.join(c, "r.f32")
+    expect_errno(errno.EINVAL, os.setxattr, v, "user.bad", b"\xff\xfe")
+    expect_errno(errno.EINVAL, os.setxattr, v, "user.bad", b"\xed\xa0\x80")  # surrogate
+    rc, _, _ = sh("setfattr", "-n", "user.bad", "-v", "0xc3", v, ok=False)
+    check(rc != 0, "setfattr of a lone UTF-8 lead byte succeeded")
+    os.setxattr(v, "user.ok", "héllo ✓".encode())
+    eq(os.getxattr(v, "user.ok"), "héllo ✓".encode(), "UTF-8 xattr")
+    check("user.bad" not in os.listxattr(v), "a refused xattr was stored")
+
+
+@test
+def query_memory_limits(ctx):
+    """Query files hold bounded memory: text queries up to 16 MiB,
+    everything one uid holds up to 64 MiB (EDQUOT), and a malformed
+    query keeps only its error, not its text."""
+    c = mk_collection(ctx.m1.mnt, "qmem", "dim = 2\nmetric = l2\n")
+    write_file(os.path.join(c, "a"), "1 2\n")
+    q = os.path.join(c, ".query")
+    base = metric_sum(ctx.m1.mnt, "vecfs_query_bytes")
+    # A text query larger than 16 MiB: the write fails with EFBIG.
+    big = b"1 " * (9 << 20)
+    try:
+        write_file(os.path.join(q, "big"), big)
+        raise Fail("a 18 MiB text query was accepted")
+    except OSError as e:
+        eq(e.errno, errno.EFBIG, "errno of an oversized text query")
+    # A malformed query: close and read fail with EINVAL, its text is gone.
+    expect_errno(errno.EINVAL, write_file, os.path.join(q, "bad"), "1 2 oops " * 100000)
+    expect_errno(errno.EINVAL, read_file, os.path.join(q, "bad"))
+    eq(os.stat(os.path.join(q, "bad")).st_size, 0, "size of a malformed query")
+    held = metric_sum(ctx.m1.mnt, "vecfs_query_bytes") - base
+    check(held < (1 << 20), "query bytes held after failed queries: %d" % held)
+    # A batch file past the uid's 64 MiB: EDQUOT, and nothing pinned after rm.
+    row = struct.pack("<i", 2) + f32([1, 2])
+    chunk = row * ((1 << 20) // len(row))
+    fd = os.open(os.path.join(q, "many.fvecs"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    got = None
+    try:
+        for _ in range(70):
+            os.write(fd, chunk)
+    except OSError as e:
+        got = e.errno
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    eq(got, errno.EDQUOT, "errno past the per-uid query budget")
+    os.unlink(os.path.join(q, "many.fvecs"))
+    for n in ("bad", "big"):
+        try:
+            os.unlink(os.path.join(q, n))
+        except FileNotFoundError:
+            pass
+    held = metric_sum(ctx.m1.mnt, "vecfs_query_bytes") - base
+    check(held < (1 << 20), "query bytes held after rm: %d" % held)
+    # Queries still work afterwards.
+    eq(parse_result(query(c, "q", "k = 1\n1 2\n")), [("a", 0.0)], "query after the limits")
+
+
+@test
 def partial_writes_truncate(ctx):
     c = mk_collection(ctx.m1.mnt, "pw", "dim = 4\n")
     p = os.path.join(c, "v")
@@ -1022,6 +1118,22 @@ def permissions_and_private_queries(ctx):
            % r.stderr.decode(errors="replace")[-300:])
         # Its query file is private: the owner of the collection does not see it.
         expect_errno(errno.ENOENT, read_file, os.path.join(c, ".query", "mine"))
+        # Two uids, one name, within the kernel's 1 s entry cache: each
+        # gets its own file (the second is created, not refused).
+        same = os.path.join(c, ".query", "same")
+        eq(parse_result(query(c, "same", "k = 1\n1 2\n")), [("v1", 0.0)], "root's query")
+        r = subprocess.run(["sh", "-c", 'printf "k = 1\\n1 2\\n" > "$1" && cat "$1"', "sh",
+                            same], **nobody)
+        eq((r.returncode, r.stdout), (0, b"v1\t0\n"), "same query name by another uid: %s"
+           % r.stderr.decode(errors="replace")[-300:])
+        r = subprocess.run([py, "-c", AS_OTHER_QUERY, same], **nobody)
+        eq((r.returncode, r.stdout), (0, b"v1\t0\n"), "same name, one handle, another uid: %s"
+           % r.stderr.decode(errors="replace")[-300:])
+        # A name only root wrote: another uid reading it gets ENOENT at open.
+        query(c, "rootonly", "1 2\n")
+        r = subprocess.run(["cat", os.path.join(c, ".query", "rootonly")], **nobody)
+        check(r.returncode != 0 and b"No such file" in r.stderr,
+              "another uid read root's query: %r %r" % (r.returncode, r.stderr))
         # It may not write vectors there (EACCES), and nothing appears.
         r = subprocess.run([py, "-c", AS_OTHER_WRITE, os.path.join(c, "x")], **nobody)
         eq(r.returncode, errno.EACCES, "write by another user into a 755 collection")
@@ -1211,10 +1323,12 @@ def property_model(ctx):
                 b = rnd.choice(names)
                 if a.endswith(".f32") != b.endswith(".f32") or \
                         a.endswith(".json") != b.endswith(".json"):
-                    b = a  # keep the format: renaming across formats is not a model op
-                os.rename(os.path.join(c, a), os.path.join(c, b))
-                if a != b:
-                    model[b] = model.pop(a)
+                    # across format classes: refused, nothing changes
+                    expect_errno(errno.EINVAL, os.rename, os.path.join(c, a), os.path.join(c, b))
+                else:
+                    os.rename(os.path.join(c, a), os.path.join(c, b))
+                    if a != b:
+                        model[b] = model.pop(a)
                 desc = "rename %s %s" % (a, b)
             elif op == "edit":
                 # in place, on one handle: pwrite at 0, then cut the rest
