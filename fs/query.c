@@ -323,12 +323,12 @@ int fsd_queries_put(fsd_queries *q, const char *coll, uid_t uid, const char *nam
         goto out;
     }
     uint64_t old = e->text != NULL ? e->text->len : 0;
-    uncharge_locked(q, uid, old);
-    rc = charge_locked(q, uid, text->len);
-    if (rc < 0) {
-        (void)charge_locked(q, uid, old); /* gave it back just above: fits */
+    if (text->len > old)
+        rc = charge_locked(q, uid, text->len - old);
+    else
+        uncharge_locked(q, uid, old - text->len);
+    if (rc < 0)
         goto out;
-    }
     fsd_qtext_unref(e->text);
     e->text = fsd_qtext_ref(text);
     e->parse_err = parse_err;
