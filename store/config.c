@@ -52,7 +52,7 @@ int st_config_validate(const st_config *c)
         return -EINVAL;
     if (!(c->target_recall > 0.0 && c->target_recall <= 1.0))
         return -EINVAL;
-    if (c->quantization != ST_QUANT_NONE && c->quantization != ST_QUANT_INT8)
+    if (c->quantization != ST_QUANT_NONE)
         return -EINVAL;
     return 0;
 }
@@ -183,10 +183,14 @@ static int apply(st_config *c, const char *k, size_t kn, const char *v, size_t v
     case K_QUANT:
         if (tok_eq(v, vn, "none"))
             c->quantization = ST_QUANT_NONE;
-        else if (tok_eq(v, vn, "int8"))
-            c->quantization = ST_QUANT_INT8;
-        else
+        else if (tok_eq(v, vn, "int8")) {
+            /* Not built yet: accepting it would report a setting that the
+             * index does not apply. */
+            seterr(err, errlen, "line %u: quantization = int8 is not supported yet", line);
+            return -1;
+        } else {
             ok = false;
+        }
         break;
     case K_MAXV:
         ok = parse_u64(v, vn, UINT32_MAX, &u);

@@ -1661,7 +1661,10 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg)
     if (rc)
         goto out;
     bool shape = cfg->dim != r.cfg.dim || cfg->metric != r.cfg.metric;
-    if (r.count > 0 && shape) {
+    /* The graph of a non-empty collection was built with its m and
+     * ef_construction; a new value would be reported but not applied. */
+    bool graph = cfg->m != r.cfg.m || cfg->ef_construction != r.cfg.ef_construction;
+    if (r.count > 0 && (shape || graph)) {
         rc = -EINVAL;
         goto out;
     }

@@ -301,7 +301,8 @@ typedef struct st_config {
                                  (vf_hnsw_tune_ef) after every 10% of changes;
                                  until then a fixed ladder by target_recall */
     double target_recall;     /* 0.95; (0, 1] */
-    st_quant quantization;    /* none */
+    st_quant quantization;    /* none; int8 is refused (-EINVAL) until the
+                                 engine quantizes */
     uint64_t max_vectors;     /* 0 = unlimited */
     uint64_t max_bytes;       /* content bytes, 0 = unlimited */
 } st_config;
@@ -316,7 +317,8 @@ int st_config_validate(const st_config *c);
  * Parses the text of a .config file: lines "key = value", blank lines and
  * lines starting with '#' ignored, spaces around key and value ignored.
  * Keys: dim, metric (cosine|l2|dot), m, ef_construction, ef_search
- * (number|auto), target_recall, quantization (none|int8), max_vectors,
+ * (number|auto), target_recall, quantization (none; int8 is refused as not
+ * supported yet), max_vectors,
  * max_bytes (numbers in decimal; 0 means unlimited / unset for dim).
  * Starts from *base (typically the current config) so a file naming only
  * some keys changes only those. Reads exactly len bytes of text (no NUL
@@ -380,12 +382,11 @@ int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigne
 int st_coll_config_get(st_store *st, const char *name, st_config *out);
 
 /*
- * Replaces the config. Changing dim or metric of a non-empty collection,
- * or a value out of range, is -EINVAL and nothing changes. Setting
- * max_vectors/max_bytes below the current use is allowed (later inserts
- * fail with -EDQUOT). m and ef_construction changes of a non-empty
- * collection apply to the next rebuild of its index; ef_search applies at
- * once. Returns 0, -ENOENT, -EINVAL.
+ * Replaces the config. Changing dim, metric, m or ef_construction of a
+ * non-empty collection (its graph was built with them), or a value out of
+ * range, is -EINVAL and nothing changes. Setting max_vectors/max_bytes
+ * below the current use is allowed (later inserts fail with -EDQUOT);
+ * ef_search applies at once. Returns 0, -ENOENT, -EINVAL.
  */
 int st_coll_config_set(st_store *st, const char *name, const st_config *cfg);
 

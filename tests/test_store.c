@@ -83,7 +83,7 @@ static void test_config_text(void **state)
     st_config_default(&base);
     char err[128];
     const char *t = "# comment\n dim = 128 \nmetric=l2\nm = 32\nef_search = auto\n"
-                    "target_recall = 0.9\nquantization = int8\nmax_vectors = 10\n";
+                    "target_recall = 0.9\nquantization = none\nmax_vectors = 10\n";
     assert_int_equal(st_config_parse(t, strlen(t), &base, &c, err, sizeof(err)), 0);
     assert_int_equal(c.dim, 128);
     assert_int_equal(c.metric, VF_METRIC_L2);
@@ -99,7 +99,11 @@ static void test_config_text(void **state)
     assert_int_equal(back.dim, c.dim);
     assert_int_equal(back.m, c.m);
     assert_true(back.ef_auto);
-    assert_int_equal(back.quantization, ST_QUANT_INT8);
+    assert_int_equal(back.quantization, ST_QUANT_NONE);
+    /* int8 is not built: refused rather than recorded and ignored. */
+    assert_int_equal(st_config_parse("quantization = int8\n", 20, &base, &back, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "not supported"));
     /* Errors leave out untouched. */
     st_config keep = c;
     assert_int_equal(st_config_parse("foo = 1\n", 8, &base, &c, err, sizeof(err)), -EINVAL);

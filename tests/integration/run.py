@@ -359,14 +359,17 @@ def config_read_write(ctx):
     # Impossible changes on a non-empty collection.
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "dim = 4\n")
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = dot\n")
+    # The graph is built with m and ef_construction: not changeable once filled.
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "m = 8\n")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "ef_construction = 50\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after impossible change")
-    # ef_search = auto and int8 quantization are accepted on an empty one.
+    # ef_search = auto is accepted; int8 quantization is not built yet.
     c3 = mk_collection(ctx.m1.mnt, "cfg3")
     write_file(os.path.join(c3, ".config"), "ef_search = auto\ntarget_recall = 0.9\n")
     cfg3 = read_file(os.path.join(c3, ".config")).decode()
     check("ef_search = auto" in cfg3 and "target_recall = 0.9" in cfg3, "auto: " + cfg3)
-    write_file(os.path.join(c3, ".config"), "quantization = int8\n")
-    check("quantization = int8" in read_file(os.path.join(c3, ".config")).decode(), "int8")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c3, ".config"), "quantization = int8\n")
+    check("quantization = none" in read_file(os.path.join(c3, ".config")).decode(), "int8")
     # A possible change still works (and the same dim is not a change).
     write_file(os.path.join(c, ".config"), "dim = 3\nef_search = 80\n")
     check("ef_search = 80" in read_file(os.path.join(c, ".config")).decode(), "ef_search change")
