@@ -858,19 +858,28 @@ int st_read_content(st_read *rd, const char *coll, const char *name, const void 
     return 0;
 }
 
+/* The start of every read of one vector: checks the name, finds the
+ * collection and opens a read txn (*txn, to be aborted by the caller).
+ * Returns 0, -EINVAL/-ENAMETOOLONG (name), -ENOENT, or the txn error. */
+static int vec_read_begin(st_store *st, const char *coll, const char *name, size_t *nl,
+                          uint32_t *cid, MDB_txn **txn)
+{
+    int rc = st_vec_name_check(name, nl);
+    if (rc == 0)
+        rc = coll_id_of(st, coll, cid);
+    if (rc == 0)
+        rc = st_txn_read(st, txn);
+    return rc;
+}
+
 int st_vec_stat(st_store *st, const char *coll, const char *name, st_attr *out)
 {
     size_t nl;
     uint32_t cid;
     if (!out)
         return -EINVAL;
-    int rc = st_vec_name_check(name, &nl);
-    if (rc == 0)
-        rc = coll_id_of(st, coll, &cid);
-    if (rc)
-        return rc;
     MDB_txn *txn;
-    rc = st_txn_read(st, &txn);
+    int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
     st_buf scratch = {0};
@@ -940,13 +949,8 @@ int st_vec_vector(st_store *st, const char *coll, const char *name, float *out, 
     uint32_t cid;
     if (!dim_out || (!out && cap))
         return -EINVAL;
-    int rc = st_vec_name_check(name, &nl);
-    if (rc == 0)
-        rc = coll_id_of(st, coll, &cid);
-    if (rc)
-        return rc;
     MDB_txn *txn;
-    rc = st_txn_read(st, &txn);
+    int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
     st_buf s1 = {0}, s2 = {0};
@@ -1142,17 +1146,14 @@ int st_xattr_get(st_store *st, const char *coll, const char *name, const char *x
     uint32_t cid;
     if (!len_out || (!buf && cap))
         return -EINVAL;
-    int rc = st_vec_name_check(name, &nl);
-    if (rc == 0)
-        rc = coll_id_of(st, coll, &cid);
-    if (rc)
-        return rc;
-    if (xattr_name_check(xname) != 0)
-        return -ENODATA;
     MDB_txn *txn;
-    rc = st_txn_read(st, &txn);
+    int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
+    if (xattr_name_check(xname) != 0) {
+        mdb_txn_abort(txn);
+        return -ENODATA;
+    }
     st_buf s1 = {0};
     st_vec_rec r;
     rc = vec_rec_get(st, txn, cid, name, nl, &r, &s1);
@@ -1190,13 +1191,8 @@ int st_xattr_list(st_store *st, const char *coll, const char *name, char *buf, s
     uint32_t cid;
     if (!len_out || (!buf && cap))
         return -EINVAL;
-    int rc = st_vec_name_check(name, &nl);
-    if (rc == 0)
-        rc = coll_id_of(st, coll, &cid);
-    if (rc)
-        return rc;
     MDB_txn *txn;
-    rc = st_txn_read(st, &txn);
+    int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
     st_buf s1 = {0};

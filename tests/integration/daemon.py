@@ -319,11 +319,18 @@ def test_audit_failures_reported(t):
     p = start_fg("--audit-log", "/dev/full", d, m)
     try:
         os.mkdir(os.path.join(m, "c"))
-        with open(os.path.join(m, ".vecfs", "metrics")) as f:
-            lines = [l for l in f.read().splitlines()
-                     if l.startswith("vecfs_audit_failures_total ")]
-        if not lines or int(float(lines[0].split()[1])) < 1:
-            raise AssertionError("vecfs_audit_failures_total: %r" % lines)
+        # The audit line is written right after the reply, so mkdir() can
+        # return before the failure is counted: poll briefly.
+        deadline = time.time() + 5
+        while True:
+            with open(os.path.join(m, ".vecfs", "metrics")) as f:
+                lines = [l for l in f.read().splitlines()
+                         if l.startswith("vecfs_audit_failures_total ")]
+            if lines and int(float(lines[0].split()[1])) >= 1:
+                break
+            if time.time() > deadline:
+                raise AssertionError("vecfs_audit_failures_total: %r" % lines)
+            time.sleep(0.05)
         with open(os.path.join(m, ".vecfs", "health")) as f:
             health = f.read()
         if "audit log" not in health or health == "ok\n":
