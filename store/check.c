@@ -66,19 +66,8 @@ static void hexkey(const void *k, size_t n, char *out, size_t cap)
 static int open_val(checker *ck, int db, const MDB_val *k, const MDB_val *v, const void **body,
                     size_t *blen)
 {
-    void *scr = NULL;
-    if (ck->st->crypto.on) {
-        if (ck->s1.cap < v->mv_size) {
-            uint8_t *p = st_realloc(ck->s1.p, v->mv_size);
-            if (!p)
-                return -ENOMEM;
-            ck->s1.p = p;
-            ck->s1.cap = v->mv_size;
-        }
-        scr = ck->s1.p;
-    }
-    return st_env_open(&ck->st->crypto, (uint8_t)db, k->mv_data, k->mv_size, v->mv_data, v->mv_size,
-                       scr, body, blen);
+    return st_env_open_buf(&ck->st->crypto, (uint8_t)db, k->mv_data, k->mv_size, v->mv_data,
+                           v->mv_size, &ck->s1, body, blen);
 }
 
 typedef struct bitset {
@@ -426,19 +415,13 @@ int st_check(const char *datadir, const st_options *opt, FILE *report)
             const void *body;
             size_t blen;
             st_coll_rec rec;
-            void *scr = NULL;
-            if (st->crypto.on) {
-                uint8_t *p = st_realloc(cs.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                cs.p = p;
-                scr = p;
+            int orc = st_env_open_buf(&st->crypto, ST_DB_COLLS, k.mv_data, k.mv_size, v.mv_data,
+                                      v.mv_size, &cs, &body, &blen);
+            if (orc == -ENOMEM) {
+                rc = orc;
+                break;
             }
-            if (st_env_open(&st->crypto, ST_DB_COLLS, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
-                            scr, &body, &blen) != 0 ||
-                st_rec_coll_dec(body, blen, &rec) != 0) {
+            if (orc != 0 || st_rec_coll_dec(body, blen, &rec) != 0) {
                 problem(&ck, "collection record fails its check");
             } else {
                 ncoll++;

@@ -336,3 +336,16 @@ void st_stream_free(st_stream *s)
     EVP_CIPHER_CTX_free(s->ctx);
     free(s);
 }
+
+int st_env_open_buf(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *val,
+                    size_t vlen, st_buf *scratch, const void **body, size_t *blen)
+{
+    if (c->on && scratch->cap < vlen) {
+        uint8_t *p = st_realloc(scratch->p, vlen);
+        if (!p)
+            return -ENOMEM;
+        scratch->p = p;
+        scratch->cap = vlen;
+    }
+    return st_env_open(c, tag, key, klen, val, vlen, c->on ? scratch->p : NULL, body, blen);
+}

@@ -179,6 +179,12 @@ void st_buf_u64(st_buf *b, uint64_t v);
 void st_buf_bytes(st_buf *b, const void *p, size_t n);
 void st_buf_free(st_buf *b);
 
+/* st_env_open with its scratch taken from (and grown in) *scratch when the
+ * store is encrypted. Returns 0, -ENOMEM (scratch could not grow; nothing
+ * was read), or st_env_open's -EIO. */
+int st_env_open_buf(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *val,
+                    size_t vlen, st_buf *scratch, const void **body, size_t *blen);
+
 /* A bounds-checked reader: any over-read sets err and returns zeros. */
 typedef struct st_rd {
     const uint8_t *p;

@@ -185,23 +185,14 @@ static int trim(st_store *st, st_coll *c, uint64_t g)
         const void *body;
         size_t blen;
         uint64_t gen = UINT64_MAX;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (scratch.cap < v.mv_size) {
-                uint8_t *p = st_realloc(scratch.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                scratch.p = p;
-                scratch.cap = v.mv_size;
-            }
-            scr = scratch.p;
-        }
         /* A damaged entry stays (replay treats it as dirty). */
-        if (st_env_open(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
-                        &blen) == 0 &&
-            st_rec_counter_dec(body, blen, &gen) == 0 && gen <= g) {
+        int orc = st_env_open_buf(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size,
+                                  &scratch, &body, &blen);
+        if (orc == -ENOMEM) {
+            rc = orc;
+            goto out;
+        }
+        if (orc == 0 && st_rec_counter_dec(body, blen, &gen) == 0 && gen <= g) {
             rc = st_mdb_err(mdb_cursor_del(cur, 0));
             if (rc)
                 goto out;
@@ -479,22 +470,14 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
         const void *body;
         size_t blen;
         uint64_t gen;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (s1.cap < v.mv_size) {
-                uint8_t *np = st_realloc(s1.p, v.mv_size);
-                if (!np) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                s1.p = np;
-                s1.cap = v.mv_size;
-            }
-            scr = s1.p;
+        int orc = st_env_open_buf(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, &s1,
+                                  &body, &blen);
+        if (orc == -ENOMEM) {
+            rc = orc;
+            break;
         }
-        if (st_env_open(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
-                        &blen) == 0 &&
-            st_rec_counter_dec(body, blen, &gen) == 0 && gen > *max_gen && gen != UINT64_MAX)
+        if (orc == 0 && st_rec_counter_dec(body, blen, &gen) == 0 && gen > *max_gen &&
+            gen != UINT64_MAX)
             *max_gen = gen;
         (*n_dirty)++;
         if (!h) {
@@ -562,21 +545,10 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
         const char *name;
         const uint8_t *sv;
         uint32_t d;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (scratch.cap < v.mv_size) {
-                uint8_t *np = st_realloc(scratch.p, v.mv_size);
-                if (!np) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                scratch.p = np;
-                scratch.cap = v.mv_size;
-            }
-            scr = scratch.p;
-        }
-        rc = st_env_open(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, scr, &body,
-                         &blen);
+        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, &scratch,
+                             &body, &blen);
+        if (rc == -ENOMEM)
+            break;
         if (rc == 0)
             rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
         if (rc == 0 && d != dim)

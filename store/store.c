@@ -213,20 +213,9 @@ int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, con
     int rc = mdb_get(txn, st->db[db], &k, &v);
     if (rc)
         return st_mdb_err(rc);
-    void *scr = NULL;
-    if (st->crypto.on) {
-        scratch->len = 0;
-        if (v.mv_size > scratch->cap) {
-            st_buf_bytes(scratch, NULL, 0);
-            uint8_t *p = st_realloc(scratch->p, v.mv_size);
-            if (!p)
-                return -ENOMEM;
-            scratch->p = p;
-            scratch->cap = v.mv_size;
-        }
-        scr = scratch->p;
-    }
-    return st_env_open(&st->crypto, (uint8_t)db, key, klen, v.mv_data, v.mv_size, scr, body, blen);
+    scratch->len = 0;
+    return st_env_open_buf(&st->crypto, (uint8_t)db, key, klen, v.mv_data, v.mv_size, scratch, body,
+                           blen);
 }
 
 int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void *body,
@@ -764,21 +753,10 @@ static int colls_load(st_store *st)
         }
         const void *body;
         size_t blen;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (scratch.cap < v.mv_size) {
-                uint8_t *p = st_realloc(scratch.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                scratch.p = p;
-                scratch.cap = v.mv_size;
-            }
-            scr = scratch.p;
-        }
-        rc = st_env_open(&st->crypto, ST_DB_COLLS, k.mv_data, k.mv_size, v.mv_data, v.mv_size, scr,
-                         &body, &blen);
+        rc = st_env_open_buf(&st->crypto, ST_DB_COLLS, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                             &scratch, &body, &blen);
+        if (rc == -ENOMEM)
+            break;
         if (rc == 0)
             rc = st_rec_coll_dec(body, blen, &recs[n]);
         if (rc) {

@@ -371,21 +371,10 @@ static int xattrs_drop(op *o, uint32_t id)
         size_t blen, xl, vl;
         const char *xn;
         const uint8_t *val;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (o->scratch.cap < v.mv_size) {
-                uint8_t *p = st_realloc(o->scratch.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                o->scratch.p = p;
-                o->scratch.cap = v.mv_size;
-            }
-            scr = o->scratch.p;
-        }
-        rc = st_env_open(&st->crypto, ST_DB_XATTRS, k.mv_data, k.mv_size, v.mv_data, v.mv_size, scr,
-                         &body, &blen);
+        rc = st_env_open_buf(&st->crypto, ST_DB_XATTRS, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                             &o->scratch, &body, &blen);
+        if (rc == -ENOMEM)
+            break;
         if (rc == 0)
             rc = st_rec_xattr_dec(body, blen, &xn, &xl, &val, &vl);
         if (rc)
@@ -1006,21 +995,10 @@ int st_vec_list(st_store *st, const char *coll, uint64_t offset, st_list_fn fn, 
         const void *body;
         size_t blen, nkl;
         const uint8_t *nk;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (s1.cap < v.mv_size) {
-                uint8_t *p = st_realloc(s1.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                s1.p = p;
-                s1.cap = v.mv_size;
-            }
-            scr = s1.p;
-        }
-        rc = st_env_open(&st->crypto, ST_DB_ORDER, k.mv_data, 12, v.mv_data, v.mv_size, scr, &body,
-                         &blen);
+        rc = st_env_open_buf(&st->crypto, ST_DB_ORDER, k.mv_data, 12, v.mv_data, v.mv_size, &s1,
+                             &body, &blen);
+        if (rc == -ENOMEM)
+            break;
         if (rc == 0)
             rc = st_rec_blob_dec(body, blen, ST_REC_ORDER, &nk, &nkl);
         if (rc == 0 && (nkl == 0 || nkl > ST_NAME_MAX))
@@ -1211,21 +1189,10 @@ int st_xattr_list(st_store *st, const char *coll, const char *name, char *buf, s
         size_t blen, xl, vl;
         const char *xn;
         const uint8_t *val;
-        void *scr = NULL;
-        if (st->crypto.on) {
-            if (s1.cap < v.mv_size) {
-                uint8_t *p = st_realloc(s1.p, v.mv_size);
-                if (!p) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                s1.p = p;
-                s1.cap = v.mv_size;
-            }
-            scr = s1.p;
-        }
-        rc = st_env_open(&st->crypto, ST_DB_XATTRS, k.mv_data, k.mv_size, v.mv_data, v.mv_size, scr,
-                         &body, &blen);
+        rc = st_env_open_buf(&st->crypto, ST_DB_XATTRS, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+                             &s1, &body, &blen);
+        if (rc == -ENOMEM)
+            break;
         if (rc == 0)
             rc = st_rec_xattr_dec(body, blen, &xn, &xl, &val, &vl);
         if (rc)
