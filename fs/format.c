@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "float_digits.h"
 #include "names.h"
 
 _Static_assert(FSD_MAX_DIM == VF_MAX_DIM, "files and the engine agree on the largest dim");
@@ -455,38 +456,76 @@ int fsd_vector_parse(fsd_vformat fmt, const void *data, size_t len, uint32_t exp
 /* Formatting                                                           */
 /* ------------------------------------------------------------------ */
 
-static bool reads_back(const char *s, float f)
+/* Appends |exponent| with at least two digits, as printf's %e does. */
+static size_t put_exponent(char *p, int exponent)
 {
-    float g = strtof(s, NULL);
-    return memcmp(&g, &f, sizeof f) == 0;
+    size_t n = 0;
+    p[n++] = 'e';
+    p[n++] = exponent < 0 ? '-' : '+';
+    unsigned e = (unsigned)(exponent < 0 ? -exponent : exponent);
+    if (e >= 10)
+        p[n++] = (char)('0' + e / 10);
+    else
+        p[n++] = '0';
+    p[n++] = (char)('0' + e % 10);
+    return n;
 }
 
 size_t fsd_float_format(float f, char *buf, size_t size)
 {
-    int n;
+    char out[32];
+    size_t n = 0;
     if (!isfinite(f)) {
-        n = snprintf(buf, size, "%s", isnan(f) ? "nan" : (f < 0 ? "-inf" : "inf"));
-        return n < 0 ? 0 : (size_t)n;
-    }
-    /* Most float32 values need 8 or 9 significant digits, so start at 8
-     * and only walk down for short numbers: two or three conversions per
-     * value instead of nine. Round-tripping is monotone in the precision. */
-    n = snprintf(buf, size, "%.8g", (double)f);
-    if (!reads_back(buf, f)) {
-        n = snprintf(buf, size, "%.9g", (double)f);
-        return n < 0 ? 0 : (size_t)n;
-    }
-    char tmp[32];
-    for (int prec = 7; prec >= 1; prec--) {
-        int m = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
-        if (!reads_back(tmp, f))
-            break;
-        if (m <= n) { /* fewer digits can be longer: 100 -> "1e+02" */
-            memcpy(buf, tmp, (size_t)m + 1 <= size ? (size_t)m + 1 : size);
-            n = m;
+        const char *s = isnan(f) ? "nan" : (f < 0 ? "-inf" : "inf");
+        n = strlen(s);
+        memcpy(out, s, n);
+    } else {
+        char d[FSD_FLOAT_DIGITS_MAX + 1];
+        int x;
+        bool neg;
+        size_t k = (size_t)fsd_float_digits(f, d, &x, &neg);
+        if (neg)
+            out[n++] = '-';
+        /* The layout is printf's %g at the shortest precision that reads
+         * back, except that an integer below 1e8 whose shortest digits stop
+         * before its units (1e+02) is written out in full when that is
+         * shorter (100): what "%.{p}g" for p up to 8 yields at its
+         * shortest. */
+        size_t sci = k + (k > 1) + 4;
+        if (x >= (int)k && x <= 7 && (size_t)x + 1 < sci) {
+            n += (size_t)snprintf(out + n, sizeof out - n, "%.0f", fabs((double)f));
+        } else if (x < -4 || x >= (int)k) {
+            out[n++] = d[0];
+            if (k > 1) {
+                out[n++] = '.';
+                memcpy(out + n, d + 1, k - 1);
+                n += k - 1;
+            }
+            n += put_exponent(out + n, x);
+        } else if (x >= 0) {
+            memcpy(out + n, d, (size_t)x + 1);
+            n += (size_t)x + 1;
+            if (k > (size_t)x + 1) {
+                out[n++] = '.';
+                memcpy(out + n, d + x + 1, k - (size_t)x - 1);
+                n += k - (size_t)x - 1;
+            }
+        } else {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (int z = -1; z > x; z--)
+                out[n++] = '0';
+            memcpy(out + n, d, k);
+            n += k;
         }
     }
-    return n < 0 ? 0 : (size_t)n;
+    if (size == 0)
+        return 0;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, out, n);
+    buf[n] = '\0';
+    return n;
 }
 
 int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out, size_t *len_out)

@@ -15,8 +15,9 @@
  *                          -> commit the text and run it, then serve
  *   idle / rmdir / unmount -> the entry is dropped (query.c)
  *
- * Batched query files (*.fvecs, *.npy) run through st_search_batch on the
- * store's threads: one FUSE round trip for thousands of queries.
+ * Queries run in query_run.c; batched query files (*.fvecs, *.npy) are
+ * searched and formatted on the store's threads: one FUSE round trip for
+ * thousands of queries.
  *
  * Invariants
  *   1. A handle's result, once generated, never changes (readers at any
@@ -43,6 +44,7 @@
 
 #include "names.h"
 #include "query_parse.h"
+#include "query_run.h"
 
 typedef struct fsd_query_fh {
     fsd_fh h;
@@ -193,13 +195,6 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
 /* Running a query                                                      */
 /* ------------------------------------------------------------------ */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Applies the batch parameters of the entry's xattrs. */
 static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
 {
@@ -218,66 +213,13 @@ static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
     return rc;
 }
 
-/* Runs a parsed query against the store and formats the result into out.
- * 0 or a negative errno. */
+/* Runs a parsed query and puts its result into out (replacing what out
+ * held). 0 or a negative errno. */
 static int run_query(fsd *d, const char *coll, const fsd_query *q, fsd_buf *out)
 {
-    st_filter_term terms[FSD_QUERY_MAX_TERMS];
-    size_t nterms = q->n_filter < FSD_QUERY_MAX_TERMS ? q->n_filter : FSD_QUERY_MAX_TERMS;
-    for (size_t i = 0; i < nterms; i++) {
-        terms[i].key = q->filter[i].key;
-        terms[i].value = q->filter[i].value;
-        terms[i].value_len = q->filter[i].value_len;
-    }
-    size_t k = q->k;
-    size_t nq = fsd_qkind_is_batch(q->kind) ? q->nq : 1;
-    if (nq == 0)
-        return -EINVAL;
-    if (k > SIZE_MAX / sizeof(st_hit) / nq)
-        return -ENOMEM;
-    st_hit *hits = malloc(nq * k * sizeof *hits);
-    size_t *counts = calloc(nq, sizeof *counts);
-    if (hits == NULL || counts == NULL) {
-        free(hits);
-        free(counts);
-        return -ENOMEM;
-    }
-    double t0 = now_seconds();
-    int rc;
-    if (q->like != NULL) {
-        rc = st_search_like(d->store, coll, q->like, true, k, q->ef, terms, nterms, hits,
-                            &counts[0]);
-        if (rc == -ENOENT && st_coll_stat(d->store, coll, &(st_attr){0}) == 0)
-            rc = -EINVAL; /* the like vector is gone: the query cannot run */
-    } else if (nq == 1)
-        rc = st_search(d->store, coll, q->vectors, q->dim, k, q->ef, terms, nterms, hits,
-                       &counts[0]);
-    else
-        rc = st_search_batch(d->store, coll, q->vectors, nq, q->dim, k, q->ef, terms, nterms, 0,
-                             hits, counts);
-    if (rc == 0)
-        fsd_metrics_queries(nq, now_seconds() - t0);
-    fsd_results res;
-    fsd_results_init(&res, q->kind);
-    for (size_t i = 0; rc == 0 && i < nq; i++) {
-        const st_hit *row = hits + i * k;
-        for (size_t j = 0; j < counts[i] && j < k && rc == 0; j++) {
-            if (fsd_qkind_is_batch(q->kind))
-                rc =
-                    fsd_results_add_row(&res, i, row[j].name, strlen(row[j].name), row[j].distance);
-            else
-                rc = fsd_results_add(&res, row[j].name, strlen(row[j].name), row[j].distance);
-        }
-    }
-    free(hits);
-    free(counts);
-    if (rc < 0) {
-        fsd_results_release(&res);
-        return rc;
-    }
     char *bytes = NULL;
     size_t len = 0;
-    rc = fsd_results_finish(&res, &bytes, &len);
+    int rc = fsd_query_run(d->store, coll, q, &bytes, &len);
     if (rc < 0)
         return rc;
     fsd_buf_release(out);

@@ -23,7 +23,7 @@ if ! command -v clang >/dev/null; then
     exit 2
 fi
 if [ ! -f "$build/build.ninja" ]; then
-    CC=clang meson setup "$build" "$repo" -Db_sanitize=address,undefined -Db_lundef=false \
+    CC=clang CXX=clang++ meson setup "$build" "$repo" -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbuildtype=debugoptimized >/dev/null
 fi
 ninja -C "$build" -j"$jobs" >/dev/null

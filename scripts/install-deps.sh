@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libfuse3-dev fuse3 liblmdb-dev lmdb-utils libsimde-dev libssl-dev libcmocka-dev
-  libjansson-dev libmicrohttpd-dev
+  libjansson-dev libmicrohttpd-dev libdouble-conversion-dev
   libhnswlib-dev libfaiss-dev
   attr rsync tar python3 curl ca-certificates
 )

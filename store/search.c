@@ -348,58 +348,85 @@ typedef struct batch_job {
     const float *queries;
     uint32_t dim;
     size_t k, ef;
-    st_hit *out;
-    size_t *n_out;
+    st_batch_sink sink;
+    void *sink_ctx;
     _Atomic size_t next;
+    _Atomic unsigned next_worker;
     size_t nq;
     _Atomic int rc;
 } batch_job;
 
+static void batch_fail(batch_job *j, int rc)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&j->rc, &zero, rc);
+}
+
 static void *batch_worker(void *arg)
 {
     batch_job *j = arg;
+    unsigned worker = atomic_fetch_add(&j->next_worker, 1);
     vf_hit *tmp = st_malloc((j->k + 1) * sizeof(*tmp));
+    st_hit *hits = st_malloc(j->k * sizeof(*hits));
     st_buf scratch = {0};
     MDB_txn *txn = NULL;
-    int trc = tmp ? st_txn_read(j->s->st, &txn) : -ENOMEM;
-    if (trc) {
-        int zero = 0;
-        atomic_compare_exchange_strong(&j->rc, &zero, trc);
-        free(tmp);
-        return NULL;
-    }
-    for (;;) {
+    int rc = tmp && hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;
+    if (rc)
+        batch_fail(j, rc);
+    while (rc == 0) {
         size_t i = atomic_fetch_add(&j->next, 1);
         if (i >= j->nq || atomic_load(&j->rc) != 0)
             break;
-        int rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0,
-                            j->out + i * j->k, &j->n_out[i], tmp, &scratch);
-        if (rc) {
-            int zero = 0;
-            atomic_compare_exchange_strong(&j->rc, &zero, rc);
-        }
+        size_t n = 0;
+        rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, hits, &n, tmp,
+                        &scratch);
+        if (rc == 0)
+            rc = j->sink(j->sink_ctx, worker, i, hits, n);
+        if (rc)
+            batch_fail(j, rc);
     }
-    mdb_txn_abort(txn);
+    if (txn)
+        mdb_txn_abort(txn);
     free(tmp);
+    free(hits);
     st_buf_free(&scratch);
     return NULL;
 }
 
+/* Threads for a batch of nq queries: as asked, else the store's setting,
+ * else one per core; never more than queries or ST_SEARCH_WORKERS_MAX. */
+static unsigned batch_threads(const st_store *st, unsigned threads, size_t nq)
+{
+    if (threads == 0)
+        threads = st->opt.threads;
+    if (threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = online > 0 ? (unsigned)online : 1u;
+    }
+    if (threads > ST_SEARCH_WORKERS_MAX)
+        threads = ST_SEARCH_WORKERS_MAX;
+    if (threads > nq)
+        threads = (unsigned)nq;
+    return threads;
+}
+
 int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
                     size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
-                    unsigned threads, st_hit *out, size_t *n_out)
+                    unsigned threads, st_batch_sink sink, void *sink_ctx)
 {
-    if (!queries || !out || !n_out || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
+    if (!queries || !sink || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
         return -EINVAL;
     if (nq == 0)
         return 0;
-    memset(n_out, 0, nq * sizeof(*n_out));
     uint64_t t0 = now_ns();
     search_ctx s;
     int rc = ctx_begin(st, coll, terms, nterms, &s);
     if (rc == 0)
         rc = check_query(&s, queries, dim, nq);
-    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
+    if (rc == 0 && (!s.index || (s.use_filter && s.passing == 0))) {
+        for (size_t i = 0; i < nq && rc == 0; i++)
+            rc = sink(sink_ctx, 0, i, NULL, 0);
+    } else if (rc == 0) {
         /* Each worker names its hits through its own read txn (an LMDB
          * txn is used by one thread at a time). */
         batch_job j = {.s = &s,
@@ -407,22 +434,14 @@ int st_search_batch(st_store *st, const char *coll, const float *queries, size_t
                        .dim = dim,
                        .k = k,
                        .ef = ef,
-                       .out = out,
-                       .n_out = n_out,
+                       .sink = sink,
+                       .sink_ctx = sink_ctx,
                        .nq = nq};
         atomic_init(&j.next, 0);
+        atomic_init(&j.next_worker, 0);
         atomic_init(&j.rc, 0);
-        if (threads == 0)
-            threads = st->opt.threads;
-        if (threads == 0) {
-            long online = sysconf(_SC_NPROCESSORS_ONLN);
-            threads = online > 0 ? (unsigned)online : 1u;
-        }
-        if (threads > 64)
-            threads = 64;
-        if (threads > nq)
-            threads = (unsigned)nq;
-        pthread_t tids[64];
+        threads = batch_threads(st, threads, nq);
+        pthread_t tids[ST_SEARCH_WORKERS_MAX];
         unsigned started = 0;
         for (unsigned t = 1; t < threads; t++) {
             if (pthread_create(&tids[started], NULL, batch_worker, &j) != 0)

@@ -637,14 +637,35 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
                    size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
                    size_t *n_out);
 
+/* Most workers a batch search runs on (worker numbers are below it). */
+#define ST_SEARCH_WORKERS_MAX 64u
+
+/*
+ * Receives the hits of one query of a batch (st_search_batch).
+ *   ctx     as given to st_search_batch
+ *   worker  the number of the calling worker, below ST_SEARCH_WORKERS_MAX.
+ *           Workers call at once, each on its own thread with its own
+ *           number, so state kept per worker needs no lock.
+ *   query   the query's row, 0..nq-1; queries finish in no set order
+ *   hits    n hits (n <= k), nearest first, as st_search gives them; valid
+ *           only during the call
+ * Returns 0 to go on, or a negative errno that stops the batch.
+ */
+typedef int (*st_batch_sink)(void *ctx, unsigned worker, size_t query, const st_hit *hits,
+                             size_t n);
+
 /*
  * nq queries at once (row-major nq x dim) on `threads` threads (0 = the
- * store's setting). out has room for nq * k hits: query i's hits are at
- * out[i * k], n_out[i] of them. Returns as st_search.
+ * store's setting; at most ST_SEARCH_WORKERS_MAX). Each query's hits go to
+ * sink on the worker that ran it, so callers can format results in
+ * parallel and no nq x k array of hits is ever held. On success sink was
+ * called exactly once for every row (with n 0 when nothing matches).
+ * Returns as st_search, or the first error sink returned (then some rows
+ * may not have been delivered).
  */
 int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
                     size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
-                    unsigned threads, st_hit *out, size_t *n_out);
+                    unsigned threads, st_batch_sink sink, void *sink_ctx);
 
 #ifdef __cplusplus
 }

@@ -359,6 +359,112 @@ static void test_format_roundtrip(void **state)
     assert_true(strtof(buf, NULL) == -FLT_MIN);
 }
 
+/* ------------------------------------------------------------------ */
+/* fsd_float_format against printf                                      */
+/* ------------------------------------------------------------------ */
+
+/* The definition fsd_float_format must meet, on libc alone: "%.{p}g" at
+ * p = 8 if that reads back (else p = 9), then walking p down while it still
+ * reads back, keeping the shortest string (the smaller p on a tie). */
+static bool reads_back(const char *s, float f)
+{
+    float g = strtof(s, NULL);
+    return memcmp(&g, &f, sizeof f) == 0;
+}
+
+static void float_format_libc(float f, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%.8g", (double)f);
+    if (!reads_back(buf, f)) {
+        snprintf(buf, size, "%.9g", (double)f);
+        return;
+    }
+    char tmp[32];
+    for (int prec = 7; prec >= 1; prec--) {
+        int m = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
+        if (!reads_back(tmp, f))
+            break;
+        if (m <= n) {
+            memcpy(buf, tmp, (size_t)m + 1);
+            n = m;
+        }
+    }
+}
+
+/* Compares fsd_float_format with the libc definition on the float with
+ * these bits (non-finite patterns are skipped); true if they agree. They
+ * may differ at a power of two, where the gap below is half the gap above:
+ * there the nearest 8-digit decimal can miss the narrower lower half while
+ * another 8-digit one reads back, so libc's walk falls back to 9 digits
+ * and fsd_float_format, which is truly shortest, must be shorter. */
+static bool float_format_agrees(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    if (!isfinite(f))
+        return true;
+    char want[32], got[32];
+    float_format_libc(f, want, sizeof want);
+    size_t n = fsd_float_format(f, got, sizeof got);
+    if (n == strlen(want) && strcmp(want, got) == 0)
+        return true;
+    if ((bits & 0x7fffffu) == 0 && n < strlen(want) && reads_back(got, f))
+        return true;
+    print_error("float bits 0x%08x: libc \"%s\", fsd_float_format \"%s\"\n", bits, want, got);
+    return false;
+}
+
+/* Every float whose bits a structured sweep reaches: zeros, subnormals,
+ * both ends of every binade, powers of ten and their neighbours, small
+ * integers, and 4 million seeded random patterns. VECFS_FLOAT_EXHAUSTIVE=1
+ * checks all 2^32 patterns instead (about an hour on one core). */
+static void test_float_format_matches_libc(void **state)
+{
+    (void)state;
+    size_t bad = 0;
+    if (getenv("VECFS_FLOAT_EXHAUSTIVE")) {
+        for (uint64_t b = 0; b <= UINT32_MAX && bad < 20; b++)
+            bad += !float_format_agrees((uint32_t)b);
+        assert_int_equal(bad, 0);
+        return;
+    }
+    for (uint32_t sign = 0; sign <= 1; sign++) {
+        uint32_t s = sign << 31;
+        for (uint32_t m = 0; m < 4096; m++) /* zeros and small subnormals */
+            bad += !float_format_agrees(s | m);
+        for (uint32_t e = 0; e < 255; e++)
+            for (uint32_t m = 0; m < 64; m++) {
+                bad += !float_format_agrees(s | e << 23 | m);
+                bad += !float_format_agrees(s | e << 23 | (0x7fffffu - m));
+            }
+        for (int p = -45; p <= 38; p++) {
+            char lit[16];
+            snprintf(lit, sizeof lit, "1e%d", p);
+            float t = strtof(lit, NULL);
+            uint32_t tb;
+            memcpy(&tb, &t, sizeof tb);
+            for (uint32_t d = 0; d < 16; d++) {
+                bad += !float_format_agrees((s | tb) + d);
+                bad += !float_format_agrees((s | tb) - d);
+            }
+        }
+        for (uint32_t i = 0; i <= 200000; i++) {
+            float v = (float)i;
+            uint32_t vb;
+            memcpy(&vb, &v, sizeof vb);
+            bad += !float_format_agrees(s | vb);
+        }
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < 4000000 && bad < 20; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        bad += !float_format_agrees((uint32_t)(seed >> 16));
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* Runs fn with the 1st, 2nd, ... allocation failing until it succeeds: each
  * failure must be -ENOMEM (leaks show up under ASan), and at least one
  * allocation must have been failed. */
@@ -500,13 +606,21 @@ static void test_stem_suffix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_valid),        cmocka_unit_test(test_text_invalid),
-        cmocka_unit_test(test_text_length_bound), cmocka_unit_test(test_number_parse),
-        cmocka_unit_test(test_text_into),         cmocka_unit_test(test_f32),
-        cmocka_unit_test(test_dim_limits),        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_format_from_name),  cmocka_unit_test(test_format_roundtrip),
-        cmocka_unit_test(test_collnames),         cmocka_unit_test(test_vecnames),
-        cmocka_unit_test(test_stem_suffix),       cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_text_valid),
+        cmocka_unit_test(test_text_invalid),
+        cmocka_unit_test(test_text_length_bound),
+        cmocka_unit_test(test_number_parse),
+        cmocka_unit_test(test_text_into),
+        cmocka_unit_test(test_f32),
+        cmocka_unit_test(test_dim_limits),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_format_from_name),
+        cmocka_unit_test(test_format_roundtrip),
+        cmocka_unit_test(test_float_format_matches_libc),
+        cmocka_unit_test(test_collnames),
+        cmocka_unit_test(test_vecnames),
+        cmocka_unit_test(test_stem_suffix),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -405,6 +405,37 @@ static void test_xattrs(void **state)
     tu_rmdir(dir);
 }
 
+/* Collects the rows of st_search_batch; with fail_after, the sink fails
+ * with -EIO once that many rows have arrived. */
+typedef struct batch_rows {
+    size_t k;
+    st_hit *hits; /* 20 * k */
+    size_t n[20];
+    _Atomic int seen[20];
+    _Atomic unsigned max_worker;
+    _Atomic int delivered;
+    _Atomic int bad; /* rows out of range (cmocka asserts only on the test's thread) */
+    int fail_after;
+} batch_rows;
+
+static int collect_rows(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
+{
+    batch_rows *b = ctx;
+    if (b->fail_after && atomic_fetch_add(&b->delivered, 1) >= b->fail_after)
+        return -EIO;
+    if (query >= 20 || n > b->k || worker >= ST_SEARCH_WORKERS_MAX) {
+        atomic_fetch_add(&b->bad, 1);
+        return 0;
+    }
+    atomic_fetch_add(&b->seen[query], 1);
+    unsigned m = atomic_load(&b->max_worker);
+    while (worker > m && !atomic_compare_exchange_weak(&b->max_worker, &m, worker))
+        ;
+    memcpy(b->hits + query * b->k, hits, n * sizeof(*hits));
+    b->n[query] = n;
+    return 0;
+}
+
 static void test_search_filter(void **state)
 {
     (void)state;
@@ -489,17 +520,25 @@ static void test_search_filter(void **state)
     double recall = (double)found / 500.0;
     printf("recall@10 through the store: %.3f\n", recall);
     assert_true(recall >= 0.95);
-    /* Batch queries equal single ones. */
-    st_hit *bh = calloc(20 * 10, sizeof(*bh));
-    size_t bn[20];
-    assert_int_equal(st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, bh, bn), 0);
+    /* Batch queries equal single ones; every row arrives once. */
+    batch_rows br = {.k = 10, .hits = calloc(20 * 10, sizeof(st_hit))};
+    assert_int_equal(
+        st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, collect_rows, &br), 0);
     for (int q = 0; q < 20; q++) {
+        assert_int_equal(br.seen[q], 1);
         assert_int_equal(st_search(st, "c", vecs[q], DIM, 10, 0, NULL, 0, hits, &n), 0);
-        assert_int_equal(bn[q], n);
+        assert_int_equal(br.n[q], n);
         for (size_t i = 0; i < n; i++)
-            assert_string_equal(bh[q * 10 + i].name, hits[i].name);
+            assert_string_equal(br.hits[q * 10 + i].name, hits[i].name);
     }
-    free(bh);
+    assert_int_equal(br.bad, 0);
+    assert_true(br.max_worker < 2);
+    /* A sink's error stops the batch and is what the batch returns. */
+    memset(br.seen, 0, sizeof(br.seen));
+    br.fail_after = 3;
+    assert_int_equal(
+        st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, collect_rows, &br), -EIO);
+    free(br.hits);
     assert_int_equal(st_search(st, "c", vecs[0], DIM - 1, 10, 0, NULL, 0, hits, &n), -EINVAL);
     st_metrics m;
     assert_int_equal(st_store_metrics(st, &m), 0);

@@ -1,0 +1,144 @@
+/*
+ * query_run.c — running a parsed query and formatting its result.
+ *
+ * A single query (a vector or `like`) is one store search and one short
+ * result. A batch (.fvecs/.npy query file) can hold tens of thousands of
+ * queries: st_search_batch hands each query's hits to batch_sink on the
+ * search worker that ran it, the worker formats the query's lines into its
+ * own buffer at once, and the buffers are stitched together in row order
+ * at the end. Formatting (shortest round-trip distances, escaped names)
+ * thus runs on every search thread instead of after the search on one, and
+ * no nq x k array of hits is ever held.
+ *
+ * Invariants
+ *   1. batch.parts[w] is written only by worker w; batch.spans[i] only by
+ *      the worker that ran query i (each query runs once), so the sink
+ *      takes no lock.
+ *   2. spans[i] names the bytes of query i's lines inside parts[worker]:
+ *      the assembled result is every query's lines in row order, each
+ *      query's nearest first.
+ */
+#include "query_run.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct span {
+    unsigned worker;
+    size_t off, len;
+} span;
+
+typedef struct batch {
+    fsd_results parts[ST_SEARCH_WORKERS_MAX];
+    span *spans; /* one per query */
+} batch;
+
+static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
+{
+    batch *b = ctx;
+    fsd_results *r = &b->parts[worker];
+    size_t off = r->len;
+    int rc = 0;
+    for (size_t j = 0; j < n && rc == 0; j++)
+        rc = fsd_results_add_row(r, query, hits[j].name, strlen(hits[j].name), hits[j].distance);
+    b->spans[query] = (span){.worker = worker, .off = off, .len = r->len - off};
+    return rc;
+}
+
+static int run_batch(st_store *st, const char *coll, const fsd_query *q,
+                     const st_filter_term *terms, size_t nterms, char **out, size_t *len)
+{
+    batch *b = malloc(sizeof *b);
+    span *spans = calloc(q->nq, sizeof *spans);
+    if (b == NULL || spans == NULL) {
+        free(b);
+        free(spans);
+        return -ENOMEM;
+    }
+    for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++)
+        fsd_results_init(&b->parts[w], q->kind);
+    b->spans = spans;
+    double t0 = now_seconds();
+    int rc = st_search_batch(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, terms, nterms, 0,
+                             batch_sink, b);
+    if (rc == 0)
+        fsd_metrics_queries(q->nq, now_seconds() - t0);
+    size_t total = 0;
+    for (size_t i = 0; rc == 0 && i < q->nq; i++)
+        total += spans[i].len;
+    char *bytes = rc == 0 ? malloc(total + 1) : NULL;
+    if (rc == 0 && bytes == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        size_t at = 0;
+        for (size_t i = 0; i < q->nq; i++) {
+            memcpy(bytes + at, b->parts[spans[i].worker].data + spans[i].off, spans[i].len);
+            at += spans[i].len;
+        }
+        bytes[at] = '\0';
+        *out = bytes;
+        *len = total;
+    }
+    for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++)
+        fsd_results_release(&b->parts[w]);
+    free(spans);
+    free(b);
+    return rc;
+}
+
+static int run_single(st_store *st, const char *coll, const fsd_query *q,
+                      const st_filter_term *terms, size_t nterms, char **out, size_t *len)
+{
+    st_hit *hits = malloc(q->k * sizeof *hits);
+    if (hits == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    double t0 = now_seconds();
+    int rc;
+    if (q->like != NULL) {
+        rc = st_search_like(st, coll, q->like, true, q->k, q->ef, terms, nterms, hits, &n);
+        if (rc == -ENOENT && st_coll_stat(st, coll, &(st_attr){0}) == 0)
+            rc = -EINVAL; /* the like vector is gone: the query cannot run */
+    } else {
+        rc = st_search(st, coll, q->vectors, q->dim, q->k, q->ef, terms, nterms, hits, &n);
+    }
+    if (rc == 0)
+        fsd_metrics_queries(1, now_seconds() - t0);
+    fsd_results res;
+    fsd_results_init(&res, q->kind);
+    for (size_t j = 0; rc == 0 && j < n; j++)
+        rc = fsd_results_add(&res, hits[j].name, strlen(hits[j].name), hits[j].distance);
+    free(hits);
+    if (rc == 0)
+        return fsd_results_finish(&res, out, len);
+    fsd_results_release(&res);
+    return rc;
+}
+
+int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    st_filter_term terms[FSD_QUERY_MAX_TERMS];
+    size_t nterms = q->n_filter < FSD_QUERY_MAX_TERMS ? q->n_filter : FSD_QUERY_MAX_TERMS;
+    for (size_t i = 0; i < nterms; i++) {
+        terms[i].key = q->filter[i].key;
+        terms[i].value = q->filter[i].value;
+        terms[i].value_len = q->filter[i].value_len;
+    }
+    if (fsd_qkind_is_batch(q->kind))
+        return q->nq == 0 ? -EINVAL : run_batch(st, coll, q, terms, nterms, out, len);
+    return run_single(st, coll, q, terms, nterms, out, len);
+}
