@@ -177,8 +177,12 @@ int vf_hnsw_reserve(vf_hnsw *h, size_t capacity);
 int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec);
 
 /* Inserts n vectors (row-major) with ids ids[i] (or first_id + i when ids
- * is NULL) on `threads` threads (0 = all cores). On error some rows may
- * have been inserted; the first error is returned. */
+ * is NULL) on `threads` threads (0 = all cores). Rows into EMPTY slots run
+ * in parallel; rows that replace a vector (an update, a deleted slot's
+ * reuse, an id repeated in the batch) then run one at a time in row order,
+ * so the last row of an id wins and no insert reads a vector another one
+ * is overwriting. On error some rows may have been inserted; the first
+ * error is returned. */
 int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, const float *vecs,
                          size_t n, unsigned threads);
 

@@ -1159,24 +1159,58 @@ typedef struct batch_job {
     const uint32_t *ids;
     uint32_t first_id;
     const float *vecs;
+    const size_t *rows; /* the rows to insert in parallel */
     size_t n;
     _Atomic size_t next;
     _Atomic int err;
 } batch_job;
+
+static uint32_t batch_id(const batch_job *job, size_t row)
+{
+    return job->ids ? job->ids[row] : job->first_id + (uint32_t)row;
+}
+
+static void batch_fail(batch_job *job, int rc)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&job->err, &zero, rc);
+}
 
 static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
     size_t i;
     while ((i = atomic_fetch_add(&job->next, 1)) < job->n) {
-        uint32_t id = job->ids ? job->ids[i] : job->first_id + (uint32_t)i;
-        int rc = vf_hnsw_insert(job->h, id, job->vecs + i * job->h->dim);
-        if (rc) {
-            int zero = 0;
-            atomic_compare_exchange_strong(&job->err, &zero, rc);
-        }
+        size_t row = job->rows[i];
+        int rc = vf_hnsw_insert(job->h, batch_id(job, row), job->vecs + row * job->h->dim);
+        if (rc)
+            batch_fail(job, rc);
     }
     return NULL;
+}
+
+/* Splits the rows: fresh ones (an EMPTY slot, the id's first row) go to
+ * fresh[], the others, which overwrite a vector that other inserts may be
+ * reading while they link (an update, a reused slot, a repeated id), to
+ * later[], in row order. */
+static int batch_split(const batch_job *job, size_t n, size_t max_id, size_t *fresh,
+                       size_t *n_fresh, size_t *later, size_t *n_later)
+{
+    uint64_t *seen = calloc(max_id / 64 + 1, sizeof(uint64_t));
+    if (!seen)
+        return -ENOMEM;
+    *n_fresh = *n_later = 0;
+    for (size_t row = 0; row < n; row++) {
+        uint32_t id = batch_id(job, row);
+        bool repeat = seen[id / 64] >> (id % 64) & 1u;
+        seen[id / 64] |= (uint64_t)1 << (id % 64);
+        if (repeat || slot_state(job->h, id) != VF_SLOT_EMPTY)
+            later[(*n_later)++] = row;
+        else
+            fresh[(*n_fresh)++] = row;
+    }
+    free(seen);
+    return 0;
 }
 
 int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, const float *vecs,
@@ -1200,12 +1234,21 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
     if (rc)
         return rc;
 
-    batch_job job = {.h = h, .ids = ids, .first_id = first_id, .vecs = vecs, .n = n};
+    batch_job job = {.h = h, .ids = ids, .first_id = first_id, .vecs = vecs};
     atomic_init(&job.next, 0);
     atomic_init(&job.err, 0);
+    size_t *fresh = malloc(n * sizeof(size_t)), *later = malloc(n * sizeof(size_t));
+    size_t n_later = 0;
+    rc = fresh && later ? batch_split(&job, n, max_id, fresh, &job.n, later, &n_later) : -ENOMEM;
+    if (rc) {
+        free(fresh);
+        free(later);
+        return rc;
+    }
+    job.rows = fresh;
     unsigned nt = vf_threads_resolve(threads);
-    if (nt > n)
-        nt = (unsigned)n;
+    if (nt > job.n)
+        nt = job.n > 0 ? (unsigned)job.n : 1u;
     pthread_t tids[nt > 1 ? nt - 1 : 1];
     unsigned started = 0;
     for (unsigned t = 1; t < nt; t++) {
@@ -1216,6 +1259,13 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
     batch_worker(&job);
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
+    for (size_t i = 0; i < n_later; i++) {
+        rc = vf_hnsw_insert(h, batch_id(&job, later[i]), vecs + later[i] * h->dim);
+        if (rc)
+            batch_fail(&job, rc);
+    }
+    free(fresh);
+    free(later);
     return atomic_load(&job.err);
 }
 
