@@ -248,6 +248,55 @@ int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, 
                      size_t *vlen);
 
 /* ------------------------------------------------------------------ */
+/* Names by engine id (names.c)                                         */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_coll st_coll;
+
+/* A collection's vector names by engine id (states and invariants in
+ * names.c). Embedded in st_coll. */
+typedef struct st_names {
+    pthread_rwlock_t lock;
+    char **names;         /* lock; names[id] malloc'd, NULL for no vector */
+    size_t cap;           /* lock */
+    uint32_t filled;      /* lock; ids below it are copied (FILLING) */
+    _Atomic size_t bytes; /* written under lock, read without (metrics) */
+    _Atomic bool ready;   /* every id copied: searches may use the table */
+} st_names;
+
+/* One name change of a committed operation: id now has name (len bytes),
+ * or no vector when name is NULL. */
+typedef struct st_name_change {
+    uint32_t id;
+    const char *name;
+    size_t len;
+} st_name_change;
+
+/* Starts an empty table, READY (a new collection) or FILLING. */
+void st_names_init(st_names *n, bool ready);
+/* Frees what the table holds. */
+void st_names_destroy(st_names *n);
+/* Applies the name changes of a committed operation, in order. Caller
+ * holds the collection's wlock. Never fails: out of memory, the table is
+ * cleared and filled again (searches use LMDB meanwhile). */
+void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
+/* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock).
+ * *done = the table is READY. 0 or an LMDB/record error (the table is then
+ * cleared and the next step starts over). */
+int st_names_fill_step(st_store *st, st_coll *c, bool *done);
+/* Lookups: begin returns true (holding the read lock) if the table is
+ * READY, else false (no lock: name from LMDB). lookup copies id's name
+ * into out, false if id has no vector. end releases the read lock. */
+bool st_names_lookup_begin(st_names *n);
+bool st_names_lookup(const st_names *n, uint32_t id, char out[ST_NAME_MAX + 1]);
+void st_names_lookup_end(st_names *n);
+/* Bytes the table holds (for vecfs_index_memory_bytes); takes no lock. */
+size_t st_names_memory(st_names *n);
+/* Compares the table with c's SLOTS records (tests). 0, -EAGAIN (not
+ * READY yet), -EIO (they differ), or an LMDB error. */
+int st_names_check(st_store *st, st_coll *c);
+
+/* ------------------------------------------------------------------ */
 /* The store and its collections (store.c)                              */
 /* ------------------------------------------------------------------ */
 
@@ -277,6 +326,8 @@ typedef struct st_coll {
     uint64_t tune_changes;           /* changes since the last tuning; mu */
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
+
+    st_names names; /* own lock (names.c); changed under wlock */
 } st_coll;
 
 struct st_store {

@@ -15,11 +15,13 @@
  *   2. Collections of at most EXACT_MAX vectors are searched exactly
  *      (vf_hnsw_search_exact over the index's own vectors), so a small
  *      collection never misses a vector.
- *   3. A hit is reported only if its SLOT record exists in the read
- *      transaction (an id deleted or reused between the index search and
- *      the name lookup is dropped, never reported under the wrong name:
- *      the read txn starts before the index search, and a reused id's slot
- *      is only written after the old one's record is gone).
+ *   3. A hit is reported only under a name its id has: from the
+ *      collection's name table (names.c) once that is filled, which holds
+ *      every committed name change by the time the index has it, else from
+ *      the SLOTS record in the read transaction. An id deleted between the
+ *      index search and the lookup is dropped. (An id deleted and reused in
+ *      that window is reported under its new name: the engine slot was
+ *      reused too, so the distance may be either vector's.)
  */
 #include <errno.h>
 #include <math.h>
@@ -218,21 +220,28 @@ static void ctx_end(search_ctx *s)
     free(s->bm.bits);
 }
 
-/* Turns engine hits into named hits; skips ids without a slot (and
- * skip_id). Returns the number written. */
+/* Turns engine hits into named hits; skips ids without a vector (and
+ * skip_id). Names come from the collection's name table once it is filled,
+ * else from the SLOTS records of txn. Returns the number written. */
 static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t n, uint32_t skip_id,
                         bool skip, size_t k, st_hit *out, st_buf *scratch)
 {
     size_t w = 0;
+    bool table = st_names_lookup_begin(&s->c->names);
     for (size_t i = 0; i < n && w < k; i++) {
         if (skip && hits[i].id == skip_id)
             continue;
-        if (st_slot_name(s->st, txn, s->c->id, hits[i].id, out[w].name, scratch) != 0)
+        bool named =
+            table ? st_names_lookup(&s->c->names, hits[i].id, out[w].name)
+                  : st_slot_name(s->st, txn, s->c->id, hits[i].id, out[w].name, scratch) == 0;
+        if (!named)
             continue;
         out[w].id = hits[i].id;
         out[w].distance = hits[i].distance;
         w++;
     }
+    if (table)
+        st_names_lookup_end(&s->c->names);
     return w;
 }
 

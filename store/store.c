@@ -7,7 +7,9 @@
  *   OPENING  st_store_open: env open, format checked, indexes loaded.
  *            Only the opening thread touches the object.
  *   OPEN     every API call allowed from any thread; the background thread
- *            syncs LMDB every sync_interval_ms and writes due snapshots.
+ *            fills the collections' name tables (names.c) first, then
+ *            syncs LMDB every sync_interval_ms and writes due snapshots
+ *            (a read-only store only fills name tables).
  *   CLOSED   st_store_close stopped the thread, wrote final snapshots,
  *            closed LMDB and freed the object.
  *
@@ -22,14 +24,14 @@
  *      handed out earlier stay valid). c->count/bytes equal the record's.
  *   4. Every change to a collection's vectors is committed together with a
  *      dirty entry for each engine id it touched, at c->cur_gen, and is
- *      applied to c->index before c->wlock is released.
+ *      applied to c->index and c->names before c->wlock is released.
  *
  * Lock order (outermost first): st->snap_mu -> c->wlock (by ascending
  * collection id when two are needed) -> LMDB's writer lock (a write txn)
- * -> st->colls_lock -> c->mu -> st->health_mu. colls_lock is only ever held
- * briefly (lookups; table changes after a commit), never across a wait for
- * LMDB's writer lock, so lookups by readers never wait behind a writer.
- * No lock is taken while holding c->mu except health_mu.
+ * -> st->colls_lock -> c->mu -> st->health_mu; c->wlock -> c->names.lock. colls_lock is only ever
+ * held briefly (lookups; table changes after a commit), never across a wait for LMDB's writer lock,
+ * so lookups by readers never wait behind a writer. No lock is taken while holding c->mu except
+ * health_mu.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -351,6 +353,9 @@ static st_coll *coll_new(const st_coll_rec *r)
     c->bytes = r->bytes;
     c->cur_gen = r->snap_gen + 1;
     st_now(&c->snap_time);
+    /* An empty collection has every name already; others are filled by the
+     * background thread. */
+    st_names_init(&c->names, r->count == 0);
     return c;
 }
 
@@ -362,6 +367,7 @@ static void coll_free(st_coll *c)
     for (size_t i = 0; i < c->nretired; i++)
         vf_hnsw_free(c->retired[i]);
     free(c->retired);
+    st_names_destroy(&c->names);
     pthread_mutex_destroy(&c->wlock);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -926,7 +932,8 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     rc = colls_load(st);
     if (rc)
         goto out;
-    if (!st->opt.read_only) {
+    /* Read-only stores run it too, for the name tables alone. */
+    if (!st->no_index) {
         if (pthread_create(&st->bg, NULL, bg_main, st) != 0) {
             rc = -EAGAIN;
             goto out;
@@ -1012,6 +1019,19 @@ int st_store_sync(st_store *st)
     return 0;
 }
 
+/* The collections now (a malloc'd array of *n; NULL on ENOMEM). The
+ * objects stay valid until close: dropped ones go to the graveyard. */
+static st_coll **colls_copy(st_store *st, size_t *n)
+{
+    pthread_rwlock_rdlock(&st->colls_lock);
+    *n = st->ncolls;
+    st_coll **list = st_malloc((*n ? *n : 1) * sizeof(*list));
+    if (list)
+        memcpy(list, st->colls, *n * sizeof(*list));
+    pthread_rwlock_unlock(&st->colls_lock);
+    return list;
+}
+
 int st_store_snapshot(st_store *st, const char *coll)
 {
     if (!st)
@@ -1029,12 +1049,8 @@ int st_store_snapshot(st_store *st, const char *coll)
         return rc;
     }
     pthread_mutex_lock(&st->snap_mu);
-    pthread_rwlock_rdlock(&st->colls_lock);
-    size_t n = st->ncolls;
-    st_coll **list = st_malloc(n * sizeof(*list));
-    if (list)
-        memcpy(list, st->colls, n * sizeof(*list));
-    pthread_rwlock_unlock(&st->colls_lock);
+    size_t n;
+    st_coll **list = colls_copy(st, &n);
     if (!list)
         rc = -ENOMEM;
     for (size_t i = 0; list && i < n; i++) {
@@ -1053,12 +1069,8 @@ int st_store_snapshot(st_store *st, const char *coll)
 
 static void bg_snapshots(st_store *st)
 {
-    pthread_rwlock_rdlock(&st->colls_lock);
-    size_t n = st->ncolls;
-    st_coll **list = st_malloc(n * sizeof(*list));
-    if (list)
-        memcpy(list, st->colls, n * sizeof(*list));
-    pthread_rwlock_unlock(&st->colls_lock);
+    size_t n;
+    st_coll **list = colls_copy(st, &n);
     if (!list)
         return;
     struct timespec now;
@@ -1087,6 +1099,35 @@ static void bg_snapshots(st_store *st)
     free(list);
 }
 
+/* Fills the name table of every collection that is not filled yet, a
+ * chunk at a time (each chunk holds only that collection's writers back),
+ * until done or the store is closing. */
+static void bg_names(st_store *st)
+{
+    size_t n;
+    st_coll **list = colls_copy(st, &n);
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        bool done = false;
+        while (!done) {
+            pthread_mutex_lock(&st->bg_mu);
+            bool stop = st->bg_stop;
+            pthread_mutex_unlock(&st->bg_mu);
+            if (stop)
+                break;
+            int rc = st_names_fill_step(st, list[i], &done);
+            if (rc) {
+                atomic_fetch_add(&st->errors, 1);
+                st_log(st, ST_LOG_ERROR, "names of collection %" PRIu32 ": %s", list[i]->id,
+                       strerror(-rc));
+                break;
+            }
+        }
+    }
+    free(list);
+}
+
 static void *bg_main(void *arg)
 {
     st_store *st = arg;
@@ -1106,9 +1147,11 @@ static void *bg_main(void *arg)
         if (st->bg_stop)
             break;
         pthread_mutex_unlock(&st->bg_mu);
+        bg_names(st);
         struct timespec now;
         mono_now(&now);
-        if (st_ts_diff(&now, &last_sync) * 1000.0 >= st->opt.sync_interval_ms) {
+        if (!st->opt.read_only &&
+            st_ts_diff(&now, &last_sync) * 1000.0 >= st->opt.sync_interval_ms) {
             last_sync = now;
             if (atomic_exchange(&st->unsynced, false)) {
                 int rc = st_mdb_err(mdb_env_sync(st->env, 1));
@@ -1147,6 +1190,7 @@ int st_store_metrics(st_store *st, st_metrics *out)
         out->vectors += c->count;
         if (c->index)
             out->index_memory += vf_hnsw_memory(c->index);
+        out->index_memory += st_names_memory(&c->names);
         if (c->changes > 0) {
             double age = st_ts_diff(&now, &c->first_change);
             if (age > out->snapshot_age_seconds)

@@ -145,6 +145,10 @@ typedef struct op {
     uint32_t *del_ids;
     size_t ndel, cap_del;
     uint32_t dim;
+    /* Name changes for c->names, applied after commit; the names point at
+     * the caller's strings, which outlive the op. */
+    st_name_change *names;
+    size_t nnames, cap_names;
 } op;
 
 static int op_begin(st_store *st, const char *coll, op *o)
@@ -215,6 +219,21 @@ static int op_del(op *o, uint32_t id)
         o->cap_del = cap;
     }
     o->del_ids[o->ndel++] = id;
+    return 0;
+}
+
+/* Queues "id is now called name" (name NULL: id has no vector). */
+static int op_name(op *o, uint32_t id, const char *name, size_t len)
+{
+    if (o->nnames == o->cap_names) {
+        size_t cap = o->cap_names ? o->cap_names * 2 : 4;
+        st_name_change *n = st_realloc(o->names, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        o->names = n;
+        o->cap_names = cap;
+    }
+    o->names[o->nnames++] = (st_name_change){.id = id, .name = name, .len = len};
     return 0;
 }
 
@@ -301,6 +320,7 @@ static int op_end(op *o, int rc)
         c->count = o->rec.count;
         c->bytes = o->rec.bytes;
         pthread_mutex_unlock(&c->mu);
+        st_names_apply(&c->names, o->names, o->nnames);
         if (o->nins || o->ndel) {
             st_coll_note_changes(c, o->nins + o->ndel);
             int arc = op_apply(o);
@@ -321,6 +341,7 @@ static int op_end(op *o, int rc)
     free(o->ins_ids);
     free(o->ins_vecs);
     free(o->del_ids);
+    free(o->names);
     return rc;
 }
 
@@ -436,6 +457,8 @@ static int vec_remove(op *o, const st_vec_rec *r)
         rc = st_dirty_mark(st, o->txn, o->c, r->id);
     if (rc == 0)
         rc = op_del(o, r->id);
+    if (rc == 0)
+        rc = op_name(o, r->id, NULL, 0);
     if (rc == 0) {
         o->rec.count--;
         o->rec.bytes -= r->size;
@@ -540,6 +563,8 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
         rc = st_dirty_mark(st, o->txn, o->c, r.id);
     if (rc == 0)
         rc = op_ins(o, r.id, vec, dim);
+    if (rc == 0 && !exists)
+        rc = op_name(o, r.id, name, nl);
     if (rc)
         return rc;
     o->rec.count = count;
@@ -714,6 +739,8 @@ int st_vec_rename(st_store *st, const char *coll, const char *from, const char *
         st_rec_slot_enc(&b, to, tl, vec, dim);
         rc = b.err ? b.err : st_put(st, o.txn, ST_DB_SLOTS, ik, 8, b.p, b.len);
     }
+    if (rc == 0)
+        rc = op_name(&o, r.id, to, tl);
     st_buf_free(&b);
     free(vec);
     return op_end(&o, rc);

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
@@ -1361,6 +1362,140 @@ static void test_small_churn(void **state)
     tu_rmdir(dir);
 }
 
+/* Waits until c's name table is filled, then compares it with SLOTS. */
+static int names_check_when_filled(st_store *st, const char *coll)
+{
+    st_coll *c = st_coll_find(st, coll);
+    assert_non_null(c);
+    int rc = -EAGAIN;
+    for (int i = 0; i < 2000 && rc == -EAGAIN; i++) {
+        rc = st_names_check(st, c);
+        if (rc == -EAGAIN)
+            usleep(5000);
+    }
+    return rc;
+}
+
+typedef struct names_writer {
+    st_store *st;
+    uint64_t seed;
+    _Atomic bool stop;
+    _Atomic int failures;
+    _Atomic int ops;
+} names_writer;
+
+/* One random operation on collection "p" (names n0..n59, dim 4): put,
+ * delete, rename (replacing) or a small batch. Returns 0 or the error of
+ * an operation that should have worked. */
+static int names_random_op(st_store *st, uint64_t *seed)
+{
+    char a[16], b[16];
+    float v[4];
+    tu_vec(seed, v, 4);
+    snprintf(a, sizeof(a), "n%u", (unsigned)(tu_rng(seed) % 60));
+    snprintf(b, sizeof(b), "n%u", (unsigned)(tu_rng(seed) % 60));
+    int rc;
+    switch (tu_rng(seed) % 4) {
+    case 0:
+        return st_vec_put(st, "p", a, "x", 1, v, 4, NULL, 0);
+    case 1:
+        rc = st_vec_delete(st, "p", a);
+        return rc == -ENOENT ? 0 : rc;
+    case 2:
+        rc = st_vec_rename(st, "p", a, b, 0);
+        return rc == -ENOENT ? 0 : rc;
+    default: {
+        st_batch *bt;
+        rc = st_batch_begin(st, "p", &bt);
+        for (unsigned i = 0, n = 1 + (unsigned)(tu_rng(seed) % 8); rc == 0 && i < n; i++) {
+            snprintf(a, sizeof(a), "n%u", (unsigned)(tu_rng(seed) % 60));
+            tu_vec(seed, v, 4);
+            rc = st_batch_put(bt, a, "y", 1, v, 4, NULL, 0, 0, NULL, NULL, NULL);
+        }
+        if (rc) {
+            st_batch_abort(bt);
+            return rc;
+        }
+        return st_batch_commit(bt);
+    }
+    }
+}
+
+static void *names_writer_main(void *arg)
+{
+    names_writer *w = arg;
+    while (!atomic_load(&w->stop)) {
+        if (names_random_op(w->st, &w->seed) != 0)
+            atomic_fetch_add(&w->failures, 1);
+        atomic_fetch_add(&w->ops, 1);
+    }
+    return NULL;
+}
+
+/* The in-memory name table (names.c) mirrors SLOTS through random puts,
+ * deletes, replacing renames and batches that reuse freed ids; after a
+ * reopen it is filled in the background in chunks while a writer changes
+ * names, and ends equal to SLOTS; searches name hits from it. */
+static void test_names(void **state)
+{
+    (void)state;
+    uint64_t seed = (uint64_t)time(NULL);
+    printf("test_names seed %llu\n", (unsigned long long)seed);
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "p", VF_METRIC_L2, 4);
+    for (int step = 0; step < 600; step++) {
+        assert_int_equal(names_random_op(st, &seed), 0);
+        if (step % 50 == 49)
+            assert_int_equal(names_check_when_filled(st, "p"), 0);
+    }
+    /* Enough vectors for several fill chunks, with holes. */
+    size_t n = SANITIZED ? 9000 : 20000;
+    st_batch *bt;
+    assert_int_equal(st_batch_begin(st, "p", &bt), 0);
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        float v[4] = {(float)i, 1, 2, 3};
+        snprintf(name, sizeof(name), "bulk-%zu", i);
+        assert_int_equal(st_batch_put(bt, name, "z", 1, v, 4, NULL, 0, 0, NULL, NULL, NULL), 0);
+    }
+    assert_int_equal(st_batch_commit(bt), 0);
+    for (size_t i = 0; i < n; i += 7) {
+        char name[32];
+        snprintf(name, sizeof(name), "bulk-%zu", i);
+        assert_int_equal(st_vec_delete(st, "p", name), 0);
+    }
+    assert_int_equal(st_store_close(st), 0);
+
+    st = open_store(dir, &o);
+    names_writer w = {.st = st, .seed = seed + 1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, names_writer_main, &w), 0);
+    int rc = names_check_when_filled(st, "p");
+    while (atomic_load(&w.ops) < 200)
+        usleep(1000);
+    atomic_store(&w.stop, true);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&w.failures), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(st_names_check(st, st_coll_find(st, "p")), 0);
+    /* A search names its hit from the table. */
+    float q[4] = {1, 1, 2, 3};
+    st_hit h[1];
+    size_t got;
+    assert_int_equal(st_search(st, "p", q, 4, 1, 0, NULL, 0, h, &got), 0);
+    assert_int_equal(got, 1);
+    assert_string_equal(h[0].name, "bulk-1");
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_true(m.index_memory > st_names_memory(&st_coll_find(st, "p")->names));
+    assert_true(st_names_memory(&st_coll_find(st, "p")->names) > n * 8);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1373,7 +1508,7 @@ int main(void)
         cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
         cmocka_unit_test(test_autotune),        cmocka_unit_test(test_small_churn),
         cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
-        cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_reopen_snapshot), cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
