@@ -5,7 +5,11 @@
  *   batch import   a .fvecs file written into <coll>/.import/   vs vf_hnsw_insert_batch
  *   single insert  one .f32 file per vector (open, write, close) vs vf_hnsw_insert
  *   query          write <coll>/.query/<q>.f32, read it back    vs vf_hnsw_search
+ *                  (open and close per query, as `echo > q; cat q`),
  *                  with 1, 2, 4 ... client threads
+ *   query, handle  the same through one query file each client keeps
+ *                  open: pwrite the vector, pread the result (two FUSE
+ *                  requests per query instead of eleven)
  *   batch query    one .fvecs query file holding every query    vs the same searches
  *
  * Usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]
@@ -168,6 +172,7 @@ typedef struct client_job {
     const dataset *d;
     const vf_hnsw *h;    /* direct */
     const char *qdir;    /* mounted: <coll>/.query */
+    bool keep_open;      /* mounted: one open handle per client */
     _Atomic size_t next; /* next query row */
     _Atomic size_t hits;
     _Atomic int err;
@@ -352,6 +357,32 @@ static ssize_t read_file(const char *path, char *buf, size_t cap)
     return (ssize_t)len;
 }
 
+/* Writes vec at offset 0 of the open query file fd and reads the result
+ * into buf (cap bytes, NUL-terminated) from offset 0: a short read ends it
+ * (query files are served with direct I/O). Length or -errno. */
+static ssize_t query_on_handle(int fd, const float *vec, size_t dim, char *buf, size_t cap)
+{
+    ssize_t w = pwrite(fd, vec, dim * sizeof(float), 0);
+    if (w < 0)
+        return -errno;
+    if ((size_t)w != dim * sizeof(float))
+        return -EIO;
+    size_t len = 0;
+    for (;;) {
+        if (len + 1 >= cap)
+            return -EFBIG;
+        size_t want = cap - 1 - len;
+        ssize_t n = pread(fd, buf + len, want, (off_t)len);
+        if (n < 0)
+            return -errno;
+        len += (size_t)n;
+        if ((size_t)n < want)
+            break;
+    }
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
 /* The rows of the names "base-<row>.f32" in a result ("<name>\t<dist>\n"
  * lines, or "<q>\t<name>\t<dist>\n" when batch). */
 static size_t result_rows(const char *text, bool batch, uint32_t *rows, size_t cap,
@@ -384,28 +415,35 @@ static void *mount_client(void *arg)
     client_job *job = arg;
     const dataset *d = job->d;
     char path[PATH_MAX], *buf = malloc(RESULT_CAP);
-    if (!buf) {
-        atomic_store(&job->err, -ENOMEM);
-        return NULL;
-    }
-    if (pathf(path, sizeof(path), "%s/q%lu.f32", job->qdir, (unsigned long)pthread_self())) {
-        free(buf);
-        atomic_store(&job->err, -ENAMETOOLONG);
-        return NULL;
-    }
+    int fd = -1, rc = buf ? 0 : -ENOMEM;
+    if (rc == 0 &&
+        pathf(path, sizeof(path), "%s/q%lu.f32", job->qdir, (unsigned long)pthread_self()))
+        rc = -ENAMETOOLONG;
+    if (rc == 0 && job->keep_open && (fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) < 0)
+        rc = -errno;
     size_t q;
-    while ((q = atomic_fetch_add(&job->next, 1)) < d->queries.n) {
+    while (rc == 0 && (q = atomic_fetch_add(&job->next, 1)) < d->queries.n) {
         const float *v = (const float *)d->queries.data + q * d->queries.dim;
-        int rc = write_file(path, v, d->queries.dim * sizeof(float));
-        ssize_t len = rc ? rc : read_file(path, buf, RESULT_CAP);
+        ssize_t len;
+        if (job->keep_open) {
+            len = query_on_handle(fd, v, d->queries.dim, buf, RESULT_CAP);
+        } else {
+            len = write_file(path, v, d->queries.dim * sizeof(float));
+            if (len == 0)
+                len = read_file(path, buf, RESULT_CAP);
+        }
         if (len < 0) {
-            atomic_store(&job->err, (int)len);
+            rc = (int)len;
             break;
         }
         uint32_t rows[BENCH_K];
         size_t n = result_rows(buf, false, rows, BENCH_K, NULL);
         atomic_fetch_add(&job->hits, recall_hits(d, q, rows, n));
     }
+    if (rc)
+        atomic_store(&job->err, rc);
+    if (fd >= 0)
+        close(fd);
     free(buf);
     return NULL;
 }
@@ -419,6 +457,23 @@ typedef struct row {
     const char *unit;
     double direct, mount, direct_recall, mount_recall;
 } row;
+
+/* Row order: import, single inserts, per-file queries by client count,
+ * open-handle queries by client count, the batch query file. */
+static size_t row_per_file(size_t c)
+{
+    return 2 + c;
+}
+
+static size_t row_handle(const bench_opts *o, size_t c)
+{
+    return 2 + o->nclients + c;
+}
+
+static size_t row_batch(const bench_opts *o)
+{
+    return 2 + 2 * o->nclients;
+}
 
 static void *fvecs_image(const bench_matrix *m, size_t first, size_t n, size_t *len)
 {
@@ -494,8 +549,16 @@ static int bench_mount(const bench_opts *o, const dataset *d, row *rows, size_t 
         query_stats qs;
         if ((rc = run_clients(&job, o->clients[c], mount_client, &qs)))
             goto fail;
-        rows[2 + c].mount = qs.qps;
-        rows[2 + c].mount_recall = qs.recall;
+        rows[row_per_file(c)].mount = qs.qps;
+        rows[row_per_file(c)].mount_recall = qs.recall;
+    }
+    job.keep_open = true;
+    for (size_t c = 0; c < o->nclients; c++) {
+        query_stats qs;
+        if ((rc = run_clients(&job, o->clients[c], mount_client, &qs)))
+            goto fail;
+        rows[row_handle(o, c)].mount = qs.qps;
+        rows[row_handle(o, c)].mount_recall = qs.recall;
     }
 
     /* Every query in one .fvecs query file. */
@@ -533,8 +596,8 @@ static int bench_mount(const bench_opts *o, const dataset *d, row *rows, size_t 
         }
         for (size_t q = 0; q < d->queries.n; q++)
             total += d->truth_n[q];
-        rows[2 + o->nclients].mount = (double)d->queries.n / secs;
-        rows[2 + o->nclients].mount_recall = total ? (double)hits / (double)total : 1.0;
+        rows[row_batch(o)].mount = (double)d->queries.n / secs;
+        rows[row_batch(o)].mount_recall = total ? (double)hits / (double)total : 1.0;
     }
     free(found);
     free(query_of);
@@ -543,7 +606,7 @@ fail:
     if (rc)
         fprintf(stderr, "vecfs-bench-fs: through the mount: %s\n", strerror(-rc));
 out:
-    *nrows = 3 + o->nclients;
+    *nrows = row_batch(o) + 1;
     free(img);
     free(buf);
     mount_stop(&m);
@@ -573,20 +636,22 @@ static int bench_direct(const bench_opts *o, const dataset *d, row *rows)
         rc = vf_hnsw_insert(one, (uint32_t)i, (const float *)d->base.data + i * dim);
     rows[1].direct = (double)singles_n / (now() - t0);
 
+    /* One query at a time per client is the direct counterpart of both
+     * ways of querying through the mount. */
     client_job job = {.d = d, .h = h};
     for (size_t c = 0; c < o->nclients && !rc; c++) {
         query_stats qs;
         rc = run_clients(&job, o->clients[c], direct_client, &qs);
-        rows[2 + c].direct = qs.qps;
-        rows[2 + c].direct_recall = qs.recall;
+        rows[row_per_file(c)].direct = rows[row_handle(o, c)].direct = qs.qps;
+        rows[row_per_file(c)].direct_recall = rows[row_handle(o, c)].direct_recall = qs.recall;
     }
     /* The batch query file is served on all cores: compare with as many
      * direct clients as there are cores. */
     query_stats qs = {0};
     if (!rc)
         rc = run_clients(&job, (unsigned)sysconf(_SC_NPROCESSORS_ONLN), direct_client, &qs);
-    rows[2 + o->nclients].direct = qs.qps;
-    rows[2 + o->nclients].direct_recall = qs.recall;
+    rows[row_batch(o)].direct = qs.qps;
+    rows[row_batch(o)].direct_recall = qs.recall;
 out:
     vf_hnsw_free(h);
     vf_hnsw_free(one);
@@ -656,15 +721,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "vecfs-bench-fs: ground truth failed\n");
         return 1;
     }
-    row rows[3 + MAX_CLIENTS] = {{"batch import (.fvecs)", "rows/s", 0, 0, 0, 0},
-                                 {"single insert (1 file each)", "files/s", 0, 0, 0, 0}};
+    row rows[3 + 2 * MAX_CLIENTS] = {{"batch import (.fvecs)", "rows/s", 0, 0, 0, 0},
+                                     {"single insert (1 file each)", "files/s", 0, 0, 0, 0}};
     for (size_t c = 0; c < o.nclients; c++) {
-        snprintf(rows[2 + c].work, sizeof(rows[2 + c].work), "query, %u client%s", o.clients[c],
-                 o.clients[c] > 1 ? "s" : "");
-        rows[2 + c].unit = "QPS";
+        const char *s = o.clients[c] > 1 ? "s" : "";
+        snprintf(rows[row_per_file(c)].work, sizeof(rows[0].work), "query, file each, %u client%s",
+                 o.clients[c], s);
+        snprintf(rows[row_handle(&o, c)].work, sizeof(rows[0].work),
+                 "query, open handle, %u client%s", o.clients[c], s);
+        rows[row_per_file(c)].unit = rows[row_handle(&o, c)].unit = "QPS";
     }
-    snprintf(rows[2 + o.nclients].work, sizeof(rows[0].work), "batch query (.fvecs file)");
-    rows[2 + o.nclients].unit = "QPS";
+    snprintf(rows[row_batch(&o)].work, sizeof(rows[0].work), "batch query (.fvecs file)");
+    rows[row_batch(&o)].unit = "QPS";
 
     printf("dataset: %zu x %zu (%s), %zu queries, metric %s, k %d, kernel %s\n", d.base.n,
            d.base.dim, o.base, d.queries.n, vf_metric_name(o.metric), BENCH_K,

@@ -939,6 +939,51 @@ def exact_neighbours(ctx):
 
 
 @test
+def kept_open_query_file(ctx):
+    """One query file kept open answers query after query: pwrite the
+    vector at 0, pread the result (2 FUSE requests each, as
+    docs/filesystem.md says); text queries of any length after ftruncate."""
+    c = mk_collection(ctx.m1.mnt, "keep", "metric = l2\ndim = 8\n")
+    rnd = random.Random(12)
+    base = {}
+    blob = []
+    for i in range(200):
+        v = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
+        base["k%03d" % i] = v
+        blob.append(json.dumps({"name": "k%03d" % i, "vector": v}))
+    write_file(os.path.join(c, ".import", "k.jsonl"), "\n".join(blob))
+    qs = [[f32_round(rnd.gauss(0, 1)) for _ in range(8)] for _ in range(20)]
+    fd = os.open(os.path.join(c, ".query", "held.f32"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        # What reading the metrics costs by itself, to take it out below.
+        a = metric_sum(ctx.m1.mnt, "vecfs_fuse_ops_total")
+        reading = metric_sum(ctx.m1.mnt, "vecfs_fuse_ops_total") - a
+        before = metric_sum(ctx.m1.mnt, "vecfs_fuse_ops_total")
+        results = []
+        for q in qs:
+            eq(os.pwrite(fd, f32(q), 0), 32, "pwrite of a .f32 query")
+            results.append(os.pread(fd, 1 << 16, 0))
+        ops = metric_sum(ctx.m1.mnt, "vecfs_fuse_ops_total") - before - reading
+        eq(ops, 2 * len(qs), "FUSE requests for %d queries on a kept-open file" % len(qs))
+        for q, data in zip(qs, results):
+            want = sorted(base, key=lambda n: l2(base[n], q))[:10]
+            eq([n for n, _ in parse_result(data)], want, "kept-open query, exact top 10")
+    finally:
+        os.close(fd)
+    fd = os.open(os.path.join(c, ".query", "held.txt"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for k, q in ((7, qs[0]), (2, qs[1]), (10, qs[2])):
+            text = ("k = %d\n" % k + " ".join(repr(x) for x in q)).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text, 0)
+            res = parse_result(os.pread(fd, 1 << 16, 0))
+            want = sorted(base, key=lambda n: l2(base[n], q))[:k]
+            eq([n for n, _ in res], want, "kept-open text query, k %d" % k)
+    finally:
+        os.close(fd)
+
+
+@test
 def minilm_recall(ctx):
     data = os.environ.get("VECFS_DATA_DIR", os.path.join(ctx.repo, "data"))
     path = os.path.join(data, "minilm.fvecs")
