@@ -111,10 +111,14 @@ int fsd_number_parse(const char *tok, size_t len, float *out);
  * -ENOMEM. */
 int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out, size_t *len_out);
 
-/* Writes the shortest decimal representation of the finite float f that
- * strtof reads back to f into buf (NUL-terminated, at most 16 bytes plus
- * NUL; size must be >= 17). Returns the length written. Non-finite values
- * are written as "nan"/"inf"/"-inf" (never produced by vecfs files). */
+/* Writes the shortest decimal that strtof reads back to the float f into
+ * buf (NUL-terminated, at most 16 bytes plus NUL; size must be >= 17):
+ * the fewest significant digits (of those, the nearest to f; from
+ * double-conversion), laid out as printf's %g lays them out ("0.1",
+ * "1.5e-05", "-0"), but an integer below 1e8 is written in full when that
+ * is shorter ("100", not "1e+02"). Returns the length written. Non-finite
+ * values are written as "nan"/"inf"/"-inf" (never produced by vecfs
+ * files). */
 size_t fsd_float_format(float f, char *buf, size_t size);
 
 /* ------------------------------------------------------------------ */
