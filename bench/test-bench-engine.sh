@@ -11,17 +11,9 @@ exe="$1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-python3 - "$tmp" <<'EOF'
-import random, struct, sys
-rnd = random.Random(7)
-def write(path, n, dim):
-    with open(path, 'wb') as f:
-        for _ in range(n):
-            f.write(struct.pack('<i', dim))
-            f.write(struct.pack('<%df' % dim, *[rnd.gauss(0, 1) for _ in range(dim)]))
-write(sys.argv[1] + '/base.fvecs', 2000, 16)
-write(sys.argv[1] + '/queries.fvecs', 50, 16)
-EOF
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python3 "$here/random-fvecs.py" "$tmp/base.fvecs" 2000 16 7
+python3 "$here/random-fvecs.py" "$tmp/queries.fvecs" 50 16 8
 
 for metric in l2 cosine dot; do
     "$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric "$metric" \

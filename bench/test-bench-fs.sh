@@ -12,17 +12,9 @@ vecfs="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-python3 - "$tmp" <<'PY'
-import random, struct, sys
-rnd = random.Random(5)
-def write(path, n, dim):
-    with open(path, 'wb') as f:
-        for _ in range(n):
-            f.write(struct.pack('<i', dim))
-            f.write(struct.pack('<%df' % dim, *[rnd.gauss(0, 1) for _ in range(dim)]))
-write(sys.argv[1] + '/base.fvecs', 3000, 16)
-write(sys.argv[1] + '/queries.fvecs', 200, 16)
-PY
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python3 "$here/random-fvecs.py" "$tmp/base.fvecs" 3000 16 5
+python3 "$here/random-fvecs.py" "$tmp/queries.fvecs" 200 16 6
 
 "$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric l2 --clients 1,2 \
     --singles 50 --repeat 2 --vecfs "$vecfs" --json "$tmp/out.json" >"$tmp/out.txt"

@@ -259,6 +259,19 @@ def query(coll, qname, text):
     return read_file(q)
 
 
+def import_random(coll, prefix, n, dim, rnd):
+    """Imports n seeded gaussian vectors named <prefix>000.. through a
+    .jsonl batch; returns {name: vector} (values as float32 reads them)."""
+    base = {}
+    blob = []
+    for i in range(n):
+        v = [f32_round(rnd.gauss(0, 1)) for _ in range(dim)]
+        base["%s%03d" % (prefix, i)] = v
+        blob.append(json.dumps({"name": "%s%03d" % (prefix, i), "vector": v}))
+    write_file(os.path.join(coll, ".import", prefix + ".jsonl"), "\n".join(blob))
+    return base
+
+
 # ---------------------------------------------------------------------------
 # Tests. Each takes the test context; collections are private to a test.
 # ---------------------------------------------------------------------------
@@ -905,13 +918,7 @@ def statfs_df(ctx):
 def exact_neighbours(ctx):
     c = mk_collection(ctx.m1.mnt, "exact", "metric = l2\ndim = 8\n")
     rnd = random.Random(11)
-    base = {}
-    blob = []
-    for i in range(300):
-        v = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
-        base["e%03d" % i] = v
-        blob.append(json.dumps({"name": "e%03d" % i, "vector": v}))
-    write_file(os.path.join(c, ".import", "e.jsonl"), "\n".join(blob))
+    base = import_random(c, "e", 300, 8, rnd)
     total = 0
     hits = 0
     for t in range(20):
@@ -945,13 +952,7 @@ def kept_open_query_file(ctx):
     docs/filesystem.md says); text queries of any length after ftruncate."""
     c = mk_collection(ctx.m1.mnt, "keep", "metric = l2\ndim = 8\n")
     rnd = random.Random(12)
-    base = {}
-    blob = []
-    for i in range(200):
-        v = [f32_round(rnd.gauss(0, 1)) for _ in range(8)]
-        base["k%03d" % i] = v
-        blob.append(json.dumps({"name": "k%03d" % i, "vector": v}))
-    write_file(os.path.join(c, ".import", "k.jsonl"), "\n".join(blob))
+    base = import_random(c, "k", 200, 8, rnd)
     qs = [[f32_round(rnd.gauss(0, 1)) for _ in range(8)] for _ in range(20)]
     fd = os.open(os.path.join(c, ".query", "held.f32"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
