@@ -15,11 +15,14 @@
  *   2. Collections of at most EXACT_MAX vectors are searched exactly
  *      (vf_hnsw_search_exact over the index's own vectors), so a small
  *      collection never misses a vector.
- *   3. A hit is reported only under a name its id has: from the
- *      collection's name table (names.c) once that is filled, which holds
- *      every committed name change by the time the index has it, else from
- *      the SLOTS record in the read transaction. An id deleted between the
- *      index search and the lookup is dropped. (An id deleted and reused in
+ *   3. A hit is reported only under a name its id has. Unfiltered
+ *      searches name hits from the collection's name table (names.c) once
+ *      that is filled, which holds every committed name change by the time
+ *      the index has it; filtered ones, and all until the table is filled,
+ *      from the SLOTS record in the read transaction, the snapshot the
+ *      filter's bitmap was built from, so a reported vector always matched
+ *      the filter. An id deleted between the index search and the lookup
+ *      is dropped. (An unfiltered hit whose id was deleted and reused in
  *      that window is reported under its new name: the engine slot was
  *      reused too, so the distance may be either vector's.)
  */
@@ -227,7 +230,10 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
                         bool skip, size_t k, st_hit *out, st_buf *scratch)
 {
     size_t w = 0;
-    bool table = st_names_lookup_begin(&s->c->names);
+    /* A filtered search names from txn, the snapshot its filter bitmap came
+     * from: an id reused meanwhile by a vector that does not match must
+     * not be reported under its new name. */
+    bool table = !s->use_filter && st_names_lookup_begin(&s->c->names);
     for (size_t i = 0; i < n && w < k; i++) {
         if (skip && hits[i].id == skip_id)
             continue;
