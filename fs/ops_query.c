@@ -215,11 +215,11 @@ static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
 
 /* Runs a parsed query and puts its result into out (replacing what out
  * held). 0 or a negative errno. */
-static int run_query(fsd *d, const char *coll, const fsd_query *q, fsd_buf *out)
+static int run_query(fsd *d, const char *coll, const fsd_query *q, uid_t uid, fsd_buf *out)
 {
     char *bytes = NULL;
     size_t len = 0;
-    int rc = fsd_query_run(d->store, coll, q, &bytes, &len);
+    int rc = fsd_query_run(d->store, coll, q, d->queries, uid, &bytes, &len);
     if (rc < 0)
         return rc;
     fsd_buf_release(out);
@@ -256,7 +256,7 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     if (rc == 0 && fsd_qkind_is_batch(q.kind))
         rc = apply_xattrs(&q, &info);
     if (rc == 0)
-        rc = run_query(d, r->coll, &q, &h->result);
+        rc = run_query(d, r->coll, &q, h->uid, &h->result);
     fsd_query_release(&q);
     if (rc == 0) {
         rc = fh_charge_to(h, (uint64_t)h->wbuf.len + h->result.len);

@@ -17,6 +17,9 @@
  *   2. spans[i] names the bytes of query i's lines inside parts[worker]:
  *      the assembled result is every query's lines in row order, each
  *      query's nearest first.
+ *   3. charged[w] >= parts[w].cap once the sink returns 0: what the batch
+ *      holds is charged to the budget (query.h) while it is built, so a
+ *      reader cannot make the daemon build a result of any size.
  */
 #include "query_run.h"
 
@@ -40,9 +43,16 @@ typedef struct span {
     size_t off, len;
 } span;
 
+/* What a worker charges beyond its buffer, so it charges every 64 KiB
+ * rather than every line. */
+#define CHARGE_SLACK ((size_t)64 << 10)
+
 typedef struct batch {
     fsd_results parts[ST_SEARCH_WORKERS_MAX];
-    span *spans; /* one per query */
+    size_t charged[ST_SEARCH_WORKERS_MAX]; /* of parts[w], to budget as uid */
+    span *spans;                           /* one per query */
+    fsd_queries *budget;
+    uid_t uid;
 } batch;
 
 static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
@@ -54,13 +64,20 @@ static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hi
     for (size_t j = 0; j < n && rc == 0; j++)
         rc = fsd_results_add_row(r, query, hits[j].name, strlen(hits[j].name), hits[j].distance);
     b->spans[query] = (span){.worker = worker, .off = off, .len = r->len - off};
+    if (rc == 0 && r->cap > b->charged[worker]) {
+        size_t more = r->cap - b->charged[worker] + CHARGE_SLACK;
+        rc = fsd_queries_charge(b->budget, b->uid, more);
+        if (rc == 0)
+            b->charged[worker] += more;
+    }
     return rc;
 }
 
 static int run_batch(st_store *st, const char *coll, const fsd_query *q,
-                     const st_filter_term *terms, size_t nterms, char **out, size_t *len)
+                     const st_filter_term *terms, size_t nterms, fsd_queries *budget, uid_t uid,
+                     char **out, size_t *len)
 {
-    batch *b = malloc(sizeof *b);
+    batch *b = calloc(1, sizeof *b);
     span *spans = calloc(q->nq, sizeof *spans);
     if (b == NULL || spans == NULL) {
         free(b);
@@ -70,14 +87,21 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
     for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++)
         fsd_results_init(&b->parts[w], q->kind);
     b->spans = spans;
+    b->budget = budget;
+    b->uid = uid;
     double t0 = now_seconds();
     int rc = st_search_batch(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, terms, nterms, 0,
                              batch_sink, b);
     if (rc == 0)
         fsd_metrics_queries(q->nq, now_seconds() - t0);
-    size_t total = 0;
+    size_t total = 0, charged = 0;
     for (size_t i = 0; rc == 0 && i < q->nq; i++)
         total += spans[i].len;
+    /* Parts and the stitched copy are both held while stitching. */
+    if (rc == 0)
+        rc = fsd_queries_charge(budget, uid, total + 1);
+    if (rc == 0)
+        charged = total + 1;
     char *bytes = rc == 0 ? malloc(total + 1) : NULL;
     if (rc == 0 && bytes == NULL)
         rc = -ENOMEM;
@@ -91,8 +115,11 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
         *out = bytes;
         *len = total;
     }
-    for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++)
+    for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++) {
         fsd_results_release(&b->parts[w]);
+        charged += b->charged[w];
+    }
+    fsd_queries_uncharge(budget, uid, charged);
     free(spans);
     free(b);
     return rc;
@@ -127,7 +154,8 @@ static int run_single(st_store *st, const char *coll, const fsd_query *q,
     return rc;
 }
 
-int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, char **out, size_t *len)
+int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, fsd_queries *budget,
+                  uid_t uid, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
@@ -139,6 +167,6 @@ int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, char **out
         terms[i].value_len = q->filter[i].value_len;
     }
     if (fsd_qkind_is_batch(q->kind))
-        return q->nq == 0 ? -EINVAL : run_batch(st, coll, q, terms, nterms, out, len);
+        return q->nq == 0 ? -EINVAL : run_batch(st, coll, q, terms, nterms, budget, uid, out, len);
     return run_single(st, coll, q, terms, nterms, out, len);
 }

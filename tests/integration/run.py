@@ -245,6 +245,15 @@ def metric_sum(mnt, name):
     return total
 
 
+def proc_status_kb(pid, field):
+    """A 'kB' field of /proc/PID/status (VmRSS, VmHWM)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise Fail("no %s in /proc/%d/status" % (field, pid))
+
+
 def mk_collection(mnt, name, config=None):
     path = os.path.join(mnt, name)
     os.mkdir(path)
@@ -649,6 +658,27 @@ def query_memory_limits(ctx):
             pass
     held = metric_sum(ctx.m1.mnt, "vecfs_query_bytes") - base
     check(held < (1 << 20), "query bytes held after rm: %d" % held)
+    # A small batch file whose result is far past the budget (10,000
+    # queries x k 1000 lines, about 250 MB): its read fails with EDQUOT
+    # while the result is being built, so the daemon's peak memory grows by
+    # about the budget, not by the result; nothing stays charged.
+    wide = mk_collection(ctx.m1.mnt, "qmemwide", "dim = 2\nmetric = l2\n")
+    rnd = random.Random(3)
+    write_file(os.path.join(wide, ".import", "w.fvecs"),
+               fvecs([[rnd.random(), rnd.random()] for _ in range(2048)]))
+    qw = os.path.join(wide, ".query", "wide.fvecs")
+    write_file(qw, fvecs([[rnd.random(), rnd.random()] for _ in range(10000)]))
+    os.setxattr(qw, "user.k", b"1000")
+    pid = ctx.m1.proc.pid
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")  # the peak RSS starts again from the current one
+    rss0 = proc_status_kb(pid, "VmRSS")
+    expect_errno(errno.EDQUOT, read_file, qw)
+    grew = proc_status_kb(pid, "VmHWM") - rss0
+    check(grew < 160 * 1024, "peak RSS grew %d KiB for a result over the budget" % grew)
+    os.unlink(qw)
+    held = metric_sum(ctx.m1.mnt, "vecfs_query_bytes") - base
+    check(held < (1 << 20), "query bytes held after a result over the budget: %d" % held)
     # Queries still work afterwards.
     eq(parse_result(query(c, "q", "k = 1\n1 2\n")), [("a", 0.0)], "query after the limits")
 
