@@ -272,6 +272,10 @@ typedef struct st_name_change {
     size_t len;
 } st_name_change;
 
+/* Slot records a fill step copies (4096): bounds how long one step holds
+ * the collection's writers back. Tests lower it to interleave writers with
+ * a fill. */
+extern size_t st_names_fill_chunk;
 /* Starts an empty table, READY (a new collection) or FILLING. */
 void st_names_init(st_names *n, bool ready);
 /* Frees what the table holds. */
@@ -280,9 +284,10 @@ void st_names_destroy(st_names *n);
  * holds the collection's wlock. Never fails: out of memory, the table is
  * cleared and filled again (searches use LMDB meanwhile). */
 void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
-/* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock).
- * *done = the table is READY. 0 or an LMDB/record error (the table is then
- * cleared and the next step starts over). */
+/* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock);
+ * damaged records are left unnamed (logged). *done = the table is READY.
+ * 0, -ENOMEM or an LMDB error (the table is then cleared and the next step
+ * starts over). */
 int st_names_fill_step(st_store *st, st_coll *c, bool *done);
 /* Lookups: begin returns true (holding the read lock) if the table is
  * READY, else false (no lock: name from LMDB). lookup copies id's name
@@ -290,6 +295,9 @@ int st_names_fill_step(st_store *st, st_coll *c, bool *done);
 bool st_names_lookup_begin(st_names *n);
 bool st_names_lookup(const st_names *n, uint32_t id, char out[ST_NAME_MAX + 1]);
 void st_names_lookup_end(st_names *n);
+/* Frees what the table holds and leaves it READY and empty (a dropped
+ * collection, whose object lives on until close). */
+void st_names_clear(st_names *n);
 /* Bytes the table holds (for vecfs_index_memory_bytes); takes no lock. */
 size_t st_names_memory(st_names *n);
 /* Compares the table with c's SLOTS records (tests). 0, -EAGAIN (not

@@ -7,44 +7,61 @@
  *
  * States of an st_names
  *   FILLING  (after open) the background thread copies SLOTS into the table
- *            one chunk of ids at a time (st_names_fill_step), each chunk
+ *            a chunk of records at a time (st_names_fill_step), each chunk
  *            under the collection's wlock with a read txn begun inside it.
  *            `filled` is the first id not copied yet. Searches name hits
  *            from LMDB.
- *   READY    every id is copied; searches name hits from the table. A new
- *            collection starts READY (it has no vectors).
- *   FILLING -> READY when a step finds no slot at or above `filled`.
+ *   READY    every id is copied; unfiltered searches name hits from the
+ *            table. A new collection starts READY (it has no vectors).
+ *   FILLING -> READY   a fill step runs off the collection's slots.
+ *   any -> FILLING (from id 0)   out of memory in st_names_apply, or an
+ *            LMDB error or out of memory in a fill step (names_reset_locked).
+ *   A slot record that fails to decode or authenticate (damage) is left
+ *   unnamed, as the LMDB path drops such a hit; the fill goes on.
  *
  * Invariants
  *   1. Outside a writer's critical section, for every id < filled (every id
  *      when READY), names[id] equals the name in id's SLOTS record, or is
- *      NULL when id has none: writers apply their name changes
- *      (st_names_apply) after commit with the wlock still held, and fill
- *      steps hold the wlock, so the two never interleave.
+ *      NULL when id has none or its record is damaged: writers apply their
+ *      name changes (st_names_apply) after commit with the wlock still
+ *      held, and fill steps hold the wlock, so the two never interleave.
  *   2. Ids >= filled are never stored while FILLING; the fill step that
  *      reaches them reads them from a txn that sees every commit before it.
- *   3. `bytes` is the memory the table holds (array and strings).
+ *   3. `bytes` is the memory the table holds (the array and each name's
+ *      allocation, as malloc_usable_size reports it, plus its header).
  *
- * Lock: `lock` (a rwlock) protects names, cap and filled; `bytes` changes
- * under it too but is atomic, so metrics read it without the lock. Readers
- * copy names under the read lock; writers and fill steps change them under
- * the write lock, which they take while holding the collection's wlock
- * (lock order: wlock -> names.lock). `ready` is atomic and only goes from
- * false to true.
+ * Lock: `lock` (a rwlock that prefers writers, so a stream of searches
+ * cannot hold a writer, and with it the collection's wlock, back) protects
+ * names, cap and filled; `bytes` changes under it too but is atomic, so
+ * metrics read it without the lock. Readers copy names under the read
+ * lock; writers and fill steps change them under the write lock, which
+ * they take while holding the collection's wlock (lock order: wlock ->
+ * names.lock). `ready` is atomic, set and cleared under the write lock.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* Slots copied per fill step: bounds how long one step holds the wlock. */
-#define FILL_CHUNK 4096u
+size_t st_names_fill_chunk = 4096;
+
+/* What one allocation of n usable bytes costs: glibc's chunk header too. */
+static size_t alloc_cost(const void *p)
+{
+    return p ? malloc_usable_size((void *)p) + sizeof(size_t) : 0;
+}
 
 void st_names_init(st_names *n, bool ready)
 {
     memset(n, 0, sizeof(*n));
-    pthread_rwlock_init(&n->lock, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&n->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     atomic_init(&n->ready, ready);
     atomic_init(&n->bytes, 0);
 }
@@ -66,11 +83,12 @@ static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t l
         size_t cap = n->cap ? n->cap : 1024;
         while (cap <= id)
             cap *= 2;
+        size_t old_cost = alloc_cost(n->names);
         char **a = st_realloc(n->names, cap * sizeof(*a));
         if (!a)
             return -ENOMEM;
         memset(a + n->cap, 0, (cap - n->cap) * sizeof(*a));
-        n->bytes += (cap - n->cap) * sizeof(*a);
+        n->bytes += alloc_cost(a) - old_cost;
         n->names = a;
         n->cap = cap;
     }
@@ -81,10 +99,9 @@ static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t l
             return -ENOMEM;
         memcpy(copy, name, len);
         copy[len] = 0;
-        n->bytes += len + 1;
+        n->bytes += alloc_cost(copy);
     }
-    if (n->names[id])
-        n->bytes -= strlen(n->names[id]) + 1;
+    n->bytes -= alloc_cost(n->names[id]);
     free(n->names[id]);
     n->names[id] = copy;
     return 0;
@@ -131,17 +148,21 @@ static void scan_end(st_coll *c, slot_scan *sc)
     st_buf_free(&sc->scratch);
 }
 
-/* Positions sc's cursor at c's first slot with an id >= id; false when
- * there is none. */
-static bool scan_seek(st_coll *c, slot_scan *sc, uint32_t id, MDB_val *k, MDB_val *v)
+/* Positions sc's cursor at c's first slot with an id >= id: 1, 0 when
+ * there is none, or an LMDB error. */
+static int scan_seek(st_coll *c, slot_scan *sc, uint32_t id, MDB_val *k, MDB_val *v)
 {
     uint8_t key[8];
     st_be32(key, c->id);
     st_be32(key + 4, id);
     k->mv_size = 8;
     k->mv_data = key;
-    return mdb_cursor_get(sc->cur, k, v, MDB_SET_RANGE) == 0 && k->mv_size == 8 &&
-           st_get_be32(k->mv_data) == c->id;
+    int mrc = mdb_cursor_get(sc->cur, k, v, MDB_SET_RANGE);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
+    if (mrc)
+        return st_mdb_err(mrc);
+    return k->mv_size == 8 && st_get_be32(k->mv_data) == c->id;
 }
 
 void st_names_apply(st_names *n, const st_name_change *ch, size_t count)
@@ -173,32 +194,39 @@ int st_names_fill_step(st_store *st, st_coll *c, bool *done)
     int rc = scan_begin(st, c, &sc);
     pthread_rwlock_wrlock(&n->lock);
     MDB_val k, v;
-    bool more = rc == 0 && scan_seek(c, &sc, n->filled, &k, &v);
-    size_t copied = 0;
+    int more = rc ? 0 : scan_seek(c, &sc, n->filled, &k, &v);
+    if (more < 0)
+        rc = more;
+    size_t copied = 0, damaged = 0;
     uint32_t next = n->filled;
-    while (rc == 0 && more && copied < FILL_CHUNK) {
+    while (rc == 0 && more == 1 && copied < st_names_fill_chunk) {
         uint32_t id = st_get_be32((const uint8_t *)k.mv_data + 4);
         const void *body;
         size_t blen, nl;
         const char *name;
         const uint8_t *vec;
         uint32_t dim;
-        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
-                             &sc.scratch, &body, &blen);
-        if (rc == 0)
-            rc = st_rec_slot_dec(body, blen, &name, &nl, &vec, &dim);
-        if (rc == 0)
+        int r = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, k.mv_size, v.mv_data,
+                                v.mv_size, &sc.scratch, &body, &blen);
+        if (r == 0)
+            r = st_rec_slot_dec(body, blen, &name, &nl, &vec, &dim);
+        if (r == 0)
             rc = names_set_locked(n, id, name, nl);
+        else if (r == -ENOMEM)
+            rc = r;
+        else
+            damaged++; /* left unnamed (invariant 1) */
         next = id + 1;
         copied++;
-        int mrc = rc ? 0 : mdb_cursor_get(sc.cur, &k, &v, MDB_NEXT);
-        if (mrc && mrc != MDB_NOTFOUND)
-            rc = st_mdb_err(mrc);
-        more = mrc == 0 && k.mv_size == 8 && st_get_be32(k.mv_data) == c->id;
+        if (rc == 0) {
+            int mrc = mdb_cursor_get(sc.cur, &k, &v, MDB_NEXT);
+            if (mrc && mrc != MDB_NOTFOUND)
+                rc = st_mdb_err(mrc);
+            more = mrc == 0 && k.mv_size == 8 && st_get_be32(k.mv_data) == c->id;
+        }
     }
     if (rc == 0) {
         n->filled = next;
-        /* Ran off the collection's slots: every id is copied. */
         if (!more)
             atomic_store(&n->ready, true);
     } else {
@@ -207,7 +235,19 @@ int st_names_fill_step(st_store *st, st_coll *c, bool *done)
     *done = atomic_load(&n->ready);
     pthread_rwlock_unlock(&n->lock);
     scan_end(c, &sc);
+    if (damaged)
+        st_log(st, ST_LOG_WARN,
+               "collection %" PRIu32 ": %zu damaged slot records left unnamed (see vecfs check)",
+               c->id, damaged);
     return rc;
+}
+
+void st_names_clear(st_names *n)
+{
+    pthread_rwlock_wrlock(&n->lock);
+    names_reset_locked(n);
+    atomic_store(&n->ready, true);
+    pthread_rwlock_unlock(&n->lock);
 }
 
 bool st_names_lookup_begin(st_names *n)
@@ -252,7 +292,7 @@ int st_names_check(st_store *st, st_coll *c)
     char name[ST_NAME_MAX + 1];
     for (size_t id = 0; rc == 0 && id < n->cap; id++) {
         int r = st_slot_name(st, sc.txn, c->id, (uint32_t)id, name, &sc.scratch);
-        if (r == -ENOENT)
+        if (r == -ENOENT || r == -EIO) /* no vector, or a damaged record */
             rc = n->names[id] ? -EIO : 0;
         else if (r)
             rc = r;
@@ -261,8 +301,9 @@ int st_names_check(st_store *st, st_coll *c)
     }
     /* No slot at or above cap may exist: the table would miss it. */
     MDB_val k, v;
-    if (rc == 0 && n->cap < UINT32_MAX && scan_seek(c, &sc, (uint32_t)n->cap, &k, &v))
-        rc = -EIO;
+    int past = rc == 0 && n->cap < UINT32_MAX ? scan_seek(c, &sc, (uint32_t)n->cap, &k, &v) : 0;
+    if (rc == 0)
+        rc = past < 0 ? past : past ? -EIO : 0;
     pthread_rwlock_unlock(&n->lock);
     scan_end(c, &sc);
     return rc;

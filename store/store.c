@@ -1099,22 +1099,28 @@ static void bg_snapshots(st_store *st)
     free(list);
 }
 
-/* Fills the name table of every collection that is not filled yet, a
- * chunk at a time (each chunk holds only that collection's writers back),
- * until done or the store is closing. */
-static void bg_names(st_store *st)
+/* Fills the name tables that are not filled yet, a chunk at a time (each
+ * chunk holds only that collection's writers back), for at most
+ * NAMES_SLICE_MS so syncs and snapshots keep their schedule. Returns true
+ * while some table is still filling. */
+#define NAMES_SLICE_MS 100
+static bool bg_names(st_store *st)
 {
     size_t n;
     st_coll **list = colls_copy(st, &n);
     if (!list)
-        return;
+        return true;
+    struct timespec t0, now;
+    mono_now(&t0);
+    bool pending = false;
     for (size_t i = 0; i < n; i++) {
         bool done = false;
         while (!done) {
+            mono_now(&now);
             pthread_mutex_lock(&st->bg_mu);
             bool stop = st->bg_stop;
             pthread_mutex_unlock(&st->bg_mu);
-            if (stop)
+            if (stop || st_ts_diff(&now, &t0) * 1000.0 >= NAMES_SLICE_MS)
                 break;
             int rc = st_names_fill_step(st, list[i], &done);
             if (rc) {
@@ -1124,8 +1130,10 @@ static void bg_names(st_store *st)
                 break;
             }
         }
+        pending |= !done;
     }
     free(list);
+    return pending;
 }
 
 static void *bg_main(void *arg)
@@ -1133,6 +1141,7 @@ static void *bg_main(void *arg)
     st_store *st = arg;
     struct timespec last_sync;
     mono_now(&last_sync);
+    bool names_pending = true;
     pthread_mutex_lock(&st->bg_mu);
     while (!st->bg_stop) {
         struct timespec until;
@@ -1143,11 +1152,13 @@ static void *bg_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&st->bg_cv, &st->bg_mu, &until);
+        /* While a name table is filling, the next slice follows at once. */
+        if (!names_pending)
+            pthread_cond_timedwait(&st->bg_cv, &st->bg_mu, &until);
         if (st->bg_stop)
             break;
         pthread_mutex_unlock(&st->bg_mu);
-        bg_names(st);
+        names_pending = bg_names(st);
         struct timespec now;
         mono_now(&now);
         if (!st->opt.read_only &&
@@ -1475,6 +1486,7 @@ int st_coll_drop(st_store *st, const char *name)
     pthread_mutex_lock(&c->mu);
     c->dropped = true;
     pthread_mutex_unlock(&c->mu);
+    st_names_clear(&c->names);
     pthread_rwlock_wrlock(&st->colls_lock);
     colls_bury(st, c);
     pthread_rwlock_unlock(&st->colls_lock);
