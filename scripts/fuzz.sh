@@ -22,8 +22,10 @@ if ! command -v clang >/dev/null; then
     echo "fuzz.sh: clang is needed for libFuzzer (apt-get install clang)" >&2
     exit 2
 fi
+# meson may set up a language again at regeneration, from the environment.
+export CC=clang CXX=clang++
 if [ ! -f "$build/build.ninja" ]; then
-    CC=clang CXX=clang++ meson setup "$build" "$repo" -Db_sanitize=address,undefined -Db_lundef=false \
+    meson setup "$build" "$repo" -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbuildtype=debugoptimized >/dev/null
 fi
 ninja -C "$build" -j"$jobs" >/dev/null
