@@ -108,6 +108,8 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
     if (rc == 0) {
         size_t at = 0;
         for (size_t i = 0; i < q->nq; i++) {
+            if (spans[i].len == 0)
+                continue; /* no hits: its worker's buffer may not exist */
             memcpy(bytes + at, b->parts[spans[i].worker].data + spans[i].off, spans[i].len);
             at += spans[i].len;
         }

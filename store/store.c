@@ -1026,7 +1026,7 @@ static st_coll **colls_copy(st_store *st, size_t *n)
     pthread_rwlock_rdlock(&st->colls_lock);
     *n = st->ncolls;
     st_coll **list = st_malloc((*n ? *n : 1) * sizeof(*list));
-    if (list)
+    if (list && *n) /* st->colls is NULL before the first collection */
         memcpy(list, st->colls, *n * sizeof(*list));
     pthread_rwlock_unlock(&st->colls_lock);
     return list;
