@@ -1084,6 +1084,20 @@ static void test_map_full(void **state)
 
 /* Every allocation of a put/rename/delete/xattr sequence made to fail in
  * turn: each call fails cleanly or succeeds, and the store stays consistent. */
+/* Waits until c's name table is filled, then compares it with SLOTS. */
+static int names_check_when_filled(st_store *st, const char *coll)
+{
+    st_coll *c = st_coll_find(st, coll);
+    assert_non_null(c);
+    int rc = -EAGAIN;
+    for (int i = 0; i < 2000 && rc == -EAGAIN; i++) {
+        rc = st_names_check(st, c);
+        if (rc == -EAGAIN)
+            usleep(5000);
+    }
+    return rc;
+}
+
 static void test_fault_injection(void **state)
 {
     (void)state;
@@ -1114,6 +1128,10 @@ static void test_fault_injection(void **state)
     }
     printf("allocation faults hit %d of 60 sequences\n", failures);
     assert_true(failures > 0);
+    /* Allocation faults that hit the name table after a commit (or a fill
+     * step) cleared it; the background thread filled it again, equal to
+     * SLOTS. */
+    assert_int_equal(names_check_when_filled(st, "c"), 0);
     /* Snapshot write with I/O faults: fails, store still fine. */
     for (uint64_t n = 1; n <= 4; n++) {
         st_fault_set(ST_FAULT_IO, n);
@@ -1131,6 +1149,18 @@ static void test_fault_injection(void **state)
     st_metrics m;
     assert_int_equal(st_store_metrics(st, &m), 0);
     assert_int_equal(m.rebuilds_total, 0);
+    /* The same faults on a table that was filled from disk after the
+     * reopen: a cleared table fills again from id 0. */
+    assert_int_equal(names_check_when_filled(st, "c"), 0);
+    for (uint64_t n = 1; n <= 60; n++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%llu", (unsigned long long)n);
+        st_fault_set(ST_FAULT_ALLOC, n);
+        if (st_vec_rename(st, "c", name, "tmp", 0) == 0)
+            (void)st_vec_rename(st, "c", "tmp", name, 0);
+        st_fault_set(ST_FAULT_ALLOC, 0);
+    }
+    assert_int_equal(names_check_when_filled(st, "c"), 0);
     assert_int_equal(st_store_close(st), 0);
     tu_rmdir(dir);
 }
@@ -1368,20 +1398,6 @@ static void test_small_churn(void **state)
     }
     assert_int_equal(st_store_close(st), 0);
     tu_rmdir(dir);
-}
-
-/* Waits until c's name table is filled, then compares it with SLOTS. */
-static int names_check_when_filled(st_store *st, const char *coll)
-{
-    st_coll *c = st_coll_find(st, coll);
-    assert_non_null(c);
-    int rc = -EAGAIN;
-    for (int i = 0; i < 2000 && rc == -EAGAIN; i++) {
-        rc = st_names_check(st, c);
-        if (rc == -EAGAIN)
-            usleep(5000);
-    }
-    return rc;
 }
 
 typedef struct names_writer {
