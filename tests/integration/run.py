@@ -84,9 +84,8 @@ class Mount:
             return "(no log)"
 
     def stop(self):
-        """Unmounts and waits for the daemon; returns its exit status."""
-        if self.proc is None:
-            return None
+        """Unmounts (also the mount a dead daemon left behind) and waits for
+        the daemon; returns its exit status, None if none was running."""
         if self.mounted():
             r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
             if r.returncode != 0:
@@ -94,6 +93,8 @@ class Mount:
                 r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        if self.proc is None:
+            return None
         try:
             rc = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -1499,7 +1500,7 @@ def main():
             t0 = time.time()
             try:
                 if ctx.m1.proc is None or ctx.m1.proc.poll() is not None:
-                    ctx.m1.proc = None
+                    ctx.m1.stop()  # a dead daemon leaves its mount behind
                     ctx.m1.start()
                 t(ctx)
                 print("PASS %s (%.1f s)" % (t.__name__, time.time() - t0))
