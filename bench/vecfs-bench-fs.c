@@ -237,6 +237,18 @@ static double median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Recall@k of every query's neighbours (per-query slots as result_rows
+ * fills them) against the ground truth. */
+static double recall_of(const dataset *d, const uint32_t *found, const size_t *nfound)
+{
+    size_t hits = 0, total = 0;
+    for (size_t q = 0; q < d->queries.n; q++) {
+        hits += recall_hits(d, q, found + q * BENCH_K, nfound[q]);
+        total += d->truth_n[q];
+    }
+    return total ? (double)hits / (double)total : 1.0;
+}
+
 /* Runs every query once on `clients` threads of fn, `repeat` times: *out
  * gets the median QPS and the recall (scored after the runs, untimed). */
 static int run_clients(client_job *job, unsigned clients, size_t repeat, void *(*fn)(void *),
@@ -262,13 +274,8 @@ static int run_clients(client_job *job, unsigned clients, size_t repeat, void *(
         rc = started < clients ? -EAGAIN : atomic_load(&job->err);
     }
     if (rc == 0) {
-        size_t hits = 0, total = 0;
-        for (size_t q = 0; q < nq; q++) {
-            hits += recall_hits(job->d, q, job->found + q * BENCH_K, job->nfound[q]);
-            total += job->d->truth_n[q];
-        }
         out->qps = median(qps, repeat);
-        out->recall = total ? (double)hits / (double)total : 1.0;
+        out->recall = recall_of(job->d, job->found, job->nfound);
     }
     free(job->found);
     free(job->nfound);
@@ -434,13 +441,14 @@ static ssize_t query_on_handle(int fd, const float *vec, size_t dim, char *buf, 
     return (ssize_t)len;
 }
 
-/* The rows of the names "base-<row>.f32" in a result ("<name>\t<dist>\n"
- * lines, or "<q>\t<name>\t<dist>\n" when batch). */
-static size_t result_rows(const char *text, bool batch, uint32_t *rows, size_t cap,
-                          size_t *query_of)
+/* Parses a result into per-query slots: query q's rows (of the names
+ * "base-<row>.f32") go to found[q * BENCH_K ...], their number to
+ * nfound[q]; nq slots, zeroed first. Lines are "<name>\t<dist>" (one
+ * query) or "<q>\t<name>\t<dist>" (batch). */
+static void result_rows(const char *text, bool batch, uint32_t *found, size_t *nfound, size_t nq)
 {
-    size_t n = 0;
-    for (const char *line = text; *line && n < cap;) {
+    memset(nfound, 0, nq * sizeof(*nfound));
+    for (const char *line = text; *line;) {
         const char *eol = strchr(line, '\n');
         const char *name = line;
         size_t q = 0;
@@ -449,16 +457,12 @@ static size_t result_rows(const char *text, bool batch, uint32_t *rows, size_t c
             const char *tab = strchr(line, '\t');
             name = tab ? tab + 1 : line;
         }
-        if (!strncmp(name, "base-", 5)) {
-            if (query_of)
-                query_of[n] = q;
-            rows[n++] = (uint32_t)strtoul(name + 5, NULL, 10);
-        }
+        if (q < nq && nfound[q] < BENCH_K && !strncmp(name, "base-", 5))
+            found[q * BENCH_K + nfound[q]++] = (uint32_t)strtoul(name + 5, NULL, 10);
         if (!eol)
             break;
         line = eol + 1;
     }
-    return n;
 }
 
 static void *mount_client(void *arg)
@@ -487,7 +491,7 @@ static void *mount_client(void *arg)
             rc = (int)len;
             break;
         }
-        job->nfound[q] = result_rows(buf, false, job->found + q * BENCH_K, BENCH_K, NULL);
+        result_rows(buf, false, job->found + q * BENCH_K, &job->nfound[q], 1);
     }
     if (rc)
         atomic_store(&job->err, rc);
@@ -623,18 +627,17 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
     }
     size_t cap = d->queries.n * BENCH_K * 600 + 4096;
     uint32_t *found = malloc(d->queries.n * BENCH_K * sizeof(uint32_t));
-    size_t *query_of = malloc(d->queries.n * BENCH_K * sizeof(size_t));
+    size_t *nfound = malloc(d->queries.n * sizeof(size_t));
     buf = malloc(cap);
-    if (!found || !query_of || !buf) {
+    if (!found || !nfound || !buf) {
         free(found);
-        free(query_of);
+        free(nfound);
         rc = -ENOMEM;
         goto out;
     }
     /* Each run writes the query file and reads the result (the search
      * runs when it is opened for reading). */
     double qps[MAX_REPEAT], direct_qps[MAX_REPEAT];
-    size_t nfound = 0;
     client_job djob = {.d = d, .h = direct};
     query_stats dqs = {0};
     ssize_t got = pathf(path, sizeof(path), "%s/.query/all.fvecs", coll);
@@ -648,7 +651,7 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
         if (got == 0)
             got = read_file(path, buf, cap);
         if (got >= 0)
-            nfound = result_rows(buf, true, found, d->queries.n * BENCH_K, query_of);
+            result_rows(buf, true, found, nfound, d->queries.n);
         qps[r] = (double)d->queries.n / (now() - t0);
     }
     if (got >= 0) {
@@ -656,23 +659,11 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
         rows[row_batch(o)].direct_recall = dqs.recall;
     }
     if (got >= 0) {
-        size_t n = nfound;
-        size_t hits = 0, total = 0;
-        for (size_t i = 0; i < n;) {
-            size_t j = i;
-            while (j < n && query_of[j] == query_of[i])
-                j++;
-            if (query_of[i] < d->queries.n)
-                hits += recall_hits(d, query_of[i], found + i, j - i);
-            i = j;
-        }
-        for (size_t q = 0; q < d->queries.n; q++)
-            total += d->truth_n[q];
         rows[row_batch(o)].mount = median(qps, o->repeat);
-        rows[row_batch(o)].mount_recall = total ? (double)hits / (double)total : 1.0;
+        rows[row_batch(o)].mount_recall = recall_of(d, found, nfound);
     }
     free(found);
-    free(query_of);
+    free(nfound);
     rc = got < 0 ? (int)got : 0;
 fail:
     if (rc)

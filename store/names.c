@@ -66,14 +66,6 @@ void st_names_init(st_names *n, bool ready)
     atomic_init(&n->bytes, 0);
 }
 
-void st_names_destroy(st_names *n)
-{
-    for (size_t i = 0; i < n->cap; i++)
-        free(n->names[i]);
-    free(n->names);
-    pthread_rwlock_destroy(&n->lock);
-}
-
 /* Sets names[id] (write lock held). name NULL clears it. */
 static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t len)
 {
@@ -118,6 +110,12 @@ static void names_reset_locked(st_names *n)
     atomic_store(&n->bytes, 0);
     n->filled = 0;
     atomic_store(&n->ready, false);
+}
+
+void st_names_destroy(st_names *n)
+{
+    names_reset_locked(n);
+    pthread_rwlock_destroy(&n->lock);
 }
 
 /* A look at c's SLOTS with c's writers held off: the wlock, then a read

@@ -28,10 +28,11 @@
  *
  * Lock order (outermost first): st->snap_mu -> c->wlock (by ascending
  * collection id when two are needed) -> LMDB's writer lock (a write txn)
- * -> st->colls_lock -> c->mu -> st->health_mu; c->wlock -> c->names.lock. colls_lock is only ever
- * held briefly (lookups; table changes after a commit), never across a wait for LMDB's writer lock,
- * so lookups by readers never wait behind a writer. No lock is taken while holding c->mu except
- * health_mu.
+ * -> st->colls_lock -> c->mu -> st->health_mu; and c->wlock ->
+ * c->names.lock (names.c). colls_lock is only ever held briefly (lookups;
+ * table changes after a commit), never across a wait for LMDB's writer
+ * lock, so lookups by readers never wait behind a writer. No lock is taken
+ * while holding c->mu except health_mu.
  */
 #include <dirent.h>
 #include <errno.h>
