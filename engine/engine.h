@@ -206,9 +206,12 @@ size_t vf_hnsw_memory(const vf_hnsw *h);
 
 /* Approximate k nearest neighbours of `query` (dim floats). ef = 0 uses
  * the index's ef_search; the effective ef is max(ef, k). filter may be
- * NULL; with a filter, when at least k present ids pass, k hits are
- * returned (selective filters are answered by exact search over the
- * passing set, others by filtered graph search with an exact fallback).
+ * NULL. min(k, present ids that pass) hits are always returned: selective
+ * filters are answered by exact search over the passing set, everything
+ * else by a graph walk, and a walk that comes back with fewer is redone
+ * by exact search (counted in vf_hnsw_stats.searches_short). Identical
+ * stored vectors all come back (k copies are k hits), and a stored vector
+ * equal to the query is always among the hits.
  * Writes hits nearest first to out (room for k) and their count to
  * *n_out. Safe from many threads at once and concurrently with inserts
  * and removes. Allocates nothing once the thread's scratch is warm.
@@ -235,17 +238,35 @@ int vf_hnsw_tune_ef(const vf_hnsw *h, size_t k, double target_recall, size_t max
                     uint32_t *ef_out);
 
 /* Number of present vectors that no walk from the entry point over
- * level-0 links can reach (through deleted nodes too), or SIZE_MAX when
- * memory for the walk cannot be had. Such vectors are found only by exact
- * search; heavy deletes can strand a few, and `vecfs check` reports them.
- * O(n) time and memory; safe alongside searches and writers. */
+ * level-0 links can reach, or SIZE_MAX when memory for the walk cannot be
+ * had. Inserts, updates and removes keep this at 0 by construction (every
+ * present vector keeps a way in, and one that loses its last is linked in
+ * again from its nearest reachable neighbours); a nonzero count means
+ * damage or a stranded vector (vf_hnsw_stats.stranded), and `vecfs check`
+ * reports it as a problem. O(n) time and memory; safe alongside searches
+ * and writers. */
 size_t vf_hnsw_unreachable(const vf_hnsw *h);
 
 /* Links every unreachable present vector back into the graph (a link in
- * from its nearest reachable neighbours) until all are reachable. Run it
- * where writers are quiesced, e.g. before a snapshot; searches may run.
- * *fixed is the number of vectors relinked. Returns 0, -EINVAL, -ENOMEM. */
+ * from its nearest reachable node, replacing a link whose target has
+ * another way in) until all are reachable. The safety net for graphs
+ * loaded from older snapshots or stranded vectors. Run it where writers
+ * are quiesced, e.g. before a snapshot; searches may run. *fixed is the
+ * number of vectors relinked. Returns 0, -EINVAL, -ENOMEM. */
 int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed);
+
+/* Counters since the index was created or loaded. */
+typedef struct vf_hnsw_stats {
+    uint64_t searches_short; /* walks that returned fewer than min(k, passing)
+                                and were answered by exact search instead */
+    uint64_t rehomed;        /* vectors linked in again after their anchor
+                                (protected way in) was deleted or updated */
+    uint64_t stranded;       /* vectors no nearby list could take in; left
+                                for vf_hnsw_reconnect */
+} vf_hnsw_stats;
+
+/* Reads the counters. Safe alongside every other call. */
+void vf_hnsw_stats_get(const vf_hnsw *h, vf_hnsw_stats *out);
 
 /* Checks the index's invariants (links in range, no self links, degrees
  * within bounds, entry point valid, counts consistent). 0 or -EILSEQ. For

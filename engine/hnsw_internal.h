@@ -13,15 +13,30 @@
  *   state    per id, VF_SLOT_EMPTY / PRESENT / DELETED.
  *   versions per id, a sequence lock over that node's link lists: odd while
  *            a writer holds it, bumped on every release.
+ *   twin_next, twin_prev  per id, a ring of slots that hold the same
+ *            vector: one graph node (the head, role TWIN_HEAD) carries the
+ *            others (role TWIN_RIDER), which have no links; a slot alone
+ *            is a ring of one. Changed under twin_lock; searches follow
+ *            twin_next without it (see hnsw.c, "Twins").
+ *   ring_role per id, TWIN_HEAD (a graph node) or TWIN_RIDER.
+ *   table    the heads by vector (exact match), for inserts to find the
+ *            ring they join and queries the vector they equal.
+ *   anchor   per id, the node whose level-0 link to it is its protected
+ *            way in (an older node), or VF_NO_ANCHOR. That link is never
+ *            dropped while it anchors (see hnsw.c, "Reachability").
  *
  * Locking (lock order, outermost first)
  *   1. grow_lock (rwlock): read-held by every operation, write-held only
  *      while the arrays above are reallocated.
  *   2. op_locks[id % VF_HNSW_OP_STRIPES] (mutex): serializes insert/remove
  *      of one id for the whole operation.
- *   3. entry_lock (mutex): held by an insert that raises the top level, for
- *      that whole insert, so levels rise one writer at a time.
- *   4. versions[id] (sequence lock): writers of id's link lists hold it
+ *   3. twin_lock (mutex): held to join, leave or re-head a ring of twins
+ *      and to change the table; a re-heading holds it across the new
+ *      head's linking, so it comes before entry_lock and the node locks.
+ *      table_lock (rwlock) is taken inside it, and alone by queries.
+ *   4. entry_lock (mutex): held by an insert that becomes the entry, for
+ *      its whole linking, so the entry changes one writer at a time.
+ *   5. versions[id] (sequence lock): writers of id's link lists hold it
  *      (version odd); a thread holds at most one at a time. Searches never
  *      write it: they copy a list and retry if the version moved, so
  *      readers do not bounce cache lines between cores. List words are
@@ -45,8 +60,10 @@
 #define VF_HNSW_MAX_M 256u
 /* entry packs (top level << 32) | entry id; this value means "empty". */
 #define VF_HNSW_NO_ENTRY UINT64_MAX
+#define VF_NO_ANCHOR UINT32_MAX
 
 enum { VF_SLOT_EMPTY = 0, VF_SLOT_PRESENT = 1, VF_SLOT_DELETED = 2 };
+enum { VF_TWIN_HEAD = 0, VF_TWIN_RIDER = 1 };
 
 typedef struct vf_scratch vf_scratch;
 
@@ -71,16 +88,33 @@ struct vf_hnsw {
     uint8_t *levels;  /* written once per slot under its op lock */
     _Atomic uint8_t *state;
     _Atomic uint32_t *versions;
+    _Atomic uint32_t *anchor;    /* set under the anchor's node lock */
+    _Atomic uint32_t *twin_next; /* protected by twin_lock; read by searches */
+    _Atomic uint32_t *twin_prev; /* protected by twin_lock */
+    _Atomic uint8_t *ring_role;  /* protected by twin_lock; read by searches */
+    float *sqnorm;               /* dot only: squared norms, for the graph's lifting */
 
     pthread_mutex_t op_locks[VF_HNSW_OP_STRIPES];
     pthread_mutex_t entry_lock;
+    pthread_mutex_t twin_lock;
+    /* Heads by vector, open addressing, at most half full: ids,
+     * UINT32_MAX empty, UINT32_MAX - 1 gone. Changed under twin_lock and,
+     * for the moment of the change, table_lock (write); queries probe it
+     * under table_lock (read). */
+    pthread_rwlock_t table_lock;
+    uint32_t *table;
+    size_t table_cap, table_used, table_gone;
     _Atomic uint64_t entry; /* see VF_HNSW_NO_ENTRY */
 
     _Atomic size_t count;       /* present ids */
     _Atomic size_t deleted;     /* deleted slots awaiting reuse */
     _Atomic size_t upper_bytes; /* bytes held by upper lists */
     _Atomic uint32_t ef_search;
-    _Atomic uint64_t level_draws; /* level generator position */
+    _Atomic uint64_t level_draws;    /* level generator position */
+    _Atomic uint32_t max_sq_bits;    /* dot: largest squared norm (float bits) */
+    _Atomic uint64_t searches_short; /* walks that came back short (exact fallback) */
+    _Atomic uint64_t rehomed;        /* nodes given a new way in after losing their last */
+    _Atomic uint64_t stranded;       /* nodes no nearby list could take in */
 
     pthread_mutex_t pool_lock;
     vf_scratch *pool; /* protected by pool_lock: idle search scratch */
@@ -107,5 +141,10 @@ static inline uint32_t *vf_node_list(const struct vf_hnsw *h, uint32_t id, unsig
 /* Shared by hnsw.c and snapshot.c. */
 int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out);
 int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity);
+/* After a load: empties the lists of deleted slots (older snapshots kept
+ * them), puts riders back in their twin rings, makes the oldest graph
+ * node the entry, gives every node an anchor (linking in those that have
+ * none). 0 or -ENOMEM. */
+int vf_hnsw_links_settle(vf_hnsw *h);
 
 #endif /* VECFS_ENGINE_HNSW_INTERNAL_H */

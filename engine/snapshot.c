@@ -294,6 +294,9 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
     atomic_store(&h->count, present);
     atomic_store(&h->deleted, used - present);
     atomic_store(&h->level_draws, draws);
+    rc = vf_hnsw_links_settle(h);
+    if (rc)
+        goto fail;
     *out = h;
     return 0;
 fail:

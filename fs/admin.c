@@ -80,9 +80,23 @@ static int render_metrics(fsd *d, fsd_buf *b)
             "# HELP vecfs_snapshot_age_seconds Age of the oldest snapshot behind its "
             "collection.\n"
             "# TYPE vecfs_snapshot_age_seconds gauge\n"
-            "vecfs_snapshot_age_seconds %.3f\n",
+            "vecfs_snapshot_age_seconds %.3f\n"
+            "# HELP vecfs_searches_short_total Graph walks that came back with fewer "
+            "than k and were answered by exact search.\n"
+            "# TYPE vecfs_searches_short_total counter\n"
+            "vecfs_searches_short_total %llu\n"
+            "# HELP vecfs_vectors_rehomed_total Vectors linked into the graph again "
+            "after a delete or update took their way in.\n"
+            "# TYPE vecfs_vectors_rehomed_total counter\n"
+            "vecfs_vectors_rehomed_total %llu\n"
+            "# HELP vecfs_vectors_stranded_total Vectors left without a way in "
+            "(found by exact search until the next snapshot relinks them).\n"
+            "# TYPE vecfs_vectors_stranded_total counter\n"
+            "vecfs_vectors_stranded_total %llu\n",
             (unsigned long long)m.store_bytes, (unsigned long long)m.index_memory,
-            m.snapshot_age_seconds);
+            m.snapshot_age_seconds, (unsigned long long)m.searches_short_total,
+            (unsigned long long)m.vectors_rehomed_total,
+            (unsigned long long)m.vectors_stranded_total);
     if (rc == 0)
         rc = fsd_buf_printf(b,
                             "# HELP vecfs_audit_failures_total Audit lines that could not be "
@@ -166,6 +180,12 @@ static int render_stats(fsd *d, fsd_buf *b)
     json_object_set_new(root, "deletes_total", json_integer((json_int_t)m.deletes_total));
     json_object_set_new(root, "snapshots_total", json_integer((json_int_t)m.snapshots_total));
     json_object_set_new(root, "rebuilds_total", json_integer((json_int_t)m.rebuilds_total));
+    json_object_set_new(root, "searches_short_total",
+                        json_integer((json_int_t)m.searches_short_total));
+    json_object_set_new(root, "vectors_rehomed_total",
+                        json_integer((json_int_t)m.vectors_rehomed_total));
+    json_object_set_new(root, "vectors_stranded_total",
+                        json_integer((json_int_t)m.vectors_stranded_total));
     json_object_set_new(root, "snapshot_age_seconds", json_real(m.snapshot_age_seconds));
     json_object_set_new(root, "open_seconds", json_real(m.open_seconds));
     json_object_set_new(root, "query_files",

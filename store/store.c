@@ -1200,8 +1200,14 @@ int st_store_metrics(st_store *st, st_metrics *out)
         st_coll *c = st->colls[i];
         pthread_mutex_lock(&c->mu);
         out->vectors += c->count;
-        if (c->index)
+        if (c->index) {
+            vf_hnsw_stats hs;
+            vf_hnsw_stats_get(c->index, &hs);
             out->index_memory += vf_hnsw_memory(c->index);
+            out->searches_short_total += hs.searches_short;
+            out->vectors_rehomed_total += hs.rehomed;
+            out->vectors_stranded_total += hs.stranded;
+        }
         out->index_memory += st_names_memory(&c->names);
         if (c->changes > 0) {
             double age = st_ts_diff(&now, &c->first_change);
