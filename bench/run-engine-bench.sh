@@ -6,15 +6,17 @@
 #   BUILDDIR  meson build directory (default <repo>/build; set up and built
 #             here if vecfs-bench-engine is missing or stale)
 #   SET       words (331,479 x 100, cosine), mnist (9,000 x 784, l2),
-#             words50k (50,000 x 100, cosine: a quick check). Default:
-#             words mnist.
+#             words50k (50,000 x 100, cosine: a quick check), dups (the
+#             generated duplicate-heavy set of --duplicates 50: 20,000 x 8,
+#             l2, half the rows copies of 13 vectors). Default:
+#             words mnist dups.
 # Data comes from scripts/fetch-data.sh (DATADIR: $VECFS_DATA or
-# <repo>/data). For each set the table goes to stdout and to
+# <repo>/data); dups needs none. For each set the table goes to stdout and to
 # BUILDDIR/bench-results/SET.txt, the JSON to BUILDDIR/bench-results/SET.json.
 #
 # Parameters: M 16, single-thread search (--threads 1), k 10.
 #   words: efConstruction 100, as DATA.md's reference hnswlib figures;
-#   mnist: efConstruction 200, as DATA.md's MNIST reference.
+#   mnist, dups: efConstruction 200, as DATA.md's MNIST reference.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +29,7 @@ die() {
     exit 1
 }
 usage() {
-    echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k ...]" >&2
+    echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k|dups ...]" >&2
 }
 
 sets=()
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
         usage
         exit 0
         ;;
-    words | mnist | words50k)
+    words | mnist | words50k | dups)
         sets+=("$1")
         shift
         ;;
@@ -53,7 +55,7 @@ while [ $# -gt 0 ]; do
         ;;
     esac
 done
-[ ${#sets[@]} -gt 0 ] || sets=(words mnist)
+[ ${#sets[@]} -gt 0 ] || sets=(words mnist dups)
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$repo" >/dev/null || die "meson setup $build failed"
@@ -62,7 +64,13 @@ ninja -C "$build" bench/vecfs-bench-engine >/dev/null || die "building vecfs-ben
 exe="$build/bench/vecfs-bench-engine"
 [ -x "$exe" ] || die "$exe was not built"
 
-VECFS_DATA="$datadir" "$repo/scripts/fetch-data.sh" "${sets[@]}" || die "fetching data failed"
+fetch=()
+for set in "${sets[@]}"; do
+    [ "$set" = dups ] || fetch+=("$set")
+done
+if [ ${#fetch[@]} -gt 0 ]; then
+    VECFS_DATA="$datadir" "$repo/scripts/fetch-data.sh" "${fetch[@]}" || die "fetching data failed"
+fi
 
 out="$build/bench-results"
 mkdir -p "$out"
@@ -81,6 +89,9 @@ for set in "${sets[@]}"; do
     mnist)
         args=(--base "$datadir/mnist-base.fvecs" --queries "$datadir/mnist-queries.fvecs"
             --metric l2 --efc 200 --ef 10,20,40,80,160,320)
+        ;;
+    dups)
+        args=(--duplicates 50 --metric l2 --efc 200 --ef 10,20,40,80,160,320)
         ;;
     esac
     echo

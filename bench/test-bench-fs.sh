@@ -2,7 +2,8 @@
 # test-bench-fs.sh — smoke test of vecfs-bench-fs on a small random dataset:
 # it mounts a real vecfs, does every kind of work through the mount and
 # directly, and the JSON must hold every row with positive figures, and
-# recall@10 through the mount must match direct (both at least 0.9).
+# recall@10 through the mount must match direct (both at least 0.9), and
+# recall by distance is never below recall by id.
 #
 # Usage: bench/test-bench-fs.sh PATH/TO/vecfs-bench-fs PATH/TO/vecfs
 set -euo pipefail
@@ -39,5 +40,7 @@ for x in r["results"]:
     if x["unit"] == "QPS":
         assert x["recall_direct"] >= 0.9 and x["recall_mount"] >= 0.9, x
         assert abs(x["recall_direct"] - x["recall_mount"]) <= 0.02, x
+        for side in ("direct", "mount"):
+            assert x["recall_" + side] <= x["recall_distance_" + side] <= 1, x
 print("bench-fs smoke: %d rows ok" % len(works))
 PY

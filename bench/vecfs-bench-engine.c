@@ -2,13 +2,14 @@
  * vecfs-bench-engine — measures the vecfs HNSW engine on a real dataset,
  * side by side with hnswlib and FAISS in the same process run.
  *
- *   vecfs-bench-engine --base B.fvecs --queries Q.fvecs [--gt GT.ivecs]
- *       [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]
+ *   vecfs-bench-engine {--base B.fvecs --queries Q.fvecs | --duplicates SHARE}
+ *       [--gt GT.ivecs] [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]
  *       [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]
  *       [--json OUT.json] [--results PREFIX]
  *
  * What one run does, in order:
- *   1. reads and validates the base and query files (bench/fvecs.c);
+ *   1. reads and validates the base and query files (bench/fvecs.c), or
+ *      generates the duplicate-heavy set of --duplicates (bench/duplicates.h);
  *   2. ground truth: --gt, or exact top-k by vf_flat_search_batch on all
  *      cores;
  *   3. for each engine (vecfs, then the --compare peers): builds the index
@@ -23,6 +24,11 @@
  *   recall@k  |returned ids ∩ ground-truth top-k| / k, averaged over queries
  *             (ids only, so engines that search normalized vectors by inner
  *             product are scored the same way as vecfs's cosine).
+ *   recall by distance, copy misses  as bench/recall.h defines them: a
+ *             returned row counts when its distance is no larger than the
+ *             k-th true distance, so ties between identical vectors neither
+ *             hide nor fake a loss; a copy miss is a query whose identical
+ *             row was in the base but not in its result.
  *   QPS       queries / wall time of the whole run on --threads threads;
  *             each ef runs RUNS_PER_EF times and the fastest run is kept.
  *   mean_us, p99_us  per-call latency over all queries of that run.
@@ -35,9 +41,11 @@
  * error), 2 bad arguments or unusable input files — each with one line on
  * stderr.
  */
+#include "duplicates.h"
 #include "engine.h"
 #include "fvecs.h"
 #include "peers.h"
+#include "recall.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -66,10 +74,17 @@
 #define RUNS_PER_EF 3
 
 static const char usage_text[] =
-    "usage: " PROG " --base B.fvecs --queries Q.fvecs [--gt GT.ivecs]\n"
-    "           [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]\n"
+    "usage: " PROG " {--base B.fvecs --queries Q.fvecs | --duplicates SHARE}\n"
+    "           [--gt GT.ivecs] [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]\n"
     "           [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]\n"
-    "           [--json OUT.json] [--results PREFIX]\n";
+    "           [--json OUT.json] [--results PREFIX]\n"
+    "  --duplicates SHARE  instead of files, a generated base of 20000 x 8 where\n"
+    "           SHARE % (0..100) of the rows are copies of 13 distinct vectors\n"
+    "           ([(i*7 + j) % 13]) and the rest uniform random in [0, 12), and 1000\n"
+    "           queries, every other one an exact copy of a base row\n"
+    "Each run prints recall by id, recall by distance (a row counts when it is\n"
+    "no farther than the k-th true neighbour) and copy misses (queries whose\n"
+    "identical base row is not in the result).\n";
 
 /* ------------------------------------------------------------------ */
 /* Options                                                              */
@@ -81,6 +96,8 @@ typedef struct options {
     const char *gt;
     const char *json;
     const char *results;
+    bool generate;       /* --duplicates given: no --base/--queries */
+    unsigned duplicates; /* its SHARE, percent */
     vf_metric metric;
     size_t k;
     unsigned m;
@@ -217,9 +234,9 @@ static int parse_args(int argc, char **argv, options *o)
             }
             memcpy(name, arg, strlen(arg) + 1);
         }
-        static const char *const known[] = {"--base",    "--queries", "--gt",   "--metric",
-                                            "--k",       "--m",       "--efc",  "--ef",
-                                            "--threads", "--compare", "--json", "--results"};
+        static const char *const known[] = {
+            "--base", "--queries", "--gt",      "--metric", "--k",       "--m",         "--efc",
+            "--ef",   "--threads", "--compare", "--json",   "--results", "--duplicates"};
         bool found = false;
         for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
             found = found || strcmp(name, known[j]) == 0;
@@ -287,10 +304,21 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(name, "--compare") == 0) {
             if (parse_compare(val, o) != 0)
                 return -EINVAL;
+        } else if (strcmp(name, "--duplicates") == 0) {
+            if (parse_uint(val, 0, 100, &v) != 0) {
+                usage_error("--duplicates: '%s' is not a percentage in 0..100", val);
+                return -EINVAL;
+            }
+            o->generate = true;
+            o->duplicates = (unsigned)v;
         }
     }
-    if (o->base == NULL || o->queries == NULL) {
-        usage_error("--base and --queries are required");
+    if (o->generate && (o->base != NULL || o->queries != NULL)) {
+        usage_error("--duplicates generates the data: no --base or --queries with it");
+        return -EINVAL;
+    }
+    if (!o->generate && (o->base == NULL || o->queries == NULL)) {
+        usage_error("--base and --queries (or --duplicates) are required");
         return -EINVAL;
     }
     return 0;
@@ -311,29 +339,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* recall@k of results (nq x k, -1 padded) against gt (nq x gt_dim). */
-static double recall_at_k(const int32_t *res, const int32_t *gt, size_t nq, size_t k, size_t gt_dim)
-{
-    double sum = 0;
-
-    for (size_t q = 0; q < nq; q++) {
-        size_t hit = 0;
-        for (size_t i = 0; i < k; i++) {
-            int32_t id = res[q * k + i];
-            if (id < 0)
-                continue;
-            for (size_t j = 0; j < k; j++) {
-                if (gt[q * gt_dim + j] == id) {
-                    hit++;
-                    break;
-                }
-            }
-        }
-        sum += (double)hit / (double)k;
-    }
-    return nq ? sum / (double)nq : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -397,20 +402,24 @@ out:
 
 typedef struct run_result {
     size_t ef;
-    double recall, qps, mean_us, p99_us;
+    double recall; /* by id: the figure docs/performance.md has always shown */
+    double recall_distance;
+    size_t copy_misses;
+    double qps, mean_us, p99_us;
 } run_result;
 
 /* Runs nq queries at ef on `threads` threads; fills res (nq x k) and the
- * figures in *out (recall against gt). Returns 0, -ENOMEM, -EAGAIN (no
- * thread) or the engine's error. */
+ * figures in *out (scored against truth after the timed run). Returns 0,
+ * -ENOMEM, -EAGAIN (no thread) or the engine's error. */
 static int run_queries(const searcher *s, const float *queries, size_t nq, size_t dim, size_t k,
-                       size_t ef, unsigned threads, const int32_t *gt, size_t gt_dim, int32_t *res,
+                       size_t ef, unsigned threads, const bench_truth *truth, int32_t *res,
                        run_result *out)
 {
     pthread_t tid[MAX_THREADS];
     unsigned started = 0;
     run_state r;
     double t0, t1, sum = 0;
+    bench_score score;
     int rc = 0;
 
     memset(&r, 0, sizeof(r));
@@ -444,8 +453,12 @@ static int run_queries(const searcher *s, const float *queries, size_t nq, size_
     for (size_t q = 0; q < nq; q++)
         sum += r.lat_us[q];
     qsort(r.lat_us, nq, sizeof(double), cmp_double);
+    /* -1 padding is (uint32_t)-1 here: outside the base, it scores nothing. */
+    bench_truth_score(truth, nq, (const uint32_t *)res, k, NULL, &score);
     out->ef = ef;
-    out->recall = recall_at_k(res, gt, nq, k, gt_dim);
+    out->recall = score.recall_id;
+    out->recall_distance = score.recall_distance;
+    out->copy_misses = score.copy_misses;
     out->qps = (double)nq / (t1 - t0);
     out->mean_us = sum / (double)nq;
     {
@@ -489,6 +502,7 @@ typedef struct bench {
     options opt;
     bench_matrix base, queries, gt;
     size_t gt_dim;
+    bench_truth truth; /* scores every run against gt */
     unsigned cores;
     json_t *engines;          /* JSON array of engine objects */
     engine_report reports[4]; /* what each engine measured, for the summary */
@@ -499,16 +513,18 @@ static void print_table_head(const bench *b, const engine_report *e, const char 
 {
     printf("\n== %s: build %.2f s on %u threads, %.1f bytes/vector%s\n", e->name, e->build_seconds,
            b->cores, e->bytes_per_vector, extra);
-    printf("%8s %10s %12s %10s %10s\n", "ef", "recall", "QPS", "mean_us", "p99_us");
+    printf("%8s %10s %11s %12s %10s %10s %11s\n", "ef", "recall", "recall_dist", "QPS", "mean_us",
+           "p99_us", "copy_misses");
 }
 
 static void print_run(const run_result *r)
 {
-    if (r->ef == 0)
-        printf("%8s %10.4f %12.1f %10.1f %10.1f\n", "-", r->recall, r->qps, r->mean_us, r->p99_us);
-    else
-        printf("%8zu %10.4f %12.1f %10.1f %10.1f\n", r->ef, r->recall, r->qps, r->mean_us,
-               r->p99_us);
+    char ef[24] = "-";
+
+    if (r->ef != 0)
+        snprintf(ef, sizeof(ef), "%zu", r->ef);
+    printf("%8s %10.4f %11.4f %12.1f %10.1f %10.1f %11zu\n", ef, r->recall, r->recall_distance,
+           r->qps, r->mean_us, r->p99_us, r->copy_misses);
     fflush(stdout);
 }
 
@@ -526,9 +542,10 @@ static int report_json(bench *b, const engine_report *e)
         goto out;
     for (size_t i = 0; i < e->n_runs; i++) {
         const run_result *r = &e->runs[i];
-        json_t *run =
-            json_pack("{s:I,s:f,s:f,s:f,s:f}", "ef", (json_int_t)r->ef, "recall", r->recall, "qps",
-                      r->qps, "mean_us", r->mean_us, "p99_us", r->p99_us);
+        json_t *run = json_pack("{s:I,s:f,s:f,s:I,s:f,s:f,s:f}", "ef", (json_int_t)r->ef, "recall",
+                                r->recall, "recall_distance", r->recall_distance, "copy_misses",
+                                (json_int_t)r->copy_misses, "qps", r->qps, "mean_us", r->mean_us,
+                                "p99_us", r->p99_us);
         if (run == NULL || json_array_append_new(runs, run) != 0)
             goto out;
     }
@@ -569,8 +586,8 @@ static int measure(bench *b, const searcher *s, bool uses_ef, void (*set_ef)(voi
     if (set_ef != NULL)
         set_ef(set_ef_state, uses_ef ? o->efs[0] : 1);
     rc = run_queries(s, (const float *)b->queries.data, nq < WARMUP_QUERIES ? nq : WARMUP_QUERIES,
-                     b->queries.dim, o->k, uses_ef ? o->efs[0] : 0, o->threads,
-                     (const int32_t *)b->gt.data, b->gt_dim, res, &warm);
+                     b->queries.dim, o->k, uses_ef ? o->efs[0] : 0, o->threads, &b->truth, res,
+                     &warm);
     if (rc != 0)
         goto out;
     for (size_t i = 0; i < n_efs; i++) {
@@ -580,7 +597,7 @@ static int measure(bench *b, const searcher *s, bool uses_ef, void (*set_ef)(voi
         for (int rep = 0; rep < (uses_ef ? RUNS_PER_EF : 1); rep++) {
             run_result r;
             rc = run_queries(s, (const float *)b->queries.data, nq, b->queries.dim, o->k, ef,
-                             o->threads, (const int32_t *)b->gt.data, b->gt_dim, res, &r);
+                             o->threads, &b->truth, res, &r);
             if (rc != 0)
                 goto out;
             if (rep == 0 || r.qps > e->runs[i].qps)
@@ -740,6 +757,13 @@ static int load_inputs(bench *b)
     char err[512];
     int rc;
 
+    if (o->generate) {
+        if (bench_duplicates_make(o->duplicates, &b->base, &b->queries) != 0) {
+            fprintf(stderr, PROG ": --duplicates: out of memory\n");
+            return 1;
+        }
+        goto check;
+    }
     rc = bench_fvecs_read(o->base, &b->base, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, PROG ": --base: %s\n", err);
@@ -750,6 +774,7 @@ static int load_inputs(bench *b)
         fprintf(stderr, PROG ": --queries: %s\n", err);
         return rc == -ENOMEM ? 1 : 2;
     }
+check:
     if (b->queries.dim != b->base.dim) {
         fprintf(stderr, PROG ": --queries: dim %zu, but the base has dim %zu\n", b->queries.dim,
                 b->base.dim);
@@ -787,39 +812,23 @@ static int load_inputs(bench *b)
     return 0;
 }
 
-/* Exact top-k of every query on all cores. Returns 0 or a negative errno. */
+/* Exact top-k of every query on all cores into b->gt. Returns 0 or a
+ * negative errno. */
 static int compute_gt(bench *b)
 {
-    const options *o = &b->opt;
-    size_t nq = b->queries.n;
-    vf_hit *hits = malloc(nq * o->k * sizeof(vf_hit));
-    size_t *counts = malloc(nq * sizeof(size_t));
-    int32_t *gt = malloc(nq * o->k * sizeof(int32_t));
-    double t0;
-    int rc = -ENOMEM;
+    double t0 = now_seconds();
+    int32_t *gt;
+    int rc = bench_truth_exact(&b->base, &b->queries, b->opt.metric, b->opt.k, &gt);
 
-    if (hits == NULL || counts == NULL || gt == NULL)
-        goto out;
-    t0 = now_seconds();
-    rc = vf_flat_search_batch((const float *)b->base.data, b->base.n, b->base.dim, o->metric,
-                              (const float *)b->queries.data, nq, o->k, NULL, 0, hits, counts);
     if (rc != 0)
-        goto out;
-    for (size_t q = 0; q < nq; q++)
-        for (size_t i = 0; i < o->k; i++)
-            gt[q * o->k + i] = i < counts[q] ? (int32_t)hits[q * o->k + i].id : -1;
-    printf("ground truth: exact top-%zu by vf_flat_search_batch on %u threads in %.2f s\n", o->k,
-           b->cores, now_seconds() - t0);
+        return rc;
+    printf("ground truth: exact top-%zu by vf_flat_search_batch on %u threads in %.2f s\n",
+           b->opt.k, b->cores, now_seconds() - t0);
     b->gt.data = gt;
-    b->gt.n = nq;
-    b->gt.dim = o->k;
-    b->gt_dim = o->k;
-    gt = NULL;
-out:
-    free(gt);
-    free(counts);
-    free(hits);
-    return rc;
+    b->gt.n = b->queries.n;
+    b->gt.dim = b->opt.k;
+    b->gt_dim = b->opt.k;
+    return 0;
 }
 
 static int write_json(bench *b)
@@ -833,6 +842,9 @@ static int write_json(bench *b)
                      "queries", (json_int_t)b->queries.n, "dim", (json_int_t)b->base.dim, "metric",
                      vf_metric_name(o->metric), "engines", b->engines);
     if (root == NULL)
+        goto out;
+    if (o->generate && json_object_set_new(json_object_get(root, "dataset"), "duplicates",
+                                           json_integer(o->duplicates)) != 0)
         goto out;
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->json) >= (int)sizeof(tmp)) {
         rc = -ENAMETOOLONG;
@@ -864,8 +876,9 @@ static void peer_missing(const char *name)
 }
 #endif
 
-/* One line per engine: the fastest run that reaches recall 0.95, or the
- * best recall it reached. */
+/* One line per engine: the fastest run that reaches recall 0.95 (by id, as
+ * the tables of docs/performance.md always were), or the best recall it
+ * reached. */
 static void print_summary(const bench *b)
 {
     printf("\nsummary (recall@%zu >= 0.95, %u search thread%s):\n", b->opt.k, b->opt.threads,
@@ -873,26 +886,30 @@ static void print_summary(const bench *b)
     for (size_t i = 0; i < b->n_reports; i++) {
         const engine_report *e = &b->reports[i];
         const run_result *best = NULL;
-        double top = 0;
+        double top = 0, top_distance = 0;
         for (size_t j = 0; j < e->n_runs; j++) {
             const run_result *r = &e->runs[j];
             if (r->recall > top)
                 top = r->recall;
+            if (r->recall_distance > top_distance)
+                top_distance = r->recall_distance;
             if (r->recall >= 0.95 && (best == NULL || r->qps > best->qps))
                 best = r;
         }
         if (best != NULL && best->ef == 0)
-            printf("  %-10s  %10.1f QPS exact (recall %.4f); build %.2f s, %.1f bytes/vector\n",
-                   e->name, best->qps, best->recall, e->build_seconds, e->bytes_per_vector);
-        else if (best == NULL)
-            printf("  %-10s  never reached 0.95 (best recall %.4f); build %.2f s, %.1f "
-                   "bytes/vector\n",
-                   e->name, top, e->build_seconds, e->bytes_per_vector);
-        else
-            printf("  %-10s  %10.1f QPS at ef %zu (recall %.4f); build %.2f s, %.1f "
-                   "bytes/vector\n",
-                   e->name, best->qps, best->ef, best->recall, e->build_seconds,
+            printf("  %-10s  %10.1f QPS exact (recall %.4f, by distance %.4f); build %.2f s, "
+                   "%.1f bytes/vector\n",
+                   e->name, best->qps, best->recall, best->recall_distance, e->build_seconds,
                    e->bytes_per_vector);
+        else if (best == NULL)
+            printf("  %-10s  never reached 0.95 (best recall %.4f, by distance %.4f); build %.2f "
+                   "s, %.1f bytes/vector\n",
+                   e->name, top, top_distance, e->build_seconds, e->bytes_per_vector);
+        else
+            printf("  %-10s  %10.1f QPS at ef %zu (recall %.4f, by distance %.4f); build %.2f s, "
+                   "%.1f bytes/vector\n",
+                   e->name, best->qps, best->ef, best->recall, best->recall_distance,
+                   e->build_seconds, e->bytes_per_vector);
     }
 }
 
@@ -920,8 +937,13 @@ int main(int argc, char **argv)
         status = rc;
         goto out;
     }
-    printf("dataset: %zu base x %zu dim (%s), %zu queries (%s), metric %s\n", b.base.n, b.base.dim,
-           b.opt.base, b.queries.n, b.opt.queries, vf_metric_name(b.opt.metric));
+    if (b.opt.generate)
+        printf("dataset: %zu base x %zu dim (generated: %u %% copies of 13 vectors), %zu queries "
+               "(every other one a copy of a base row), metric %s\n",
+               b.base.n, b.base.dim, b.opt.duplicates, b.queries.n, vf_metric_name(b.opt.metric));
+    else
+        printf("dataset: %zu base x %zu dim (%s), %zu queries (%s), metric %s\n", b.base.n,
+               b.base.dim, b.opt.base, b.queries.n, b.opt.queries, vf_metric_name(b.opt.metric));
     printf("params: k %zu, M %u, efConstruction %u, search threads %u, build threads %u "
            "(all cores), kernel %s\n",
            b.opt.k, b.opt.m, b.opt.efc, b.opt.threads, b.cores, vf_kernels_best()->name);
@@ -933,6 +955,12 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": ground truth failed: %s\n", strerror(-rc));
             goto out;
         }
+    }
+    rc =
+        bench_truth_init(&b.truth, &b.base, &b.queries, b.opt.metric, b.gt.data, b.gt_dim, b.opt.k);
+    if (rc != 0) {
+        fprintf(stderr, PROG ": ground truth failed: %s\n", strerror(-rc));
+        goto out;
     }
     fflush(stdout);
     if (bench_vecfs(&b) != 0)
@@ -960,6 +988,7 @@ int main(int argc, char **argv)
     status = 0;
 out:
     json_decref(b.engines);
+    bench_truth_release(&b.truth);
     bench_matrix_release(&b.gt);
     bench_matrix_release(&b.queries);
     bench_matrix_release(&b.base);

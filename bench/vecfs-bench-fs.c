@@ -25,8 +25,8 @@
  *
  * It mounts a fresh DATADIR under a temporary directory itself (vecfs -f),
  * and always unmounts it and stops the daemon before exiting. Recall@10 is
- * measured for the query rows against exact search, so a fast but wrong
- * path cannot pass for a fast one.
+ * measured for the query rows against exact search, by id and by distance
+ * (bench/recall.h), so a fast but wrong path cannot pass for a fast one.
  *
  * Invariants
  *   1. The daemon this program starts is stopped and its mount removed on
@@ -53,6 +53,7 @@
 
 #include "engine.h"
 #include "fvecs.h"
+#include "recall.h"
 
 #define BENCH_K 10
 #define MAX_CLIENTS 64
@@ -70,8 +71,8 @@ typedef struct bench_opts {
 
 typedef struct dataset {
     bench_matrix base, queries;
-    vf_hit *truth; /* queries.n x BENCH_K */
-    size_t *truth_n;
+    int32_t *gt;       /* queries.n x BENCH_K exact neighbours */
+    bench_truth truth; /* scores results against gt */
 } dataset;
 
 /* snprintf into a path buffer; -ENAMETOOLONG instead of a cut path. */
@@ -174,21 +175,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
 
 typedef struct query_stats {
     double qps;
-    double recall;
+    bench_score score;
 } query_stats;
-
-static size_t recall_hits(const dataset *d, size_t q, const uint32_t *rows, size_t n)
-{
-    size_t hits = 0;
-    const vf_hit *truth = d->truth + q * BENCH_K;
-    for (size_t i = 0; i < d->truth_n[q]; i++)
-        for (size_t j = 0; j < n; j++)
-            if (rows[j] == truth[i].id) {
-                hits++;
-                break;
-            }
-    return hits;
-}
 
 typedef struct client_job {
     const dataset *d;
@@ -237,20 +225,16 @@ static double median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Recall@k of every query's neighbours (per-query slots as result_rows
- * fills them) against the ground truth. */
-static double recall_of(const dataset *d, const uint32_t *found, const size_t *nfound)
+/* Scores every query's neighbours (per-query slots as result_rows fills
+ * them) against the ground truth. */
+static void score_of(const dataset *d, const uint32_t *found, const size_t *nfound,
+                     bench_score *out)
 {
-    size_t hits = 0, total = 0;
-    for (size_t q = 0; q < d->queries.n; q++) {
-        hits += recall_hits(d, q, found + q * BENCH_K, nfound[q]);
-        total += d->truth_n[q];
-    }
-    return total ? (double)hits / (double)total : 1.0;
+    bench_truth_score(&d->truth, d->queries.n, found, BENCH_K, nfound, out);
 }
 
 /* Runs every query once on `clients` threads of fn, `repeat` times: *out
- * gets the median QPS and the recall (scored after the runs, untimed). */
+ * gets the median QPS and the recall scores (after the runs, untimed). */
 static int run_clients(client_job *job, unsigned clients, size_t repeat, void *(*fn)(void *),
                        query_stats *out)
 {
@@ -275,7 +259,7 @@ static int run_clients(client_job *job, unsigned clients, size_t repeat, void *(
     }
     if (rc == 0) {
         out->qps = median(qps, repeat);
-        out->recall = recall_of(job->d, job->found, job->nfound);
+        score_of(job->d, job->found, job->nfound, &out->score);
     }
     free(job->found);
     free(job->nfound);
@@ -508,7 +492,9 @@ static void *mount_client(void *arg)
 typedef struct row {
     char work[48];
     const char *unit;
-    double direct, mount, direct_recall, mount_recall;
+    double direct, mount;
+    bool scored; /* a query row: the scores below hold */
+    bench_score direct_score, mount_score;
 } row;
 
 /* Row order: import, single inserts, per-file queries by client count,
@@ -608,7 +594,7 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
         if ((rc = run_clients(&job, o->clients[c], o->repeat, mount_client, &qs)))
             goto fail;
         rows[row_per_file(c)].mount = qs.qps;
-        rows[row_per_file(c)].mount_recall = qs.recall;
+        rows[row_per_file(c)].mount_score = qs.score;
     }
     job.keep_open = true;
     for (size_t c = 0; c < o->nclients; c++) {
@@ -616,7 +602,7 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
         if ((rc = run_clients(&job, o->clients[c], o->repeat, mount_client, &qs)))
             goto fail;
         rows[row_handle(o, c)].mount = qs.qps;
-        rows[row_handle(o, c)].mount_recall = qs.recall;
+        rows[row_handle(o, c)].mount_score = qs.score;
     }
 
     /* Every query in one .fvecs query file. */
@@ -656,11 +642,11 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
     }
     if (got >= 0) {
         rows[row_batch(o)].direct = median(direct_qps, o->repeat);
-        rows[row_batch(o)].direct_recall = dqs.recall;
+        rows[row_batch(o)].direct_score = dqs.score;
     }
     if (got >= 0) {
         rows[row_batch(o)].mount = median(qps, o->repeat);
-        rows[row_batch(o)].mount_recall = recall_of(d, found, nfound);
+        score_of(d, found, nfound, &rows[row_batch(o)].mount_score);
     }
     free(found);
     free(nfound);
@@ -709,7 +695,7 @@ static int bench_direct(const bench_opts *o, const dataset *d, row *rows, vf_hns
         query_stats qs;
         rc = run_clients(&job, o->clients[c], o->repeat, direct_client, &qs);
         rows[row_per_file(c)].direct = rows[row_handle(o, c)].direct = qs.qps;
-        rows[row_per_file(c)].direct_recall = rows[row_handle(o, c)].direct_recall = qs.recall;
+        rows[row_per_file(c)].direct_score = rows[row_handle(o, c)].direct_score = qs.score;
     }
 out:
     vf_hnsw_free(one);
@@ -723,14 +709,15 @@ out:
 
 static void print_rows(const row *rows, size_t n)
 {
-    printf("%-28s %-8s %12s %12s %7s %9s %9s\n", "work", "unit", "direct", "mount", "ratio",
-           "recall-d", "recall-m");
+    printf("%-28s %-8s %12s %12s %7s %9s %9s %9s %9s\n", "work", "unit", "direct", "mount", "ratio",
+           "recall-d", "recall-m", "rdist-d", "rdist-m");
     for (size_t i = 0; i < n; i++) {
         const row *r = &rows[i];
         printf("%-28s %-8s %12.1f %12.1f %6.1f%%", r->work, r->unit, r->direct, r->mount,
                r->direct > 0 ? 100.0 * r->mount / r->direct : 0.0);
-        if (r->direct_recall > 0 || r->mount_recall > 0)
-            printf(" %9.4f %9.4f", r->direct_recall, r->mount_recall);
+        if (r->scored)
+            printf(" %9.4f %9.4f %9.4f %9.4f", r->direct_score.recall_id, r->mount_score.recall_id,
+                   r->direct_score.recall_distance, r->mount_score.recall_distance);
         printf("\n");
     }
 }
@@ -746,9 +733,12 @@ static int write_json(const char *path, const bench_opts *o, const dataset *d, c
         json_t *r = json_pack("{s:s,s:s,s:f,s:f,s:f}", "work", rows[i].work, "unit", rows[i].unit,
                               "direct", rows[i].direct, "mount", rows[i].mount, "ratio",
                               rows[i].direct > 0 ? rows[i].mount / rows[i].direct : 0.0);
-        if (rows[i].direct_recall > 0 || rows[i].mount_recall > 0) {
-            json_object_set_new(r, "recall_direct", json_real(rows[i].direct_recall));
-            json_object_set_new(r, "recall_mount", json_real(rows[i].mount_recall));
+        if (rows[i].scored) {
+            const bench_score *ds = &rows[i].direct_score, *ms = &rows[i].mount_score;
+            json_object_set_new(r, "recall_direct", json_real(ds->recall_id));
+            json_object_set_new(r, "recall_mount", json_real(ms->recall_id));
+            json_object_set_new(r, "recall_distance_direct", json_real(ds->recall_distance));
+            json_object_set_new(r, "recall_distance_mount", json_real(ms->recall_distance));
         }
         json_array_append_new(arr, r);
     }
@@ -776,16 +766,13 @@ int main(int argc, char **argv)
                 d.queries.dim);
         return 1;
     }
-    d.truth = malloc(d.queries.n * BENCH_K * sizeof(vf_hit));
-    d.truth_n = malloc(d.queries.n * sizeof(size_t));
-    if (!d.truth || !d.truth_n ||
-        vf_flat_search_batch(d.base.data, d.base.n, d.base.dim, o.metric, d.queries.data,
-                             d.queries.n, BENCH_K, NULL, 0, d.truth, d.truth_n) != 0) {
+    if (bench_truth_exact(&d.base, &d.queries, o.metric, BENCH_K, &d.gt) != 0 ||
+        bench_truth_init(&d.truth, &d.base, &d.queries, o.metric, d.gt, BENCH_K, BENCH_K) != 0) {
         fprintf(stderr, "vecfs-bench-fs: ground truth failed\n");
         return 1;
     }
-    row rows[3 + 2 * MAX_CLIENTS] = {{"batch import (.fvecs)", "rows/s", 0, 0, 0, 0},
-                                     {"single insert (1 file each)", "files/s", 0, 0, 0, 0}};
+    row rows[3 + 2 * MAX_CLIENTS] = {{.work = "batch import (.fvecs)", .unit = "rows/s"},
+                                     {.work = "single insert (1 file each)", .unit = "files/s"}};
     for (size_t c = 0; c < o.nclients; c++) {
         const char *s = o.clients[c] > 1 ? "s" : "";
         snprintf(rows[row_per_file(c)].work, sizeof(rows[0].work), "query, file each, %u client%s",
@@ -793,9 +780,11 @@ int main(int argc, char **argv)
         snprintf(rows[row_handle(&o, c)].work, sizeof(rows[0].work),
                  "query, open handle, %u client%s", o.clients[c], s);
         rows[row_per_file(c)].unit = rows[row_handle(&o, c)].unit = "QPS";
+        rows[row_per_file(c)].scored = rows[row_handle(&o, c)].scored = true;
     }
     snprintf(rows[row_batch(&o)].work, sizeof(rows[0].work), "batch query (.fvecs file)");
     rows[row_batch(&o)].unit = "QPS";
+    rows[row_batch(&o)].scored = true;
 
     printf("dataset: %zu x %zu (%s), %zu queries, metric %s, k %d, kernel %s\n", d.base.n,
            d.base.dim, o.base, d.queries.n, vf_metric_name(o.metric), BENCH_K,
@@ -815,7 +804,7 @@ int main(int argc, char **argv)
     }
     bench_matrix_release(&d.base);
     bench_matrix_release(&d.queries);
-    free(d.truth);
-    free(d.truth_n);
+    bench_truth_release(&d.truth);
+    free(d.gt);
     return mrc ? 1 : 0;
 }
