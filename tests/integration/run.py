@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """run.py — integration tests of vecfs through a real FUSE mount.
 
-Usage: tests/integration/run.py PATH/TO/vecfs [-k SUBSTRING] [--keep]
+Usage: tests/integration/run.py PATH/TO/vecfs [-k SUBSTRING]... [--keep]
 
 Makes a temporary DATADIR and mount point, starts `vecfs -f DATADIR MNT` in
 the background, waits for the mount to appear in /proc/mounts, and drives
 the mounted tree with real tools (mkdir, cp, cat, mv, rm, chmod, chown,
 touch, setfattr/getfattr, df, find, tar, rsync) and Python's os module, one
-test per clause of SPEC §3. Every test prints a PASS/FAIL/SKIP line; the run
+test per clause of SPEC §3. -k runs only the tests whose names contain
+one of the given substrings. Every test prints a PASS/FAIL/SKIP line; the run
 ends with "N passed, M failed" and exits 1 on any failure, 77 when FUSE is
 not available (no /dev/fuse or no fusermount3).
 
@@ -1337,6 +1338,183 @@ def index_after_updates(ctx):
     eq([n for n, _ in res], ["n8"], "n8 as its own nearest neighbour")
 
 
+# ---------------------------------------------------------------------------
+# Issue 14: search never loses a vector (duplicates, deletes, moving updates,
+# graph reachability under dot). Each test has its own mount, so that
+# `vecfs check` and the remounts see only its collection.
+# ---------------------------------------------------------------------------
+
+
+def own_mount(ctx, name):
+    return Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-" + name),
+                 os.path.join(ctx.tmp, "mnt-" + name), ctx.tmp)
+
+
+def vec_text(v):
+    return " ".join(repr(x) for x in v)
+
+
+def not_found_first(c, wanted, k):
+    """Queries k neighbours of each vector of wanted ({name: vector}); returns
+    one line per query whose first hit is not that name at distance 0 or
+    that returns fewer than k results."""
+    lost = []
+    for n, v in sorted(wanted.items()):
+        res = parse_result(query(c, "own", "k = %d\n%s\n" % (k, vec_text(v))))
+        if len(res) < k or res[0] != (n, 0.0):
+            lost.append("%s -> %s" % (n, res if res else "EMPTY"))
+    return lost
+
+
+def graph_problems(ctx, datadir):
+    """Runs `vecfs check DATADIR` on a stopped store; returns what it found
+    wrong with the graph: a non-zero exit, and every line that reports
+    unreachable vectors (before issue 14 check printed them as a note and
+    still exited 0)."""
+    rc, out, err = sh(ctx.vecfs, "check", datadir, ok=False)
+    report = out.decode(errors="replace") + err
+    found = ["check: " + line for line in report.splitlines()
+             if "unreachable" in line and " 0 vectors unreachable" not in line]
+    if rc != 0:
+        found.append("check exited %d: %s" % (rc, report.strip()[-300:]))
+    return found
+
+
+@test
+def duplicates_after_deletes(ctx):
+    """Issue 14, first reproduction: 13 distinct vectors ~770 times each plus
+    10,000 random ones; delete all copies but one of each. Every kept copy
+    is its own first hit at distance 0, and k = 3 gives 3 results, before
+    and after a clean remount; `vecfs check` finds no unreachable vector."""
+    rnd = random.Random(1401)
+    rows = [[float((i * 7 + j) % 13) for j in range(8)] for i in range(10000)]
+    rows += [[f32_round(rnd.uniform(0, 12)) for _ in range(8)] for _ in range(10000)]
+    m = own_mount(ctx, "dups")
+    m.start()
+    try:
+        c = mk_collection(m.mnt, "dups", "metric = l2\ndim = 8\n")
+        write_file(os.path.join(c, ".import", "b.fvecs"), fvecs(rows))
+        for i in range(9987):
+            os.unlink(os.path.join(c, "b-%d.f32" % i))
+        kept = {"b-%d.f32" % i: rows[i] for i in range(9987, 10000)}
+        eq(len(os.listdir(c)), 10013 + 1, "vectors after the deletes (and .config)")
+        problems = ["before remount: " + x for x in not_found_first(c, kept, 3)]
+        rc = m.stop()
+        check(rc == 0, "vecfs exited %r on unmount: %s" % (rc, m.tail_log()))
+        problems += graph_problems(ctx, m.datadir)
+        m.start()
+        problems += ["after remount: " + x for x in not_found_first(c, kept, 3)]
+        check(not problems, "%d problems:\n  %s" % (len(problems), "\n  ".join(problems)))
+    finally:
+        m.stop()
+
+
+def moving_collection(m, seed):
+    """An l2 collection of 20,000 seeded standard-normal 16-d vectors x-0.f32
+    .. x-19999.f32, imported as one .fvecs."""
+    rnd = random.Random(seed)
+    c = mk_collection(m.mnt, "moving", "metric = l2\ndim = 16\n")
+    write_file(os.path.join(c, ".import", "x.fvecs"),
+               fvecs([[rnd.gauss(0, 1) for _ in range(16)] for _ in range(20000)]))
+    return c
+
+
+@test
+def moved_vector_found(ctx):
+    """Issue 14, second reproduction: x-5.f32 overwritten with [t]*16 for
+    t = 0 .. 49, one write + close each, is the first hit of [49]*16."""
+    m = own_mount(ctx, "move1")
+    m.start()
+    try:
+        # Whether a lost vector shows depends on the graph: with the data of
+        # seed 10, main before the fix of issue 14 lost x-5 (3 seeds of 24 did).
+        c = moving_collection(m, 10)
+        for t in range(50):
+            write_file(os.path.join(c, "x-5.f32"), f32([float(t)] * 16))
+        res = parse_result(query(c, "q", "k = 2\n%s\n" % vec_text([49.0] * 16)))
+        check(len(res) == 2 and res[0] == ("x-5.f32", 0.0),
+              "x-5.f32 moved to [49]*16, query k = 2: %r" % res)
+    finally:
+        m.stop()
+
+
+@test
+def moved_vectors_found(ctx):
+    """Issue 14, the larger form: 200 vectors each moved through 50
+    positions, vector i to 4 t u_i at step t (u_i a random unit direction,
+    so the moves leave the data, norm about 4, and each other behind); then
+    each is the first hit of a k = 1 query of its final value. Each step
+    moves the 200 vectors in one .jsonl import (a row with an existing name
+    updates that vector, as an overwrite does): 50 batches, not 10,000
+    writes."""
+    rnd = random.Random(1404)
+    moved = ["x-%d.f32" % (100 * i + 5) for i in range(200)]
+    dirs = []
+    for _ in moved:
+        u = [rnd.gauss(0, 1) for _ in range(16)]
+        norm = math.sqrt(sum(x * x for x in u))
+        dirs.append([x / norm for x in u])
+
+    def position(i, t):
+        return [f32_round(4 * t * x) for x in dirs[i]]
+
+    m = own_mount(ctx, "move200")
+    m.start()
+    try:
+        c = moving_collection(m, 1402)
+        for t in range(50):
+            write_file(os.path.join(c, ".import", "step-%d.jsonl" % t), "\n".join(
+                json.dumps({"name": n, "vector": position(i, t)}) for i, n in enumerate(moved)))
+        final = {n: position(i, 49) for i, n in enumerate(moved)}
+        eq(read_file(os.path.join(c, moved[7])), f32(final[moved[7]]), "content after the moves")
+        lost = not_found_first(c, final, 1)
+        check(not lost, "%d of 200 moved vectors not found first at distance 0:\n  %s"
+              % (len(lost), "\n  ".join(lost)))
+    finally:
+        m.stop()
+
+
+@test
+def dot_recall_after_remount(ctx):
+    """Issue 14, third case: a metric = dot collection built by plain imports
+    (15,000 4-d rows, every fourth a small-integer vector, the rest
+    gaussian). After a clean unmount `vecfs check` finds no unreachable
+    vector, and after the remount recall@100 of 50 queries at the default
+    ef is at least 0.95, scored by distance (a hit counts when its true
+    distance is no larger than the 100th true distance), so ties between
+    identical vectors neither hide nor fake a loss."""
+    rnd = random.Random(1403)
+    rows = [[float(rnd.randint(0, 3)) for _ in range(4)] if i % 4 == 0
+            else [f32_round(rnd.gauss(0, 1)) for _ in range(4)] for i in range(15000)]
+    vec = {}
+    m = own_mount(ctx, "dot")
+    m.start()
+    try:
+        c = mk_collection(m.mnt, "dot", "metric = dot\ndim = 4\n")
+        for b in range(3):
+            part = rows[5000 * b:5000 * (b + 1)]
+            write_file(os.path.join(c, ".import", "d%d.fvecs" % b), fvecs(part))
+            vec.update(("d%d-%d.f32" % (b, i), v) for i, v in enumerate(part))
+        rc = m.stop()
+        check(rc == 0, "vecfs exited %r on unmount: %s" % (rc, m.tail_log()))
+        problems = graph_problems(ctx, m.datadir)
+        m.start()
+        hits = total = 0
+        for _ in range(50):
+            q = [f32_round(rnd.gauss(0, 1)) for _ in range(4)]
+            truth = sorted(-sum(a * b for a, b in zip(v, q)) for v in rows)
+            bound = truth[99] + 1e-4 * max(1.0, abs(truth[99]))
+            res = parse_result(query(c, "q", "k = 100\n%s\n" % vec_text(q)))
+            hits += sum(1 for n, _ in res[:100]
+                        if -sum(a * b for a, b in zip(vec[n], q)) <= bound)
+            total += 100
+        if hits < 0.95 * total:
+            problems.append("recall@100 by distance %.3f (%d/%d)" % (hits / total, hits, total))
+        check(not problems, "%d problems:\n  %s" % (len(problems), "\n  ".join(problems)))
+    finally:
+        m.stop()
+
+
 @test
 def property_model(ctx):
     seed = int(os.environ.get("VECFS_TEST_SEED", str(random.randrange(1 << 30))))
@@ -1468,10 +1646,8 @@ def main():
         print(__doc__)
         return 2
     vecfs = os.path.realpath(args[0])
-    only = None
+    only = [a for flag, a in zip(args, args[1:]) if flag == "-k"]
     keep = "--keep" in args
-    if "-k" in args:
-        only = args[args.index("-k") + 1]
     if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
         print("SKIP: no /dev/fuse or fusermount3")
         return 77
@@ -1495,7 +1671,7 @@ def main():
                        ctx.tmp)
         ctx.m1.start()
         for t in TESTS:
-            if only and only not in t.__name__:
+            if only and not any(s in t.__name__ for s in only):
                 continue
             t0 = time.time()
             try:
