@@ -65,6 +65,19 @@ extern "C" {
 #define ST_KEY_LEN 32u
 /* Largest k for a search. */
 #define ST_K_MAX 10000u
+/* Largest magnitude of a vector or query value. Distances are float32 and
+ * must stay finite, or ranking by them is meaningless: for dim <= 65536
+ * (VF_MAX_DIM) and |x| <= 1e15 a squared l2 distance is at most
+ * 4 * 65536 * 1e30 = 2.6e35 and a dot product 6.6e34, both far below
+ * FLT_MAX (3.4e38) with room for rounding. Checking inputs costs one
+ * compare per value; computing in double instead would halve the SIMD
+ * distance kernels' throughput. The bound holds for every metric because
+ * a collection's metric can change while it holds vectors. */
+#define ST_VALUE_MAX 1e15f
+
+/* true when each of the n values is finite and |value| <= ST_VALUE_MAX
+ * (what st_vec_put, st_batch_put and the searches accept). */
+bool st_values_ok(const float *v, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Store lifecycle                                                      */
@@ -427,7 +440,8 @@ int st_coll_list(st_store *st, uint64_t offset, st_list_fn fn, void *ctx);
  *   - the first vector of a collection whose config has dim 0 fixes dim.
  * Returns 0, or
  *   -ENOENT   no such collection
- *   -EINVAL   bad name, dim != the collection's dim, a non-finite value,
+ *   -EINVAL   bad name, dim != the collection's dim, a value that is not
+ *             finite or whose magnitude exceeds ST_VALUE_MAX,
  *             dim 0 or > VF_MAX_DIM
  *   -EFBIG    len > ST_CONTENT_MAX or > the collection's max_bytes
  *   -EDQUOT   max_vectors or max_bytes of the collection would be exceeded
@@ -621,7 +635,7 @@ typedef struct st_hit {
  * first, to out and their count to *n_out: k when at least k vectors pass.
  * Distances per SPEC §3.3. Filters are answered from the metadata index
  * (no record is decoded for a filter).
- * Returns 0, -ENOENT, -EINVAL (dim mismatch, k 0 or > ST_K_MAX, non-finite
+ * Returns 0, -ENOENT, -EINVAL (dim mismatch, k 0 or > ST_K_MAX, non-finite or beyond ST_VALUE_MAX
  * query), -ENOMEM. A collection whose dim is not fixed yet (no vector, no
  * dim in its config) gives 0 hits for a query of any dim.
  */

@@ -120,10 +120,10 @@ int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char
     return rc;
 }
 
-static bool all_finite(const float *v, size_t n)
+bool st_values_ok(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
+        if (!(fabsf(v[i]) <= ST_VALUE_MAX)) /* NaN fails too */
             return false;
     return true;
 }
@@ -477,7 +477,7 @@ static int row_check(const char *name, size_t *nl, const void *content, size_t l
         return -EINVAL;
     if (len > ST_CONTENT_MAX)
         return -EFBIG;
-    if (!vec || dim == 0 || dim > VF_MAX_DIM || !all_finite(vec, dim))
+    if (!vec || dim == 0 || dim > VF_MAX_DIM || !st_values_ok(vec, dim))
         return -EINVAL;
     return 0;
 }

@@ -312,6 +312,50 @@ static void test_vectors(void **state)
     tu_rmdir(dir);
 }
 
+/* Values beyond ST_VALUE_MAX are refused (the issue's 2e19 made squared
+ * l2 and dot overflow to inf and rank by it); at the bound every metric's
+ * distance stays finite, in the dim the bound was computed for. */
+static void test_value_limit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    static const vf_metric metrics[] = {VF_METRIC_L2, VF_METRIC_DOT, VF_METRIC_COSINE};
+    static const char *const names[] = {"l2", "dot", "cos"};
+    uint32_t dim = VF_MAX_DIM;
+    float *a = calloc(dim, sizeof *a), *b = calloc(dim, sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (size_t m = 0; m < 3; m++) {
+        make_coll(st, names[m], metrics[m], 2);
+        float far[2] = {2e19f, 0}, edge[2] = {ST_VALUE_MAX, -ST_VALUE_MAX};
+        float over[2] = {0, nextafterf(ST_VALUE_MAX, INFINITY)};
+        assert_int_equal(put_vec(st, names[m], "far", far, 2), -EINVAL);
+        assert_int_equal(put_vec(st, names[m], "over", over, 2), -EINVAL);
+        assert_int_equal(put_vec(st, names[m], "edge", edge, 2), 0);
+        st_hit hits[2];
+        size_t n;
+        assert_int_equal(st_search(st, names[m], far, 2, 2, 0, NULL, 0, hits, &n), -EINVAL);
+        float q[2] = {-ST_VALUE_MAX, ST_VALUE_MAX};
+        assert_int_equal(st_search(st, names[m], q, 2, 2, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(n, 1);
+        assert_true(isfinite(hits[0].distance));
+        /* The worst case of the bound: opposite corners in VF_MAX_DIM. */
+        for (uint32_t i = 0; i < dim; i++) {
+            a[i] = ST_VALUE_MAX;
+            b[i] = -ST_VALUE_MAX;
+        }
+        assert_true(isfinite(vf_distance(metrics[m], a, b, dim)));
+        assert_true(isfinite(vf_distance(metrics[m], a, a, dim)));
+    }
+    free(a);
+    free(b);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 static void test_listing(void **state)
 {
     (void)state;
@@ -1543,16 +1587,27 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_text),     cmocka_unit_test(test_collections),
-        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_listing),
-        cmocka_unit_test(test_xattrs),          cmocka_unit_test(test_search_filter),
-        cmocka_unit_test(test_batch_atomic),    cmocka_unit_test(test_passphrase),
-        cmocka_unit_test(test_format_version),  cmocka_unit_test(test_encryption),
-        cmocka_unit_test(test_damage_plain),    cmocka_unit_test(test_map_full),
-        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
-        cmocka_unit_test(test_autotune),        cmocka_unit_test(test_small_churn),
-        cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
-        cmocka_unit_test(test_reopen_snapshot), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_config_text),
+        cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_value_limit),
+        cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),
+        cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),
+        cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),
+        cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),
+        cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_autotune),
+        cmocka_unit_test(test_small_churn),
+        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_snapshot_rebuild),
+        cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
