@@ -356,6 +356,61 @@ static void test_value_limit(void **state)
     tu_rmdir(dir);
 }
 
+/* Issue 15, reproduction 7: a snapshot taken before an emptied collection
+ * changed dim and metric is stale, not damage. check notes it and returns
+ * 0 (the daemon is still running here: nothing wrote a newer snapshot, as
+ * after kill -9), and the next open rebuilds the index. */
+static void test_check_stale_params(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float a[2] = {1, 0}, b[2] = {0, 3}, c3[3] = {1, 2, 3};
+    assert_int_equal(put_vec(st, "c", "a", a, 2), 0);
+    assert_int_equal(put_vec(st, "c", "b", b, 2), 0);
+    assert_int_equal(st_store_close(st), 0); /* snapshot: dim 2, l2 */
+    st = open_store(dir, &o);
+    assert_int_equal(st_vec_delete(st, "c", "a"), 0);
+    assert_int_equal(st_vec_delete(st, "c", "b"), 0);
+    st_config cfg;
+    assert_int_equal(st_coll_config_get(st, "c", &cfg), 0);
+    cfg.dim = 3;
+    cfg.metric = VF_METRIC_COSINE;
+    assert_int_equal(st_coll_config_set(st, "c", &cfg), 0);
+    assert_int_equal(put_vec(st, "c", "v", c3, 3), 0);
+    assert_int_equal(st_store_sync(st), 0);
+    char report[4096] = "";
+    FILE *rep = fmemopen(report, sizeof report - 1, "w");
+    assert_non_null(rep);
+    assert_int_equal(st_check(dir, &o, rep), 0);
+    fclose(rep);
+    assert_non_null(strstr(report, "snapshot predates a config change"));
+    assert_non_null(strstr(report, " 0 problems"));
+    st_metrics m;
+    st_store *again;
+    /* What the open after a crash does with it: rebuild, same answers. */
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s-copy", dir);
+    char cmd[8600];
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", dir, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(st_store_close(st), 0);
+    again = open_store(copy, &o);
+    assert_int_equal(st_store_metrics(again, &m), 0);
+    assert_int_equal(m.rebuilds_total, 1);
+    st_hit hits[2];
+    size_t n;
+    assert_int_equal(st_search(again, "c", c3, 3, 2, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].name, "v");
+    assert_int_equal(st_store_close(again), 0);
+    tu_rmdir(strdup(copy));
+    tu_rmdir(dir);
+}
+
 static void test_listing(void **state)
 {
     (void)state;
@@ -1591,6 +1646,7 @@ int main(void)
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_value_limit),
+        cmocka_unit_test(test_check_stale_params),
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_xattrs),
         cmocka_unit_test(test_search_filter),
