@@ -293,6 +293,11 @@ typedef struct st_attr {
 #define ST_SET_MTIME (1u << 4)
 #define ST_SET_CTIME (1u << 5) /* otherwise ctime = now on any change */
 #define ST_SET_ALL 0x3fu
+/* With st_vec_put / st_batch_put: the other fields of mask apply only when
+ * the call creates the vector; an overwrite keeps the old mode, owner and
+ * times (what a plain overwrite through a file does, so an .import/ row
+ * that replaces a vector does the same). */
+#define ST_SET_IF_NEW (1u << 6)
 
 /* ------------------------------------------------------------------ */
 /* Collection configuration (.config)                                   */

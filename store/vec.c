@@ -533,6 +533,8 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
     }
     r.mtime = r.ctime = now;
     r.size = len;
+    if (exists && (mask & ST_SET_IF_NEW))
+        mask = 0;
     if (mask & ST_SET_MODE)
         r.mode = attr->mode & 07777;
     if (mask & ST_SET_UID)

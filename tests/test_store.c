@@ -411,6 +411,54 @@ static void test_check_stale_params(void **state)
     tu_rmdir(dir);
 }
 
+/* A batch row that replaces a vector keeps its owner and mode (issue 15,
+ * reproduction 5: an import took the batch file's); a new row takes the
+ * row's. Meta keys merge into the old xattrs. */
+static void test_batch_keeps_owner(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 2}, w[2] = {5, 6};
+    st_attr old = {.mode = 0600, .uid = 1234, .gid = 99};
+    assert_int_equal(
+        st_vec_put(st, "c", "v", v, sizeof v, v, 2, &old, ST_SET_MODE | ST_SET_UID | ST_SET_GID),
+        0);
+    assert_int_equal(st_xattr_set(st, "c", "v", "user.k", "old", 3, 0), 0);
+    st_batch *b;
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    st_attr batch = {.mode = 0644, .uid = 0, .gid = 0};
+    const unsigned mask = ST_SET_MODE | ST_SET_UID | ST_SET_GID | ST_SET_IF_NEW;
+    const char *keys[] = {"user.n"};
+    const void *vals[] = {"1"};
+    size_t lens[] = {1};
+    assert_int_equal(st_batch_put(b, "v", w, sizeof w, w, 2, &batch, mask, 1, keys, vals, lens), 0);
+    assert_int_equal(st_batch_put(b, "new", w, sizeof w, w, 2, &batch, mask, 0, NULL, NULL, NULL),
+                     0);
+    assert_int_equal(st_batch_commit(b), 0);
+    st_attr s;
+    assert_int_equal(st_vec_stat(st, "c", "v", &s), 0);
+    assert_int_equal(s.mode & 07777, 0600);
+    assert_int_equal(s.uid, 1234);
+    assert_int_equal(s.gid, 99);
+    float out[2];
+    uint32_t dim;
+    assert_int_equal(st_vec_vector(st, "c", "v", out, 2, &dim), 0);
+    assert_memory_equal(out, w, sizeof w);
+    char val[8];
+    size_t vl;
+    assert_int_equal(st_xattr_get(st, "c", "v", "user.k", val, sizeof val, &vl), 0);
+    assert_int_equal(st_xattr_get(st, "c", "v", "user.n", val, sizeof val, &vl), 0);
+    assert_int_equal(st_vec_stat(st, "c", "new", &s), 0);
+    assert_int_equal(s.mode & 07777, 0644);
+    assert_int_equal(s.uid, 0);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 static void test_listing(void **state)
 {
     (void)state;
@@ -1647,6 +1695,7 @@ int main(void)
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_value_limit),
         cmocka_unit_test(test_check_stale_params),
+        cmocka_unit_test(test_batch_keeps_owner),
         cmocka_unit_test(test_listing),
         cmocka_unit_test(test_xattrs),
         cmocka_unit_test(test_search_filter),
