@@ -12,6 +12,15 @@
  * the content does not parse the commit fails with EINVAL and the store is
  * untouched: a new file "does not appear", an old one keeps its vector.
  *
+ * Read-only handles do not share the vfile's buffer: each takes a private
+ * copy of the committed content at open (a vector's from the store,
+ * .config's rendered text) and is served with direct I/O, so a reader sees
+ * one committed version, whole, whatever writers, imports and renames do
+ * meanwhile; the page cache, shared by every handle of the inode and
+ * filled by writers' write-through, never serves it. stat without a handle
+ * reports the committed state too (a writer's uncommitted buffer is its
+ * own until close), except for a NEW file, which has nothing committed.
+ *
  * vfile states
  *   NEW     created by this mount, never committed (in_store false)
  *   CLEAN   in the store, buffer equal to it (dirty false)
@@ -82,7 +91,9 @@ typedef struct fsd_vec_fh {
     fsd_vfile *vf;
     fuse_ino_t ino;
     bool writable;
-    bool wrote; /* this handle changed the buffer since its last commit */
+    bool wrote;   /* this handle changed the buffer since its last commit */
+    fsd_buf snap; /* vf NULL (a read-only open): the committed content */
+    st_attr attr; /* vf NULL: its attributes (size = snap.len) */
 } fsd_vec_fh;
 
 /* ------------------------------------------------------------------ */
@@ -267,19 +278,6 @@ static void config_attr(const st_attr *coll, st_attr *out)
 
 int fsd_config_stat(fsd *d, const fsd_ref *coll, fuse_ino_t ino, struct stat *st)
 {
-    fsd_vfile *vf = vf_pin(d, ino);
-    if (vf != NULL) {
-        pthread_mutex_lock(&vf->lock);
-        st_attr a = vf->attr;
-        a.size = vf->buf.len;
-        bool ok = vf->loaded;
-        pthread_mutex_unlock(&vf->lock);
-        vf_unpin(d, vf);
-        if (ok) {
-            fsd_attr_to_stat(&a, ino, st);
-            return 0;
-        }
-    }
     fsd_buf text = FSD_BUF_INIT;
     st_attr ca, a;
     int rc = config_text(d, coll->coll, &text, &ca);
@@ -312,7 +310,7 @@ int fsd_vec_stat(fsd *d, fuse_ino_t ino, const char *coll, const char *name, str
     fsd_vfile *vf = vf_pin(d, ino);
     if (vf != NULL) {
         pthread_mutex_lock(&vf->lock);
-        bool ok = vf_stat_locked(vf, ino, st);
+        bool ok = !vf->in_store && vf_stat_locked(vf, ino, st);
         pthread_mutex_unlock(&vf->lock);
         vf_unpin(d, vf);
         if (ok)
@@ -330,6 +328,14 @@ int fsd_vec_fh_stat(fsd *d, fsd_fh *fh, struct stat *st)
 {
     (void)d;
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
+    if (h->vf == NULL) {
+        st_attr a = h->attr;
+        a.size = h->snap.len;
+        fsd_attr_to_stat(&a, h->ino, st);
+        if (a.ino != 0)
+            st->st_ino = a.ino;
+        return 0;
+    }
     pthread_mutex_lock(&h->vf->lock);
     bool ok = vf_stat_locked(h->vf, h->ino, st);
     pthread_mutex_unlock(&h->vf->lock);
@@ -562,8 +568,38 @@ static int fh_new(fsd_vfile *vf, fuse_ino_t ino, int flags, fsd_vec_fh **out)
     h->vf = vf;
     h->ino = ino;
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
+    h->snap = (fsd_buf)FSD_BUF_INIT;
     *out = h;
     return 0;
+}
+
+static void fh_free(fsd_vec_fh *h)
+{
+    if (h == NULL)
+        return;
+    fsd_buf_release(&h->snap);
+    free(h);
+}
+
+/* Fills a read-only handle's private copy of the committed content. A
+ * file still being created has none: -ENOENT (it appears at its commit). */
+static int fh_snapshot(fsd *d, const fsd_ref *r, fsd_vec_fh *h)
+{
+    if (r->kind == FSD_K_CONFIG) {
+        st_attr ca;
+        int rc = config_text(d, r->coll, &h->snap, &ca);
+        if (rc == 0)
+            config_attr(&ca, &h->attr);
+        return rc;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &h->attr);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOENT : rc;
+    rc = fsd_buf_append(&h->snap, data, len);
+    free(data);
+    return rc;
 }
 
 void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
@@ -577,11 +613,21 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     if (rc < 0)
         goto fail;
     pinned = true;
+    if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+        /* No vfile: the handle reads its own copy (see the top). */
+        rc = fh_new(NULL, r->ino, fi->flags, &h);
+        if (rc == 0)
+            rc = fh_snapshot(d, r, h);
+        if (rc < 0)
+            goto fail;
+        fi->direct_io = 1;
+        goto opened;
+    }
     rc = vf_attach(d, r->ino, r->kind == FSD_K_CONFIG, &vf, &created);
     if (rc < 0)
         goto fail;
     pthread_mutex_lock(&vf->lock);
-    bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+    bool trunc = (fi->flags & O_TRUNC) != 0;
     if (!vf->loaded && trunc && !vf->is_config) {
         /* O_TRUNC: attributes are enough, the old bytes are not needed. */
         st_attr a;
@@ -607,20 +653,21 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
         goto fail;
     if (trunc)
         h->wrote = true;
+    fi->direct_io = 0;
+opened:
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = 0;
-    fi->direct_io = 0;
     fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         /* The opener was interrupted: undo. */
         fsd_fh_untrack(d, &h->h);
-        free(h);
+        fh_free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, r->ino);
     }
     return;
 fail:
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     if (pinned)
         fsd_inodes_unpin(d->inodes, r->ino);
@@ -730,14 +777,14 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd_fh_track(d, &h->h);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
         fsd_fh_untrack(d, &h->h);
-        free(h);
+        fh_free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, ino);
         fsd_inodes_forget(d->inodes, ino, 1);
     }
     return;
 fail:
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     if (pinned)
         fsd_inodes_unpin(d->inodes, ino);
@@ -754,18 +801,24 @@ void fsd_vec_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
 {
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
+    /* A read-only handle's snap never changes, but it is freed by release,
+     * which the kernel may send as soon as it has this reply's bytes, while
+     * fuse_reply_buf has not returned yet: reply from a copy either way. */
+    const fsd_buf *src = vf != NULL ? &vf->buf : &h->snap;
     char *copy = NULL;
     size_t n = 0;
-    pthread_mutex_lock(&vf->lock);
-    if ((uint64_t)off < vf->buf.len) {
-        n = vf->buf.len - (size_t)off;
+    if (vf != NULL)
+        pthread_mutex_lock(&vf->lock);
+    if ((uint64_t)off < src->len) {
+        n = src->len - (size_t)off;
         if (n > size)
             n = size;
         copy = malloc(n);
         if (copy != NULL)
-            memcpy(copy, vf->buf.data + off, n);
+            memcpy(copy, src->data + off, n);
     }
-    pthread_mutex_unlock(&vf->lock);
+    if (vf != NULL)
+        pthread_mutex_unlock(&vf->lock);
     if (n > 0 && copy == NULL) {
         fsd_reply_err(req, FSD_OP_READ, ENOMEM);
         return;
@@ -823,6 +876,10 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     fsd_vfile *vf = h->vf;
     int rc = 0;
     bool committed = false;
+    if (vf == NULL) { /* a read-only handle: nothing to commit */
+        fsd_reply_err(req, op, op == FSD_OP_FSYNC ? st_store_sync(d->store) : 0);
+        return;
+    }
     pthread_mutex_lock(&vf->lock);
     if (op == FSD_OP_FLUSH && h->writable && vf->dirty && !vf->is_config && vf->buf.len == 0) {
         /* Empty content never parses, so nothing is committed. A shell
@@ -859,7 +916,7 @@ void fsd_vec_fh_discard(fsd *d, fsd_fh *fh)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fuse_ino_t ino = h->ino;
     fsd_vfile *vf = h->vf;
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     fsd_inodes_unpin(d->inodes, ino);
 }
@@ -886,6 +943,12 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
     fsd_fh_untrack(d, fh);
+    if (vf == NULL) {
+        fsd_inodes_unpin(d->inodes, h->ino);
+        fh_free(h);
+        fuse_reply_err(req, 0);
+        return;
+    }
     pthread_mutex_lock(&vf->lock);
     if (h->writable && h->wrote && vf->dirty && vf->failed_err == 0) {
         int rc = vf_commit_locked(d, vf);
@@ -900,7 +963,7 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
     pthread_mutex_unlock(&vf->lock);
     vf_take_wanted_pin(d, vf);
     fuse_ino_t ino = h->ino;
-    free(h);
+    fh_free(h);
     if (drop) {
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, ino);

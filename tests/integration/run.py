@@ -906,6 +906,104 @@ def imports(ctx):
     eq(sorted(os.listdir(c)), n_before, "failed csv import changed the collection")
 
 
+CONCURRENT_WRITER = r"""
+import json, os, struct, sys, time
+coll, me, until = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ver = 0
+def text(v):  # the version in every value, and a length that changes with it
+    return (" ".join([str(v)] * 4) + " " * (v % 7) + "\n").encode()
+while time.time() < until:
+    ver += 1
+    for j in range(4):
+        # Overwrite in place, in two writes (a reader sharing the writer's
+        # buffer saw it empty or half-written).
+        fd = os.open(os.path.join(coll, "w%d_%d" % (me, j)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o644)
+        data = text(ver)
+        os.write(fd, data[:3])
+        time.sleep(0.001)
+        os.write(fd, data[3:])
+        os.close(fd)
+    # rsync's way: a temporary name renamed over the target.
+    tmp = os.path.join(coll, ".w%d_r.%06d" % (me, ver))
+    with open(tmp, "wb") as f:
+        f.write(text(ver))
+    os.rename(tmp, os.path.join(coll, "w%d_r" % me))
+    # An import that replaces rows of earlier imports.
+    rows = [json.dumps({"name": "w%dimp-%d.f32" % (me, i), "vector": [ver] * 4}) for i in range(20)]
+    fd = os.open(os.path.join(coll, ".import", "b%d.jsonl" % me), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, "\n".join(rows).encode())
+    os.close(fd)
+print(ver)
+"""
+
+
+def whole_version(name, data):
+    """The version a vector file's bytes hold when they are one whole
+    committed content of CONCURRENT_WRITER, else None."""
+    if name.endswith(".f32"):
+        if len(data) != 16:
+            return None
+        vals = set(struct.unpack("<4f", data))
+        return int(vals.pop()) if len(vals) == 1 else None
+    text = data.decode(errors="replace")
+    vals = text.split()
+    if len(vals) != 4 or len(set(vals)) != 1 or not text.endswith("\n"):
+        return None
+    v = int(vals[0])
+    return v if len(text) == len(" ".join(vals)) + v % 7 + 1 else None
+
+
+@test
+def atomic_reads_under_writers(ctx):
+    """Issue 15 #3: readers of vector files see a whole committed content
+    (never empty, never torn) while 3 writer processes overwrite in two
+    writes, rename temporaries over names and import batches that replace
+    rows; fstat on the reader's descriptor agrees with what it read."""
+    c = mk_collection(ctx.m1.mnt, "atomic", "dim = 4\nmetric = l2\n")
+    for me in range(3):
+        for j in range(4):
+            write_file(os.path.join(c, "w%d_%d" % (me, j)), "0 0 0 0\n")
+        write_file(os.path.join(c, "w%d_r" % me), "0 0 0 0\n")
+        write_file(os.path.join(c, ".import", "b%d.jsonl" % me), "\n".join(
+            json.dumps({"name": "w%dimp-%d.f32" % (me, i), "vector": [0] * 4})
+            for i in range(20)))
+    names = sorted(n for n in os.listdir(c) if n != ".config")
+    until = time.time() + 4
+    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, c, str(me), str(until)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for me in range(3)]
+    reads, bad = 0, []
+    rnd = random.Random(15)
+    try:
+        while time.time() < until and len(bad) < 5:
+            name = rnd.choice(names)
+            fd = os.open(os.path.join(c, name), os.O_RDONLY)
+            try:
+                data = b""
+                while True:  # small reads, so a torn buffer has time to show
+                    chunk = os.read(fd, 5)
+                    if not chunk:
+                        break
+                    data += chunk
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            reads += 1
+            if whole_version(name, data) is None:
+                bad.append("%s read %r" % (name, data))
+            elif name.endswith(".f32") and size != len(data):
+                bad.append("%s: fstat size %d, read %d bytes" % (name, size, len(data)))
+    finally:
+        outs = [w.communicate(timeout=60) for w in writers]
+    for w, (out, err) in zip(writers, outs):
+        eq(w.returncode, 0, "writer: %s" % err.decode(errors="replace")[-500:])
+    versions = [int(out) for out, _ in outs]
+    print("# %d reads while the writers made %r versions" % (reads, versions))
+    check(min(versions) >= 5, "writers made only %r versions" % versions)
+    check(reads >= 200, "only %d reads" % reads)
+    eq(bad, [], "torn or empty reads (of %d)" % reads)
+
+
 @test
 def quota_max_vectors(ctx):
     c = mk_collection(ctx.m1.mnt, "quota", "max_vectors = 2\n")
