@@ -43,6 +43,17 @@
  *      rename while open commits under the new name, and an unlinked file
  *      commits nothing.
  *
+ * The .config file exists only while the collection's config differs from
+ * the defaults (a fresh collection has none) and its name is not unlinked.
+ * So `cp -a` and `tar -x`, which create every file with O_CREAT|O_EXCL in
+ * a directory they just made, can create it. Its mtime is its own
+ * (persisted in the collection record): now when its text changes (a
+ * write, the first vector fixing dim), or what utimens sets; before the
+ * commit that time waits in pend_mask like a vector's. rsync's quick check
+ * (size + mtime) therefore sees a copied .config as equal and a changed
+ * one as different. Its owner and mode are the collection's (chmod and
+ * chown on it succeed without effect).
+ *
  * Locks: vf_lock (lock 1) guards the table and refs; vf->lock (lock 2)
  * guards everything else in the vfile. Store calls happen under lock 2.
  */
@@ -177,7 +188,7 @@ static void px_free(fsd_vfile *vf)
 /* Unlinked .config files                                               */
 /* ------------------------------------------------------------------ */
 
-bool fsd_config_hidden(fsd *d, const char *coll)
+static bool config_hidden(fsd *d, const char *coll)
 {
     bool hidden = false;
     pthread_mutex_lock(&d->cfg_lock);
@@ -187,9 +198,16 @@ bool fsd_config_hidden(fsd *d, const char *coll)
     return hidden;
 }
 
+bool fsd_config_visible(fsd *d, const char *coll)
+{
+    st_config c;
+    return !config_hidden(d, coll) && st_coll_config_get(d->store, coll, &c) == 0 &&
+           !st_config_is_default(&c);
+}
+
 static int config_hide(fsd *d, const char *coll)
 {
-    if (fsd_config_hidden(d, coll))
+    if (config_hidden(d, coll))
         return 0;
     char *copy = strdup(coll);
     if (copy == NULL)
@@ -246,16 +264,21 @@ static void vf_unpin(fsd *d, fsd_vfile *vf)
 /* Attributes                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Attributes of .config: the collection's owner, its rw bits, its times;
- * the size of the formatted config. */
-static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *coll_attr)
+/* The text of coll's config into out, and the attributes of .config in
+ * *attr (size not set): the collection's owner and rw bits, the text's
+ * own mtime. */
+static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *attr)
 {
     st_config c;
-    int rc = st_coll_config_get(d->store, coll, &c);
-    if (rc == 0 && coll_attr != NULL)
-        rc = st_coll_stat(d->store, coll, coll_attr);
+    struct timespec mtime;
+    int rc = st_coll_config_stat(d->store, coll, &c, &mtime);
+    if (rc == 0)
+        rc = st_coll_stat(d->store, coll, attr);
     if (rc < 0)
         return rc == -EINVAL ? -ENOENT : rc;
+    attr->mode = S_IFREG | (attr->mode & 0666);
+    attr->ino = 0;
+    attr->atime = attr->mtime = attr->ctime = mtime;
     size_t len = 0;
     (void)st_config_format(&c, NULL, 0, &len);
     fsd_buf_reset(out);
@@ -269,20 +292,12 @@ static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *coll_att
     return 0;
 }
 
-static void config_attr(const st_attr *coll, st_attr *out)
-{
-    *out = *coll;
-    out->mode = S_IFREG | (coll->mode & 0666);
-    out->ino = 0;
-}
-
 int fsd_config_stat(fsd *d, const fsd_ref *coll, fuse_ino_t ino, struct stat *st)
 {
     fsd_buf text = FSD_BUF_INIT;
-    st_attr ca, a;
-    int rc = config_text(d, coll->coll, &text, &ca);
+    st_attr a;
+    int rc = config_text(d, coll->coll, &text, &a);
     if (rc == 0) {
-        config_attr(&ca, &a);
         a.size = text.len;
         fsd_attr_to_stat(&a, ino, st);
     }
@@ -352,11 +367,9 @@ static int vf_load_locked(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     if (vf->loaded)
         return 0;
     if (vf->is_config) {
-        st_attr ca;
-        int rc = config_text(d, r->coll, &vf->buf, &ca);
+        int rc = config_text(d, r->coll, &vf->buf, &vf->attr);
         if (rc < 0)
             return rc;
-        config_attr(&ca, &vf->attr);
         vf->loaded = true;
         vf->in_store = true;
         return 0;
@@ -388,8 +401,11 @@ static int commit_config(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     char why[200] = "";
     rc = st_config_parse(vf->buf.data ? vf->buf.data : "", vf->buf.len, &base, &next, why,
                          sizeof why);
+    /* A utimens since the last write gives the text its time (cp -a, tar
+     * and rsync restore the mtime before they close). */
     if (rc == 0)
-        rc = st_coll_config_set(d->store, r->coll, &next);
+        rc = st_coll_config_set(d->store, r->coll, &next,
+                                (vf->pend_mask & ST_SET_MTIME) ? &vf->attr.mtime : NULL);
     if (rc < 0) {
         fsd_log(FSD_LOG_DEBUG, "%s/.config rejected: %s", r->coll, why[0] ? why : strerror(-rc));
         return rc;
@@ -585,13 +601,8 @@ static void fh_free(fsd_vec_fh *h)
  * file still being created has none: -ENOENT (it appears at its commit). */
 static int fh_snapshot(fsd *d, const fsd_ref *r, fsd_vec_fh *h)
 {
-    if (r->kind == FSD_K_CONFIG) {
-        st_attr ca;
-        int rc = config_text(d, r->coll, &h->snap, &ca);
-        if (rc == 0)
-            config_attr(&ca, &h->attr);
-        return rc;
-    }
+    if (r->kind == FSD_K_CONFIG)
+        return config_text(d, r->coll, &h->snap, &h->attr);
     void *data = NULL;
     size_t len = 0;
     int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &h->attr);
@@ -680,9 +691,10 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd *d = fsd_of(req);
     fsd_caller c;
     fsd_caller_get(req, &c);
-    /* .config can be created only after it was unlinked (tar does that
-     * before extracting it); the file then holds the new config text. */
-    bool is_cfg = strcmp(name, ".config") == 0 && fsd_config_hidden(d, p->coll);
+    /* .config can be created while it does not exist (all defaults, or
+     * unlinked: tar removes a file before extracting it); the file then
+     * holds the new config text. */
+    bool is_cfg = strcmp(name, ".config") == 0 && !fsd_config_visible(d, p->coll);
     int rc = is_cfg ? 0 : fsd_vecname_check(name, strlen(name));
     if (rc < 0) {
         if (fsd_name_is_reserved(name, strlen(name)))
@@ -718,9 +730,8 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
         goto fail;
     pthread_mutex_lock(&vf->lock);
     if (is_cfg) {
-        rc = config_text(d, p->coll, &vf->buf, &ca);
+        rc = config_text(d, p->coll, &vf->buf, &vf->attr);
         if (rc == 0) {
-            config_attr(&ca, &vf->attr);
             fsd_buf_reset(&vf->buf);
             vf->loaded = true;
             vf->in_store = true;
@@ -990,9 +1001,9 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     bool temp = false;
     (void)fi;
 
-    /* .config's owner, mode and times are its collection's: chmod, chown
-     * and utimens on it succeed without effect, so cp -a, rsync and tar
-     * can restore it. */
+    /* .config's owner and mode are its collection's: chmod and chown on it
+     * succeed without effect, so cp -a, rsync and tar can restore it. Its
+     * mtime is its own (see the top). */
     vf = vf_pin(d, r->ino);
     if (vf == NULL && truncate) {
         /* truncate(2) by path: load, cut, commit as one transaction. */
@@ -1018,6 +1029,13 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
                 vf->attr.ctime = vf->attr.mtime;
                 vf->pend_mask &= ~(unsigned)(ST_SET_MTIME | ST_SET_CTIME);
             }
+        }
+        if (rc == 0 && (mask & ST_SET_MTIME) && vf->is_config) {
+            vf->attr.mtime = a.mtime;
+            if (vf->dirty)
+                vf->pend_mask |= ST_SET_MTIME; /* for the commit */
+            else
+                rc = st_coll_config_touch(d->store, r->coll, &a.mtime);
         }
         if (rc == 0 && mask != 0 && !vf->is_config) {
             if (mask & ST_SET_MODE)
@@ -1050,8 +1068,10 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     if (r->kind == FSD_K_CONFIG) {
         fsd_ref c;
         rc = fsd_inodes_ref(d->inodes, r->coll_ino, &c);
+        if (rc == 0 && (mask & ST_SET_MTIME))
+            rc = st_coll_config_touch(d->store, c.coll, &a.mtime);
         if (rc == 0)
-            rc = fsd_config_stat(d, &c, r->ino, &st); /* times of .config follow the collection */
+            rc = fsd_config_stat(d, &c, r->ino, &st);
         goto reply;
     }
     if (mask != 0)
@@ -1073,7 +1093,7 @@ void fsd_vec_unlink(fuse_req_t req, const fsd_ref *p, const char *name)
     if (strcmp(name, ".config") == 0) {
         /* The config stays in force; the name disappears until .config is
          * written again (tar unlinks before it extracts). */
-        int rc = fsd_config_hidden(d, p->coll) ? -ENOENT : config_hide(d, p->coll);
+        int rc = fsd_config_visible(d, p->coll) ? config_hide(d, p->coll) : -ENOENT;
         if (rc == 0)
             fsd_inodes_unlink(d->inodes, p->ino, name);
         fsd_reply_err(req, FSD_OP_UNLINK, rc);
@@ -1125,9 +1145,13 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         if (vf != NULL) {
             pthread_mutex_lock(&vf->lock);
             if (vf->cfg_temp && !vf->dirty) {
-                rc = 0;
-                drop = vf->extra_pin;
-                vf->extra_pin = false;
+                /* rsync set the temporary's times after its close. */
+                rc = (vf->pend_mask & ST_SET_MTIME)
+                         ? st_coll_config_touch(d->store, p->coll, &vf->attr.mtime)
+                         : 0;
+                drop = rc == 0 && vf->extra_pin;
+                if (drop)
+                    vf->extra_pin = false;
             }
             pthread_mutex_unlock(&vf->lock);
             if (drop) {

@@ -215,6 +215,7 @@ typedef struct st_coll_rec {
     uint32_t next_id;
     uint64_t snap_gen; /* dirty entries with gen <= snap_gen are in the snapshot */
     char name[ST_COLL_NAME_MAX + 1];
+    struct timespec cfg_mtime; /* .config's mtime: its last change or utimens */
 } st_coll_rec;
 
 typedef struct st_vec_rec {

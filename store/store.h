@@ -331,6 +331,9 @@ void st_config_default(st_config *c);
 /* Checks ranges (the comments above). Returns 0 or -EINVAL. */
 int st_config_validate(const st_config *c);
 
+/* true when every key of c has its default value (dim 0, i.e. unset). */
+bool st_config_is_default(const st_config *c);
+
 /*
  * Parses the text of a .config file: lines "key = value", blank lines and
  * lines starting with '#' ignored, spaces around key and value ignored.
@@ -399,14 +402,32 @@ int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigne
 /* The collection's config (dim as fixed so far). Returns 0, -ENOENT. */
 int st_coll_config_get(st_store *st, const char *name, st_config *out);
 
+/* The committed config and the mtime of its text (.config), read
+ * together. Returns 0, -ENOENT, -EINVAL (name). */
+int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct timespec *mtime);
+
 /*
- * Replaces the config. Changing dim, metric, m or ef_construction of a
- * non-empty collection (its graph was built with them), or a value out of
- * range, is -EINVAL and nothing changes. Setting max_vectors/max_bytes
- * below the current use is allowed (later inserts fail with -EDQUOT);
- * ef_search applies at once. Returns 0, -ENOENT, -EINVAL.
+ * Replaces the config; the mtime of its text becomes *mtime, or now when
+ * mtime is NULL (the first vector fixing dim sets it to now as well).
+ * - dim of a non-empty collection cannot change (its vectors have theirs):
+ *   -EINVAL, nothing changes.
+ * - metric, m or ef_construction of a non-empty collection: the index is
+ *   rebuilt from the stored vectors with the new values before the config
+ *   commits (writers of this collection wait; searches go on with the old
+ *   index until the swap). So a copy that brought vectors before their
+ *   .config ends with the copied settings. The snapshot on disk is stale
+ *   until the next one (open rebuilds if a crash comes first).
+ * - max_vectors/max_bytes below the current use are allowed (later inserts
+ *   fail with -EDQUOT); ef_search applies at once.
+ * Returns 0, -ENOENT, -EINVAL (a value out of range, a dim change),
+ * -ENOMEM (the rebuild).
  */
-int st_coll_config_set(st_store *st, const char *name, const st_config *cfg);
+int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
+                       const struct timespec *mtime);
+
+/* Sets the mtime of the config's text (utimens on .config).
+ * Returns 0, -ENOENT, -EINVAL. */
+int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime);
 
 /*
  * Callback of the list functions. name is NUL-terminated, attr the entry's

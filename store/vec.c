@@ -491,6 +491,7 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
     uint32_t coll = o->c->id;
     if (o->rec.cfg.dim == 0) {
         o->rec.cfg.dim = dim;
+        st_now(&o->rec.cfg_mtime); /* .config's text changed */
     } else if (o->rec.cfg.dim != dim) {
         return -EINVAL;
     }

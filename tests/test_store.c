@@ -169,13 +169,37 @@ static void test_collections(void **state)
     assert_int_equal(st_coll_config_get(st, "c1", &cfg), 0);
     assert_int_equal(cfg.dim, 3); /* fixed by the first vector */
     cfg.dim = 4;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, NULL), -EINVAL);
+    /* A new metric, m or ef_construction rebuilds the index of a
+     * non-empty collection (a copy may bring vectors before .config). */
+    struct timespec t0, t1;
+    st_config got;
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t0), 0);
     cfg.dim = 3;
     cfg.metric = VF_METRIC_DOT;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    cfg.m = 24;
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, NULL), 0);
+    st_hit hit;
+    size_t n;
+    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(hit.distance == -14.0f); /* -(1 + 4 + 9): dot, not l2 */
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(got.m, 24);
+    assert_true(st_ts_diff(&t1, &t0) >= 0); /* the text's mtime moved */
+    struct timespec when = {.tv_sec = 1700000000, .tv_nsec = 7};
+    assert_int_equal(st_coll_config_touch(st, "c1", &when), 0);
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(t1.tv_sec, 1700000000);
+    assert_int_equal(t1.tv_nsec, 7);
     cfg.metric = VF_METRIC_L2;
+    cfg.m = 16;
     cfg.ef_search = 99;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), 0);
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, &when), 0);
+    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_true(hit.distance == 0.0f);
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(t1.tv_sec, 1700000000);
     assert_int_equal(st_coll_drop(st, "c1"), -ENOTEMPTY);
     assert_int_equal(st_coll_rename(st, "c1", "c2", 0), 0);
     /* c2 was empty: replaced by c1. */
@@ -379,7 +403,7 @@ static void test_check_stale_params(void **state)
     assert_int_equal(st_coll_config_get(st, "c", &cfg), 0);
     cfg.dim = 3;
     cfg.metric = VF_METRIC_COSINE;
-    assert_int_equal(st_coll_config_set(st, "c", &cfg), 0);
+    assert_int_equal(st_coll_config_set(st, "c", &cfg, NULL), 0);
     assert_int_equal(put_vec(st, "c", "v", c3, 3), 0);
     assert_int_equal(st_store_sync(st), 0);
     char report[4096] = "";
@@ -745,7 +769,7 @@ static void test_batch_atomic(void **state)
     cfg.dim = 4;
     cfg.max_vectors = 0;
     cfg.max_bytes = 7;
-    assert_int_equal(st_coll_config_set(st, "c", &cfg), 0);
+    assert_int_equal(st_coll_config_set(st, "c", &cfg, NULL), 0);
     assert_int_equal(st_vec_put(st, "c", "big", "12345678", 8, v, 4, NULL, 0), -EFBIG);
     assert_int_equal(st_vec_put(st, "c", "two", "12", 2, v, 4, NULL, 0), -EDQUOT);
     assert_int_equal(st_store_close(st), 0);

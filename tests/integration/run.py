@@ -360,18 +360,20 @@ def collections_mkdir_rename_rmdir(ctx):
 @test
 def config_read_write(ctx):
     c = mk_collection(ctx.m1.mnt, "cfg")
+    # A fresh collection has all defaults and no .config file, so cp -a and
+    # tar can create one with O_EXCL (issue 15).
+    eq(os.listdir(c), [], "a fresh collection lists nothing")
+    expect_errno(errno.ENOENT, os.stat, os.path.join(c, ".config"))
+    write_file(os.path.join(c, ".config"), "metric = l2\ndim = 3\nef_search = 100\n")
     eq(os.listdir(c)[:1], [".config"], "readdir lists .config first")
     cfg = read_file(os.path.join(c, ".config")).decode()
     keys = [line.split("=")[0].strip() for line in cfg.splitlines() if "=" in line]
     for k in ["dim", "metric", "m", "ef_construction", "ef_search", "target_recall",
               "quantization", "max_vectors", "max_bytes"]:
         check(k in keys, ".config lacks key " + k)
-    check("metric = cosine" in cfg, "default metric is not cosine: " + cfg)
-    check("m = 16" in cfg and "ef_construction = 200" in cfg, "defaults: " + cfg)
-    write_file(os.path.join(c, ".config"), "metric = l2\ndim = 3\nef_search = 100\n")
-    cfg = read_file(os.path.join(c, ".config")).decode()
     check("metric = l2" in cfg and "dim = 3" in cfg and "ef_search = 100" in cfg,
           "config not applied: " + cfg)
+    check("m = 16" in cfg and "ef_construction = 200" in cfg, "defaults: " + cfg)
     with open(os.path.join(c, ".config"), "rb") as f:
         eq(os.fstat(f.fileno()).st_size, len(f.read()), ".config size")
     # Unknown keys fail with EINVAL and leave the old config.
@@ -379,13 +381,16 @@ def config_read_write(ctx):
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = manhattan\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after rejected writes")
     write_file(os.path.join(c, "v"), "1 2 3")
-    # Impossible changes on a non-empty collection.
+    # dim of a non-empty collection cannot change.
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "dim = 4\n")
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = dot\n")
-    # The graph is built with m and ef_construction: not changeable once filled.
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "m = 8\n")
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "ef_construction = 50\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after impossible change")
+    # metric, m and ef_construction rebuild the index of a non-empty one.
+    eq(parse_result(query(c, "q", "k = 1\n1 2 3\n")), [("v", 0.0)], "l2 distance")
+    write_file(os.path.join(c, ".config"), "metric = dot\nm = 8\nef_construction = 50\n")
+    cfg = read_file(os.path.join(c, ".config")).decode()
+    check("metric = dot" in cfg and "m = 8" in cfg and "ef_construction = 50" in cfg,
+          "rebuild change: " + cfg)
+    eq(parse_result(query(c, "q", "k = 1\n1 2 3\n")), [("v", -14.0)], "dot distance")
     # ef_search = auto is accepted; int8 quantization is not built yet.
     c3 = mk_collection(ctx.m1.mnt, "cfg3")
     write_file(os.path.join(c3, ".config"), "ef_search = auto\ntarget_recall = 0.9\n")
@@ -393,6 +398,9 @@ def config_read_write(ctx):
     check("ef_search = auto" in cfg3 and "target_recall = 0.9" in cfg3, "auto: " + cfg3)
     expect_errno(errno.EINVAL, write_file, os.path.join(c3, ".config"), "quantization = int8\n")
     check("quantization = none" in read_file(os.path.join(c3, ".config")).decode(), "int8")
+    # Back to every default: the file goes away, the config stays in force.
+    write_file(os.path.join(c3, ".config"), "ef_search = 64\ntarget_recall = 0.95\n")
+    eq(os.listdir(c3), [], "an all-default config has no file")
     # A possible change still works (and the same dim is not a change).
     write_file(os.path.join(c, ".config"), "dim = 3\nef_search = 80\n")
     check("ef_search = 80" in read_file(os.path.join(c, ".config")).decode(), "ef_search change")
@@ -1186,8 +1194,7 @@ def snapshot_tree(root):
             p = os.path.join(cp, n)
             st = os.stat(p)
             xs = {x: os.getxattr(p, x) for x in os.listxattr(p)}
-            out[coll + "/" + n] = (read_file(p), stat.S_IMODE(st.st_mode),
-                                   st.st_mtime_ns if n != ".config" else 0, xs)
+            out[coll + "/" + n] = (read_file(p), stat.S_IMODE(st.st_mode), st.st_mtime_ns, xs)
     return out
 
 
