@@ -182,9 +182,10 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *st, in
 void fsd_vec_unlink(fuse_req_t req, const fsd_ref *parent, const char *name);
 void fsd_vec_mknod(fuse_req_t req, const fsd_ref *parent, const char *name, mode_t mode);
 
-/* true while coll's .config is unlinked (tar removes a file before it
- * extracts it; the config itself stays in force). */
-bool fsd_config_hidden(fsd *d, const char *coll);
+/* true when coll has a .config file: its config is not all defaults and
+ * the name is not unlinked (tar removes a file before it extracts it; the
+ * config itself stays in force). See "The .config file" in ops_vec.c. */
+bool fsd_config_visible(fsd *d, const char *coll);
 void fsd_vec_rename(fuse_req_t req, const fsd_ref *parent, const char *name, const char *newname,
                     unsigned flags);
 

@@ -312,7 +312,9 @@ static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
     a.mode = S_IFREG | (h->mode & 07777);
     a.uid = h->uid;
     a.gid = h->gid;
-    const unsigned mask = ST_SET_MODE | ST_SET_UID | ST_SET_GID;
+    /* Rows that replace a vector keep its owner and mode, as an overwrite
+     * of the file does; new ones belong to the batch file's writer. */
+    const unsigned mask = ST_SET_MODE | ST_SET_UID | ST_SET_GID | ST_SET_IF_NEW;
     size_t cap = 0;
     const char **keys = NULL;
     const void **vals = NULL;

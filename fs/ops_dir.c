@@ -230,7 +230,7 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
     }
     case FSD_K_COLL:
         if (strcmp(name, ".config") == 0) {
-            if (fsd_config_hidden(d, p->coll)) {
+            if (!fsd_config_visible(d, p->coll)) {
                 rc = -ENOENT;
                 break;
             }
@@ -425,7 +425,7 @@ void fsd_dir_readdir(fuse_req_t req, const fsd_ref *r, size_t size, off_t off,
                           list_cb, &c);
         break;
     case FSD_K_COLL:
-        if (off < 3 && !fsd_config_hidden(d, r->coll) && !add_entry(&c, ".config", 0, S_IFREG, 3))
+        if (off < 3 && fsd_config_visible(d, r->coll) && !add_entry(&c, ".config", 0, S_IFREG, 3))
             goto reply;
         rc = st_vec_list(d->store, r->coll,
                          off >= FSD_OFF_STORE ? (uint64_t)(off & ~FSD_OFF_STORE) : 0, list_cb, &c);

@@ -12,6 +12,15 @@
  * the content does not parse the commit fails with EINVAL and the store is
  * untouched: a new file "does not appear", an old one keeps its vector.
  *
+ * Read-only handles do not share the vfile's buffer: each takes a private
+ * copy of the committed content at open (a vector's from the store,
+ * .config's rendered text) and is served with direct I/O, so a reader sees
+ * one committed version, whole, whatever writers, imports and renames do
+ * meanwhile; the page cache, shared by every handle of the inode and
+ * filled by writers' write-through, never serves it. stat without a handle
+ * reports the committed state too (a writer's uncommitted buffer is its
+ * own until close), except for a NEW file, which has nothing committed.
+ *
  * vfile states
  *   NEW     created by this mount, never committed (in_store false)
  *   CLEAN   in the store, buffer equal to it (dirty false)
@@ -33,6 +42,17 @@
  *   5. The commit resolves the inode's current name at commit time, so a
  *      rename while open commits under the new name, and an unlinked file
  *      commits nothing.
+ *
+ * The .config file exists only while the collection's config differs from
+ * the defaults (a fresh collection has none) and its name is not unlinked.
+ * So `cp -a` and `tar -x`, which create every file with O_CREAT|O_EXCL in
+ * a directory they just made, can create it. Its mtime is its own
+ * (persisted in the collection record): now when its text changes (a
+ * write, the first vector fixing dim), or what utimens sets; before the
+ * commit that time waits in pend_mask like a vector's. rsync's quick check
+ * (size + mtime) therefore sees a copied .config as equal and a changed
+ * one as different. Its owner and mode are the collection's (chmod and
+ * chown on it succeed without effect).
  *
  * Locks: vf_lock (lock 1) guards the table and refs; vf->lock (lock 2)
  * guards everything else in the vfile. Store calls happen under lock 2.
@@ -82,7 +102,9 @@ typedef struct fsd_vec_fh {
     fsd_vfile *vf;
     fuse_ino_t ino;
     bool writable;
-    bool wrote; /* this handle changed the buffer since its last commit */
+    bool wrote;   /* this handle changed the buffer since its last commit */
+    fsd_buf snap; /* vf NULL (a read-only open): the committed content */
+    st_attr attr; /* vf NULL: its attributes (size = snap.len) */
 } fsd_vec_fh;
 
 /* ------------------------------------------------------------------ */
@@ -166,7 +188,7 @@ static void px_free(fsd_vfile *vf)
 /* Unlinked .config files                                               */
 /* ------------------------------------------------------------------ */
 
-bool fsd_config_hidden(fsd *d, const char *coll)
+static bool config_hidden(fsd *d, const char *coll)
 {
     bool hidden = false;
     pthread_mutex_lock(&d->cfg_lock);
@@ -176,9 +198,16 @@ bool fsd_config_hidden(fsd *d, const char *coll)
     return hidden;
 }
 
+bool fsd_config_visible(fsd *d, const char *coll)
+{
+    st_config c;
+    return !config_hidden(d, coll) && st_coll_config_get(d->store, coll, &c) == 0 &&
+           !st_config_is_default(&c);
+}
+
 static int config_hide(fsd *d, const char *coll)
 {
-    if (fsd_config_hidden(d, coll))
+    if (config_hidden(d, coll))
         return 0;
     char *copy = strdup(coll);
     if (copy == NULL)
@@ -235,16 +264,21 @@ static void vf_unpin(fsd *d, fsd_vfile *vf)
 /* Attributes                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Attributes of .config: the collection's owner, its rw bits, its times;
- * the size of the formatted config. */
-static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *coll_attr)
+/* The text of coll's config into out, and the attributes of .config in
+ * *attr (size not set): the collection's owner and rw bits, the text's
+ * own mtime. */
+static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *attr)
 {
     st_config c;
-    int rc = st_coll_config_get(d->store, coll, &c);
-    if (rc == 0 && coll_attr != NULL)
-        rc = st_coll_stat(d->store, coll, coll_attr);
+    struct timespec mtime;
+    int rc = st_coll_config_stat(d->store, coll, &c, &mtime);
+    if (rc == 0)
+        rc = st_coll_stat(d->store, coll, attr);
     if (rc < 0)
         return rc == -EINVAL ? -ENOENT : rc;
+    attr->mode = S_IFREG | (attr->mode & 0666);
+    attr->ino = 0;
+    attr->atime = attr->mtime = attr->ctime = mtime;
     size_t len = 0;
     (void)st_config_format(&c, NULL, 0, &len);
     fsd_buf_reset(out);
@@ -258,33 +292,12 @@ static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *coll_att
     return 0;
 }
 
-static void config_attr(const st_attr *coll, st_attr *out)
-{
-    *out = *coll;
-    out->mode = S_IFREG | (coll->mode & 0666);
-    out->ino = 0;
-}
-
 int fsd_config_stat(fsd *d, const fsd_ref *coll, fuse_ino_t ino, struct stat *st)
 {
-    fsd_vfile *vf = vf_pin(d, ino);
-    if (vf != NULL) {
-        pthread_mutex_lock(&vf->lock);
-        st_attr a = vf->attr;
-        a.size = vf->buf.len;
-        bool ok = vf->loaded;
-        pthread_mutex_unlock(&vf->lock);
-        vf_unpin(d, vf);
-        if (ok) {
-            fsd_attr_to_stat(&a, ino, st);
-            return 0;
-        }
-    }
     fsd_buf text = FSD_BUF_INIT;
-    st_attr ca, a;
-    int rc = config_text(d, coll->coll, &text, &ca);
+    st_attr a;
+    int rc = config_text(d, coll->coll, &text, &a);
     if (rc == 0) {
-        config_attr(&ca, &a);
         a.size = text.len;
         fsd_attr_to_stat(&a, ino, st);
     }
@@ -312,7 +325,7 @@ int fsd_vec_stat(fsd *d, fuse_ino_t ino, const char *coll, const char *name, str
     fsd_vfile *vf = vf_pin(d, ino);
     if (vf != NULL) {
         pthread_mutex_lock(&vf->lock);
-        bool ok = vf_stat_locked(vf, ino, st);
+        bool ok = !vf->in_store && vf_stat_locked(vf, ino, st);
         pthread_mutex_unlock(&vf->lock);
         vf_unpin(d, vf);
         if (ok)
@@ -330,6 +343,14 @@ int fsd_vec_fh_stat(fsd *d, fsd_fh *fh, struct stat *st)
 {
     (void)d;
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
+    if (h->vf == NULL) {
+        st_attr a = h->attr;
+        a.size = h->snap.len;
+        fsd_attr_to_stat(&a, h->ino, st);
+        if (a.ino != 0)
+            st->st_ino = a.ino;
+        return 0;
+    }
     pthread_mutex_lock(&h->vf->lock);
     bool ok = vf_stat_locked(h->vf, h->ino, st);
     pthread_mutex_unlock(&h->vf->lock);
@@ -346,11 +367,9 @@ static int vf_load_locked(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     if (vf->loaded)
         return 0;
     if (vf->is_config) {
-        st_attr ca;
-        int rc = config_text(d, r->coll, &vf->buf, &ca);
+        int rc = config_text(d, r->coll, &vf->buf, &vf->attr);
         if (rc < 0)
             return rc;
-        config_attr(&ca, &vf->attr);
         vf->loaded = true;
         vf->in_store = true;
         return 0;
@@ -382,8 +401,11 @@ static int commit_config(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     char why[200] = "";
     rc = st_config_parse(vf->buf.data ? vf->buf.data : "", vf->buf.len, &base, &next, why,
                          sizeof why);
+    /* A utimens since the last write gives the text its time (cp -a, tar
+     * and rsync restore the mtime before they close). */
     if (rc == 0)
-        rc = st_coll_config_set(d->store, r->coll, &next);
+        rc = st_coll_config_set(d->store, r->coll, &next,
+                                (vf->pend_mask & ST_SET_MTIME) ? &vf->attr.mtime : NULL);
     if (rc < 0) {
         fsd_log(FSD_LOG_DEBUG, "%s/.config rejected: %s", r->coll, why[0] ? why : strerror(-rc));
         return rc;
@@ -562,8 +584,33 @@ static int fh_new(fsd_vfile *vf, fuse_ino_t ino, int flags, fsd_vec_fh **out)
     h->vf = vf;
     h->ino = ino;
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
+    h->snap = (fsd_buf)FSD_BUF_INIT;
     *out = h;
     return 0;
+}
+
+static void fh_free(fsd_vec_fh *h)
+{
+    if (h == NULL)
+        return;
+    fsd_buf_release(&h->snap);
+    free(h);
+}
+
+/* Fills a read-only handle's private copy of the committed content. A
+ * file still being created has none: -ENOENT (it appears at its commit). */
+static int fh_snapshot(fsd *d, const fsd_ref *r, fsd_vec_fh *h)
+{
+    if (r->kind == FSD_K_CONFIG)
+        return config_text(d, r->coll, &h->snap, &h->attr);
+    void *data = NULL;
+    size_t len = 0;
+    int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &h->attr);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOENT : rc;
+    rc = fsd_buf_append(&h->snap, data, len);
+    free(data);
+    return rc;
 }
 
 void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
@@ -577,11 +624,21 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     if (rc < 0)
         goto fail;
     pinned = true;
+    if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+        /* No vfile: the handle reads its own copy (see the top). */
+        rc = fh_new(NULL, r->ino, fi->flags, &h);
+        if (rc == 0)
+            rc = fh_snapshot(d, r, h);
+        if (rc < 0)
+            goto fail;
+        fi->direct_io = 1;
+        goto opened;
+    }
     rc = vf_attach(d, r->ino, r->kind == FSD_K_CONFIG, &vf, &created);
     if (rc < 0)
         goto fail;
     pthread_mutex_lock(&vf->lock);
-    bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+    bool trunc = (fi->flags & O_TRUNC) != 0;
     if (!vf->loaded && trunc && !vf->is_config) {
         /* O_TRUNC: attributes are enough, the old bytes are not needed. */
         st_attr a;
@@ -607,20 +664,21 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
         goto fail;
     if (trunc)
         h->wrote = true;
+    fi->direct_io = 0;
+opened:
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = 0;
-    fi->direct_io = 0;
     fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         /* The opener was interrupted: undo. */
         fsd_fh_untrack(d, &h->h);
-        free(h);
+        fh_free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, r->ino);
     }
     return;
 fail:
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     if (pinned)
         fsd_inodes_unpin(d->inodes, r->ino);
@@ -633,9 +691,10 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd *d = fsd_of(req);
     fsd_caller c;
     fsd_caller_get(req, &c);
-    /* .config can be created only after it was unlinked (tar does that
-     * before extracting it); the file then holds the new config text. */
-    bool is_cfg = strcmp(name, ".config") == 0 && fsd_config_hidden(d, p->coll);
+    /* .config can be created while it does not exist (all defaults, or
+     * unlinked: tar removes a file before extracting it); the file then
+     * holds the new config text. */
+    bool is_cfg = strcmp(name, ".config") == 0 && !fsd_config_visible(d, p->coll);
     int rc = is_cfg ? 0 : fsd_vecname_check(name, strlen(name));
     if (rc < 0) {
         if (fsd_name_is_reserved(name, strlen(name)))
@@ -671,9 +730,8 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
         goto fail;
     pthread_mutex_lock(&vf->lock);
     if (is_cfg) {
-        rc = config_text(d, p->coll, &vf->buf, &ca);
+        rc = config_text(d, p->coll, &vf->buf, &vf->attr);
         if (rc == 0) {
-            config_attr(&ca, &vf->attr);
             fsd_buf_reset(&vf->buf);
             vf->loaded = true;
             vf->in_store = true;
@@ -730,14 +788,14 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     fsd_fh_track(d, &h->h);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
         fsd_fh_untrack(d, &h->h);
-        free(h);
+        fh_free(h);
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, ino);
         fsd_inodes_forget(d->inodes, ino, 1);
     }
     return;
 fail:
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     if (pinned)
         fsd_inodes_unpin(d->inodes, ino);
@@ -754,18 +812,24 @@ void fsd_vec_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
 {
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
+    /* A read-only handle's snap never changes, but it is freed by release,
+     * which the kernel may send as soon as it has this reply's bytes, while
+     * fuse_reply_buf has not returned yet: reply from a copy either way. */
+    const fsd_buf *src = vf != NULL ? &vf->buf : &h->snap;
     char *copy = NULL;
     size_t n = 0;
-    pthread_mutex_lock(&vf->lock);
-    if ((uint64_t)off < vf->buf.len) {
-        n = vf->buf.len - (size_t)off;
+    if (vf != NULL)
+        pthread_mutex_lock(&vf->lock);
+    if ((uint64_t)off < src->len) {
+        n = src->len - (size_t)off;
         if (n > size)
             n = size;
         copy = malloc(n);
         if (copy != NULL)
-            memcpy(copy, vf->buf.data + off, n);
+            memcpy(copy, src->data + off, n);
     }
-    pthread_mutex_unlock(&vf->lock);
+    if (vf != NULL)
+        pthread_mutex_unlock(&vf->lock);
     if (n > 0 && copy == NULL) {
         fsd_reply_err(req, FSD_OP_READ, ENOMEM);
         return;
@@ -823,6 +887,10 @@ void fsd_vec_flush(fuse_req_t req, fsd_fh *fh, bool datasync, fsd_op op)
     fsd_vfile *vf = h->vf;
     int rc = 0;
     bool committed = false;
+    if (vf == NULL) { /* a read-only handle: nothing to commit */
+        fsd_reply_err(req, op, op == FSD_OP_FSYNC ? st_store_sync(d->store) : 0);
+        return;
+    }
     pthread_mutex_lock(&vf->lock);
     if (op == FSD_OP_FLUSH && h->writable && vf->dirty && !vf->is_config && vf->buf.len == 0) {
         /* Empty content never parses, so nothing is committed. A shell
@@ -859,7 +927,7 @@ void fsd_vec_fh_discard(fsd *d, fsd_fh *fh)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fuse_ino_t ino = h->ino;
     fsd_vfile *vf = h->vf;
-    free(h);
+    fh_free(h);
     vf_unpin(d, vf);
     fsd_inodes_unpin(d->inodes, ino);
 }
@@ -886,6 +954,12 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
     fsd_fh_untrack(d, fh);
+    if (vf == NULL) {
+        fsd_inodes_unpin(d->inodes, h->ino);
+        fh_free(h);
+        fuse_reply_err(req, 0);
+        return;
+    }
     pthread_mutex_lock(&vf->lock);
     if (h->writable && h->wrote && vf->dirty && vf->failed_err == 0) {
         int rc = vf_commit_locked(d, vf);
@@ -900,7 +974,7 @@ void fsd_vec_release(fuse_req_t req, fsd_fh *fh)
     pthread_mutex_unlock(&vf->lock);
     vf_take_wanted_pin(d, vf);
     fuse_ino_t ino = h->ino;
-    free(h);
+    fh_free(h);
     if (drop) {
         vf_unpin(d, vf);
         fsd_inodes_unpin(d->inodes, ino);
@@ -927,9 +1001,9 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     bool temp = false;
     (void)fi;
 
-    /* .config's owner, mode and times are its collection's: chmod, chown
-     * and utimens on it succeed without effect, so cp -a, rsync and tar
-     * can restore it. */
+    /* .config's owner and mode are its collection's: chmod and chown on it
+     * succeed without effect, so cp -a, rsync and tar can restore it. Its
+     * mtime is its own (see the top). */
     vf = vf_pin(d, r->ino);
     if (vf == NULL && truncate) {
         /* truncate(2) by path: load, cut, commit as one transaction. */
@@ -955,6 +1029,13 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
                 vf->attr.ctime = vf->attr.mtime;
                 vf->pend_mask &= ~(unsigned)(ST_SET_MTIME | ST_SET_CTIME);
             }
+        }
+        if (rc == 0 && (mask & ST_SET_MTIME) && vf->is_config) {
+            vf->attr.mtime = a.mtime;
+            if (vf->dirty)
+                vf->pend_mask |= ST_SET_MTIME; /* for the commit */
+            else
+                rc = st_coll_config_touch(d->store, r->coll, &a.mtime);
         }
         if (rc == 0 && mask != 0 && !vf->is_config) {
             if (mask & ST_SET_MODE)
@@ -987,8 +1068,10 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     if (r->kind == FSD_K_CONFIG) {
         fsd_ref c;
         rc = fsd_inodes_ref(d->inodes, r->coll_ino, &c);
+        if (rc == 0 && (mask & ST_SET_MTIME))
+            rc = st_coll_config_touch(d->store, c.coll, &a.mtime);
         if (rc == 0)
-            rc = fsd_config_stat(d, &c, r->ino, &st); /* times of .config follow the collection */
+            rc = fsd_config_stat(d, &c, r->ino, &st);
         goto reply;
     }
     if (mask != 0)
@@ -1010,7 +1093,7 @@ void fsd_vec_unlink(fuse_req_t req, const fsd_ref *p, const char *name)
     if (strcmp(name, ".config") == 0) {
         /* The config stays in force; the name disappears until .config is
          * written again (tar unlinks before it extracts). */
-        int rc = fsd_config_hidden(d, p->coll) ? -ENOENT : config_hide(d, p->coll);
+        int rc = fsd_config_visible(d, p->coll) ? config_hide(d, p->coll) : -ENOENT;
         if (rc == 0)
             fsd_inodes_unlink(d->inodes, p->ino, name);
         fsd_reply_err(req, FSD_OP_UNLINK, rc);
@@ -1062,9 +1145,13 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         if (vf != NULL) {
             pthread_mutex_lock(&vf->lock);
             if (vf->cfg_temp && !vf->dirty) {
-                rc = 0;
-                drop = vf->extra_pin;
-                vf->extra_pin = false;
+                /* rsync set the temporary's times after its close. */
+                rc = (vf->pend_mask & ST_SET_MTIME)
+                         ? st_coll_config_touch(d->store, p->coll, &vf->attr.mtime)
+                         : 0;
+                drop = rc == 0 && vf->extra_pin;
+                if (drop)
+                    vf->extra_pin = false;
             }
             pthread_mutex_unlock(&vf->lock);
             if (drop) {

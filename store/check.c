@@ -14,8 +14,10 @@
  *      snapshots are only read.
  *   2. Every problem is one line "collection 'c': <what> (<where>)" and
  *      counted; the return value is that count (0 = clean).
- *   3. A snapshot that is missing or older than the op log covers is not a
- *      problem (open replays or rebuilds it); one that fails its checks is.
+ *   3. A snapshot that is missing, older than the op log covers, or taken
+ *      under other index parameters than the config's (a config change
+ *      came after it) is not a problem: open rebuilds it, and check says
+ *      so in a note. One that fails its checks is.
  *      Vectors the loaded graph cannot reach (vf_hnsw_unreachable) are a
  *      problem: the engine keeps every vector reachable, and searches
  *      would find such a vector only by their exact fallback. Vectors
@@ -326,8 +328,15 @@ static int check_coll(checker *ck, const st_coll_rec *rec)
             if (ck->out)
                 fprintf(ck->out, "collection '%s': snapshot is stale (rebuilt at open)\n",
                         rec->name);
-        } else if (p.dim != rec->cfg.dim || p.metric != rec->cfg.metric) {
-            problem(ck, "snapshot parameters differ from the config");
+        } else if (!st_snap_params_match(h, &rec->cfg)) {
+            /* The config changed after the snapshot (an emptied collection
+             * took a new dim or metric, or a change rebuilt the index) and
+             * a crash came before the next snapshot: open rebuilds. */
+            if (ck->out)
+                fprintf(ck->out,
+                        "collection '%s': snapshot predates a config change (stale; rebuilt "
+                        "at open)\n",
+                        rec->name);
         } else if (st_snap_replay(st, ck->txn, cid, h, &nd, &mg) != 0) {
             problem(ck, "snapshot replay failed");
         } else if (vf_hnsw_count(h) != nvec) {

@@ -36,6 +36,17 @@ void st_config_default(st_config *c)
     c->quantization = ST_QUANT_NONE;
 }
 
+bool st_config_is_default(const st_config *c)
+{
+    st_config d;
+    st_config_default(&d);
+    return c->dim == d.dim && c->metric == d.metric && c->m == d.m &&
+           c->ef_construction == d.ef_construction && c->ef_search == d.ef_search &&
+           c->ef_auto == d.ef_auto && c->target_recall == d.target_recall &&
+           c->quantization == d.quantization && c->max_vectors == d.max_vectors &&
+           c->max_bytes == d.max_bytes;
+}
+
 int st_config_validate(const st_config *c)
 {
     if (!c)

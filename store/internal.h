@@ -215,6 +215,7 @@ typedef struct st_coll_rec {
     uint32_t next_id;
     uint64_t snap_gen; /* dirty entries with gen <= snap_gen are in the snapshot */
     char name[ST_COLL_NAME_MAX + 1];
+    struct timespec cfg_mtime; /* .config's mtime: its last change or utimens */
 } st_coll_rec;
 
 typedef struct st_vec_rec {
@@ -465,6 +466,9 @@ static inline uint64_t st_get_be64(const uint8_t *p)
  * Called at open (no other thread). *rebuilt says which. */
 int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt);
 /* Rebuilds c's index from the slot records in txn into *out. */
+/* true when the graph h was built with cfg's dim, metric, m and
+ * ef_construction (a snapshot taken before a config change is not). */
+bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg);
 int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
 /* Writes c's snapshot (snap_mu held by the caller). force: even without changes. */
 int st_snap_write(st_store *st, st_coll *c, bool force);

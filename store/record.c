@@ -2,7 +2,8 @@
  * record.c — byte buffers and the bodies of the store's LMDB records.
  *
  * Every body starts with a 4-byte header: u16le magic 0x5356 ("VS"),
- * u8 record type (enum st_rec_type), u8 record version (1). Then, all
+ * u8 record type (enum st_rec_type), u8 record version (1; COLL is
+ * written as 2 and read as 1 or 2). Then, all
  * integers little-endian, times as i64 seconds + u32 nanoseconds:
  *
  *   FORMAT   u32 format version | u32 flags (bit 0 encrypted) | u8 kdf kind
@@ -14,6 +15,8 @@
  *            | u64 max_vectors | u64 max_bytes | u32 mode | u32 uid | u32 gid
  *            | atime | mtime | ctime | u64 count | u64 bytes | u64 next_seq
  *            | u32 next_id | u64 snap_gen | u8 name_len | name
+ *            | cfg_mtime (version 2; a version 1 body ends at the name and
+ *            decodes with cfg_mtime = mtime)
  *   VEC      u32 id | u64 seq | u32 mode | u32 uid | u32 gid | atime | mtime
  *            | ctime | u64 size | u16 name_len | name
  *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
@@ -38,6 +41,7 @@
 #include "internal.h"
 
 #define REC_VERSION 1u
+#define COLL_VERSION 2u /* appends .config's mtime */
 
 static void buf_reserve(st_buf *b, size_t n)
 {
@@ -137,15 +141,22 @@ uint64_t st_rd_u64(st_rd *r)
     return lo | (uint64_t)st_rd_u32(r) << 32;
 }
 
-static void hdr_enc(st_buf *b, uint8_t type)
+static void hdr_enc_version(st_buf *b, uint8_t type, uint8_t version)
 {
     st_buf_u16(b, ST_REC_MAGIC);
     st_buf_u8(b, type);
-    st_buf_u8(b, REC_VERSION);
+    st_buf_u8(b, version);
 }
 
-/* Starts a reader over a body of `type`; false if the header is wrong. */
-static bool hdr_dec(st_rd *r, const void *p, size_t n, uint8_t type)
+static void hdr_enc(st_buf *b, uint8_t type)
+{
+    hdr_enc_version(b, type, REC_VERSION);
+}
+
+/* Starts a reader over a body of `type` whose version is 1..max; *version
+ * gets it. false if the header is wrong. */
+static bool hdr_dec_version(st_rd *r, const void *p, size_t n, uint8_t type, uint8_t max,
+                            uint8_t *version)
 {
     r->p = p;
     r->len = n;
@@ -153,8 +164,15 @@ static bool hdr_dec(st_rd *r, const void *p, size_t n, uint8_t type)
     r->err = false;
     uint16_t magic = st_rd_u16(r);
     uint8_t t = st_rd_u8(r);
-    uint8_t v = st_rd_u8(r);
-    return !r->err && magic == ST_REC_MAGIC && t == type && v == REC_VERSION;
+    *version = st_rd_u8(r);
+    return !r->err && magic == ST_REC_MAGIC && t == type && *version >= 1 && *version <= max;
+}
+
+/* Starts a reader over a body of `type`; false if the header is wrong. */
+static bool hdr_dec(st_rd *r, const void *p, size_t n, uint8_t type)
+{
+    uint8_t v;
+    return hdr_dec_version(r, p, n, type, REC_VERSION, &v);
 }
 
 /* The body was consumed exactly and without over-read. */
@@ -234,7 +252,7 @@ int st_rec_counter_dec(const void *p, size_t n, uint64_t *v)
 
 void st_rec_coll_enc(st_buf *b, const st_coll_rec *r)
 {
-    hdr_enc(b, ST_REC_COLL);
+    hdr_enc_version(b, ST_REC_COLL, COLL_VERSION);
     st_buf_u32(b, r->coll_id);
     st_buf_u64(b, r->uuid);
     st_buf_u32(b, r->cfg.dim);
@@ -263,13 +281,15 @@ void st_rec_coll_enc(st_buf *b, const st_coll_rec *r)
     size_t nl = strlen(r->name);
     st_buf_u8(b, (uint8_t)nl);
     st_buf_bytes(b, r->name, nl);
+    ts_enc(b, &r->cfg_mtime);
 }
 
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
 {
     st_rd rd;
+    uint8_t version;
     memset(r, 0, sizeof(*r));
-    if (!hdr_dec(&rd, p, n, ST_REC_COLL))
+    if (!hdr_dec_version(&rd, p, n, ST_REC_COLL, COLL_VERSION, &version))
         return -EIO;
     r->coll_id = st_rd_u32(&rd);
     r->uuid = st_rd_u64(&rd);
@@ -302,7 +322,11 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
         return -EIO;
     memcpy(r->name, name, nl);
     r->name[nl] = 0;
-    if (st_config_validate(&r->cfg) != 0)
+    if (version >= 2)
+        ts_dec(&rd, &r->cfg_mtime);
+    else
+        r->cfg_mtime = r->mtime;
+    if (rd.err || st_config_validate(&r->cfg) != 0)
         return -EIO;
     return rd_done(&rd);
 }

@@ -283,10 +283,7 @@ static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t
 {
     if (s->cfg.dim && dim != s->cfg.dim)
         return -EINVAL;
-    for (size_t i = 0; i < n * dim; i++)
-        if (!isfinite(q[i]))
-            return -EINVAL;
-    return 0;
+    return st_values_ok(q, n * dim) ? 0 : -EINVAL;
 }
 
 int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,

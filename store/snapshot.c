@@ -33,9 +33,13 @@
  *      record's snap_gen = g.
  *   3. A snapshot is used at open only if its header CRC, engine CRC (or GCM
  *      tag) and lengths check, its collection id and uuid match, gen >=
- *      snap_gen, its txn id <= LMDB's, its parameters match the config, and
- *      after replay its count equals the COLL record's. Otherwise the index
- *      is rebuilt from the SLOT records ("never trusted").
+ *      snap_gen, its txn id <= LMDB's, its parameters (dim, metric, m,
+ *      ef_construction) match the config, and after replay its count
+ *      equals the COLL record's. Otherwise the index is rebuilt from the
+ *      SLOT records ("never trusted"). Parameters differ by design after
+ *      a config change that the next snapshot has not caught up with yet
+ *      (st_coll_config_set on an emptied collection, or one that rebuilt
+ *      the index): such a snapshot is stale, not damaged.
  *   4. Before serializing, vf_hnsw_reconnect relinks any vector that no
  *      graph walk reaches, so a snapshot never stores stranded vectors.
  *   5. Serialization holds c->wlock (writers of that collection wait);
@@ -523,6 +527,14 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
     return rc;
 }
 
+bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)
+{
+    vf_hnsw_params p;
+    vf_hnsw_params_get(h, &p);
+    return p.dim == cfg->dim && p.metric == cfg->metric && p.m == cfg->m &&
+           p.ef_construction == cfg->ef_construction;
+}
+
 int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out)
 {
     *out = NULL;
@@ -632,9 +644,7 @@ int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt
     } else if (gen < rec->snap_gen || txnid > cur_txnid) {
         why = "snapshot stale";
     } else {
-        vf_hnsw_params p;
-        vf_hnsw_params_get(h, &p);
-        if (p.dim != rec->cfg.dim || p.metric != rec->cfg.metric)
+        if (!st_snap_params_match(h, &rec->cfg))
             why = "snapshot parameters differ from the config";
     }
     if (h && why) {

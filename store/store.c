@@ -1389,7 +1389,7 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
     r.uid = attr ? attr->uid : 0;
     r.gid = attr ? attr->gid : 0;
     st_now(&r.atime);
-    r.mtime = r.ctime = r.atime;
+    r.mtime = r.ctime = r.cfg_mtime = r.atime;
     r.next_seq = 1;
     snprintf(r.name, sizeof(r.name), "%s", name);
     rc = st_random(&r.uuid, sizeof(r.uuid));
@@ -1599,10 +1599,10 @@ out:
     return rc;
 }
 
-int st_coll_stat(st_store *st, const char *name, st_attr *out)
+/* The committed COLL record of name, read in a read txn of its own.
+ * Returns 0, -ENOENT, -EINVAL (name), or an LMDB error. */
+static int coll_rec_read(st_store *st, const char *name, st_coll_rec *out)
 {
-    if (!st || !out)
-        return -EINVAL;
     int rc = st_coll_name_check(name);
     if (rc)
         return rc;
@@ -1610,18 +1610,28 @@ int st_coll_stat(st_store *st, const char *name, st_attr *out)
     rc = st_txn_read(st, &txn);
     if (rc)
         return rc;
-    st_coll_rec r;
-    rc = st_coll_rec_get(st, txn, name, &r);
+    rc = st_coll_rec_get(st, txn, name, out);
     mdb_txn_abort(txn);
+    return rc;
+}
+
+int st_coll_stat(st_store *st, const char *name, st_attr *out)
+{
+    if (!st || !out)
+        return -EINVAL;
+    st_coll_rec r;
+    int rc = coll_rec_read(st, name, &r);
     if (rc == 0)
         attr_from_coll(&r, out);
     return rc;
 }
 
-int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigned mask)
+/* Read-modify-write of a COLL record's attributes: the fields in mask from
+ * attr (ctime now unless in mask), and .config's mtime when cfg_mtime is
+ * not NULL (alone, it leaves ctime: the collection did not change). */
+static int coll_attr_update(st_store *st, const char *name, const st_attr *attr, unsigned mask,
+                            const struct timespec *cfg_mtime)
 {
-    if (!st || (!attr && mask))
-        return -EINVAL;
     int rc = st_coll_name_check(name);
     if (rc)
         return rc;
@@ -1649,8 +1659,10 @@ int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigne
         r.mtime = attr->mtime;
     if (mask & ST_SET_CTIME)
         r.ctime = attr->ctime;
-    else
+    else if (mask || !cfg_mtime)
         st_now(&r.ctime);
+    if (cfg_mtime)
+        r.cfg_mtime = *cfg_mtime;
     rc = st_coll_rec_put(st, txn, &r);
     if (rc)
         goto out;
@@ -1661,6 +1673,13 @@ out:
         mdb_txn_abort(txn);
     pthread_mutex_unlock(&c->wlock);
     return rc;
+}
+
+int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigned mask)
+{
+    if (!st || (!attr && mask))
+        return -EINVAL;
+    return coll_attr_update(st, name, attr, mask, NULL);
 }
 
 int st_coll_config_get(st_store *st, const char *name, st_config *out)
@@ -1680,7 +1699,51 @@ int st_coll_config_get(st_store *st, const char *name, st_config *out)
     return rc;
 }
 
-int st_coll_config_set(st_store *st, const char *name, const st_config *cfg)
+int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct timespec *mtime)
+{
+    if (!st || !cfg || !mtime)
+        return -EINVAL;
+    st_coll_rec r;
+    int rc = coll_rec_read(st, name, &r);
+    if (rc == 0) {
+        *cfg = r.cfg;
+        *mtime = r.cfg_mtime;
+    }
+    return rc;
+}
+
+/* The index of c rebuilt from its stored vectors with cfg, for a config
+ * change on a non-empty collection. Caller holds c->wlock, so the vectors
+ * cannot change; a read txn keeps LMDB's writer lock free meanwhile. */
+static int config_rebuild(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out)
+{
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    rc = st_index_rebuild(st, txn, c, cfg, out);
+    mdb_txn_abort(txn);
+    if (rc == 0)
+        st_log(st, ST_LOG_INFO, "collection %" PRIu32 ": index rebuilt for a config change", c->id);
+    return rc;
+}
+
+/* Makes room for one more retired index (replaced indexes stay allocated
+ * until close: searches may hold them), before a change commits, so that
+ * retiring after the commit cannot fail. Only st_coll_config_set retires,
+ * under c->wlock. Returns 0 or -ENOMEM. */
+static int retire_reserve(st_coll *c)
+{
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw **rt = realloc(c->retired, (c->nretired + 1) * sizeof(*rt));
+    if (rt)
+        c->retired = rt;
+    pthread_mutex_unlock(&c->mu);
+    return rt ? 0 : -ENOMEM;
+}
+
+int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
+                       const struct timespec *mtime)
 {
     if (!st || !cfg)
         return -EINVAL;
@@ -1694,23 +1757,37 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg)
         return -ENOENT;
     pthread_mutex_lock(&c->wlock);
     MDB_txn *txn = NULL;
-    rc = st_txn_write(st, &txn);
-    if (rc)
-        goto out;
+    vf_hnsw *rebuilt = NULL;
     st_coll_rec r;
-    rc = st_coll_rec_get(st, txn, name, &r);
+    /* The record as committed: c->wlock keeps it so until we write it. */
+    rc = coll_rec_read(st, name, &r);
     if (rc)
         goto out;
     bool shape = cfg->dim != r.cfg.dim || cfg->metric != r.cfg.metric;
-    /* The graph of a non-empty collection was built with its m and
-     * ef_construction; a new value would be reported but not applied. */
-    bool graph = cfg->m != r.cfg.m || cfg->ef_construction != r.cfg.ef_construction;
-    if (r.count > 0 && (shape || graph)) {
+    /* The graph was built with the metric, m and ef_construction: a new
+     * value must rebuild it, or it would be reported but not applied. */
+    bool graph = cfg->metric != r.cfg.metric || cfg->m != r.cfg.m ||
+                 cfg->ef_construction != r.cfg.ef_construction;
+    if (r.count > 0 && cfg->dim != r.cfg.dim) {
         rc = -EINVAL;
         goto out;
     }
+    if (r.count > 0 && graph) {
+        rc = config_rebuild(st, c, cfg, &rebuilt);
+        if (rc)
+            goto out;
+    }
+    if (shape || rebuilt) {
+        rc = retire_reserve(c);
+        if (rc)
+            goto out;
+    }
+    rc = st_txn_write(st, &txn);
+    if (rc)
+        goto out;
     r.cfg = *cfg;
     st_now(&r.ctime);
+    r.cfg_mtime = mtime ? *mtime : r.ctime;
     rc = st_coll_rec_put(st, txn, &r);
     if (rc)
         goto out;
@@ -1722,24 +1799,34 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg)
     if (cfg->target_recall != c->cfg.target_recall || shape)
         c->auto_ef = 0; /* retuned by the background thread */
     c->cfg = *cfg;
-    if (c->index && shape) {
-        /* Empty collection, new shape: a fresh index at the next insert.
-         * The old one stays allocated until close (searches may hold it). */
-        vf_hnsw **rt = realloc(c->retired, (c->nretired + 1) * sizeof(*rt));
-        if (rt) {
-            c->retired = rt;
-            c->retired[c->nretired++] = c->index;
-            c->index = NULL;
-        }
+    /* Empty collection, new shape: a fresh index at the next insert. A
+     * rebuilt one replaces the old at once. */
+    if (c->index && (shape || rebuilt)) {
+        c->retired[c->nretired++] = c->index;
+        c->index = NULL;
+    }
+    if (rebuilt) {
+        c->index = rebuilt;
+        rebuilt = NULL;
     }
     if (c->index)
         vf_hnsw_set_ef_search(c->index, cfg->ef_search);
     pthread_mutex_unlock(&c->mu);
+    if (r.count > 0 && graph)
+        st_coll_note_changes(c, r.count); /* the snapshot on disk is stale */
 out:
     if (txn)
         mdb_txn_abort(txn);
+    vf_hnsw_free(rebuilt);
     pthread_mutex_unlock(&c->wlock);
     return rc;
+}
+
+int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime)
+{
+    if (!st || !mtime)
+        return -EINVAL;
+    return coll_attr_update(st, name, NULL, 0, mtime);
 }
 
 int st_coll_list(st_store *st, uint64_t offset, st_list_fn fn, void *ctx)

@@ -65,6 +65,19 @@ extern "C" {
 #define ST_KEY_LEN 32u
 /* Largest k for a search. */
 #define ST_K_MAX 10000u
+/* Largest magnitude of a vector or query value. Distances are float32 and
+ * must stay finite, or ranking by them is meaningless: for dim <= 65536
+ * (VF_MAX_DIM) and |x| <= 1e15 a squared l2 distance is at most
+ * 4 * 65536 * 1e30 = 2.6e35 and a dot product 6.6e34, both far below
+ * FLT_MAX (3.4e38) with room for rounding. Checking inputs costs one
+ * compare per value; computing in double instead would halve the SIMD
+ * distance kernels' throughput. The bound holds for every metric because
+ * a collection's metric can change while it holds vectors. */
+#define ST_VALUE_MAX 1e15f
+
+/* true when each of the n values is finite and |value| <= ST_VALUE_MAX
+ * (what st_vec_put, st_batch_put and the searches accept). */
+bool st_values_ok(const float *v, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Store lifecycle                                                      */
@@ -285,6 +298,11 @@ typedef struct st_attr {
 #define ST_SET_MTIME (1u << 4)
 #define ST_SET_CTIME (1u << 5) /* otherwise ctime = now on any change */
 #define ST_SET_ALL 0x3fu
+/* With st_vec_put / st_batch_put: the other fields of mask apply only when
+ * the call creates the vector; an overwrite keeps the old mode, owner and
+ * times (what a plain overwrite through a file does, so an .import/ row
+ * that replaces a vector does the same). */
+#define ST_SET_IF_NEW (1u << 6)
 
 /* ------------------------------------------------------------------ */
 /* Collection configuration (.config)                                   */
@@ -317,6 +335,9 @@ void st_config_default(st_config *c);
 
 /* Checks ranges (the comments above). Returns 0 or -EINVAL. */
 int st_config_validate(const st_config *c);
+
+/* true when every key of c has its default value (dim 0, i.e. unset). */
+bool st_config_is_default(const st_config *c);
 
 /*
  * Parses the text of a .config file: lines "key = value", blank lines and
@@ -386,14 +407,32 @@ int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigne
 /* The collection's config (dim as fixed so far). Returns 0, -ENOENT. */
 int st_coll_config_get(st_store *st, const char *name, st_config *out);
 
+/* The committed config and the mtime of its text (.config), read
+ * together. Returns 0, -ENOENT, -EINVAL (name). */
+int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct timespec *mtime);
+
 /*
- * Replaces the config. Changing dim, metric, m or ef_construction of a
- * non-empty collection (its graph was built with them), or a value out of
- * range, is -EINVAL and nothing changes. Setting max_vectors/max_bytes
- * below the current use is allowed (later inserts fail with -EDQUOT);
- * ef_search applies at once. Returns 0, -ENOENT, -EINVAL.
+ * Replaces the config; the mtime of its text becomes *mtime, or now when
+ * mtime is NULL (the first vector fixing dim sets it to now as well).
+ * - dim of a non-empty collection cannot change (its vectors have theirs):
+ *   -EINVAL, nothing changes.
+ * - metric, m or ef_construction of a non-empty collection: the index is
+ *   rebuilt from the stored vectors with the new values before the config
+ *   commits (writers of this collection wait; searches go on with the old
+ *   index until the swap). So a copy that brought vectors before their
+ *   .config ends with the copied settings. The snapshot on disk is stale
+ *   until the next one (open rebuilds if a crash comes first).
+ * - max_vectors/max_bytes below the current use are allowed (later inserts
+ *   fail with -EDQUOT); ef_search applies at once.
+ * Returns 0, -ENOENT, -EINVAL (a value out of range, a dim change),
+ * -ENOMEM (the rebuild).
  */
-int st_coll_config_set(st_store *st, const char *name, const st_config *cfg);
+int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
+                       const struct timespec *mtime);
+
+/* Sets the mtime of the config's text (utimens on .config).
+ * Returns 0, -ENOENT, -EINVAL. */
+int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime);
 
 /*
  * Callback of the list functions. name is NUL-terminated, attr the entry's
@@ -432,7 +471,8 @@ int st_coll_list(st_store *st, uint64_t offset, st_list_fn fn, void *ctx);
  *   - the first vector of a collection whose config has dim 0 fixes dim.
  * Returns 0, or
  *   -ENOENT   no such collection
- *   -EINVAL   bad name, dim != the collection's dim, a non-finite value,
+ *   -EINVAL   bad name, dim != the collection's dim, a value that is not
+ *             finite or whose magnitude exceeds ST_VALUE_MAX,
  *             dim 0 or > VF_MAX_DIM
  *   -EFBIG    len > ST_CONTENT_MAX or > the collection's max_bytes
  *   -EDQUOT   max_vectors or max_bytes of the collection would be exceeded
@@ -626,7 +666,7 @@ typedef struct st_hit {
  * first, to out and their count to *n_out: k when at least k vectors pass.
  * Distances per SPEC §3.3. Filters are answered from the metadata index
  * (no record is decoded for a filter).
- * Returns 0, -ENOENT, -EINVAL (dim mismatch, k 0 or > ST_K_MAX, non-finite
+ * Returns 0, -ENOENT, -EINVAL (dim mismatch, k 0 or > ST_K_MAX, non-finite or beyond ST_VALUE_MAX
  * query), -ENOMEM. A collection whose dim is not fixed yet (no vector, no
  * dim in its config) gives 0 hits for a query of any dim.
  */

@@ -120,10 +120,10 @@ int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char
     return rc;
 }
 
-static bool all_finite(const float *v, size_t n)
+bool st_values_ok(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
+        if (!(fabsf(v[i]) <= ST_VALUE_MAX)) /* NaN fails too */
             return false;
     return true;
 }
@@ -477,7 +477,7 @@ static int row_check(const char *name, size_t *nl, const void *content, size_t l
         return -EINVAL;
     if (len > ST_CONTENT_MAX)
         return -EFBIG;
-    if (!vec || dim == 0 || dim > VF_MAX_DIM || !all_finite(vec, dim))
+    if (!vec || dim == 0 || dim > VF_MAX_DIM || !st_values_ok(vec, dim))
         return -EINVAL;
     return 0;
 }
@@ -491,6 +491,7 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
     uint32_t coll = o->c->id;
     if (o->rec.cfg.dim == 0) {
         o->rec.cfg.dim = dim;
+        st_now(&o->rec.cfg_mtime); /* .config's text changed */
     } else if (o->rec.cfg.dim != dim) {
         return -EINVAL;
     }
@@ -533,6 +534,8 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
     }
     r.mtime = r.ctime = now;
     r.size = len;
+    if (exists && (mask & ST_SET_IF_NEW))
+        mask = 0;
     if (mask & ST_SET_MODE)
         r.mode = attr->mode & 07777;
     if (mask & ST_SET_UID)

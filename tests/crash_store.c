@@ -306,7 +306,7 @@ int main(void)
     st_config cfg;
     st_coll_config_get(st, "c", &cfg);
     cfg.metric = VF_METRIC_L2;
-    st_coll_config_set(st, "c", &cfg);
+    st_coll_config_set(st, "c", &cfg, NULL);
     st_store_close(st);
     static model m;
     memset(&m, 0, sizeof(m));

@@ -272,6 +272,35 @@ static void test_json(void **state)
     free(v);
 }
 
+/* Every number form docs/filesystem.md lists, in the formats it names:
+ * text takes the decimal grammar of format.h, .json files take RFC 8259
+ * numbers only (they stay readable by any JSON tool). */
+static void test_documented_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *tok;
+        float value;
+        bool json;
+    } forms[] = {
+        {"1", 1.0f, true},     {"-0.5", -0.5f, true}, {"0.5", 0.5f, true},   {"2e-3", 2e-3f, true},
+        {"5E+3", 5e3f, true},  {"-0", -0.0f, true},   {".5", 0.5f, false},   {"5.", 5.0f, false},
+        {"5.e3", 5e3f, false}, {"+2", 2.0f, false},   {"-.5", -0.5f, false}, {"007", 7.0f, false},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char text[64], json[64];
+        snprintf(text, sizeof text, "%s 1", forms[i].tok);
+        snprintf(json, sizeof json, "[%s, 1]", forms[i].tok);
+        const float want[] = {forms[i].value, 1.0f};
+        expect_vec(FSD_VFORMAT_TEXT, text, want, 2);
+        expect_vec(FSD_VFORMAT_TEXT, json, want, 2); /* text also takes [a, b] */
+        if (forms[i].json)
+            expect_vec(FSD_VFORMAT_JSON, json, want, 2);
+        else if (parse_str(FSD_VFORMAT_JSON, json) != -EINVAL)
+            fail_msg("JSON \"%s\" was accepted; JSON has no such number", json);
+    }
+}
+
 static void test_format_from_name(void **state)
 {
     (void)state;
@@ -606,21 +635,14 @@ static void test_stem_suffix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_valid),
-        cmocka_unit_test(test_text_invalid),
-        cmocka_unit_test(test_text_length_bound),
-        cmocka_unit_test(test_number_parse),
-        cmocka_unit_test(test_text_into),
-        cmocka_unit_test(test_f32),
-        cmocka_unit_test(test_dim_limits),
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_format_from_name),
-        cmocka_unit_test(test_format_roundtrip),
-        cmocka_unit_test(test_float_format_matches_libc),
-        cmocka_unit_test(test_collnames),
-        cmocka_unit_test(test_vecnames),
-        cmocka_unit_test(test_stem_suffix),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_text_valid),         cmocka_unit_test(test_text_invalid),
+        cmocka_unit_test(test_text_length_bound),  cmocka_unit_test(test_number_parse),
+        cmocka_unit_test(test_text_into),          cmocka_unit_test(test_f32),
+        cmocka_unit_test(test_dim_limits),         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_documented_numbers), cmocka_unit_test(test_format_from_name),
+        cmocka_unit_test(test_format_roundtrip),   cmocka_unit_test(test_float_format_matches_libc),
+        cmocka_unit_test(test_collnames),          cmocka_unit_test(test_vecnames),
+        cmocka_unit_test(test_stem_suffix),        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

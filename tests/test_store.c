@@ -169,13 +169,37 @@ static void test_collections(void **state)
     assert_int_equal(st_coll_config_get(st, "c1", &cfg), 0);
     assert_int_equal(cfg.dim, 3); /* fixed by the first vector */
     cfg.dim = 4;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, NULL), -EINVAL);
+    /* A new metric, m or ef_construction rebuilds the index of a
+     * non-empty collection (a copy may bring vectors before .config). */
+    struct timespec t0, t1;
+    st_config got;
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t0), 0);
     cfg.dim = 3;
     cfg.metric = VF_METRIC_DOT;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), -EINVAL);
+    cfg.m = 24;
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, NULL), 0);
+    st_hit hit;
+    size_t n;
+    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(hit.distance == -14.0f); /* -(1 + 4 + 9): dot, not l2 */
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(got.m, 24);
+    assert_true(st_ts_diff(&t1, &t0) >= 0); /* the text's mtime moved */
+    struct timespec when = {.tv_sec = 1700000000, .tv_nsec = 7};
+    assert_int_equal(st_coll_config_touch(st, "c1", &when), 0);
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(t1.tv_sec, 1700000000);
+    assert_int_equal(t1.tv_nsec, 7);
     cfg.metric = VF_METRIC_L2;
+    cfg.m = 16;
     cfg.ef_search = 99;
-    assert_int_equal(st_coll_config_set(st, "c1", &cfg), 0);
+    assert_int_equal(st_coll_config_set(st, "c1", &cfg, &when), 0);
+    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_true(hit.distance == 0.0f);
+    assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
+    assert_int_equal(t1.tv_sec, 1700000000);
     assert_int_equal(st_coll_drop(st, "c1"), -ENOTEMPTY);
     assert_int_equal(st_coll_rename(st, "c1", "c2", 0), 0);
     /* c2 was empty: replaced by c1. */
@@ -309,6 +333,153 @@ static void test_vectors(void **state)
     assert_int_equal(cs.count, 1);
     assert_int_equal(st_store_close(st), 0);
     assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* Values beyond ST_VALUE_MAX are refused (the issue's 2e19 made squared
+ * l2 and dot overflow to inf and rank by it); at the bound every metric's
+ * distance stays finite, in the dim the bound was computed for. */
+static void test_value_limit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    static const vf_metric metrics[] = {VF_METRIC_L2, VF_METRIC_DOT, VF_METRIC_COSINE};
+    static const char *const names[] = {"l2", "dot", "cos"};
+    uint32_t dim = VF_MAX_DIM;
+    float *a = calloc(dim, sizeof *a), *b = calloc(dim, sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (size_t m = 0; m < 3; m++) {
+        make_coll(st, names[m], metrics[m], 2);
+        float far[2] = {2e19f, 0}, edge[2] = {ST_VALUE_MAX, -ST_VALUE_MAX};
+        float over[2] = {0, nextafterf(ST_VALUE_MAX, INFINITY)};
+        assert_int_equal(put_vec(st, names[m], "far", far, 2), -EINVAL);
+        assert_int_equal(put_vec(st, names[m], "over", over, 2), -EINVAL);
+        assert_int_equal(put_vec(st, names[m], "edge", edge, 2), 0);
+        st_hit hits[2];
+        size_t n;
+        assert_int_equal(st_search(st, names[m], far, 2, 2, 0, NULL, 0, hits, &n), -EINVAL);
+        float q[2] = {-ST_VALUE_MAX, ST_VALUE_MAX};
+        assert_int_equal(st_search(st, names[m], q, 2, 2, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(n, 1);
+        assert_true(isfinite(hits[0].distance));
+        /* The worst case of the bound: opposite corners in VF_MAX_DIM. */
+        for (uint32_t i = 0; i < dim; i++) {
+            a[i] = ST_VALUE_MAX;
+            b[i] = -ST_VALUE_MAX;
+        }
+        assert_true(isfinite(vf_distance(metrics[m], a, b, dim)));
+        assert_true(isfinite(vf_distance(metrics[m], a, a, dim)));
+    }
+    free(a);
+    free(b);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
+/* Issue 15, reproduction 7: a snapshot taken before an emptied collection
+ * changed dim and metric is stale, not damage. check notes it and returns
+ * 0 (the daemon is still running here: nothing wrote a newer snapshot, as
+ * after kill -9), and the next open rebuilds the index. */
+static void test_check_stale_params(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float a[2] = {1, 0}, b[2] = {0, 3}, c3[3] = {1, 2, 3};
+    assert_int_equal(put_vec(st, "c", "a", a, 2), 0);
+    assert_int_equal(put_vec(st, "c", "b", b, 2), 0);
+    assert_int_equal(st_store_close(st), 0); /* snapshot: dim 2, l2 */
+    st = open_store(dir, &o);
+    assert_int_equal(st_vec_delete(st, "c", "a"), 0);
+    assert_int_equal(st_vec_delete(st, "c", "b"), 0);
+    st_config cfg;
+    assert_int_equal(st_coll_config_get(st, "c", &cfg), 0);
+    cfg.dim = 3;
+    cfg.metric = VF_METRIC_COSINE;
+    assert_int_equal(st_coll_config_set(st, "c", &cfg, NULL), 0);
+    assert_int_equal(put_vec(st, "c", "v", c3, 3), 0);
+    assert_int_equal(st_store_sync(st), 0);
+    char report[4096] = "";
+    FILE *rep = fmemopen(report, sizeof report - 1, "w");
+    assert_non_null(rep);
+    assert_int_equal(st_check(dir, &o, rep), 0);
+    fclose(rep);
+    assert_non_null(strstr(report, "snapshot predates a config change"));
+    assert_non_null(strstr(report, " 0 problems"));
+    st_metrics m;
+    st_store *again;
+    /* What the open after a crash does with it: rebuild, same answers. */
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s-copy", dir);
+    char cmd[8600];
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", dir, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(st_store_close(st), 0);
+    again = open_store(copy, &o);
+    assert_int_equal(st_store_metrics(again, &m), 0);
+    assert_int_equal(m.rebuilds_total, 1);
+    st_hit hits[2];
+    size_t n;
+    assert_int_equal(st_search(again, "c", c3, 3, 2, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].name, "v");
+    assert_int_equal(st_store_close(again), 0);
+    tu_rmdir(strdup(copy));
+    tu_rmdir(dir);
+}
+
+/* A batch row that replaces a vector keeps its owner and mode (issue 15,
+ * reproduction 5: an import took the batch file's); a new row takes the
+ * row's. Meta keys merge into the old xattrs. */
+static void test_batch_keeps_owner(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 2);
+    float v[2] = {1, 2}, w[2] = {5, 6};
+    st_attr old = {.mode = 0600, .uid = 1234, .gid = 99};
+    assert_int_equal(
+        st_vec_put(st, "c", "v", v, sizeof v, v, 2, &old, ST_SET_MODE | ST_SET_UID | ST_SET_GID),
+        0);
+    assert_int_equal(st_xattr_set(st, "c", "v", "user.k", "old", 3, 0), 0);
+    st_batch *b;
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    st_attr batch = {.mode = 0644, .uid = 0, .gid = 0};
+    const unsigned mask = ST_SET_MODE | ST_SET_UID | ST_SET_GID | ST_SET_IF_NEW;
+    const char *keys[] = {"user.n"};
+    const void *vals[] = {"1"};
+    size_t lens[] = {1};
+    assert_int_equal(st_batch_put(b, "v", w, sizeof w, w, 2, &batch, mask, 1, keys, vals, lens), 0);
+    assert_int_equal(st_batch_put(b, "new", w, sizeof w, w, 2, &batch, mask, 0, NULL, NULL, NULL),
+                     0);
+    assert_int_equal(st_batch_commit(b), 0);
+    st_attr s;
+    assert_int_equal(st_vec_stat(st, "c", "v", &s), 0);
+    assert_int_equal(s.mode & 07777, 0600);
+    assert_int_equal(s.uid, 1234);
+    assert_int_equal(s.gid, 99);
+    float out[2];
+    uint32_t dim;
+    assert_int_equal(st_vec_vector(st, "c", "v", out, 2, &dim), 0);
+    assert_memory_equal(out, w, sizeof w);
+    char val[8];
+    size_t vl;
+    assert_int_equal(st_xattr_get(st, "c", "v", "user.k", val, sizeof val, &vl), 0);
+    assert_int_equal(st_xattr_get(st, "c", "v", "user.n", val, sizeof val, &vl), 0);
+    assert_int_equal(st_vec_stat(st, "c", "new", &s), 0);
+    assert_int_equal(s.mode & 07777, 0644);
+    assert_int_equal(s.uid, 0);
+    assert_int_equal(st_store_close(st), 0);
     tu_rmdir(dir);
 }
 
@@ -598,7 +769,7 @@ static void test_batch_atomic(void **state)
     cfg.dim = 4;
     cfg.max_vectors = 0;
     cfg.max_bytes = 7;
-    assert_int_equal(st_coll_config_set(st, "c", &cfg), 0);
+    assert_int_equal(st_coll_config_set(st, "c", &cfg, NULL), 0);
     assert_int_equal(st_vec_put(st, "c", "big", "12345678", 8, v, 4, NULL, 0), -EFBIG);
     assert_int_equal(st_vec_put(st, "c", "two", "12", 2, v, 4, NULL, 0), -EDQUOT);
     assert_int_equal(st_store_close(st), 0);
@@ -1543,16 +1714,29 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_text),     cmocka_unit_test(test_collections),
-        cmocka_unit_test(test_vectors),         cmocka_unit_test(test_listing),
-        cmocka_unit_test(test_xattrs),          cmocka_unit_test(test_search_filter),
-        cmocka_unit_test(test_batch_atomic),    cmocka_unit_test(test_passphrase),
-        cmocka_unit_test(test_format_version),  cmocka_unit_test(test_encryption),
-        cmocka_unit_test(test_damage_plain),    cmocka_unit_test(test_map_full),
-        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_busy_and_backup),
-        cmocka_unit_test(test_autotune),        cmocka_unit_test(test_small_churn),
-        cmocka_unit_test(test_concurrency),     cmocka_unit_test(test_snapshot_rebuild),
-        cmocka_unit_test(test_reopen_snapshot), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_config_text),
+        cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_value_limit),
+        cmocka_unit_test(test_check_stale_params),
+        cmocka_unit_test(test_batch_keeps_owner),
+        cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_xattrs),
+        cmocka_unit_test(test_search_filter),
+        cmocka_unit_test(test_batch_atomic),
+        cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_format_version),
+        cmocka_unit_test(test_encryption),
+        cmocka_unit_test(test_damage_plain),
+        cmocka_unit_test(test_map_full),
+        cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_busy_and_backup),
+        cmocka_unit_test(test_autotune),
+        cmocka_unit_test(test_small_churn),
+        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_snapshot_rebuild),
+        cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * opener (CRC and AES-GCM) on arbitrary bytes. The first byte picks the
  * decoder; the rest is the body. Decoders must reject or accept without
  * reading outside the buffer, and an accepted record must re-encode to the
- * same bytes (the layout is canonical).
+ * same bytes (the layout is canonical; a version 1 COLL record re-encodes
+ * as version 2, its body plus the .config mtime).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,7 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st_coll_rec r;
         if (st_rec_coll_dec(p, n, &r) == 0) {
             st_rec_coll_enc(&b, &r);
-            same(&b, p, n);
+            if (p[3] == 1) {
+                /* Version 1 is read, never written: its body is version 2's
+                 * without the trailing .config mtime (decoded as mtime). */
+                if (!b.err && (b.len != n + 12 || b.p[3] != 2 || memcmp(b.p, p, 3) != 0 ||
+                               memcmp(b.p + 4, p + 4, n - 4) != 0))
+                    abort();
+            } else {
+                same(&b, p, n);
+            }
         }
         break;
     }

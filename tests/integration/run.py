@@ -361,18 +361,20 @@ def collections_mkdir_rename_rmdir(ctx):
 @test
 def config_read_write(ctx):
     c = mk_collection(ctx.m1.mnt, "cfg")
+    # A fresh collection has all defaults and no .config file, so cp -a and
+    # tar can create one with O_EXCL (issue 15).
+    eq(os.listdir(c), [], "a fresh collection lists nothing")
+    expect_errno(errno.ENOENT, os.stat, os.path.join(c, ".config"))
+    write_file(os.path.join(c, ".config"), "metric = l2\ndim = 3\nef_search = 100\n")
     eq(os.listdir(c)[:1], [".config"], "readdir lists .config first")
     cfg = read_file(os.path.join(c, ".config")).decode()
     keys = [line.split("=")[0].strip() for line in cfg.splitlines() if "=" in line]
     for k in ["dim", "metric", "m", "ef_construction", "ef_search", "target_recall",
               "quantization", "max_vectors", "max_bytes"]:
         check(k in keys, ".config lacks key " + k)
-    check("metric = cosine" in cfg, "default metric is not cosine: " + cfg)
-    check("m = 16" in cfg and "ef_construction = 200" in cfg, "defaults: " + cfg)
-    write_file(os.path.join(c, ".config"), "metric = l2\ndim = 3\nef_search = 100\n")
-    cfg = read_file(os.path.join(c, ".config")).decode()
     check("metric = l2" in cfg and "dim = 3" in cfg and "ef_search = 100" in cfg,
           "config not applied: " + cfg)
+    check("m = 16" in cfg and "ef_construction = 200" in cfg, "defaults: " + cfg)
     with open(os.path.join(c, ".config"), "rb") as f:
         eq(os.fstat(f.fileno()).st_size, len(f.read()), ".config size")
     # Unknown keys fail with EINVAL and leave the old config.
@@ -380,13 +382,16 @@ def config_read_write(ctx):
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = manhattan\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after rejected writes")
     write_file(os.path.join(c, "v"), "1 2 3")
-    # Impossible changes on a non-empty collection.
+    # dim of a non-empty collection cannot change.
     expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "dim = 4\n")
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "metric = dot\n")
-    # The graph is built with m and ef_construction: not changeable once filled.
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "m = 8\n")
-    expect_errno(errno.EINVAL, write_file, os.path.join(c, ".config"), "ef_construction = 50\n")
     eq(read_file(os.path.join(c, ".config")).decode(), cfg, "config after impossible change")
+    # metric, m and ef_construction rebuild the index of a non-empty one.
+    eq(parse_result(query(c, "q", "k = 1\n1 2 3\n")), [("v", 0.0)], "l2 distance")
+    write_file(os.path.join(c, ".config"), "metric = dot\nm = 8\nef_construction = 50\n")
+    cfg = read_file(os.path.join(c, ".config")).decode()
+    check("metric = dot" in cfg and "m = 8" in cfg and "ef_construction = 50" in cfg,
+          "rebuild change: " + cfg)
+    eq(parse_result(query(c, "q", "k = 1\n1 2 3\n")), [("v", -14.0)], "dot distance")
     # ef_search = auto is accepted; int8 quantization is not built yet.
     c3 = mk_collection(ctx.m1.mnt, "cfg3")
     write_file(os.path.join(c3, ".config"), "ef_search = auto\ntarget_recall = 0.9\n")
@@ -394,6 +399,9 @@ def config_read_write(ctx):
     check("ef_search = auto" in cfg3 and "target_recall = 0.9" in cfg3, "auto: " + cfg3)
     expect_errno(errno.EINVAL, write_file, os.path.join(c3, ".config"), "quantization = int8\n")
     check("quantization = none" in read_file(os.path.join(c3, ".config")).decode(), "int8")
+    # Back to every default: the file goes away, the config stays in force.
+    write_file(os.path.join(c3, ".config"), "ef_search = 64\ntarget_recall = 0.95\n")
+    eq(os.listdir(c3), [], "an all-default config has no file")
     # A possible change still works (and the same dim is not a change).
     write_file(os.path.join(c, ".config"), "dim = 3\nef_search = 80\n")
     check("ef_search = 80" in read_file(os.path.join(c, ".config")).decode(), "ef_search change")
@@ -907,6 +915,104 @@ def imports(ctx):
     eq(sorted(os.listdir(c)), n_before, "failed csv import changed the collection")
 
 
+CONCURRENT_WRITER = r"""
+import json, os, struct, sys, time
+coll, me, until = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ver = 0
+def text(v):  # the version in every value, and a length that changes with it
+    return (" ".join([str(v)] * 4) + " " * (v % 7) + "\n").encode()
+while time.time() < until:
+    ver += 1
+    for j in range(4):
+        # Overwrite in place, in two writes (a reader sharing the writer's
+        # buffer saw it empty or half-written).
+        fd = os.open(os.path.join(coll, "w%d_%d" % (me, j)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o644)
+        data = text(ver)
+        os.write(fd, data[:3])
+        time.sleep(0.001)
+        os.write(fd, data[3:])
+        os.close(fd)
+    # rsync's way: a temporary name renamed over the target.
+    tmp = os.path.join(coll, ".w%d_r.%06d" % (me, ver))
+    with open(tmp, "wb") as f:
+        f.write(text(ver))
+    os.rename(tmp, os.path.join(coll, "w%d_r" % me))
+    # An import that replaces rows of earlier imports.
+    rows = [json.dumps({"name": "w%dimp-%d.f32" % (me, i), "vector": [ver] * 4}) for i in range(20)]
+    fd = os.open(os.path.join(coll, ".import", "b%d.jsonl" % me), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, "\n".join(rows).encode())
+    os.close(fd)
+print(ver)
+"""
+
+
+def whole_version(name, data):
+    """The version a vector file's bytes hold when they are one whole
+    committed content of CONCURRENT_WRITER, else None."""
+    if name.endswith(".f32"):
+        if len(data) != 16:
+            return None
+        vals = set(struct.unpack("<4f", data))
+        return int(vals.pop()) if len(vals) == 1 else None
+    text = data.decode(errors="replace")
+    vals = text.split()
+    if len(vals) != 4 or len(set(vals)) != 1 or not text.endswith("\n"):
+        return None
+    v = int(vals[0])
+    return v if len(text) == len(" ".join(vals)) + v % 7 + 1 else None
+
+
+@test
+def atomic_reads_under_writers(ctx):
+    """Issue 15 #3: readers of vector files see a whole committed content
+    (never empty, never torn) while 3 writer processes overwrite in two
+    writes, rename temporaries over names and import batches that replace
+    rows; fstat on the reader's descriptor agrees with what it read."""
+    c = mk_collection(ctx.m1.mnt, "atomic", "dim = 4\nmetric = l2\n")
+    for me in range(3):
+        for j in range(4):
+            write_file(os.path.join(c, "w%d_%d" % (me, j)), "0 0 0 0\n")
+        write_file(os.path.join(c, "w%d_r" % me), "0 0 0 0\n")
+        write_file(os.path.join(c, ".import", "b%d.jsonl" % me), "\n".join(
+            json.dumps({"name": "w%dimp-%d.f32" % (me, i), "vector": [0] * 4})
+            for i in range(20)))
+    names = sorted(n for n in os.listdir(c) if n != ".config")
+    until = time.time() + 4
+    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, c, str(me), str(until)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for me in range(3)]
+    reads, bad = 0, []
+    rnd = random.Random(15)
+    try:
+        while time.time() < until and len(bad) < 5:
+            name = rnd.choice(names)
+            fd = os.open(os.path.join(c, name), os.O_RDONLY)
+            try:
+                data = b""
+                while True:  # small reads, so a torn buffer has time to show
+                    chunk = os.read(fd, 5)
+                    if not chunk:
+                        break
+                    data += chunk
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            reads += 1
+            if whole_version(name, data) is None:
+                bad.append("%s read %r" % (name, data))
+            elif name.endswith(".f32") and size != len(data):
+                bad.append("%s: fstat size %d, read %d bytes" % (name, size, len(data)))
+    finally:
+        outs = [w.communicate(timeout=60) for w in writers]
+    for w, (out, err) in zip(writers, outs):
+        eq(w.returncode, 0, "writer: %s" % err.decode(errors="replace")[-500:])
+    versions = [int(out) for out, _ in outs]
+    print("# %d reads while the writers made %r versions" % (reads, versions))
+    check(min(versions) >= 5, "writers made only %r versions" % versions)
+    check(reads >= 200, "only %d reads" % reads)
+    eq(bad, [], "torn or empty reads (of %d)" % reads)
+
+
 @test
 def quota_max_vectors(ctx):
     c = mk_collection(ctx.m1.mnt, "quota", "max_vectors = 2\n")
@@ -1089,8 +1195,7 @@ def snapshot_tree(root):
             p = os.path.join(cp, n)
             st = os.stat(p)
             xs = {x: os.getxattr(p, x) for x in os.listxattr(p)}
-            out[coll + "/" + n] = (read_file(p), stat.S_IMODE(st.st_mode),
-                                   st.st_mtime_ns if n != ".config" else 0, xs)
+            out[coll + "/" + n] = (read_file(p), stat.S_IMODE(st.st_mode), st.st_mtime_ns, xs)
     return out
 
 
@@ -1155,6 +1260,249 @@ def tar_and_rsync_between_mounts(ctx):
     finally:
         rc = m2.stop()
         check(rc == 0, "second mount exited %r" % rc)
+
+
+def coll_tree(root, coll):
+    """snapshot_tree of one collection, keyed by the name inside it."""
+    return {k.split("/", 1)[1]: v for k, v in snapshot_tree(root).items()
+            if k.split("/", 1)[0] == coll}
+
+
+def copy_sources(ctx, m1):
+    """One source collection per metric with non-default m, ef_search,
+    quotas and metadata, 250 vectors in the three formats (one named '+a',
+    which rsync sorts before .config), modes and mtimes of their own.
+    Returns {collection: 100 query rows}."""
+    rnd = random.Random(1515)
+    out = {}
+    for metric, m, efs in [("l2", 24, 80), ("cosine", 12, 90), ("dot", 32, 70)]:
+        name = "bk_" + metric
+        c = mk_collection(m1, name, "metric = %s\nm = %d\nef_search = %d\nmax_vectors = 500\n"
+                          "max_bytes = 1000000\nef_construction = 120\n" % (metric, m, efs))
+        dim = 6
+        for i in range(250):
+            v = [round(rnd.uniform(-1, 1), 4) for _ in range(dim)]
+            n = "+a" if i == 0 else ["v%03d.f32", "v%03d.json", "v%03d"][i % 3] % i
+            data = (f32(v) if n.endswith(".f32") else
+                    json.dumps(v) if n.endswith(".json") else " ".join(map(str, v)) + "\n")
+            p = os.path.join(c, n)
+            write_file(p, data, [0o644, 0o600, 0o640][i % 3])
+            os.setxattr(p, "user.group", b"g%d" % (i % 4))
+            if i % 5 == 0:
+                os.setxattr(p, "user.title", ("vector %d" % i).encode())
+            os.utime(p, ns=(1_650_000_000_000_000_000 + i * 1_000_003,) * 2)
+        os.utime(os.path.join(c, ".config"), ns=(1_660_000_000_123_456_789,) * 2)
+        out[name] = [[round(rnd.uniform(-1, 1), 4) for _ in range(dim)] for _ in range(100)]
+    return out
+
+
+def answers(coll, rows):
+    """The 100-row batch result and a filtered text query of coll."""
+    q = os.path.join(coll, ".query", "batch.fvecs")
+    write_file(q, fvecs(rows))
+    os.setxattr(q, "user.k", b"10")
+    batch = read_file(q)
+    flt = query(coll, "f", "k = 7\nfilter = group=g2\n" + " ".join(map(str, rows[0])) + "\n")
+    return batch, flt
+
+
+def same_copy(src_root, dst_root, coll, dst_coll, rows, tool):
+    a, b = coll_tree(src_root, coll), coll_tree(dst_root, dst_coll)
+    eq(sorted(b), sorted(a), "%s %s: names" % (tool, coll))
+    for k in a:
+        eq(b[k], a[k], "%s %s: %s (bytes, mode, mtime, xattrs)" % (tool, coll, k))
+    cfg = a[".config"][0].decode()
+    check("m = " in cfg and "max_vectors = 500" in cfg, "%s: source .config %r" % (tool, cfg))
+    sa = answers(os.path.join(src_root, coll), rows)
+    sb = answers(os.path.join(dst_root, dst_coll), rows)
+    eq(len(sa[0].splitlines()), 1000, "%s %s: batch result lines" % (tool, coll))
+    eq(sb, sa, "%s %s: answers to 100 queries and a filter" % (tool, coll))
+
+
+@test
+def copies_between_mounts(ctx):
+    """Issue 15 #1, #2: cp -a, rsync -aX (twice) and tar --xattrs between two
+    mounts reproduce every collection exactly: .config (values and mtime),
+    every vector's bytes, mode, mtime and xattrs, and the answers to 100
+    queries, for each metric with non-default m, ef_search and quotas."""
+    m1 = ctx.m1.mnt
+    sources = copy_sources(ctx, m1)
+    m2 = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-bk"), os.path.join(ctx.tmp, "mnt-bk"),
+               ctx.tmp)
+    m2.start()
+    try:
+        for coll, rows in sorted(sources.items()):
+            src = os.path.join(m1, coll)
+            # cp -a: mkdir, then O_CREAT|O_EXCL for every file, .config first.
+            sh("cp", "-a", src, os.path.join(m2.mnt, "cp_" + coll))
+            same_copy(m1, m2.mnt, coll, "cp_" + coll, rows, "cp -a")
+            # rsync -aX: '+a' arrives before .config (the metric and graph
+            # settings then rebuild the index), .config through a temporary.
+            dst = os.path.join(m2.mnt, "rs_" + coll)
+            sh("rsync", "-aX", src + "/", dst + "/")
+            same_copy(m1, m2.mnt, coll, "rs_" + coll, rows, "rsync -aX")
+            _, out, _ = sh("rsync", "-aXi", src + "/", dst + "/")
+            eq(out.decode(), "", "second rsync -aXi of %s itemizes" % coll)
+            # A changed .config has a new mtime: the next rsync copies it.
+            write_file(os.path.join(src, ".config"), "ef_search = 99\n")
+            _, out, _ = sh("rsync", "-aXi", src + "/", dst + "/")
+            check(".config" in out.decode(), "rsync missed a changed .config: %r" % out)
+            eq(read_file(os.path.join(dst, ".config")), read_file(os.path.join(src, ".config")),
+               "rsync: changed .config")
+            # tar --xattrs, once as tar -c lists (.config first) and once
+            # with every vector before .config.
+            tarball = os.path.join(ctx.tmp, coll + ".tar")
+            sh("tar", "--xattrs", "--xattrs-include=user.*", "-C", m1, "-cf", tarball, coll)
+            sh("tar", "--xattrs", "--xattrs-include=user.*", "-C", m2.mnt, "--transform",
+               "s,^%s,tar_%s," % (coll, coll), "-xf", tarball)
+            same_copy(m1, m2.mnt, coll, "tar_" + coll, rows, "tar")
+            listing = os.path.join(ctx.tmp, coll + ".list")
+            with open(listing, "w") as f:
+                names = sorted(n for n in os.listdir(src) if n != ".config")
+                f.write("\n".join([coll] + [coll + "/" + n for n in names] + [coll + "/.config"]))
+            sh("tar", "--xattrs", "--xattrs-include=user.*", "--no-recursion", "-C", m1, "-cf",
+               tarball, "-T", listing)
+            sh("tar", "--xattrs", "--xattrs-include=user.*", "-C", m2.mnt, "--transform",
+               "s,^%s,tv_%s," % (coll, coll), "-xf", tarball)
+            same_copy(m1, m2.mnt, coll, "tv_" + coll, rows, "tar, vectors first")
+    finally:
+        rc = m2.stop()
+        check(rc == 0, "second mount exited %r" % rc)
+
+
+@test
+def config_copy_order_and_dim(ctx):
+    """Issue 15 #1, #2 as reported, and the loud failure: a .config whose
+    dim differs from vectors already copied fails close() with EINVAL."""
+    m1 = ctx.m1.mnt
+    c = mk_collection(m1, "cpa", "dim = 2\nmetric = l2\n")
+    write_file(os.path.join(c, "x"), "1 0\n")
+    write_file(os.path.join(c, "y"), "0 3\n")
+    m2 = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-or"), os.path.join(ctx.tmp, "mnt-or"),
+               ctx.tmp)
+    m2.start()
+    try:
+        sh("cp", "-a", c, os.path.join(m2.mnt, "cpa"))
+        want = [("x", 2.0), ("y", 4.0)]
+        eq(parse_result(query(c, "q", "k = 2\n0 1\n")), want, "source answers")
+        eq(parse_result(query(os.path.join(m2.mnt, "cpa"), "q", "k = 2\n0 1\n")), want,
+           "cp -a copy answers")
+        r = mk_collection(m1, "rs", "dim = 2\nm = 24\nef_search = 80\nmax_vectors = 5\n")
+        for i in range(3):
+            write_file(os.path.join(r, "v%d" % i), "%d 1\n" % i)
+        time.sleep(1)
+        sh("rsync", "-aX", r, m2.mnt + "/")
+        eq(read_file(os.path.join(m2.mnt, "rs", ".config")), read_file(os.path.join(r, ".config")),
+           "rsync: .config")
+        _, out, _ = sh("rsync", "-aXi", r, m2.mnt + "/")
+        eq(out.decode(), "", "second rsync -aXi")
+        # Vectors of dim 3 first, then a .config of dim 2: loud, not silent.
+        d = mk_collection(m2.mnt, "dimclash")
+        write_file(os.path.join(d, "a"), "1 2 3\n")
+        expect_errno(errno.EINVAL, write_file, os.path.join(d, ".config"), "dim = 2\n")
+        check("dim = 3" in read_file(os.path.join(d, ".config")).decode(), "dim after clash")
+    finally:
+        rc = m2.stop()
+        check(rc == 0, "second mount exited %r" % rc)
+
+
+@test
+def values_that_overflow_distances(ctx):
+    """Issue 15 #4: values beyond ±1e15 are EINVAL, so no distance is inf."""
+    for metric in ["l2", "dot"]:
+        c = mk_collection(ctx.m1.mnt, "far_" + metric, "metric = %s\n" % metric)
+        expect_errno(errno.EINVAL, write_file, os.path.join(c, "far"), "2e19 0\n")
+        expect_errno(errno.EINVAL, write_file, os.path.join(c, "far.f32"), f32([0, 2e19]))
+        expect_errno(errno.EINVAL, write_file, os.path.join(c, ".import", "b.fvecs"),
+                     fvecs([[1, 2], [3e19, 0]]))
+        write_file(os.path.join(c, "edge"), "1e15 -1e15\n")
+        write_file(os.path.join(c, "near"), "1 0\n")
+        eq(sorted(n for n in os.listdir(c) if n != ".config"), ["edge", "near"], metric + " names")
+        res = parse_result(query(c, "q", "k = 3\n-1e15 1e15\n"))
+        eq(len(res), 2, metric + " hits")
+        check(all(math.isfinite(d) for _, d in res), "%s: a distance is not finite: %r"
+              % (metric, res))
+        expect_errno(errno.EINVAL, query, c, "q2", "k = 1\n2e19 0\n")
+
+
+@test
+def import_overwrite_keeps_owner(ctx):
+    """Issue 15 #5: an import row that replaces a vector keeps its owner and
+    mode, like an overwrite; meta merges into its xattrs."""
+    c = mk_collection(ctx.m1.mnt, "impown", "dim = 2\n")
+    v = os.path.join(c, "v")
+    write_file(v, "1 2\n", 0o600)
+    try:
+        os.chown(v, 1234, 1234)
+    except PermissionError:
+        raise Skip("chown needs root")
+    os.setxattr(v, "user.k", b"old")
+    write_file(os.path.join(c, ".import", "x.jsonl"),
+               json.dumps({"name": "v", "vector": [5, 6], "meta": {"n": "1"}}) + "\n")
+    st = os.stat(v)
+    eq((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o600, 1234, 1234), "owner and mode")
+    eq(sorted(os.listxattr(v)), ["user.k", "user.n"], "xattrs merge")
+    eq(parse_result(query(c, "q", "k = 1\n5 6\n")), [("v", 0.0)], "the new vector")
+    write_file(os.path.join(c, ".import", "y.jsonl"),
+               json.dumps({"name": "w", "vector": [1, 1]}) + "\n")
+    eq(os.stat(os.path.join(c, "w")).st_uid, os.getuid(), "a new row's owner")
+
+
+@test
+def json_and_text_numbers(ctx):
+    """Issue 15 #6: every number form docs/filesystem.md lists, per format."""
+    c = mk_collection(ctx.m1.mnt, "nums", "dim = 2\nmetric = l2\n")
+    text_ok = ["1", "-0.5", "+2", ".5", "5.", "5.e3", "2e-3", "1E+2"]
+    json_ok = ["1", "-0.5", "0.5", "2e-3", "5E+3"]
+    json_bad = [".5", "5.", "5.e3", "+2", "007"]
+    for i, t in enumerate(text_ok):
+        write_file(os.path.join(c, "t%d" % i), "%s 1\n" % t)
+    for i, t in enumerate(json_ok):
+        write_file(os.path.join(c, "j%d.json" % i), "[%s, 1]" % t)
+    for i, t in enumerate(json_bad):
+        expect_errno(errno.EINVAL, write_file, os.path.join(c, "b%d.json" % i), "[%s, 1]" % t)
+    names = set(os.listdir(c))
+    check(not any(n.startswith("b") for n in names), "a bad .json appeared")
+    eq(parse_result(query(c, "q", "k = 1\n5000 1\n"))[0][0] in ("t5", "j4.json"), True,
+       "5.e3 and 5E+3 read as 5000")
+
+
+@test
+def check_after_config_change_crash(ctx):
+    """Issue 15 #7: a snapshot older than a dim/metric change of an emptied
+    collection, then kill -9: vecfs check notes it and exits 0, the next
+    mount rebuilds it, and check is clean afterwards."""
+    m = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-ck"), os.path.join(ctx.tmp, "mnt-ck"),
+              ctx.tmp)
+    m.start()
+    try:
+        c = mk_collection(m.mnt, "ck", "dim = 2\nmetric = l2\n")
+        write_file(os.path.join(c, "a"), "1 0\n")
+        write_file(os.path.join(c, "b"), "0 1\n")
+        eq(m.stop(), 0, "clean unmount")
+        m.start()
+        os.unlink(os.path.join(c, "a"))
+        os.unlink(os.path.join(c, "b"))
+        write_file(os.path.join(c, ".config"), "dim = 3\nmetric = cosine\n")
+        write_file(os.path.join(c, "v"), "1 2 3\n")
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        subprocess.run(["fusermount3", "-uz", m.mnt], capture_output=True)
+        m.proc = None
+        MOUNTS.remove(m)
+        rc, out, err = sh(ctx.vecfs, "check", m.datadir, ok=False)
+        text = out.decode(errors="replace")
+        eq(rc, 0, "vecfs check exit: %s %s" % (text[-400:], err[-200:]))
+        check("predates a config change" in text, "check says nothing of the stale snapshot: "
+              + text[-400:])
+        m.start()
+        eq(parse_result(query(c, "q", "k = 1\n1 2 3\n"))[0][0], "v", "query after remount")
+        eq(m.stop(), 0, "clean unmount")
+        rc, out, _ = sh(ctx.vecfs, "check", m.datadir, ok=False)
+        eq(rc, 0, "check after the rebuild")
+        check("predates" not in out.decode(), "stale snapshot after the rebuild")
+    finally:
+        m.stop()
 
 
 AS_OTHER_QUERY = r"""
