@@ -53,7 +53,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <math.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <string.h>
+
 #include "engine.h"
+#include "topk.h"
 
 #define VF_HNSW_MAX_LEVEL 31u
 #define VF_HNSW_OP_STRIPES 256u
@@ -146,5 +152,257 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity);
  * node the entry, gives every node an anchor (linking in those that have
  * none). 0 or -ENOMEM. */
 int vf_hnsw_links_settle(vf_hnsw *h);
+
+/* ------------------------------------------------------------------ */
+/* Internal to the engine: shared state of the hnsw*.c files            */
+/* ------------------------------------------------------------------ */
+
+/* Per-thread buffers of one search or write (hnsw_scratch.c). */
+struct vf_scratch {
+    uint16_t *visited; /* epoch per slot; visited iff == epoch */
+    size_t visited_cap;
+    uint16_t epoch;
+    vf_hit *cand; /* candidate min-heap storage, grows on demand */
+    size_t cand_cap;
+    vf_hit *res; /* result max-heap storage, >= max(ef, k) */
+    size_t res_cap;
+    vf_hit *sorted;    /* drained results, res_cap entries */
+    vf_hit *work;      /* neighbour candidates while linking: 2 * m0 + 2 */
+    vf_hit *sel;       /* heuristic output: 2 * m0 + 2 */
+    uint32_t *links;   /* copy of one link list: m0 */
+    uint32_t *links2;  /* a second copy, for repairs: m0 */
+    float *query;      /* normalized query or vector: dim */
+    uint32_t *orphans; /* graph nodes whose anchor went */
+    size_t orphans_len, orphans_cap;
+    size_t displace_left; /* forced displacements this operation may still make */
+    struct vf_scratch *next;
+};
+
+/* Links in that one operation may make by displacing an anchoring link
+ * (each makes an orphan of its own); past it a node is counted as
+ * stranded. */
+#define VF_DISPLACE_BUDGET 64u
+
+static inline float dist_vec(const vf_hnsw *h, const float *a, const float *b)
+{
+    float d = h->kernel(a, b, h->dim);
+    switch (h->metric) {
+    case VF_METRIC_COSINE:
+        return 1.0f - d;
+    case VF_METRIC_DOT:
+        return -d;
+    default:
+        return d;
+    }
+}
+
+static inline float sq_get(const vf_hnsw *h, uint32_t id)
+{
+    float v;
+    __atomic_load(&h->sqnorm[id], &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static inline float max_sq_get(const vf_hnsw *h)
+{
+    uint32_t bits = atomic_load_explicit(&h->max_sq_bits, memory_order_relaxed);
+    float m;
+    memcpy(&m, &bits, sizeof(m));
+    return m;
+}
+
+/* The distance the graph is built with (reachability d): the query's
+ * metric, except for dot, where it is the squared l2 distance between
+ * a and b lifted to (a, sqrt(M - |a|^2)) and (b, sqrt(M - |b|^2)), M the
+ * largest squared norm seen, halved: M - a.b - lift(a) lift(b). a_sq and
+ * b_sq are the squared norms (read for dot only). */
+static inline float dist_build(const vf_hnsw *h, const float *a, float a_sq, const float *b,
+                               float b_sq)
+{
+    if (h->metric != VF_METRIC_DOT)
+        return dist_vec(h, a, b);
+    float m = max_sq_get(h);
+    float la = m > a_sq ? sqrtf(m - a_sq) : 0.0f, lb = m > b_sq ? sqrtf(m - b_sq) : 0.0f;
+    return m - h->kernel(a, b, h->dim) - la * lb;
+}
+
+/* dist_build between two nodes. */
+static inline float dist_ids(const vf_hnsw *h, uint32_t a, uint32_t b)
+{
+    bool dot = h->metric == VF_METRIC_DOT;
+    return dist_build(h, vf_node_vector(h, a), dot ? sq_get(h, a) : 0.0f, vf_node_vector(h, b),
+                      dot ? sq_get(h, b) : 0.0f);
+}
+
+/* The squared norm dist_build needs for a node's vector q (0 unless dot). */
+static inline float node_sq(const vf_hnsw *h, uint32_t id)
+{
+    return h->metric == VF_METRIC_DOT ? sq_get(h, id) : 0.0f;
+}
+
+static inline void node_lock(const vf_hnsw *h, uint32_t id)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_relaxed);
+        if (!(v & 1) &&
+            atomic_compare_exchange_weak_explicit(&h->versions[id], &v, v + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        /* Two cores, often more threads: yield rather than spin against a
+         * holder that is not running. */
+        if (++spins > 64)
+            sched_yield();
+    }
+}
+
+static inline void node_unlock(const vf_hnsw *h, uint32_t id)
+{
+    atomic_fetch_add_explicit(&h->versions[id], 1, memory_order_release);
+}
+
+static inline uint32_t word_get(const uint32_t *w)
+{
+    return __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+
+static inline void word_set(uint32_t *w, uint32_t v)
+{
+    __atomic_store_n(w, v, __ATOMIC_RELAXED);
+}
+
+static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
+{
+    return atomic_load_explicit(&h->state[id], memory_order_acquire);
+}
+
+static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
+{
+    return lev ? h->m : h->m0;
+}
+
+/* Copies id's link list at lev into buf (room for m0) without writing
+ * shared memory: retries while a writer holds the list or moved its
+ * version meanwhile. Returns the list's length. */
+static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
+{
+    const uint32_t *list = vf_node_list(h, id, lev);
+    const uint32_t cap = level_cap(h, lev);
+    for (unsigned spins = 0;; spins++) {
+        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
+        if (!(v & 1)) {
+            uint32_t n = word_get(&list[0]);
+            if (n > cap)
+                n = cap; /* torn by a writer: the version check below retries */
+            for (uint32_t i = 0; i < n; i++)
+                buf[i] = word_get(&list[1 + i]);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v)
+                return n;
+        }
+        if (spins > 64)
+            sched_yield();
+    }
+}
+
+static inline uint64_t entry_pack(unsigned level, uint32_t id)
+{
+    return ((uint64_t)level << 32) | id;
+}
+
+static inline bool result_ok(const vf_hnsw *h, uint32_t id, const vf_filter *filter,
+                             uint32_t exclude)
+{
+    if (id == exclude || slot_state(h, id) != VF_SLOT_PRESENT)
+        return false;
+    return !filter || filter->accept(filter->ctx, id);
+}
+
+static inline uint8_t ring_role(const vf_hnsw *h, uint32_t id)
+{
+    return atomic_load_explicit(&h->ring_role[id], memory_order_acquire);
+}
+
+/* A present node that is part of the graph (not a rider). */
+static inline bool graph_node(const vf_hnsw *h, uint32_t id)
+{
+    return slot_state(h, id) == VF_SLOT_PRESENT && ring_role(h, id) != VF_TWIN_RIDER;
+}
+
+static inline bool hits_contain(const vf_hit *hits, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hits[i].id == id)
+            return true;
+    return false;
+}
+
+/* The age order of "Reachability": a is older than b. */
+static inline bool older(const vf_hnsw *h, uint32_t a, uint32_t b)
+{
+    return h->levels[a] > h->levels[b] || (h->levels[a] == h->levels[b] && a < b);
+}
+
+static inline void counter_bump(const _Atomic uint64_t *counter)
+{
+    /* Statistics are the one thing a const index still counts. */
+    atomic_fetch_add_explicit((_Atomic uint64_t *)counter, 1, memory_order_relaxed);
+}
+
+static inline uint32_t anchor_get(const vf_hnsw *h, uint32_t t)
+{
+    return atomic_load_explicit(&h->anchor[t], memory_order_acquire);
+}
+
+static inline bool list_has(const uint32_t *list, uint32_t id)
+{
+    for (uint32_t i = 0; i < list[0]; i++)
+        if (list[1 + i] == id)
+            return true;
+    return false;
+}
+
+/* hnsw_scratch.c */
+void vf_scratch_free(vf_scratch *s);
+/* A scratch sized for the capacity and `results` result slots; the
+ * caller holds grow_lock (read). NULL on ENOMEM. */
+vf_scratch *vf_scratch_acquire(const vf_hnsw *h, size_t results);
+void vf_scratch_release(const vf_hnsw *h, vf_scratch *s);
+void vf_visited_begin(vf_scratch *s);
+int vf_cand_grow(vf_scratch *s, vf_heap *cand);
+
+/* hnsw_walk.c */
+void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
+                     unsigned from, unsigned stop, uint32_t *cur, float *cur_d);
+int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
+                       size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
+                       bool build, float q_sq, vf_heap *res);
+void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
+                  const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out);
+
+/* hnsw_link.c */
+void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t);
+void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x);
+void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq);
+int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x);
+bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t);
+void vf_hnsw_orphans_settle(vf_hnsw *h, vf_scratch *s, size_t budget);
+
+/* hnsw_twins.c */
+void vf_twin_alone(const vf_hnsw *h, uint32_t x);
+int vf_twin_reserve(vf_hnsw *h);
+bool vf_twin_place(vf_hnsw *h, uint32_t x);
+void vf_twin_dismount(vf_hnsw *h, uint32_t x);
+int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
+uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q);
+int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone);
+
+/* hnsw_search.c */
+bool vf_hnsw_query_finite(const float *q, size_t dim);
+int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, size_t k, size_t ef,
+                          const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
+                          size_t *n_out);
 
 #endif /* VECFS_ENGINE_HNSW_INTERNAL_H */

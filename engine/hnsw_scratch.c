@@ -1,0 +1,119 @@
+/*
+ * hnsw_scratch.c — the per-thread buffers of searches and writers, pooled
+ * in the index so a warm search allocates nothing.
+ *
+ * Invariants
+ *   1. A scratch taken by vf_scratch_acquire has a visited array covering
+ *      the index's capacity and result arrays of at least the asked size;
+ *      it belongs to one thread until vf_scratch_release.
+ *   2. The pool (h->pool) is changed only under pool_lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hnsw_internal.h"
+
+void vf_scratch_free(vf_scratch *s)
+{
+    if (!s)
+        return;
+    free(s->visited);
+    free(s->cand);
+    free(s->res);
+    free(s->sorted);
+    free(s->work);
+    free(s->sel);
+    free(s->links);
+    free(s->links2);
+    free(s->query);
+    free(s->orphans);
+    free(s);
+}
+
+static vf_scratch *scratch_new(const vf_hnsw *h)
+{
+    vf_scratch *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    size_t work = 2 * (size_t)h->m0 + 2;
+    s->work = malloc(work * sizeof(vf_hit));
+    s->sel = malloc(work * sizeof(vf_hit));
+    s->links = malloc(h->m0 * sizeof(uint32_t));
+    s->links2 = malloc(h->m0 * sizeof(uint32_t));
+    s->query = malloc(h->dim * sizeof(float));
+    s->cand_cap = 256;
+    s->cand = malloc(s->cand_cap * sizeof(vf_hit));
+    if (!s->work || !s->sel || !s->links || !s->links2 || !s->query || !s->cand) {
+        vf_scratch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Takes a scratch from the pool, sized for the current capacity and for
+ * `results` result slots. Caller holds grow_lock (read). NULL on ENOMEM. */
+vf_scratch *vf_scratch_acquire(const vf_hnsw *ch, size_t results)
+{
+    vf_hnsw *h = (vf_hnsw *)ch; /* the pool is the only state a search mutates */
+    pthread_mutex_lock(&h->pool_lock);
+    vf_scratch *s = h->pool;
+    if (s)
+        h->pool = s->next;
+    pthread_mutex_unlock(&h->pool_lock);
+    if (!s && !(s = scratch_new(h)))
+        return NULL;
+    if (!s->visited || s->visited_cap < h->capacity) {
+        size_t cap = h->capacity ? h->capacity : 1;
+        free(s->visited);
+        s->visited = calloc(cap, sizeof(uint16_t));
+        s->visited_cap = s->visited ? cap : 0;
+        s->epoch = 0;
+    }
+    if (s->res_cap < results) {
+        vf_hit *res = realloc(s->res, results * sizeof(vf_hit));
+        if (res)
+            s->res = res;
+        vf_hit *sorted = res ? realloc(s->sorted, results * sizeof(vf_hit)) : NULL;
+        if (sorted) {
+            s->sorted = sorted;
+            s->res_cap = results;
+        }
+    }
+    if (!s->visited || s->res_cap < results) {
+        vf_scratch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
+{
+    vf_hnsw *h = (vf_hnsw *)ch;
+    pthread_mutex_lock(&h->pool_lock);
+    s->next = h->pool;
+    h->pool = s;
+    pthread_mutex_unlock(&h->pool_lock);
+}
+
+/* Starts a new visited generation: O(1) except once per 65535 searches. */
+void vf_visited_begin(vf_scratch *s)
+{
+    if (++s->epoch == 0) {
+        memset(s->visited, 0, s->visited_cap * sizeof(uint16_t));
+        s->epoch = 1;
+    }
+}
+
+int vf_cand_grow(vf_scratch *s, vf_heap *cand)
+{
+    size_t cap = s->cand_cap * 2;
+    vf_hit *items = realloc(s->cand, cap * sizeof(vf_hit));
+    if (!items)
+        return -ENOMEM;
+    s->cand = items;
+    s->cand_cap = cap;
+    cand->items = items;
+    cand->cap = cap;
+    return 0;
+}

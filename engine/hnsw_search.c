@@ -1,0 +1,198 @@
+/*
+ * hnsw_search.c — queries: approximate k nearest neighbours with filters,
+ * twins expanded, an exact twin of the query joined, and exact search
+ * when the graph cannot be trusted to find k.
+ *
+ * Invariants
+ *   1. A search returns min(k, present vectors that pass): a walk that
+ *      comes back with fewer is redone as an exact scan and counted.
+ *   2. Searches take the grow lock (read), one node lock at a time inside
+ *      walks, and table_lock (read) for the exact-twin probe.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hnsw_internal.h"
+#include "topk.h"
+
+/* Below this share of passing vectors a filtered search scans the passing
+ * set exactly: a graph walk would score ~1/selectivity times more nodes. */
+#define VF_FILTER_EXACT_SHARE 0.05
+/* Ids sampled to estimate a filter's selectivity when the caller can't. */
+#define VF_FILTER_SAMPLES 1024u
+
+/* Writes to out up to k results from the walk's n hits (nearest first):
+ * each hit that passes, then the twins riding on it that pass, scored
+ * one by one (a ring that changed meanwhile cannot give a wrong
+ * distance), at most 4 * k steps into one ring. Returns the count. */
+static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const float *q, const vf_hit *hits,
+                          size_t n, size_t k, const vf_filter *filter, uint32_t exclude,
+                          vf_hit *out)
+{
+    vf_visited_begin(s);
+    size_t got = 0;
+    for (size_t i = 0; i < n && got < k; i++) {
+        uint32_t c = hits[i].id;
+        if (s->visited[c] != s->epoch && result_ok(h, c, filter, exclude))
+            out[got++] = hits[i];
+        s->visited[c] = s->epoch;
+        uint32_t z = c;
+        for (size_t steps = 0; steps < 4 * k && got < k; steps++) {
+            uint32_t next = atomic_load_explicit(&h->twin_next[z], memory_order_acquire);
+            if (next == c || next == z || next >= h->capacity)
+                break;
+            z = next;
+            if (s->visited[z] == s->epoch)
+                continue;
+            s->visited[z] = s->epoch;
+            if (result_ok(h, z, filter, exclude))
+                out[got++] = (vf_hit){.id = z, .distance = dist_vec(h, q, vf_node_vector(h, z))};
+        }
+    }
+    return got;
+}
+
+/* Share of present slots that pass, from a strided sample. */
+static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t count)
+{
+    size_t stride = h->capacity / VF_FILTER_SAMPLES;
+    if (stride == 0)
+        stride = 1;
+    size_t seen = 0, passed = 0;
+    for (size_t i = 0; i < h->capacity && seen < VF_FILTER_SAMPLES; i += stride) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
+            continue;
+        seen++;
+        passed += filter->accept(filter->ctx, (uint32_t)i);
+    }
+    if (seen == 0)
+        return count;
+    return (size_t)((double)passed / (double)seen * (double)count + 0.5);
+}
+
+bool vf_hnsw_query_finite(const float *q, size_t dim)
+{
+    for (size_t i = 0; i < dim; i++)
+        if (!isfinite(q[i]))
+            return false;
+    return true;
+}
+
+/* The query as the index compares it: normalized for cosine. */
+static const float *query_prepare(const vf_hnsw *h, vf_scratch *s, const float *q)
+{
+    if (h->metric != VF_METRIC_COSINE)
+        return q;
+    vf_normalize(q, s->query, h->dim);
+    return s->query;
+}
+
+/* A stored vector equal to the query is a result the walk may have
+ * missed (an outlier, or a walk drawn elsewhere): the table of heads finds
+ * it, and it joins the walk's n hits (room for cap) in distance order.
+ * Returns the new count. */
+static size_t exact_twin_join(const vf_hnsw *h, const float *q, vf_hit *hits, size_t n, size_t cap)
+{
+    uint32_t head = vf_twin_lookup(h, q);
+    if (head == UINT32_MAX || slot_state(h, head) != VF_SLOT_PRESENT || hits_contain(hits, n, head))
+        return n;
+    vf_hit hit = {.id = head, .distance = dist_vec(h, q, vf_node_vector(h, head))};
+    size_t at = 0;
+    while (at < n && hits[at].distance <= hit.distance)
+        at++;
+    if (at == cap)
+        return n;
+    if (n == cap)
+        n--;
+    memmove(hits + at + 1, hits + at, (n - at) * sizeof(vf_hit));
+    hits[at] = hit;
+    return n + 1;
+}
+
+/* One search with grow_lock held and scratch s sized for max(ef, k).
+ * `exclude` is an id never returned (UINT32_MAX for none). */
+int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, size_t k, size_t ef,
+                          const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
+                          size_t *n_out)
+{
+    *n_out = 0;
+    const float *q = query_prepare(h, s, query);
+    uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
+    size_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    if (entry == VF_HNSW_NO_ENTRY || count == 0)
+        return 0;
+    /* ef >= count asks for every vector anyway; a scan makes it exact
+     * whatever the graph's shape. */
+    if (count <= ef)
+        exact = true;
+    if (filter && !exact) {
+        size_t passing = filter->passing;
+        if (passing == VF_FILTER_UNKNOWN)
+            passing = estimate_passing(h, filter, count);
+        exact = (double)passing < VF_FILTER_EXACT_SHARE * (double)count;
+    }
+    if (exact) {
+        vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
+        return 0;
+    }
+
+    uint32_t cur = (uint32_t)entry;
+    float cur_d = dist_vec(h, q, vf_node_vector(h, cur));
+    vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
+    vf_heap res;
+    int rc = vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, false, 0.0f, &res);
+    if (rc)
+        return rc;
+    size_t walked = vf_topk_drain_sorted(&res, s->sorted);
+    walked = exact_twin_join(h, q, s->sorted, walked, res.cap);
+    size_t found = ring_expand(h, s, q, s->sorted, walked, k, filter, exclude, out);
+    /* The walk ran out of (passing) nodes: only a scan can prove there are
+     * no more, and the contract is k whenever k pass. A tuning query
+     * (`exclude`) must see the walk as it is, shortfalls included. */
+    if (found < k && found < count && exclude == UINT32_MAX) {
+        struct vf_hnsw *counters = (struct vf_hnsw *)h;
+        atomic_fetch_add_explicit(&counters->searches_short, 1, memory_order_relaxed);
+        vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
+        return 0;
+    }
+    *n_out = found;
+    return 0;
+}
+
+static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                         const vf_filter *filter, bool exact, vf_hit *out, size_t *n_out)
+{
+    if (n_out)
+        *n_out = 0;
+    if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept))
+        return -EINVAL;
+    if (!vf_hnsw_query_finite(query, h->dim))
+        return -EINVAL;
+    if (ef == 0)
+        ef = atomic_load_explicit(&h->ef_search, memory_order_relaxed);
+    if (ef < k)
+        ef = k;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
+    int rc = -ENOMEM;
+    vf_scratch *s = vf_scratch_acquire(h, ef);
+    if (s) {
+        rc = vf_hnsw_search_locked(h, s, query, k, ef, filter, UINT32_MAX, exact, out, n_out);
+        vf_scratch_release(h, s);
+    }
+    pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
+    return rc;
+}
+
+int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                   const vf_filter *filter, vf_hit *out, size_t *n_out)
+{
+    return search_common(h, query, k, ef, filter, false, out, n_out);
+}
+
+int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
+                         vf_hit *out, size_t *n_out)
+{
+    return search_common(h, query, k, k, filter, true, out, n_out);
+}

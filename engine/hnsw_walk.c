@@ -1,0 +1,162 @@
+/*
+ * hnsw_walk.c — walks of the graph: a greedy descent through the upper
+ * levels and the best-first search of one level, for queries and for the
+ * writers that look for a node's neighbours, and the exact scan.
+ *
+ * Invariants
+ *   1. A walk writes no shared memory: it copies a node's list under that
+ *      node's sequence lock and scores vectors unlocked.
+ *   2. A build walk (q is a node's vector, to be linked) ranks by
+ *      dist_build and keeps graph nodes only; a query walk ranks by the
+ *      metric and keeps what passes the filter, plus heads that fail it
+ *      while twins ride on them.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hnsw_internal.h"
+#include "topk.h"
+
+/* How much of a neighbour's vector a walk prefetches before scoring it. */
+#define VF_PREFETCH_BYTES 512u
+
+/* Prefetches the first cache lines of id's vector; the hardware streams
+ * the rest once the kernel starts reading. */
+static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id)
+{
+    const char *v = (const char *)vf_node_vector(h, id);
+    size_t bytes = (size_t)h->dim * sizeof(float);
+    for (size_t off = 0; off < bytes && off < VF_PREFETCH_BYTES; off += 64)
+        __builtin_prefetch(v + off);
+}
+
+/* Greedy walk from *cur down to level `stop` + 1 with ef = 1, by
+ * dist_build when `build` (q is then a node's vector of squared norm
+ * q_sq). It steps only onto graph nodes: a deleted node or a rider has no
+ * links to go on with. */
+void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
+                     unsigned from, unsigned stop, uint32_t *cur, float *cur_d)
+{
+    for (unsigned lev = from; lev > stop; lev--) {
+        bool moved = true;
+        while (moved) {
+            moved = false;
+            uint32_t n = links_copy(h, *cur, lev, s->links);
+            for (uint32_t j = 0; j < n; j++) {
+                uint32_t nb = s->links[j];
+                const float *v = vf_node_vector(h, nb);
+                float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
+                if (d < *cur_d && graph_node(h, nb)) {
+                    *cur_d = d;
+                    *cur = nb;
+                    moved = true;
+                }
+            }
+        }
+    }
+}
+
+/* Whether a walk keeps id among its results: a build walk keeps graph
+ * nodes only (a rider is never linked to); a search also keeps a head
+ * that fails the filter while twins ride on it, for ring_expand to try
+ * them. */
+static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, uint32_t exclude,
+                       bool build)
+{
+    if (build)
+        return result_ok(h, id, NULL, exclude) && graph_node(h, id);
+    if (result_ok(h, id, filter, exclude))
+        return true;
+    return slot_state(h, id) == VF_SLOT_PRESENT &&
+           atomic_load_explicit(&h->twin_next[id], memory_order_relaxed) != id;
+}
+
+/* Best-first search of level lev from ep, keeping the ef nearest
+ * acceptable nodes in res (a max-heap over s->res). Nodes that are not
+ * acceptable (deleted, filtered out, `exclude`) are walked through but
+ * never kept. A `build` walk (q is a node's vector of squared norm q_sq,
+ * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0
+ * or -ENOMEM. */
+int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
+                       size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
+                       bool build, float q_sq, vf_heap *res)
+{
+    vf_heap cand;
+    vf_visited_begin(s);
+    uint16_t *visited = s->visited;
+    const uint16_t epoch = s->epoch;
+    vf_heap_init(&cand, s->cand, s->cand_cap);
+    vf_heap_init(res, s->res, ef);
+
+    /* With nothing deleted, filtered or excluded every reachable node is a
+     * result: skip the per-node state check. */
+    const bool all_ok = !filter && exclude == UINT32_MAX &&
+                        atomic_load_explicit(&h->deleted, memory_order_relaxed) == 0;
+    /* `exclude` is not walked through either: a tuning query that is a
+     * stored vector must not shortcut through that vector's own links. */
+    if (exclude < s->visited_cap)
+        visited[exclude] = epoch;
+    visited[ep] = epoch;
+    vf_heap_push(&cand, ep_d, ep, -1);
+    if (all_ok || walk_keeps(h, ep, filter, exclude, build))
+        vf_heap_push(res, ep_d, ep, +1);
+    float bound = res->len == ef ? res->items[0].distance : INFINITY;
+
+    /* Candidates tied with the farthest result may still lead nearer (a
+     * query beside a cloud of twins fills res with the cloud, and only
+     * their other links lead on); walking all of them would cost the whole
+     * cloud, so at most ef such are expanded. */
+    size_t ties_left = ef;
+    while (cand.len) {
+        vf_hit c = cand.items[0];
+        if (c.distance > bound || (c.distance == bound && res->len == ef && ties_left-- == 0))
+            break;
+        vf_heap_pop(&cand, -1);
+        uint32_t n = links_copy(h, c.id, lev, s->links);
+        /* Gather the unvisited neighbours first and prefetch their vectors,
+         * so their cache misses overlap instead of stalling one by one. */
+        uint32_t fresh = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t nb = s->links[j];
+            if (visited[nb] == epoch)
+                continue;
+            visited[nb] = epoch;
+            s->links[fresh++] = nb;
+            vf_prefetch_vector(h, nb);
+        }
+        for (uint32_t j = 0; j < fresh; j++) {
+            uint32_t nb = s->links[j];
+            const float *v = vf_node_vector(h, nb);
+            float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
+            if (res->len < ef || d < bound) {
+                if (cand.len == cand.cap && vf_cand_grow(s, &cand) != 0)
+                    return -ENOMEM;
+                vf_heap_push(&cand, d, nb, -1);
+                if (all_ok || walk_keeps(h, nb, filter, exclude, build)) {
+                    vf_topk_offer(res, d, nb);
+                    if (res->len == ef)
+                        bound = res->items[0].distance;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Exact scan over present slots but `exclude`. q is already normalized
+ * for cosine. */
+void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
+                  const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out)
+{
+    vf_heap best;
+    vf_heap_init(&best, s->res, k);
+    for (size_t i = 0; i < h->capacity; i++) {
+        uint32_t id = (uint32_t)i;
+        if (!result_ok(h, id, filter, exclude))
+            continue;
+        vf_topk_offer(&best, dist_vec(h, q, vf_node_vector(h, id)), id);
+    }
+    *n_out = vf_topk_drain_sorted(&best, out);
+}
