@@ -259,8 +259,11 @@ int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed);
 typedef struct vf_hnsw_stats {
     uint64_t searches_short; /* walks that returned fewer than min(k, passing)
                                 and were answered by exact search instead */
-    uint64_t rehomed;        /* vectors linked in again after their anchor
-                                (protected way in) was deleted or updated */
+    uint64_t rehomed;        /* vectors given an anchor (protected way in)
+                                by a search of their own: an insert whose
+                                chosen neighbours could not anchor it (none
+                                older), or a delete or update that took its
+                                anchor */
     uint64_t stranded;       /* vectors no nearby list could take in; left
                                 for vf_hnsw_reconnect */
 } vf_hnsw_stats;

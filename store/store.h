@@ -216,7 +216,7 @@ typedef struct st_metrics {
     /* Engine counters (vf_hnsw_stats), summed over the indexes as built or
      * loaded since open: */
     uint64_t searches_short_total;   /* graph walks redone by exact search */
-    uint64_t vectors_rehomed_total;  /* vectors linked in again after losing their anchor */
+    uint64_t vectors_rehomed_total;  /* vectors anchored by a search of their own */
     uint64_t vectors_stranded_total; /* vectors no list could take in (left to the relink) */
     double snapshot_age_seconds;     /* age of the oldest snapshot of a collection
                                         that has unsnapshotted changes; 0 if none */
