@@ -39,12 +39,11 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "kernels.h"
-#include "threads.h"
+#include "fanout.h"
 #include "topk.h"
 
 #define TARGET_BLOCK_BYTES (256u * 1024u)
@@ -216,8 +215,6 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
                          const float *queries, size_t nq, size_t k, const vf_filter *filter,
                          unsigned threads, vf_hit *out, size_t *n_out)
 {
-    pthread_t tids[VF_THREADS_MAX];
-    size_t started = 0;
     int rc = check_common(base, n, dim, metric, k, filter);
     if (rc != 0)
         return rc;
@@ -226,7 +223,7 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
     if (queries == NULL || out == NULL || n_out == NULL || nq > SIZE_MAX / k)
         return -EINVAL;
 
-    threads = vf_threads_resolve(threads);
+    threads = vc_threads_resolve(threads);
     if (threads > nq)
         threads = (unsigned)nq;
 
@@ -252,13 +249,6 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
     };
     atomic_init(&job.next_block, 0);
 
-    for (unsigned t = 1; t < threads; t++) {
-        if (pthread_create(&tids[started], NULL, worker, &job) != 0)
-            break;
-        started++;
-    }
-    worker(&job);
-    for (size_t t = 0; t < started; t++)
-        pthread_join(tids[t], NULL);
+    vc_fanout(threads, worker, &job);
     return 0;
 }

@@ -48,7 +48,7 @@
 #include <string.h>
 
 #include "hnsw_internal.h"
-#include "threads.h"
+#include "fanout.h"
 
 #define VF_GROW_MIN 1024u
 
@@ -457,19 +457,10 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
         return rc;
     }
     job.rows = fresh;
-    unsigned nt = vf_threads_resolve(threads);
+    unsigned nt = vc_threads_resolve(threads);
     if (nt > job.n)
         nt = job.n > 0 ? (unsigned)job.n : 1u;
-    pthread_t tids[nt > 1 ? nt - 1 : 1];
-    unsigned started = 0;
-    for (unsigned t = 1; t < nt; t++) {
-        if (pthread_create(&tids[started], NULL, batch_worker, &job) != 0)
-            break;
-        started++;
-    }
-    batch_worker(&job);
-    for (unsigned t = 0; t < started; t++)
-        pthread_join(tids[t], NULL);
+    vc_fanout(nt, batch_worker, &job);
     for (size_t i = 0; i < n_later; i++) {
         rc = vf_hnsw_insert(h, batch_id(&job, later[i]), vecs + later[i] * h->dim);
         if (rc)

@@ -36,6 +36,7 @@
 
 #include "crc32c.h"
 #include "hnsw_internal.h"
+#include "le.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "snapshot.c writes the in-memory layout as little-endian; port it for this host"
@@ -60,7 +61,7 @@ static int emit(snap_writer *w, const void *p, size_t n)
     const uint8_t *b = p;
     while (n) {
         size_t part = n < VF_SNAPSHOT_CHUNK ? n : VF_SNAPSHOT_CHUNK;
-        w->crc = vf_crc32c(w->crc, b, part);
+        w->crc = vc_crc32c(w->crc, b, part);
         int rc = w->write(w->ctx, b, part);
         if (rc)
             return rc < 0 ? rc : -EIO;
@@ -68,30 +69,6 @@ static int emit(snap_writer *w, const void *p, size_t n)
         n -= part;
     }
     return 0;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
 }
 
 static size_t pad4(size_t n)
@@ -117,20 +94,21 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     uint8_t head[VF_SNAPSHOT_HEADER] = {0};
     uint64_t entry = atomic_load(&h->entry);
     memcpy(head, VF_SNAPSHOT_MAGIC, 8);
-    put32(head + 8, VF_SNAPSHOT_VERSION);
-    put32(head + 12, VF_SNAPSHOT_HEADER);
-    put32(head + 16, h->dim);
-    put32(head + 20, (uint32_t)h->metric);
-    put32(head + 24, h->m);
-    put32(head + 28, h->ef_construction);
-    put32(head + 32, atomic_load(&h->ef_search));
-    put32(head + 36, entry == VF_HNSW_NO_ENTRY ? 0 : (uint32_t)entry);
-    put32(head + 40, entry == VF_HNSW_NO_ENTRY ? VF_SNAPSHOT_NO_LEVEL : (uint32_t)(entry >> 32));
-    put64(head + 48, h->seed);
-    put64(head + 56, atomic_load(&h->level_draws));
-    put64(head + 64, slots);
-    put64(head + 72, atomic_load(&h->count));
-    put64(head + 80, upper_words);
+    vc_le_put32(head + 8, VF_SNAPSHOT_VERSION);
+    vc_le_put32(head + 12, VF_SNAPSHOT_HEADER);
+    vc_le_put32(head + 16, h->dim);
+    vc_le_put32(head + 20, (uint32_t)h->metric);
+    vc_le_put32(head + 24, h->m);
+    vc_le_put32(head + 28, h->ef_construction);
+    vc_le_put32(head + 32, atomic_load(&h->ef_search));
+    vc_le_put32(head + 36, entry == VF_HNSW_NO_ENTRY ? 0 : (uint32_t)entry);
+    vc_le_put32(head + 40,
+                entry == VF_HNSW_NO_ENTRY ? VF_SNAPSHOT_NO_LEVEL : (uint32_t)(entry >> 32));
+    vc_le_put64(head + 48, h->seed);
+    vc_le_put64(head + 56, atomic_load(&h->level_draws));
+    vc_le_put64(head + 64, slots);
+    vc_le_put64(head + 72, atomic_load(&h->count));
+    vc_le_put64(head + 80, upper_words);
 
     static const uint8_t zeros[4];
     int rc = emit(&w, head, sizeof(head));
@@ -147,7 +125,7 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
             rc = emit(&w, h->upper[i], (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
     if (!rc) {
         uint8_t crc[4];
-        put32(crc, w.crc);
+        vc_le_put32(crc, w.crc);
         rc = w.write(ctx, crc, sizeof(crc));
         if (rc > 0)
             rc = -EIO;
@@ -195,23 +173,23 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
         return -EINVAL;
     const uint8_t *b = bytes;
     if (len < VF_SNAPSHOT_HEADER + 4 || memcmp(b, VF_SNAPSHOT_MAGIC, 8) != 0 ||
-        get32(b + 8) != VF_SNAPSHOT_VERSION || get32(b + 12) != VF_SNAPSHOT_HEADER)
+        vc_le_get32(b + 8) != VF_SNAPSHOT_VERSION || vc_le_get32(b + 12) != VF_SNAPSHOT_HEADER)
         return -EILSEQ;
-    if (vf_crc32c(0, b, len - 4) != get32(b + len - 4))
+    if (vc_crc32c(0, b, len - 4) != vc_le_get32(b + len - 4))
         return -EILSEQ;
 
     vf_hnsw_params p = {
-        .dim = get32(b + 16),
-        .metric = (vf_metric)get32(b + 20),
-        .m = get32(b + 24),
-        .ef_construction = get32(b + 28),
-        .ef_search = get32(b + 32),
-        .seed = get64(b + 48),
+        .dim = vc_le_get32(b + 16),
+        .metric = (vf_metric)vc_le_get32(b + 20),
+        .m = vc_le_get32(b + 24),
+        .ef_construction = vc_le_get32(b + 28),
+        .ef_search = vc_le_get32(b + 32),
+        .seed = vc_le_get64(b + 48),
     };
-    uint32_t entry_id = get32(b + 36), entry_level = get32(b + 40);
-    uint64_t draws = get64(b + 56), slots = get64(b + 64), count = get64(b + 72);
-    uint64_t upper_words = get64(b + 80);
-    if (get32(b + 44) != 0 || slots > UINT32_MAX || count > slots)
+    uint32_t entry_id = vc_le_get32(b + 36), entry_level = vc_le_get32(b + 40);
+    uint64_t draws = vc_le_get64(b + 56), slots = vc_le_get64(b + 64), count = vc_le_get64(b + 72);
+    uint64_t upper_words = vc_le_get64(b + 80);
+    if (vc_le_get32(b + 44) != 0 || slots > UINT32_MAX || count > slots)
         return -EILSEQ;
 
     vf_hnsw *h = NULL;

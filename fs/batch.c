@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "names.h"
+#include "le.h"
 
 /* ------------------------------------------------------------------ */
 /* Parse state                                                          */
@@ -157,24 +158,11 @@ static int dim_check(bstate *s, size_t dim, const char *what, size_t where)
     return 0;
 }
 
-static float le_float(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t le_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Converts n LE floats at p into dst, checking each is finite. */
 static int floats_load(bstate *s, float *dst, const unsigned char *p, size_t n, size_t row)
 {
     for (size_t i = 0; i < n; i++) {
-        dst[i] = le_float(p + 4 * i);
+        dst[i] = vc_le_getf(p + 4 * i);
         if (!isfinite(dst[i]))
             return fail(s, -EINVAL, "row %zu: value %zu is not finite", row, i);
     }
@@ -220,7 +208,7 @@ static int parse_fvecs(bstate *s, const unsigned char *p, size_t len)
         return fail(s, -EINVAL, "no rows");
     if (len < 4)
         return fail(s, -EINVAL, "row 0: truncated dim");
-    uint32_t d = le_u32(p);
+    uint32_t d = vc_le_get32(p);
     if (d == 0 || d > (uint32_t)INT32_MAX)
         return fail(s, -EINVAL, "row 0: bad dim %d", (int32_t)d);
     int rc = dim_check(s, d, "row", 0);
@@ -242,7 +230,7 @@ static int parse_fvecs(bstate *s, const unsigned char *p, size_t len)
         return rc;
     for (size_t i = 0; i < n; i++) {
         const unsigned char *r = p + i * row_bytes;
-        uint32_t rd = le_u32(r);
+        uint32_t rd = vc_le_get32(r);
         if (rd != d)
             return fail(s, -EINVAL, "row %zu: dim %d, expected %u", i, (int32_t)rd, d);
         rc = floats_load(s, s->vec + i * d, r + 4, d, i);
@@ -398,7 +386,7 @@ static int parse_npy(bstate *s, const unsigned char *p, size_t len)
     } else if (major == 2 || major == 3) {
         if (len < 12)
             return fail(s, -EINVAL, "npy: truncated header");
-        hlen = le_u32(p + 8);
+        hlen = vc_le_get32(p + 8);
         hstart = 12;
     } else {
         return fail(s, -EINVAL, "npy: format version %u.%u", major, p[7]);

@@ -38,6 +38,7 @@
 
 #include "float_digits.h"
 #include "names.h"
+#include "le.h"
 
 _Static_assert(FSD_MAX_DIM == VF_MAX_DIM, "files and the engine agree on the largest dim");
 _Static_assert(sizeof(float) == 4, "float32 files need a 4-byte float");
@@ -77,28 +78,6 @@ void *fsd_fmt_calloc(size_t n, size_t size)
 void *fsd_fmt_realloc(void *p, size_t n)
 {
     return alloc_should_fail() ? NULL : realloc(p, n ? n : 1);
-}
-
-/* ------------------------------------------------------------------ */
-/* Little-endian float32                                                */
-/* ------------------------------------------------------------------ */
-
-static float le_float(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static void put_le_float(unsigned char *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    p[0] = (unsigned char)u;
-    p[1] = (unsigned char)(u >> 8);
-    p[2] = (unsigned char)(u >> 16);
-    p[3] = (unsigned char)(u >> 24);
 }
 
 fsd_vformat fsd_vformat_from_name(const char *name, size_t len)
@@ -395,7 +374,7 @@ static int parse_f32(const void *data, size_t len, float **out, uint32_t *dim)
         return -ENOMEM;
     const unsigned char *p = data;
     for (uint32_t i = 0; i < n; i++) {
-        v[i] = le_float(p + 4 * (size_t)i);
+        v[i] = vc_le_getf(p + 4 * (size_t)i);
         if (!isfinite(v[i])) {
             free(v);
             return -EINVAL;
@@ -543,7 +522,7 @@ int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out,
         if (!b)
             return -ENOMEM;
         for (uint32_t i = 0; i < dim; i++)
-            put_le_float(b + 4 * (size_t)i, v[i]);
+            vc_le_putf(b + 4 * (size_t)i, v[i]);
         b[(size_t)dim * 4] = '\0';
         *out = (char *)b;
         *len_out = (size_t)dim * 4;

@@ -24,6 +24,7 @@
 
 #include "crc32c.h"
 #include "internal.h"
+#include "le.h"
 
 #define SCRYPT_LOG2_N 15u
 #define SCRYPT_R 8u
@@ -131,17 +132,9 @@ size_t st_env_overhead(const st_crypto *c)
 
 static uint32_t env_crc(uint8_t tag, const void *key, size_t klen, const void *body, size_t blen)
 {
-    uint32_t crc = vf_crc32c(0, &tag, 1);
-    crc = vf_crc32c(crc, key, klen);
-    return vf_crc32c(crc, body, blen);
-}
-
-static void le32_put(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
+    uint32_t crc = vc_crc32c(0, &tag, 1);
+    crc = vc_crc32c(crc, key, klen);
+    return vc_crc32c(crc, body, blen);
 }
 
 /* One-shot GCM with AAD = tag | key. */
@@ -182,7 +175,7 @@ int st_env_seal(const st_crypto *c, uint8_t tag, const void *key, size_t klen, c
     if (!c->on) {
         if (blen)
             memmove(o, body, blen);
-        le32_put(o + blen, env_crc(tag, key, klen, o, blen));
+        vc_le_put32(o + blen, env_crc(tag, key, klen, o, blen));
         return 0;
     }
     int rc = st_random(o, ST_NONCE_LEN);
@@ -199,8 +192,7 @@ int st_env_open(const st_crypto *c, uint8_t tag, const void *key, size_t klen, c
         return -EIO;
     if (!c->on) {
         size_t n = vlen - 4;
-        uint32_t want = (uint32_t)v[n] | (uint32_t)v[n + 1] << 8 | (uint32_t)v[n + 2] << 16 |
-                        (uint32_t)v[n + 3] << 24;
+        uint32_t want = vc_le_get32(v + n);
         if (env_crc(tag, key, klen, v, n) != want)
             return -EIO;
         *body = v;

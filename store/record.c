@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "le.h"
 
 #define REC_VERSION 1u
 #define COLL_VERSION 2u /* appends .config's mtime */
@@ -81,13 +82,15 @@ void st_buf_u8(st_buf *b, uint8_t v)
 
 void st_buf_u16(st_buf *b, uint16_t v)
 {
-    uint8_t p[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    uint8_t p[2];
+    vc_le_put16(p, v);
     st_buf_bytes(b, p, 2);
 }
 
 void st_buf_u32(st_buf *b, uint32_t v)
 {
-    uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    uint8_t p[4];
+    vc_le_put32(p, v);
     st_buf_bytes(b, p, 4);
 }
 
@@ -125,14 +128,13 @@ uint8_t st_rd_u8(st_rd *r)
 uint16_t st_rd_u16(st_rd *r)
 {
     const uint8_t *p = st_rd_bytes(r, 2);
-    return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+    return p ? vc_le_get16(p) : 0;
 }
 
 uint32_t st_rd_u32(st_rd *r)
 {
     const uint8_t *p = st_rd_bytes(r, 4);
-    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
-             : 0;
+    return p ? vc_le_get32(p) : 0;
 }
 
 uint64_t st_rd_u64(st_rd *r)

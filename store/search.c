@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "fanout.h"
 
 /* Collections with at most this many vectors are searched exactly. */
 #define EXACT_MAX 2048u
@@ -453,16 +454,7 @@ int st_search_batch(st_store *st, const char *coll, const float *queries, size_t
         atomic_init(&j.next_worker, 0);
         atomic_init(&j.rc, 0);
         threads = batch_threads(st, threads, nq);
-        pthread_t tids[ST_SEARCH_WORKERS_MAX];
-        unsigned started = 0;
-        for (unsigned t = 1; t < threads; t++) {
-            if (pthread_create(&tids[started], NULL, batch_worker, &j) != 0)
-                break;
-            started++;
-        }
-        batch_worker(&j);
-        for (unsigned t = 0; t < started; t++)
-            pthread_join(tids[t], NULL);
+        vc_fanout(threads, batch_worker, &j);
         rc = atomic_load(&j.rc);
     }
     ctx_end(&s);

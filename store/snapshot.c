@@ -58,6 +58,7 @@
 
 #include "crc32c.h"
 #include "internal.h"
+#include "le.h"
 
 #define SNAP_MAGIC "VECFSSN1"
 #define SNAP_VERSION 1u
@@ -75,28 +76,6 @@ void st_snap_remove(st_store *st, uint32_t coll_id)
     char path[4096];
     st_snap_path(st, coll_id, path, sizeof(path));
     unlink(path);
-}
-
-static void le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64(uint8_t *p, uint64_t v)
-{
-    le32(p, (uint32_t)v);
-    le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
 /* ------------------------------------------------------------------ */
@@ -149,14 +128,14 @@ static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid
 {
     memset(h, 0, SNAP_HDR);
     memcpy(h, SNAP_MAGIC, 8);
-    le32(h + 8, SNAP_VERSION);
-    le32(h + 12, sealed ? 1u : 0u);
-    le32(h + 16, coll_id);
-    le64(h + 24, uuid);
-    le64(h + 32, gen);
-    le64(h + 40, txnid);
-    le64(h + 48, payload);
-    le32(h + 60, vf_crc32c(0, h, 60));
+    vc_le_put32(h + 8, SNAP_VERSION);
+    vc_le_put32(h + 12, sealed ? 1u : 0u);
+    vc_le_put32(h + 16, coll_id);
+    vc_le_put64(h + 24, uuid);
+    vc_le_put64(h + 32, gen);
+    vc_le_put64(h + 40, txnid);
+    vc_le_put64(h + 48, payload);
+    vc_le_put32(h + 60, vc_crc32c(0, h, 60));
 }
 
 /* Deletes DIRTY entries of c with gen <= g and sets snap_gen = g. */
@@ -371,28 +350,28 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
         goto out;
     }
     const uint8_t *h = map;
-    if (memcmp(h, SNAP_MAGIC, 8) != 0 || rd32(h + 60) != vf_crc32c(0, h, 60) ||
-        rd32(h + 8) != SNAP_VERSION || rd32(h + 12) > 1) {
+    if (memcmp(h, SNAP_MAGIC, 8) != 0 || vc_le_get32(h + 60) != vc_crc32c(0, h, 60) ||
+        vc_le_get32(h + 8) != SNAP_VERSION || vc_le_get32(h + 12) > 1) {
         rc = -EILSEQ;
         goto out;
     }
-    bool sealed = rd32(h + 12) & 1u;
+    bool sealed = vc_le_get32(h + 12) & 1u;
     if (sealed != st->crypto.on) {
         rc = -EILSEQ;
         goto out;
     }
-    if (rd32(h + 16) != rec->coll_id || rd64(h + 24) != rec->uuid) {
+    if (vc_le_get32(h + 16) != rec->coll_id || vc_le_get64(h + 24) != rec->uuid) {
         rc = -ESTALE;
         goto out;
     }
-    uint64_t payload = rd64(h + 48);
+    uint64_t payload = vc_le_get64(h + 48);
     uint64_t extra = sealed ? ST_NONCE_LEN + ST_TAG_LEN : 0;
     if (payload > (uint64_t)size || (uint64_t)size != SNAP_HDR + extra + payload) {
         rc = -EILSEQ;
         goto out;
     }
-    *gen = rd64(h + 32);
-    *txnid = rd64(h + 40);
+    *gen = vc_le_get64(h + 32);
+    *txnid = vc_le_get64(h + 40);
     const uint8_t *bytes = h + SNAP_HDR;
     if (sealed) {
         plain = st_malloc((size_t)payload);

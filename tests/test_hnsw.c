@@ -551,7 +551,7 @@ static void test_snapshot_round_trip(void **state)
 /* Rewrites the trailing CRC so a test reaches the structural checks. */
 static void reseal(uint8_t *b, size_t len)
 {
-    uint32_t crc = vf_crc32c(0, b, len - 4);
+    uint32_t crc = vc_crc32c(0, b, len - 4);
     memcpy(b + len - 4, &crc, 4);
 }
 

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!copy)
             return 0;
         memcpy(copy, data, size);
-        uint32_t crc = vf_crc32c(0, copy, size - 4);
+        uint32_t crc = vc_crc32c(0, copy, size - 4);
         memcpy(copy + size - 4, &crc, 4);
         bad |= try_load(copy, size);
         free(copy);

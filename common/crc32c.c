@@ -20,6 +20,7 @@
  *      only one compiled for that target.
  */
 #include "crc32c.h"
+#include "le.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -50,19 +51,14 @@ static void build_tables(void)
     }
 }
 
-static uint32_t load_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint32_t vf_crc32c_sw(uint32_t crc, const void *p, size_t n)
+uint32_t vc_crc32c_sw(uint32_t crc, const void *p, size_t n)
 {
     const unsigned char *s = p;
     pthread_once(&tables_once, build_tables);
     crc = ~crc;
     while (n >= 8) {
-        uint32_t lo = load_le32(s) ^ crc;
-        uint32_t hi = load_le32(s + 4);
+        uint32_t lo = vc_le_get32(s) ^ crc;
+        uint32_t hi = vc_le_get32(s + 4);
         crc = table[7][lo & 0xFFu] ^ table[6][(lo >> 8) & 0xFFu] ^ table[5][(lo >> 16) & 0xFFu] ^
               table[4][lo >> 24] ^ table[3][hi & 0xFFu] ^ table[2][(hi >> 8) & 0xFFu] ^
               table[1][(hi >> 16) & 0xFFu] ^ table[0][hi >> 24];
@@ -109,7 +105,7 @@ static void detect(void)
 #endif
 }
 
-int vf_crc32c_hw(uint32_t crc, const void *p, size_t n, uint32_t *out)
+int vc_crc32c_hw(uint32_t crc, const void *p, size_t n, uint32_t *out)
 {
     pthread_once(&detect_once, detect);
     if (!have_hw)
@@ -126,10 +122,10 @@ int vf_crc32c_hw(uint32_t crc, const void *p, size_t n, uint32_t *out)
 #endif
 }
 
-uint32_t vf_crc32c(uint32_t crc, const void *p, size_t n)
+uint32_t vc_crc32c(uint32_t crc, const void *p, size_t n)
 {
     uint32_t r;
-    if (vf_crc32c_hw(crc, p, n, &r) == 0)
+    if (vc_crc32c_hw(crc, p, n, &r) == 0)
         return r;
-    return vf_crc32c_sw(crc, p, n);
+    return vc_crc32c_sw(crc, p, n);
 }
