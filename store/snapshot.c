@@ -411,7 +411,9 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
                 rc = frc;
         }
         if (rc) {
-            rc = -EILSEQ;
+            /* A tag that fails is damage; memory for the cipher is not. */
+            if (rc != -ENOMEM)
+                rc = -EILSEQ;
             goto out;
         }
         bytes = plain;
