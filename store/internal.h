@@ -49,16 +49,25 @@
 typedef enum st_fault {
     ST_FAULT_ALLOC = 0, /* st_malloc / st_calloc / st_realloc */
     ST_FAULT_IO = 1,    /* st_io_* */
+    ST_FAULT_MDB = 2,   /* st_mdb_get / st_mdb_cursor_get */
     ST_FAULT_COUNT
 } st_fault;
 
 /* The n-th call (1 = the next) of class f fails (NULL / -EIO, or -ENOSPC
- * for writes); 0 disables. Process-wide, for tests. */
-void st_fault_set(st_fault f, uint64_t n);
+ * for writes, MDB_CORRUPTED for LMDB reads); 0 disables. Process-wide, for
+ * tests. Returns how many calls the previous arming of f still had to go:
+ * 0 when it fired (or none was armed), so a test knows whether it hit. */
+uint64_t st_fault_set(st_fault f, uint64_t n);
 
 void *st_malloc(size_t n);
 void *st_calloc(size_t a, size_t b);
 void *st_realloc(void *p, size_t n);
+
+/* mdb_get and mdb_cursor_get for the readers whose LMDB errors tests
+ * provoke (st_check, the op log replay); an armed ST_FAULT_MDB returns
+ * MDB_CORRUPTED, as a damaged page would. */
+int st_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+int st_mdb_cursor_get(MDB_cursor *cur, MDB_val *key, MDB_val *val, MDB_cursor_op op);
 
 /* open(2); returns fd or -errno. */
 int st_io_open(const char *path, int flags, mode_t mode);
@@ -151,6 +160,9 @@ enum st_db_tag {
     ST_DB_DIRTY,
     ST_DB_COUNT
 };
+
+/* LMDB's name of each database, by tag (NULL for 0). */
+extern const char *const st_db_names[ST_DB_COUNT];
 
 enum st_rec_type {
     ST_REC_FORMAT = 1,

@@ -390,7 +390,9 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
                 rc = frc;
         }
         if (rc) {
-            rc = -EILSEQ;
+            /* A tag that fails is damage; memory for the cipher is not. */
+            if (rc != -ENOMEM)
+                rc = -EILSEQ;
             goto out;
         }
         bytes = plain;
@@ -445,7 +447,7 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
         free(vec);
         vec = NULL;
     }
-    int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+    int mrc = vec ? st_mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
     if (!vec)
         rc = -ENOMEM;
     while (rc == 0 && mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
@@ -464,7 +466,7 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
             *max_gen = gen;
         (*n_dirty)++;
         if (!h) {
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
             continue;
         }
         uint8_t ik[8];
@@ -494,7 +496,7 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
             rc = g;
         }
         if (rc == 0)
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
         rc = st_mdb_err(mrc);

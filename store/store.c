@@ -57,7 +57,7 @@
 #define UNBOUNDED_MAP ((uint64_t)1 << 40) /* 1 TiB of address space, sparse on disk */
 #define MIN_MAP ((uint64_t)1 << 20)
 
-static const char *const db_names[ST_DB_COUNT] = {
+const char *const st_db_names[ST_DB_COUNT] = {
     NULL, "meta", "colls", "vecs", "slots", "content", "order", "xattrs", "midx", "free", "dirty"};
 
 static const char keycheck_text[] = "vecfs key check v1";
@@ -511,7 +511,7 @@ static int open_dbs(st_store *st, MDB_txn *txn, bool create)
         unsigned flags = create ? MDB_CREATE : 0;
         if (i == ST_DB_MIDX)
             flags |= MDB_DUPSORT | MDB_DUPFIXED;
-        int rc = mdb_dbi_open(txn, db_names[i], flags, &st->db[i]);
+        int rc = mdb_dbi_open(txn, st_db_names[i], flags, &st->db[i]);
         if (rc)
             return st_mdb_err(rc);
     }

@@ -265,8 +265,12 @@ void st_key_free(uint8_t *key, size_t len);
  * (mounted) meanwhile: the check reads one consistent point in time and
  * blocks no one; a snapshot older than that point is reported as stale
  * (not damage) when the op log covers the difference.
+ * An LMDB read error or an allocation failure during the check stops the
+ * pass it hit and counts as one problem ("<pass> stopped: ..."): the
+ * result is never 0 unless every record was read.
  * Returns 0 clean, a positive number of problems found, or a negative
- * errno when the store cannot be opened (same codes as st_store_open).
+ * errno when the store cannot be opened (same codes as st_store_open) or
+ * its read transaction cannot begin.
  */
 int st_check(const char *datadir, const st_options *opt, FILE *report);
 

@@ -1,11 +1,12 @@
 /*
- * sys.c — allocation and file I/O of store/ go through these thin
- * wrappers, so a test can make the N-th call fail and watch the error
- * path run (STYLE rule 9).
+ * sys.c — allocation, file I/O and the LMDB reads of check go through
+ * these thin wrappers, so a test can make the N-th call fail and watch the
+ * error path run (STYLE rule 9).
  *
  * Invariants
- *   1. With no fault armed every wrapper behaves exactly like the libc call
- *      it wraps, and errors come back as negative errno (never via errno).
+ *   1. With no fault armed every wrapper behaves exactly like the call it
+ *      wraps; I/O errors come back as negative errno (never via errno),
+ *      LMDB's as its own return codes.
  *   2. An armed fault fires once, at the N-th call of its class counted
  *      from st_fault_set, in whichever thread makes that call, then disarms.
  */
@@ -19,10 +20,11 @@
 
 static _Atomic uint64_t fault_at[ST_FAULT_COUNT];
 
-void st_fault_set(st_fault f, uint64_t n)
+uint64_t st_fault_set(st_fault f, uint64_t n)
 {
-    if ((unsigned)f < ST_FAULT_COUNT)
-        atomic_store(&fault_at[f], n);
+    if ((unsigned)f >= ST_FAULT_COUNT)
+        return 0;
+    return atomic_exchange(&fault_at[f], n);
 }
 
 /* True when this call of class f is the armed one. */
@@ -55,6 +57,20 @@ void *st_realloc(void *p, size_t n)
     if (fault_fire(ST_FAULT_ALLOC))
         return NULL;
     return realloc(p, n ? n : 1);
+}
+
+int st_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
+{
+    if (fault_fire(ST_FAULT_MDB))
+        return MDB_CORRUPTED;
+    return mdb_get(txn, dbi, key, val);
+}
+
+int st_mdb_cursor_get(MDB_cursor *cur, MDB_val *key, MDB_val *val, MDB_cursor_op op)
+{
+    if (fault_fire(ST_FAULT_MDB))
+        return MDB_CORRUPTED;
+    return mdb_cursor_get(cur, key, val, op);
 }
 
 int st_io_open(const char *path, int flags, mode_t mode)
