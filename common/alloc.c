@@ -17,9 +17,9 @@
 
 static _Atomic uint64_t fail_at;
 
-void vc_alloc_fail_at(uint64_t n)
+uint64_t vc_alloc_fail_at(uint64_t n)
 {
-    atomic_store(&fail_at, n);
+    return atomic_exchange(&fail_at, n);
 }
 
 /* True when this call is the armed one. */

@@ -19,7 +19,8 @@ void *vc_realloc(void *p, size_t n);
 
 /* Testing only: the n-th of the calls above from now on (1 = the next
  * one), in whichever thread makes it, returns NULL, once; 0 disarms.
- * Process-wide. */
-void vc_alloc_fail_at(uint64_t n);
+ * Process-wide. Returns how many calls the previous arming still had to
+ * go: 0 when it fired (or none was armed), so a test knows whether it hit. */
+uint64_t vc_alloc_fail_at(uint64_t n);
 
 #endif /* VECFS_COMMON_ALLOC_H */
