@@ -37,7 +37,7 @@ extern char **environ;
 /* ------------------------------------------------------------------ */
 
 typedef struct coll_list {
-    fsd_buf *b;
+    vc_buf *b;
     st_store *st;
     json_t *arr;
     int rc;
@@ -47,12 +47,12 @@ static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uin
 {
     (void)next;
     coll_list *c = ctx;
-    c->rc = fsd_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
-                           (unsigned long long)attr->count);
+    c->rc = vc_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
+                          (unsigned long long)attr->count);
     return c->rc != 0;
 }
 
-static int render_metrics(fsd *d, fsd_buf *b)
+static int render_metrics(fsd *d, vc_buf *b)
 {
     st_metrics m;
     int rc = st_store_metrics(d->store, &m);
@@ -60,8 +60,8 @@ static int render_metrics(fsd *d, fsd_buf *b)
         return rc;
     rc = fsd_metrics_render(b);
     if (rc == 0)
-        rc = fsd_buf_printf(b, "# HELP vecfs_vectors Vectors per collection.\n"
-                               "# TYPE vecfs_vectors gauge\n");
+        rc = vc_buf_printf(b, "# HELP vecfs_vectors Vectors per collection.\n"
+                              "# TYPE vecfs_vectors gauge\n");
     if (rc == 0) {
         coll_list c = {.b = b, .st = d->store};
         rc = st_coll_list(d->store, 0, metrics_coll_cb, &c);
@@ -69,7 +69,7 @@ static int render_metrics(fsd *d, fsd_buf *b)
             rc = c.rc;
     }
     if (rc == 0)
-        rc = fsd_buf_printf(
+        rc = vc_buf_printf(
             b,
             "# HELP vecfs_store_bytes Bytes of DATADIR in use.\n"
             "# TYPE vecfs_store_bytes gauge\n"
@@ -99,16 +99,16 @@ static int render_metrics(fsd *d, fsd_buf *b)
             (unsigned long long)m.vectors_rehomed_total,
             (unsigned long long)m.vectors_stranded_total);
     if (rc == 0)
-        rc = fsd_buf_printf(b,
-                            "# HELP vecfs_audit_failures_total Audit lines that could not be "
-                            "written.\n"
-                            "# TYPE vecfs_audit_failures_total counter\n"
-                            "vecfs_audit_failures_total %llu\n"
-                            "# HELP vecfs_query_bytes Bytes of query texts and results held.\n"
-                            "# TYPE vecfs_query_bytes gauge\n"
-                            "vecfs_query_bytes %llu\n",
-                            (unsigned long long)fsd_audit_failures(),
-                            (unsigned long long)fsd_queries_bytes(d->queries));
+        rc = vc_buf_printf(b,
+                           "# HELP vecfs_audit_failures_total Audit lines that could not be "
+                           "written.\n"
+                           "# TYPE vecfs_audit_failures_total counter\n"
+                           "vecfs_audit_failures_total %llu\n"
+                           "# HELP vecfs_query_bytes Bytes of query texts and results held.\n"
+                           "# TYPE vecfs_query_bytes gauge\n"
+                           "vecfs_query_bytes %llu\n",
+                           (unsigned long long)fsd_audit_failures(),
+                           (unsigned long long)fsd_queries_bytes(d->queries));
     return rc;
 }
 
@@ -144,7 +144,7 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
     return 0;
 }
 
-static int render_stats(fsd *d, fsd_buf *b)
+static int render_stats(fsd *d, vc_buf *b)
 {
     st_metrics m;
     int rc = st_store_metrics(d->store, &m);
@@ -197,14 +197,14 @@ static int render_stats(fsd *d, fsd_buf *b)
         if (text == NULL)
             rc = -ENOMEM;
         else
-            rc = fsd_buf_printf(b, "%s\n", text);
+            rc = vc_buf_printf(b, "%s\n", text);
         free(text);
     }
     json_decref(root);
     return rc;
 }
 
-int fsd_admin_render(fsd *d, fsd_kind kind, fsd_buf *b)
+int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b)
 {
     switch (kind) {
     case FSD_K_ADMIN_HEALTH: {
@@ -215,13 +215,13 @@ int fsd_admin_render(fsd *d, fsd_kind kind, fsd_buf *b)
             return rc;
         uint64_t lost = fsd_audit_failures();
         if (lost == 0)
-            return fsd_buf_append(b, line, len);
+            return vc_buf_append(b, line, len);
         /* A lost audit line is a problem to report, not to hide in a log. */
         if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
-            rc = fsd_buf_append(b, line, len);
+            rc = vc_buf_append(b, line, len);
         if (rc == 0)
-            rc = fsd_buf_printf(b, "audit log: %llu line(s) could not be written\n",
-                                (unsigned long long)lost);
+            rc = vc_buf_printf(b, "audit log: %llu line(s) could not be written\n",
+                               (unsigned long long)lost);
         return rc;
     }
     case FSD_K_ADMIN_METRICS:
@@ -235,7 +235,7 @@ int fsd_admin_render(fsd *d, fsd_kind kind, fsd_buf *b)
 
 int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
 {
-    fsd_buf b = FSD_BUF_INIT;
+    vc_buf b = VC_BUF_INIT;
     int rc = fsd_admin_render(d, kind, &b);
     if (rc == 0) {
         memset(st, 0, sizeof *st);
@@ -247,7 +247,7 @@ int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
         clock_gettime(CLOCK_REALTIME, &st->st_mtim);
         st->st_atim = st->st_ctim = st->st_mtim;
     }
-    fsd_buf_release(&b);
+    vc_buf_release(&b);
     return rc;
 }
 
@@ -266,7 +266,7 @@ void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     h->h.type = FSD_FH_BUFFER;
     int rc = fsd_admin_render(d, r->kind, &h->content);
     if (rc < 0) {
-        fsd_buf_release(&h->content);
+        vc_buf_release(&h->content);
         free(h);
         fsd_reply_err(req, FSD_OP_OPEN, rc);
         return;
@@ -276,7 +276,7 @@ void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
     fsd_fh_track(d, &h->h);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         fsd_fh_untrack(d, &h->h);
-        fsd_buf_release(&h->content);
+        vc_buf_release(&h->content);
         free(h);
     }
 }

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "names.h"
 #include "le.h"
 
@@ -102,7 +103,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     }
     if (ncap > SIZE_MAX / elem)
         return -ENOMEM;
-    void *np = fsd_fmt_realloc(*p, ncap * elem);
+    void *np = vc_realloc(*p, ncap * elem);
     if (!np)
         return -ENOMEM;
     *p = np;
@@ -221,7 +222,7 @@ static int parse_fvecs(bstate *s, const unsigned char *p, size_t len)
                     len, row_bytes);
     if (n > FSD_BATCH_MAX_ROWS)
         return fail(s, -EFBIG, "%zu rows, at most %u", n, FSD_BATCH_MAX_ROWS);
-    s->vec = fsd_fmt_malloc(n * d * sizeof(float)); /* <= len bytes: cannot overflow */
+    s->vec = vc_malloc(n * d * sizeof(float)); /* <= len bytes: cannot overflow */
     if (!s->vec)
         return -ENOMEM;
     s->vec_cap = n * d;
@@ -412,7 +413,7 @@ static int parse_npy(bstate *s, const unsigned char *p, size_t len)
         return fail(s, -EINVAL, "npy: %zu data bytes, shape needs %llu", have,
                     (unsigned long long)want);
     size_t n = (size_t)rows, d = (size_t)cols;
-    s->vec = fsd_fmt_malloc(n * d * sizeof(float));
+    s->vec = vc_malloc(n * d * sizeof(float));
     if (!s->vec)
         return -ENOMEM;
     s->vec_cap = n * d;
@@ -735,7 +736,7 @@ static int names_unique(bstate *s)
     size_t cap = 16;
     while (cap < s->n_rows * 2)
         cap *= 2;
-    size_t *slot = fsd_fmt_calloc(cap, sizeof(size_t)); /* row + 1, 0 = empty */
+    size_t *slot = vc_calloc(cap, sizeof(size_t)); /* row + 1, 0 = empty */
     if (!slot)
         return -ENOMEM;
     int rc = 0;
@@ -813,11 +814,11 @@ static void state_free(bstate *s)
 /* Moves the parse state into a batch with real pointers. */
 static int finish(bstate *s, fsd_bformat fmt, fsd_batch **out)
 {
-    fsd_batch *b = fsd_fmt_calloc(1, sizeof *b);
+    fsd_batch *b = vc_calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
-    b->rows = fsd_fmt_malloc(s->n_rows * sizeof(fsd_batch_row));
-    b->kv = s->n_kv ? fsd_fmt_malloc(s->n_kv * sizeof(fsd_kv)) : NULL;
+    b->rows = vc_malloc(s->n_rows * sizeof(fsd_batch_row));
+    b->kv = s->n_kv ? vc_malloc(s->n_kv * sizeof(fsd_kv)) : NULL;
     if (!b->rows || (s->n_kv && !b->kv)) {
         free(b->rows);
         free(b->kv);

@@ -21,9 +21,9 @@
  *   5. Growing output arrays double their capacity, so parsing n numbers
  *      costs O(n) time.
  *   6. Every allocation of format.c, batch.c and query_parse.c goes through
- *      fsd_fmt_malloc/calloc/realloc, so tests can fail the N-th one and
- *      check that each error path returns -ENOMEM and leaks nothing
- *      (jansson's own allocations are not counted).
+ *      vc_malloc/calloc/realloc (common/alloc.h; vc_buf too), so tests can
+ *      fail the N-th one and check that each error path returns -ENOMEM
+ *      and leaks nothing (jansson's own allocations are not counted).
  */
 #include "format.h"
 
@@ -31,54 +31,17 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "float_digits.h"
 #include "names.h"
 #include "le.h"
 
 _Static_assert(FSD_MAX_DIM == VF_MAX_DIM, "files and the engine agree on the largest dim");
 _Static_assert(sizeof(float) == 4, "float32 files need a 4-byte float");
-
-/* ------------------------------------------------------------------ */
-/* Allocation (with a failure hook for tests)                           */
-/* ------------------------------------------------------------------ */
-
-/* Allocations left before one fails; 0 = never fail. Relaxed atomics: the
- * daemon's threads only ever read 0 here. */
-static _Atomic unsigned long alloc_fail_in;
-
-void fsd_formats_fail_alloc_at(unsigned long n)
-{
-    atomic_store_explicit(&alloc_fail_in, n, memory_order_relaxed);
-}
-
-static bool alloc_should_fail(void)
-{
-    unsigned long n = atomic_load_explicit(&alloc_fail_in, memory_order_relaxed);
-    if (n == 0)
-        return false;
-    atomic_store_explicit(&alloc_fail_in, n - 1, memory_order_relaxed);
-    return n == 1;
-}
-
-void *fsd_fmt_malloc(size_t n)
-{
-    return alloc_should_fail() ? NULL : malloc(n ? n : 1);
-}
-
-void *fsd_fmt_calloc(size_t n, size_t size)
-{
-    return alloc_should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
-}
-
-void *fsd_fmt_realloc(void *p, size_t n)
-{
-    return alloc_should_fail() ? NULL : realloc(p, n ? n : 1);
-}
 
 fsd_vformat fsd_vformat_from_name(const char *name, size_t len)
 {
@@ -171,7 +134,7 @@ static int fvec_push(fvec *f, float x)
         uint32_t ncap = f->cap ? f->cap * 2 : 16;
         if (ncap > FSD_MAX_DIM)
             ncap = FSD_MAX_DIM;
-        float *nv = fsd_fmt_realloc(f->v, (size_t)ncap * sizeof(float));
+        float *nv = vc_realloc(f->v, (size_t)ncap * sizeof(float));
         if (!nv)
             return -ENOMEM;
         f->v = nv;
@@ -369,7 +332,7 @@ static int parse_f32(const void *data, size_t len, float **out, uint32_t *dim)
     if (len / 4 > FSD_MAX_DIM)
         return -EFBIG;
     uint32_t n = (uint32_t)(len / 4);
-    float *v = fsd_fmt_malloc((size_t)n * sizeof(float));
+    float *v = vc_malloc((size_t)n * sizeof(float));
     if (!v)
         return -ENOMEM;
     const unsigned char *p = data;
@@ -518,7 +481,7 @@ int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out,
             return -EINVAL;
 
     if (fmt == FSD_VFORMAT_F32) {
-        unsigned char *b = fsd_fmt_malloc((size_t)dim * 4 + 1);
+        unsigned char *b = vc_malloc((size_t)dim * 4 + 1);
         if (!b)
             return -ENOMEM;
         for (uint32_t i = 0; i < dim; i++)
@@ -534,7 +497,7 @@ int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out,
     /* At most 16 bytes per number plus a 2-byte separator, brackets,
      * newline and NUL. */
     size_t cap = (size_t)dim * 18 + 4;
-    char *b = fsd_fmt_malloc(cap);
+    char *b = vc_malloc(cap);
     if (!b)
         return -ENOMEM;
     size_t len = 0;

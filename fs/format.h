@@ -121,20 +121,6 @@ int fsd_vector_format(fsd_vformat fmt, const float *v, uint32_t dim, char **out,
  * files). */
 size_t fsd_float_format(float f, char *buf, size_t size);
 
-/* ------------------------------------------------------------------ */
-/* Allocation wrappers (used by format.c, batch.c, query_parse.c)       */
-/* ------------------------------------------------------------------ */
-
-/* malloc/calloc/realloc that fail on demand; memory is released with
- * free(). A size of 0 allocates 1 byte, so NULL always means ENOMEM. */
-void *fsd_fmt_malloc(size_t n);
-void *fsd_fmt_calloc(size_t n, size_t size);
-void *fsd_fmt_realloc(void *p, size_t n);
-
-/* Testing only: the n-th allocation from now on (1 = the next one) fails,
- * once; 0 turns failures off. Affects all threads. */
-void fsd_formats_fail_alloc_at(unsigned long n);
-
 #ifdef __cplusplus
 }
 #endif

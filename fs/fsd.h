@@ -36,6 +36,10 @@
 #include "query.h"
 #include "store.h"
 
+/* Largest file image a handle buffers (an import, a batch query, a
+ * truncate): 1 GiB. Past it writes and truncates fail with EFBIG. */
+#define FSD_BUF_MAX ((size_t)1 << 30)
+
 /* ------------------------------------------------------------------ */
 /* The daemon                                                           */
 /* ------------------------------------------------------------------ */
@@ -250,7 +254,7 @@ void fsd_ifile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *st, 
 
 /* Generates the content of an admin file (health, metrics, stats) into b.
  * 0 or a negative errno. */
-int fsd_admin_render(fsd *d, fsd_kind kind, fsd_buf *b);
+int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b);
 int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st);
 void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi);
 
@@ -289,7 +293,7 @@ void fsd_ifile_fh_discard(fsd *d, fsd_fh *fh);
 /* A generated read-only file: the whole content made at open. */
 typedef struct fsd_buf_fh {
     fsd_fh h;
-    fsd_buf content;
+    vc_buf content;
 } fsd_buf_fh;
 
 /* Per-type file operations, dispatched by fuse_ops.c. Each ends in one

@@ -171,7 +171,7 @@ void fsd_fh_discard_all(fsd *d)
             fsd_ifile_fh_discard(d, fh);
             break;
         case FSD_FH_BUFFER:
-            fsd_buf_release(&((fsd_buf_fh *)fh)->content);
+            vc_buf_release(&((fsd_buf_fh *)fh)->content);
             free(fh);
             break;
         default:
@@ -683,7 +683,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             return;
         }
         if (n)
-            memcpy(copy, b->content.data + o, n);
+            memcpy(copy, b->content.p + o, n);
         fuse_reply_buf(req, copy, n);
         free(copy);
         return;
@@ -787,7 +787,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     case FSD_FH_BUFFER: {
         fsd_buf_fh *b = (fsd_buf_fh *)fh;
         fsd_fh_untrack(fsd_of(req), fh);
-        fsd_buf_release(&b->content);
+        vc_buf_release(&b->content);
         free(b);
         fuse_reply_err(req, 0);
         return;

@@ -50,7 +50,7 @@ static char *read_pem(const char *path, int *err)
         *err = -errno;
         return NULL;
     }
-    fsd_buf b = FSD_BUF_INIT;
+    vc_buf b = VC_BUF_INIT;
     char chunk[4096];
     size_t n;
     int rc = 0;
@@ -58,18 +58,18 @@ static char *read_pem(const char *path, int *err)
         if (b.len + n > (1u << 20))
             rc = -EFBIG;
         else
-            rc = fsd_buf_append(&b, chunk, n);
+            rc = vc_buf_append(&b, chunk, n);
     }
     fclose(f);
     if (rc == 0 && b.len == 0)
         rc = -EINVAL;
     if (rc < 0) {
-        fsd_buf_release(&b);
+        vc_buf_release(&b);
         *err = rc;
         return NULL;
     }
     size_t len;
-    return fsd_buf_detach(&b, &len);
+    return vc_buf_detach(&b, &len);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
@@ -124,30 +124,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, "GET only\n", 9);
     if (strcmp(url, "/livez") == 0)
         return send_text(c, MHD_HTTP_OK, text, "ok\n", 3);
-    fsd_buf b = FSD_BUF_INIT;
+    vc_buf b = VC_BUF_INIT;
     enum MHD_Result ret;
     if (strcmp(url, "/metrics") == 0) {
         int rc = fsd_admin_render(h->d, FSD_K_ADMIN_METRICS, &b);
         ret = rc == 0 ? send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                                  b.data ? b.data : "", b.len)
+                                  b.p ? b.p : "", b.len)
                       : send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "error\n", 6);
     } else if (strcmp(url, "/health") == 0 || strcmp(url, "/readyz") == 0) {
         int rc = fsd_admin_render(h->d, FSD_K_ADMIN_HEALTH, &b);
-        bool healthy = rc == 0 && b.len == 3 && memcmp(b.data, "ok\n", 3) == 0;
+        bool healthy = rc == 0 && b.len == 3 && memcmp(b.p, "ok\n", 3) == 0;
         if (strcmp(url, "/readyz") == 0 && !atomic_load(&h->ready)) {
-            fsd_buf_reset(&b);
-            rc = fsd_buf_printf(&b, "not mounted\n");
+            vc_buf_reset(&b);
+            rc = vc_buf_printf(&b, "not mounted\n");
             healthy = false;
         }
         if (rc < 0)
             ret = send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "error\n", 6);
         else
             ret = send_text(c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text,
-                            b.data ? b.data : "", b.len);
+                            b.p ? b.p : "", b.len);
     } else {
         ret = send_text(c, MHD_HTTP_NOT_FOUND, text, "not found\n", 10);
     }
-    fsd_buf_release(&b);
+    vc_buf_release(&b);
     return ret;
 }
 

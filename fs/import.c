@@ -46,7 +46,7 @@ typedef struct fsd_import_fh {
     mode_t mode;                      /* immutable: permission bits for the rows */
     struct timespec created;          /* immutable */
     pthread_mutex_t lock;             /* guards buf, done; held for a whole import */
-    fsd_buf buf;
+    vc_buf buf;
     bool done;
     _Atomic size_t size; /* buf.len as of the last write: stat reads it
                             without waiting for an import to finish */
@@ -244,7 +244,7 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
         fsd_fh_untrack(d, &h->h);
         table_remove(d->imports, h);
-        fsd_buf_release(&h->buf);
+        vc_buf_release(&h->buf);
         pthread_mutex_destroy(&h->lock);
         free(h);
         fsd_inodes_forget(d->inodes, ino, 1);
@@ -272,7 +272,7 @@ void fsd_ifile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
             rc = -EBUSY;
         } else {
             pthread_mutex_lock(&h->lock);
-            rc = h->done ? -EBADF : fsd_buf_resize(&h->buf, (size_t)in->st_size);
+            rc = h->done ? -EBADF : vc_buf_resize(&h->buf, (size_t)in->st_size, FSD_BUF_MAX);
             atomic_store(&h->size, h->buf.len);
             pthread_mutex_unlock(&h->lock);
         }
@@ -290,7 +290,7 @@ void fsd_ifile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
 {
     fsd_import_fh *h = (fsd_import_fh *)fh;
     pthread_mutex_lock(&h->lock);
-    int rc = h->done ? -EBADF : fsd_buf_write_at(&h->buf, (size_t)off, buf, size, FSD_BUF_MAX);
+    int rc = h->done ? -EBADF : vc_buf_write_at(&h->buf, (size_t)off, buf, size, FSD_BUF_MAX);
     atomic_store(&h->size, h->buf.len);
     pthread_mutex_unlock(&h->lock);
     if (rc < 0) {
@@ -401,7 +401,7 @@ static int import_locked(fsd *d, fsd_import_fh *h)
     fsd_batch *b = NULL;
     char why[200] = "";
     size_t stem = fsd_name_stem_len(h->name, strlen(h->name));
-    rc = fsd_batch_parse(fmt, h->buf.data, h->buf.len, h->name, stem, cfg.dim, &b, why, sizeof why);
+    rc = fsd_batch_parse(fmt, h->buf.p, h->buf.len, h->name, stem, cfg.dim, &b, why, sizeof why);
     if (rc < 0) {
         fsd_log(FSD_LOG_INFO, "import %s/.import/%s rejected: %s", h->coll, h->name,
                 why[0] ? why : strerror(-rc));
@@ -416,7 +416,7 @@ static int import_locked(fsd *d, fsd_import_fh *h)
         fsd_log(FSD_LOG_INFO, "import %s/.import/%s failed: %s", h->coll, h->name, strerror(-rc));
     }
     fsd_batch_free(b);
-    fsd_buf_release(&h->buf);
+    vc_buf_release(&h->buf);
     return rc;
 }
 
@@ -450,7 +450,7 @@ void fsd_ifile_fh_discard(fsd *d, fsd_fh *fh)
 {
     fsd_import_fh *h = (fsd_import_fh *)fh;
     table_remove(d->imports, h);
-    fsd_buf_release(&h->buf);
+    vc_buf_release(&h->buf);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -469,7 +469,7 @@ void fsd_ifile_release(fuse_req_t req, fsd_fh *fh)
     }
     pthread_mutex_unlock(&h->lock);
     table_remove(d->imports, h);
-    fsd_buf_release(&h->buf);
+    vc_buf_release(&h->buf);
     pthread_mutex_destroy(&h->lock);
     free(h);
     fuse_reply_err(req, 0);

@@ -53,7 +53,7 @@ typedef struct fsd_cli {
     bool debug;
     bool single_thread;
     unsigned threads;
-    fsd_buf fuse_opts; /* comma-joined -o options */
+    vc_buf fuse_opts; /* comma-joined -o options */
 } fsd_cli;
 
 static void usage(FILE *f)
@@ -182,8 +182,8 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
                 }
                 if (strcmp(t, "rw") == 0)
                     continue;
-                if ((cli->fuse_opts.len && fsd_buf_append(&cli->fuse_opts, ",", 1) < 0) ||
-                    fsd_buf_append(&cli->fuse_opts, t, strlen(t)) < 0) {
+                if ((cli->fuse_opts.len && vc_buf_append(&cli->fuse_opts, ",", 1) < 0) ||
+                    vc_buf_append(&cli->fuse_opts, t, strlen(t)) < 0) {
                     free(dup);
                     fprintf(stderr, "vecfs: out of memory\n");
                     return -1;
@@ -347,16 +347,16 @@ static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
         return -ENOMEM;
     if (cli->debug && fuse_opt_add_arg(args, "-d") < 0)
         return -ENOMEM;
-    fsd_buf o = FSD_BUF_INIT;
+    vc_buf o = VC_BUF_INIT;
     /* default_permissions: the kernel enforces the persisted modes and
      * owners (SPEC §5); the daemon adds only what the kernel cannot know
      * (read permission for queries, write permission for imports). */
-    int rc = fsd_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s",
-                            cli->fuse_opts.len ? "," : "",
-                            cli->fuse_opts.len ? cli->fuse_opts.data : "");
-    if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.data) < 0))
+    int rc =
+        vc_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s",
+                      cli->fuse_opts.len ? "," : "", cli->fuse_opts.len ? cli->fuse_opts.p : "");
+    if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.p) < 0))
         rc = -ENOMEM;
-    fsd_buf_release(&o);
+    vc_buf_release(&o);
     return rc;
 }
 
@@ -407,7 +407,7 @@ static int serve(fsd_cli *cli, int report_fd)
     se = fuse_session_new(&args, &fsd_ll_ops, sizeof fsd_ll_ops, d);
     if (se == NULL) {
         snprintf(msg, sizeof msg, "bad FUSE option in '-o %s'%s%s",
-                 cli->fuse_opts.len ? cli->fuse_opts.data : "", fuse_last_error[0] ? ": " : "",
+                 cli->fuse_opts.len ? cli->fuse_opts.p : "", fuse_last_error[0] ? ": " : "",
                  fuse_last_error);
         goto out;
     }
@@ -520,13 +520,13 @@ static int cmd_mount(int argc, char **argv)
     fsd_cli cli = {0};
     int rc = cli_parse(argc, argv, &cli);
     if (rc != 0) {
-        fsd_buf_release(&cli.fuse_opts);
+        vc_buf_release(&cli.fuse_opts);
         return rc > 0 ? 0 : 2;
     }
     char msg[512];
     if (check_paths(&cli, msg, sizeof msg) < 0) {
         fprintf(stderr, "vecfs: %s\n", msg);
-        fsd_buf_release(&cli.fuse_opts);
+        vc_buf_release(&cli.fuse_opts);
         return 1;
     }
     /* The daemon leaves the caller's cwd: make both paths absolute. */
@@ -534,7 +534,7 @@ static int cmd_mount(int argc, char **argv)
     if (realpath(cli.datadir, datadir) == NULL || realpath(cli.mountpoint, mountpoint) == NULL) {
         fprintf(stderr, "vecfs: cannot resolve %s or %s: %s\n", cli.datadir, cli.mountpoint,
                 strerror(errno));
-        fsd_buf_release(&cli.fuse_opts);
+        vc_buf_release(&cli.fuse_opts);
         return 1;
     }
     cli.datadir = datadir;
@@ -547,7 +547,7 @@ static int cmd_mount(int argc, char **argv)
     for (size_t i = 0; i < 5; i++) {
         if (absolute_path(*files[i], abs_paths[i], sizeof abs_paths[i]) < 0) {
             fprintf(stderr, "vecfs: path %s is too long\n", *files[i]);
-            fsd_buf_release(&cli.fuse_opts);
+            vc_buf_release(&cli.fuse_opts);
             return 1;
         }
         if (*files[i] != NULL)
@@ -558,7 +558,7 @@ static int cmd_mount(int argc, char **argv)
         fsd_log_hold(); /* until mounted: see serve() */
     if (cli.foreground) {
         rc = serve(&cli, -1);
-        fsd_buf_release(&cli.fuse_opts);
+        vc_buf_release(&cli.fuse_opts);
         return rc;
     }
     int pfd[2];
@@ -588,7 +588,7 @@ static int cmd_mount(int argc, char **argv)
             got += (size_t)n;
     reply[got] = '\0';
     close(pfd[0]);
-    fsd_buf_release(&cli.fuse_opts);
+    vc_buf_release(&cli.fuse_opts);
     if (got == 2 && memcmp(reply, "ok", 2) == 0)
         return 0;
     fprintf(stderr, "vecfs: %s\n", got ? reply : "the daemon exited before mounting");

@@ -167,55 +167,55 @@ static const char *errno_name(int e)
     }
 }
 
-int fsd_metrics_render(fsd_buf *b)
+int fsd_metrics_render(vc_buf *b)
 {
     int rc = 0;
     rc = rc ? rc
-            : fsd_buf_printf(b,
-                             "# HELP vecfs_build_info Build information.\n"
-                             "# TYPE vecfs_build_info gauge\n"
-                             "vecfs_build_info{version=\"%s\"} 1\n",
-                             VECFS_VERSION);
+            : vc_buf_printf(b,
+                            "# HELP vecfs_build_info Build information.\n"
+                            "# TYPE vecfs_build_info gauge\n"
+                            "vecfs_build_info{version=\"%s\"} 1\n",
+                            VECFS_VERSION);
     rc = rc ? rc
-            : fsd_buf_printf(b,
-                             "# HELP vecfs_inserts_total Vectors inserted or updated.\n"
-                             "# TYPE vecfs_inserts_total counter\n"
-                             "vecfs_inserts_total %llu\n",
-                             (unsigned long long)fsd_metrics_inserts_total());
+            : vc_buf_printf(b,
+                            "# HELP vecfs_inserts_total Vectors inserted or updated.\n"
+                            "# TYPE vecfs_inserts_total counter\n"
+                            "vecfs_inserts_total %llu\n",
+                            (unsigned long long)fsd_metrics_inserts_total());
     rc = rc ? rc
-            : fsd_buf_printf(b,
-                             "# HELP vecfs_queries_total Query vectors answered.\n"
-                             "# TYPE vecfs_queries_total counter\n"
-                             "vecfs_queries_total %llu\n",
-                             (unsigned long long)fsd_metrics_queries_total());
+            : vc_buf_printf(b,
+                            "# HELP vecfs_queries_total Query vectors answered.\n"
+                            "# TYPE vecfs_queries_total counter\n"
+                            "vecfs_queries_total %llu\n",
+                            (unsigned long long)fsd_metrics_queries_total());
     rc = rc ? rc
-            : fsd_buf_printf(b, "# HELP vecfs_query_duration_seconds Time per query vector.\n"
-                                "# TYPE vecfs_query_duration_seconds histogram\n");
+            : vc_buf_printf(b, "# HELP vecfs_query_duration_seconds Time per query vector.\n"
+                               "# TYPE vecfs_query_duration_seconds histogram\n");
     uint64_t cum = 0;
     for (unsigned i = 0; i < FSD_METRICS_QUERY_BUCKETS && rc == 0; i++) {
         cum += atomic_load_explicit(&buckets[i], memory_order_relaxed);
-        rc = fsd_buf_printf(b, "vecfs_query_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                            bucket_le[i], (unsigned long long)cum);
+        rc = vc_buf_printf(b, "vecfs_query_duration_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
+                           (unsigned long long)cum);
     }
     cum += atomic_load_explicit(&buckets[FSD_METRICS_QUERY_BUCKETS], memory_order_relaxed);
     rc = rc ? rc
-            : fsd_buf_printf(b,
-                             "vecfs_query_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                             "vecfs_query_duration_seconds_sum %.9f\n"
-                             "vecfs_query_duration_seconds_count %llu\n",
-                             (unsigned long long)cum,
-                             (double)atomic_load_explicit(&query_ns, memory_order_relaxed) / 1e9,
-                             (unsigned long long)cum);
+            : vc_buf_printf(b,
+                            "vecfs_query_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                            "vecfs_query_duration_seconds_sum %.9f\n"
+                            "vecfs_query_duration_seconds_count %llu\n",
+                            (unsigned long long)cum,
+                            (double)atomic_load_explicit(&query_ns, memory_order_relaxed) / 1e9,
+                            (unsigned long long)cum);
     rc = rc ? rc
-            : fsd_buf_printf(b, "# HELP vecfs_fuse_ops_total FUSE requests by operation.\n"
-                                "# TYPE vecfs_fuse_ops_total counter\n");
+            : vc_buf_printf(b, "# HELP vecfs_fuse_ops_total FUSE requests by operation.\n"
+                               "# TYPE vecfs_fuse_ops_total counter\n");
     for (unsigned op = 0; op < FSD_OP_COUNT && rc == 0; op++)
-        rc = fsd_buf_printf(
-            b, "vecfs_fuse_ops_total{op=\"%s\"} %llu\n", op_names[op],
-            (unsigned long long)atomic_load_explicit(&ops[op], memory_order_relaxed));
+        rc =
+            vc_buf_printf(b, "vecfs_fuse_ops_total{op=\"%s\"} %llu\n", op_names[op],
+                          (unsigned long long)atomic_load_explicit(&ops[op], memory_order_relaxed));
     rc = rc ? rc
-            : fsd_buf_printf(b, "# HELP vecfs_errors_total FUSE requests that failed.\n"
-                                "# TYPE vecfs_errors_total counter\n");
+            : vc_buf_printf(b, "# HELP vecfs_errors_total FUSE requests that failed.\n"
+                               "# TYPE vecfs_errors_total counter\n");
     for (unsigned op = 0; op < FSD_OP_COUNT && rc == 0; op++) {
         for (int e = 1; e <= FSD_METRICS_MAX_ERRNO && rc == 0; e++) {
             uint64_t n = atomic_load_explicit(&errors[op][e], memory_order_relaxed);
@@ -223,11 +223,11 @@ int fsd_metrics_render(fsd_buf *b)
                 continue;
             const char *en = errno_name(e);
             if (en != NULL)
-                rc = fsd_buf_printf(b, "vecfs_errors_total{op=\"%s\",errno=\"%s\"} %llu\n",
-                                    op_names[op], en, (unsigned long long)n);
+                rc = vc_buf_printf(b, "vecfs_errors_total{op=\"%s\",errno=\"%s\"} %llu\n",
+                                   op_names[op], en, (unsigned long long)n);
             else
-                rc = fsd_buf_printf(b, "vecfs_errors_total{op=\"%s\",errno=\"%d\"} %llu\n",
-                                    op_names[op], e, (unsigned long long)n);
+                rc = vc_buf_printf(b, "vecfs_errors_total{op=\"%s\",errno=\"%d\"} %llu\n",
+                                   op_names[op], e, (unsigned long long)n);
         }
     }
     return rc;

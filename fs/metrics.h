@@ -81,6 +81,6 @@ uint64_t fsd_metrics_inserts_total(void);
 /* Appends the counters (build info, inserts, queries, query histogram,
  * FUSE ops, errors) in Prometheus text exposition format to b.
  * Returns 0 or -ENOMEM (b keeps what was appended). */
-int fsd_metrics_render(fsd_buf *b);
+int fsd_metrics_render(vc_buf *b);
 
 #endif /* VECFS_FS_METRICS_H */

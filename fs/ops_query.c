@@ -60,8 +60,8 @@ typedef struct fsd_query_fh {
     bool dirty;           /* written since the last commit */
     bool have_result;     /* result holds the generated answer */
     int result_err;       /* sticky error of the generation, if any */
-    fsd_buf wbuf;         /* the text being written */
-    fsd_buf result;       /* the answer */
+    vc_buf wbuf;          /* the text being written */
+    vc_buf result;        /* the answer */
     pthread_mutex_t lock; /* guards every field above: FUSE may run reads of
                              one handle in parallel */
 } fsd_query_fh;
@@ -215,17 +215,14 @@ static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
 
 /* Runs a parsed query and puts its result into out (replacing what out
  * held). 0 or a negative errno. */
-static int run_query(fsd *d, const char *coll, const fsd_query *q, uid_t uid, fsd_buf *out)
+static int run_query(fsd *d, const char *coll, const fsd_query *q, uid_t uid, vc_buf *out)
 {
     char *bytes = NULL;
     size_t len = 0;
     int rc = fsd_query_run(d->store, coll, q, d->queries, uid, &bytes, &len);
     if (rc < 0)
         return rc;
-    fsd_buf_release(out);
-    out->data = bytes;
-    out->len = len;
-    out->cap = len + 1;
+    vc_buf_attach(out, bytes, len);
     return 0;
 }
 
@@ -261,7 +258,7 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     if (rc == 0) {
         rc = fh_charge_to(h, (uint64_t)h->wbuf.len + h->result.len);
         if (rc < 0)
-            fsd_buf_release(&h->result);
+            vc_buf_release(&h->result);
     }
     if (rc == 0) {
         h->have_result = true;
@@ -292,7 +289,7 @@ static int check_against(fsd *d, const char *coll, const fsd_query *q)
 /* Commits the handle's written text to the entry. Caller holds h->lock. */
 static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
 {
-    fsd_qtext *t = fsd_qtext_new(h->wbuf.data, h->wbuf.len);
+    fsd_qtext *t = fsd_qtext_new(h->wbuf.p, h->wbuf.len);
     if (t == NULL)
         return -ENOMEM;
     fsd_query q = FSD_QUERY_INIT;
@@ -313,8 +310,8 @@ static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     }
     /* The entry takes over the text: the handle's copy goes first so the
      * same bytes are not charged twice. */
-    fsd_buf_release(&h->wbuf);
-    fsd_buf_release(&h->result);
+    vc_buf_release(&h->wbuf);
+    vc_buf_release(&h->result);
     fh_charge_sync(h);
     h->reload = true;
     h->dirty = false;
@@ -342,7 +339,7 @@ static int reload_text(fsd *d, fsd_query_fh *h)
     size_t n = info.text != NULL ? info.text->len : 0;
     rc = fh_charge_to(h, (uint64_t)h->result.len + n);
     if (rc == 0 && n > 0)
-        rc = fsd_buf_append(&h->wbuf, info.text->data, n);
+        rc = vc_buf_append(&h->wbuf, info.text->data, n);
     fsd_qinfo_release(&info);
     if (rc < 0) {
         fh_charge_sync(h);
@@ -380,8 +377,8 @@ static void fh_free(fsd_query_fh *h)
 {
     if (h == NULL)
         return;
-    fsd_buf_release(&h->wbuf);
-    fsd_buf_release(&h->result);
+    vc_buf_release(&h->wbuf);
+    vc_buf_release(&h->result);
     fh_charge_sync(h);
     pthread_mutex_destroy(&h->lock);
     free(h);
@@ -463,7 +460,7 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
             if (info.text != NULL) {
                 rc = fh_charge_to(h, info.text->len);
                 if (rc == 0)
-                    rc = fsd_buf_append(&h->wbuf, info.text->data, info.text->len);
+                    rc = vc_buf_append(&h->wbuf, info.text->data, info.text->len);
             }
         } else {
             /* Read-only: generate now, so fstat and every read agree. */
@@ -523,7 +520,7 @@ void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
      * is still returning. */
     char *copy = n ? malloc(n) : NULL;
     if (copy != NULL)
-        memcpy(copy, h->result.data + off, n);
+        memcpy(copy, h->result.p + off, n);
     pthread_mutex_unlock(&h->lock);
     if (n && copy == NULL) {
         fsd_reply_err(req, FSD_OP_READ, ENOMEM);
@@ -547,7 +544,7 @@ void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
         rc = -EFBIG;
     if (rc == 0 && h->have_result) {
         /* The result of an earlier read is stale now: give it back first. */
-        fsd_buf_release(&h->result);
+        vc_buf_release(&h->result);
         h->have_result = false;
         fh_charge_sync(h);
     }
@@ -557,7 +554,7 @@ void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
         rc = fh_charge_to(h, want);
     }
     if (rc == 0)
-        rc = fsd_buf_write_at(&h->wbuf, (size_t)off, buf, size, max);
+        rc = vc_buf_write_at(&h->wbuf, (size_t)off, buf, size, max);
     fh_charge_sync(h);
     if (rc == 0) {
         h->dirty = true;
@@ -617,12 +614,12 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
             if (rc == 0 && (uint64_t)in->st_size > max)
                 rc = -EFBIG;
             if (rc == 0) {
-                fsd_buf_release(&h->result);
+                vc_buf_release(&h->result);
                 h->have_result = false;
                 rc = fh_charge_to(h, (uint64_t)in->st_size);
             }
             if (rc == 0)
-                rc = fsd_buf_resize(&h->wbuf, (size_t)in->st_size);
+                rc = vc_buf_resize(&h->wbuf, (size_t)in->st_size, FSD_BUF_MAX);
             fh_charge_sync(h);
             if (rc == 0) {
                 h->dirty = true;

@@ -85,7 +85,7 @@ struct fsd_vfile {
     bool in_store;
     bool dirty;
     int failed_err;
-    fsd_buf buf;
+    vc_buf buf;
     st_attr attr;
     unsigned pend_mask;
     pxattr *px; /* xattrs of a NEW file, committed with it */
@@ -103,7 +103,7 @@ typedef struct fsd_vec_fh {
     fuse_ino_t ino;
     bool writable;
     bool wrote;   /* this handle changed the buffer since its last commit */
-    fsd_buf snap; /* vf NULL (a read-only open): the committed content */
+    vc_buf snap;  /* vf NULL (a read-only open): the committed content */
     st_attr attr; /* vf NULL: its attributes (size = snap.len) */
 } fsd_vec_fh;
 
@@ -253,7 +253,7 @@ static void vf_unpin(fsd *d, fsd_vfile *vf)
     }
     pthread_mutex_unlock(&d->vf_lock);
     if (last) {
-        fsd_buf_release(&vf->buf);
+        vc_buf_release(&vf->buf);
         px_free(vf);
         pthread_mutex_destroy(&vf->lock);
         free(vf);
@@ -267,7 +267,7 @@ static void vf_unpin(fsd *d, fsd_vfile *vf)
 /* The text of coll's config into out, and the attributes of .config in
  * *attr (size not set): the collection's owner and rw bits, the text's
  * own mtime. */
-static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *attr)
+static int config_text(fsd *d, const char *coll, vc_buf *out, st_attr *attr)
 {
     st_config c;
     struct timespec mtime;
@@ -281,27 +281,27 @@ static int config_text(fsd *d, const char *coll, fsd_buf *out, st_attr *attr)
     attr->atime = attr->mtime = attr->ctime = mtime;
     size_t len = 0;
     (void)st_config_format(&c, NULL, 0, &len);
-    fsd_buf_reset(out);
-    rc = fsd_buf_grow(out, len + 1);
+    vc_buf_reset(out);
+    rc = vc_buf_grow(out, len + 1);
     if (rc < 0)
         return rc;
-    rc = st_config_format(&c, out->data, len + 1, &len);
+    rc = st_config_format(&c, out->p, len + 1, &len);
     if (rc < 0)
         return rc;
-    out->len = len;
+    vc_buf_setlen(out, len);
     return 0;
 }
 
 int fsd_config_stat(fsd *d, const fsd_ref *coll, fuse_ino_t ino, struct stat *st)
 {
-    fsd_buf text = FSD_BUF_INIT;
+    vc_buf text = VC_BUF_INIT;
     st_attr a;
     int rc = config_text(d, coll->coll, &text, &a);
     if (rc == 0) {
         a.size = text.len;
         fsd_attr_to_stat(&a, ino, st);
     }
-    fsd_buf_release(&text);
+    vc_buf_release(&text);
     return rc;
 }
 
@@ -380,8 +380,8 @@ static int vf_load_locked(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &a);
     if (rc < 0)
         return rc == -EINVAL ? -ENOENT : rc;
-    fsd_buf_reset(&vf->buf);
-    rc = fsd_buf_append(&vf->buf, data, len);
+    vc_buf_reset(&vf->buf);
+    rc = vc_buf_append(&vf->buf, data, len);
     free(data);
     if (rc < 0)
         return rc;
@@ -399,8 +399,7 @@ static int commit_config(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     if (rc < 0)
         return rc;
     char why[200] = "";
-    rc = st_config_parse(vf->buf.data ? vf->buf.data : "", vf->buf.len, &base, &next, why,
-                         sizeof why);
+    rc = st_config_parse(vf->buf.p ? vf->buf.p : "", vf->buf.len, &base, &next, why, sizeof why);
     /* A utimens since the last write gives the text its time (cp -a, tar
      * and rsync restore the mtime before they close). */
     if (rc == 0)
@@ -461,7 +460,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     size_t flen;
     format_name(r->name, &fname, &flen);
     fsd_vformat fmt = fsd_vformat_from_name(fname, flen);
-    rc = fsd_vector_parse(fmt, vf->buf.data, vf->buf.len, cfg.dim, &vec, &dim);
+    rc = fsd_vector_parse(fmt, vf->buf.p, vf->buf.len, cfg.dim, &vec, &dim);
     if (rc < 0)
         return rc; /* -EINVAL bad content, -EFBIG more than FSD_MAX_DIM numbers */
     unsigned mask = vf->pend_mask;
@@ -482,7 +481,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
                     vals[i] = vf->px[i].value;
                     lens[i] = vf->px[i].len;
                 }
-                rc = st_batch_put(b, r->name, vf->buf.data, vf->buf.len, vec, dim, &vf->attr, mask,
+                rc = st_batch_put(b, r->name, vf->buf.p, vf->buf.len, vec, dim, &vf->attr, mask,
                                   vf->npx, (const char *const *)keys, (const void *const *)vals,
                                   lens);
             }
@@ -496,7 +495,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
             st_batch_abort(b);
         }
     } else {
-        rc = st_vec_put(d->store, r->coll, r->name, vf->buf.data, vf->buf.len, vec, dim, &vf->attr,
+        rc = st_vec_put(d->store, r->coll, r->name, vf->buf.p, vf->buf.len, vec, dim, &vf->attr,
                         mask);
     }
     free(vec);
@@ -584,7 +583,7 @@ static int fh_new(fsd_vfile *vf, fuse_ino_t ino, int flags, fsd_vec_fh **out)
     h->vf = vf;
     h->ino = ino;
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
-    h->snap = (fsd_buf)FSD_BUF_INIT;
+    h->snap = (vc_buf)VC_BUF_INIT;
     *out = h;
     return 0;
 }
@@ -593,7 +592,7 @@ static void fh_free(fsd_vec_fh *h)
 {
     if (h == NULL)
         return;
-    fsd_buf_release(&h->snap);
+    vc_buf_release(&h->snap);
     free(h);
 }
 
@@ -608,7 +607,7 @@ static int fh_snapshot(fsd *d, const fsd_ref *r, fsd_vec_fh *h)
     int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &h->attr);
     if (rc < 0)
         return rc == -EINVAL ? -ENOENT : rc;
-    rc = fsd_buf_append(&h->snap, data, len);
+    rc = vc_buf_append(&h->snap, data, len);
     free(data);
     return rc;
 }
@@ -652,7 +651,7 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
         rc = vf_load_locked(d, vf, r);
     }
     if (rc == 0 && trunc) {
-        fsd_buf_reset(&vf->buf);
+        vc_buf_reset(&vf->buf);
         vf->loaded = true;
         vf->dirty = true;
         vf->failed_err = 0;
@@ -732,7 +731,7 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     if (is_cfg) {
         rc = config_text(d, p->coll, &vf->buf, &vf->attr);
         if (rc == 0) {
-            fsd_buf_reset(&vf->buf);
+            vc_buf_reset(&vf->buf);
             vf->loaded = true;
             vf->in_store = true;
             vf->dirty = true;
@@ -742,7 +741,7 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
         vf->attr = existing;
         vf->in_store = true;
         if (fi->flags & O_TRUNC) {
-            fsd_buf_reset(&vf->buf);
+            vc_buf_reset(&vf->buf);
             vf->loaded = true;
             vf->dirty = true;
         } else {
@@ -761,9 +760,9 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
         vf->loaded = true;
         vf->dirty = true;
         vf->failed_err = 0;
-        fsd_buf_reset(&vf->buf);
+        vc_buf_reset(&vf->buf);
     } else if (fi->flags & O_TRUNC) {
-        fsd_buf_reset(&vf->buf);
+        vc_buf_reset(&vf->buf);
         vf->dirty = true;
     }
     struct stat st;
@@ -815,7 +814,7 @@ void fsd_vec_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
     /* A read-only handle's snap never changes, but it is freed by release,
      * which the kernel may send as soon as it has this reply's bytes, while
      * fuse_reply_buf has not returned yet: reply from a copy either way. */
-    const fsd_buf *src = vf != NULL ? &vf->buf : &h->snap;
+    const vc_buf *src = vf != NULL ? &vf->buf : &h->snap;
     char *copy = NULL;
     size_t n = 0;
     if (vf != NULL)
@@ -826,7 +825,7 @@ void fsd_vec_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
             n = size;
         copy = malloc(n);
         if (copy != NULL)
-            memcpy(copy, src->data + off, n);
+            memcpy(copy, src->p + off, n);
     }
     if (vf != NULL)
         pthread_mutex_unlock(&vf->lock);
@@ -848,7 +847,7 @@ void fsd_vec_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off
     }
     size_t max = vf->is_config ? 65536 : ST_CONTENT_MAX;
     pthread_mutex_lock(&vf->lock);
-    int rc = fsd_buf_write_at(&vf->buf, (size_t)off, buf, size, max);
+    int rc = vc_buf_write_at(&vf->buf, (size_t)off, buf, size, max);
     if (rc == 0) {
         vf->dirty = true;
         vf->failed_err = 0;
@@ -938,7 +937,7 @@ void fsd_vfiles_discard(fsd *d)
         fsd_vfile *vf = d->vf_buckets[b];
         while (vf != NULL) {
             fsd_vfile *next = vf->next;
-            fsd_buf_release(&vf->buf);
+            vc_buf_release(&vf->buf);
             px_free(vf);
             pthread_mutex_destroy(&vf->lock);
             free(vf);
@@ -1021,7 +1020,7 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
             if ((uint64_t)in->st_size > (vf->is_config ? 65536u : ST_CONTENT_MAX))
                 rc = -EFBIG;
             else
-                rc = fsd_buf_resize(&vf->buf, (size_t)in->st_size);
+                rc = vc_buf_resize(&vf->buf, (size_t)in->st_size, FSD_BUF_MAX);
             if (rc == 0) {
                 vf->dirty = true;
                 vf->failed_err = 0;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "batch.h"
 #include "names.h"
 
@@ -53,7 +54,7 @@ static void trim(const char **p, size_t *n)
 
 static char *dup_bytes(const char *p, size_t n)
 {
-    char *s = fsd_fmt_malloc(n + 1);
+    char *s = vc_malloc(n + 1);
     if (s) {
         if (n)
             memcpy(s, p, n);
@@ -150,7 +151,7 @@ int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out)
     trim(&text, &len);
     if (len == 0)
         return 0;
-    kv = fsd_fmt_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    kv = vc_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
     if (!kv)
         return -ENOMEM;
     size_t i = 0;
@@ -284,7 +285,7 @@ static int json_filter(fsd_query *q, json_t *obj)
 {
     if (!json_is_object(obj) || json_object_size(obj) > FSD_QUERY_MAX_TERMS)
         return -EINVAL;
-    fsd_kv *kv = fsd_fmt_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
+    fsd_kv *kv = vc_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
     size_t n = 0;
     int rc = 0;
     if (!kv)
@@ -363,7 +364,7 @@ static int parse_json(fsd_query *q, const char *p, size_t len)
                 rc = -EFBIG;
                 goto out;
             }
-            q->vectors = fsd_fmt_malloc(n * sizeof(float));
+            q->vectors = vc_malloc(n * sizeof(float));
             if (!q->vectors) {
                 rc = -ENOMEM;
                 goto out;
@@ -521,33 +522,18 @@ void fsd_results_release(fsd_results *r)
 {
     if (!r)
         return;
-    free(r->data);
+    vc_buf_release(&r->out);
     fsd_qkind kind = r->kind;
     fsd_results_init(r, kind);
 }
 
+/* Makes room for `more` bytes, which the caller writes directly into
+ * r->out.p and seals with vc_buf_setlen; the first failure sticks. */
 static int res_reserve(fsd_results *r, size_t more)
 {
     if (r->err)
         return r->err;
-    if (more > SIZE_MAX / 2 - r->len) {
-        r->err = -ENOMEM;
-        return r->err;
-    }
-    size_t need = r->len + more + 1;
-    if (need <= r->cap)
-        return 0;
-    size_t ncap = r->cap ? r->cap : 256;
-    while (ncap < need)
-        ncap *= 2;
-    char *nd = fsd_fmt_realloc(r->data, ncap);
-    if (!nd) {
-        r->err = -ENOMEM;
-        return r->err;
-    }
-    r->data = nd;
-    r->cap = ncap;
-    return 0;
+    return r->err = vc_buf_grow(&r->out, more);
 }
 
 /* Appends the name escaped for a tab-separated line (room is reserved by
@@ -557,10 +543,10 @@ static void put_text_name(fsd_results *r, const char *name, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (c == '\\' || c == '\t' || c == '\n' || c == '\0') {
-            r->data[r->len++] = '\\';
-            r->data[r->len++] = c == '\\' ? '\\' : (c == '\t' ? 't' : (c == '\n' ? 'n' : '0'));
+            r->out.p[r->out.len++] = '\\';
+            r->out.p[r->out.len++] = c == '\\' ? '\\' : (c == '\t' ? 't' : (c == '\n' ? 'n' : '0'));
         } else {
-            r->data[r->len++] = c;
+            r->out.p[r->out.len++] = c;
         }
     }
 }
@@ -571,33 +557,33 @@ static void put_json_name(fsd_results *r, const char *name, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)name;
-    r->data[r->len++] = '"';
+    r->out.p[r->out.len++] = '"';
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
         size_t u = fsd_utf8_seq_len(p + i, n - i);
         if (c == '"' || c == '\\') {
-            r->data[r->len++] = '\\';
-            r->data[r->len++] = (char)c;
+            r->out.p[r->out.len++] = '\\';
+            r->out.p[r->out.len++] = (char)c;
             i++;
         } else if (c < 0x20 || u == 0) {
-            memcpy(r->data + r->len, "\\u00", 4);
-            r->len += 4;
-            r->data[r->len++] = hex[c >> 4];
-            r->data[r->len++] = hex[c & 15];
+            memcpy(r->out.p + r->out.len, "\\u00", 4);
+            r->out.len += 4;
+            r->out.p[r->out.len++] = hex[c >> 4];
+            r->out.p[r->out.len++] = hex[c & 15];
             i++;
         } else {
-            memcpy(r->data + r->len, p + i, u);
-            r->len += u;
+            memcpy(r->out.p + r->out.len, p + i, u);
+            r->out.len += u;
             i += u;
         }
     }
-    r->data[r->len++] = '"';
+    r->out.p[r->out.len++] = '"';
 }
 
 static void put_bytes(fsd_results *r, const char *s, size_t n)
 {
-    memcpy(r->data + r->len, s, n);
-    r->len += n;
+    memcpy(r->out.p + r->out.len, s, n);
+    r->out.len += n;
 }
 
 int fsd_results_add(fsd_results *r, const char *name, size_t name_len, float distance)
@@ -629,6 +615,7 @@ int fsd_results_add(fsd_results *r, const char *name, size_t name_len, float dis
         put_bytes(r, d, dl);
         put_bytes(r, "\n", 1);
     }
+    vc_buf_setlen(&r->out, r->out.len);
     r->count++;
     return 0;
 }
@@ -654,6 +641,7 @@ int fsd_results_add_row(fsd_results *r, uint64_t row, const char *name, size_t n
     put_bytes(r, "\t", 1);
     put_bytes(r, d, dl);
     put_bytes(r, "\n", 1);
+    vc_buf_setlen(&r->out, r->out.len);
     r->count++;
     return 0;
 }
@@ -669,10 +657,8 @@ int fsd_results_finish(fsd_results *r, char **out, size_t *len_out)
     }
     if (r->kind == FSD_QKIND_JSON)
         put_bytes(r, r->count ? "]\n" : "[]\n", r->count ? 2 : 3);
-    r->data[r->len] = '\0';
-    *out = r->data;
-    *len_out = r->len;
-    r->data = NULL;
+    vc_buf_setlen(&r->out, r->out.len);
+    *out = vc_buf_detach(&r->out, len_out);
     fsd_results_release(r);
     return 0;
 }

@@ -64,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "format.h"
 
 #ifdef __cplusplus
@@ -162,10 +163,8 @@ void fsd_query_release(fsd_query *q);
 typedef struct fsd_results {
     fsd_qkind kind;
     size_t count; /* neighbours added so far */
-    char *data;
-    size_t len;
-    size_t cap;
-    int err; /* first error of an add; sticky */
+    vc_buf out;   /* the text so far */
+    int err;      /* first error of an add; sticky */
 } fsd_results;
 
 /* Starts an empty result for a query of `kind` (never fails). */

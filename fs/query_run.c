@@ -59,13 +59,13 @@ static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hi
 {
     batch *b = ctx;
     fsd_results *r = &b->parts[worker];
-    size_t off = r->len;
+    size_t off = r->out.len;
     int rc = 0;
     for (size_t j = 0; j < n && rc == 0; j++)
         rc = fsd_results_add_row(r, query, hits[j].name, strlen(hits[j].name), hits[j].distance);
-    b->spans[query] = (span){.worker = worker, .off = off, .len = r->len - off};
-    if (rc == 0 && r->cap > b->charged[worker]) {
-        size_t more = r->cap - b->charged[worker] + CHARGE_SLACK;
+    b->spans[query] = (span){.worker = worker, .off = off, .len = r->out.len - off};
+    if (rc == 0 && r->out.cap > b->charged[worker]) {
+        size_t more = r->out.cap - b->charged[worker] + CHARGE_SLACK;
         rc = fsd_queries_charge(b->budget, b->uid, more);
         if (rc == 0)
             b->charged[worker] += more;
@@ -110,7 +110,7 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
         for (size_t i = 0; i < q->nq; i++) {
             if (spans[i].len == 0)
                 continue; /* no hits: its worker's buffer may not exist */
-            memcpy(bytes + at, b->parts[spans[i].worker].data + spans[i].off, spans[i].len);
+            memcpy(bytes + at, b->parts[spans[i].worker].out.p + spans[i].off, spans[i].len);
             at += spans[i].len;
         }
         bytes[at] = '\0';

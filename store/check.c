@@ -60,8 +60,8 @@ typedef struct checker {
     MDB_txn *txn;
     FILE *out;
     uint64_t problems;
-    st_buf s1;        /* decrypted body of the record a walk is on */
-    st_buf s2;        /* decrypted body of the record a lookup found */
+    vc_buf s1;        /* decrypted body of the record a walk is on */
+    vc_buf s2;        /* decrypted body of the record a lookup found */
     const char *coll; /* names the collection in report lines */
 } checker;
 
@@ -132,7 +132,7 @@ static int read_failed(checker *ck, const char *pass, int db, const void *key, s
  * into scratch. 0, -EILSEQ (it fails its checksum or authentication: the
  * caller reports the damage), or -ENOMEM (reported: pass stops). */
 static int open_val(checker *ck, const char *pass, int db, const MDB_val *k, const MDB_val *v,
-                    st_buf *scratch, const void **body, size_t *blen)
+                    vc_buf *scratch, const void **body, size_t *blen)
 {
     int rc = st_env_open_buf(&ck->st->crypto, (uint8_t)db, k->mv_data, k->mv_size, v->mv_data,
                              v->mv_size, scratch, body, blen);
@@ -747,8 +747,8 @@ int st_check(const char *datadir, const st_options *opt, FILE *report)
         ncoll = check_colls(&ck);
         mdb_txn_abort(ck.txn);
     }
-    st_buf_free(&ck.s1);
-    st_buf_free(&ck.s2);
+    vc_buf_release(&ck.s1);
+    vc_buf_release(&ck.s2);
     st_store_close(st);
     if (rc) {
         if (report)

@@ -330,14 +330,13 @@ void st_stream_free(st_stream *s)
 }
 
 int st_env_open_buf(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *val,
-                    size_t vlen, st_buf *scratch, const void **body, size_t *blen)
+                    size_t vlen, vc_buf *scratch, const void **body, size_t *blen)
 {
-    if (c->on && scratch->cap < vlen) {
-        uint8_t *p = st_realloc(scratch->p, vlen);
-        if (!p)
-            return -ENOMEM;
-        scratch->p = p;
-        scratch->cap = vlen;
+    if (c->on) {
+        vc_buf_reset(scratch);
+        int rc = vc_buf_grow(scratch, vlen);
+        if (rc < 0)
+            return rc;
     }
     return st_env_open(c, tag, key, klen, val, vlen, c->on ? scratch->p : NULL, body, blen);
 }

@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "store.h"
 
 /* ------------------------------------------------------------------ */
@@ -47,7 +48,7 @@
 /* ------------------------------------------------------------------ */
 
 typedef enum st_fault {
-    ST_FAULT_ALLOC = 0, /* st_malloc / st_calloc / st_realloc */
+    ST_FAULT_ALLOC = 0, /* common/alloc.h: st_malloc and friends, vc_buf */
     ST_FAULT_IO = 1,    /* st_io_* */
     ST_FAULT_MDB = 2,   /* st_mdb_get / st_mdb_cursor_get */
     ST_FAULT_COUNT
@@ -56,9 +57,12 @@ typedef enum st_fault {
 /* The n-th call (1 = the next) of class f fails (NULL / -EIO, or -ENOSPC
  * for writes, MDB_CORRUPTED for LMDB reads); 0 disables. Process-wide, for
  * tests. Returns how many calls the previous arming of f still had to go:
- * 0 when it fired (or none was armed), so a test knows whether it hit. */
+ * 0 when it fired (or none was armed), so a test knows whether it hit.
+ * The ALLOC class is common/'s one counter (vc_alloc_fail_at), so it also
+ * fails the vc_bufs that hold record bodies and scratch. */
 uint64_t st_fault_set(st_fault f, uint64_t n);
 
+/* vc_malloc, vc_calloc and vc_realloc (common/alloc.h). */
 void *st_malloc(size_t n);
 void *st_calloc(size_t a, size_t b);
 void *st_realloc(void *p, size_t n);
@@ -178,24 +182,13 @@ enum st_rec_type {
 
 #define ST_FORMAT_VERSION 1u
 
-typedef struct st_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int err; /* sticky -ENOMEM */
-} st_buf;
-
-void st_buf_u8(st_buf *b, uint8_t v);
-void st_buf_u16(st_buf *b, uint16_t v);
-void st_buf_u32(st_buf *b, uint32_t v);
-void st_buf_u64(st_buf *b, uint64_t v);
-void st_buf_bytes(st_buf *b, const void *p, size_t n);
-void st_buf_free(st_buf *b);
-
-/* st_env_open with its scratch taken from (and grown in) *scratch when the
- * store is encrypted. Returns 0, -ENOMEM (scratch could not grow; nothing
- * was read), or st_env_open's -EIO. */
+/* st_env_open with its scratch taken from *scratch when the store is
+ * encrypted: scratch is emptied and grown to hold vlen bytes, and *body
+ * points into it until scratch is next grown or released. Returns 0,
+ * -ENOMEM (scratch could not grow; nothing was read), or st_env_open's
+ * -EIO. */
 int st_env_open_buf(const st_crypto *c, uint8_t tag, const void *key, size_t klen, const void *val,
-                    size_t vlen, st_buf *scratch, const void **body, size_t *blen);
+                    size_t vlen, vc_buf *scratch, const void **body, size_t *blen);
 
 /* A bounds-checked reader: any over-read sets err and returns zeros. */
 typedef struct st_rd {
@@ -241,22 +234,22 @@ typedef struct st_vec_rec {
 } st_vec_rec;
 
 /* Encoders append a body to b; decoders parse body bytes (0 or -EIO). */
-void st_rec_format_enc(st_buf *b, const st_format_rec *r);
+void st_rec_format_enc(vc_buf *b, const st_format_rec *r);
 int st_rec_format_dec(const void *p, size_t n, st_format_rec *r);
-void st_rec_counter_enc(st_buf *b, uint64_t v);
+void st_rec_counter_enc(vc_buf *b, uint64_t v);
 int st_rec_counter_dec(const void *p, size_t n, uint64_t *v);
-void st_rec_coll_enc(st_buf *b, const st_coll_rec *r);
+void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r);
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r);
-void st_rec_vec_enc(st_buf *b, const st_vec_rec *r);
+void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r);
 int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r);
 /* SLOT: name + dim floats. Decoding points *vec into the body (may be
  * unaligned: copy with memcpy). */
-void st_rec_slot_enc(st_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim);
+void st_rec_slot_enc(vc_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim);
 int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len,
                     const uint8_t **vec, uint32_t *dim);
-void st_rec_blob_enc(st_buf *b, uint8_t type, const void *p, size_t n);
+void st_rec_blob_enc(vc_buf *b, uint8_t type, const void *p, size_t n);
 int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len);
-void st_rec_xattr_enc(st_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen);
+void st_rec_xattr_enc(vc_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen);
 int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,
                      size_t *vlen);
 
@@ -416,7 +409,7 @@ int st_vec_name_check(const char *name, size_t *len_out);
  * (points into the map, or into *scratch which is (re)allocated and owned
  * by the caller). Returns 0, -ENOENT, -EIO, -ENOMEM. */
 int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void **body,
-           size_t *blen, st_buf *scratch);
+           size_t *blen, vc_buf *scratch);
 /* Seals body and puts it at db/key. Returns 0 or a negative errno. */
 int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void *body,
            size_t blen);
@@ -505,6 +498,6 @@ void st_snap_remove(st_store *st, uint32_t coll_id);
 
 /* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
 int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
-                 st_buf *scratch);
+                 vc_buf *scratch);
 
 #endif /* VECFS_STORE_INTERNAL_H */

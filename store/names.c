@@ -123,7 +123,7 @@ void st_names_destroy(st_names *n)
 typedef struct slot_scan {
     MDB_txn *txn;
     MDB_cursor *cur;
-    st_buf scratch;
+    vc_buf scratch;
 } slot_scan;
 
 static int scan_begin(st_store *st, st_coll *c, slot_scan *sc)
@@ -143,7 +143,7 @@ static void scan_end(st_coll *c, slot_scan *sc)
     if (sc->txn)
         mdb_txn_abort(sc->txn);
     pthread_mutex_unlock(&c->wlock);
-    st_buf_free(&sc->scratch);
+    vc_buf_release(&sc->scratch);
 }
 
 /* Positions sc's cursor at c's first slot with an id >= id: 1, 0 when

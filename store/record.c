@@ -1,5 +1,5 @@
 /*
- * record.c — byte buffers and the bodies of the store's LMDB records.
+ * record.c — the bodies of the store's LMDB records.
  *
  * Every body starts with a 4-byte header: u16le magic 0x5356 ("VS"),
  * u8 record type (enum st_rec_type), u8 record version (1; COLL is
@@ -30,8 +30,8 @@
  *      no NUL. Anything else is -EIO (damage), never an assert.
  *   2. A FORMAT record of another format version decodes to -EPROTO so the
  *      opener can say "another version" rather than "damaged".
- *   3. st_buf errors are sticky: after an allocation failure every append
- *      is a no-op and err stays -ENOMEM, so encoders need one check at the end.
+ *   3. Encoders append to a vc_buf and check nothing: its first error sticks
+ *      (common/buf.h), so their callers check b->err once at the end.
  */
 #include <errno.h>
 #include <math.h>
@@ -43,70 +43,6 @@
 
 #define REC_VERSION 1u
 #define COLL_VERSION 2u /* appends .config's mtime */
-
-static void buf_reserve(st_buf *b, size_t n)
-{
-    if (b->err)
-        return;
-    if (n > SIZE_MAX - b->len) {
-        b->err = -ENOMEM;
-        return;
-    }
-    if (b->len + n <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n)
-        cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
-    uint8_t *p = st_realloc(b->p, cap);
-    if (!p) {
-        b->err = -ENOMEM;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-void st_buf_bytes(st_buf *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (b->err || n == 0)
-        return;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-void st_buf_u8(st_buf *b, uint8_t v)
-{
-    st_buf_bytes(b, &v, 1);
-}
-
-void st_buf_u16(st_buf *b, uint16_t v)
-{
-    uint8_t p[2];
-    vc_le_put16(p, v);
-    st_buf_bytes(b, p, 2);
-}
-
-void st_buf_u32(st_buf *b, uint32_t v)
-{
-    uint8_t p[4];
-    vc_le_put32(p, v);
-    st_buf_bytes(b, p, 4);
-}
-
-void st_buf_u64(st_buf *b, uint64_t v)
-{
-    st_buf_u32(b, (uint32_t)v);
-    st_buf_u32(b, (uint32_t)(v >> 32));
-}
-
-void st_buf_free(st_buf *b)
-{
-    if (!b)
-        return;
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
 
 const uint8_t *st_rd_bytes(st_rd *r, size_t n)
 {
@@ -143,14 +79,14 @@ uint64_t st_rd_u64(st_rd *r)
     return lo | (uint64_t)st_rd_u32(r) << 32;
 }
 
-static void hdr_enc_version(st_buf *b, uint8_t type, uint8_t version)
+static void hdr_enc_version(vc_buf *b, uint8_t type, uint8_t version)
 {
-    st_buf_u16(b, ST_REC_MAGIC);
-    st_buf_u8(b, type);
-    st_buf_u8(b, version);
+    vc_buf_append_le16(b, ST_REC_MAGIC);
+    vc_buf_append_u8(b, type);
+    vc_buf_append_u8(b, version);
 }
 
-static void hdr_enc(st_buf *b, uint8_t type)
+static void hdr_enc(vc_buf *b, uint8_t type)
 {
     hdr_enc_version(b, type, REC_VERSION);
 }
@@ -188,10 +124,10 @@ static bool name_ok(const uint8_t *p, size_t n)
     return p && memchr(p, 0, n) == NULL;
 }
 
-static void ts_enc(st_buf *b, const struct timespec *t)
+static void ts_enc(vc_buf *b, const struct timespec *t)
 {
-    st_buf_u64(b, (uint64_t)(int64_t)t->tv_sec);
-    st_buf_u32(b, (uint32_t)t->tv_nsec);
+    vc_buf_append_le64(b, (uint64_t)(int64_t)t->tv_sec);
+    vc_buf_append_le32(b, (uint32_t)t->tv_nsec);
 }
 
 static void ts_dec(st_rd *r, struct timespec *t)
@@ -203,16 +139,16 @@ static void ts_dec(st_rd *r, struct timespec *t)
     t->tv_nsec = (long)ns;
 }
 
-void st_rec_format_enc(st_buf *b, const st_format_rec *r)
+void st_rec_format_enc(vc_buf *b, const st_format_rec *r)
 {
     hdr_enc(b, ST_REC_FORMAT);
-    st_buf_u32(b, r->version);
-    st_buf_u32(b, r->flags);
-    st_buf_u8(b, r->kdf.kind);
-    st_buf_u8(b, r->kdf.log2_n);
-    st_buf_u32(b, r->kdf.r);
-    st_buf_u32(b, r->kdf.p);
-    st_buf_bytes(b, r->kdf.salt, ST_SALT_LEN);
+    vc_buf_append_le32(b, r->version);
+    vc_buf_append_le32(b, r->flags);
+    vc_buf_append_u8(b, r->kdf.kind);
+    vc_buf_append_u8(b, r->kdf.log2_n);
+    vc_buf_append_le32(b, r->kdf.r);
+    vc_buf_append_le32(b, r->kdf.p);
+    vc_buf_append(b, r->kdf.salt, ST_SALT_LEN);
 }
 
 int st_rec_format_dec(const void *p, size_t n, st_format_rec *r)
@@ -237,10 +173,10 @@ int st_rec_format_dec(const void *p, size_t n, st_format_rec *r)
     return rd_done(&rd);
 }
 
-void st_rec_counter_enc(st_buf *b, uint64_t v)
+void st_rec_counter_enc(vc_buf *b, uint64_t v)
 {
     hdr_enc(b, ST_REC_COUNTER);
-    st_buf_u64(b, v);
+    vc_buf_append_le64(b, v);
 }
 
 int st_rec_counter_dec(const void *p, size_t n, uint64_t *v)
@@ -252,37 +188,37 @@ int st_rec_counter_dec(const void *p, size_t n, uint64_t *v)
     return rd_done(&rd);
 }
 
-void st_rec_coll_enc(st_buf *b, const st_coll_rec *r)
+void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r)
 {
     hdr_enc_version(b, ST_REC_COLL, COLL_VERSION);
-    st_buf_u32(b, r->coll_id);
-    st_buf_u64(b, r->uuid);
-    st_buf_u32(b, r->cfg.dim);
-    st_buf_u8(b, (uint8_t)r->cfg.metric);
-    st_buf_u32(b, r->cfg.m);
-    st_buf_u32(b, r->cfg.ef_construction);
-    st_buf_u32(b, r->cfg.ef_search);
-    st_buf_u8(b, r->cfg.ef_auto ? 1 : 0);
+    vc_buf_append_le32(b, r->coll_id);
+    vc_buf_append_le64(b, r->uuid);
+    vc_buf_append_le32(b, r->cfg.dim);
+    vc_buf_append_u8(b, (uint8_t)r->cfg.metric);
+    vc_buf_append_le32(b, r->cfg.m);
+    vc_buf_append_le32(b, r->cfg.ef_construction);
+    vc_buf_append_le32(b, r->cfg.ef_search);
+    vc_buf_append_u8(b, r->cfg.ef_auto ? 1 : 0);
     uint64_t bits;
     memcpy(&bits, &r->cfg.target_recall, 8);
-    st_buf_u64(b, bits);
-    st_buf_u8(b, (uint8_t)r->cfg.quantization);
-    st_buf_u64(b, r->cfg.max_vectors);
-    st_buf_u64(b, r->cfg.max_bytes);
-    st_buf_u32(b, r->mode);
-    st_buf_u32(b, r->uid);
-    st_buf_u32(b, r->gid);
+    vc_buf_append_le64(b, bits);
+    vc_buf_append_u8(b, (uint8_t)r->cfg.quantization);
+    vc_buf_append_le64(b, r->cfg.max_vectors);
+    vc_buf_append_le64(b, r->cfg.max_bytes);
+    vc_buf_append_le32(b, r->mode);
+    vc_buf_append_le32(b, r->uid);
+    vc_buf_append_le32(b, r->gid);
     ts_enc(b, &r->atime);
     ts_enc(b, &r->mtime);
     ts_enc(b, &r->ctime);
-    st_buf_u64(b, r->count);
-    st_buf_u64(b, r->bytes);
-    st_buf_u64(b, r->next_seq);
-    st_buf_u32(b, r->next_id);
-    st_buf_u64(b, r->snap_gen);
+    vc_buf_append_le64(b, r->count);
+    vc_buf_append_le64(b, r->bytes);
+    vc_buf_append_le64(b, r->next_seq);
+    vc_buf_append_le32(b, r->next_id);
+    vc_buf_append_le64(b, r->snap_gen);
     size_t nl = strlen(r->name);
-    st_buf_u8(b, (uint8_t)nl);
-    st_buf_bytes(b, r->name, nl);
+    vc_buf_append_u8(b, (uint8_t)nl);
+    vc_buf_append(b, r->name, nl);
     ts_enc(b, &r->cfg_mtime);
 }
 
@@ -333,20 +269,20 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
     return rd_done(&rd);
 }
 
-void st_rec_vec_enc(st_buf *b, const st_vec_rec *r)
+void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r)
 {
     hdr_enc(b, ST_REC_VEC);
-    st_buf_u32(b, r->id);
-    st_buf_u64(b, r->seq);
-    st_buf_u32(b, r->mode);
-    st_buf_u32(b, r->uid);
-    st_buf_u32(b, r->gid);
+    vc_buf_append_le32(b, r->id);
+    vc_buf_append_le64(b, r->seq);
+    vc_buf_append_le32(b, r->mode);
+    vc_buf_append_le32(b, r->uid);
+    vc_buf_append_le32(b, r->gid);
     ts_enc(b, &r->atime);
     ts_enc(b, &r->mtime);
     ts_enc(b, &r->ctime);
-    st_buf_u64(b, r->size);
-    st_buf_u16(b, r->name_len);
-    st_buf_bytes(b, r->name, r->name_len);
+    vc_buf_append_le64(b, r->size);
+    vc_buf_append_le16(b, r->name_len);
+    vc_buf_append(b, r->name, r->name_len);
 }
 
 int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r)
@@ -374,14 +310,14 @@ int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r)
     return rd_done(&rd);
 }
 
-void st_rec_slot_enc(st_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim)
+void st_rec_slot_enc(vc_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim)
 {
     hdr_enc(b, ST_REC_SLOT);
-    st_buf_u32(b, dim);
-    st_buf_u16(b, (uint16_t)name_len);
-    st_buf_bytes(b, name, name_len);
+    vc_buf_append_le32(b, dim);
+    vc_buf_append_le16(b, (uint16_t)name_len);
+    vc_buf_append(b, name, name_len);
     /* float32 LE: the hosts we build for are little-endian (asserted below). */
-    st_buf_bytes(b, vec, (size_t)dim * 4);
+    vc_buf_append(b, vec, (size_t)dim * 4);
 }
 
 _Static_assert(sizeof(float) == 4, "float32");
@@ -408,11 +344,11 @@ int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len
     return rd_done(&rd);
 }
 
-void st_rec_blob_enc(st_buf *b, uint8_t type, const void *p, size_t n)
+void st_rec_blob_enc(vc_buf *b, uint8_t type, const void *p, size_t n)
 {
     hdr_enc(b, type);
-    st_buf_u64(b, n);
-    st_buf_bytes(b, p, n);
+    vc_buf_append_le64(b, n);
+    vc_buf_append(b, p, n);
 }
 
 int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len)
@@ -428,13 +364,13 @@ int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, 
     return rd_done(&rd);
 }
 
-void st_rec_xattr_enc(st_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen)
+void st_rec_xattr_enc(vc_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen)
 {
     hdr_enc(b, ST_REC_XATTR);
-    st_buf_u16(b, (uint16_t)xlen);
-    st_buf_bytes(b, xname, xlen);
-    st_buf_u32(b, (uint32_t)vlen);
-    st_buf_bytes(b, val, vlen);
+    vc_buf_append_le16(b, (uint16_t)xlen);
+    vc_buf_append(b, xname, xlen);
+    vc_buf_append_le32(b, (uint32_t)vlen);
+    vc_buf_append(b, val, vlen);
 }
 
 int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,

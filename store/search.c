@@ -228,7 +228,7 @@ static void ctx_end(search_ctx *s)
  * skip_id). Names come from the collection's name table once it is filled,
  * else from the SLOTS records of txn. Returns the number written. */
 static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t n, uint32_t skip_id,
-                        bool skip, size_t k, st_hit *out, st_buf *scratch)
+                        bool skip, size_t k, st_hit *out, vc_buf *scratch)
 {
     size_t w = 0;
     /* A filtered search names from txn, the snapshot its filter bitmap came
@@ -254,7 +254,7 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
 
 static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
                       bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit *tmp,
-                      st_buf *scratch)
+                      vc_buf *scratch)
 {
     size_t want = k + (skip ? 1 : 0), n = 0;
     if (s->cfg.ef_auto && ef == 0) {
@@ -299,7 +299,7 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
     if (rc == 0)
         rc = check_query(&s, query, dim, 1);
     vf_hit *tmp = NULL;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
         tmp = st_malloc((k + 1) * sizeof(*tmp));
         rc = tmp ? search_one(&s, s.txn, query, k, ef, false, 0, out, n_out, tmp, &scratch)
@@ -307,7 +307,7 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
     }
     ctx_end(&s);
     free(tmp);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     if (rc == 0) {
         atomic_fetch_add(&st->queries, 1);
         atomic_fetch_add(&st->query_ns, now_ns() - t0);
@@ -337,7 +337,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     search_ctx s;
     memset(&s, 0, sizeof(s));
     vf_hit *tmp = NULL;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     if (rc == 0)
         rc = ctx_begin(st, coll, terms, nterms, &s);
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
@@ -348,7 +348,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     ctx_end(&s);
     free(tmp);
     free(q);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     if (rc == 0) {
         atomic_fetch_add(&st->queries, 1);
         atomic_fetch_add(&st->query_ns, now_ns() - t0);
@@ -381,7 +381,7 @@ static void *batch_worker(void *arg)
     unsigned worker = atomic_fetch_add(&j->next_worker, 1);
     vf_hit *tmp = st_malloc((j->k + 1) * sizeof(*tmp));
     st_hit *hits = st_malloc(j->k * sizeof(*hits));
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     MDB_txn *txn = NULL;
     int rc = tmp && hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;
     if (rc)
@@ -402,7 +402,7 @@ static void *batch_worker(void *arg)
         mdb_txn_abort(txn);
     free(tmp);
     free(hits);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     return NULL;
 }
 

@@ -144,7 +144,7 @@ static int trim(st_store *st, st_coll *c, uint64_t g)
     pthread_mutex_lock(&c->wlock);
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     char name[ST_COLL_NAME_MAX + 1];
     pthread_mutex_lock(&c->mu);
     memcpy(name, c->name, sizeof(name));
@@ -206,7 +206,7 @@ out:
         mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     pthread_mutex_unlock(&c->wlock);
     return rc;
 }
@@ -429,7 +429,7 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
                    uint64_t *max_gen)
 {
     MDB_cursor *cur;
-    st_buf s1 = {0}, s2 = {0};
+    vc_buf s1 = VC_BUF_INIT, s2 = VC_BUF_INIT;
     *n_dirty = 0;
     *max_gen = 0;
     vf_hnsw_params p = {.dim = 1};
@@ -503,8 +503,8 @@ int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, siz
     mdb_cursor_close(cur);
     free(vec);
     free(cmp);
-    st_buf_free(&s1);
-    st_buf_free(&s2);
+    vc_buf_release(&s1);
+    vc_buf_release(&s2);
     return rc;
 }
 
@@ -520,7 +520,7 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
 {
     *out = NULL;
     MDB_cursor *cur;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
     if (rc)
         return rc;
@@ -576,7 +576,7 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
         rc = st_mdb_err(mrc);
     mdb_cursor_close(cur);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     vf_hnsw *h = NULL;
     if (rc == 0 && dim) {
         vf_hnsw_params p;

@@ -210,13 +210,12 @@ int st_txn_commit(st_store *st, MDB_txn *txn)
 }
 
 int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void **body,
-           size_t *blen, st_buf *scratch)
+           size_t *blen, vc_buf *scratch)
 {
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(txn, st->db[db], &k, &v);
     if (rc)
         return st_mdb_err(rc);
-    scratch->len = 0;
     return st_env_open_buf(&st->crypto, (uint8_t)db, key, klen, v.mv_data, v.mv_size, scratch, body,
                            blen);
 }
@@ -316,7 +315,7 @@ int st_coll_rec_get(st_store *st, MDB_txn *txn, const char *name, st_coll_rec *o
 {
     uint8_t key[ST_NAME_MAX];
     size_t kl = coll_key(st, name, key);
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     const void *body;
     size_t blen;
     int rc = st_get(st, txn, ST_DB_COLLS, key, kl, &body, &blen, &scratch);
@@ -324,7 +323,7 @@ int st_coll_rec_get(st_store *st, MDB_txn *txn, const char *name, st_coll_rec *o
         rc = st_rec_coll_dec(body, blen, out);
     if (rc == 0 && strcmp(out->name, name) != 0)
         rc = -EIO;
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     return rc;
 }
 
@@ -332,10 +331,10 @@ int st_coll_rec_put(st_store *st, MDB_txn *txn, const st_coll_rec *r)
 {
     uint8_t key[ST_NAME_MAX];
     size_t kl = coll_key(st, r->name, key);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_coll_enc(&b, r);
     int rc = b.err ? b.err : st_put(st, txn, ST_DB_COLLS, key, kl, b.p, b.len);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     return rc;
 }
 
@@ -450,10 +449,11 @@ int st_dirty_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id)
     uint8_t key[8];
     st_be32(key, c->id);
     st_be32(key + 4, id);
-    uint8_t body[12];
-    st_buf b = {body, 0, sizeof(body), 0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_counter_enc(&b, c->cur_gen);
-    return st_put(st, txn, ST_DB_DIRTY, key, sizeof(key), b.p, b.len);
+    int rc = b.err ? b.err : st_put(st, txn, ST_DB_DIRTY, key, sizeof(key), b.p, b.len);
+    vc_buf_release(&b);
+    return rc;
 }
 
 int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim)
@@ -520,21 +520,22 @@ static int open_dbs(st_store *st, MDB_txn *txn, bool create)
 
 static int write_counter(st_store *st, MDB_txn *txn, const char *key, uint64_t v)
 {
-    uint8_t body[12];
-    st_buf b = {body, 0, sizeof(body), 0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_counter_enc(&b, v);
-    return st_put(st, txn, ST_DB_META, key, strlen(key), b.p, b.len);
+    int rc = b.err ? b.err : st_put(st, txn, ST_DB_META, key, strlen(key), b.p, b.len);
+    vc_buf_release(&b);
+    return rc;
 }
 
 static int read_counter(st_store *st, MDB_txn *txn, const char *key, uint64_t *v)
 {
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     const void *body;
     size_t blen;
     int rc = st_get(st, txn, ST_DB_META, key, strlen(key), &body, &blen, &scratch);
     if (rc == 0)
         rc = st_rec_counter_dec(body, blen, v);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     return rc;
 }
 
@@ -550,7 +551,7 @@ static int format_init(st_store *st, MDB_txn *txn)
         if (rc)
             return rc;
     }
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_format_enc(&b, &f);
     st_crypto plain = {0};
     MDB_val k = {6, (void *)"format"};
@@ -560,12 +561,12 @@ static int format_init(st_store *st, MDB_txn *txn)
         rc = st_mdb_err(mdb_put(txn, st->db[ST_DB_META], &k, &v, MDB_RESERVE));
     if (rc == 0)
         rc = st_env_seal(&plain, ST_DB_META, "format", 6, b.p, b.len, v.mv_data);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     if (rc == 0 && st->crypto.on) {
-        st_buf kc = {0};
+        vc_buf kc = VC_BUF_INIT;
         st_rec_blob_enc(&kc, ST_REC_KEYCHECK, keycheck_text, sizeof(keycheck_text) - 1);
         rc = kc.err ? kc.err : st_put(st, txn, ST_DB_META, "keycheck", 8, kc.p, kc.len);
-        st_buf_free(&kc);
+        vc_buf_release(&kc);
     }
     if (rc == 0)
         rc = write_counter(st, txn, "nextcoll", 1);
@@ -620,7 +621,7 @@ static int format_check(st_store *st, MDB_txn *txn, const MDB_val *fv)
         seterr(&st->opt, "%s: cannot derive the key (%s)", st->dir, strerror(-rc));
         return rc == -EINVAL ? -EKEYREJECTED : rc;
     }
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     const uint8_t *text;
     size_t tlen;
     rc = st_get(st, txn, ST_DB_META, "keycheck", 8, &body, &blen, &scratch);
@@ -628,7 +629,7 @@ static int format_check(st_store *st, MDB_txn *txn, const MDB_val *fv)
         rc = st_rec_blob_dec(body, blen, ST_REC_KEYCHECK, &text, &tlen);
     if (rc == 0 && (tlen != sizeof(keycheck_text) - 1 || memcmp(text, keycheck_text, tlen) != 0))
         rc = -EIO;
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     if (rc) {
         seterr(&st->opt, "wrong key for %s", st->dir);
         st_crypto_wipe(&st->crypto);
@@ -744,7 +745,7 @@ static int colls_load(st_store *st)
     st_coll_rec *recs = NULL;
     size_t n = 0, cap = 0;
     MDB_cursor *cur = NULL;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_COLLS], &cur));
     MDB_val k, v;
     int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -777,7 +778,7 @@ static int colls_load(st_store *st)
         rc = st_mdb_err(mrc);
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         st_coll *c = coll_new(&recs[i]);
         if (!c) {

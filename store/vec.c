@@ -75,7 +75,7 @@ static void attr_from_vec(uint32_t coll, const st_vec_rec *r, st_attr *a)
 }
 
 static int vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, size_t len,
-                       st_vec_rec *out, st_buf *scratch)
+                       st_vec_rec *out, vc_buf *scratch)
 {
     uint8_t key[VEC_KEY_MAX];
     size_t kl = vec_key(st, coll, name, len, key);
@@ -93,15 +93,15 @@ static int vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_r
 {
     uint8_t key[VEC_KEY_MAX];
     size_t kl = vec_key(st, coll, r->name, r->name_len, key);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_vec_enc(&b, r);
     int rc = b.err ? b.err : st_put(st, txn, ST_DB_VECS, key, kl, b.p, b.len);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     return rc;
 }
 
 int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
-                 st_buf *scratch)
+                 vc_buf *scratch)
 {
     uint8_t key[8];
     id_key(coll_id, id, key);
@@ -137,7 +137,7 @@ typedef struct op {
     st_coll *c;
     MDB_txn *txn;
     st_coll_rec rec; /* the collection record, written back at commit */
-    st_buf scratch;
+    vc_buf scratch;
     /* Index changes to apply after commit. */
     uint32_t *ins_ids;
     float *ins_vecs;
@@ -337,7 +337,7 @@ static int op_end(op *o, int rc)
     }
     if (c)
         pthread_mutex_unlock(&c->wlock);
-    st_buf_free(&o->scratch);
+    vc_buf_release(&o->scratch);
     free(o->ins_ids);
     free(o->ins_vecs);
     free(o->del_ids);
@@ -522,10 +522,10 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
         uint8_t sk[12], nk[ST_NAME_MAX];
         seq_key(coll, r.seq, sk);
         size_t nkl = st_name_key(&st->crypto, ST_DB_VECS, name, nl, nk);
-        st_buf b = {0};
+        vc_buf b = VC_BUF_INIT;
         st_rec_blob_enc(&b, ST_REC_ORDER, nk, nkl);
         rc = b.err ? b.err : st_put(st, o->txn, ST_DB_ORDER, sk, 12, b.p, b.len);
-        st_buf_free(&b);
+        vc_buf_release(&b);
         if (rc)
             return rc;
         memcpy(r.name, name, nl);
@@ -553,15 +553,15 @@ static int vec_store(op *o, const char *name, size_t nl, const void *content, si
         return rc;
     uint8_t ik[8];
     id_key(coll, r.id, ik);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_slot_enc(&b, name, nl, vec, dim);
     rc = b.err ? b.err : st_put(st, o->txn, ST_DB_SLOTS, ik, 8, b.p, b.len);
-    b.len = 0;
+    vc_buf_reset(&b);
     if (rc == 0) {
         st_rec_blob_enc(&b, ST_REC_CONTENT, content, len);
         rc = b.err ? b.err : st_put(st, o->txn, ST_DB_CONTENT, ik, 8, b.p, b.len);
     }
-    st_buf_free(&b);
+    vc_buf_release(&b);
     if (rc == 0)
         rc = st_dirty_mark(st, o->txn, o->c, r.id);
     if (rc == 0)
@@ -610,10 +610,10 @@ static int xattr_store(op *o, uint32_t id, const char *xname, const void *value,
         if (d && d != MDB_NOTFOUND)
             return st_mdb_err(d);
     }
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_xattr_enc(&b, xname, strlen(xname), value, len);
     rc = b.err ? b.err : st_put(st, o->txn, ST_DB_XATTRS, key, kl, b.p, b.len);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     if (rc == 0 && user) {
         st_meta_hash(&st->crypto, xname, value, len, mk + 4);
         MDB_val mkv = {20, mk}, mdv = {4, idb};
@@ -713,7 +713,7 @@ int st_vec_rename(st_store *st, const char *coll, const char *from, const char *
     uint8_t sk[12], nk[ST_NAME_MAX];
     seq_key(cid, r.seq, sk);
     size_t nkl = st_name_key(&st->crypto, ST_DB_VECS, to, tl, nk);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_blob_enc(&b, ST_REC_ORDER, nk, nkl);
     if (rc == 0)
         rc = b.err ? b.err : st_put(st, o.txn, ST_DB_ORDER, sk, 12, b.p, b.len);
@@ -737,14 +737,14 @@ int st_vec_rename(st_store *st, const char *coll, const char *from, const char *
         else
             memcpy(vec, sv, (size_t)dim * sizeof(float));
     }
-    b.len = 0;
+    vc_buf_reset(&b);
     if (rc == 0) {
         st_rec_slot_enc(&b, to, tl, vec, dim);
         rc = b.err ? b.err : st_put(st, o.txn, ST_DB_SLOTS, ik, 8, b.p, b.len);
     }
     if (rc == 0)
         rc = op_name(&o, r.id, to, tl);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     free(vec);
     return op_end(&o, rc);
 }
@@ -791,8 +791,8 @@ int st_vec_setattr(st_store *st, const char *coll, const char *name, const st_at
 struct st_read {
     st_store *st;
     MDB_txn *txn;
-    st_buf scratch;
-    st_buf scratch2;
+    vc_buf scratch;
+    vc_buf scratch2;
 };
 
 int st_read_begin(st_store *st, st_read **out)
@@ -819,8 +819,8 @@ void st_read_end(st_read *rd)
         return;
     if (rd->txn)
         mdb_txn_abort(rd->txn);
-    st_buf_free(&rd->scratch);
-    st_buf_free(&rd->scratch2);
+    vc_buf_release(&rd->scratch);
+    vc_buf_release(&rd->scratch2);
     free(rd);
 }
 
@@ -901,11 +901,11 @@ int st_vec_stat(st_store *st, const char *coll, const char *name, st_attr *out)
     int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
-    st_buf scratch = {0};
+    vc_buf scratch = VC_BUF_INIT;
     st_vec_rec r;
     rc = vec_rec_get(st, txn, cid, name, nl, &r, &scratch);
     mdb_txn_abort(txn);
-    st_buf_free(&scratch);
+    vc_buf_release(&scratch);
     if (rc == 0)
         attr_from_vec(cid, &r, out);
     return rc;
@@ -972,7 +972,7 @@ int st_vec_vector(st_store *st, const char *coll, const char *name, float *out, 
     int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
-    st_buf s1 = {0}, s2 = {0};
+    vc_buf s1 = VC_BUF_INIT, s2 = VC_BUF_INIT;
     st_vec_rec r;
     rc = vec_rec_get(st, txn, cid, name, nl, &r, &s1);
     uint8_t ik[8];
@@ -996,8 +996,8 @@ int st_vec_vector(st_store *st, const char *coll, const char *name, float *out, 
             memcpy(out, sv, (size_t)dim * sizeof(float));
     }
     mdb_txn_abort(txn);
-    st_buf_free(&s1);
-    st_buf_free(&s2);
+    vc_buf_release(&s1);
+    vc_buf_release(&s2);
     return rc;
 }
 
@@ -1014,7 +1014,7 @@ int st_vec_list(st_store *st, const char *coll, uint64_t offset, st_list_fn fn, 
     if (rc)
         return rc;
     MDB_cursor *cur = NULL;
-    st_buf s1 = {0}, s2 = {0};
+    vc_buf s1 = VC_BUF_INIT, s2 = VC_BUF_INIT;
     rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_ORDER], &cur));
     uint8_t sk[12];
     seq_key(cid, offset, sk);
@@ -1060,8 +1060,8 @@ int st_vec_list(st_store *st, const char *coll, uint64_t offset, st_list_fn fn, 
         rc = st_mdb_err(mrc);
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    st_buf_free(&s1);
-    st_buf_free(&s2);
+    vc_buf_release(&s1);
+    vc_buf_release(&s2);
     return rc;
 }
 
@@ -1162,7 +1162,7 @@ int st_xattr_get(st_store *st, const char *coll, const char *name, const char *x
         mdb_txn_abort(txn);
         return -ENODATA;
     }
-    st_buf s1 = {0};
+    vc_buf s1 = VC_BUF_INIT;
     st_vec_rec r;
     rc = vec_rec_get(st, txn, cid, name, nl, &r, &s1);
     uint8_t key[XATTR_KEY_MAX];
@@ -1188,7 +1188,7 @@ int st_xattr_get(st_store *st, const char *coll, const char *name, const char *x
             memcpy(buf, val, vl);
     }
     mdb_txn_abort(txn);
-    st_buf_free(&s1);
+    vc_buf_release(&s1);
     return rc;
 }
 
@@ -1203,7 +1203,7 @@ int st_xattr_list(st_store *st, const char *coll, const char *name, char *buf, s
     int rc = vec_read_begin(st, coll, name, &nl, &cid, &txn);
     if (rc)
         return rc;
-    st_buf s1 = {0};
+    vc_buf s1 = VC_BUF_INIT;
     st_vec_rec r;
     MDB_cursor *cur = NULL;
     size_t total = 0;
@@ -1244,7 +1244,7 @@ int st_xattr_list(st_store *st, const char *coll, const char *name, char *buf, s
         *len_out = total;
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    st_buf_free(&s1);
+    vc_buf_release(&s1);
     return rc;
 }
 

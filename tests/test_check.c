@@ -92,12 +92,12 @@ static void vec_rec(dmg *d, const char *name, st_vec_rec *r)
 {
     uint8_t k[4 + ST_NAME_MAX];
     size_t kl = vec_key(d, name, k);
-    st_buf s = {0};
+    vc_buf s = VC_BUF_INIT;
     const void *body;
     size_t blen;
     assert_int_equal(st_get(d->st, d->txn, ST_DB_VECS, k, kl, &body, &blen, &s), 0);
     assert_int_equal(st_rec_vec_dec(body, blen, r), 0);
-    st_buf_free(&s);
+    vc_buf_release(&s);
 }
 
 /* The SLOT / CONTENT key of vector name: collection id, engine id. */
@@ -153,11 +153,11 @@ static void del(dmg *d, int db, const void *k, size_t kl)
 }
 
 /* Seals body b at db/k (a record that opens but says the wrong thing). */
-static void put_body(dmg *d, int db, const void *k, size_t kl, st_buf *b)
+static void put_body(dmg *d, int db, const void *k, size_t kl, vc_buf *b)
 {
     assert_int_equal(b->err, 0);
     assert_int_equal(st_put(d->st, d->txn, db, k, kl, b->p, b->len), 0);
-    st_buf_free(b);
+    vc_buf_release(b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -176,7 +176,7 @@ static void dmg_vec_key(dmg *d)
     vec_rec(d, "a", &r);
     uint8_t k[4 + ST_NAME_MAX];
     del(d, ST_DB_VECS, k, vec_key(d, "a", k));
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_vec_enc(&b, &r);
     put_body(d, ST_DB_VECS, k, vec_key(d, "zz", k), &b);
 }
@@ -187,7 +187,7 @@ static void dmg_vec_id(dmg *d)
     vec_rec(d, "a", &r);
     r.id = 1000;
     uint8_t k[4 + ST_NAME_MAX];
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_vec_enc(&b, &r);
     put_body(d, ST_DB_VECS, k, vec_key(d, "a", k), &b);
 }
@@ -205,7 +205,7 @@ static void put_slot(dmg *d, const char *of, const char *name, float v0)
     uint8_t k[8];
     id_key(d, of, k);
     float v[DIM] = {v0, 1, 2, 3};
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_slot_enc(&b, name, strlen(name), v, DIM);
     put_body(d, ST_DB_SLOTS, k, 8, &b);
 }
@@ -231,7 +231,7 @@ static void dmg_content_size(dmg *d)
 {
     uint8_t k[8];
     id_key(d, "a", k);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_blob_enc(&b, ST_REC_CONTENT, "abc", 3);
     put_body(d, ST_DB_CONTENT, k, 8, &b);
 }
@@ -270,7 +270,7 @@ static void dmg_xattr_unused(dmg *d)
     MDB_val v;
     size_t kl = first_key(d, ST_DB_XATTRS, k, &v);
     st_be32(k + 4, 77);
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_xattr_enc(&b, "trusted.x", 9, "v", 1);
     put_body(d, ST_DB_XATTRS, k, kl, &b);
 }
@@ -315,7 +315,7 @@ static void dmg_oplog_replay(dmg *d)
     uint8_t k[8];
     id_key(d, "d", k);
     float v[DIM - 1] = {1, 2, 3};
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_slot_enc(&b, "d", 1, v, DIM - 1);
     put_body(d, ST_DB_SLOTS, k, 8, &b);
 }
@@ -323,12 +323,12 @@ static void dmg_oplog_replay(dmg *d)
 static void coll_rec(dmg *d, st_coll_rec *r, uint8_t *k, size_t *kl)
 {
     *kl = st_name_key(&d->st->crypto, ST_DB_COLLS, "c", 1, k);
-    st_buf s = {0};
+    vc_buf s = VC_BUF_INIT;
     const void *body;
     size_t blen;
     assert_int_equal(st_get(d->st, d->txn, ST_DB_COLLS, k, *kl, &body, &blen, &s), 0);
     assert_int_equal(st_rec_coll_dec(body, blen, r), 0);
-    st_buf_free(&s);
+    vc_buf_release(&s);
 }
 
 static void dmg_counters(dmg *d)
@@ -338,7 +338,7 @@ static void dmg_counters(dmg *d)
     size_t kl;
     coll_rec(d, &r, k, &kl);
     r.count += 5;
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_coll_enc(&b, &r);
     put_body(d, ST_DB_COLLS, k, kl, &b);
 }

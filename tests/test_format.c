@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "alloc.h"
 #include "format.h"
 #include "names.h"
 
@@ -501,9 +502,9 @@ static void alloc_sweep(int (*fn)(void), const char *what)
 {
     unsigned long failures = 0;
     for (unsigned long n = 1; n < 100000; n++) {
-        fsd_formats_fail_alloc_at(n);
+        vc_alloc_fail_at(n);
         int rc = fn();
-        fsd_formats_fail_alloc_at(0);
+        vc_alloc_fail_at(0);
         if (rc == -ENOMEM) {
             failures++;
             continue;

@@ -1,7 +1,7 @@
 /*
  * test_fsd_tables.c — the daemon's in-memory tables: the inode table
- * (fs/inode.c), the query-file table (fs/query.c) and the byte buffer
- * (fs/buf.c). No mount needed; the integration tests cover the rest.
+ * (fs/inode.c) and the query-file table (fs/query.c). No mount needed;
+ * the integration tests cover the rest.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,7 +15,6 @@
 
 #include <cmocka.h>
 
-#include "buf.h"
 #include "inode.h"
 #include "names.h"
 #include "query.h"
@@ -200,30 +199,6 @@ static void test_utf8(void **state)
     assert_false(fsd_utf8_valid("ok\x80", 3));           /* lone continuation */
 }
 
-static void test_buf(void **state)
-{
-    (void)state;
-    fsd_buf b = FSD_BUF_INIT;
-    assert_int_equal(fsd_buf_write_at(&b, 4, "xy", 2, 100), 0);
-    assert_int_equal(b.len, 6);
-    assert_memory_equal(b.data, "\0\0\0\0xy", 6);
-    assert_int_equal(b.data[6], '\0');
-    assert_int_equal(fsd_buf_write_at(&b, 99, "ab", 2, 100), -EFBIG);
-    assert_int_equal(fsd_buf_write_at(&b, 1, "Q", 1, 100), 0);
-    assert_int_equal(b.len, 6);
-    assert_int_equal(fsd_buf_resize(&b, 2), 0);
-    assert_int_equal(b.len, 2);
-    assert_int_equal(fsd_buf_printf(&b, "%d-%s", 42, "z"), 0);
-    assert_memory_equal(b.data, "\0Q42-z", 6);
-    size_t len;
-    char *p = fsd_buf_detach(&b, &len);
-    assert_int_equal(len, 6);
-    assert_null(b.data);
-    free(p);
-    fsd_buf_release(&b);
-    fsd_buf_release(NULL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,7 +207,6 @@ int main(void)
         cmocka_unit_test(test_query_table),
         cmocka_unit_test(test_query_budget),
         cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1198,14 +1198,14 @@ static void test_format_version(void **state)
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(st->env, NULL, 0, &txn), 0);
     st_format_rec fr = {.version = 99};
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     st_rec_format_enc(&b, &fr);
     st_crypto plain = {0};
     MDB_val k = {6, "format"}, v = {b.len + 4, NULL};
     assert_int_equal(mdb_put(txn, st->db[ST_DB_META], &k, &v, MDB_RESERVE), 0);
     assert_int_equal(st_env_seal(&plain, ST_DB_META, "format", 6, b.p, b.len, v.mv_data), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
-    st_buf_free(&b);
+    vc_buf_release(&b);
     assert_int_equal(st_store_close(st), 0);
     char err[256] = "";
     o.errbuf = err;

@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-static void same(const st_buf *b, const uint8_t *p, size_t n)
+static void same(const vc_buf *b, const uint8_t *p, size_t n)
 {
     if (b->err)
         return;
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t which = data[0];
     const uint8_t *p = data + 1;
     size_t n = size - 1;
-    st_buf b = {0};
+    vc_buf b = VC_BUF_INIT;
     switch (which % 9) {
     case 0: {
         st_format_rec r;
@@ -125,6 +125,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     }
-    st_buf_free(&b);
+    vc_buf_release(&b);
     return 0;
 }
