@@ -152,8 +152,7 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, s
      * no more, and the contract is k whenever k pass. A tuning query
      * (`exclude`) must see the walk as it is, shortfalls included. */
     if (found < k && found < count && exclude == UINT32_MAX) {
-        struct vf_hnsw *counters = (struct vf_hnsw *)h;
-        atomic_fetch_add_explicit(&counters->searches_short, 1, memory_order_relaxed);
+        counter_bump(&h->searches_short);
         vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
         return 0;
     }
