@@ -550,12 +550,16 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     if (!h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
-    /* Per slot: level-0 record, upper pointer, level, state, version, ways
-     * in, twin ring and role, squared norm (dot). */
+    /* Per slot: level-0 record, upper pointer, level, state, version,
+     * anchor, twin ring and role, squared norm (dot); then the table of
+     * heads. */
     size_t per_slot = h->node_bytes + sizeof(uint32_t *) + 3 + 4 * sizeof(uint32_t) +
                       (h->sqnorm ? sizeof(float) : 0);
     size_t bytes = sizeof(*h) + h->capacity * per_slot +
                    atomic_load_explicit(&h->upper_bytes, memory_order_relaxed);
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&h->table_lock);
+    bytes += h->table_cap * sizeof(uint32_t);
+    pthread_rwlock_unlock((pthread_rwlock_t *)&h->table_lock);
     pthread_mutex_lock((pthread_mutex_t *)&h->pool_lock);
     for (const vf_scratch *s = h->pool; s; s = s->next)
         bytes += sizeof(*s) + s->visited_cap * sizeof(uint16_t) +

@@ -97,7 +97,7 @@ static int table_reserve(vf_hnsw *h)
     if ((h->table_used + h->table_gone + 1) * 2 <= h->table_cap)
         return 0;
     size_t cap = 64;
-    while (cap < 4 * (h->table_used + 1))
+    while (cap < 2 * (h->table_used + 2))
         cap *= 2;
     uint32_t *table = malloc(cap * sizeof(uint32_t));
     if (!table)
