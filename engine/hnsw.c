@@ -317,13 +317,11 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         goto out_release;
     pthread_mutex_unlock(&h->twin_lock);
     uint8_t was = slot_state(h, id);
-    bool head = was == VF_SLOT_PRESENT && ring_role(h, id) == VF_TWIN_HEAD;
+    bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
     if (was == VF_SLOT_EMPTY)
         rc = slot_claim(h, id);
     else if (head)
         rc = vf_twin_unhead(h, s, id);
-    else if (was == VF_SLOT_PRESENT)
-        vf_twin_dismount(h, id);
     if (rc)
         goto out_release;
     if (head) {
@@ -351,7 +349,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         atomic_fetch_sub_explicit(&h->deleted, 1, memory_order_relaxed);
     bool rides = false;
     if (vf_twin_reserve(h) == 0)
-        rides = vf_twin_place(h, id);
+        rides = vf_twin_place(h, s, id);
     /* else x stays out of the table: it is found by walks, not by exact
      * lookup, and no twin rides on it. */
     if (!rides)
@@ -488,10 +486,8 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
         rc = -ENOMEM;
         goto out_op;
     }
-    bool rider = ring_role(h, id) == VF_TWIN_RIDER;
-    if (rider) {
-        vf_twin_dismount(h, id);
-    } else {
+    bool rider = vf_twin_dismount(h, id);
+    if (!rider) {
         rc = vf_twin_unhead(h, s, id);
         if (rc) {
             vf_scratch_release(h, s);
@@ -504,8 +500,10 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
     if (!rider) {
         vf_hnsw_unlink(h, s, id);
         vf_hnsw_entry_move_off(h, id);
-        vf_hnsw_lists_clear(h, s, id);
     }
+    /* A rider's lists are empty but for links a writer that chose it as a
+     * head added late (see vf_twin_place); once it is deleted none come. */
+    vf_hnsw_lists_clear(h, s, id);
     vf_hnsw_orphans_settle(h, s, VF_DISPLACE_BUDGET);
     vf_scratch_release(h, s);
     rc = 0;

@@ -393,8 +393,8 @@ void vf_hnsw_orphans_settle(vf_hnsw *h, vf_scratch *s, size_t budget);
 /* hnsw_twins.c */
 void vf_twin_alone(const vf_hnsw *h, uint32_t x);
 int vf_twin_reserve(vf_hnsw *h);
-bool vf_twin_place(vf_hnsw *h, uint32_t x);
-void vf_twin_dismount(vf_hnsw *h, uint32_t x);
+bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x);
+bool vf_twin_dismount(vf_hnsw *h, uint32_t x);
 int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
 uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q);
 int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone);

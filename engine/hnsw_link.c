@@ -214,7 +214,7 @@ static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, 
     node_lock(h, r);
     uint32_t *list = vf_node_links0(h, r);
     uint32_t n = list[0];
-    if (slot_state(h, r) != VF_SLOT_PRESENT)
+    if (!graph_node(h, r))
         goto out;
     done = list_has(list, t);
     if (!done && n < h->m0) {
@@ -262,7 +262,7 @@ static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, 
     node_lock(h, nb);
     uint32_t *list = vf_node_list(h, nb, lev);
     uint32_t n = list[0];
-    if (slot_state(h, nb) != VF_SLOT_PRESENT)
+    if (!graph_node(h, nb))
         goto out;
     linked = list_has(list, x);
     if (!linked && n < cap) {
@@ -292,7 +292,7 @@ static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x
     node_lock(h, nb);
     uint32_t *list = vf_node_list(h, nb, lev);
     uint32_t n = list[0];
-    if (slot_state(h, nb) != VF_SLOT_PRESENT || !list_has(list, x))
+    if (!graph_node(h, nb) || !list_has(list, x))
         goto out;
     size_t nc = 0;
     for (uint32_t i = 0; i < n; i++) {

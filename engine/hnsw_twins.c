@@ -74,11 +74,15 @@ static uint32_t table_find(const vf_hnsw *h, const float *v)
 /* The table slot holding id (whose vector is in place). */
 static size_t table_slot(const vf_hnsw *h, uint32_t id)
 {
+    if (h->table_cap == 0)
+        return SIZE_MAX;
     size_t mask = h->table_cap - 1;
-    size_t at = vector_hash(vf_node_vector(h, id), h->dim) & mask;
-    while (h->table[at] != id)
-        at = (at + 1) & mask;
-    return at;
+    for (size_t at = vector_hash(vf_node_vector(h, id), h->dim) & mask;; at = (at + 1) & mask) {
+        if (h->table[at] == id)
+            return at;
+        if (h->table[at] == VF_TABLE_EMPTY)
+            return SIZE_MAX; /* a head an allocation failure kept out */
+    }
 }
 
 static void table_put_at(uint32_t *table, size_t cap, uint64_t hash, uint32_t id)
@@ -132,10 +136,12 @@ static void table_replace(vf_hnsw *h, uint32_t x, uint32_t z)
 {
     pthread_rwlock_wrlock(&h->table_lock);
     size_t at = table_slot(h, x);
-    h->table[at] = z == UINT32_MAX ? VF_TABLE_GONE : z;
-    if (z == UINT32_MAX) {
-        h->table_used--;
-        h->table_gone++;
+    if (at != SIZE_MAX) {
+        h->table[at] = z == UINT32_MAX ? VF_TABLE_GONE : z;
+        if (z == UINT32_MAX) {
+            h->table_used--;
+            h->table_gone++;
+        }
     }
     pthread_rwlock_unlock(&h->table_lock);
 }
@@ -173,7 +179,7 @@ static void ring_leave(const vf_hnsw *h, uint32_t x)
 /* Makes present, unlinked x ride on the head that has its vector, or
  * enters x in the table as a head (room reserved by vf_twin_reserve, whose
  * twin_lock this releases). Returns true if x rides. */
-bool vf_twin_place(vf_hnsw *h, uint32_t x)
+bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     uint32_t head = table_find(h, vf_node_vector(h, x));
     bool rides = head != UINT32_MAX && head != x;
@@ -184,6 +190,11 @@ bool vf_twin_place(vf_hnsw *h, uint32_t x)
         table_put(h, x);
     }
     pthread_mutex_unlock(&h->twin_lock);
+    /* A writer that chose x while it was a head may have linked it back
+     * before the role changed; writers check the role under x's lock, so
+     * after this clear none adds more. */
+    if (rides)
+        vf_hnsw_lists_clear(h, s, x);
     return rides;
 }
 
@@ -198,13 +209,20 @@ int vf_twin_reserve(vf_hnsw *h)
     return rc;
 }
 
-/* Takes rider x out of its ring. */
-void vf_twin_dismount(vf_hnsw *h, uint32_t x)
+/* If x rides, takes it out of its ring and returns true; a head is left
+ * as it is (false). One step under twin_lock: a rider that another
+ * writer's vf_twin_unhead makes the head meanwhile must be treated as a
+ * head. */
+bool vf_twin_dismount(vf_hnsw *h, uint32_t x)
 {
     pthread_mutex_lock(&h->twin_lock);
-    ring_leave(h, x);
-    atomic_store_explicit(&h->ring_role[x], VF_TWIN_HEAD, memory_order_release);
+    bool rider = ring_role(h, x) == VF_TWIN_RIDER;
+    if (rider) {
+        ring_leave(h, x);
+        atomic_store_explicit(&h->ring_role[x], VF_TWIN_HEAD, memory_order_release);
+    }
     pthread_mutex_unlock(&h->twin_lock);
+    return rider;
 }
 
 /* Before head x is removed or updated: if twins ride on it, links the
