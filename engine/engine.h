@@ -211,7 +211,9 @@ size_t vf_hnsw_memory(const vf_hnsw *h);
  * else by a graph walk, and a walk that comes back with fewer is redone
  * by exact search (counted in vf_hnsw_stats.searches_short). Identical
  * stored vectors all come back (k copies are k hits), and a stored vector
- * equal to the query is always among the hits.
+ * equal to the query is among the hits (through the index's table of
+ * distinct vectors; a vector an allocation failure kept out of it is
+ * found only as the walk finds it).
  * Writes hits nearest first to out (room for k) and their count to
  * *n_out. Safe from many threads at once and concurrently with inserts
  * and removes. Allocates nothing once the thread's scratch is warm.
