@@ -32,29 +32,11 @@ usage() {
     echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k|dups ...]" >&2
 }
 
-sets=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -B)
-        [ $# -ge 2 ] || { echo "run-engine-bench: -B needs a directory" >&2; usage; exit 2; }
-        build="$2"
-        shift 2
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    words | mnist | words50k | dups)
-        sets+=("$1")
-        shift
-        ;;
-    *)
-        echo "run-engine-bench: unknown set or option '$1'" >&2
-        usage
-        exit 2
-        ;;
-    esac
-done
+# shellcheck source=../scripts/set-args.sh
+. "$repo/scripts/set-args.sh"
+opt_value=$build
+parse_set_args run-engine-bench -B "words mnist words50k dups" "$@"
+build=$opt_value
 [ ${#sets[@]} -gt 0 ] || sets=(words mnist dups)
 
 if [ ! -f "$build/build.ninja" ]; then

