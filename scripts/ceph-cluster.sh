@@ -257,12 +257,14 @@ cmd_start() {
         --store) store=$2 ;;
         --pool) pool=$2 ;;
         --size) size=$2 ;;
+        --pgs) pgs=$2 ;;
         --timeout) timeout_s=$2 ;;
         *) bad_usage "unknown option '$1'" ;;
         esac
         shift 2
     done
     [[ "$osds" =~ ^[1-9][0-9]?$ ]] || bad_usage "--osds wants 1..99, not '$osds'"
+    [[ "$pgs" =~ ^[1-9][0-9]*$ ]] || bad_usage "--pgs wants a number, not '$pgs'"
     [[ "$timeout_s" =~ ^[1-9][0-9]*$ ]] || bad_usage "--timeout wants seconds, not '$timeout_s'"
     case "$store" in memstore | bluestore) ;; *) bad_usage "--store wants memstore or bluestore, not '$store'" ;; esac
     [[ "$pool" =~ ^[A-Za-z0-9_.-]+$ ]] || bad_usage "bad pool name '$pool'"
@@ -342,6 +344,8 @@ osd memory target = 939524096
 memstore device bytes = 1073741824
 bluestore block size = 10737418240
 bluestore block create = true
+# mkfs checks the store it just made unless told not to: seconds per OSD.
+bluestore fsck on mkfs = false
 # Two cores: fewer worker threads than the SSD default of 8 shards x 2.
 osd op num shards = 2
 osd op num threads per shard = 1
