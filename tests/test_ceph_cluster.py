@@ -183,9 +183,11 @@ def test_bluestore_kill_osd(tmp):
     d = os.path.join(tmp, "blue")
     start(d, "--store", "bluestore", "--size", "2")
     env = cluster_env(d)
-    # 16 objects over 32 PGs: osd.0 holds about 2/3 of the PGs (size 2 of 3
-    # OSDs), so some of them are on osd.0, most likely as primary.
-    objs = {"obj%02d" % i: os.urandom(65536 + i) for i in range(16)}
+    # 8 objects over 32 PGs: osd.0 holds about 2/3 of the PGs (size 2 of 3
+    # OSDs), so all 8 miss it with a chance of (1/3)^8 = 0.00015; about a
+    # third of them have it as primary, whose reads wait for it to be marked
+    # down.
+    objs = {"obj%02d" % i: os.urandom(65536 + i) for i in range(8)}
     for name, data in objs.items():
         put_get(env, name, data, tmp)
     rados(env, "setomapval", "obj00", "k", "v")
