@@ -345,12 +345,17 @@ mgr initial modules =
 [osd]
 osd data = $D/osd.\$id
 osd objectstore = $store
-# The minimum (the default is 4 GiB); it sizes bluestore's caches.
+# The minimum allowed (the default is 4 GiB). It only steers bluestore's
+# cache autotuner, which is off below: a fixed 128 MiB cache keeps a
+# bluestore OSD far under 896 MiB (rocksdb's write buffers, up to 4 x 256 MiB
+# under heavy writes, are not part of that cache).
 osd memory target = 939524096
+bluestore cache autotune = false
+bluestore cache size = 134217728
 memstore device bytes = 1073741824
 bluestore block size = 10737418240
 bluestore block create = true
-# mkfs checks the store it just made unless told not to: seconds per OSD.
+# mkfs fscks the store it just made by default: nothing to find in a new one.
 bluestore fsck on mkfs = false
 # Two cores: fewer worker threads than the SSD default of 8 shards x 2.
 osd op num shards = 2
