@@ -113,6 +113,10 @@ stop_names() {
         if pid=$(pid_of "$n"); then
             kill "-$sig" "$pid" 2>/dev/null || true
             pids+=("$pid")
+        elif read -r pid 2>/dev/null <"$D/run/$n.pid" && [[ "$pid" =~ ^[0-9]+$ ]] &&
+            [ -e "/proc/$pid" ] && ! alive_pids "$pid"; then
+            # Exited, not yet reaped (a zombie's pid cannot be reused).
+            signalled_pids+=("$pid")
         fi
     done
     signalled_pids+=("${pids[@]}")

@@ -18,6 +18,7 @@ in a finally block. Exits 77 when the Ceph binaries are absent.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,9 @@ def main():
     if missing:
         print("SKIP: no %s (scripts/install-deps.sh installs Ceph)" % ", ".join(missing))
         return 77
+    # SIGTERM (a runner's timeout) unwinds through the finally below, which
+    # stops every cluster this test started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t0 = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="vecfs-ceph-")
     failed = 0
