@@ -20,10 +20,10 @@ usage() {
     cat <<'EOF'
 usage: scripts/ceph-cluster.sh COMMAND DIR [options]
   start DIR [--osds N] [--store memstore|bluestore] [--pool POOL] [--size S]
-            [--timeout SEC]
+            [--pgs P] [--timeout SEC]
       Create a new cluster in DIR (absent or empty): mon a, mgr x, N OSDs
-      (default 3) on 127.0.0.1, auth none, and pool POOL (default vecfs, 32
-      PGs, size S, default min(3, N)). memstore (default) keeps objects in
+      (default 3) on 127.0.0.1, auth none, and pool POOL (default vecfs, P
+      PGs, default 32; size S, default min(3, N)). memstore (default) keeps objects in
       the OSDs' memory and loses them when an OSD dies; bluestore keeps them
       in a sparse 10 GiB file per OSD, so an OSD can be killed and restarted.
       Returns when all N OSDs are up and a put + get of a test object in POOL
