@@ -9,6 +9,9 @@ pkgs=(
   libjansson-dev libmicrohttpd-dev libdouble-conversion-dev
   libhnswlib-dev libfaiss-dev
   attr rsync tar python3 curl ca-certificates
+  # RADOS mode (issue 10): librados to build against, and the daemons of the
+  # throwaway local cluster that scripts/ceph-cluster.sh starts for the tests.
+  ceph-mon ceph-mgr ceph-osd ceph-common librados-dev uuid-runtime
 )
 # npm fetches the real datasets; a machine that already has node keeps its own.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
