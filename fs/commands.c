@@ -1,26 +1,17 @@
 /*
- * admin.c — `.vecfs/health`, `.vecfs/metrics`, `.vecfs/stats`, and the
- * `vecfs check|backup|restore` subcommands.
- *
- * Admin files are generated whole at open (direct_io, so every reader gets
- * one consistent document and stat on the handle agrees with it). Their
- * content comes only from calls that never wait for writers or the disk
- * (st_store_metrics, st_store_health, st_coll_list read an MVCC snapshot),
- * so a health probe answers while an import commits.
+ * commands.c — the `vecfs check|backup|restore` subcommands: each runs
+ * without a mount, against a store directory, and returns the exit code.
  *
  * Invariants
- *   1. Metrics carry no per-path or per-user labels: the only label values
- *      are op names, errno names and collection names (SPEC §6).
- *   2. Subcommands print one clear error line and exit non-zero on failure;
+ *   1. Subcommands print one clear error line and exit non-zero on failure;
  *      `check` exits 1 when it finds damage, 2 when it cannot run.
+ *   2. check and backup open the store read-only; restore writes only into
+ *      an empty DATADIR and checks what it restored.
  */
 #include "fsd.h"
 
-#include "audit.h"
-
+#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -28,262 +19,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <dirent.h>
 
 extern char **environ;
-
-/* ------------------------------------------------------------------ */
-/* Rendering                                                            */
-/* ------------------------------------------------------------------ */
-
-typedef struct coll_list {
-    vc_buf *b;
-    st_store *st;
-    json_t *arr;
-    int rc;
-} coll_list;
-
-static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
-{
-    (void)next;
-    coll_list *c = ctx;
-    c->rc = vc_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
-                          (unsigned long long)attr->count);
-    return c->rc != 0;
-}
-
-static int render_metrics(fsd *d, vc_buf *b)
-{
-    st_metrics m;
-    int rc = st_store_metrics(d->store, &m);
-    if (rc < 0)
-        return rc;
-    rc = fsd_metrics_render(b);
-    if (rc == 0)
-        rc = vc_buf_printf(b, "# HELP vecfs_vectors Vectors per collection.\n"
-                              "# TYPE vecfs_vectors gauge\n");
-    if (rc == 0) {
-        coll_list c = {.b = b, .st = d->store};
-        rc = st_coll_list(d->store, 0, metrics_coll_cb, &c);
-        if (rc == 0)
-            rc = c.rc;
-    }
-    if (rc == 0)
-        rc = vc_buf_printf(
-            b,
-            "# HELP vecfs_store_bytes Bytes of DATADIR in use.\n"
-            "# TYPE vecfs_store_bytes gauge\n"
-            "vecfs_store_bytes %llu\n"
-            "# HELP vecfs_index_memory_bytes Bytes held by the in-memory indexes.\n"
-            "# TYPE vecfs_index_memory_bytes gauge\n"
-            "vecfs_index_memory_bytes %llu\n"
-            "# HELP vecfs_snapshot_age_seconds Age of the oldest snapshot behind its "
-            "collection.\n"
-            "# TYPE vecfs_snapshot_age_seconds gauge\n"
-            "vecfs_snapshot_age_seconds %.3f\n"
-            "# HELP vecfs_searches_short_total Graph walks that came back with fewer "
-            "than k and were answered by exact search.\n"
-            "# TYPE vecfs_searches_short_total counter\n"
-            "vecfs_searches_short_total %llu\n"
-            "# HELP vecfs_vectors_rehomed_total Vectors given a protected way in by a "
-            "search of their own: an insert whose chosen neighbours could not anchor "
-            "it, or a delete or update that took its anchor.\n"
-            "# TYPE vecfs_vectors_rehomed_total counter\n"
-            "vecfs_vectors_rehomed_total %llu\n"
-            "# HELP vecfs_vectors_stranded_total Vectors left without a way in "
-            "(found by exact search until the next snapshot relinks them).\n"
-            "# TYPE vecfs_vectors_stranded_total counter\n"
-            "vecfs_vectors_stranded_total %llu\n",
-            (unsigned long long)m.store_bytes, (unsigned long long)m.index_memory,
-            m.snapshot_age_seconds, (unsigned long long)m.searches_short_total,
-            (unsigned long long)m.vectors_rehomed_total,
-            (unsigned long long)m.vectors_stranded_total);
-    if (rc == 0)
-        rc = vc_buf_printf(b,
-                           "# HELP vecfs_audit_failures_total Audit lines that could not be "
-                           "written.\n"
-                           "# TYPE vecfs_audit_failures_total counter\n"
-                           "vecfs_audit_failures_total %llu\n"
-                           "# HELP vecfs_query_bytes Bytes of query texts and results held.\n"
-                           "# TYPE vecfs_query_bytes gauge\n"
-                           "vecfs_query_bytes %llu\n",
-                           (unsigned long long)fsd_audit_failures(),
-                           (unsigned long long)fsd_queries_bytes(d->queries));
-    return rc;
-}
-
-static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
-{
-    (void)next;
-    coll_list *c = ctx;
-    st_config cfg;
-    json_t *o = json_object();
-    if (o == NULL) {
-        c->rc = -ENOMEM;
-        return 1;
-    }
-    json_object_set_new(o, "name", json_string(name));
-    json_object_set_new(o, "vectors", json_integer((json_int_t)attr->count));
-    json_object_set_new(o, "bytes", json_integer((json_int_t)attr->bytes));
-    /* st_coll_config_get is a read; it does not write (list callbacks
-     * must not write). */
-    if (st_coll_config_get(c->st, name, &cfg) == 0) {
-        json_object_set_new(o, "dim", json_integer(cfg.dim));
-        json_object_set_new(o, "metric", json_string(vf_metric_name(cfg.metric)));
-        json_object_set_new(o, "m", json_integer(cfg.m));
-        json_object_set_new(o, "ef_construction", json_integer(cfg.ef_construction));
-        if (cfg.ef_auto)
-            json_object_set_new(o, "ef_search", json_string("auto"));
-        else
-            json_object_set_new(o, "ef_search", json_integer(cfg.ef_search));
-        json_object_set_new(o, "quantization",
-                            json_string(cfg.quantization == ST_QUANT_INT8 ? "int8" : "none"));
-        json_object_set_new(o, "index", json_string("hnsw"));
-    }
-    json_array_append_new(c->arr, o);
-    return 0;
-}
-
-static int render_stats(fsd *d, vc_buf *b)
-{
-    st_metrics m;
-    int rc = st_store_metrics(d->store, &m);
-    if (rc < 0)
-        return rc;
-    json_t *root = json_object();
-    json_t *arr = json_array();
-    if (root == NULL || arr == NULL) {
-        json_decref(root);
-        json_decref(arr);
-        return -ENOMEM;
-    }
-    coll_list c = {.b = b, .st = d->store, .arr = arr};
-    rc = st_coll_list(d->store, 0, stats_coll_cb, &c);
-    if (rc == 0)
-        rc = c.rc;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    json_object_set_new(root, "version", json_string(VECFS_VERSION));
-    json_object_set_new(root, "uptime_seconds",
-                        json_integer((json_int_t)(now.tv_sec - d->started.tv_sec)));
-    json_object_set_new(root, "read_only", json_boolean(m.read_only));
-    json_object_set_new(root, "encrypted", json_boolean(m.encrypted));
-    json_object_set_new(root, "collections", arr);
-    json_object_set_new(root, "vectors", json_integer((json_int_t)m.vectors));
-    json_object_set_new(root, "store_bytes", json_integer((json_int_t)m.store_bytes));
-    json_object_set_new(root, "map_bytes", json_integer((json_int_t)m.map_bytes));
-    json_object_set_new(root, "max_bytes", json_integer((json_int_t)m.max_bytes));
-    json_object_set_new(root, "index_memory_bytes", json_integer((json_int_t)m.index_memory));
-    json_object_set_new(root, "inserts_total",
-                        json_integer((json_int_t)fsd_metrics_inserts_total()));
-    json_object_set_new(root, "queries_total",
-                        json_integer((json_int_t)fsd_metrics_queries_total()));
-    json_object_set_new(root, "deletes_total", json_integer((json_int_t)m.deletes_total));
-    json_object_set_new(root, "snapshots_total", json_integer((json_int_t)m.snapshots_total));
-    json_object_set_new(root, "rebuilds_total", json_integer((json_int_t)m.rebuilds_total));
-    json_object_set_new(root, "searches_short_total",
-                        json_integer((json_int_t)m.searches_short_total));
-    json_object_set_new(root, "vectors_rehomed_total",
-                        json_integer((json_int_t)m.vectors_rehomed_total));
-    json_object_set_new(root, "vectors_stranded_total",
-                        json_integer((json_int_t)m.vectors_stranded_total));
-    json_object_set_new(root, "snapshot_age_seconds", json_real(m.snapshot_age_seconds));
-    json_object_set_new(root, "open_seconds", json_real(m.open_seconds));
-    json_object_set_new(root, "query_files",
-                        json_integer((json_int_t)fsd_queries_count(d->queries)));
-    json_object_set_new(root, "inodes", json_integer((json_int_t)fsd_inodes_count(d->inodes)));
-    if (rc == 0) {
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text == NULL)
-            rc = -ENOMEM;
-        else
-            rc = vc_buf_printf(b, "%s\n", text);
-        free(text);
-    }
-    json_decref(root);
-    return rc;
-}
-
-int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b)
-{
-    switch (kind) {
-    case FSD_K_ADMIN_HEALTH: {
-        char line[4096];
-        size_t len = 0;
-        int rc = st_store_health(d->store, line, sizeof line, &len);
-        if (rc < 0)
-            return rc;
-        uint64_t lost = fsd_audit_failures();
-        if (lost == 0)
-            return vc_buf_append(b, line, len);
-        /* A lost audit line is a problem to report, not to hide in a log. */
-        if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
-            rc = vc_buf_append(b, line, len);
-        if (rc == 0)
-            rc = vc_buf_printf(b, "audit log: %llu line(s) could not be written\n",
-                               (unsigned long long)lost);
-        return rc;
-    }
-    case FSD_K_ADMIN_METRICS:
-        return render_metrics(d, b);
-    case FSD_K_ADMIN_STATS:
-        return render_stats(d, b);
-    default:
-        return -ENOENT;
-    }
-}
-
-int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
-{
-    vc_buf b = VC_BUF_INIT;
-    int rc = fsd_admin_render(d, kind, &b);
-    if (rc == 0) {
-        memset(st, 0, sizeof *st);
-        st->st_ino = ino;
-        st->st_mode = S_IFREG | 0444;
-        st->st_nlink = 1;
-        st->st_size = (off_t)b.len;
-        st->st_blksize = 4096;
-        clock_gettime(CLOCK_REALTIME, &st->st_mtim);
-        st->st_atim = st->st_ctim = st->st_mtim;
-    }
-    vc_buf_release(&b);
-    return rc;
-}
-
-void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
-{
-    fsd *d = fsd_of(req);
-    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-        fsd_reply_err(req, FSD_OP_OPEN, EACCES);
-        return;
-    }
-    fsd_buf_fh *h = calloc(1, sizeof *h);
-    if (h == NULL) {
-        fsd_reply_err(req, FSD_OP_OPEN, ENOMEM);
-        return;
-    }
-    h->h.type = FSD_FH_BUFFER;
-    int rc = fsd_admin_render(d, r->kind, &h->content);
-    if (rc < 0) {
-        vc_buf_release(&h->content);
-        free(h);
-        fsd_reply_err(req, FSD_OP_OPEN, rc);
-        return;
-    }
-    fi->fh = (uint64_t)(uintptr_t)h;
-    fi->direct_io = 1;
-    fsd_fh_track(d, &h->h);
-    if (fuse_reply_open(req, fi) == -ENOENT) {
-        fsd_fh_untrack(d, &h->h);
-        vc_buf_release(&h->content);
-        free(h);
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Subcommands                                                          */
-/* ------------------------------------------------------------------ */
 
 /* Takes "--key-file F" out of argv (in place). Returns the path or NULL;
  * sets *bad on a missing argument. */
@@ -309,38 +46,53 @@ static const char *take_key_file(int *argc, char **argv, bool *bad)
     return key;
 }
 
+/* The store's log lines, into ours. */
 static void store_log(void *ctx, st_log_level level, const char *msg)
 {
     (void)ctx;
     fsd_log((fsd_log_level)level, "%s", msg);
 }
 
-/* Opens a store read-only for check/backup. */
+/* Fills *o for opening a store read-only: errors into msg, the store's log
+ * at WARN, and the key of key_file (NULL: none) loaded into *key (*klen
+ * bytes; st_key_free it). 0 or the key loader's negative errno. */
+static int ro_options(const char *key_file, st_options *o, char *msg, size_t msglen, uint8_t **key,
+                      size_t *klen)
+{
+    st_options_default(o);
+    o->read_only = true;
+    o->errbuf = msg;
+    o->errbuf_len = msglen;
+    o->log = store_log;
+    o->log_level = ST_LOG_WARN;
+    *key = NULL;
+    *klen = 0;
+    if (key_file == NULL)
+        return 0;
+    bool pass = false;
+    int rc = st_key_load(key_file, key, klen, &pass);
+    if (rc < 0)
+        return rc;
+    o->key = *key;
+    o->key_len = *klen;
+    o->key_is_passphrase = pass;
+    return 0;
+}
+
+/* Opens a store read-only for backup. */
 static int open_ro(const char *datadir, const char *key_file, st_store **out, char *msg,
                    size_t msglen)
 {
     st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = msglen;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL) {
-        int rc = st_key_load(key_file, &key, &klen, &pass);
-        if (rc < 0) {
-            snprintf(msg, msglen, "key file %s: %s", key_file, strerror(-rc));
-            return rc;
-        }
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
+    uint8_t *key;
+    size_t klen;
+    int rc = ro_options(key_file, &o, msg, msglen, &key, &klen);
+    if (rc < 0) {
+        snprintf(msg, msglen, "key file %s: %s", key_file, strerror(-rc));
+        return rc;
     }
     msg[0] = '\0';
-    int rc = st_store_open(datadir, &o, out);
+    rc = st_store_open(datadir, &o, out);
     st_key_free(key, klen);
     if (rc < 0 && msg[0] == '\0')
         snprintf(msg, msglen, "%s: %s", datadir, strerror(-rc));
@@ -358,24 +110,12 @@ int fsd_cmd_check(int argc, char **argv)
     fsd_log_setup(FSD_LOG_WARN, false);
     char msg[512] = "";
     st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = sizeof msg;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL) {
-        int rc = st_key_load(key_file, &key, &klen, &pass);
-        if (rc < 0) {
-            fprintf(stderr, "vecfs: key file %s: %s\n", key_file, strerror(-rc));
-            return 2;
-        }
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
+    uint8_t *key;
+    size_t klen;
+    int krc = ro_options(key_file, &o, msg, sizeof msg, &key, &klen);
+    if (krc < 0) {
+        fprintf(stderr, "vecfs: key file %s: %s\n", key_file, strerror(-krc));
+        return 2;
     }
     /* The report goes to stdout only when the check ran: a store that
      * cannot be opened is one line on stderr and nothing else. */
@@ -400,6 +140,7 @@ int fsd_cmd_check(int argc, char **argv)
     return 0;
 }
 
+/* true when s ends in suffix and is longer than it. */
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -427,6 +168,7 @@ static int run_tool(char *const argv[])
     return 0;
 }
 
+/* true when path is a directory with no entries but . and .. */
 static bool dir_is_empty(const char *path)
 {
     DIR *dir = opendir(path);
@@ -539,19 +281,12 @@ int fsd_cmd_restore(int argc, char **argv)
     /* Verify what was restored opens and is consistent. */
     char msg[512] = "";
     st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = sizeof msg;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL && st_key_load(key_file, &key, &klen, &pass) == 0) {
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
+    uint8_t *key;
+    size_t klen;
+    if (ro_options(key_file, &o, msg, sizeof msg, &key, &klen) < 0) {
+        /* An unreadable key: the check below reports the store as
+         * encrypted and unverified, as without --key-file. */
+        (void)ro_options(NULL, &o, msg, sizeof msg, &key, &klen);
     }
     FILE *devnull = fopen("/dev/null", "w");
     int rc = st_check(datadir, &o, devnull);

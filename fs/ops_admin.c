@@ -1,0 +1,313 @@
+/*
+ * ops_admin.c — the admin files `.vecfs/health`, `.vecfs/metrics`,
+ * `.vecfs/stats` (SPEC §3, §6).
+ *
+ * Admin files are generated whole at open (direct_io, so every reader gets
+ * one consistent document and stat on the handle agrees with it). Their
+ * content comes only from calls that never wait for writers or the disk
+ * (st_store_metrics, st_store_health, st_coll_list read an MVCC snapshot),
+ * so a health probe answers while an import commits.
+ *
+ * Invariants
+ *   1. Metrics carry no per-path or per-user labels: the only label values
+ *      are op names, errno names and collection names (SPEC §6).
+ *   2. A handle holds the whole document (buf_fh); reads never render.
+ */
+#include "fsd.h"
+
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+/* ------------------------------------------------------------------ */
+/* Rendering                                                            */
+/* ------------------------------------------------------------------ */
+
+/* What the per-collection callbacks of a render write into. */
+typedef struct coll_list {
+    vc_buf *b;
+    st_store *st;
+    json_t *arr;
+    int rc;
+} coll_list;
+
+/* One vecfs_vectors line per collection. */
+static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
+{
+    (void)next;
+    coll_list *c = ctx;
+    c->rc = vc_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
+                          (unsigned long long)attr->count);
+    return c->rc != 0;
+}
+
+/* The Prometheus text of .vecfs/metrics (and GET /metrics). */
+static int render_metrics(fsd *d, vc_buf *b)
+{
+    st_metrics m;
+    int rc = st_store_metrics(d->store, &m);
+    if (rc < 0)
+        return rc;
+    rc = fsd_metrics_render(b);
+    if (rc == 0)
+        rc = vc_buf_printf(b, "# HELP vecfs_vectors Vectors per collection.\n"
+                              "# TYPE vecfs_vectors gauge\n");
+    if (rc == 0) {
+        coll_list c = {.b = b, .st = d->store};
+        rc = st_coll_list(d->store, 0, metrics_coll_cb, &c);
+        if (rc == 0)
+            rc = c.rc;
+    }
+    if (rc == 0)
+        rc = vc_buf_printf(
+            b,
+            "# HELP vecfs_store_bytes Bytes of DATADIR in use.\n"
+            "# TYPE vecfs_store_bytes gauge\n"
+            "vecfs_store_bytes %llu\n"
+            "# HELP vecfs_index_memory_bytes Bytes held by the in-memory indexes.\n"
+            "# TYPE vecfs_index_memory_bytes gauge\n"
+            "vecfs_index_memory_bytes %llu\n"
+            "# HELP vecfs_snapshot_age_seconds Age of the oldest snapshot behind its "
+            "collection.\n"
+            "# TYPE vecfs_snapshot_age_seconds gauge\n"
+            "vecfs_snapshot_age_seconds %.3f\n"
+            "# HELP vecfs_searches_short_total Graph walks that came back with fewer "
+            "than k and were answered by exact search.\n"
+            "# TYPE vecfs_searches_short_total counter\n"
+            "vecfs_searches_short_total %llu\n"
+            "# HELP vecfs_vectors_rehomed_total Vectors given a protected way in by a "
+            "search of their own: an insert whose chosen neighbours could not anchor "
+            "it, or a delete or update that took its anchor.\n"
+            "# TYPE vecfs_vectors_rehomed_total counter\n"
+            "vecfs_vectors_rehomed_total %llu\n"
+            "# HELP vecfs_vectors_stranded_total Vectors left without a way in "
+            "(found by exact search until the next snapshot relinks them).\n"
+            "# TYPE vecfs_vectors_stranded_total counter\n"
+            "vecfs_vectors_stranded_total %llu\n",
+            (unsigned long long)m.store_bytes, (unsigned long long)m.index_memory,
+            m.snapshot_age_seconds, (unsigned long long)m.searches_short_total,
+            (unsigned long long)m.vectors_rehomed_total,
+            (unsigned long long)m.vectors_stranded_total);
+    if (rc == 0)
+        rc = vc_buf_printf(b,
+                           "# HELP vecfs_audit_failures_total Audit lines that could not be "
+                           "written.\n"
+                           "# TYPE vecfs_audit_failures_total counter\n"
+                           "vecfs_audit_failures_total %llu\n"
+                           "# HELP vecfs_query_bytes Bytes of query texts and results held.\n"
+                           "# TYPE vecfs_query_bytes gauge\n"
+                           "vecfs_query_bytes %llu\n",
+                           (unsigned long long)fsd_audit_failures(),
+                           (unsigned long long)fsd_queries_bytes(d->queries));
+    return rc;
+}
+
+/* One JSON object per collection in .vecfs/stats. */
+static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
+{
+    (void)next;
+    coll_list *c = ctx;
+    st_config cfg;
+    json_t *o = json_object();
+    if (o == NULL) {
+        c->rc = -ENOMEM;
+        return 1;
+    }
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "vectors", json_integer((json_int_t)attr->count));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)attr->bytes));
+    /* st_coll_config_get is a read; it does not write (list callbacks
+     * must not write). */
+    if (st_coll_config_get(c->st, name, &cfg) == 0) {
+        json_object_set_new(o, "dim", json_integer(cfg.dim));
+        json_object_set_new(o, "metric", json_string(vf_metric_name(cfg.metric)));
+        json_object_set_new(o, "m", json_integer(cfg.m));
+        json_object_set_new(o, "ef_construction", json_integer(cfg.ef_construction));
+        if (cfg.ef_auto)
+            json_object_set_new(o, "ef_search", json_string("auto"));
+        else
+            json_object_set_new(o, "ef_search", json_integer(cfg.ef_search));
+        json_object_set_new(o, "quantization",
+                            json_string(cfg.quantization == ST_QUANT_INT8 ? "int8" : "none"));
+        json_object_set_new(o, "index", json_string("hnsw"));
+    }
+    json_array_append_new(c->arr, o);
+    return 0;
+}
+
+/* The JSON document of .vecfs/stats. */
+static int render_stats(fsd *d, vc_buf *b)
+{
+    st_metrics m;
+    int rc = st_store_metrics(d->store, &m);
+    if (rc < 0)
+        return rc;
+    json_t *root = json_object();
+    json_t *arr = json_array();
+    if (root == NULL || arr == NULL) {
+        json_decref(root);
+        json_decref(arr);
+        return -ENOMEM;
+    }
+    coll_list c = {.b = b, .st = d->store, .arr = arr};
+    rc = st_coll_list(d->store, 0, stats_coll_cb, &c);
+    if (rc == 0)
+        rc = c.rc;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_object_set_new(root, "version", json_string(VECFS_VERSION));
+    json_object_set_new(root, "uptime_seconds",
+                        json_integer((json_int_t)(now.tv_sec - d->started.tv_sec)));
+    json_object_set_new(root, "read_only", json_boolean(m.read_only));
+    json_object_set_new(root, "encrypted", json_boolean(m.encrypted));
+    json_object_set_new(root, "collections", arr);
+    json_object_set_new(root, "vectors", json_integer((json_int_t)m.vectors));
+    json_object_set_new(root, "store_bytes", json_integer((json_int_t)m.store_bytes));
+    json_object_set_new(root, "map_bytes", json_integer((json_int_t)m.map_bytes));
+    json_object_set_new(root, "max_bytes", json_integer((json_int_t)m.max_bytes));
+    json_object_set_new(root, "index_memory_bytes", json_integer((json_int_t)m.index_memory));
+    json_object_set_new(root, "inserts_total",
+                        json_integer((json_int_t)fsd_metrics_inserts_total()));
+    json_object_set_new(root, "queries_total",
+                        json_integer((json_int_t)fsd_metrics_queries_total()));
+    json_object_set_new(root, "deletes_total", json_integer((json_int_t)m.deletes_total));
+    json_object_set_new(root, "snapshots_total", json_integer((json_int_t)m.snapshots_total));
+    json_object_set_new(root, "rebuilds_total", json_integer((json_int_t)m.rebuilds_total));
+    json_object_set_new(root, "searches_short_total",
+                        json_integer((json_int_t)m.searches_short_total));
+    json_object_set_new(root, "vectors_rehomed_total",
+                        json_integer((json_int_t)m.vectors_rehomed_total));
+    json_object_set_new(root, "vectors_stranded_total",
+                        json_integer((json_int_t)m.vectors_stranded_total));
+    json_object_set_new(root, "snapshot_age_seconds", json_real(m.snapshot_age_seconds));
+    json_object_set_new(root, "open_seconds", json_real(m.open_seconds));
+    json_object_set_new(root, "query_files",
+                        json_integer((json_int_t)fsd_queries_count(d->queries)));
+    json_object_set_new(root, "inodes", json_integer((json_int_t)fsd_inodes_count(d->inodes)));
+    if (rc == 0) {
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text == NULL)
+            rc = -ENOMEM;
+        else
+            rc = vc_buf_printf(b, "%s\n", text);
+        free(text);
+    }
+    json_decref(root);
+    return rc;
+}
+
+int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b)
+{
+    switch (kind) {
+    case FSD_K_ADMIN_HEALTH: {
+        char line[4096];
+        size_t len = 0;
+        int rc = st_store_health(d->store, line, sizeof line, &len);
+        if (rc < 0)
+            return rc;
+        uint64_t lost = fsd_audit_failures();
+        if (lost == 0)
+            return vc_buf_append(b, line, len);
+        /* A lost audit line is a problem to report, not to hide in a log. */
+        if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
+            rc = vc_buf_append(b, line, len);
+        if (rc == 0)
+            rc = vc_buf_printf(b, "audit log: %llu line(s) could not be written\n",
+                               (unsigned long long)lost);
+        return rc;
+    }
+    case FSD_K_ADMIN_METRICS:
+        return render_metrics(d, b);
+    case FSD_K_ADMIN_STATS:
+        return render_stats(d, b);
+    default:
+        return -ENOENT;
+    }
+}
+
+int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
+{
+    vc_buf b = VC_BUF_INIT;
+    int rc = fsd_admin_render(d, kind, &b);
+    if (rc == 0) {
+        memset(st, 0, sizeof *st);
+        st->st_ino = ino;
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)b.len;
+        st->st_blksize = 4096;
+        clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+        st->st_atim = st->st_ctim = st->st_mtim;
+    }
+    vc_buf_release(&b);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handles                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A generated read-only file: the whole content made at open. */
+typedef struct buf_fh {
+    fsd_fh h;
+    vc_buf content;
+} buf_fh;
+
+/* fsd_fh_ops.read: from a copy (see fsd_copy_range): the kernel may
+ * complete the read, let the reader close and deliver the release before
+ * the reply returns. */
+static int buf_fh_read(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n)
+{
+    (void)d;
+    return fsd_copy_range(&((buf_fh *)fh)->content, size, off, out, n);
+}
+
+/* fsd_fh_ops.discard and, as nothing is pending, release. */
+static void buf_fh_discard(fsd *d, fsd_fh *fh)
+{
+    (void)d;
+    buf_fh *b = (buf_fh *)fh;
+    vc_buf_release(&b->content);
+    free(b);
+}
+
+/* fsd_fh_ops.release: see buf_fh_discard. */
+static void buf_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
+{
+    (void)who;
+    buf_fh_discard(d, fh);
+}
+
+static const fsd_fh_ops buf_fh_ops = {
+    .read = buf_fh_read,
+    .release = buf_fh_release,
+    .discard = buf_fh_discard,
+};
+
+void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
+{
+    fsd *d = fsd_of(req);
+    int rc = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
+    buf_fh *h = rc == 0 ? vc_calloc(1, sizeof *h) : NULL;
+    if (rc == 0 && h == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        h->h.ops = &buf_fh_ops;
+        rc = fsd_admin_render(d, r->kind, &h->content);
+    }
+    if (rc < 0) {
+        if (h != NULL)
+            buf_fh_discard(d, &h->h);
+        fsd_reply_err(req, FSD_OP_OPEN, rc);
+        return;
+    }
+    fi->direct_io = 1;
+    fsd_fh_reply_open(req, fi, &h->h);
+}
