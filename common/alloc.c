@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Atomic uint64_t fail_at;
 
@@ -46,4 +47,13 @@ void *vc_calloc(size_t n, size_t size)
 void *vc_realloc(void *p, size_t n)
 {
     return fail_now() ? NULL : realloc(p, n ? n : 1);
+}
+
+char *vc_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = vc_malloc(n);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
 }

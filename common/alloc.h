@@ -17,6 +17,9 @@ void *vc_malloc(size_t n);
 void *vc_calloc(size_t n, size_t size);
 void *vc_realloc(void *p, size_t n);
 
+/* strdup through vc_malloc (one counted call); NULL means ENOMEM. */
+char *vc_strdup(const char *s);
+
 /* Testing only: the n-th of the calls above from now on (1 = the next
  * one), in whichever thread makes it, returns NULL, once; 0 disarms.
  * Process-wide. Returns how many calls the previous arming still had to

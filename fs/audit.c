@@ -1,5 +1,7 @@
 /*
- * audit.c — append-only JSON-lines audit log (see audit.h).
+ * audit.c — append-only JSON-lines audit log (see audit.h), and the record
+ * of one mutating request (fsd.h) that dispatch.c starts before the
+ * handler runs and ends after it replied.
  *
  * Invariants
  *   1. audit_fd is -1 (no log) or an O_WRONLY|O_APPEND descriptor; it is set
@@ -10,6 +12,9 @@
  */
 #include "audit.h"
 
+#include "fsd.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -19,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "alloc.h"
 
 static atomic_int audit_fd = -1;
 static atomic_uint_fast64_t failures;
@@ -58,7 +65,7 @@ static json_t *name_string(const char *name)
     if (s != NULL)
         return s;
     size_t n = strlen(name);
-    char *esc = malloc(4 * n + 1);
+    char *esc = vc_malloc(4 * n + 1);
     if (esc == NULL)
         return json_string("?");
     size_t o = 0;
@@ -119,4 +126,79 @@ void fsd_audit_log(uid_t uid, gid_t gid, pid_t pid, const char *op, const char *
     if (w != (ssize_t)(len + 1))
         atomic_fetch_add(&failures, 1);
     free(line);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The path of a node relative to the mount ("c1/doc.f32", "c1"). */
+static void ref_path(const fsd_ref *r, char *buf, size_t cap)
+{
+    switch (r->kind) {
+    case FSD_K_ROOT:
+        snprintf(buf, cap, "%s", "");
+        break;
+    case FSD_K_COLL:
+        snprintf(buf, cap, "%s", r->coll);
+        break;
+    case FSD_K_QDIR:
+        snprintf(buf, cap, "%s/.query", r->coll);
+        break;
+    case FSD_K_IDIR:
+        snprintf(buf, cap, "%s/.import", r->coll);
+        break;
+    case FSD_K_ADMIN_DIR:
+        snprintf(buf, cap, "%s", ".vecfs");
+        break;
+    default:
+        if (r->coll[0] != '\0')
+            snprintf(buf, cap, "%s/%s", r->coll, r->name);
+        else
+            snprintf(buf, cap, "%s", r->name);
+        break;
+    }
+}
+
+void fsd_audit_begin(fuse_req_t req, fsd_audit_rec *a, fuse_ino_t ino, const char *name)
+{
+    assert(a != NULL);
+    a->on = false;
+    a->new_path[0] = '\0';
+    fsd_reply_errno_reset();
+    fsd_ref p;
+    if (!fsd_audit_enabled() || fsd_inodes_ref(fsd_of(req)->inodes, ino, &p) < 0)
+        return;
+    if (p.kind == FSD_K_QDIR || p.kind == FSD_K_QFILE)
+        return;
+    a->on = true;
+    fsd_caller_get(req, &a->who);
+    char base[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
+    ref_path(&p, base, sizeof base);
+    if (name == NULL)
+        snprintf(a->path, sizeof a->path, "%s", base);
+    else if (base[0] == '\0')
+        snprintf(a->path, sizeof a->path, "%s", name);
+    else
+        snprintf(a->path, sizeof a->path, "%s/%s", base, name);
+}
+
+void fsd_audit_end(const fsd_audit_rec *a, const char *op)
+{
+    if (a->on)
+        fsd_audit_log(a->who.uid, a->who.gid, a->who.pid, op, a->path,
+                      a->new_path[0] ? a->new_path : NULL, fsd_reply_errno(), -1);
+}
+
+void fsd_audit_rename(fsd_audit_rec *a, const fsd_audit_rec *b)
+{
+    if (a->on && b->on)
+        snprintf(a->new_path, sizeof a->new_path, "%s", b->path);
+}
+
+void fsd_audit_caller(const fsd_caller *who, const char *op, const char *path, int result,
+                      long long rows)
+{
+    if (fsd_audit_enabled())
+        fsd_audit_log(who->uid, who->gid, who->pid, op, path, NULL, result, rows);
 }

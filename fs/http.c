@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fsd.h"
+#include "alloc.h"
 
 #ifdef VECFS_HAVE_HTTP
 
@@ -43,6 +44,8 @@ bool fsd_http_available(void)
     return true;
 }
 
+/* Reads a PEM file whole into a NUL-terminated vc_malloc'd string; NULL
+ * with *err set on failure. */
 static char *read_pem(const char *path, int *err)
 {
     FILE *f = fopen(path, "rb");
@@ -72,6 +75,7 @@ static char *read_pem(const char *path, int *err)
     return vc_buf_detach(&b, &len);
 }
 
+/* Queues a response of status with len bytes of text (copied). */
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype,
                                  const char *text, size_t len)
 {
@@ -101,6 +105,7 @@ static bool client_cert_ok(struct MHD_Connection *c)
     return gnutls_certificate_verify_peers2(s, &status) == GNUTLS_E_SUCCESS && status == 0;
 }
 
+/* libmicrohttpd's request handler: GET /metrics, /livez, /readyz, /health. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -210,7 +215,7 @@ int fsd_http_start(fsd *d, const fsd_http_params *p, fsd_http **out, char *msg, 
     int rc = parse_listen(p->listen, &ss, msg, msglen);
     if (rc < 0)
         return rc;
-    fsd_http *h = calloc(1, sizeof *h);
+    fsd_http *h = vc_calloc(1, sizeof *h);
     if (h == NULL) {
         snprintf(msg, msglen, "out of memory");
         return -ENOMEM;

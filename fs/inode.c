@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 typedef struct fsd_node {
     fuse_ino_t ino;
     fuse_ino_t parent;
@@ -46,6 +48,7 @@ struct fsd_inodes {
     fuse_ino_t next_ino; /* protected by lock */
 };
 
+/* Mixes an inode number for the by_ino buckets. */
 static uint64_t hash_ino(fuse_ino_t ino)
 {
     uint64_t x = (uint64_t)ino;
@@ -55,6 +58,7 @@ static uint64_t hash_ino(fuse_ino_t ino)
     return x;
 }
 
+/* Hashes (parent, name) for the by_name buckets. */
 static uint64_t hash_name(fuse_ino_t parent, const char *name)
 {
     uint64_t h = 1469598103934665603ULL ^ hash_ino(parent);
@@ -65,6 +69,7 @@ static uint64_t hash_name(fuse_ino_t parent, const char *name)
     return h;
 }
 
+/* The node of ino, or NULL. Caller holds the table lock. */
 static fsd_node *find_ino(fsd_inodes *t, fuse_ino_t ino)
 {
     for (fsd_node *n = t->by_ino[hash_ino(ino) & (t->nbuckets - 1)]; n; n = n->ino_next)
@@ -73,6 +78,7 @@ static fsd_node *find_ino(fsd_inodes *t, fuse_ino_t ino)
     return NULL;
 }
 
+/* The linked node (parent, name), or NULL. Caller holds the table lock. */
 static fsd_node *find_name(fsd_inodes *t, fuse_ino_t parent, const char *name)
 {
     for (fsd_node *n = t->by_name[hash_name(parent, name) & (t->nbuckets - 1)]; n; n = n->name_next)
@@ -81,6 +87,7 @@ static fsd_node *find_name(fsd_inodes *t, fuse_ino_t parent, const char *name)
     return NULL;
 }
 
+/* Links n under its (parent, name). Caller holds the table lock. */
 static void name_insert(fsd_inodes *t, fsd_node *n)
 {
     fsd_node **b = &t->by_name[hash_name(n->parent, n->name) & (t->nbuckets - 1)];
@@ -89,6 +96,7 @@ static void name_insert(fsd_inodes *t, fsd_node *n)
     n->linked = true;
 }
 
+/* Unlinks n from its name, if linked. Caller holds the table lock. */
 static void name_remove(fsd_inodes *t, fsd_node *n)
 {
     if (!n->linked)
@@ -101,10 +109,11 @@ static void name_remove(fsd_inodes *t, fsd_node *n)
     n->linked = false;
 }
 
+/* Rehashes both indexes into nb buckets. 0 or -ENOMEM (unchanged). */
 static int resize(fsd_inodes *t, size_t nb)
 {
-    fsd_node **bi = calloc(nb, sizeof *bi);
-    fsd_node **bn = calloc(nb, sizeof *bn);
+    fsd_node **bi = vc_calloc(nb, sizeof *bi);
+    fsd_node **bn = vc_calloc(nb, sizeof *bn);
     if (bi == NULL || bn == NULL) {
         free(bi);
         free(bn);
@@ -139,10 +148,10 @@ static fsd_node *node_new(fsd_inodes *t, fuse_ino_t ino, fuse_ino_t parent, cons
 {
     if (t->count + 1 > t->nbuckets && t->nbuckets < ((size_t)1 << 40))
         (void)resize(t, t->nbuckets * 2); /* a failed resize only costs speed */
-    fsd_node *n = calloc(1, sizeof *n);
+    fsd_node *n = vc_calloc(1, sizeof *n);
     if (n == NULL)
         return NULL;
-    n->name = strdup(name);
+    n->name = vc_strdup(name);
     if (n->name == NULL) {
         free(n);
         return NULL;
@@ -158,6 +167,7 @@ static fsd_node *node_new(fsd_inodes *t, fuse_ino_t ino, fuse_ino_t parent, cons
     return n;
 }
 
+/* Removes n from both indexes and frees it. Caller holds the table lock. */
 static void node_free(fsd_inodes *t, fsd_node *n)
 {
     name_remove(t, n);
@@ -170,6 +180,8 @@ static void node_free(fsd_inodes *t, fsd_node *n)
     free(n);
 }
 
+/* Frees n once nothing refers to it (no lookup, no pin; fixed nodes
+ * never). */
 static void maybe_free(fsd_inodes *t, fsd_node *n)
 {
     if (n->ino >= FSD_INO_FIRST_DYNAMIC && n->nlookup == 0 && n->pins == 0)
@@ -179,12 +191,12 @@ static void maybe_free(fsd_inodes *t, fsd_node *n)
 int fsd_inodes_create(fsd_inodes **out)
 {
     *out = NULL;
-    fsd_inodes *t = calloc(1, sizeof *t);
+    fsd_inodes *t = vc_calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
     t->nbuckets = 1024;
-    t->by_ino = calloc(t->nbuckets, sizeof *t->by_ino);
-    t->by_name = calloc(t->nbuckets, sizeof *t->by_name);
+    t->by_ino = vc_calloc(t->nbuckets, sizeof *t->by_ino);
+    t->by_name = vc_calloc(t->nbuckets, sizeof *t->by_name);
     if (t->by_ino == NULL || t->by_name == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t->by_ino);
         free(t->by_name);
@@ -332,7 +344,7 @@ int fsd_inodes_rename(fsd_inodes *t, fuse_ino_t parent, const char *name, fuse_i
                       const char *newname)
 {
     int rc = 0;
-    char *copy = strdup(newname);
+    char *copy = vc_strdup(newname);
     if (copy == NULL)
         return -ENOMEM;
     pthread_mutex_lock(&t->lock);

@@ -83,6 +83,7 @@ void fsd_log(fsd_log_level level, const char *fmt, ...)
     emit(level, msg);
 }
 
+/* Writes one formatted line to syslog or stderr. */
 static void emit(fsd_log_level level, const char *msg)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};

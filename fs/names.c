@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
+/* true for the bytes a collection name may hold. */
 static bool coll_byte_ok(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||

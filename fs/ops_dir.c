@@ -17,11 +17,13 @@
  * Invariants
  *   1. `.vecfs` is never listed in the root, `.query` and `.import` never in
  *      a collection; lookups of all three work.
- *   2. The root's owner and mode are DATADIR's (taken at start), so an
+ *   2. The root's owner and mode are DATADIR's (d->root, taken at start), so an
  *      operator controls who may create collections with chmod on DATADIR.
  *   3. Every handler ends in exactly one reply.
  */
 #include "fsd.h"
+
+#include "alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,24 +33,8 @@
 
 #define FSD_OFF_STORE ((off_t)1 << 62)
 
-/* Root attributes, set once at start by fsd_dir_root_init (main.c). */
-static struct stat root_stat;
-
-void fsd_dir_root_init(const struct stat *datadir)
-{
-    memset(&root_stat, 0, sizeof root_stat);
-    root_stat.st_ino = FSD_INO_ROOT;
-    root_stat.st_mode = S_IFDIR | (datadir->st_mode & 07777);
-    root_stat.st_nlink = 2;
-    root_stat.st_uid = datadir->st_uid;
-    root_stat.st_gid = datadir->st_gid;
-    root_stat.st_atim = datadir->st_atim;
-    root_stat.st_mtim = datadir->st_mtim;
-    root_stat.st_ctim = datadir->st_ctim;
-    root_stat.st_blksize = 4096;
-}
-
-int fsd_coll_stat(fsd *d, const fsd_ref *r, struct stat *st)
+/* Stat of the collection node r. 0, -ENOENT, or a store error. */
+static int coll_stat(fsd *d, const fsd_ref *r, struct stat *st)
 {
     st_attr a;
     int rc = st_coll_stat(d->store, r->coll, &a);
@@ -61,7 +47,7 @@ int fsd_coll_stat(fsd *d, const fsd_ref *r, struct stat *st)
 /* Attributes of the hidden directories of a collection. */
 static int special_dir_stat(fsd *d, const fsd_ref *r, struct stat *st)
 {
-    int rc = fsd_coll_stat(d, r, st);
+    int rc = coll_stat(d, r, st);
     if (rc < 0)
         return rc;
     st->st_ino = r->ino;
@@ -72,6 +58,7 @@ static int special_dir_stat(fsd *d, const fsd_ref *r, struct stat *st)
     return 0;
 }
 
+/* Attributes of .vecfs: read-only, made when the daemon started. */
 static void admin_dir_stat(fsd *d, struct stat *st)
 {
     memset(st, 0, sizeof *st);
@@ -89,66 +76,25 @@ void fsd_dir_getattr(fuse_req_t req, const fsd_ref *r)
     int rc = 0;
     switch (r->kind) {
     case FSD_K_ROOT:
-        st = root_stat;
+        st = d->root;
         break;
     case FSD_K_ADMIN_DIR:
         admin_dir_stat(d, &st);
         break;
     case FSD_K_COLL:
-        rc = fsd_coll_stat(d, r, &st);
+        rc = coll_stat(d, r, &st);
         break;
     default:
         rc = special_dir_stat(d, r, &st);
         break;
     }
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_GETATTR, rc);
-        return;
-    }
-    fuse_reply_attr(req, &st, FSD_TTL_DIR);
+    fsd_reply_attr(req, FSD_OP_GETATTR, rc, &st, r->ino, FSD_TTL_DIR);
 }
 
-/* Builds a store attribute change from a FUSE setattr. */
-static unsigned setattr_mask(const struct stat *st, int to_set, st_attr *a)
+void fsd_dir_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, int to_set,
+                     struct fuse_file_info *fi)
 {
-    unsigned mask = 0;
-    memset(a, 0, sizeof *a);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (to_set & FUSE_SET_ATTR_MODE) {
-        a->mode = st->st_mode & 07777;
-        mask |= ST_SET_MODE;
-    }
-    if (to_set & FUSE_SET_ATTR_UID) {
-        a->uid = st->st_uid;
-        mask |= ST_SET_UID;
-    }
-    if (to_set & FUSE_SET_ATTR_GID) {
-        a->gid = st->st_gid;
-        mask |= ST_SET_GID;
-    }
-    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
-        a->atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : st->st_atim;
-        mask |= ST_SET_ATIME;
-    }
-    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
-        a->mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : st->st_mtim;
-        mask |= ST_SET_MTIME;
-    }
-    if (to_set & FUSE_SET_ATTR_CTIME) {
-        a->ctime = st->st_ctim;
-        mask |= ST_SET_CTIME;
-    }
-    return mask;
-}
-
-unsigned fsd_setattr_mask(const struct stat *st, int to_set, st_attr *a)
-{
-    return setattr_mask(st, to_set, a);
-}
-
-void fsd_dir_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, int to_set)
-{
+    (void)fi;
     fsd *d = fsd_of(req);
     struct stat st;
     if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -156,32 +102,23 @@ void fsd_dir_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
         return;
     }
     st_attr a;
-    unsigned mask = setattr_mask(in, to_set, &a);
+    unsigned mask = fsd_setattr_mask(in, to_set, &a);
     int rc = mask ? st_coll_setattr(d->store, r->coll, &a, mask) : 0;
     if (rc == 0)
-        rc = fsd_coll_stat(d, r, &st);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_SETATTR, rc);
-        return;
-    }
-    fuse_reply_attr(req, &st, FSD_TTL_DIR);
+        rc = coll_stat(d, r, &st);
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, FSD_TTL_DIR);
 }
 
-/* Looks up a vector name in a collection and replies. */
-static void vec_lookup(fuse_req_t req, const fsd_ref *coll, const char *name)
+/* Looks up a vector name in a collection: its node into *ino (one
+ * lookup reference taken) and its attributes into *st. */
+static int vec_lookup(fsd *d, const fsd_ref *coll, const char *name, fuse_ino_t *ino,
+                      struct stat *st)
 {
-    fsd *d = fsd_of(req);
-    struct stat st;
     fuse_ino_t known = fsd_inodes_find(d->inodes, coll->ino, name);
-    int rc = fsd_vec_stat(d, known, coll->coll, name, &st);
-    fuse_ino_t ino = 0;
+    int rc = fsd_vec_stat(d, known, coll->coll, name, st);
     if (rc == 0)
-        rc = fsd_inodes_link(d->inodes, coll->ino, name, FSD_K_VEC, &ino);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_LOOKUP, rc == -EINVAL ? ENOENT : rc);
-        return;
-    }
-    fsd_reply_entry(req, ino, &st, FSD_TTL_FILE);
+        rc = fsd_inodes_link(d->inodes, coll->ino, name, FSD_K_VEC, ino);
+    return rc;
 }
 
 void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
@@ -205,7 +142,7 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
         }
         memset(&child, 0, sizeof child);
         snprintf(child.coll, sizeof child.coll, "%s", name);
-        rc = fsd_coll_stat(d, &child, &st);
+        rc = coll_stat(d, &child, &st);
         if (rc == 0)
             rc = fsd_inodes_link(d->inodes, FSD_INO_ROOT, name, FSD_K_COLL, &ino);
         break;
@@ -248,8 +185,9 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
                 rc = special_dir_stat(d, &child, &st);
             }
         } else {
-            vec_lookup(req, p, name);
-            return;
+            rc = vec_lookup(d, p, name, &ino, &st);
+            ttl = FSD_TTL_FILE;
+            break;
         }
         if (rc < 0 && ino != 0)
             fsd_inodes_forget(d->inodes, ino, 1);
@@ -290,7 +228,7 @@ void fsd_dir_mkdir(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mo
     memset(&child, 0, sizeof child);
     snprintf(child.coll, sizeof child.coll, "%s", name);
     if (rc == 0)
-        rc = fsd_coll_stat(d, &child, &st);
+        rc = coll_stat(d, &child, &st);
     fuse_ino_t ino = 0;
     if (rc == 0)
         rc = fsd_inodes_link(d->inodes, FSD_INO_ROOT, name, FSD_K_COLL, &ino);
@@ -360,12 +298,6 @@ void fsd_dir_opendir(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi
     fuse_reply_open(req, fi);
 }
 
-void fsd_dir_releasedir(fuse_req_t req, struct fuse_file_info *fi)
-{
-    (void)fi;
-    fuse_reply_err(req, 0);
-}
-
 typedef struct list_ctx {
     fuse_req_t req;
     char *buf;
@@ -390,6 +322,8 @@ static bool add_entry(list_ctx *c, const char *name, uint64_t ino, mode_t type, 
     return true;
 }
 
+/* st_coll_list / st_vec_list callback: one entry per store row; 1
+ * stops the listing when the reply buffer is full. */
 static int list_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next_offset)
 {
     list_ctx *c = ctx;
@@ -409,7 +343,7 @@ void fsd_dir_readdir(fuse_req_t req, const fsd_ref *r, size_t size, off_t off,
     if (size > (1u << 20))
         size = 1u << 20;
     list_ctx c = {.req = req, .size = size, .pos = 0, .full = false};
-    c.buf = malloc(size ? size : 1);
+    c.buf = vc_malloc(size);
     if (c.buf == NULL) {
         fsd_reply_err(req, FSD_OP_READDIR, ENOMEM);
         return;

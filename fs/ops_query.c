@@ -1,7 +1,7 @@
 /*
  * ops_query.c — files under `<collection>/.query/` (SPEC §3.3).
  *
- * Lifecycle of one query file (per uid; the text lives in query.c):
+ * Lifecycle of one query file (per uid; the text lives in query_table.c):
  *   create/open-for-write  -> the handle buffers what is written
  *   flush (close)          -> the text is parsed and committed to the
  *                             entry; a malformed text fails close() with
@@ -13,7 +13,7 @@
  *                             reports its true size
  *   read on a handle that has written (open r+, write, seek 0, read)
  *                          -> commit the text and run it, then serve
- *   idle / rmdir / unmount -> the entry is dropped (query.c)
+ *   idle / rmdir / unmount -> the entry is dropped (query_table.c)
  *
  * Queries run in query_run.c; batched query files (*.fvecs, *.npy) are
  * searched and formatted on the store's threads: one FUSE round trip for
@@ -25,15 +25,16 @@
  *   2. Only the writer's uid sees an entry; querying needs read permission
  *      on the collection, never write permission.
  *   3. No lock is held while a search runs; entries are reached only
- *      through query.c's copying API.
+ *      through query_table.c's copying API.
  *   4. Every handler ends in exactly one reply.
- *   5. Memory is budgeted (query.h): a handle's charge is wbuf.len +
+ *   5. Memory is budgeted (query_table.h): a handle's charge is wbuf.len +
  *      result.len, taken before a buffer grows and given back when it
  *      shrinks or the handle goes; a committed text is charged to its
  *      entry. A text that fails to parse is not kept, only its error.
  */
 #include "fsd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "names.h"
 #include "query_parse.h"
 #include "query_run.h"
@@ -65,6 +67,8 @@ typedef struct fsd_query_fh {
     pthread_mutex_t lock; /* guards every field above: FUSE may run reads of
                              one handle in parallel */
 } fsd_query_fh;
+
+static const fsd_fh_ops qfile_fh_ops;
 
 /* Brings h's charge to `want` bytes: growth may fail with -ENOSPC or
  * -EDQUOT (nothing changes then), shrinking always succeeds. */
@@ -99,6 +103,7 @@ static int check_read(fuse_req_t req, fsd *d, const char *coll)
     return fsd_access_ok(req, a.mode, a.uid, a.gid, R_OK) ? 0 : -EACCES;
 }
 
+/* The attributes of a query file: the caller's, mode 0600, size bytes. */
 static void qfile_attr(const fsd_qinfo *info, uid_t uid, gid_t gid, fuse_ino_t ino, uint64_t size,
                        struct stat *st)
 {
@@ -116,7 +121,9 @@ static void qfile_attr(const fsd_qinfo *info, uid_t uid, gid_t gid, fuse_ino_t i
     st->st_atim = info->mtime;
 }
 
-int fsd_qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
+/* Stat of the caller's query file r: 0, or -ENOENT when the caller's uid
+ * has no entry of that name (lookup, create, setattr). */
+static int qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
 {
     fsd *d = fsd_of(req);
     const struct fuse_ctx *c = fuse_req_ctx(req);
@@ -132,7 +139,7 @@ int fsd_qfile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
 
 int fsd_qfile_getattr(fuse_req_t req, const fsd_ref *r, struct stat *st)
 {
-    int rc = fsd_qfile_stat(req, r, st);
+    int rc = qfile_stat(req, r, st);
     if (rc != -ENOENT)
         return rc;
     /* The kernel caches a query name for a second, so a name another uid
@@ -149,9 +156,9 @@ int fsd_qfile_getattr(fuse_req_t req, const fsd_ref *r, struct stat *st)
     return 0;
 }
 
-int fsd_qfile_fh_stat(fuse_req_t req, fsd_fh *fh, struct stat *st)
+/* fsd_fh_ops.stat of a query handle: the size of what it holds. */
+static int qfile_fh_stat(fsd *d, fsd_fh *fh, struct stat *st)
 {
-    fsd *d = fsd_of(req);
     fsd_query_fh *h = (fsd_query_fh *)fh;
     fsd_ref r;
     int rc = fsd_inodes_ref(d->inodes, h->ino, &r);
@@ -180,7 +187,7 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
     int rc = (int)strlen(name) > (int)FSD_NAME_MAX ? -ENAMETOOLONG : 0;
     if (rc == 0) {
         snprintf(r.name, sizeof r.name, "%s", name);
-        rc = fsd_qfile_stat(req, &r, &st);
+        rc = qfile_stat(req, &r, &st);
     }
     if (rc == 0)
         rc = fsd_inodes_link(d->inodes, qdir->ino, name, FSD_K_QFILE, &ino);
@@ -240,6 +247,7 @@ static int parse_text(const char *name, const fsd_qtext *text, fsd_query *q)
  * holds h->lock. */
 static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
 {
+    assert(h != NULL && r != NULL);
     fsd_qinfo info;
     int rc = fsd_queries_get(d->queries, r->coll, h->uid, r->name, &info);
     if (rc < 0)
@@ -289,6 +297,7 @@ static int check_against(fsd *d, const char *coll, const fsd_query *q)
 /* Commits the handle's written text to the entry. Caller holds h->lock. */
 static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
 {
+    assert(h != NULL && r != NULL);
     fsd_qtext *t = fsd_qtext_new(h->wbuf.p, h->wbuf.len);
     if (t == NULL)
         return -ENOMEM;
@@ -353,9 +362,11 @@ static int reload_text(fsd *d, fsd_query_fh *h)
 /* Handlers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* A new handle of the caller's on query file ino called name. NULL:
+ * ENOMEM. */
 static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, const char *name, int flags)
 {
-    fsd_query_fh *h = calloc(1, sizeof *h);
+    fsd_query_fh *h = vc_calloc(1, sizeof *h);
     if (h == NULL)
         return NULL;
     if (pthread_mutex_init(&h->lock, NULL) != 0) {
@@ -363,7 +374,7 @@ static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, const char *name, in
         return NULL;
     }
     const struct fuse_ctx *c = fuse_req_ctx(req);
-    h->h.type = FSD_FH_QUERY;
+    h->h.ops = &qfile_fh_ops;
     h->q = fsd_of(req)->queries;
     h->batch = fsd_qkind_is_batch(fsd_qkind_from_name(name, strlen(name)));
     h->ino = ino;
@@ -373,6 +384,7 @@ static fsd_query_fh *fh_new(fuse_req_t req, fuse_ino_t ino, const char *name, in
     return h;
 }
 
+/* Frees h and gives back its charge. NULL is a no-op. */
 static void fh_free(fsd_query_fh *h)
 {
     if (h == NULL)
@@ -408,7 +420,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     snprintf(r.name, sizeof r.name, "%s", name);
     r.ino = ino;
     if (rc == 0)
-        rc = fsd_qfile_stat(req, &r, &st);
+        rc = qfile_stat(req, &r, &st);
     if (rc < 0) {
         fh_free(h);
         if (ino != 0)
@@ -416,7 +428,6 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
         fsd_reply_err(req, FSD_OP_CREATE, rc);
         return;
     }
-    fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     fi->keep_cache = 0;
     struct fuse_entry_param e;
@@ -425,12 +436,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     e.generation = 1;
     e.attr = st;
     e.entry_timeout = FSD_TTL_QUERY_ENTRY;
-    fsd_fh_track(d, &h->h);
-    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-        fsd_fh_untrack(d, &h->h);
-        fh_free(h);
-        fsd_inodes_forget(d->inodes, ino, 1);
-    }
+    fsd_fh_reply_create(req, &e, fi, &h->h);
 }
 
 void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
@@ -475,27 +481,26 @@ void fsd_qfile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
         fsd_reply_err(req, FSD_OP_OPEN, rc);
         return;
     }
-    fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     fi->keep_cache = 0;
     /* A read-only handle has nothing to commit at close: spare the
      * per-query FLUSH round trip. */
     fi->noflush = !h->writable;
-    fsd_fh_track(d, &h->h);
-    if (fuse_reply_open(req, fi) == -ENOENT) {
-        fsd_fh_untrack(d, &h->h);
-        fh_free(h);
-    }
+    fsd_fh_reply_open(req, fi, &h->h);
 }
 
-void fsd_qfile_fh_discard(fsd_fh *fh)
+/* fsd_fh_ops.discard of a query handle. */
+static void qfile_fh_discard(fsd *d, fsd_fh *fh)
 {
+    (void)d;
     fh_free((fsd_query_fh *)fh);
 }
 
-void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
+/* fsd_fh_ops.read: the result, generated now if this handle wrote (open
+ * r+, write, seek 0, read) or has none yet. Copied under the lock (see
+ * fsd_copy_range). */
+static int qfile_fh_read(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n)
 {
-    fsd *d = fsd_of(req);
     fsd_query_fh *h = (fsd_query_fh *)fh;
     int rc = 0;
     pthread_mutex_lock(&h->lock);
@@ -507,39 +512,21 @@ void fsd_qfile_read(fuse_req_t req, fsd_fh *fh, size_t size, off_t off)
         if (rc == 0)
             rc = generate(d, h, &r);
     }
-    if (rc < 0) {
-        pthread_mutex_unlock(&h->lock);
-        fsd_reply_err(req, FSD_OP_READ, rc);
-        return;
-    }
-    size_t n = (uint64_t)off >= h->result.len ? 0 : h->result.len - (size_t)off;
-    if (n > size)
-        n = size;
-    /* Reply from a copy made under the lock: once the kernel has the reply
-     * the reader may close, and release frees the handle while writev()
-     * is still returning. */
-    char *copy = n ? malloc(n) : NULL;
-    if (copy != NULL)
-        memcpy(copy, h->result.p + off, n);
+    if (rc == 0)
+        rc = fsd_copy_range(&h->result, size, off, out, n);
     pthread_mutex_unlock(&h->lock);
-    if (n && copy == NULL) {
-        fsd_reply_err(req, FSD_OP_READ, ENOMEM);
-        return;
-    }
-    fuse_reply_buf(req, copy, n);
-    free(copy);
+    return rc;
 }
 
-void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off_t off)
+/* fsd_fh_ops.write: into the handle's text, within the memory budget. */
+static int qfile_fh_write(fsd *d, fsd_fh *fh, const char *buf, size_t size, off_t off)
 {
     fsd_query_fh *h = (fsd_query_fh *)fh;
-    if (!h->writable) {
-        fsd_reply_err(req, FSD_OP_WRITE, EBADF);
-        return;
-    }
+    if (!h->writable)
+        return -EBADF;
     size_t max = h->batch ? FSD_BUF_MAX : FSD_QUERY_TEXT_MAX;
     pthread_mutex_lock(&h->lock);
-    int rc = reload_text(fsd_of(req), h);
+    int rc = reload_text(d, h);
     if (rc == 0 && ((uint64_t)off > max || size > max - (uint64_t)off))
         rc = -EFBIG;
     if (rc == 0 && h->have_result) {
@@ -561,16 +548,16 @@ void fsd_qfile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, o
         h->have_result = false;
     }
     pthread_mutex_unlock(&h->lock);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_WRITE, rc);
-        return;
-    }
-    fuse_reply_write(req, size);
+    return rc;
 }
 
-void fsd_qfile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
+/* fsd_fh_ops.flush: commits the written text (close() reports a malformed
+ * query). */
+static int qfile_fh_flush(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync, bool *quiet)
 {
-    fsd *d = fsd_of(req);
+    (void)who;
+    (void)fsync;
+    (void)quiet;
     fsd_query_fh *h = (fsd_query_fh *)fh;
     int rc = 0;
     pthread_mutex_lock(&h->lock);
@@ -581,22 +568,30 @@ void fsd_qfile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
             rc = commit(d, h, &r);
     }
     pthread_mutex_unlock(&h->lock);
-    fsd_reply_err(req, op, rc);
+    return rc;
 }
 
-void fsd_qfile_release(fuse_req_t req, fsd_fh *fh)
+/* fsd_fh_ops.release: commits what no flush did, then frees. */
+static void qfile_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
 {
-    fsd *d = fsd_of(req);
+    (void)who;
     fsd_query_fh *h = (fsd_query_fh *)fh;
-    fsd_fh_untrack(d, fh);
     if (h->dirty) {
         fsd_ref r;
         if (fsd_inodes_ref(d->inodes, h->ino, &r) == 0)
             (void)commit(d, h, &r);
     }
     fh_free(h);
-    fuse_reply_err(req, 0);
 }
+
+static const fsd_fh_ops qfile_fh_ops = {
+    .read = qfile_fh_read,
+    .write = qfile_fh_write,
+    .flush = qfile_fh_flush,
+    .stat = qfile_fh_stat,
+    .release = qfile_fh_release,
+    .discard = qfile_fh_discard,
+};
 
 void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, int to_set,
                        struct fuse_file_info *fi)
@@ -605,7 +600,7 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     int rc = 0;
     if (to_set & FUSE_SET_ATTR_SIZE) {
         fsd_query_fh *h = fi != NULL ? (fsd_query_fh *)(uintptr_t)fi->fh : NULL;
-        if (h != NULL && h->h.type == FSD_FH_QUERY) {
+        if (h != NULL && h->h.ops == &qfile_fh_ops) {
             size_t max = h->batch ? FSD_BUF_MAX : FSD_QUERY_TEXT_MAX;
             pthread_mutex_lock(&h->lock);
             rc = in->st_size == 0 ? 0 : reload_text(d, h);
@@ -634,12 +629,8 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     }
     struct stat st;
     if (rc == 0)
-        rc = fsd_qfile_stat(req, r, &st);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_SETATTR, rc);
-        return;
-    }
-    fuse_reply_attr(req, &st, 0.0);
+        rc = qfile_stat(req, r, &st);
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, 0.0);
 }
 
 void fsd_qfile_unlink(fuse_req_t req, const fsd_ref *qdir, const char *name)

@@ -4,7 +4,7 @@
  *
  * Query kinds, by the query file's name:
  *   text (default)  optional parameter lines, then the vector in the text
- *                   form of format.h, possibly over several lines:
+ *                   form of vector_format.h, possibly over several lines:
  *                       k = 10
  *                       ef = 128
  *                       filter = category=guide,lang=en
@@ -24,7 +24,7 @@
  *                   filter values are strings (an integer or true/false is
  *                   taken as its JSON text).
  *   ".f32"          raw little-endian float32, one vector.
- *   ".fvecs", ".npy"  a batch of query vectors (batch.h); k, ef and filter
+ *   ".fvecs", ".npy"  a batch of query vectors (import_parse.h); k, ef and filter
  *                   come from the xattrs user.k, user.ef, user.filter,
  *                   applied with fsd_query_param_set.
  *
@@ -43,17 +43,7 @@
  * FSD_QUERY_MAX_TERMS filter terms, keys up to FSD_META_KEY_MAX bytes and
  * values up to FSD_META_VALUE_MAX bytes.
  *
- * Results (fsd_results): one line per neighbour, nearest first,
- *   text/.f32:       "<name>\t<distance>\n"
- *   .json:           [{"name": "a", "distance": 0.25}, ...] + "\n"
- *   .fvecs/.npy:     "<row>\t<name>\t<distance>\n", rows from 0, in order
- * Distances use the shortest decimal form that reads back to the same
- * float32. In the text forms, a name's backslash, tab, newline and NUL bytes
- * are written as "\\", "\t", "\n", "\0" so every line splits cleanly on
- * tabs (vector names never hold NUL; filter-derived text might). In
- * JSON, names are escaped per RFC 8259; bytes that are not valid UTF-8 are
- * written as \u00XX of the byte (so such names do not round-trip; vecfs
- * users rarely have them).
+ * Results are written by query_result.h.
  *
  * All functions are thread-safe on distinct objects.
  */
@@ -65,7 +55,7 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "format.h"
+#include "vector_format.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -152,46 +142,6 @@ void fsd_kv_array_free(fsd_kv *kv, size_t n);
 /* Releases everything q holds and resets it to FSD_QUERY_INIT.
  * NULL is a no-op. */
 void fsd_query_release(fsd_query *q);
-
-/* ------------------------------------------------------------------ */
-/* Results                                                              */
-/* ------------------------------------------------------------------ */
-
-/* A result being built. Start with fsd_results_init, add neighbours in
- * order, then take the bytes with fsd_results_finish. The buffer grows
- * geometrically (amortized O(1) per line). */
-typedef struct fsd_results {
-    fsd_qkind kind;
-    size_t count; /* neighbours added so far */
-    vc_buf out;   /* the text so far */
-    int err;      /* first error of an add; sticky */
-} fsd_results;
-
-/* Starts an empty result for a query of `kind` (never fails). */
-void fsd_results_init(fsd_results *r, fsd_qkind kind);
-
-/* Adds one neighbour of a single query (kinds TEXT, JSON, F32).
- *   name      name_len bytes, need not be NUL-terminated
- *   distance  any float (non-finite values are written as nan/inf)
- * Returns 0, -EINVAL (a batch kind), -ENOMEM (also remembered in r->err
- * and returned by fsd_results_finish). */
-int fsd_results_add(fsd_results *r, const char *name, size_t name_len, float distance);
-
-/* Adds one neighbour of query `row` of a batch (kinds FVECS, NPY).
- * Returns 0, -EINVAL (not a batch kind), -ENOMEM. */
-int fsd_results_add_row(fsd_results *r, uint64_t row, const char *name, size_t name_len,
-                        float distance);
-
-/* Completes the result (closes the JSON array) and hands over the bytes:
- *   out      malloc'd, *len_out bytes plus a NUL (not counted); owned by
- *            the caller. An empty text result is "" (len 0, out non-NULL);
- *            an empty JSON result is "[]\n".
- * r is released and reusable after fsd_results_init.
- * Returns 0, or the first error of an add (then *out is NULL), -ENOMEM. */
-int fsd_results_finish(fsd_results *r, char **out, size_t *len_out);
-
-/* Frees what r holds without producing a result. NULL is a no-op. */
-void fsd_results_release(fsd_results *r);
 
 #ifdef __cplusplus
 }

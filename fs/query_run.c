@@ -11,26 +11,30 @@
  * no nq x k array of hits is ever held.
  *
  * Invariants
- *   1. batch.parts[w] is written only by worker w; batch.spans[i] only by
+ *   1. batch_result.parts[w] is written only by worker w; batch_result.spans[i] only by
  *      the worker that ran query i (each query runs once), so the sink
  *      takes no lock.
  *   2. spans[i] names the bytes of query i's lines inside parts[worker]:
  *      the assembled result is every query's lines in row order, each
  *      query's nearest first.
  *   3. charged[w] >= parts[w].cap once the sink returns 0: what the batch
- *      holds is charged to the budget (query.h) while it is built, so a
+ *      holds is charged to the budget (query_table.h) while it is built, so a
  *      reader cannot make the daemon build a result of any size.
  */
 #include "query_run.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "metrics.h"
+#include "query_result.h"
 
+/* A monotonic clock in seconds, for query timings. */
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -47,17 +51,19 @@ typedef struct span {
  * rather than every line. */
 #define CHARGE_SLACK ((size_t)64 << 10)
 
-typedef struct batch {
+typedef struct batch_result {
     fsd_results parts[ST_SEARCH_WORKERS_MAX];
     size_t charged[ST_SEARCH_WORKERS_MAX]; /* of parts[w], to budget as uid */
     span *spans;                           /* one per query */
     fsd_queries *budget;
     uid_t uid;
-} batch;
+} batch_result;
 
+/* st_search_batch callback: formats query `query`'s hits into its
+ * worker's part at once and charges what the part grew (invariants 1, 3). */
 static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
 {
-    batch *b = ctx;
+    batch_result *b = ctx;
     fsd_results *r = &b->parts[worker];
     size_t off = r->out.len;
     int rc = 0;
@@ -73,12 +79,14 @@ static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hi
     return rc;
 }
 
+/* Runs a batch query (.fvecs/.npy) on the store's threads and stitches
+ * the parts in row order. */
 static int run_batch(st_store *st, const char *coll, const fsd_query *q,
                      const st_filter_term *terms, size_t nterms, fsd_queries *budget, uid_t uid,
                      char **out, size_t *len)
 {
-    batch *b = calloc(1, sizeof *b);
-    span *spans = calloc(q->nq, sizeof *spans);
+    batch_result *b = vc_calloc(1, sizeof *b);
+    span *spans = vc_calloc(q->nq, sizeof *spans);
     if (b == NULL || spans == NULL) {
         free(b);
         free(spans);
@@ -102,7 +110,7 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
         rc = fsd_queries_charge(budget, uid, total + 1);
     if (rc == 0)
         charged = total + 1;
-    char *bytes = rc == 0 ? malloc(total + 1) : NULL;
+    char *bytes = rc == 0 ? vc_malloc(total + 1) : NULL;
     if (rc == 0 && bytes == NULL)
         rc = -ENOMEM;
     if (rc == 0) {
@@ -127,10 +135,11 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
     return rc;
 }
 
+/* Runs one query: a vector, or `like` a stored vector. */
 static int run_single(st_store *st, const char *coll, const fsd_query *q,
                       const st_filter_term *terms, size_t nterms, char **out, size_t *len)
 {
-    st_hit *hits = malloc(q->k * sizeof *hits);
+    st_hit *hits = vc_malloc(q->k * sizeof *hits);
     if (hits == NULL)
         return -ENOMEM;
     size_t n = 0;
@@ -159,6 +168,7 @@ static int run_single(st_store *st, const char *coll, const fsd_query *q,
 int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, fsd_queries *budget,
                   uid_t uid, char **out, size_t *len)
 {
+    assert(q != NULL && out != NULL && len != NULL);
     *out = NULL;
     *len = 0;
     st_filter_term terms[FSD_QUERY_MAX_TERMS];

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "query.h"
+#include "query_table.h"
 #include "query_parse.h"
 #include "store.h"
 
@@ -16,7 +16,7 @@
  * Runs q in collection coll and formats its result.
  *   q       a parsed query: single (vector or `like`) or a batch
  *           (FSD_QKIND_FVECS/NPY, searched on the store's threads)
- *   budget  the query memory budget (query.h) a batch's result is charged
+ *   budget  the query memory budget (query_table.h) a batch's result is charged
  *           to, as uid's, while it is built: it stops with the budget's
  *           error once over (overshooting by at most one buffer doubling).
  *           Everything charged is given back before returning; the caller

@@ -17,7 +17,7 @@
 
 #include "inode.h"
 #include "names.h"
-#include "query.h"
+#include "query_table.h"
 
 static void test_inode_link_forget(void **state)
 {

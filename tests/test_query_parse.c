@@ -25,8 +25,9 @@
 #include <cmocka.h>
 
 #include "alloc.h"
-#include "batch.h"
+#include "import_parse.h"
 #include "query_parse.h"
+#include "query_result.h"
 
 /* Parses s from an exact-size heap copy. */
 static int qparse(fsd_qkind kind, const char *s, size_t len, fsd_query *q)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "query_parse.h"
+#include "query_result.h"
 
 static void check(int cond)
 {

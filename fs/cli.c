@@ -1,35 +1,24 @@
 /*
- * main.c — the `vecfs` command: mount, check, backup, restore.
- *
- * Mount sequence (states of one run)
- *   PARSE -> (daemon: FORK, the parent waits on a pipe) -> OPEN (store)
- *   -> SESSION (fuse_session_new) -> MOUNTED (fuse_session_mount; the
- *   parent is told "ok" and exits 0) -> SERVING (multithreaded loop)
- *   -> UNMOUNTING (signal or fusermount3 -u ends the loop) -> CLOSED
- *   (queries dropped, store closed with a final snapshot).
- *   Any failure before MOUNTED sends one line to the parent (or prints it
- *   in the foreground) and exits 1 after undoing what was done.
+ * cli.c — the `vecfs` command: main(), the mount command line, the checks
+ * of DATADIR and MOUNTPOINT, and the fork into a daemon; the subcommands
+ * are commands.c's and the mount itself is serve.c's.
  *
  * Invariants
- *   1. The store is opened in the process that serves it: with -f that is
- *      this process, otherwise the forked child. LMDB environments must not
- *      cross fork().
- *   2. Nothing is printed to stdout; errors at start are exactly one line on
- *      stderr ("vecfs: ...") and a non-zero exit status.
- *   3. The store is closed only after the session loop has returned and the
- *      session is destroyed, so no handler can run against a closed store.
+ *   1. A bad command line is one line on stderr and exit status 2; a bad
+ *      path, exit status 1, before anything is opened.
+ *   2. Every path handed to serve.c is absolute: the daemon leaves the
+ *      caller's cwd.
+ *   3. Without -f the parent exits only when the child reported "ok" or an
+ *      error line (or died), so `vecfs D M && ls M` works.
  */
-#include "fsd.h"
+#include "serve.h"
 
-#include "audit.h"
-#include "http.h"
+#include "fsd.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,25 +26,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
+
 /* Smallest --max-size: below it not even an empty store and its first
  * snapshot fit. */
 #define FSD_MAX_SIZE_MIN ((uint64_t)1 << 20)
 
-typedef struct fsd_cli {
-    const char *datadir;
-    const char *mountpoint;
-    const char *key_file;
-    const char *audit_log;
-    fsd_http_params http;
-    uint64_t max_size;
-    bool read_only;
-    bool foreground;
-    bool debug;
-    bool single_thread;
-    unsigned threads;
-    vc_buf fuse_opts; /* comma-joined -o options */
-} fsd_cli;
-
+/* Prints the usage text. */
 static void usage(FILE *f)
 {
     fprintf(f, "usage: vecfs [options] DATADIR MOUNTPOINT   mount a vecfs store\n"
@@ -80,39 +57,23 @@ static void usage(FILE *f)
                "  --help, --version\n");
 }
 
+/* Parses a size in bytes with an optional suffix K, M, G or T (powers of
+ * 1024; "KiB", "KB" and "K" alike). 0 or -EINVAL. */
 static int parse_size(const char *s, uint64_t *out)
 {
+    static const char suffixes[] = "kmgt";
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno != 0 || end == s || s[0] == '-')
         return -EINVAL;
     uint64_t mul = 1;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        mul = 1ULL << 10;
+    if (*end != '\0') {
+        const char *at = strchr(suffixes, *end | 0x20);
+        if (at == NULL)
+            return -EINVAL;
+        mul = (uint64_t)1 << (10 * (at - suffixes + 1));
         end++;
-        break;
-    case 'm':
-    case 'M':
-        mul = 1ULL << 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mul = 1ULL << 30;
-        end++;
-        break;
-    case 't':
-    case 'T':
-        mul = 1ULL << 40;
-        end++;
-        break;
-    default:
-        return -EINVAL;
     }
     if (*end == 'i' || *end == 'B')
         end++;
@@ -170,7 +131,7 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         case 'o': {
             /* "ro" is --read-only: the daemon refuses writes itself so that
              * query files keep working; "rw" is the default. */
-            char *dup = strdup(optarg), *save = NULL;
+            char *dup = vc_strdup(optarg), *save = NULL;
             if (dup == NULL) {
                 fprintf(stderr, "vecfs: out of memory\n");
                 return -1;
@@ -321,186 +282,6 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
     return 0;
 }
 
-/* libfuse's own messages: the last error is kept so a failed start can
- * report it in vecfs' one line; everything goes to the log. */
-static char fuse_last_error[256];
-
-static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n > 0 && msg[n - 1] == '\n')
-        msg[--n] = '\0';
-    if (level <= FUSE_LOG_ERR) {
-        /* libfuse writes one message in several pieces: join them. */
-        size_t have = strlen(fuse_last_error);
-        snprintf(fuse_last_error + have, sizeof fuse_last_error - have, "%s", msg);
-    }
-    fsd_log(FSD_LOG_DEBUG, "libfuse: %s", msg);
-}
-
-/* Builds the argument vector libfuse parses: argv0, -o opts. */
-static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
-{
-    if (fuse_opt_add_arg(args, "vecfs") < 0)
-        return -ENOMEM;
-    if (cli->debug && fuse_opt_add_arg(args, "-d") < 0)
-        return -ENOMEM;
-    vc_buf o = VC_BUF_INIT;
-    /* default_permissions: the kernel enforces the persisted modes and
-     * owners (SPEC §5); the daemon adds only what the kernel cannot know
-     * (read permission for queries, write permission for imports). */
-    int rc =
-        vc_buf_printf(&o, "fsname=vecfs,subtype=vecfs,default_permissions%s%s",
-                      cli->fuse_opts.len ? "," : "", cli->fuse_opts.len ? cli->fuse_opts.p : "");
-    if (rc == 0 && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, o.p) < 0))
-        rc = -ENOMEM;
-    vc_buf_release(&o);
-    return rc;
-}
-
-/* Runs the daemon from OPEN to CLOSED. report_fd (or -1) receives "ok" or
- * the error line once the mount exists or failed. Returns the exit code. */
-static int serve(fsd_cli *cli, int report_fd)
-{
-    char msg[512] = "";
-    int code = 1;
-    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-    struct fuse_session *se = NULL;
-    struct fuse_loop_config *lc = NULL;
-    bool handlers = false, mounted = false;
-    fsd *d = NULL;
-    fsd_http *http = NULL;
-
-    if (cli->audit_log != NULL) {
-        int arc = fsd_audit_open(cli->audit_log);
-        if (arc < 0) {
-            snprintf(msg, sizeof msg, "audit log %s: %s", cli->audit_log, strerror(-arc));
-            goto out;
-        }
-    }
-    fsd_open_params p = {
-        .datadir = cli->datadir,
-        .key_file = cli->key_file,
-        .max_size = cli->max_size,
-        .read_only = cli->read_only,
-        .threads = cli->threads,
-    };
-    int rc = fsd_create(&p, &d, msg, sizeof msg);
-    if (rc < 0)
-        goto out;
-    if (cli->http.listen != NULL) {
-        rc = fsd_http_start(d, &cli->http, &http, msg, sizeof msg);
-        if (rc < 0)
-            goto out;
-    } else if (cli->http.tls_cert || cli->http.tls_key || cli->http.client_ca) {
-        snprintf(msg, sizeof msg, "--tls-* options need --metrics-listen");
-        goto out;
-    }
-    if (fuse_args_build(cli, &args) < 0) {
-        snprintf(msg, sizeof msg, "out of memory");
-        goto out;
-    }
-    fuse_set_log_func(fuse_log_sink);
-    fuse_last_error[0] = '\0';
-    se = fuse_session_new(&args, &fsd_ll_ops, sizeof fsd_ll_ops, d);
-    if (se == NULL) {
-        snprintf(msg, sizeof msg, "bad FUSE option in '-o %s'%s%s",
-                 cli->fuse_opts.len ? cli->fuse_opts.p : "", fuse_last_error[0] ? ": " : "",
-                 fuse_last_error);
-        goto out;
-    }
-    d->se = se;
-    /* A shell starts background jobs with SIGINT ignored and libfuse keeps
-     * an ignored signal ignored; vecfs promises a clean unmount on SIGINT,
-     * SIGTERM and SIGHUP however it was started. */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    if (fuse_set_signal_handlers(se) != 0) {
-        snprintf(msg, sizeof msg, "cannot install signal handlers");
-        goto out;
-    }
-    handlers = true;
-    fuse_last_error[0] = '\0';
-    if (fuse_session_mount(se, cli->mountpoint) != 0) {
-        snprintf(msg, sizeof msg, "cannot mount on %s: %s", cli->mountpoint,
-                 fuse_last_error[0] ? fuse_last_error : "in use, or no permission for /dev/fuse");
-        goto out;
-    }
-    mounted = true;
-    fsd_http_set_ready(http, true);
-    fsd_log(FSD_LOG_INFO, "mounted %s on %s%s", cli->datadir, cli->mountpoint,
-            cli->read_only ? " (read-only)" : "");
-    if (report_fd >= 0) {
-        ssize_t w = write(report_fd, "ok", 2);
-        (void)w;
-        close(report_fd);
-        report_fd = -1;
-        int nul = open("/dev/null", O_RDWR);
-        if (nul >= 0) {
-            dup2(nul, STDIN_FILENO);
-            dup2(nul, STDOUT_FILENO);
-            dup2(nul, STDERR_FILENO);
-            if (nul > STDERR_FILENO)
-                close(nul);
-        }
-        fsd_log_setup(FSD_LOG_INFO, true);
-    }
-    fsd_log_release(true); /* what the start logged, now that it worked */
-    if (cli->single_thread) {
-        rc = fuse_session_loop(se);
-    } else {
-        lc = fuse_loop_cfg_create();
-        if (lc == NULL) {
-            fsd_log(FSD_LOG_ERROR, "out of memory for the loop config");
-            goto out;
-        }
-        unsigned threads = cli->threads ? cli->threads : 16;
-        fuse_loop_cfg_set_max_threads(lc, threads);
-        fuse_loop_cfg_set_idle_threads(lc, threads);
-        fuse_loop_cfg_set_clone_fd(lc, 0);
-        rc = fuse_session_loop_mt(se, lc);
-    }
-    code = rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
-    fsd_log(FSD_LOG_INFO, "unmounting %s", cli->mountpoint);
-out:
-    fsd_http_set_ready(http, false);
-    if (mounted)
-        fuse_session_unmount(se);
-    if (handlers)
-        fuse_remove_signal_handlers(se);
-    if (se != NULL)
-        fuse_session_destroy(se);
-    fuse_loop_cfg_destroy(lc);
-    fuse_opt_free_args(&args);
-    fsd_http_stop(http); /* before the store closes: scrapes render from it */
-    if (d != NULL) {
-        int crc = fsd_destroy(d);
-        if (crc < 0) {
-            fsd_log(FSD_LOG_ERROR, "closing the store: %s", strerror(-crc));
-            code = 1;
-        } else if (mounted) {
-            fsd_log(FSD_LOG_INFO, "store closed");
-        }
-    }
-    /* A failed start is one line (invariant 2): drop what it logged. */
-    fsd_log_release(msg[0] == '\0');
-    if (msg[0] != '\0') {
-        if (report_fd >= 0) {
-            ssize_t w = write(report_fd, msg, strlen(msg));
-            (void)w;
-        } else {
-            fprintf(stderr, "vecfs: %s\n", msg);
-        }
-    }
-    if (report_fd >= 0)
-        close(report_fd);
-    fsd_audit_close();
-    return msg[0] != '\0' ? 1 : code;
-}
-
 /* Writes path, made absolute against the cwd, into out. NULL stays NULL.
  * 0 or -ENAMETOOLONG. */
 static int absolute_path(const char *path, char *out, size_t cap)
@@ -515,6 +296,7 @@ static int absolute_path(const char *path, char *out, size_t cap)
     return snprintf(out, cap, "%s/%s", cwd, path) < (int)cap ? 0 : -ENAMETOOLONG;
 }
 
+/* vecfs [options] DATADIR MOUNTPOINT: returns the exit code. */
 static int cmd_mount(int argc, char **argv)
 {
     fsd_cli cli = {0};
@@ -555,9 +337,9 @@ static int cmd_mount(int argc, char **argv)
     }
     fsd_log_setup(cli.debug ? FSD_LOG_DEBUG : cli.foreground ? FSD_LOG_INFO : FSD_LOG_WARN, false);
     if (!cli.debug)
-        fsd_log_hold(); /* until mounted: see serve() */
+        fsd_log_hold(); /* until mounted: see fsd_serve() */
     if (cli.foreground) {
-        rc = serve(&cli, -1);
+        rc = fsd_serve(&cli, -1);
         vc_buf_release(&cli.fuse_opts);
         return rc;
     }
@@ -576,7 +358,7 @@ static int cmd_mount(int argc, char **argv)
         setsid();
         if (chdir("/") < 0)
             _exit(1);
-        _exit(serve(&cli, pfd[1]));
+        _exit(fsd_serve(&cli, pfd[1]));
     }
     close(pfd[1]);
     char reply[600];
@@ -604,120 +386,4 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "restore") == 0)
         return fsd_cmd_restore(argc - 1, argv + 1);
     return cmd_mount(argc, argv);
-}
-
-/* ------------------------------------------------------------------ */
-/* The daemon state                                                     */
-/* ------------------------------------------------------------------ */
-
-static void store_log(void *ctx, st_log_level level, const char *msg)
-{
-    (void)ctx;
-    fsd_log((fsd_log_level)level, "store: %s", msg);
-}
-
-int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
-{
-    *out = NULL;
-    fsd *d = calloc(1, sizeof *d);
-    if (d == NULL) {
-        snprintf(msg, msglen, "out of memory");
-        return -ENOMEM;
-    }
-    clock_gettime(CLOCK_REALTIME, &d->started);
-    d->read_only = p->read_only;
-    d->vf_nbuckets = 4096;
-    d->vf_buckets = calloc(d->vf_nbuckets, sizeof *d->vf_buckets);
-    int rc = d->vf_buckets == NULL ? -ENOMEM : 0;
-    if (rc == 0 && pthread_mutex_init(&d->vf_lock, NULL) != 0)
-        rc = -ENOMEM;
-    if (rc == 0 && pthread_mutex_init(&d->cfg_lock, NULL) != 0)
-        rc = -ENOMEM;
-    if (rc == 0 && pthread_mutex_init(&d->fh_lock, NULL) != 0)
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = fsd_inodes_create(&d->inodes);
-    if (rc == 0)
-        rc = fsd_queries_create(FSD_QUERY_IDLE_SECONDS, &d->queries);
-    if (rc == 0)
-        rc = fsd_imports_create(&d->imports);
-    if (rc < 0) {
-        snprintf(msg, msglen, "out of memory");
-        goto fail;
-    }
-    struct stat ds;
-    if (stat(p->datadir, &ds) < 0) {
-        rc = -errno;
-        snprintf(msg, msglen, "DATADIR %s: %s", p->datadir, strerror(errno));
-        goto fail;
-    }
-    fsd_dir_root_init(&ds);
-
-    st_options o;
-    st_options_default(&o);
-    o.read_only = p->read_only;
-    o.max_size = p->max_size;
-    o.log = store_log;
-    o.log_level = ST_LOG_INFO;
-    o.errbuf = msg;
-    o.errbuf_len = msglen;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (p->key_file != NULL) {
-        rc = st_key_load(p->key_file, &key, &klen, &pass);
-        if (rc < 0) {
-            snprintf(msg, msglen, "key file %s: %s", p->key_file, strerror(-rc));
-            goto fail;
-        }
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
-    }
-    msg[0] = '\0';
-    rc = st_store_open(p->datadir, &o, &d->store);
-    st_key_free(key, klen);
-    if (rc < 0) {
-        if (msg[0] == '\0') {
-            if (rc == -EBUSY)
-                snprintf(msg, msglen, "DATADIR %s is in use by another vecfs", p->datadir);
-            else if (rc == -EKEYREJECTED)
-                snprintf(msg, msglen, "wrong key for %s", p->datadir);
-            else if (rc == -EPROTO)
-                snprintf(msg, msglen, "DATADIR %s holds a store of another format version",
-                         p->datadir);
-            else
-                snprintf(msg, msglen, "cannot open the store in %s: %s", p->datadir, strerror(-rc));
-        }
-        goto fail;
-    }
-    *out = d;
-    return 0;
-fail:
-    d->store = NULL;
-    (void)fsd_destroy(d);
-    return rc;
-}
-
-int fsd_destroy(fsd *d)
-{
-    if (d == NULL)
-        return 0;
-    if (d->vf_buckets != NULL)
-        fsd_fh_discard_all(d);
-    fsd_queries_free(d->queries);
-    int rc = st_store_close(d->store);
-    fsd_imports_free(d->imports);
-    fsd_inodes_free(d->inodes);
-    if (d->vf_buckets != NULL) {
-        pthread_mutex_destroy(&d->vf_lock);
-        pthread_mutex_destroy(&d->cfg_lock);
-        pthread_mutex_destroy(&d->fh_lock);
-    }
-    for (size_t i = 0; i < d->cfg_nhidden; i++)
-        free(d->cfg_hidden[i]);
-    free(d->cfg_hidden);
-    free(d->vf_buckets);
-    free(d);
-    return rc;
 }

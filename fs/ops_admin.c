@@ -1,6 +1,6 @@
 /*
- * admin.c — `.vecfs/health`, `.vecfs/metrics`, `.vecfs/stats`, and the
- * `vecfs check|backup|restore` subcommands.
+ * ops_admin.c — the admin files `.vecfs/health`, `.vecfs/metrics`,
+ * `.vecfs/stats` (SPEC §3, §6).
  *
  * Admin files are generated whole at open (direct_io, so every reader gets
  * one consistent document and stat on the handle agrees with it). Their
@@ -11,8 +11,7 @@
  * Invariants
  *   1. Metrics carry no per-path or per-user labels: the only label values
  *      are op names, errno names and collection names (SPEC §6).
- *   2. Subcommands print one clear error line and exit non-zero on failure;
- *      `check` exits 1 when it finds damage, 2 when it cannot run.
+ *   2. A handle holds the whole document (buf_fh); reads never render.
  */
 #include "fsd.h"
 
@@ -21,21 +20,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <limits.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <dirent.h>
 
-extern char **environ;
+#include "alloc.h"
 
 /* ------------------------------------------------------------------ */
 /* Rendering                                                            */
 /* ------------------------------------------------------------------ */
 
+/* What the per-collection callbacks of a render write into. */
 typedef struct coll_list {
     vc_buf *b;
     st_store *st;
@@ -43,6 +38,7 @@ typedef struct coll_list {
     int rc;
 } coll_list;
 
+/* One vecfs_vectors line per collection. */
 static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
 {
     (void)next;
@@ -52,6 +48,7 @@ static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uin
     return c->rc != 0;
 }
 
+/* The Prometheus text of .vecfs/metrics (and GET /metrics). */
 static int render_metrics(fsd *d, vc_buf *b)
 {
     st_metrics m;
@@ -112,6 +109,7 @@ static int render_metrics(fsd *d, vc_buf *b)
     return rc;
 }
 
+/* One JSON object per collection in .vecfs/stats. */
 static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
 {
     (void)next;
@@ -144,6 +142,7 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
     return 0;
 }
 
+/* The JSON document of .vecfs/stats. */
 static int render_stats(fsd *d, vc_buf *b)
 {
     st_metrics m;
@@ -251,324 +250,64 @@ int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Handles                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A generated read-only file: the whole content made at open. */
+typedef struct buf_fh {
+    fsd_fh h;
+    vc_buf content;
+} buf_fh;
+
+/* fsd_fh_ops.read: from a copy (see fsd_copy_range): the kernel may
+ * complete the read, let the reader close and deliver the release before
+ * the reply returns. */
+static int buf_fh_read(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n)
+{
+    (void)d;
+    return fsd_copy_range(&((buf_fh *)fh)->content, size, off, out, n);
+}
+
+/* fsd_fh_ops.discard and, as nothing is pending, release. */
+static void buf_fh_discard(fsd *d, fsd_fh *fh)
+{
+    (void)d;
+    buf_fh *b = (buf_fh *)fh;
+    vc_buf_release(&b->content);
+    free(b);
+}
+
+/* fsd_fh_ops.release: see buf_fh_discard. */
+static void buf_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
+{
+    (void)who;
+    buf_fh_discard(d, fh);
+}
+
+static const fsd_fh_ops buf_fh_ops = {
+    .read = buf_fh_read,
+    .release = buf_fh_release,
+    .discard = buf_fh_discard,
+};
+
 void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
 {
     fsd *d = fsd_of(req);
-    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-        fsd_reply_err(req, FSD_OP_OPEN, EACCES);
-        return;
+    int rc = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
+    buf_fh *h = rc == 0 ? vc_calloc(1, sizeof *h) : NULL;
+    if (rc == 0 && h == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        h->h.ops = &buf_fh_ops;
+        rc = fsd_admin_render(d, r->kind, &h->content);
     }
-    fsd_buf_fh *h = calloc(1, sizeof *h);
-    if (h == NULL) {
-        fsd_reply_err(req, FSD_OP_OPEN, ENOMEM);
-        return;
-    }
-    h->h.type = FSD_FH_BUFFER;
-    int rc = fsd_admin_render(d, r->kind, &h->content);
     if (rc < 0) {
-        vc_buf_release(&h->content);
-        free(h);
+        if (h != NULL)
+            buf_fh_discard(d, &h->h);
         fsd_reply_err(req, FSD_OP_OPEN, rc);
         return;
     }
-    fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
-    fsd_fh_track(d, &h->h);
-    if (fuse_reply_open(req, fi) == -ENOENT) {
-        fsd_fh_untrack(d, &h->h);
-        vc_buf_release(&h->content);
-        free(h);
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Subcommands                                                          */
-/* ------------------------------------------------------------------ */
-
-/* Takes "--key-file F" out of argv (in place). Returns the path or NULL;
- * sets *bad on a missing argument. */
-static const char *take_key_file(int *argc, char **argv, bool *bad)
-{
-    const char *key = NULL;
-    *bad = false;
-    int out = 0;
-    for (int i = 0; i < *argc; i++) {
-        if (strcmp(argv[i], "--key-file") == 0) {
-            if (i + 1 >= *argc) {
-                *bad = true;
-                return NULL;
-            }
-            key = argv[++i];
-        } else if (strncmp(argv[i], "--key-file=", 11) == 0) {
-            key = argv[i] + 11;
-        } else {
-            argv[out++] = argv[i];
-        }
-    }
-    *argc = out;
-    return key;
-}
-
-static void store_log(void *ctx, st_log_level level, const char *msg)
-{
-    (void)ctx;
-    fsd_log((fsd_log_level)level, "%s", msg);
-}
-
-/* Opens a store read-only for check/backup. */
-static int open_ro(const char *datadir, const char *key_file, st_store **out, char *msg,
-                   size_t msglen)
-{
-    st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = msglen;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL) {
-        int rc = st_key_load(key_file, &key, &klen, &pass);
-        if (rc < 0) {
-            snprintf(msg, msglen, "key file %s: %s", key_file, strerror(-rc));
-            return rc;
-        }
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
-    }
-    msg[0] = '\0';
-    int rc = st_store_open(datadir, &o, out);
-    st_key_free(key, klen);
-    if (rc < 0 && msg[0] == '\0')
-        snprintf(msg, msglen, "%s: %s", datadir, strerror(-rc));
-    return rc;
-}
-
-int fsd_cmd_check(int argc, char **argv)
-{
-    bool bad;
-    const char *key_file = take_key_file(&argc, argv, &bad);
-    if (bad || argc != 2) {
-        fprintf(stderr, "usage: vecfs check DATADIR [--key-file F]\n");
-        return 2;
-    }
-    fsd_log_setup(FSD_LOG_WARN, false);
-    char msg[512] = "";
-    st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = sizeof msg;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL) {
-        int rc = st_key_load(key_file, &key, &klen, &pass);
-        if (rc < 0) {
-            fprintf(stderr, "vecfs: key file %s: %s\n", key_file, strerror(-rc));
-            return 2;
-        }
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
-    }
-    /* The report goes to stdout only when the check ran: a store that
-     * cannot be opened is one line on stderr and nothing else. */
-    char *report = NULL;
-    size_t report_len = 0;
-    FILE *out = open_memstream(&report, &report_len);
-    int rc = out == NULL ? -ENOMEM : st_check(argv[1], &o, out);
-    st_key_free(key, klen);
-    if (out != NULL)
-        fclose(out);
-    if (rc >= 0 && report_len > 0)
-        fwrite(report, 1, report_len, stdout);
-    free(report);
-    if (rc < 0) {
-        fprintf(stderr, "vecfs: check %s: %s\n", argv[1], msg[0] ? msg : strerror(-rc));
-        return 2;
-    }
-    if (rc > 0) {
-        fprintf(stderr, "vecfs: check %s: %d problem%s found\n", argv[1], rc, rc == 1 ? "" : "s");
-        return 1;
-    }
-    return 0;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n > m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* Runs argv (a tar command) and waits. 0 or -1 after printing why. */
-static int run_tool(char *const argv[])
-{
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "vecfs: cannot run %s: %s\n", argv[0], strerror(rc));
-        return -1;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "vecfs: %s failed\n", argv[0]);
-        return -1;
-    }
-    return 0;
-}
-
-static bool dir_is_empty(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (dir == NULL)
-        return false;
-    struct dirent *e;
-    bool empty = true;
-    while ((e = readdir(dir)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            empty = false;
-    closedir(dir);
-    return empty;
-}
-
-int fsd_cmd_backup(int argc, char **argv)
-{
-    bool bad;
-    const char *key_file = take_key_file(&argc, argv, &bad);
-    if (bad || argc != 3) {
-        fprintf(stderr, "usage: vecfs backup DATADIR OUT.tar|OUTDIR [--key-file F]\n");
-        return 2;
-    }
-    fsd_log_setup(FSD_LOG_WARN, false);
-    const char *datadir = argv[1], *out = argv[2];
-    bool tar = ends_with(out, ".tar");
-    char dir[PATH_MAX];
-    if (tar) {
-        if (snprintf(dir, sizeof dir, "%s.tmpXXXXXX", out) >= (int)sizeof dir ||
-            mkdtemp(dir) == NULL) {
-            fprintf(stderr, "vecfs: backup: cannot make a temporary directory next to %s: %s\n",
-                    out, strerror(errno));
-            return 1;
-        }
-    } else {
-        snprintf(dir, sizeof dir, "%s", out);
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-            fprintf(stderr, "vecfs: backup: %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-        if (!dir_is_empty(dir)) {
-            fprintf(stderr, "vecfs: backup: %s is not an empty directory\n", dir);
-            return 1;
-        }
-    }
-    char msg[512];
-    st_store *st = NULL;
-    int code = 1;
-    int rc = open_ro(datadir, key_file, &st, msg, sizeof msg);
-    if (rc < 0) {
-        fprintf(stderr, "vecfs: backup: %s\n", msg);
-        goto out;
-    }
-    rc = st_store_backup(st, dir);
-    st_store_close(st);
-    if (rc < 0) {
-        fprintf(stderr, "vecfs: backup to %s: %s\n", dir, strerror(-rc));
-        goto out;
-    }
-    if (tar) {
-        char *const args[] = {"tar", "-cf", (char *)out, "-C", dir, ".", NULL};
-        if (run_tool(args) < 0)
-            goto out;
-    }
-    code = 0;
-out:
-    if (tar) {
-        char *const rm[] = {"rm", "-rf", dir, NULL};
-        (void)run_tool(rm);
-    }
-    return code;
-}
-
-int fsd_cmd_restore(int argc, char **argv)
-{
-    bool bad;
-    const char *key_file = take_key_file(&argc, argv, &bad);
-    if (bad || argc != 3) {
-        fprintf(stderr, "usage: vecfs restore BACKUP DATADIR [--key-file F]\n");
-        return 2;
-    }
-    fsd_log_setup(FSD_LOG_WARN, false);
-    const char *backup = argv[1], *datadir = argv[2];
-    struct stat bs;
-    if (stat(backup, &bs) < 0) {
-        fprintf(stderr, "vecfs: restore: %s: %s\n", backup, strerror(errno));
-        return 1;
-    }
-    if (mkdir(datadir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "vecfs: restore: %s: %s\n", datadir, strerror(errno));
-        return 1;
-    }
-    if (!dir_is_empty(datadir)) {
-        fprintf(stderr, "vecfs: restore: DATADIR %s is not empty\n", datadir);
-        return 1;
-    }
-    if (S_ISDIR(bs.st_mode)) {
-        char src[PATH_MAX];
-        if (snprintf(src, sizeof src, "%s/.", backup) >= (int)sizeof src) {
-            fprintf(stderr, "vecfs: restore: path too long\n");
-            return 1;
-        }
-        char *const args[] = {"cp", "-a", src, (char *)datadir, NULL};
-        if (run_tool(args) < 0)
-            return 1;
-    } else {
-        char *const args[] = {"tar", "-xf", (char *)backup, "-C", (char *)datadir, NULL};
-        if (run_tool(args) < 0)
-            return 1;
-    }
-    /* Verify what was restored opens and is consistent. */
-    char msg[512] = "";
-    st_options o;
-    st_options_default(&o);
-    o.read_only = true;
-    o.errbuf = msg;
-    o.errbuf_len = sizeof msg;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    uint8_t *key = NULL;
-    size_t klen = 0;
-    bool pass = false;
-    if (key_file != NULL && st_key_load(key_file, &key, &klen, &pass) == 0) {
-        o.key = key;
-        o.key_len = klen;
-        o.key_is_passphrase = pass;
-    }
-    FILE *devnull = fopen("/dev/null", "w");
-    int rc = st_check(datadir, &o, devnull);
-    if (devnull != NULL)
-        fclose(devnull);
-    st_key_free(key, klen);
-    if (rc == -EKEYREJECTED && key_file == NULL) {
-        fprintf(stderr,
-                "vecfs: restored %s into %s (encrypted: not verified without "
-                "--key-file)\n",
-                backup, datadir);
-        return 0;
-    }
-    if (rc != 0) {
-        fprintf(stderr, "vecfs: restore: the restored store does not check clean: %s\n",
-                rc < 0 ? (msg[0] ? msg : strerror(-rc)) : "damage found (run vecfs check)");
-        return 1;
-    }
-    return 0;
+    fsd_fh_reply_open(req, fi, &h->h);
 }

@@ -1,5 +1,5 @@
 /*
- * batch.h — many vectors in one file: the files written into
+ * import_parse.h — many vectors in one file: the files written into
  * `<collection>/.import/` (SPEC §3.4) and batched query files named
  * `*.fvecs` / `*.npy` under `.query/` (SPEC §3.3).
  *
@@ -40,14 +40,14 @@
  * 20k rows x 384-d, 98 MB, in 1.9 s (52 MB/s, strtof-bound); .fvecs of the
  * same rows, 31 MB, in 0.22 s.
  */
-#ifndef VECFS_FS_BATCH_H
-#define VECFS_FS_BATCH_H
+#ifndef VECFS_FS_IMPORT_PARSE_H
+#define VECFS_FS_IMPORT_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "format.h"
+#include "vector_format.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,50 +57,50 @@ extern "C" {
 #define FSD_META_KEY_MAX 250u
 /* Largest metadata value (SPEC §3.1: xattr values up to 64 KiB). */
 #define FSD_META_VALUE_MAX 65536u
-/* Most rows in one batch file. */
-#define FSD_BATCH_MAX_ROWS 100000000u
+/* Most rows in one file. */
+#define FSD_ROWS_MAX 100000000u
 
-typedef enum fsd_bformat {
-    FSD_BFORMAT_FVECS = 0, /* "*.fvecs" */
-    FSD_BFORMAT_NPY = 1,   /* "*.npy" */
-    FSD_BFORMAT_JSONL = 2, /* "*.jsonl" */
-} fsd_bformat;
+typedef enum fsd_rows_format {
+    FSD_ROWS_FVECS = 0, /* "*.fvecs" */
+    FSD_ROWS_NPY = 1,   /* "*.npy" */
+    FSD_ROWS_JSONL = 2, /* "*.jsonl" */
+} fsd_rows_format;
 
 /* One row of a parsed batch. Every pointer points into the batch and lives
- * until fsd_batch_free of it. */
-typedef struct fsd_batch_row {
+ * until fsd_rows_free of it. */
+typedef struct fsd_row {
     const char *name;   /* NUL-terminated; NULL when parsed without names */
     size_t name_len;    /* bytes of name, without the NUL */
-    const float *vec;   /* dim floats inside fsd_batch.vectors */
+    const float *vec;   /* dim floats inside fsd_rows.vectors */
     const fsd_kv *meta; /* n_meta pairs (jsonl only); not separately owned */
     size_t n_meta;
     /* jsonl only: the row's "vector" array exactly as written, as the byte
      * range [text_off, text_off + text_len) of the data given to
-     * fsd_batch_parse. It is valid content for text and .json vector files
+     * fsd_rows_parse. It is valid content for text and .json vector files
      * (fsd_vector_parse reads it back to vec), so the daemon can store it
      * without formatting floats. text_len is 0 for .fvecs/.npy rows. */
     size_t text_off;
     size_t text_len;
-} fsd_batch_row;
+} fsd_row;
 
-/* A parsed batch. Read-only for the caller; release with fsd_batch_free. */
-typedef struct fsd_batch {
-    fsd_bformat format;
-    uint32_t dim;        /* >= 1 */
-    size_t n;            /* rows, >= 1 */
-    float *vectors;      /* n * dim floats, row-major, contiguous */
-    fsd_batch_row *rows; /* n rows, in file order */
+/* A parsed batch. Read-only for the caller; release with fsd_rows_free. */
+typedef struct fsd_rows {
+    fsd_rows_format format;
+    uint32_t dim;   /* >= 1 */
+    size_t n;       /* rows, >= 1 */
+    float *vectors; /* n * dim floats, row-major, contiguous */
+    fsd_row *rows;  /* n rows, in file order */
     /* private */
     char *arena;
     fsd_kv *kv;
-} fsd_batch;
+} fsd_rows;
 
 /* The batch format of a file called name (len bytes): 0 and *out, or
  * -EINVAL if its suffix is none of .fvecs, .npy, .jsonl. */
-int fsd_bformat_from_name(const char *name, size_t len, fsd_bformat *out);
+int fsd_rows_format_from_name(const char *name, size_t len, fsd_rows_format *out);
 
-/* Parses a batch file.
- *   fmt         the format (fsd_bformat_from_name)
+/* Parses a file of rows.
+ *   fmt         the format (fsd_rows_format_from_name)
  *   data, len   the file's bytes, not necessarily NUL-terminated; data may
  *               be NULL only if len is 0. Not referenced after the call.
  *   stem        for .fvecs/.npy: the prefix of row names (stem_len bytes,
@@ -109,7 +109,7 @@ int fsd_bformat_from_name(const char *name, size_t len, fsd_bformat *out);
  *   expect_dim  0 to accept any dim (all rows must still agree), else the
  *               only dim accepted
  *   out         on success the batch, owned by the caller
- *               (fsd_batch_free); NULL on error
+ *               (fsd_rows_free); NULL on error
  *   err, errlen if err is not NULL, on error a one-line reason such as
  *               "row 17: dim 3, expected 4" is written there (truncated to
  *               errlen, NUL-terminated), for logs.
@@ -118,19 +118,18 @@ int fsd_bformat_from_name(const char *name, size_t len, fsd_bformat *out);
  *                  dim, a value not finite, bad JSON, a missing or bad
  *                  name, a name repeated within the batch, no rows at all
  *   -ENAMETOOLONG  a generated "<stem>-<row>.f32" name over 255 bytes
- *   -EFBIG         dim > FSD_MAX_DIM or more than FSD_BATCH_MAX_ROWS rows
+ *   -EFBIG         dim > FSD_MAX_DIM or more than FSD_ROWS_MAX rows
  *   -E2BIG         a meta value over FSD_META_VALUE_MAX bytes or a meta key
  *                  over FSD_META_KEY_MAX bytes
  *   -ENOMEM */
-int fsd_batch_parse(fsd_bformat fmt, const void *data, size_t len, const char *stem,
-                    size_t stem_len, uint32_t expect_dim, fsd_batch **out, char *err,
-                    size_t errlen);
+int fsd_rows_parse(fsd_rows_format fmt, const void *data, size_t len, const char *stem,
+                   size_t stem_len, uint32_t expect_dim, fsd_rows **out, char *err, size_t errlen);
 
 /* Frees a batch and everything its rows point to. NULL is a no-op. */
-void fsd_batch_free(fsd_batch *b);
+void fsd_rows_free(fsd_rows *b);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* VECFS_FS_BATCH_H */
+#endif /* VECFS_FS_IMPORT_PARSE_H */

@@ -1,17 +1,17 @@
 /*
- * fuzz_fs_batch_check.h — the checks shared by the three batch fuzz
+ * fuzz_fs_import_check.h — the checks shared by the three import_parse fuzz
  * targets (included by each; not a library).
  */
-#ifndef VECFS_FUZZ_FS_BATCH_CHECK_H
-#define VECFS_FUZZ_FS_BATCH_CHECK_H
+#ifndef VECFS_FUZZ_FS_IMPORT_CHECK_H
+#define VECFS_FUZZ_FS_IMPORT_CHECK_H
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "format.h"
+#include "import_parse.h"
+#include "vector_format.h"
 #include "names.h"
 
 static void batch_check(int cond)
@@ -20,18 +20,18 @@ static void batch_check(int cond)
         __builtin_trap();
 }
 
-static void fsd_batch_fuzz_one(fsd_bformat fmt, const uint8_t *data, size_t size)
+static void fsd_batch_fuzz_one(fsd_rows_format fmt, const uint8_t *data, size_t size)
 {
-    fsd_batch *b = NULL;
+    fsd_rows *b = NULL;
     char err[96];
-    int rc = fsd_batch_parse(fmt, data, size, "f", 1, 0, &b, err, sizeof err);
+    int rc = fsd_rows_parse(fmt, data, size, "f", 1, 0, &b, err, sizeof err);
     if (rc) {
         batch_check(b == NULL && err[0] != '\0');
         return;
     }
     batch_check(b->n >= 1 && b->dim >= 1 && b->dim <= FSD_MAX_DIM);
     for (size_t i = 0; i < b->n; i++) {
-        const fsd_batch_row *r = &b->rows[i];
+        const fsd_row *r = &b->rows[i];
         batch_check(r->vec == b->vectors + i * b->dim);
         for (uint32_t j = 0; j < b->dim; j++)
             batch_check(isfinite(r->vec[j]));
@@ -51,7 +51,7 @@ static void fsd_batch_fuzz_one(fsd_bformat fmt, const uint8_t *data, size_t size
             }
         }
     }
-    fsd_batch_free(b);
+    fsd_rows_free(b);
 }
 
-#endif /* VECFS_FUZZ_FS_BATCH_CHECK_H */
+#endif /* VECFS_FUZZ_FS_IMPORT_CHECK_H */

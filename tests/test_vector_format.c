@@ -1,5 +1,5 @@
 /*
- * test_format.c — vector file contents (fs/format.c) and name rules
+ * test_vector_format.c — vector file contents (fs/vector_format.c) and name rules
  * (fs/names.c), SPEC §3 and §3.1.
  *
  * Covered: every accepted text form, every rejected one (empty, NaN/Inf,
@@ -26,7 +26,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
-#include "format.h"
+#include "vector_format.h"
 #include "names.h"
 
 /* Parses s (its strlen bytes, copied to an exact-size heap buffer so an
@@ -274,7 +274,7 @@ static void test_json(void **state)
 }
 
 /* Every number form docs/filesystem.md lists, in the formats it names:
- * text takes the decimal grammar of format.h, .json files take RFC 8259
+ * text takes the decimal grammar of vector_format.h, .json files take RFC 8259
  * numbers only (they stay readable by any JSON tool). */
 static void test_documented_numbers(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * format.h — the contents of vector files (SPEC §3.1) and the number
+ * vector_format.h — the contents of vector files (SPEC §3.1) and the number
  * syntax shared by every text format of vecfs.
  *
  * The format of a vector file is chosen by its name's suffix:
@@ -23,8 +23,8 @@
  * NUL-terminated and are never read past len. All functions are
  * thread-safe and keep no state.
  */
-#ifndef VECFS_FS_FORMAT_H
-#define VECFS_FS_FORMAT_H
+#ifndef VECFS_FS_VECTOR_FORMAT_H
+#define VECFS_FS_VECTOR_FORMAT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -125,4 +125,4 @@ size_t fsd_float_format(float f, char *buf, size_t size);
 }
 #endif
 
-#endif /* VECFS_FS_FORMAT_H */
+#endif /* VECFS_FS_VECTOR_FORMAT_H */

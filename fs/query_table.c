@@ -1,5 +1,5 @@
 /*
- * query.c — the in-memory table of query files (see query.h).
+ * query_table.c — the in-memory table of query files (see query_table.h).
  *
  * Invariants
  *   1. At most one entry per (coll, uid, name); it lives in bucket
@@ -19,7 +19,7 @@
  * Lock: `lock` protects every field of the table and its entries. It is a
  * leaf lock.
  */
-#include "query.h"
+#include "query_table.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+
+#include "alloc.h"
 
 #define NBUCKETS 1024u
 #define FSD_QX_VALUE_MAX 65536u
@@ -71,7 +73,7 @@ struct fsd_queries {
 
 fsd_qtext *fsd_qtext_new(const void *p, size_t n)
 {
-    fsd_qtext *t = malloc(sizeof *t + n + 1);
+    fsd_qtext *t = vc_malloc(sizeof *t + n + 1);
     if (t == NULL)
         return NULL;
     atomic_init(&t->refs, 1);
@@ -94,6 +96,7 @@ void fsd_qtext_unref(fsd_qtext *t)
         free(t);
 }
 
+/* Seconds on the monotonic clock, for idle times. */
 static time_t now_mono(void)
 {
     struct timespec ts;
@@ -101,6 +104,7 @@ static time_t now_mono(void)
     return ts.tv_sec;
 }
 
+/* The bucket of (coll, uid, name). */
 static unsigned bucket_of(const char *coll, uid_t uid, const char *name)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)uid;
@@ -112,6 +116,8 @@ static unsigned bucket_of(const char *coll, uid_t uid, const char *name)
     return (unsigned)(h & (NBUCKETS - 1));
 }
 
+/* The link that points at the entry (coll, uid, name), or at the NULL
+ * that ends its bucket. Caller holds the table lock. */
 static qentry **find(fsd_queries *q, const char *coll, uid_t uid, const char *name)
 {
     qentry **pp = &q->buckets[bucket_of(coll, uid, name)];
@@ -136,7 +142,7 @@ static int charge_locked(fsd_queries *q, uid_t uid, uint64_t n)
     if (n > FSD_QUERY_UID_BYTES_MAX || have > FSD_QUERY_UID_BYTES_MAX - n)
         return -EDQUOT;
     if (u == NULL) {
-        u = calloc(1, sizeof *u);
+        u = vc_calloc(1, sizeof *u);
         if (u == NULL)
             return -ENOMEM;
         u->uid = uid;
@@ -168,6 +174,7 @@ static void uncharge_locked(fsd_queries *q, uid_t uid, uint64_t n)
     }
 }
 
+/* Frees a list of query-file xattrs. */
 static void xattrs_free(qxattr *x)
 {
     while (x) {
@@ -179,6 +186,7 @@ static void xattrs_free(qxattr *x)
     }
 }
 
+/* Frees an entry no longer in the table. */
 static void entry_free(qentry *e)
 {
     fsd_qtext_unref(e->text);
@@ -188,13 +196,14 @@ static void entry_free(qentry *e)
     free(e);
 }
 
+/* A new EMPTY entry; NULL on ENOMEM. */
 static qentry *entry_new(const char *coll, uid_t uid, const char *name)
 {
-    qentry *e = calloc(1, sizeof *e);
+    qentry *e = vc_calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
-    e->coll = strdup(coll);
-    e->name = strdup(name);
+    e->coll = vc_strdup(coll);
+    e->name = vc_strdup(name);
     if (e->coll == NULL || e->name == NULL) {
         entry_free(e);
         return NULL;
@@ -239,7 +248,7 @@ static void sweep(fsd_queries *q)
 int fsd_queries_create(unsigned idle_seconds, fsd_queries **out)
 {
     *out = NULL;
-    fsd_queries *q = calloc(1, sizeof *q);
+    fsd_queries *q = vc_calloc(1, sizeof *q);
     if (q == NULL)
         return -ENOMEM;
     if (pthread_mutex_init(&q->lock, NULL) != 0) {
@@ -400,7 +409,7 @@ int fsd_queries_get(fsd_queries *q, const char *coll, uid_t uid, const char *nam
     if ((x = xfind(e, "user.ef")) != NULL)
         (void)parse_u32(x->value, x->len, &out->ef);
     if ((x = xfind(e, "user.filter")) != NULL) {
-        out->filter = malloc(x->len + 1);
+        out->filter = vc_malloc(x->len + 1);
         if (out->filter == NULL) {
             fsd_qtext_unref(out->text);
             out->text = NULL;
@@ -445,7 +454,7 @@ int fsd_queries_rename(fsd_queries *q, const char *coll, uid_t uid, const char *
                        const char *newname)
 {
     int rc = 0;
-    char *copy = strdup(newname);
+    char *copy = vc_strdup(newname);
     if (copy == NULL)
         return -ENOMEM;
     pthread_mutex_lock(&q->lock);
@@ -503,8 +512,8 @@ int fsd_queries_xattr_set(fsd_queries *q, const char *coll, uid_t uid, const cha
         parse_u32(value, len, &tmp) < 0)
         return -EINVAL;
     int rc = 0;
-    char *v = malloc(len + 1);
-    char *k = strdup(key);
+    char *v = vc_malloc(len + 1);
+    char *k = vc_strdup(key);
     if (v == NULL || k == NULL) {
         rc = -ENOMEM;
         goto fail;
@@ -528,7 +537,7 @@ int fsd_queries_xattr_set(fsd_queries *q, const char *coll, uid_t uid, const cha
         goto unlock;
     }
     if (x == NULL) {
-        x = calloc(1, sizeof *x);
+        x = vc_calloc(1, sizeof *x);
         if (x == NULL) {
             rc = -ENOMEM;
             goto unlock;

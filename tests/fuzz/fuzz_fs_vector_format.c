@@ -1,11 +1,11 @@
 /*
- * fuzz_fs_format.c — fuzz target for vector file contents (fs/format.c).
+ * fuzz_fs_vector_format.c — fuzz target for vector file contents (fs/vector_format.c).
  *
  * Input: byte 0 picks the format (% 3) and whether a dim is expected;
  * the rest is the file content. Checks, beyond "no crash, no over-read":
  *   1. a successful parse returns finite floats and a dim in range;
  *   2. formatting the result and parsing it again in every format gives
- *      back exactly the same floats (format.h invariant);
+ *      back exactly the same floats (vector_format.h invariant);
  *   3. the caller-array text parser agrees with the allocating one.
  */
 #include <math.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
+#include "vector_format.h"
 
 static void check(int cond)
 {

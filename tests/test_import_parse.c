@@ -1,9 +1,9 @@
 /*
- * test_batch.c — batch files (fs/batch.c): .fvecs, .npy and .jsonl as
+ * test_import_parse.c — files of rows (fs/import_parse.c): .fvecs, .npy and .jsonl as
  * written into .import/ (SPEC §3.4) and as batched query files.
  *
  * Covered: valid files of each format with row names "<stem>-<row>.f32",
- * every rejection batch.h names (truncation, mixed dims, dim 0 or negative,
+ * every rejection import_parse.h names (truncation, mixed dims, dim 0 or negative,
  * non-finite values, expect_dim, empty files, over-long generated names,
  * npy magic/version/dtype/order/shape/size errors, jsonl syntax, missing or
  * bad names, unknown keys, repeated names, meta types and limits), that the
@@ -26,8 +26,8 @@
 #include <cmocka.h>
 
 #include "alloc.h"
-#include "batch.h"
-#include "format.h"
+#include "import_parse.h"
+#include "vector_format.h"
 
 /* A growable byte buffer for building test files. */
 typedef struct tbuf {
@@ -66,15 +66,15 @@ static void tb_f32(tbuf *b, float f)
 }
 
 /* Parses from an exact-size heap copy so over-reads trip ASan. */
-static int bparse(fsd_bformat fmt, const void *data, size_t len, const char *stem, uint32_t expect,
-                  fsd_batch **out)
+static int bparse(fsd_rows_format fmt, const void *data, size_t len, const char *stem,
+                  uint32_t expect, fsd_rows **out)
 {
     char err[128];
     void *copy = malloc(len ? len : 1);
     assert_non_null(copy);
     memcpy(copy, data, len);
-    int rc = fsd_batch_parse(fmt, copy, len, stem, stem ? strlen(stem) : 0, expect, out, err,
-                             sizeof err);
+    int rc =
+        fsd_rows_parse(fmt, copy, len, stem, stem ? strlen(stem) : 0, expect, out, err, sizeof err);
     free(copy);
     if (rc) {
         assert_null(*out);
@@ -97,8 +97,8 @@ static void test_fvecs_valid(void **state)
     (void)state;
     tbuf b = {0};
     fvecs_rows(&b, 3, 4);
-    fsd_batch *bt = NULL;
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, "base", 0, &bt), 0);
+    fsd_rows *bt = NULL;
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, "base", 0, &bt), 0);
     assert_int_equal(bt->n, 3);
     assert_int_equal(bt->dim, 4);
     assert_string_equal(bt->rows[0].name, "base-0.f32");
@@ -108,45 +108,45 @@ static void test_fvecs_valid(void **state)
     assert_true(bt->rows[1].vec == bt->vectors + 4);
     assert_int_equal(bt->rows[1].n_meta, 0);
     assert_int_equal(bt->rows[1].text_len, 0);
-    fsd_batch_free(bt);
+    fsd_rows_free(bt);
     /* Without names (query batches), and with expect_dim. */
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, NULL, 4, &bt), 0);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, NULL, 4, &bt), 0);
     assert_null(bt->rows[0].name);
-    fsd_batch_free(bt);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, NULL, 5, &bt), -EINVAL);
-    fsd_batch_free(NULL);
+    fsd_rows_free(bt);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, NULL, 5, &bt), -EINVAL);
+    fsd_rows_free(NULL);
     free(b.p);
 }
 
 static void test_fvecs_invalid(void **state)
 {
     (void)state;
-    fsd_batch *bt = NULL;
+    fsd_rows *bt = NULL;
     tbuf b = {0};
     fvecs_rows(&b, 3, 4);
     for (size_t cut = 0; cut < b.len; cut++) {
         if (cut && cut % 20 == 0)
             continue; /* a row boundary: a valid shorter file */
-        assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, cut, "s", 0, &bt), -EINVAL);
+        assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, cut, "s", 0, &bt), -EINVAL);
     }
     /* A second row of another dim, padded to a multiple of the first's. */
     tbuf m = {0};
     fvecs_rows(&m, 1, 4);
     fvecs_rows(&m, 1, 3);
     tb_f32(&m, 0);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, m.p, m.len, "s", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, m.p, m.len, "s", 0, &bt), -EINVAL);
     free(m.p);
     /* dim 0, negative, over FSD_MAX_DIM. */
     tbuf z = {0};
     tb_i32(&z, 0);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, z.p, z.len, "s", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, z.p, z.len, "s", 0, &bt), -EINVAL);
     z.len = 0;
     tb_i32(&z, -4);
     tb_f32(&z, 1);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, z.p, z.len, "s", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, z.p, z.len, "s", 0, &bt), -EINVAL);
     z.len = 0;
     tb_i32(&z, (int32_t)FSD_MAX_DIM + 1);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, z.p, z.len, "s", 0, &bt), -EFBIG);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, z.p, z.len, "s", 0, &bt), -EFBIG);
     free(z.p);
     /* A NaN and an Inf anywhere. */
     float bad[] = {NAN, INFINITY, -INFINITY};
@@ -154,20 +154,20 @@ static void test_fvecs_invalid(void **state)
         unsigned char *c = malloc(b.len);
         memcpy(c, b.p, b.len);
         memcpy(c + 2 * 20 + 4 + 8, &bad[k], 4);
-        assert_int_equal(bparse(FSD_BFORMAT_FVECS, c, b.len, "s", 0, &bt), -EINVAL);
+        assert_int_equal(bparse(FSD_ROWS_FVECS, c, b.len, "s", 0, &bt), -EINVAL);
         free(c);
     }
     /* Generated names over 255 bytes. */
     char stem[260];
     memset(stem, 'a', sizeof stem);
     stem[249] = '\0'; /* 249 + "-2.f32" = 255: fits */
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, stem, 0, &bt), 0);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, stem, 0, &bt), 0);
     assert_int_equal(bt->rows[2].name_len, 255);
-    fsd_batch_free(bt);
+    fsd_rows_free(bt);
     stem[249] = 'a';
     stem[250] = '\0';
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, stem, 0, &bt), -ENAMETOOLONG);
-    assert_int_equal(bparse(FSD_BFORMAT_FVECS, b.p, b.len, "a/b", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, stem, 0, &bt), -ENAMETOOLONG);
+    assert_int_equal(bparse(FSD_ROWS_FVECS, b.p, b.len, "a/b", 0, &bt), -EINVAL);
     free(b.p);
 }
 
@@ -197,23 +197,23 @@ static void npy_build(tbuf *b, unsigned major, const char *dict, size_t n, size_
 static void test_npy_valid(void **state)
 {
     (void)state;
-    fsd_batch *bt = NULL;
+    fsd_rows *bt = NULL;
     for (unsigned major = 1; major <= 3; major++) {
         tbuf b = {0};
         npy_build(&b, major, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 3, 2);
-        assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt), 0);
+        assert_int_equal(bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt), 0);
         assert_int_equal(bt->n, 3);
         assert_int_equal(bt->dim, 2);
         assert_true(bt->rows[2].vec[1] == 5.0f);
         assert_string_equal(bt->rows[1].name, "q-1.f32");
-        fsd_batch_free(bt);
+        fsd_rows_free(bt);
         free(b.p);
     }
     /* Key order, quotes and spacing as other writers produce them. */
     tbuf b = {0};
     npy_build(&b, 1, "{\"shape\":(1,2),\"fortran_order\":False,\"descr\":\"<f4\"}", 1, 2);
-    assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt), 0);
-    fsd_batch_free(bt);
+    assert_int_equal(bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt), 0);
+    fsd_rows_free(bt);
     free(b.p);
 }
 
@@ -245,11 +245,11 @@ static void test_npy_invalid(void **state)
         {"['descr', '<f4']", 1, 2, -EINVAL},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 2)}", 1, 2, -EINVAL},
     };
-    fsd_batch *bt = NULL;
+    fsd_rows *bt = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tbuf b = {0};
         npy_build(&b, 1, cases[i].dict, cases[i].n, cases[i].d);
-        int rc = bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt);
+        int rc = bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt);
         if (rc != cases[i].rc)
             fail_msg("npy case %zu gave %d, want %d", i, rc, cases[i].rc);
         free(b.p);
@@ -258,22 +258,22 @@ static void test_npy_invalid(void **state)
     tbuf b = {0};
     npy_build(&b, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 2, 2);
     for (size_t cut = 0; cut < b.len; cut++)
-        assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, cut, "q", 0, &bt), -EINVAL);
+        assert_int_equal(bparse(FSD_ROWS_NPY, b.p, cut, "q", 0, &bt), -EINVAL);
     b.p[1] = 'n';
-    assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
     b.p[1] = 'N';
     b.p[6] = 4;
-    assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
     b.p[6] = 1;
     b.p[8] = 0xff;
     b.p[9] = 0xff;
-    assert_int_equal(bparse(FSD_BFORMAT_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_NPY, b.p, b.len, "q", 0, &bt), -EINVAL);
     free(b.p);
     /* v2 with a huge u32 header length. */
     tbuf c = {0};
     npy_build(&c, 2, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 2, 2);
     memset(c.p + 8, 0xff, 4);
-    assert_int_equal(bparse(FSD_BFORMAT_NPY, c.p, c.len, "q", 0, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_NPY, c.p, c.len, "q", 0, &bt), -EINVAL);
     free(c.p);
 }
 
@@ -287,8 +287,8 @@ static void test_jsonl_valid(void **state)
         "  \r\n"
         "{\"vector\":[1,1,1],\"name\":\"doc 2.json\"}\r\n"
         "{\"name\": \"x.f32\", \"vec\\u0074or\": [4, 5, 6]}";
-    fsd_batch *bt = NULL;
-    assert_int_equal(bparse(FSD_BFORMAT_JSONL, s, strlen(s), "ignored", 0, &bt), 0);
+    fsd_rows *bt = NULL;
+    assert_int_equal(bparse(FSD_ROWS_JSONL, s, strlen(s), "ignored", 0, &bt), 0);
     assert_int_equal(bt->n, 3);
     assert_int_equal(bt->dim, 3);
     assert_string_equal(bt->rows[0].name, "doc-1");
@@ -323,7 +323,7 @@ static void test_jsonl_valid(void **state)
     }
     /* The escaped key is read by the fallback, without a text span. */
     assert_int_equal(bt->rows[2].text_len, 0);
-    fsd_batch_free(bt);
+    fsd_rows_free(bt);
 }
 
 static void test_jsonl_invalid(void **state)
@@ -367,33 +367,33 @@ static void test_jsonl_invalid(void **state)
         {"{\"name\": \"a\", \"vector\": [1, 2]}\n{\"name\": \"b\", \"vector\": [2]}", -EINVAL},
         {"{\"name\": \"a\", \"vector\": [1]}\ngarbage", -EINVAL},
     };
-    fsd_batch *bt = NULL;
+    fsd_rows *bt = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = bparse(FSD_BFORMAT_JSONL, cases[i].s, strlen(cases[i].s), NULL, 0, &bt);
+        int rc = bparse(FSD_ROWS_JSONL, cases[i].s, strlen(cases[i].s), NULL, 0, &bt);
         if (rc != cases[i].rc)
             fail_msg("jsonl case %zu (%s) gave %d, want %d", i, cases[i].s, rc, cases[i].rc);
     }
     const char *ok = "{\"name\": \"a\", \"vector\": [1, 2]}";
-    assert_int_equal(bparse(FSD_BFORMAT_JSONL, ok, strlen(ok), NULL, 3, &bt), -EINVAL);
-    assert_int_equal(bparse(FSD_BFORMAT_JSONL, ok, strlen(ok), NULL, 2, &bt), 0);
-    fsd_batch_free(bt);
+    assert_int_equal(bparse(FSD_ROWS_JSONL, ok, strlen(ok), NULL, 3, &bt), -EINVAL);
+    assert_int_equal(bparse(FSD_ROWS_JSONL, ok, strlen(ok), NULL, 2, &bt), 0);
+    fsd_rows_free(bt);
 }
 
 static void test_jsonl_meta_limits(void **state)
 {
     (void)state;
-    fsd_batch *bt = NULL;
+    fsd_rows *bt = NULL;
     for (int over = 0; over <= 1; over++) {
         tbuf b = {0};
         tb_str(&b, "{\"name\": \"a\", \"vector\": [1], \"meta\": {\"big\": \"");
         for (size_t i = 0; i < FSD_META_VALUE_MAX + (size_t)over; i++)
             tb_str(&b, "x");
         tb_str(&b, "\"}}");
-        int rc = bparse(FSD_BFORMAT_JSONL, b.p, b.len, NULL, 0, &bt);
+        int rc = bparse(FSD_ROWS_JSONL, b.p, b.len, NULL, 0, &bt);
         assert_int_equal(rc, over ? -E2BIG : 0);
         if (!over) {
             assert_int_equal(bt->rows[0].meta[0].value_len, FSD_META_VALUE_MAX);
-            fsd_batch_free(bt);
+            fsd_rows_free(bt);
         }
         free(b.p);
     }
@@ -403,8 +403,8 @@ static void test_jsonl_meta_limits(void **state)
         for (size_t i = 0; i < FSD_META_KEY_MAX + (size_t)over; i++)
             tb_str(&b, "k");
         tb_str(&b, "\": \"v\"}}");
-        assert_int_equal(bparse(FSD_BFORMAT_JSONL, b.p, b.len, NULL, 0, &bt), over ? -E2BIG : 0);
-        fsd_batch_free(bt);
+        assert_int_equal(bparse(FSD_ROWS_JSONL, b.p, b.len, NULL, 0, &bt), over ? -E2BIG : 0);
+        fsd_rows_free(bt);
         bt = NULL;
         free(b.p);
     }
@@ -441,24 +441,24 @@ static void test_large(void **state)
                              i, i, i % 7);
             tb_put(&jl, line, (size_t)m);
         }
-        fsd_batch *bt;
+        fsd_rows *bt;
         double t0 = now();
-        assert_int_equal(bparse(FSD_BFORMAT_FVECS, fv.p, fv.len, "b", 0, &bt), 0);
+        assert_int_equal(bparse(FSD_ROWS_FVECS, fv.p, fv.len, "b", 0, &bt), 0);
         assert_int_equal(bt->n, n);
-        fsd_batch_free(bt);
+        fsd_rows_free(bt);
         double t1 = now();
-        assert_int_equal(bparse(FSD_BFORMAT_NPY, np.p, np.len, "b", 0, &bt), 0);
+        assert_int_equal(bparse(FSD_ROWS_NPY, np.p, np.len, "b", 0, &bt), 0);
         assert_int_equal(bt->n, n);
-        fsd_batch_free(bt);
+        fsd_rows_free(bt);
         double t2 = now();
-        assert_int_equal(bparse(FSD_BFORMAT_JSONL, jl.p, jl.len, NULL, 0, &bt), 0);
+        assert_int_equal(bparse(FSD_ROWS_JSONL, jl.p, jl.len, NULL, 0, &bt), 0);
         assert_int_equal(bt->n, n);
         char want[32];
         snprintf(want, sizeof want, "c%zu", (n - 1) % 7);
         assert_string_equal(bt->rows[n - 1].meta[0].value, want);
         snprintf(want, sizeof want, "doc-%zu", n - 1);
         assert_string_equal(bt->rows[n - 1].name, want);
-        fsd_batch_free(bt);
+        fsd_rows_free(bt);
         double t3 = now();
         t[half][0] = t1 - t0;
         t[half][1] = t2 - t1;
@@ -495,13 +495,13 @@ static void alloc_sweep(int (*fn)(void), const char *what)
         fail_msg("%s: no allocation was failed", what);
 }
 
-static int af_batch(fsd_bformat fmt, const void *data, size_t len, size_t n_want)
+static int af_batch(fsd_rows_format fmt, const void *data, size_t len, size_t n_want)
 {
-    fsd_batch *b = NULL;
-    int rc = fsd_batch_parse(fmt, data, len, "s", 1, 0, &b, NULL, 0);
+    fsd_rows *b = NULL;
+    int rc = fsd_rows_parse(fmt, data, len, "s", 1, 0, &b, NULL, 0);
     if (!rc) {
         assert_int_equal(b->n, n_want);
-        fsd_batch_free(b);
+        fsd_rows_free(b);
     } else {
         assert_null(b);
     }
@@ -512,12 +512,12 @@ static tbuf af_fv, af_np;
 
 static int af_fvecs(void)
 {
-    return af_batch(FSD_BFORMAT_FVECS, af_fv.p, af_fv.len, 40);
+    return af_batch(FSD_ROWS_FVECS, af_fv.p, af_fv.len, 40);
 }
 
 static int af_npy(void)
 {
-    return af_batch(FSD_BFORMAT_NPY, af_np.p, af_np.len, 3);
+    return af_batch(FSD_ROWS_NPY, af_np.p, af_np.len, 3);
 }
 
 static int af_jsonl(void)
@@ -525,7 +525,7 @@ static int af_jsonl(void)
     const char *s = "{\"name\": \"a\", \"vector\": [1, 2], \"meta\": {\"t\": \"x\", \"n\": 1}}\n"
                     "{\"name\": \"b\", \"vec\\u0074or\": [3, 4]}\n"
                     "{\"name\": \"c\", \"vector\": [5, 6], \"meta\": {\"t\": \"y\"}}\n";
-    return af_batch(FSD_BFORMAT_JSONL, s, strlen(s), 3);
+    return af_batch(FSD_ROWS_JSONL, s, strlen(s), 3);
 }
 
 static void test_alloc_failures(void **state)
@@ -543,15 +543,15 @@ static void test_alloc_failures(void **state)
 static void test_bformat_from_name(void **state)
 {
     (void)state;
-    fsd_bformat f;
-    assert_int_equal(fsd_bformat_from_name("a.fvecs", 7, &f), 0);
-    assert_int_equal(f, FSD_BFORMAT_FVECS);
-    assert_int_equal(fsd_bformat_from_name("a.npy", 5, &f), 0);
-    assert_int_equal(f, FSD_BFORMAT_NPY);
-    assert_int_equal(fsd_bformat_from_name("a.jsonl", 7, &f), 0);
-    assert_int_equal(f, FSD_BFORMAT_JSONL);
-    assert_int_equal(fsd_bformat_from_name("a.json", 6, &f), -EINVAL);
-    assert_int_equal(fsd_bformat_from_name("a.csv", 5, &f), -EINVAL);
+    fsd_rows_format f;
+    assert_int_equal(fsd_rows_format_from_name("a.fvecs", 7, &f), 0);
+    assert_int_equal(f, FSD_ROWS_FVECS);
+    assert_int_equal(fsd_rows_format_from_name("a.npy", 5, &f), 0);
+    assert_int_equal(f, FSD_ROWS_NPY);
+    assert_int_equal(fsd_rows_format_from_name("a.jsonl", 7, &f), 0);
+    assert_int_equal(f, FSD_ROWS_JSONL);
+    assert_int_equal(fsd_rows_format_from_name("a.json", 6, &f), -EINVAL);
+    assert_int_equal(fsd_rows_format_from_name("a.csv", 5, &f), -EINVAL);
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /*
- * fuzz_fs_batch_fvecs.c — fuzz target for .fvecs batch files (fs/batch.c).
+ * fuzz_fs_import_npy.c — fuzz target for .npy files of rows (fs/import_parse.c).
  *
- * Input: the whole file. Checks batch.h's guarantees on success: n >= 1,
+ * Input: the whole file. Checks import_parse.h's guarantees on success: n >= 1,
  * dim in range, finite floats, rows pointing into the vector block, names
  * valid and NUL-terminated; for .jsonl also that each row's text span lies
  * inside the input and parses back to exactly the row's vector. On error:
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "fuzz_fs_batch_check.h"
+#include "import_parse.h"
+#include "fuzz_fs_import_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fsd_batch_fuzz_one(FSD_BFORMAT_FVECS, data, size);
+    fsd_batch_fuzz_one(FSD_ROWS_NPY, data, size);
     return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * format.c — parsing and formatting the contents of vector files
- * (SPEC §3.1; the syntax is documented in format.h).
+ * vector_format.c — parsing and formatting the contents of vector files
+ * (SPEC §3.1; the syntax is documented in vector_format.h).
  *
  * The text parser is a single left-to-right scan over the caller's bytes.
  * A token is a maximal run of bytes that are not white space, ',', '[' or
@@ -20,12 +20,12 @@
  *      fsd_vector_parse(fmt, ...): bit-identical floats (-0.0 included).
  *   5. Growing output arrays double their capacity, so parsing n numbers
  *      costs O(n) time.
- *   6. Every allocation of format.c, batch.c and query_parse.c goes through
- *      vc_malloc/calloc/realloc (common/alloc.h; vc_buf too), so tests can
- *      fail the N-th one and check that each error path returns -ENOMEM
- *      and leaks nothing (jansson's own allocations are not counted).
+ *   6. Every allocation of vector_format.c, import_parse.c, query_parse.c and query_result.c goes
+ * through vc_malloc/calloc/realloc (common/alloc.h; vc_buf too), so tests can fail the N-th one and
+ * check that each error path returns -ENOMEM and leaks nothing (jansson's own allocations are not
+ * counted).
  */
-#include "format.h"
+#include "vector_format.h"
 
 #include <engine.h>
 
@@ -126,6 +126,8 @@ typedef struct fvec {
     bool fixed;
 } fvec;
 
+/* Appends x to f. -EFBIG past FSD_MAX_DIM (or a fixed capacity),
+ * -ENOMEM. */
 static int fvec_push(fvec *f, float x)
 {
     if (f->n == f->cap) {
@@ -149,7 +151,15 @@ static bool is_sep(unsigned char c)
     return is_space(c) || c == ',' || c == '[' || c == ']';
 }
 
-/* The text grammar of format.h over data[0..len). */
+/* Parses the n bytes at p as one number and appends it to f. */
+static int number_push(fvec *f, const char *p, size_t n)
+{
+    float x;
+    int rc = fsd_number_parse(p, n, &x);
+    return rc ? rc : fvec_push(f, x);
+}
+
+/* The text grammar of vector_format.h over data[0..len). */
 static int text_scan(const char *data, size_t len, fvec *f)
 {
     const unsigned char *p = (const unsigned char *)data;
@@ -172,11 +182,7 @@ static int text_scan(const char *data, size_t len, fvec *f)
             i++;
         if (i == start)
             return -EINVAL; /* ',' or '[' where a number belongs */
-        float x;
-        int rc = fsd_number_parse(data + start, i - start, &x);
-        if (rc)
-            return rc;
-        rc = fvec_push(f, x);
+        int rc = number_push(f, data + start, i - start);
         if (rc)
             return rc;
         while (i < len && is_space(p[i]))
@@ -282,11 +288,7 @@ static int json_scan(const char *data, size_t len, fvec *f)
             i++;
         if (!json_number_ok(p + start, i - start))
             return -EINVAL;
-        float x;
-        rc = fsd_number_parse(data + start, i - start, &x);
-        if (rc)
-            return rc;
-        rc = fvec_push(f, x);
+        rc = number_push(f, data + start, i - start);
         if (rc)
             return rc;
         while (i < len && is_json_space(p[i]))
@@ -325,6 +327,7 @@ int fsd_vector_parse_json_into(const char *data, size_t len, float *out, uint32_
 /* Vector files                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Parses raw little-endian float32 content. */
 static int parse_f32(const void *data, size_t len, float **out, uint32_t *dim)
 {
     if (len == 0 || len % 4 != 0)

@@ -1,5 +1,5 @@
 /*
- * query.h — the state behind `<collection>/.query/<name>` files.
+ * query_table.h — the state behind `<collection>/.query/<name>` files.
  *
  * A query file is ephemeral and private (SPEC §3.3): it lives only in this
  * table, keyed by (collection, uid, name), so the same name written by two
@@ -22,8 +22,8 @@
  *
  * Thread safety: all functions lock the table's mutex (a leaf lock).
  */
-#ifndef VECFS_FS_QUERY_H
-#define VECFS_FS_QUERY_H
+#ifndef VECFS_FS_QUERY_TABLE_H
+#define VECFS_FS_QUERY_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -139,4 +139,4 @@ uint64_t fsd_queries_bytes(fsd_queries *q);
 /* Number of entries (stats, tests). */
 size_t fsd_queries_count(fsd_queries *q);
 
-#endif /* VECFS_FS_QUERY_H */
+#endif /* VECFS_FS_QUERY_TABLE_H */

@@ -1,16 +1,16 @@
 /*
- * import.c — batch files under `<collection>/.import/` (SPEC §3.4).
+ * ops_import.c — import files under `<collection>/.import/` (SPEC §3.4).
  *
  * A file created in .import/ exists only while it is open: its bytes are
  * buffered in the handle, and the first flush (close) or fsync that sees
- * data parses the whole file (batch.h: .fvecs, .npy, .jsonl) and inserts
+ * data parses the whole file (import_parse.h: .fvecs, .npy, .jsonl) and inserts
  * every row in ONE store batch (st_batch_* : one LMDB transaction, then a
  * parallel index insert). Either every row is there or none is, and
  * close() reports why. Afterwards the file is gone, whatever the outcome.
  *
  * Rows of .fvecs/.npy are named "<stem>-<row>.f32" and stored with their
  * raw float32 bytes as content; .jsonl rows keep their own name, their
- * content is the vector formatted for that name's suffix (format.h), and
+ * content is the vector formatted for that name's suffix (vector_format.h), and
  * their "meta" becomes user.* xattrs in the same transaction.
  *
  * Invariants
@@ -24,6 +24,7 @@
  */
 #include "fsd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -32,12 +33,13 @@
 #include <string.h>
 
 #include "audit.h"
-#include "batch.h"
+#include "import_parse.h"
+#include "alloc.h"
 #include "names.h"
 
-typedef struct fsd_import_fh {
+typedef struct fsd_ifile_fh {
     fsd_fh h;
-    struct fsd_import_fh *next;       /* in the table; protected by the table lock */
+    struct fsd_ifile_fh *next;        /* in the table; protected by the table lock */
     fuse_ino_t ino;                   /* immutable */
     char coll[FSD_COLL_NAME_MAX + 1]; /* immutable */
     char name[FSD_NAME_MAX + 1];      /* immutable */
@@ -52,17 +54,19 @@ typedef struct fsd_import_fh {
                             without waiting for an import to finish */
     bool listed;         /* in the table; protected by the table lock */
     long long rows;      /* rows of the last import attempt (audit log) */
-} fsd_import_fh;
+} fsd_ifile_fh;
+
+static const fsd_fh_ops ifile_fh_ops;
 
 struct fsd_imports {
     pthread_mutex_t lock;
-    fsd_import_fh *head; /* protected by lock */
+    fsd_ifile_fh *head; /* protected by lock */
 };
 
 int fsd_imports_create(fsd_imports **out)
 {
     *out = NULL;
-    fsd_imports *im = calloc(1, sizeof *im);
+    fsd_imports *im = vc_calloc(1, sizeof *im);
     if (im == NULL)
         return -ENOMEM;
     if (pthread_mutex_init(&im->lock, NULL) != 0) {
@@ -87,7 +91,7 @@ static int64_t table_size(fsd_imports *im, const char *coll, const char *name, u
 {
     int64_t size = -ENOENT;
     pthread_mutex_lock(&im->lock);
-    for (fsd_import_fh *h = im->head; h; h = h->next) {
+    for (fsd_ifile_fh *h = im->head; h; h = h->next) {
         if (strcmp(h->coll, coll) == 0 && strcmp(h->name, name) == 0) {
             size = (int64_t)atomic_load(&h->size);
             *uid = h->uid;
@@ -101,11 +105,12 @@ static int64_t table_size(fsd_imports *im, const char *coll, const char *name, u
     return size;
 }
 
-static void table_remove(fsd_imports *im, fsd_import_fh *h)
+/* Takes h out of the table, if it is listed. */
+static void table_remove(fsd_imports *im, fsd_ifile_fh *h)
 {
     pthread_mutex_lock(&im->lock);
     if (h->listed) {
-        fsd_import_fh **pp = &im->head;
+        fsd_ifile_fh **pp = &im->head;
         while (*pp != h)
             pp = &(*pp)->next;
         *pp = h->next;
@@ -114,6 +119,7 @@ static void table_remove(fsd_imports *im, fsd_import_fh *h)
     pthread_mutex_unlock(&im->lock);
 }
 
+/* The attributes of an import file of size bytes. */
 static void fill_stat(fuse_ino_t ino, uint64_t size, uid_t uid, gid_t gid, mode_t mode,
                       const struct timespec *t, struct stat *st)
 {
@@ -129,9 +135,8 @@ static void fill_stat(fuse_ino_t ino, uint64_t size, uid_t uid, gid_t gid, mode_
     st->st_atim = st->st_mtim = st->st_ctim = *t;
 }
 
-int fsd_ifile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
+int fsd_ifile_stat(fsd *d, const fsd_ref *r, struct stat *st)
 {
-    fsd *d = fsd_of(req);
     uid_t uid;
     gid_t gid;
     mode_t mode;
@@ -143,10 +148,11 @@ int fsd_ifile_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
     return 0;
 }
 
-int fsd_ifile_fh_stat(fuse_req_t req, fsd_fh *fh, struct stat *st)
+/* fsd_fh_ops.stat: reads the atomic size, never waits for an import. */
+static int ifile_fh_stat(fsd *d, fsd_fh *fh, struct stat *st)
 {
-    (void)req;
-    fsd_import_fh *h = (fsd_import_fh *)fh;
+    (void)d;
+    fsd_ifile_fh *h = (fsd_ifile_fh *)fh;
     uint64_t size = atomic_load(&h->size);
     fill_stat(h->ino, size, h->uid, h->gid, h->mode, &h->created, st);
     return 0;
@@ -161,7 +167,7 @@ void fsd_ifile_lookup(fuse_req_t req, const fsd_ref *idir, const char *name)
     int rc = strlen(name) > FSD_NAME_MAX ? -ENAMETOOLONG : 0;
     if (rc == 0) {
         snprintf(r.name, sizeof r.name, "%s", name);
-        rc = fsd_ifile_stat(req, &r, &st);
+        rc = fsd_ifile_stat(d, &r, &st);
     }
     if (rc == 0)
         rc = fsd_inodes_link(d->inodes, idir->ino, name, FSD_K_IFILE, &ino);
@@ -177,11 +183,11 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
 {
     fsd *d = fsd_of(req);
     const struct fuse_ctx *c = fuse_req_ctx(req);
-    fsd_bformat fmt;
+    fsd_rows_format fmt;
     fuse_ino_t ino = 0;
-    fsd_import_fh *h = NULL;
+    fsd_ifile_fh *h = NULL;
     int rc = strlen(name) > FSD_NAME_MAX ? -ENAMETOOLONG : 0;
-    if (rc == 0 && fsd_bformat_from_name(name, strlen(name), &fmt) < 0)
+    if (rc == 0 && fsd_rows_format_from_name(name, strlen(name), &fmt) < 0)
         rc = -EINVAL; /* only .fvecs, .npy, .jsonl are batches */
     st_attr ca;
     if (rc == 0) {
@@ -192,7 +198,7 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     if (rc == 0 && !fsd_access_ok(req, ca.mode, ca.uid, ca.gid, W_OK))
         rc = -EACCES;
     if (rc == 0) {
-        h = calloc(1, sizeof *h);
+        h = vc_calloc(1, sizeof *h);
         if (h == NULL || pthread_mutex_init(&h->lock, NULL) != 0) {
             free(h);
             h = NULL;
@@ -202,7 +208,7 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     if (rc == 0)
         rc = fsd_inodes_link(d->inodes, idir->ino, name, FSD_K_IFILE, &ino);
     if (rc == 0) {
-        h->h.type = FSD_FH_IMPORT;
+        h->h.ops = &ifile_fh_ops;
         h->ino = ino;
         snprintf(h->coll, sizeof h->coll, "%s", idir->coll);
         snprintf(h->name, sizeof h->name, "%s", name);
@@ -211,7 +217,7 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
         h->mode = mode & 07777;
         clock_gettime(CLOCK_REALTIME, &h->created);
         pthread_mutex_lock(&d->imports->lock);
-        for (fsd_import_fh *o = d->imports->head; o; o = o->next)
+        for (fsd_ifile_fh *o = d->imports->head; o; o = o->next)
             if (strcmp(o->coll, h->coll) == 0 && strcmp(o->name, h->name) == 0)
                 rc = -EEXIST;
         if (rc == 0) {
@@ -233,22 +239,13 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     }
     struct stat st;
     fill_stat(ino, 0, h->uid, h->gid, h->mode, &h->created, &st);
-    fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = 1;
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     e.ino = ino;
     e.generation = 1;
     e.attr = st;
-    fsd_fh_track(d, &h->h);
-    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-        fsd_fh_untrack(d, &h->h);
-        table_remove(d->imports, h);
-        vc_buf_release(&h->buf);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        fsd_inodes_forget(d->inodes, ino, 1);
-    }
+    fsd_fh_reply_create(req, &e, fi, &h->h);
 }
 
 void fsd_ifile_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
@@ -264,9 +261,8 @@ void fsd_ifile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
 {
     int rc = 0;
     struct stat st;
-    fsd_import_fh *h = fi != NULL ? (fsd_import_fh *)(uintptr_t)fi->fh : NULL;
-    if (h != NULL && h->h.type != FSD_FH_IMPORT)
-        h = NULL;
+    fsd_fh *fh = fsd_fh_of(fi);
+    fsd_ifile_fh *h = fh != NULL && fh->ops == &ifile_fh_ops ? (fsd_ifile_fh *)fh : NULL;
     if (to_set & FUSE_SET_ATTR_SIZE) {
         if (h == NULL) {
             rc = -EBUSY;
@@ -277,31 +273,26 @@ void fsd_ifile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
             pthread_mutex_unlock(&h->lock);
         }
     }
+    fsd *d = fsd_of(req);
     if (rc == 0)
-        rc = h != NULL ? fsd_ifile_fh_stat(req, &h->h, &st) : fsd_ifile_stat(req, r, &st);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_SETATTR, rc);
-        return;
-    }
-    fuse_reply_attr(req, &st, 0.0);
+        rc = h != NULL ? ifile_fh_stat(d, &h->h, &st) : fsd_ifile_stat(d, r, &st);
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, 0.0);
 }
 
-void fsd_ifile_write(fuse_req_t req, fsd_fh *fh, const char *buf, size_t size, off_t off)
+/* fsd_fh_ops.write: buffers the file; it is imported at close. */
+static int ifile_fh_write(fsd *d, fsd_fh *fh, const char *buf, size_t size, off_t off)
 {
-    fsd_import_fh *h = (fsd_import_fh *)fh;
+    (void)d;
+    fsd_ifile_fh *h = (fsd_ifile_fh *)fh;
     pthread_mutex_lock(&h->lock);
     int rc = h->done ? -EBADF : vc_buf_write_at(&h->buf, (size_t)off, buf, size, FSD_BUF_MAX);
     atomic_store(&h->size, h->buf.len);
     pthread_mutex_unlock(&h->lock);
-    if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_WRITE, rc);
-        return;
-    }
-    fuse_reply_write(req, size);
+    return rc;
 }
 
 /* Adds the parsed rows to a store batch and commits it. */
-static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
+static int import_rows(fsd *d, fsd_ifile_fh *h, const fsd_rows *b)
 {
     st_batch *sb = NULL;
     int rc = st_batch_begin(d->store, h->coll, &sb);
@@ -321,19 +312,19 @@ static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
     size_t *lens = NULL;
     char *xkeys = NULL; /* "user." + key, FSD_META_KEY_MAX + 6 bytes each */
     for (size_t i = 0; i < b->n && rc == 0; i++) {
-        const fsd_batch_row *row = &b->rows[i];
+        const fsd_row *row = &b->rows[i];
         if (row->n_meta > cap) {
             size_t nc = row->n_meta;
-            const char **k2 = realloc(keys, nc * sizeof *k2);
+            const char **k2 = vc_realloc(keys, nc * sizeof *k2);
             if (k2 != NULL)
                 keys = k2;
-            const void **v2 = realloc(vals, nc * sizeof *v2);
+            const void **v2 = vc_realloc(vals, nc * sizeof *v2);
             if (v2 != NULL)
                 vals = v2;
-            size_t *l2 = realloc(lens, nc * sizeof *l2);
+            size_t *l2 = vc_realloc(lens, nc * sizeof *l2);
             if (l2 != NULL)
                 lens = l2;
-            char *x2 = realloc(xkeys, nc * (FSD_META_KEY_MAX + 6));
+            char *x2 = vc_realloc(xkeys, nc * (FSD_META_KEY_MAX + 6));
             if (x2 != NULL)
                 xkeys = x2;
             if (k2 == NULL || v2 == NULL || l2 == NULL || x2 == NULL) {
@@ -349,7 +340,7 @@ static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
             vals[j] = row->meta[j].value;
             lens[j] = row->meta[j].value_len;
         }
-        if (b->format == FSD_BFORMAT_JSONL) {
+        if (b->format == FSD_ROWS_JSONL) {
             char *content = NULL;
             size_t clen = 0;
             fsd_vformat vfmt = fsd_vformat_from_name(row->name, row->name_len);
@@ -374,34 +365,35 @@ static int import_rows(fsd *d, fsd_import_fh *h, const fsd_batch *b)
     return st_batch_commit(sb);
 }
 
-/* Imports the handle's buffer once. Caller holds h->lock. */
-static void audit_import(fuse_req_t req, const fsd_import_fh *h, int rc)
+/* One audit line for an import attempt of h. */
+static void audit_import(const fsd_caller *who, const fsd_ifile_fh *h, int rc)
 {
     if (!fsd_audit_enabled())
         return;
     char path[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
     snprintf(path, sizeof path, "%s/.import/%s", h->coll, h->name);
-    const struct fuse_ctx *c = fuse_req_ctx(req);
-    fsd_audit_log(c->uid, c->gid, c->pid, "import", path, NULL, rc, rc == 0 ? h->rows : 0);
+    fsd_audit_caller(who, "import", path, rc, rc == 0 ? h->rows : 0);
 }
 
-static int import_locked(fsd *d, fsd_import_fh *h)
+/* Imports the handle's buffer once. Caller holds h->lock. */
+static int import_locked(fsd *d, fsd_ifile_fh *h)
 {
+    assert(h != NULL);
     if (h->done)
         return 0;
     h->done = true;
-    fsd_bformat fmt;
-    int rc = fsd_bformat_from_name(h->name, strlen(h->name), &fmt);
+    fsd_rows_format fmt;
+    int rc = fsd_rows_format_from_name(h->name, strlen(h->name), &fmt);
     if (rc < 0)
         return rc;
     st_config cfg;
     rc = st_coll_config_get(d->store, h->coll, &cfg);
     if (rc < 0)
         return rc == -EINVAL ? -ENOENT : rc;
-    fsd_batch *b = NULL;
+    fsd_rows *b = NULL;
     char why[200] = "";
     size_t stem = fsd_name_stem_len(h->name, strlen(h->name));
-    rc = fsd_batch_parse(fmt, h->buf.p, h->buf.len, h->name, stem, cfg.dim, &b, why, sizeof why);
+    rc = fsd_rows_parse(fmt, h->buf.p, h->buf.len, h->name, stem, cfg.dim, &b, why, sizeof why);
     if (rc < 0) {
         fsd_log(FSD_LOG_INFO, "import %s/.import/%s rejected: %s", h->coll, h->name,
                 why[0] ? why : strerror(-rc));
@@ -415,15 +407,17 @@ static int import_locked(fsd *d, fsd_import_fh *h)
     } else {
         fsd_log(FSD_LOG_INFO, "import %s/.import/%s failed: %s", h->coll, h->name, strerror(-rc));
     }
-    fsd_batch_free(b);
+    fsd_rows_free(b);
     vc_buf_release(&h->buf);
     return rc;
 }
 
-void fsd_ifile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
+/* fsd_fh_ops.flush: the first close (or fsync) that sees data imports
+ * the file; close() reports why an import failed. */
+static int ifile_fh_flush(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync, bool *quiet)
 {
-    fsd *d = fsd_of(req);
-    fsd_import_fh *h = (fsd_import_fh *)fh;
+    (void)quiet;
+    fsd_ifile_fh *h = (fsd_ifile_fh *)fh;
     int rc = 0;
     pthread_mutex_lock(&h->lock);
     /* A flush before any write is a shell's close of the descriptor it
@@ -431,46 +425,50 @@ void fsd_ifile_flush(fuse_req_t req, fsd_fh *fh, fsd_op op)
     bool had = !h->done && h->buf.len > 0;
     if (had) {
         rc = import_locked(d, h);
-        audit_import(req, h, rc);
+        audit_import(who, h, rc);
     }
     pthread_mutex_unlock(&h->lock);
     if (had) {
-        /* The batch is consumed: the file is gone from .import/. */
+        /* The file is consumed: it is gone from .import/. */
         table_remove(d->imports, h);
         fsd_ref r;
         if (fsd_inodes_ref(d->inodes, h->ino, &r) == 0 && r.linked)
             fsd_inodes_unlink(d->inodes, r.parent, r.name);
     }
-    if (rc == 0 && op == FSD_OP_FSYNC)
+    if (rc == 0 && fsync)
         rc = st_store_sync(d->store);
-    fsd_reply_err(req, op, rc);
+    return rc;
 }
 
-void fsd_ifile_fh_discard(fsd *d, fsd_fh *fh)
+/* fsd_fh_ops.discard: frees h without importing. */
+static void ifile_fh_discard(fsd *d, fsd_fh *fh)
 {
-    fsd_import_fh *h = (fsd_import_fh *)fh;
+    fsd_ifile_fh *h = (fsd_ifile_fh *)fh;
     table_remove(d->imports, h);
     vc_buf_release(&h->buf);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
 
-void fsd_ifile_release(fuse_req_t req, fsd_fh *fh)
+/* fsd_fh_ops.release: imports what no flush did, then frees. */
+static void ifile_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
 {
-    fsd *d = fsd_of(req);
-    fsd_import_fh *h = (fsd_import_fh *)fh;
-    fsd_fh_untrack(d, fh);
+    fsd_ifile_fh *h = (fsd_ifile_fh *)fh;
     pthread_mutex_lock(&h->lock);
     if (!h->done) {
         int rc = import_locked(d, h);
-        audit_import(req, h, rc);
+        audit_import(who, h, rc);
         if (rc < 0)
             fsd_log(FSD_LOG_INFO, "import of %s at release: %s", h->name, strerror(-rc));
     }
     pthread_mutex_unlock(&h->lock);
-    table_remove(d->imports, h);
-    vc_buf_release(&h->buf);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    fuse_reply_err(req, 0);
+    ifile_fh_discard(d, fh);
 }
+
+static const fsd_fh_ops ifile_fh_ops = {
+    .write = ifile_fh_write,
+    .flush = ifile_fh_flush,
+    .stat = ifile_fh_stat,
+    .release = ifile_fh_release,
+    .discard = ifile_fh_discard,
+};
