@@ -80,7 +80,7 @@ static int term_ids(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_t
         size_t m = v.mv_size / 4;
         if (*n + m > cap) {
             cap = (*n + m) * 2;
-            uint32_t *p = st_realloc(*ids, cap * sizeof(uint32_t));
+            uint32_t *p = vc_realloc(*ids, cap * sizeof(uint32_t));
             if (!p) {
                 rc = -ENOMEM;
                 break;
@@ -142,7 +142,7 @@ static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filt
         if (acc[i] > maxid)
             maxid = acc[i];
     f->nbits = nacc ? (size_t)maxid + 1 : 0;
-    f->bits = st_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
+    f->bits = vc_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
     if (!f->bits) {
         free(acc);
         return -ENOMEM;
@@ -190,7 +190,7 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     memset(s, 0, sizeof(*s));
     if (!st || (nterms && !terms))
         return -EINVAL;
-    int rc = st_coll_name_check(coll);
+    int rc = st_coll_name_arg(coll, ST_NAME_FIND);
     if (rc)
         return rc == -ENAMETOOLONG ? -ENOENT : rc;
     s->st = st;
@@ -301,7 +301,7 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
     vf_hit *tmp = NULL;
     vc_buf scratch = VC_BUF_INIT;
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        tmp = vc_malloc((k + 1) * sizeof(*tmp));
         rc = tmp ? search_one(&s, s.txn, query, k, ef, false, 0, out, n_out, tmp, &scratch)
                  : -ENOMEM;
     }
@@ -331,7 +331,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     rc = st_coll_config_get(st, coll, &cfg);
     if (rc)
         return rc;
-    float *q = st_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
+    float *q = vc_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
     uint32_t dim = 0;
     rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
     search_ctx s;
@@ -341,7 +341,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     if (rc == 0)
         rc = ctx_begin(st, coll, terms, nterms, &s);
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        tmp = vc_malloc((k + 1) * sizeof(*tmp));
         rc = tmp ? search_one(&s, s.txn, q, k, ef, exclude_self, a.id, out, n_out, tmp, &scratch)
                  : -ENOMEM;
     }
@@ -379,8 +379,8 @@ static void *batch_worker(void *arg)
 {
     batch_job *j = arg;
     unsigned worker = atomic_fetch_add(&j->next_worker, 1);
-    vf_hit *tmp = st_malloc((j->k + 1) * sizeof(*tmp));
-    st_hit *hits = st_malloc(j->k * sizeof(*hits));
+    vf_hit *tmp = vc_malloc((j->k + 1) * sizeof(*tmp));
+    st_hit *hits = vc_malloc(j->k * sizeof(*hits));
     vc_buf scratch = VC_BUF_INIT;
     MDB_txn *txn = NULL;
     int rc = tmp && hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;
