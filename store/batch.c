@@ -49,12 +49,10 @@ int st_batch_begin(st_store *st, const char *coll, st_batch **out)
     if (!st || !out)
         return -EINVAL;
     *out = NULL;
-    int rc = st_coll_name_arg(coll, ST_NAME_FIND);
+    st_coll *c;
+    int rc = st_coll_lookup(st, coll, &c);
     if (rc)
-        return rc == -ENAMETOOLONG ? -ENOENT : rc;
-    st_coll *c = st_coll_find(st, coll);
-    if (!c)
-        return -ENOENT;
+        return rc;
     st_batch *b = vc_calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;

@@ -61,16 +61,22 @@ st_coll *st_coll_find_id(st_store *st, uint32_t id)
     return found;
 }
 
-int st_coll_lookup(st_store *st, const char *name, st_coll **out)
+int st_coll_named(st_store *st, const char *name, st_coll **out)
 {
     *out = NULL;
     if (!st)
         return -EINVAL;
     int rc = st_coll_name_arg(name, ST_NAME_FIND);
     if (rc)
-        return rc == -ENAMETOOLONG ? -ENOENT : rc;
+        return rc;
     *out = st_coll_find(st, name);
     return *out ? 0 : -ENOENT;
+}
+
+int st_coll_lookup(st_store *st, const char *name, st_coll **out)
+{
+    int rc = st_coll_named(st, name, out);
+    return rc == -ENAMETOOLONG ? -ENOENT : rc;
 }
 
 /* The key of collection `name` in COLLS. */

@@ -24,12 +24,10 @@ int st_coll_config_get(st_store *st, const char *name, st_config *out)
 {
     if (!st || !out)
         return -EINVAL;
-    int rc = st_coll_name_arg(name, ST_NAME_FIND);
+    st_coll *c;
+    int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
-    st_coll *c = st_coll_find(st, name);
-    if (!c)
-        return -ENOENT;
     pthread_mutex_lock(&c->mu);
     *out = c->cfg;
     rc = c->dropped ? -ENOENT : 0;

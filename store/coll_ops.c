@@ -139,12 +139,10 @@ int st_coll_drop(st_store *st, const char *name)
 {
     if (!st)
         return -EINVAL;
-    int rc = st_coll_name_arg(name, ST_NAME_FIND);
+    st_coll *c;
+    int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
-    st_coll *c = st_coll_find(st, name);
-    if (!c)
-        return -ENOENT;
     pthread_mutex_lock(&c->wlock);
     MDB_txn *txn = NULL;
     pthread_mutex_lock(&c->mu);
@@ -294,12 +292,10 @@ int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, uns
                         const struct timespec *cfg_mtime)
 {
     assert(st && (attr || !mask));
-    int rc = st_coll_name_arg(name, ST_NAME_FIND);
+    st_coll *c;
+    int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
-    st_coll *c = st_coll_find(st, name);
-    if (!c)
-        return -ENOENT;
     pthread_mutex_lock(&c->wlock);
     MDB_txn *txn = NULL;
     rc = st_txn_write(st, &txn);

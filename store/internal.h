@@ -581,6 +581,9 @@ st_coll *st_coll_find(st_store *st, const char *name);
 st_coll *st_coll_find_locked(st_store *st, const char *name);
 /* Finds by id. */
 st_coll *st_coll_find_id(st_store *st, uint32_t id);
+/* Finds the collection named by an st_coll_* call: 0, -EINVAL (st or name
+ * NULL), -ENOENT (none, or a name none can have), -ENAMETOOLONG. */
+int st_coll_named(st_store *st, const char *name, st_coll **out);
 /* Finds the collection named by a vector, search or batch call: 0,
  * -EINVAL (st or name NULL), -ENOENT (none, or a name none can have, too
  * long included). *out as st_coll_find. */

@@ -190,13 +190,10 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     memset(s, 0, sizeof(*s));
     if (!st || (nterms && !terms))
         return -EINVAL;
-    int rc = st_coll_name_arg(coll, ST_NAME_FIND);
-    if (rc)
-        return rc == -ENAMETOOLONG ? -ENOENT : rc;
     s->st = st;
-    s->c = st_coll_find(st, coll);
-    if (!s->c)
-        return -ENOENT;
+    int rc = st_coll_lookup(st, coll, &s->c);
+    if (rc)
+        return rc;
     rc = st_txn_read(st, &s->txn);
     if (rc)
         return rc;
