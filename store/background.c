@@ -122,6 +122,7 @@ static bool bg_names(st_store *st)
     return pending;
 }
 
+/* The thread: a round every min(sync_interval_ms, 200 ms) until stopped. */
 static void *bg_main(void *arg)
 {
     st_store *st = arg;

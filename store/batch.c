@@ -70,6 +70,7 @@ size_t st_batch_count(const st_batch *b)
     return b ? b->n : 0;
 }
 
+/* Frees what a row owns (not the row). */
 static void row_free(batch_row *r)
 {
     free(r->content);

@@ -24,6 +24,7 @@
  * LMDB's writer lock, so lookups by readers never wait behind a writer.
  * c->mu, taken inside it, protects the fields marked in internal.h.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,7 @@ void st_coll_free(st_coll *c)
 
 int st_colls_add(st_store *st, st_coll *c)
 {
+    assert(c);
     st_coll **n = vc_realloc(st->colls, (st->ncolls + 1) * sizeof(*n));
     if (!n)
         return -ENOMEM;

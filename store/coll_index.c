@@ -20,6 +20,7 @@
  *   3. c->cur_gen after a load is above every generation in the op log, so
  *      new changes are never trimmed by an older snapshot.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -169,6 +170,7 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
 
 int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt)
 {
+    assert(c && rec && rebuilt && !c->index); /* at open, once */
     *rebuilt = false;
     MDB_txn *txn;
     int rc = st_txn_read(st, &txn);

@@ -114,6 +114,7 @@ static int env_open(st_store *st)
     return 0;
 }
 
+/* Loads every collection record and its index. */
 static int colls_load(st_store *st)
 {
     MDB_txn *txn;
@@ -180,6 +181,7 @@ static int colls_load(st_store *st)
     return rc;
 }
 
+/* Opens datadir; no_index: without loading indexes or the thread (check). */
 static int store_open(const char *datadir, const st_options *opt, bool no_index, st_store **out);
 
 int st_store_open(const char *datadir, const st_options *opt, st_store **out)

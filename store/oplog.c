@@ -17,6 +17,7 @@
  *      record's snap_gen = g (st_oplog_trim, snapshot.c invariant 1).
  *   3. A damaged DIRTY entry is never trimmed: replay treats it as dirty.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 int st_oplog_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id)
 {
+    assert(txn && c);
     uint8_t key[8];
     st_be32(key, c->id);
     st_be32(key + 4, id);
@@ -126,6 +128,7 @@ static bool replay_same(const vf_hnsw *h, const vf_hnsw_params *p, uint32_t id, 
 int st_oplog_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
                     uint64_t *max_gen)
 {
+    assert(txn && n_dirty && max_gen);
     MDB_cursor *cur;
     vc_buf s1 = VC_BUF_INIT, s2 = VC_BUF_INIT;
     *n_dirty = 0;

@@ -44,6 +44,7 @@ typedef struct bitmap_filter {
     size_t nbits;
 } bitmap_filter;
 
+/* vf_filter predicate: id is in the filter bitmap. */
 static bool bitmap_accept(void *ctx, uint32_t id)
 {
     const bitmap_filter *f = ctx;
@@ -154,6 +155,7 @@ static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filt
     return 0;
 }
 
+/* The ef ladder by target recall, used until auto-tuning has run. */
 static size_t ef_auto(double recall, size_t k)
 {
     size_t ef = recall >= 0.99   ? 256
@@ -164,6 +166,7 @@ static size_t ef_auto(double recall, size_t k)
     return ef > k ? ef : k;
 }
 
+/* Monotonic nanoseconds, for query_ns. */
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -184,6 +187,8 @@ typedef struct search_ctx {
     uint32_t auto_ef; /* tuned ef for k 10 (0 = not tuned yet) */
 } search_ctx;
 
+/* Finds the collection, opens a read txn, snapshots index and config
+ * under c->mu and builds the filter bitmap. ctx_end in every case. */
 static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
                      search_ctx *s)
 {
@@ -214,6 +219,7 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     return 0;
 }
 
+/* Releases what ctx_begin took. */
 static void ctx_end(search_ctx *s)
 {
     if (s->txn)
@@ -249,6 +255,8 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
     return w;
 }
 
+/* One query: engine search (exact for small collections), then named
+ * hits; skip_id is left out when skip. */
 static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
                       bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit *tmp,
                       vc_buf *scratch)
@@ -277,6 +285,7 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
     return 0;
 }
 
+/* The n queries match the collection's dim and hold valid values. */
 static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t n)
 {
     if (s->cfg.dim && dim != s->cfg.dim)
@@ -366,12 +375,14 @@ typedef struct batch_job {
     _Atomic int rc;
 } batch_job;
 
+/* Records the first error of a batch (later ones are dropped). */
 static void batch_fail(batch_job *j, int rc)
 {
     int zero = 0;
     atomic_compare_exchange_strong(&j->rc, &zero, rc);
 }
 
+/* A worker: takes the next query until none is left or one failed. */
 static void *batch_worker(void *arg)
 {
     batch_job *j = arg;

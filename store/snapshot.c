@@ -46,6 +46,7 @@
  *      searches go on. File sync, rename and the trim run without it,
  *      except the trim txn which retakes it briefly.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -90,6 +91,7 @@ typedef struct snap_writer {
     uint64_t total;
 } snap_writer;
 
+/* Seals (if sealed) and writes the buffered bytes. */
 static int writer_flush(snap_writer *w)
 {
     if (w->used == 0)
@@ -103,6 +105,7 @@ static int writer_flush(snap_writer *w)
     return rc;
 }
 
+/* vf_hnsw_serialize sink: buffers bytes, flushing every WBUF. */
 static int writer_cb(void *ctx, const void *bytes, size_t len)
 {
     snap_writer *w = ctx;
@@ -123,6 +126,7 @@ static int writer_cb(void *ctx, const void *bytes, size_t len)
     return 0;
 }
 
+/* Fills the 64-byte file header (layout at the top). */
 static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid, uint64_t gen,
                         uint64_t txnid, uint64_t payload)
 {
@@ -140,6 +144,7 @@ static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid
 
 int st_snap_write(st_store *st, st_coll *c, bool force)
 {
+    assert(st && c);
     if (st->opt.read_only)
         return -EROFS;
     char path[4096], tmp[4200];

@@ -16,6 +16,7 @@
  *   2. Record bodies found here are never trusted: they are decoded by
  *      record.c, which checks every length.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -48,6 +49,7 @@ size_t st_key_xattr(st_store *st, uint32_t coll, uint32_t id, const char *xname,
 int st_vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, size_t len,
                    st_vec_rec *out, vc_buf *scratch)
 {
+    assert(txn && name && len > 0 && len <= ST_NAME_MAX);
     uint8_t key[ST_VEC_KEY_MAX];
     size_t kl = st_key_vec(st, coll, name, len, key);
     const void *body;
@@ -62,6 +64,7 @@ int st_vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, 
 
 int st_vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_rec *r)
 {
+    assert(txn && r->name_len > 0 && r->name_len <= ST_NAME_MAX);
     uint8_t key[ST_VEC_KEY_MAX];
     size_t kl = st_key_vec(st, coll, r->name, r->name_len, key);
     vc_buf b = VC_BUF_INIT;

@@ -72,6 +72,7 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
 
 int st_op_ins(st_op *o, uint32_t id, const float *vec, uint32_t dim)
 {
+    assert(o->txn && vec && dim > 0 && (o->nins == 0 || dim == o->dim));
     if (o->nins == o->cap_ins) {
         size_t cap = o->cap_ins ? o->cap_ins * 2 : 4;
         uint32_t *ids = vc_realloc(o->ins_ids, cap * sizeof(*ids));
@@ -93,6 +94,7 @@ int st_op_ins(st_op *o, uint32_t id, const float *vec, uint32_t dim)
 
 int st_op_del(st_op *o, uint32_t id)
 {
+    assert(o->txn);
     if (o->ndel == o->cap_del) {
         size_t cap = o->cap_del ? o->cap_del * 2 : 4;
         uint32_t *ids = vc_realloc(o->del_ids, cap * sizeof(*ids));
@@ -108,6 +110,7 @@ int st_op_del(st_op *o, uint32_t id)
 /* Queues "id is now called name" (name NULL: id has no vector). */
 int st_op_name(st_op *o, uint32_t id, const char *name, size_t len)
 {
+    assert(o->txn && (name || len == 0));
     if (o->nnames == o->cap_names) {
         size_t cap = o->cap_names ? o->cap_names * 2 : 4;
         st_name_change *n = vc_realloc(o->names, cap * sizeof(*n));
@@ -120,6 +123,7 @@ int st_op_name(st_op *o, uint32_t id, const char *name, size_t len)
     return 0;
 }
 
+/* qsort order of (id << 32 | row) pairs. */
 static int cmp_pair(const void *a, const void *b)
 {
     const uint64_t *x = a, *y = b;
@@ -187,6 +191,7 @@ static int op_apply(st_op *o)
  * releases the collection. rc is the operation's result so far. */
 int st_op_end(st_op *o, int rc)
 {
+    assert(o->c || !o->txn); /* begun, or nothing held */
     st_store *st = o->st;
     st_coll *c = o->c;
     if (rc == 0)
