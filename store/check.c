@@ -529,7 +529,7 @@ static int snap_compare(checker *ck, const st_coll_rec *rec, const vf_hnsw *h)
 {
     vf_hnsw_params p;
     vf_hnsw_params_get(h, &p);
-    float *a = st_malloc((size_t)p.dim * sizeof(float) * 2);
+    float *a = vc_malloc((size_t)p.dim * sizeof(float) * 2);
     if (!a)
         return stopped(ck, PASS_SNAP, "buffers to compare vectors", -ENOMEM);
     float *b = a + p.dim;
@@ -630,7 +630,7 @@ static void pass_snapshot(checker *ck, const st_coll_rec *rec, uint64_t nvec)
     } else if (rc) {
         stopped(ck, PASS_SNAP, "reading the snapshot file", rc);
     } else if (snap_current(ck, rec, h, gen, txnid)) {
-        rc = st_snap_replay(ck->st, ck->txn, rec->coll_id, h, &ndirty, &maxgen);
+        rc = st_oplog_replay(ck->st, ck->txn, rec->coll_id, h, &ndirty, &maxgen);
         if (rc)
             stopped(ck, PASS_SNAP, "replaying the op log", rc);
         else if (vf_hnsw_count(h) != nvec)
@@ -674,7 +674,7 @@ static void check_coll(checker *ck, const st_coll_rec *rec)
     uint32_t cid = rec->coll_id;
     ck->coll = rec->name;
     tally t = {.used = {.n = rec->next_id}};
-    t.used.w = st_calloc(t.used.n / 64 + 1, sizeof(uint64_t));
+    t.used.w = vc_calloc(t.used.n / 64 + 1, sizeof(uint64_t));
     int vecs = t.used.w ? pass_vectors(ck, rec, &t)
                         : stopped(ck, PASS_VECS, "the set of used ids", -ENOMEM);
     int slots = pass_envelopes(ck, cid, ST_DB_SLOTS, "slot", &t.slots);

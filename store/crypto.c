@@ -262,7 +262,7 @@ static int stream_begin(const st_crypto *c, bool seal, const void *aad, size_t a
                         const uint8_t *nonce, st_stream **out)
 {
     *out = NULL;
-    st_stream *s = st_calloc(1, sizeof(*s));
+    st_stream *s = vc_calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->seal = seal;

@@ -1,7 +1,13 @@
 /*
  * internal.h — what the files of store/ share: the store and collection
- * objects, the LMDB layout, record codecs, crypto and the fault-injectable
- * system wrappers. Not installed; tests include it to reach the wrappers.
+ * objects, the LMDB layout, and what each file offers the others. Not
+ * installed; tests include it to reach the wrappers and the records.
+ *
+ * One header for the folder, kept as its internal manual: one section per
+ * file, headed with the file's level (scripts/check-layout.py --graph; a
+ * file calls only files of lower levels), roughly lowest first.
+ * The shared objects (st_store, st_coll) are defined once, near the top,
+ * because files at every level read their fields.
  *
  * LMDB layout (one environment per DATADIR, named databases)
  *
@@ -39,16 +45,18 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
+#include <time.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "store.h"
 
 /* ------------------------------------------------------------------ */
-/* sys.c: allocation and I/O through wrappers tests can make fail       */
+/* Level 0. sys.c: I/O through wrappers tests can make fail           */
 /* ------------------------------------------------------------------ */
 
 typedef enum st_fault {
-    ST_FAULT_ALLOC = 0, /* common/alloc.h: st_malloc and friends, vc_buf */
+    ST_FAULT_ALLOC = 0, /* common/alloc.h: vc_malloc and friends, vc_buf */
     ST_FAULT_IO = 1,    /* st_io_* */
     ST_FAULT_MDB = 2,   /* st_mdb_get / st_mdb_cursor_get */
     ST_FAULT_COUNT
@@ -63,9 +71,8 @@ typedef enum st_fault {
 uint64_t st_fault_set(st_fault f, uint64_t n);
 
 /* vc_malloc, vc_calloc and vc_realloc (common/alloc.h). */
-void *st_malloc(size_t n);
-void *st_calloc(size_t a, size_t b);
-void *st_realloc(void *p, size_t n);
+/* A copy of n bytes at p in memory from vc_malloc (NULL: out of memory). */
+void *st_memdup(const void *p, size_t n);
 
 /* mdb_get and mdb_cursor_get for the readers whose LMDB errors tests
  * provoke (st_check, the op log replay); an armed ST_FAULT_MDB returns
@@ -82,8 +89,61 @@ int st_io_fsync(int fd);
 /* rename(2) then fsync of the directory dir; 0 or -errno. */
 int st_io_rename_durable(const char *from, const char *to, const char *dir);
 
+/* Clocks: CLOCK_REALTIME for times users see, CLOCK_MONOTONIC for ages. */
+static inline void st_now(struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+}
+static inline void st_mono_now(struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+}
+/* a - b in seconds. */
+static inline double st_ts_diff(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(a->tv_sec - b->tv_sec) + (double)(a->tv_nsec - b->tv_nsec) / 1e9;
+}
+
 /* ------------------------------------------------------------------ */
-/* crypto.c                                                             */
+/* Level 0. input_rules.c: valid names and values                     */
+/* ------------------------------------------------------------------ */
+
+/* How a store call uses a name it is given (store.h, Conventions). */
+typedef enum st_name_use {
+    ST_NAME_NEW,  /* creates or renames to it: a name not allowed is -EINVAL */
+    ST_NAME_FIND, /* looks up an existing object: a name none can have is -ENOENT */
+} st_name_use;
+
+/* Checks NUL-terminated collection name `name` given to a call that uses
+ * it as `use`: 0, -EINVAL (NULL; or not allowed and ST_NAME_NEW), -ENOENT
+ * (not allowed and ST_NAME_FIND), -ENAMETOOLONG. */
+int st_coll_name_arg(const char *name, st_name_use use);
+/* The same for a vector name; *len_out (may be NULL) = its length. */
+int st_vec_name_arg(const char *name, st_name_use use, size_t *len_out);
+/* Checks a NUL-terminated xattr name as st_xattr_name_check does: 0,
+ * -EINVAL (NULL), -ERANGE; *len_out (may be NULL) = its length. */
+int st_xattr_name_arg(const char *xname, size_t *len_out);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. attr.c: st_attr from records, setattr masks               */
+/* ------------------------------------------------------------------ */
+
+/* Pointers to the attribute fields of a COLL or VEC record. */
+typedef struct st_attr_ref {
+    uint32_t *mode, *uid, *gid;
+    struct timespec *atime, *mtime, *ctime;
+} st_attr_ref;
+
+/* Copies the fields of a that mask (ST_SET_*) names into the record r
+ * points at (mode: permission bits only). Returns true when mask set
+ * ctime (else the caller usually sets it to now). */
+bool st_attr_apply(const st_attr *a, unsigned mask, const st_attr_ref *r);
+/* The st_attr_ref of a COLL or VEC record (an lvalue). */
+#define ST_ATTR_REF(rec)                                                                           \
+    (&(st_attr_ref){&(rec).mode, &(rec).uid, &(rec).gid, &(rec).atime, &(rec).mtime, &(rec).ctime})
+
+/* ------------------------------------------------------------------ */
+/* Level 0. crypto.c: keys, envelopes, name keys, streams             */
 /* ------------------------------------------------------------------ */
 
 #define ST_NONCE_LEN 12u
@@ -146,7 +206,7 @@ int st_stream_final(st_stream *s, uint8_t tag[ST_TAG_LEN]);
 void st_stream_free(st_stream *s);
 
 /* ------------------------------------------------------------------ */
-/* record.c: byte buffers and record bodies                             */
+/* Level 1. record.c: record bodies                                   */
 /* ------------------------------------------------------------------ */
 
 #define ST_REC_MAGIC 0x5356u /* "VS" */
@@ -249,18 +309,23 @@ int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len
                     const uint8_t **vec, uint32_t *dim);
 void st_rec_blob_enc(vc_buf *b, uint8_t type, const void *p, size_t n);
 int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len);
+/* The stat of a collection, from its record. */
+void st_attr_from_coll(const st_coll_rec *r, st_attr *a);
+/* The stat of vector r of collection coll. */
+void st_attr_from_vec(uint32_t coll, const st_vec_rec *r, st_attr *a);
+
 void st_rec_xattr_enc(vc_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen);
 int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,
                      size_t *vlen);
 
 /* ------------------------------------------------------------------ */
-/* Names by engine id (names.c)                                         */
+/* The store and collection objects (fields read at every level)      */
 /* ------------------------------------------------------------------ */
 
 typedef struct st_coll st_coll;
 
 /* A collection's vector names by engine id (states and invariants in
- * names.c). Embedded in st_coll. */
+ * name_cache.c). Embedded in st_coll. */
 typedef struct st_names {
     pthread_rwlock_t lock;
     char **names;         /* lock; names[id] malloc'd, NULL for no vector */
@@ -277,42 +342,6 @@ typedef struct st_name_change {
     const char *name;
     size_t len;
 } st_name_change;
-
-/* Slot records a fill step copies (4096): bounds how long one step holds
- * the collection's writers back. Tests lower it to interleave writers with
- * a fill. */
-extern size_t st_names_fill_chunk;
-/* Starts an empty table, READY (a new collection) or FILLING. */
-void st_names_init(st_names *n, bool ready);
-/* Frees what the table holds. */
-void st_names_destroy(st_names *n);
-/* Applies the name changes of a committed operation, in order. Caller
- * holds the collection's wlock. Never fails: out of memory, the table is
- * cleared and filled again (searches use LMDB meanwhile). */
-void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
-/* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock);
- * damaged records are left unnamed (logged). *done = the table is READY.
- * 0, -ENOMEM or an LMDB error (the table is then cleared and the next step
- * starts over). */
-int st_names_fill_step(st_store *st, st_coll *c, bool *done);
-/* Lookups: begin returns true (holding the read lock) if the table is
- * READY, else false (no lock: name from LMDB). lookup copies id's name
- * into out, false if id has no vector. end releases the read lock. */
-bool st_names_lookup_begin(st_names *n);
-bool st_names_lookup(const st_names *n, uint32_t id, char out[ST_NAME_MAX + 1]);
-void st_names_lookup_end(st_names *n);
-/* Frees what the table holds and leaves it READY and empty (a dropped
- * collection, whose object lives on until close). */
-void st_names_clear(st_names *n);
-/* Bytes the table holds (for vecfs_index_memory_bytes); takes no lock. */
-size_t st_names_memory(st_names *n);
-/* Compares the table with c's SLOTS records (tests). 0, -EAGAIN (not
- * READY yet), -EIO (they differ), or an LMDB error. */
-int st_names_check(st_store *st, st_coll *c);
-
-/* ------------------------------------------------------------------ */
-/* The store and its collections (store.c)                              */
-/* ------------------------------------------------------------------ */
 
 typedef struct st_coll {
     /* Fixed while the object lives. */
@@ -341,7 +370,7 @@ typedef struct st_coll {
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
 
-    st_names names; /* own lock (names.c); changed under wlock */
+    st_names names; /* own lock (name_cache.c); changed under wlock */
 } st_coll;
 
 struct st_store {
@@ -380,30 +409,26 @@ struct st_store {
     bool no_index; /* st_check: open without loading indexes */
 };
 
-/* st_store_open with no_index (for st_check). */
-int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
+/* ------------------------------------------------------------------ */
+/* Level 0. health.c: log, health lines, open errors                  */
+/* ------------------------------------------------------------------ */
 
 /* Writes a log line (printf-style) at level. */
 void st_log(st_store *st, st_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Adds a health line (once; see st_store_health). */
 void st_health_set(st_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Removes the health lines that start with prefix (a problem is fixed). */
+void st_health_clear(st_store *st, const char *prefix);
+/* Writes a one-line reason for a failed open to o->errbuf (if any). */
+void st_errbuf_set(const st_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* -ENOSPC when `need` more bytes would take the store past max_size
- * (pages on LMDB's free list count as available). 0 without a bound. */
-int st_space_check(st_store *st, MDB_txn *txn, uint64_t need);
+/* ------------------------------------------------------------------ */
+/* Level 1. txn.c: transactions and single records                    */
+/* ------------------------------------------------------------------ */
 
 /* Maps an LMDB or errno return to a negative errno. */
 int st_mdb_err(int rc);
-
-/* Finds a collection by name (NULL if none). The pointer stays valid until
- * st_store_close (dropped collections go to the graveyard). */
-st_coll *st_coll_find(st_store *st, const char *name);
-/* Finds by id. */
-st_coll *st_coll_find_id(st_store *st, uint32_t id);
-/* Validates a collection name: 0 or -EINVAL / -ENAMETOOLONG. */
-int st_coll_name_check(const char *name);
-/* Validates a vector name; *len_out its length. */
-int st_vec_name_check(const char *name, size_t *len_out);
 
 /* Reads and opens the envelope of db/key inside txn. *body as st_env_open
  * (points into the map, or into *scratch which is (re)allocated and owned
@@ -414,32 +439,46 @@ int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, con
 int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void *body,
            size_t blen);
 
-/* Collection record I/O inside a txn (key from the name). */
-int st_coll_rec_get(st_store *st, MDB_txn *txn, const char *name, st_coll_rec *out);
-int st_coll_rec_put(st_store *st, MDB_txn *txn, const st_coll_rec *r);
-
 /* Commits txn; on failure it is aborted. Returns 0 or a negative errno. */
 int st_txn_commit(st_store *st, MDB_txn *txn);
 /* Begins a write txn (-EROFS on a read-only store). */
 int st_txn_write(st_store *st, MDB_txn **out);
+/* Begins a read txn (never waits for a writer). */
 int st_txn_read(st_store *st, MDB_txn **out);
 
-void st_now(struct timespec *ts);
-double st_ts_diff(const struct timespec *a, const struct timespec *b);
+/* ------------------------------------------------------------------ */
+/* Level 0. space.c: the max_size bound                               */
+/* ------------------------------------------------------------------ */
 
-/* Records one change of coll (for the snapshot policy). mu must not be held. */
-void st_coll_note_changes(st_coll *c, uint64_t n);
-/* For collections with ef_search = auto: measures the ef that reaches the
- * target recall (vf_hnsw_tune_ef, k 10, 200 samples) and keeps it in
- * c->auto_ef. force: even if few changes happened since the last tuning.
- * Runs in the background thread; searches and writers go on. */
-int st_coll_autotune(st_store *st, st_coll *c, bool force);
-/* Marks id of coll dirty at the current generation (wlock held). */
-int st_dirty_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id);
-/* Creates the index of c for dim if it has none (wlock held). */
-int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim);
-/* The hnsw params for a config. */
-void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p);
+/* The LMDB map size for a bound of max_size bytes (0 = unbounded). */
+uint64_t st_space_map_size(uint64_t max_size);
+/* -ENOSPC when `need` more bytes would take the store past max_size
+ * (pages on LMDB's free list count as available). 0 without a bound. */
+int st_space_check(st_store *st, MDB_txn *txn, uint64_t need);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. format.c: FORMAT, KEYCHECK and counter records            */
+/* ------------------------------------------------------------------ */
+
+/* Creates the FORMAT, KEYCHECK and counter records of a new store (and
+ * derives st->crypto from the options' key). 0 or a negative errno. */
+int st_format_init(st_store *st, MDB_txn *txn);
+/* Checks the FORMAT record (value fv) and the key; derives st->crypto.
+ * 0, -EPROTO (another version), -EIO (damaged), -EKEYREJECTED; each with
+ * a reason in errbuf. */
+int st_format_check(st_store *st, MDB_txn *txn, const MDB_val *fv);
+/* META counter `key` (a C string): put v / get *v. 0, -ENOENT, -EIO. */
+int st_meta_counter_put(st_store *st, MDB_txn *txn, const char *key, uint64_t v);
+int st_meta_counter_get(st_store *st, MDB_txn *txn, const char *key, uint64_t *v);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. vec_rec.c: keys and one vector's records                  */
+/* ------------------------------------------------------------------ */
+
+/* Longest keys: VECS (u32 coll | name key), XATTRS (u32 coll | u32 id |
+ * name key of the xattr name). */
+#define ST_VEC_KEY_MAX (4 + ST_NAME_MAX)
+#define ST_XATTR_KEY_MAX (8 + ST_XATTR_NAME_MAX)
 
 /* Key helpers. */
 static inline void st_be32(uint8_t *p, uint32_t v)
@@ -463,18 +502,135 @@ static inline uint64_t st_get_be64(const uint8_t *p)
     return ((uint64_t)st_get_be32(p) << 32) | st_get_be32(p + 4);
 }
 
+/* VECS key of vector name (len bytes) of coll into out
+ * (ST_VEC_KEY_MAX); returns its length. */
+size_t st_key_vec(st_store *st, uint32_t coll, const char *name, size_t len, uint8_t *out);
+/* SLOTS/CONTENT/FREE/DIRTY key of (coll, id). */
+void st_key_id(uint32_t coll, uint32_t id, uint8_t out[8]);
+/* ORDER key of (coll, seq). */
+void st_key_seq(uint32_t coll, uint64_t seq, uint8_t out[12]);
+/* XATTRS key of (coll, id, xname) into out (ST_XATTR_KEY_MAX); returns
+ * its length. */
+size_t st_key_xattr(st_store *st, uint32_t coll, uint32_t id, const char *xname, uint8_t *out);
+
+/* The VEC record of name (len bytes) in coll. 0, -ENOENT, -EIO (damage or
+ * a record of another name), -ENOMEM. */
+int st_vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, size_t len,
+                   st_vec_rec *out, vc_buf *scratch);
+/* Writes r as the VEC record of r->name. 0 or a negative errno. */
+int st_vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_rec *r);
+/* The SLOT record of id: *name (name_len bytes, not NUL-terminated) and
+ * *vec (dim floats, maybe unaligned) point into the map or *scratch, valid
+ * until the txn ends or scratch is reused. 0, -ENOENT, -EIO, -ENOMEM. */
+int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char **name,
+                size_t *name_len, const uint8_t **vec, uint32_t *dim, vc_buf *scratch);
+/* Writes the SLOT record of id: name (nl bytes) and vec (dim floats). */
+int st_slot_put(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *name, size_t nl,
+                const float *vec, uint32_t dim);
+/* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
+int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
+                 vc_buf *scratch);
+/* Writes ORDER(seq) of coll: the name key of vector name (nl bytes). */
+int st_order_put(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t seq, const char *name,
+                 size_t nl);
+
 /* ------------------------------------------------------------------ */
-/* snapshot.c                                                           */
+/* Level 3. name_cache.c: vector names by engine id                   */
 /* ------------------------------------------------------------------ */
 
-/* Loads c's index from its snapshot + dirty replay, or rebuilds it.
- * Called at open (no other thread). *rebuilt says which. */
-int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt);
-/* Rebuilds c's index from the slot records in txn into *out. */
-/* true when the graph h was built with cfg's dim, metric, m and
- * ef_construction (a snapshot taken before a config change is not). */
-bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg);
-int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
+/* Slot records a fill step copies (4096): bounds how long one step holds
+ * the collection's writers back. Tests lower it to interleave writers with
+ * a fill. */
+extern size_t st_names_fill_chunk;
+/* Starts an empty table, READY (a new collection) or FILLING. */
+void st_names_init(st_names *n, bool ready);
+/* Frees what the table holds. */
+void st_names_destroy(st_names *n);
+/* Applies the name changes of a committed operation, in order. Caller
+ * holds the collection's wlock. Never fails: out of memory, the table is
+ * cleared and filled again (searches use LMDB meanwhile). */
+void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
+/* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock);
+ * damaged records are left unnamed (logged). *done = the table is READY.
+ * 0, -ENOMEM or an LMDB error (the table is then cleared and the next step
+ * starts over). */
+int st_names_fill_step(st_store *st, st_coll *c, bool *done);
+/* Lookups: begin returns true (holding the read lock) if the table is
+ * READY, else false (no lock: name from LMDB). lookup copies id's name
+ * into out, false if id has no vector. end releases the read lock. */
+bool st_names_lookup_begin(st_names *n);
+bool st_names_lookup(const st_names *n, uint32_t id, char out[ST_NAME_MAX + 1]);
+void st_names_lookup_end(st_names *n);
+/* Frees what the table holds and leaves it READY and empty (a dropped
+ * collection, whose object lives on until close). */
+void st_names_clear(st_names *n);
+/* Bytes the table holds (for vecfs_index_memory_bytes); takes no lock. */
+size_t st_names_memory(st_names *n);
+/* Compares the table with c's SLOTS records (tests). 0, -EAGAIN (not
+ * READY yet), -EIO (they differ), or an LMDB error. */
+int st_names_check(st_store *st, st_coll *c);
+
+/* ------------------------------------------------------------------ */
+/* Level 4. coll.c: the collection table and COLL records             */
+/* ------------------------------------------------------------------ */
+
+/* Finds a collection by name (NULL if none). The pointer stays valid until
+ * st_store_close (dropped collections go to the graveyard). */
+st_coll *st_coll_find(st_store *st, const char *name);
+/* st_coll_find with colls_lock already held. */
+st_coll *st_coll_find_locked(st_store *st, const char *name);
+/* Finds by id. */
+st_coll *st_coll_find_id(st_store *st, uint32_t id);
+/* Finds the collection named by an st_coll_* call: 0, -EINVAL (st or name
+ * NULL), -ENOENT (none, or a name none can have), -ENAMETOOLONG. */
+int st_coll_named(st_store *st, const char *name, st_coll **out);
+/* Finds the collection named by a vector, search or batch call: 0,
+ * -EINVAL (st or name NULL), -ENOENT (none, or a name none can have, too
+ * long included). *out as st_coll_find. */
+int st_coll_lookup(st_store *st, const char *name, st_coll **out);
+
+/* Collection record I/O inside a txn (key from the name). */
+int st_coll_rec_get(st_store *st, MDB_txn *txn, const char *name, st_coll_rec *out);
+int st_coll_rec_put(st_store *st, MDB_txn *txn, const st_coll_rec *r);
+int st_coll_rec_del(st_store *st, MDB_txn *txn, const char *name);
+/* The committed COLL record of name, read in a read txn of its own.
+ * Returns 0, -ENOENT (also a name none can have), -ENAMETOOLONG, or an
+ * LMDB error. */
+int st_coll_rec_read(st_store *st, const char *name, st_coll_rec *out);
+
+/* A new collection object for record r (NULL: out of memory). */
+st_coll *st_coll_new(const st_coll_rec *r);
+/* Frees c and what it holds. NULL is a no-op. */
+void st_coll_free(st_coll *c);
+/* Adds c to the table, in id order (colls_lock write-held). 0, -ENOMEM. */
+int st_colls_add(st_store *st, st_coll *c);
+/* Moves c from the table to the graveyard (colls_lock write-held). */
+void st_colls_bury(st_store *st, st_coll *c);
+/* The collections now (an array of *n from vc_malloc; NULL on ENOMEM). The
+ * objects stay valid until close: dropped ones go to the graveyard. */
+st_coll **st_colls_copy(st_store *st, size_t *n);
+/* Records n changes of c (for the snapshot policy). mu must not be held. */
+void st_coll_note_changes(st_coll *c, uint64_t n);
+
+/* ------------------------------------------------------------------ */
+/* Level 5. oplog.c: the DIRTY database                               */
+/* ------------------------------------------------------------------ */
+
+/* Marks id of c dirty at c->cur_gen (c->wlock held). */
+int st_oplog_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id);
+/* Re-applies every DIRTY id of coll_id to h (insert the SLOT vector, or
+ * remove; h NULL: only count). *n_dirty = entries seen, *max_gen = largest
+ * generation. */
+int st_oplog_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
+                    uint64_t *max_gen);
+/* Deletes c's DIRTY entries with gen <= g and sets snap_gen = g, in one
+ * txn (takes c->wlock). 0, -ENOENT (c was dropped), or an error. */
+int st_oplog_trim(st_store *st, st_coll *c, uint64_t g);
+
+/* ------------------------------------------------------------------ */
+/* Level 6. snapshot.c: snapshot files                                */
+/* ------------------------------------------------------------------ */
+
 /* Writes c's snapshot (snap_mu held by the caller). force: even without changes. */
 int st_snap_write(st_store *st, st_coll *c, bool force);
 /* Path of c's snapshot file into buf. */
@@ -484,20 +640,136 @@ void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
  * -ESTALE (another collection/uuid), -ENOMEM. */
 int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
                  uint64_t *txnid);
-/* Re-applies every DIRTY id of coll_id to h (insert the SLOT vector, or
- * remove; h NULL: only count). *n_dirty = entries seen, *max_gen = largest
- * generation. */
-int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
-                   uint64_t *max_gen);
 /* Removes c's snapshot file. */
 void st_snap_remove(st_store *st, uint32_t coll_id);
 
 /* ------------------------------------------------------------------ */
-/* vec.c                                                                */
+/* Level 7. coll_index.c: a collection's in-memory index              */
 /* ------------------------------------------------------------------ */
 
-/* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
-int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
-                 vc_buf *scratch);
+/* Loads c's index from its snapshot + op log replay, or rebuilds it.
+ * Called at open (no other thread). *rebuilt says which. */
+int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt);
+/* true when the graph h was built with cfg's dim, metric, m and
+ * ef_construction (a snapshot taken before a config change is not). */
+bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg);
+/* Rebuilds c's index from the slot records in txn into *out. */
+int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
+/* Creates the index of c for dim if it has none (wlock held). */
+int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim);
+/* The hnsw params for a config (config.c). */
+void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p);
+/* For collections with ef_search = auto: measures the ef that reaches the
+ * target recall (vf_hnsw_tune_ef, k 10, 200 samples) and keeps it in
+ * c->auto_ef. force: even if few changes happened since the last tuning.
+ * Runs in the background thread; searches and writers go on. */
+int st_coll_autotune(st_store *st, st_coll *c, bool force);
+
+/* ------------------------------------------------------------------ */
+/* Level 8. write_op.c: the frame of a writing operation              */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_op {
+    st_store *st;
+    st_coll *c;
+    MDB_txn *txn;
+    st_coll_rec rec; /* the collection record, written back at commit */
+    vc_buf scratch;
+    /* Index changes to apply after commit. */
+    uint32_t *ins_ids;
+    float *ins_vecs;
+    size_t nins, cap_ins;
+    uint32_t *del_ids;
+    size_t ndel, cap_del;
+    uint32_t dim;
+    /* Name changes for c->names, applied after commit; the names point at
+     * the caller's strings, which outlive the op. */
+    st_name_change *names;
+    size_t nnames, cap_names;
+} st_op;
+
+/* Starts an op on collection coll (states in write_op.c). Returns 0, or
+ * -EINVAL (st NULL), -ENOENT, -EROFS, an LMDB error; on error nothing is
+ * held and st_op_end must not be called. */
+int st_op_begin(st_store *st, const char *coll, st_op *o);
+/* Queues "insert vec (dim floats) as id" for after the commit. */
+int st_op_ins(st_op *o, uint32_t id, const float *vec, uint32_t dim);
+/* Queues "remove id" for after the commit. */
+int st_op_del(st_op *o, uint32_t id);
+/* Queues "id is now called name" (name NULL: id has no vector). */
+int st_op_name(st_op *o, uint32_t id, const char *name, size_t len);
+/* Commits (if rc is 0, writing the COLL record back), applies the queued
+ * changes and releases the collection. Returns the op's result. */
+int st_op_end(st_op *o, int rc);
+
+/* ------------------------------------------------------------------ */
+/* Level 5. vec_read.c: reads of vectors                              */
+/* ------------------------------------------------------------------ */
+
+/* One vector's VEC record read in a read txn of its own (vec_read.c). */
+typedef struct st_vec_view {
+    MDB_txn *txn; /* abort with st_vec_view_end */
+    uint32_t coll;
+    st_vec_rec rec;
+    vc_buf scratch;
+} st_vec_view;
+
+/* Finds collection coll and reads vector name's VEC record in a new read
+ * txn. 0, -EINVAL (NULL), -ENOENT (no such collection or vector, or a
+ * name none can have), -ENAMETOOLONG, -EIO; on error nothing is held. */
+int st_vec_view_begin(st_store *st, const char *coll, const char *name, st_vec_view *v);
+/* Ends the view's txn and frees its scratch. */
+void st_vec_view_end(st_vec_view *v);
+
+/* ------------------------------------------------------------------ */
+/* Level 9. xattr.c: xattrs and the metadata index                   */
+/* ------------------------------------------------------------------ */
+
+/* Sets xattr xname of id inside o (flags as st_xattr_set). */
+int st_xattr_store(st_op *o, uint32_t id, const char *xname, const void *value, size_t len,
+                   int flags);
+/* Removes every xattr (and metadata index entry) of id inside o. */
+int st_xattrs_drop(st_op *o, uint32_t id);
+
+/* ------------------------------------------------------------------ */
+/* Level 10. vec_write.c: writes of one vector                        */
+/* ------------------------------------------------------------------ */
+
+/* Checks a row that needs no LMDB (name, sizes, vector): 0, -EINVAL,
+ * -ENAMETOOLONG, -EFBIG; *nl = the name's length. */
+int st_vec_row_check(const char *name, size_t *nl, const void *content, size_t len,
+                     const float *vec, uint32_t dim);
+/* Inserts or overwrites one vector inside o (arguments as st_vec_put,
+ * already checked by st_vec_row_check). *id_out (may be NULL) = its id. */
+int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, size_t len,
+                 const float *vec, uint32_t dim, const st_attr *attr, unsigned mask,
+                 uint32_t *id_out);
+
+/* ------------------------------------------------------------------ */
+/* Level 7. coll_ops.c: collections as directories                   */
+/* ------------------------------------------------------------------ */
+
+/* Read-modify-write of a COLL record's attributes: the fields in mask from
+ * attr (ctime now unless in mask), and .config's mtime when cfg_mtime is
+ * not NULL (alone, it leaves ctime: the collection did not change).
+ * 0, -ENOENT, -ENAMETOOLONG, or an error. */
+int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, unsigned mask,
+                        const struct timespec *cfg_mtime);
+
+/* ------------------------------------------------------------------ */
+/* Level 8. background.c: the background thread                      */
+/* ------------------------------------------------------------------ */
+
+/* Starts the background thread (st->bg_running). 0 or -EAGAIN. */
+int st_bg_start(st_store *st);
+/* Stops and joins it, if running. */
+void st_bg_stop(st_store *st);
+
+/* ------------------------------------------------------------------ */
+/* Level 9. open.c: open and close                                   */
+/* ------------------------------------------------------------------ */
+
+/* st_store_open with no_index (for st_check). */
+int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
 
 #endif /* VECFS_STORE_INTERNAL_H */

@@ -44,6 +44,7 @@ typedef struct bitmap_filter {
     size_t nbits;
 } bitmap_filter;
 
+/* vf_filter predicate: id is in the filter bitmap. */
 static bool bitmap_accept(void *ctx, uint32_t id)
 {
     const bitmap_filter *f = ctx;
@@ -80,7 +81,7 @@ static int term_ids(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_t
         size_t m = v.mv_size / 4;
         if (*n + m > cap) {
             cap = (*n + m) * 2;
-            uint32_t *p = st_realloc(*ids, cap * sizeof(uint32_t));
+            uint32_t *p = vc_realloc(*ids, cap * sizeof(uint32_t));
             if (!p) {
                 rc = -ENOMEM;
                 break;
@@ -142,7 +143,7 @@ static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filt
         if (acc[i] > maxid)
             maxid = acc[i];
     f->nbits = nacc ? (size_t)maxid + 1 : 0;
-    f->bits = st_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
+    f->bits = vc_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
     if (!f->bits) {
         free(acc);
         return -ENOMEM;
@@ -154,6 +155,7 @@ static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filt
     return 0;
 }
 
+/* The ef ladder by target recall, used until auto-tuning has run. */
 static size_t ef_auto(double recall, size_t k)
 {
     size_t ef = recall >= 0.99   ? 256
@@ -164,6 +166,7 @@ static size_t ef_auto(double recall, size_t k)
     return ef > k ? ef : k;
 }
 
+/* Monotonic nanoseconds, for query_ns. */
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -184,19 +187,18 @@ typedef struct search_ctx {
     uint32_t auto_ef; /* tuned ef for k 10 (0 = not tuned yet) */
 } search_ctx;
 
+/* Finds the collection, opens a read txn, snapshots index and config
+ * under c->mu and builds the filter bitmap. ctx_end in every case. */
 static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
                      search_ctx *s)
 {
     memset(s, 0, sizeof(*s));
     if (!st || (nterms && !terms))
         return -EINVAL;
-    int rc = st_coll_name_check(coll);
-    if (rc)
-        return rc == -ENAMETOOLONG ? -ENOENT : rc;
     s->st = st;
-    s->c = st_coll_find(st, coll);
-    if (!s->c)
-        return -ENOENT;
+    int rc = st_coll_lookup(st, coll, &s->c);
+    if (rc)
+        return rc;
     rc = st_txn_read(st, &s->txn);
     if (rc)
         return rc;
@@ -217,6 +219,7 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     return 0;
 }
 
+/* Releases what ctx_begin took. */
 static void ctx_end(search_ctx *s)
 {
     if (s->txn)
@@ -252,6 +255,8 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
     return w;
 }
 
+/* One query: engine search (exact for small collections), then named
+ * hits; skip_id is left out when skip. */
 static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
                       bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit *tmp,
                       vc_buf *scratch)
@@ -280,6 +285,7 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
     return 0;
 }
 
+/* The n queries match the collection's dim and hold valid values. */
 static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t n)
 {
     if (s->cfg.dim && dim != s->cfg.dim)
@@ -301,7 +307,7 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
     vf_hit *tmp = NULL;
     vc_buf scratch = VC_BUF_INIT;
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        tmp = vc_malloc((k + 1) * sizeof(*tmp));
         rc = tmp ? search_one(&s, s.txn, query, k, ef, false, 0, out, n_out, tmp, &scratch)
                  : -ENOMEM;
     }
@@ -331,7 +337,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     rc = st_coll_config_get(st, coll, &cfg);
     if (rc)
         return rc;
-    float *q = st_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
+    float *q = vc_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
     uint32_t dim = 0;
     rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
     search_ctx s;
@@ -341,7 +347,7 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     if (rc == 0)
         rc = ctx_begin(st, coll, terms, nterms, &s);
     if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = st_malloc((k + 1) * sizeof(*tmp));
+        tmp = vc_malloc((k + 1) * sizeof(*tmp));
         rc = tmp ? search_one(&s, s.txn, q, k, ef, exclude_self, a.id, out, n_out, tmp, &scratch)
                  : -ENOMEM;
     }
@@ -369,18 +375,20 @@ typedef struct batch_job {
     _Atomic int rc;
 } batch_job;
 
+/* Records the first error of a batch (later ones are dropped). */
 static void batch_fail(batch_job *j, int rc)
 {
     int zero = 0;
     atomic_compare_exchange_strong(&j->rc, &zero, rc);
 }
 
+/* A worker: takes the next query until none is left or one failed. */
 static void *batch_worker(void *arg)
 {
     batch_job *j = arg;
     unsigned worker = atomic_fetch_add(&j->next_worker, 1);
-    vf_hit *tmp = st_malloc((j->k + 1) * sizeof(*tmp));
-    st_hit *hits = st_malloc(j->k * sizeof(*hits));
+    vf_hit *tmp = vc_malloc((j->k + 1) * sizeof(*tmp));
+    st_hit *hits = vc_malloc(j->k * sizeof(*hits));
     vc_buf scratch = VC_BUF_INIT;
     MDB_txn *txn = NULL;
     int rc = tmp && hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;

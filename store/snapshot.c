@@ -46,6 +46,7 @@
  *      searches go on. File sync, rename and the trim run without it,
  *      except the trim txn which retakes it briefly.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -90,6 +91,7 @@ typedef struct snap_writer {
     uint64_t total;
 } snap_writer;
 
+/* Seals (if sealed) and writes the buffered bytes. */
 static int writer_flush(snap_writer *w)
 {
     if (w->used == 0)
@@ -103,6 +105,7 @@ static int writer_flush(snap_writer *w)
     return rc;
 }
 
+/* vf_hnsw_serialize sink: buffers bytes, flushing every WBUF. */
 static int writer_cb(void *ctx, const void *bytes, size_t len)
 {
     snap_writer *w = ctx;
@@ -123,6 +126,7 @@ static int writer_cb(void *ctx, const void *bytes, size_t len)
     return 0;
 }
 
+/* Fills the 64-byte file header (layout at the top). */
 static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid, uint64_t gen,
                         uint64_t txnid, uint64_t payload)
 {
@@ -138,81 +142,9 @@ static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid
     vc_le_put32(h + 60, vc_crc32c(0, h, 60));
 }
 
-/* Deletes DIRTY entries of c with gen <= g and sets snap_gen = g. */
-static int trim(st_store *st, st_coll *c, uint64_t g)
-{
-    pthread_mutex_lock(&c->wlock);
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    vc_buf scratch = VC_BUF_INIT;
-    char name[ST_COLL_NAME_MAX + 1];
-    pthread_mutex_lock(&c->mu);
-    memcpy(name, c->name, sizeof(name));
-    bool dropped = c->dropped;
-    pthread_mutex_unlock(&c->mu);
-    int rc = dropped ? -ENOENT : st_txn_write(st, &txn);
-    if (rc)
-        goto out;
-    st_coll_rec r;
-    rc = st_coll_rec_get(st, txn, name, &r);
-    if (rc)
-        goto out;
-    rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_DIRTY], &cur));
-    if (rc)
-        goto out;
-    uint8_t pre[4];
-    st_be32(pre, c->id);
-    MDB_val k = {4, pre}, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
-        const void *body;
-        size_t blen;
-        uint64_t gen = UINT64_MAX;
-        /* A damaged entry stays (replay treats it as dirty). */
-        int orc = st_env_open_buf(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size,
-                                  &scratch, &body, &blen);
-        if (orc == -ENOMEM) {
-            rc = orc;
-            goto out;
-        }
-        if (orc == 0 && st_rec_counter_dec(body, blen, &gen) == 0 && gen <= g) {
-            rc = st_mdb_err(mdb_cursor_del(cur, 0));
-            if (rc)
-                goto out;
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-            if (mrc == 0)
-                continue;
-            k.mv_size = 4;
-            k.mv_data = pre;
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-            continue;
-        }
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (mrc && mrc != MDB_NOTFOUND) {
-        rc = st_mdb_err(mrc);
-        goto out;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    r.snap_gen = g;
-    rc = st_coll_rec_put(st, txn, &r);
-    if (rc)
-        goto out;
-    rc = st_txn_commit(st, txn);
-    txn = NULL;
-out:
-    if (cur)
-        mdb_cursor_close(cur);
-    if (txn)
-        mdb_txn_abort(txn);
-    vc_buf_release(&scratch);
-    pthread_mutex_unlock(&c->wlock);
-    return rc;
-}
-
 int st_snap_write(st_store *st, st_coll *c, bool force)
 {
+    assert(st && c);
     if (st->opt.read_only)
         return -EROFS;
     char path[4096], tmp[4200];
@@ -247,7 +179,7 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
     if (rc == 0 && vf_hnsw_reconnect(h, &fixed) == 0 && fixed)
         st_log(st, ST_LOG_INFO, "collection %" PRIu32 ": relinked %zu unreachable vectors", c->id,
                fixed);
-    w.buf = st_malloc(WBUF);
+    w.buf = vc_malloc(WBUF);
     if (rc == 0 && !w.buf)
         rc = -ENOMEM;
     if (rc == 0) {
@@ -300,7 +232,7 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
     }
     st_stream_free(w.stream);
     free(w.buf);
-    rc = trim(st, c, g);
+    rc = st_oplog_trim(st, c, g);
     if (rc && rc != -ENOENT) {
         st_health_set(st, "snapshot of collection %" PRIu32 " failed: %s", c->id, strerror(-rc));
         return rc;
@@ -374,7 +306,7 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
     *txnid = vc_le_get64(h + 40);
     const uint8_t *bytes = h + SNAP_HDR;
     if (sealed) {
-        plain = st_malloc((size_t)payload);
+        plain = vc_malloc((size_t)payload);
         if (!plain) {
             rc = -ENOMEM;
             goto out;
@@ -408,284 +340,33 @@ out:
     return rc;
 }
 
-/* True when h holds id with exactly vec (normalized first for cosine,
- * as the index stores unit vectors). scratch holds 2 * dim floats. */
-static bool replay_same(const vf_hnsw *h, const vf_hnsw_params *p, uint32_t id, const float *vec,
-                        float *scratch)
+int st_store_snapshot(st_store *st, const char *coll)
 {
-    if (!vf_hnsw_contains(h, id) || vf_hnsw_get(h, id, scratch) != 0)
-        return false;
-    float *want = scratch + p->dim;
-    if (p->metric == VF_METRIC_COSINE)
-        vf_normalize(vec, want, p->dim);
-    else
-        memcpy(want, vec, (size_t)p->dim * sizeof(float));
-    return memcmp(scratch, want, (size_t)p->dim * sizeof(float)) == 0;
-}
-
-/* Re-applies every dirty id of coll_id to h. *n_dirty = entries seen,
- * *max_gen = their largest generation. */
-int st_snap_replay(st_store *st, MDB_txn *txn, uint32_t coll_id, vf_hnsw *h, size_t *n_dirty,
-                   uint64_t *max_gen)
-{
-    MDB_cursor *cur;
-    vc_buf s1 = VC_BUF_INIT, s2 = VC_BUF_INIT;
-    *n_dirty = 0;
-    *max_gen = 0;
-    vf_hnsw_params p = {.dim = 1};
-    if (h)
-        vf_hnsw_params_get(h, &p);
-    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_DIRTY], &cur));
-    if (rc)
+    if (!st)
+        return -EINVAL;
+    if (st->opt.read_only)
+        return -EROFS;
+    int rc = 0;
+    if (coll) {
+        st_coll *c = st_coll_find(st, coll);
+        if (!c)
+            return -ENOENT;
+        pthread_mutex_lock(&st->snap_mu);
+        rc = st_snap_write(st, c, true);
+        pthread_mutex_unlock(&st->snap_mu);
         return rc;
-    uint8_t pre[4];
-    st_be32(pre, coll_id);
-    MDB_val k = {4, pre}, v;
-    float *vec = st_malloc((size_t)p.dim * sizeof(float));
-    float *cmp = st_malloc((size_t)p.dim * sizeof(float) * 2);
-    if (!cmp) {
-        free(vec);
-        vec = NULL;
     }
-    int mrc = vec ? st_mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
-    if (!vec)
+    pthread_mutex_lock(&st->snap_mu);
+    size_t n;
+    st_coll **list = st_colls_copy(st, &n);
+    if (!list)
         rc = -ENOMEM;
-    while (rc == 0 && mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
-        uint32_t id = st_get_be32((const uint8_t *)k.mv_data + 4);
-        const void *body;
-        size_t blen;
-        uint64_t gen;
-        int orc = st_env_open_buf(&st->crypto, ST_DB_DIRTY, k.mv_data, 8, v.mv_data, v.mv_size, &s1,
-                                  &body, &blen);
-        if (orc == -ENOMEM) {
-            rc = orc;
-            break;
-        }
-        if (orc == 0 && st_rec_counter_dec(body, blen, &gen) == 0 && gen > *max_gen &&
-            gen != UINT64_MAX)
-            *max_gen = gen;
-        (*n_dirty)++;
-        if (!h) {
-            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-            continue;
-        }
-        uint8_t ik[8];
-        st_be32(ik, coll_id);
-        st_be32(ik + 4, id);
-        const char *name;
-        size_t nl;
-        const uint8_t *sv;
-        uint32_t dim;
-        int g = st_get(st, txn, ST_DB_SLOTS, ik, 8, &body, &blen, &s2);
-        if (g == 0)
-            g = st_rec_slot_dec(body, blen, &name, &nl, &sv, &dim);
-        if (g == 0) {
-            if (dim != p.dim) {
-                rc = -EIO;
-                break;
-            }
-            memcpy(vec, sv, (size_t)dim * sizeof(float));
-            /* An id whose vector the snapshot already holds is left alone:
-             * an update would relink it for nothing. */
-            if (!replay_same(h, &p, id, vec, cmp))
-                rc = vf_hnsw_insert(h, id, vec);
-        } else if (g == -ENOENT) {
-            if (vf_hnsw_contains(h, id))
-                rc = vf_hnsw_remove(h, id);
-        } else {
-            rc = g;
-        }
-        if (rc == 0)
-            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    for (size_t i = 0; list && i < n; i++) {
+        int r = st_snap_write(st, list[i], false);
+        if (r && !rc)
+            rc = r;
     }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = st_mdb_err(mrc);
-    mdb_cursor_close(cur);
-    free(vec);
-    free(cmp);
-    vc_buf_release(&s1);
-    vc_buf_release(&s2);
+    free(list);
+    pthread_mutex_unlock(&st->snap_mu);
     return rc;
-}
-
-bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)
-{
-    vf_hnsw_params p;
-    vf_hnsw_params_get(h, &p);
-    return p.dim == cfg->dim && p.metric == cfg->metric && p.m == cfg->m &&
-           p.ef_construction == cfg->ef_construction;
-}
-
-int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out)
-{
-    *out = NULL;
-    MDB_cursor *cur;
-    vc_buf scratch = VC_BUF_INIT;
-    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
-    if (rc)
-        return rc;
-    uint32_t *ids = NULL;
-    float *vecs = NULL;
-    size_t n = 0, cap = 0;
-    uint32_t dim = cfg->dim, maxid = 0;
-    uint8_t pre[4];
-    st_be32(pre, c->id);
-    MDB_val k = {4, pre}, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
-        const void *body;
-        size_t blen, nl;
-        const char *name;
-        const uint8_t *sv;
-        uint32_t d;
-        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, &scratch,
-                             &body, &blen);
-        if (rc == -ENOMEM)
-            break;
-        if (rc == 0)
-            rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
-        if (rc == 0 && d != dim)
-            rc = -EIO;
-        if (rc) {
-            st_log(st, ST_LOG_ERROR, "collection %" PRIu32 ": slot %" PRIu32 " is damaged", c->id,
-                   st_get_be32((const uint8_t *)k.mv_data + 4));
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            uint32_t *ni = st_realloc(ids, cap * sizeof(*ni));
-            if (!ni) {
-                rc = -ENOMEM;
-                break;
-            }
-            ids = ni;
-            float *nv = st_realloc(vecs, cap * (size_t)dim * sizeof(float));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            vecs = nv;
-        }
-        ids[n] = st_get_be32((const uint8_t *)k.mv_data + 4);
-        if (ids[n] > maxid)
-            maxid = ids[n];
-        memcpy(vecs + n * (size_t)dim, sv, (size_t)dim * sizeof(float));
-        n++;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = st_mdb_err(mrc);
-    mdb_cursor_close(cur);
-    vc_buf_release(&scratch);
-    vf_hnsw *h = NULL;
-    if (rc == 0 && dim) {
-        vf_hnsw_params p;
-        st_config_hnsw(cfg, dim, &p);
-        p.seed = c->uuid;
-        rc = vf_hnsw_create(&p, &h);
-        if (rc == 0 && n)
-            rc = vf_hnsw_reserve(h, (size_t)maxid + 1);
-        if (rc == 0 && n)
-            rc = vf_hnsw_insert_batch(h, ids, 0, vecs, n, st->opt.threads);
-    }
-    free(ids);
-    free(vecs);
-    if (rc) {
-        vf_hnsw_free(h);
-        return rc;
-    }
-    atomic_fetch_add(&st->rebuilds, 1);
-    *out = h;
-    return 0;
-}
-
-int st_snap_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt)
-{
-    *rebuilt = false;
-    MDB_txn *txn;
-    int rc = st_txn_read(st, &txn);
-    if (rc)
-        return rc;
-    uint64_t cur_txnid = (uint64_t)mdb_txn_id(txn);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    vf_hnsw *h = NULL;
-    uint64_t gen = 0, txnid = 0, max_gen = 0;
-    size_t n_dirty = 0;
-    const char *why = NULL;
-    int src = st_snap_read(st, rec, &h, &gen, &txnid);
-    if (src == -ENOENT) {
-        why = rec->count ? "no snapshot" : NULL;
-    } else if (src == -EILSEQ) {
-        why = "snapshot damaged";
-    } else if (src == -ESTALE) {
-        why = "snapshot belongs to another collection";
-    } else if (src) {
-        why = "snapshot unreadable";
-    } else if (gen < rec->snap_gen || txnid > cur_txnid) {
-        why = "snapshot stale";
-    } else {
-        if (!st_snap_params_match(h, &rec->cfg))
-            why = "snapshot parameters differ from the config";
-    }
-    if (h && why) {
-        vf_hnsw_free(h);
-        h = NULL;
-    }
-    if (h) {
-        /* A long op log replays one insert at a time; past a quarter of
-         * the collection a parallel rebuild is faster. */
-        size_t pending = 0;
-        uint64_t mg0 = 0;
-        if (st_snap_replay(st, txn, c->id, NULL, &pending, &mg0) == 0 && pending > 10000 &&
-            pending > rec->count / 4)
-            why = "op log longer than a quarter of the collection";
-    }
-    if (h && why) {
-        vf_hnsw_free(h);
-        h = NULL;
-    }
-    if (h) {
-        rc = st_snap_replay(st, txn, c->id, h, &n_dirty, &max_gen);
-        if (rc == 0 && vf_hnsw_count(h) != rec->count)
-            why = "snapshot does not match the records";
-        if (rc || why) {
-            vf_hnsw_free(h);
-            h = NULL;
-            if (!why)
-                why = "replay failed";
-            rc = 0;
-        }
-    }
-    if (!h && rec->cfg.dim && (why || rec->count)) {
-        if (why)
-            st_log(st, ST_LOG_WARN,
-                   "collection '%s': %s, rebuilding its index from %" PRIu64 " records", rec->name,
-                   why, rec->count);
-        rc = st_index_rebuild(st, txn, c, &rec->cfg, &h);
-        if (rc == 0) {
-            *rebuilt = true;
-            size_t nd;
-            uint64_t mg;
-            /* Only to learn the largest dirty generation (h NULL: no apply). */
-            if (st_snap_replay(st, txn, c->id, NULL, &nd, &mg) == 0)
-                max_gen = mg;
-        }
-    }
-    mdb_txn_abort(txn);
-    if (rc)
-        return rc;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    c->index = h;
-    c->cur_gen = (max_gen > rec->snap_gen ? max_gen : rec->snap_gen) + 1;
-    if (*rebuilt || n_dirty) {
-        c->changes = n_dirty ? n_dirty : 1;
-        clock_gettime(CLOCK_MONOTONIC, &c->first_change);
-    }
-    if (h)
-        vf_hnsw_set_ef_search(h, rec->cfg.ef_search);
-    st_log(st, ST_LOG_INFO, "collection '%s': %s %zu vectors in %.3f s (%zu replayed)", rec->name,
-           *rebuilt ? "rebuilt" : "loaded snapshot of", h ? vf_hnsw_count(h) : (size_t)0,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n_dirty);
-    return 0;
 }

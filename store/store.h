@@ -19,10 +19,29 @@
  *     docs/durability.md).
  *   - Names are NUL-terminated byte strings. Collection names match
  *     [A-Za-z0-9._-]{1,64} and do not start with '.'. Vector names are
- *     1..ST_NAME_MAX bytes, contain no '/', and are not "." or "..";
- *     anything else is -EINVAL (-ENAMETOOLONG when too long). The store
- *     reserves no other names: fs/ rejects ".config", ".query", ".import".
+ *     1..ST_NAME_MAX bytes, contain no '/', and are not "." or "..". The
+ *     rules live in one place, st_coll_name_check / st_vec_name_check /
+ *     st_xattr_name_check below (store/input_rules.c). The store reserves
+ *     no other names: fs/ rejects ".config", ".query", ".import"
+ *     (st_name_is_reserved).
  *   - A missing collection is -ENOENT, a missing vector is -ENOENT.
+ *   - A name that breaks the rules:
+ *       * given to a call that creates an object or renames one TO it
+ *         (st_coll_create, st_vec_put, st_batch_put, the target `to` of
+ *         st_coll_rename and st_vec_rename) is -EINVAL (-ENAMETOOLONG
+ *         when too long): the caller asked for something impossible;
+ *       * given to a call that looks up an existing object (stat, get,
+ *         pread, vector, list, delete, setattr, the config calls, the
+ *         xattr calls, the source `from` of a rename, st_coll_drop, the
+ *         collection of every vector, batch and search call, `like` of
+ *         st_search_like) is -ENOENT: no such object can exist, so none
+ *         does. Exceptions kept from before: an over-long collection or
+ *         vector name given as such to st_coll_* and st_vec_* / st_xattr_*
+ *         / st_read_content is -ENAMETOOLONG (as lookup(2) says); an
+ *         over-long collection name given as the collection of a vector,
+ *         batch or search call is -ENOENT. NULL is -EINVAL everywhere.
+ *     -EINVAL otherwise means bad content or arguments (a vector of the
+ *     wrong dim, a bad value, a bad config, bad flags).
  *   - Free functions accept NULL.
  *
  * Threads
@@ -75,9 +94,41 @@ extern "C" {
  * a collection's metric can change while it holds vectors. */
 #define ST_VALUE_MAX 1e15f
 
+/* ------------------------------------------------------------------ */
+/* Input rules (store/input_rules.c): the one place for names and values */
+/* ------------------------------------------------------------------ */
+
 /* true when each of the n values is finite and |value| <= ST_VALUE_MAX
  * (what st_vec_put, st_batch_put and the searches accept). */
 bool st_values_ok(const float *v, size_t n);
+
+/*
+ * Whether name (len bytes, not NUL-terminated; NUL bytes are data) may be
+ * a collection name: 1..ST_COLL_NAME_MAX bytes of [A-Za-z0-9._-], not
+ * starting with '.'. Every valid collection name is a valid vector name.
+ * Returns 0, -EINVAL (not allowed, or name NULL), -ENAMETOOLONG
+ * (len > ST_COLL_NAME_MAX). Pure: reads only the len bytes.
+ */
+int st_coll_name_check(const char *name, size_t len);
+
+/*
+ * Whether name (len bytes, as above) may be a vector name: 1..ST_NAME_MAX
+ * bytes, no '/' and no NUL, not "." or "..". Returns 0, -EINVAL,
+ * -ENAMETOOLONG (len > ST_NAME_MAX).
+ */
+int st_vec_name_check(const char *name, size_t len);
+
+/* true when name (len bytes) is one fs/ keeps for itself inside a
+ * collection (".config", ".query", ".import"); the store accepts them as
+ * vector names. NULL is false. */
+bool st_name_is_reserved(const char *name, size_t len);
+
+/*
+ * Whether xname (len bytes) may be an xattr name: 1..ST_XATTR_NAME_MAX
+ * bytes without NUL, any namespace. Returns 0, -EINVAL (NULL), -ERANGE
+ * (empty, too long or holding a NUL; what setxattr(2) returns).
+ */
+int st_xattr_name_check(const char *xname, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Store lifecycle                                                      */
@@ -392,7 +443,8 @@ int st_coll_drop(st_store *st, const char *name);
  * Renames a collection. An existing empty collection `to` is replaced
  * atomically. Vectors, config, attributes, index and snapshot follow.
  * flags: 0, or ST_RENAME_NOREPLACE.
- * Returns 0, -ENOENT (from missing), -EINVAL (a name), -EEXIST (to exists
+ * Returns 0, -ENOENT (from missing or not a valid name), -EINVAL (to is
+ * not a valid name; -ENAMETOOLONG when too long), -EEXIST (to exists
  * and NOREPLACE), -ENOTEMPTY (to holds vectors), -EAGAIN (another create,
  * drop or rename of one of the two names ran at the same moment; nothing
  * changed, retry). Renaming to itself is 0.
@@ -401,7 +453,7 @@ int st_coll_drop(st_store *st, const char *name);
 int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flags);
 
 /* Attributes of a collection (mode has S_IFDIR; size = count = vectors,
- * bytes = content bytes). Returns 0, -ENOENT, -EINVAL. */
+ * bytes = content bytes). Returns 0, -ENOENT, -ENAMETOOLONG. */
 int st_coll_stat(st_store *st, const char *name, st_attr *out);
 
 /* chmod/chown/utimens of a collection: takes the fields in mask (ST_SET_*)
@@ -412,7 +464,7 @@ int st_coll_setattr(st_store *st, const char *name, const st_attr *attr, unsigne
 int st_coll_config_get(st_store *st, const char *name, st_config *out);
 
 /* The committed config and the mtime of its text (.config), read
- * together. Returns 0, -ENOENT, -EINVAL (name). */
+ * together. Returns 0, -ENOENT, -ENAMETOOLONG. */
 int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct timespec *mtime);
 
 /*
@@ -435,7 +487,7 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
                        const struct timespec *mtime);
 
 /* Sets the mtime of the config's text (utimens on .config).
- * Returns 0, -ENOENT, -EINVAL. */
+ * Returns 0, -ENOENT, -ENAMETOOLONG, -EINVAL (mtime NULL). */
 int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime);
 
 /*
@@ -474,8 +526,8 @@ int st_coll_list(st_store *st, uint64_t offset, st_list_fn fn, void *ctx);
  *   - xattrs of an overwritten vector are kept; its engine id is kept.
  *   - the first vector of a collection whose config has dim 0 fixes dim.
  * Returns 0, or
- *   -ENOENT   no such collection
- *   -EINVAL   bad name, dim != the collection's dim, a value that is not
+ *   -ENOENT   no such collection (or coll is not a valid collection name)
+ *   -EINVAL   bad vector name, dim != the collection's dim, a value that is not
  *             finite or whose magnitude exceeds ST_VALUE_MAX,
  *             dim 0 or > VF_MAX_DIM
  *   -EFBIG    len > ST_CONTENT_MAX or > the collection's max_bytes
@@ -487,20 +539,21 @@ int st_vec_put(st_store *st, const char *coll, const char *name, const void *con
                const float *vec, uint32_t dim, const st_attr *attr, unsigned mask);
 
 /* Attributes of a vector without reading its content (size = content
- * bytes). Returns 0, -ENOENT, -EINVAL. */
+ * bytes). Returns 0, -ENOENT, -ENAMETOOLONG. */
 int st_vec_stat(st_store *st, const char *coll, const char *name, st_attr *out);
 
 /*
  * Copies the content of a vector into a new malloc'ed buffer: *data (free
  * with free()), *len. attr_out may be NULL, else receives the attributes.
- * Returns 0, -ENOENT, -EINVAL, -ENOMEM, -EIO.
+ * Returns 0, -ENOENT, -ENAMETOOLONG, -ENOMEM, -EIO.
  */
 int st_vec_get(st_store *st, const char *coll, const char *name, void **data, size_t *len,
                st_attr *attr_out);
 
 /*
  * Copies up to size bytes of the content from byte `offset` into buf;
- * *n_out = bytes copied (0 at or past the end). Returns 0, -ENOENT, -EINVAL.
+ * *n_out = bytes copied (0 at or past the end). Returns 0, -ENOENT,
+ * -ENAMETOOLONG, -EINVAL (buf or n_out NULL).
  */
 int st_vec_pread(st_store *st, const char *coll, const char *name, void *buf, size_t size,
                  uint64_t offset, size_t *n_out);
@@ -512,7 +565,8 @@ int st_vec_vector(st_store *st, const char *coll, const char *name, float *out, 
                   uint32_t *dim_out);
 
 /* Deletes a vector: record, xattrs, metadata index entries and index
- * entry; its engine id becomes free for reuse. Returns 0, -ENOENT, -EINVAL. */
+ * entry; its engine id becomes free for reuse. Returns 0, -ENOENT,
+ * -ENAMETOOLONG. */
 int st_vec_delete(st_store *st, const char *coll, const char *name);
 
 /*
@@ -521,7 +575,8 @@ int st_vec_delete(st_store *st, const char *coll, const char *name);
  * xattrs. An existing target is replaced atomically (the target's
  * record and index entry are deleted in the same transaction) unless
  * flags has ST_RENAME_NOREPLACE (-EEXIST). from == to is 0.
- * Returns 0, -ENOENT, -EINVAL, -EEXIST.
+ * Returns 0, -ENOENT (from missing or not a valid name), -EINVAL (to not
+ * a valid name, bad flags), -ENAMETOOLONG, -EEXIST.
  */
 int st_vec_rename(st_store *st, const char *coll, const char *from, const char *to, unsigned flags);
 
@@ -559,7 +614,7 @@ int st_read_begin(st_store *st, st_read **out);
  * without a key (do not write to it), or into a buffer owned by rd with a
  * key. Valid only until st_read_end(rd) (or the next st_read_content on
  * the same rd for an encrypted store). attr_out may be NULL.
- * Returns 0, -ENOENT, -EINVAL, -EIO.
+ * Returns 0, -ENOENT, -ENAMETOOLONG, -EIO.
  */
 int st_read_content(st_read *rd, const char *coll, const char *name, const void **data, size_t *len,
                     st_attr *attr_out);
@@ -611,7 +666,8 @@ int st_xattr_remove(st_store *st, const char *coll, const char *name, const char
 typedef struct st_batch st_batch;
 
 /* Starts a batch for collection coll. Nothing is written until commit; the
- * rows live in memory (owned by the batch). Returns 0, -ENOENT, -EINVAL. */
+ * rows live in memory (owned by the batch). Returns 0, -ENOENT (also a
+ * collection name that cannot exist), -EINVAL (st or out NULL). */
 int st_batch_begin(st_store *st, const char *coll, st_batch **out);
 
 /*

@@ -233,6 +233,122 @@ static void test_collections(void **state)
     tu_rmdir(dir);
 }
 
+/* The errno contract for names (store.h, Conventions): a name that breaks
+ * the rules is -ENOENT where the call looks an object up, -EINVAL where it
+ * creates one or renames one to it; over-long names keep -ENAMETOOLONG. */
+static void test_name_errors(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, 0);
+    float v[3] = {1, 2, 3};
+    assert_int_equal(put_vec(st, "c", "x", v, 3), 0);
+    assert_int_equal(st_xattr_set(st, "c", "x", "user.k", "v", 1, 0), 0);
+    st_attr a = {.mode = 0600};
+    st_config cfg;
+    struct timespec ts = {1, 0};
+    void *data;
+    size_t len, n;
+    char buf[64];
+    float out[3];
+    uint32_t dim;
+    st_hit hits[2];
+    st_batch *b;
+    const char *bad_colls[] = {".hidden", "a/b", "sp ace", ""};
+    for (size_t i = 0; i < sizeof(bad_colls) / sizeof(bad_colls[0]); i++) {
+        const char *bc = bad_colls[i];
+        /* Lookups. */
+        assert_int_equal(st_coll_stat(st, bc, &a), -ENOENT);
+        assert_int_equal(st_coll_drop(st, bc), -ENOENT);
+        assert_int_equal(st_coll_setattr(st, bc, &a, ST_SET_MODE), -ENOENT);
+        assert_int_equal(st_coll_config_get(st, bc, &cfg), -ENOENT);
+        assert_int_equal(st_coll_config_stat(st, bc, &cfg, &ts), -ENOENT);
+        assert_int_equal(st_coll_config_touch(st, bc, &ts), -ENOENT);
+        assert_int_equal(st_coll_rename(st, bc, "d", 0), -ENOENT);
+        assert_int_equal(st_vec_stat(st, bc, "x", &a), -ENOENT);
+        assert_int_equal(st_vec_get(st, bc, "x", &data, &len, NULL), -ENOENT);
+        assert_int_equal(st_vec_delete(st, bc, "x"), -ENOENT);
+        assert_int_equal(put_vec(st, bc, "x", v, 3), -ENOENT);
+        assert_int_equal(st_vec_list(st, bc, 0, NULL, NULL), -EINVAL); /* fn NULL first */
+        assert_int_equal(st_batch_begin(st, bc, &b), -ENOENT);
+        assert_int_equal(st_search(st, bc, v, 3, 1, 0, NULL, 0, hits, &n), -ENOENT);
+        /* Creating or renaming to it. */
+        assert_int_equal(st_coll_create(st, bc, NULL, NULL), -EINVAL);
+        assert_int_equal(st_coll_rename(st, "c", bc, 0), -EINVAL);
+    }
+    const char *bad_vecs[] = {".", "..", "a/b", ""};
+    for (size_t i = 0; i < sizeof(bad_vecs) / sizeof(bad_vecs[0]); i++) {
+        const char *bv = bad_vecs[i];
+        assert_int_equal(st_vec_stat(st, "c", bv, &a), -ENOENT);
+        assert_int_equal(st_vec_get(st, "c", bv, &data, &len, NULL), -ENOENT);
+        assert_int_equal(st_vec_pread(st, "c", bv, buf, sizeof(buf), 0, &n), -ENOENT);
+        assert_int_equal(st_vec_vector(st, "c", bv, out, 3, &dim), -ENOENT);
+        assert_int_equal(st_vec_delete(st, "c", bv), -ENOENT);
+        assert_int_equal(st_vec_setattr(st, "c", bv, &a, ST_SET_MODE), -ENOENT);
+        assert_int_equal(st_vec_rename(st, "c", bv, "y", 0), -ENOENT);
+        assert_int_equal(st_xattr_get(st, "c", bv, "user.k", buf, sizeof(buf), &n), -ENOENT);
+        assert_int_equal(st_xattr_list(st, "c", bv, buf, sizeof(buf), &n), -ENOENT);
+        assert_int_equal(st_xattr_set(st, "c", bv, "user.k", "v", 1, 0), -ENOENT);
+        assert_int_equal(st_xattr_remove(st, "c", bv, "user.k"), -ENOENT);
+        assert_int_equal(st_search_like(st, "c", bv, true, 1, 0, NULL, 0, hits, &n), -ENOENT);
+        /* Creating or renaming to it. */
+        assert_int_equal(put_vec(st, "c", bv, v, 3), -EINVAL);
+        assert_int_equal(st_vec_rename(st, "c", "x", bv, 0), -EINVAL);
+    }
+    /* Over-long names: as before. */
+    char longc[ST_COLL_NAME_MAX + 2], longv[ST_NAME_MAX + 2];
+    memset(longc, 'a', sizeof(longc) - 1);
+    longc[sizeof(longc) - 1] = 0;
+    memset(longv, 'a', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = 0;
+    assert_int_equal(st_coll_stat(st, longc, &a), -ENAMETOOLONG);
+    assert_int_equal(st_coll_create(st, longc, NULL, NULL), -ENAMETOOLONG);
+    assert_int_equal(st_vec_stat(st, longc, "x", &a), -ENOENT);
+    assert_int_equal(st_vec_stat(st, "c", longv, &a), -ENAMETOOLONG);
+    assert_int_equal(put_vec(st, "c", longv, v, 3), -ENAMETOOLONG);
+    /* NULL stays a bad argument; nothing above changed the store. */
+    assert_int_equal(st_coll_stat(st, NULL, &a), -EINVAL);
+    assert_int_equal(st_vec_stat(st, "c", NULL, &a), -EINVAL);
+    assert_int_equal(st_vec_stat(st, "c", "x", &a), 0);
+    assert_int_equal(st_coll_stat(st, "c", &a), 0);
+    assert_int_equal(a.count, 1);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* The exported name rules (what fs/ will call) take a length, and a NUL
+ * inside it is data. */
+static void test_name_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(st_coll_name_check("abc-1.X_y", 9), 0);
+    assert_int_equal(st_coll_name_check("a\0b", 3), -EINVAL);
+    assert_int_equal(st_coll_name_check(".a", 2), -EINVAL);
+    assert_int_equal(st_coll_name_check("a", 0), -EINVAL);
+    assert_int_equal(st_coll_name_check(NULL, 1), -EINVAL);
+    char n[ST_NAME_MAX + 1];
+    memset(n, 'a', sizeof(n));
+    assert_int_equal(st_coll_name_check(n, ST_COLL_NAME_MAX), 0);
+    assert_int_equal(st_coll_name_check(n, ST_COLL_NAME_MAX + 1), -ENAMETOOLONG);
+    assert_int_equal(st_vec_name_check(n, ST_NAME_MAX), 0);
+    assert_int_equal(st_vec_name_check(n, ST_NAME_MAX + 1), -ENAMETOOLONG);
+    assert_int_equal(st_vec_name_check(".name.XXXXXX", 12), 0);
+    assert_int_equal(st_vec_name_check("..", 2), -EINVAL);
+    assert_int_equal(st_vec_name_check("a/b", 3), -EINVAL);
+    assert_int_equal(st_vec_name_check("a\0b", 3), -EINVAL);
+    assert_true(st_name_is_reserved(".config", 7));
+    assert_false(st_name_is_reserved(".config", 6));
+    assert_false(st_name_is_reserved(NULL, 0));
+    assert_int_equal(st_xattr_name_check("user.k", 6), 0);
+    assert_int_equal(st_xattr_name_check("user.k", 0), -ERANGE);
+    assert_int_equal(st_xattr_name_check(n, ST_XATTR_NAME_MAX + 1), -ERANGE);
+    assert_int_equal(st_xattr_name_check(NULL, 1), -EINVAL);
+}
+
 static void test_vectors(void **state)
 {
     (void)state;
@@ -1717,6 +1833,8 @@ int main(void)
         cmocka_unit_test(test_config_text),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_name_errors),
+        cmocka_unit_test(test_name_rules),
         cmocka_unit_test(test_value_limit),
         cmocka_unit_test(test_check_stale_params),
         cmocka_unit_test(test_batch_keeps_owner),

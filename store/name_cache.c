@@ -76,7 +76,7 @@ static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t l
         while (cap <= id)
             cap *= 2;
         size_t old_cost = alloc_cost(n->names);
-        char **a = st_realloc(n->names, cap * sizeof(*a));
+        char **a = vc_realloc(n->names, cap * sizeof(*a));
         if (!a)
             return -ENOMEM;
         memset(a + n->cap, 0, (cap - n->cap) * sizeof(*a));
@@ -86,7 +86,7 @@ static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t l
     }
     char *copy = NULL;
     if (name) {
-        copy = st_malloc(len + 1);
+        copy = vc_malloc(len + 1);
         if (!copy)
             return -ENOMEM;
         memcpy(copy, name, len);

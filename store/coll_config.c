@@ -1,0 +1,166 @@
+/*
+ * coll_config.c — a collection's .config: reading it, replacing it (with
+ * an index rebuild when the graph's parameters change) and its mtime.
+ *
+ * Invariants
+ *   1. c->cfg equals the committed COLL record's config whenever c->wlock
+ *      is free (writers change both under it).
+ *   2. dim of a non-empty collection never changes; a change of metric, m
+ *      or ef_construction of a non-empty one commits only with an index
+ *      rebuilt for it, which replaces the old one at once.
+ *   3. A replaced index is kept (c->retired) until close: searches may
+ *      hold it. Room for it is reserved before the commit, so nothing can
+ *      fail after it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+int st_coll_config_get(st_store *st, const char *name, st_config *out)
+{
+    if (!st || !out)
+        return -EINVAL;
+    st_coll *c;
+    int rc = st_coll_named(st, name, &c);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    *out = c->cfg;
+    rc = c->dropped ? -ENOENT : 0;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct timespec *mtime)
+{
+    if (!st || !cfg || !mtime)
+        return -EINVAL;
+    st_coll_rec r;
+    int rc = st_coll_rec_read(st, name, &r);
+    if (rc == 0) {
+        *cfg = r.cfg;
+        *mtime = r.cfg_mtime;
+    }
+    return rc;
+}
+
+/* The index of c rebuilt from its stored vectors with cfg, for a config
+ * change on a non-empty collection. Caller holds c->wlock, so the vectors
+ * cannot change; a read txn keeps LMDB's writer lock free meanwhile. */
+static int config_rebuild(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out)
+{
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    rc = st_index_rebuild(st, txn, c, cfg, out);
+    mdb_txn_abort(txn);
+    if (rc == 0)
+        st_log(st, ST_LOG_INFO, "collection %" PRIu32 ": index rebuilt for a config change", c->id);
+    return rc;
+}
+
+/* Makes room for one more retired index (replaced indexes stay allocated
+ * until close: searches may hold them), before a change commits, so that
+ * retiring after the commit cannot fail. Only st_coll_config_set retires,
+ * under c->wlock. Returns 0 or -ENOMEM. */
+static int retire_reserve(st_coll *c)
+{
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw **rt = vc_realloc(c->retired, (c->nretired + 1) * sizeof(*rt));
+    if (rt)
+        c->retired = rt;
+    pthread_mutex_unlock(&c->mu);
+    return rt ? 0 : -ENOMEM;
+}
+
+int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
+                       const struct timespec *mtime)
+{
+    if (!st || !cfg)
+        return -EINVAL;
+    int rc = st_coll_name_arg(name, ST_NAME_FIND);
+    if (rc)
+        return rc;
+    if (st_config_validate(cfg) != 0)
+        return -EINVAL;
+    st_coll *c = st_coll_find(st, name);
+    if (!c)
+        return -ENOENT;
+    pthread_mutex_lock(&c->wlock);
+    MDB_txn *txn = NULL;
+    vf_hnsw *rebuilt = NULL;
+    st_coll_rec r;
+    /* The record as committed: c->wlock keeps it so until we write it. */
+    rc = st_coll_rec_read(st, name, &r);
+    if (rc)
+        goto out;
+    bool shape = cfg->dim != r.cfg.dim || cfg->metric != r.cfg.metric;
+    /* The graph was built with the metric, m and ef_construction: a new
+     * value must rebuild it, or it would be reported but not applied. */
+    bool graph = cfg->metric != r.cfg.metric || cfg->m != r.cfg.m ||
+                 cfg->ef_construction != r.cfg.ef_construction;
+    if (r.count > 0 && cfg->dim != r.cfg.dim) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (r.count > 0 && graph) {
+        rc = config_rebuild(st, c, cfg, &rebuilt);
+        if (rc)
+            goto out;
+    }
+    if (shape || rebuilt) {
+        rc = retire_reserve(c);
+        if (rc)
+            goto out;
+    }
+    rc = st_txn_write(st, &txn);
+    if (rc)
+        goto out;
+    r.cfg = *cfg;
+    st_now(&r.ctime);
+    r.cfg_mtime = mtime ? *mtime : r.ctime;
+    rc = st_coll_rec_put(st, txn, &r);
+    if (rc)
+        goto out;
+    rc = st_txn_commit(st, txn);
+    txn = NULL;
+    if (rc)
+        goto out;
+    pthread_mutex_lock(&c->mu);
+    if (cfg->target_recall != c->cfg.target_recall || shape)
+        c->auto_ef = 0; /* retuned by the background thread */
+    c->cfg = *cfg;
+    /* Empty collection, new shape: a fresh index at the next insert. A
+     * rebuilt one replaces the old at once. */
+    if (c->index && (shape || rebuilt)) {
+        c->retired[c->nretired++] = c->index;
+        c->index = NULL;
+    }
+    if (rebuilt) {
+        c->index = rebuilt;
+        rebuilt = NULL;
+    }
+    if (c->index)
+        vf_hnsw_set_ef_search(c->index, cfg->ef_search);
+    pthread_mutex_unlock(&c->mu);
+    if (r.count > 0 && graph)
+        st_coll_note_changes(c, r.count); /* the snapshot on disk is stale */
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    vf_hnsw_free(rebuilt);
+    pthread_mutex_unlock(&c->wlock);
+    return rc;
+}
+
+int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime)
+{
+    if (!st || !mtime)
+        return -EINVAL;
+    return st_coll_attr_update(st, name, NULL, 0, mtime);
+}

@@ -1,0 +1,261 @@
+/*
+ * coll_index.c — a collection's in-memory HNSW index: created at its
+ * first vector, loaded at open (its snapshot plus the op log, or a rebuild
+ * from the SLOT records), rebuilt for a config change, and its ef_search
+ * auto-tuned in the background.
+ *
+ * Invariants
+ *   1. A snapshot is used at open only if its header CRC, engine CRC (or GCM
+ *      tag) and lengths check, its collection id and uuid match, gen >=
+ *      snap_gen, its txn id <= LMDB's, its parameters (dim, metric, m,
+ *      ef_construction) match the config, and after replay its count
+ *      equals the COLL record's. Otherwise the index is rebuilt from the
+ *      SLOT records ("never trusted"). Parameters differ by design after
+ *      a config change that the next snapshot has not caught up with yet
+ *      (st_coll_config_set on an emptied collection, or one that rebuilt
+ *      the index): such a snapshot is stale, not damaged.
+ *   2. c->index changes only under c->mu; once set it is freed only at
+ *      close (a replaced index goes to c->retired), so a search that read
+ *      the pointer under c->mu may keep using it.
+ *   3. c->cur_gen after a load is above every generation in the op log, so
+ *      new changes are never trimmed by an older snapshot.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+int st_coll_autotune(st_store *st, st_coll *c, bool force)
+{
+    (void)st;
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    bool due = c->cfg.ef_auto && h && !c->dropped && c->count > 0 &&
+               (force || c->auto_ef == 0 ||
+                c->tune_changes > (c->count / 10 > 1000 ? c->count / 10 : 1000));
+    double target = c->cfg.target_recall;
+    if (due)
+        c->tune_changes = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!due)
+        return 0;
+    uint32_t ef = 0;
+    int rc = vf_hnsw_tune_ef(h, 10, target, 1024, 200, &ef);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    if (c->index == h)
+        c->auto_ef = ef;
+    pthread_mutex_unlock(&c->mu);
+    st_log(st, ST_LOG_DEBUG, "collection %" PRIu32 ": ef_search auto = %" PRIu32, c->id, ef);
+    return 0;
+}
+
+int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim)
+{
+    (void)st;
+    pthread_mutex_lock(&c->mu);
+    bool have = c->index != NULL;
+    st_config cfg = c->cfg;
+    pthread_mutex_unlock(&c->mu);
+    if (have)
+        return 0;
+    vf_hnsw_params p;
+    st_config_hnsw(&cfg, dim, &p);
+    p.seed = c->uuid;
+    vf_hnsw *h = NULL;
+    int rc = vf_hnsw_create(&p, &h);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    c->index = h;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)
+{
+    vf_hnsw_params p;
+    vf_hnsw_params_get(h, &p);
+    return p.dim == cfg->dim && p.metric == cfg->metric && p.m == cfg->m &&
+           p.ef_construction == cfg->ef_construction;
+}
+
+int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out)
+{
+    *out = NULL;
+    MDB_cursor *cur;
+    vc_buf scratch = VC_BUF_INIT;
+    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
+    if (rc)
+        return rc;
+    uint32_t *ids = NULL;
+    float *vecs = NULL;
+    size_t n = 0, cap = 0;
+    uint32_t dim = cfg->dim, maxid = 0;
+    uint8_t pre[4];
+    st_be32(pre, c->id);
+    MDB_val k = {4, pre}, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
+        const void *body;
+        size_t blen, nl;
+        const char *name;
+        const uint8_t *sv;
+        uint32_t d;
+        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, &scratch,
+                             &body, &blen);
+        if (rc == -ENOMEM)
+            break;
+        if (rc == 0)
+            rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
+        if (rc == 0 && d != dim)
+            rc = -EIO;
+        if (rc) {
+            st_log(st, ST_LOG_ERROR, "collection %" PRIu32 ": slot %" PRIu32 " is damaged", c->id,
+                   st_get_be32((const uint8_t *)k.mv_data + 4));
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            uint32_t *ni = vc_realloc(ids, cap * sizeof(*ni));
+            if (!ni) {
+                rc = -ENOMEM;
+                break;
+            }
+            ids = ni;
+            float *nv = vc_realloc(vecs, cap * (size_t)dim * sizeof(float));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            vecs = nv;
+        }
+        ids[n] = st_get_be32((const uint8_t *)k.mv_data + 4);
+        if (ids[n] > maxid)
+            maxid = ids[n];
+        memcpy(vecs + n * (size_t)dim, sv, (size_t)dim * sizeof(float));
+        n++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = st_mdb_err(mrc);
+    mdb_cursor_close(cur);
+    vc_buf_release(&scratch);
+    vf_hnsw *h = NULL;
+    if (rc == 0 && dim) {
+        vf_hnsw_params p;
+        st_config_hnsw(cfg, dim, &p);
+        p.seed = c->uuid;
+        rc = vf_hnsw_create(&p, &h);
+        if (rc == 0 && n)
+            rc = vf_hnsw_reserve(h, (size_t)maxid + 1);
+        if (rc == 0 && n)
+            rc = vf_hnsw_insert_batch(h, ids, 0, vecs, n, st->opt.threads);
+    }
+    free(ids);
+    free(vecs);
+    if (rc) {
+        vf_hnsw_free(h);
+        return rc;
+    }
+    atomic_fetch_add(&st->rebuilds, 1);
+    *out = h;
+    return 0;
+}
+
+int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt)
+{
+    assert(c && rec && rebuilt && !c->index); /* at open, once */
+    *rebuilt = false;
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    uint64_t cur_txnid = (uint64_t)mdb_txn_id(txn);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vf_hnsw *h = NULL;
+    uint64_t gen = 0, txnid = 0, max_gen = 0;
+    size_t n_dirty = 0;
+    const char *why = NULL;
+    int src = st_snap_read(st, rec, &h, &gen, &txnid);
+    if (src == -ENOENT) {
+        why = rec->count ? "no snapshot" : NULL;
+    } else if (src == -EILSEQ) {
+        why = "snapshot damaged";
+    } else if (src == -ESTALE) {
+        why = "snapshot belongs to another collection";
+    } else if (src) {
+        why = "snapshot unreadable";
+    } else if (gen < rec->snap_gen || txnid > cur_txnid) {
+        why = "snapshot stale";
+    } else {
+        if (!st_snap_params_match(h, &rec->cfg))
+            why = "snapshot parameters differ from the config";
+    }
+    if (h && why) {
+        vf_hnsw_free(h);
+        h = NULL;
+    }
+    if (h) {
+        /* A long op log replays one insert at a time; past a quarter of
+         * the collection a parallel rebuild is faster. */
+        size_t pending = 0;
+        uint64_t mg0 = 0;
+        if (st_oplog_replay(st, txn, c->id, NULL, &pending, &mg0) == 0 && pending > 10000 &&
+            pending > rec->count / 4)
+            why = "op log longer than a quarter of the collection";
+    }
+    if (h && why) {
+        vf_hnsw_free(h);
+        h = NULL;
+    }
+    if (h) {
+        rc = st_oplog_replay(st, txn, c->id, h, &n_dirty, &max_gen);
+        if (rc == 0 && vf_hnsw_count(h) != rec->count)
+            why = "snapshot does not match the records";
+        if (rc || why) {
+            vf_hnsw_free(h);
+            h = NULL;
+            if (!why)
+                why = "replay failed";
+            rc = 0;
+        }
+    }
+    if (!h && rec->cfg.dim && (why || rec->count)) {
+        if (why)
+            st_log(st, ST_LOG_WARN,
+                   "collection '%s': %s, rebuilding its index from %" PRIu64 " records", rec->name,
+                   why, rec->count);
+        rc = st_index_rebuild(st, txn, c, &rec->cfg, &h);
+        if (rc == 0) {
+            *rebuilt = true;
+            size_t nd;
+            uint64_t mg;
+            /* Only to learn the largest dirty generation (h NULL: no apply). */
+            if (st_oplog_replay(st, txn, c->id, NULL, &nd, &mg) == 0)
+                max_gen = mg;
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    c->index = h;
+    c->cur_gen = (max_gen > rec->snap_gen ? max_gen : rec->snap_gen) + 1;
+    if (*rebuilt || n_dirty) {
+        c->changes = n_dirty ? n_dirty : 1;
+        clock_gettime(CLOCK_MONOTONIC, &c->first_change);
+    }
+    if (h)
+        vf_hnsw_set_ef_search(h, rec->cfg.ef_search);
+    st_log(st, ST_LOG_INFO, "collection '%s': %s %zu vectors in %.3f s (%zu replayed)", rec->name,
+           *rebuilt ? "rebuilt" : "loaded snapshot of", h ? vf_hnsw_count(h) : (size_t)0,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n_dirty);
+    return 0;
+}

@@ -1,0 +1,128 @@
+/*
+ * vec_rec.c — the LMDB keys of a collection's records and the records of
+ * one vector inside a transaction: VEC by name, SLOT (name + vector) and
+ * ORDER (listing place) by id and sequence number.
+ *
+ * Keys (big-endian, so LMDB's byte order is numeric order)
+ *   VECS    u32 coll | namekey(name)            st_key_vec
+ *   SLOTS, CONTENT, FREE, DIRTY
+ *           u32 coll | u32 id                   st_key_id
+ *   ORDER   u32 coll | u64 seq                  st_key_seq
+ *   XATTRS  u32 coll | u32 id | namekey(xname)  st_key_xattr
+ *
+ * Invariants
+ *   1. A VEC record found under a name's key carries that very name;
+ *      anything else is damage (-EIO).
+ *   2. Record bodies found here are never trusted: they are decoded by
+ *      record.c, which checks every length.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+size_t st_key_vec(st_store *st, uint32_t coll, const char *name, size_t len, uint8_t *out)
+{
+    st_be32(out, coll);
+    return 4 + st_name_key(&st->crypto, ST_DB_VECS, name, len, out + 4);
+}
+
+void st_key_id(uint32_t coll, uint32_t id, uint8_t out[8])
+{
+    st_be32(out, coll);
+    st_be32(out + 4, id);
+}
+
+void st_key_seq(uint32_t coll, uint64_t seq, uint8_t out[12])
+{
+    st_be32(out, coll);
+    st_be64(out + 4, seq);
+}
+
+size_t st_key_xattr(st_store *st, uint32_t coll, uint32_t id, const char *xname, uint8_t *out)
+{
+    st_key_id(coll, id, out);
+    return 8 + st_name_key(&st->crypto, ST_DB_XATTRS, xname, strlen(xname), out + 8);
+}
+
+int st_vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, size_t len,
+                   st_vec_rec *out, vc_buf *scratch)
+{
+    assert(txn && name && len > 0 && len <= ST_NAME_MAX);
+    uint8_t key[ST_VEC_KEY_MAX];
+    size_t kl = st_key_vec(st, coll, name, len, key);
+    const void *body;
+    size_t blen;
+    int rc = st_get(st, txn, ST_DB_VECS, key, kl, &body, &blen, scratch);
+    if (rc == 0)
+        rc = st_rec_vec_dec(body, blen, out);
+    if (rc == 0 && (out->name_len != len || memcmp(out->name, name, len) != 0))
+        rc = -EIO;
+    return rc;
+}
+
+int st_vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_rec *r)
+{
+    assert(txn && r->name_len > 0 && r->name_len <= ST_NAME_MAX);
+    uint8_t key[ST_VEC_KEY_MAX];
+    size_t kl = st_key_vec(st, coll, r->name, r->name_len, key);
+    vc_buf b = VC_BUF_INIT;
+    st_rec_vec_enc(&b, r);
+    int rc = b.err ? b.err : st_put(st, txn, ST_DB_VECS, key, kl, b.p, b.len);
+    vc_buf_release(&b);
+    return rc;
+}
+
+int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char **name,
+                size_t *name_len, const uint8_t **vec, uint32_t *dim, vc_buf *scratch)
+{
+    uint8_t key[8];
+    st_key_id(coll, id, key);
+    const void *body;
+    size_t blen;
+    int rc = st_get(st, txn, ST_DB_SLOTS, key, sizeof(key), &body, &blen, scratch);
+    if (rc == 0)
+        rc = st_rec_slot_dec(body, blen, name, name_len, vec, dim);
+    return rc;
+}
+
+int st_slot_put(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *name, size_t nl,
+                const float *vec, uint32_t dim)
+{
+    uint8_t key[8];
+    st_key_id(coll, id, key);
+    vc_buf b = VC_BUF_INIT;
+    st_rec_slot_enc(&b, name, nl, vec, dim);
+    int rc = b.err ? b.err : st_put(st, txn, ST_DB_SLOTS, key, sizeof(key), b.p, b.len);
+    vc_buf_release(&b);
+    return rc;
+}
+
+int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
+                 vc_buf *scratch)
+{
+    const char *name;
+    size_t nl;
+    const uint8_t *vec;
+    uint32_t dim;
+    int rc = st_slot_get(st, txn, coll_id, id, &name, &nl, &vec, &dim, scratch);
+    if (rc == 0) {
+        memcpy(out, name, nl);
+        out[nl] = 0;
+    }
+    return rc;
+}
+
+int st_order_put(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t seq, const char *name,
+                 size_t nl)
+{
+    uint8_t key[12], nk[ST_NAME_MAX];
+    st_key_seq(coll, seq, key);
+    size_t nkl = st_name_key(&st->crypto, ST_DB_VECS, name, nl, nk);
+    vc_buf b = VC_BUF_INIT;
+    st_rec_blob_enc(&b, ST_REC_ORDER, nk, nkl);
+    int rc = b.err ? b.err : st_put(st, txn, ST_DB_ORDER, key, sizeof(key), b.p, b.len);
+    vc_buf_release(&b);
+    return rc;
+}

@@ -1,0 +1,234 @@
+/*
+ * write_op.c — the frame of every operation that changes a collection's
+ * vectors (st_op): it locks the collection, holds the write txn and the
+ * COLL record, queues the index and name changes, and at the end commits
+ * and applies them.
+ *
+ * A writing operation runs as:
+ *     find collection -> lock c->wlock -> write txn -> read COLL record ->
+ *     records -> COLL record (count, bytes, next ids) -> commit ->
+ *     apply to c->index and c->names -> unlock
+ * so the index of a collection changes in commit order, and a snapshot
+ * (which takes c->wlock) sees the index equal to LMDB's state.
+ *
+ * States of an st_op
+ *   OPEN   st_op_begin returned 0: c->wlock held, txn open, rec read.
+ *   ENDED  st_op_end committed (or aborted) and released everything; it
+ *          runs exactly once per OPEN op, whatever the result.
+ *
+ * Invariants
+ *   1. Every change to a collection's vectors is applied to c->index and
+ *      c->names before c->wlock is released, and only if it committed.
+ *   2. An index update that fails after the commit does not fail the call
+ *      (the records are the truth): it is counted, reported in health, and
+ *      the index catches up from the op log at the next open.
+ *
+ * Lock order: c->wlock -> LMDB's writer lock -> c->mu; c->wlock ->
+ * c->names.lock.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+int st_op_begin(st_store *st, const char *coll, st_op *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->st = st;
+    if (!st)
+        return -EINVAL;
+    int rc = st_coll_name_arg(coll, ST_NAME_FIND);
+    if (rc)
+        return rc == -ENAMETOOLONG ? -ENOENT : rc;
+    if (st->opt.read_only)
+        return -EROFS;
+    o->c = st_coll_find(st, coll);
+    if (!o->c)
+        return -ENOENT;
+    pthread_mutex_lock(&o->c->wlock);
+    pthread_mutex_lock(&o->c->mu);
+    bool gone = o->c->dropped || strcmp(o->c->name, coll) != 0;
+    pthread_mutex_unlock(&o->c->mu);
+    if (gone) {
+        pthread_mutex_unlock(&o->c->wlock);
+        o->c = NULL;
+        return -ENOENT;
+    }
+    rc = st_txn_write(st, &o->txn);
+    if (rc == 0)
+        rc = st_coll_rec_get(st, o->txn, coll, &o->rec);
+    if (rc) {
+        if (o->txn)
+            mdb_txn_abort(o->txn);
+        o->txn = NULL;
+        pthread_mutex_unlock(&o->c->wlock);
+        o->c = NULL;
+    }
+    return rc;
+}
+
+int st_op_ins(st_op *o, uint32_t id, const float *vec, uint32_t dim)
+{
+    assert(o->txn && vec && dim > 0 && (o->nins == 0 || dim == o->dim));
+    if (o->nins == o->cap_ins) {
+        size_t cap = o->cap_ins ? o->cap_ins * 2 : 4;
+        uint32_t *ids = vc_realloc(o->ins_ids, cap * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        o->ins_ids = ids;
+        float *v = vc_realloc(o->ins_vecs, cap * dim * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        o->ins_vecs = v;
+        o->cap_ins = cap;
+    }
+    o->dim = dim;
+    o->ins_ids[o->nins] = id;
+    memcpy(o->ins_vecs + o->nins * dim, vec, (size_t)dim * sizeof(float));
+    o->nins++;
+    return 0;
+}
+
+int st_op_del(st_op *o, uint32_t id)
+{
+    assert(o->txn);
+    if (o->ndel == o->cap_del) {
+        size_t cap = o->cap_del ? o->cap_del * 2 : 4;
+        uint32_t *ids = vc_realloc(o->del_ids, cap * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        o->del_ids = ids;
+        o->cap_del = cap;
+    }
+    o->del_ids[o->ndel++] = id;
+    return 0;
+}
+
+/* Queues "id is now called name" (name NULL: id has no vector). */
+int st_op_name(st_op *o, uint32_t id, const char *name, size_t len)
+{
+    assert(o->txn && (name || len == 0));
+    if (o->nnames == o->cap_names) {
+        size_t cap = o->cap_names ? o->cap_names * 2 : 4;
+        st_name_change *n = vc_realloc(o->names, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        o->names = n;
+        o->cap_names = cap;
+    }
+    o->names[o->nnames++] = (st_name_change){.id = id, .name = name, .len = len};
+    return 0;
+}
+
+/* qsort order of (id << 32 | row) pairs. */
+static int cmp_pair(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return *x < *y ? -1 : *x > *y;
+}
+
+/* Applies the queued index changes: removes, then inserts (the last insert
+ * of an id wins, which is what the records say). */
+static int op_apply(st_op *o)
+{
+    st_coll *c = o->c;
+    int rc = 0;
+    if (o->nins) {
+        rc = st_coll_index_ensure(o->st, c, o->dim);
+        if (rc)
+            return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; h && i < o->ndel; i++) {
+        bool reinserted = false;
+        for (size_t j = 0; j < o->nins && !reinserted; j++)
+            reinserted = o->ins_ids[j] == o->del_ids[i];
+        if (!reinserted && vf_hnsw_contains(h, o->del_ids[i]))
+            vf_hnsw_remove(h, o->del_ids[i]);
+    }
+    if (o->nins == 1) {
+        rc = vf_hnsw_insert(h, o->ins_ids[0], o->ins_vecs);
+    } else if (o->nins > 1) {
+        /* (id << 32 | row), sorted: keep the last row of each id. */
+        uint64_t *pairs = vc_malloc(o->nins * sizeof(*pairs));
+        uint32_t *ids = vc_malloc(o->nins * sizeof(*ids));
+        float *vecs = vc_malloc(o->nins * o->dim * sizeof(float));
+        if (!pairs || !ids || !vecs) {
+            rc = -ENOMEM;
+        } else {
+            for (size_t i = 0; i < o->nins; i++)
+                pairs[i] = ((uint64_t)o->ins_ids[i] << 32) | i;
+            qsort(pairs, o->nins, sizeof(*pairs), cmp_pair);
+            size_t n = 0;
+            uint32_t maxid = 0;
+            for (size_t i = 0; i < o->nins; i++) {
+                if (i + 1 < o->nins && (pairs[i + 1] >> 32) == (pairs[i] >> 32))
+                    continue;
+                size_t row = (size_t)(pairs[i] & 0xffffffffu);
+                ids[n] = (uint32_t)(pairs[i] >> 32);
+                if (ids[n] > maxid)
+                    maxid = ids[n];
+                memcpy(vecs + n * o->dim, o->ins_vecs + row * o->dim, o->dim * sizeof(float));
+                n++;
+            }
+            rc = vf_hnsw_reserve(h, (size_t)maxid + 1);
+            if (rc == 0)
+                rc = vf_hnsw_insert_batch(h, ids, 0, vecs, n, o->st->opt.threads);
+        }
+        free(pairs);
+        free(ids);
+        free(vecs);
+    }
+    return rc;
+}
+
+/* Commits (writing the COLL record back), applies the index changes and
+ * releases the collection. rc is the operation's result so far. */
+int st_op_end(st_op *o, int rc)
+{
+    assert(o->c || !o->txn); /* begun, or nothing held */
+    st_store *st = o->st;
+    st_coll *c = o->c;
+    if (rc == 0)
+        rc = st_coll_rec_put(st, o->txn, &o->rec);
+    if (rc == 0) {
+        rc = st_txn_commit(st, o->txn);
+    } else if (o->txn) {
+        mdb_txn_abort(o->txn);
+    }
+    o->txn = NULL;
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        c->cfg = o->rec.cfg;
+        c->count = o->rec.count;
+        c->bytes = o->rec.bytes;
+        pthread_mutex_unlock(&c->mu);
+        st_names_apply(&c->names, o->names, o->nnames);
+        if (o->nins || o->ndel) {
+            st_coll_note_changes(c, o->nins + o->ndel);
+            int arc = op_apply(o);
+            if (arc) {
+                /* Committed, so the call succeeded; the index catches up
+                 * from the dirty entries at the next open. */
+                atomic_fetch_add(&st->errors, 1);
+                st_health_set(st, "index of '%s' is behind its records: %s", o->rec.name,
+                              strerror(-arc));
+            }
+            atomic_fetch_add(&st->inserts, o->nins);
+            atomic_fetch_add(&st->deletes, o->ndel);
+        }
+    }
+    if (c)
+        pthread_mutex_unlock(&c->wlock);
+    vc_buf_release(&o->scratch);
+    free(o->ins_ids);
+    free(o->ins_vecs);
+    free(o->del_ids);
+    free(o->names);
+    return rc;
+}
