@@ -173,7 +173,7 @@ void fsd_audit_begin(fuse_req_t req, fsd_audit_rec *a, fuse_ino_t ino, const cha
         return;
     a->on = true;
     fsd_caller_get(req, &a->who);
-    char base[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
+    char base[ST_COLL_NAME_MAX + ST_NAME_MAX + 16];
     ref_path(&p, base, sizeof base);
     if (name == NULL)
         snprintf(a->path, sizeof a->path, "%s", base);

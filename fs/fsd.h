@@ -189,8 +189,8 @@ int fsd_copy_range(const vc_buf *src, size_t size, off_t off, char **out, size_t
 typedef struct fsd_audit_rec {
     bool on; /* an audit log is open and the node is not a query file */
     fsd_caller who;
-    char path[2 * (FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16)];
-    char new_path[2 * (FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16)];
+    char path[2 * (ST_COLL_NAME_MAX + ST_NAME_MAX + 16)];
+    char new_path[2 * (ST_COLL_NAME_MAX + ST_NAME_MAX + 16)];
 } fsd_audit_rec;
 
 /* Starts a record for (ino, name): ino a parent directory and name the

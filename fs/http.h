@@ -10,7 +10,7 @@
  * With a certificate and key the endpoint speaks only TLS; with a client CA
  * as well, a request without a client certificate that this CA signed gets
  * 403. The server runs on its own thread (libmicrohttpd) and only calls the
- * non-blocking renderers of admin.c, so a scrape never waits for writers.
+ * non-blocking renderers of ops_admin.c, so a scrape never waits for writers.
  */
 #ifndef VECFS_FS_HTTP_H
 #define VECFS_FS_HTTP_H

@@ -58,14 +58,14 @@ static int names_make(bstate *s, const char *stem, size_t stem_len)
         return rows_fail(s, -EINVAL, "bad file name stem");
     char digits[24];
     int nd = snprintf(digits, sizeof digits, "%zu", s->n_rows ? s->n_rows - 1 : 0);
-    if (stem_len + 1 + (size_t)nd + 4 > FSD_VECNAME_MAX)
+    if (stem_len + 1 + (size_t)nd + 4 > ST_NAME_MAX)
         return rows_fail(s, -ENAMETOOLONG, "row names \"%.*s-N.f32\" are too long",
                          (int)(stem_len > 32 ? 32 : stem_len), stem);
     int rc =
         rows_grow((void **)&s->arena, &s->arena_cap, s->n_rows * (stem_len + (size_t)nd + 6), 1);
     if (rc)
         return rc;
-    char name[FSD_VECNAME_MAX + 1];
+    char name[ST_NAME_MAX + 1];
     memcpy(name, stem, stem_len);
     name[stem_len] = '-';
     for (size_t i = 0; i < s->n_rows; i++) {

@@ -47,16 +47,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
 #include "vector_format.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Longest metadata key (the xattr name is "user." + key, at most 255). */
-#define FSD_META_KEY_MAX 250u
+/* Longest metadata key: the xattr name is "user." + key. */
+#define FSD_META_KEY_MAX (ST_XATTR_NAME_MAX - 5u) /* 5 = strlen("user.") */
 /* Largest metadata value (SPEC §3.1: xattr values up to 64 KiB). */
-#define FSD_META_VALUE_MAX 65536u
+#define FSD_META_VALUE_MAX ST_XATTR_VALUE_MAX
 /* Most rows in one file. */
 #define FSD_ROWS_MAX 100000000u
 

@@ -247,7 +247,7 @@ void fsd_inodes_free(fsd_inodes *t)
 int fsd_inodes_link(fsd_inodes *t, fuse_ino_t parent, const char *name, fsd_kind kind,
                     fuse_ino_t *ino)
 {
-    if (strlen(name) > FSD_NAME_MAX)
+    if (strlen(name) > ST_NAME_MAX)
         return -ENAMETOOLONG;
     int rc = 0;
     pthread_mutex_lock(&t->lock);

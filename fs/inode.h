@@ -30,8 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define FSD_COLL_NAME_MAX 64
-#define FSD_NAME_MAX 255
+#include "store.h"
 
 typedef enum fsd_kind {
     FSD_K_ROOT = 1,
@@ -61,10 +60,10 @@ typedef struct fsd_ref {
     fuse_ino_t ino;
     fsd_kind kind;
     fuse_ino_t parent;
-    fuse_ino_t coll_ino;              /* 0 outside collections */
-    bool linked;                      /* false once unlinked/renamed over */
-    char coll[FSD_COLL_NAME_MAX + 1]; /* "" outside collections */
-    char name[FSD_NAME_MAX + 1];      /* the entry's own name */
+    fuse_ino_t coll_ino;             /* 0 outside collections */
+    bool linked;                     /* false once unlinked/renamed over */
+    char coll[ST_COLL_NAME_MAX + 1]; /* "" outside collections */
+    char name[ST_NAME_MAX + 1];      /* the entry's own name */
 } fsd_ref;
 
 typedef struct fsd_inodes fsd_inodes;

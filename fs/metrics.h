@@ -8,7 +8,7 @@
  *
  * Labels are bounded by construction (SPEC §6): `op` is one of FSD_OP_*,
  * `errno` is below FSD_METRICS_MAX_ERRNO, and per-collection gauges are
- * rendered by admin.c from the store; there are no per-path or per-user
+ * rendered by ops_admin.c from the store; there are no per-path or per-user
  * labels.
  */
 #ifndef VECFS_FS_METRICS_H

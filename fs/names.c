@@ -1,67 +1,30 @@
 /*
- * names.c — name rules of SPEC §3 (see names.h).
+ * names.c — what the tree does with names (see names.h). Which names are
+ * valid is said once, in store/input_rules.c; this file only adds the
+ * tree's view (reserved entries are not vector files) and the text helpers
+ * the parsers share (stems, suffixes, UTF-8).
  *
  * Invariants
  *   1. Every function reads exactly the len bytes it is given and nothing
  *      past them; a NUL inside them is data (and makes a name invalid).
- *   2. Collection names are a strict subset of vector names, so a name
- *      valid as a collection is also a valid single path component.
- *   3. No function allocates or keeps state.
+ *   2. No function allocates or keeps state.
  */
 #include "names.h"
 
 #include <stdint.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
-/* true for the bytes a collection name may hold. */
-static bool coll_byte_ok(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
-int fsd_collname_check(const char *name, size_t len)
-{
-    if (len == 0 || !name)
-        return -EINVAL;
-    if (len > FSD_COLLNAME_MAX)
-        return -ENAMETOOLONG;
-    if (name[0] == '.')
-        return -EINVAL;
-    for (size_t i = 0; i < len; i++)
-        if (!coll_byte_ok((unsigned char)name[i]))
-            return -EINVAL;
-    return 0;
-}
-
-bool fsd_name_is_reserved(const char *name, size_t len)
-{
-    static const char *const reserved[] = {".config", ".query", ".import"};
-    if (!name)
-        return false;
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        size_t rl = strlen(reserved[i]);
-        if (len == rl && memcmp(name, reserved[i], rl) == 0)
-            return true;
-    }
-    return false;
-}
+_Static_assert(ST_NAME_MAX <= NAME_MAX, "a vector name is one component the kernel passes");
 
 int fsd_vecname_check(const char *name, size_t len)
 {
-    if (len == 0 || !name)
+    int rc = st_vec_name_check(name, len);
+    if (rc == 0 && st_name_is_reserved(name, len))
         return -EINVAL;
-    if (len > FSD_VECNAME_MAX)
-        return -ENAMETOOLONG;
-    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-        return -EINVAL;
-    if (memchr(name, '/', len) || memchr(name, '\0', len))
-        return -EINVAL;
-    if (fsd_name_is_reserved(name, len))
-        return -EINVAL;
-    return 0;
+    return rc;
 }
 
 size_t fsd_name_stem_len(const char *name, size_t len)

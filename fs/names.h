@@ -1,11 +1,10 @@
 /*
- * names.h — which names the filesystem accepts (SPEC §3 "Names").
- *
- *   collection  [A-Za-z0-9._-]{1,64}, not starting with '.'
- *   vector      1..255 bytes, no '/' and no NUL, not "." or "..", not one
- *               of the reserved names ".config", ".query", ".import".
- *               Other dot-names are ordinary vectors (rsync writes
- *               ".name.XXXXXX" and renames it).
+ * names.h — names as the tree sees them (SPEC §3 "Names"). The rules of
+ * valid collection and vector names and their limits are the store's
+ * (store.h: st_coll_name_check, st_vec_name_check, ST_COLL_NAME_MAX,
+ * ST_NAME_MAX); the tree adds that ".config", ".query" and ".import" inside
+ * a collection are not vector files (st_name_is_reserved). Other dot-names
+ * are ordinary vectors (rsync writes ".name.XXXXXX" and renames it).
  *
  * All functions are pure and thread-safe. Names are given as pointer +
  * length and need not be NUL-terminated; a NUL inside the length is a bad
@@ -17,30 +16,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "store.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Longest collection name in bytes. */
-#define FSD_COLLNAME_MAX 64u
-/* Longest vector (and query) name in bytes: NAME_MAX. */
-#define FSD_VECNAME_MAX 255u
-
-/* Checks a collection name (one path component, without '/').
- * name: len bytes, not necessarily NUL-terminated (NULL only with len 0).
- * Returns 0 if valid, -ENAMETOOLONG if len > FSD_COLLNAME_MAX, -EINVAL
- * otherwise (empty, leading '.', a byte outside [A-Za-z0-9._-]). */
-int fsd_collname_check(const char *name, size_t len);
-
-/* Checks a vector file name (one path component).
- * Returns 0 if valid, -ENAMETOOLONG if len > FSD_VECNAME_MAX, -EINVAL if
- * empty, "." or "..", contains '/' or NUL, or is reserved
- * (see fsd_name_is_reserved). */
+/* Checks a vector file name (one path component): a valid store vector
+ * name (st_vec_name_check) that is not reserved.
+ * Returns 0 if valid, -ENAMETOOLONG if len > ST_NAME_MAX, -EINVAL if
+ * empty, "." or "..", contains '/' or NUL, or is reserved. */
 int fsd_vecname_check(const char *name, size_t len);
-
-/* true if name is one of the collection's reserved entries ".config",
- * ".query", ".import" (exact match of all len bytes). */
-bool fsd_name_is_reserved(const char *name, size_t len);
 
 /* The length of name's stem: everything before the last '.' that is not
  * the first byte ("base.fvecs" -> 5, ".hidden" -> 7, "a.b.npy" -> 3,

@@ -102,7 +102,7 @@ int fsd_config_text(fsd *d, const char *coll, vc_buf *out, st_attr *attr)
     if (rc == 0)
         rc = st_coll_stat(d->store, coll, attr);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     attr->mode = S_IFREG | (attr->mode & 0666);
     attr->ino = 0;
     attr->atime = attr->mtime = attr->ctime = mtime;

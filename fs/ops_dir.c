@@ -39,7 +39,7 @@ static int coll_stat(fsd *d, const fsd_ref *r, struct stat *st)
     st_attr a;
     int rc = st_coll_stat(d->store, r->coll, &a);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     fsd_attr_to_stat(&a, r->coll_ino, st);
     return 0;
 }
@@ -136,7 +136,7 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
             ino = FSD_INO_ADMIN;
             break;
         }
-        if (name[0] == '.' || strlen(name) > FSD_COLL_NAME_MAX) {
+        if (name[0] == '.' || strlen(name) > ST_COLL_NAME_MAX) {
             rc = -ENOENT;
             break;
         }
@@ -197,7 +197,7 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
         break;
     }
     if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_LOOKUP, rc == -EINVAL ? ENOENT : rc);
+        fsd_reply_err(req, FSD_OP_LOOKUP, rc);
         return;
     }
     fsd_reply_entry(req, ino, &st, ttl);
@@ -209,7 +209,7 @@ void fsd_dir_mkdir(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mo
     fsd *d = fsd_of(req);
     fsd_caller c;
     fsd_caller_get(req, &c);
-    if (strlen(name) > FSD_COLL_NAME_MAX) {
+    if (strlen(name) > ST_COLL_NAME_MAX) {
         fsd_reply_err(req, FSD_OP_MKDIR, ENAMETOOLONG);
         return;
     }
@@ -289,7 +289,7 @@ void fsd_dir_opendir(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi
         st_attr a;
         int rc = st_coll_stat(d->store, r->coll, &a);
         if (rc < 0) {
-            fsd_reply_err(req, FSD_OP_OPENDIR, rc == -EINVAL ? ENOENT : rc);
+            fsd_reply_err(req, FSD_OP_OPENDIR, rc);
             return;
         }
     }
@@ -409,7 +409,7 @@ void fsd_dir_statfs(fuse_req_t req)
     sv.f_files = (fsfilcnt_t)(m.vectors + m.collections + freeb / bs);
     sv.f_ffree = (fsfilcnt_t)(freeb / bs);
     sv.f_favail = sv.f_ffree;
-    sv.f_namemax = FSD_NAME_MAX;
+    sv.f_namemax = ST_NAME_MAX;
     if (d->read_only)
         sv.f_flag |= ST_RDONLY;
     fuse_reply_statfs(req, &sv);

@@ -39,15 +39,15 @@
 
 typedef struct fsd_ifile_fh {
     fsd_fh h;
-    struct fsd_ifile_fh *next;        /* in the table; protected by the table lock */
-    fuse_ino_t ino;                   /* immutable */
-    char coll[FSD_COLL_NAME_MAX + 1]; /* immutable */
-    char name[FSD_NAME_MAX + 1];      /* immutable */
-    uid_t uid;                        /* immutable */
-    gid_t gid;                        /* immutable */
-    mode_t mode;                      /* immutable: permission bits for the rows */
-    struct timespec created;          /* immutable */
-    pthread_mutex_t lock;             /* guards buf, done; held for a whole import */
+    struct fsd_ifile_fh *next;       /* in the table; protected by the table lock */
+    fuse_ino_t ino;                  /* immutable */
+    char coll[ST_COLL_NAME_MAX + 1]; /* immutable */
+    char name[ST_NAME_MAX + 1];      /* immutable */
+    uid_t uid;                       /* immutable */
+    gid_t gid;                       /* immutable */
+    mode_t mode;                     /* immutable: permission bits for the rows */
+    struct timespec created;         /* immutable */
+    pthread_mutex_t lock;            /* guards buf, done; held for a whole import */
     vc_buf buf;
     bool done;
     _Atomic size_t size; /* buf.len as of the last write: stat reads it
@@ -164,7 +164,7 @@ void fsd_ifile_lookup(fuse_req_t req, const fsd_ref *idir, const char *name)
     fsd_ref r = *idir;
     struct stat st;
     fuse_ino_t ino = 0;
-    int rc = strlen(name) > FSD_NAME_MAX ? -ENAMETOOLONG : 0;
+    int rc = strlen(name) > ST_NAME_MAX ? -ENAMETOOLONG : 0;
     if (rc == 0) {
         snprintf(r.name, sizeof r.name, "%s", name);
         rc = fsd_ifile_stat(d, &r, &st);
@@ -186,7 +186,7 @@ void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mod
     fsd_rows_format fmt;
     fuse_ino_t ino = 0;
     fsd_ifile_fh *h = NULL;
-    int rc = strlen(name) > FSD_NAME_MAX ? -ENAMETOOLONG : 0;
+    int rc = strlen(name) > ST_NAME_MAX ? -ENAMETOOLONG : 0;
     if (rc == 0 && fsd_rows_format_from_name(name, strlen(name), &fmt) < 0)
         rc = -EINVAL; /* only .fvecs, .npy, .jsonl are batches */
     st_attr ca;
@@ -370,7 +370,7 @@ static void audit_import(const fsd_caller *who, const fsd_ifile_fh *h, int rc)
 {
     if (!fsd_audit_enabled())
         return;
-    char path[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 16];
+    char path[ST_COLL_NAME_MAX + ST_NAME_MAX + 16];
     snprintf(path, sizeof path, "%s/.import/%s", h->coll, h->name);
     fsd_audit_caller(who, "import", path, rc, rc == 0 ? h->rows : 0);
 }
@@ -389,7 +389,7 @@ static int import_locked(fsd *d, fsd_ifile_fh *h)
     st_config cfg;
     rc = st_coll_config_get(d->store, h->coll, &cfg);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     fsd_rows *b = NULL;
     char why[200] = "";
     size_t stem = fsd_name_stem_len(h->name, strlen(h->name));

@@ -99,7 +99,7 @@ static int check_read(fuse_req_t req, fsd *d, const char *coll)
     st_attr a;
     int rc = st_coll_stat(d->store, coll, &a);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     return fsd_access_ok(req, a.mode, a.uid, a.gid, R_OK) ? 0 : -EACCES;
 }
 
@@ -184,7 +184,7 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
     fuse_ino_t ino = 0;
     fsd_ref r = *qdir;
     struct stat st;
-    int rc = (int)strlen(name) > (int)FSD_NAME_MAX ? -ENAMETOOLONG : 0;
+    int rc = (int)strlen(name) > (int)ST_NAME_MAX ? -ENAMETOOLONG : 0;
     if (rc == 0) {
         snprintf(r.name, sizeof r.name, "%s", name);
         rc = qfile_stat(req, &r, &st);
@@ -285,12 +285,12 @@ static int check_against(fsd *d, const char *coll, const fsd_query *q)
     if (q->like != NULL) {
         st_attr a;
         int rc = st_vec_stat(d->store, coll, q->like, &a);
-        return rc == -ENOENT || rc == -EINVAL ? -EINVAL : rc;
+        return rc == -ENOENT ? -EINVAL : rc;
     }
     st_config cfg;
     int rc = st_coll_config_get(d->store, coll, &cfg);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     return cfg.dim != 0 && q->dim != cfg.dim ? -EINVAL : 0;
 }
 
@@ -405,7 +405,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     fuse_ino_t ino = 0;
     fsd_query_fh *h = NULL;
     int rc = fsd_vecname_check(name, strlen(name));
-    if (rc == -EINVAL && fsd_name_is_reserved(name, strlen(name)))
+    if (rc == -EINVAL && st_name_is_reserved(name, strlen(name)))
         rc = 0; /* any file name is a fine query name */
     if (rc == 0)
         rc = check_read(req, d, qdir->coll);

@@ -109,7 +109,7 @@ void fsd_vec_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
             fsd_inodes_unpin(d->inodes, r->ino);
     }
     if (rc < 0) {
-        fsd_reply_err(req, FSD_OP_OPEN, rc == -EINVAL ? ENOENT : rc);
+        fsd_reply_err(req, FSD_OP_OPEN, rc);
         return;
     }
     fi->keep_cache = 0;
@@ -176,7 +176,7 @@ static int create_vfile_locked(fsd *d, fsd_vfile *vf, const fsd_ref *p, const ch
 static int check_new_name(const char *name)
 {
     int rc = fsd_vecname_check(name, strlen(name));
-    if (rc < 0 && fsd_name_is_reserved(name, strlen(name)))
+    if (rc < 0 && st_name_is_reserved(name, strlen(name)))
         rc = strcmp(name, ".config") == 0 ? -EEXIST : -EPERM;
     return rc;
 }
@@ -357,8 +357,7 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     } else if (rc == 0) {
         rc = setattr_closed(d, r, &a, mask, &st);
     }
-    fsd_reply_attr(req, FSD_OP_SETATTR, rc == -EINVAL && !truncate ? -ENOENT : rc, &st, r->ino,
-                   FSD_TTL_FILE);
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, FSD_TTL_FILE);
 }
 
 /* Takes back a NEW file (created here, not committed) that is unlinked:
@@ -389,7 +388,7 @@ void fsd_vec_unlink(fuse_req_t req, const fsd_ref *p, const char *name)
         /* The config stays in force; the name disappears until .config is
          * written again (tar unlinks before it extracts). */
         rc = fsd_config_hide(d, p->coll);
-    } else if (fsd_name_is_reserved(name, strlen(name))) {
+    } else if (st_name_is_reserved(name, strlen(name))) {
         rc = -EPERM;
     } else {
         rc = st_vec_delete(d->store, p->coll, name);
@@ -469,9 +468,9 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         return;
     }
     int rc = fsd_vecname_check(newname, strlen(newname));
-    if (fsd_name_is_reserved(newname, strlen(newname)))
+    if (st_name_is_reserved(newname, strlen(newname)))
         rc = -EINVAL; /* .query and .import are not vector names */
-    if (fsd_name_is_reserved(name, strlen(name)))
+    if (st_name_is_reserved(name, strlen(name)))
         rc = -EPERM;
     if (rc == 0 && !fsd_vec_same_format(name, newname))
         rc = -EINVAL; /* the bytes are in the old name's format */
@@ -485,7 +484,7 @@ void fsd_vec_rename(fuse_req_t req, const fsd_ref *p, const char *name, const ch
         rc = rename_pending(d, p, name, newname, flags);
     if (rc == 0 && strcmp(name, newname) != 0)
         (void)fsd_inodes_rename(d->inodes, p->ino, name, p->ino, newname);
-    fsd_reply_err(req, FSD_OP_RENAME, rc == -EINVAL ? ENOENT : rc);
+    fsd_reply_err(req, FSD_OP_RENAME, rc);
 }
 
 void fsd_vec_mknod(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mode)
@@ -533,5 +532,5 @@ fail:
         fsd_inodes_unpin(d->inodes, ino);
     if (ino != 0)
         fsd_inodes_forget(d->inodes, ino, 1);
-    fsd_reply_err(req, FSD_OP_MKNOD, rc == -EINVAL ? ENOENT : rc);
+    fsd_reply_err(req, FSD_OP_MKNOD, rc);
 }

@@ -187,7 +187,7 @@ void fsd_xattr_set(fuse_req_t req, const fsd_ref *r, const char *name, const cha
     } else {
         rc = -EOPNOTSUPP;
     }
-    fsd_reply_err(req, FSD_OP_SETXATTR, rc == -EINVAL && r->kind == FSD_K_VEC ? ENOENT : rc);
+    fsd_reply_err(req, FSD_OP_SETXATTR, rc);
 }
 
 void fsd_xattr_get(fuse_req_t req, const fsd_ref *r, const char *name, size_t size)

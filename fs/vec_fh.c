@@ -63,7 +63,7 @@ int fsd_vec_fh_snapshot(fsd *d, const fsd_ref *r, fsd_vec_fh *h)
     size_t len = 0;
     int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &h->attr);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     rc = vc_buf_append(&h->snap, data, len);
     free(data);
     return rc;
@@ -75,7 +75,7 @@ static void audit_commit(fsd *d, const fsd_caller *who, fuse_ino_t ino, int rc)
     fsd_ref r;
     if (!fsd_audit_enabled() || fsd_inodes_ref(d->inodes, ino, &r) < 0)
         return;
-    char path[FSD_COLL_NAME_MAX + FSD_NAME_MAX + 2];
+    char path[ST_COLL_NAME_MAX + ST_NAME_MAX + 2];
     snprintf(path, sizeof path, "%s/%s", r.coll, r.name);
     fsd_audit_caller(who, "write", path, rc, -1);
 }

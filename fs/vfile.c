@@ -208,7 +208,7 @@ int fsd_vec_stat(fsd *d, fuse_ino_t ino, const char *coll, const char *name, str
     st_attr a;
     int rc = st_vec_stat(d->store, coll, name, &a);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     fsd_attr_to_stat(&a, ino, st);
     return 0;
 }
@@ -235,7 +235,7 @@ int fsd_vfile_load_locked(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     st_attr a;
     int rc = st_vec_get(d->store, r->coll, r->name, &data, &len, &a);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     vc_buf_reset(&vf->buf);
     rc = vc_buf_append(&vf->buf, data, len);
     free(data);
@@ -327,7 +327,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     st_config cfg;
     int rc = st_coll_config_get(d->store, r->coll, &cfg);
     if (rc < 0)
-        return rc == -EINVAL ? -ENOENT : rc;
+        return rc;
     float *vec = NULL;
     uint32_t dim = 0;
     const char *fname;

@@ -328,6 +328,10 @@ static void test_name_rules(void **state)
     assert_int_equal(st_coll_name_check("abc-1.X_y", 9), 0);
     assert_int_equal(st_coll_name_check("a\0b", 3), -EINVAL);
     assert_int_equal(st_coll_name_check(".a", 2), -EINVAL);
+    assert_int_equal(st_coll_name_check(".vecfs", 6), -EINVAL);
+    assert_int_equal(st_coll_name_check("a b", 3), -EINVAL);
+    assert_int_equal(st_coll_name_check("a/b", 3), -EINVAL);
+    assert_int_equal(st_coll_name_check("\xc3\xa9", 2), -EINVAL);
     assert_int_equal(st_coll_name_check("a", 0), -EINVAL);
     assert_int_equal(st_coll_name_check(NULL, 1), -EINVAL);
     char n[ST_NAME_MAX + 1];

@@ -577,24 +577,6 @@ static void test_alloc_failures(void **state)
     alloc_sweep(af_format, "format");
 }
 
-static void test_collnames(void **state)
-{
-    (void)state;
-    char n[80];
-    assert_int_equal(fsd_collname_check("docs", 4), 0);
-    assert_int_equal(fsd_collname_check("a.b_c-D9", 8), 0);
-    assert_int_equal(fsd_collname_check("", 0), -EINVAL);
-    assert_int_equal(fsd_collname_check(".hidden", 7), -EINVAL);
-    assert_int_equal(fsd_collname_check(".vecfs", 6), -EINVAL);
-    assert_int_equal(fsd_collname_check("a b", 3), -EINVAL);
-    assert_int_equal(fsd_collname_check("a/b", 3), -EINVAL);
-    assert_int_equal(fsd_collname_check("\xc3\xa9", 2), -EINVAL);
-    assert_int_equal(fsd_collname_check("a\0b", 3), -EINVAL);
-    memset(n, 'x', sizeof n);
-    assert_int_equal(fsd_collname_check(n, 64), 0);
-    assert_int_equal(fsd_collname_check(n, 65), -ENAMETOOLONG);
-}
-
 static void test_vecnames(void **state)
 {
     (void)state;
@@ -616,8 +598,8 @@ static void test_vecnames(void **state)
     memset(n, 'v', sizeof n);
     assert_int_equal(fsd_vecname_check(n, 255), 0);
     assert_int_equal(fsd_vecname_check(n, 256), -ENAMETOOLONG);
-    assert_true(fsd_name_is_reserved(".query", 6));
-    assert_false(fsd_name_is_reserved(".query", 5));
+    assert_true(st_name_is_reserved(".query", 6));
+    assert_false(st_name_is_reserved(".query", 5));
 }
 
 static void test_stem_suffix(void **state)
@@ -642,8 +624,8 @@ int main(void)
         cmocka_unit_test(test_dim_limits),         cmocka_unit_test(test_json),
         cmocka_unit_test(test_documented_numbers), cmocka_unit_test(test_format_from_name),
         cmocka_unit_test(test_format_roundtrip),   cmocka_unit_test(test_float_format_matches_libc),
-        cmocka_unit_test(test_collnames),          cmocka_unit_test(test_vecnames),
-        cmocka_unit_test(test_stem_suffix),        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_vecnames),           cmocka_unit_test(test_stem_suffix),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
