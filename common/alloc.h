@@ -1,8 +1,9 @@
 /*
  * alloc.h — the allocator of every layer that a test can make fail at the
- * N-th call (STYLE rule 9): vc_buf, store/ (st_malloc and friends forward
- * here) and fs/'s parsers allocate through it, so one counter reaches them
- * all and an allocation sweep runs every error path between them.
+ * N-th call (STYLE rule 9): vc_buf, engine/, store/ (st_malloc and friends
+ * forward here) and fs/'s parsers allocate through it, so one counter
+ * reaches them all and an allocation sweep runs every error path between
+ * them.
  */
 #ifndef VECFS_COMMON_ALLOC_H
 #define VECFS_COMMON_ALLOC_H

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 #include "fanout.h"
 
@@ -76,7 +77,7 @@ static int slot_claim(vf_hnsw *h, uint32_t x)
     unsigned level = level_draw(h);
     if (level > 0) {
         size_t bytes = (size_t)level * (1 + h->m) * sizeof(uint32_t);
-        uint32_t *upper = calloc(1, bytes);
+        uint32_t *upper = vc_calloc(1, bytes);
         if (!upper)
             return -ENOMEM;
         h->upper[x] = upper;
@@ -111,7 +112,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     *out = NULL;
     if (!params_valid(params))
         return -EINVAL;
-    vf_hnsw *h = calloc(1, sizeof(*h));
+    vf_hnsw *h = vc_calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
     h->dim = params->dim;
@@ -194,7 +195,7 @@ void vf_hnsw_free(vf_hnsw *h)
 /* Reallocates one per-slot array to `cap` entries, zeroing the new tail. */
 static int array_grow(void **p, size_t old_cap, size_t cap, size_t elem)
 {
-    void *n = realloc(*p, cap * elem);
+    void *n = vc_realloc(*p, cap * elem);
     if (!n)
         return -ENOMEM;
     memset((char *)n + old_cap * elem, 0, (cap - old_cap) * elem);
@@ -405,7 +406,7 @@ static void *batch_worker(void *arg)
 static int batch_split(const batch_job *job, size_t n, size_t max_id, size_t *fresh,
                        size_t *n_fresh, size_t *later, size_t *n_later)
 {
-    uint64_t *seen = calloc(max_id / 64 + 1, sizeof(uint64_t));
+    uint64_t *seen = vc_calloc(max_id / 64 + 1, sizeof(uint64_t));
     if (!seen)
         return -ENOMEM;
     *n_fresh = *n_later = 0;
@@ -446,7 +447,7 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
     batch_job job = {.h = h, .ids = ids, .first_id = first_id, .vecs = vecs};
     atomic_init(&job.next, 0);
     atomic_init(&job.err, 0);
-    size_t *fresh = malloc(n * sizeof(size_t)), *later = malloc(n * sizeof(size_t));
+    size_t *fresh = vc_malloc(n * sizeof(size_t)), *later = vc_malloc(n * sizeof(size_t));
     size_t n_later = 0;
     rc = fresh && later ? batch_split(&job, n, max_id, fresh, &job.n, later, &n_later) : -ENOMEM;
     if (rc) {

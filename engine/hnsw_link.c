@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 #include "topk.h"
 
@@ -127,7 +128,7 @@ void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t)
 {
     if (s->orphans_len == s->orphans_cap) {
         size_t cap = s->orphans_cap ? 2 * s->orphans_cap : 64;
-        uint32_t *o = realloc(s->orphans, cap * sizeof(uint32_t));
+        uint32_t *o = vc_realloc(s->orphans, cap * sizeof(uint32_t));
         if (!o) {
             counter_bump(&h->stranded);
             return;

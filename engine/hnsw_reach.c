@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 /* Marks in seen[] every slot a walk from the entry point reaches over
@@ -49,8 +50,8 @@ size_t vf_hnsw_unreachable(const vf_hnsw *h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     size_t cap = h->capacity ? h->capacity : 1, lost = SIZE_MAX;
-    uint8_t *seen = malloc(cap);
-    uint32_t *queue = malloc(cap * sizeof(uint32_t));
+    uint8_t *seen = vc_malloc(cap);
+    uint32_t *queue = vc_malloc(cap * sizeof(uint32_t));
     if (seen && queue)
         lost = walk_from_entry(h, seen, queue);
     free(seen);
@@ -66,8 +67,8 @@ int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed)
     *fixed = 0;
     pthread_rwlock_rdlock(&h->grow_lock);
     size_t cap = h->capacity ? h->capacity : 1;
-    uint8_t *seen = malloc(cap);
-    uint32_t *queue = malloc(cap * sizeof(uint32_t));
+    uint8_t *seen = vc_malloc(cap);
+    uint32_t *queue = vc_malloc(cap * sizeof(uint32_t));
     vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
     int rc = seen && queue && s ? 0 : -ENOMEM;
     /* Each vector linked in from a reachable node is reachable, and so is
@@ -118,7 +119,7 @@ int vf_hnsw_links_settle(vf_hnsw *h)
             for (unsigned lev = 0; lev <= h->levels[i]; lev++)
                 vf_node_list(h, id, lev)[0] = 0;
     }
-    uint8_t *lone = calloc(h->capacity ? h->capacity : 1, 1);
+    uint8_t *lone = vc_calloc(h->capacity ? h->capacity : 1, 1);
     if (!lone)
         return -ENOMEM;
     /* Anchors are not in the snapshot: each node takes the first older

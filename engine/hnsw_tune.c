@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 /* Stored vectors of the sampled ids and their exact neighbours (each
@@ -35,11 +36,11 @@ static void tune_set_free(tune_set *t)
 static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samples, tune_set *t)
 {
     size_t stride = h->capacity / samples ? h->capacity / samples : 1;
-    t->ids = malloc(samples * sizeof(uint32_t));
-    t->queries = malloc(samples * h->dim * sizeof(float));
-    t->truth = malloc(samples * k * sizeof(vf_hit));
-    t->truth_n = malloc(samples * sizeof(size_t));
-    t->got = malloc(k * sizeof(vf_hit));
+    t->ids = vc_malloc(samples * sizeof(uint32_t));
+    t->queries = vc_malloc(samples * h->dim * sizeof(float));
+    t->truth = vc_malloc(samples * k * sizeof(vf_hit));
+    t->truth_n = vc_malloc(samples * sizeof(size_t));
+    t->got = vc_malloc(k * sizeof(vf_hit));
     if (!t->ids || !t->queries || !t->truth || !t->truth_n || !t->got)
         return -ENOMEM;
     for (size_t i = 0; i < h->capacity && t->n < samples; i += stride) {

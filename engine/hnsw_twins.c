@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 #define VF_TABLE_EMPTY UINT32_MAX
@@ -103,7 +104,7 @@ static int table_reserve(vf_hnsw *h)
     size_t cap = 64;
     while (cap < 2 * (h->table_used + 2))
         cap *= 2;
-    uint32_t *table = malloc(cap * sizeof(uint32_t));
+    uint32_t *table = vc_malloc(cap * sizeof(uint32_t));
     if (!table)
         return -ENOMEM;
     memset(table, 0xFF, cap * sizeof(uint32_t));

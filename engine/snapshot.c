@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "crc32c.h"
 #include "hnsw_internal.h"
 #include "le.h"
@@ -236,7 +237,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
             rc = -EILSEQ;
             goto fail;
         }
-        h->upper[i] = malloc(words * 4);
+        h->upper[i] = vc_malloc(words * 4);
         if (!h->upper[i]) {
             rc = -ENOMEM;
             goto fail;
