@@ -306,26 +306,28 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     pthread_rwlock_rdlock(&h->grow_lock);
     pthread_mutex_t *op = &h->op_locks[id % VF_HNSW_OP_STRIPES];
     pthread_mutex_lock(op);
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    /* Everything that can fail comes first, so that running out of memory
+     * changes nothing: the scratch with its orphan reserve, room in the
+     * table (vf_twin_place reserves again in case other inserts took it),
+     * a new slot's upper lists. Past slot_claim the insert cannot fail. */
+    vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
         goto out_unlock;
     }
-    /* Room in the table first, so that running out of memory changes
-     * nothing (vf_twin_place reserves again in case other inserts took it). */
     rc = vf_twin_reserve(h);
     if (rc)
         goto out_release;
     pthread_mutex_unlock(&h->twin_lock);
     uint8_t was = slot_state(h, id);
-    bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
-    if (was == VF_SLOT_EMPTY)
+    if (was == VF_SLOT_EMPTY) {
         rc = slot_claim(h, id);
-    else if (head)
-        rc = vf_twin_unhead(h, s, id);
-    if (rc)
-        goto out_release;
+        if (rc)
+            goto out_release;
+    }
+    bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
     if (head) {
+        vf_twin_unhead(h, s, id);
         /* An update relinks the vector where it now is, as an insert would;
          * what only its old lists led to is linked in again below. */
         vf_hnsw_unlink(h, s, id);
@@ -354,7 +356,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     /* else x stays out of the table: it is found by walks, not by exact
      * lookup, and no twin rides on it. */
     if (!rides)
-        rc = vf_hnsw_connect(h, s, id);
+        vf_hnsw_connect(h, s, id);
     vf_hnsw_orphans_settle(h, s, VF_DISPLACE_BUDGET);
 out_release:
     vf_scratch_release(h, s);
@@ -482,19 +484,15 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
     pthread_mutex_lock(op);
     if (slot_state(h, id) != VF_SLOT_PRESENT)
         goto out_op;
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    /* The one step that can fail; past it the remove cannot. */
+    vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
         goto out_op;
     }
     bool rider = vf_twin_dismount(h, id);
-    if (!rider) {
-        rc = vf_twin_unhead(h, s, id);
-        if (rc) {
-            vf_scratch_release(h, s);
-            goto out_op;
-        }
-    }
+    if (!rider)
+        vf_twin_unhead(h, s, id);
     atomic_store_explicit(&h->state[id], VF_SLOT_DELETED, memory_order_release);
     atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->deleted, 1, memory_order_relaxed);

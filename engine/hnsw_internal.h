@@ -183,6 +183,13 @@ struct vf_scratch {
  * stranded. */
 #define VF_DISPLACE_BUDGET 64u
 
+/* Orphans a writer reserves room for before it changes anything: the
+ * level-0 links of the node it empties and of one neighbour's rewritten
+ * list, the entry and the node itself, and one per displacement. An
+ * operation that makes more (rare) grows the list, and if that fails
+ * counts the node as stranded. */
+#define VF_ORPHANS_RESERVE(h) (2 * (size_t)(h)->m0 + VF_DISPLACE_BUDGET + 4)
+
 static inline float dist_vec(const vf_hnsw *h, const float *a, const float *b)
 {
     float d = h->kernel(a, b, h->dim);
@@ -367,6 +374,12 @@ void vf_scratch_free(vf_scratch *s);
 /* A scratch sized for the capacity and `results` result slots; the
  * caller holds grow_lock (read). NULL on ENOMEM. */
 vf_scratch *vf_scratch_acquire(const vf_hnsw *h, size_t results);
+/* A scratch for a writer: results for ef_construction and room for
+ * VF_ORPHANS_RESERVE(h) orphans, so that once the writer starts changing
+ * the index nothing it needs can fail. NULL on ENOMEM. */
+vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h);
+/* Room for n more orphans without allocating. 0 or -ENOMEM. */
+int vf_orphans_reserve(vf_scratch *s, size_t n);
 void vf_scratch_release(const vf_hnsw *h, vf_scratch *s);
 void vf_visited_begin(vf_scratch *s);
 int vf_cand_grow(vf_scratch *s, vf_heap *cand);
@@ -386,7 +399,7 @@ void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x);
 void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x);
 void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x);
 void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq);
-int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x);
 bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t);
 void vf_hnsw_orphans_settle(vf_hnsw *h, vf_scratch *s, size_t budget);
 
@@ -395,7 +408,7 @@ void vf_twin_alone(const vf_hnsw *h, uint32_t x);
 int vf_twin_reserve(vf_hnsw *h);
 bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x);
 bool vf_twin_dismount(vf_hnsw *h, uint32_t x);
-int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
 uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q);
 int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone);
 

@@ -38,6 +38,7 @@
  * lock at a time while they rewrite a list; anchors change only under the
  * anchoring node's lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -124,6 +125,9 @@ static inline void anchor_set(const vf_hnsw *h, uint32_t from, uint32_t t)
         atomic_store_explicit(&h->anchor[t], from, memory_order_release);
 }
 
+/* Records t as an orphan of this operation. Writers reserve room first
+ * (vf_scratch_acquire_write); past the reserve the list grows, and a node
+ * that finds no room is counted as stranded, for vf_hnsw_reconnect. */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t)
 {
     if (s->orphans_len == s->orphans_cap) {
@@ -420,13 +424,13 @@ void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
 
 /* Links node x (vector already stored, lists empty, level h->levels[x])
  * into the graph, ending with a way in from one of its level-0 choices
- * (reachability b) and an anchor. Returns 0 or -ENOMEM. */
-int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
+ * (reachability b) and an anchor. Cannot fail: its walks allocate only to
+ * go further, and the orphans it makes fit the writer's reserve. */
+void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     const unsigned level = h->levels[x];
     const float *v = vf_node_vector(h, x);
     bool holds_entry = false;
-    int rc = 0;
 
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     if (entry_vacant(h, entry, x) || older(h, x, (uint32_t)entry)) {
@@ -435,7 +439,7 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
         if (entry_vacant(h, entry, x)) {
             atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
             pthread_mutex_unlock(&h->entry_lock);
-            return 0;
+            return;
         }
         /* x is older than the entry (a higher level, or a reused slot of
          * a lower id): it becomes the entry once linked (invariant 7). */
@@ -453,10 +457,10 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 
     for (int lev = (int)(level < top ? level : top); lev >= 0; lev--) {
         vf_heap res;
-        rc = vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, (unsigned)lev, NULL, x,
-                                true, v_sq, &res);
-        if (rc)
-            goto out;
+        int rc = vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, (unsigned)lev, NULL, x,
+                                    true, v_sq, &res);
+        assert(rc == 0); /* a build walk does not fail */
+        (void)rc;
         size_t n = vf_topk_drain_sorted(&res, s->sorted);
         if (n == 0)
             continue;
@@ -481,17 +485,14 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
     }
 out:
     if (holds_entry) {
-        if (rc == 0)
-            atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
+        atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
         pthread_mutex_unlock(&h->entry_lock);
         /* The old entry is no longer the oldest: it needs a way in now. */
-        if (rc == 0 && (uint32_t)entry != x)
+        if ((uint32_t)entry != x)
             vf_hnsw_orphan_push(h, s, (uint32_t)entry);
     }
     /* And x itself needs one from an older node (invariant 7). */
-    if (rc == 0)
-        vf_hnsw_orphan_push(h, s, x);
-    return rc;
+    vf_hnsw_orphan_push(h, s, x);
 }
 
 /* Gives t a level-0 link in from the nearest older present node that can
@@ -510,9 +511,10 @@ bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
     float cur_d = dist_ids(h, t, cur);
     vf_hnsw_descend(h, s, v, v_sq, true, top, lev, &cur, &cur_d);
     vf_heap res;
-    if (vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, lev, NULL, t, true, v_sq,
-                           &res) != 0)
-        return false;
+    int rc =
+        vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, lev, NULL, t, true, v_sq, &res);
+    assert(rc == 0); /* a build walk does not fail */
+    (void)rc;
     size_t n = vf_topk_drain_sorted(&res, s->sorted);
     for (size_t i = 0; i < n; i++)
         if (older(h, s->sorted[i].id, t) && force_link(h, s, s->sorted[i].id, t, false))

@@ -88,6 +88,29 @@ vf_scratch *vf_scratch_acquire(const vf_hnsw *ch, size_t results)
     return s;
 }
 
+int vf_orphans_reserve(vf_scratch *s, size_t n)
+{
+    if (s->orphans_cap - s->orphans_len >= n)
+        return 0;
+    size_t cap = s->orphans_len + n;
+    uint32_t *o = vc_realloc(s->orphans, cap * sizeof(uint32_t));
+    if (!o)
+        return -ENOMEM;
+    s->orphans = o;
+    s->orphans_cap = cap;
+    return 0;
+}
+
+vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h)
+{
+    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    if (s && vf_orphans_reserve(s, VF_ORPHANS_RESERVE(h)) != 0) {
+        vf_scratch_release(h, s);
+        s = NULL;
+    }
+    return s;
+}
+
 void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
 {
     vf_hnsw *h = (vf_hnsw *)ch;

@@ -228,29 +228,22 @@ bool vf_twin_dismount(vf_hnsw *h, uint32_t x)
 
 /* Before head x is removed or updated: if twins ride on it, links the
  * next one into the graph and hands it x's ring and table slot; else
- * takes x out of the table. Returns 0 or -ENOMEM (nothing changed). */
-int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
+ * takes x out of the table. Cannot fail (vf_hnsw_connect cannot). */
+void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
-    int rc = 0;
     pthread_mutex_lock(&h->twin_lock);
     uint32_t z = atomic_load_explicit(&h->twin_next[x], memory_order_relaxed);
     if (z == x) {
         table_replace(h, x, UINT32_MAX);
-        goto out;
+    } else {
+        /* z is linked while it is still in x's ring, so searches find the
+         * twins through x until z has its links. */
+        atomic_store_explicit(&h->ring_role[z], VF_TWIN_HEAD, memory_order_release);
+        vf_hnsw_connect(h, s, z);
+        table_replace(h, x, z);
+        ring_leave(h, x);
     }
-    /* z is linked while it is still in x's ring, so searches find the
-     * twins through x until z has its links. */
-    atomic_store_explicit(&h->ring_role[z], VF_TWIN_HEAD, memory_order_release);
-    rc = vf_hnsw_connect(h, s, z);
-    if (rc) {
-        atomic_store_explicit(&h->ring_role[z], VF_TWIN_RIDER, memory_order_release);
-        goto out;
-    }
-    table_replace(h, x, z);
-    ring_leave(h, x);
-out:
     pthread_mutex_unlock(&h->twin_lock);
-    return rc;
 }
 
 /* The head whose vector is exactly q (a query), or UINT32_MAX. */

@@ -77,8 +77,9 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
  * acceptable nodes in res (a max-heap over s->res). Nodes that are not
  * acceptable (deleted, filtered out, `exclude`) are walked through but
  * never kept. A `build` walk (q is a node's vector of squared norm q_sq,
- * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0
- * or -ENOMEM. */
+ * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0,
+ * or -ENOMEM when a query walk's candidate queue cannot grow; a build walk
+ * never fails. */
 int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res)
@@ -131,9 +132,13 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
             const float *v = vf_node_vector(h, nb);
             float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
             if (res->len < ef || d < bound) {
-                if (cand.len == cand.cap && vf_cand_grow(s, &cand) != 0)
+                /* A writer calls this past the point where it could still
+                 * fail cleanly: when the queue cannot grow, the node is
+                 * kept as a result but not expanded (a shorter walk). */
+                if (cand.len < cand.cap || vf_cand_grow(s, &cand) == 0)
+                    vf_heap_push(&cand, d, nb, -1);
+                else if (!build)
                     return -ENOMEM;
-                vf_heap_push(&cand, d, nb, -1);
                 if (all_ok || walk_keeps(h, nb, filter, exclude, build)) {
                     vf_topk_offer(res, d, nb);
                     if (res->len == ef)
