@@ -53,6 +53,7 @@
 
 #define VF_GROW_MIN 1024u
 
+/* The splitmix64 finalizer: the level generator's hash of its position. */
 static uint64_t splitmix64(uint64_t x)
 {
     x += 0x9E3779B97F4A7C15ULL;
@@ -74,6 +75,7 @@ static unsigned level_draw(vf_hnsw *h)
 /* First use of slot x: draw its level and allocate its upper lists. */
 static int slot_claim(vf_hnsw *h, uint32_t x)
 {
+    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_EMPTY && h->upper[x] == NULL);
     unsigned level = level_draw(h);
     if (level > 0) {
         size_t bytes = (size_t)level * (1 + h->m) * sizeof(uint32_t);
@@ -99,6 +101,7 @@ void vf_hnsw_params_default(vf_hnsw_params *p, uint32_t dim)
     p->seed = 0x76656366735eedULL;
 }
 
+/* Whether every parameter is in the range engine.h gives. */
 static int params_valid(const vf_hnsw_params *p)
 {
     return p && p->dim >= 1 && p->dim <= VF_MAX_DIM &&
@@ -195,6 +198,7 @@ void vf_hnsw_free(vf_hnsw *h)
 /* Reallocates one per-slot array to `cap` entries, zeroing the new tail. */
 static int array_grow(void **p, size_t old_cap, size_t cap, size_t elem)
 {
+    assert(cap > old_cap && cap <= SIZE_MAX / elem);
     void *n = vc_realloc(*p, cap * elem);
     if (!n)
         return -ENOMEM;
@@ -243,6 +247,9 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     return rc;
 }
 
+/* Grows the arrays to hold ids < need, by at least half the capacity
+ * and to at least VF_GROW_MIN, under grow_lock (write). 0, -ENOMEM,
+ * -EFBIG. */
 static int ensure_capacity(vf_hnsw *h, size_t need)
 {
     pthread_rwlock_rdlock(&h->grow_lock);
@@ -377,17 +384,20 @@ typedef struct batch_job {
     _Atomic int err;
 } batch_job;
 
+/* The id of a batch row. */
 static uint32_t batch_id(const batch_job *job, size_t row)
 {
     return job->ids ? job->ids[row] : job->first_id + (uint32_t)row;
 }
 
+/* Keeps rc as the batch's error unless an earlier row failed first. */
 static void batch_fail(batch_job *job, int rc)
 {
     int zero = 0;
     atomic_compare_exchange_strong(&job->err, &zero, rc);
 }
 
+/* Fan-out worker: inserts the fresh rows taken from the job's counter. */
 static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
@@ -408,6 +418,7 @@ static void *batch_worker(void *arg)
 static int batch_split(const batch_job *job, size_t n, size_t max_id, size_t *fresh,
                        size_t *n_fresh, size_t *later, size_t *n_later)
 {
+    assert(n >= 1 && max_id < UINT32_MAX);
     uint64_t *seen = vc_calloc(max_id / 64 + 1, sizeof(uint64_t));
     if (!seen)
         return -ENOMEM;

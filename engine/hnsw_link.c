@@ -59,6 +59,7 @@ static inline uint32_t tie_key(uint32_t id, uint32_t salt)
     return x ^ (x >> 16);
 }
 
+/* Whether a sorts before b: nearer, or tied and first in salt's order. */
 static inline bool hit_before(vf_hit a, vf_hit b, uint32_t salt)
 {
     if (a.distance != b.distance)
@@ -86,6 +87,7 @@ static void hits_sort(vf_hit *hits, size_t n, uint32_t salt)
 static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n, size_t max,
                                 vf_hit *out)
 {
+    assert(max <= h->m0); /* out has room for 2 * m0 + 2 */
     /* When every candidate fits, pruning would only drop links: in a small
      * or sparse neighbourhood that can leave a node with no way in. */
     if (n <= max) {
@@ -103,6 +105,8 @@ static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n,
     return kept;
 }
 
+/* Writes the n hits as the list's links and count (the owner's node lock
+ * held). */
 static void list_write(uint32_t *list, const vf_hit *hits, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -161,6 +165,8 @@ static void link_drop(const vf_hnsw *h, vf_scratch *s, uint32_t from, uint32_t t
 static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned lev, vf_hit *want,
                      size_t n, uint32_t doomed)
 {
+    assert(n <= level_cap(h, lev) && lev <= h->levels[owner]);
+    assert(atomic_load_explicit(&h->versions[owner], memory_order_relaxed) & 1);
     uint32_t *list = vf_node_list(h, owner, lev);
     if (lev > 0) {
         list_write(list, want, n);
@@ -213,6 +219,7 @@ static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned l
  * in). Returns false when r is not present, or nothing could go. */
 static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, bool displace)
 {
+    assert(r < h->capacity && t < h->capacity);
     bool done = false;
     if (r == t)
         return false;
@@ -262,6 +269,7 @@ out:
 static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, float d,
                       unsigned lev)
 {
+    assert(nb != x && lev <= h->levels[nb]);
     const uint32_t cap = level_cap(h, lev);
     bool linked = false;
     node_lock(h, nb);
@@ -294,6 +302,7 @@ out:
 static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x,
                         const uint32_t *xl, uint32_t nx, unsigned lev)
 {
+    assert(nx <= level_cap(h, lev) && lev <= h->levels[nb]);
     node_lock(h, nb);
     uint32_t *list = vf_node_list(h, nb, lev);
     uint32_t n = list[0];
@@ -325,6 +334,7 @@ out:
  * written it, and overwriting would drop that node's way in. */
 static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned lev, size_t kept)
 {
+    assert(kept <= level_cap(h, lev) && lev <= h->levels[x]);
     node_lock(h, x);
     uint32_t *list = vf_node_list(h, x, lev);
     size_t nc = kept;
@@ -345,6 +355,7 @@ static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned
 /* Removes every link to x from x's neighbours, bridging around it. */
 void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity);
     for (int lev = h->levels[x]; lev >= 0; lev--) {
         uint32_t nx = links_copy(h, x, (unsigned)lev, s->links2);
         for (uint32_t i = 0; i < nx; i++)
@@ -356,6 +367,7 @@ void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x)
  * orphans of this operation. */
 void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity);
     node_lock(h, x);
     uint32_t *l0 = vf_node_links0(h, x);
     for (uint32_t i = 0; i < l0[0]; i++)
@@ -370,6 +382,7 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
  * O(capacity) scan, paid once per delete or update of the entry. */
 void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x)
 {
+    assert(x < h->capacity);
     pthread_mutex_lock(&h->entry_lock);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_relaxed);
     if (entry == VF_HNSW_NO_ENTRY || (uint32_t)entry != x)
@@ -407,6 +420,7 @@ static bool entry_vacant(const vf_hnsw *h, uint64_t entry, uint32_t x)
 /* Records id's squared norm and raises the lifting's M to cover it. */
 void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
 {
+    assert(h->metric == VF_METRIC_DOT && id < h->capacity && sq >= 0.0f);
     __atomic_store(&h->sqnorm[id], &sq, __ATOMIC_RELAXED);
     uint32_t bits = atomic_load_explicit(&h->max_sq_bits, memory_order_relaxed);
     for (;;) {
@@ -428,6 +442,8 @@ void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
  * go further, and the orphans it makes fit the writer's reserve. */
 void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_PRESENT);
+    assert(ring_role(h, x) == VF_TWIN_HEAD);
     const unsigned level = h->levels[x];
     const float *v = vf_node_vector(h, x);
     bool holds_entry = false;
@@ -501,6 +517,7 @@ out:
  * true on success or when t is the entry, which needs no way in. */
 bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
 {
+    assert(t < h->capacity);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     if (entry == VF_HNSW_NO_ENTRY || (uint32_t)entry == t)
         return true;

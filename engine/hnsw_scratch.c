@@ -32,6 +32,8 @@ void vf_scratch_free(vf_scratch *s)
     free(s);
 }
 
+/* A scratch with the buffers whose size the index fixes; vf_scratch_acquire
+ * sizes the others. NULL on ENOMEM. */
 static vf_scratch *scratch_new(const vf_hnsw *h)
 {
     vf_scratch *s = vc_calloc(1, sizeof(*s));
@@ -90,6 +92,7 @@ vf_scratch *vf_scratch_acquire(const vf_hnsw *ch, size_t results)
 
 int vf_orphans_reserve(vf_scratch *s, size_t n)
 {
+    assert(s->orphans_len <= s->orphans_cap);
     if (s->orphans_cap - s->orphans_len >= n)
         return 0;
     size_t cap = s->orphans_len + n;
@@ -113,6 +116,8 @@ vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h)
 
 void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
 {
+    assert(s != NULL);
+    assert(s->orphans_len == 0); /* every operation settles its orphans */
     vf_hnsw *h = (vf_hnsw *)ch;
     pthread_mutex_lock(&h->pool_lock);
     s->next = h->pool;
@@ -123,6 +128,7 @@ void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
 /* Starts a new visited generation: O(1) except once per 65535 searches. */
 void vf_visited_begin(vf_scratch *s)
 {
+    assert(s->visited != NULL && s->visited_cap > 0);
     if (++s->epoch == 0) {
         memset(s->visited, 0, s->visited_cap * sizeof(uint16_t));
         s->epoch = 1;
@@ -131,6 +137,8 @@ void vf_visited_begin(vf_scratch *s)
 
 int vf_cand_grow(vf_scratch *s, vf_heap *cand)
 {
+    assert(cand->items == s->cand && cand->cap == s->cand_cap);
+    assert(cand->len == cand->cap);
     size_t cap = s->cand_cap * 2;
     vf_hit *items = vc_realloc(s->cand, cap * sizeof(vf_hit));
     if (!items)

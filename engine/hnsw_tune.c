@@ -24,6 +24,7 @@ typedef struct tune_set {
     size_t n;
 } tune_set;
 
+/* Frees the set's arrays (the struct is the caller's). */
 static void tune_set_free(tune_set *t)
 {
     free(t->ids);
@@ -33,8 +34,11 @@ static void tune_set_free(tune_set *t)
     free(t->got);
 }
 
+/* Fills t with up to `samples` stored vectors, spread over the ids, as
+ * queries and their exact k nearest. 0 or -ENOMEM. */
 static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samples, tune_set *t)
 {
+    assert(k >= 1 && k <= s->res_cap && samples >= 1 && t->n == 0);
     size_t stride = h->capacity / samples ? h->capacity / samples : 1;
     t->ids = vc_malloc(samples * sizeof(uint32_t));
     t->queries = vc_malloc(samples * h->dim * sizeof(float));
@@ -55,9 +59,12 @@ static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samp
     return 0;
 }
 
+/* The mean recall@k of searches at ef over t's queries, in *recall. 0 or
+ * -ENOMEM. */
 static int tune_recall(const vf_hnsw *h, vf_scratch *s, const tune_set *t, size_t k, size_t ef,
                        double *recall)
 {
+    assert(k >= 1 && k <= ef && ef <= s->res_cap);
     size_t hits = 0, total = 0;
     for (size_t i = 0; i < t->n; i++) {
         size_t n;

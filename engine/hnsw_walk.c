@@ -32,13 +32,16 @@ static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id)
         __builtin_prefetch(v + off);
 }
 
-/* Greedy walk from *cur down to level `stop` + 1 with ef = 1, by
+/* Greedy walk from *cur down to level `stop` + 1 (none when from <= stop:
+ * a node above the entry's level) with ef = 1, by
  * dist_build when `build` (q is then a node's vector of squared norm
  * q_sq). It steps only onto graph nodes: a deleted node or a rider has no
  * links to go on with. */
 void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
                      unsigned from, unsigned stop, uint32_t *cur, float *cur_d)
 {
+    assert(from <= VF_HNSW_MAX_LEVEL && stop <= VF_HNSW_MAX_LEVEL);
+    assert(*cur < h->capacity && h->levels[*cur] >= from);
     for (unsigned lev = from; lev > stop; lev--) {
         bool moved = true;
         while (moved) {
@@ -84,6 +87,10 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res)
 {
+    assert(ef >= 1 && ef <= s->res_cap);
+    assert(s->visited_cap >= h->capacity);
+    assert(ep < h->capacity && lev <= h->levels[ep]);
+    assert(!build || filter == NULL);
     vf_heap cand;
     vf_visited_begin(s);
     uint16_t *visited = s->visited;
@@ -155,6 +162,7 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
 void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
                   const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out)
 {
+    assert(k >= 1 && k <= s->res_cap);
     vf_heap best;
     vf_heap_init(&best, s->res, k);
     for (size_t i = 0; i < h->capacity; i++) {
