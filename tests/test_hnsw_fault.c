@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "engine.h"
 #include "hnsw_internal.h"
 
@@ -150,31 +151,16 @@ static void verify(const vf_hnsw *h, const model *m)
 /* The index every sweep starts from                                    */
 /* ------------------------------------------------------------------ */
 
-typedef struct bytes {
-    unsigned char *p;
-    size_t len, cap;
-} bytes;
-
-static int bytes_write(void *ctx, const void *src, size_t len)
+/* The snapshot writer: appends to a vc_buf. */
+static int buf_write(void *ctx, const void *src, size_t len)
 {
-    bytes *b = ctx;
-    if (b->len + len > b->cap) {
-        size_t cap = (b->len + len) * 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, len);
-    b->len += len;
-    return 0;
+    return vc_buf_append(ctx, src, len);
 }
 
 /* A base index of `metric` as snapshot bytes, and its model: BASE_N ids,
  * rings of twins at TWIN_FIRST, deleted slots at DELETED_FIRST. m is 4 so
  * that many nodes have upper lists. */
-static bytes base_snapshot(vf_metric metric, model *m)
+static vc_buf base_snapshot(vf_metric metric, model *m)
 {
     vf_hnsw_params p;
     vf_hnsw_params_default(&p, DIM);
@@ -209,8 +195,8 @@ static bytes base_snapshot(vf_metric metric, model *m)
             assert_int_equal(ring_role(h, TWIN_FIRST + (uint32_t)g * GROUP_SIZE + c),
                              c ? VF_TWIN_RIDER : VF_TWIN_HEAD);
     verify(h, m);
-    bytes b = {0};
-    assert_int_equal(vf_hnsw_serialize(h, bytes_write, &b), 0);
+    vc_buf b = VC_BUF_INIT;
+    assert_int_equal(vf_hnsw_serialize(h, buf_write, &b), 0);
     vf_hnsw_free(h);
     return b;
 }
@@ -227,7 +213,7 @@ static void pool_drain(vf_hnsw *h)
 }
 
 /* The base index loaded, with room for `reserve` ids and a cold pool. */
-static vf_hnsw *base_load(const bytes *b, size_t reserve)
+static vf_hnsw *base_load(const vc_buf *b, size_t reserve)
 {
     vf_hnsw *h = NULL;
     assert_int_equal(vf_hnsw_deserialize(b->p, b->len, &h), 0);
@@ -335,7 +321,7 @@ typedef struct sweep_stats {
 
 /* Runs o on a fresh load of `base` with the N-th allocation failing, for
  * every N until o makes fewer than N allocations. */
-static sweep_stats sweep_op(const char *what, const bytes *base, size_t reserve,
+static sweep_stats sweep_op(const char *what, const vc_buf *base, size_t reserve,
                             const model *before, const op *o)
 {
     static model after;
@@ -406,7 +392,7 @@ static op op_remove(uint32_t id)
 static void sweep_writes(vf_metric metric, bool all)
 {
     static model m;
-    bytes base = base_snapshot(metric, &m);
+    vc_buf base = base_snapshot(metric, &m);
     vf_hnsw *h = base_load(&base, 0);
     uint32_t entry = entry_of(h), anchor = most_anchoring(h);
     vf_hnsw_free(h);
@@ -427,7 +413,7 @@ static void sweep_writes(vf_metric metric, bool all)
     o = op_insert_random(head1);
     sweep_op(what, &base, 0, &m, &o);
     if (!all) {
-        free(base.p);
+        vc_buf_release(&base);
         return;
     }
 
@@ -448,7 +434,7 @@ static void sweep_writes(vf_metric metric, bool all)
     sweep_op("l2: update, a node becomes a twin", &base, 0, &m, &o);
     o = op_insert(head1, m.vec[head0]);
     sweep_op("l2: update, a head joins another ring", &base, 0, &m, &o);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 static void test_insert_update(void **state)
@@ -468,7 +454,7 @@ static void test_remove(void **state)
 {
     (void)state;
     static model m;
-    bytes base = base_snapshot(VF_METRIC_L2, &m);
+    vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
     uint32_t entry = entry_of(h), anchor = most_anchoring(h);
     vf_hnsw_free(h);
@@ -487,7 +473,7 @@ static void test_remove(void **state)
     sweep_op("l2: remove, a rider", &base, 0, &m, &o);
     o = op_remove(11);
     sweep_op("l2: remove, a plain node", &base, 0, &m, &o);
-    free(base.p);
+    vc_buf_release(&base);
 
     static model md;
     base = base_snapshot(VF_METRIC_DOT, &md);
@@ -496,14 +482,14 @@ static void test_remove(void **state)
     vf_hnsw_free(h);
     o = op_remove(anchor);
     sweep_op("dot: remove, node anchoring most", &base, 0, &md, &o);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 static void test_batch(void **state)
 {
     (void)state;
     static model m;
-    bytes base = base_snapshot(VF_METRIC_L2, &m);
+    vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     /* Fresh rows (two are twins of a head and of each other), an update,
      * a reused slot, an id repeated in the batch and one past the
      * capacity, so the index grows. */
@@ -519,7 +505,7 @@ static void test_batch(void **state)
     op o = {.kind = OP_BATCH, .ids = ids, .vecs = &vecs[0][0], .n = ROWS};
     sweep_op("l2: batch insert, index grows", &base, 0, &m, &o);
     sweep_op("l2: batch insert, room reserved", &base, 2048, &m, &o);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 /* ------------------------------------------------------------------ */
@@ -590,7 +576,7 @@ static void test_search(void **state)
 {
     (void)state;
     static model m;
-    bytes base = base_snapshot(VF_METRIC_L2, &m);
+    vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
     /* ef above the scratch's ef_construction: its result arrays grow, and
      * the walk's candidate queue outgrows its first 256 entries. */
@@ -604,23 +590,24 @@ static void test_search(void **state)
     bool fired = vc_alloc_fail_at(0) == 0;
     assert_true(rc == 0 || (rc == -ENOMEM && fired));
     vf_hnsw_free(h);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 static void test_snapshot(void **state)
 {
     (void)state;
     static model m;
-    bytes base = base_snapshot(VF_METRIC_L2, &m);
+    vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
     /* Serializing allocates nothing. */
-    bytes again = {0};
+    vc_buf again = VC_BUF_INIT;
+    assert_int_equal(vc_buf_grow(&again, base.len), 0);
     vc_alloc_fail_at(1);
-    assert_int_equal(vf_hnsw_serialize(h, bytes_write, &again), 0);
+    assert_int_equal(vf_hnsw_serialize(h, buf_write, &again), 0);
     assert_int_equal(vc_alloc_fail_at(0), 1);
     assert_int_equal(again.len, base.len);
     assert_memory_equal(again.p, base.p, base.len);
-    free(again.p);
+    vc_buf_release(&again);
     vf_hnsw_free(h);
 
     unsigned n, failed = 0;
@@ -643,7 +630,7 @@ static void test_snapshot(void **state)
     }
     print_message("%-44s %3u allocations: %3u failed cleanly\n", "l2: deserialize", n - 1, failed);
     assert_true(failed > 0);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 /* ef tuning, the reachability count and the relink: each fails cleanly
@@ -652,7 +639,7 @@ static void test_maintenance(void **state)
 {
     (void)state;
     static model m;
-    bytes base = base_snapshot(VF_METRIC_L2, &m);
+    vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
     uint32_t want_ef = 0, ef;
     assert_int_equal(vf_hnsw_tune_ef(h, 10, 0.99, 300, 50, &want_ef), 0);
@@ -696,7 +683,7 @@ static void test_maintenance(void **state)
             break;
     }
     vf_hnsw_free(h);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 /* Creating an index, and making room in one: a failed reserve leaves
@@ -724,7 +711,7 @@ static void test_create_reserve(void **state)
     assert_true(n > 1);
 
     static model m;
-    bytes base = base_snapshot(VF_METRIC_DOT, &m);
+    vc_buf base = base_snapshot(VF_METRIC_DOT, &m);
     vf_hnsw *h = base_load(&base, 0);
     unsigned failed = 0;
     for (n = 1; n < MAX_SWEEP; n++) {
@@ -747,7 +734,7 @@ static void test_create_reserve(void **state)
     print_message("%-44s %3u allocations: %3u failed cleanly\n", "dot: reserve", n - 1, failed);
     assert_true(failed > 0);
     vf_hnsw_free(h);
-    free(base.p);
+    vc_buf_release(&base);
 }
 
 /* Exact search over a caller's array allocates nothing. */
