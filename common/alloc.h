@@ -1,6 +1,6 @@
 /*
  * alloc.h — the allocator of every layer that a test can make fail at the
- * N-th call (STYLE rule 9): vc_buf, store/ and fs/'s parsers allocate
+ * N-th call (STYLE rule 9): vc_buf, engine/, store/ and fs/ allocate
  * through it, so one counter reaches them all and an allocation sweep runs
  * every error path between them.
  */

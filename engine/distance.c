@@ -38,6 +38,7 @@ static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static const vf_kernels *usable[VF_ISA_COUNT]; /* written once, in detect() */
 static const vf_kernels *best;                 /* written once, in detect() */
 
+/* Fills usable[] and best for this CPU and VECFS_KERNEL; run once. */
 static void detect(void)
 {
     usable[VF_ISA_SCALAR] = &vf_kernels_scalar;

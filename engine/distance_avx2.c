@@ -18,6 +18,7 @@
 
 #include "kernels.h"
 
+/* The sum of v's 8 lanes. */
 static inline float hsum256(simde__m256 v)
 {
     simde__m128 q =

@@ -39,11 +39,13 @@ static inline simde__m256 fold512(simde__m512 v)
     return simde_mm256_add_ps(lo, hi);
 }
 
+/* Adds the upper 4 lanes of v to the lower 4 (256 -> 128 bits). */
 static inline simde__m128 fold256(simde__m256 v)
 {
     return simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
 }
 
+/* The sum of v's 4 lanes. */
 static inline float hsum128(simde__m128 v)
 {
     v = simde_mm_add_ps(v, simde_mm_movehl_ps(v, v));

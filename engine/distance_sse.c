@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 
+/* The sum of v's 4 lanes. */
 static inline float hsum128(simde__m128 v)
 {
     v = simde_mm_add_ps(v, simde_mm_movehl_ps(v, v));

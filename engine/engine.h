@@ -173,7 +173,8 @@ int vf_hnsw_reserve(vf_hnsw *h, size_t capacity);
  * its slot is reused. Safe to call from many threads at once and
  * concurrently with searches. Non-finite values are the caller's to
  * reject: the engine returns -EINVAL for them.
- * Returns 0, -EINVAL, -ENOMEM, -EFBIG (id == UINT32_MAX). */
+ * Returns 0, -EINVAL, -ENOMEM, -EFBIG (id == UINT32_MAX). On an error the
+ * index holds what it held before (storage it grew stays, unused). */
 int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec);
 
 /* Inserts n vectors (row-major) with ids ids[i] (or first_id + i when ids
@@ -188,7 +189,8 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
 
 /* Deletes id: it is never returned again, its neighbours' links are
  * repaired around it, and its slot is reused when the id is inserted
- * again. Returns 0 or -ENOENT (not present). Thread-safe like insert. */
+ * again. Returns 0, -ENOENT (not present), -EINVAL (h NULL) or -ENOMEM
+ * (nothing changed). Thread-safe like insert. */
 int vf_hnsw_remove(vf_hnsw *h, uint32_t id);
 
 /* true if id is present (inserted and not deleted). */

@@ -37,6 +37,7 @@
  *   4. Nothing is written outside out[0 .. min(k, n)) of each query and its
  *      n_out entry.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -68,6 +69,7 @@ typedef struct flat_job {
     atomic_size_t next_block; /* next query block to hand out */
 } flat_job;
 
+/* The argument checks both entry points share: 0 or -EINVAL. */
 static int check_common(const float *base, size_t n, size_t dim, vf_metric metric, size_t k,
                         const vf_filter *filter)
 {
@@ -85,6 +87,8 @@ static int check_common(const float *base, size_t n, size_t dim, vf_metric metri
     return 0;
 }
 
+/* Rows per scan block: about TARGET_BLOCK_BYTES of vectors, 1 to
+ * MAX_BLOCK_ROWS. */
 static size_t rows_per_block(size_t dim)
 {
     size_t rows = TARGET_BLOCK_BYTES / (dim * sizeof(float));
@@ -103,6 +107,8 @@ static size_t rows_per_block(size_t dim)
 static void scan_block(const flat_job *job, size_t q0, size_t q1, vf_heap *heaps, const float *qq,
                        size_t r0, size_t r1, unsigned char *pass, float *rr)
 {
+    assert(q0 < q1 && q1 - q0 <= MAX_QUERY_BLOCK);
+    assert(r0 < r1 && r1 - r0 <= MAX_BLOCK_ROWS);
     const size_t dim = job->dim;
     const vf_kernels *kern = job->kern;
     const vf_filter *filter = job->filter;
@@ -144,6 +150,7 @@ static void scan_block(const flat_job *job, size_t q0, size_t q1, vf_heap *heaps
 /* Runs the whole search for queries [q0, q1): q1 - q0 <= MAX_QUERY_BLOCK. */
 static void search_query_block(const flat_job *job, size_t q0, size_t q1)
 {
+    assert(q0 < q1 && q1 - q0 <= MAX_QUERY_BLOCK && q1 <= job->nq);
     vf_heap heaps[MAX_QUERY_BLOCK];
     float qq[MAX_QUERY_BLOCK];
     unsigned char pass[MAX_BLOCK_ROWS];
@@ -167,6 +174,8 @@ static void search_query_block(const flat_job *job, size_t q0, size_t q1)
         job->n_out[q] = vf_topk_drain_sorted(&heaps[q - q0], job->out + q * job->k);
 }
 
+/* Fan-out worker: searches query blocks taken from the job's counter
+ * until none is left. */
 static void *worker(void *arg)
 {
     flat_job *job = arg;

@@ -47,11 +47,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 #include "fanout.h"
 
 #define VF_GROW_MIN 1024u
 
+/* The splitmix64 finalizer: the level generator's hash of its position. */
 static uint64_t splitmix64(uint64_t x)
 {
     x += 0x9E3779B97F4A7C15ULL;
@@ -73,10 +75,11 @@ static unsigned level_draw(vf_hnsw *h)
 /* First use of slot x: draw its level and allocate its upper lists. */
 static int slot_claim(vf_hnsw *h, uint32_t x)
 {
+    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_EMPTY && h->upper[x] == NULL);
     unsigned level = level_draw(h);
     if (level > 0) {
         size_t bytes = (size_t)level * (1 + h->m) * sizeof(uint32_t);
-        uint32_t *upper = calloc(1, bytes);
+        uint32_t *upper = vc_calloc(1, bytes);
         if (!upper)
             return -ENOMEM;
         h->upper[x] = upper;
@@ -98,6 +101,7 @@ void vf_hnsw_params_default(vf_hnsw_params *p, uint32_t dim)
     p->seed = 0x76656366735eedULL;
 }
 
+/* Whether every parameter is in the range engine.h gives. */
 static int params_valid(const vf_hnsw_params *p)
 {
     return p && p->dim >= 1 && p->dim <= VF_MAX_DIM &&
@@ -111,7 +115,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     *out = NULL;
     if (!params_valid(params))
         return -EINVAL;
-    vf_hnsw *h = calloc(1, sizeof(*h));
+    vf_hnsw *h = vc_calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
     h->dim = params->dim;
@@ -194,7 +198,8 @@ void vf_hnsw_free(vf_hnsw *h)
 /* Reallocates one per-slot array to `cap` entries, zeroing the new tail. */
 static int array_grow(void **p, size_t old_cap, size_t cap, size_t elem)
 {
-    void *n = realloc(*p, cap * elem);
+    assert(cap > old_cap && cap <= SIZE_MAX / elem);
+    void *n = vc_realloc(*p, cap * elem);
     if (!n)
         return -ENOMEM;
     memset((char *)n + old_cap * elem, 0, (cap - old_cap) * elem);
@@ -242,6 +247,9 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     return rc;
 }
 
+/* Grows the arrays to hold ids < need, by at least half the capacity
+ * and to at least VF_GROW_MIN, under grow_lock (write). 0, -ENOMEM,
+ * -EFBIG. */
 static int ensure_capacity(vf_hnsw *h, size_t need)
 {
     pthread_rwlock_rdlock(&h->grow_lock);
@@ -305,26 +313,28 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     pthread_rwlock_rdlock(&h->grow_lock);
     pthread_mutex_t *op = &h->op_locks[id % VF_HNSW_OP_STRIPES];
     pthread_mutex_lock(op);
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    /* Everything that can fail comes first, so that running out of memory
+     * changes nothing: the scratch with its orphan reserve, room in the
+     * table (vf_twin_place reserves again in case other inserts took it),
+     * a new slot's upper lists. Past slot_claim the insert cannot fail. */
+    vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
         goto out_unlock;
     }
-    /* Room in the table first, so that running out of memory changes
-     * nothing (vf_twin_place reserves again in case other inserts took it). */
     rc = vf_twin_reserve(h);
     if (rc)
         goto out_release;
     pthread_mutex_unlock(&h->twin_lock);
     uint8_t was = slot_state(h, id);
-    bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
-    if (was == VF_SLOT_EMPTY)
+    if (was == VF_SLOT_EMPTY) {
         rc = slot_claim(h, id);
-    else if (head)
-        rc = vf_twin_unhead(h, s, id);
-    if (rc)
-        goto out_release;
+        if (rc)
+            goto out_release;
+    }
+    bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
     if (head) {
+        vf_twin_unhead(h, s, id);
         /* An update relinks the vector where it now is, as an insert would;
          * what only its old lists led to is linked in again below. */
         vf_hnsw_unlink(h, s, id);
@@ -353,7 +363,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     /* else x stays out of the table: it is found by walks, not by exact
      * lookup, and no twin rides on it. */
     if (!rides)
-        rc = vf_hnsw_connect(h, s, id);
+        vf_hnsw_connect(h, s, id);
     vf_hnsw_orphans_settle(h, s, VF_DISPLACE_BUDGET);
 out_release:
     vf_scratch_release(h, s);
@@ -374,17 +384,20 @@ typedef struct batch_job {
     _Atomic int err;
 } batch_job;
 
+/* The id of a batch row. */
 static uint32_t batch_id(const batch_job *job, size_t row)
 {
     return job->ids ? job->ids[row] : job->first_id + (uint32_t)row;
 }
 
+/* Keeps rc as the batch's error unless an earlier row failed first. */
 static void batch_fail(batch_job *job, int rc)
 {
     int zero = 0;
     atomic_compare_exchange_strong(&job->err, &zero, rc);
 }
 
+/* Fan-out worker: inserts the fresh rows taken from the job's counter. */
 static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
@@ -405,7 +418,8 @@ static void *batch_worker(void *arg)
 static int batch_split(const batch_job *job, size_t n, size_t max_id, size_t *fresh,
                        size_t *n_fresh, size_t *later, size_t *n_later)
 {
-    uint64_t *seen = calloc(max_id / 64 + 1, sizeof(uint64_t));
+    assert(n >= 1 && max_id < UINT32_MAX);
+    uint64_t *seen = vc_calloc(max_id / 64 + 1, sizeof(uint64_t));
     if (!seen)
         return -ENOMEM;
     *n_fresh = *n_later = 0;
@@ -446,7 +460,7 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
     batch_job job = {.h = h, .ids = ids, .first_id = first_id, .vecs = vecs};
     atomic_init(&job.next, 0);
     atomic_init(&job.err, 0);
-    size_t *fresh = malloc(n * sizeof(size_t)), *later = malloc(n * sizeof(size_t));
+    size_t *fresh = vc_malloc(n * sizeof(size_t)), *later = vc_malloc(n * sizeof(size_t));
     size_t n_later = 0;
     rc = fresh && later ? batch_split(&job, n, max_id, fresh, &job.n, later, &n_later) : -ENOMEM;
     if (rc) {
@@ -481,19 +495,15 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
     pthread_mutex_lock(op);
     if (slot_state(h, id) != VF_SLOT_PRESENT)
         goto out_op;
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    /* The one step that can fail; past it the remove cannot. */
+    vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
         goto out_op;
     }
     bool rider = vf_twin_dismount(h, id);
-    if (!rider) {
-        rc = vf_twin_unhead(h, s, id);
-        if (rc) {
-            vf_scratch_release(h, s);
-            goto out_op;
-        }
-    }
+    if (!rider)
+        vf_twin_unhead(h, s, id);
     atomic_store_explicit(&h->state[id], VF_SLOT_DELETED, memory_order_release);
     atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->deleted, 1, memory_order_relaxed);

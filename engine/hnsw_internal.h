@@ -49,6 +49,7 @@
 #ifndef VECFS_ENGINE_HNSW_INTERNAL_H
 #define VECFS_ENGINE_HNSW_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -126,11 +127,13 @@ struct vf_hnsw {
     vf_scratch *pool; /* protected by pool_lock: idle search scratch */
 };
 
+/* id's level-0 list: u32 count, then the links. */
 static inline uint32_t *vf_node_links0(const struct vf_hnsw *h, uint32_t id)
 {
     return (uint32_t *)(h->level0 + (size_t)id * h->node_bytes);
 }
 
+/* id's stored vector (unit length for cosine). */
 static inline float *vf_node_vector(const struct vf_hnsw *h, uint32_t id)
 {
     return (float *)(h->level0 + (size_t)id * h->node_bytes + h->vec_offset);
@@ -139,6 +142,7 @@ static inline float *vf_node_vector(const struct vf_hnsw *h, uint32_t id)
 /* The list (count, links) of id at level lev; lev must be <= levels[id]. */
 static inline uint32_t *vf_node_list(const struct vf_hnsw *h, uint32_t id, unsigned lev)
 {
+    assert(lev == 0 || lev <= h->levels[id]);
     if (lev == 0)
         return vf_node_links0(h, id);
     return h->upper[id] + (size_t)(lev - 1) * (1 + h->m);
@@ -183,6 +187,15 @@ struct vf_scratch {
  * stranded. */
 #define VF_DISPLACE_BUDGET 64u
 
+/* Orphans a writer reserves room for before it changes anything: the
+ * level-0 links of the node it empties and of one neighbour's rewritten
+ * list, the entry and the node itself, and one per displacement. An
+ * operation that makes more (rare) grows the list, and if that fails
+ * counts the node as stranded. */
+#define VF_ORPHANS_RESERVE(h) (2 * (size_t)(h)->m0 + VF_DISPLACE_BUDGET + 4)
+
+/* The query distance between two vectors as the index keeps them:
+ * engine.h's metric, with cosine as 1 - dot of unit vectors. */
 static inline float dist_vec(const vf_hnsw *h, const float *a, const float *b)
 {
     float d = h->kernel(a, b, h->dim);
@@ -196,6 +209,7 @@ static inline float dist_vec(const vf_hnsw *h, const float *a, const float *b)
     }
 }
 
+/* id's squared norm (dot only). */
 static inline float sq_get(const vf_hnsw *h, uint32_t id)
 {
     float v;
@@ -203,6 +217,7 @@ static inline float sq_get(const vf_hnsw *h, uint32_t id)
     return v;
 }
 
+/* The lifting's M: the largest squared norm stored so far (dot). */
 static inline float max_sq_get(const vf_hnsw *h)
 {
     uint32_t bits = atomic_load_explicit(&h->max_sq_bits, memory_order_relaxed);
@@ -240,6 +255,7 @@ static inline float node_sq(const vf_hnsw *h, uint32_t id)
     return h->metric == VF_METRIC_DOT ? sq_get(h, id) : 0.0f;
 }
 
+/* Takes id's sequence lock to write its lists (the version goes odd). */
 static inline void node_lock(const vf_hnsw *h, uint32_t id)
 {
     unsigned spins = 0;
@@ -256,11 +272,16 @@ static inline void node_lock(const vf_hnsw *h, uint32_t id)
     }
 }
 
+/* Releases it (the version goes even and new): readers that copied a
+ * list meanwhile retry. */
 static inline void node_unlock(const vf_hnsw *h, uint32_t id)
 {
+    assert(atomic_load_explicit(&h->versions[id], memory_order_relaxed) & 1);
     atomic_fetch_add_explicit(&h->versions[id], 1, memory_order_release);
 }
 
+/* List words are read and written relaxed: searches copy lists while
+ * writers change them (see links_copy). */
 static inline uint32_t word_get(const uint32_t *w)
 {
     return __atomic_load_n(w, __ATOMIC_RELAXED);
@@ -271,11 +292,13 @@ static inline void word_set(uint32_t *w, uint32_t v)
     __atomic_store_n(w, v, __ATOMIC_RELAXED);
 }
 
+/* id's VF_SLOT_* state. */
 static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
 {
     return atomic_load_explicit(&h->state[id], memory_order_acquire);
 }
 
+/* The links a list at lev holds at most: m0 on level 0, m above. */
 static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
 {
     return lev ? h->m : h->m0;
@@ -305,11 +328,14 @@ static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, u
     }
 }
 
+/* The entry word for id at `level` (see VF_HNSW_NO_ENTRY). */
 static inline uint64_t entry_pack(unsigned level, uint32_t id)
 {
     return ((uint64_t)level << 32) | id;
 }
 
+/* Whether id may be returned: present, not `exclude`, passing the filter
+ * (if any). */
 static inline bool result_ok(const vf_hnsw *h, uint32_t id, const vf_filter *filter,
                              uint32_t exclude)
 {
@@ -318,6 +344,7 @@ static inline bool result_ok(const vf_hnsw *h, uint32_t id, const vf_filter *fil
     return !filter || filter->accept(filter->ctx, id);
 }
 
+/* id's VF_TWIN_* role. */
 static inline uint8_t ring_role(const vf_hnsw *h, uint32_t id)
 {
     return atomic_load_explicit(&h->ring_role[id], memory_order_acquire);
@@ -329,6 +356,7 @@ static inline bool graph_node(const vf_hnsw *h, uint32_t id)
     return slot_state(h, id) == VF_SLOT_PRESENT && ring_role(h, id) != VF_TWIN_RIDER;
 }
 
+/* Whether id is among the n hits. */
 static inline bool hits_contain(const vf_hit *hits, size_t n, uint32_t id)
 {
     for (size_t i = 0; i < n; i++)
@@ -343,17 +371,20 @@ static inline bool older(const vf_hnsw *h, uint32_t a, uint32_t b)
     return h->levels[a] > h->levels[b] || (h->levels[a] == h->levels[b] && a < b);
 }
 
+/* Adds one to a statistics counter. */
 static inline void counter_bump(const _Atomic uint64_t *counter)
 {
     /* Statistics are the one thing a const index still counts. */
     atomic_fetch_add_explicit((_Atomic uint64_t *)counter, 1, memory_order_relaxed);
 }
 
+/* t's anchor, or VF_NO_ANCHOR. */
 static inline uint32_t anchor_get(const vf_hnsw *h, uint32_t t)
 {
     return atomic_load_explicit(&h->anchor[t], memory_order_acquire);
 }
 
+/* Whether the list (count, links) links id. */
 static inline bool list_has(const uint32_t *list, uint32_t id)
 {
     for (uint32_t i = 0; i < list[0]; i++)
@@ -367,6 +398,12 @@ void vf_scratch_free(vf_scratch *s);
 /* A scratch sized for the capacity and `results` result slots; the
  * caller holds grow_lock (read). NULL on ENOMEM. */
 vf_scratch *vf_scratch_acquire(const vf_hnsw *h, size_t results);
+/* A scratch for a writer: results for ef_construction and room for
+ * VF_ORPHANS_RESERVE(h) orphans, so that once the writer starts changing
+ * the index nothing it needs can fail. NULL on ENOMEM. */
+vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h);
+/* Room for n more orphans without allocating. 0 or -ENOMEM. */
+int vf_orphans_reserve(vf_scratch *s, size_t n);
 void vf_scratch_release(const vf_hnsw *h, vf_scratch *s);
 void vf_visited_begin(vf_scratch *s);
 int vf_cand_grow(vf_scratch *s, vf_heap *cand);
@@ -386,7 +423,7 @@ void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x);
 void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x);
 void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x);
 void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq);
-int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x);
 bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t);
 void vf_hnsw_orphans_settle(vf_hnsw *h, vf_scratch *s, size_t budget);
 
@@ -395,7 +432,7 @@ void vf_twin_alone(const vf_hnsw *h, uint32_t x);
 int vf_twin_reserve(vf_hnsw *h);
 bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x);
 bool vf_twin_dismount(vf_hnsw *h, uint32_t x);
-int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
+void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
 uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q);
 int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone);
 

@@ -38,11 +38,13 @@
  * lock at a time while they rewrite a list; anchors change only under the
  * anchoring node's lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 #include "topk.h"
 
@@ -57,6 +59,7 @@ static inline uint32_t tie_key(uint32_t id, uint32_t salt)
     return x ^ (x >> 16);
 }
 
+/* Whether a sorts before b: nearer, or tied and first in salt's order. */
 static inline bool hit_before(vf_hit a, vf_hit b, uint32_t salt)
 {
     if (a.distance != b.distance)
@@ -84,6 +87,7 @@ static void hits_sort(vf_hit *hits, size_t n, uint32_t salt)
 static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n, size_t max,
                                 vf_hit *out)
 {
+    assert(max <= h->m0); /* out has room for 2 * m0 + 2 */
     /* When every candidate fits, pruning would only drop links: in a small
      * or sparse neighbourhood that can leave a node with no way in. */
     if (n <= max) {
@@ -101,6 +105,8 @@ static size_t select_neighbours(const vf_hnsw *h, const vf_hit *cands, size_t n,
     return kept;
 }
 
+/* Writes the n hits as the list's links and count (the owner's node lock
+ * held). */
 static void list_write(uint32_t *list, const vf_hit *hits, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -123,11 +129,14 @@ static inline void anchor_set(const vf_hnsw *h, uint32_t from, uint32_t t)
         atomic_store_explicit(&h->anchor[t], from, memory_order_release);
 }
 
+/* Records t as an orphan of this operation. Writers reserve room first
+ * (vf_scratch_acquire_write); past the reserve the list grows, and a node
+ * that finds no room is counted as stranded, for vf_hnsw_reconnect. */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t)
 {
     if (s->orphans_len == s->orphans_cap) {
         size_t cap = s->orphans_cap ? 2 * s->orphans_cap : 64;
-        uint32_t *o = realloc(s->orphans, cap * sizeof(uint32_t));
+        uint32_t *o = vc_realloc(s->orphans, cap * sizeof(uint32_t));
         if (!o) {
             counter_bump(&h->stranded);
             return;
@@ -156,6 +165,8 @@ static void link_drop(const vf_hnsw *h, vf_scratch *s, uint32_t from, uint32_t t
 static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned lev, vf_hit *want,
                      size_t n, uint32_t doomed)
 {
+    assert(n <= level_cap(h, lev) && lev <= h->levels[owner]);
+    assert(atomic_load_explicit(&h->versions[owner], memory_order_relaxed) & 1);
     uint32_t *list = vf_node_list(h, owner, lev);
     if (lev > 0) {
         list_write(list, want, n);
@@ -208,6 +219,7 @@ static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned l
  * in). Returns false when r is not present, or nothing could go. */
 static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, bool displace)
 {
+    assert(r < h->capacity && t < h->capacity);
     bool done = false;
     if (r == t)
         return false;
@@ -257,6 +269,7 @@ out:
 static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, float d,
                       unsigned lev)
 {
+    assert(nb != x && lev <= h->levels[nb]);
     const uint32_t cap = level_cap(h, lev);
     bool linked = false;
     node_lock(h, nb);
@@ -289,6 +302,7 @@ out:
 static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x,
                         const uint32_t *xl, uint32_t nx, unsigned lev)
 {
+    assert(nx <= level_cap(h, lev) && lev <= h->levels[nb]);
     node_lock(h, nb);
     uint32_t *list = vf_node_list(h, nb, lev);
     uint32_t n = list[0];
@@ -320,6 +334,7 @@ out:
  * written it, and overwriting would drop that node's way in. */
 static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned lev, size_t kept)
 {
+    assert(kept <= level_cap(h, lev) && lev <= h->levels[x]);
     node_lock(h, x);
     uint32_t *list = vf_node_list(h, x, lev);
     size_t nc = kept;
@@ -340,6 +355,7 @@ static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned
 /* Removes every link to x from x's neighbours, bridging around it. */
 void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity);
     for (int lev = h->levels[x]; lev >= 0; lev--) {
         uint32_t nx = links_copy(h, x, (unsigned)lev, s->links2);
         for (uint32_t i = 0; i < nx; i++)
@@ -351,6 +367,7 @@ void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x)
  * orphans of this operation. */
 void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity);
     node_lock(h, x);
     uint32_t *l0 = vf_node_links0(h, x);
     for (uint32_t i = 0; i < l0[0]; i++)
@@ -365,6 +382,7 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
  * O(capacity) scan, paid once per delete or update of the entry. */
 void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x)
 {
+    assert(x < h->capacity);
     pthread_mutex_lock(&h->entry_lock);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_relaxed);
     if (entry == VF_HNSW_NO_ENTRY || (uint32_t)entry != x)
@@ -402,6 +420,7 @@ static bool entry_vacant(const vf_hnsw *h, uint64_t entry, uint32_t x)
 /* Records id's squared norm and raises the lifting's M to cover it. */
 void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
 {
+    assert(h->metric == VF_METRIC_DOT && id < h->capacity && sq >= 0.0f);
     __atomic_store(&h->sqnorm[id], &sq, __ATOMIC_RELAXED);
     uint32_t bits = atomic_load_explicit(&h->max_sq_bits, memory_order_relaxed);
     for (;;) {
@@ -419,13 +438,15 @@ void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
 
 /* Links node x (vector already stored, lists empty, level h->levels[x])
  * into the graph, ending with a way in from one of its level-0 choices
- * (reachability b) and an anchor. Returns 0 or -ENOMEM. */
-int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
+ * (reachability b) and an anchor. Cannot fail: its walks allocate only to
+ * go further, and the orphans it makes fit the writer's reserve. */
+void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_PRESENT);
+    assert(ring_role(h, x) == VF_TWIN_HEAD);
     const unsigned level = h->levels[x];
     const float *v = vf_node_vector(h, x);
     bool holds_entry = false;
-    int rc = 0;
 
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     if (entry_vacant(h, entry, x) || older(h, x, (uint32_t)entry)) {
@@ -434,7 +455,7 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
         if (entry_vacant(h, entry, x)) {
             atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
             pthread_mutex_unlock(&h->entry_lock);
-            return 0;
+            return;
         }
         /* x is older than the entry (a higher level, or a reused slot of
          * a lower id): it becomes the entry once linked (invariant 7). */
@@ -452,10 +473,10 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 
     for (int lev = (int)(level < top ? level : top); lev >= 0; lev--) {
         vf_heap res;
-        rc = vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, (unsigned)lev, NULL, x,
-                                true, v_sq, &res);
-        if (rc)
-            goto out;
+        int rc = vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, (unsigned)lev, NULL, x,
+                                    true, v_sq, &res);
+        assert(rc == 0); /* a build walk does not fail */
+        (void)rc;
         size_t n = vf_topk_drain_sorted(&res, s->sorted);
         if (n == 0)
             continue;
@@ -480,17 +501,14 @@ int vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
     }
 out:
     if (holds_entry) {
-        if (rc == 0)
-            atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
+        atomic_store_explicit(&h->entry, entry_pack(level, x), memory_order_release);
         pthread_mutex_unlock(&h->entry_lock);
         /* The old entry is no longer the oldest: it needs a way in now. */
-        if (rc == 0 && (uint32_t)entry != x)
+        if ((uint32_t)entry != x)
             vf_hnsw_orphan_push(h, s, (uint32_t)entry);
     }
     /* And x itself needs one from an older node (invariant 7). */
-    if (rc == 0)
-        vf_hnsw_orphan_push(h, s, x);
-    return rc;
+    vf_hnsw_orphan_push(h, s, x);
 }
 
 /* Gives t a level-0 link in from the nearest older present node that can
@@ -499,6 +517,7 @@ out:
  * true on success or when t is the entry, which needs no way in. */
 bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
 {
+    assert(t < h->capacity);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     if (entry == VF_HNSW_NO_ENTRY || (uint32_t)entry == t)
         return true;
@@ -509,9 +528,10 @@ bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
     float cur_d = dist_ids(h, t, cur);
     vf_hnsw_descend(h, s, v, v_sq, true, top, lev, &cur, &cur_d);
     vf_heap res;
-    if (vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, lev, NULL, t, true, v_sq,
-                           &res) != 0)
-        return false;
+    int rc =
+        vf_hnsw_walk_layer(h, s, v, cur, cur_d, h->ef_construction, lev, NULL, t, true, v_sq, &res);
+    assert(rc == 0); /* a build walk does not fail */
+    (void)rc;
     size_t n = vf_topk_drain_sorted(&res, s->sorted);
     for (size_t i = 0; i < n; i++)
         if (older(h, s->sorted[i].id, t) && force_link(h, s, s->sorted[i].id, t, false))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 /* Marks in seen[] every slot a walk from the entry point reaches over
@@ -49,8 +50,8 @@ size_t vf_hnsw_unreachable(const vf_hnsw *h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     size_t cap = h->capacity ? h->capacity : 1, lost = SIZE_MAX;
-    uint8_t *seen = malloc(cap);
-    uint32_t *queue = malloc(cap * sizeof(uint32_t));
+    uint8_t *seen = vc_malloc(cap);
+    uint32_t *queue = vc_malloc(cap * sizeof(uint32_t));
     if (seen && queue)
         lost = walk_from_entry(h, seen, queue);
     free(seen);
@@ -66,9 +67,9 @@ int vf_hnsw_reconnect(vf_hnsw *h, size_t *fixed)
     *fixed = 0;
     pthread_rwlock_rdlock(&h->grow_lock);
     size_t cap = h->capacity ? h->capacity : 1;
-    uint8_t *seen = malloc(cap);
-    uint32_t *queue = malloc(cap * sizeof(uint32_t));
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    uint8_t *seen = vc_malloc(cap);
+    uint32_t *queue = vc_malloc(cap * sizeof(uint32_t));
+    vf_scratch *s = vf_scratch_acquire_write(h);
     int rc = seen && queue && s ? 0 : -ENOMEM;
     /* Each vector linked in from a reachable node is reachable, and so is
      * what it leads to; a displacement may strand another, which the
@@ -118,7 +119,7 @@ int vf_hnsw_links_settle(vf_hnsw *h)
             for (unsigned lev = 0; lev <= h->levels[i]; lev++)
                 vf_node_list(h, id, lev)[0] = 0;
     }
-    uint8_t *lone = calloc(h->capacity ? h->capacity : 1, 1);
+    uint8_t *lone = vc_calloc(h->capacity ? h->capacity : 1, 1);
     if (!lone)
         return -ENOMEM;
     /* Anchors are not in the snapshot: each node takes the first older
@@ -150,14 +151,25 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         return 0;
     atomic_store(&h->entry, entry_pack(h->levels[oldest], oldest));
     /* Snapshots written before invariant 7 may leave nodes without a way
-     * in; those written since have none, and this loop finds nothing. */
-    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+     * in; those written since have none but the entry, and this finds
+     * nothing to do. Room for each of them and for what linking them in
+     * displaces (one orphan a displacement) is had before any is pushed. */
+    size_t lost = 0;
+    for (size_t i = 0; i < h->capacity; i++)
+        lost += graph_node(h, (uint32_t)i) && (uint32_t)i != oldest &&
+                atomic_load(&h->anchor[i]) == VF_NO_ANCHOR;
+    vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s)
         return -ENOMEM;
+    if (vf_orphans_reserve(s, 2 * lost) != 0) {
+        vf_scratch_release(h, s);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < h->capacity; i++)
-        if (graph_node(h, (uint32_t)i) && atomic_load(&h->anchor[i]) == VF_NO_ANCHOR)
+        if (graph_node(h, (uint32_t)i) && (uint32_t)i != oldest &&
+            atomic_load(&h->anchor[i]) == VF_NO_ANCHOR)
             vf_hnsw_orphan_push(h, s, (uint32_t)i);
-    vf_hnsw_orphans_settle(h, s, s->orphans_len + VF_DISPLACE_BUDGET);
+    vf_hnsw_orphans_settle(h, s, lost + VF_DISPLACE_BUDGET);
     vf_scratch_release(h, s);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 void vf_scratch_free(vf_scratch *s)
@@ -31,19 +32,21 @@ void vf_scratch_free(vf_scratch *s)
     free(s);
 }
 
+/* A scratch with the buffers whose size the index fixes; vf_scratch_acquire
+ * sizes the others. NULL on ENOMEM. */
 static vf_scratch *scratch_new(const vf_hnsw *h)
 {
-    vf_scratch *s = calloc(1, sizeof(*s));
+    vf_scratch *s = vc_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     size_t work = 2 * (size_t)h->m0 + 2;
-    s->work = malloc(work * sizeof(vf_hit));
-    s->sel = malloc(work * sizeof(vf_hit));
-    s->links = malloc(h->m0 * sizeof(uint32_t));
-    s->links2 = malloc(h->m0 * sizeof(uint32_t));
-    s->query = malloc(h->dim * sizeof(float));
+    s->work = vc_malloc(work * sizeof(vf_hit));
+    s->sel = vc_malloc(work * sizeof(vf_hit));
+    s->links = vc_malloc(h->m0 * sizeof(uint32_t));
+    s->links2 = vc_malloc(h->m0 * sizeof(uint32_t));
+    s->query = vc_malloc(h->dim * sizeof(float));
     s->cand_cap = 256;
-    s->cand = malloc(s->cand_cap * sizeof(vf_hit));
+    s->cand = vc_malloc(s->cand_cap * sizeof(vf_hit));
     if (!s->work || !s->sel || !s->links || !s->links2 || !s->query || !s->cand) {
         vf_scratch_free(s);
         return NULL;
@@ -66,15 +69,15 @@ vf_scratch *vf_scratch_acquire(const vf_hnsw *ch, size_t results)
     if (!s->visited || s->visited_cap < h->capacity) {
         size_t cap = h->capacity ? h->capacity : 1;
         free(s->visited);
-        s->visited = calloc(cap, sizeof(uint16_t));
+        s->visited = vc_calloc(cap, sizeof(uint16_t));
         s->visited_cap = s->visited ? cap : 0;
         s->epoch = 0;
     }
     if (s->res_cap < results) {
-        vf_hit *res = realloc(s->res, results * sizeof(vf_hit));
+        vf_hit *res = vc_realloc(s->res, results * sizeof(vf_hit));
         if (res)
             s->res = res;
-        vf_hit *sorted = res ? realloc(s->sorted, results * sizeof(vf_hit)) : NULL;
+        vf_hit *sorted = res ? vc_realloc(s->sorted, results * sizeof(vf_hit)) : NULL;
         if (sorted) {
             s->sorted = sorted;
             s->res_cap = results;
@@ -87,8 +90,34 @@ vf_scratch *vf_scratch_acquire(const vf_hnsw *ch, size_t results)
     return s;
 }
 
+int vf_orphans_reserve(vf_scratch *s, size_t n)
+{
+    assert(s->orphans_len <= s->orphans_cap);
+    if (s->orphans_cap - s->orphans_len >= n)
+        return 0;
+    size_t cap = s->orphans_len + n;
+    uint32_t *o = vc_realloc(s->orphans, cap * sizeof(uint32_t));
+    if (!o)
+        return -ENOMEM;
+    s->orphans = o;
+    s->orphans_cap = cap;
+    return 0;
+}
+
+vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h)
+{
+    vf_scratch *s = vf_scratch_acquire(h, h->ef_construction);
+    if (s && vf_orphans_reserve(s, VF_ORPHANS_RESERVE(h)) != 0) {
+        vf_scratch_release(h, s);
+        s = NULL;
+    }
+    return s;
+}
+
 void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
 {
+    assert(s != NULL);
+    assert(s->orphans_len == 0); /* every operation settles its orphans */
     vf_hnsw *h = (vf_hnsw *)ch;
     pthread_mutex_lock(&h->pool_lock);
     s->next = h->pool;
@@ -99,6 +128,7 @@ void vf_scratch_release(const vf_hnsw *ch, vf_scratch *s)
 /* Starts a new visited generation: O(1) except once per 65535 searches. */
 void vf_visited_begin(vf_scratch *s)
 {
+    assert(s->visited != NULL && s->visited_cap > 0);
     if (++s->epoch == 0) {
         memset(s->visited, 0, s->visited_cap * sizeof(uint16_t));
         s->epoch = 1;
@@ -107,8 +137,10 @@ void vf_visited_begin(vf_scratch *s)
 
 int vf_cand_grow(vf_scratch *s, vf_heap *cand)
 {
+    assert(cand->items == s->cand && cand->cap == s->cand_cap);
+    assert(cand->len == cand->cap);
     size_t cap = s->cand_cap * 2;
-    vf_hit *items = realloc(s->cand, cap * sizeof(vf_hit));
+    vf_hit *items = vc_realloc(s->cand, cap * sizeof(vf_hit));
     if (!items)
         return -ENOMEM;
     s->cand = items;

@@ -31,6 +31,7 @@ static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const float *q, const
                           size_t n, size_t k, const vf_filter *filter, uint32_t exclude,
                           vf_hit *out)
 {
+    assert(k >= 1);
     vf_visited_begin(s);
     size_t got = 0;
     for (size_t i = 0; i < n && got < k; i++) {
@@ -57,6 +58,7 @@ static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const float *q, const
 /* Share of present slots that pass, from a strided sample. */
 static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t count)
 {
+    assert(filter != NULL && filter->accept != NULL);
     size_t stride = h->capacity / VF_FILTER_SAMPLES;
     if (stride == 0)
         stride = 1;
@@ -95,6 +97,7 @@ static const float *query_prepare(const vf_hnsw *h, vf_scratch *s, const float *
  * Returns the new count. */
 static size_t exact_twin_join(const vf_hnsw *h, const float *q, vf_hit *hits, size_t n, size_t cap)
 {
+    assert(n <= cap && cap >= 1);
     uint32_t head = vf_twin_lookup(h, q);
     if (head == UINT32_MAX || slot_state(h, head) != VF_SLOT_PRESENT || hits_contain(hits, n, head))
         return n;
@@ -117,6 +120,8 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, s
                           const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
                           size_t *n_out)
 {
+    assert(k >= 1 && k <= ef && ef <= s->res_cap);
+    assert(filter == NULL || filter->accept != NULL);
     *n_out = 0;
     const float *q = query_prepare(h, s, query);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
@@ -160,6 +165,8 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, s
     return 0;
 }
 
+/* Checks a search's arguments, takes grow_lock (read) and a scratch, and
+ * runs it (exact: a scan). 0, -EINVAL, -ENOMEM. */
 static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                          const vf_filter *filter, bool exact, vf_hit *out, size_t *n_out)
 {

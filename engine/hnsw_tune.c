@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 /* Stored vectors of the sampled ids and their exact neighbours (each
@@ -23,6 +24,7 @@ typedef struct tune_set {
     size_t n;
 } tune_set;
 
+/* Frees the set's arrays (the struct is the caller's). */
 static void tune_set_free(tune_set *t)
 {
     free(t->ids);
@@ -32,14 +34,17 @@ static void tune_set_free(tune_set *t)
     free(t->got);
 }
 
+/* Fills t with up to `samples` stored vectors, spread over the ids, as
+ * queries and their exact k nearest. 0 or -ENOMEM. */
 static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samples, tune_set *t)
 {
+    assert(k >= 1 && k <= s->res_cap && samples >= 1 && t->n == 0);
     size_t stride = h->capacity / samples ? h->capacity / samples : 1;
-    t->ids = malloc(samples * sizeof(uint32_t));
-    t->queries = malloc(samples * h->dim * sizeof(float));
-    t->truth = malloc(samples * k * sizeof(vf_hit));
-    t->truth_n = malloc(samples * sizeof(size_t));
-    t->got = malloc(k * sizeof(vf_hit));
+    t->ids = vc_malloc(samples * sizeof(uint32_t));
+    t->queries = vc_malloc(samples * h->dim * sizeof(float));
+    t->truth = vc_malloc(samples * k * sizeof(vf_hit));
+    t->truth_n = vc_malloc(samples * sizeof(size_t));
+    t->got = vc_malloc(k * sizeof(vf_hit));
     if (!t->ids || !t->queries || !t->truth || !t->truth_n || !t->got)
         return -ENOMEM;
     for (size_t i = 0; i < h->capacity && t->n < samples; i += stride) {
@@ -54,9 +59,12 @@ static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samp
     return 0;
 }
 
+/* The mean recall@k of searches at ef over t's queries, in *recall. 0 or
+ * -ENOMEM. */
 static int tune_recall(const vf_hnsw *h, vf_scratch *s, const tune_set *t, size_t k, size_t ef,
                        double *recall)
 {
+    assert(k >= 1 && k <= ef && ef <= s->res_cap);
     size_t hits = 0, total = 0;
     for (size_t i = 0; i < t->n; i++) {
         size_t n;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 #define VF_TABLE_EMPTY UINT32_MAX
@@ -58,6 +59,7 @@ static uint64_t vector_hash(const float *v, size_t dim)
  * table_lock. The table is at most half full, so a probe ends. */
 static uint32_t table_find(const vf_hnsw *h, const float *v)
 {
+    assert((h->table_used + h->table_gone) * 2 <= h->table_cap);
     if (h->table_cap == 0)
         return UINT32_MAX;
     size_t mask = h->table_cap - 1;
@@ -85,8 +87,10 @@ static size_t table_slot(const vf_hnsw *h, uint32_t id)
     }
 }
 
+/* Puts id in the first empty or gone slot of hash's probe sequence. */
 static void table_put_at(uint32_t *table, size_t cap, uint64_t hash, uint32_t id)
 {
+    assert(cap > 0 && (cap & (cap - 1)) == 0);
     size_t at = hash & (cap - 1);
     while (table[at] != VF_TABLE_EMPTY && table[at] != VF_TABLE_GONE)
         at = (at + 1) & (cap - 1);
@@ -103,7 +107,7 @@ static int table_reserve(vf_hnsw *h)
     size_t cap = 64;
     while (cap < 2 * (h->table_used + 2))
         cap *= 2;
-    uint32_t *table = malloc(cap * sizeof(uint32_t));
+    uint32_t *table = vc_malloc(cap * sizeof(uint32_t));
     if (!table)
         return -ENOMEM;
     memset(table, 0xFF, cap * sizeof(uint32_t));
@@ -124,6 +128,8 @@ static int table_reserve(vf_hnsw *h)
 /* Caller holds twin_lock and has reserved room. */
 static void table_put(vf_hnsw *h, uint32_t id)
 {
+    assert((h->table_used + h->table_gone + 1) * 2 <= h->table_cap);
+    assert(id < h->capacity && ring_role(h, id) == VF_TWIN_HEAD);
     pthread_rwlock_wrlock(&h->table_lock);
     table_put_at(h->table, h->table_cap, vector_hash(vf_node_vector(h, id), h->dim), id);
     h->table_used++;
@@ -134,6 +140,7 @@ static void table_put(vf_hnsw *h, uint32_t id)
  * Caller holds twin_lock; x's vector is still in place. */
 static void table_replace(vf_hnsw *h, uint32_t x, uint32_t z)
 {
+    assert(x < h->capacity && (z == UINT32_MAX || z < h->capacity));
     pthread_rwlock_wrlock(&h->table_lock);
     size_t at = table_slot(h, x);
     if (at != SIZE_MAX) {
@@ -155,6 +162,7 @@ void vf_twin_alone(const vf_hnsw *h, uint32_t x)
 /* Caller holds twin_lock (or has the index to itself). */
 static void ring_insert_after(const vf_hnsw *h, uint32_t at, uint32_t x)
 {
+    assert(at != x && atomic_load_explicit(&h->twin_next[x], memory_order_relaxed) == x);
     uint32_t next = atomic_load_explicit(&h->twin_next[at], memory_order_relaxed);
     atomic_store_explicit(&h->twin_prev[x], at, memory_order_relaxed);
     atomic_store_explicit(&h->twin_prev[next], x, memory_order_relaxed);
@@ -181,6 +189,7 @@ static void ring_leave(const vf_hnsw *h, uint32_t x)
  * twin_lock this releases). Returns true if x rides. */
 bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
+    assert(slot_state(h, x) == VF_SLOT_PRESENT && ring_role(h, x) == VF_TWIN_HEAD);
     uint32_t head = table_find(h, vf_node_vector(h, x));
     bool rides = head != UINT32_MAX && head != x;
     if (rides) {
@@ -227,29 +236,23 @@ bool vf_twin_dismount(vf_hnsw *h, uint32_t x)
 
 /* Before head x is removed or updated: if twins ride on it, links the
  * next one into the graph and hands it x's ring and table slot; else
- * takes x out of the table. Returns 0 or -ENOMEM (nothing changed). */
-int vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
+ * takes x out of the table. Cannot fail (vf_hnsw_connect cannot). */
+void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
-    int rc = 0;
+    assert(x < h->capacity && ring_role(h, x) == VF_TWIN_HEAD);
     pthread_mutex_lock(&h->twin_lock);
     uint32_t z = atomic_load_explicit(&h->twin_next[x], memory_order_relaxed);
     if (z == x) {
         table_replace(h, x, UINT32_MAX);
-        goto out;
+    } else {
+        /* z is linked while it is still in x's ring, so searches find the
+         * twins through x until z has its links. */
+        atomic_store_explicit(&h->ring_role[z], VF_TWIN_HEAD, memory_order_release);
+        vf_hnsw_connect(h, s, z);
+        table_replace(h, x, z);
+        ring_leave(h, x);
     }
-    /* z is linked while it is still in x's ring, so searches find the
-     * twins through x until z has its links. */
-    atomic_store_explicit(&h->ring_role[z], VF_TWIN_HEAD, memory_order_release);
-    rc = vf_hnsw_connect(h, s, z);
-    if (rc) {
-        atomic_store_explicit(&h->ring_role[z], VF_TWIN_RIDER, memory_order_release);
-        goto out;
-    }
-    table_replace(h, x, z);
-    ring_leave(h, x);
-out:
     pthread_mutex_unlock(&h->twin_lock);
-    return rc;
 }
 
 /* The head whose vector is exactly q (a query), or UINT32_MAX. */
@@ -268,6 +271,7 @@ uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q)
  * head with its vector, or makes it a head. 0 or -ENOMEM. */
 int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone)
 {
+    assert(lone != NULL && h->table_used == 0);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < h->capacity; i++) {
             uint32_t x = (uint32_t)i;

@@ -32,13 +32,16 @@ static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id)
         __builtin_prefetch(v + off);
 }
 
-/* Greedy walk from *cur down to level `stop` + 1 with ef = 1, by
+/* Greedy walk from *cur down to level `stop` + 1 (none when from <= stop:
+ * a node above the entry's level) with ef = 1, by
  * dist_build when `build` (q is then a node's vector of squared norm
  * q_sq). It steps only onto graph nodes: a deleted node or a rider has no
  * links to go on with. */
 void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
                      unsigned from, unsigned stop, uint32_t *cur, float *cur_d)
 {
+    assert(from <= VF_HNSW_MAX_LEVEL && stop <= VF_HNSW_MAX_LEVEL);
+    assert(*cur < h->capacity && h->levels[*cur] >= from);
     for (unsigned lev = from; lev > stop; lev--) {
         bool moved = true;
         while (moved) {
@@ -77,12 +80,17 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
  * acceptable nodes in res (a max-heap over s->res). Nodes that are not
  * acceptable (deleted, filtered out, `exclude`) are walked through but
  * never kept. A `build` walk (q is a node's vector of squared norm q_sq,
- * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0
- * or -ENOMEM. */
+ * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0,
+ * or -ENOMEM when a query walk's candidate queue cannot grow; a build walk
+ * never fails. */
 int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res)
 {
+    assert(ef >= 1 && ef <= s->res_cap);
+    assert(s->visited_cap >= h->capacity);
+    assert(ep < h->capacity && lev <= h->levels[ep]);
+    assert(!build || filter == NULL);
     vf_heap cand;
     vf_visited_begin(s);
     uint16_t *visited = s->visited;
@@ -131,9 +139,13 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
             const float *v = vf_node_vector(h, nb);
             float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
             if (res->len < ef || d < bound) {
-                if (cand.len == cand.cap && vf_cand_grow(s, &cand) != 0)
+                /* A writer calls this past the point where it could still
+                 * fail cleanly: when the queue cannot grow, the node is
+                 * kept as a result but not expanded (a shorter walk). */
+                if (cand.len < cand.cap || vf_cand_grow(s, &cand) == 0)
+                    vf_heap_push(&cand, d, nb, -1);
+                else if (!build)
                     return -ENOMEM;
-                vf_heap_push(&cand, d, nb, -1);
                 if (all_ok || walk_keeps(h, nb, filter, exclude, build)) {
                     vf_topk_offer(res, d, nb);
                     if (res->len == ef)
@@ -150,6 +162,7 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
 void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
                   const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out)
 {
+    assert(k >= 1 && k <= s->res_cap);
     vf_heap best;
     vf_heap_init(&best, s->res, k);
     for (size_t i = 0; i < h->capacity; i++) {

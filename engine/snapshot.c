@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "crc32c.h"
 #include "hnsw_internal.h"
 #include "le.h"
@@ -56,6 +57,8 @@ typedef struct snap_writer {
     uint32_t crc;
 } snap_writer;
 
+/* Writes n bytes through the writer in chunks, adding them to the CRC.
+ * 0 or the writer's error (-EIO for a positive one). */
 static int emit(snap_writer *w, const void *p, size_t n)
 {
     const uint8_t *b = p;
@@ -71,6 +74,7 @@ static int emit(snap_writer *w, const void *p, size_t n)
     return 0;
 }
 
+/* The zero bytes that pad n to a multiple of 4. */
 static size_t pad4(size_t n)
 {
     return (4 - n % 4) % 4;
@@ -236,7 +240,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
             rc = -EILSEQ;
             goto fail;
         }
-        h->upper[i] = malloc(words * 4);
+        h->upper[i] = vc_malloc(words * 4);
         if (!h->upper[i]) {
             rc = -ENOMEM;
             goto fail;

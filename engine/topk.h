@@ -24,6 +24,7 @@ typedef struct vf_heap {
     size_t cap;
 } vf_heap;
 
+/* An empty heap over items[0, cap). */
 static inline void vf_heap_init(vf_heap *h, vf_hit *items, size_t cap)
 {
     h->items = items;
@@ -45,6 +46,7 @@ static inline int vf_heap_above(float a, float b, int sign)
     return sign > 0 ? a > b : a < b;
 }
 
+/* Moves item i up until its parent is not below it. */
 static inline void vf_heap_sift_up(vf_heap *h, size_t i, int sign)
 {
     while (i > 0) {
@@ -56,6 +58,7 @@ static inline void vf_heap_sift_up(vf_heap *h, size_t i, int sign)
     }
 }
 
+/* Moves item i down until no child is above it. */
 static inline void vf_heap_sift_down(vf_heap *h, size_t i, int sign)
 {
     for (;;) {
@@ -72,6 +75,7 @@ static inline void vf_heap_sift_down(vf_heap *h, size_t i, int sign)
     }
 }
 
+/* Adds (distance, id); the heap must have room. */
 static inline void vf_heap_push(vf_heap *h, float distance, uint32_t id, int sign)
 {
     assert(h->len < h->cap);
@@ -80,6 +84,7 @@ static inline void vf_heap_push(vf_heap *h, float distance, uint32_t id, int sig
     vf_heap_sift_up(h, h->len++, sign);
 }
 
+/* Removes and returns the root; the heap must not be empty. */
 static inline vf_hit vf_heap_pop(vf_heap *h, int sign)
 {
     assert(h->len > 0);
