@@ -86,6 +86,7 @@ static const node_ops kinds[] = {
     [FSD_K_ADMIN_HEALTH] = {.open = fsd_admin_open},
     [FSD_K_ADMIN_METRICS] = {.open = fsd_admin_open},
     [FSD_K_ADMIN_STATS] = {.open = fsd_admin_open},
+    [FSD_K_ADMIN_FAULT] = {.open = fsd_admin_open}, /* exists in test builds only */
     [FSD_K_COLL] = {.lookup = fsd_dir_lookup,
                     .setattr = fsd_dir_setattr,
                     .create = fsd_vec_create,
@@ -175,6 +176,7 @@ static int file_stat(fuse_req_t req, const fsd_ref *r, struct stat *st)
     case FSD_K_ADMIN_HEALTH:
     case FSD_K_ADMIN_METRICS:
     case FSD_K_ADMIN_STATS:
+    case FSD_K_ADMIN_FAULT:
         return fsd_admin_stat(d, r->kind, r->ino, st);
     case FSD_K_CONFIG: {
         fsd_ref c;

@@ -214,6 +214,9 @@ int fsd_inodes_create(fsd_inodes **out)
         {FSD_INO_HEALTH, FSD_INO_ADMIN, "health", FSD_K_ADMIN_HEALTH},
         {FSD_INO_METRICS, FSD_INO_ADMIN, "metrics", FSD_K_ADMIN_METRICS},
         {FSD_INO_STATS, FSD_INO_ADMIN, "stats", FSD_K_ADMIN_STATS},
+#ifdef VECFS_TEST_HOOKS
+        {FSD_INO_FAULT, FSD_INO_ADMIN, "fault", FSD_K_ADMIN_FAULT},
+#endif
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         if (node_new(t, fixed[i].ino, fixed[i].parent, fixed[i].name, fixed[i].kind) == NULL) {

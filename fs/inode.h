@@ -6,7 +6,8 @@
  * belongs to is found by walking up to its FSD_K_COLL ancestor, so renaming
  * a collection renames one node and every vector under it follows.
  *
- * Fixed inodes: 1 the root, 2 `.vecfs`, 3..5 its files. Other numbers are
+ * Fixed inodes: 1 the root, 2 `.vecfs`, 3..5 its files, 6 `.vecfs/fault` in
+ * test builds only (VECFS_TEST_HOOKS, ops_admin.c). Other numbers are
  * handed out in increasing order and never reused while the daemon runs,
  * so a stale kernel reference can never reach a different entry.
  *
@@ -45,6 +46,7 @@ typedef enum fsd_kind {
     FSD_K_QFILE,
     FSD_K_IDIR,
     FSD_K_IFILE,
+    FSD_K_ADMIN_FAULT, /* test builds only (VECFS_TEST_HOOKS) */
 } fsd_kind;
 
 #define FSD_INO_ROOT ((fuse_ino_t)1)
@@ -52,6 +54,7 @@ typedef enum fsd_kind {
 #define FSD_INO_HEALTH ((fuse_ino_t)3)
 #define FSD_INO_METRICS ((fuse_ino_t)4)
 #define FSD_INO_STATS ((fuse_ino_t)5)
+#define FSD_INO_FAULT ((fuse_ino_t)6) /* test builds only */
 #define FSD_INO_FIRST_DYNAMIC ((fuse_ino_t)16)
 
 /* A copy of what a node names, taken under the table lock so the caller

@@ -8,10 +8,21 @@
  * (st_store_metrics, st_store_health, st_coll_list read an MVCC snapshot),
  * so a health probe answers while an import commits.
  *
+ * Test builds (meson -Dtest_hooks=true, VECFS_TEST_HOOKS) add
+ * `.vecfs/fault`, looked up but never listed: writing a decimal N to it
+ * arms vc_alloc_fail_at(N) (0 disarms), reading it returns what that call
+ * returned, i.e. how many allocations the arming before still had to go
+ * (0: it fired, or none was armed). tests/integration/fault.py sweeps N
+ * over real FUSE operations with it (docs/filesystem.md "Test builds").
+ *
  * Invariants
  *   1. Metrics carry no per-path or per-user labels: the only label values
  *      are op names, errno names and collection names (SPEC §6).
  *   2. A handle holds the whole document (buf_fh); reads never render.
+ *   3. Nothing on the paths of `.vecfs/fault` (lookup, stat, open, read,
+ *      write, release) allocates through vc_*: the file must not move the
+ *      counter it sets. Its write arms as its last step, and the reply
+ *      after it (libfuse) does not count either.
  */
 #include "fsd.h"
 
@@ -20,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +244,126 @@ int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* .vecfs/fault (test builds only)                                      */
+/* ------------------------------------------------------------------ */
+
+#ifdef VECFS_TEST_HOOKS
+/* What the last write got back from vc_alloc_fail_at. */
+static _Atomic uint64_t fault_left;
+
+/* The file's text, "<fault_left>\n", into buf; its length. */
+static size_t fault_text(char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%llu\n", (unsigned long long)atomic_load(&fault_left));
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+/* Attributes: the root's owner, 0600 (arming fails every allocation of
+ * the daemon, so only the owner of DATADIR may). */
+static int fault_stat(fsd *d, fuse_ino_t ino, struct stat *st)
+{
+    char text[32];
+    memset(st, 0, sizeof *st);
+    st->st_ino = ino;
+    st->st_mode = S_IFREG | 0600;
+    st->st_uid = d->root.st_uid;
+    st->st_gid = d->root.st_gid;
+    st->st_nlink = 1;
+    st->st_size = (off_t)fault_text(text, sizeof text);
+    st->st_blksize = 4096;
+    clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+    st->st_atim = st->st_ctim = st->st_mtim;
+    return 0;
+}
+
+/* fsd_fh_ops.read: the text at the time of the read. The copy is made
+ * with malloc, not vc_malloc (invariant 3); op_read frees it. */
+static int fault_fh_read(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n)
+{
+    (void)d;
+    (void)fh;
+    char text[32];
+    size_t len = fault_text(text, sizeof text);
+    *out = NULL;
+    *n = 0;
+    if ((uint64_t)off >= len)
+        return 0;
+    size_t k = len - (size_t)off < size ? len - (size_t)off : size;
+    *out = malloc(k ? k : 1);
+    if (*out == NULL)
+        return -ENOMEM;
+    memcpy(*out, text + off, k);
+    *n = k;
+    return 0;
+}
+
+/* fsd_fh_ops.write: each write(2) is one command, a decimal count with an
+ * optional newline, at any offset. -EINVAL for anything else. Arming is
+ * the last step (invariant 3). */
+static int fault_fh_write(fsd *d, fsd_fh *fh, const char *buf, size_t size, off_t off)
+{
+    (void)d;
+    (void)fh;
+    (void)off;
+    char text[24];
+    if (size > 0 && buf[size - 1] == '\n')
+        size--;
+    if (size == 0 || size >= sizeof text)
+        return -EINVAL;
+    for (size_t i = 0; i < size; i++)
+        if (buf[i] < '0' || buf[i] > '9')
+            return -EINVAL;
+    memcpy(text, buf, size);
+    text[size] = '\0';
+    errno = 0;
+    unsigned long long n = strtoull(text, NULL, 10);
+    if (errno != 0)
+        return -EINVAL;
+    atomic_store(&fault_left, vc_alloc_fail_at(n));
+    return 0;
+}
+
+/* fsd_fh_ops.release and .discard. */
+static void fault_fh_discard(fsd *d, fsd_fh *fh)
+{
+    (void)d;
+    free(fh);
+}
+
+static void fault_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
+{
+    (void)who;
+    fault_fh_discard(d, fh);
+}
+
+static const fsd_fh_ops fault_fh_ops = {
+    .read = fault_fh_read,
+    .write = fault_fh_write,
+    .release = fault_fh_release,
+    .discard = fault_fh_discard,
+};
+
+/* Open: a handle from calloc, not vc_calloc (invariant 3). */
+static void fault_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+    fsd_fh *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        fsd_reply_err(req, FSD_OP_OPEN, ENOMEM);
+        return;
+    }
+    h->ops = &fault_fh_ops;
+    fi->direct_io = 1;
+    fsd_fh_reply_open(req, fi, h);
+}
+#endif /* VECFS_TEST_HOOKS */
+
 int fsd_admin_stat(fsd *d, fsd_kind kind, fuse_ino_t ino, struct stat *st)
 {
+#ifdef VECFS_TEST_HOOKS
+    if (kind == FSD_K_ADMIN_FAULT)
+        return fault_stat(d, ino, st);
+#endif
     vc_buf b = VC_BUF_INIT;
     int rc = fsd_admin_render(d, kind, &b);
     if (rc == 0) {
@@ -293,6 +423,12 @@ static const fsd_fh_ops buf_fh_ops = {
 
 void fsd_admin_open(fuse_req_t req, const fsd_ref *r, struct fuse_file_info *fi)
 {
+#ifdef VECFS_TEST_HOOKS
+    if (r->kind == FSD_K_ADMIN_FAULT) {
+        fault_open(req, fi);
+        return;
+    }
+#endif
     fsd *d = fsd_of(req);
     int rc = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
     buf_fh *h = rc == 0 ? vc_calloc(1, sizeof *h) : NULL;

@@ -151,11 +151,16 @@ void fsd_dir_lookup(fuse_req_t req, const fsd_ref *p, const char *name)
             const char *name;
             fsd_kind kind;
             fuse_ino_t ino;
-        } files[] = {{"health", FSD_K_ADMIN_HEALTH, FSD_INO_HEALTH},
-                     {"metrics", FSD_K_ADMIN_METRICS, FSD_INO_METRICS},
-                     {"stats", FSD_K_ADMIN_STATS, FSD_INO_STATS}};
+        } files[] = {
+            {"health", FSD_K_ADMIN_HEALTH, FSD_INO_HEALTH},
+            {"metrics", FSD_K_ADMIN_METRICS, FSD_INO_METRICS},
+            {"stats", FSD_K_ADMIN_STATS, FSD_INO_STATS},
+#ifdef VECFS_TEST_HOOKS
+            {"fault", FSD_K_ADMIN_FAULT, FSD_INO_FAULT}, /* looked up, never listed */
+#endif
+        };
         rc = -ENOENT;
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             if (strcmp(name, files[i].name) == 0) {
                 ino = files[i].ino;
                 rc = fsd_admin_stat(d, files[i].kind, ino, &st);
