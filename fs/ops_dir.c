@@ -227,17 +227,22 @@ void fsd_dir_mkdir(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mo
     a.mode = S_IFDIR | (mode & 07777);
     a.uid = c.uid;
     a.gid = c.gid;
-    int rc = st_coll_create(d->store, name, &a, NULL);
+    /* The node first: once the store has made the collection, mkdir must
+     * not fail (an ENOMEM after it would leave a directory that mkdir said
+     * it did not make). */
+    fuse_ino_t ino = 0;
+    int rc = fsd_inodes_link(d->inodes, FSD_INO_ROOT, name, FSD_K_COLL, &ino);
+    if (rc == 0)
+        rc = st_coll_create(d->store, name, &a, NULL);
     struct stat st;
     fsd_ref child;
     memset(&child, 0, sizeof child);
     snprintf(child.coll, sizeof child.coll, "%s", name);
     if (rc == 0)
         rc = coll_stat(d, &child, &st);
-    fuse_ino_t ino = 0;
-    if (rc == 0)
-        rc = fsd_inodes_link(d->inodes, FSD_INO_ROOT, name, FSD_K_COLL, &ino);
     if (rc < 0) {
+        if (ino != 0)
+            fsd_inodes_forget(d->inodes, ino, 1);
         fsd_reply_err(req, FSD_OP_MKDIR, rc);
         return;
     }
