@@ -410,11 +410,12 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     if (rc == 0)
         rc = check_read(req, d, qdir->coll);
     if (rc == 0)
-        rc = fsd_queries_touch(d->queries, qdir->coll, c->uid, name, true);
-    if (rc == 0)
         rc = fsd_inodes_link(d->inodes, qdir->ino, name, FSD_K_QFILE, &ino);
     if (rc == 0 && (h = fh_new(req, ino, name, fi->flags)) == NULL)
         rc = -ENOMEM;
+    /* The entry last: a create that fails leaves no (empty) query file. */
+    if (rc == 0)
+        rc = fsd_queries_touch(d->queries, qdir->coll, c->uid, name, true);
     struct stat st;
     fsd_ref r = *qdir;
     snprintf(r.name, sizeof r.name, "%s", name);
