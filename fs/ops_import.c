@@ -397,7 +397,7 @@ static int import_locked(fsd *d, fsd_ifile_fh *h)
     if (rc < 0) {
         fsd_log(FSD_LOG_INFO, "import %s/.import/%s rejected: %s", h->coll, h->name,
                 why[0] ? why : strerror(-rc));
-        return rc == -EFBIG || rc == -E2BIG || rc == -ENAMETOOLONG ? rc : -EINVAL;
+        return rc == -EFBIG || rc == -E2BIG || rc == -ENAMETOOLONG || rc == -ENOMEM ? rc : -EINVAL;
     }
     h->rows = (long long)b->n;
     rc = import_rows(d, h, b);
