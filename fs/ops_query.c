@@ -60,6 +60,8 @@ typedef struct fsd_query_fh {
                              write starts again from the committed text */
     uint64_t charged;     /* bytes of wbuf + result charged to uid */
     bool dirty;           /* written since the last commit */
+    bool failed;          /* the last flush's commit failed: release does not
+                             retry it behind the close() that reported it */
     bool have_result;     /* result holds the generated answer */
     int result_err;       /* sticky error of the generation, if any */
     vc_buf wbuf;          /* the text being written */
@@ -546,6 +548,7 @@ static int qfile_fh_write(fsd *d, fsd_fh *fh, const char *buf, size_t size, off_
     fh_charge_sync(h);
     if (rc == 0) {
         h->dirty = true;
+        h->failed = false;
         h->have_result = false;
     }
     pthread_mutex_unlock(&h->lock);
@@ -567,17 +570,19 @@ static int qfile_fh_flush(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync,
         rc = fsd_inodes_ref(d->inodes, h->ino, &r);
         if (rc == 0)
             rc = commit(d, h, &r);
+        h->failed = rc < 0;
     }
     pthread_mutex_unlock(&h->lock);
     return rc;
 }
 
-/* fsd_fh_ops.release: commits what no flush did, then frees. */
+/* fsd_fh_ops.release: commits what no flush did (nor failed to), then
+ * frees. */
 static void qfile_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
 {
     (void)who;
     fsd_query_fh *h = (fsd_query_fh *)fh;
-    if (h->dirty) {
+    if (h->dirty && !h->failed) {
         fsd_ref r;
         if (fsd_inodes_ref(d->inodes, h->ino, &r) == 0)
             (void)commit(d, h, &r);
@@ -619,6 +624,7 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
             fh_charge_sync(h);
             if (rc == 0) {
                 h->dirty = true;
+                h->failed = false;
                 h->have_result = false;
             }
             pthread_mutex_unlock(&h->lock);
