@@ -59,10 +59,23 @@ DIM = 4
 # its symptom stops showing and its entry goes.
 STRICT = os.environ.get("VECFS_FAULT_STRICT") == "1"
 KNOWN_SEEN = collections.Counter()
+INDEX_STRICT = [False]  # set while a step is checked again after a remount
 KNOWN_COLL_CREATE = ("store: st_coll_create answers ENOMEM after its commit when colls_add "
                      "cannot grow the table: the collection is in LMDB (stat finds it, mkdir "
                      "again is EEXIST) but not in the in-memory table (not listed, not in "
                      ".vecfs/stats, rmdir ENOENT) until the next open")
+KNOWN_INDEX_BEHIND = ("store: st_op_end applies the index changes (op_apply: vc_malloc of "
+                      "pairs/ids/vecs, vf_hnsw_reserve, the insert) after st_txn_commit; an "
+                      "allocation failure there is swallowed: the call succeeds, the records "
+                      "are listed and read back, but a query does not find them until the "
+                      "next open (.vecfs/health: 'index of C is behind its records'), and "
+                      "vecfs check of the closed DATADIR fails (snapshot + op log hold fewer "
+                      "vectors than the records)")
+
+
+class Behind(Exception):
+    """KNOWN_INDEX_BEHIND was seen: the sweep remounts (the index catches up
+    at open) and checks the step again, strictly."""
 CLEAN = {errno.ENOMEM}  # what an allocation failure may answer
 HANG_SECONDS = 60
 
@@ -72,6 +85,9 @@ class Fault:
     requests never allocate through the counter, ops_admin.c invariant 3)."""
 
     def __init__(self, mnt):
+        self.open(mnt)
+
+    def open(self, mnt):
         self.fd = os.open(os.path.join(mnt, ".vecfs", "fault"), os.O_RDWR)
 
     def arm(self, n):
@@ -84,7 +100,9 @@ class Fault:
         return int(os.pread(self.fd, 64, 0))
 
     def close(self):
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Sweep:
@@ -173,7 +191,13 @@ def vector_state(coll, name, contents):
     check(match, "%s has %d bytes that are neither state" % (name, len(data)))
     eq(os.stat(path).st_size, len(data), "%s: size in stat" % name)
     check(name in listed(coll), "%s readable but not listed" % name)
-    eq(nearest(coll, match[0][1]), [name], "%s: a query for its vector" % name)
+    hit = nearest(coll, match[0][1])
+    if hit != [name] and not STRICT and not INDEX_STRICT[0]:
+        health = read_file(os.path.join(os.path.dirname(coll), ".vecfs", "health")).decode()
+        if "is behind its records" in health:
+            known(KNOWN_INDEX_BEHIND)
+            raise Behind()
+    eq(hit, [name], "%s: a query for its vector" % name)
     return match[0]
 
 
@@ -326,7 +350,11 @@ class Ops:
 
     # (d) a query: create, write and close the query file, read it
     def query_prepare(self, n):
-        pass
+        # The answer now (the other sweeps add vectors to c).
+        q = os.path.join(self.c, ".query", "ref")
+        write_file(q, self.qtext)
+        self.qwant = read_file(q)
+        os.unlink(q)
 
     def query_op(self, n, stage):
         q = os.path.join(self.c, ".query", "q%d" % n)
@@ -465,6 +493,15 @@ class Watchdog:
                                                                             HANG_SECONDS))
 
 
+def remount(m, fault):
+    """Unmounts (the daemon must exit 0) and mounts DATADIR again."""
+    fault.close()
+    rc = m.stop()
+    check(rc == 0, "vecfs exited %r at a remount; log:\n%s" % (rc, m.tail_log()))
+    m.start()
+    fault.open(m.mnt)
+
+
 def alive(m):
     check(m.proc is not None and m.proc.poll() is None,
           "the daemon died (exit %r); log:\n%s" % (m.proc and m.proc.returncode, m.tail_log()))
@@ -474,40 +511,57 @@ def alive(m):
 
 def sweep(name, ops, fault, m, dog, cap):
     s = Sweep(name)
-    prepare, op, verify = (getattr(ops, name + "_" + p) for p in ("prepare", "op", "verify"))
-    stage = Stage()
     for n in range(1, cap + 1):
         s.n = n
-        prepare(n)
-        err = None
         dog.start("%s N=%d" % (name, n))
-        fault.arm(n)
         try:
-            op(n, stage)
-        except OSError as e:
-            err = e
+            done = step(s, n, ops, fault, m)
         finally:
-            left = fault.disarm()
-            dog.stop()
-        ops.fired = left == 0
-        alive(m)
-        if err is not None:
-            en = errno.errorcode.get(err.errno, str(err.errno))
-            s.failed[en] += 1
-            s.stages[stage.name] += 1
-            if err.errno not in CLEAN:
-                s.bad.append((n, stage.name, en))
-        elif left == 0:
-            s.elsewhere.append(n)
+            dog.stop()  # a hang (the daemon killed) is reported before what it caused
+        if done:
+            return s
+    raise Fail("%s: still failing at N=%d (--cap)" % (name, cap))
+
+
+def step(s, n, ops, fault, m):
+    """One N of sweep s: prepare, arm, the operation, disarm, the checks.
+    True when the operation succeeded without the armed failure firing."""
+    prepare, op, verify = (getattr(ops, s.name + "_" + p) for p in ("prepare", "op", "verify"))
+    stage = Stage()
+    prepare(n)
+    err = None
+    fault.arm(n)
+    try:
+        op(n, stage)
+    except OSError as e:
+        err = e
+    finally:
+        left = fault.disarm()
+    ops.fired = left == 0
+    alive(m)
+    if err is not None:
+        en = errno.errorcode.get(err.errno, str(err.errno))
+        s.failed[en] += 1
+        s.stages[stage.name] += 1
+        if err.errno not in CLEAN:
+            s.bad.append((n, stage.name, en))
+    elif left == 0:
+        s.elsewhere.append(n)
+    try:
         try:
             verify(n, err is None, stage.name if err is not None else None)
-        except Fail as e:
-            raise Fail("%s N=%d (%s%s): %s" % (name, n, "failed at %s with %s" % (
-                stage.name, errno.errorcode.get(err.errno)) if err else "succeeded",
-                "" if err or left else ", fault fired", e))
-        if err is None and left > 0:
-            return s  # the operation needs fewer than n allocations
-    raise Fail("%s: still failing at N=%d (--cap)" % (name, cap))
+        except Behind:
+            remount(m, fault)
+            INDEX_STRICT[0] = True
+            try:
+                verify(n, err is None, stage.name if err is not None else None)
+            finally:
+                INDEX_STRICT[0] = False
+    except Fail as e:
+        raise Fail("N=%d (%s%s): %s" % (n, "failed at %s with %s" % (
+            stage.name, errno.errorcode.get(err.errno)) if err else "succeeded",
+            "" if err or left else ", fault fired", e))
+    return err is None and left > 0  # it needs fewer than n allocations
 
 
 def main():
