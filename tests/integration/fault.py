@@ -34,6 +34,7 @@ Mounts are unmounted and the daemon killed by pid on every exit path
 (run.py's Mount).
 """
 
+import argparse
 import collections
 import errno
 import json
@@ -166,6 +167,24 @@ def nearest(coll, v, extra=""):
     return [n for n, d in hits if d == 0.0]
 
 
+def write_staged(stage, prefix, path, data, xattr=None):
+    """Creates path and writes data in one write, each call a stage named
+    prefix + create, fsetxattr (when xattr is (name, value)), write, close;
+    a failed call closes the descriptor and raises."""
+    fd = stage(prefix + "create", os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        if xattr:
+            stage(prefix + "fsetxattr", os.setxattr, fd, *xattr)
+        stage(prefix + "write", os.write, fd, data)
+    except OSError:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise
+    stage(prefix + "close", os.close, fd)
+
+
 def exists(path):
     try:
         os.stat(path)
@@ -267,18 +286,8 @@ class Ops:
         pass
 
     def newx_op(self, n, stage):
-        path = os.path.join(self.c, "x%d.f32" % n)
-        fd = stage("create", os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            stage("fsetxattr", os.setxattr, fd, "user.tag", b"x%d" % n)
-            stage("write", os.write, fd, f32(vec_of(40000 + n)))
-        except OSError:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-            raise
-        stage("close", os.close, fd)
+        write_staged(stage, "", os.path.join(self.c, "x%d.f32" % n), f32(vec_of(40000 + n)),
+                     xattr=("user.tag", b"x%d" % n))
 
     def newx_verify(self, n, ok, failed_at):
         v = vec_of(40000 + n)
@@ -358,16 +367,7 @@ class Ops:
 
     def query_op(self, n, stage):
         q = os.path.join(self.c, ".query", "q%d" % n)
-        fd = stage("query create", os.open, q, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            stage("query write", os.write, fd, self.qtext.encode())
-        except OSError:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-            raise
-        stage("query close", os.close, fd)
+        write_staged(stage, "query ", q, self.qtext.encode())
         got = stage("query read", read_file, q)
         eq(got, self.qwant, "query result under the armed failure")
 
@@ -565,14 +565,14 @@ def step(s, n, ops, fault, m):
 
 
 def main():
-    args = sys.argv[1:]
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 2
-    vecfs = os.path.realpath(args[0])
-    only = [a for flag, a in zip(args, args[1:]) if flag == "-k"]
-    cap = int(next((a for flag, a in zip(args, args[1:]) if flag == "--cap"), "2000"))
-    keep = "--keep" in args
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("vecfs")
+    ap.add_argument("-k", action="append", default=[], help="only sweeps named with this")
+    ap.add_argument("--cap", type=int, default=2000, help="the largest N of a sweep")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    vecfs, only, cap, keep = os.path.realpath(args.vecfs), args.k, args.cap, args.keep
     if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
         print("SKIP: no /dev/fuse or fusermount3")
         return 77
