@@ -164,7 +164,9 @@ void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out);
 void vf_hnsw_set_ef_search(vf_hnsw *h, uint32_t ef);
 
 /* Makes room for ids < capacity so that inserts do not have to grow the
- * storage (growing briefly blocks searches). Returns 0, -ENOMEM, -EFBIG
+ * storage (growing briefly blocks searches). When it must grow, it grows by
+ * at least half, as inserts do, so a reserve before each insert stays
+ * amortized O(1). Returns 0, -ENOMEM (capacity unchanged), -EFBIG
  * (capacity above UINT32_MAX - 1). */
 int vf_hnsw_reserve(vf_hnsw *h, size_t capacity);
 

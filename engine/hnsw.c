@@ -276,10 +276,7 @@ int vf_hnsw_reserve(vf_hnsw *h, size_t capacity)
         return -EINVAL;
     if (capacity > (size_t)UINT32_MAX - 1)
         return -EFBIG;
-    pthread_rwlock_wrlock(&h->grow_lock);
-    int rc = vf_hnsw_grow_locked(h, capacity);
-    pthread_rwlock_unlock(&h->grow_lock);
-    return rc;
+    return ensure_capacity(h, capacity);
 }
 
 void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out)

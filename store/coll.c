@@ -169,13 +169,25 @@ void st_coll_free(st_coll *c)
     free(c);
 }
 
-int st_colls_add(st_store *st, st_coll *c)
+int st_colls_reserve(st_store *st)
 {
-    assert(c);
-    st_coll **n = vc_realloc(st->colls, (st->ncolls + 1) * sizeof(*n));
+    if (st->ncolls < st->colls_cap)
+        return 0;
+    size_t cap = st->colls_cap ? st->colls_cap * 2 : 8;
+    st_coll **n = vc_realloc(st->colls, cap * sizeof(*n));
     if (!n)
         return -ENOMEM;
     st->colls = n;
+    st->colls_cap = cap;
+    return 0;
+}
+
+int st_colls_add(st_store *st, st_coll *c)
+{
+    assert(c);
+    int rc = st_colls_reserve(st);
+    if (rc)
+        return rc;
     size_t i = st->ncolls;
     while (i > 0 && st->colls[i - 1]->id > c->id) {
         st->colls[i] = st->colls[i - 1];

@@ -55,26 +55,12 @@ int st_coll_autotune(st_store *st, st_coll *c, bool force)
     return 0;
 }
 
-int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim)
+int st_coll_index_new(const st_coll *c, const st_config *cfg, uint32_t dim, vf_hnsw **out)
 {
-    (void)st;
-    pthread_mutex_lock(&c->mu);
-    bool have = c->index != NULL;
-    st_config cfg = c->cfg;
-    pthread_mutex_unlock(&c->mu);
-    if (have)
-        return 0;
     vf_hnsw_params p;
-    st_config_hnsw(&cfg, dim, &p);
+    st_config_hnsw(cfg, dim, &p);
     p.seed = c->uuid;
-    vf_hnsw *h = NULL;
-    int rc = vf_hnsw_create(&p, &h);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&c->mu);
-    c->index = h;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
+    return vf_hnsw_create(&p, out);
 }
 
 bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)

@@ -117,6 +117,14 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
         rc = -ENOMEM;
         goto out;
     }
+    /* Room in the table first: once committed, the collection must be in
+     * it. Creators are serialized by LMDB's writer lock (txn is open), so
+     * the room is still there after the commit. */
+    pthread_rwlock_wrlock(&st->colls_lock);
+    rc = st_colls_reserve(st);
+    pthread_rwlock_unlock(&st->colls_lock);
+    if (rc)
+        goto out;
     rc = st_txn_commit(st, txn);
     txn = NULL;
     if (rc)
@@ -124,10 +132,8 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
     pthread_rwlock_wrlock(&st->colls_lock);
     rc = st_colls_add(st, c);
     pthread_rwlock_unlock(&st->colls_lock);
-    if (rc == 0)
-        c = NULL;
-    /* If the table could not grow, the record exists but the object does
-     * not; the next open loads it. Report the error honestly. */
+    assert(rc == 0); /* reserved above */
+    c = NULL;
 out:
     if (txn)
         mdb_txn_abort(txn);

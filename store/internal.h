@@ -386,6 +386,7 @@ struct st_store {
     pthread_rwlock_t colls_lock;
     st_coll **colls;     /* protected by colls_lock; sorted by id */
     size_t ncolls;       /* protected by colls_lock */
+    size_t colls_cap;    /* protected by colls_lock; room in colls */
     st_coll **graveyard; /* dropped collections, freed at close; colls_lock */
     size_t ngraveyard;
 
@@ -602,7 +603,12 @@ int st_coll_rec_read(st_store *st, const char *name, st_coll_rec *out);
 st_coll *st_coll_new(const st_coll_rec *r);
 /* Frees c and what it holds. NULL is a no-op. */
 void st_coll_free(st_coll *c);
-/* Adds c to the table, in id order (colls_lock write-held). 0, -ENOMEM. */
+/* Makes room for one more collection in the table (colls_lock
+ * write-held), so that the next st_colls_add cannot fail: a create calls
+ * it before its commit. 0, -ENOMEM. */
+int st_colls_reserve(st_store *st);
+/* Adds c to the table, in id order (colls_lock write-held). 0, -ENOMEM
+ * (never after st_colls_reserve). */
 int st_colls_add(st_store *st, st_coll *c);
 /* Moves c from the table to the graveyard (colls_lock write-held). */
 void st_colls_bury(st_store *st, st_coll *c);
@@ -655,8 +661,10 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
 bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg);
 /* Rebuilds c's index from the slot records in txn into *out. */
 int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
-/* Creates the index of c for dim if it has none (wlock held). */
-int st_coll_index_ensure(st_store *st, st_coll *c, uint32_t dim);
+/* A new, empty index for c's vectors of dim under cfg, in *out (not
+ * installed in c: the write-op frame installs it once its first inserts
+ * are committed). 0, -ENOMEM, -EINVAL. */
+int st_coll_index_new(const st_coll *c, const st_config *cfg, uint32_t dim, vf_hnsw **out);
 /* The hnsw params for a config (config.c). */
 void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p);
 /* For collections with ef_search = auto: measures the ef that reaches the
@@ -682,6 +690,13 @@ typedef struct st_op {
     uint32_t *del_ids;
     size_t ndel, cap_del;
     uint32_t dim;
+    /* Made by op_prepare before the commit, so that applying cannot run
+     * out of memory in the store: the inserts with one row per id (the
+     * last row wins), and the index when the collection had none. */
+    uint32_t *apply_ids;
+    float *apply_vecs;
+    size_t napply;
+    vf_hnsw *new_index;
     /* Name changes for c->names, applied after commit; the names point at
      * the caller's strings, which outlive the op. */
     st_name_change *names;

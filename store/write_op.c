@@ -19,9 +19,13 @@
  * Invariants
  *   1. Every change to a collection's vectors is applied to c->index and
  *      c->names before c->wlock is released, and only if it committed.
- *   2. An index update that fails after the commit does not fail the call
- *      (the records are the truth): it is counted, reported in health, and
- *      the index catches up from the op log at the next open.
+ *   2. Whatever the store needs to apply the index changes is allocated
+ *      before the commit (op_prepare), so an out-of-memory fails the call
+ *      with nothing changed. Only the engine's own allocations can still
+ *      fail after the commit; the call then succeeds (the records are the
+ *      truth) and the index is brought to the records from the op log at
+ *      once (op_catch_up); if that fails too it is counted, reported in
+ *      health, and the index catches up at the next open.
  *
  * Lock order: c->wlock -> LMDB's writer lock -> c->mu; c->wlock ->
  * c->names.lock.
@@ -130,18 +134,65 @@ static int cmp_pair(const void *a, const void *b)
     return *x < *y ? -1 : *x > *y;
 }
 
-/* Applies the queued index changes: removes, then inserts (the last insert
- * of an id wins, which is what the records say). */
+/* Everything applying the queued index changes needs that can fail in the
+ * store, done before the commit: the index (created aside when the
+ * collection has none; installed only once committed), the inserts with one
+ * row per id (the last row of an id wins, which is what the records say),
+ * and room in the index for the largest id. */
+static int op_prepare(st_op *o)
+{
+    st_coll *c = o->c;
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    st_config cfg = c->cfg;
+    pthread_mutex_unlock(&c->mu);
+    if (o->nins == 0)
+        return 0;
+    if (!h) {
+        int rc = st_coll_index_new(c, &cfg, o->dim, &o->new_index);
+        if (rc)
+            return rc;
+        h = o->new_index;
+    }
+    uint64_t *pairs = vc_malloc(o->nins * sizeof(*pairs));
+    o->apply_ids = vc_malloc(o->nins * sizeof(*o->apply_ids));
+    o->apply_vecs = vc_malloc(o->nins * o->dim * sizeof(float));
+    if (!pairs || !o->apply_ids || !o->apply_vecs) {
+        free(pairs);
+        return -ENOMEM;
+    }
+    /* (id << 32 | row), sorted: keep the last row of each id. */
+    for (size_t i = 0; i < o->nins; i++)
+        pairs[i] = ((uint64_t)o->ins_ids[i] << 32) | i;
+    qsort(pairs, o->nins, sizeof(*pairs), cmp_pair);
+    uint32_t maxid = 0;
+    for (size_t i = 0; i < o->nins; i++) {
+        if (i + 1 < o->nins && (pairs[i + 1] >> 32) == (pairs[i] >> 32))
+            continue;
+        size_t row = (size_t)(pairs[i] & 0xffffffffu);
+        uint32_t id = (uint32_t)(pairs[i] >> 32);
+        o->apply_ids[o->napply] = id;
+        if (id > maxid)
+            maxid = id;
+        memcpy(o->apply_vecs + o->napply * o->dim, o->ins_vecs + row * o->dim,
+               o->dim * sizeof(float));
+        o->napply++;
+    }
+    free(pairs);
+    return vf_hnsw_reserve(h, (size_t)maxid + 1);
+}
+
+/* Applies the queued index changes after the commit: removes, then the
+ * prepared inserts. What can still fail is the engine's own memory (its
+ * scratch, a new node's upper lists); st_op_end handles that. */
 static int op_apply(st_op *o)
 {
     st_coll *c = o->c;
-    int rc = 0;
-    if (o->nins) {
-        rc = st_coll_index_ensure(o->st, c, o->dim);
-        if (rc)
-            return rc;
-    }
     pthread_mutex_lock(&c->mu);
+    if (o->new_index && !c->index) {
+        c->index = o->new_index;
+        o->new_index = NULL;
+    }
     vf_hnsw *h = c->index;
     pthread_mutex_unlock(&c->mu);
     for (size_t i = 0; h && i < o->ndel; i++) {
@@ -151,39 +202,34 @@ static int op_apply(st_op *o)
         if (!reinserted && vf_hnsw_contains(h, o->del_ids[i]))
             vf_hnsw_remove(h, o->del_ids[i]);
     }
-    if (o->nins == 1) {
-        rc = vf_hnsw_insert(h, o->ins_ids[0], o->ins_vecs);
-    } else if (o->nins > 1) {
-        /* (id << 32 | row), sorted: keep the last row of each id. */
-        uint64_t *pairs = vc_malloc(o->nins * sizeof(*pairs));
-        uint32_t *ids = vc_malloc(o->nins * sizeof(*ids));
-        float *vecs = vc_malloc(o->nins * o->dim * sizeof(float));
-        if (!pairs || !ids || !vecs) {
-            rc = -ENOMEM;
-        } else {
-            for (size_t i = 0; i < o->nins; i++)
-                pairs[i] = ((uint64_t)o->ins_ids[i] << 32) | i;
-            qsort(pairs, o->nins, sizeof(*pairs), cmp_pair);
-            size_t n = 0;
-            uint32_t maxid = 0;
-            for (size_t i = 0; i < o->nins; i++) {
-                if (i + 1 < o->nins && (pairs[i + 1] >> 32) == (pairs[i] >> 32))
-                    continue;
-                size_t row = (size_t)(pairs[i] & 0xffffffffu);
-                ids[n] = (uint32_t)(pairs[i] >> 32);
-                if (ids[n] > maxid)
-                    maxid = ids[n];
-                memcpy(vecs + n * o->dim, o->ins_vecs + row * o->dim, o->dim * sizeof(float));
-                n++;
-            }
-            rc = vf_hnsw_reserve(h, (size_t)maxid + 1);
-            if (rc == 0)
-                rc = vf_hnsw_insert_batch(h, ids, 0, vecs, n, o->st->opt.threads);
-        }
-        free(pairs);
-        free(ids);
-        free(vecs);
-    }
+    if (o->napply == 1)
+        return vf_hnsw_insert(h, o->apply_ids[0], o->apply_vecs);
+    if (o->napply > 1)
+        return vf_hnsw_insert_batch(h, o->apply_ids, 0, o->apply_vecs, o->napply,
+                                    o->st->opt.threads);
+    return 0;
+}
+
+/* After an index update failed post-commit: the records are the truth, so
+ * bring the index to them now from the op log (idempotent; it holds every
+ * id changed since the last snapshot) rather than at the next open. */
+static int op_catch_up(st_op *o)
+{
+    st_store *st = o->st;
+    st_coll *c = o->c;
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    pthread_mutex_unlock(&c->mu);
+    if (!h)
+        return -ENOMEM;
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    size_t n_dirty;
+    uint64_t max_gen;
+    rc = st_oplog_replay(st, txn, c->id, h, &n_dirty, &max_gen);
+    mdb_txn_abort(txn);
     return rc;
 }
 
@@ -196,6 +242,8 @@ int st_op_end(st_op *o, int rc)
     st_coll *c = o->c;
     if (rc == 0)
         rc = st_coll_rec_put(st, o->txn, &o->rec);
+    if (rc == 0)
+        rc = op_prepare(o);
     if (rc == 0) {
         rc = st_txn_commit(st, o->txn);
     } else if (o->txn) {
@@ -212,6 +260,8 @@ int st_op_end(st_op *o, int rc)
         if (o->nins || o->ndel) {
             st_coll_note_changes(c, o->nins + o->ndel);
             int arc = op_apply(o);
+            if (arc)
+                arc = op_catch_up(o);
             if (arc) {
                 /* Committed, so the call succeeded; the index catches up
                  * from the dirty entries at the next open. */
@@ -230,5 +280,8 @@ int st_op_end(st_op *o, int rc)
     free(o->ins_vecs);
     free(o->del_ids);
     free(o->names);
+    free(o->apply_ids);
+    free(o->apply_vecs);
+    vf_hnsw_free(o->new_index);
     return rc;
 }

@@ -54,29 +54,6 @@ import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
 from run import Fail, check, eq, f32, fvecs, parse_result, read_file, write_file  # noqa: E402
 
 DIM = 4
-# Bugs outside fs/ that the sweep finds, routed to their owners: each is
-# recognised by its exact symptom, counted and reported as KNOWN instead of
-# failing the run (VECFS_FAULT_STRICT=1 fails on them). When one is fixed,
-# its symptom stops showing and its entry goes.
-STRICT = os.environ.get("VECFS_FAULT_STRICT") == "1"
-KNOWN_SEEN = collections.Counter()
-INDEX_STRICT = [False]  # set while a step is checked again after a remount
-KNOWN_COLL_CREATE = ("store: st_coll_create answers ENOMEM after its commit when colls_add "
-                     "cannot grow the table: the collection is in LMDB (stat finds it, mkdir "
-                     "again is EEXIST) but not in the in-memory table (not listed, not in "
-                     ".vecfs/stats, rmdir ENOENT) until the next open")
-KNOWN_INDEX_BEHIND = ("store: st_op_end applies the index changes (op_apply: vc_malloc of "
-                      "pairs/ids/vecs, vf_hnsw_reserve, the insert) after st_txn_commit; an "
-                      "allocation failure there is swallowed: the call succeeds, the records "
-                      "are listed and read back, but a query does not find them until the "
-                      "next open (.vecfs/health: 'index of C is behind its records'), and "
-                      "vecfs check of the closed DATADIR fails (snapshot + op log hold fewer "
-                      "vectors than the records)")
-
-
-class Behind(Exception):
-    """KNOWN_INDEX_BEHIND was seen: the sweep remounts (the index catches up
-    at open) and checks the step again, strictly."""
 CLEAN = {errno.ENOMEM}  # what an allocation failure may answer
 HANG_SECONDS = 60
 
@@ -142,12 +119,6 @@ class Stage:
 # ---------------------------------------------------------------------------
 
 
-def known(bug):
-    if STRICT:
-        raise Fail("known bug: " + bug)
-    KNOWN_SEEN[bug] += 1
-
-
 def vec_of(i):
     """A distinct DIM-vector, exact in float32 and in short decimal text."""
     rnd = random.Random(i)
@@ -210,13 +181,7 @@ def vector_state(coll, name, contents):
     check(match, "%s has %d bytes that are neither state" % (name, len(data)))
     eq(os.stat(path).st_size, len(data), "%s: size in stat" % name)
     check(name in listed(coll), "%s readable but not listed" % name)
-    hit = nearest(coll, match[0][1])
-    if hit != [name] and not STRICT and not INDEX_STRICT[0]:
-        health = read_file(os.path.join(os.path.dirname(coll), ".vecfs", "health")).decode()
-        if "is behind its records" in health:
-            known(KNOWN_INDEX_BEHIND)
-            raise Behind()
-    eq(hit, [name], "%s: a query for its vector" % name)
+    eq(nearest(coll, match[0][1]), [name], "%s: a query for its vector" % name)
     return match[0]
 
 
@@ -434,9 +399,6 @@ class Ops:
     def mkdir_verify(self, n, ok, failed_at):
         d = os.path.join(self.mnt, "k%d" % n)
         here = exists(d)
-        if (failed_at == "mkdir" and here and "k%d" % n not in os.listdir(self.mnt)
-                and "k%d" % n not in stats_counts(self.mnt)):
-            return known(KNOWN_COLL_CREATE)
         eq(here, "k%d" % n in os.listdir(self.mnt), "k%d: stat vs listing" % n)
         if not here:
             check(not ok, "a successful mkdir left nothing")
@@ -493,15 +455,6 @@ class Watchdog:
                                                                             HANG_SECONDS))
 
 
-def remount(m, fault):
-    """Unmounts (the daemon must exit 0) and mounts DATADIR again."""
-    fault.close()
-    rc = m.stop()
-    check(rc == 0, "vecfs exited %r at a remount; log:\n%s" % (rc, m.tail_log()))
-    m.start()
-    fault.open(m.mnt)
-
-
 def alive(m):
     check(m.proc is not None and m.proc.poll() is None,
           "the daemon died (exit %r); log:\n%s" % (m.proc and m.proc.returncode, m.tail_log()))
@@ -548,15 +501,7 @@ def step(s, n, ops, fault, m):
     elif left == 0:
         s.elsewhere.append(n)
     try:
-        try:
-            verify(n, err is None, stage.name if err is not None else None)
-        except Behind:
-            remount(m, fault)
-            INDEX_STRICT[0] = True
-            try:
-                verify(n, err is None, stage.name if err is not None else None)
-            finally:
-                INDEX_STRICT[0] = False
+        verify(n, err is None, stage.name if err is not None else None)
     except Fail as e:
         raise Fail("N=%d (%s%s): %s" % (n, "failed at %s with %s" % (
             stage.name, errno.errorcode.get(err.errno)) if err else "succeeded",
@@ -630,8 +575,6 @@ def main():
             if m.proc is None or m.proc.poll() is not None:
                 print("# the daemon died; log:\n%s" % m.tail_log())
                 break
-        for bug, times in sorted(KNOWN_SEEN.items()):
-            print("KNOWN (routed, not in fs/; seen %d times): %s" % (times, bug))
         if m.proc is not None and m.proc.poll() is None:
             counts_agree(m.mnt, sorted(stats_counts(m.mnt)))
         fault.close()
