@@ -176,8 +176,7 @@ void fsd_xattr_set(fuse_req_t req, const fsd_ref *r, const char *name, const cha
     } else if (strlen(name) > ST_XATTR_NAME_MAX) {
         rc = -ERANGE;
     } else if (!fsd_utf8_valid(value, size)) {
-        fsd_reply_err(req, FSD_OP_SETXATTR, EINVAL); /* SPEC §3.1: UTF-8 values */
-        return;
+        rc = -EINVAL; /* SPEC §3.1: UTF-8 values */
     } else if (r->kind == FSD_K_VEC) {
         if (pending_xattr(d, r->ino, XOP_SET, name, value, size, flags, NULL, 0, &rc) == 0)
             rc = st_xattr_set(d->store, r->coll, r->name, name, value, size, flags);
@@ -195,14 +194,9 @@ void fsd_xattr_get(fuse_req_t req, const fsd_ref *r, const char *name, size_t si
     fsd *d = fsd_of(req);
     char *buf = NULL;
     int rc;
-    if (size > 0) {
-        buf = vc_malloc(size);
-        if (buf == NULL) {
-            fsd_reply_err(req, FSD_OP_GETXATTR, ENOMEM);
-            return;
-        }
-    }
-    if (!user_ns(name)) {
+    if (size > 0 && (buf = vc_malloc(size)) == NULL) {
+        rc = -ENOMEM;
+    } else if (!user_ns(name)) {
         rc = -ENODATA;
     } else if (r->kind == FSD_K_VEC) {
         if (pending_xattr(d, r->ino, XOP_GET, name, NULL, 0, 0, buf, size, &rc) == 0) {
@@ -210,8 +204,6 @@ void fsd_xattr_get(fuse_req_t req, const fsd_ref *r, const char *name, size_t si
             rc = st_xattr_get(d->store, r->coll, r->name, name, buf, size, &len);
             if (rc == 0)
                 rc = (int)len;
-            else if (rc == -EINVAL)
-                rc = -ENOENT;
         }
     } else if (r->kind == FSD_K_QFILE) {
         rc = fsd_queries_xattr_get(d->queries, r->coll, fuse_req_ctx(req)->uid, r->name, name, buf,
@@ -228,21 +220,14 @@ void fsd_xattr_list(fuse_req_t req, const fsd_ref *r, size_t size)
     fsd *d = fsd_of(req);
     char *buf = NULL;
     int rc;
-    if (size > 0) {
-        buf = vc_malloc(size);
-        if (buf == NULL) {
-            fsd_reply_err(req, FSD_OP_LISTXATTR, ENOMEM);
-            return;
-        }
-    }
-    if (r->kind == FSD_K_VEC) {
+    if (size > 0 && (buf = vc_malloc(size)) == NULL) {
+        rc = -ENOMEM;
+    } else if (r->kind == FSD_K_VEC) {
         if (pending_xattr(d, r->ino, XOP_LIST, NULL, NULL, 0, 0, buf, size, &rc) == 0) {
             size_t len = 0;
             rc = st_xattr_list(d->store, r->coll, r->name, buf, size, &len);
             if (rc == 0)
                 rc = (int)len;
-            else if (rc == -EINVAL)
-                rc = -ENOENT;
         }
     } else if (r->kind == FSD_K_QFILE) {
         rc =
