@@ -23,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -221,6 +224,27 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
 
 /* Checks DATADIR and MOUNTPOINT before anything is opened. 0 or -1 after
  * writing one line into msg. */
+extern char **environ;
+
+/* A mount point that answers ENOTCONN is a FUSE mount whose daemon died:
+ * nothing serves it, so detaching it (fusermount3 -u -z) loses nothing and
+ * lets this start proceed. true when it is gone. */
+static bool clear_dead_mount(const char *mnt)
+{
+    char *argv[] = {"fusermount3", "-u", "-z", (char *)mnt, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) != 0)
+        return false;
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return false;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return false;
+    fprintf(stderr, "vecfs: mount point %s was left by a daemon that died; unmounted it\n", mnt);
+    return true;
+}
+
 static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
 {
     struct stat st, pst;
@@ -255,6 +279,11 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
             return -1;
         }
     }
+    /* statfs always asks the filesystem (stat may answer from the
+     * kernel's attribute cache), so a dead daemon's mount shows here. */
+    struct statfs sfs;
+    if (statfs(cli->mountpoint, &sfs) < 0 && errno == ENOTCONN)
+        (void)clear_dead_mount(cli->mountpoint);
     if (stat(cli->mountpoint, &st) < 0) {
         if (errno == ENOTCONN)
             snprintf(msg, msglen,

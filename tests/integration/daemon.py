@@ -13,6 +13,7 @@ script started is killed by pid on every exit path. Exits 77 when FUSE is
 not available.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -229,6 +230,39 @@ def test_signals_keep_data(t):
         stop(p, m)
 
 
+def test_dead_mount_cleared(t):
+    """A mount point left by a daemon killed with SIGKILL answers ENOTCONN;
+    the next start detaches it with one line on stderr and mounts, data kept."""
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    p = start_fg(d, m)
+    os.mkdir(os.path.join(m, "c"))
+    write(os.path.join(m, "c", "v"), "1 2 3\n")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    try:
+        os.statvfs(m)
+        raise AssertionError("the dead mount still answers statfs")
+    except OSError as e:
+        eq(e.errno, errno.ENOTCONN, "statfs of a dead mount")
+    # The dead mount is still in /proc/mounts, so start_fg returns at once:
+    # wait for the new daemon to say it mounted.
+    p = start_fg(d, m)
+    try:
+        deadline = time.time() + 20
+        while True:
+            with open(LOGS[-1], errors="replace") as f:
+                log = f.read()
+            if "vecfs info: mounted" in log or p.poll() is not None or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        lines = [ln for ln in log.splitlines() if "left by a daemon that died" in ln]
+        eq(len(lines), 1, "lines about the dead mount on stderr (log: %r)" % log[-300:])
+        with open(os.path.join(m, "c", "v")) as f:
+            eq(f.read(), "1 2 3\n", "vector after the dead mount was cleared")
+    finally:
+        stop(p, m)
+
+
 def test_read_only_queries(t):
     d, m = os.path.join(t, "d"), os.path.join(t, "m")
     p = start_fg(d, m)
@@ -423,7 +457,7 @@ def test_backup_restore_check(t):
             stop(p, rm)
 
 
-TESTS = [test_cli_errors, test_signals_keep_data, test_read_only_queries, test_audit_log,
+TESTS = [test_cli_errors, test_signals_keep_data, test_dead_mount_cleared, test_read_only_queries, test_audit_log,
          test_audit_failures_reported, test_metrics_endpoint, test_backup_restore_check]
 
 
