@@ -105,6 +105,24 @@ float vf_ref_dot(const float *a, const float *b, size_t dim)
     return (float)s;
 }
 
+uint32_t vf_ref_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i < dim; i++) {
+        int32_t d = (int32_t)a[i] - (int32_t)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
+uint32_t vf_ref_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i < dim; i++)
+        s += (uint32_t)a[i] * (uint32_t)b[i];
+    return s;
+}
+
 /* An unknown metric is a programmer error that a float return cannot
  * report as an errno; it gives NaN so that the mistake shows. */
 float vf_distance(vf_metric metric, const float *a, const float *b, size_t dim)

@@ -125,4 +125,6 @@ const vf_kernels vf_kernels_avx2 = {
     .name = "avx2",
     .l2sq = avx2_l2sq,
     .dot = avx2_dot,
+    .l2sq_u8 = vf_scalar_l2sq_u8,
+    .dot_u8 = vf_scalar_dot_u8,
 };

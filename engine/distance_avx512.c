@@ -161,4 +161,6 @@ const vf_kernels vf_kernels_avx512 = {
     .name = "avx512",
     .l2sq = avx512_l2sq,
     .dot = avx512_dot,
+    .l2sq_u8 = vf_scalar_l2sq_u8,
+    .dot_u8 = vf_scalar_dot_u8,
 };

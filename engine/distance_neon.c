@@ -69,4 +69,6 @@ const vf_kernels vf_kernels_neon = {
     .name = "neon",
     .l2sq = neon_l2sq,
     .dot = neon_dot,
+    .l2sq_u8 = vf_scalar_l2sq_u8,
+    .dot_u8 = vf_scalar_dot_u8,
 };

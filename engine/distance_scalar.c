@@ -46,9 +46,40 @@ static float scalar_dot(const float *a, const float *b, size_t dim)
     return (s0 + s1) + (s2 + s3);
 }
 
+uint32_t vf_scalar_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    uint32_t s0 = 0, s1 = 0;
+    size_t i = 0;
+    for (; i + 2 <= dim; i += 2) {
+        int32_t d0 = (int32_t)a[i] - (int32_t)b[i], d1 = (int32_t)a[i + 1] - (int32_t)b[i + 1];
+        s0 += (uint32_t)(d0 * d0);
+        s1 += (uint32_t)(d1 * d1);
+    }
+    if (i < dim) {
+        int32_t d = (int32_t)a[i] - (int32_t)b[i];
+        s0 += (uint32_t)(d * d);
+    }
+    return s0 + s1;
+}
+
+uint32_t vf_scalar_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    uint32_t s0 = 0, s1 = 0;
+    size_t i = 0;
+    for (; i + 2 <= dim; i += 2) {
+        s0 += (uint32_t)a[i] * b[i];
+        s1 += (uint32_t)a[i + 1] * b[i + 1];
+    }
+    if (i < dim)
+        s0 += (uint32_t)a[i] * b[i];
+    return s0 + s1;
+}
+
 const vf_kernels vf_kernels_scalar = {
     .isa = VF_ISA_SCALAR,
     .name = "scalar",
     .l2sq = scalar_l2sq,
     .dot = scalar_dot,
+    .l2sq_u8 = vf_scalar_l2sq_u8,
+    .dot_u8 = vf_scalar_dot_u8,
 };

@@ -82,4 +82,6 @@ const vf_kernels vf_kernels_sse = {
     .name = "sse4.1",
     .l2sq = sse_l2sq,
     .dot = sse_dot,
+    .l2sq_u8 = vf_scalar_l2sq_u8,
+    .dot_u8 = vf_scalar_dot_u8,
 };

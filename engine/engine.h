@@ -44,6 +44,12 @@ typedef enum vf_metric {
  * need no particular alignment. */
 typedef float (*vf_kernel_fn)(const float *a, const float *b, size_t dim);
 
+/* A distance kernel over two int8 code vectors of `dim` bytes (each byte
+ * 0..255, see the quantizer). The result is exact: no rounding, no
+ * saturation, for any dim up to VF_MAX_DIM (255^2 * 65536 < 2^32).
+ * Pointers need no particular alignment. */
+typedef uint32_t (*vf_code_kernel_fn)(const uint8_t *a, const uint8_t *b, size_t dim);
+
 /* The instruction sets a kernel can be built for. */
 typedef enum vf_isa {
     VF_ISA_SCALAR = 0,
@@ -57,9 +63,11 @@ typedef enum vf_isa {
 /* The set of kernels for one instruction set. */
 typedef struct vf_kernels {
     vf_isa isa;
-    const char *name;  /* "scalar", "sse4.1", "avx2", "avx512", "neon" */
-    vf_kernel_fn l2sq; /* sum (a_i - b_i)^2 */
-    vf_kernel_fn dot;  /* sum a_i * b_i */
+    const char *name;          /* "scalar", "sse4.1", "avx2", "avx512", "neon" */
+    vf_kernel_fn l2sq;         /* sum (a_i - b_i)^2 */
+    vf_kernel_fn dot;          /* sum a_i * b_i */
+    vf_code_kernel_fn l2sq_u8; /* sum (a_i - b_i)^2 over codes, exact */
+    vf_code_kernel_fn dot_u8;  /* sum a_i * b_i over codes, exact */
 } vf_kernels;
 
 /* The kernels chosen for this CPU. Detection runs once, on first call;
@@ -74,6 +82,8 @@ const vf_kernels *vf_kernels_for(vf_isa isa);
 /* Scalar reference kernels (double accumulation); the tests' yardstick. */
 float vf_ref_l2sq(const float *a, const float *b, size_t dim);
 float vf_ref_dot(const float *a, const float *b, size_t dim);
+uint32_t vf_ref_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim);
+uint32_t vf_ref_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim);
 
 /* Distance between a and b under `metric` with the best kernels. For
  * cosine this normalizes on the fly (slow path: the index stores unit

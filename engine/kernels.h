@@ -17,6 +17,9 @@
 
 /* Plain C, float accumulation; always present and always runnable. */
 extern const vf_kernels vf_kernels_scalar;
+/* Its code kernels, which the other tables use until they have their own. */
+uint32_t vf_scalar_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim);
+uint32_t vf_scalar_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim);
 
 #if defined(VF_HAVE_X86_KERNELS)
 /* SSE4.1 (distance_sse.c, built with -msse4.1). */
