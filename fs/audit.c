@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,48 @@
 
 static atomic_int audit_fd = -1;
 static atomic_uint_fast64_t failures;
+/* The log's absolute path, for reopening after a rotation: the daemon
+ * changes to / when it detaches. Written before the session starts. */
+static char audit_path[PATH_MAX];
 
 int fsd_audit_open(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int n;
+    if (path[0] == '/') {
+        n = snprintf(audit_path, sizeof audit_path, "%s", path);
+    } else {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) == NULL)
+            return -errno;
+        n = snprintf(audit_path, sizeof audit_path, "%s/%s", cwd, path);
+    }
+    if (n < 0 || (size_t)n >= sizeof audit_path)
+        return -ENAMETOOLONG;
+    int fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     atomic_store(&audit_fd, fd);
     return 0;
+}
+
+void fsd_audit_reopen(void)
+{
+    int saved = errno;
+    int fd = atomic_load(&audit_fd);
+    if (fd >= 0) {
+        /* dup2 swaps the file under the same descriptor in one step, so a
+         * request thread writing meanwhile writes whole lines to the old
+         * file or the new one. */
+        int nfd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (nfd >= 0) {
+            if (dup3(nfd, fd, O_CLOEXEC) < 0)
+                atomic_fetch_add(&failures, 1);
+            close(nfd);
+        } else {
+            atomic_fetch_add(&failures, 1);
+        }
+    }
+    errno = saved;
 }
 
 void fsd_audit_close(void)

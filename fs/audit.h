@@ -25,6 +25,12 @@
  * errno from open(2). */
 int fsd_audit_open(const char *path);
 
+/* Opens the log's path again in place of the open one, for logrotate:
+ * after a rename of the file, lines go to a new file at the old path.
+ * Async-signal-safe (the SIGHUP handler calls it); a failure keeps the old
+ * file and counts in fsd_audit_failures. Does nothing without a log. */
+void fsd_audit_reopen(void);
+
 /* Closes the audit log; later fsd_audit_log calls do nothing. */
 void fsd_audit_close(void);
 

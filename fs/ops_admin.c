@@ -60,6 +60,37 @@ static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uin
     return c->rc != 0;
 }
 
+/* The text of .vecfs/health: "ok\n" or one line per problem. */
+static int render_health(fsd *d, vc_buf *b)
+{
+    char line[4096];
+    size_t len = 0;
+    int rc = st_store_health(d->store, line, sizeof line, &len);
+    if (rc < 0)
+        return rc;
+    uint64_t lost = fsd_audit_failures();
+    if (lost == 0)
+        return vc_buf_append(b, line, len);
+    /* A lost audit line is a problem to report, not to hide in a log. */
+    if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
+        rc = vc_buf_append(b, line, len);
+    if (rc == 0)
+        rc = vc_buf_printf(b, "audit log: %llu line(s) could not be written\n",
+                           (unsigned long long)lost);
+    return rc;
+}
+
+/* 1 when .vecfs/health says ok, 0 otherwise: the gauge alerts watch. */
+static int health_ok(fsd *d, int *ok)
+{
+    vc_buf h = VC_BUF_INIT;
+    int rc = render_health(d, &h);
+    if (rc == 0)
+        *ok = h.len == 3 && memcmp(h.p, "ok\n", 3) == 0;
+    vc_buf_release(&h);
+    return rc;
+}
+
 /* The Prometheus text of .vecfs/metrics (and GET /metrics). */
 static int render_metrics(fsd *d, vc_buf *b)
 {
@@ -83,6 +114,10 @@ static int render_metrics(fsd *d, vc_buf *b)
             "# HELP vecfs_store_bytes Bytes of DATADIR in use.\n"
             "# TYPE vecfs_store_bytes gauge\n"
             "vecfs_store_bytes %llu\n"
+            "# HELP vecfs_store_max_bytes Bytes DATADIR may grow to: --max-size, or the "
+            "free space of its filesystem plus what it holds.\n"
+            "# TYPE vecfs_store_max_bytes gauge\n"
+            "vecfs_store_max_bytes %llu\n"
             "# HELP vecfs_index_memory_bytes Bytes held by the in-memory indexes.\n"
             "# TYPE vecfs_index_memory_bytes gauge\n"
             "vecfs_index_memory_bytes %llu\n"
@@ -103,9 +138,9 @@ static int render_metrics(fsd *d, vc_buf *b)
             "(found by exact search until the next snapshot relinks them).\n"
             "# TYPE vecfs_vectors_stranded_total counter\n"
             "vecfs_vectors_stranded_total %llu\n",
-            (unsigned long long)m.store_bytes, (unsigned long long)m.index_memory,
-            m.snapshot_age_seconds, (unsigned long long)m.searches_short_total,
-            (unsigned long long)m.vectors_rehomed_total,
+            (unsigned long long)m.store_bytes, (unsigned long long)m.max_bytes,
+            (unsigned long long)m.index_memory, m.snapshot_age_seconds,
+            (unsigned long long)m.searches_short_total, (unsigned long long)m.vectors_rehomed_total,
             (unsigned long long)m.vectors_stranded_total);
     if (rc == 0)
         rc = vc_buf_printf(b,
@@ -118,6 +153,33 @@ static int render_metrics(fsd *d, vc_buf *b)
                            "vecfs_query_bytes %llu\n",
                            (unsigned long long)fsd_audit_failures(),
                            (unsigned long long)fsd_queries_bytes(d->queries));
+    if (rc == 0)
+        rc = vc_buf_printf(
+            b,
+            "# HELP vecfs_deletes_total Vectors deleted since the mount.\n"
+            "# TYPE vecfs_deletes_total counter\n"
+            "vecfs_deletes_total %llu\n"
+            "# HELP vecfs_snapshots_total Index snapshots written since the mount.\n"
+            "# TYPE vecfs_snapshots_total counter\n"
+            "vecfs_snapshots_total %llu\n"
+            "# HELP vecfs_rebuilds_total Indexes rebuilt from the records since the mount.\n"
+            "# TYPE vecfs_rebuilds_total counter\n"
+            "vecfs_rebuilds_total %llu\n"
+            "# HELP vecfs_background_errors_total Background sync and snapshot failures.\n"
+            "# TYPE vecfs_background_errors_total counter\n"
+            "vecfs_background_errors_total %llu\n",
+            (unsigned long long)m.deletes_total, (unsigned long long)m.snapshots_total,
+            (unsigned long long)m.rebuilds_total, (unsigned long long)m.errors_total);
+    int ok = 0;
+    if (rc == 0)
+        rc = health_ok(d, &ok);
+    if (rc == 0)
+        rc = vc_buf_printf(b,
+                           "# HELP vecfs_health_ok 1 when .vecfs/health says ok, 0 when it "
+                           "names a problem.\n"
+                           "# TYPE vecfs_health_ok gauge\n"
+                           "vecfs_health_ok %d\n",
+                           ok);
     return rc;
 }
 
@@ -218,23 +280,8 @@ static int render_stats(fsd *d, vc_buf *b)
 int fsd_admin_render(fsd *d, fsd_kind kind, vc_buf *b)
 {
     switch (kind) {
-    case FSD_K_ADMIN_HEALTH: {
-        char line[4096];
-        size_t len = 0;
-        int rc = st_store_health(d->store, line, sizeof line, &len);
-        if (rc < 0)
-            return rc;
-        uint64_t lost = fsd_audit_failures();
-        if (lost == 0)
-            return vc_buf_append(b, line, len);
-        /* A lost audit line is a problem to report, not to hide in a log. */
-        if (!(len == 3 && memcmp(line, "ok\n", 3) == 0))
-            rc = vc_buf_append(b, line, len);
-        if (rc == 0)
-            rc = vc_buf_printf(b, "audit log: %llu line(s) could not be written\n",
-                               (unsigned long long)lost);
-        return rc;
-    }
+    case FSD_K_ADMIN_HEALTH:
+        return render_health(d, b);
     case FSD_K_ADMIN_METRICS:
         return render_metrics(d, b);
     case FSD_K_ADMIN_STATS:

@@ -75,6 +75,12 @@ static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
     return rc;
 }
 
+static void reopen_audit_log(int sig)
+{
+    (void)sig;
+    fsd_audit_reopen();
+}
+
 int fsd_serve(fsd_cli *cli, int report_fd)
 {
     char msg[512] = "";
@@ -126,16 +132,20 @@ int fsd_serve(fsd_cli *cli, int report_fd)
     }
     d->se = se;
     /* A shell starts background jobs with SIGINT ignored and libfuse keeps
-     * an ignored signal ignored; vecfs promises a clean unmount on SIGINT,
-     * SIGTERM and SIGHUP however it was started. */
+     * an ignored signal ignored; vecfs promises a clean unmount on SIGINT
+     * and SIGTERM however it was started. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
     if (fuse_set_signal_handlers(se) != 0) {
         snprintf(msg, sizeof msg, "cannot install signal handlers");
         goto out;
     }
     handlers = true;
+    /* SIGHUP reopens the audit log after logrotate moved it, as syslog
+     * daemons do, instead of libfuse's unmount. */
+    struct sigaction hup = {.sa_handler = reopen_audit_log, .sa_flags = SA_RESTART};
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     fuse_last_error[0] = '\0';
     if (fuse_session_mount(se, cli->mountpoint) != 0) {
         snprintf(msg, sizeof msg, "cannot mount on %s: %s", cli->mountpoint,
@@ -176,14 +186,16 @@ int fsd_serve(fsd_cli *cli, int report_fd)
         fuse_loop_cfg_set_clone_fd(lc, 0);
         rc = fuse_session_loop_mt(se, lc);
     }
-    code = rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : 1;
+    code = rc == 0 || rc == SIGINT || rc == SIGTERM ? 0 : 1;
     fsd_log(FSD_LOG_INFO, "unmounting %s", cli->mountpoint);
 out:
     fsd_http_set_ready(http, false);
     if (mounted)
         fuse_session_unmount(se);
-    if (handlers)
+    if (handlers) {
         fuse_remove_signal_handlers(se);
+        signal(SIGHUP, SIG_IGN); /* the audit log closes below */
+    }
     if (se != NULL)
         fuse_session_destroy(se);
     fuse_loop_cfg_destroy(lc);

@@ -9,6 +9,9 @@ pkgs=(
   libjansson-dev libmicrohttpd-dev libdouble-conversion-dev
   libhnswlib-dev libfaiss-dev
   attr rsync tar python3 curl ca-certificates
+  # The operator's kit (contrib/) is checked by the tools that read it:
+  # promtool (prometheus), systemd-analyze (systemd), logrotate.
+  prometheus systemd logrotate
   # RADOS mode (issue 10): librados to build against, and the daemons of the
   # throwaway local cluster that scripts/ceph-cluster.sh starts for the tests.
   ceph-mon ceph-mgr ceph-osd ceph-common librados-dev uuid-runtime

@@ -369,6 +369,9 @@ def test_audit_failures_reported(t):
             health = f.read()
         if "audit log" not in health or health == "ok\n":
             raise AssertionError("health with lost audit lines: %r" % health)
+        with open(os.path.join(m, ".vecfs", "metrics")) as f:
+            if "\nvecfs_health_ok 0\n" not in f.read():
+                raise AssertionError("metrics do not say health is not ok")
     finally:
         stop(p, m)
 
@@ -461,11 +464,14 @@ TESTS = [test_cli_errors, test_signals_keep_data, test_dead_mount_cleared, test_
          test_audit_failures_reported, test_metrics_endpoint, test_backup_restore_check]
 
 
-def main():
+def main(tests=None, doc=__doc__):
+    """Runs tests (default: this file's TESTS) with the command line's
+    vecfs; other suites (operator_kit.py) reuse it with their own list."""
     global VECFS, TMP
+    tests = TESTS if tests is None else tests
     args = sys.argv[1:]
     if not args:
-        print(__doc__)
+        print(doc)
         return 2
     VECFS = os.path.realpath(args[0])
     only = args[args.index("-k") + 1] if "-k" in args else None
@@ -476,7 +482,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     passed = failed = 0
     try:
-        for test in TESTS:
+        for test in tests:
             if only and only not in test.__name__:
                 continue
             t = os.path.join(TMP, test.__name__)
