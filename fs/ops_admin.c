@@ -167,9 +167,14 @@ static int render_metrics(fsd *d, vc_buf *b)
             "vecfs_rebuilds_total %llu\n"
             "# HELP vecfs_background_errors_total Background sync and snapshot failures.\n"
             "# TYPE vecfs_background_errors_total counter\n"
-            "vecfs_background_errors_total %llu\n",
+            "vecfs_background_errors_total %llu\n"
+            "# HELP vecfs_stale_readers_cleared_total LMDB reader slots of processes that "
+            "died inside a read, cleared.\n"
+            "# TYPE vecfs_stale_readers_cleared_total counter\n"
+            "vecfs_stale_readers_cleared_total %llu\n",
             (unsigned long long)m.deletes_total, (unsigned long long)m.snapshots_total,
-            (unsigned long long)m.rebuilds_total, (unsigned long long)m.errors_total);
+            (unsigned long long)m.rebuilds_total, (unsigned long long)m.errors_total,
+            (unsigned long long)m.stale_readers_total);
     int ok = 0;
     if (rc == 0)
         rc = health_ok(d, &ok);

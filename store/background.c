@@ -2,7 +2,8 @@
  * background.c — the background thread of an open store: it fills the
  * collections' name tables (name_cache.c) first, then syncs LMDB every
  * sync_interval_ms, auto-tunes ef_search and writes due snapshots (a
- * read-only store only fills name tables). st_store_sync is the same sync
+ * read-only store only fills name tables), and once a minute frees the
+ * reader slots of dead processes (readers.c). st_store_sync is the same sync
  * on demand.
  *
  * States of the thread
@@ -122,12 +123,16 @@ static bool bg_names(st_store *st)
     return pending;
 }
 
+/* How often dead processes' reader slots are looked for (readers.c). */
+#define READERS_CHECK_SECONDS 60.0
+
 /* The thread: a round every min(sync_interval_ms, 200 ms) until stopped. */
 static void *bg_main(void *arg)
 {
     st_store *st = arg;
-    struct timespec last_sync;
+    struct timespec last_sync, last_readers;
     st_mono_now(&last_sync);
+    last_readers = last_sync;
     bool names_pending = true;
     pthread_mutex_lock(&st->bg_mu);
     while (!st->bg_stop) {
@@ -154,6 +159,10 @@ static void *bg_main(void *arg)
             if (env_sync(st, false) != 0)
                 atomic_fetch_add(&st->errors, 1);
             bg_snapshots(st);
+        }
+        if (st_ts_diff(&now, &last_readers) >= READERS_CHECK_SECONDS) {
+            last_readers = now;
+            st_readers_clear(st);
         }
         pthread_mutex_lock(&st->bg_mu);
     }

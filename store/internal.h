@@ -405,6 +405,7 @@ struct st_store {
     char health[1024];
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
+    _Atomic uint64_t stale_readers; /* reader slots of dead processes cleared */
     _Atomic bool unsynced;
     double open_seconds;
     bool no_index; /* st_check: open without loading indexes */
@@ -446,6 +447,15 @@ int st_txn_commit(st_store *st, MDB_txn *txn);
 int st_txn_write(st_store *st, MDB_txn **out);
 /* Begins a read txn (never waits for a writer). */
 int st_txn_read(st_store *st, MDB_txn **out);
+
+/* ------------------------------------------------------------------ */
+/* Level 1. readers.c: reader slots of dead processes                 */
+/* ------------------------------------------------------------------ */
+
+/* Frees the LMDB reader slots of processes that died inside a read
+ * transaction (they pin old pages), counts them in st->stale_readers and
+ * logs a warning; a failure to check is logged too. */
+void st_readers_clear(st_store *st);
 
 /* ------------------------------------------------------------------ */
 /* Level 0. space.c: the max_size bound                               */

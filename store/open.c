@@ -277,6 +277,7 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
             st_errbuf_set(opt, "%s: cannot open the LMDB environment: %s", st->dir, strerror(-rc));
         goto out;
     }
+    st_readers_clear(st);
     MDB_txn *txn = NULL;
     rc = st->opt.read_only ? st_txn_read(st, &txn)
                            : st_mdb_err(mdb_txn_begin(st->env, NULL, 0, &txn));

@@ -13,7 +13,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,6 +65,75 @@ static st_store *open_store(const char *dir, const st_options *o)
         fprintf(stderr, "open %s: %s\n", dir, strerror(-rc));
     assert_int_equal(rc, 0);
     return st;
+}
+
+/* A raw LMDB reader of dir in a child process: holds the environment open
+ * (and with `in_read`, a read transaction), says so on `ready`, then waits
+ * until the parent closes its end of `hold` (hold NULL: kills itself
+ * inside the read). */
+static pid_t lmdb_reader_child(const char *dir, bool in_read, int ready, const int *hold)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0)
+        return pid;
+    if (hold != NULL)
+        close(hold[1]); /* else the read below never sees the end */
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+        mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+        (in_read && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+        _exit(2);
+    char c = 1;
+    if (write(ready, &c, 1) != 1)
+        _exit(3);
+    if (hold == NULL)
+        raise(SIGKILL);
+    while (read(hold[0], &c, 1) > 0)
+        ;
+    _exit(0);
+}
+
+/* A process killed inside a read transaction (a `vecfs backup` killed with
+ * -9) leaves a reader slot that pins old pages while any other process
+ * keeps the environment open; the store frees it when it opens. */
+static void test_stale_readers_cleared(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store_close(open_store(dir, &o));
+    int ready[2], hold[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    pid_t holder = lmdb_reader_child(dir, false, ready[1], hold);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    pid_t dead = lmdb_reader_child(dir, true, ready[1], NULL);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    int status = 0;
+    assert_int_equal(waitpid(dead, &status, 0), dead);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    st_store *st = open_store(dir, &o);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.stale_readers_total, 1);
+    /* The table has no dead slot left: a second check finds none. */
+    st_readers_clear(st);
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.stale_readers_total, 1);
+    st_store_close(st);
+
+    close(hold[1]);
+    assert_int_equal(waitpid(holder, &status, 0), holder);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(hold[0]);
+    close(ready[0]);
+    close(ready[1]);
+    tu_rmdir(dir);
 }
 
 static void make_coll(st_store *st, const char *name, vf_metric metric, uint32_t dim)
@@ -1918,7 +1989,12 @@ int main(void)
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_snapshot_rebuild),
         cmocka_unit_test(test_reopen_snapshot),
+        cmocka_unit_test(test_stale_readers_cleared),
         cmocka_unit_test(test_names),
     };
+    /* VECFS_TEST_ONLY=PATTERN runs the tests whose names match (cmocka's
+     * wildcards), for working on one. */
+    if (getenv("VECFS_TEST_ONLY"))
+        cmocka_set_test_filter(getenv("VECFS_TEST_ONLY"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
