@@ -8,7 +8,9 @@
  *      added by st_health_set and removed, once fixed, by st_health_clear
  *      with its prefix ("sync failed").
  *   2. Nothing here blocks on I/O other than the log sink: st_store_health
- *      copies the text under health_mu and formats outside it.
+ *      copies the text under health_mu and formats outside it, then adds
+ *      the space state (space.c: a statvfs and, near a bound, a read of
+ *      LMDB's free list; neither waits for writers).
  *
  * Lock: st->health_mu protects st->health; it is the innermost lock of the
  * store (taken with c->mu held, never the other way round).
@@ -82,10 +84,16 @@ int st_store_health(st_store *st, char *buf, size_t cap, size_t *len_out)
 {
     if (!st || (!buf && cap))
         return -EINVAL;
-    char tmp[sizeof(st->health)];
+    char tmp[sizeof(st->health) + 256];
     pthread_mutex_lock(&st->health_mu);
-    memcpy(tmp, st->health, sizeof(tmp));
+    memcpy(tmp, st->health, sizeof(st->health));
     pthread_mutex_unlock(&st->health_mu);
+    /* Fullness is a state, looked at now: it clears itself when space
+     * returns. */
+    if (!st->opt.read_only) {
+        size_t used = strlen(tmp);
+        st_space_problem(st, tmp + used, sizeof(tmp) - used);
+    }
     int bad = tmp[0] != 0;
     if (!bad)
         snprintf(tmp, sizeof(tmp), "ok\n");

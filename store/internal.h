@@ -412,7 +412,7 @@ struct st_store {
 };
 
 /* ------------------------------------------------------------------ */
-/* Level 0. health.c: log, health lines, open errors                  */
+/* Level 1. health.c: log, health lines, open errors                  */
 /* ------------------------------------------------------------------ */
 
 /* Writes a log line (printf-style) at level. */
@@ -466,6 +466,10 @@ uint64_t st_space_map_size(uint64_t max_size);
 /* -ENOSPC when `need` more bytes would take the store past max_size
  * (pages on LMDB's free list count as available). 0 without a bound. */
 int st_space_check(st_store *st, MDB_txn *txn, uint64_t need);
+/* A health line (ending in a newline) when the store is full now: at its
+ * max_size bound, or, unbounded, with its filesystem (nearly) out of
+ * space; else an empty string. */
+void st_space_problem(st_store *st, char *line, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* Level 2. format.c: FORMAT, KEYCHECK and counter records            */

@@ -10,14 +10,25 @@
  *      open halves it while the kernel refuses that much.
  *   3. st_space_check never blocks on writers: it reads LMDB's free list
  *      through a read transaction of its own.
+ *   4. st_space_problem reports the state now, not a past failure: its line
+ *      is gone as soon as space returns (a delete, a raised bound, freed
+ *      disk), with no remount.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "internal.h"
 
 #define UNBOUNDED_MAP ((uint64_t)1 << 40) /* 1 TiB of address space, sparse on disk */
 #define MIN_MAP ((uint64_t)1 << 20)
+/* A write of one small vector: under this much room the store is full. */
+#define SPACE_SMALLEST_WRITE 4096u
+/* Free bytes on DATADIR's filesystem under which an unbounded store
+ * reports itself full: a commit writes a few pages per tree it changes
+ * plus the meta page, and a snapshot needs more. */
+#define SPACE_DISK_LOW ((uint64_t)1 << 20)
 
 /* The room above max_size that LMDB gets (invariant 1). */
 static uint64_t space_reserve(uint64_t max_size)
@@ -32,31 +43,18 @@ uint64_t st_space_map_size(uint64_t max_size)
     return map < MIN_MAP ? MIN_MAP : map;
 }
 
-int st_space_check(st_store *st, MDB_txn *txn, uint64_t need)
+/* Pages on LMDB's free list, read through a read txn (LMDB refuses a
+ * cursor on it in a write txn; the list as of the last commit is close
+ * enough for a bound). UINT64_MAX when it cannot be read. */
+static uint64_t free_list_pages(st_store *st)
 {
-    (void)txn;
-    if (!st->opt.max_size)
-        return 0;
-    MDB_envinfo info;
-    MDB_stat ms;
-    mdb_env_info(st->env, &info);
-    mdb_env_stat(st->env, &ms);
-    uint64_t psize = ms.ms_psize;
-    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * psize;
-    /* Copy-on-write touches a few pages per tree level besides the data. */
-    need += 16 * psize;
-    if (used + need <= st->opt.max_size)
-        return 0;
-    /* Near the bound: subtract the pages on LMDB's free list, read through
-     * a read txn (LMDB refuses a cursor on it in a write txn; the list as of
-     * the last commit is close enough for a bound). */
     MDB_txn *rtxn;
     MDB_cursor *cur;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn) != 0)
-        return -ENOSPC;
+        return UINT64_MAX;
     if (mdb_cursor_open(rtxn, 0, &cur) != 0) {
         mdb_txn_abort(rtxn);
-        return -ENOSPC;
+        return UINT64_MAX;
     }
     MDB_val k, v;
     uint64_t free_pages = 0;
@@ -71,6 +69,61 @@ int st_space_check(st_store *st, MDB_txn *txn, uint64_t need)
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(rtxn);
-    uint64_t in_use = used > free_pages * psize ? used - free_pages * psize : 0;
-    return in_use + need <= st->opt.max_size ? 0 : -ENOSPC;
+    return free_pages;
+}
+
+/* Whether `need` more bytes fit under max_size; *in_use gets the bytes
+ * held when it had to look at the free list (else the pages up to the
+ * last one). */
+static bool fits(st_store *st, uint64_t need, uint64_t *in_use)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &ms);
+    uint64_t psize = ms.ms_psize;
+    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * psize;
+    /* Copy-on-write touches a few pages per tree level besides the data. */
+    need += 16 * psize;
+    *in_use = used;
+    if (used + need <= st->opt.max_size)
+        return true;
+    /* Near the bound: pages on the free list are room too. */
+    uint64_t free_pages = free_list_pages(st);
+    if (free_pages == UINT64_MAX)
+        return false;
+    *in_use = used > free_pages * psize ? used - free_pages * psize : 0;
+    return *in_use + need <= st->opt.max_size;
+}
+
+int st_space_check(st_store *st, MDB_txn *txn, uint64_t need)
+{
+    (void)txn;
+    uint64_t in_use;
+    if (!st->opt.max_size || fits(st, need, &in_use))
+        return 0;
+    return -ENOSPC;
+}
+
+void st_space_problem(st_store *st, char *line, size_t cap)
+{
+    line[0] = '\0';
+    uint64_t in_use;
+    if (st->opt.max_size) {
+        if (!fits(st, SPACE_SMALLEST_WRITE, &in_use))
+            snprintf(line, cap,
+                     "store full: %llu of %llu bytes (--max-size) in use; writes fail with ENOSPC "
+                     "until vectors are deleted or the bound is raised\n",
+                     (unsigned long long)in_use, (unsigned long long)st->opt.max_size);
+        return;
+    }
+    struct statvfs vfs;
+    if (statvfs(st->dir, &vfs) != 0)
+        return;
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (avail < SPACE_DISK_LOW)
+        snprintf(line, cap,
+                 "disk full: %llu bytes free on the filesystem of %s; writes that need new "
+                 "pages fail with ENOSPC until space is freed\n",
+                 (unsigned long long)avail, st->dir);
 }
