@@ -7,8 +7,13 @@
  *      `check` exits 1 when it finds damage, 2 when it cannot run.
  *   2. check and backup open the store read-only; restore writes only into
  *      an empty DATADIR and checks what it restored.
+ *   3. Progress goes to stderr (progress.h): live on a terminal, else a
+ *      line per tenth of work that runs longer than two seconds.
  */
 #include "fsd.h"
+
+#include "copy_watch.h"
+#include "progress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -122,7 +127,12 @@ int fsd_cmd_check(int argc, char **argv)
     char *report = NULL;
     size_t report_len = 0;
     FILE *out = open_memstream(&report, &report_len);
+    fsd_progress progress;
+    fsd_progress_init(&progress, "check", "vectors");
+    o.progress = fsd_progress_report;
+    o.progress_ctx = &progress;
     int rc = out == NULL ? -ENOMEM : st_check(argv[1], &o, out);
+    fsd_progress_end(&progress);
     st_key_free(key, klen);
     if (out != NULL)
         fclose(out);
@@ -221,7 +231,16 @@ int fsd_cmd_backup(int argc, char **argv)
         fprintf(stderr, "vecfs: backup: %s\n", msg);
         goto out;
     }
+    st_metrics m = {0};
+    (void)st_store_metrics(st, &m); /* the size estimate; none is fine */
+    char data[PATH_MAX + 16];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    fsd_progress progress;
+    fsd_progress_init(&progress, "backup", "bytes");
+    fsd_copy_watch watch;
+    fsd_copy_watch_start(&watch, data, m.store_bytes, &progress);
     rc = st_store_backup(st, dir);
+    fsd_copy_watch_stop(&watch, rc == 0);
     st_store_close(st);
     if (rc < 0) {
         fprintf(stderr, "vecfs: backup to %s: %s\n", dir, strerror(-rc));
@@ -264,6 +283,18 @@ int fsd_cmd_restore(int argc, char **argv)
         fprintf(stderr, "vecfs: restore: DATADIR %s is not empty\n", datadir);
         return 1;
     }
+    /* What the copy will write: the backup's data.mdb, or about the tar. */
+    char from[PATH_MAX + 16], data[PATH_MAX + 16];
+    struct stat fs = bs;
+    snprintf(from, sizeof from, "%s/data.mdb", backup);
+    if (S_ISDIR(bs.st_mode) && stat(from, &fs) < 0)
+        fs.st_size = 0;
+    snprintf(data, sizeof data, "%s/data.mdb", datadir);
+    fsd_progress progress;
+    fsd_progress_init(&progress, "restore", "bytes");
+    fsd_copy_watch watch;
+    fsd_copy_watch_start(&watch, data, (uint64_t)fs.st_size, &progress);
+    int copied;
     if (S_ISDIR(bs.st_mode)) {
         char src[PATH_MAX];
         if (snprintf(src, sizeof src, "%s/.", backup) >= (int)sizeof src) {
@@ -271,13 +302,14 @@ int fsd_cmd_restore(int argc, char **argv)
             return 1;
         }
         char *const args[] = {"cp", "-a", src, (char *)datadir, NULL};
-        if (run_tool(args) < 0)
-            return 1;
+        copied = run_tool(args);
     } else {
         char *const args[] = {"tar", "-xf", (char *)backup, "-C", (char *)datadir, NULL};
-        if (run_tool(args) < 0)
-            return 1;
+        copied = run_tool(args);
     }
+    fsd_copy_watch_stop(&watch, copied == 0);
+    if (copied < 0)
+        return 1;
     /* Verify what was restored opens and is consistent. */
     char msg[512] = "";
     st_options o;
@@ -289,7 +321,11 @@ int fsd_cmd_restore(int argc, char **argv)
         (void)ro_options(NULL, &o, msg, sizeof msg, &key, &klen);
     }
     FILE *devnull = fopen("/dev/null", "w");
+    fsd_progress_init(&progress, "restore", "vectors");
+    o.progress = fsd_progress_report;
+    o.progress_ctx = &progress;
     int rc = st_check(datadir, &o, devnull);
+    fsd_progress_end(&progress);
     if (devnull != NULL)
         fclose(devnull);
     st_key_free(key, klen);

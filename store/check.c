@@ -60,9 +60,10 @@ typedef struct checker {
     MDB_txn *txn;
     FILE *out;
     uint64_t problems;
-    vc_buf s1;        /* decrypted body of the record a walk is on */
-    vc_buf s2;        /* decrypted body of the record a lookup found */
-    const char *coll; /* names the collection in report lines */
+    vc_buf s1;            /* decrypted body of the record a walk is on */
+    vc_buf s2;            /* decrypted body of the record a lookup found */
+    const char *coll;     /* names the collection in report lines */
+    st_progress progress; /* over the vector records of every collection */
 } checker;
 
 /* Writes one report line about the current collection (if there is a
@@ -365,6 +366,7 @@ static int pass_vectors(checker *ck, const st_coll_rec *rec, tally *t)
         }
         t->vecs++;
         t->bytes += r.size;
+        st_progress_add(&ck->progress, 1);
         rc = vector_partners(ck, rec, &r, nk, nkl);
         if (rc)
             break;
@@ -744,7 +746,11 @@ int st_check(const char *datadir, const st_options *opt, FILE *report)
     uint64_t ncoll = 0;
     rc = st_txn_read(st, &ck.txn);
     if (rc == 0) {
+        MDB_stat vecs = {0};
+        mdb_stat(ck.txn, st->db[ST_DB_VECS], &vecs);
+        st_progress_start(&ck.progress, &o, "checking", vecs.ms_entries);
         ncoll = check_colls(&ck);
+        st_progress_end(&ck.progress);
         mdb_txn_abort(ck.txn);
     }
     vc_buf_release(&ck.s1);

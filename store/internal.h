@@ -449,6 +449,25 @@ int st_txn_write(st_store *st, MDB_txn **out);
 int st_txn_read(st_store *st, MDB_txn **out);
 
 /* ------------------------------------------------------------------ */
+/* Level 0. progress.c: reports of long work                          */
+/* ------------------------------------------------------------------ */
+
+/* One piece of long work reporting through st_options.progress. */
+typedef struct st_progress {
+    void (*fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+    void *ctx;
+    const char *what;
+    uint64_t total, done, step, next;
+} st_progress;
+
+/* Starts p (reports 0 of total). what must outlive p. */
+void st_progress_start(st_progress *p, const st_options *o, const char *what, uint64_t total);
+/* Counts n more items done (reports every 1/200 of total or so). */
+void st_progress_add(st_progress *p, uint64_t n);
+/* Reports total of total. */
+void st_progress_end(st_progress *p);
+
+/* ------------------------------------------------------------------ */
 /* Level 1. readers.c: reader slots of dead processes                 */
 /* ------------------------------------------------------------------ */
 

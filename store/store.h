@@ -197,6 +197,13 @@ typedef struct st_options {
      * this build reads 1", ...), NUL-terminated, truncated to errbuf_len. */
     char *errbuf;
     size_t errbuf_len;
+    /* If not NULL, long work reports how far it got: st_check ("checking",
+     * vector records) and index rebuilds at open ("rebuilding <coll>",
+     * vectors). Called from the working thread, with done rising from 0 to
+     * total (total may be an estimate), at most a few hundred times per
+     * piece of work and always once with done == total at its end. */
+    void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
+    void *progress_ctx;
 } st_options;
 
 /* Fills o with the defaults (no key, no size bound, safe sync every

@@ -16,6 +16,7 @@ not available.
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -443,9 +444,21 @@ def test_backup_restore_check(t):
         # Hot backups while mounted, into a directory and into a tar file.
         eq(run(["backup", d, os.path.join(t, "bk")]).returncode, 0, "backup to a directory")
         eq(run(["backup", d, os.path.join(t, "bk.tar")]).returncode, 0, "backup to a tar file")
-        eq(run(["check", d]).returncode, 0, "check while mounted")
+        r = run(["check", d])
+        eq(r.returncode, 0, "check while mounted")
+        # Off a terminal, short work prints no progress lines.
+        eq(r.stderr, "", "stderr of a quick check off a terminal")
     finally:
         stop(p, m)
+    # On a terminal (script(1) gives it one) check shows its progress on
+    # one line rewritten in place, ending at all of the vectors.
+    r = subprocess.run(["script", "-qec", "%s check %s >/dev/null" % (VECFS, d), "/dev/null"],
+                       capture_output=True, timeout=60)
+    eq(r.returncode, 0, "check under script(1): %r" % r.stdout)
+    # Bytes: text mode would turn the carriage returns into newlines.
+    shown = [s.strip("\x1b[K\n") for s in r.stdout.decode().split("\r") if s.strip()]
+    if not re.fullmatch(r"vecfs check: checking 100% \(20 of 20 vectors, \d+/s\)", shown[-1]):
+        raise AssertionError("the last progress line: %r" % shown)
     one_error_line(run(["restore", os.path.join(t, "bk"), d]), "restore into a non-empty DATADIR")
     for src, name in ((os.path.join(t, "bk"), "r1"), (os.path.join(t, "bk.tar"), "r2")):
         rd = os.path.join(t, name)
