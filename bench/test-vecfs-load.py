@@ -5,7 +5,8 @@ Usage: bench/test-vecfs-load.py PATH/TO/vecfs-load PATH/TO/vecfs
 
 1. The record comparison finds each kind of damage: on a plain directory
    made to differ from a record in known ways, verify() counts exactly one
-   lost, changed (content and tag), resurrected and unexpected name.
+   lost, changed (content and tag), resurrected and unexpected name; and
+   a query result that is malformed or not nearest first is an error.
 2. A short run (3 readers, 2 writers, 3 s, a hot backup) on a small random
    collection through a real mount exits 0, and its JSON shows work of
    every kind and zero errors, short results, lost, changed, resurrected
@@ -35,7 +36,7 @@ def load_module(path):
     return mod
 
 
-def check_verify(mod, tmp):
+def check_checkers(mod, tmp):
     d = os.path.join(tmp, "tree")
     os.mkdir(d)
     files = {"same": b"A", "edited": b"B", "retagged": b"C", "back": b"D", "stray": b"E"}
@@ -56,6 +57,15 @@ def check_verify(mod, tmp):
     assert got == want, (got, want, res["examples"])
     print("verify: finds lost, changed, resurrected, unexpected (%s)" % res["examples"])
 
+    assert mod.checked_hits(mod.text_hits(b"a\t0.25\nb\t0.25\nc\t1.5\n")) == 3
+    for bad in (b"a\t0.5\nb\t0.25\n", b"a\t0.25", b"\t0.25\n", b"a\tx\n"):
+        try:
+            mod.checked_hits(mod.text_hits(bad))
+        except ValueError:
+            continue
+        raise AssertionError("result %r passed the result check" % bad)
+    print("results: a malformed or unsorted result is an error")
+
 
 def no_leftovers(workdir):
     left = os.listdir(workdir)
@@ -71,7 +81,7 @@ def main():
         return 77
     tmp = tempfile.mkdtemp(prefix="test-vecfs-load-")
     try:
-        check_verify(load_module(load), tmp)
+        check_checkers(load_module(load), tmp)
 
         work = os.path.join(tmp, "work")
         os.mkdir(work)
