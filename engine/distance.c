@@ -7,7 +7,7 @@
  *   once (pthread_once). On x86 it asks the CPU (__builtin_cpu_supports,
  *   which also checks that the OS saves the wider registers) and prefers
  *   avx512+vnni (the avx512 set plus avx512vnni: the AVX-512 float kernels
- *   with vpdpbusd code kernels), then avx512 (avx512f + avx512dq +
+ *   with VNNI code kernels), then avx512 (avx512f + avx512dq +
  *   avx512bw), then avx2 (avx2 + fma), then sse4.1, then scalar. A CPU with
  *   AVX-512 but no VNNI never gets the VNNI table. On aarch64 NEON is
  *   always present. Elsewhere: scalar.

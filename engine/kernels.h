@@ -30,7 +30,8 @@ extern const vf_kernels vf_kernels_avx512;
 float vf_avx512_l2sq(const float *a, const float *b, size_t dim);
 float vf_avx512_dot(const float *a, const float *b, size_t dim);
 /* AVX-512 with VNNI (distance_avx512_vnni.c, built with -mavx512vnni too):
- * the AVX-512 float kernels and vpdpbusd code kernels. */
+ * the AVX-512 float kernels and VNNI code kernels (vpdpbusd dot, vpdpwssd
+ * l2). */
 extern const vf_kernels vf_kernels_avx512_vnni;
 #endif
 
