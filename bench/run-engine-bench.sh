@@ -8,7 +8,9 @@
 #   SET       words (331,479 x 100, cosine), mnist (9,000 x 784, l2),
 #             words50k (50,000 x 100, cosine: a quick check), dups (the
 #             generated duplicate-heavy set of --duplicates 50: 20,000 x 8,
-#             l2, half the rows copies of 13 vectors). Default:
+#             l2, half the rows copies of 13 vectors), mnist784 (60,000 x
+#             784, l2: the full MNIST), synth384 (100,000 x 384, cosine,
+#             SYNTHETIC: see scripts/fetch-data.sh). Default:
 #             words mnist dups.
 # Data comes from scripts/fetch-data.sh (DATADIR: $VECFS_DATA or
 # <repo>/data); dups needs none. For each set the table goes to stdout and to
@@ -16,7 +18,8 @@
 #
 # Parameters: M 16, single-thread search (--threads 1), k 10.
 #   words: efConstruction 100, as DATA.md's reference hnswlib figures;
-#   mnist, dups: efConstruction 200, as DATA.md's MNIST reference.
+#   mnist, mnist784, dups: efConstruction 200, as DATA.md's MNIST reference;
+#   synth384: efConstruction 100, as words.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,13 +32,13 @@ die() {
     exit 1
 }
 usage() {
-    echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k|dups ...]" >&2
+    echo "usage: bench/run-engine-bench.sh [-B BUILDDIR] [words|mnist|words50k|dups|mnist784|synth384 ...]" >&2
 }
 
 # shellcheck source=../scripts/set-args.sh
 . "$repo/scripts/set-args.sh"
 opt_value=$build
-parse_set_args run-engine-bench -B "words mnist words50k dups" "$@"
+parse_set_args run-engine-bench -B "words mnist words50k dups mnist784 synth384" "$@"
 build=$opt_value
 [ ${#sets[@]} -gt 0 ] || sets=(words mnist dups)
 
@@ -71,6 +74,14 @@ for set in "${sets[@]}"; do
     mnist)
         args=(--base "$datadir/mnist-base.fvecs" --queries "$datadir/mnist-queries.fvecs"
             --metric l2 --efc 200 --ef 10,20,40,80,160,320)
+        ;;
+    mnist784)
+        args=(--base "$datadir/mnist784-base.fvecs" --queries "$datadir/mnist784-queries.fvecs"
+            --metric l2 --efc 200 --ef 10,20,40,80,160,320)
+        ;;
+    synth384)
+        args=(--base "$datadir/synth384-base.fvecs" --queries "$datadir/synth384-queries.fvecs"
+            --metric cosine --efc 100 --ef 10,20,40,64,80,120,160,320)
         ;;
     dups)
         args=(--duplicates 50 --metric l2 --efc 200 --ef 10,20,40,80,160,320)

@@ -6,10 +6,14 @@
  *   The first call to vf_kernels_best() or vf_kernels_for() runs detect()
  *   once (pthread_once). On x86 it asks the CPU (__builtin_cpu_supports,
  *   which also checks that the OS saves the wider registers) and prefers
- *   avx512 (avx512f + avx512dq), then avx2 (avx2 + fma), then sse4.1, then
- *   scalar. On aarch64 NEON is always present. Elsewhere: scalar.
+ *   avx512+vnni (the avx512 set plus avx512vnni: the AVX-512 float kernels
+ *   with VNNI code kernels), then avx512 (avx512f + avx512dq +
+ *   avx512bw), then avx2 (avx2 + fma), then sse4.1, then scalar. A CPU with
+ *   AVX-512 but no VNNI never gets the VNNI table. On aarch64 NEON is
+ *   always present. Elsewhere: scalar.
  *
- *   The environment variable VECFS_KERNEL=scalar|sse4.1|avx2|avx512|neon,
+ *   The environment variable
+ *   VECFS_KERNEL=scalar|sse4.1|avx2|avx512|avx512+vnni|neon,
  *   read once during detection, forces vf_kernels_best() to that table so
  *   that benchmarks can compare instruction sets. A name this binary or
  *   CPU cannot run is ignored and the best table is used. It does not
@@ -48,15 +52,19 @@ static void detect(void)
         usable[VF_ISA_SSE] = &vf_kernels_sse;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         usable[VF_ISA_AVX2] = &vf_kernels_avx2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw")) {
         usable[VF_ISA_AVX512] = &vf_kernels_avx512;
+        if (__builtin_cpu_supports("avx512vnni"))
+            usable[VF_ISA_AVX512_VNNI] = &vf_kernels_avx512_vnni;
+    }
 #endif
 #if defined(VF_HAVE_NEON_KERNELS) && defined(__aarch64__)
     usable[VF_ISA_NEON] = &vf_kernels_neon;
 #endif
     /* Preference order: widest first. */
-    static const vf_isa order[] = {VF_ISA_AVX512, VF_ISA_AVX2, VF_ISA_NEON, VF_ISA_SSE,
-                                   VF_ISA_SCALAR};
+    static const vf_isa order[] = {VF_ISA_AVX512_VNNI, VF_ISA_AVX512, VF_ISA_AVX2,
+                                   VF_ISA_NEON,        VF_ISA_SSE,    VF_ISA_SCALAR};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         if (usable[order[i]] != NULL) {
             best = usable[order[i]];

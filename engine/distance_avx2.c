@@ -11,15 +11,19 @@
  *      per iteration) so that four FMAs are in flight.
  *   3. The result is the sum of the same products as the reference, only
  *      in a different order: it differs from vf_ref_* by rounding alone.
+ *   4. The code kernels are code_sse2.h's scheme on 32 bytes (its notes on
+ *      exactness and on the masked last step hold lane for lane); a dim
+ *      below 32 goes to its 16-byte kernels.
  */
 #include <simde/x86/avx2.h>
 #include <simde/x86/fma.h>
 #include <simde/x86/sse3.h>
 
+#include "code_sse2.h"
 #include "kernels.h"
 
 /* The sum of v's 8 lanes. */
-static inline float hsum256(simde__m256 v)
+static VF_KERNEL_INLINE float hsum256(simde__m256 v)
 {
     simde__m128 q =
         simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
@@ -120,11 +124,75 @@ static float avx2_dot(const float *a, const float *b, size_t dim)
     return s;
 }
 
+/* The sum of v's eight 32-bit lanes, modulo 2^32. */
+static VF_KERNEL_INLINE uint32_t hsum256_u32(simde__m256i v)
+{
+    return vf_sse2_hsum_u32(
+        simde_mm_add_epi32(simde_mm256_castsi256_si128(v), simde_mm256_extracti128_si256(v, 1)));
+}
+
+/* acc + the l2 terms of 32 byte pairs (code_sse2.h's step, twice as wide). */
+static VF_KERNEL_INLINE simde__m256i l2sq_step(simde__m256i acc, simde__m256i a, simde__m256i b)
+{
+    const simde__m256i zero = simde_mm256_setzero_si256();
+    simde__m256i d = simde_mm256_or_si256(simde_mm256_subs_epu8(a, b), simde_mm256_subs_epu8(b, a));
+    simde__m256i lo = simde_mm256_unpacklo_epi8(d, zero), hi = simde_mm256_unpackhi_epi8(d, zero);
+    return simde_mm256_add_epi32(
+        acc, simde_mm256_add_epi32(simde_mm256_madd_epi16(lo, lo), simde_mm256_madd_epi16(hi, hi)));
+}
+
+/* acc + the dot terms of 32 byte pairs. */
+static VF_KERNEL_INLINE simde__m256i dot_step(simde__m256i acc, simde__m256i a, simde__m256i b)
+{
+    const simde__m256i zero = simde_mm256_setzero_si256();
+    simde__m256i lo = simde_mm256_madd_epi16(simde_mm256_unpacklo_epi8(a, zero),
+                                             simde_mm256_unpacklo_epi8(b, zero));
+    simde__m256i hi = simde_mm256_madd_epi16(simde_mm256_unpackhi_epi8(a, zero),
+                                             simde_mm256_unpackhi_epi8(b, zero));
+    return simde_mm256_add_epi32(acc, simde_mm256_add_epi32(lo, hi));
+}
+
+static VF_KERNEL_INLINE simde__m256i load32(const uint8_t *p)
+{
+    return simde_mm256_loadu_si256((const void *)p);
+}
+
+/* The 32-byte kernel around one step (inlined: `step` is a constant at
+ * every call); a dim below 32 goes to the 16-byte kernel `narrow`. */
+static VF_KERNEL_INLINE uint32_t
+code_kernel(const uint8_t *a, const uint8_t *b, size_t dim,
+            simde__m256i (*step)(simde__m256i, simde__m256i, simde__m256i),
+            uint32_t (*narrow)(const uint8_t *, const uint8_t *, size_t))
+{
+    if (dim < 32)
+        return narrow(a, b, dim);
+    simde__m256i s = simde_mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= dim; i += 32)
+        s = step(s, load32(a + i), load32(b + i));
+    if (i < dim) {
+        simde__m256i m = load32(vf_code_tail_mask(32, dim - i));
+        s = step(s, simde_mm256_and_si256(m, load32(a + dim - 32)),
+                 simde_mm256_and_si256(m, load32(b + dim - 32)));
+    }
+    return hsum256_u32(s);
+}
+
+static uint32_t avx2_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    return code_kernel(a, b, dim, l2sq_step, vf_sse2_l2sq_u8);
+}
+
+static uint32_t avx2_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    return code_kernel(a, b, dim, dot_step, vf_sse2_dot_u8);
+}
+
 const vf_kernels vf_kernels_avx2 = {
     .isa = VF_ISA_AVX2,
     .name = "avx2",
     .l2sq = avx2_l2sq,
     .dot = avx2_dot,
-    .l2sq_u8 = vf_scalar_l2sq_u8,
-    .dot_u8 = vf_scalar_dot_u8,
+    .l2sq_u8 = avx2_l2sq_u8,
+    .dot_u8 = avx2_dot_u8,
 };

@@ -46,7 +46,7 @@ static float scalar_dot(const float *a, const float *b, size_t dim)
     return (s0 + s1) + (s2 + s3);
 }
 
-uint32_t vf_scalar_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+static uint32_t scalar_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
 {
     uint32_t s0 = 0, s1 = 0;
     size_t i = 0;
@@ -62,7 +62,7 @@ uint32_t vf_scalar_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
     return s0 + s1;
 }
 
-uint32_t vf_scalar_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+static uint32_t scalar_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
 {
     uint32_t s0 = 0, s1 = 0;
     size_t i = 0;
@@ -80,6 +80,6 @@ const vf_kernels vf_kernels_scalar = {
     .name = "scalar",
     .l2sq = scalar_l2sq,
     .dot = scalar_dot,
-    .l2sq_u8 = vf_scalar_l2sq_u8,
-    .dot_u8 = vf_scalar_dot_u8,
+    .l2sq_u8 = scalar_l2sq_u8,
+    .dot_u8 = scalar_dot_u8,
 };

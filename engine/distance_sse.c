@@ -1,7 +1,8 @@
 /*
  * distance_sse.c — SSE4.1 kernels, written with simde so the same source
  * also compiles (to emulation) elsewhere. Built with -msse4.1; distance.c
- * calls this table only when the CPU has sse4.1.
+ * calls this table only when the CPU has sse4.1. The code kernels are the
+ * 16-byte ones of code_sse2.h, whose design notes give their exactness.
  *
  * Invariants
  *   1. Reads exactly dim floats from each input, with unaligned loads: the
@@ -13,6 +14,7 @@
  */
 #include <simde/x86/sse4.1.h>
 
+#include "code_sse2.h"
 #include "kernels.h"
 
 /* The sum of v's 4 lanes. */
@@ -77,11 +79,21 @@ static float sse_dot(const float *a, const float *b, size_t dim)
     return s;
 }
 
+static uint32_t sse_l2sq_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    return vf_sse2_l2sq_u8(a, b, dim);
+}
+
+static uint32_t sse_dot_u8(const uint8_t *a, const uint8_t *b, size_t dim)
+{
+    return vf_sse2_dot_u8(a, b, dim);
+}
+
 const vf_kernels vf_kernels_sse = {
     .isa = VF_ISA_SSE,
     .name = "sse4.1",
     .l2sq = sse_l2sq,
     .dot = sse_dot,
-    .l2sq_u8 = vf_scalar_l2sq_u8,
-    .dot_u8 = vf_scalar_dot_u8,
+    .l2sq_u8 = sse_l2sq_u8,
+    .dot_u8 = sse_dot_u8,
 };

@@ -53,10 +53,11 @@ typedef uint32_t (*vf_code_kernel_fn)(const uint8_t *a, const uint8_t *b, size_t
 /* The instruction sets a kernel can be built for. */
 typedef enum vf_isa {
     VF_ISA_SCALAR = 0,
-    VF_ISA_SSE = 1,  /* SSE4.1 */
-    VF_ISA_AVX2 = 2, /* AVX2 + FMA */
-    VF_ISA_AVX512 = 3,
+    VF_ISA_SSE = 1,    /* SSE4.1 */
+    VF_ISA_AVX2 = 2,   /* AVX2 + FMA */
+    VF_ISA_AVX512 = 3, /* AVX-512 F+DQ+BW */
     VF_ISA_NEON = 4,
+    VF_ISA_AVX512_VNNI = 5, /* AVX-512 floats, code kernels on VNNI vpdpbusd */
     VF_ISA_COUNT
 } vf_isa;
 

