@@ -370,8 +370,37 @@ typedef struct st_coll {
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
 
-    st_names names; /* own lock (name_cache.c); changed under wlock */
+    st_names names; /* own lock (name_cache.c); changed in apply order */
+
+    /* Apply order (apply_order.c): committed operations change index,
+     * names and counters in commit order, after their group committed and
+     * without the wlock. Tickets are taken under wlock (so in commit
+     * order); apply_cv signals each finished turn. Protected by mu. */
+    uint64_t tickets_issued, tickets_done;
+    pthread_cond_t apply_cv;
 } st_coll;
+
+/* One operation in a commit group (group.c). */
+typedef struct st_group_member {
+    MDB_txn *txn;                 /* its nested txn, while it runs */
+    struct st_group_member *next; /* in the group, in commit order */
+    int result;                   /* own error, else the group commit's */
+    bool leader, done;
+} st_group_member;
+
+/* The commit group of a store (states in group.c). Protected by mu. */
+typedef struct st_group {
+    pthread_mutex_t mu;
+    pthread_cond_t turn_cv;   /* the baton is free, or a group closed */
+    pthread_cond_t done_cv;   /* a group committed */
+    pthread_cond_t leader_cv; /* a member finished or queued */
+    bool open, closed, busy;
+    MDB_txn *parent;
+    struct timespec opened;
+    size_t nmembers, nwaiting;
+    uint64_t bytes;
+    st_group_member *head, *tail;
+} st_group;
 
 struct st_store {
     char *dir;
@@ -403,6 +432,10 @@ struct st_store {
     /* Health: protected by health_mu. */
     pthread_mutex_t health_mu;
     char health[1024];
+
+    /* Group commit (group.c). */
+    st_group group;
+    _Atomic uint64_t group_commits, group_ops;
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
     _Atomic bool unsynced;
@@ -446,6 +479,42 @@ int st_txn_commit(st_store *st, MDB_txn *txn);
 int st_txn_write(st_store *st, MDB_txn **out);
 /* Begins a read txn (never waits for a writer). */
 int st_txn_read(st_store *st, MDB_txn **out);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. group.c: group commit                                     */
+/* ------------------------------------------------------------------ */
+
+void st_group_init(st_group *g);
+void st_group_destroy(st_group *g);
+/* Joins the open commit group (or opens one and leads it) and begins m's
+ * nested txn, m->txn. Waits while another member runs or the group is
+ * full. 0, -EROFS, or an LMDB error; on error m is not in a group and
+ * st_group_finish must not be called. */
+int st_group_join(st_store *st, st_group_member *m);
+/* Ends m's part: commits its nested txn into the group when rc is 0
+ * (bytes: its payload, for the group's bound), else aborts it, undoing
+ * only m's changes. Then st_group_wait must follow. */
+void st_group_finish(st_store *st, st_group_member *m, int rc, size_t bytes);
+/* Returns once m's result is known: its own error, or the result of the
+ * commit of the group holding it (0: committed). The leader commits here.
+ * Call it holding no collection lock. */
+int st_group_wait(st_store *st, st_group_member *m);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. apply_order.c: committed changes applied in commit order  */
+/* ------------------------------------------------------------------ */
+
+/* Takes the next apply ticket of c (wlock held, child txn committed). */
+uint64_t st_apply_ticket(st_coll *c);
+/* Waits until every earlier ticket of c is done. */
+void st_apply_turn(st_coll *c, uint64_t ticket);
+/* Ends the turn of ticket: the next one may apply. */
+void st_apply_turn_end(st_coll *c);
+/* Locks c->wlock and waits until every ticket of c is done: the index,
+ * names and counters then equal the committed records, and stay so while
+ * the wlock is held. For everything but the write-op frame that takes
+ * the wlock (snapshots, the op-log trim, name fills, collection ops). */
+void st_coll_lock_settled(st_coll *c);
 
 /* ------------------------------------------------------------------ */
 /* Level 0. space.c: the max_size bound                               */
@@ -680,8 +749,10 @@ int st_coll_autotune(st_store *st, st_coll *c, bool force);
 typedef struct st_op {
     st_store *st;
     st_coll *c;
-    MDB_txn *txn;
-    st_coll_rec rec; /* the collection record, written back at commit */
+    st_group_member gm; /* its place in a commit group */
+    MDB_txn *txn;       /* gm's nested txn */
+    uint64_t bytes;     /* payload written, for the group's bound */
+    st_coll_rec rec;    /* the collection record, written back at commit */
     vc_buf scratch;
     /* Index changes to apply after commit. */
     uint32_t *ins_ids;

@@ -129,7 +129,7 @@ typedef struct slot_scan {
 static int scan_begin(st_store *st, st_coll *c, slot_scan *sc)
 {
     memset(sc, 0, sizeof(*sc));
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     int rc = st_txn_read(st, &sc->txn);
     if (rc == 0)
         rc = st_mdb_err(mdb_cursor_open(sc->txn, st->db[ST_DB_SLOTS], &sc->cur));

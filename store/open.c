@@ -242,6 +242,7 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     pthread_cond_init(&st->bg_cv, NULL);
     pthread_mutex_init(&st->snap_mu, NULL);
     pthread_mutex_init(&st->health_mu, NULL);
+    st_group_init(&st->group);
     st->dir = st_memdup(datadir, strlen(datadir) + 1);
     st->opt.key = NULL;
     if (opt->key) {
@@ -368,6 +369,7 @@ int st_store_close(st_store *st)
     pthread_cond_destroy(&st->bg_cv);
     pthread_mutex_destroy(&st->snap_mu);
     pthread_mutex_destroy(&st->health_mu);
+    st_group_destroy(&st->group);
     free(st->dir);
     free(st);
     return first;

@@ -61,14 +61,19 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
         o->c = NULL;
         return -ENOENT;
     }
-    rc = st_txn_write(st, &o->txn);
-    if (rc == 0)
-        rc = st_coll_rec_get(st, o->txn, coll, &o->rec);
+    rc = st_group_join(st, &o->gm);
     if (rc) {
-        if (o->txn)
-            mdb_txn_abort(o->txn);
+        pthread_mutex_unlock(&o->c->wlock);
+        o->c = NULL;
+        return rc;
+    }
+    o->txn = o->gm.txn;
+    rc = st_coll_rec_get(st, o->txn, coll, &o->rec);
+    if (rc) {
+        st_group_finish(st, &o->gm, rc, 0);
         o->txn = NULL;
         pthread_mutex_unlock(&o->c->wlock);
+        (void)st_group_wait(st, &o->gm);
         o->c = NULL;
     }
     return rc;
@@ -233,48 +238,59 @@ static int op_catch_up(st_op *o)
     return rc;
 }
 
-/* Commits (writing the COLL record back), applies the index changes and
- * releases the collection. rc is the operation's result so far. */
+/* The memory side of a committed op, in its apply turn: counters, names,
+ * then the index. */
+static void op_apply_committed(st_op *o)
+{
+    st_store *st = o->st;
+    st_coll *c = o->c;
+    pthread_mutex_lock(&c->mu);
+    c->cfg = o->rec.cfg;
+    c->count = o->rec.count;
+    c->bytes = o->rec.bytes;
+    pthread_mutex_unlock(&c->mu);
+    st_names_apply(&c->names, o->names, o->nnames);
+    if (o->nins == 0 && o->ndel == 0)
+        return;
+    st_coll_note_changes(c, o->nins + o->ndel);
+    int arc = op_apply(o);
+    if (arc)
+        arc = op_catch_up(o);
+    if (arc) {
+        /* Committed, so the call succeeded; the index catches up from the
+         * dirty entries at the next open. */
+        atomic_fetch_add(&st->errors, 1);
+        st_health_set(st, "index of '%s' is behind its records: %s", o->rec.name, strerror(-arc));
+    }
+    atomic_fetch_add(&st->inserts, o->nins);
+    atomic_fetch_add(&st->deletes, o->ndel);
+}
+
+/* Ends the op's part of its commit group (writing the COLL record back),
+ * releases the collection so the next op can join the same group, waits
+ * for the group's commit, then applies the changes in commit order. rc is
+ * the operation's result so far. */
 int st_op_end(st_op *o, int rc)
 {
-    assert(o->c || !o->txn); /* begun, or nothing held */
+    assert(o->c && o->txn);
     st_store *st = o->st;
     st_coll *c = o->c;
     if (rc == 0)
         rc = st_coll_rec_put(st, o->txn, &o->rec);
     if (rc == 0)
         rc = op_prepare(o);
-    if (rc == 0) {
-        rc = st_txn_commit(st, o->txn);
-    } else if (o->txn) {
-        mdb_txn_abort(o->txn);
-    }
+    st_group_finish(st, &o->gm, rc, o->bytes);
     o->txn = NULL;
-    if (rc == 0) {
-        pthread_mutex_lock(&c->mu);
-        c->cfg = o->rec.cfg;
-        c->count = o->rec.count;
-        c->bytes = o->rec.bytes;
-        pthread_mutex_unlock(&c->mu);
-        st_names_apply(&c->names, o->names, o->nnames);
-        if (o->nins || o->ndel) {
-            st_coll_note_changes(c, o->nins + o->ndel);
-            int arc = op_apply(o);
-            if (arc)
-                arc = op_catch_up(o);
-            if (arc) {
-                /* Committed, so the call succeeded; the index catches up
-                 * from the dirty entries at the next open. */
-                atomic_fetch_add(&st->errors, 1);
-                st_health_set(st, "index of '%s' is behind its records: %s", o->rec.name,
-                              strerror(-arc));
-            }
-            atomic_fetch_add(&st->inserts, o->nins);
-            atomic_fetch_add(&st->deletes, o->ndel);
-        }
+    bool joined = o->gm.result == 0;
+    uint64_t ticket = joined ? st_apply_ticket(c) : 0;
+    pthread_mutex_unlock(&c->wlock);
+    rc = st_group_wait(st, &o->gm);
+    if (joined) {
+        st_apply_turn(c, ticket);
+        if (rc == 0)
+            op_apply_committed(o);
+        st_apply_turn_end(c);
     }
-    if (c)
-        pthread_mutex_unlock(&c->wlock);
     vc_buf_release(&o->scratch);
     free(o->ins_ids);
     free(o->ins_vecs);
