@@ -251,19 +251,21 @@ int st_store_snapshot(st_store *st, const char *coll);
 /* Figures for statfs(), .vecfs/stats and .vecfs/metrics. */
 typedef struct st_metrics {
     uint64_t collections;
-    uint64_t vectors;         /* present vectors, all collections */
-    uint64_t store_bytes;     /* bytes of DATADIR in use: LMDB pages in use + snapshots */
-    uint64_t map_bytes;       /* current LMDB map size */
-    uint64_t max_bytes;       /* bound: max_size, or the free space of the
-                                 filesystem plus store_bytes when unbounded */
-    uint64_t index_memory;    /* bytes held by all in-memory indexes */
-    uint64_t inserts_total;   /* vectors inserted or updated since open */
-    uint64_t deletes_total;   /* vectors deleted since open */
-    uint64_t queries_total;   /* query vectors answered since open (a batch counts each) */
-    uint64_t query_ns_total;  /* nanoseconds spent in searches since open */
-    uint64_t snapshots_total; /* snapshots written since open */
-    uint64_t rebuilds_total;  /* indexes rebuilt from records since open */
-    uint64_t errors_total;    /* background sync/snapshot failures since open */
+    uint64_t vectors;          /* present vectors, all collections */
+    uint64_t store_bytes;      /* bytes of DATADIR in use: LMDB pages in use + snapshots */
+    uint64_t map_bytes;        /* current LMDB map size */
+    uint64_t max_bytes;        /* bound: max_size, or the free space of the
+                                  filesystem plus store_bytes when unbounded */
+    uint64_t index_memory;     /* bytes held by all in-memory indexes */
+    uint64_t inserts_total;    /* vectors inserted or updated since open */
+    uint64_t deletes_total;    /* vectors deleted since open */
+    uint64_t queries_total;    /* query vectors answered since open (a batch counts each) */
+    uint64_t query_ns_total;   /* nanoseconds spent in searches since open */
+    uint64_t snapshots_total;  /* snapshots written since open */
+    uint64_t rebuilds_total;   /* indexes rebuilt from records since open */
+    uint64_t errors_total;     /* background sync/snapshot failures since open */
+    uint64_t commits_total;    /* group commits of vector operations since open */
+    uint64_t commit_ops_total; /* operations those commits carried */
     /* Engine counters (vf_hnsw_stats), summed over the indexes as built or
      * loaded since open: */
     uint64_t searches_short_total;   /* graph walks redone by exact search */
