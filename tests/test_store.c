@@ -1634,6 +1634,205 @@ static void *conc_snapshotter(void *arg)
     return NULL;
 }
 
+/* Group commit: writer threads released at once by a barrier. */
+#define GROUP_THREADS 8
+#define GROUP_OPS 40
+
+typedef struct group_arg {
+    st_store *st;
+    pthread_barrier_t *bar;
+    int id;
+    int rounds;   /* group_writer: ops; group_one: unused */
+    int rc;       /* group_one: the put's result */
+    int failures; /* group_writer: calls that did not return 0 */
+} group_arg;
+
+/* Puts w<id>_<i>, renames every 4th to r<id>_<i>, deletes every 5th and
+ * sets an xattr on every 3rd: each call must succeed. */
+static void *group_writer(void *p)
+{
+    group_arg *a = p;
+    pthread_barrier_wait(a->bar);
+    for (int i = 0; i < a->rounds; i++) {
+        char name[32], to[32];
+        snprintf(name, sizeof(name), "w%d_%d", a->id, i);
+        snprintf(to, sizeof(to), "r%d_%d", a->id, i);
+        float v[4] = {(float)a->id, (float)i, 1, 2};
+        int rc = put_vec(a->st, "g", name, v, 4);
+        if (rc == 0 && i % 3 == 0)
+            rc = st_xattr_set(a->st, "g", name, "user.k", "v", 1, 0);
+        if (rc == 0 && i % 4 == 0)
+            rc = st_vec_rename(a->st, "g", name, to, 0);
+        if (rc == 0 && i % 5 == 0)
+            rc = st_vec_delete(a->st, "g", i % 4 == 0 ? to : name);
+        a->failures += rc != 0;
+    }
+    return NULL;
+}
+
+/* What group_writer left for (id, i): its name, or NULL when deleted. */
+static const char *group_expected(int id, int i, char *buf, size_t cap)
+{
+    if (i % 5 == 0)
+        return NULL;
+    snprintf(buf, cap, "%c%d_%d", i % 4 == 0 ? 'r' : 'w', id, i);
+    return buf;
+}
+
+/* Every vector group_writer left is there with its value (found by its
+ * own vector), its xattr, and nothing it deleted or renamed away. */
+static void group_verify(st_store *st)
+{
+    for (int id = 0; id < GROUP_THREADS; id++) {
+        for (int i = 0; i < GROUP_OPS; i++) {
+            char buf[32], wname[32];
+            const char *name = group_expected(id, i, buf, sizeof(buf));
+            snprintf(wname, sizeof(wname), "w%d_%d", id, i);
+            st_attr a;
+            if (!name) {
+                assert_int_equal(st_vec_stat(st, "g", wname, &a), -ENOENT);
+                continue;
+            }
+            if (name[0] == 'r')
+                assert_int_equal(st_vec_stat(st, "g", wname, &a), -ENOENT);
+            assert_int_equal(st_vec_stat(st, "g", name, &a), 0);
+            float v[4] = {(float)id, (float)i, 1, 2};
+            st_hit hit;
+            size_t nh;
+            assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+            assert_int_equal(nh, 1);
+            assert_string_equal(hit.name, name);
+            char x[8];
+            size_t xl = 0;
+            int xrc = st_xattr_get(st, "g", name, "user.k", x, sizeof(x), &xl);
+            assert_int_equal(xrc, i % 3 == 0 ? 0 : -ENODATA);
+            if (xrc == 0)
+                assert_true(xl == 1 && x[0] == 'v');
+        }
+    }
+}
+
+static void run_threads(void *(*fn)(void *), group_arg *args, int n)
+{
+    pthread_t th[GROUP_THREADS];
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fn, &args[i]), 0);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* Eight writer threads at once: every call commits, several share a
+ * commit, the op log and order records are intact (check), and a reopen
+ * shows everything. */
+static void test_group_commit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "g", VF_METRIC_L2, 4);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, GROUP_THREADS);
+    group_arg args[GROUP_THREADS];
+    for (int i = 0; i < GROUP_THREADS; i++)
+        args[i] = (group_arg){.st = st, .bar = &bar, .id = i, .rounds = GROUP_OPS};
+    run_threads(group_writer, args, GROUP_THREADS);
+    pthread_barrier_destroy(&bar);
+    for (int i = 0; i < GROUP_THREADS; i++)
+        assert_int_equal(args[i].failures, 0);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    printf("group commit: %llu operations in %llu commits\n",
+           (unsigned long long)m.commit_ops_total, (unsigned long long)m.commits_total);
+    assert_true(m.commit_ops_total > m.commits_total); /* some commit carried several */
+    group_verify(st);
+    assert_int_equal(st_names_check(st, st_coll_find(st, "g")), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    st = open_store(dir, &o);
+    group_verify(st);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
+static void *group_one(void *p)
+{
+    group_arg *a = p;
+    char name[32];
+    snprintf(name, sizeof(name), "f%d_%d", a->rounds, a->id);
+    float v[4] = {(float)a->rounds, (float)a->id, -1, 5};
+    pthread_barrier_wait(a->bar);
+    a->rc = put_vec(a->st, "g", name, v, 4);
+    return NULL;
+}
+
+/* One allocation failure among eight concurrent puts fails at most its
+ * own caller (-ENOMEM, absent); the other seven are committed, found by
+ * their vectors, and survive a reopen. */
+static void test_group_fault(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.log_level = ST_LOG_ERROR;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "g", VF_METRIC_L2, 4);
+    float seed[4] = {0, 0, 0, 0};
+    assert_int_equal(put_vec(st, "g", "seed", seed, 4), 0);
+    int failed_rounds = 0;
+    bool ok[200][GROUP_THREADS];
+    int rounds = 200;
+    for (int r = 0; r < rounds; r++) {
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, GROUP_THREADS);
+        group_arg args[GROUP_THREADS];
+        for (int i = 0; i < GROUP_THREADS; i++)
+            args[i] = (group_arg){.st = st, .bar = &bar, .id = i, .rounds = r};
+        st_fault_set(ST_FAULT_ALLOC, 1 + (uint64_t)r % 60);
+        run_threads(group_one, args, GROUP_THREADS);
+        st_fault_set(ST_FAULT_ALLOC, 0);
+        pthread_barrier_destroy(&bar);
+        int failed = 0;
+        for (int i = 0; i < GROUP_THREADS; i++) {
+            ok[r][i] = args[i].rc == 0;
+            if (args[i].rc != 0) {
+                assert_int_equal(args[i].rc, -ENOMEM);
+                failed++;
+            }
+        }
+        assert_true(failed <= 1);
+        failed_rounds += failed;
+    }
+    printf("group fault: %d of %d rounds failed one put\n", failed_rounds, rounds);
+    assert_true(failed_rounds > 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int r = 0; r < rounds; r++) {
+            for (int i = 0; i < GROUP_THREADS; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "f%d_%d", r, i);
+                st_attr a;
+                if (!ok[r][i]) {
+                    assert_int_equal(st_vec_stat(st, "g", name, &a), -ENOENT);
+                    continue;
+                }
+                float v[4] = {(float)r, (float)i, -1, 5};
+                st_hit hit;
+                size_t nh;
+                assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+                assert_int_equal(nh, 1);
+                assert_string_equal(hit.name, name);
+            }
+        }
+        assert_int_equal(st_store_close(st), 0);
+        assert_int_equal(st_check(dir, &o, NULL), 0);
+        if (pass == 0)
+            st = open_store(dir, &o);
+    }
+    tu_rmdir(dir);
+}
+
 static void test_concurrency(void **state)
 {
     (void)state;
@@ -1916,6 +2115,8 @@ int main(void)
         cmocka_unit_test(test_autotune),
         cmocka_unit_test(test_small_churn),
         cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_group_fault),
         cmocka_unit_test(test_snapshot_rebuild),
         cmocka_unit_test(test_reopen_snapshot),
         cmocka_unit_test(test_names),
