@@ -1833,6 +1833,130 @@ static void test_group_fault(void **state)
     tu_rmdir(dir);
 }
 
+/* Queries under churn: a collection of KCHURN_N vectors (all tagged
+ * user.t=a), churners that delete, re-put and rename vectors (at most
+ * one of each churner's vectors is missing at a time), and searchers
+ * that check every unfiltered and filtered query returns exactly k. */
+#define KCHURN_N 3000
+#define KCHURN_K 10
+
+typedef struct kchurn {
+    st_store *st;
+    _Atomic bool stop;
+    _Atomic unsigned long queries, short_results, errors, churns;
+} kchurn;
+
+typedef struct kchurn_arg {
+    kchurn *c;
+    int id;
+} kchurn_arg;
+
+static void kchurn_vec(int i, float v[8])
+{
+    uint64_t seed = 1000u + (uint64_t)i;
+    tu_vec(&seed, v, 8);
+}
+
+/* Puts v<i> (or its renamed form) with the tag, in one batch. */
+static int kchurn_put(st_store *st, const char *name, int i)
+{
+    float v[8];
+    kchurn_vec(i, v);
+    st_batch *b = NULL;
+    int rc = st_batch_begin(st, "k", &b);
+    const char *key = "user.t";
+    const void *val = "a";
+    size_t len = 1;
+    if (rc == 0)
+        rc = st_batch_put(b, name, "x", 1, v, 8, NULL, 0, 1, &key, &val, &len);
+    if (rc == 0)
+        return st_batch_commit(b);
+    st_batch_abort(b);
+    return rc;
+}
+
+static void *kchurn_churner(void *p)
+{
+    kchurn_arg *a = p;
+    kchurn *c = a->c;
+    uint64_t seed = 77u + (uint64_t)a->id;
+    while (!atomic_load(&c->stop)) {
+        int i = (int)(tu_rng(&seed) % (KCHURN_N / 2)) * 2 + a->id; /* its own half */
+        char name[32], other[32];
+        snprintf(name, sizeof(name), "v%d", i);
+        snprintf(other, sizeof(other), "o%d", i);
+        int rc = st_vec_rename(c->st, "k", name, other, 0);
+        if (rc == 0)
+            rc = st_vec_delete(c->st, "k", other);
+        if (rc == 0)
+            rc = kchurn_put(c->st, name, i);
+        if (rc)
+            atomic_fetch_add(&c->errors, 1);
+        atomic_fetch_add(&c->churns, 1);
+    }
+    return NULL;
+}
+
+static void *kchurn_searcher(void *p)
+{
+    kchurn_arg *a = p;
+    kchurn *c = a->c;
+    uint64_t seed = 5u + (uint64_t)a->id;
+    st_filter_term t = {.key = "t", .value = "a", .value_len = 1};
+    while (!atomic_load(&c->stop)) {
+        float q[8];
+        tu_vec(&seed, q, 8);
+        st_hit hits[KCHURN_K];
+        size_t nh = 0;
+        bool filtered = tu_rng(&seed) & 1;
+        int rc =
+            st_search(c->st, "k", q, 8, KCHURN_K, 0, filtered ? &t : NULL, filtered, hits, &nh);
+        if (rc)
+            atomic_fetch_add(&c->errors, 1);
+        else if (nh != KCHURN_K)
+            atomic_fetch_add(&c->short_results, 1);
+        atomic_fetch_add(&c->queries, 1);
+    }
+    return NULL;
+}
+
+static void test_query_k_under_churn(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.sync_mode = ST_SYNC_FAST;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "k", VF_METRIC_L2, 8);
+    for (int i = 0; i < KCHURN_N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "v%d", i);
+        assert_int_equal(kchurn_put(st, name, i), 0);
+    }
+    kchurn c = {.st = st};
+    pthread_t th[4];
+    kchurn_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (kchurn_arg){.c = &c, .id = i % 2};
+        assert_int_equal(
+            pthread_create(&th[i], NULL, i < 2 ? kchurn_churner : kchurn_searcher, &args[i]), 0);
+    }
+    usleep(3000000);
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    printf("queries under churn: %lu queries, %lu short, %lu churns, %lu errors\n",
+           atomic_load(&c.queries), atomic_load(&c.short_results), atomic_load(&c.churns),
+           atomic_load(&c.errors));
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(atomic_load(&c.short_results), 0);
+    assert_true(atomic_load(&c.queries) > 0 && atomic_load(&c.churns) > 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
 static void test_concurrency(void **state)
 {
     (void)state;
@@ -2117,6 +2241,7 @@ int main(void)
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_group_fault),
+        cmocka_unit_test(test_query_k_under_churn),
         cmocka_unit_test(test_snapshot_rebuild),
         cmocka_unit_test(test_reopen_snapshot),
         cmocka_unit_test(test_names),
