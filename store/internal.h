@@ -348,9 +348,12 @@ typedef struct st_coll {
     uint32_t id;
     uint64_t uuid;
 
-    /* Serializes the writers of this collection and snapshot serialization.
-     * Lock order: wlock, then st->colls_lock, then mu; LMDB's writer lock is
-     * taken (mdb_txn_begin) only while holding wlock or no coll lock. */
+    /* Serializes the writers of this collection while they write records
+     * (write_op.c), and, taken settled (st_coll_lock_settled), snapshot
+     * serialization, trims, fills, config and collection ops. Lock order:
+     * wlock, then st->group.mu, then st->colls_lock, then mu; LMDB's
+     * writer lock is taken (mdb_txn_begin) only while holding wlock or no
+     * coll lock, never under group.mu. */
     pthread_mutex_t wlock;
     /* protected by wlock: */
     uint64_t cur_gen; /* generation written into dirty entries */
@@ -617,8 +620,9 @@ void st_names_init(st_names *n, bool ready);
 /* Frees what the table holds. */
 void st_names_destroy(st_names *n);
 /* Applies the name changes of a committed operation, in order. Caller
- * holds the collection's wlock. Never fails: out of memory, the table is
- * cleared and filled again (searches use LMDB meanwhile). */
+ * is in the operation's apply turn (apply_order.c). Never fails: out of
+ * memory, the table is cleared and filled again (searches use LMDB
+ * meanwhile). */
 void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
 /* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock);
  * damaged records are left unnamed (logged). *done = the table is READY.

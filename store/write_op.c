@@ -1,24 +1,32 @@
 /*
  * write_op.c — the frame of every operation that changes a collection's
- * vectors (st_op): it locks the collection, holds the write txn and the
- * COLL record, queues the index and name changes, and at the end commits
- * and applies them.
+ * vectors (st_op): it locks the collection, takes a place in a commit
+ * group (group.c) with a nested txn of its own, reads and writes the COLL
+ * record, queues the index and name changes, and at the end waits for the
+ * group's commit and applies them in commit order.
  *
  * A writing operation runs as:
- *     find collection -> lock c->wlock -> write txn -> read COLL record ->
- *     records -> COLL record (count, bytes, next ids) -> commit ->
- *     apply to c->index and c->names -> unlock
- * so the index of a collection changes in commit order, and a snapshot
- * (which takes c->wlock) sees the index equal to LMDB's state.
+ *     find collection -> lock c->wlock -> join a group (nested txn) ->
+ *     read COLL record -> records -> COLL record (count, bytes, next ids)
+ *     -> end the nested txn, take an apply ticket -> unlock c->wlock ->
+ *     wait for the group's commit -> in the ticket's turn, apply to the
+ *     counters, c->names and c->index
+ * Releasing the wlock before the commit lets the next operation of the
+ * same collection join the same group (and see this one's records in the
+ * group's txn); the tickets keep the memory changing in commit order.
  *
  * States of an st_op
- *   OPEN   st_op_begin returned 0: c->wlock held, txn open, rec read.
- *   ENDED  st_op_end committed (or aborted) and released everything; it
- *          runs exactly once per OPEN op, whatever the result.
+ *   OPEN   st_op_begin returned 0: c->wlock held, nested txn open, rec read.
+ *   ENDED  st_op_end ended the nested txn (committed into the group or
+ *          aborted), waited for the group and applied; it runs exactly
+ *          once per OPEN op, whatever the result.
  *
  * Invariants
  *   1. Every change to a collection's vectors is applied to c->index and
- *      c->names before c->wlock is released, and only if it committed.
+ *      c->names in commit order, before st_op_end returns, and only if its
+ *      group committed. While the wlock is held settled
+ *      (st_coll_lock_settled: snapshots, trims, fills, config and
+ *      collection ops) the memory equals the committed records.
  *   2. Whatever the store needs to apply the index changes is allocated
  *      before the commit (op_prepare), so an out-of-memory fails the call
  *      with nothing changed. Only the engine's own allocations can still
@@ -26,9 +34,13 @@
  *      truth) and the index is brought to the records from the op log at
  *      once (op_catch_up); if that fails too it is counted, reported in
  *      health, and the index catches up at the next open.
+ *   3. An op that fails before its group commits aborts its nested txn:
+ *      nothing of it is committed, and the other members are unaffected.
  *
- * Lock order: c->wlock -> LMDB's writer lock -> c->mu; c->wlock ->
- * c->names.lock.
+ * Lock order: c->wlock -> st->group.mu (group.c) and LMDB's writer lock
+ * (a leader begins the group's txn) -> c->mu. The wait for the group and
+ * the apply turn hold no lock (the turn takes c->mu and c->names.lock
+ * alone).
  */
 #include <assert.h>
 #include <errno.h>
