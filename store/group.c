@@ -21,8 +21,11 @@
  * Bounds of a group: at most ST_GROUP_MAX_OPS members and
  * ST_GROUP_MAX_BYTES of payload (a single larger member runs alone), and
  * the leader stops admitting members ST_GROUP_MAX_WAIT_MS after it began
- * the parent. A member that finds the group full waits for the next one;
- * the leader never waits for members that have not queued yet.
+ * the parent. A member that finds the group full waits for the next one.
+ * The leader admits the operations waiting for the baton and those
+ * announced (st_group_announce: on their way, e.g. waiting for their
+ * collection's wlock, which the previous member of that collection just
+ * released); it never waits for operations that have not started.
  *
  * States of the group (g->mu)
  *   IDLE      no parent: the next joiner becomes leader.
@@ -102,13 +105,26 @@ static int group_open(st_store *st, st_group *g, st_group_member *m)
     return 0;
 }
 
+void st_group_announce(st_store *st)
+{
+    atomic_fetch_add(&st->group.arriving, 1);
+}
+
+void st_group_withdraw(st_store *st)
+{
+    atomic_fetch_sub(&st->group.arriving, 1);
+}
+
 int st_group_join(st_store *st, st_group_member *m)
 {
     st_group *g = &st->group;
     *m = (st_group_member){0};
-    if (st->opt.read_only)
-        return -EROFS;
     pthread_mutex_lock(&g->mu);
+    atomic_fetch_sub(&g->arriving, 1); /* now counted as waiting or in */
+    if (st->opt.read_only) {
+        pthread_mutex_unlock(&g->mu);
+        return -EROFS;
+    }
     int rc = 0;
     for (;;) {
         if (!g->open) {
@@ -174,23 +190,27 @@ void st_group_finish(st_store *st, st_group_member *m, int rc, size_t bytes)
     pthread_mutex_unlock(&g->mu);
 }
 
-/* The leader's part: admits queued members until none waits or a bound is
- * hit, then commits the parent and reports to every member. */
+/* The leader's part: admits queued and announced members until none is
+ * left or a bound is hit, then commits the parent and reports to every
+ * member. */
 static int group_lead(st_store *st, st_group *g, st_group_member *self)
 {
     pthread_mutex_lock(&g->mu);
     for (;;) {
         bool full = group_full(g);
-        if (!g->busy && (g->nwaiting == 0 || full))
+        bool more = g->nwaiting > 0 || atomic_load(&g->arriving) > 0;
+        if (!g->busy && (!more || full))
             break;
         if (full) {
             g->closed = true; /* let the member at work finish, admit no more */
             pthread_cond_wait(&g->leader_cv, &g->mu);
             continue;
         }
+        /* Woken by a member that queued or finished; an announced one that
+         * withdrew does not wake us, so wait at most a millisecond. */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += ST_GROUP_MAX_WAIT_MS * 1000000L;
+        until.tv_nsec += 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;

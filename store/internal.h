@@ -401,6 +401,7 @@ typedef struct st_group {
     MDB_txn *parent;
     struct timespec opened;
     size_t nmembers, nwaiting;
+    _Atomic size_t arriving; /* announced, not yet joined */
     uint64_t bytes;
     st_group_member *head, *tail;
 } st_group;
@@ -489,10 +490,15 @@ int st_txn_read(st_store *st, MDB_txn **out);
 
 void st_group_init(st_group *g);
 void st_group_destroy(st_group *g);
+/* Announces an operation on its way to st_group_join (the open group's
+ * leader waits for it, within the group's bounds); st_group_withdraw if it
+ * gives up before joining. */
+void st_group_announce(st_store *st);
+void st_group_withdraw(st_store *st);
 /* Joins the open commit group (or opens one and leads it) and begins m's
- * nested txn, m->txn. Waits while another member runs or the group is
- * full. 0, -EROFS, or an LMDB error; on error m is not in a group and
- * st_group_finish must not be called. */
+ * nested txn, m->txn; the caller announced itself. Waits while another
+ * member runs or the group is full. 0, -EROFS, or an LMDB error; on error
+ * m is not in a group and st_group_finish must not be called. */
 int st_group_join(st_store *st, st_group_member *m);
 /* Ends m's part: commits its nested txn into the group when rc is 0
  * (bytes: its payload, for the group's bound), else aborts it, undoing

@@ -64,11 +64,13 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
     o->c = st_coll_find(st, coll);
     if (!o->c)
         return -ENOENT;
+    st_group_announce(st); /* the open group waits for us while we wait here */
     pthread_mutex_lock(&o->c->wlock);
     pthread_mutex_lock(&o->c->mu);
     bool gone = o->c->dropped || strcmp(o->c->name, coll) != 0;
     pthread_mutex_unlock(&o->c->mu);
     if (gone) {
+        st_group_withdraw(st);
         pthread_mutex_unlock(&o->c->wlock);
         o->c = NULL;
         return -ENOENT;
