@@ -18,10 +18,9 @@ Then it checks (correctness, never timing):
     it last wrote, before and after a remount;
   - every query returned exactly 10 neighbours;
   - no stat failed other than with ENOENT on a name the churn had away;
-  - the commits carried more operations than there were commits (group
-    commit formed), from .vecfs/stats;
   - `vecfs check` is clean.
-The slowest stat is printed for information. Unmounts (fusermount3 -u,
+The slowest stat and the operations per commit (.vecfs/stats) are printed
+for information. Unmounts (fusermount3 -u,
 then -uz) and kills the daemon by pid on every exit path; 77 without FUSE.
 """
 
@@ -279,8 +278,10 @@ def main():
         after = json.load(open(os.path.join(mnt, ".vecfs", "stats")))
         commits = after["commits_total"] - before["commits_total"]
         ops = after["commit_ops_total"] - before["commit_ops_total"]
+        # How many operations shared a commit depends on timing: reported,
+        # not asserted (test_store's test_group_commit asserts it).
         print("group commit: %d operations in %d commits" % (ops, commits))
-        check(ops > commits > 0, "no commit carried more than one operation", failures)
+        check(commits > 0, "no commit counted", failures)
         verify_writers(coll, writers, failures)
         d.stop()
         r = subprocess.run([vecfs, "check", data], capture_output=True, text=True)
