@@ -20,7 +20,9 @@
  *   2. Every handler ends in exactly one reply.
  *
  * Locks: vf_lock (lock 1) guards the table and refs; vf->lock (lock 2)
- * guards everything else in the vfile. Store calls happen under lock 2.
+ * guards everything else in the vfile; the handlers here change it, so
+ * they take lock 2 through fsd_vfile_lock (which waits for a running
+ * commit, vfile.c). Store calls are made by the holder of lock 2.
  */
 #include "vfile.h"
 
@@ -84,7 +86,7 @@ static int vec_open(fsd *d, const fsd_ref *r, struct fuse_file_info *fi, fsd_vec
     if (rc < 0)
         return rc;
     bool trunc = (fi->flags & O_TRUNC) != 0;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     rc = open_vfile_locked(d, vf, r, trunc);
     pthread_mutex_unlock(&vf->lock);
     fsd_vec_fh *h = rc == 0 ? fsd_vec_fh_new(vf, r->ino, fi->flags) : NULL;
@@ -217,7 +219,7 @@ void fsd_vec_create(fuse_req_t req, const fsd_ref *p, const char *name, mode_t m
     rc = fsd_vfile_attach(d, ino, is_cfg, &vf, &created);
     if (rc < 0)
         goto fail;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     rc =
         create_vfile_locked(d, vf, p, name, is_cfg, exists ? &existing : NULL, mode, &c, fi->flags);
     struct fuse_entry_param e;
@@ -350,7 +352,7 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
         temp = true;
     }
     if (rc == 0 && vf != NULL) {
-        pthread_mutex_lock(&vf->lock);
+        fsd_vfile_lock(vf);
         rc = setattr_vfile_locked(d, vf, r, &a, mask, truncate, in->st_size, temp, &st);
         pthread_mutex_unlock(&vf->lock);
         fsd_vfile_unpin(d, vf);
@@ -368,7 +370,7 @@ static bool unlink_pending(fsd *d, fuse_ino_t ino)
     if (vf == NULL)
         return false;
     bool pending = false, drop = false;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     if (!vf->in_store) {
         pending = true;
         drop = vf->extra_pin;
@@ -414,7 +416,7 @@ static int rename_onto_config(fsd *d, const fsd_ref *p, const char *name)
     int rc = -EINVAL; /* a vector cannot become the config */
     if (vf != NULL) {
         bool drop = false;
-        pthread_mutex_lock(&vf->lock);
+        fsd_vfile_lock(vf);
         if (vf->cfg_temp && !vf->dirty) {
             rc = (vf->pend_mask & ST_SET_MTIME)
                      ? st_coll_config_touch(d->store, p->coll, &vf->attr.mtime)
@@ -444,7 +446,7 @@ static int rename_pending(fsd *d, const fsd_ref *p, const char *name, const char
     fsd_vfile *vf = fsd_vfile_pin(d, ino);
     if (vf == NULL)
         return -ENOENT;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     bool pending = !vf->in_store;
     pthread_mutex_unlock(&vf->lock);
     fsd_vfile_unpin(d, vf);
@@ -513,7 +515,7 @@ void fsd_vec_mknod(fuse_req_t req, const fsd_ref *p, const char *name, mode_t mo
         rc = fsd_vfile_attach(d, ino, false, &vf, &created);
     if (rc < 0)
         goto fail;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     if (vf->loaded) {
         rc = -EEXIST; /* someone is writing this name right now */
     } else {

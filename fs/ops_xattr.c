@@ -63,7 +63,7 @@ static int pending_xattr(fsd *d, fuse_ino_t ino, int op, const char *xname, cons
     if (vf == NULL)
         return 0;
     int took = 1;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     if (vf->in_store) {
         took = 0;
         goto out;

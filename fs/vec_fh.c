@@ -16,8 +16,10 @@
  *      failed commit rather than retrying it.
  *   3. The operations never reply (dispatch.c does).
  *
- * Locks: vf->lock (lock 2) around every use of the vfile; store calls (the
- * commit) happen under it.
+ * Locks: vf->lock (lock 2) around every use of the vfile. Changes take it
+ * through fsd_vfile_lock (waits for a running commit); stat and read take
+ * it directly and never wait for a commit, whose store call runs with
+ * lock 2 released (vfile.c).
  */
 #include "vfile.h"
 
@@ -124,7 +126,7 @@ static int vec_fh_write(fsd *d, fsd_fh *fh, const char *buf, size_t size, off_t 
     fsd_vfile *vf = h->vf;
     if (!h->writable)
         return -EBADF;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     int rc = vc_buf_write_at(&vf->buf, (size_t)off, buf, size, fsd_vfile_max(vf));
     if (rc == 0) {
         vf->dirty = true;
@@ -147,7 +149,7 @@ static int vec_fh_flush(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync, b
     bool committed = false;
     if (vf == NULL) /* a read-only handle: nothing to commit */
         return fsync ? st_store_sync(d->store) : 0;
-    pthread_mutex_lock(&vf->lock);
+    fsd_vfile_lock(vf);
     if (!fsync && h->writable && vf->dirty && !vf->is_config && vf->buf.len == 0) {
         /* Empty content never parses, so nothing is committed. A shell
          * running `echo x > v` closes its first descriptor of the new file
@@ -195,7 +197,7 @@ static void vec_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
     fsd_vec_fh *h = (fsd_vec_fh *)fh;
     fsd_vfile *vf = h->vf;
     if (vf != NULL) {
-        pthread_mutex_lock(&vf->lock);
+        fsd_vfile_lock(vf);
         if (h->writable && h->wrote && vf->dirty && vf->failed_err == 0) {
             int rc = fsd_vfile_commit_locked(d, vf);
             audit_commit(d, who, h->ino, rc);

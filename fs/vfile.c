@@ -36,8 +36,14 @@
  *      commits nothing.
  *
  * Locks: vf_lock (lock 1) guards the table and refs; vf->lock (lock 2)
- * guards everything else in the vfile. Store calls happen under lock 2,
- * never under lock 1; lock 1 is never taken while holding lock 2.
+ * guards everything else in the vfile. Store calls are made by a holder of
+ * lock 2, never under lock 1; lock 1 is never taken while holding lock 2.
+ * The commit's store calls (which wait for the store's group commit and
+ * its fdatasync) run with lock 2 released and vf->committing set:
+ * changers of the vfile take lock 2 through fsd_vfile_lock, which waits
+ * for the commit to end, so the commit's view stays put, while stat and
+ * reads take lock 2 directly and see the state before the commit (issue
+ * 11: readers never wait for a commit).
  */
 #include "vfile.h"
 
@@ -68,6 +74,29 @@ static fsd_vfile *vf_find_locked(fsd *d, fuse_ino_t ino)
     return vf;
 }
 
+void fsd_vfile_lock(fsd_vfile *vf)
+{
+    pthread_mutex_lock(&vf->lock);
+    while (vf->committing)
+        pthread_cond_wait(&vf->commit_cv, &vf->lock);
+}
+
+/* Marks the start of a commit's store calls and releases vf->lock (held,
+ * no commit running). */
+static void commit_unlock(fsd_vfile *vf)
+{
+    vf->committing = true;
+    pthread_mutex_unlock(&vf->lock);
+}
+
+/* Takes vf->lock back after the store calls and lets changers in. */
+static void commit_relock(fsd_vfile *vf)
+{
+    pthread_mutex_lock(&vf->lock);
+    vf->committing = false;
+    pthread_cond_broadcast(&vf->commit_cv);
+}
+
 fsd_vfile *fsd_vfile_pin(fsd *d, fuse_ino_t ino)
 {
     if (ino == 0)
@@ -86,6 +115,7 @@ static void vf_free(fsd_vfile *vf)
     vc_buf_release(&vf->buf);
     fsd_vfile_xattrs_clear(vf);
     pthread_mutex_destroy(&vf->lock);
+    pthread_cond_destroy(&vf->commit_cv);
     free(vf);
 }
 
@@ -100,6 +130,11 @@ int fsd_vfile_attach(fsd *d, fuse_ino_t ino, bool is_config, fsd_vfile **out, bo
         pthread_mutex_unlock(&d->vf_lock);
         fresh = vc_calloc(1, sizeof *fresh);
         if (fresh == NULL || pthread_mutex_init(&fresh->lock, NULL) != 0) {
+            free(fresh);
+            return -ENOMEM;
+        }
+        if (pthread_cond_init(&fresh->commit_cv, NULL) != 0) {
+            pthread_mutex_destroy(&fresh->lock);
             free(fresh);
             return -ENOMEM;
         }
@@ -281,11 +316,14 @@ bool fsd_vec_same_format(const char *a, const char *b)
  * its time (cp -a, tar and rsync restore the mtime before they close). The
  * buffer keeps what was written (a writer may still be writing at its own
  * offsets); the next open shows the effective config. Caller holds
- * vf->lock. */
+ * vf->lock; the store call runs without it. */
 static int commit_config(fsd *d, fsd_vfile *vf, const fsd_ref *r)
 {
-    return fsd_config_commit(d, r->coll, &vf->buf,
-                             (vf->pend_mask & ST_SET_MTIME) ? &vf->attr.mtime : NULL);
+    commit_unlock(vf);
+    int rc = fsd_config_commit(d, r->coll, &vf->buf,
+                               (vf->pend_mask & ST_SET_MTIME) ? &vf->attr.mtime : NULL);
+    commit_relock(vf);
+    return rc;
 }
 
 /* Stores a NEW vector with its pending xattrs as a one-row store batch. */
@@ -321,7 +359,8 @@ static int put_with_xattrs(fsd *d, fsd_vfile *vf, const fsd_ref *r, const float 
     return rc;
 }
 
-/* Commits a vector buffer. Caller holds vf->lock. */
+/* Commits a vector buffer. Caller holds vf->lock; the store calls run
+ * without it. */
 static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
 {
     st_config cfg;
@@ -340,25 +379,28 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
     unsigned mask = vf->pend_mask;
     if (!vf->in_store)
         mask |= ST_SET_MODE | ST_SET_UID | ST_SET_GID;
+    commit_unlock(vf);
     if (vf->npx > 0 && !vf->in_store)
         rc = put_with_xattrs(d, vf, r, vec, dim, mask);
     else
         rc = st_vec_put(d->store, r->coll, r->name, vf->buf.p, vf->buf.len, vec, dim, &vf->attr,
                         mask);
+    st_attr a;
+    bool stored = rc == 0 && st_vec_stat(d->store, r->coll, r->name, &a) == 0;
+    commit_relock(vf);
     free(vec);
     if (rc < 0)
         return rc;
     fsd_metrics_inserts(1);
     fsd_vfile_xattrs_clear(vf);
-    st_attr a;
-    if (st_vec_stat(d->store, r->coll, r->name, &a) == 0)
+    if (stored)
         vf->attr = a;
     return 0;
 }
 
 int fsd_vfile_commit_locked(fsd *d, fsd_vfile *vf)
 {
-    assert(vf != NULL);
+    assert(vf != NULL && !vf->committing);
     if (!vf->dirty)
         return 0;
     fsd_ref r;

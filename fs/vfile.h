@@ -26,6 +26,13 @@ struct fsd_vfile {
     unsigned refs;        /* protected by d->vf_lock */
     bool is_config;       /* immutable */
     pthread_mutex_t lock; /* lock 2: guards the fields below */
+    /* A commit's store call runs with lock 2 released (so stat and reads
+     * never wait for a commit or its fdatasync) while committing is set:
+     * the fields below keep their values until it ends, because everything
+     * that changes them takes lock 2 through fsd_vfile_lock, which waits
+     * on commit_cv for the commit to end. */
+    bool committing;
+    pthread_cond_t commit_cv;
     bool loaded;
     bool in_store;
     bool dirty;
@@ -48,6 +55,11 @@ static inline size_t fsd_vfile_max(const fsd_vfile *vf)
 {
     return vf->is_config ? FSD_CONFIG_MAX : ST_CONTENT_MAX;
 }
+
+/* Takes vf->lock to change the vfile: waits until no commit is running
+ * (see committing). Readers that only look (stat, read) take vf->lock
+ * directly and never wait for a commit. Unlock with pthread_mutex_unlock. */
+void fsd_vfile_lock(fsd_vfile *vf);
 
 /* Finds the vfile of ino and pins it, or NULL (also for ino 0). */
 fsd_vfile *fsd_vfile_pin(fsd *d, fuse_ino_t ino);
@@ -80,8 +92,10 @@ bool fsd_vfile_stat_locked(const fsd_vfile *vf, fuse_ino_t ino, struct stat *st)
 int fsd_vfile_load_locked(fsd *d, fsd_vfile *vf, const fsd_ref *r);
 
 /* Commits vf if dirty, as one store call, under the inode's current name
- * (see vfile.c). Caller holds vf->lock. 0 or a negative errno (-EINVAL:
- * the content does not parse; failed_err keeps it). */
+ * (see vfile.c). Caller holds vf->lock (from fsd_vfile_lock); the store
+ * call runs with it released and committing set, and it is held again on
+ * return. 0 or a negative errno (-EINVAL: the content does not parse;
+ * failed_err keeps it). */
 int fsd_vfile_commit_locked(fsd *d, fsd_vfile *vf);
 
 /* Takes the extra pin a commit asked for (vf->want_pin); called without

@@ -143,6 +143,7 @@ st_coll *st_coll_new(const st_coll_rec *r)
     c->uuid = r->uuid;
     pthread_mutex_init(&c->wlock, NULL);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->apply_cv, NULL);
     snprintf(c->name, sizeof(c->name), "%s", r->name);
     c->cfg = r->cfg;
     c->count = r->count;
@@ -165,6 +166,7 @@ void st_coll_free(st_coll *c)
     free(c->retired);
     st_names_destroy(&c->names);
     pthread_mutex_destroy(&c->wlock);
+    pthread_cond_destroy(&c->apply_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

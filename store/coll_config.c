@@ -91,7 +91,7 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
     st_coll *c = st_coll_find(st, name);
     if (!c)
         return -ENOENT;
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     vf_hnsw *rebuilt = NULL;
     st_coll_rec r;

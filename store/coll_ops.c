@@ -149,7 +149,7 @@ int st_coll_drop(st_store *st, const char *name)
     int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     pthread_mutex_lock(&c->mu);
     bool gone = c->dropped || strcmp(c->name, name) != 0;
@@ -217,9 +217,9 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
         first = t;
         second = c;
     }
-    pthread_mutex_lock(&first->wlock);
+    st_coll_lock_settled(first);
     if (second)
-        pthread_mutex_lock(&second->wlock);
+        st_coll_lock_settled(second);
     MDB_txn *txn = NULL;
     pthread_rwlock_rdlock(&st->colls_lock);
     bool raced = c->dropped || strcmp(c->name, from) != 0 || st_coll_find_locked(st, to) != t;
@@ -302,7 +302,7 @@ int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, uns
     int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     rc = st_txn_write(st, &txn);
     if (rc)

@@ -348,9 +348,12 @@ typedef struct st_coll {
     uint32_t id;
     uint64_t uuid;
 
-    /* Serializes the writers of this collection and snapshot serialization.
-     * Lock order: wlock, then st->colls_lock, then mu; LMDB's writer lock is
-     * taken (mdb_txn_begin) only while holding wlock or no coll lock. */
+    /* Serializes the writers of this collection while they write records
+     * (write_op.c), and, taken settled (st_coll_lock_settled), snapshot
+     * serialization, trims, fills, config and collection ops. Lock order:
+     * wlock, then st->group.mu, then st->colls_lock, then mu; LMDB's
+     * writer lock is taken (mdb_txn_begin) only while holding wlock or no
+     * coll lock, never under group.mu. */
     pthread_mutex_t wlock;
     /* protected by wlock: */
     uint64_t cur_gen; /* generation written into dirty entries */
@@ -370,8 +373,38 @@ typedef struct st_coll {
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
 
-    st_names names; /* own lock (name_cache.c); changed under wlock */
+    st_names names; /* own lock (name_cache.c); changed in apply order */
+
+    /* Apply order (apply_order.c): committed operations change index,
+     * names and counters in commit order, after their group committed and
+     * without the wlock. Tickets are taken under wlock (so in commit
+     * order); apply_cv signals each finished turn. Protected by mu. */
+    uint64_t tickets_issued, tickets_done;
+    pthread_cond_t apply_cv;
 } st_coll;
+
+/* One operation in a commit group (group.c). */
+typedef struct st_group_member {
+    MDB_txn *txn;                 /* its nested txn, while it runs */
+    struct st_group_member *next; /* in the group, in commit order */
+    int result;                   /* own error, else the group commit's */
+    bool leader, done;
+} st_group_member;
+
+/* The commit group of a store (states in group.c). Protected by mu. */
+typedef struct st_group {
+    pthread_mutex_t mu;
+    pthread_cond_t turn_cv;   /* the baton is free, or a group closed */
+    pthread_cond_t done_cv;   /* a group committed */
+    pthread_cond_t leader_cv; /* a member finished or queued */
+    bool open, closed, busy;
+    MDB_txn *parent;
+    struct timespec opened;
+    size_t nmembers, nwaiting;
+    _Atomic size_t arriving; /* announced, not yet joined */
+    uint64_t bytes;
+    st_group_member *head, *tail;
+} st_group;
 
 struct st_store {
     char *dir;
@@ -403,6 +436,10 @@ struct st_store {
     /* Health: protected by health_mu. */
     pthread_mutex_t health_mu;
     char health[1024];
+
+    /* Group commit (group.c). */
+    st_group group;
+    _Atomic uint64_t group_commits, group_ops;
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
     _Atomic uint64_t stale_readers; /* reader slots of dead processes cleared */
@@ -475,6 +512,47 @@ void st_progress_end(st_progress *p);
  * transaction (they pin old pages), counts them in st->stale_readers and
  * logs a warning; a failure to check is logged too. */
 void st_readers_clear(st_store *st);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. group.c: group commit                                     */
+/* ------------------------------------------------------------------ */
+
+void st_group_init(st_group *g);
+void st_group_destroy(st_group *g);
+/* Announces an operation on its way to st_group_join (the open group's
+ * leader waits for it, within the group's bounds); st_group_withdraw if it
+ * gives up before joining. */
+void st_group_announce(st_store *st);
+void st_group_withdraw(st_store *st);
+/* Joins the open commit group (or opens one and leads it) and begins m's
+ * nested txn, m->txn; the caller announced itself. Waits while another
+ * member runs or the group is full. 0, -EROFS, or an LMDB error; on error
+ * m is not in a group and st_group_finish must not be called. */
+int st_group_join(st_store *st, st_group_member *m);
+/* Ends m's part: commits its nested txn into the group when rc is 0
+ * (bytes: its payload, for the group's bound), else aborts it, undoing
+ * only m's changes. Then st_group_wait must follow. */
+void st_group_finish(st_store *st, st_group_member *m, int rc, size_t bytes);
+/* Returns once m's result is known: its own error, or the result of the
+ * commit of the group holding it (0: committed). The leader commits here.
+ * Call it holding no collection lock. */
+int st_group_wait(st_store *st, st_group_member *m);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. apply_order.c: committed changes applied in commit order  */
+/* ------------------------------------------------------------------ */
+
+/* Takes the next apply ticket of c (wlock held, child txn committed). */
+uint64_t st_apply_ticket(st_coll *c);
+/* Waits until every earlier ticket of c is done. */
+void st_apply_turn(st_coll *c, uint64_t ticket);
+/* Ends the turn of ticket: the next one may apply. */
+void st_apply_turn_end(st_coll *c);
+/* Locks c->wlock and waits until every ticket of c is done: the index,
+ * names and counters then equal the committed records, and stay so while
+ * the wlock is held. For everything but the write-op frame that takes
+ * the wlock (snapshots, the op-log trim, name fills, collection ops). */
+void st_coll_lock_settled(st_coll *c);
 
 /* ------------------------------------------------------------------ */
 /* Level 0. space.c: the max_size bound                               */
@@ -581,8 +659,9 @@ void st_names_init(st_names *n, bool ready);
 /* Frees what the table holds. */
 void st_names_destroy(st_names *n);
 /* Applies the name changes of a committed operation, in order. Caller
- * holds the collection's wlock. Never fails: out of memory, the table is
- * cleared and filled again (searches use LMDB meanwhile). */
+ * is in the operation's apply turn (apply_order.c). Never fails: out of
+ * memory, the table is cleared and filled again (searches use LMDB
+ * meanwhile). */
 void st_names_apply(st_names *n, const st_name_change *ch, size_t count);
 /* Copies the next chunk of c's SLOTS names into c->names (takes c->wlock);
  * damaged records are left unnamed (logged). *done = the table is READY.
@@ -713,8 +792,10 @@ int st_coll_autotune(st_store *st, st_coll *c, bool force);
 typedef struct st_op {
     st_store *st;
     st_coll *c;
-    MDB_txn *txn;
-    st_coll_rec rec; /* the collection record, written back at commit */
+    st_group_member gm; /* its place in a commit group */
+    MDB_txn *txn;       /* gm's nested txn */
+    uint64_t bytes;     /* payload written, for the group's bound */
+    st_coll_rec rec;    /* the collection record, written back at commit */
     vc_buf scratch;
     /* Index changes to apply after commit. */
     uint32_t *ins_ids;

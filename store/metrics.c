@@ -65,6 +65,8 @@ int st_store_metrics(st_store *st, st_metrics *out)
     out->rebuilds_total = atomic_load(&st->rebuilds);
     out->errors_total = atomic_load(&st->errors);
     out->stale_readers_total = atomic_load(&st->stale_readers);
+    out->commits_total = atomic_load(&st->group_commits);
+    out->commit_ops_total = atomic_load(&st->group_ops);
     out->open_seconds = st->open_seconds;
     out->read_only = st->opt.read_only;
     out->encrypted = st->crypto.on;

@@ -8,7 +8,8 @@
  * States of an st_names
  *   FILLING  (after open) the background thread copies SLOTS into the table
  *            a chunk of records at a time (st_names_fill_step), each chunk
- *            under the collection's wlock with a read txn begun inside it.
+ *            under the collection's wlock, settled (every committed
+ *            operation applied), with a read txn begun inside it.
  *            `filled` is the first id not copied yet. Searches name hits
  *            from LMDB.
  *   READY    every id is copied; unfiltered searches name hits from the
@@ -23,20 +24,22 @@
  *   1. Outside a writer's critical section, for every id < filled (every id
  *      when READY), names[id] equals the name in id's SLOTS record, or is
  *      NULL when id has none or its record is damaged: writers apply their
- *      name changes (st_names_apply) after commit with the wlock still
- *      held, and fill steps hold the wlock, so the two never interleave.
+ *      name changes (st_names_apply) after commit in the collection's apply
+ *      order (apply_order.c), and fill steps hold the wlock settled (no
+ *      applied change pending, none can start), so the two never
+ *      interleave.
  *   2. Ids >= filled are never stored while FILLING; the fill step that
  *      reaches them reads them from a txn that sees every commit before it.
  *   3. `bytes` is the memory the table holds (the array and each name's
  *      allocation, as malloc_usable_size reports it, plus its header).
  *
  * Lock: `lock` (a rwlock that prefers writers, so a stream of searches
- * cannot hold a writer, and with it the collection's wlock, back) protects
+ * cannot hold a writer, and with it its collection's next applies, back) protects
  * names, cap and filled; `bytes` changes under it too but is atomic, so
  * metrics read it without the lock. Readers copy names under the read
- * lock; writers and fill steps change them under the write lock, which
- * they take while holding the collection's wlock (lock order: wlock ->
- * names.lock). `ready` is atomic, set and cleared under the write lock.
+ * lock; writers (in their apply turn) and fill steps (holding the wlock)
+ * change them under the write lock (innermost: wlock -> names.lock).
+ * `ready` is atomic, set and cleared under the write lock.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -129,7 +132,7 @@ typedef struct slot_scan {
 static int scan_begin(st_store *st, st_coll *c, slot_scan *sc)
 {
     memset(sc, 0, sizeof(*sc));
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     int rc = st_txn_read(st, &sc->txn);
     if (rc == 0)
         rc = st_mdb_err(mdb_cursor_open(sc->txn, st->db[ST_DB_SLOTS], &sc->cur));

@@ -19,12 +19,15 @@
  *   3. A half-open store is closed as read-only: no final snapshots.
  *
  * Lock order of the whole store (outermost first): st->snap_mu -> c->wlock
- * (by ascending collection id when two are needed) -> LMDB's writer lock
- * (a write txn) -> st->colls_lock -> c->mu -> st->health_mu; and c->wlock
- * -> c->names.lock (name_cache.c). colls_lock is only ever held briefly
- * (lookups; table changes after a commit), never across a wait for LMDB's
- * writer lock, so lookups by readers never wait behind a writer. No lock
- * is taken while holding c->mu except health_mu.
+ * (by ascending collection id when two are needed) -> st->group.mu
+ * (group.c; never held across LMDB's writer lock or I/O) -> LMDB's writer
+ * lock (a write txn: a group's, begun by its leader, or a collection op's)
+ * -> st->colls_lock -> c->mu -> st->health_mu; c->names.lock is
+ * innermost (a fill step takes it under c->wlock, an apply turn alone). colls_lock is only ever
+ * held briefly (lookups; table changes after a commit), never across a wait for LMDB's writer lock,
+ * so lookups by readers never wait behind a writer. No lock is taken while holding c->mu except
+ * health_mu. Waits without a lock held: a member's wait for its group's commit, and its apply turn
+ * (apply_order.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -242,6 +245,7 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     pthread_cond_init(&st->bg_cv, NULL);
     pthread_mutex_init(&st->snap_mu, NULL);
     pthread_mutex_init(&st->health_mu, NULL);
+    st_group_init(&st->group);
     st->dir = st_memdup(datadir, strlen(datadir) + 1);
     st->opt.key = NULL;
     if (opt->key) {
@@ -369,6 +373,7 @@ int st_store_close(st_store *st)
     pthread_cond_destroy(&st->bg_cv);
     pthread_mutex_destroy(&st->snap_mu);
     pthread_mutex_destroy(&st->health_mu);
+    st_group_destroy(&st->group);
     free(st->dir);
     free(st);
     return first;

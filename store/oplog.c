@@ -40,7 +40,7 @@ int st_oplog_mark(st_store *st, MDB_txn *txn, st_coll *c, uint32_t id)
 
 int st_oplog_trim(st_store *st, st_coll *c, uint64_t g)
 {
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     vc_buf scratch = VC_BUF_INIT;

@@ -21,10 +21,18 @@
  *      the index has it; filtered ones, and all until the table is filled,
  *      from the SLOTS record in the read transaction, the snapshot the
  *      filter's bitmap was built from, so a reported vector always matched
- *      the filter. An id deleted between the index search and the lookup
- *      is dropped. (An unfiltered hit whose id was deleted and reused in
- *      that window is reported under its new name: the engine slot was
- *      reused too, so the distance may be either vector's.)
+ *      the filter. (An unfiltered hit whose id was deleted and reused
+ *      between the index search and the lookup is reported under its new
+ *      name: the engine slot was reused too, so the distance may be either
+ *      vector's.)
+ *   4. A search returns k hits whenever k vectors pass (issue 11): a hit
+ *      whose id lost its vector between the index search and the naming
+ *      is not reported, and the search is run again for more (REFILL_MAX
+ *      times, asking twice as many plus those lost each time), so the
+ *      deletes of others make it look further, never return less. A
+ *      filtered search whose index returned fewer hits than its bitmap
+ *      said pass (vectors deleted after the bitmap's snapshot) starts over
+ *      with a new snapshot and bitmap (RESTART_MAX times).
  */
 #include <errno.h>
 #include <math.h>
@@ -38,6 +46,10 @@
 
 /* Collections with at most this many vectors are searched exactly. */
 #define EXACT_MAX 2048u
+/* Searches again for more hits when deletes took some (invariant 4). */
+#define REFILL_MAX 8
+/* Filtered searches start over when their bitmap went stale. */
+#define RESTART_MAX 4
 
 typedef struct bitmap_filter {
     uint64_t *bits;
@@ -228,11 +240,13 @@ static void ctx_end(search_ctx *s)
 }
 
 /* Turns engine hits into named hits; skips ids without a vector (and
- * skip_id). Names come from the collection's name table once it is filled,
- * else from the SLOTS records of txn. Returns the number written. */
+ * skip_id), counting them in *lost. Names come from the collection's name
+ * table once it is filled, else from the SLOTS records of txn. Returns the
+ * number written. */
 static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t n, uint32_t skip_id,
-                        bool skip, size_t k, st_hit *out, vc_buf *scratch)
+                        bool skip, size_t k, st_hit *out, vc_buf *scratch, size_t *lost)
 {
+    *lost = 0;
     size_t w = 0;
     /* A filtered search names from txn, the snapshot its filter bitmap came
      * from: an id reused meanwhile by a vector that does not match must
@@ -244,8 +258,10 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
         bool named =
             table ? st_names_lookup(&s->c->names, hits[i].id, out[w].name)
                   : st_slot_name(s->st, txn, s->c->id, hits[i].id, out[w].name, scratch) == 0;
-        if (!named)
+        if (!named) {
+            (*lost)++;
             continue;
+        }
         out[w].id = hits[i].id;
         out[w].distance = hits[i].distance;
         w++;
@@ -255,34 +271,60 @@ static size_t name_hits(search_ctx *s, MDB_txn *txn, const vf_hit *hits, size_t 
     return w;
 }
 
-/* One query: engine search (exact for small collections), then named
- * hits; skip_id is left out when skip. */
-static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
-                      bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit *tmp,
-                      vc_buf *scratch)
+/* The ef for want hits: the caller's, else the tuned or laddered auto ef. */
+static size_t search_ef(const search_ctx *s, size_t ef, size_t want)
 {
-    size_t want = k + (skip ? 1 : 0), n = 0;
-    if (s->cfg.ef_auto && ef == 0) {
-        /* The tuned ef holds for k 10; scale it for other k. Until the
-         * background thread has tuned it, a fixed ladder by recall. */
-        if (s->auto_ef) {
-            ef = want <= 10 ? s->auto_ef : (size_t)s->auto_ef * want / 10;
-            if (ef < want)
-                ef = want;
-        } else {
-            ef = ef_auto(s->cfg.target_recall, want);
-        }
-    }
-    const vf_filter *f = s->use_filter ? &s->filter : NULL;
-    /* Small collections are scanned exactly: it costs microseconds and
-     * cannot miss a vector, whatever the graph looks like after churn. */
-    int rc = vf_hnsw_count(s->index) <= EXACT_MAX
-                 ? vf_hnsw_search_exact(s->index, query, want, f, tmp, &n)
-                 : vf_hnsw_search(s->index, query, want, ef, f, tmp, &n);
-    if (rc)
-        return rc;
-    *n_out = name_hits(s, txn, tmp, n, skip_id, skip, k, out, scratch);
+    if (!s->cfg.ef_auto || ef != 0)
+        return ef;
+    /* The tuned ef holds for k 10; scale it for other k. Until the
+     * background thread has tuned it, a fixed ladder by recall. */
+    if (!s->auto_ef)
+        return ef_auto(s->cfg.target_recall, want);
+    ef = want <= 10 ? s->auto_ef : (size_t)s->auto_ef * want / 10;
+    return ef < want ? want : ef;
+}
+
+/* Hit room for want hits in *tmp (*cap of them). 0 or -ENOMEM. */
+static int hits_room(vf_hit **tmp, size_t *cap, size_t want)
+{
+    if (want <= *cap)
+        return 0;
+    vf_hit *t = vc_realloc(*tmp, want * sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    *tmp = t;
+    *cap = want;
     return 0;
+}
+
+/* One query: engine search (exact for small collections), then named
+ * hits; skip_id is left out when skip. Hits lost to deletes meanwhile are
+ * refilled by searching again for more (invariant 4). *found = how many
+ * hits the last engine search returned. */
+static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
+                      bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit **tmp,
+                      size_t *cap, vc_buf *scratch)
+{
+    size_t want = k + (skip ? 1 : 0);
+    const vf_filter *f = s->use_filter ? &s->filter : NULL;
+    for (int attempt = 0;; attempt++) {
+        int rc = hits_room(tmp, cap, want);
+        if (rc)
+            return rc;
+        size_t n = 0, lost = 0;
+        /* Small collections are scanned exactly: it costs microseconds and
+         * cannot miss a vector, whatever the graph looks like after churn. */
+        rc = vf_hnsw_count(s->index) <= EXACT_MAX
+                 ? vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n)
+                 : vf_hnsw_search(s->index, query, want, search_ef(s, ef, want), f, *tmp, &n);
+        if (rc)
+            return rc;
+        *n_out = name_hits(s, txn, *tmp, n, skip_id, skip, k, out, scratch, &lost);
+        bool exhausted = n < want && lost == 0;
+        if (*n_out >= k || exhausted || attempt == REFILL_MAX)
+            return 0;
+        want = want * 2 + lost;
+    }
 }
 
 /* The n queries match the collection's dim and hold valid values. */
@@ -293,6 +335,36 @@ static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t
     return st_values_ok(q, n * dim) ? 0 : -EINVAL;
 }
 
+/* One query in a snapshot of its own: collection, read txn, filter bitmap,
+ * index. A filtered search whose index gave fewer hits than the bitmap
+ * says pass starts over (invariant 4). */
+static int search_single(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
+                         const float *query, uint32_t dim, size_t k, size_t ef, bool skip,
+                         uint32_t skip_id, st_hit *out, size_t *n_out)
+{
+    vf_hit *tmp = NULL;
+    size_t cap = 0;
+    vc_buf scratch = VC_BUF_INIT;
+    int rc = 0;
+    for (int attempt = 0;; attempt++) {
+        search_ctx s;
+        *n_out = 0;
+        rc = ctx_begin(st, coll, terms, nterms, &s);
+        if (rc == 0)
+            rc = check_query(&s, query, dim, 1);
+        if (rc == 0 && s.index && (!s.use_filter || s.passing > 0))
+            rc = search_one(&s, s.txn, query, k, ef, skip, skip_id, out, n_out, &tmp, &cap,
+                            &scratch);
+        bool stale = rc == 0 && s.use_filter && *n_out < k && *n_out + skip < s.passing;
+        ctx_end(&s);
+        if (!stale || attempt == RESTART_MAX)
+            break;
+    }
+    free(tmp);
+    vc_buf_release(&scratch);
+    return rc;
+}
+
 int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
               const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out)
 {
@@ -300,20 +372,7 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
         return -EINVAL;
     *n_out = 0;
     uint64_t t0 = now_ns();
-    search_ctx s;
-    int rc = ctx_begin(st, coll, terms, nterms, &s);
-    if (rc == 0)
-        rc = check_query(&s, query, dim, 1);
-    vf_hit *tmp = NULL;
-    vc_buf scratch = VC_BUF_INIT;
-    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = vc_malloc((k + 1) * sizeof(*tmp));
-        rc = tmp ? search_one(&s, s.txn, query, k, ef, false, 0, out, n_out, tmp, &scratch)
-                 : -ENOMEM;
-    }
-    ctx_end(&s);
-    free(tmp);
-    vc_buf_release(&scratch);
+    int rc = search_single(st, coll, terms, nterms, query, dim, k, ef, false, 0, out, n_out);
     if (rc == 0) {
         atomic_fetch_add(&st->queries, 1);
         atomic_fetch_add(&st->query_ns, now_ns() - t0);
@@ -340,21 +399,9 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     float *q = vc_malloc((size_t)(cfg.dim ? cfg.dim : 1) * sizeof(float));
     uint32_t dim = 0;
     rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
-    search_ctx s;
-    memset(&s, 0, sizeof(s));
-    vf_hit *tmp = NULL;
-    vc_buf scratch = VC_BUF_INIT;
     if (rc == 0)
-        rc = ctx_begin(st, coll, terms, nterms, &s);
-    if (rc == 0 && s.index && (!s.use_filter || s.passing > 0)) {
-        tmp = vc_malloc((k + 1) * sizeof(*tmp));
-        rc = tmp ? search_one(&s, s.txn, q, k, ef, exclude_self, a.id, out, n_out, tmp, &scratch)
-                 : -ENOMEM;
-    }
-    ctx_end(&s);
-    free(tmp);
+        rc = search_single(st, coll, terms, nterms, q, dim, k, ef, exclude_self, a.id, out, n_out);
     free(q);
-    vc_buf_release(&scratch);
     if (rc == 0) {
         atomic_fetch_add(&st->queries, 1);
         atomic_fetch_add(&st->query_ns, now_ns() - t0);
@@ -387,11 +434,12 @@ static void *batch_worker(void *arg)
 {
     batch_job *j = arg;
     unsigned worker = atomic_fetch_add(&j->next_worker, 1);
-    vf_hit *tmp = vc_malloc((j->k + 1) * sizeof(*tmp));
+    vf_hit *tmp = NULL;
+    size_t cap = 0;
     st_hit *hits = vc_malloc(j->k * sizeof(*hits));
     vc_buf scratch = VC_BUF_INIT;
     MDB_txn *txn = NULL;
-    int rc = tmp && hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;
+    int rc = hits ? st_txn_read(j->s->st, &txn) : -ENOMEM;
     if (rc)
         batch_fail(j, rc);
     while (rc == 0) {
@@ -399,8 +447,8 @@ static void *batch_worker(void *arg)
         if (i >= j->nq || atomic_load(&j->rc) != 0)
             break;
         size_t n = 0;
-        rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, hits, &n, tmp,
-                        &scratch);
+        rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, hits, &n, &tmp,
+                        &cap, &scratch);
         if (rc == 0)
             rc = j->sink(j->sink_ctx, worker, i, hits, n);
         if (rc)

@@ -156,7 +156,7 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
     bool sealed = st->crypto.on;
     int rc = 0;
 
-    pthread_mutex_lock(&c->wlock);
+    st_coll_lock_settled(c);
     pthread_mutex_lock(&c->mu);
     vf_hnsw *h = c->index;
     bool skip = c->dropped || !h || (c->changes == 0 && !force);

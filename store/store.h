@@ -272,6 +272,8 @@ typedef struct st_metrics {
     uint64_t rebuilds_total;      /* indexes rebuilt from records since open */
     uint64_t errors_total;        /* background sync/snapshot failures since open */
     uint64_t stale_readers_total; /* LMDB reader slots of dead processes cleared since open */
+    uint64_t commits_total;       /* group commits of vector operations since open */
+    uint64_t commit_ops_total;    /* operations those commits carried */
     /* Engine counters (vf_hnsw_stats), summed over the indexes as built or
      * loaded since open: */
     uint64_t searches_short_total;   /* graph walks redone by exact search */

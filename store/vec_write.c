@@ -172,6 +172,7 @@ int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, siz
         return rc;
     o->rec.count = count;
     o->rec.bytes = bytes;
+    o->bytes += len + (uint64_t)dim * sizeof(float) + nl;
     if (id_out)
         *id_out = r.id;
     return 0;

@@ -1,24 +1,32 @@
 /*
  * write_op.c — the frame of every operation that changes a collection's
- * vectors (st_op): it locks the collection, holds the write txn and the
- * COLL record, queues the index and name changes, and at the end commits
- * and applies them.
+ * vectors (st_op): it locks the collection, takes a place in a commit
+ * group (group.c) with a nested txn of its own, reads and writes the COLL
+ * record, queues the index and name changes, and at the end waits for the
+ * group's commit and applies them in commit order.
  *
  * A writing operation runs as:
- *     find collection -> lock c->wlock -> write txn -> read COLL record ->
- *     records -> COLL record (count, bytes, next ids) -> commit ->
- *     apply to c->index and c->names -> unlock
- * so the index of a collection changes in commit order, and a snapshot
- * (which takes c->wlock) sees the index equal to LMDB's state.
+ *     find collection -> lock c->wlock -> join a group (nested txn) ->
+ *     read COLL record -> records -> COLL record (count, bytes, next ids)
+ *     -> end the nested txn, take an apply ticket -> unlock c->wlock ->
+ *     wait for the group's commit -> in the ticket's turn, apply to the
+ *     counters, c->names and c->index
+ * Releasing the wlock before the commit lets the next operation of the
+ * same collection join the same group (and see this one's records in the
+ * group's txn); the tickets keep the memory changing in commit order.
  *
  * States of an st_op
- *   OPEN   st_op_begin returned 0: c->wlock held, txn open, rec read.
- *   ENDED  st_op_end committed (or aborted) and released everything; it
- *          runs exactly once per OPEN op, whatever the result.
+ *   OPEN   st_op_begin returned 0: c->wlock held, nested txn open, rec read.
+ *   ENDED  st_op_end ended the nested txn (committed into the group or
+ *          aborted), waited for the group and applied; it runs exactly
+ *          once per OPEN op, whatever the result.
  *
  * Invariants
  *   1. Every change to a collection's vectors is applied to c->index and
- *      c->names before c->wlock is released, and only if it committed.
+ *      c->names in commit order, before st_op_end returns, and only if its
+ *      group committed. While the wlock is held settled
+ *      (st_coll_lock_settled: snapshots, trims, fills, config and
+ *      collection ops) the memory equals the committed records.
  *   2. Whatever the store needs to apply the index changes is allocated
  *      before the commit (op_prepare), so an out-of-memory fails the call
  *      with nothing changed. Only the engine's own allocations can still
@@ -26,9 +34,13 @@
  *      truth) and the index is brought to the records from the op log at
  *      once (op_catch_up); if that fails too it is counted, reported in
  *      health, and the index catches up at the next open.
+ *   3. An op that fails before its group commits aborts its nested txn:
+ *      nothing of it is committed, and the other members are unaffected.
  *
- * Lock order: c->wlock -> LMDB's writer lock -> c->mu; c->wlock ->
- * c->names.lock.
+ * Lock order: c->wlock -> st->group.mu (group.c) and LMDB's writer lock
+ * (a leader begins the group's txn) -> c->mu. The wait for the group and
+ * the apply turn hold no lock (the turn takes c->mu and c->names.lock
+ * alone).
  */
 #include <assert.h>
 #include <errno.h>
@@ -52,23 +64,30 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
     o->c = st_coll_find(st, coll);
     if (!o->c)
         return -ENOENT;
+    st_group_announce(st); /* the open group waits for us while we wait here */
     pthread_mutex_lock(&o->c->wlock);
     pthread_mutex_lock(&o->c->mu);
     bool gone = o->c->dropped || strcmp(o->c->name, coll) != 0;
     pthread_mutex_unlock(&o->c->mu);
     if (gone) {
+        st_group_withdraw(st);
         pthread_mutex_unlock(&o->c->wlock);
         o->c = NULL;
         return -ENOENT;
     }
-    rc = st_txn_write(st, &o->txn);
-    if (rc == 0)
-        rc = st_coll_rec_get(st, o->txn, coll, &o->rec);
+    rc = st_group_join(st, &o->gm);
     if (rc) {
-        if (o->txn)
-            mdb_txn_abort(o->txn);
+        pthread_mutex_unlock(&o->c->wlock);
+        o->c = NULL;
+        return rc;
+    }
+    o->txn = o->gm.txn;
+    rc = st_coll_rec_get(st, o->txn, coll, &o->rec);
+    if (rc) {
+        st_group_finish(st, &o->gm, rc, 0);
         o->txn = NULL;
         pthread_mutex_unlock(&o->c->wlock);
+        (void)st_group_wait(st, &o->gm);
         o->c = NULL;
     }
     return rc;
@@ -233,48 +252,59 @@ static int op_catch_up(st_op *o)
     return rc;
 }
 
-/* Commits (writing the COLL record back), applies the index changes and
- * releases the collection. rc is the operation's result so far. */
+/* The memory side of a committed op, in its apply turn: counters, names,
+ * then the index. */
+static void op_apply_committed(st_op *o)
+{
+    st_store *st = o->st;
+    st_coll *c = o->c;
+    pthread_mutex_lock(&c->mu);
+    c->cfg = o->rec.cfg;
+    c->count = o->rec.count;
+    c->bytes = o->rec.bytes;
+    pthread_mutex_unlock(&c->mu);
+    st_names_apply(&c->names, o->names, o->nnames);
+    if (o->nins == 0 && o->ndel == 0)
+        return;
+    st_coll_note_changes(c, o->nins + o->ndel);
+    int arc = op_apply(o);
+    if (arc)
+        arc = op_catch_up(o);
+    if (arc) {
+        /* Committed, so the call succeeded; the index catches up from the
+         * dirty entries at the next open. */
+        atomic_fetch_add(&st->errors, 1);
+        st_health_set(st, "index of '%s' is behind its records: %s", o->rec.name, strerror(-arc));
+    }
+    atomic_fetch_add(&st->inserts, o->nins);
+    atomic_fetch_add(&st->deletes, o->ndel);
+}
+
+/* Ends the op's part of its commit group (writing the COLL record back),
+ * releases the collection so the next op can join the same group, waits
+ * for the group's commit, then applies the changes in commit order. rc is
+ * the operation's result so far. */
 int st_op_end(st_op *o, int rc)
 {
-    assert(o->c || !o->txn); /* begun, or nothing held */
+    assert(o->c && o->txn);
     st_store *st = o->st;
     st_coll *c = o->c;
     if (rc == 0)
         rc = st_coll_rec_put(st, o->txn, &o->rec);
     if (rc == 0)
         rc = op_prepare(o);
-    if (rc == 0) {
-        rc = st_txn_commit(st, o->txn);
-    } else if (o->txn) {
-        mdb_txn_abort(o->txn);
-    }
+    st_group_finish(st, &o->gm, rc, o->bytes);
     o->txn = NULL;
-    if (rc == 0) {
-        pthread_mutex_lock(&c->mu);
-        c->cfg = o->rec.cfg;
-        c->count = o->rec.count;
-        c->bytes = o->rec.bytes;
-        pthread_mutex_unlock(&c->mu);
-        st_names_apply(&c->names, o->names, o->nnames);
-        if (o->nins || o->ndel) {
-            st_coll_note_changes(c, o->nins + o->ndel);
-            int arc = op_apply(o);
-            if (arc)
-                arc = op_catch_up(o);
-            if (arc) {
-                /* Committed, so the call succeeded; the index catches up
-                 * from the dirty entries at the next open. */
-                atomic_fetch_add(&st->errors, 1);
-                st_health_set(st, "index of '%s' is behind its records: %s", o->rec.name,
-                              strerror(-arc));
-            }
-            atomic_fetch_add(&st->inserts, o->nins);
-            atomic_fetch_add(&st->deletes, o->ndel);
-        }
+    bool joined = o->gm.result == 0;
+    uint64_t ticket = joined ? st_apply_ticket(c) : 0;
+    pthread_mutex_unlock(&c->wlock);
+    rc = st_group_wait(st, &o->gm);
+    if (joined) {
+        st_apply_turn(c, ticket);
+        if (rc == 0)
+            op_apply_committed(o);
+        st_apply_turn_end(c);
     }
-    if (c)
-        pthread_mutex_unlock(&c->wlock);
     vc_buf_release(&o->scratch);
     free(o->ins_ids);
     free(o->ins_vecs);

@@ -94,6 +94,7 @@ int st_xattr_store(st_op *o, uint32_t id, const char *xname, const void *value, 
 {
     assert(o->txn && xname);
     st_store *st = o->st;
+    o->bytes += len;
     uint8_t key[ST_XATTR_KEY_MAX];
     size_t kl = st_key_xattr(st, o->c->id, id, xname, key);
     const void *body;

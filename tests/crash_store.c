@@ -1,18 +1,21 @@
 /*
- * crash_store.c — crash test of the store: a child process inserts,
- * overwrites, deletes, renames, sets xattrs and commits batches in a loop,
- * reporting each operation through a pipe before it starts ("intent") and
- * after its commit returned ("done"); the parent kills it with SIGKILL at a
- * random moment, then checks:
+ * crash_store.c — crash test of the store: a child process runs WRITERS
+ * threads that insert, overwrite, delete, rename, set xattrs and commit
+ * batches in a loop, each on its own share of the names (so they meet in
+ * commit groups, group.c), reporting each operation through a pipe before
+ * it starts ("intent") and after its commit returned ("done"); the parent
+ * kills it with SIGKILL at a random moment, then checks:
  *   1. st_check finds no problem (before and after reopening);
- *   2. after reopen, every operation reported done is there, and the one in
- *      flight (if any) is either wholly there or wholly absent;
+ *   2. after reopen, every operation reported done is there, and each
+ *      thread's one in flight (if any) is either wholly there or wholly
+ *      absent;
  *   3. every present vector is found by a search for its own vector (the
  *      index was rebuilt or replayed correctly).
  * Rounds: VECFS_CRASH_ROUNDS (default 20). Seed: VECFS_CRASH_SEED (printed).
  * VECFS_CRASH_KEY=1 runs the same against an encrypted store.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,10 @@
 
 #define NAMES 200
 #define DIM 8
+/* Writer threads of the child; thread t owns the names a with a % WRITERS
+ * == t, so its operations never depend on another thread's. */
+#define WRITERS 4
+#define PER (NAMES / WRITERS)
 
 enum { OP_PUT = 1, OP_DEL, OP_REN, OP_XSET, OP_BATCH, OP_READY };
 
@@ -33,7 +40,7 @@ typedef struct msg {
     uint8_t kind; /* 1 intent, 2 done */
     uint8_t op;
     uint16_t a, b;
-    uint16_t pad;
+    uint16_t thread;
     uint32_t ver;
 } msg;
 
@@ -75,6 +82,12 @@ static void name_of(uint16_t a, char *out)
     snprintf(out, 32, "n%03u", a);
 }
 
+/* Row i of a batch that starts at name a: a name of a's thread. */
+static uint16_t batch_row(uint16_t a, int i)
+{
+    return (uint16_t)(((a / WRITERS + i * 17) % PER) * WRITERS + a % WRITERS);
+}
+
 /* Applies op to m (the model's view of a committed op). */
 static void model_apply(model *m, const msg *x)
 {
@@ -100,7 +113,7 @@ static void model_apply(model *m, const msg *x)
         break;
     case OP_BATCH:
         for (int i = 0; i < 10; i++) {
-            msg p = {.op = OP_PUT, .a = (uint16_t)((x->a + i * 17) % NAMES), .ver = x->ver + i};
+            msg p = {.op = OP_PUT, .a = batch_row(x->a, i), .ver = x->ver + i};
             model_apply(m, &p);
         }
         break;
@@ -127,24 +140,27 @@ static int do_put(st_store *st, uint16_t a, uint32_t ver)
     return st_vec_put(st, "c", name, content, strlen(content), v, DIM, NULL, 0);
 }
 
-static void child(const char *dir, int fd, uint64_t seed, const model *m0)
-{
-    st_options o;
-    crash_opts(&o);
-    o.snapshot_every_changes = 150;
-    o.sync_interval_ms = 20;
+typedef struct writer_arg {
     st_store *st;
-    if (st_store_open(dir, &o, &st) != 0)
-        _exit(2);
-    model m = *m0;
-    msg ready = {.op = OP_READY};
-    send_msg(fd, 2, &ready);
+    int fd;
+    uint64_t seed;
+    model *m; /* shared; each thread touches only its own names */
+    uint16_t thread;
+} writer_arg;
+
+/* One writer thread of the child: random operations on its own names. */
+static void *writer(void *p)
+{
+    writer_arg *w = p;
+    st_store *st = w->st;
+    model *m = w->m;
+    uint64_t seed = w->seed;
     uint32_t ver = (uint32_t)(seed & 0xffff) * 1000;
     for (;;) {
-        msg x = {0};
+        msg x = {.thread = w->thread};
         uint64_t r = tu_rng(&seed);
-        x.a = (uint16_t)(r % NAMES);
-        x.b = (uint16_t)((r >> 16) % NAMES);
+        x.a = (uint16_t)((r % PER) * WRITERS + w->thread);
+        x.b = (uint16_t)(((r >> 16) % PER) * WRITERS + w->thread);
         x.ver = ++ver;
         unsigned kind = (unsigned)((r >> 32) % 10);
         x.op = kind < 4   ? OP_PUT
@@ -156,11 +172,11 @@ static void child(const char *dir, int fd, uint64_t seed, const model *m0)
         name_of(x.a, a);
         name_of(x.b, b);
         /* Only ops that will succeed, so "done" means committed. */
-        if ((x.op == OP_DEL || x.op == OP_REN || x.op == OP_XSET) && !m.e[x.a].present)
+        if ((x.op == OP_DEL || x.op == OP_REN || x.op == OP_XSET) && !m->e[x.a].present)
             x.op = OP_PUT;
         if (x.op == OP_REN && x.a == x.b)
             x.op = OP_PUT;
-        send_msg(fd, 1, &x);
+        send_msg(w->fd, 1, &x);
         int rc = 0;
         switch (x.op) {
         case OP_PUT:
@@ -182,7 +198,7 @@ static void child(const char *dir, int fd, uint64_t seed, const model *m0)
             st_batch *bt;
             rc = st_batch_begin(st, "c", &bt);
             for (int i = 0; rc == 0 && i < 10; i++) {
-                uint16_t k = (uint16_t)((x.a + i * 17) % NAMES);
+                uint16_t k = batch_row(x.a, i);
                 char nm[32], content[48];
                 float v[DIM];
                 name_of(k, nm);
@@ -199,9 +215,36 @@ static void child(const char *dir, int fd, uint64_t seed, const model *m0)
         }
         if (rc != 0)
             _exit(4);
-        model_apply(&m, &x);
-        send_msg(fd, 2, &x);
+        model_apply(m, &x);
+        send_msg(w->fd, 2, &x);
     }
+    return NULL;
+}
+
+static void child(const char *dir, int fd, uint64_t seed, const model *m0)
+{
+    st_options o;
+    crash_opts(&o);
+    o.snapshot_every_changes = 150;
+    o.sync_interval_ms = 20;
+    st_store *st;
+    if (st_store_open(dir, &o, &st) != 0)
+        _exit(2);
+    static model m;
+    m = *m0;
+    msg ready = {.op = OP_READY};
+    send_msg(fd, 2, &ready);
+    pthread_t th[WRITERS];
+    writer_arg args[WRITERS];
+    for (int t = 0; t < WRITERS; t++) {
+        args[t] =
+            (writer_arg){.st = st, .fd = fd, .seed = tu_rng(&seed), .m = &m, .thread = (uint16_t)t};
+        if (pthread_create(&th[t], NULL, writer, &args[t]) != 0)
+            _exit(5);
+    }
+    for (int t = 0; t < WRITERS; t++)
+        pthread_join(th[t], NULL);
+    _exit(6);
 }
 
 /* Does the store hold exactly model m? */
@@ -336,19 +379,23 @@ int main(void)
         int status;
         waitpid(pid, &status, 0);
         /* Everything the child wrote before dying is in the pipe. */
-        msg inflight = {0};
-        bool have_inflight = false;
-        unsigned done = 0;
+        msg inflight[WRITERS] = {0};
+        bool have_inflight[WRITERS] = {false};
+        unsigned done = 0, ninflight = 0;
         while (read(p[0], &x, sizeof(x)) == (ssize_t)sizeof(x)) {
+            if (x.thread >= WRITERS)
+                continue;
             if (x.kind == 1) {
-                inflight = x;
-                have_inflight = true;
+                inflight[x.thread] = x;
+                have_inflight[x.thread] = true;
             } else if (x.kind == 2) {
                 model_apply(&m, &x);
-                have_inflight = false;
+                have_inflight[x.thread] = false;
                 done++;
             }
         }
+        for (int t = 0; t < WRITERS; t++)
+            ninflight += have_inflight[t];
         close(p[0]);
         total_done += done;
         FILE *rep = tmpfile();
@@ -372,10 +419,19 @@ int main(void)
         clock_gettime(CLOCK_MONOTONIC, &t1);
         char why[256] = "", why2[256] = "";
         bool ok = store_matches(st, &m, why, sizeof(why));
-        if (!ok && have_inflight) {
-            model m2 = m;
-            model_apply(&m2, &inflight);
-            if (store_matches(st, &m2, why2, sizeof(why2))) {
+        /* Each thread's op in flight is wholly there or wholly absent: try
+         * every subset of them (the threads' names are disjoint). */
+        for (unsigned set = 1; !ok && set < (1u << WRITERS); set++) {
+            static model m2;
+            m2 = m;
+            bool valid = true;
+            for (int t = 0; t < WRITERS; t++) {
+                if (!(set >> t & 1))
+                    continue;
+                valid = valid && have_inflight[t];
+                model_apply(&m2, &inflight[t]);
+            }
+            if (valid && store_matches(st, &m2, why2, sizeof(why2))) {
                 ok = true;
                 m = m2;
             }
@@ -392,9 +448,9 @@ int main(void)
         }
         st_metrics met;
         st_store_metrics(st, &met);
-        printf("round %2d: killed after %3u ms, %4u ops committed, in flight: %s, reopen %.3f s "
+        printf("round %2d: killed after %3u ms, %4u ops committed, in flight: %u, reopen %.3f s "
                "(%s), %llu vectors\n",
-               round, delay_ms, done, have_inflight ? "yes" : "no",
+               round, delay_ms, done, ninflight,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
                met.rebuilds_total ? "rebuilt" : "snapshot+replay", (unsigned long long)met.vectors);
         st_store_close(st);

@@ -1705,6 +1705,367 @@ static void *conc_snapshotter(void *arg)
     return NULL;
 }
 
+/* Group commit: writer threads released at once by a barrier. */
+#define GROUP_THREADS 8
+#define GROUP_OPS 40
+
+typedef struct group_arg {
+    st_store *st;
+    pthread_barrier_t *bar;
+    int id;
+    int rounds;   /* group_writer: ops; group_one: unused */
+    int rc;       /* group_one: the put's result */
+    int failures; /* group_writer: calls that did not return 0 */
+} group_arg;
+
+/* Puts w<id>_<i>, renames every 4th to r<id>_<i>, deletes every 5th and
+ * sets an xattr on every 3rd: each call must succeed. */
+static void *group_writer(void *p)
+{
+    group_arg *a = p;
+    pthread_barrier_wait(a->bar);
+    for (int i = 0; i < a->rounds; i++) {
+        char name[32], to[32];
+        snprintf(name, sizeof(name), "w%d_%d", a->id, i);
+        snprintf(to, sizeof(to), "r%d_%d", a->id, i);
+        float v[4] = {(float)a->id, (float)i, 1, 2};
+        int rc = put_vec(a->st, "g", name, v, 4);
+        if (rc == 0 && i % 3 == 0)
+            rc = st_xattr_set(a->st, "g", name, "user.k", "v", 1, 0);
+        if (rc == 0 && i % 4 == 0)
+            rc = st_vec_rename(a->st, "g", name, to, 0);
+        if (rc == 0 && i % 5 == 0)
+            rc = st_vec_delete(a->st, "g", i % 4 == 0 ? to : name);
+        a->failures += rc != 0;
+    }
+    return NULL;
+}
+
+/* What group_writer left for (id, i): its name, or NULL when deleted. */
+static const char *group_expected(int id, int i, char *buf, size_t cap)
+{
+    if (i % 5 == 0)
+        return NULL;
+    snprintf(buf, cap, "%c%d_%d", i % 4 == 0 ? 'r' : 'w', id, i);
+    return buf;
+}
+
+/* Every vector group_writer left is there with its value (found by its
+ * own vector), its xattr, and nothing it deleted or renamed away. */
+static void group_verify(st_store *st)
+{
+    for (int id = 0; id < GROUP_THREADS; id++) {
+        for (int i = 0; i < GROUP_OPS; i++) {
+            char buf[32], wname[32];
+            const char *name = group_expected(id, i, buf, sizeof(buf));
+            snprintf(wname, sizeof(wname), "w%d_%d", id, i);
+            st_attr a;
+            if (!name) {
+                assert_int_equal(st_vec_stat(st, "g", wname, &a), -ENOENT);
+                continue;
+            }
+            if (name[0] == 'r')
+                assert_int_equal(st_vec_stat(st, "g", wname, &a), -ENOENT);
+            assert_int_equal(st_vec_stat(st, "g", name, &a), 0);
+            float v[4] = {(float)id, (float)i, 1, 2};
+            st_hit hit;
+            size_t nh;
+            assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+            assert_int_equal(nh, 1);
+            assert_string_equal(hit.name, name);
+            char x[8];
+            size_t xl = 0;
+            int xrc = st_xattr_get(st, "g", name, "user.k", x, sizeof(x), &xl);
+            assert_int_equal(xrc, i % 3 == 0 ? 0 : -ENODATA);
+            if (xrc == 0)
+                assert_true(xl == 1 && x[0] == 'v');
+        }
+    }
+}
+
+static void run_threads(void *(*fn)(void *), group_arg *args, int n)
+{
+    pthread_t th[GROUP_THREADS];
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fn, &args[i]), 0);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* Eight writer threads at once: every call commits, several share a
+ * commit, the op log and order records are intact (check), and a reopen
+ * shows everything. */
+static void test_group_commit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "g", VF_METRIC_L2, 4);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, GROUP_THREADS);
+    group_arg args[GROUP_THREADS];
+    for (int i = 0; i < GROUP_THREADS; i++)
+        args[i] = (group_arg){.st = st, .bar = &bar, .id = i, .rounds = GROUP_OPS};
+    run_threads(group_writer, args, GROUP_THREADS);
+    pthread_barrier_destroy(&bar);
+    for (int i = 0; i < GROUP_THREADS; i++)
+        assert_int_equal(args[i].failures, 0);
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    printf("group commit: %llu operations in %llu commits\n",
+           (unsigned long long)m.commit_ops_total, (unsigned long long)m.commits_total);
+    assert_true(m.commit_ops_total > m.commits_total); /* some commit carried several */
+    group_verify(st);
+    assert_int_equal(st_names_check(st, st_coll_find(st, "g")), 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    st = open_store(dir, &o);
+    group_verify(st);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
+static void *group_one(void *p)
+{
+    group_arg *a = p;
+    char name[32];
+    snprintf(name, sizeof(name), "f%d_%d", a->rounds, a->id);
+    float v[4] = {(float)a->rounds, (float)a->id, -1, 5};
+    pthread_barrier_wait(a->bar);
+    a->rc = put_vec(a->st, "g", name, v, 4);
+    return NULL;
+}
+
+/* One allocation failure among eight concurrent puts fails at most its
+ * own caller (-ENOMEM, absent); the other seven are committed, found by
+ * their vectors, and survive a reopen. */
+static void test_group_fault(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.log_level = ST_LOG_ERROR;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "g", VF_METRIC_L2, 4);
+    float seed[4] = {0, 0, 0, 0};
+    assert_int_equal(put_vec(st, "g", "seed", seed, 4), 0);
+    int failed_rounds = 0;
+    bool ok[200][GROUP_THREADS];
+    int rounds = SANITIZED ? 50 : 200;
+    for (int r = 0; r < rounds; r++) {
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, GROUP_THREADS);
+        group_arg args[GROUP_THREADS];
+        for (int i = 0; i < GROUP_THREADS; i++)
+            args[i] = (group_arg){.st = st, .bar = &bar, .id = i, .rounds = r};
+        st_fault_set(ST_FAULT_ALLOC, 1 + (uint64_t)r % 60);
+        run_threads(group_one, args, GROUP_THREADS);
+        st_fault_set(ST_FAULT_ALLOC, 0);
+        pthread_barrier_destroy(&bar);
+        int failed = 0;
+        for (int i = 0; i < GROUP_THREADS; i++) {
+            ok[r][i] = args[i].rc == 0;
+            if (args[i].rc != 0) {
+                assert_int_equal(args[i].rc, -ENOMEM);
+                failed++;
+            }
+        }
+        assert_true(failed <= 1);
+        failed_rounds += failed;
+    }
+    printf("group fault: %d of %d rounds failed one put\n", failed_rounds, rounds);
+    assert_true(failed_rounds > 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int r = 0; r < rounds; r++) {
+            for (int i = 0; i < GROUP_THREADS; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "f%d_%d", r, i);
+                st_attr a;
+                if (!ok[r][i]) {
+                    assert_int_equal(st_vec_stat(st, "g", name, &a), -ENOENT);
+                    continue;
+                }
+                float v[4] = {(float)r, (float)i, -1, 5};
+                st_hit hit;
+                size_t nh;
+                assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+                assert_int_equal(nh, 1);
+                assert_string_equal(hit.name, name);
+            }
+        }
+        assert_int_equal(st_store_close(st), 0);
+        assert_int_equal(st_check(dir, &o, NULL), 0);
+        if (pass == 0)
+            st = open_store(dir, &o);
+    }
+    tu_rmdir(dir);
+}
+
+/* Queries under churn: a collection of KCHURN_N vectors (all tagged
+ * user.t=a), churners that delete, re-put and rename vectors (at most
+ * one of each churner's vectors is missing at a time), and searchers
+ * that check every unfiltered and filtered query returns exactly k. */
+#define KCHURN_N 3000
+#define KCHURN_K 10
+
+typedef struct kchurn {
+    st_store *st;
+    _Atomic bool stop;
+    _Atomic unsigned long queries, short_results, errors, churns;
+} kchurn;
+
+typedef struct kchurn_arg {
+    kchurn *c;
+    int id;
+} kchurn_arg;
+
+static void kchurn_vec(int i, float v[8])
+{
+    uint64_t seed = 1000u + (uint64_t)i;
+    tu_vec(&seed, v, 8);
+}
+
+/* Puts v<from>..v<to - 1> (names `name`, or v<i> when NULL) with the tag,
+ * in one batch. */
+static int kchurn_put_rows(st_store *st, const char *name, int from, int to)
+{
+    st_batch *b = NULL;
+    int rc = st_batch_begin(st, "k", &b);
+    const char *key = "user.t";
+    const void *val = "a";
+    size_t len = 1;
+    for (int i = from; rc == 0 && i < to; i++) {
+        float v[8];
+        kchurn_vec(i, v);
+        char own[32];
+        snprintf(own, sizeof(own), "v%d", i);
+        rc = st_batch_put(b, name ? name : own, "x", 1, v, 8, NULL, 0, 1, &key, &val, &len);
+    }
+    if (rc == 0)
+        return st_batch_commit(b);
+    st_batch_abort(b);
+    return rc;
+}
+
+static void *kchurn_churner(void *p)
+{
+    kchurn_arg *a = p;
+    kchurn *c = a->c;
+    uint64_t seed = 77u + (uint64_t)a->id;
+    while (!atomic_load(&c->stop)) {
+        int i = (int)(tu_rng(&seed) % (KCHURN_N / 2)) * 2 + a->id; /* its own half */
+        char name[32], other[32];
+        snprintf(name, sizeof(name), "v%d", i);
+        snprintf(other, sizeof(other), "o%d", i);
+        int rc = st_vec_rename(c->st, "k", name, other, 0);
+        if (rc == 0)
+            rc = st_vec_delete(c->st, "k", other);
+        if (rc == 0)
+            rc = kchurn_put_rows(c->st, name, i, i + 1);
+        if (rc)
+            atomic_fetch_add(&c->errors, 1);
+        atomic_fetch_add(&c->churns, 1);
+    }
+    return NULL;
+}
+
+static void *kchurn_searcher(void *p)
+{
+    kchurn_arg *a = p;
+    kchurn *c = a->c;
+    uint64_t seed = 5u + (uint64_t)a->id;
+    st_filter_term t = {.key = "t", .value = "a", .value_len = 1};
+    while (!atomic_load(&c->stop)) {
+        float q[8];
+        tu_vec(&seed, q, 8);
+        st_hit hits[KCHURN_K];
+        size_t nh = 0;
+        bool filtered = tu_rng(&seed) & 1;
+        int rc =
+            st_search(c->st, "k", q, 8, KCHURN_K, 0, filtered ? &t : NULL, filtered, hits, &nh);
+        if (rc)
+            atomic_fetch_add(&c->errors, 1);
+        else if (nh != KCHURN_K)
+            atomic_fetch_add(&c->short_results, 1);
+        atomic_fetch_add(&c->queries, 1);
+    }
+    return NULL;
+}
+
+static void test_query_k_under_churn(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.sync_mode = ST_SYNC_FAST;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "k", VF_METRIC_L2, 8);
+    assert_int_equal(kchurn_put_rows(st, NULL, 0, KCHURN_N), 0);
+    kchurn c = {.st = st};
+    pthread_t th[4];
+    kchurn_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (kchurn_arg){.c = &c, .id = i % 2};
+        assert_int_equal(
+            pthread_create(&th[i], NULL, i < 2 ? kchurn_churner : kchurn_searcher, &args[i]), 0);
+    }
+    usleep(SANITIZED ? 1000000 : 3000000);
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    printf("queries under churn: %lu queries, %lu short, %lu churns, %lu errors\n",
+           atomic_load(&c.queries), atomic_load(&c.short_results), atomic_load(&c.churns),
+           atomic_load(&c.errors));
+    assert_int_equal(atomic_load(&c.errors), 0);
+    assert_int_equal(atomic_load(&c.short_results), 0);
+    assert_true(atomic_load(&c.queries) > 0 && atomic_load(&c.churns) > 0);
+    assert_int_equal(st_store_close(st), 0);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* The window between an index search and the naming of its hits, held
+ * open: the nearest vector's name is gone (as a delete committed between
+ * the two leaves it) while the index still has it. The search must not
+ * come back short: it searches again and returns k others. */
+static void test_query_refill(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    o.sync_mode = ST_SYNC_FAST;
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "r", VF_METRIC_L2, 4);
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "v%d", i);
+        float v[4] = {(float)i, 0, 0, 0};
+        assert_int_equal(put_vec(st, "r", name, v, 4), 0);
+    }
+    st_attr a;
+    assert_int_equal(st_vec_stat(st, "r", "v0", &a), 0);
+    st_coll *c = st_coll_find(st, "r");
+    st_name_change gone = {.id = (uint32_t)a.id, .name = NULL, .len = 0};
+    st_names_apply(&c->names, &gone, 1);
+    float q[4] = {0, 0, 0, 0};
+    st_hit hits[10];
+    size_t nh = 0;
+    assert_int_equal(st_search(st, "r", q, 4, 10, 0, NULL, 0, hits, &nh), 0);
+    assert_int_equal(nh, 10);
+    for (size_t i = 0; i < nh; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "v%zu", i + 1);
+        assert_string_equal(hits[i].name, want);
+    }
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 static void test_concurrency(void **state)
 {
     (void)state;
@@ -1987,6 +2348,10 @@ int main(void)
         cmocka_unit_test(test_autotune),
         cmocka_unit_test(test_small_churn),
         cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_group_fault),
+        cmocka_unit_test(test_query_k_under_churn),
+        cmocka_unit_test(test_query_refill),
         cmocka_unit_test(test_snapshot_rebuild),
         cmocka_unit_test(test_reopen_snapshot),
         cmocka_unit_test(test_stale_readers_cleared),
