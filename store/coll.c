@@ -144,6 +144,7 @@ st_coll *st_coll_new(const st_coll_rec *r)
     pthread_mutex_init(&c->wlock, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->apply_cv, NULL);
+    pthread_mutex_init(&c->rebuild_mu, NULL);
     snprintf(c->name, sizeof(c->name), "%s", r->name);
     c->cfg = r->cfg;
     c->count = r->count;
@@ -168,6 +169,8 @@ void st_coll_free(st_coll *c)
     pthread_mutex_destroy(&c->wlock);
     pthread_cond_destroy(&c->apply_cv);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->rebuild_mu);
+    free(c->touched);
     free(c);
 }
 

@@ -34,7 +34,7 @@ int st_coll_autotune(st_store *st, st_coll *c, bool force)
     (void)st;
     pthread_mutex_lock(&c->mu);
     vf_hnsw *h = c->index;
-    bool due = c->cfg.ef_auto && h && !c->dropped && c->count > 0 &&
+    bool due = c->cfg.ef_auto && h && !c->dropped && c->count > 0 && !atomic_load(&c->rebuilding) &&
                (force || c->auto_ef == 0 ||
                 c->tune_changes > (c->count / 10 > 1000 ? c->count / 10 : 1000));
     double target = c->cfg.target_recall;
@@ -213,7 +213,23 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
             rc = 0;
         }
     }
-    if (!h && rec->cfg.dim && (why || rec->count)) {
+    if (!h && why && rec->cfg.dim && rec->count >= st_rebuild_background_min(st)) {
+        /* Large: an empty index now, filled by rebuild.c while queries
+         * scan the records (its header). */
+        st_log(st, ST_LOG_WARN,
+               "collection '%s': %s, rebuilding its index from %" PRIu64
+               " records in the background",
+               rec->name, why, rec->count);
+        rc = st_coll_index_new(c, &rec->cfg, rec->cfg.dim, &h);
+        if (rc == 0) {
+            st_rebuild_mark(st, c, rec->name, rec->count);
+            *rebuilt = true;
+            size_t nd;
+            uint64_t mg;
+            if (st_oplog_replay(st, txn, c->id, NULL, &nd, &mg) == 0)
+                max_gen = mg;
+        }
+    } else if (!h && rec->cfg.dim && (why || rec->count)) {
         if (why)
             st_log(st, ST_LOG_WARN,
                    "collection '%s': %s, rebuilding its index from %" PRIu64 " records", rec->name,
@@ -240,8 +256,10 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
     }
     if (h)
         vf_hnsw_set_ef_search(h, rec->cfg.ef_search);
-    st_log(st, ST_LOG_INFO, "collection '%s': %s %zu vectors in %.3f s (%zu replayed)", rec->name,
-           *rebuilt ? "rebuilt" : "loaded snapshot of", h ? vf_hnsw_count(h) : (size_t)0,
-           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n_dirty);
+    if (!atomic_load(&c->rebuilding))
+        st_log(st, ST_LOG_INFO, "collection '%s': %s %zu vectors in %.3f s (%zu replayed)",
+               rec->name, *rebuilt ? "rebuilt" : "loaded snapshot of",
+               h ? vf_hnsw_count(h) : (size_t)0,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, n_dirty);
     return 0;
 }

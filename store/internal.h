@@ -381,6 +381,14 @@ typedef struct st_coll {
      * order); apply_cv signals each finished turn. Protected by mu. */
     uint64_t tickets_issued, tickets_done;
     pthread_cond_t apply_cv;
+
+    /* Background rebuild (rebuild.c): while set, index is being filled
+     * from the records and queries scan the records instead. */
+    _Atomic bool rebuilding;
+    pthread_mutex_t rebuild_mu; /* the builder's chunks vs writers' touches */
+    uint64_t *touched;          /* ids writers changed meanwhile; rebuild_mu */
+    size_t touched_words;       /* rebuild_mu */
+    bool touched_all;           /* out of memory for touched: skip all; rebuild_mu */
 } st_coll;
 
 /* One operation in a commit group (group.c). */
@@ -422,6 +430,11 @@ struct st_store {
     size_t colls_cap;    /* protected by colls_lock; room in colls */
     st_coll **graveyard; /* dropped collections, freed at close; colls_lock */
     size_t ngraveyard;
+
+    /* Background rebuild thread (rebuild.c). */
+    pthread_t rebuilder;
+    bool rebuilder_running;
+    _Atomic bool rebuild_stop;
 
     /* Background thread. */
     pthread_t bg;
@@ -505,7 +518,7 @@ void st_progress_add(st_progress *p, uint64_t n);
 void st_progress_end(st_progress *p);
 
 /* ------------------------------------------------------------------ */
-/* Level 1. readers.c: reader slots of dead processes                 */
+/* Level 2. readers.c: reader slots of dead processes                 */
 /* ------------------------------------------------------------------ */
 
 /* Frees the LMDB reader slots of processes that died inside a read
@@ -900,5 +913,38 @@ void st_bg_stop(st_store *st);
 
 /* st_store_open with no_index (for st_check). */
 int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. record_scan.c: exact search over the records              */
+/* ------------------------------------------------------------------ */
+
+/* Exact k nearest of query among the SLOT records of coll in txn that
+ * pass filter (may be NULL), nearest first, into out (room for k); *n_out
+ * their number. For a collection whose index is being rebuilt. 0, -EIO
+ * (a damaged record), -ENOMEM, or an LMDB error. */
+int st_records_search(st_store *st, MDB_txn *txn, uint32_t coll, const st_config *cfg,
+                      const float *query, size_t k, const vf_filter *filter, vf_hit *out,
+                      size_t *n_out);
+
+/* ------------------------------------------------------------------ */
+/* Level 5. rebuild.c: rebuilding an index in the background          */
+/* ------------------------------------------------------------------ */
+
+/* Collections with at least this many vectors rebuild in the background
+ * when their snapshot cannot be used (st_options.rebuild_background_min). */
+uint64_t st_rebuild_background_min(const st_store *st);
+/* Marks c as rebuilding (its index, just created, is empty) and says so
+ * in health; the thread started by st_rebuild_start fills it. */
+void st_rebuild_mark(st_store *st, st_coll *c, const char *name, uint64_t count);
+/* Marks ids (n of them, then nmore more) as changed by a writer, before
+ * it applies them, while c rebuilds; nothing otherwise. */
+void st_rebuild_touch(st_coll *c, const uint32_t *ids, size_t n, const uint32_t *more,
+                      size_t nmore);
+/* Starts the thread that fills the indexes of the collections marked
+ * rebuilding. 0 or -EAGAIN. */
+int st_rebuild_start(st_store *st);
+/* Stops it between chunks and joins it (an unfinished index stays marked
+ * and is never snapshotted). */
+void st_rebuild_stop(st_store *st);
 
 #endif /* VECFS_STORE_INTERNAL_H */

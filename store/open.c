@@ -320,6 +320,8 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     /* Read-only stores run it too, for the name tables alone. */
     if (!st->no_index) {
         rc = st_bg_start(st);
+        if (rc == 0)
+            rc = st_rebuild_start(st);
         if (rc)
             goto out;
     }
@@ -340,6 +342,7 @@ int st_store_close(st_store *st)
     if (!st)
         return 0;
     int first = 0;
+    st_rebuild_stop(st);
     st_bg_stop(st);
     if (st->env && !st->opt.read_only) {
         pthread_mutex_lock(&st->snap_mu);

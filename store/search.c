@@ -190,6 +190,7 @@ typedef struct search_ctx {
     st_store *st;
     st_coll *c;
     vf_hnsw *index;
+    bool rebuilding; /* the index is being filled: scan the records */
     st_config cfg;
     MDB_txn *txn;
     vf_filter filter;
@@ -216,6 +217,7 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
         return rc;
     pthread_mutex_lock(&s->c->mu);
     s->index = s->c->index;
+    s->rebuilding = atomic_load(&s->c->rebuilding);
     s->cfg = s->c->cfg;
     s->auto_ef = s->c->auto_ef;
     pthread_mutex_unlock(&s->c->mu);
@@ -314,9 +316,12 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
         size_t n = 0, lost = 0;
         /* Small collections are scanned exactly: it costs microseconds and
          * cannot miss a vector, whatever the graph looks like after churn. */
-        rc = vf_hnsw_count(s->index) <= EXACT_MAX
-                 ? vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n)
-                 : vf_hnsw_search(s->index, query, want, search_ef(s, ef, want), f, *tmp, &n);
+        if (s->rebuilding)
+            rc = st_records_search(s->st, txn, s->c->id, &s->cfg, query, want, f, *tmp, &n);
+        else if (vf_hnsw_count(s->index) <= EXACT_MAX)
+            rc = vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n);
+        else
+            rc = vf_hnsw_search(s->index, query, want, search_ef(s, ef, want), f, *tmp, &n);
         if (rc)
             return rc;
         *n_out = name_hits(s, txn, *tmp, n, skip_id, skip, k, out, scratch, &lost);

@@ -159,7 +159,8 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
     st_coll_lock_settled(c);
     pthread_mutex_lock(&c->mu);
     vf_hnsw *h = c->index;
-    bool skip = c->dropped || !h || (c->changes == 0 && !force);
+    /* A rebuilding index is incomplete (rebuild.c, invariant 2). */
+    bool skip = c->dropped || !h || atomic_load(&c->rebuilding) || (c->changes == 0 && !force);
     changes_at = c->changes;
     pthread_mutex_unlock(&c->mu);
     if (skip) {

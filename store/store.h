@@ -204,6 +204,12 @@ typedef struct st_options {
      * piece of work and always once with done == total at its end. */
     void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* A collection with at least this many vectors whose snapshot cannot
+     * be used (missing, damaged, stale) is rebuilt in the background: the
+     * open returns at once, queries scan the records exactly until the
+     * index is back, and health says "rebuilding its index, n of N".
+     * Smaller ones are rebuilt during the open. 0 = default 50000. */
+    uint64_t rebuild_background_min;
 } st_options;
 
 /* Fills o with the defaults (no key, no size bound, safe sync every

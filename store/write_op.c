@@ -214,6 +214,7 @@ static int op_apply(st_op *o)
     }
     vf_hnsw *h = c->index;
     pthread_mutex_unlock(&c->mu);
+    st_rebuild_touch(c, o->del_ids, o->ndel, o->apply_ids, o->napply);
     for (size_t i = 0; h && i < o->ndel; i++) {
         bool reinserted = false;
         for (size_t j = 0; j < o->nins && !reinserted; j++)

@@ -1010,6 +1010,92 @@ static st_hit *run_queries(st_store *st, const char *coll, uint32_t dim, size_t 
     return h;
 }
 
+/* Whether health says c's index is being rebuilt. */
+static bool health_rebuilding(st_store *st)
+{
+    char h[2048];
+    size_t len;
+    st_store_health(st, h, sizeof h, &len);
+    return strstr(h, "collection 'c': rebuilding its index") != NULL;
+}
+
+/* A large collection whose snapshot is gone opens at once and rebuilds in
+ * the background: meanwhile queries are exact (the records are scanned),
+ * health says so, and writes made during the rebuild are in the index
+ * when it is back (a deleted vector never returns, a new one is found). */
+static void test_background_rebuild(void **state)
+{
+    (void)state;
+    size_t n = SANITIZED ? 6000 : 30000;
+    uint32_t dim = 32, k = 10;
+    char *dir = tu_tmpdir();
+    st_options o;
+    tu_opts(&o);
+    st_store *st = open_store(dir, &o);
+    make_coll(st, "c", VF_METRIC_L2, dim);
+    fill(st, "c", n, dim, 1);
+    assert_int_equal(st_store_close(st), 0);
+    float *base = malloc(n * dim * sizeof(float));
+    uint64_t seed = 1;
+    for (size_t i = 0; i < n; i++)
+        tu_vec(&seed, base + i * dim, dim);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/snap-1.vfs", dir);
+    assert_int_equal(unlink(path), 0);
+
+    o.rebuild_background_min = 1000;
+    o.threads = 1;
+    st = open_store(dir, &o);
+    assert_true(health_rebuilding(st));
+    float q[32];
+    st_hit hits[10];
+    vf_hit want[10];
+    size_t got, wn, exact_checked = 0;
+    seed = 99;
+    for (int i = 0; i < 40; i++) {
+        tu_vec(&seed, q, dim);
+        bool before = health_rebuilding(st);
+        assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+        assert_int_equal(got, k);
+        if (!before || !health_rebuilding(st))
+            continue;
+        /* Answered while rebuilding: exactly the brute-force neighbours. */
+        assert_int_equal(vf_flat_search(base, n, dim, VF_METRIC_L2, q, k, NULL, want, &wn), 0);
+        for (size_t j = 0; j < k; j++) {
+            char name[32];
+            snprintf(name, sizeof name, "v%u", want[j].id);
+            assert_string_equal(hits[j].name, name);
+        }
+        exact_checked++;
+    }
+    assert_true(exact_checked > 0);
+    /* Writes while the index fills. */
+    assert_int_equal(st_vec_delete(st, "c", "v5"), 0);
+    assert_int_equal(put_vec(st, "c", "new", q, dim), 0);
+    double deadline = now_s() + 300;
+    while (health_rebuilding(st) && now_s() < deadline)
+        usleep(20000);
+    assert_false(health_rebuilding(st));
+    st_metrics m;
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 1);
+    assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+    assert_string_equal(hits[0].name, "new");
+    assert_int_equal(st_search(st, "c", base + 5 * dim, dim, k, 0, NULL, 0, hits, &got), 0);
+    for (size_t j = 0; j < got; j++)
+        assert_string_not_equal(hits[j].name, "v5");
+    assert_int_equal(st_store_close(st), 0); /* the rebuilt index is snapshotted */
+    st = open_store(dir, &o);
+    assert_false(health_rebuilding(st));
+    assert_int_equal(st_store_metrics(st, &m), 0);
+    assert_int_equal(m.rebuilds_total, 0);
+    assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+    assert_string_equal(hits[0].name, "new");
+    assert_int_equal(st_store_close(st), 0);
+    free(base);
+    tu_rmdir(dir);
+}
+
 /* ef_search = auto: tuning picks an ef, and searches use it. */
 static void test_autotune(void **state)
 {
@@ -2355,6 +2441,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_rebuild),
         cmocka_unit_test(test_reopen_snapshot),
         cmocka_unit_test(test_stale_readers_cleared),
+        cmocka_unit_test(test_background_rebuild),
         cmocka_unit_test(test_names),
     };
     /* VECFS_TEST_ONLY=PATTERN runs the tests whose names match (cmocka's
