@@ -30,6 +30,26 @@ static void store_log(void *ctx, st_log_level level, const char *msg)
     fsd_log((fsd_log_level)level, "store: %s", msg);
 }
 
+/* Progress of the store's long work (a background index rebuild: what is
+ * the collection's name) into the log, a line per tenth. The store runs
+ * one rebuild at a time, on one thread. */
+static void store_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+    static char last_what[256];
+    static unsigned last_tenth;
+    (void)ctx;
+    unsigned tenth = total ? (unsigned)(done * 10 / total) : 10;
+    if (done == 0 || strcmp(what, last_what) != 0) {
+        snprintf(last_what, sizeof last_what, "%s", what);
+        last_tenth = 0;
+    } else if (tenth <= last_tenth) {
+        return;
+    }
+    last_tenth = tenth;
+    fsd_log(FSD_LOG_INFO, "collection '%s': index rebuild %u%% (%llu of %llu vectors)", what,
+            tenth * 10, (unsigned long long)done, (unsigned long long)total);
+}
+
 int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
 {
     assert(p != NULL && out != NULL && msg != NULL && msglen > 0);
@@ -81,6 +101,7 @@ int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
     o.read_only = p->read_only;
     o.max_size = p->max_size;
     o.log = store_log;
+    o.progress = store_progress;
     o.log_level = ST_LOG_INFO;
     o.errbuf = msg;
     o.errbuf_len = msglen;
