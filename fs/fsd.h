@@ -353,6 +353,11 @@ void fsd_qfile_rename(fuse_req_t req, const fsd_ref *qdir, const char *name, con
 /* Import files (ops_import.c) */
 int fsd_imports_create(fsd_imports **out);
 void fsd_imports_free(fsd_imports *im);
+struct json_t;
+/* Appends one object per import in progress (collection, file, phase:
+ * receiving, parsing, storing or committing, bytes, rows_done,
+ * rows_total) to arr, for .vecfs/stats. 0 or -ENOMEM. */
+int fsd_imports_stats(fsd *d, struct json_t *arr);
 int fsd_ifile_stat(fsd *d, const fsd_ref *r, struct stat *st);
 void fsd_ifile_lookup(fuse_req_t req, const fsd_ref *idir, const char *name);
 void fsd_ifile_create(fuse_req_t req, const fsd_ref *idir, const char *name, mode_t mode,

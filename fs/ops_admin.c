@@ -247,6 +247,10 @@ static int render_stats(fsd *d, vc_buf *b)
     json_object_set_new(root, "read_only", json_boolean(m.read_only));
     json_object_set_new(root, "encrypted", json_boolean(m.encrypted));
     json_object_set_new(root, "collections", arr);
+    json_t *imports = json_array();
+    if (rc == 0)
+        rc = imports != NULL ? fsd_imports_stats(d, imports) : -ENOMEM;
+    json_object_set_new(root, "imports", imports);
     json_object_set_new(root, "vectors", json_integer((json_int_t)m.vectors));
     json_object_set_new(root, "store_bytes", json_integer((json_int_t)m.store_bytes));
     json_object_set_new(root, "map_bytes", json_integer((json_int_t)m.map_bytes));

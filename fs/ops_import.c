@@ -27,6 +27,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,23 @@ typedef struct fsd_ifile_fh {
                             without waiting for an import to finish */
     bool listed;         /* in the table; protected by the table lock */
     long long rows;      /* rows of the last import attempt (audit log) */
+    /* Progress, for .vecfs/stats (fsd_imports_stats); written by the
+     * importing thread, read without its lock. */
+    _Atomic int phase;         /* import_phase */
+    _Atomic size_t rows_done;  /* rows handed to the store so far */
+    _Atomic size_t rows_total; /* rows the file holds, once parsed */
 } fsd_ifile_fh;
+
+/* Where an import stands. */
+typedef enum import_phase {
+    PHASE_RECEIVING = 0, /* bytes arriving; imported at close */
+    PHASE_PARSING,
+    PHASE_STORING,    /* rows going into the store's batch */
+    PHASE_COMMITTING, /* the batch's commit and index build */
+    PHASE_DONE,
+} import_phase;
+
+static const char *const phase_names[] = {"receiving", "parsing", "storing", "committing", "done"};
 
 static const fsd_fh_ops ifile_fh_ops;
 
@@ -313,6 +330,7 @@ static int import_rows(fsd *d, fsd_ifile_fh *h, const fsd_rows *b)
     char *xkeys = NULL; /* "user." + key, FSD_META_KEY_MAX + 6 bytes each */
     for (size_t i = 0; i < b->n && rc == 0; i++) {
         const fsd_row *row = &b->rows[i];
+        atomic_store(&h->rows_done, i);
         if (row->n_meta > cap) {
             size_t nc = row->n_meta;
             const char **k2 = vc_realloc(keys, nc * sizeof *k2);
@@ -362,6 +380,8 @@ static int import_rows(fsd *d, fsd_ifile_fh *h, const fsd_rows *b)
         st_batch_abort(sb);
         return rc;
     }
+    atomic_store(&h->rows_done, b->n);
+    atomic_store(&h->phase, PHASE_COMMITTING);
     return st_batch_commit(sb);
 }
 
@@ -382,6 +402,7 @@ static int import_locked(fsd *d, fsd_ifile_fh *h)
     if (h->done)
         return 0;
     h->done = true;
+    atomic_store(&h->phase, PHASE_PARSING);
     fsd_rows_format fmt;
     int rc = fsd_rows_format_from_name(h->name, strlen(h->name), &fmt);
     if (rc < 0)
@@ -400,7 +421,10 @@ static int import_locked(fsd *d, fsd_ifile_fh *h)
         return rc == -EFBIG || rc == -E2BIG || rc == -ENAMETOOLONG || rc == -ENOMEM ? rc : -EINVAL;
     }
     h->rows = (long long)b->n;
+    atomic_store(&h->rows_total, b->n);
+    atomic_store(&h->phase, PHASE_STORING);
     rc = import_rows(d, h, b);
+    atomic_store(&h->phase, PHASE_DONE);
     if (rc == 0) {
         fsd_metrics_inserts(b->n);
         fsd_log(FSD_LOG_DEBUG, "imported %zu rows into %s", b->n, h->coll);
@@ -409,6 +433,27 @@ static int import_locked(fsd *d, fsd_ifile_fh *h)
     }
     fsd_rows_free(b);
     vc_buf_release(&h->buf);
+    return rc;
+}
+
+int fsd_imports_stats(fsd *d, json_t *arr)
+{
+    int rc = 0;
+    pthread_mutex_lock(&d->imports->lock);
+    for (fsd_ifile_fh *h = d->imports->head; h != NULL && rc == 0; h = h->next) {
+        int phase = atomic_load(&h->phase);
+        if (phase == PHASE_DONE)
+            continue;
+        /* A file name that is not UTF-8 shows as null: JSON has no
+         * other way to carry it. */
+        json_t *o = json_pack("{s:o?, s:o?, s:s, s:I, s:I, s:I}", "collection",
+                              json_string(h->coll), "file", json_string(h->name), "phase",
+                              phase_names[phase], "bytes", (json_int_t)atomic_load(&h->size),
+                              "rows_done", (json_int_t)atomic_load(&h->rows_done), "rows_total",
+                              (json_int_t)atomic_load(&h->rows_total));
+        rc = o != NULL && json_array_append_new(arr, o) == 0 ? 0 : -ENOMEM;
+    }
+    pthread_mutex_unlock(&d->imports->lock);
     return rc;
 }
 

@@ -13,9 +13,11 @@ script started is killed by pid on every exit path. Exits 77 when FUSE is
 not available.
 """
 
+import array
 import errno
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -23,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.request
@@ -473,8 +476,55 @@ def test_backup_restore_check(t):
             stop(p, rm)
 
 
+def test_import_progress(t):
+    """A large .import/ shows where it stands in .vecfs/stats while it
+    runs, and is gone from there once done."""
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    rows, dim = 40000, 32
+    rng = random.Random(5)
+    data = os.path.join(t, "rows.fvecs")
+    with open(data, "wb") as f:
+        for _ in range(rows):
+            f.write(array.array("i", [dim]).tobytes())
+            f.write(array.array("f", (rng.random() for _ in range(dim))).tobytes())
+    p = start_fg(d, m)
+    try:
+        os.mkdir(os.path.join(m, "c"))
+        write(os.path.join(m, "c", ".config"), "dim = %d\nmetric = l2\n" % dim)
+        seen = []
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                with open(os.path.join(m, ".vecfs", "stats")) as f:
+                    seen.extend(json.load(f)["imports"])
+                time.sleep(0.01)
+
+        w = threading.Thread(target=watch)
+        w.start()
+        try:
+            shutil.copyfile(data, os.path.join(m, "c", ".import", "rows.fvecs"))
+        finally:
+            done.set()
+            w.join()
+        phases = {s["phase"] for s in seen}
+        if not phases & {"parsing", "storing", "committing"}:
+            raise AssertionError("no import progress seen in stats: %r" % sorted(phases))
+        for s in seen:
+            eq((s["collection"], s["file"]), ("c", "rows.fvecs"), "import in stats")
+            if s["phase"] in ("storing", "committing"):
+                eq(s["rows_total"], rows, "rows_total")
+                if not 0 <= s["rows_done"] <= rows:
+                    raise AssertionError("rows_done %r" % s)
+        with open(os.path.join(m, ".vecfs", "stats")) as f:
+            eq(json.load(f)["imports"], [], "imports in stats after the import")
+        eq(len(os.listdir(os.path.join(m, "c"))), rows + 1, "entries after the import (+ .config)")
+    finally:
+        stop(p, m)
+
+
 TESTS = [test_cli_errors, test_signals_keep_data, test_dead_mount_cleared, test_read_only_queries, test_audit_log,
-         test_audit_failures_reported, test_metrics_endpoint, test_backup_restore_check]
+         test_audit_failures_reported, test_metrics_endpoint, test_backup_restore_check, test_import_progress]
 
 
 def main(tests=None, doc=__doc__):
