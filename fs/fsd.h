@@ -217,7 +217,7 @@ typedef struct fsd_fh fsd_fh;
  * operation returns 0 or a negative errno and never replies: dispatch.c
  * turns the result into the one reply. who is the caller of the request
  * (for the audit log). A NULL operation means: read, write -EBADF; flush
- * 0; stat: stat by inode instead. */
+ * 0; stat: stat by inode instead; ioctl -ENOTTY. */
 typedef struct fsd_fh_ops {
     /* Copies up to size bytes at off into *out (fsd_copy_range). */
     int (*read)(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n);
@@ -228,6 +228,12 @@ typedef struct fsd_fh_ops {
     int (*flush)(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync, bool *quiet);
     /* Stat through the open handle. */
     int (*stat)(fsd *d, fsd_fh *fh, struct stat *st);
+    /* A restricted ioctl: cmd, the in_len bytes the kernel copied in, and
+     * a reply buffer of cap bytes (*out_len of them are sent back). Returns
+     * the ioctl's result (>= 0) or a negative errno; a NULL ioctl is
+     * -ENOTTY. */
+    int (*ioctl)(fsd *d, fsd_fh *fh, unsigned int cmd, const void *in, size_t in_len, void *out,
+                 size_t cap, size_t *out_len);
     /* The kernel's release: finishes what close left and frees fh. fh is
      * already untracked. */
     void (*release)(fsd *d, fsd_fh *fh, const fsd_caller *who);
@@ -235,6 +241,9 @@ typedef struct fsd_fh_ops {
      * failed: no commit, no reply. fh is already untracked. */
     void (*discard)(fsd *d, fsd_fh *fh);
 } fsd_fh_ops;
+
+/* Largest restricted ioctl buffer: the kernel's size field has 14 bits. */
+#define FSD_IOCTL_MAX 16383u
 
 /* Every fi->fh is 0 or points at the fsd_fh at the start of a handle. */
 struct fsd_fh {

@@ -45,6 +45,7 @@
 
 #include "alloc.h"
 #include "names.h"
+#include "query_ioctl.h"
 #include "query_parse.h"
 #include "query_run.h"
 
@@ -590,8 +591,18 @@ static void qfile_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
     fh_free(h);
 }
 
+/* fsd_fh_ops.ioctl: one request per query (query_ioctl.c); the opener's
+ * settings apply and the handle itself is not touched, so no lock. */
+static int qfile_fh_ioctl(fsd *d, fsd_fh *fh, unsigned int cmd, const void *in, size_t in_len,
+                          void *out, size_t cap, size_t *out_len)
+{
+    const fsd_query_fh *h = (const fsd_query_fh *)fh;
+    return fsd_query_ioctl(d, h->ino, h->uid, cmd, in, in_len, out, cap, out_len);
+}
+
 static const fsd_fh_ops qfile_fh_ops = {
     .read = qfile_fh_read,
+    .ioctl = qfile_fh_ioctl,
     .write = qfile_fh_write,
     .flush = qfile_fh_flush,
     .stat = qfile_fh_stat,
