@@ -208,7 +208,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     } else if (rc == 0) {
         rc = file_stat(req, &r, &st);
     }
-    fsd_reply_attr(req, FSD_OP_GETATTR, rc, &st, ino, FSD_TTL_FILE);
+    fsd_reply_attr(req, FSD_OP_GETATTR, rc, &st, ino,
+                   rc == 0 && r.kind == FSD_K_QFILE ? fsd_qfile_attr_ttl(fsd_of(req))
+                                                    : FSD_TTL_FILE);
 }
 
 /* setattr, without its audit line (op_setattr below). */

@@ -72,6 +72,7 @@ typedef struct fsd_open_params {
     const char *key_file; /* NULL: no encryption */
     uint64_t max_size;    /* 0: unbounded */
     bool read_only;
+    bool single_user; /* mounted without allow_other / allow_root */
     unsigned threads; /* store threads, 0 = all cores */
 } fsd_open_params;
 
@@ -82,6 +83,8 @@ typedef struct fsd {
     fsd_imports *imports;     /* immutable pointer; internally locked */
     struct fuse_session *se;  /* set once before the loop starts */
     bool read_only;           /* immutable */
+    bool single_user;         /* immutable: the kernel lets only the mounting
+                                 uid in (no allow_other, no allow_root) */
     struct timespec started;  /* immutable */
     struct stat root;         /* immutable: the root's attributes (DATADIR's
                                  owner, mode and times, taken at start) */
@@ -179,6 +182,16 @@ int fsd_copy_range(const vc_buf *src, size_t size, off_t off, char **out, size_t
  * open that finds a name cached for another uid is answered per uid, and
  * an open for writing creates the caller's file (ops_query.c). */
 #define FSD_TTL_QUERY_ENTRY 1.0
+/* Query-file attributes are cached only on a single-user mount, where no
+ * other uid can see them; every result generated invalidates them, so a
+ * stat on the handle still gives the true size (ops_query.c). */
+#define FSD_TTL_QUERY_ATTR_SINGLE 1.0
+
+/* The attribute time out of query files on d. */
+static inline double fsd_qfile_attr_ttl(const fsd *d)
+{
+    return d->single_user ? FSD_TTL_QUERY_ATTR_SINGLE : 0.0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Audit lines of requests (audit.c; the log itself is audit.h)         */

@@ -198,7 +198,7 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
         fsd_reply_err(req, FSD_OP_LOOKUP, rc);
         return;
     }
-    fsd_reply_entry_ttl(req, ino, &st, FSD_TTL_QUERY_ENTRY, 0.0);
+    fsd_reply_entry_ttl(req, ino, &st, FSD_TTL_QUERY_ENTRY, fsd_qfile_attr_ttl(d));
 }
 
 /* ------------------------------------------------------------------ */
@@ -274,6 +274,11 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     if (rc == 0) {
         h->have_result = true;
         fsd_queries_set_result_len(d->queries, r->coll, h->uid, r->name, h->result.len);
+        /* The size changed: cached attributes (single-user mounts) go, so
+         * the next stat, on the handle or not, asks again. Only attributes
+         * are dropped (offset -1), which takes no lock the opener holds. */
+        if (d->single_user && d->se != NULL)
+            (void)fuse_lowlevel_notify_inval_inode(d->se, h->ino, -1, 0);
     }
 out:
     fsd_qinfo_release(&info);
@@ -440,6 +445,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     e.generation = 1;
     e.attr = st;
     e.entry_timeout = FSD_TTL_QUERY_ENTRY;
+    e.attr_timeout = fsd_qfile_attr_ttl(d);
     fsd_fh_reply_create(req, &e, fi, &h->h);
 }
 
@@ -648,7 +654,7 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     struct stat st;
     if (rc == 0)
         rc = qfile_stat(req, r, &st);
-    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, 0.0);
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, fsd_qfile_attr_ttl(d));
 }
 
 void fsd_qfile_unlink(fuse_req_t req, const fsd_ref *qdir, const char *name)
