@@ -135,20 +135,13 @@ class QueryHandle:
         if filter:
             lines.append("filter = " + filter)
         lines.append(" ".join(repr(float(x)) for x in vector))
-        fd = os.open(self.path + ".fallback", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, ("\n".join(lines) + "\n").encode())
-            os.lseek(fd, 0, os.SEEK_SET)
-            chunks = []
-            while True:
-                b = os.read(fd, 1 << 16)
-                if not b:
-                    break
-                chunks.append(b)
-        finally:
-            os.close(fd)
+        # One read-write handle: the write is the query, the read runs it.
+        with open(self.path + ".fallback", "w+b", buffering=0) as f:
+            f.write(("\n".join(lines) + "\n").encode())
+            f.seek(0)
+            data = f.readall()
         out = []
-        for line in b"".join(chunks).decode("utf-8", "surrogateescape").splitlines():
+        for line in data.decode("utf-8", "surrogateescape").splitlines():
             name, dist = line.rsplit("\t", 1)
             out.append((_unescape(name), float(dist)))
         return out

@@ -10,14 +10,15 @@
  *
  * Levels inside fs/ (STYLE rule 13; a file calls only files below it, as
  * scripts/check-layout.py computes them; docs/architecture.md explains):
- *   0  names, log, metrics, inode, query_table, import_state, float_digits
+ *   0  names, log, metrics, inode, query_table, import_state, float_digits,
+ *      query_wire
  *   1  reply (replies, caller identity, access checks), handle (open
  *      handles and their operations tables), vector_format, commands
  *   2  audit, ops_config, import_jsonl
  *   3  vfile (open vector files: buffer, load, commit), ops_admin,
  *      import_parse
  *   4  vec_fh, ops_xattr, ops_import, ops_dir, http, query_parse
- *   5  ops_vec, daemon, query_result
+ *   5  ops_vec, daemon, query_result, query_ioctl
  *   6  query_run      7  ops_query
  *   8  dispatch (the only file that knows every handler)
  *   9  serve          10 cli (main)
