@@ -246,6 +246,16 @@ static int parse_text(const char *name, const fsd_qtext *text, fsd_query *q)
     return rc == -EFBIG || rc == -E2BIG ? -EINVAL : rc;
 }
 
+/* Drops the kernel's cached attributes of query file ino (cached only on
+ * single-user mounts), so the next stat, on a handle or not, asks again
+ * and gets the size of the result just generated. Only attributes go
+ * (offset -1), which takes no lock an opener or reader holds. */
+static void drop_cached_attrs(fsd *d, fuse_ino_t ino)
+{
+    if (d->single_user && d->se != NULL)
+        (void)fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
+}
+
 /* Generates the result of the committed entry into h->result. Caller
  * holds h->lock. */
 static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
@@ -274,11 +284,7 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     if (rc == 0) {
         h->have_result = true;
         fsd_queries_set_result_len(d->queries, r->coll, h->uid, r->name, h->result.len);
-        /* The size changed: cached attributes (single-user mounts) go, so
-         * the next stat, on the handle or not, asks again. Only attributes
-         * are dropped (offset -1), which takes no lock the opener holds. */
-        if (d->single_user && d->se != NULL)
-            (void)fuse_lowlevel_notify_inval_inode(d->se, h->ino, -1, 0);
+        drop_cached_attrs(d, h->ino); /* the size changed */
     }
 out:
     fsd_qinfo_release(&info);
@@ -654,7 +660,9 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     struct stat st;
     if (rc == 0)
         rc = qfile_stat(req, r, &st);
-    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, fsd_qfile_attr_ttl(d));
+    /* Not cached, as before attributes were: the text a truncating
+     * handle holds is not the entry's yet. */
+    fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, 0.0);
 }
 
 void fsd_qfile_unlink(fuse_req_t req, const fsd_ref *qdir, const char *name)
