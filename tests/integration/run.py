@@ -1123,10 +1123,13 @@ def kept_open_query_file(ctx):
         os.close(fd)
 
 
-def fuse_ops(mnt):
-    """{op: count} of vecfs_fuse_ops_total in .vecfs/metrics."""
+def fuse_ops(mnt, text=None):
+    """{op: count} of vecfs_fuse_ops_total in .vecfs/metrics (or in text,
+    a copy of it)."""
     ops = {}
-    for line in read_file(os.path.join(mnt, ".vecfs/metrics")).decode().splitlines():
+    if text is None:
+        text = read_file(os.path.join(mnt, ".vecfs/metrics"))
+    for line in text.decode().splitlines():
         if line.startswith('vecfs_fuse_ops_total{op="'):
             op = line.split('"')[1]
             ops[op] = ops.get(op, 0) + int(float(line.rsplit(" ", 1)[1]))
@@ -1172,9 +1175,19 @@ def one_request_queries(ctx):
     qs = [[f32_round(rnd.gauss(0, 1)) for _ in range(8)] for _ in range(20)]
     path = os.path.join(c, ".query", "fast")
     with vq.QueryHandle(path) as h:
-        results = []
-        ops, total = count_requests(ctx.m1.mnt, lambda: results.extend(h.search(q) for q in qs))
-        eq(ops, {"ioctl": len(qs)}, "FUSE requests of %d ioctl queries" % len(qs))
+        # The metrics are read around the queries; a cached directory of
+        # .vecfs expiring on a busy machine can shift a getattr into or out
+        # of that reading's cost, so up to three tries.
+        seen = []
+        for _ in range(3):
+            results = []
+            ops, total = count_requests(ctx.m1.mnt,
+                                        lambda: results.extend(h.search(q) for q in qs))
+            seen.append(ops)
+            if ops == {"ioctl": len(qs)}:
+                break
+        eq(seen[-1], {"ioctl": len(qs)}, "FUSE requests of %d ioctl queries (tries: %r)"
+           % (len(qs), seen))
         for q, res in zip(qs, results):
             want = parse_result(query(c, "file.txt", "k = 10\n" + " ".join(repr(x) for x in q)))
             eq([n for n, _ in res], [n for n, _ in want], "ioctl names = file path names")
@@ -1263,7 +1276,7 @@ def one_request_queries(ctx):
             check(ops.get("ioctl", 0) == (1 if dim <= 4089 else 0), "dim %d: %r" % (dim, ops))
 
 
-SHELL_PATTERN = 'echo 0 0 > "$1"; cat "$1" > /dev/null'
+SHELL_PATTERN = 'echo 0 0 > "$Q"; cat "$Q" > /dev/null'
 # `echo > q; cat q` under sh (dash), request by request:
 #   echo: open(O_TRUNC), getxattr(security.capability, the kernel's check
 #         before truncating), flush (sh closes the fd it dup2'd), write,
@@ -1274,23 +1287,30 @@ SHELL_PATTERN = 'echo 0 0 > "$1"; cat "$1" > /dev/null'
 # open (the kernel's permission check).
 SHELL_OPS = {"open": 2, "getxattr": 1, "flush": 2, "write": 1, "release": 2, "getattr": 1,
              "read": 2}
+# One sh process warms the names, measures what reading the metrics costs
+# (a to b) and then one round of the pattern (b to c), so no second passes
+# between the rounds and no cached name expires on a slow machine. The
+# sleeps let each cat's release (sent after it exits) arrive first.
+SHELL_COUNT = ('cat "$M" > /dev/null; ' + SHELL_PATTERN + '; sleep 0.1; '
+               'cat "$M" > "$T/a"; sleep 0.1; cat "$M" > "$T/b"; '
+               + SHELL_PATTERN + '; sleep 0.1; cat "$M" > "$T/c"')
 
 
-def shell_pattern_ops(mnt, coll, want):
+def shell_pattern_ops(tmp, mnt, coll, want):
     """Checks that one `echo > q; cat q` right after another costs the
-    requests want. Directory names and attributes are cached for a second:
-    on a loaded machine one may expire between the rounds and add a
-    lookup or getattr (never remove one), so up to five tries."""
+    requests want (up to three tries: a busy machine can still let a
+    cached directory expire, which only adds requests)."""
     q = os.path.join(coll, ".query", "q")
     for i in range(5):
         write_file(os.path.join(coll, "v%d" % i), "%d 0\n" % i)
+    env = dict(os.environ, M=os.path.join(mnt, ".vecfs/metrics"), Q=q, T=tmp)
     seen = []
-    for _ in range(5):
-        sh("sh", "-c", SHELL_PATTERN, "sh", q)  # warm: names and attributes cached
-        ops, total = count_requests(mnt, lambda: sh("sh", "-c", SHELL_PATTERN, "sh", q),
-                                    settle=0.1)
-        seen.append(ops)
-        if ops == want:
+    for _ in range(3):
+        subprocess.run(["sh", "-c", SHELL_COUNT], env=env, check=True, timeout=60)
+        a, b, c = (fuse_ops(mnt, read_file(os.path.join(tmp, n))) for n in "abc")
+        ops = {op: c.get(op, 0) - 2 * b.get(op, 0) + a.get(op, 0) for op in c}
+        seen.append({op: n for op, n in ops.items() if n})
+        if seen[-1] == want:
             break
     eq(seen[-1], want, "requests of echo > q; cat q (tries: %r)" % seen)
     # A stat on an open handle still gives the true size (a new result of
@@ -1311,12 +1331,13 @@ def shell_pattern_requests(ctx):
     """`echo > q; cat q` costs 11 FUSE requests on a single-user mount,
     where query-file attributes are cached (docs/filesystem.md), and 13
     with allow_other, where they are not (other uids share the inode)."""
-    shell_pattern_ops(ctx.m1.mnt, mk_collection(ctx.m1.mnt, "shellq", "metric = l2\n"), SHELL_OPS)
+    shell_pattern_ops(ctx.tmp, ctx.m1.mnt, mk_collection(ctx.m1.mnt, "shellq", "metric = l2\n"),
+                      SHELL_OPS)
     m = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-shared"), os.path.join(ctx.tmp, "mnt-shared"),
               ctx.tmp, opts=["-o", "allow_other"])
     m.start()
     try:
-        shell_pattern_ops(m.mnt, mk_collection(m.mnt, "shellq", "metric = l2\n"),
+        shell_pattern_ops(ctx.tmp, m.mnt, mk_collection(m.mnt, "shellq", "metric = l2\n"),
                           dict(SHELL_OPS, getattr=SHELL_OPS["getattr"] + 2))
     finally:
         m.stop()
