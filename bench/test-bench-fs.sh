@@ -33,6 +33,7 @@ works = [x["work"] for x in r["results"]]
 want = ["batch import (.fvecs)", "single insert (1 file each)",
         "query, file each, 1 client", "query, file each, 2 clients",
         "query, open handle, 1 client", "query, open handle, 2 clients",
+        "query, ioctl, 1 client", "query, ioctl, 2 clients",
         "batch query (.fvecs file)"]
 assert works == want, works
 for x in r["results"]:

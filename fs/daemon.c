@@ -61,6 +61,7 @@ int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
     }
     clock_gettime(CLOCK_REALTIME, &d->started);
     d->read_only = p->read_only;
+    d->single_user = p->single_user;
     d->vf_nbuckets = 4096;
     d->vf_buckets = vc_calloc(d->vf_nbuckets, sizeof *d->vf_buckets);
     int rc = d->vf_buckets == NULL ? -ENOMEM : 0;

@@ -208,7 +208,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     } else if (rc == 0) {
         rc = file_stat(req, &r, &st);
     }
-    fsd_reply_attr(req, FSD_OP_GETATTR, rc, &st, ino, FSD_TTL_FILE);
+    fsd_reply_attr(req, FSD_OP_GETATTR, rc, &st, ino,
+                   rc == 0 && r.kind == FSD_K_QFILE ? fsd_qfile_attr_ttl(fsd_of(req))
+                                                    : FSD_TTL_FILE);
 }
 
 /* setattr, without its audit line (op_setattr below). */
@@ -447,6 +449,34 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_err(req, 0);
 }
 
+/* A restricted ioctl on an open file (the kernel copied in_bufsz bytes in
+ * and takes up to out_bufsz back; both come from cmd). A handle's result
+ * goes back with its bytes, also when it is an error, so the caller gets
+ * the errno and the message the bytes carry. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+                     size_t out_bufsz)
+{
+    (void)ino;
+    (void)arg;
+    fsd_metrics_op(FSD_OP_IOCTL);
+    fsd_fh *fh = fsd_fh_of(fi);
+    unsigned char out[FSD_IOCTL_MAX];
+    size_t n = 0;
+    int rc = -ENOTTY;
+    if (fh != NULL && fh->ops->ioctl != NULL && !(flags & FUSE_IOCTL_DIR))
+        rc = out_bufsz > sizeof out
+                 ? -EINVAL
+                 : fh->ops->ioctl(fsd_of(req), fh, cmd, in_buf, in_bufsz, out, out_bufsz, &n);
+    if (rc < 0 && n == 0) {
+        fsd_reply_err(req, FSD_OP_IOCTL, rc);
+        return;
+    }
+    if (rc < 0)
+        fsd_metrics_error(FSD_OP_IOCTL, -rc);
+    fuse_reply_ioctl(req, rc, out, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Directories                                                          */
 /* ------------------------------------------------------------------ */
@@ -674,6 +704,7 @@ const struct fuse_lowlevel_ops fsd_ll_ops = {
     .flush = op_flush,
     .fsync = op_fsync,
     .release = op_release,
+    .ioctl = op_ioctl,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,

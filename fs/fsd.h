@@ -10,14 +10,15 @@
  *
  * Levels inside fs/ (STYLE rule 13; a file calls only files below it, as
  * scripts/check-layout.py computes them; docs/architecture.md explains):
- *   0  names, log, metrics, inode, query_table, import_state, float_digits
+ *   0  names, log, metrics, inode, query_table, import_state, float_digits,
+ *      query_wire
  *   1  reply (replies, caller identity, access checks), handle (open
  *      handles and their operations tables), vector_format, commands
  *   2  audit, ops_config, import_jsonl
  *   3  vfile (open vector files: buffer, load, commit), ops_admin,
  *      import_parse
  *   4  vec_fh, ops_xattr, ops_import, ops_dir, http, query_parse
- *   5  ops_vec, daemon, query_result
+ *   5  ops_vec, daemon, query_result, query_ioctl
  *   6  query_run      7  ops_query
  *   8  dispatch (the only file that knows every handler)
  *   9  serve          10 cli (main)
@@ -72,6 +73,7 @@ typedef struct fsd_open_params {
     const char *key_file; /* NULL: no encryption */
     uint64_t max_size;    /* 0: unbounded */
     bool read_only;
+    bool single_user; /* mounted without allow_other / allow_root */
     unsigned threads; /* store threads, 0 = all cores */
 } fsd_open_params;
 
@@ -82,6 +84,8 @@ typedef struct fsd {
     fsd_imports *imports;     /* immutable pointer; internally locked */
     struct fuse_session *se;  /* set once before the loop starts */
     bool read_only;           /* immutable */
+    bool single_user;         /* immutable: the kernel lets only the mounting
+                                 uid in (no allow_other, no allow_root) */
     struct timespec started;  /* immutable */
     struct stat root;         /* immutable: the root's attributes (DATADIR's
                                  owner, mode and times, taken at start) */
@@ -179,6 +183,16 @@ int fsd_copy_range(const vc_buf *src, size_t size, off_t off, char **out, size_t
  * open that finds a name cached for another uid is answered per uid, and
  * an open for writing creates the caller's file (ops_query.c). */
 #define FSD_TTL_QUERY_ENTRY 1.0
+/* Query-file attributes are cached only on a single-user mount, where no
+ * other uid can see them; every result generated invalidates them, so a
+ * stat on the handle still gives the true size (ops_query.c). */
+#define FSD_TTL_QUERY_ATTR_SINGLE 1.0
+
+/* The attribute time out of query files on d. */
+static inline double fsd_qfile_attr_ttl(const fsd *d)
+{
+    return d->single_user ? FSD_TTL_QUERY_ATTR_SINGLE : 0.0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Audit lines of requests (audit.c; the log itself is audit.h)         */
@@ -217,7 +231,7 @@ typedef struct fsd_fh fsd_fh;
  * operation returns 0 or a negative errno and never replies: dispatch.c
  * turns the result into the one reply. who is the caller of the request
  * (for the audit log). A NULL operation means: read, write -EBADF; flush
- * 0; stat: stat by inode instead. */
+ * 0; stat: stat by inode instead; ioctl -ENOTTY. */
 typedef struct fsd_fh_ops {
     /* Copies up to size bytes at off into *out (fsd_copy_range). */
     int (*read)(fsd *d, fsd_fh *fh, size_t size, off_t off, char **out, size_t *n);
@@ -228,6 +242,12 @@ typedef struct fsd_fh_ops {
     int (*flush)(fsd *d, fsd_fh *fh, const fsd_caller *who, bool fsync, bool *quiet);
     /* Stat through the open handle. */
     int (*stat)(fsd *d, fsd_fh *fh, struct stat *st);
+    /* A restricted ioctl: cmd, the in_len bytes the kernel copied in, and
+     * a reply buffer of cap bytes (*out_len of them are sent back). Returns
+     * the ioctl's result (>= 0) or a negative errno; a NULL ioctl is
+     * -ENOTTY. */
+    int (*ioctl)(fsd *d, fsd_fh *fh, unsigned int cmd, const void *in, size_t in_len, void *out,
+                 size_t cap, size_t *out_len);
     /* The kernel's release: finishes what close left and frees fh. fh is
      * already untracked. */
     void (*release)(fsd *d, fsd_fh *fh, const fsd_caller *who);
@@ -235,6 +255,9 @@ typedef struct fsd_fh_ops {
      * failed: no commit, no reply. fh is already untracked. */
     void (*discard)(fsd *d, fsd_fh *fh);
 } fsd_fh_ops;
+
+/* Largest restricted ioctl buffer: the kernel's size field has 14 bits. */
+#define FSD_IOCTL_MAX 16383u
 
 /* Every fi->fh is 0 or points at the fsd_fh at the start of a handle. */
 struct fsd_fh {

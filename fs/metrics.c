@@ -47,6 +47,7 @@ static const char *const op_names[FSD_OP_COUNT] = {
     [FSD_OP_LISTXATTR] = "listxattr",
     [FSD_OP_REMOVEXATTR] = "removexattr",
     [FSD_OP_ACCESS] = "access",
+    [FSD_OP_IOCTL] = "ioctl",
 };
 
 static const double bucket_le[FSD_METRICS_QUERY_BUCKETS] = {

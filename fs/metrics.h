@@ -47,6 +47,7 @@ typedef enum fsd_op {
     FSD_OP_LISTXATTR,
     FSD_OP_REMOVEXATTR,
     FSD_OP_ACCESS,
+    FSD_OP_IOCTL,
     FSD_OP_COUNT
 } fsd_op;
 

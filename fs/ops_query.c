@@ -45,6 +45,7 @@
 
 #include "alloc.h"
 #include "names.h"
+#include "query_ioctl.h"
 #include "query_parse.h"
 #include "query_run.h"
 
@@ -197,7 +198,7 @@ void fsd_qfile_lookup(fuse_req_t req, const fsd_ref *qdir, const char *name)
         fsd_reply_err(req, FSD_OP_LOOKUP, rc);
         return;
     }
-    fsd_reply_entry_ttl(req, ino, &st, FSD_TTL_QUERY_ENTRY, 0.0);
+    fsd_reply_entry_ttl(req, ino, &st, FSD_TTL_QUERY_ENTRY, fsd_qfile_attr_ttl(d));
 }
 
 /* ------------------------------------------------------------------ */
@@ -245,6 +246,16 @@ static int parse_text(const char *name, const fsd_qtext *text, fsd_query *q)
     return rc == -EFBIG || rc == -E2BIG ? -EINVAL : rc;
 }
 
+/* Drops the kernel's cached attributes of query file ino (cached only on
+ * single-user mounts), so the next stat, on a handle or not, asks again
+ * and gets the size of the result just generated. Only attributes go
+ * (offset -1), which takes no lock an opener or reader holds. */
+static void drop_cached_attrs(fsd *d, fuse_ino_t ino)
+{
+    if (d->single_user && d->se != NULL)
+        (void)fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
+}
+
 /* Generates the result of the committed entry into h->result. Caller
  * holds h->lock. */
 static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
@@ -273,6 +284,7 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     if (rc == 0) {
         h->have_result = true;
         fsd_queries_set_result_len(d->queries, r->coll, h->uid, r->name, h->result.len);
+        drop_cached_attrs(d, h->ino); /* the size changed */
     }
 out:
     fsd_qinfo_release(&info);
@@ -439,6 +451,7 @@ void fsd_qfile_create(fuse_req_t req, const fsd_ref *qdir, const char *name, mod
     e.generation = 1;
     e.attr = st;
     e.entry_timeout = FSD_TTL_QUERY_ENTRY;
+    e.attr_timeout = fsd_qfile_attr_ttl(d);
     fsd_fh_reply_create(req, &e, fi, &h->h);
 }
 
@@ -590,8 +603,18 @@ static void qfile_fh_release(fsd *d, fsd_fh *fh, const fsd_caller *who)
     fh_free(h);
 }
 
+/* fsd_fh_ops.ioctl: one request per query (query_ioctl.c); the opener's
+ * settings apply and the handle itself is not touched, so no lock. */
+static int qfile_fh_ioctl(fsd *d, fsd_fh *fh, unsigned int cmd, const void *in, size_t in_len,
+                          void *out, size_t cap, size_t *out_len)
+{
+    const fsd_query_fh *h = (const fsd_query_fh *)fh;
+    return fsd_query_ioctl(d, h->ino, h->uid, cmd, in, in_len, out, cap, out_len);
+}
+
 static const fsd_fh_ops qfile_fh_ops = {
     .read = qfile_fh_read,
+    .ioctl = qfile_fh_ioctl,
     .write = qfile_fh_write,
     .flush = qfile_fh_flush,
     .stat = qfile_fh_stat,
@@ -637,6 +660,8 @@ void fsd_qfile_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, 
     struct stat st;
     if (rc == 0)
         rc = qfile_stat(req, r, &st);
+    /* Not cached, as before attributes were: the text a truncating
+     * handle holds is not the entry's yet. */
     fsd_reply_attr(req, FSD_OP_SETATTR, rc, &st, r->ino, 0.0);
 }
 

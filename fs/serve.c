@@ -55,6 +55,19 @@ static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap
     fsd_log(FSD_LOG_DEBUG, "libfuse: %s", msg);
 }
 
+/* true if the comma-joined options opts hold the option name. */
+static bool fuse_opt_has(const vc_buf *opts, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = opts->len ? opts->p : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, name, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
 /* Builds the argument vector libfuse parses: argv0, -o opts. */
 static int fuse_args_build(const fsd_cli *cli, struct fuse_args *args)
 {
@@ -104,6 +117,8 @@ int fsd_serve(fsd_cli *cli, int report_fd)
         .key_file = cli->key_file,
         .max_size = cli->max_size,
         .read_only = cli->read_only,
+        .single_user = !fuse_opt_has(&cli->fuse_opts, "allow_other") &&
+                       !fuse_opt_has(&cli->fuse_opts, "allow_root"),
         .threads = cli->threads,
     };
     int rc = fsd_create(&p, &d, msg, sizeof msg);

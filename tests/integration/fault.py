@@ -10,7 +10,7 @@ file the test exits 77 (skipped); so it does without /dev/fuse.
 
 For each operation (a vector commit, the same with an xattr set before
 it, an overwrite, setxattr, rename, a query, an import, mkdir plus a
-.config write) it sweeps N = 1, 2, ... :
+.config write, an ioctl query) it sweeps N = 1, 2, ... :
 arm N, run the operation, disarm, then check that
 
   * the operation succeeded or failed with a clean errno (ENOMEM),
@@ -52,6 +52,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
 from run import Fail, check, eq, f32, fvecs, parse_result, read_file, write_file  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib"))
+import vecfs_query  # noqa: E402  (the one-request query client)
 
 DIM = 4
 CLEAN = {errno.ENOMEM}  # what an allocation failure may answer
@@ -322,6 +324,29 @@ class Ops:
         check(b is not None or not ok, "a successful rename left the old name")
         os.unlink(os.path.join(self.c, "r%d-%s.f32" % (n, "a" if a else "b")))
 
+    # (d') one-request queries: ioctls on a kept-open query file, one
+    # plain, one with k over the hits kept on the stack and a filter
+    def ioctl_prepare(self, n):
+        self.query_prepare(n)
+        self.qh = vecfs_query.QueryHandle(os.path.join(self.c, ".query", "fast"))
+
+    def ioctl_op(self, n, stage):
+        want = [name for name, _ in parse_result(self.qwant)]
+        got = stage("ioctl", self.qh.search, self.qvec, 5)
+        eq([name for name, _ in got], want, "ioctl result under the armed failure")
+        got = stage("ioctl filtered", self.qh.search, self.qvec, 40, None, "nokey=1")
+        eq(got, [], "filtered ioctl result under the armed failure")
+
+    def ioctl_verify(self, n, ok, failed_at):
+        try:
+            got = self.qh.search(self.qvec, 5)
+        finally:
+            self.qh.close()
+        eq([name for name, _ in got], [name for name, _ in parse_result(self.qwant)],
+           "ioctl after the step")
+        os.unlink(os.path.join(self.c, ".query", "fast"))
+        eq(query_bytes(self.mnt), self.qbytes, "vecfs_query_bytes after the ioctl handle went")
+
     # (d) a query: create, write and close the query file, read it
     def query_prepare(self, n):
         # The answer now (the other sweeps add vectors to c).
@@ -424,7 +449,7 @@ class Ops:
         os.rmdir(d)
 
 
-OPS = ["new", "newx", "over", "xattr", "rename", "query", "import", "mkdir"]
+OPS = ["new", "newx", "over", "xattr", "rename", "query", "ioctl", "import", "mkdir"]
 
 
 # ---------------------------------------------------------------------------

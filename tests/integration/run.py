@@ -25,6 +25,7 @@ Environment:
 
 import array
 import errno
+import fcntl
 import json
 import math
 import os
@@ -1120,6 +1121,226 @@ def kept_open_query_file(ctx):
             eq([n for n, _ in res], want, "kept-open text query, k %d" % k)
     finally:
         os.close(fd)
+
+
+def fuse_ops(mnt, text=None):
+    """{op: count} of vecfs_fuse_ops_total in .vecfs/metrics (or in text,
+    a copy of it)."""
+    ops = {}
+    if text is None:
+        text = read_file(os.path.join(mnt, ".vecfs/metrics"))
+    for line in text.decode().splitlines():
+        if line.startswith('vecfs_fuse_ops_total{op="'):
+            op = line.split('"')[1]
+            ops[op] = ops.get(op, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return ops
+
+
+def count_requests(mnt, fn, settle=0.0):
+    """Runs fn() and returns ({op: count}, total) of the FUSE requests it
+    caused, less what reading the metrics costs by itself. settle: seconds
+    to wait after fn for requests the kernel sends on its own time (a
+    release is sent after close() returns)."""
+    a = fuse_ops(mnt)
+    b = fuse_ops(mnt)
+    reading = {op: b.get(op, 0) - a.get(op, 0) for op in b}
+    before = fuse_ops(mnt)
+    fn()
+    time.sleep(settle)
+    after = fuse_ops(mnt)
+    diff = {op: after.get(op, 0) - before.get(op, 0) - reading.get(op, 0) for op in after}
+    diff = {op: n for op, n in diff.items() if n}
+    return diff, sum(diff.values())
+
+
+def vecfs_query_module(ctx):
+    sys.path.insert(0, os.path.join(ctx.repo, "contrib"))
+    import vecfs_query
+    return vecfs_query
+
+
+@test
+def one_request_queries(ctx):
+    """SPEC 3.3 one request per query: an ioctl on a kept-open query file
+    (contrib/vecfs_query.py) costs exactly one FUSE request and answers as
+    the file path does; k, ef and filter come from the request, else the
+    query file's user.k/ef/filter; errors give an errno and a message."""
+    vq = vecfs_query_module(ctx)
+    c = mk_collection(ctx.m1.mnt, "oneq", "metric = l2\ndim = 8\n")
+    rnd = random.Random(31)
+    base = import_random(c, "o", 200, 8, rnd)
+    part_a = set(sorted(base)[::3])
+    for n in part_a:
+        os.setxattr(os.path.join(c, n), "user.part", b"a")
+    qs = [[f32_round(rnd.gauss(0, 1)) for _ in range(8)] for _ in range(20)]
+    path = os.path.join(c, ".query", "fast")
+    with vq.QueryHandle(path) as h:
+        # The metrics are read around the queries; a cached directory of
+        # .vecfs expiring on a busy machine can shift a getattr into or out
+        # of that reading's cost, so up to three tries.
+        seen = []
+        for _ in range(3):
+            results = []
+            ops, total = count_requests(ctx.m1.mnt,
+                                        lambda: results.extend(h.search(q) for q in qs))
+            seen.append(ops)
+            if ops == {"ioctl": len(qs)}:
+                break
+        eq(seen[-1], {"ioctl": len(qs)}, "FUSE requests of %d ioctl queries (tries: %r)"
+           % (len(qs), seen))
+        for q, res in zip(qs, results):
+            want = parse_result(query(c, "file.txt", "k = 10\n" + " ".join(repr(x) for x in q)))
+            eq([n for n, _ in res], [n for n, _ in want], "ioctl names = file path names")
+            eq([f32_round(d) for _, d in res], [f32_round(d) for _, d in want],
+               "ioctl distances = file path distances")
+            eq([n for n, _ in res], sorted(base, key=lambda n: l2(base[n], qs[qs.index(q)]))[:10],
+               "exact top 10")
+        # Request fields, filtered.
+        got = h.search(qs[0], k=5, ef=50, filter="part=a")
+        want = parse_result(query(c, "file.txt", "k = 5\nef = 50\nfilter = part=a\n"
+                                  + " ".join(repr(x) for x in qs[0])))
+        eq([n for n, _ in got], [n for n, _ in want], "filtered ioctl = filtered file path")
+        check(len(got) == 5 and all(n in part_a for n, _ in got), "filter applied: %r" % got)
+        # The query file's settings apply unless the request overrides them.
+        os.setxattr(path, "user.k", b"3")
+        eq(len(h.search(qs[0], k=None)), 3, "neighbours with user.k = 3 and no k in the request")
+        eq(len(h.search(qs[0], k=4)), 4, "neighbours with k 4 over user.k = 3")
+        os.setxattr(path, "user.filter", b"part=a")
+        check(all(n in part_a for n, _ in h.search(qs[1], k=None)), "user.filter applied")
+        eq([n for n, _ in h.search(qs[1], k=10, filter="")], [n for n, _ in results[1]],
+           "an empty filter in the request overrides user.filter")
+        os.removexattr(path, "user.filter")
+        os.removexattr(path, "user.k")
+
+        # Errors: the errno of the ioctl and the daemon's message.
+        def bad(buf, want_errno, want_words):
+            try:
+                fcntl.ioctl(h.fd, vq.IOC_QUERY_4K, buf, True)
+            except OSError as e:
+                eq(e.errno, want_errno, "errno")
+                msg = vq.error_message(buf)
+                check(want_words in msg, "message %r lacks %r" % (msg, want_words))
+                return
+            raise Fail("a bad request succeeded")
+        buf = vq.encode_request(vq.BUF_4K, qs[0], 10)
+        buf[0:4] = b"XXXX"
+        bad(buf, errno.EINVAL, "magic")
+        buf = vq.encode_request(vq.BUF_4K, qs[0], 10)
+        struct.pack_into("<H", buf, 4, 2)
+        bad(buf, errno.EPROTONOSUPPORT, "version")
+        bad(vq.encode_request(vq.BUF_4K, qs[0][:5], 10), errno.EINVAL, "dim 5")
+        bad(vq.encode_request(vq.BUF_4K, qs[0], 0), errno.EINVAL, "k must be")
+        bad(vq.encode_request(vq.BUF_4K, qs[0], 10, None, "noequals"), errno.EINVAL, "bad filter")
+        buf = vq.encode_request(vq.BUF_4K, qs[0], 10)
+        struct.pack_into("<I", buf, 16, 5000)
+        bad(buf, errno.EINVAL, "past the request buffer")
+        for args, want in (((qs[0][:5],), errno.EINVAL), ((qs[0], 0), errno.EINVAL),
+                           ((qs[0], 10, None, "a=1,a=2"), errno.EINVAL)):
+            try:
+                h.search(*args)
+                raise Fail("search%r succeeded" % (args,))
+            except OSError as e:
+                eq(e.errno, want, "QueryHandle.search%r errno" % (args,))
+                check(e.strerror and e.strerror != os.strerror(want), "a message: %r" % e.strerror)
+        expect_errno(errno.ENOTTY, fcntl.ioctl, h.fd, vq._iowr(0xF2, 64), bytearray(64), True)
+        # The file path still works on the same handle.
+        os.pwrite(h.fd, (" ".join(repr(x) for x in qs[2])).encode(), 0)
+        eq([n for n, _ in parse_result(os.pread(h.fd, 1 << 16, 0))], [n for n, _ in results[2]],
+           "file path on the ioctl's handle")
+    vf = os.open(os.path.join(c, "o000"), os.O_RDONLY)
+    try:
+        expect_errno(errno.ENOTTY, fcntl.ioctl, vf, vq.IOC_QUERY_4K, bytearray(vq.BUF_4K), True)
+    finally:
+        os.close(vf)
+
+    # The C helper gives the same neighbours.
+    exe = os.environ.get("VECFS_QUERY_IOCTL")
+    if exe:
+        rc, out, err = sh(exe, path, "10", *[repr(x) for x in qs[3]])
+        eq([n for n, _ in parse_result(out)], [n for n, _ in results[3]], "C helper names")
+        eq([f32_round(d) for _, d in parse_result(out)], [f32_round(d) for _, d in results[3]],
+           "C helper distances")
+        rc, out, err = sh(exe, path, "0", "1", "2", ok=False)
+        check(rc == 1 and "EINVAL" in err and "dim 2" in err, "C helper error: %r" % err)
+
+    # Big vectors: the 16 KiB command past dim 1018, the file path past 4089.
+    for dim in (1500, 5000):
+        cb = mk_collection(ctx.m1.mnt, "oneq%d" % dim, "metric = l2\ndim = %d\n" % dim)
+        rows = {"b%d" % i: [f32_round(rnd.gauss(0, 1)) for _ in range(dim)] for i in range(3)}
+        for n, v in rows.items():
+            write_file(os.path.join(cb, n + ".f32"), f32(v))
+        with vq.QueryHandle(os.path.join(cb, ".query", "big")) as hb:
+            res = []
+            ops, total = count_requests(ctx.m1.mnt, lambda: res.extend(hb.search(rows["b1"], k=2)))
+            eq(res[0], ("b1.f32", 0.0), "dim %d nearest" % dim)
+            check(ops.get("ioctl", 0) == (1 if dim <= 4089 else 0), "dim %d: %r" % (dim, ops))
+
+
+SHELL_PATTERN = 'echo 0 0 > "$Q"; cat "$Q" > /dev/null'
+# `echo > q; cat q` under sh (dash), request by request:
+#   echo: open(O_TRUNC), getxattr(security.capability, the kernel's check
+#         before truncating), flush (sh closes the fd it dup2'd), write,
+#         flush (close), release
+#   cat:  open, getattr (fstat: the result's true size), read, read (EOF),
+#         release
+# and, when query-file attributes are not cached, one getattr before each
+# open (the kernel's permission check).
+SHELL_OPS = {"open": 2, "getxattr": 1, "flush": 2, "write": 1, "release": 2, "getattr": 1,
+             "read": 2}
+# One sh process warms the names, measures what reading the metrics costs
+# (a to b) and then one round of the pattern (b to c), so no second passes
+# between the rounds and no cached name expires on a slow machine. The
+# sleeps let each cat's release (sent after it exits) arrive first.
+SHELL_COUNT = ('cat "$M" > /dev/null; ' + SHELL_PATTERN + '; sleep 0.1; '
+               'cat "$M" > "$T/a"; sleep 0.1; cat "$M" > "$T/b"; '
+               + SHELL_PATTERN + '; sleep 0.1; cat "$M" > "$T/c"')
+
+
+def shell_pattern_ops(tmp, mnt, coll, want):
+    """Checks that one `echo > q; cat q` right after another costs the
+    requests want (up to three tries: a busy machine can still let a
+    cached directory expire, which only adds requests)."""
+    q = os.path.join(coll, ".query", "q")
+    for i in range(5):
+        write_file(os.path.join(coll, "v%d" % i), "%d 0\n" % i)
+    env = dict(os.environ, M=os.path.join(mnt, ".vecfs/metrics"), Q=q, T=tmp)
+    seen = []
+    for _ in range(3):
+        subprocess.run(["sh", "-c", SHELL_COUNT], env=env, check=True, timeout=60)
+        a, b, c = (fuse_ops(mnt, read_file(os.path.join(tmp, n))) for n in "abc")
+        ops = {op: c.get(op, 0) - 2 * b.get(op, 0) + a.get(op, 0) for op in c}
+        seen.append({op: n for op, n in ops.items() if n})
+        if seen[-1] == want:
+            break
+    eq(seen[-1], want, "requests of echo > q; cat q (tries: %r)" % seen)
+    # A stat on an open handle still gives the true size (a new result of
+    # another size than the one cached above).
+    write_file(q, "k = 1\n0 0\n")
+    fd = os.open(q, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+    eq(size, len(data), "fstat size of a query file open for reading")
+    eq(os.stat(q).st_size, len(data), "stat size after the read")
+
+
+@test
+def shell_pattern_requests(ctx):
+    """`echo > q; cat q` costs 11 FUSE requests on a single-user mount,
+    where query-file attributes are cached (docs/filesystem.md), and 13
+    with allow_other, where they are not (other uids share the inode)."""
+    shell_pattern_ops(ctx.tmp, ctx.m1.mnt, mk_collection(ctx.m1.mnt, "shellq", "metric = l2\n"),
+                      SHELL_OPS)
+    m = Mount(ctx.vecfs, os.path.join(ctx.tmp, "data-shared"), os.path.join(ctx.tmp, "mnt-shared"),
+              ctx.tmp, opts=["-o", "allow_other"])
+    m.start()
+    try:
+        shell_pattern_ops(ctx.tmp, m.mnt, mk_collection(m.mnt, "shellq", "metric = l2\n"),
+                          dict(SHELL_OPS, getattr=SHELL_OPS["getattr"] + 2))
+    finally:
+        m.stop()
 
 
 @test
