@@ -51,6 +51,7 @@ def main(argv):
         "set terminal svg size 720,480 dynamic font 'sans,12' background '#ffffff'",
         "set output '%s'" % o.out.replace("'", "''"),
         "set title '%s'" % title.replace("'", "''"),
+        "set termoption noenhanced",
         "set xlabel 'recall@10'",
         "set ylabel 'queries per second (log scale)'",
         "set logscale y",

@@ -6,7 +6,8 @@ Usage: bench/record.py --bench NAME [--kind KIND] [--build BUILDDIR]
                        [--command "..."] [--note TEXT] RAW.json
 
 The record is {"meta": {...}, "result": <the raw JSON unchanged>}; meta
-holds the bench name, the UTC date and time, the commit (and whether the
+holds the bench name, the UTC date and time the result was written (the
+raw file's mtime), the commit (and whether the
 work tree had changes), the machine kind (--kind, default $VECFS_MACHINE_KIND
 or "c", this project's machine kind), the CPU model and core count, the
 load average when the run ended, the build's buildtype and optimization
@@ -65,7 +66,7 @@ def main(argv):
         ap.error("--bench: letters, digits, - and _ only")
     with open(o.raw) as f:
         result = json.load(f)
-    when = datetime.datetime.now(datetime.timezone.utc)
+    when = datetime.datetime.fromtimestamp(os.path.getmtime(o.raw), datetime.timezone.utc)
     commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
     meta = {
         "bench": o.bench, "date": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": commit,
