@@ -2,7 +2,8 @@
 """compare.py — a benchmark run against a baseline: fails on a recall drop
 or a speed drop beyond the noise band.
 
-Usage: bench/compare.py [--qps-band F] [--recall-band F] [--engine NAME]
+Usage: bench/compare.py [--qps-band F] [--recall-band F] [--build-factor F]
+                        [--engine NAME]
                         RUN.json [RUN2.json ...] BASELINE.json
 
 Each file is a history record (bench/record.py: {"meta": ..., "result":
@@ -19,7 +20,12 @@ vecfs-bench-engine: for --engine (default vecfs) and each ef both hold,
   - speed: the geometric mean over the efs of QPS(run)/QPS(baseline) must
     be at least 1 - --qps-band (default QPS_BAND). One figure over all efs,
     because single efs swing far more on a shared machine (see
-    docs/performance.md, "Continuous benchmarking").
+    docs/performance.md, "Continuous benchmarking");
+  - build: the index build time may be at most --build-factor (default
+    BUILD_FACTOR) times the baseline's. A build runs on all cores for tens
+    of seconds, so it swings less with the machine's load than the short
+    query passes do; on a loaded machine it is what catches a slower
+    build of the code.
 vecfs-bench-fs: the same over its rows (the through-the-mount figure of
   each: rows/s, files/s, QPS), recall through the mount per query row.
 
@@ -43,6 +49,10 @@ import sys
 # 0.0072 (ef 10); the band is 0.01.
 QPS_BAND = 0.65
 RECALL_BAND = 0.01
+# Build time over the same eight runs: 17.5 to 69.7 s, the slowest 1.51
+# times the median (46.0 s); the ceiling is that over 0.7, 2.2 times the
+# baseline's.
+BUILD_FACTOR = 2.2
 
 
 class Unusable(Exception):
@@ -63,13 +73,28 @@ def load(path):
     raise Unusable("%s: neither a vecfs-bench-engine nor a vecfs-bench-fs result" % path)
 
 
-def engine_figures(result, engine, path):
-    """ef -> (recall, qps) of one engine."""
+def engine_of(result, engine, path):
     for e in result["engines"]:
         if e["name"] == engine:
-            return {r["ef"]: (r["recall"], r["qps"]) for r in e["runs"]}
+            return e
     raise Unusable("%s: no engine %r (has %s)" % (path, engine,
                                                   [e["name"] for e in result["engines"]]))
+
+
+def engine_figures(result, engine, path):
+    """ef -> (recall, qps) of one engine."""
+    return {r["ef"]: (r["recall"], r["qps"]) for r in engine_of(result, engine, path)["runs"]}
+
+
+def compare_build(runs, base, factor):
+    """The fastest build of the runs against the baseline's; a list of
+    regressions."""
+    best = min(runs)
+    print("build: %.2f s, baseline %.2f s, ratio %.2f, ceiling %.2f"
+          % (best, base, best / base, factor))
+    if best > base * factor:
+        return ["build slower: %.2f s > %.2f x %.2f s" % (best, factor, base)]
+    return []
 
 
 def fs_figures(result, path):
@@ -124,13 +149,14 @@ def main(argv):
     ap = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n")[0])
     ap.add_argument("--qps-band", type=float, default=QPS_BAND)
     ap.add_argument("--recall-band", type=float, default=RECALL_BAND)
+    ap.add_argument("--build-factor", type=float, default=BUILD_FACTOR)
     ap.add_argument("--engine", default="vecfs")
     ap.add_argument("files", nargs="+", metavar="RUN.json ... BASELINE.json")
     o = ap.parse_args(argv)
     if len(o.files) < 2:
         ap.error("need at least one RUN.json and a BASELINE.json")
-    if not 0 <= o.qps_band < 1 or not 0 <= o.recall_band < 1:
-        ap.error("bands are fractions in [0, 1)")
+    if not 0 <= o.qps_band < 1 or not 0 <= o.recall_band < 1 or o.build_factor < 1:
+        ap.error("bands are fractions in [0, 1), the build factor at least 1")
     try:
         loaded = [load(p) for p in o.files]
         kinds = {k for k, _ in loaded}
@@ -147,6 +173,10 @@ def main(argv):
             figs = [fs_figures(r, p) for (_, r), p in zip(loaded, o.files)]
             label = "work"
         bad = compare(best_of(figs[:-1]), figs[-1], o.qps_band, o.recall_band, label)
+        if kind == "engine":
+            builds = [engine_of(r, o.engine, p)["build_seconds"]
+                      for (_, r), p in zip(loaded, o.files)]
+            bad += compare_build(builds[:-1], builds[-1], o.build_factor)
     except Unusable as e:
         print("compare.py: %s" % e, file=sys.stderr)
         return 2

@@ -41,6 +41,8 @@ expect 1 "REGRESSION: speed drop" "$e-qps-minus80.json" "$e-baseline.json"
 expect 1 "REGRESSION: recall drop at ef 64" "$e-recall-minus003.json" "$e-baseline.json"
 expect 0 PASS "$e-qps-minus80.json" "$e-baseline.json" "$e-baseline.json"
 expect 0 PASS --engine hnswlib "$e-qps-minus80.json" "$e-baseline.json"
+expect 1 "REGRESSION: build slower" "$e-build-x3.json" "$e-baseline.json"
+expect 1 "REGRESSION: build slower" "$e-O0-build.json" "$e-baseline.json"
 f=$fx/fs-small
 expect 0 PASS "$f-baseline.json" "$f-baseline.json"
 expect 1 "REGRESSION: speed drop" "$f-minus80.json" "$f-baseline.json"
