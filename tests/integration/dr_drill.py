@@ -11,6 +11,7 @@ changed, or whose .config changed must make it fail, naming what differs
 own daemons by pid.
 """
 
+import glob
 import importlib.util
 import json
 import os
@@ -30,12 +31,18 @@ SMALL = ["--vectors", "600", "--collections", "2", "--dim", "8", "--lead", "0.3"
          "--tail", "0.3", "--queries", "3"]
 
 
-def test_drill_passes_and_measures(t):
-    out = os.path.join(t, "drill.json")
+def run_drill(t, args, drill_class=drill.Drill):
+    """The drill with its workdir in t; its daemons' logs join the ones
+    daemon.py scans for sanitizer reports."""
     rc = drill.main(["--vecfs", daemon.VECFS, "--workdir", os.path.join(t, "w"),
-                     "--json", out] + SMALL)
-    with open(out) as f:
-        r = json.load(f)
+                     "--json", os.path.join(t, "drill.json")] + args + SMALL, drill_class)
+    daemon.LOGS.extend(glob.glob(os.path.join(t, "w", "m*.log")))
+    with open(os.path.join(t, "drill.json")) as f:
+        return rc, json.load(f)
+
+
+def test_drill_passes_and_measures(t):
+    rc, r = run_drill(t, [])
     eq((rc, r["ok"], r["mismatches"]), (0, True, []), "drill result")
     eq(r["check"]["exit"], 0, "vecfs check of the restored store")
     eq(r["compared"]["collections"], 4, "collections compared (2 + 2 writers)")
@@ -74,11 +81,7 @@ class TamperedDrill(drill.Drill):
 
 
 def test_drill_fails_on_a_damaged_restore(t):
-    out = os.path.join(t, "drill.json")
-    rc = drill.main(["--vecfs", daemon.VECFS, "--workdir", os.path.join(t, "w"), "--tar",
-                     "--json", out] + SMALL, TamperedDrill)
-    with open(out) as f:
-        r = json.load(f)
+    rc, r = run_drill(t, ["--tar"], TamperedDrill)
     eq((rc, r["ok"]), (1, False), "drill result on a damaged restore")
     text = "\n".join(r["mismatches"])
     for want in ("c1: names differ", "b0-5.f32", "c1/t3.txt: xattrs differ",
