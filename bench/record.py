@@ -10,7 +10,8 @@ holds the bench name, the UTC date and time the result was written (the
 raw file's mtime), the commit (and whether the
 work tree had changes), the machine kind (--kind, default $VECFS_MACHINE_KIND
 or "c", this project's machine kind), the CPU model and core count, the
-load average when the run ended, the build's buildtype and optimization
+load average when the record was made (right after the run in
+bench/run-history.sh), the build's buildtype and optimization
 (from BUILDDIR's meson-info), the command and a note. Prints the path it
 wrote. bench/compare.py reads records and raw files alike.
 """
@@ -72,7 +73,7 @@ def main(argv):
         "bench": o.bench, "date": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": commit,
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "machine_kind": o.kind, "cpu": cpu_model(), "cores": os.cpu_count(),
-        "loadavg_at_end": os.getloadavg()[0], "build": build_options(o.build),
+        "loadavg_at_record": os.getloadavg()[0], "build": build_options(o.build),
         "command": o.command, "note": o.note}
     d = os.path.join(o.out, o.kind)
     os.makedirs(d, exist_ok=True)
