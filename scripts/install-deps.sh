@@ -12,6 +12,8 @@ pkgs=(
   # The operator's kit (contrib/) is checked by the tools that read it:
   # promtool (prometheus), systemd-analyze (systemd), logrotate.
   prometheus systemd logrotate
+  # bench/plot.py draws the recall-QPS plots of docs/performance.md.
+  gnuplot-nox
   # RADOS mode (issue 10): librados to build against, and the daemons of the
   # throwaway local cluster that scripts/ceph-cluster.sh starts for the tests.
   ceph-mon ceph-mgr ceph-osd ceph-common librados-dev uuid-runtime
