@@ -65,7 +65,7 @@ if [ "$quick" = 0 ]; then
     -Db_sanitize=address,undefined -Db_lundef=false -Dtest_hooks=true
   # ThreadSanitizer over the engine, whose tests race searches, inserts and
   # deletes on one index (list every engine test binary here).
-  VECFS_TEST_SKIP_LARGE=1 CC=clang CXX=clang++ run_suite build-tsan "tests/test_hnsw tests/test_hnsw_reach tests/test_hnsw_fault tests/test_flat tests/test_distance tests/test_crc32c" engine \
+  VECFS_TEST_SKIP_LARGE=1 CC=clang CXX=clang++ run_suite build-tsan "tests/test_hnsw tests/test_hnsw_quant tests/test_hnsw_reach tests/test_hnsw_fault tests/test_flat tests/test_distance tests/test_crc32c" engine \
     -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 fi
 echo "$passed passed, $failed failed"

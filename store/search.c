@@ -275,10 +275,15 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
     }
     const vf_filter *f = s->use_filter ? &s->filter : NULL;
     /* Small collections are scanned exactly: it costs microseconds and
-     * cannot miss a vector, whatever the graph looks like after churn. */
+     * cannot miss a vector, whatever the graph looks like after churn.
+     * An int8 index reranks with the float originals of the SLOT records,
+     * read in this txn (a float index has them and never asks). */
+    st_slot_source slots;
+    vf_vec_source src = st_slot_source_begin(&slots, s->st, txn, s->c->id, s->cfg.dim);
     int rc = vf_hnsw_count(s->index) <= EXACT_MAX
                  ? vf_hnsw_search_exact(s->index, query, want, f, tmp, &n)
-                 : vf_hnsw_search(s->index, query, want, ef, f, tmp, &n);
+                 : vf_hnsw_search_rerank(s->index, query, want, ef, 0, f, &src, tmp, &n);
+    st_slot_source_end(&slots);
     if (rc)
         return rc;
     *n_out = name_hits(s, txn, tmp, n, skip_id, skip, k, out, scratch);

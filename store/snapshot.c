@@ -254,8 +254,8 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
 /* Reading, replay, rebuild                                             */
 /* ------------------------------------------------------------------ */
 
-int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
-                 uint64_t *txnid)
+int st_snap_read(const st_store *st, const st_coll_rec *rec, const vf_vec_source *src,
+                 vf_hnsw **out, uint64_t *gen, uint64_t *txnid)
 {
     *out = NULL;
     char path[4096];
@@ -329,7 +329,7 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
         }
         bytes = plain;
     }
-    rc = vf_hnsw_deserialize(bytes, (size_t)payload, out);
+    rc = vf_hnsw_deserialize(bytes, (size_t)payload, src, out);
 out:
     if (plain) {
         free(plain);
