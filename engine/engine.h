@@ -249,7 +249,9 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id);
 bool vf_hnsw_contains(const vf_hnsw *h, uint32_t id);
 
 /* Copies the stored vector of id into out (dim floats). For cosine this
- * is the unit vector the index keeps. Returns 0 or -ENOENT. */
+ * is the unit vector the index keeps; for INT8 the decoded codes (within
+ * half a quantization step of the original inside the clip range).
+ * Returns 0 or -ENOENT. */
 int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out);
 
 /* Present ids a vf_hnsw_deserialize could not get the original of (its
@@ -266,7 +268,10 @@ size_t vf_hnsw_missing_list(const vf_hnsw *h, uint32_t *ids, size_t cap);
 /* Number of present vectors. */
 size_t vf_hnsw_count(const vf_hnsw *h);
 
-/* Bytes of memory the index holds (vectors, links, bookkeeping). */
+/* Bytes of memory the index holds: level-0 records (float vectors or
+ * int8 codes, links), upper lists, per-slot bookkeeping, the table of
+ * twins and the pooled search scratch. Not the originals an INT8 index
+ * reranks with, which the caller keeps. */
 size_t vf_hnsw_memory(const vf_hnsw *h);
 
 /* Approximate k nearest neighbours of `query` (dim floats). ef = 0 uses
