@@ -439,6 +439,11 @@ int vf_hnsw_serialize(const vf_hnsw *h, vf_write_fn write, void *ctx);
  * error. */
 int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src, vf_hnsw **out);
 
+/* The dim a snapshot's header names (magic and version checked, nothing
+ * else: vf_hnsw_deserialize validates), so a caller can size the vectors
+ * its source hands out. 0 or -EILSEQ. */
+int vf_hnsw_snapshot_dim(const void *bytes, size_t len, uint32_t *dim);
+
 #ifdef __cplusplus
 }
 #endif

@@ -431,6 +431,18 @@ static size_t layout_len(const vf_hnsw *h, const snap_layout *l)
     return ok ? need : 0;
 }
 
+int vf_hnsw_snapshot_dim(const void *bytes, size_t len, uint32_t *dim)
+{
+    const uint8_t *b = bytes;
+    if (!b || !dim || len < VF_SNAPSHOT_HEADER1 || memcmp(b, VF_SNAPSHOT_MAGIC, 8) != 0)
+        return -EILSEQ;
+    uint32_t version = vc_le_get32(b + 8);
+    if (version != VF_SNAPSHOT_V1 && version != VF_SNAPSHOT_VERSION)
+        return -EILSEQ;
+    *dim = vc_le_get32(b + 16);
+    return 0;
+}
+
 int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src, vf_hnsw **out)
 {
     if (!out)

@@ -622,8 +622,8 @@ static void pass_snapshot(checker *ck, const st_coll_rec *rec, uint64_t nvec)
     size_t ndirty;
     uint64_t maxgen;
     st_slot_source slots;
-    vf_vec_source vecs = st_slot_source_begin(&slots, ck->st, ck->txn, rec->coll_id, rec->cfg.dim);
-    int rc = st_snap_read(ck->st, rec, &vecs, &h, &gen, &txnid);
+    st_slot_source_begin(&slots, ck->st, ck->txn, rec->coll_id, rec->cfg.dim);
+    int rc = st_snap_read(ck->st, rec, &slots, &h, &gen, &txnid);
     st_slot_source_end(&slots);
     if (rc == 0 && slots.err) {
         vf_hnsw_free(h);

@@ -209,8 +209,8 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
     size_t n_dirty = 0;
     const char *why = NULL;
     st_slot_source slots;
-    vf_vec_source vecs = st_slot_source_begin(&slots, st, txn, c->id, rec->cfg.dim);
-    int src = st_snap_read(st, rec, &vecs, &h, &gen, &txnid);
+    st_slot_source_begin(&slots, st, txn, c->id, rec->cfg.dim);
+    int src = st_snap_read(st, rec, &slots, &h, &gen, &txnid);
     st_slot_source_end(&slots);
     if (src == 0 && slots.err) {
         vf_hnsw_free(h);

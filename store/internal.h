@@ -545,6 +545,9 @@ typedef struct st_slot_source {
 /* Sets s up and returns the source to hand the engine. */
 vf_vec_source st_slot_source_begin(st_slot_source *s, st_store *st, MDB_txn *txn, uint32_t coll,
                                    uint32_t dim);
+/* The source over s (as begin returned it), after s->dim was changed to
+ * the dim of the index being loaded: get() serves only slots of that dim. */
+vf_vec_source st_slot_source_vec(st_slot_source *s);
 /* Releases s's scratch (before or after the txn ends). */
 void st_slot_source_end(st_slot_source *s);
 /* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
@@ -663,8 +666,8 @@ void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
 /* Reads and verifies a snapshot file of collection rec into *out (for
  * open and check); *gen and *txnid from its header. -ENOENT, -EILSEQ (damaged),
  * -ESTALE (another collection/uuid), -ENOMEM. */
-int st_snap_read(const st_store *st, const st_coll_rec *rec, const vf_vec_source *src,
-                 vf_hnsw **out, uint64_t *gen, uint64_t *txnid);
+int st_snap_read(const st_store *st, const st_coll_rec *rec, st_slot_source *slots, vf_hnsw **out,
+                 uint64_t *gen, uint64_t *txnid);
 /* Removes c's snapshot file. */
 void st_snap_remove(st_store *st, uint32_t coll_id);
 

@@ -112,6 +112,11 @@ vf_vec_source st_slot_source_begin(st_slot_source *s, st_store *st, MDB_txn *txn
                                    uint32_t dim)
 {
     *s = (st_slot_source){.st = st, .txn = txn, .coll = coll, .dim = dim, .scratch = VC_BUF_INIT};
+    return st_slot_source_vec(s);
+}
+
+vf_vec_source st_slot_source_vec(st_slot_source *s)
+{
     return (vf_vec_source){.get = slot_source_get, .ctx = s};
 }
 

@@ -17,16 +17,6 @@
 static char dir[64];
 static st_crypto sealed_key; /* what a store opened with 32 bytes of 0x11 uses */
 
-/* Originals for a NONE engine snapshot inside the file: ones. */
-static const float *ones_source_get(void *ctx, uint32_t id, float *buf)
-{
-    (void)id;
-    size_t dim = *(const uint32_t *)ctx;
-    for (size_t i = 0; i < dim; i++)
-        buf[i] = 1.0f;
-    return buf;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0]) {
@@ -62,12 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
     vf_hnsw *h = NULL;
     uint64_t gen, txnid;
-    /* The engine snapshot's dim, after the 64-byte file header. */
-    uint32_t dim = 0;
-    if (size >= 64 + 20)
-        memcpy(&dim, data + 64 + 16, 4);
-    vf_vec_source src = {.get = ones_source_get, .ctx = &dim};
-    if (st_snap_read(&st, &rec, &src, &h, &gen, &txnid) == 0) {
+    /* No LMDB here: a float32 engine snapshot (version 2) cannot get its
+     * vectors and stops at -ENOENT; fuzz_engine_snapshot covers its body. */
+    if (st_snap_read(&st, &rec, NULL, &h, &gen, &txnid) == 0) {
         if (!h || vf_hnsw_check(h) != 0)
             abort();
     }
