@@ -5,7 +5,7 @@
  *   vecfs-bench-engine {--base B.fvecs --queries Q.fvecs | --duplicates SHARE}
  *       [--gt GT.ivecs] [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]
  *       [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]
- *       [--json OUT.json] [--results PREFIX]
+ *       [--json OUT.json] [--results PREFIX] [--quantization none|int8] [--rerank N]
  *
  * What one run does, in order:
  *   1. reads and validates the base and query files (bench/fvecs.c), or
@@ -33,7 +33,13 @@
  *             each ef runs RUNS_PER_EF times and the fastest run is kept.
  *   mean_us, p99_us  per-call latency over all queries of that run.
  *   bytes/vector  the index's own memory figure / n (vf_hnsw_memory for
- *             vecfs; the peers count their containers, see peers.h).
+ *             vecfs: records, links, scratch; the peers count their
+ *             containers, see peers.h). With --quantization int8 the row
+ *             is "vecfs-int8": its index keeps codes, searches rerank
+ *             rerank x k candidates with the float32 originals served
+ *             zero-copy from the mmapped base file (bench/originals.h),
+ *             whose bytes/vector are reported apart as
+ *             original_bytes_per_vector.
  * Exact search (faiss-flat) has no ef: it runs once (no repeats), on at
  * most FLAT_MAX_QUERIES queries, and reports ef 0.
  *
@@ -44,6 +50,7 @@
 #include "duplicates.h"
 #include "engine.h"
 #include "fvecs.h"
+#include "originals.h"
 #include "peers.h"
 #include "recall.h"
 
@@ -77,7 +84,7 @@ static const char usage_text[] =
     "usage: " PROG " {--base B.fvecs --queries Q.fvecs | --duplicates SHARE}\n"
     "           [--gt GT.ivecs] [--metric l2|cosine|dot] [--k 10] [--m 16] [--efc 200]\n"
     "           [--ef 10,20,40,80,160,320] [--threads 1] [--compare hnswlib,faiss]\n"
-    "           [--json OUT.json] [--results PREFIX]\n"
+    "           [--json OUT.json] [--results PREFIX] [--quantization none|int8] [--rerank N]\n"
     "  --duplicates SHARE  instead of files, a generated base of 20000 x 8 where\n"
     "           SHARE % (0..100) of the rows are copies of 13 distinct vectors\n"
     "           ([(i*7 + j) % 13]) and the rest uniform random in [0, 12), and 1000\n"
@@ -108,6 +115,8 @@ typedef struct options {
     bool cmp_hnswlib;
     bool cmp_faiss_hnsw;
     bool cmp_faiss_flat;
+    vf_quant_kind quant;
+    unsigned rerank; /* 0: the engine's default */
 } options;
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -235,8 +244,9 @@ static int parse_args(int argc, char **argv, options *o)
             memcpy(name, arg, strlen(arg) + 1);
         }
         static const char *const known[] = {
-            "--base", "--queries", "--gt",      "--metric", "--k",       "--m",         "--efc",
-            "--ef",   "--threads", "--compare", "--json",   "--results", "--duplicates"};
+            "--base", "--queries", "--gt",         "--metric",       "--k",
+            "--m",    "--efc",     "--ef",         "--threads",      "--compare",
+            "--json", "--results", "--duplicates", "--quantization", "--rerank"};
         bool found = false;
         for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
             found = found || strcmp(name, known[j]) == 0;
@@ -311,6 +321,17 @@ static int parse_args(int argc, char **argv, options *o)
             }
             o->generate = true;
             o->duplicates = (unsigned)v;
+        } else if (strcmp(name, "--quantization") == 0) {
+            if (vf_quant_parse(val, &o->quant) != 0) {
+                usage_error("--quantization: '%s' is not none or int8", val);
+                return -EINVAL;
+            }
+        } else if (strcmp(name, "--rerank") == 0) {
+            if (parse_uint(val, 1, VF_RERANK_MAX, &v) != 0) {
+                usage_error("--rerank: '%s' is not an integer in 1..%u", val, VF_RERANK_MAX);
+                return -EINVAL;
+            }
+            o->rerank = (unsigned)v;
         }
     }
     if (o->generate && (o->base != NULL || o->queries != NULL)) {
@@ -474,11 +495,20 @@ out:
 /* The engines                                                          */
 /* ------------------------------------------------------------------ */
 
+/* The vecfs searcher's state: the index and, for int8, its originals. */
+typedef struct vecfs_ctx {
+    vf_hnsw *h;
+    vf_vec_source src;
+    unsigned rerank;
+} vecfs_ctx;
+
 static int vecfs_search(void *ctx, const float *query, size_t k, size_t ef, vf_hit *scratch,
                         uint32_t *ids, size_t *n_out)
 {
+    const vecfs_ctx *v = ctx;
     size_t got = 0;
-    int rc = vf_hnsw_search(ctx, query, k, ef, NULL, scratch, &got);
+    int rc = vf_hnsw_search_rerank(v->h, query, k, ef, v->rerank, NULL, v->src.get ? &v->src : NULL,
+                                   scratch, &got);
 
     if (rc != 0)
         return rc;
@@ -493,6 +523,7 @@ typedef struct engine_report {
     const char *name;
     double build_seconds;
     double bytes_per_vector;
+    double original_bytes_per_vector; /* vecfs-int8: the mmapped originals; else 0 */
     size_t queries_run;
     run_result runs[MAX_EFS];
     size_t n_runs;
@@ -539,6 +570,10 @@ static int report_json(bench *b, const engine_report *e)
     if (json_object_set_new(obj, "name", json_string(e->name)) != 0 ||
         json_object_set_new(obj, "build_seconds", json_real(e->build_seconds)) != 0 ||
         json_object_set_new(obj, "bytes_per_vector", json_real(e->bytes_per_vector)) != 0)
+        goto out;
+    if (e->original_bytes_per_vector > 0 &&
+        json_object_set_new(obj, "original_bytes_per_vector",
+                            json_real(e->original_bytes_per_vector)) != 0)
         goto out;
     for (size_t i = 0; i < e->n_runs; i++) {
         const run_result *r = &e->runs[i];
@@ -637,12 +672,17 @@ static int bench_vecfs(bench *b)
     char extra[160];
     int rc;
 
+    vecfs_ctx vc = {.rerank = o->rerank};
+    bench_originals orig = {0};
     memset(&e, 0, sizeof(e));
-    e.name = "vecfs";
+    e.name = o->quant == VF_QUANT_INT8 ? "vecfs-int8" : "vecfs";
     vf_hnsw_params_default(&p, (uint32_t)b->base.dim);
     p.metric = o->metric;
     p.m = o->m;
     p.ef_construction = o->efc;
+    p.quantization = o->quant;
+    if (o->rerank)
+        p.rerank = o->rerank;
     rc = vf_hnsw_create(&p, &h);
     if (rc != 0) {
         fprintf(stderr, PROG ": vecfs: cannot create the index: %s\n", strerror(-rc));
@@ -666,11 +706,38 @@ static int bench_vecfs(bench *b)
         rc = -EIO;
         goto out;
     }
+    if (o->quant == VF_QUANT_INT8) {
+        char err[512];
+        if (o->generate) {
+            bench_originals_rows(&orig, (const float *)b->base.data, b->base.n, b->base.dim);
+        } else {
+            rc = bench_originals_map(&orig, o->base, b->base.n, b->base.dim, err, sizeof(err));
+            if (rc != 0) {
+                fprintf(stderr, PROG ": vecfs-int8: %s\n", err);
+                goto out;
+            }
+        }
+        e.original_bytes_per_vector = bench_originals_bytes_per_vector(&orig);
+        vc.src = bench_originals_source(&orig);
+    }
+    vc.h = h;
+    /* Warm scratch is part of the index's RAM: count it after a search. */
+    {
+        vf_hit warm[1];
+        size_t got;
+        vf_hnsw_search_rerank(h, (const float *)b->queries.data, 1, 0, vc.rerank, NULL,
+                              vc.src.get ? &vc.src : NULL, warm, &got);
+    }
     e.bytes_per_vector = (double)vf_hnsw_memory(h) / (double)b->base.n;
-    snprintf(extra, sizeof(extra), ", kernel %s", vf_kernels_best()->name);
+    vf_hnsw_params_get(h, &p);
+    if (o->quant == VF_QUANT_INT8)
+        snprintf(extra, sizeof(extra), ", kernel %s, rerank %u, originals %.1f bytes/vector",
+                 vf_kernels_best()->name, p.rerank, e.original_bytes_per_vector);
+    else
+        snprintf(extra, sizeof(extra), ", kernel %s", vf_kernels_best()->name);
     print_table_head(b, &e, extra);
     s.search = vecfs_search;
-    s.ctx = h;
+    s.ctx = &vc;
     rc = measure(b, &s, true, NULL, NULL, &e, true);
     if (rc != 0) {
         fprintf(stderr, PROG ": vecfs: search failed: %s\n", strerror(-rc));
@@ -679,6 +746,7 @@ static int bench_vecfs(bench *b)
     rc = report_json(b, &e);
 out:
     vf_hnsw_free(h);
+    bench_originals_close(&orig);
     return rc;
 }
 

@@ -146,14 +146,54 @@ int vf_flat_search_batch(const float *base, size_t n, size_t dim, vf_metric metr
 
 typedef struct vf_hnsw vf_hnsw;
 
+/* How the index keeps vectors in RAM (docs/quantization.md).
+ *   NONE  float32 vectors in the level-0 records; distances are exact.
+ *   INT8  one byte code per dimension (a per-dimension offset and one
+ *         shared scale, learned from the data) plus one float correction;
+ *         walks rank by code distances, and searches given a vector
+ *         source rescore the best rerank x k candidates exactly. */
+typedef enum vf_quant_kind {
+    VF_QUANT_NONE = 0,
+    VF_QUANT_INT8 = 1,
+} vf_quant_kind;
+
+/* The default rerank factor of an INT8 index (docs/performance.md,
+ * "int8 quantization": the measured choice). */
+#define VF_RERANK_DEFAULT 4u
+/* The largest rerank factor a search accepts. */
+#define VF_RERANK_MAX 64u
+
+/* Parses "none", "int8"; 0 or -EINVAL. */
+int vf_quant_parse(const char *s, vf_quant_kind *out);
+/* "none", "int8". */
+const char *vf_quant_name(vf_quant_kind kind);
+
+/* Where the engine gets the float32 original of a vector it does not keep
+ * (an INT8 index's rerank, a snapshot's load). get() returns a pointer to
+ * dim floats: either into the caller's own storage (zero-copy) or buf,
+ * which it filled (room for dim floats). The pointer need only stay valid
+ * until the next get() on the same thread or the end of the engine call
+ * that made it. NULL means the original is unavailable (the engine then
+ * keeps what it has: a code distance, or fails a load with -ENOENT). For
+ * cosine, originals need not be normalized. get() is called from search
+ * threads, concurrently when searches are, and must not call back into
+ * the index. */
+typedef struct vf_vec_source {
+    const float *(*get)(void *ctx, uint32_t id, float *buf);
+    void *ctx;
+} vf_vec_source;
+
 typedef struct vf_hnsw_params {
     uint32_t dim; /* 1..VF_MAX_DIM */
     vf_metric metric;
-    uint32_t m;               /* links per node on upper levels; level 0 has 2m. 2..256 */
-    uint32_t ef_construction; /* >= 1 */
-    uint32_t ef_search;       /* default ef for searches, >= 1 */
-    uint64_t seed;            /* level generator seed; same seed + same inserts
-                                 on one thread = same graph */
+    uint32_t m;                 /* links per node on upper levels; level 0 has 2m. 2..256 */
+    uint32_t ef_construction;   /* >= 1 */
+    uint32_t ef_search;         /* default ef for searches, >= 1 */
+    uint64_t seed;              /* level generator seed; same seed + same inserts
+                                   on one thread = same graph */
+    vf_quant_kind quantization; /* VF_QUANT_NONE (default) or VF_QUANT_INT8 */
+    uint32_t rerank;            /* INT8: default rerank factor, 1..VF_RERANK_MAX;
+                                   0 = VF_RERANK_DEFAULT. Ignored for NONE. */
 } vf_hnsw_params;
 
 /* Fills p with the defaults of SPEC §3.2 (m 16, ef_construction 200,
@@ -210,13 +250,29 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id);
 bool vf_hnsw_contains(const vf_hnsw *h, uint32_t id);
 
 /* Copies the stored vector of id into out (dim floats). For cosine this
- * is the unit vector the index keeps. Returns 0 or -ENOENT. */
+ * is the unit vector the index keeps; for INT8 the decoded codes (within
+ * half a quantization step of the original inside the clip range).
+ * Returns 0 or -ENOENT. */
 int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out);
+
+/* Present ids a vf_hnsw_deserialize could not get the original of (its
+ * source returned NULL) and that no insert or remove has rewritten since:
+ * their vectors are zeros. A caller that replays its log after a load and
+ * still sees a nonzero count must rebuild the index. 0 for an index not
+ * loaded from a snapshot. */
+size_t vf_hnsw_missing(const vf_hnsw *h);
+
+/* Writes up to cap of those ids, ascending, to ids; returns how many it
+ * wrote. Not concurrently with writers. */
+size_t vf_hnsw_missing_list(const vf_hnsw *h, uint32_t *ids, size_t cap);
 
 /* Number of present vectors. */
 size_t vf_hnsw_count(const vf_hnsw *h);
 
-/* Bytes of memory the index holds (vectors, links, bookkeeping). */
+/* Bytes of memory the index holds: level-0 records (float vectors or
+ * int8 codes, links), upper lists, per-slot bookkeeping, the table of
+ * twins and the pooled search scratch. Not the originals an INT8 index
+ * reranks with, which the caller keeps. */
 size_t vf_hnsw_memory(const vf_hnsw *h);
 
 /* Approximate k nearest neighbours of `query` (dim floats). ef = 0 uses
@@ -235,6 +291,20 @@ size_t vf_hnsw_memory(const vf_hnsw *h);
  * Returns 0, -EINVAL (k 0 or a non-finite query), -ENOMEM. */
 int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                    const vf_filter *filter, vf_hit *out, size_t *n_out);
+
+/* vf_hnsw_search with exact rerank. An INT8 index walks on codes,
+ * collects max(ef, rerank x k) candidates, rescores the best rerank x k
+ * with the float32 originals from `src` (the exact metric of engine.h;
+ * for cosine the engine normalizes them) and returns the k best. rerank 0
+ * is the index's default; a candidate whose original src cannot give
+ * keeps its code distance. src NULL returns code distances (the ranking
+ * of the walk alone). A NONE index keeps float32 vectors, its distances
+ * are exact already: src and rerank are not used and this equals
+ * vf_hnsw_search. Same thread rules and errors as vf_hnsw_search, plus
+ * -EINVAL for rerank > VF_RERANK_MAX. */
+int vf_hnsw_search_rerank(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                          uint32_t rerank, const vf_filter *filter, const vf_vec_source *src,
+                          vf_hit *out, size_t *n_out);
 
 /* Exact k nearest neighbours among present ids (ground truth over the
  * index's own vectors). Same contract as vf_hnsw_search. */
@@ -288,6 +358,55 @@ typedef struct vf_hnsw_stats {
 /* Reads the counters. Safe alongside every other call. */
 void vf_hnsw_stats_get(const vf_hnsw *h, vf_hnsw_stats *out);
 
+/* ------------------------------------------------------------------ */
+/* Quantization (INT8 indexes; docs/quantization.md)                    */
+/* ------------------------------------------------------------------ */
+
+/* The quantizer's state and its drift figures. A "share" is clipped
+ * values over all values encoded; an "error" is the mean over vectors of
+ * |x - decode(encode(x))|^2 / |x|^2. */
+typedef struct vf_quant_stats {
+    vf_quant_kind kind;
+    uint32_t rerank;              /* the index's default rerank factor */
+    uint64_t trained_on;          /* vectors the quantizer was learned from;
+                                     0 while untrained */
+    double scale;                 /* the shared step between codes */
+    double train_clip_share;      /* clipped share on the training vectors */
+    double train_error;           /* error on the training vectors */
+    double recent_clip_share;     /* over the last full window of inserts */
+    double recent_error;          /*   (VF_QUANT_WINDOW vectors); 0 before */
+    uint64_t encoded_since_train; /* inserts encoded since (re)learning */
+    uint64_t relearns;            /* vf_hnsw_quant_relearn calls that swapped */
+    bool drifted;                 /* the rule of docs/quantization.md fired:
+                                     call vf_hnsw_quant_relearn */
+} vf_quant_stats;
+
+/* Inserts per drift window. */
+#define VF_QUANT_WINDOW 1024u
+
+/* Reads the quantizer's figures. For a NONE index only kind is set. Safe
+ * alongside every other call. */
+void vf_hnsw_quant_stats(const vf_hnsw *h, vf_quant_stats *out);
+
+/* Learns the quantizer of an empty INT8 index from n sample vectors (row
+ * major, n x dim, need not be normalized for cosine); otherwise the first
+ * insert (or insert batch) trains it from its own rows, which for a single
+ * vector is provisional and reported as drifted once the index holds
+ * more. Returns 0, -EINVAL (NONE index, n 0, a non-finite value),
+ * -EEXIST (the index holds vectors: use relearn), -ENOMEM. */
+int vf_hnsw_quant_train(vf_hnsw *h, const float *vecs, size_t n);
+
+/* Re-learns the quantizer from the originals of the present vectors
+ * (a sample of them), re-encodes every present vector from its original
+ * and swaps codes and quantizer at once. Writers (insert, remove) must be
+ * quiesced by the caller for the whole call; searches may run: they wait
+ * only for the swap (a copy of the codes and a pass over the slots) and
+ * see either the old codes and quantizer or the new ones. Vectors whose
+ * original src cannot give keep their codes re-encoded from the old
+ * decoded values. Links are kept. Returns 0, -EINVAL (NONE index, src
+ * NULL), -ENOMEM (nothing changed). */
+int vf_hnsw_quant_relearn(vf_hnsw *h, const vf_vec_source *src);
+
 /* Checks the index's invariants (links in range, no self links, degrees
  * within bounds, entry point valid, counts consistent). 0 or -EILSEQ. For
  * tests; must not run concurrently with writers. */
@@ -301,18 +420,30 @@ int vf_hnsw_check(const vf_hnsw *h);
  * which aborts the serialization and is returned by vf_hnsw_serialize. */
 typedef int (*vf_write_fn)(void *ctx, const void *bytes, size_t len);
 
-/* Writes the whole index (parameters, vectors, graph, deleted slots) as a
- * versioned little-endian byte stream ending in a CRC-32C of everything
- * before it. Searches may run meanwhile; inserts and removes must not
- * (the caller quiesces its writers). Returns 0, -ENOMEM, or the writer's
- * error. The layout is documented in engine/snapshot.c. */
+/* Writes the index (parameters, graph, deleted slots, and for INT8 the
+ * quantizer and the codes; never float32 vectors) as a versioned
+ * little-endian byte stream ending in a CRC-32C of everything before it.
+ * Searches may run meanwhile; inserts and removes must not (the caller
+ * quiesces its writers). Returns 0, -ENOMEM, or the writer's error. The
+ * layout is documented in engine/snapshot.c. */
 int vf_hnsw_serialize(const vf_hnsw *h, vf_write_fn write, void *ctx);
 
 /* Rebuilds an index from `len` bytes at `bytes` (the buffer is read, not
  * kept). Every length, count, id and link is validated: malformed,
  * truncated or tampered bytes give -EILSEQ and never read out of bounds.
- * Returns 0, -EILSEQ, -ENOMEM. *out is NULL on error. */
-int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out);
+ * A NONE index of the current version takes its vectors from src (called
+ * once per present slot on this thread; src may be NULL for an INT8
+ * snapshot or one of version 1, which holds its vectors); a slot whose
+ * original src does not have loads as missing (vf_hnsw_missing).
+ * Returns 0, -EILSEQ (also for a non-finite original), -ENOMEM, -ENOENT
+ * (src NULL while the snapshot has present vectors). *out is NULL on
+ * error. */
+int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src, vf_hnsw **out);
+
+/* The dim a snapshot's header names (magic and version checked, nothing
+ * else: vf_hnsw_deserialize validates), so a caller can size the vectors
+ * its source hands out. 0 or -EILSEQ. */
+int vf_hnsw_snapshot_dim(const void *bytes, size_t len, uint32_t *dim);
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,8 @@ void vf_hnsw_params_default(vf_hnsw_params *p, uint32_t dim)
     p->ef_construction = 200;
     p->ef_search = 64;
     p->seed = 0x76656366735eedULL;
+    p->quantization = VF_QUANT_NONE;
+    p->rerank = VF_RERANK_DEFAULT;
 }
 
 /* Whether every parameter is in the range engine.h gives. */
@@ -107,7 +109,9 @@ static int params_valid(const vf_hnsw_params *p)
     return p && p->dim >= 1 && p->dim <= VF_MAX_DIM &&
            (p->metric == VF_METRIC_L2 || p->metric == VF_METRIC_COSINE ||
             p->metric == VF_METRIC_DOT) &&
-           p->m >= 2 && p->m <= VF_HNSW_MAX_M && p->ef_construction >= 1 && p->ef_search >= 1;
+           p->m >= 2 && p->m <= VF_HNSW_MAX_M && p->ef_construction >= 1 && p->ef_search >= 1 &&
+           (p->quantization == VF_QUANT_NONE || p->quantization == VF_QUANT_INT8) &&
+           p->rerank <= VF_RERANK_MAX;
 }
 
 int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
@@ -126,7 +130,14 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     h->seed = params->seed;
     h->level_mult = 1.0 / log((double)params->m);
     h->vec_offset = (1 + (size_t)h->m0) * sizeof(uint32_t);
-    h->node_bytes = h->vec_offset + (size_t)h->dim * sizeof(float);
+    h->quant = params->quantization;
+    h->rerank = params->rerank ? params->rerank : VF_RERANK_DEFAULT;
+    if (h->quant == VF_QUANT_INT8 && vf_quant_init(&h->q, h->dim) != 0) {
+        free(h);
+        return -ENOMEM;
+    }
+    h->rec_bytes = h->quant == VF_QUANT_INT8 ? h->q.rec_bytes : (size_t)h->dim * sizeof(float);
+    h->node_bytes = h->vec_offset + h->rec_bytes;
     const vf_kernels *k = vf_kernels_best();
     h->kernel = params->metric == VF_METRIC_L2 ? k->l2sq : k->dot;
     atomic_init(&h->entry, VF_HNSW_NO_ENTRY);
@@ -139,6 +150,9 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     atomic_init(&h->rehomed, 0);
     atomic_init(&h->stranded, 0);
     atomic_init(&h->max_sq_bits, 0);
+    atomic_init(&h->quant_trained, false);
+    atomic_init(&h->relearns, 0);
+    atomic_init(&h->missing_count, 0);
 
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
@@ -152,6 +166,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     pthread_mutex_init(&h->twin_lock, NULL);
     pthread_rwlock_init(&h->table_lock, NULL);
     pthread_mutex_init(&h->pool_lock, NULL);
+    pthread_mutex_init(&h->quant_lock, NULL);
     *out = h;
     return 0;
 }
@@ -179,6 +194,7 @@ void vf_hnsw_free(vf_hnsw *h)
     free((void *)h->twin_prev);
     free((void *)h->ring_role);
     free(h->sqnorm);
+    free(h->missing);
     while (h->pool) {
         vf_scratch *next = h->pool->next;
         vf_scratch_free(h->pool);
@@ -192,6 +208,8 @@ void vf_hnsw_free(vf_hnsw *h)
     pthread_rwlock_destroy(&h->table_lock);
     free(h->table);
     pthread_mutex_destroy(&h->pool_lock);
+    pthread_mutex_destroy(&h->quant_lock);
+    vf_quant_release(&h->q);
     free(h);
 }
 
@@ -287,6 +305,8 @@ void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out)
     out->ef_construction = h->ef_construction;
     out->ef_search = atomic_load_explicit(&h->ef_search, memory_order_relaxed);
     out->seed = h->seed;
+    out->quantization = h->quant;
+    out->rerank = h->rerank;
 }
 
 void vf_hnsw_set_ef_search(vf_hnsw *h, uint32_t ef)
@@ -304,6 +324,8 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     if (!vf_hnsw_query_finite(vec, h->dim))
         return -EINVAL;
     int rc = ensure_capacity(h, (size_t)id + 1);
+    if (!rc)
+        rc = vf_hnsw_quant_ready(h, vec, 1);
     if (rc)
         return rc;
 
@@ -340,13 +362,10 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     }
     /* The vector takes a new anchor where it lands (vf_hnsw_connect). */
     atomic_store_explicit(&h->anchor[id], VF_NO_ANCHOR, memory_order_relaxed);
-    float *dst = vf_node_vector(h, id);
-    if (h->metric == VF_METRIC_COSINE)
-        vf_normalize(vec, dst, h->dim);
-    else
-        memcpy(dst, vec, h->dim * sizeof(float));
+    vf_hnsw_rec_encode(h, s, vec, vf_node_rec(h, id), true);
+    missing_clear(h, id);
     if (h->metric == VF_METRIC_DOT)
-        vf_hnsw_sq_set(h, id, h->kernel(dst, dst, h->dim));
+        vf_hnsw_sq_set(h, id, rec_kernel(h, vf_node_rec(h, id), vf_node_rec(h, id)));
     /* Present before linking: concurrent walks may reach it via a link
      * added below and must be able to return it. */
     atomic_store_explicit(&h->state[id], VF_SLOT_PRESENT, memory_order_release);
@@ -451,6 +470,8 @@ int vf_hnsw_insert_batch(vf_hnsw *h, const uint32_t *ids, uint32_t first_id, con
     if (max_id >= UINT32_MAX)
         return -EFBIG;
     int rc = ensure_capacity(h, max_id + 1);
+    if (!rc)
+        rc = vf_hnsw_quant_ready(h, vecs, n);
     if (rc)
         return rc;
 
@@ -498,6 +519,7 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
         rc = -ENOMEM;
         goto out_op;
     }
+    missing_clear(h, id);
     bool rider = vf_twin_dismount(h, id);
     if (!rider)
         vf_twin_unhead(h, s, id);
@@ -538,11 +560,25 @@ int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out)
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     int rc = -ENOENT;
     if (id < h->capacity && slot_state(h, id) == VF_SLOT_PRESENT) {
-        memcpy(out, vf_node_vector(h, id), h->dim * sizeof(float));
+        vf_hnsw_rec_decode(h, vf_node_rec(h, id), out);
         rc = 0;
     }
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
     return rc;
+}
+
+size_t vf_hnsw_missing(const vf_hnsw *h)
+{
+    return h ? atomic_load_explicit(&h->missing_count, memory_order_relaxed) : 0;
+}
+
+size_t vf_hnsw_missing_list(const vf_hnsw *h, uint32_t *ids, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; h && i < h->missing_cap && n < cap; i++)
+        if (h->missing[i])
+            ids[n++] = (uint32_t)i;
+    return n;
 }
 
 size_t vf_hnsw_count(const vf_hnsw *h)
@@ -570,7 +606,9 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
         bytes += sizeof(*s) + s->visited_cap * sizeof(uint16_t) +
                  (s->cand_cap + 2 * s->res_cap + 4 * (size_t)h->m0 + 4) * sizeof(vf_hit) +
                  2 * h->m0 * sizeof(uint32_t) + s->orphans_cap * sizeof(uint32_t) +
-                 h->dim * sizeof(float);
+                 2 * h->dim * sizeof(float) + h->rec_bytes + s->cands_cap * sizeof(vf_hit);
+    if (h->quant == VF_QUANT_INT8)
+        bytes += h->dim * sizeof(float);
     pthread_mutex_unlock((pthread_mutex_t *)&h->pool_lock);
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
     return bytes;

@@ -54,8 +54,7 @@ static int rings_check(const vf_hnsw *h)
         /* From each head: every member present, a rider with its vector. */
         for (uint32_t z = next; z != id; z = h->twin_next[z]) {
             if (h->state[z] != VF_SLOT_PRESENT || ring_role(h, z) != VF_TWIN_RIDER ||
-                memcmp(vf_node_vector(h, z), vf_node_vector(h, id),
-                       (size_t)h->dim * sizeof(float)) != 0)
+                memcmp(vf_node_rec(h, z), vf_node_rec(h, id), h->rec_bytes) != 0)
                 return -EILSEQ;
         }
     }

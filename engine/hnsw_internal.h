@@ -4,9 +4,12 @@
  *
  * Memory layout
  *   level0   capacity records of node_bytes each, one per id:
- *              u32 count | u32 links[m0] | f32 vector[dim]
- *            A node's links and vector sit side by side, so expanding a
- *            node and scoring its neighbours touches few cache lines.
+ *              u32 count | u32 links[m0] | vector record (rec_bytes)
+ *            The vector record is f32 vector[dim] (VF_QUANT_NONE) or a
+ *            code record (VF_QUANT_INT8, quantizer.h: u8 codes[dim], pad,
+ *            f32 correction). A node's links and vector sit side by side,
+ *            so expanding a node and scoring its neighbours touches few
+ *            cache lines, and an int8 walk touches codes only.
  *   upper    per id, NULL or level * (1 + m) u32: for level l in 1..level,
  *            u32 count | u32 links[m] at index (l - 1) * (1 + m).
  *   levels   per id, the node's top level (0..VF_HNSW_MAX_LEVEL).
@@ -41,6 +44,10 @@
  *      write it: they copy a list and retry if the version moved, so
  *      readers do not bounce cache lines between cores. List words are
  *      read and written with relaxed atomics for that reason.
+ *   The quantizer (q) is written by its first training under quant_lock
+ *   before quant_trained is set (release), and by a re-learn under
+ *   grow_lock (write); everything else reads it under grow_lock (read)
+ *   after seeing quant_trained.
  *   Vectors are written only by the insert that owns the id (op lock) and
  *   read by searches without a lock: a search racing an update of the same
  *   id may score a half-written vector, a ranking error for that one node
@@ -60,6 +67,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "quantizer.h"
 #include "topk.h"
 
 #define VF_HNSW_MAX_LEVEL 31u
@@ -85,7 +93,16 @@ struct vf_hnsw {
     double level_mult;   /* 1 / ln(m) */
     size_t node_bytes;   /* level-0 record size */
     size_t vec_offset;   /* vector offset inside a level-0 record */
+    size_t rec_bytes;    /* vector record size: dim floats or a code record */
     vf_kernel_fn kernel; /* l2sq for l2, dot for cosine and dot */
+    vf_quant_kind quant;
+    uint32_t rerank; /* INT8: default rerank factor */
+
+    /* INT8 only (see the lock notes above). */
+    vf_quant q;
+    pthread_mutex_t quant_lock;
+    _Atomic bool quant_trained;
+    _Atomic uint64_t relearns;
 
     /* Arrays of capacity entries; reallocated under grow_lock (write). */
     pthread_rwlock_t grow_lock;
@@ -125,7 +142,25 @@ struct vf_hnsw {
 
     pthread_mutex_t pool_lock;
     vf_scratch *pool; /* protected by pool_lock: idle search scratch */
+
+    /* Present slots a load could not get the original of (their vectors
+     * are zeros) until an insert or remove of the id: per slot, 1 while
+     * missing; NULL when none was. Set at load; cleared under the id's op
+     * lock. */
+    uint8_t *missing;
+    size_t missing_cap;
+    _Atomic size_t missing_count;
 };
+
+/* An insert or remove of id rewrote it: it is no longer missing. Caller
+ * holds id's op lock. */
+static inline void missing_clear(vf_hnsw *h, uint32_t id)
+{
+    if (id < h->missing_cap && h->missing[id]) {
+        h->missing[id] = 0;
+        atomic_fetch_sub_explicit(&h->missing_count, 1, memory_order_relaxed);
+    }
+}
 
 /* id's level-0 list: u32 count, then the links. */
 static inline uint32_t *vf_node_links0(const struct vf_hnsw *h, uint32_t id)
@@ -133,10 +168,11 @@ static inline uint32_t *vf_node_links0(const struct vf_hnsw *h, uint32_t id)
     return (uint32_t *)(h->level0 + (size_t)id * h->node_bytes);
 }
 
-/* id's stored vector (unit length for cosine). */
-static inline float *vf_node_vector(const struct vf_hnsw *h, uint32_t id)
+/* id's vector record: its float vector (unit length for cosine) or its
+ * code record. */
+static inline uint8_t *vf_node_rec(const struct vf_hnsw *h, uint32_t id)
 {
-    return (float *)(h->level0 + (size_t)id * h->node_bytes + h->vec_offset);
+    return h->level0 + (size_t)id * h->node_bytes + h->vec_offset;
 }
 
 /* The list (count, links) of id at level lev; lev must be <= levels[id]. */
@@ -170,12 +206,16 @@ struct vf_scratch {
     size_t cand_cap;
     vf_hit *res; /* result max-heap storage, >= max(ef, k) */
     size_t res_cap;
-    vf_hit *sorted;    /* drained results, res_cap entries */
-    vf_hit *work;      /* neighbour candidates while linking: 2 * m0 + 2 */
-    vf_hit *sel;       /* heuristic output: 2 * m0 + 2 */
-    uint32_t *links;   /* copy of one link list: m0 */
-    uint32_t *links2;  /* a second copy, for repairs: m0 */
-    float *query;      /* normalized query or vector: dim */
+    vf_hit *sorted;   /* drained results, res_cap entries */
+    vf_hit *work;     /* neighbour candidates while linking: 2 * m0 + 2 */
+    vf_hit *sel;      /* heuristic output: 2 * m0 + 2 */
+    uint32_t *links;  /* copy of one link list: m0 */
+    uint32_t *links2; /* a second copy, for repairs: m0 */
+    float *query;     /* normalized query or vector: dim */
+    uint8_t *qrec;    /* the query as a vector record: rec_bytes */
+    float *orig;      /* an original the vector source fills: dim */
+    vf_hit *cands;    /* rerank candidates, cands_cap entries */
+    size_t cands_cap;
     uint32_t *orphans; /* graph nodes whose anchor went */
     size_t orphans_len, orphans_cap;
     size_t displace_left; /* forced displacements this operation may still make */
@@ -194,11 +234,20 @@ struct vf_scratch {
  * counts the node as stranded. */
 #define VF_ORPHANS_RESERVE(h) (2 * (size_t)(h)->m0 + VF_DISPLACE_BUDGET + 4)
 
-/* The query distance between two vectors as the index keeps them:
- * engine.h's metric, with cosine as 1 - dot of unit vectors. */
-static inline float dist_vec(const vf_hnsw *h, const float *a, const float *b)
+/* The kernel of the index over two vector records: squared l2 (l2) or
+ * the dot product (cosine, dot), of the floats or of the decoded codes. */
+static inline float rec_kernel(const vf_hnsw *h, const void *a, const void *b)
 {
-    float d = h->kernel(a, b, h->dim);
+    if (h->quant == VF_QUANT_NONE)
+        return h->kernel(a, b, h->dim);
+    return h->metric == VF_METRIC_L2 ? vf_quant_l2sq(&h->q, a, b) : vf_quant_dot(&h->q, a, b);
+}
+
+/* The query distance between two vector records as the index keeps them:
+ * engine.h's metric, with cosine as 1 - dot of unit vectors. */
+static inline float dist_vec(const vf_hnsw *h, const void *a, const void *b)
+{
+    float d = rec_kernel(h, a, b);
     switch (h->metric) {
     case VF_METRIC_COSINE:
         return 1.0f - d;
@@ -231,21 +280,21 @@ static inline float max_sq_get(const vf_hnsw *h)
  * a and b lifted to (a, sqrt(M - |a|^2)) and (b, sqrt(M - |b|^2)), M the
  * largest squared norm seen, halved: M - a.b - lift(a) lift(b). a_sq and
  * b_sq are the squared norms (read for dot only). */
-static inline float dist_build(const vf_hnsw *h, const float *a, float a_sq, const float *b,
+static inline float dist_build(const vf_hnsw *h, const void *a, float a_sq, const void *b,
                                float b_sq)
 {
     if (h->metric != VF_METRIC_DOT)
         return dist_vec(h, a, b);
     float m = max_sq_get(h);
     float la = m > a_sq ? sqrtf(m - a_sq) : 0.0f, lb = m > b_sq ? sqrtf(m - b_sq) : 0.0f;
-    return m - h->kernel(a, b, h->dim) - la * lb;
+    return m - rec_kernel(h, a, b) - la * lb;
 }
 
 /* dist_build between two nodes. */
 static inline float dist_ids(const vf_hnsw *h, uint32_t a, uint32_t b)
 {
     bool dot = h->metric == VF_METRIC_DOT;
-    return dist_build(h, vf_node_vector(h, a), dot ? sq_get(h, a) : 0.0f, vf_node_vector(h, b),
+    return dist_build(h, vf_node_rec(h, a), dot ? sq_get(h, a) : 0.0f, vf_node_rec(h, b),
                       dot ? sq_get(h, b) : 0.0f);
 }
 
@@ -409,13 +458,13 @@ void vf_visited_begin(vf_scratch *s);
 int vf_cand_grow(vf_scratch *s, vf_heap *cand);
 
 /* hnsw_walk.c */
-void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
+void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const void *q, float q_sq, bool build,
                      unsigned from, unsigned stop, uint32_t *cur, float *cur_d);
-int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
+int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res);
-void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
-                  const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out);
+void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, const vf_filter *filter,
+                  uint32_t exclude, vf_hit *out, size_t *n_out);
 
 /* hnsw_link.c */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t);
@@ -433,12 +482,24 @@ int vf_twin_reserve(vf_hnsw *h);
 bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x);
 bool vf_twin_dismount(vf_hnsw *h, uint32_t x);
 void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x);
-uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q);
+uint32_t vf_twin_lookup(const vf_hnsw *h, const void *q);
 int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone);
 
-/* hnsw_search.c */
+/* hnsw_record.c */
+/* vec as the index keeps it (normalized for cosine; encoded for INT8,
+ * counted for drift when `track`) into the record rec (rec_bytes); uses
+ * s->query. */
+void vf_hnsw_rec_encode(vf_hnsw *h, vf_scratch *s, const float *vec, uint8_t *rec, bool track);
+void vf_hnsw_rec_decode(const vf_hnsw *h, const uint8_t *rec, float *out);
 bool vf_hnsw_query_finite(const float *q, size_t dim);
-int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, size_t k, size_t ef,
+
+/* hnsw_quant.c */
+/* Trains an untrained INT8 quantizer from n vectors (a no-op otherwise).
+ * 0 or -ENOMEM. */
+int vf_hnsw_quant_ready(vf_hnsw *h, const float *vecs, size_t n);
+
+/* hnsw_search.c */
+int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, size_t ef,
                           const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
                           size_t *n_out);
 

@@ -445,7 +445,7 @@ void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
     assert(x < h->capacity && slot_state(h, x) == VF_SLOT_PRESENT);
     assert(ring_role(h, x) == VF_TWIN_HEAD);
     const unsigned level = h->levels[x];
-    const float *v = vf_node_vector(h, x);
+    const uint8_t *v = vf_node_rec(h, x);
     bool holds_entry = false;
 
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
@@ -521,7 +521,7 @@ bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     if (entry == VF_HNSW_NO_ENTRY || (uint32_t)entry == t)
         return true;
-    const float *v = vf_node_vector(h, t);
+    const uint8_t *v = vf_node_rec(h, t);
     uint32_t cur = (uint32_t)entry;
     const float v_sq = node_sq(h, t);
     const unsigned top = (unsigned)(entry >> 32), lev = h->levels[t] < top ? h->levels[t] : top;

@@ -112,8 +112,8 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         atomic_store(&h->ring_role[i], VF_TWIN_HEAD);
         vf_twin_alone(h, id);
         if (h->metric == VF_METRIC_DOT && h->state[i] != VF_SLOT_EMPTY) {
-            const float *v = vf_node_vector(h, id);
-            vf_hnsw_sq_set(h, id, h->kernel(v, v, h->dim));
+            const uint8_t *v = vf_node_rec(h, id);
+            vf_hnsw_sq_set(h, id, rec_kernel(h, v, v));
         }
         if (h->state[i] == VF_SLOT_DELETED)
             for (unsigned lev = 0; lev <= h->levels[i]; lev++)

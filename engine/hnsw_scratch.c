@@ -28,6 +28,9 @@ void vf_scratch_free(vf_scratch *s)
     free(s->links);
     free(s->links2);
     free(s->query);
+    free(s->qrec);
+    free(s->orig);
+    free(s->cands);
     free(s->orphans);
     free(s);
 }
@@ -45,9 +48,12 @@ static vf_scratch *scratch_new(const vf_hnsw *h)
     s->links = vc_malloc(h->m0 * sizeof(uint32_t));
     s->links2 = vc_malloc(h->m0 * sizeof(uint32_t));
     s->query = vc_malloc(h->dim * sizeof(float));
+    s->qrec = vc_malloc(h->rec_bytes);
+    s->orig = vc_malloc(h->dim * sizeof(float));
     s->cand_cap = 256;
     s->cand = vc_malloc(s->cand_cap * sizeof(vf_hit));
-    if (!s->work || !s->sel || !s->links || !s->links2 || !s->query || !s->cand) {
+    if (!s->work || !s->sel || !s->links || !s->links2 || !s->query || !s->qrec || !s->orig ||
+        !s->cand) {
         vf_scratch_free(s);
         return NULL;
     }

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
+#include "kernels.h"
 #include "topk.h"
 
 /* Below this share of passing vectors a filtered search scans the passing
@@ -27,7 +29,7 @@
  * each hit that passes, then the twins riding on it that pass, scored
  * one by one (a ring that changed meanwhile cannot give a wrong
  * distance), at most 4 * k steps into one ring. Returns the count. */
-static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const float *q, const vf_hit *hits,
+static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const void *q, const vf_hit *hits,
                           size_t n, size_t k, const vf_filter *filter, uint32_t exclude,
                           vf_hit *out)
 {
@@ -49,7 +51,7 @@ static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const float *q, const
                 continue;
             s->visited[z] = s->epoch;
             if (result_ok(h, z, filter, exclude))
-                out[got++] = (vf_hit){.id = z, .distance = dist_vec(h, q, vf_node_vector(h, z))};
+                out[got++] = (vf_hit){.id = z, .distance = dist_vec(h, q, vf_node_rec(h, z))};
         }
     }
     return got;
@@ -74,34 +76,27 @@ static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t
     return (size_t)((double)passed / (double)seen * (double)count + 0.5);
 }
 
-bool vf_hnsw_query_finite(const float *q, size_t dim)
+/* The query as the index compares it, a vector record: normalized for
+ * cosine, encoded for INT8 (not counted for drift). */
+static const void *query_prepare(const vf_hnsw *h, vf_scratch *s, const float *q)
 {
-    for (size_t i = 0; i < dim; i++)
-        if (!isfinite(q[i]))
-            return false;
-    return true;
-}
-
-/* The query as the index compares it: normalized for cosine. */
-static const float *query_prepare(const vf_hnsw *h, vf_scratch *s, const float *q)
-{
-    if (h->metric != VF_METRIC_COSINE)
+    if (h->quant == VF_QUANT_NONE && h->metric != VF_METRIC_COSINE)
         return q;
-    vf_normalize(q, s->query, h->dim);
-    return s->query;
+    vf_hnsw_rec_encode((vf_hnsw *)h, s, q, s->qrec, false);
+    return s->qrec;
 }
 
 /* A stored vector equal to the query is a result the walk may have
  * missed (an outlier, or a walk drawn elsewhere): the table of heads finds
  * it, and it joins the walk's n hits (room for cap) in distance order.
  * Returns the new count. */
-static size_t exact_twin_join(const vf_hnsw *h, const float *q, vf_hit *hits, size_t n, size_t cap)
+static size_t exact_twin_join(const vf_hnsw *h, const void *q, vf_hit *hits, size_t n, size_t cap)
 {
     assert(n <= cap && cap >= 1);
     uint32_t head = vf_twin_lookup(h, q);
     if (head == UINT32_MAX || slot_state(h, head) != VF_SLOT_PRESENT || hits_contain(hits, n, head))
         return n;
-    vf_hit hit = {.id = head, .distance = dist_vec(h, q, vf_node_vector(h, head))};
+    vf_hit hit = {.id = head, .distance = dist_vec(h, q, vf_node_rec(h, head))};
     size_t at = 0;
     while (at < n && hits[at].distance <= hit.distance)
         at++;
@@ -114,16 +109,16 @@ static size_t exact_twin_join(const vf_hnsw *h, const float *q, vf_hit *hits, si
     return n + 1;
 }
 
-/* One search with grow_lock held and scratch s sized for max(ef, k).
- * `exclude` is an id never returned (UINT32_MAX for none). */
-int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, size_t k, size_t ef,
+/* One search with grow_lock held and scratch s sized for max(ef, k), of
+ * the vector record q (see query_prepare). `exclude` is an id never
+ * returned (UINT32_MAX for none). */
+int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, size_t ef,
                           const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
                           size_t *n_out)
 {
     assert(k >= 1 && k <= ef && ef <= s->res_cap);
     assert(filter == NULL || filter->accept != NULL);
     *n_out = 0;
-    const float *q = query_prepare(h, s, query);
     uint64_t entry = atomic_load_explicit(&h->entry, memory_order_acquire);
     size_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
     if (entry == VF_HNSW_NO_ENTRY || count == 0)
@@ -144,7 +139,7 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, s
     }
 
     uint32_t cur = (uint32_t)entry;
-    float cur_d = dist_vec(h, q, vf_node_vector(h, cur));
+    float cur_d = dist_vec(h, q, vf_node_rec(h, cur));
     vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
     int rc = vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, false, 0.0f, &res);
@@ -165,28 +160,91 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const float *query, s
     return 0;
 }
 
+/* Orders hits by distance, then id. */
+static int hit_cmp(const void *a, const void *b)
+{
+    const vf_hit *x = a, *y = b;
+    if (x->distance != y->distance)
+        return x->distance < y->distance ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Rescores the n candidates with their originals from src (the exact
+ * metric against the caller's query), keeping the code distance of those
+ * src cannot give, and writes the k best to out. Returns their count. */
+static size_t rerank_exact(const vf_hnsw *h, vf_scratch *s, const float *query,
+                           const vf_vec_source *src, vf_hit *cands, size_t n, size_t k, vf_hit *out)
+{
+    const float qq = h->metric == VF_METRIC_COSINE ? h->kernel(query, query, h->dim) : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float *x = src->get(src->ctx, cands[i].id, s->orig);
+        if (!x)
+            continue;
+        float d = h->kernel(query, x, h->dim);
+        if (h->metric == VF_METRIC_COSINE)
+            d = vf_cosine_from_dots(d, qq, h->kernel(x, x, h->dim));
+        else if (h->metric == VF_METRIC_DOT)
+            d = -d;
+        cands[i].distance = d;
+    }
+    qsort(cands, n, sizeof(vf_hit), hit_cmp);
+    size_t got = n < k ? n : k;
+    memcpy(out, cands, got * sizeof(vf_hit));
+    return got;
+}
+
+/* Room for n rerank candidates in s. 0 or -ENOMEM. */
+static int cands_reserve(vf_scratch *s, size_t n)
+{
+    if (s->cands_cap >= n)
+        return 0;
+    vf_hit *c = vc_realloc(s->cands, n * sizeof(vf_hit));
+    if (!c)
+        return -ENOMEM;
+    s->cands = c;
+    s->cands_cap = n;
+    return 0;
+}
+
 /* Checks a search's arguments, takes grow_lock (read) and a scratch, and
- * runs it (exact: a scan). 0, -EINVAL, -ENOMEM. */
-static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef,
-                         const vf_filter *filter, bool exact, vf_hit *out, size_t *n_out)
+ * runs it (exact: a scan), collecting rerank x k candidates to rescore
+ * when the index is INT8 and src is given. 0, -EINVAL, -ENOMEM. */
+static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef, uint32_t rerank,
+                         const vf_filter *filter, const vf_vec_source *src, bool exact, vf_hit *out,
+                         size_t *n_out)
 {
     if (n_out)
         *n_out = 0;
-    if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept))
+    if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept) ||
+        rerank > VF_RERANK_MAX || (src && !src->get))
         return -EINVAL;
     if (!vf_hnsw_query_finite(query, h->dim))
         return -EINVAL;
+    const bool rescore = h->quant == VF_QUANT_INT8 && src != NULL;
+    if (rerank == 0)
+        rerank = h->rerank;
+    if (rescore && k > SIZE_MAX / VF_RERANK_MAX)
+        return -EINVAL;
+    const size_t want = rescore ? k * rerank : k;
     if (ef == 0)
         ef = atomic_load_explicit(&h->ef_search, memory_order_relaxed);
-    if (ef < k)
-        ef = k;
+    if (ef < want)
+        ef = want;
+    /* An untrained INT8 index holds no vector yet. */
+    if (h->quant == VF_QUANT_INT8 && !atomic_load_explicit(&h->quant_trained, memory_order_acquire))
+        return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     int rc = -ENOMEM;
     vf_scratch *s = vf_scratch_acquire(h, ef);
-    if (s) {
-        rc = vf_hnsw_search_locked(h, s, query, k, ef, filter, UINT32_MAX, exact, out, n_out);
-        vf_scratch_release(h, s);
+    if (s && (!rescore || cands_reserve(s, want) == 0)) {
+        size_t got = 0;
+        rc = vf_hnsw_search_locked(h, s, query_prepare(h, s, query), want, ef, filter, UINT32_MAX,
+                                   exact, rescore ? s->cands : out, &got);
+        if (!rc)
+            *n_out = rescore ? rerank_exact(h, s, query, src, s->cands, got, k, out) : got;
     }
+    if (s)
+        vf_scratch_release(h, s);
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->grow_lock);
     return rc;
 }
@@ -194,11 +252,18 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
 int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                    const vf_filter *filter, vf_hit *out, size_t *n_out)
 {
-    return search_common(h, query, k, ef, filter, false, out, n_out);
+    return search_common(h, query, k, ef, 0, filter, NULL, false, out, n_out);
+}
+
+int vf_hnsw_search_rerank(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                          uint32_t rerank, const vf_filter *filter, const vf_vec_source *src,
+                          vf_hit *out, size_t *n_out)
+{
+    return search_common(h, query, k, ef, rerank, filter, src, false, out, n_out);
 }
 
 int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
                          vf_hit *out, size_t *n_out)
 {
-    return search_common(h, query, k, k, filter, true, out, n_out);
+    return search_common(h, query, k, k, 0, filter, NULL, true, out, n_out);
 }

@@ -17,7 +17,7 @@
  * query excluding itself, as a held-out query would). */
 typedef struct tune_set {
     uint32_t *ids;
-    float *queries;
+    uint8_t *queries; /* vector records */
     vf_hit *truth;
     size_t *truth_n;
     vf_hit *got;
@@ -41,7 +41,7 @@ static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samp
     assert(k >= 1 && k <= s->res_cap && samples >= 1 && t->n == 0);
     size_t stride = h->capacity / samples ? h->capacity / samples : 1;
     t->ids = vc_malloc(samples * sizeof(uint32_t));
-    t->queries = vc_malloc(samples * h->dim * sizeof(float));
+    t->queries = vc_malloc(samples * h->rec_bytes);
     t->truth = vc_malloc(samples * k * sizeof(vf_hit));
     t->truth_n = vc_malloc(samples * sizeof(size_t));
     t->got = vc_malloc(k * sizeof(vf_hit));
@@ -50,8 +50,8 @@ static int tune_set_build(const vf_hnsw *h, vf_scratch *s, size_t k, size_t samp
     for (size_t i = 0; i < h->capacity && t->n < samples; i += stride) {
         if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
             continue;
-        float *q = t->queries + t->n * h->dim;
-        memcpy(q, vf_node_vector(h, (uint32_t)i), h->dim * sizeof(float));
+        uint8_t *q = t->queries + t->n * h->rec_bytes;
+        memcpy(q, vf_node_rec(h, (uint32_t)i), h->rec_bytes);
         t->ids[t->n] = (uint32_t)i;
         vf_hnsw_scan(h, s, q, k, NULL, (uint32_t)i, t->truth + t->n * k, &t->truth_n[t->n]);
         t->n++;
@@ -68,8 +68,8 @@ static int tune_recall(const vf_hnsw *h, vf_scratch *s, const tune_set *t, size_
     size_t hits = 0, total = 0;
     for (size_t i = 0; i < t->n; i++) {
         size_t n;
-        int rc = vf_hnsw_search_locked(h, s, t->queries + i * h->dim, k, ef, NULL, t->ids[i], false,
-                                       t->got, &n);
+        int rc = vf_hnsw_search_locked(h, s, t->queries + i * h->rec_bytes, k, ef, NULL, t->ids[i],
+                                       false, t->got, &n);
         if (rc)
             return rc;
         const vf_hit *truth = t->truth + i * k;

@@ -29,12 +29,12 @@
 #define VF_TABLE_EMPTY UINT32_MAX
 #define VF_TABLE_GONE (UINT32_MAX - 1)
 
-/* A hash of the vector's bytes. Every query pays it, so four independent
- * lanes take 32 bytes a step (the multiplies overlap). */
-static uint64_t vector_hash(const float *v, size_t dim)
+/* A hash of a vector record's bytes (n of them). Every query pays it, so
+ * four independent lanes take 32 bytes a step (the multiplies overlap). */
+static uint64_t vector_hash(const void *v, size_t n)
 {
     const unsigned char *p = (const unsigned char *)v;
-    size_t n = dim * sizeof(float), i = 0;
+    size_t i = 0;
     uint64_t lane[4] = {0x9E3779B97F4A7C15ULL ^ n, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
                         0x27D4EB2F165667C5ULL};
     for (; i + 32 <= n; i += 32) {
@@ -57,18 +57,17 @@ static uint64_t vector_hash(const float *v, size_t dim)
 
 /* The head whose vector is v, or UINT32_MAX. Caller holds twin_lock or
  * table_lock. The table is at most half full, so a probe ends. */
-static uint32_t table_find(const vf_hnsw *h, const float *v)
+static uint32_t table_find(const vf_hnsw *h, const void *v)
 {
     assert((h->table_used + h->table_gone) * 2 <= h->table_cap);
     if (h->table_cap == 0)
         return UINT32_MAX;
     size_t mask = h->table_cap - 1;
-    for (size_t at = vector_hash(v, h->dim) & mask;; at = (at + 1) & mask) {
+    for (size_t at = vector_hash(v, h->rec_bytes) & mask;; at = (at + 1) & mask) {
         uint32_t id = h->table[at];
         if (id == VF_TABLE_EMPTY)
             return UINT32_MAX;
-        if (id != VF_TABLE_GONE &&
-            memcmp(vf_node_vector(h, id), v, (size_t)h->dim * sizeof(float)) == 0)
+        if (id != VF_TABLE_GONE && memcmp(vf_node_rec(h, id), v, h->rec_bytes) == 0)
             return id;
     }
 }
@@ -79,7 +78,7 @@ static size_t table_slot(const vf_hnsw *h, uint32_t id)
     if (h->table_cap == 0)
         return SIZE_MAX;
     size_t mask = h->table_cap - 1;
-    for (size_t at = vector_hash(vf_node_vector(h, id), h->dim) & mask;; at = (at + 1) & mask) {
+    for (size_t at = vector_hash(vf_node_rec(h, id), h->rec_bytes) & mask;; at = (at + 1) & mask) {
         if (h->table[at] == id)
             return at;
         if (h->table[at] == VF_TABLE_EMPTY)
@@ -114,7 +113,7 @@ static int table_reserve(vf_hnsw *h)
     for (size_t i = 0; i < h->table_cap; i++) {
         uint32_t id = h->table[i];
         if (id != VF_TABLE_EMPTY && id != VF_TABLE_GONE)
-            table_put_at(table, cap, vector_hash(vf_node_vector(h, id), h->dim), id);
+            table_put_at(table, cap, vector_hash(vf_node_rec(h, id), h->rec_bytes), id);
     }
     pthread_rwlock_wrlock(&h->table_lock);
     free(h->table);
@@ -131,7 +130,7 @@ static void table_put(vf_hnsw *h, uint32_t id)
     assert((h->table_used + h->table_gone + 1) * 2 <= h->table_cap);
     assert(id < h->capacity && ring_role(h, id) == VF_TWIN_HEAD);
     pthread_rwlock_wrlock(&h->table_lock);
-    table_put_at(h->table, h->table_cap, vector_hash(vf_node_vector(h, id), h->dim), id);
+    table_put_at(h->table, h->table_cap, vector_hash(vf_node_rec(h, id), h->rec_bytes), id);
     h->table_used++;
     pthread_rwlock_unlock(&h->table_lock);
 }
@@ -190,7 +189,7 @@ static void ring_leave(const vf_hnsw *h, uint32_t x)
 bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     assert(slot_state(h, x) == VF_SLOT_PRESENT && ring_role(h, x) == VF_TWIN_HEAD);
-    uint32_t head = table_find(h, vf_node_vector(h, x));
+    uint32_t head = table_find(h, vf_node_rec(h, x));
     bool rides = head != UINT32_MAX && head != x;
     if (rides) {
         atomic_store_explicit(&h->ring_role[x], VF_TWIN_RIDER, memory_order_release);
@@ -256,7 +255,7 @@ void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
 }
 
 /* The head whose vector is exactly q (a query), or UINT32_MAX. */
-uint32_t vf_twin_lookup(const vf_hnsw *h, const float *q)
+uint32_t vf_twin_lookup(const vf_hnsw *h, const void *q)
 {
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->table_lock);
     uint32_t id = table_find(h, q);
@@ -277,7 +276,7 @@ int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone)
             uint32_t x = (uint32_t)i;
             if (h->state[i] != VF_SLOT_PRESENT || lone[i] != (pass == 1))
                 continue;
-            uint32_t head = table_find(h, vf_node_vector(h, x));
+            uint32_t head = table_find(h, vf_node_rec(h, x));
             if (head != UINT32_MAX && pass == 1) {
                 atomic_store(&h->ring_role[x], VF_TWIN_RIDER);
                 ring_insert_after(h, head, x);

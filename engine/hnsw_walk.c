@@ -23,11 +23,11 @@
  * scores the first one. */
 #define VF_PREFETCH_BYTES 512u
 
-/* Prefetches bytes [from, to) of id's vector, cut at its end. */
+/* Prefetches bytes [from, to) of id's vector record, cut at its end. */
 static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id, size_t from, size_t to)
 {
-    const char *v = (const char *)vf_node_vector(h, id);
-    size_t bytes = (size_t)h->dim * sizeof(float);
+    const char *v = (const char *)vf_node_rec(h, id);
+    size_t bytes = h->rec_bytes;
     for (size_t off = from; off < bytes && off < to; off += 64)
         __builtin_prefetch(v + off);
 }
@@ -37,7 +37,7 @@ static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id, size_t from
  * dist_build when `build` (q is then a node's vector of squared norm
  * q_sq). It steps only onto graph nodes: a deleted node or a rider has no
  * links to go on with. */
-void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq, bool build,
+void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const void *q, float q_sq, bool build,
                      unsigned from, unsigned stop, uint32_t *cur, float *cur_d)
 {
     assert(from <= VF_HNSW_MAX_LEVEL && stop <= VF_HNSW_MAX_LEVEL);
@@ -49,7 +49,7 @@ void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const float *q, float q_sq
             uint32_t n = links_copy(h, *cur, lev, s->links);
             for (uint32_t j = 0; j < n; j++) {
                 uint32_t nb = s->links[j];
-                const float *v = vf_node_vector(h, nb);
+                const uint8_t *v = vf_node_rec(h, nb);
                 float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
                 if (d < *cur_d && graph_node(h, nb)) {
                     *cur_d = d;
@@ -83,7 +83,7 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
  * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0,
  * or -ENOMEM when a query walk's candidate queue cannot grow; a build walk
  * never fails. */
-int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t ep, float ep_d,
+int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res)
 {
@@ -136,8 +136,8 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
         }
         for (uint32_t j = 0; j < fresh; j++) {
             uint32_t nb = s->links[j];
-            const float *v = vf_node_vector(h, nb);
-            /* A vector longer than that (784 floats are 49 lines) is
+            const uint8_t *v = vf_node_rec(h, nb);
+            /* A vector longer than that (784 floats are 49 lines; its int8 codes 13) is
              * fetched whole one neighbour ahead, while this one is scored:
              * all of every neighbour at once would overrun the misses the
              * core can keep in flight, and the hardware streamer alone
@@ -164,10 +164,10 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const float *q, uint32_t
     return 0;
 }
 
-/* Exact scan over present slots but `exclude`. q is already normalized
- * for cosine. */
-void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
-                  const vf_filter *filter, uint32_t exclude, vf_hit *out, size_t *n_out)
+/* Exact scan (over the index's records: codes for INT8) of present slots
+ * but `exclude`. q is a vector record, normalized for cosine. */
+void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, const vf_filter *filter,
+                  uint32_t exclude, vf_hit *out, size_t *n_out)
 {
     assert(k >= 1 && k <= s->res_cap);
     vf_heap best;
@@ -176,7 +176,7 @@ void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const float *q, size_t k,
         uint32_t id = (uint32_t)i;
         if (!result_ok(h, id, filter, exclude))
             continue;
-        vf_topk_offer(&best, dist_vec(h, q, vf_node_vector(h, id)), id);
+        vf_topk_offer(&best, dist_vec(h, q, vf_node_rec(h, id)), id);
     }
     *n_out = vf_topk_drain_sorted(&best, out);
 }

@@ -1,10 +1,13 @@
 /*
  * snapshot.c — the HNSW index as bytes and back, for the store's snapshots.
  *
- * Layout (all fields little-endian; offsets in bytes)
+ * Version 2 (written): the graph, and for INT8 the quantizer and the codes;
+ * never float32 vectors (a NONE index takes them from a vf_vec_source at
+ * load, the store from its own records: each vector is stored once).
+ * All fields little-endian; offsets in bytes.
  *     0  8  magic "VECFSHNS"
- *     8  4  format version (VF_SNAPSHOT_VERSION)
- *    12  4  header size (VF_SNAPSHOT_HEADER = 88)
+ *     8  4  format version (2)
+ *    12  4  header size (VF_SNAPSHOT_HEADER2 = 120)
  *    16  4  dim                 20  4  metric (vf_metric)
  *    24  4  m                   28  4  ef_construction
  *    32  4  ef_search           36  4  entry id
@@ -13,13 +16,31 @@
  *    48  8  level seed          56  8  levels drawn so far
  *    64  8  slots S (highest used id + 1)
  *    72  8  present count       80  8  upper words U (u32 words below)
- *    88  S  slot states (0 empty, 1 present, 2 deleted)
+ *    88  4  quantization (vf_quant_kind)
+ *    92  4  rerank factor (1..VF_RERANK_MAX)
+ *    96  4  f32 scale (INT8 trained; else 0)
+ *   100  4  f32 clipped share at training    104  4  f32 error at training
+ *   108  4  zero
+ *   112  8  vectors the quantizer was trained on (0: NONE or untrained,
+ *           which requires no used slot)
+ *   120  S  slot states (0 empty, 1 present, 2 deleted)
  *   ...  S  slot levels
  *   ...     zero padding to a multiple of 4
- *   ...  S * node_bytes  level-0 records: u32 count, u32 links[2m], f32 vector[dim]
- *   ...  4 * U  upper lists, for each slot with level > 0 in id order:
+ *   ...  S * 4 * (1 + 2m)  level-0 lists: u32 count, u32 links[2m]
+ *   ...  NONE only: S * 4  per slot, the CRC-32C of the f32 vector the
+ *               index keeps (unit length for cosine), 0 unless present: a
+ *               source's original that disagrees loads as missing
+ *   ...  INT8 trained only: 4 * dim  f32 offsets, then S * R code records
+ *               (R = dim rounded up to 4, + 4: u8 codes[dim], zero pad,
+ *               f32 correction; quantizer.h)
+ *   ...  4 * U  upper lists, for each used slot with level > 0 in id order:
  *               level * (u32 count, u32 links[m])
  *   end-4 4  CRC-32C of every byte before it
+ *
+ * Version 1 (read only): header of 88 bytes (offsets 0..87 as above), states,
+ * levels, padding, S level-0 records of u32 count | u32 links[2m] | f32
+ * vector[dim], upper lists, CRC. It loads as a NONE index with its own
+ * vectors; the source is not called.
  *
  * Invariants
  *   1. Deserialization reads only inside [bytes, bytes + len): every size is
@@ -27,7 +48,8 @@
  *   2. No index is returned unless the CRC matches and every structural rule
  *      of hnsw.c (links in range, degrees, levels, entry, count) holds, so a
  *      crafted snapshot cannot make a later search read out of bounds.
- *   3. Vectors must be finite.
+ *   3. Vectors (from the bytes or the source), offsets, scale and code
+ *      corrections must be finite; the scale positive.
  */
 #include <errno.h>
 #include <math.h>
@@ -44,34 +66,52 @@
 #endif
 
 #define VF_SNAPSHOT_MAGIC "VECFSHNS"
-#define VF_SNAPSHOT_VERSION 1u
-#define VF_SNAPSHOT_HEADER 88u
+#define VF_SNAPSHOT_V1 1u
+#define VF_SNAPSHOT_VERSION 2u
+#define VF_SNAPSHOT_HEADER1 88u
+#define VF_SNAPSHOT_HEADER2 120u
 #define VF_SNAPSHOT_NO_LEVEL 0xFFFFFFFFu
-#define VF_SNAPSHOT_CHUNK (1u << 20)
+#define VF_SNAPSHOT_CHUNK 4096u
 
 _Static_assert(sizeof(float) == 4, "vectors are stored as IEEE float32");
 
+/* Bytes go through a staging buffer, so the per-slot lists cost one
+ * writer call per chunk rather than one each. */
 typedef struct snap_writer {
     vf_write_fn write;
     void *ctx;
     uint32_t crc;
+    uint8_t buf[VF_SNAPSHOT_CHUNK];
+    size_t len;
+    int rc;
 } snap_writer;
 
-/* Writes n bytes through the writer in chunks, adding them to the CRC.
- * 0 or the writer's error (-EIO for a positive one). */
-static int emit(snap_writer *w, const void *p, size_t n)
+/* Hands the staged bytes to the writer, adding them to the CRC. */
+static void flush(snap_writer *w)
+{
+    if (w->rc || w->len == 0)
+        return;
+    w->crc = vc_crc32c(w->crc, w->buf, w->len);
+    int rc = w->write(w->ctx, w->buf, w->len);
+    w->rc = rc > 0 ? -EIO : rc;
+    w->len = 0;
+}
+
+/* Stages n bytes; errors stick in w->rc. */
+static void emit(snap_writer *w, const void *p, size_t n)
 {
     const uint8_t *b = p;
-    while (n) {
-        size_t part = n < VF_SNAPSHOT_CHUNK ? n : VF_SNAPSHOT_CHUNK;
-        w->crc = vc_crc32c(w->crc, b, part);
-        int rc = w->write(w->ctx, b, part);
-        if (rc)
-            return rc < 0 ? rc : -EIO;
+    while (n && !w->rc) {
+        size_t part = sizeof(w->buf) - w->len;
+        if (part > n)
+            part = n;
+        memcpy(w->buf + w->len, b, part);
+        w->len += part;
         b += part;
         n -= part;
+        if (w->len == sizeof(w->buf))
+            flush(w);
     }
-    return 0;
 }
 
 /* The zero bytes that pad n to a multiple of 4. */
@@ -80,13 +120,35 @@ static size_t pad4(size_t n)
     return (4 - n % 4) % 4;
 }
 
+/* The f32 bits of v. */
+static uint32_t f32_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u;
+}
+
+static float f32_from(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* Whether the INT8 index has a quantizer to write. */
+static bool quant_in_snapshot(const vf_hnsw *h)
+{
+    return h->quant == VF_QUANT_INT8 && atomic_load(&h->quant_trained);
+}
+
 int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
 {
     if (!ch || !write)
         return -EINVAL;
     vf_hnsw *h = (vf_hnsw *)ch;
+    /* On the stack: a snapshot must not need memory it may not get. */
+    snap_writer sw = {.write = write, .ctx = ctx}, *w = &sw;
     pthread_rwlock_rdlock(&h->grow_lock);
-    snap_writer w = {.write = write, .ctx = ctx, .crc = 0};
     size_t slots = h->capacity;
     while (slots > 0 && h->state[slots - 1] == VF_SLOT_EMPTY)
         slots--;
@@ -94,12 +156,13 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     for (size_t i = 0; i < slots; i++)
         if (h->state[i] != VF_SLOT_EMPTY)
             upper_words += (uint64_t)h->levels[i] * (1 + h->m);
+    const bool quant = quant_in_snapshot(h);
 
-    uint8_t head[VF_SNAPSHOT_HEADER] = {0};
+    uint8_t head[VF_SNAPSHOT_HEADER2] = {0};
     uint64_t entry = atomic_load(&h->entry);
     memcpy(head, VF_SNAPSHOT_MAGIC, 8);
     vc_le_put32(head + 8, VF_SNAPSHOT_VERSION);
-    vc_le_put32(head + 12, VF_SNAPSHOT_HEADER);
+    vc_le_put32(head + 12, VF_SNAPSHOT_HEADER2);
     vc_le_put32(head + 16, h->dim);
     vc_le_put32(head + 20, (uint32_t)h->metric);
     vc_le_put32(head + 24, h->m);
@@ -113,24 +176,45 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     vc_le_put64(head + 64, slots);
     vc_le_put64(head + 72, atomic_load(&h->count));
     vc_le_put64(head + 80, upper_words);
+    vc_le_put32(head + 88, (uint32_t)h->quant);
+    vc_le_put32(head + 92, h->rerank);
+    if (quant) {
+        vc_le_put32(head + 96, f32_bits(h->q.scale));
+        vc_le_put32(head + 100, f32_bits((float)h->q.train_clip_share));
+        vc_le_put32(head + 104, f32_bits((float)h->q.train_error));
+        vc_le_put64(head + 112, h->q.trained_on);
+    }
 
     static const uint8_t zeros[4];
-    int rc = emit(&w, head, sizeof(head));
-    if (!rc)
-        rc = emit(&w, (const void *)h->state, slots);
-    if (!rc)
-        rc = emit(&w, h->levels, slots);
-    if (!rc)
-        rc = emit(&w, zeros, pad4(2 * slots));
-    if (!rc)
-        rc = emit(&w, h->level0, slots * h->node_bytes);
-    for (size_t i = 0; !rc && i < slots; i++)
+    const size_t list_bytes = h->vec_offset;
+    emit(w, head, sizeof(head));
+    emit(w, (const void *)h->state, slots);
+    emit(w, h->levels, slots);
+    emit(w, zeros, pad4(2 * slots));
+    for (size_t i = 0; i < slots; i++)
+        emit(w, vf_node_links0(h, (uint32_t)i), list_bytes);
+    if (h->quant == VF_QUANT_NONE) {
+        for (size_t i = 0; i < slots; i++) {
+            uint8_t crc[4] = {0};
+            if (h->state[i] == VF_SLOT_PRESENT)
+                vc_le_put32(crc, vc_crc32c(0, vf_node_rec(h, (uint32_t)i), h->rec_bytes));
+            emit(w, crc, sizeof(crc));
+        }
+    }
+    if (quant) {
+        emit(w, h->q.offset, (size_t)h->dim * sizeof(float));
+        for (size_t i = 0; i < slots; i++)
+            emit(w, vf_node_rec(h, (uint32_t)i), h->rec_bytes);
+    }
+    for (size_t i = 0; i < slots; i++)
         if (h->state[i] != VF_SLOT_EMPTY && h->levels[i] > 0)
-            rc = emit(&w, h->upper[i], (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
+            emit(w, h->upper[i], (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
+    flush(w);
+    int rc = w->rc;
     if (!rc) {
         uint8_t crc[4];
-        vc_le_put32(crc, w.crc);
-        rc = w.write(ctx, crc, sizeof(crc));
+        vc_le_put32(crc, w->crc);
+        rc = w->write(ctx, crc, sizeof(crc));
         if (rc > 0)
             rc = -EIO;
     }
@@ -138,8 +222,8 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     return rc;
 }
 
-/* Checks a used slot's lists and vector against invariants 1-3 of
- * hnsw.c. slots is the number of slots; 0 or -EILSEQ. */
+/* Checks a used slot's lists against invariants 1-3 of hnsw.c. slots is
+ * the number of slots; 0 or -EILSEQ. */
 static int slot_valid(const vf_hnsw *h, uint32_t id, size_t slots)
 {
     for (unsigned lev = 0; lev <= h->levels[id]; lev++) {
@@ -152,11 +236,16 @@ static int slot_valid(const vf_hnsw *h, uint32_t id, size_t slots)
                 return -EILSEQ;
         }
     }
-    const float *v = vf_node_vector(h, id);
-    for (uint32_t i = 0; i < h->dim; i++)
-        if (!isfinite(v[i]))
-            return -EILSEQ;
     return 0;
+}
+
+/* Checks a used slot's vector record (invariant 3). 0 or -EILSEQ. */
+static int rec_valid(const vf_hnsw *h, uint32_t id)
+{
+    const uint8_t *rec = vf_node_rec(h, id);
+    if (h->quant == VF_QUANT_INT8)
+        return isfinite(vf_quant_corr(&h->q, rec)) ? 0 : -EILSEQ;
+    return vf_hnsw_query_finite((const float *)rec, h->dim) ? 0 : -EILSEQ;
 }
 
 /* Adds b to *a unless it overflows; false on overflow. */
@@ -168,7 +257,193 @@ static bool add_size(size_t *a, uint64_t b)
     return true;
 }
 
-int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
+/* The header fields both versions share, and where sections start. */
+typedef struct snap_layout {
+    uint32_t version;
+    vf_hnsw_params p;
+    uint32_t entry_id, entry_level;
+    uint64_t draws, slots, count, upper_words;
+    float scale, clip_share, error;
+    uint64_t trained_on;
+    bool codes; /* INT8 with a quantizer: offsets and codes follow the lists */
+} snap_layout;
+
+/* Reads and checks the header. 0 or -EILSEQ. */
+static int header_read(const uint8_t *b, size_t len, snap_layout *l)
+{
+    if (len < VF_SNAPSHOT_HEADER1 + 4 || memcmp(b, VF_SNAPSHOT_MAGIC, 8) != 0)
+        return -EILSEQ;
+    l->version = vc_le_get32(b + 8);
+    uint32_t header = vc_le_get32(b + 12);
+    if (!(l->version == VF_SNAPSHOT_V1 && header == VF_SNAPSHOT_HEADER1) &&
+        !(l->version == VF_SNAPSHOT_VERSION && header == VF_SNAPSHOT_HEADER2 &&
+          len >= VF_SNAPSHOT_HEADER2 + 4))
+        return -EILSEQ;
+    if (vc_crc32c(0, b, len - 4) != vc_le_get32(b + len - 4))
+        return -EILSEQ;
+    l->p = (vf_hnsw_params){
+        .dim = vc_le_get32(b + 16),
+        .metric = (vf_metric)vc_le_get32(b + 20),
+        .m = vc_le_get32(b + 24),
+        .ef_construction = vc_le_get32(b + 28),
+        .ef_search = vc_le_get32(b + 32),
+        .seed = vc_le_get64(b + 48),
+        .quantization = VF_QUANT_NONE,
+    };
+    l->entry_id = vc_le_get32(b + 36);
+    l->entry_level = vc_le_get32(b + 40);
+    l->draws = vc_le_get64(b + 56);
+    l->slots = vc_le_get64(b + 64);
+    l->count = vc_le_get64(b + 72);
+    l->upper_words = vc_le_get64(b + 80);
+    if (vc_le_get32(b + 44) != 0 || l->slots > UINT32_MAX || l->count > l->slots)
+        return -EILSEQ;
+    l->codes = false;
+    if (l->version == VF_SNAPSHOT_V1)
+        return 0;
+    l->p.quantization = (vf_quant_kind)vc_le_get32(b + 88);
+    l->p.rerank = vc_le_get32(b + 92);
+    l->scale = f32_from(vc_le_get32(b + 96));
+    l->clip_share = f32_from(vc_le_get32(b + 100));
+    l->error = f32_from(vc_le_get32(b + 104));
+    l->trained_on = vc_le_get64(b + 112);
+    if (vc_le_get32(b + 108) != 0 || l->p.rerank == 0)
+        return -EILSEQ;
+    if (l->p.quantization != VF_QUANT_INT8) {
+        /* NONE (or an unknown kind, which alloc rejects) has no quantizer. */
+        return l->trained_on || f32_bits(l->scale) || f32_bits(l->clip_share) || f32_bits(l->error)
+                   ? -EILSEQ
+                   : 0;
+    }
+    l->codes = l->trained_on > 0;
+    if (l->codes && (!isfinite(l->scale) || !(l->scale > 0.0f) || !isfinite(l->clip_share) ||
+                     !isfinite(l->error)))
+        return -EILSEQ;
+    /* An untrained quantizer means nothing was ever inserted. */
+    return !l->codes && l->slots ? -EILSEQ : 0;
+}
+
+/* Sets up h's quantizer from the header and the dim offsets at b. */
+static int quant_load(vf_hnsw *h, const snap_layout *l, const uint8_t *b)
+{
+    double c = 0.0;
+    for (uint32_t d = 0; d < h->dim; d++) {
+        float o = f32_from(vc_le_get32(b + 4 * (size_t)d));
+        if (!isfinite(o))
+            return -EILSEQ;
+        h->q.offset[d] = o;
+        c += (double)o * o;
+    }
+    h->q.scale = l->scale;
+    h->q.scale_sq = l->scale * l->scale;
+    h->q.c = (float)c;
+    h->q.trained_on = l->trained_on;
+    h->q.train_clip_share = l->clip_share;
+    h->q.train_error = l->error;
+    atomic_store(&h->quant_trained, true);
+    return 0;
+}
+
+/* Fills the float vectors of a NONE index's present slots from src; a
+ * slot src has no original for, or one whose CRC-32C differs from crcs
+ * (the snapshot's), stays zeros and is marked missing. */
+static int vectors_load(vf_hnsw *h, size_t slots, const uint8_t *crcs, const vf_vec_source *src)
+{
+    if (!src || !src->get)
+        return -ENOENT;
+    vf_scratch *s = vf_scratch_acquire(h, 1);
+    if (!s)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < slots && !rc; i++) {
+        if (h->state[i] != VF_SLOT_PRESENT)
+            continue;
+        const float *x = src->get(src->ctx, (uint32_t)i, s->orig);
+        uint8_t *rec = vf_node_rec(h, (uint32_t)i);
+        if (x && vf_hnsw_query_finite(x, h->dim)) {
+            vf_hnsw_rec_encode(h, s, x, rec, false);
+            if (vc_crc32c(0, rec, h->rec_bytes) == vc_le_get32(crcs + 4 * i))
+                continue;
+            memset(rec, 0, h->rec_bytes);
+            x = NULL;
+        }
+        if (!x) {
+            if (!h->missing && !(h->missing = vc_calloc(slots, 1))) {
+                rc = -ENOMEM;
+                break;
+            }
+            h->missing_cap = slots;
+            h->missing[i] = 1;
+            atomic_fetch_add(&h->missing_count, 1);
+        } else {
+            rc = -EILSEQ; /* a non-finite original */
+        }
+    }
+    vf_scratch_release(h, s);
+    return rc;
+}
+
+/* Copies the level-0 section (and for version 2 the quantizer and codes)
+ * at *at into h, advancing *at; *crcs is where a NONE index's vector
+ * CRCs start (version 2). */
+static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, const uint8_t **crcs)
+{
+    size_t slots = (size_t)l->slots;
+    if (l->version == VF_SNAPSHOT_V1) {
+        if (slots)
+            memcpy(h->level0, *at, slots * h->node_bytes);
+        *at += slots * h->node_bytes;
+        return 0;
+    }
+    for (size_t i = 0; i < slots; i++)
+        memcpy(vf_node_links0(h, (uint32_t)i), *at + i * h->vec_offset, h->vec_offset);
+    *at += slots * h->vec_offset;
+    if (h->quant == VF_QUANT_NONE) {
+        *crcs = *at;
+        *at += slots * 4;
+    }
+    if (!l->codes)
+        return 0;
+    int rc = quant_load(h, l, *at);
+    if (rc)
+        return rc;
+    *at += (size_t)h->dim * sizeof(float);
+    for (size_t i = 0; i < slots; i++)
+        memcpy(vf_node_rec(h, (uint32_t)i), *at + i * h->rec_bytes, h->rec_bytes);
+    *at += slots * h->rec_bytes;
+    return 0;
+}
+
+/* The byte length the layout implies, or 0 on overflow. */
+static size_t layout_len(const vf_hnsw *h, const snap_layout *l)
+{
+    size_t need = l->version == VF_SNAPSHOT_V1 ? VF_SNAPSHOT_HEADER1 : VF_SNAPSHOT_HEADER2;
+    size_t per_slot = l->version == VF_SNAPSHOT_V1 ? h->node_bytes : h->vec_offset;
+    uint64_t slots = l->slots;
+    bool ok = add_size(&need, 2 * slots + pad4(2 * slots)) && slots <= SIZE_MAX / per_slot &&
+              add_size(&need, slots * per_slot) && l->upper_words <= SIZE_MAX / 4 &&
+              add_size(&need, l->upper_words * 4) && add_size(&need, 4);
+    if (ok && l->version != VF_SNAPSHOT_V1 && l->p.quantization == VF_QUANT_NONE)
+        ok = add_size(&need, slots * 4);
+    if (ok && l->codes)
+        ok = add_size(&need, (uint64_t)h->dim * 4) && slots <= SIZE_MAX / h->rec_bytes &&
+             add_size(&need, slots * h->rec_bytes);
+    return ok ? need : 0;
+}
+
+int vf_hnsw_snapshot_dim(const void *bytes, size_t len, uint32_t *dim)
+{
+    const uint8_t *b = bytes;
+    if (!b || !dim || len < VF_SNAPSHOT_HEADER1 || memcmp(b, VF_SNAPSHOT_MAGIC, 8) != 0)
+        return -EILSEQ;
+    uint32_t version = vc_le_get32(b + 8);
+    if (version != VF_SNAPSHOT_V1 && version != VF_SNAPSHOT_VERSION)
+        return -EILSEQ;
+    *dim = vc_le_get32(b + 16);
+    return 0;
+}
+
+int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src, vf_hnsw **out)
 {
     if (!out)
         return -EINVAL;
@@ -176,38 +451,18 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
     if (!bytes)
         return -EINVAL;
     const uint8_t *b = bytes;
-    if (len < VF_SNAPSHOT_HEADER + 4 || memcmp(b, VF_SNAPSHOT_MAGIC, 8) != 0 ||
-        vc_le_get32(b + 8) != VF_SNAPSHOT_VERSION || vc_le_get32(b + 12) != VF_SNAPSHOT_HEADER)
-        return -EILSEQ;
-    if (vc_crc32c(0, b, len - 4) != vc_le_get32(b + len - 4))
-        return -EILSEQ;
-
-    vf_hnsw_params p = {
-        .dim = vc_le_get32(b + 16),
-        .metric = (vf_metric)vc_le_get32(b + 20),
-        .m = vc_le_get32(b + 24),
-        .ef_construction = vc_le_get32(b + 28),
-        .ef_search = vc_le_get32(b + 32),
-        .seed = vc_le_get64(b + 48),
-    };
-    uint32_t entry_id = vc_le_get32(b + 36), entry_level = vc_le_get32(b + 40);
-    uint64_t draws = vc_le_get64(b + 56), slots = vc_le_get64(b + 64), count = vc_le_get64(b + 72);
-    uint64_t upper_words = vc_le_get64(b + 80);
-    if (vc_le_get32(b + 44) != 0 || slots > UINT32_MAX || count > slots)
-        return -EILSEQ;
-
+    snap_layout l;
+    int rc = header_read(b, len, &l);
+    if (rc)
+        return rc;
     vf_hnsw *h = NULL;
-    int rc = vf_hnsw_alloc(&p, &h);
+    rc = vf_hnsw_alloc(&l.p, &h);
     if (rc)
         return rc == -EINVAL ? -EILSEQ : rc;
+    const uint64_t slots = l.slots, count = l.count;
 
     /* Every section's size, overflow-checked, must add up to len. */
-    size_t need = VF_SNAPSHOT_HEADER, upper_bytes = 0;
-    bool sizes_ok = add_size(&need, 2 * slots + pad4(2 * slots)) &&
-                    slots <= SIZE_MAX / h->node_bytes && add_size(&need, slots * h->node_bytes) &&
-                    upper_words <= SIZE_MAX / 4 && add_size(&upper_bytes, upper_words * 4) &&
-                    add_size(&need, upper_bytes) && add_size(&need, 4);
-    if (!sizes_ok || need != len) {
+    if (layout_len(h, &l) != len) {
         rc = -EILSEQ;
         goto fail;
     }
@@ -215,13 +470,16 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
     if (rc)
         goto fail;
 
-    const uint8_t *states = b + VF_SNAPSHOT_HEADER, *levels = states + slots;
-    const uint8_t *level0 = levels + slots + pad4(2 * slots);
-    const uint8_t *upper = level0 + slots * h->node_bytes;
-    if (slots)
-        memcpy(h->level0, level0, slots * h->node_bytes);
+    const uint8_t *states =
+        b + (l.version == VF_SNAPSHOT_V1 ? VF_SNAPSHOT_HEADER1 : VF_SNAPSHOT_HEADER2);
+    const uint8_t *levels = states + slots;
+    const uint8_t *upper = levels + slots + pad4(2 * slots);
+    const uint8_t *crcs = NULL;
+    rc = level0_load(h, &l, &upper, &crcs);
+    if (rc)
+        goto fail;
     size_t present = 0, used = 0;
-    uint64_t words_left = upper_words;
+    uint64_t words_left = l.upper_words;
     for (size_t i = 0; i < slots; i++) {
         uint8_t st = states[i], level = levels[i];
         if (st > VF_SLOT_DELETED || level > VF_HNSW_MAX_LEVEL ||
@@ -260,22 +518,34 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, vf_hnsw **out)
             goto fail;
         }
     }
-    if (entry_level == VF_SNAPSHOT_NO_LEVEL) {
-        if (used != 0 || entry_id != 0) {
+    if (l.entry_level == VF_SNAPSHOT_NO_LEVEL) {
+        if (used != 0 || l.entry_id != 0) {
             rc = -EILSEQ;
             goto fail;
         }
     } else {
-        if (entry_id >= slots || h->state[entry_id] == VF_SLOT_EMPTY ||
-            h->levels[entry_id] != entry_level) {
+        if (l.entry_id >= slots || h->state[l.entry_id] == VF_SLOT_EMPTY ||
+            h->levels[l.entry_id] != l.entry_level) {
             rc = -EILSEQ;
             goto fail;
         }
-        atomic_store(&h->entry, ((uint64_t)entry_level << 32) | entry_id);
+        atomic_store(&h->entry, ((uint64_t)l.entry_level << 32) | l.entry_id);
+    }
+    /* The structure holds; only now is the caller's source asked. */
+    if (l.version != VF_SNAPSHOT_V1 && h->quant == VF_QUANT_NONE && present > 0) {
+        rc = vectors_load(h, (size_t)slots, crcs, src);
+        if (rc)
+            goto fail;
+    }
+    for (size_t i = 0; i < slots; i++) {
+        if (h->state[i] != VF_SLOT_EMPTY && rec_valid(h, (uint32_t)i) != 0) {
+            rc = -EILSEQ;
+            goto fail;
+        }
     }
     atomic_store(&h->count, present);
     atomic_store(&h->deleted, used - present);
-    atomic_store(&h->level_draws, draws);
+    atomic_store(&h->level_draws, l.draws);
     rc = vf_hnsw_links_settle(h);
     if (rc)
         goto fail;

@@ -623,7 +623,15 @@ static void pass_snapshot(checker *ck, const st_coll_rec *rec, uint64_t nvec)
     uint64_t gen = 0, txnid = 0;
     size_t ndirty;
     uint64_t maxgen;
-    int rc = st_snap_read(ck->st, rec, &h, &gen, &txnid);
+    st_slot_source slots;
+    st_slot_source_begin(&slots, ck->st, ck->txn, rec->coll_id, rec->cfg.dim);
+    int rc = st_snap_read(ck->st, rec, &slots, &h, &gen, &txnid);
+    st_slot_source_end(&slots);
+    if (rc == 0 && slots.err) {
+        vf_hnsw_free(h);
+        h = NULL;
+        rc = slots.err;
+    }
     if (rc == -ENOENT) {
         if (nvec)
             note(ck, "no snapshot (rebuilt at open)");
@@ -638,6 +646,8 @@ static void pass_snapshot(checker *ck, const st_coll_rec *rec, uint64_t nvec)
         else if (vf_hnsw_count(h) != nvec)
             problem(ck, "snapshot + op log hold %zu vectors, records %" PRIu64, vf_hnsw_count(h),
                     nvec);
+        else if (vf_hnsw_missing(h))
+            problem(ck, "snapshot differs from the records for %zu vectors", vf_hnsw_missing(h));
         else {
             snap_compare(ck, rec, h);
             pass_graph(ck, h);

@@ -154,6 +154,45 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
     return 0;
 }
 
+/* Vectors a snapshot load could not take from their slot records
+ * (vf_hnsw_missing) and the replay did not rewrite: each is inserted again
+ * from its slot when that reads now, else (a damaged slot) left out of the
+ * index, counted in *dropped. 0 or -ENOMEM. */
+static int missing_settle(st_store *st, MDB_txn *txn, st_coll *c, const st_coll_rec *rec,
+                          vf_hnsw *h, size_t *dropped)
+{
+    *dropped = 0;
+    size_t n = vf_hnsw_missing(h);
+    if (n == 0)
+        return 0;
+    uint32_t *ids = vc_malloc(n * sizeof(uint32_t));
+    float *buf = vc_malloc((size_t)rec->cfg.dim * sizeof(float));
+    int rc = ids && buf ? 0 : -ENOMEM;
+    st_slot_source slots;
+    vf_vec_source src = st_slot_source_begin(&slots, st, txn, c->id, rec->cfg.dim);
+    n = rc ? 0 : vf_hnsw_missing_list(h, ids, n);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const float *x = src.get(src.ctx, ids[i], buf);
+        if (x) {
+            rc = vf_hnsw_insert(h, ids[i], x);
+        } else {
+            rc = vf_hnsw_remove(h, ids[i]);
+            (*dropped)++;
+        }
+    }
+    if (!rc)
+        rc = slots.err;
+    st_slot_source_end(&slots);
+    if (*dropped)
+        st_log(st, ST_LOG_WARN,
+               "collection '%s': %zu vectors of the snapshot have no readable slot record, left "
+               "out of the index (see vecfs check)",
+               rec->name, *dropped);
+    free(ids);
+    free(buf);
+    return rc;
+}
+
 int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt)
 {
     assert(c && rec && rebuilt && !c->index); /* at open, once */
@@ -169,7 +208,15 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
     uint64_t gen = 0, txnid = 0, max_gen = 0;
     size_t n_dirty = 0;
     const char *why = NULL;
-    int src = st_snap_read(st, rec, &h, &gen, &txnid);
+    st_slot_source slots;
+    st_slot_source_begin(&slots, st, txn, c->id, rec->cfg.dim);
+    int src = st_snap_read(st, rec, &slots, &h, &gen, &txnid);
+    st_slot_source_end(&slots);
+    if (src == 0 && slots.err) {
+        vf_hnsw_free(h);
+        h = NULL;
+        src = slots.err;
+    }
     if (src == -ENOENT) {
         why = rec->count ? "no snapshot" : NULL;
     } else if (src == -EILSEQ) {
@@ -203,7 +250,10 @@ int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *r
     }
     if (h) {
         rc = st_oplog_replay(st, txn, c->id, h, &n_dirty, &max_gen);
-        if (rc == 0 && vf_hnsw_count(h) != rec->count)
+        size_t dropped = 0;
+        if (rc == 0)
+            rc = missing_settle(st, txn, c, rec, h, &dropped);
+        if (rc == 0 && vf_hnsw_count(h) + dropped != rec->count)
             why = "snapshot does not match the records";
         if (rc || why) {
             vf_hnsw_free(h);

@@ -652,6 +652,28 @@ int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const ch
 /* Writes the SLOT record of id: name (nl bytes) and vec (dim floats). */
 int st_slot_put(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *name, size_t nl,
                 const float *vec, uint32_t dim);
+/* The engine's vf_vec_source over coll's SLOT records, read in txn (a
+ * transaction of the calling thread). get(id) returns the float vector of
+ * SLOT id: a pointer into the LMDB map (zero-copy, valid until the txn
+ * ends) when the store is unencrypted and the vector is 4-byte aligned,
+ * else the engine's buf, filled (decrypted). NULL when the slot is absent,
+ * damaged or of another dim. One source per thread: it holds a scratch. */
+typedef struct st_slot_source {
+    st_store *st;
+    MDB_txn *txn;
+    uint32_t coll, dim;
+    vc_buf scratch;
+    int err; /* the first read error get() met (not an absent or damaged
+                slot: those are NULL), or 0 */
+} st_slot_source;
+/* Sets s up and returns the source to hand the engine. */
+vf_vec_source st_slot_source_begin(st_slot_source *s, st_store *st, MDB_txn *txn, uint32_t coll,
+                                   uint32_t dim);
+/* The source over s (as begin returned it), after s->dim was changed to
+ * the dim of the index being loaded: get() serves only slots of that dim. */
+vf_vec_source st_slot_source_vec(st_slot_source *s);
+/* Releases s's scratch (before or after the txn ends). */
+void st_slot_source_end(st_slot_source *s);
 /* Name of slot id of coll into out (ST_NAME_MAX + 1). 0, -ENOENT, -EIO. */
 int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char *out,
                  vc_buf *scratch);
@@ -769,8 +791,8 @@ void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
 /* Reads and verifies a snapshot file of collection rec into *out (for
  * open and check); *gen and *txnid from its header. -ENOENT, -EILSEQ (damaged),
  * -ESTALE (another collection/uuid), -ENOMEM. */
-int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
-                 uint64_t *txnid);
+int st_snap_read(const st_store *st, const st_coll_rec *rec, st_slot_source *slots, vf_hnsw **out,
+                 uint64_t *gen, uint64_t *txnid);
 /* Removes c's snapshot file. */
 void st_snap_remove(st_store *st, uint32_t coll_id);
 

@@ -315,13 +315,21 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
             return rc;
         size_t n = 0, lost = 0;
         /* Small collections are scanned exactly: it costs microseconds and
-         * cannot miss a vector, whatever the graph looks like after churn. */
-        if (s->rebuilding)
+         * cannot miss a vector, whatever the graph looks like after churn.
+         * An int8 index reranks with the float originals of the SLOT
+         * records, read in this txn (a float index has them and never
+         * asks). */
+        if (s->rebuilding) {
             rc = st_records_search(s->st, txn, s->c->id, &s->cfg, query, want, f, *tmp, &n);
-        else if (vf_hnsw_count(s->index) <= EXACT_MAX)
+        } else if (vf_hnsw_count(s->index) <= EXACT_MAX) {
             rc = vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n);
-        else
-            rc = vf_hnsw_search(s->index, query, want, search_ef(s, ef, want), f, *tmp, &n);
+        } else {
+            st_slot_source slots;
+            vf_vec_source src = st_slot_source_begin(&slots, s->st, txn, s->c->id, s->cfg.dim);
+            rc = vf_hnsw_search_rerank(s->index, query, want, search_ef(s, ef, want), 0, f, &src,
+                                       *tmp, &n);
+            st_slot_source_end(&slots);
+        }
         if (rc)
             return rc;
         *n_out = name_hits(s, txn, *tmp, n, skip_id, skip, k, out, scratch, &lost);

@@ -255,8 +255,8 @@ int st_snap_write(st_store *st, st_coll *c, bool force)
 /* Reading, replay, rebuild                                             */
 /* ------------------------------------------------------------------ */
 
-int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint64_t *gen,
-                 uint64_t *txnid)
+int st_snap_read(const st_store *st, const st_coll_rec *rec, st_slot_source *slots, vf_hnsw **out,
+                 uint64_t *gen, uint64_t *txnid)
 {
     *out = NULL;
     char path[4096];
@@ -330,7 +330,12 @@ int st_snap_read(const st_store *st, const st_coll_rec *rec, vf_hnsw **out, uint
         }
         bytes = plain;
     }
-    rc = vf_hnsw_deserialize(bytes, (size_t)payload, out);
+    /* The slots serve vectors of the snapshot's dim (the config's may have
+     * changed since: that snapshot is then stale, but must load safely). */
+    vf_vec_source src = {0};
+    if (slots && vf_hnsw_snapshot_dim(bytes, (size_t)payload, &slots->dim) == 0)
+        src = st_slot_source_vec(slots);
+    rc = vf_hnsw_deserialize(bytes, (size_t)payload, src.get ? &src : NULL, out);
 out:
     if (plain) {
         free(plain);

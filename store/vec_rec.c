@@ -18,6 +18,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -85,6 +86,43 @@ int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const ch
     if (rc == 0)
         rc = st_rec_slot_dec(body, blen, name, name_len, vec, dim);
     return rc;
+}
+
+/* vf_vec_source.get over SLOT records (st_slot_source). */
+static const float *slot_source_get(void *ctx, uint32_t id, float *buf)
+{
+    st_slot_source *s = ctx;
+    const char *name;
+    size_t nl;
+    const uint8_t *vec;
+    uint32_t dim;
+    int rc = st_slot_get(s->st, s->txn, s->coll, id, &name, &nl, &vec, &dim, &s->scratch);
+    /* Absent or damaged: the engine loads that id as missing. */
+    if (rc && rc != -ENOENT && rc != -EIO && !s->err)
+        s->err = rc;
+    if (rc || dim != s->dim)
+        return NULL;
+    if (!s->st->crypto.on && (uintptr_t)vec % _Alignof(float) == 0)
+        return (const float *)(const void *)vec;
+    memcpy(buf, vec, (size_t)dim * sizeof(float));
+    return buf;
+}
+
+vf_vec_source st_slot_source_begin(st_slot_source *s, st_store *st, MDB_txn *txn, uint32_t coll,
+                                   uint32_t dim)
+{
+    *s = (st_slot_source){.st = st, .txn = txn, .coll = coll, .dim = dim, .scratch = VC_BUF_INIT};
+    return st_slot_source_vec(s);
+}
+
+vf_vec_source st_slot_source_vec(st_slot_source *s)
+{
+    return (vf_vec_source){.get = slot_source_get, .ctx = s};
+}
+
+void st_slot_source_end(st_slot_source *s)
+{
+    vc_buf_release(&s->scratch);
 }
 
 int st_slot_put(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *name, size_t nl,

@@ -25,6 +25,7 @@
 #include "../bench/fvecs.h"
 #include "crc32c.h"
 #include "engine.h"
+#include "hnsw_source.h"
 
 #define K 10
 
@@ -513,7 +514,11 @@ static void test_snapshot_round_trip(void **state)
     membuf buf;
     vf_hnsw *h = snapshot_fixture(n, dim, &buf);
     vf_hnsw *copy = NULL;
-    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, &copy), 0);
+    /* A NONE snapshot holds no vectors: without a source it cannot load. */
+    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, NULL, &copy), -ENOENT);
+    assert_null(copy);
+    vf_vec_source src = index_source_of(h);
+    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, &src, &copy), 0);
     assert_int_equal(vf_hnsw_check(copy), 0);
     assert_int_equal(vf_hnsw_count(copy), vf_hnsw_count(h));
     float *queries = random_matrix(100, dim);
@@ -537,7 +542,7 @@ static void test_snapshot_round_trip(void **state)
     assert_int_equal(vf_hnsw_create(&p, &empty), 0);
     membuf eb = {0};
     assert_int_equal(vf_hnsw_serialize(empty, membuf_write, &eb), 0);
-    assert_int_equal(vf_hnsw_deserialize(eb.data, eb.len, &empty2), 0);
+    assert_int_equal(vf_hnsw_deserialize(eb.data, eb.len, NULL, &empty2), 0);
     assert_int_equal(vf_hnsw_count(empty2), 0);
     vf_hnsw_free(empty);
     vf_hnsw_free(empty2);
@@ -555,29 +560,40 @@ static void reseal(uint8_t *b, size_t len)
     memcpy(b + len - 4, &crc, 4);
 }
 
+/* A vector source whose every original holds a NaN. */
+static const float *nan_source_get(void *ctx, uint32_t id, float *buf)
+{
+    (void)ctx;
+    (void)id;
+    for (size_t i = 0; i < 4; i++)
+        buf[i] = i == 1 ? NAN : 0.0f;
+    return buf;
+}
+
 static void test_snapshot_rejects_damage(void **state)
 {
     (void)state;
     membuf buf;
     vf_hnsw *h = snapshot_fixture(300, 4, &buf);
     vf_hnsw *out = (vf_hnsw *)&out;
+    vf_vec_source src = index_source_of(h);
     uint8_t *copy = malloc(buf.len);
     assert_non_null(copy);
 
     for (size_t len = 0; len < buf.len; len++) {
-        assert_int_equal(vf_hnsw_deserialize(buf.data, len, &out), -EILSEQ);
+        assert_int_equal(vf_hnsw_deserialize(buf.data, len, &src, &out), -EILSEQ);
         assert_null(out);
     }
     for (size_t i = 0; i < buf.len; i++) {
         memcpy(copy, buf.data, buf.len);
         copy[i] ^= (uint8_t)(1u << (i % 8));
-        assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &out), -EILSEQ);
+        assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &src, &out), -EILSEQ);
     }
     /* Crafted but correctly sealed: a link out of range, a huge count, a
      * level beyond the maximum, a slot count that overflows sizes. */
-    const size_t header = 88, slots = 300;
+    const size_t header = 120, slots = 300;
     const size_t level0 = header + 2 * slots + (4 - (2 * slots) % 4) % 4;
-    const size_t node = 4 + 32 * 4 + 4 * 4;
+    const size_t node = 4 + 32 * 4; /* version 2: lists only */
     struct {
         size_t at;
         uint32_t value;
@@ -591,24 +607,27 @@ static void test_snapshot_rejects_damage(void **state)
         {16, 0},                         /* dim 0 */
         {24, 1},                         /* m 1 */
         {40, 40},                        /* entry level beyond any slot */
+        {88, 7},                         /* a quantization that does not exist */
+        {92, 0},                         /* rerank 0 */
+        {96, 0x3F800000u},               /* a scale on a NONE index */
+        {112, 5},                        /* a training count on a NONE index */
     };
     for (size_t c = 0; c < sizeof(crafts) / sizeof(crafts[0]); c++) {
         memcpy(copy, buf.data, buf.len);
         memcpy(copy + crafts[c].at, &crafts[c].value, 4);
         reseal(copy, buf.len);
-        assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &out), -EILSEQ);
+        assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &src, &out), -EILSEQ);
     }
     memcpy(copy, buf.data, buf.len);
     copy[header + 3] = 9; /* a slot state that does not exist */
     reseal(copy, buf.len);
-    assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &out), -EILSEQ);
-    memcpy(copy, buf.data, buf.len);
-    float nan = NAN;
-    memcpy(copy + level0 + node * 5 + 4 + 32 * 4, &nan, 4);
-    reseal(copy, buf.len);
-    assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &out), -EILSEQ);
+    assert_int_equal(vf_hnsw_deserialize(copy, buf.len, &src, &out), -EILSEQ);
+    /* A source that serves a non-finite vector is refused like bad bytes. */
+    vf_vec_source nan_src = {.get = nan_source_get};
+    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, &nan_src, &out), -EILSEQ);
+    (void)node;
     /* The untouched bytes still load. */
-    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, &out), 0);
+    assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, &src, &out), 0);
     assert_int_equal(vf_hnsw_check(out), 0);
     vf_hnsw_free(out);
     free(copy);

@@ -33,6 +33,7 @@
 #include "buf.h"
 #include "engine.h"
 #include "hnsw_internal.h"
+#include "hnsw_source.h"
 
 #define DIM 8
 #define BASE_N 1000u
@@ -160,6 +161,12 @@ static int buf_write(void *ctx, const void *src, size_t len)
 /* A base index of `metric` as snapshot bytes, and its model: BASE_N ids,
  * rings of twins at TWIN_FIRST, deleted slots at DELETED_FIRST. m is 4 so
  * that many nodes have upper lists. */
+/* The vectors of the last base snapshot as inserted: the originals its
+ * loads read through base_source (a NONE snapshot holds no vectors). */
+static float base_vectors[MODEL_CAP][DIM];
+static array_source base_rows;
+static vf_vec_source base_source;
+
 static vc_buf base_snapshot(vf_metric metric, model *m)
 {
     vf_hnsw_params p;
@@ -198,6 +205,8 @@ static vc_buf base_snapshot(vf_metric metric, model *m)
     vc_buf b = VC_BUF_INIT;
     assert_int_equal(vf_hnsw_serialize(h, buf_write, &b), 0);
     vf_hnsw_free(h);
+    memcpy(base_vectors, m->vec, sizeof(base_vectors));
+    base_source = array_source_of(&base_rows, &base_vectors[0][0], MODEL_CAP, DIM);
     return b;
 }
 
@@ -216,7 +225,7 @@ static void pool_drain(vf_hnsw *h)
 static vf_hnsw *base_load(const vc_buf *b, size_t reserve)
 {
     vf_hnsw *h = NULL;
-    assert_int_equal(vf_hnsw_deserialize(b->p, b->len, &h), 0);
+    assert_int_equal(vf_hnsw_deserialize(b->p, b->len, &base_source, &h), 0);
     if (reserve)
         assert_int_equal(vf_hnsw_reserve(h, reserve), 0);
     pool_drain(h);
@@ -614,7 +623,7 @@ static void test_snapshot(void **state)
     for (n = 1; n < MAX_SWEEP; n++) {
         vf_hnsw *back = (vf_hnsw *)&back; /* must come back NULL on error */
         vc_alloc_fail_at(n);
-        int rc = vf_hnsw_deserialize(base.p, base.len, &back);
+        int rc = vf_hnsw_deserialize(base.p, base.len, &base_source, &back);
         bool fired = vc_alloc_fail_at(0) == 0;
         at_what = "l2: deserialize", at_n = n, at_rc = rc;
         if (rc != 0) {

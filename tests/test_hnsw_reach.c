@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "hnsw_source.h"
 
 static uint64_t rng_state = 1;
 
@@ -116,7 +117,8 @@ static vf_hnsw *reload(vf_hnsw *h)
     } buf = {0};
     assert_int_equal(vf_hnsw_serialize(h, snapshot_grow, &buf), 0);
     vf_hnsw *back = NULL;
-    assert_int_equal(vf_hnsw_deserialize(buf.p, buf.len, &back), 0);
+    vf_vec_source src = index_source_of(h);
+    assert_int_equal(vf_hnsw_deserialize(buf.p, buf.len, &src, &back), 0);
     free(buf.p);
     vf_hnsw_free(h);
     return back;

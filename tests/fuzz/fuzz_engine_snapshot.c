@@ -12,10 +12,25 @@
 #include "crc32c.h"
 #include "engine.h"
 
+/* Originals for a NONE snapshot: a vector derived from the id (dims up
+ * to the fuzzer's; larger ones get zeros). */
+static const float *id_source_get(void *ctx, uint32_t id, float *buf)
+{
+    size_t dim = *(const uint32_t *)ctx;
+    for (size_t i = 0; i < dim; i++)
+        buf[i] = (float)((id * 31u + i * 7u) % 17u) - 8.0f;
+    return buf;
+}
+
 static int try_load(const uint8_t *data, size_t size)
 {
     vf_hnsw *h = NULL;
-    if (vf_hnsw_deserialize(data, size, &h) != 0)
+    /* The dim at offset 16, for the source; the engine checks it. */
+    uint32_t dim = 0;
+    if (size >= 20)
+        memcpy(&dim, data + 16, 4);
+    vf_vec_source src = {.get = id_source_get, .ctx = &dim};
+    if (vf_hnsw_deserialize(data, size, &src, &h) != 0)
         return h == NULL ? 0 : 1;
     int bad = vf_hnsw_check(h) != 0;
     vf_hnsw_params p;
