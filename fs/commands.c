@@ -84,7 +84,8 @@ static int ro_options(const char *key_file, st_options *o, char *msg, size_t msg
     return 0;
 }
 
-/* Opens a store read-only for backup. */
+/* Opens a store read-only for backup, without its indexes: the copy
+ * needs the records only, and starts at once. */
 static int open_ro(const char *datadir, const char *key_file, st_store **out, char *msg,
                    size_t msglen)
 {
@@ -97,7 +98,7 @@ static int open_ro(const char *datadir, const char *key_file, st_store **out, ch
         return rc;
     }
     msg[0] = '\0';
-    rc = st_store_open(datadir, &o, out);
+    rc = st_store_open_noindex(datadir, &o, out);
     st_key_free(key, klen);
     if (rc < 0 && msg[0] == '\0')
         snprintf(msg, msglen, "%s: %s", datadir, strerror(-rc));

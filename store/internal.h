@@ -933,9 +933,6 @@ void st_bg_stop(st_store *st);
 /* Level 9. open.c: open and close                                   */
 /* ------------------------------------------------------------------ */
 
-/* st_store_open with no_index (for st_check). */
-int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
-
 /* ------------------------------------------------------------------ */
 /* Level 2. record_scan.c: exact search over the records              */
 /* ------------------------------------------------------------------ */

@@ -305,6 +305,15 @@ int st_store_metrics(st_store *st, st_metrics *out);
 int st_store_health(st_store *st, char *buf, size_t cap, size_t *len_out);
 
 /*
+ * st_store_open without loading any index or starting the background
+ * threads: what `vecfs check` and `vecfs backup` need, which read the
+ * records only. Opening a large store this way takes milliseconds where
+ * loading (or rebuilding) its indexes takes seconds to minutes, and a hot
+ * backup's point in time is when its copy starts. Searches on it fail.
+ */
+int st_store_open_noindex(const char *datadir, const st_options *opt, st_store **out);
+
+/*
  * Hot, consistent backup: copies the LMDB environment as of one point in
  * time into directory outdir (must exist and be empty), plus what an
  * encrypted store needs to be opened with its key. Snapshots are not
