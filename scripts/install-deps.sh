@@ -7,6 +7,8 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libfuse3-dev fuse3 liblmdb-dev lmdb-utils libsimde-dev libssl-dev libcmocka-dev
   libjansson-dev libmicrohttpd-dev libdouble-conversion-dev
+  # The docs suite: man -l and groff check the vecfs(1) page.
+  man-db groff-base
   libhnswlib-dev libfaiss-dev
   attr rsync tar python3 curl ca-certificates
   # The operator's kit (contrib/) is checked by the tools that read it:
