@@ -26,6 +26,7 @@ Calls read (comments are skipped; adjacent string literals and the
   store/*.c  st_health_set(ST, FMT, ...)        .vecfs/health lines
   store/config.c  seterr(err, errlen, FMT, ...) .config errors
   store/check.c   problem(ck, FMT, ...), note(ck, FMT, ...)   `vecfs check` report lines
+  store/check.c   fprintf(report, FMT, ...)     the report's first and last lines
 
 A call whose format is not a string literal (a variable such as "%s" of a
 message made elsewhere) is skipped: the message is read where it is made.
@@ -54,6 +55,7 @@ RULES = [
     ("store/*.c", r"\bst_health_set\([^,]+,"),
     ("store/config.c", r"\bseterr\(\s*err\s*,\s*errlen\s*,"),
     ("store/check.c", r"\b(?:problem|note)\(\s*ck\s*,"),
+    ("store/check.c", r"\bfprintf\(\s*report\s*,"),
 ]
 
 # printf directive: flags, width (or *), precision (or .*), length, conversion.
