@@ -19,6 +19,8 @@ Calls read (comments are skipped; adjacent string literals and the
   fs/*.c     snprintf(msg, LEN, FMT, ...)       start-up errors handed up as "vecfs: MSG"
   fs/*.c     fsd_log(FSD_LOG_INFO|WARN|ERROR, FMT, ...)   daemon log lines (not DEBUG)
   fs/*.c     rows_fail(S, RC, FMT, ...)         .import/ batch errors (close() fails, logged)
+  fs/*.c     fsd_qwire_error(BUF, CAP, ERR, NEED, FMT, ...)   one-request (ioctl) query errors
+  fs/query_wire.c  reject(why, ERR, REASON)     why an ioctl request is malformed
   fs/ops_admin.c  vc_buf_printf(b, FMT, ...) whose FMT starts with a lowercase
              letter                             .vecfs/health lines of the daemon
   store/*.c  st_errbuf_set(OPT, FMT, ...)       why a store does not open
@@ -49,6 +51,8 @@ RULES = [
     ("fs/*.c", r"\bsnprintf\(\s*msg\s*,[^,]+,"),
     ("fs/*.c", r"\bfsd_log\(\s*FSD_LOG_(?:INFO|WARN|ERROR)\s*,"),
     ("fs/*.c", r"\brows_fail\([^,]+,[^,]+,"),
+    ("fs/*.c", r"\bfsd_qwire_error\([^,]+,[^,]+,[^,]+,[^,]+,"),
+    ("fs/query_wire.c", r"\breject\(\s*why\s*,[^,]+,"),
     ("fs/ops_admin.c", r"\bvc_buf_printf\(\s*b\s*,(?=\s*\"[a-z])"),
     ("store/*.c", r"\bst_errbuf_set\([^,]+,"),
     ("store/*.c", r"\bst_log\([^,]+,\s*ST_LOG_(?:INFO|WARN|ERROR)\s*,"),
