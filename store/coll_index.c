@@ -71,67 +71,47 @@ bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)
            p.ef_construction == cfg->ef_construction;
 }
 
+/* Every vector of a collection, gathered for one batch insert. */
+typedef struct gathered {
+    uint32_t *ids;
+    float *vecs;
+    size_t n, cap;
+    uint32_t dim, maxid;
+} gathered;
+
+/* st_slot_fn: appends a record to the gathered rows. */
+static int gather_row(void *ctx, uint32_t id, const float *vec)
+{
+    gathered *g = ctx;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 1024;
+        uint32_t *ni = vc_realloc(g->ids, cap * sizeof(*ni));
+        if (!ni)
+            return -ENOMEM;
+        g->ids = ni;
+        float *nv = vc_realloc(g->vecs, cap * (size_t)g->dim * sizeof(float));
+        if (!nv)
+            return -ENOMEM;
+        g->vecs = nv;
+        g->cap = cap;
+    }
+    g->ids[g->n] = id;
+    if (id > g->maxid)
+        g->maxid = id;
+    memcpy(g->vecs + g->n * (size_t)g->dim, vec, (size_t)g->dim * sizeof(float));
+    g->n++;
+    return 0;
+}
+
 int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out)
 {
     *out = NULL;
-    MDB_cursor *cur;
-    vc_buf scratch = VC_BUF_INIT;
-    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
-    if (rc)
-        return rc;
-    uint32_t *ids = NULL;
-    float *vecs = NULL;
-    size_t n = 0, cap = 0;
-    uint32_t dim = cfg->dim, maxid = 0;
-    uint8_t pre[4];
-    st_be32(pre, c->id);
-    MDB_val k = {4, pre}, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0) {
-        const void *body;
-        size_t blen, nl;
-        const char *name;
-        const uint8_t *sv;
-        uint32_t d;
-        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, &scratch,
-                             &body, &blen);
-        if (rc == -ENOMEM)
-            break;
-        if (rc == 0)
-            rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
-        if (rc == 0 && d != dim)
-            rc = -EIO;
-        if (rc) {
-            st_log(st, ST_LOG_ERROR, "collection %" PRIu32 ": slot %" PRIu32 " is damaged", c->id,
-                   st_get_be32((const uint8_t *)k.mv_data + 4));
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            uint32_t *ni = vc_realloc(ids, cap * sizeof(*ni));
-            if (!ni) {
-                rc = -ENOMEM;
-                break;
-            }
-            ids = ni;
-            float *nv = vc_realloc(vecs, cap * (size_t)dim * sizeof(float));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            vecs = nv;
-        }
-        ids[n] = st_get_be32((const uint8_t *)k.mv_data + 4);
-        if (ids[n] > maxid)
-            maxid = ids[n];
-        memcpy(vecs + n * (size_t)dim, sv, (size_t)dim * sizeof(float));
-        n++;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-        rc = st_mdb_err(mrc);
-    mdb_cursor_close(cur);
-    vc_buf_release(&scratch);
+    uint32_t dim = cfg->dim;
+    gathered g = {.dim = dim};
+    int rc = st_slot_walk(st, txn, c->id, dim, gather_row, &g);
+    uint32_t *ids = g.ids, maxid = g.maxid;
+    float *vecs = g.vecs;
+    size_t n = g.n;
     vf_hnsw *h = NULL;
     if (rc == 0 && dim) {
         vf_hnsw_params p;

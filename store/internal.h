@@ -647,6 +647,14 @@ int st_vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_rec *
 /* The SLOT record of id: *name (name_len bytes, not NUL-terminated) and
  * *vec (dim floats, maybe unaligned) point into the map or *scratch, valid
  * until the txn ends or scratch is reused. 0, -ENOENT, -EIO, -ENOMEM. */
+/* Called by st_slot_walk for each SLOT record: its id and vector (dim
+ * floats, aligned, valid during the call). Nonzero stops the walk. */
+typedef int (*st_slot_fn)(void *ctx, uint32_t id, const float *vec);
+/* Calls fn for every SLOT record of coll in txn, in id order. A record
+ * that fails to open or decode, or holds another dim, is logged and stops
+ * the walk with -EIO. Returns 0, fn's nonzero value, -EIO, -ENOMEM or an
+ * LMDB error. */
+int st_slot_walk(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t dim, st_slot_fn fn, void *ctx);
 int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char **name,
                 size_t *name_len, const uint8_t **vec, uint32_t *dim, vc_buf *scratch);
 /* Writes the SLOT record of id: name (nl bytes) and vec (dim floats). */
@@ -934,7 +942,7 @@ void st_bg_stop(st_store *st);
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
-/* Level 2. record_scan.c: exact search over the records              */
+/* Level 3. record_scan.c: exact search over the records              */
 /* ------------------------------------------------------------------ */
 
 /* Exact k nearest of query among the SLOT records of coll in txn that

@@ -115,15 +115,60 @@ void st_rebuild_mark(st_store *st, st_coll *c, const char *name, uint64_t count)
     health_progress(st, name, 0, count);
 }
 
+/* One rebuild in progress: the chunk being gathered and how far it got. */
+typedef struct builder {
+    st_store *st;
+    st_coll *c;
+    vf_hnsw *h;
+    uint32_t dim;
+    const char *name;
+    uint64_t total, done;
+    uint32_t *ids;
+    float *vecs;
+    size_t n; /* rows in ids/vecs */
+    st_progress progress;
+} builder;
+
+/* Inserts the gathered chunk and reports; -ECANCELED when the store
+ * closes or the collection was dropped meanwhile. */
+static int flush_chunk(builder *b)
+{
+    if (b->n == 0)
+        return 0;
+    int rc = vf_hnsw_reserve(b->h, (size_t)b->ids[b->n - 1] + 1);
+    if (rc == 0)
+        rc = insert_chunk(b->st, b->c, b->h, b->ids, b->vecs, b->n, b->dim);
+    b->done += b->n;
+    st_progress_add(&b->progress, b->n);
+    b->n = 0;
+    health_progress(b->st, b->name, b->done, b->total);
+    pthread_mutex_lock(&b->c->mu);
+    bool dropped = b->c->dropped;
+    pthread_mutex_unlock(&b->c->mu);
+    if (rc == 0 && (atomic_load(&b->st->rebuild_stop) || dropped))
+        rc = -ECANCELED;
+    return rc;
+}
+
+/* st_slot_fn: gathers a record, inserting every REBUILD_CHUNK of them. */
+static int gather(void *ctx, uint32_t id, const float *vec)
+{
+    builder *b = ctx;
+    b->ids[b->n] = id;
+    memcpy(b->vecs + b->n * (size_t)b->dim, vec, (size_t)b->dim * sizeof(float));
+    return ++b->n == REBUILD_CHUNK ? flush_chunk(b) : 0;
+}
+
 /* Fills c's index from the records; 0, -ECANCELED (stopped, or the
  * collection dropped), or an error, which it reports in health. */
 static int rebuild_one(st_store *st, st_coll *c)
 {
-    pthread_mutex_lock(&c->mu);
-    vf_hnsw *h = c->index;
-    uint32_t dim = c->cfg.dim;
-    uint64_t total = c->count;
     char name[ST_COLL_NAME_MAX + 1];
+    builder b = {.st = st, .c = c, .name = name};
+    pthread_mutex_lock(&c->mu);
+    b.h = c->index;
+    b.dim = c->cfg.dim;
+    b.total = c->count;
     memcpy(name, c->name, sizeof name);
     pthread_mutex_unlock(&c->mu);
     struct timespec t0, t1;
@@ -132,64 +177,16 @@ static int rebuild_one(st_store *st, st_coll *c)
     int rc = st_txn_read(st, &txn);
     if (rc)
         return rc;
-    MDB_cursor *cur = NULL;
-    rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
-    uint32_t *ids = vc_malloc(REBUILD_CHUNK * sizeof(*ids));
-    float *vecs = vc_malloc((size_t)REBUILD_CHUNK * dim * sizeof(float));
-    if (rc == 0 && (!ids || !vecs))
-        rc = -ENOMEM;
-    vc_buf scratch = VC_BUF_INIT;
-    st_progress progress;
-    st_progress_start(&progress, &st->opt, name, total);
-    uint8_t pre[4];
-    st_be32(pre, c->id);
-    MDB_val k = {4, pre}, v;
-    int mrc = rc ? MDB_NOTFOUND : st_mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    size_t n = 0;
-    uint64_t done = 0;
-    while (rc == 0) {
-        bool more = mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0;
-        if (more) {
-            const void *body;
-            size_t blen, nl;
-            const char *vname;
-            const uint8_t *sv;
-            uint32_t d;
-            rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size,
-                                 &scratch, &body, &blen);
-            if (rc == 0)
-                rc = st_rec_slot_dec(body, blen, &vname, &nl, &sv, &d);
-            if (rc == 0 && d != dim)
-                rc = -EIO;
-            if (rc)
-                break;
-            ids[n] = st_get_be32((const uint8_t *)k.mv_data + 4);
-            memcpy(vecs + n * (size_t)dim, sv, (size_t)dim * sizeof(float));
-            n++;
-            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        if (n == REBUILD_CHUNK || (!more && n)) {
-            rc = vf_hnsw_reserve(h, (size_t)ids[n - 1] + 1);
-            if (rc == 0)
-                rc = insert_chunk(st, c, h, ids, vecs, n, dim);
-            done += n;
-            st_progress_add(&progress, n);
-            n = 0;
-            health_progress(st, name, done, total);
-            if (rc == 0 && (atomic_load(&st->rebuild_stop) || c->dropped))
-                rc = -ECANCELED;
-        }
-        if (!more)
-            break;
-    }
-    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = st_mdb_err(mrc);
-    if (cur)
-        mdb_cursor_close(cur);
+    b.ids = vc_malloc(REBUILD_CHUNK * sizeof(*b.ids));
+    b.vecs = vc_malloc((size_t)REBUILD_CHUNK * b.dim * sizeof(float));
+    st_progress_start(&b.progress, &st->opt, name, b.total);
+    rc = b.ids && b.vecs ? st_slot_walk(st, txn, c->id, b.dim, gather, &b) : -ENOMEM;
+    if (rc == 0)
+        rc = flush_chunk(&b);
     mdb_txn_abort(txn);
-    vc_buf_release(&scratch);
-    free(ids);
-    free(vecs);
+    free(b.ids);
+    free(b.vecs);
+    uint64_t total = b.total;
     health_progress(st, name, total, total);
     if (rc) {
         if (rc != -ECANCELED) {
@@ -201,7 +198,7 @@ static int rebuild_one(st_store *st, st_coll *c)
         }
         return rc;
     }
-    st_progress_end(&progress);
+    st_progress_end(&b.progress);
     pthread_mutex_lock(&c->rebuild_mu);
     atomic_store(&c->rebuilding, false);
     free(c->touched);

@@ -1,7 +1,9 @@
 /*
  * vec_rec.c — the LMDB keys of a collection's records and the records of
  * one vector inside a transaction: VEC by name, SLOT (name + vector) and
- * ORDER (listing place) by id and sequence number.
+ * ORDER (listing place) by id and sequence number; and st_slot_walk, the
+ * one loop over all of a collection's SLOT records (index rebuilds, the
+ * record scan while one runs).
  *
  * Keys (big-endian, so LMDB's byte order is numeric order)
  *   VECS    u32 coll | namekey(name)            st_key_vec
@@ -18,7 +20,9 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -85,6 +89,54 @@ int st_slot_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const ch
     int rc = st_get(st, txn, ST_DB_SLOTS, key, sizeof(key), &body, &blen, scratch);
     if (rc == 0)
         rc = st_rec_slot_dec(body, blen, name, name_len, vec, dim);
+    return rc;
+}
+
+int st_slot_walk(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t dim, st_slot_fn fn, void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_SLOTS], &cur));
+    if (rc)
+        return rc;
+    /* The records' floats may sit unaligned in the map: copied here. */
+    float *vec = vc_malloc((dim ? dim : 1) * sizeof(float));
+    vc_buf scratch = VC_BUF_INIT;
+    uint8_t pre[4];
+    st_be32(pre, coll);
+    MDB_val k = {4, pre}, v;
+    int mrc = vec ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
+    if (!vec)
+        rc = -ENOMEM;
+    for (; rc == 0 && mrc == 0 && k.mv_size == 8 && memcmp(k.mv_data, pre, 4) == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t id = st_get_be32((const uint8_t *)k.mv_data + 4);
+        const void *body;
+        size_t blen, nl;
+        const char *name;
+        const uint8_t *sv;
+        uint32_t d;
+        rc = st_env_open_buf(&st->crypto, ST_DB_SLOTS, k.mv_data, 8, v.mv_data, v.mv_size, &scratch,
+                             &body, &blen);
+        if (rc == -ENOMEM)
+            break;
+        if (rc == 0)
+            rc = st_rec_slot_dec(body, blen, &name, &nl, &sv, &d);
+        if (rc == 0 && d != dim)
+            rc = -EIO;
+        if (rc) {
+            st_log(st, ST_LOG_ERROR, "collection %" PRIu32 ": slot %" PRIu32 " is damaged", coll,
+                   id);
+            rc = -EIO;
+            break;
+        }
+        memcpy(vec, sv, (size_t)dim * sizeof(float));
+        rc = fn(ctx, id, vec);
+    }
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = st_mdb_err(mrc);
+    mdb_cursor_close(cur);
+    vc_buf_release(&scratch);
+    free(vec);
     return rc;
 }
 
