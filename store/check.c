@@ -8,7 +8,8 @@
  *   pass_vectors    VEC records open and decode, sit under their name's
  *                   key, hold ids below next_id used once, and each has its
  *                   SLOT (same name, the collection's dim), CONTENT (the
- *                   recorded size) and ORDER entry (its name key);
+ *                   recorded size; stored as the SLOT's vector: that dim)
+ *                   and ORDER entry (its name key);
  *   pass_envelopes  every SLOT, CONTENT and ORDER record opens (checksum
  *                   or authentication), counted;
  *   pass_xattrs     XATTR records open and decode, belong to a used id, and
@@ -307,18 +308,22 @@ static int vector_partners(checker *ck, const st_coll_rec *rec, const st_vec_rec
     else if (snl != r->name_len || memcmp(sn, r->name, snl) != 0 || dim != rec->cfg.dim)
         problem(ck, "vector '%s': slot %" PRIu32 " disagrees (name or dim)", r->name, r->id);
 
-    const uint8_t *cp;
-    size_t cl;
+    st_content_rec cr;
     rc = lookup(ck, PASS_VECS, ST_DB_CONTENT, ik, 8, &body, &blen);
-    if (rc == 0 && st_rec_blob_dec(body, blen, ST_REC_CONTENT, &cp, &cl) != 0)
+    if (rc == 0 && st_content_dec(body, blen, &cr) != 0)
         rc = -EILSEQ;
     if (is_stop(rc))
         return rc;
     if (rc)
         problem(ck, "vector '%s': content %s", r->name, missing_or_bad(rc));
-    else if (cl != r->size)
-        problem(ck, "vector '%s': content is %zu bytes, record says %" PRIu64, r->name, cl,
-                r->size);
+    else if (cr.of_vec && cr.dim != rec->cfg.dim)
+        problem(ck,
+                "vector '%s': content stored as a vector of dim %" PRIu32
+                ", collection has %" PRIu32,
+                r->name, cr.dim, rec->cfg.dim);
+    else if (st_content_size(&cr) != r->size)
+        problem(ck, "vector '%s': content is %zu bytes, record says %" PRIu64, r->name,
+                st_content_size(&cr), r->size);
 
     uint8_t sk[12];
     st_be32(sk, rec->coll_id);

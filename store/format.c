@@ -10,8 +10,10 @@
  *   2. An encrypted store also has a KEYCHECK record, sealed with the key:
  *      st_format_check accepts a key only if it opens that record to the
  *      known text.
- *   3. A store of another format version is refused with -EPROTO (never
- *      read as damage); every refusal writes its reason to opt.errbuf.
+ *   3. A store of a format version this build does not read is refused
+ *      with -EPROTO (never read as damage); every refusal writes its reason
+ *      to opt.errbuf. An older version it reads is marked current at a
+ *      writable open (format_upgrade), in the open's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +44,40 @@ int st_meta_counter_get(st_store *st, MDB_txn *txn, const char *key, uint64_t *v
     return rc;
 }
 
+/* Writes the FORMAT record f (checksummed, never sealed). */
+static int format_put(st_store *st, MDB_txn *txn, const st_format_rec *f)
+{
+    vc_buf b = VC_BUF_INIT;
+    st_rec_format_enc(&b, f);
+    st_crypto plain = {0};
+    MDB_val k = {6, (void *)"format"};
+    MDB_val v = {b.len + st_env_overhead(&plain), NULL};
+    int rc = b.err;
+    if (rc == 0)
+        rc = st_mdb_err(mdb_put(txn, st->db[ST_DB_META], &k, &v, MDB_RESERVE));
+    if (rc == 0)
+        rc = st_env_seal(&plain, ST_DB_META, "format", 6, b.p, b.len, v.mv_data);
+    vc_buf_release(&b);
+    return rc;
+}
+
+/* A writable open of an older format marks the store with the current
+ * version: its records stay as they are (this build reads them), but the
+ * records it writes from now on may be of kinds the older build cannot
+ * read, which must then refuse the store rather than call it damaged. */
+static int format_upgrade(st_store *st, MDB_txn *txn, st_format_rec *f)
+{
+    if (f->version == ST_FORMAT_VERSION || st->opt.read_only)
+        return 0;
+    uint32_t from = f->version;
+    f->version = ST_FORMAT_VERSION;
+    int rc = format_put(st, txn, f);
+    if (rc == 0)
+        st_log(st, ST_LOG_INFO, "%s: store format %" PRIu32 " marked as format %u", st->dir, from,
+               ST_FORMAT_VERSION);
+    return rc;
+}
+
 int st_format_init(st_store *st, MDB_txn *txn)
 {
     st_format_rec f = {.version = ST_FORMAT_VERSION, .flags = st->opt.key ? 1u : 0u};
@@ -53,17 +89,7 @@ int st_format_init(st_store *st, MDB_txn *txn)
         if (rc)
             return rc;
     }
-    vc_buf b = VC_BUF_INIT;
-    st_rec_format_enc(&b, &f);
-    st_crypto plain = {0};
-    MDB_val k = {6, (void *)"format"};
-    MDB_val v = {b.len + st_env_overhead(&plain), NULL};
-    rc = b.err;
-    if (rc == 0)
-        rc = st_mdb_err(mdb_put(txn, st->db[ST_DB_META], &k, &v, MDB_RESERVE));
-    if (rc == 0)
-        rc = st_env_seal(&plain, ST_DB_META, "format", 6, b.p, b.len, v.mv_data);
-    vc_buf_release(&b);
+    rc = format_put(st, txn, &f);
     if (rc == 0 && st->crypto.on) {
         vc_buf kc = VC_BUF_INIT;
         st_rec_blob_enc(&kc, ST_REC_KEYCHECK, keycheck_text, sizeof(keycheck_text) - 1);
@@ -91,8 +117,8 @@ int st_format_check(st_store *st, MDB_txn *txn, const MDB_val *fv)
             memcpy(&ver, (const uint8_t *)body + 4, 4);
         st_errbuf_set(&st->opt,
                       "%s holds a vecfs store of format version %" PRIu32
-                      ", this build reads version %u",
-                      st->dir, ver, ST_FORMAT_VERSION);
+                      ", this build reads versions %u to %u",
+                      st->dir, ver, ST_FORMAT_VERSION_MIN, ST_FORMAT_VERSION);
         return -EPROTO;
     }
     if (rc) {
@@ -109,7 +135,7 @@ int st_format_check(st_store *st, MDB_txn *txn, const MDB_val *fv)
         return -EKEYREJECTED;
     }
     if (!enc)
-        return 0;
+        return format_upgrade(st, txn, &f);
     if (f.kdf.kind == 1 && st->opt.key_is_passphrase) {
         st_errbuf_set(&st->opt, "wrong key for %s (it was created with a raw 32-byte key)",
                       st->dir);
@@ -138,5 +164,5 @@ int st_format_check(st_store *st, MDB_txn *txn, const MDB_val *fv)
         st_crypto_wipe(&st->crypto);
         return -EKEYREJECTED;
     }
-    return 0;
+    return format_upgrade(st, txn, &f);
 }

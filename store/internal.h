@@ -19,7 +19,9 @@
  *   colls    namekey(collection name)              COLL record
  *   vecs     u32be coll | namekey(vector name)     VEC record (the "inode")
  *   slots    u32be coll | u32be id                 SLOT record: name + float vector
- *   content  u32be coll | u32be id                 CONTENT record: bytes as written
+ *   content  u32be coll | u32be id                 CONTENT record: bytes as written, or
+ *                                                  CONTENT_VEC: the bytes before the
+ *                                                  SLOT's vector (content.c)
  *   order    u32be coll | u64be seq                ORDER record: namekey of the vector
  *   xattrs   u32be coll | u32be id | namekey(xn)   XATTR record: name + value
  *   midx     u32be coll | 16-byte hash(key,value)  DUPSORT|DUPFIXED u32be ids (raw)
@@ -238,9 +240,13 @@ enum st_rec_type {
     ST_REC_CONTENT,
     ST_REC_ORDER,
     ST_REC_XATTR,
+    ST_REC_CONTENT_VEC, /* format 2: content = prefix | the SLOT's vector */
 };
 
-#define ST_FORMAT_VERSION 1u
+/* Format 2 added CONTENT_VEC records; format 1 stores (full CONTENT
+ * records only) are read as they are and marked 2 at a writable open. */
+#define ST_FORMAT_VERSION 2u
+#define ST_FORMAT_VERSION_MIN 1u
 
 /* st_env_open with its scratch taken from *scratch when the store is
  * encrypted: scratch is emptied and grown to hold vlen bytes, and *body
@@ -313,6 +319,14 @@ int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, 
 void st_attr_from_coll(const st_coll_rec *r, st_attr *a);
 /* The stat of vector r of collection coll. */
 void st_attr_from_vec(uint32_t coll, const st_vec_rec *r, st_attr *a);
+
+/* CONTENT_VEC: the content is prefix (at most ST_CONTENT_PREFIX_MAX bytes)
+ * followed by the dim floats of the vector's SLOT record. Decoding points
+ * *prefix into the body. */
+#define ST_CONTENT_PREFIX_MAX 4096u
+void st_rec_content_vec_enc(vc_buf *b, const void *prefix, size_t prefix_len, uint32_t dim);
+int st_rec_content_vec_dec(const void *p, size_t n, const uint8_t **prefix, size_t *prefix_len,
+                           uint32_t *dim);
 
 void st_rec_xattr_enc(vc_buf *b, const char *xname, size_t xlen, const void *val, size_t vlen);
 int st_rec_xattr_dec(const void *p, size_t n, const char **xname, size_t *xlen, const uint8_t **val,
@@ -688,6 +702,45 @@ int st_slot_name(st_store *st, MDB_txn *txn, uint32_t coll_id, uint32_t id, char
 /* Writes ORDER(seq) of coll: the name key of vector name (nl bytes). */
 int st_order_put(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t seq, const char *name,
                  size_t nl);
+
+/* ------------------------------------------------------------------ */
+/* Level 3. content.c: a vector's content, stored once                */
+/* ------------------------------------------------------------------ */
+
+/* A decoded CONTENT or CONTENT_VEC body: the bytes as written (of_vec
+ * false), or the bytes before the SLOT's dim floats (of_vec). bytes points
+ * into the body. */
+typedef struct st_content_rec {
+    bool of_vec;
+    const uint8_t *bytes;
+    size_t len;
+    uint32_t dim;
+} st_content_rec;
+
+/* The buffers one content read uses: the CONTENT record's, the SLOT's (both
+ * used only by an encrypted store) and the content put together from a
+ * CONTENT_VEC. Start them VC_BUF_INIT; reusable across reads. */
+typedef struct st_content_bufs {
+    vc_buf record, slot, built;
+} st_content_bufs;
+
+/* Writes the CONTENT record of id: CONTENT_VEC when content (len bytes)
+ * ends with the bytes of vec (dim floats, the vector of the SLOT record
+ * written with it) after at most ST_CONTENT_PREFIX_MAX bytes, else the
+ * bytes as they are. 0 or a negative errno. */
+int st_content_put(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const void *content,
+                   size_t len, const float *vec, uint32_t dim);
+/* Decodes either kind of CONTENT body. 0 or -EIO. */
+int st_content_dec(const void *body, size_t blen, st_content_rec *out);
+/* The length of the content r stands for. */
+size_t st_content_size(const st_content_rec *r);
+/* The content of id in txn: *data (*len bytes) points into the map or into
+ * one of bufs, valid until the txn ends or bufs are reused. 0, -ENOENT (no
+ * CONTENT record), -EIO (damaged, or a CONTENT_VEC whose SLOT is missing or
+ * of another dim), -ENOMEM. */
+int st_content_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const void **data,
+                   size_t *len, st_content_bufs *bufs);
+void st_content_bufs_release(st_content_bufs *bufs);
 
 /* ------------------------------------------------------------------ */
 /* Level 3. name_cache.c: vector names by engine id                   */

@@ -21,6 +21,9 @@
  *            | ctime | u64 size | u16 name_len | name
  *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
  *   CONTENT, ORDER, KEYCHECK  u64 len | bytes[len]
+ *   CONTENT_VEC  u32 dim | u16 prefix_len | prefix[prefix_len]: a CONTENT
+ *            whose bytes are prefix followed by the dim float32s of the
+ *            vector's SLOT record (content.c), so they are not stored twice
  *   XATTR    u16 name_len | name | u32 value_len | value
  *
  * Invariants
@@ -28,8 +31,10 @@
  *      a body only if it is exactly as long as its fields say (no trailing
  *      bytes), every length is within its documented bound, and names hold
  *      no NUL. Anything else is -EIO (damage), never an assert.
- *   2. A FORMAT record of another format version decodes to -EPROTO so the
- *      opener can say "another version" rather than "damaged".
+ *   2. A FORMAT record of a format version this build does not read
+ *      (outside ST_FORMAT_VERSION_MIN..ST_FORMAT_VERSION) decodes to
+ *      -EPROTO so the opener can say "another version" rather than
+ *      "damaged".
  *   3. Encoders append to a vc_buf and check nothing: its first error sticks
  *      (common/buf.h), so their callers check b->err once at the end.
  */
@@ -158,7 +163,7 @@ int st_rec_format_dec(const void *p, size_t n, st_format_rec *r)
     if (!hdr_dec(&rd, p, n, ST_REC_FORMAT))
         return -EIO;
     r->version = st_rd_u32(&rd);
-    if (!rd.err && r->version != ST_FORMAT_VERSION)
+    if (!rd.err && (r->version < ST_FORMAT_VERSION_MIN || r->version > ST_FORMAT_VERSION))
         return -EPROTO;
     r->flags = st_rd_u32(&rd);
     r->kdf.kind = st_rd_u8(&rd);
@@ -361,6 +366,29 @@ int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, 
         return -EIO;
     *out = st_rd_bytes(&rd, (size_t)l);
     *len = (size_t)l;
+    return rd_done(&rd);
+}
+
+void st_rec_content_vec_enc(vc_buf *b, const void *prefix, size_t prefix_len, uint32_t dim)
+{
+    hdr_enc(b, ST_REC_CONTENT_VEC);
+    vc_buf_append_le32(b, dim);
+    vc_buf_append_le16(b, (uint16_t)prefix_len);
+    vc_buf_append(b, prefix, prefix_len);
+}
+
+int st_rec_content_vec_dec(const void *p, size_t n, const uint8_t **prefix, size_t *prefix_len,
+                           uint32_t *dim)
+{
+    st_rd rd;
+    if (!hdr_dec(&rd, p, n, ST_REC_CONTENT_VEC))
+        return -EIO;
+    *dim = st_rd_u32(&rd);
+    uint16_t pl = st_rd_u16(&rd);
+    if (rd.err || *dim == 0 || *dim > VF_MAX_DIM || pl > ST_CONTENT_PREFIX_MAX)
+        return -EIO;
+    *prefix = st_rd_bytes(&rd, pl);
+    *prefix_len = pl;
     return rd_done(&rd);
 }
 

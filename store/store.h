@@ -637,8 +637,9 @@ int st_read_begin(st_store *st, st_read **out);
 /*
  * Points *data at the content of a vector: straight into the LMDB map
  * without a key (do not write to it), or into a buffer owned by rd with a
- * key. Valid only until st_read_end(rd) (or the next st_read_content on
- * the same rd for an encrypted store). attr_out may be NULL.
+ * key or when the content is stored as its vector (store/content.c).
+ * Valid only until st_read_end(rd) or the next st_read_content on the
+ * same rd. attr_out may be NULL.
  * Returns 0, -ENOENT, -ENAMETOOLONG, -EIO.
  */
 int st_read_content(st_read *rd, const char *coll, const char *name, const void **data, size_t *len,

@@ -9,8 +9,9 @@
  *      the disk.
  *   2. A VEC record without its CONTENT or SLOT record, or with a CONTENT
  *      length other than its size, is damage (-EIO), never "not found".
- *   3. Pointers into the map (st_read_content without a key) live only
- *      until st_read_end.
+ *   3. Pointers into the map (st_read_content without a key) or into the
+ *      handle's buffers (a key, or a content put together from its SLOT
+ *      vector, content.c) live only until st_read_end or the next read.
  */
 #include <assert.h>
 #include <errno.h>
@@ -23,7 +24,7 @@
 struct st_read {
     st_store *st;
     MDB_txn *txn;
-    vc_buf scratch;
+    st_content_bufs content;
     vc_buf scratch2;
 };
 
@@ -51,7 +52,7 @@ void st_read_end(st_read *rd)
         return;
     if (rd->txn)
         mdb_txn_abort(rd->txn);
-    vc_buf_release(&rd->scratch);
+    st_content_bufs_release(&rd->content);
     vc_buf_release(&rd->scratch2);
     free(rd);
 }
@@ -82,17 +83,11 @@ int st_read_content(st_read *rd, const char *coll, const char *name, const void 
     rc = st_vec_rec_get(rd->st, rd->txn, cid, name, nl, &r, &rd->scratch2);
     if (rc)
         return rc;
-    uint8_t ik[8];
-    st_key_id(cid, r.id, ik);
-    const void *body;
-    size_t blen;
-    const uint8_t *p;
+    const void *p;
     size_t n;
-    rc = st_get(rd->st, rd->txn, ST_DB_CONTENT, ik, 8, &body, &blen, &rd->scratch);
+    rc = st_content_get(rd->st, rd->txn, cid, r.id, &p, &n, &rd->content);
     if (rc == -ENOENT)
         rc = -EIO; /* a VEC without CONTENT is damage */
-    if (rc == 0)
-        rc = st_rec_blob_dec(body, blen, ST_REC_CONTENT, &p, &n);
     if (rc == 0 && n != r.size)
         rc = -EIO;
     if (rc)

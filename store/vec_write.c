@@ -4,7 +4,10 @@
  *
  * Invariants (of the records of one collection, checked by st_check)
  *   1. VEC(name) exists iff SLOT(id) and CONTENT(id) exist for its id, and
- *      SLOT(id) carries the same name; ORDER(seq) holds namekey(name).
+ *      SLOT(id) carries the same name; ORDER(seq) holds namekey(name). A
+ *      CONTENT_VEC (content.c) reads its vector from SLOT(id), so SLOT is
+ *      rewritten only with the vector it holds (rename) or together with
+ *      CONTENT (put).
  *   2. An id is either in use by exactly one VEC, or in FREE, or >= the
  *      COLL record's next_id.
  *   3. MIDX holds (hash(xname, value), id) iff XATTR(id, xname) exists with
@@ -154,14 +157,8 @@ int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, siz
     rc = st_vec_rec_put(st, o->txn, coll, &r);
     if (rc == 0)
         rc = st_slot_put(st, o->txn, coll, r.id, name, nl, vec, dim);
-    if (rc == 0) {
-        uint8_t ik[8];
-        st_key_id(coll, r.id, ik);
-        vc_buf b = VC_BUF_INIT;
-        st_rec_blob_enc(&b, ST_REC_CONTENT, content, len);
-        rc = b.err ? b.err : st_put(st, o->txn, ST_DB_CONTENT, ik, 8, b.p, b.len);
-        vc_buf_release(&b);
-    }
+    if (rc == 0)
+        rc = st_content_put(st, o->txn, coll, r.id, content, len, vec, dim);
     if (rc == 0)
         rc = st_oplog_mark(st, o->txn, o->c, r.id);
     if (rc == 0)

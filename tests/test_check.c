@@ -236,6 +236,27 @@ static void dmg_content_size(dmg *d)
     put_body(d, ST_DB_CONTENT, k, 8, &b);
 }
 
+/* Content stored as the SLOT's vector (content.c), but of another dim. */
+static void dmg_content_vec_dim(dmg *d)
+{
+    uint8_t k[8];
+    id_key(d, "a", k);
+    vc_buf b = VC_BUF_INIT;
+    st_rec_content_vec_enc(&b, "", 0, DIM + 1);
+    put_body(d, ST_DB_CONTENT, k, 8, &b);
+}
+
+/* Content stored as a prefix and the SLOT's vector, whose length is not
+ * the VEC record's size. */
+static void dmg_content_vec_size(dmg *d)
+{
+    uint8_t k[8];
+    id_key(d, "b", k);
+    vc_buf b = VC_BUF_INIT;
+    st_rec_content_vec_enc(&b, "xyz", 3, DIM);
+    put_body(d, ST_DB_CONTENT, k, 8, &b);
+}
+
 static void dmg_content_flip(dmg *d)
 {
     uint8_t k[8];
@@ -386,6 +407,10 @@ static const struct damage {
     {"SLOT of other values", dmg_slot_vector, "snapshot differs from the records for 1 vectors"},
     {"SLOT flipped", dmg_slot_flip, "slot record fails its check (slots/"},
     {"CONTENT of another size", dmg_content_size, "vector 'a': content is 3 bytes, record says"},
+    {"CONTENT_VEC of another dim", dmg_content_vec_dim,
+     "vector 'a': content stored as a vector of dim 5, collection has 4"},
+    {"CONTENT_VEC of another size", dmg_content_vec_size,
+     "vector 'b': content is 19 bytes, record says"},
     {"CONTENT flipped", dmg_content_flip, "content record fails its check (content/"},
     {"ORDER missing", dmg_order_missing, "vector 'a': listing entry 1 missing or wrong"},
     {"ORDER flipped", dmg_order_flip, "listing record fails its check (order/"},

@@ -1,5 +1,6 @@
 /*
- * fuzz_store_records.c — every decoder of store/record.c and the envelope
+ * fuzz_store_records.c — every decoder of store/record.c (and
+ * st_content_dec, which tells CONTENT from CONTENT_VEC) and the envelope
  * opener (CRC and AES-GCM) on arbitrary bytes. The first byte picks the
  * decoder; the rest is the body. Decoders must reject or accept without
  * reading outside the buffer, and an accepted record must re-encode to the
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     vc_buf b = VC_BUF_INIT;
-    switch (which % 9) {
+    switch (which % 10) {
     case 0: {
         st_format_rec r;
         if (st_rec_format_dec(p, n, &r) == 0) {
@@ -109,6 +110,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const void *body;
         size_t blen;
         (void)st_env_open(&plain, ST_DB_VECS, "k", 1, p, n, NULL, &body, &blen);
+        break;
+    }
+    case 8: {
+        /* Either kind of CONTENT body (content.c). */
+        st_content_rec r;
+        if (st_content_dec(p, n, &r) == 0) {
+            if (r.of_vec)
+                st_rec_content_vec_enc(&b, r.bytes, r.len, r.dim);
+            else
+                st_rec_blob_enc(&b, ST_REC_CONTENT, r.bytes, r.len);
+            same(&b, p, n);
+        }
         break;
     }
     default: {
