@@ -12,6 +12,9 @@
  *   1. Every row passed the checks that need no LMDB (names, sizes, dim,
  *      values) when it was added; commit checks the rest in its txn.
  *   2. A batch owns copies of everything it was given.
+ *   3. When its names are all different, a batch writes its VEC records
+ *      after its other records, in key order (full LMDB pages), still
+ *      inside its one transaction: the records committed are the same.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 
 #include "alloc.h"
 #include "internal.h"
+#include "le.h"
 
 typedef struct batch_row {
     char name[ST_NAME_MAX + 1];
@@ -159,6 +163,11 @@ int st_batch_put(st_batch *b, const char *name, const void *content, size_t len,
     return 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void st_batch_abort(st_batch *b)
 {
     if (!b)
@@ -168,6 +177,76 @@ void st_batch_abort(st_batch *b)
     free(b->rows);
     free(b->vecs);
     free(b);
+}
+
+/* Whether two rows of b have the same name. 0 or -ENOMEM. */
+static int names_repeat(const st_batch *b, bool *repeat)
+{
+    const char **names = vc_malloc(b->n * sizeof(*names));
+    if (!names)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n; i++)
+        names[i] = b->rows[i].name;
+    qsort(names, b->n, sizeof(*names), name_cmp);
+    *repeat = false;
+    for (size_t i = 1; i < b->n && !*repeat; i++)
+        *repeat = strcmp(names[i - 1], names[i]) == 0;
+    free(names);
+    return 0;
+}
+
+/* Keeps VEC record r (key and sealed-to-be body) in held. */
+static void held_add(vc_buf *held, st_store *st, uint32_t coll, const st_vec_rec *r, vc_buf *body)
+{
+    uint8_t key[ST_VEC_KEY_MAX];
+    size_t kl = st_key_vec(st, coll, r->name, r->name_len, key);
+    vc_buf_reset(body);
+    st_rec_vec_enc(body, r);
+    if (body->err && !held->err)
+        held->err = body->err;
+    vc_buf_append_le16(held, (uint16_t)kl);
+    vc_buf_append(held, key, kl);
+    vc_buf_append_le32(held, (uint32_t)body->len);
+    vc_buf_append(held, body->p, body->len);
+}
+
+/* LMDB's default key order (memcmp, then the shorter first) of two held
+ * records. */
+static int held_cmp(const void *a, const void *b)
+{
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    size_t xl = vc_le_get16(x), yl = vc_le_get16(y);
+    int c = memcmp(x + 2, y + 2, xl < yl ? xl : yl);
+    return c ? c : (xl > yl) - (xl < yl);
+}
+
+/* Writes the n VEC records in held in key order: LMDB then fills each
+ * page before it starts the next, where the rows' own order (a name's key
+ * is its bytes or their HMAC; "base-10" sorts before "base-2") would split
+ * pages in the middle of the tree and leave them about half full. */
+static int held_write(st_op *o, const vc_buf *held, size_t n)
+{
+    if (held->err)
+        return held->err;
+    const uint8_t **recs = vc_malloc((n ? n : 1) * sizeof(*recs));
+    if (!recs)
+        return -ENOMEM;
+    const uint8_t *p = (const uint8_t *)held->p;
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = p;
+        size_t kl = vc_le_get16(p);
+        p += 2 + kl + 4 + vc_le_get32(p + 2 + kl);
+    }
+    qsort(recs, n, sizeof(*recs), held_cmp);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t kl = vc_le_get16(recs[i]);
+        const uint8_t *body = recs[i] + 2 + kl + 4;
+        rc =
+            st_put(o->st, o->txn, ST_DB_VECS, recs[i] + 2, kl, body, vc_le_get32(recs[i] + 2 + kl));
+    }
+    free(recs);
+    return rc;
 }
 
 int st_batch_commit(st_batch *b)
@@ -191,15 +270,28 @@ int st_batch_commit(st_batch *b)
             need += b->rows[i].meta_lens[j] + 128;
     }
     rc = st_space_check(b->st, o.txn, need);
+    /* Rows of one name must each see the last one's VEC record: held only
+     * when every name is different. */
+    bool repeat = true;
+    if (rc == 0)
+        rc = names_repeat(b, &repeat);
+    vc_buf held = VC_BUF_INIT, body = VC_BUF_INIT;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         batch_row *r = &b->rows[i];
-
         uint32_t id;
+        st_vec_rec vr;
         rc = st_vec_store(&o, r->name, r->name_len, r->content, r->len,
-                          b->vecs + r->vec_off * b->dim, b->dim, &r->attr, r->mask, &id);
+                          b->vecs + r->vec_off * b->dim, b->dim, &r->attr, r->mask, &id,
+                          repeat ? NULL : &vr);
+        if (rc == 0 && !repeat)
+            held_add(&held, b->st, o.c->id, &vr, &body);
         for (size_t j = 0; rc == 0 && j < r->nmeta; j++)
             rc = st_xattr_store(&o, id, r->meta_keys[j], r->meta_vals[j], r->meta_lens[j], 0);
     }
+    if (rc == 0 && !repeat)
+        rc = held_write(&o, &held, b->n);
+    vc_buf_release(&held);
+    vc_buf_release(&body);
     rc = st_op_end(&o, rc);
     st_batch_abort(b);
     return rc;

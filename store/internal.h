@@ -965,10 +965,14 @@ int st_xattrs_drop(st_op *o, uint32_t id);
 int st_vec_row_check(const char *name, size_t *nl, const void *content, size_t len,
                      const float *vec, uint32_t dim);
 /* Inserts or overwrites one vector inside o (arguments as st_vec_put,
- * already checked by st_vec_row_check). *id_out (may be NULL) = its id. */
+ * already checked by st_vec_row_check). *id_out (may be NULL) = its id.
+ * held NULL: every record is written. Else the VEC record is not written
+ * but left in *held, for the caller to write before o ends (a batch
+ * writes them in key order); until then a second store of the same name
+ * in o would not see the first. */
 int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, size_t len,
                  const float *vec, uint32_t dim, const st_attr *attr, unsigned mask,
-                 uint32_t *id_out);
+                 uint32_t *id_out, st_vec_rec *held);
 
 /* ------------------------------------------------------------------ */
 /* Level 7. coll_ops.c: collections as directories                   */

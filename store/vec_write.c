@@ -107,7 +107,7 @@ int st_vec_row_check(const char *name, size_t *nl, const void *content, size_t l
 
 int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, size_t len,
                  const float *vec, uint32_t dim, const st_attr *attr, unsigned mask,
-                 uint32_t *id_out)
+                 uint32_t *id_out, st_vec_rec *held)
 {
     assert(o->txn && name && nl > 0 && (attr || !mask));
     st_store *st = o->st;
@@ -154,7 +154,10 @@ int st_vec_store(st_op *o, const char *name, size_t nl, const void *content, siz
     if (exists && (mask & ST_SET_IF_NEW))
         mask = 0;
     st_attr_apply(attr, mask, ST_ATTR_REF(r));
-    rc = st_vec_rec_put(st, o->txn, coll, &r);
+    if (held)
+        *held = r;
+    else
+        rc = st_vec_rec_put(st, o->txn, coll, &r);
     if (rc == 0)
         rc = st_slot_put(st, o->txn, coll, r.id, name, nl, vec, dim);
     if (rc == 0)
@@ -190,7 +193,7 @@ int st_vec_put(st_store *st, const char *coll, const char *name, const void *con
         return rc;
     rc = st_space_check(st, o.txn, (uint64_t)len + (uint64_t)dim * 4 + 2 * nl + 256);
     if (rc == 0)
-        rc = st_vec_store(&o, name, nl, content, len, vec, dim, attr, mask, NULL);
+        rc = st_vec_store(&o, name, nl, content, len, vec, dim, attr, mask, NULL, NULL);
     return st_op_end(&o, rc);
 }
 
