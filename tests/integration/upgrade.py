@@ -28,6 +28,7 @@ import importlib.util
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
@@ -82,6 +83,11 @@ def compare(got, want, where):
                                          % (where, coll, qname, n, gd, wd))
 
 
+# 16 float32 (the pixels collection's dim), -0.0 included: read back must
+# keep every bit.
+ADDED_F32 = struct.pack("<16f", *([-0.0, 1.5, 2.25, -3.125] * 4))
+
+
 def key_args(t, store, exp):
     return ["--key-file", os.path.join(t, exp["key"])] if store["key_file"] else []
 
@@ -125,6 +131,13 @@ def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None):
         os.setxattr(os.path.join(words, "added"), "user.lang", b"en")
         hits = make_fixture.query(m, "words", "added.txt", "k = 1\n9 9 9 9 9 9 9 9\n")
         eq(hits[0][0], "added", "nearest to the added vector")
+        # A binary vector written now is stored the format-2 way (its
+        # content is its vector, store/content.c), next to the fixture's
+        # format-1 contents, and reads back byte for byte.
+        with open(os.path.join(m, "pixels", "added.f32"), "wb") as f:
+            f.write(ADDED_F32)
+        with open(os.path.join(m, "pixels", "added.f32"), "rb") as f:
+            eq(f.read(), ADDED_F32, "pixels/added.f32 read back")
     finally:
         eq(stop(p, m), 0, "exit status after SIGTERM")
     check_clean(d, args, name)
@@ -133,6 +146,14 @@ def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None):
         got = make_fixture.snapshot(m, texts)
         eq(got["words"]["files"]["added"]["xattrs"], {"user.lang": "en"}, "xattr after remount")
         del got["words"]["files"]["added"]
+        with open(os.path.join(m, "pixels", "added.f32"), "rb") as f:
+            eq(f.read(), ADDED_F32, "pixels/added.f32 after remount")
+        del got["pixels"]["files"]["added.f32"]
+        for q in got["pixels"]["queries"].values():
+            q["result"] = [h for h in q["result"] if h[0] != "added.f32"]
+        for qname, q in want["pixels"]["queries"].items():
+            got["pixels"]["queries"][qname]["result"] = \
+                got["pixels"]["queries"][qname]["result"][:len(q["result"])]
         # The added vector may now be among the words queries' neighbours:
         # compare those without it.
         for q in got["words"]["queries"].values():
