@@ -109,6 +109,8 @@ def main():
             assert o["count"] > 0 and o["errors"] == 0 and o["short"] == 0, o
             assert 0 < o["p50_ms"] <= o["p99_ms"] <= o["max_ms"], o
         assert rep["totals"]["queries"]["short"] == 0
+        gc = rep["commits"]  # the writers committed, each commit took time
+        assert gc["commits"] > 0 and gc["ops"] >= gc["commits"] and gc["ms_per_commit"] > 0, gc
         v = rep["verify"]
         assert v["names_checked"] >= 10 and v["lost"] == v["changed"] == v["resurrected"] == v["unexpected"] == 0, v
         assert rep["check"]["rc"] == 0 and rep["check"]["daemon_rc"] == 0, rep["check"]

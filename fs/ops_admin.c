@@ -265,6 +265,7 @@ static int render_stats(fsd *d, vc_buf *b)
     json_object_set_new(root, "rebuilds_total", json_integer((json_int_t)m.rebuilds_total));
     json_object_set_new(root, "commits_total", json_integer((json_int_t)m.commits_total));
     json_object_set_new(root, "commit_ops_total", json_integer((json_int_t)m.commit_ops_total));
+    json_object_set_new(root, "commit_seconds_total", json_real(m.commit_seconds_total));
     json_object_set_new(root, "searches_short_total",
                         json_integer((json_int_t)m.searches_short_total));
     json_object_set_new(root, "vectors_rehomed_total",

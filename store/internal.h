@@ -467,6 +467,7 @@ struct st_store {
     /* Group commit (group.c). */
     st_group group;
     _Atomic uint64_t group_commits, group_ops;
+    _Atomic uint64_t group_commit_ns; /* time in group commits (with their fdatasync) */
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
     _Atomic uint64_t stale_readers; /* reader slots of dead processes cleared */

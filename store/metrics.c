@@ -67,6 +67,7 @@ int st_store_metrics(st_store *st, st_metrics *out)
     out->stale_readers_total = atomic_load(&st->stale_readers);
     out->commits_total = atomic_load(&st->group_commits);
     out->commit_ops_total = atomic_load(&st->group_ops);
+    out->commit_seconds_total = (double)atomic_load(&st->group_commit_ns) / 1e9;
     out->open_seconds = st->open_seconds;
     out->read_only = st->opt.read_only;
     out->encrypted = st->crypto.on;

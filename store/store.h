@@ -280,6 +280,7 @@ typedef struct st_metrics {
     uint64_t stale_readers_total; /* LMDB reader slots of dead processes cleared since open */
     uint64_t commits_total;       /* group commits of vector operations since open */
     uint64_t commit_ops_total;    /* operations those commits carried */
+    double commit_seconds_total;  /* wall time those commits took (LMDB commit + fdatasync) */
     /* Engine counters (vf_hnsw_stats), summed over the indexes as built or
      * loaded since open: */
     uint64_t searches_short_total;   /* graph walks redone by exact search */

@@ -280,8 +280,11 @@ def main():
         ops = after["commit_ops_total"] - before["commit_ops_total"]
         # How many operations shared a commit depends on timing: reported,
         # not asserted (test_store's test_group_commit asserts it).
-        print("group commit: %d operations in %d commits" % (ops, commits))
+        spent = after["commit_seconds_total"] - before["commit_seconds_total"]
+        print("group commit: %d operations in %d commits, %.1f ms per commit"
+              % (ops, commits, 1000.0 * spent / max(commits, 1)))
         check(commits > 0, "no commit counted", failures)
+        check(spent > 0, "commit_seconds_total did not grow over %d commits" % commits, failures)
         verify_writers(coll, writers, failures)
         d.stop()
         r = subprocess.run([vecfs, "check", data], capture_output=True, text=True)
