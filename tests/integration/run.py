@@ -1343,7 +1343,8 @@ def polling_reader_sleeps_when_idle(ctx):
     pid = ctx.m1.proc.pid
     fuse_fds = [fd for fd in os.listdir("/proc/%d/fd" % pid)
                 if os.path.realpath("/proc/%d/fd/%s" % (pid, fd)) == "/dev/fuse"]
-    eq(len(fuse_fds), 2, "/dev/fuse descriptors of the daemon (the session's and the clone)")
+    check(len(fuse_fds) >= 2, "the daemon holds %d /dev/fuse descriptor(s), not the session's "
+          "and the clone" % len(fuse_fds))
     vq = vecfs_query_module(ctx)
     c = mk_collection(ctx.m1.mnt, "pollq", "metric = l2\ndim = 4\n")
     base = import_random(c, "p", 50, 4, random.Random(7))
