@@ -17,14 +17,17 @@
  * States of one call
  *   POLLING (only one worker at a time, only while no request is in
  *   flight: non-blocking reads of poll_fd with sched_yield between them,
- *   until the time is up) -> SLEEPING (a blocking read of the session's
- *   descriptor, as libfuse reads it; every idle worker waits here) ->
- *   a request (or ENODEV at unmount) goes back to libfuse's loop.
+ *   until the time is up or another task took the core) -> SLEEPING (a blocking read of the
+ * session's descriptor, as libfuse reads it; every idle worker waits here) -> a request (or ENODEV
+ * at unmount) goes back to libfuse's loop.
  *
  * Invariants
  *   1. At most one worker polls, and only while no worker handles a
- *      request: polling never takes a core a request could use, and an
- *      idle daemon sleeps FSD_DEV_POLL_US after its last answer.
+ *      request and no other task waits for its core (a sched_yield that
+ *      came back after more than FSD_DEV_POLL_GAP_US ends the polling):
+ *      polling uses a core nobody else wants, never one a request or
+ *      another program could use, and an idle daemon sleeps at most
+ *      FSD_DEV_POLL_US after its last answer.
  *   2. Each descriptor keeps the requests read from it (the kernel's
  *      processing queue is per descriptor): a reply is written to the
  *      descriptor its request came from. The writing thread tries the one
@@ -65,18 +68,24 @@ static uint64_t now_us(void)
 }
 
 /* POLLING: reads poll_fd until a request, an error other than EAGAIN,
- * a request in flight elsewhere, or the end of the time. */
+ * a request in flight elsewhere, another task that kept this core longer
+ * than FSD_DEV_POLL_GAP_US, or the end of the time. */
 static ssize_t poll_read(void *buf, size_t len)
 {
-    uint64_t until = now_us() + FSD_DEV_POLL_US;
+    uint64_t last = now_us(), until = last + FSD_DEV_POLL_US;
     ssize_t n;
-    do {
+    for (;;) {
         n = read(poll_fd, buf, len);
         if (n >= 0 || errno != EAGAIN)
             return n;
         sched_yield(); /* a client woken on this core runs first */
-    } while (atomic_load(&in_flight) == 0 && now_us() < until);
-    return n;
+        uint64_t t = now_us();
+        if (atomic_load(&in_flight) != 0 || t >= until || t - last > FSD_DEV_POLL_GAP_US) {
+            errno = EAGAIN;
+            return n;
+        }
+        last = t;
+    }
 }
 
 /* fuse_custom_io.read: the next request into buf, as read(2) returns it. */

@@ -14,6 +14,12 @@
  * polling waits 200 µs before it halts an idle core. */
 #define FSD_DEV_POLL_US 200u
 
+/* Polling stops when a sched_yield comes back after longer than this, in
+ * microseconds: another task used the core (a client's turnaround on the
+ * same core is shorter), so the daemon sleeps instead of taking a share
+ * of a busy machine. */
+#define FSD_DEV_POLL_GAP_US 50u
+
 /* Installs the polling read on the mounted session se: opens a clone of
  * its /dev/fuse descriptor (FUSE_DEV_IOC_CLONE, non-blocking) and sets
  * libfuse's custom I/O (fuse_session_custom_io) to read and reply through
