@@ -26,6 +26,7 @@
 #include "fsd.h"
 
 #include "audit.h"
+#include "dev_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -168,6 +169,12 @@ int fsd_serve(fsd_cli *cli, int report_fd)
         goto out;
     }
     mounted = true;
+    /* When nothing is in flight the worker that answered polls for the
+     * next request before it sleeps (dev_read.c); without it the loop
+     * reads as libfuse does, only slower per request. */
+    rc = fsd_dev_read_install(se);
+    if (rc < 0)
+        fsd_log(FSD_LOG_WARN, "requests are read without polling: %s", strerror(-rc));
     fsd_http_set_ready(http, true);
     fsd_log(FSD_LOG_INFO, "mounted %s on %s%s", cli->datadir, cli->mountpoint,
             cli->read_only ? " (read-only)" : "");
@@ -213,6 +220,7 @@ out:
     }
     if (se != NULL)
         fuse_session_destroy(se);
+    fsd_dev_read_release();
     fuse_loop_cfg_destroy(lc);
     fuse_opt_free_args(&args);
     fsd_http_stop(http); /* before the store closes: scrapes render from it */

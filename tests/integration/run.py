@@ -1326,6 +1326,41 @@ def shell_pattern_ops(tmp, mnt, coll, want):
     eq(os.stat(q).st_size, len(data), "stat size after the read")
 
 
+def cpu_ticks(pid):
+    """User plus system clock ticks the process pid has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@test
+def polling_reader_sleeps_when_idle(ctx):
+    """The daemon reads requests through a clone of /dev/fuse that the
+    worker which just answered polls when nothing is in flight
+    (fs/dev_read.c): the clone is open, requests read through either
+    descriptor are answered, and an idle daemon stops polling (it used
+    no more than a few ticks of CPU in two idle seconds)."""
+    pid = ctx.m1.proc.pid
+    fuse_fds = [fd for fd in os.listdir("/proc/%d/fd" % pid)
+                if os.path.realpath("/proc/%d/fd/%s" % (pid, fd)) == "/dev/fuse"]
+    check(len(fuse_fds) >= 2, "the daemon holds %d /dev/fuse descriptor(s), not the session's "
+          "and the clone" % len(fuse_fds))
+    vq = vecfs_query_module(ctx)
+    c = mk_collection(ctx.m1.mnt, "pollq", "metric = l2\ndim = 4\n")
+    base = import_random(c, "p", 50, 4, random.Random(7))
+    with vq.QueryHandle(os.path.join(c, ".query", "poll")) as h:
+        for _ in range(4):
+            for name, vec in base.items():
+                eq(h.search(vec, k=1)[0][0], name, "nearest of a stored vector")
+    time.sleep(0.5)
+    before = cpu_ticks(pid)
+    time.sleep(2.0)
+    used = cpu_ticks(pid) - before
+    check(used <= 20, "an idle daemon used %d ticks in 2 s (polling did not stop)" % used)
+    log = open(ctx.m1.log_path, errors="replace").read()
+    check("without polling" not in log, "the daemon logged that it reads without polling")
+
+
 @test
 def shell_pattern_requests(ctx):
     """`echo > q; cat q` costs 11 FUSE requests on a single-user mount,
