@@ -26,8 +26,37 @@
 
 #include "alloc.h"
 #include "import_parse.h"
+#include "internal.h"
 #include "query_parse.h"
 #include "query_result.h"
+
+/* The i-th leaf (comparison) of a compiled filter, in text order. */
+static const st_fnode *leaf(const st_filter *f, size_t i)
+{
+    for (size_t n = 0; f && n < f->nnodes; n++)
+        if (f->nodes[n].kind >= ST_FK_CMP && i-- == 0)
+            return &f->nodes[n];
+    return NULL;
+}
+
+/* How many leaves a filter has (0 for none). */
+static size_t nleaves(const st_filter *f)
+{
+    size_t n = 0;
+    while (leaf(f, n))
+        n++;
+    return n;
+}
+
+static const char *fkey(const st_filter *f, size_t i)
+{
+    return f->keys[leaf(f, i)->key].p;
+}
+
+static const st_flit *flit(const st_filter *f, size_t i)
+{
+    return &f->lits[leaf(f, i)->lit];
+}
 
 /* Parses s from an exact-size heap copy. */
 static int qparse(fsd_qkind kind, const char *s, size_t len, fsd_query *q)
@@ -57,7 +86,7 @@ static void test_text_vector_only(void **state)
     assert_int_equal(q.nq, 1);
     assert_int_equal(q.dim, 3);
     assert_true(q.vectors[0] == 0.5f && q.vectors[2] == -2.0f);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     fsd_query_release(&q);
     assert_null(q.vectors);
 }
@@ -77,19 +106,19 @@ static void test_text_params(void **state)
     assert_true(q.k_set);
     assert_int_equal(q.ef, 128);
     assert_int_equal(q.dim, 3);
-    assert_int_equal(q.n_filter, 2);
-    assert_string_equal(q.filter[0].key, "category");
-    assert_string_equal(q.filter[0].value, "guide");
-    assert_int_equal(q.filter[0].value_len, 5);
-    assert_string_equal(q.filter[1].key, "lang");
-    assert_string_equal(q.filter[1].value, "en");
+    assert_int_equal(nleaves(q.filter), 2);
+    assert_string_equal(fkey(q.filter, 0), "category");
+    assert_string_equal(flit(q.filter, 0)->p, "guide");
+    assert_int_equal(flit(q.filter, 0)->len, 5);
+    assert_string_equal(fkey(q.filter, 1), "lang");
+    assert_string_equal(flit(q.filter, 1)->p, "en");
     /* Parsing again replaces everything. */
     assert_int_equal(qtext("like = doc 1.f32 \n", &q), 0);
     assert_string_equal(q.like, "doc 1.f32");
     assert_int_equal(q.like_len, 9);
     assert_null(q.vectors);
     assert_int_equal(q.nq, 0);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     assert_int_equal(q.k, 10);
     fsd_query_release(&q);
 }
@@ -104,31 +133,18 @@ static void test_text_boundaries(void **state)
     assert_int_equal(q.k, 10000);
     assert_int_equal(qtext("ef = 100000\n1", &q), 0);
     assert_int_equal(q.ef, 100000);
-    static const char *const bad[] = {"k = 0\n1",
-                                      "k = 10001\n1",
-                                      "k = -1\n1",
-                                      "k = 1.5\n1",
-                                      "k = \n1",
-                                      "k = 99999999999\n1",
-                                      "ef = 0\n1",
-                                      "ef = 100001\n1",
-                                      "k = 1\nk = 2\n1",
-                                      "foo = 1\n1",
-                                      "1 2\nk = 3\n",
-                                      "",
-                                      "\n# only\n",
-                                      "k = 3\n",
-                                      "like = a\n1 2",
-                                      "like = .config\n",
-                                      "like = a/b\n",
-                                      "like = \n",
-                                      "filter = a\n1",
-                                      "filter = =b\n1",
-                                      "filter = a=1,a=2\n1",
-                                      "filter = a=1,\n1",
-                                      "1 nan",
-                                      "k = 5 x\n1",
-                                      "like = a\nlike = b\n"};
+    static const char *const bad[] = {"k = 0\n1",         "k = 10001\n1",
+                                      "k = -1\n1",        "k = 1.5\n1",
+                                      "k = \n1",          "k = 99999999999\n1",
+                                      "ef = 0\n1",        "ef = 100001\n1",
+                                      "k = 1\nk = 2\n1",  "foo = 1\n1",
+                                      "1 2\nk = 3\n",     "",
+                                      "\n# only\n",       "k = 3\n",
+                                      "like = a\n1 2",    "like = .config\n",
+                                      "like = a/b\n",     "like = \n",
+                                      "filter = a\n1",    "filter = =b\n1",
+                                      "filter = a=1,\n1", "1 nan",
+                                      "k = 5 x\n1",       "like = a\nlike = b\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = qtext(bad[i], &q);
         if (rc != -EINVAL)
@@ -202,14 +218,14 @@ static void test_json_query(void **state)
     assert_int_equal(q.ef, 50);
     assert_int_equal(q.dim, 2);
     assert_true(q.vectors[1] == 2.5f);
-    assert_int_equal(q.n_filter, 3);
-    assert_string_equal(q.filter[1].key, "year");
-    assert_string_equal(q.filter[1].value, "2024");
-    assert_string_equal(q.filter[2].value, "true");
+    assert_int_equal(nleaves(q.filter), 3);
+    assert_string_equal(fkey(q.filter, 1), "year");
+    assert_string_equal(flit(q.filter, 1)->p, "2024");
+    assert_string_equal(flit(q.filter, 2)->p, "true");
     s = "{\"like\": \"doc.f32\", \"filter\": {}}";
     assert_int_equal(qparse(FSD_QKIND_JSON, s, strlen(s), &q), 0);
     assert_string_equal(q.like, "doc.f32");
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     static const char *const bad[] = {
         "",
         "[1,2]",
@@ -221,7 +237,6 @@ static void test_json_query(void **state)
         "{\"vector\": [1], \"k\": 10001}",
         "{\"vector\": [1], \"k\": 2.0}",
         "{\"vector\": [1], \"ef\": -1}",
-        "{\"vector\": [1], \"filter\": \"a=b\"}",
         "{\"vector\": [1], \"filter\": {\"a\": [1]}}",
         "{\"vector\": [1], \"filter\": {\"a\": null}}",
         "{\"vector\": [1], \"like\": \"x\"}",
@@ -294,7 +309,7 @@ static void test_batch_queries(void **state)
     assert_int_equal(fsd_query_param_set(&q, "ef", " 64 ", 4), 0);
     assert_int_equal(q.ef, 64);
     assert_int_equal(fsd_query_param_set(&q, "filter", "a=b,c=d\n", 8), 0);
-    assert_int_equal(q.n_filter, 2);
+    assert_int_equal(nleaves(q.filter), 2);
     /* Failures change nothing. */
     assert_int_equal(fsd_query_param_set(&q, "k", "0", 1), -EINVAL);
     assert_int_equal(fsd_query_param_set(&q, "k", "x", 1), -EINVAL);
@@ -304,9 +319,9 @@ static void test_batch_queries(void **state)
     assert_int_equal(fsd_query_param_set(&q, "user.k", "3", 1), -EINVAL);
     assert_int_equal(q.k, 7);
     assert_int_equal(q.ef, 64);
-    assert_int_equal(q.n_filter, 2);
+    assert_int_equal(nleaves(q.filter), 2);
     assert_int_equal(fsd_query_param_set(&q, "filter", "", 0), 0);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     fsd_query_release(&q);
 }
 
@@ -419,7 +434,7 @@ static int af_text_query(void)
     const char *s = "k = 3\nfilter = a=b, c=d\n1 2 3\n";
     int rc = fsd_query_parse(FSD_QKIND_TEXT, s, strlen(s), &q);
     if (!rc)
-        assert_int_equal(q.n_filter, 2);
+        assert_int_equal(nleaves(q.filter), 2);
     else
         assert_null(q.filter);
     fsd_query_release(&q);
