@@ -121,8 +121,7 @@ static void test_parse_bad(void **state)
 static void test_parse_limits(void **state)
 {
     (void)state;
-    char *t = calloc(1, ST_FILTER_TEXT_MAX + 16);
-    assert_non_null(t);
+    static char t[ST_FILTER_TEXT_MAX + 16];
     st_filter *f;
     char err[ST_FILTER_ERR_MAX];
     /* Depth: 32 parentheses are fine, 33 are not. */
@@ -130,7 +129,7 @@ static void test_parse_limits(void **state)
         size_t n = 0;
         for (int i = 0; i < depth; i++)
             t[n++] = '(';
-        n += (size_t)sprintf(t + n, "a=1");
+        n += (size_t)snprintf(t + n, sizeof t - n, "a=1");
         for (int i = 0; i < depth; i++)
             t[n++] = ')';
         t[n] = '\0';
@@ -142,7 +141,7 @@ static void test_parse_limits(void **state)
     for (int terms = 255; terms <= 256; terms++) {
         size_t n = 0;
         for (int i = 0; i < terms; i++)
-            n += (size_t)sprintf(t + n, "%sk%d = %d", i ? " and " : "", i, i);
+            n += (size_t)snprintf(t + n, sizeof t - n, "%sk%d = %d", i ? " and " : "", i, i);
         assert_int_equal(parse(t, &f, err), terms == 255 ? 0 : -EINVAL);
         st_filter_free(f);
     }
@@ -158,7 +157,6 @@ static void test_parse_limits(void **state)
     memset(t, ' ', ST_FILTER_TEXT_MAX + 1);
     assert_int_equal(st_filter_parse(t, ST_FILTER_TEXT_MAX + 1, &f, err, sizeof err), -E2BIG);
     assert_null(f);
-    free(t);
 }
 
 static void test_compare(void **state)
