@@ -530,18 +530,23 @@ static int parse_legacy(const char *s, size_t len, st_filter **out)
     for (size_t j = 0; j < len; j++) {
         if (strchr("()\"'<>!", s[j]) != NULL || s[j] == '\0')
             return -1;
-        parser w = {.s = s, .len = len, .pos = j};
-        if ((j == 0 || is_delim(s[j - 1])) && lex(&w) == 0 &&
-            (is_kw(&w, "and") || is_kw(&w, "or") || is_kw(&w, "not") || is_kw(&w, "in") ||
-             is_kw(&w, "exists")))
+        parser w = {.s = s, .len = len, .pos = j, .sbuf = VC_BUF_INIT};
+        bool kw = (j == 0 || is_delim(s[j - 1])) && lex(&w) == 0 &&
+                  (is_kw(&w, "and") || is_kw(&w, "or") || is_kw(&w, "not") || is_kw(&w, "in") ||
+                   is_kw(&w, "exists"));
+        vc_buf_release(&w.sbuf);
+        if (kw)
             return -1;
     }
+    int rc = 0;
     for (;;) {
         const char *comma = memchr(s + i, ',', len - i);
         size_t end = comma ? (size_t)(comma - s) : len;
         const char *eq = memchr(s + i, '=', end - i);
-        if (!eq || n >= ST_FILTER_LITS_MAX)
-            return -1;
+        if (!eq || n >= ST_FILTER_LITS_MAX) {
+            rc = -1;
+            break;
+        }
         size_t k0 = i, k1 = (size_t)(eq - s), v0 = k1 + 1, v1 = end;
         while (k0 < k1 && is_ws(s[k0]))
             k0++;
@@ -551,14 +556,16 @@ static int parse_legacy(const char *s, size_t len, st_filter **out)
             v0++;
         while (v1 > v0 && is_ws(s[v1 - 1]))
             v1--;
-        if (k0 == k1)
-            return -1;
+        bool bare = k0 < k1;
         for (size_t j = k0; j < k1; j++)
-            if (is_delim(s[j]))
-                return -1;
+            bare &= !is_delim(s[j]);
+        if (!bare) {
+            rc = -1;
+            break;
+        }
         char *key = vc_malloc(k1 - k0 + 1);
         if (!key) {
-            n = SIZE_MAX;
+            rc = -ENOMEM;
             break;
         }
         memcpy(key, s + k0, k1 - k0);
@@ -568,10 +575,14 @@ static int parse_legacy(const char *s, size_t len, st_filter **out)
             break;
         i = end + 1;
     }
-    int rc = n == SIZE_MAX ? -ENOMEM : st_filter_from_terms(terms, n, out);
-    for (size_t j = 0; j < n && n != SIZE_MAX; j++)
+    if (rc == 0) {
+        rc = st_filter_from_terms(terms, n, out);
+        if (rc && rc != -ENOMEM)
+            rc = -1;
+    }
+    for (size_t j = 0; j < n; j++)
         free((char *)terms[j].key);
-    return rc == -ENOMEM ? rc : rc ? -1 : 0;
+    return rc;
 }
 
 int st_filter_parse(const char *text, size_t len, st_filter **out, char *err, size_t errcap)
