@@ -207,6 +207,66 @@ static void test_filter_parse(void **state)
     free(big);
 }
 
+/* The structured filter form (filter_json.h): each good form compiles to
+ * the leaves of the same text filter; each bad one is -EINVAL with its
+ * reason in q.error. */
+static void test_json_filter_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *text;
+    } same[] = {
+        {"{\"year\": {\">=\": 2020}}", "year >= 2020"},
+        {"{\"lang\": {\"in\": [\"en\", \"de\"]}, \"n\": {\"<\": 0.5}}",
+         "lang in (en, de) and n < 0.5"},
+        {"{\"$or\": [{\"a\": 1}, {\"$not\": {\"b\": true}}]}", "a = 1 or not b = true"},
+        {"{\"t\": {\"exists\": false}}", "not exists t"},
+        {"\"x = 'a b'\"", "x = 'a b'"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char text[512];
+        fsd_query a = FSD_QUERY_INIT, b = FSD_QUERY_INIT;
+        snprintf(text, sizeof text, "{\"vector\": [1], \"filter\": %s}", same[i].json);
+        assert_int_equal(qparse(FSD_QKIND_JSON, text, strlen(text), &a), 0);
+        snprintf(text, sizeof text, "filter = %s\n1\n", same[i].text);
+        assert_int_equal(qparse(FSD_QKIND_TEXT, text, strlen(text), &b), 0);
+        assert_int_equal(nleaves(a.filter), nleaves(b.filter));
+        assert_true(nleaves(a.filter) > 0);
+        for (size_t j = 0; j < nleaves(a.filter); j++) {
+            assert_int_equal(leaf(a.filter, j)->kind, leaf(b.filter, j)->kind);
+            assert_int_equal(leaf(a.filter, j)->op, leaf(b.filter, j)->op);
+            assert_int_equal(leaf(a.filter, j)->nlit, leaf(b.filter, j)->nlit);
+            assert_string_equal(fkey(a.filter, j), fkey(b.filter, j));
+            if (leaf(a.filter, j)->nlit)
+                assert_string_equal(flit(a.filter, j)->p, flit(b.filter, j)->p);
+        }
+        fsd_query_release(&a);
+        fsd_query_release(&b);
+    }
+    static const struct {
+        const char *json, *why;
+    } bad[] = {
+        {"{\"a\": {\"~\": 1}}", "unknown operator"},
+        {"{\"$xor\": []}", "unknown operator"},
+        {"{\"a\": {}}", "no operator"},
+        {"{\"a\": {\"exists\": 1}}", "\"exists\" takes"},
+        {"{\"a\": {\"in\": []}}", "\"in\" takes"},
+        {"{\"$or\": {}}", "\"$or\" takes"},
+        {"{\"a\": null}", "a value must be"},
+        {"{\"$not\": 3}", "a filter must be"},
+        {"\"a >\"", "expected a value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        fsd_query q = FSD_QUERY_INIT;
+        snprintf(text, sizeof text, "{\"vector\": [1], \"filter\": %s}", bad[i].json);
+        assert_int_equal(qparse(FSD_QKIND_JSON, text, strlen(text), &q), -EINVAL);
+        assert_null(q.filter);
+        if (strstr(q.error, bad[i].why) == NULL)
+            fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].json, q.error, bad[i].why);
+    }
+}
+
 static void test_json_query(void **state)
 {
     (void)state;
@@ -498,10 +558,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_vector_only), cmocka_unit_test(test_text_params),
         cmocka_unit_test(test_text_boundaries),  cmocka_unit_test(test_filter_parse),
-        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_f32_query),
-        cmocka_unit_test(test_batch_queries),    cmocka_unit_test(test_kind_from_name),
-        cmocka_unit_test(test_results_text),     cmocka_unit_test(test_results_json),
-        cmocka_unit_test(test_results_batch),    cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_json_filter_forms),
+        cmocka_unit_test(test_f32_query),        cmocka_unit_test(test_batch_queries),
+        cmocka_unit_test(test_kind_from_name),   cmocka_unit_test(test_results_text),
+        cmocka_unit_test(test_results_json),     cmocka_unit_test(test_results_batch),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
