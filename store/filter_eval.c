@@ -163,7 +163,22 @@ static bool leaf_passes(const st_filter *f, const st_fnode *n, const void *val, 
     }
 }
 
-/* One walk over the collection's XATTRS records fills every leaf's set. */
+/* Some leaf of the filter is about xattr xn (xl bytes, not NUL-terminated). */
+static bool name_wanted(const eval *e, const char *xn, size_t xl)
+{
+    if (xl <= 5 || memcmp(xn, "user.", 5) != 0)
+        return false;
+    for (size_t i = 0; i < e->f->nnodes; i++) {
+        const st_fstr *key = &e->f->keys[e->f->nodes[i].key];
+        if (is_leaf(&e->f->nodes[i]) && key->len == xl - 5 && memcmp(key->p, xn + 5, xl - 5) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* One walk over the collection's XATTRS records fills every leaf's set.
+ * Without a key the record's key holds the xattr name as it is, so the
+ * records of other names are passed over without opening them. */
 static int xattrs_scan(eval *e)
 {
     uint8_t pre[4];
@@ -180,6 +195,10 @@ static int xattrs_scan(eval *e)
         size_t blen, xl, vl;
         const char *xn;
         const uint8_t *val;
+        if (!e->st->crypto.on && !name_wanted(e, (const char *)k.mv_data + 8, k.mv_size - 8)) {
+            mrc = st_mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
         rc = st_env_open_buf(&e->st->crypto, ST_DB_XATTRS, k.mv_data, k.mv_size, v.mv_data,
                              v.mv_size, &scratch, &body, &blen);
         if (rc == 0)
@@ -187,8 +206,8 @@ static int xattrs_scan(eval *e)
         if (rc)
             break;
         uint32_t id = st_get_be32((const uint8_t *)k.mv_data + 4);
-        for (size_t i = 0; rc == 0 && xl > 5 && memcmp(xn, "user.", 5) == 0 && i < e->f->nnodes;
-             i++) {
+        bool wanted = name_wanted(e, xn, xl);
+        for (size_t i = 0; rc == 0 && wanted && i < e->f->nnodes; i++) {
             const st_fnode *n = &e->f->nodes[i];
             const st_fstr *key = &e->f->keys[n->key];
             if (is_leaf(n) && key->len == xl - 5 && memcmp(key->p, xn + 5, xl - 5) == 0 &&

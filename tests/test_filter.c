@@ -269,10 +269,15 @@ static const struct {
     {"year = 2003.0", p_none},                     /* = compares bytes */
 };
 
-static st_store *filled_store(char *dir, float (*vecs)[DIM])
+static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
 {
+    static const uint8_t key[ST_KEY_LEN] = {7, 1, 3};
     st_options o;
     tu_opts(&o);
+    if (encrypted) {
+        o.key = key;
+        o.key_len = sizeof key;
+    }
     st_store *st = NULL;
     assert_int_equal(st_store_open(dir, &o, &st), 0);
     st_config cfg;
@@ -300,12 +305,13 @@ static st_store *filled_store(char *dir, float (*vecs)[DIM])
     return st;
 }
 
-static void test_eval_brute_force(void **state)
+/* Every case on a store with or without a key (without one, the walk
+ * passes over other keys' records unopened; with one it opens them all). */
+static void eval_brute_force(bool encrypted)
 {
-    (void)state;
     char *dir = tu_tmpdir();
     static float vecs[N][DIM];
-    st_store *st = filled_store(dir, vecs);
+    st_store *st = filled_store(dir, vecs, encrypted);
     st_hit *hits = calloc(N + 1, sizeof *hits);
     assert_non_null(hits);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -339,12 +345,24 @@ static void test_eval_brute_force(void **state)
     tu_rmdir(dir);
 }
 
+static void test_eval_brute_force(void **state)
+{
+    (void)state;
+    eval_brute_force(false);
+}
+
+static void test_eval_brute_force_encrypted(void **state)
+{
+    (void)state;
+    eval_brute_force(true);
+}
+
 static void test_max_distance(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
     static float vecs[N][DIM];
-    st_store *st = filled_store(dir, vecs);
+    st_store *st = filled_store(dir, vecs, false);
     st_hit hits[N];
     const float *q = vecs[3];
     st_filter *f;
@@ -384,7 +402,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_parse_limits),     cmocka_unit_test(test_compare),
-        cmocka_unit_test(test_eval_brute_force), cmocka_unit_test(test_max_distance),
+        cmocka_unit_test(test_eval_brute_force), cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_max_distance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
