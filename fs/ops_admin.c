@@ -272,6 +272,11 @@ static int render_stats(fsd *d, vc_buf *b)
                         json_integer((json_int_t)m.vectors_rehomed_total));
     json_object_set_new(root, "vectors_stranded_total",
                         json_integer((json_int_t)m.vectors_stranded_total));
+    json_t *plans = json_object();
+    for (int k = 0; plans != NULL && k < ST_PLAN_KIND_COUNT; k++)
+        json_object_set_new(plans, st_plan_name((st_plan_kind)k),
+                            json_integer((json_int_t)m.plans_total[k]));
+    json_object_set_new(root, "query_plans", plans);
     json_object_set_new(root, "snapshot_age_seconds", json_real(m.snapshot_age_seconds));
     json_object_set_new(root, "open_seconds", json_real(m.open_seconds));
     json_object_set_new(root, "query_files",

@@ -220,7 +220,25 @@ static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
     }
     if (rc == 0 && info->filter != NULL)
         rc = fsd_query_param_set(q, "filter", info->filter, strlen(info->filter));
+    if (rc == 0 && info->max_distance != NULL)
+        rc = fsd_query_param_set(q, "max_distance", info->max_distance, strlen(info->max_distance));
     return rc;
+}
+
+/* Keeps why the query file's last query failed in its xattr user.error
+ * (getfattr -n user.error), or drops it once one succeeds: close() and
+ * read() can only say EINVAL. */
+static void note_error(fsd *d, const char *coll, uid_t uid, const char *name, const fsd_query *q,
+                       int rc)
+{
+    if (rc == 0) {
+        (void)fsd_queries_xattr_remove(d->queries, coll, uid, name, "user.error");
+        return;
+    }
+    if (rc != -EINVAL)
+        return;
+    const char *why = q->error[0] ? q->error : "malformed query";
+    (void)fsd_queries_xattr_set(d->queries, coll, uid, name, "user.error", why, strlen(why), 0);
 }
 
 /* Runs a parsed query and puts its result into out (replacing what out
@@ -275,6 +293,7 @@ static int generate(fsd *d, fsd_query_fh *h, const fsd_ref *r)
         rc = apply_xattrs(&q, &info);
     if (rc == 0)
         rc = run_query(d, r->coll, &q, h->uid, &h->result);
+    note_error(d, r->coll, h->uid, r->name, &q, rc);
     fsd_query_release(&q);
     if (rc == 0) {
         rc = fh_charge_to(h, (uint64_t)h->wbuf.len + h->result.len);
@@ -294,18 +313,25 @@ out:
 /* What a parsed query must agree with in its collection: the vector's dim
  * (once the collection has one) and the existence of a `like` vector. A
  * query that cannot run is malformed, so close() reports it. */
-static int check_against(fsd *d, const char *coll, const fsd_query *q)
+static int check_against(fsd *d, const char *coll, fsd_query *q)
 {
     if (q->like != NULL) {
         st_attr a;
         int rc = st_vec_stat(d->store, coll, q->like, &a);
+        if (rc == -ENOENT)
+            snprintf(q->error, sizeof q->error, "like: no vector '%.64s'", q->like);
         return rc == -ENOENT ? -EINVAL : rc;
     }
     st_config cfg;
     int rc = st_coll_config_get(d->store, coll, &cfg);
     if (rc < 0)
         return rc;
-    return cfg.dim != 0 && q->dim != cfg.dim ? -EINVAL : 0;
+    if (cfg.dim != 0 && q->dim != cfg.dim) {
+        snprintf(q->error, sizeof q->error, "the vector has %u values, the collection %u", q->dim,
+                 cfg.dim);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* Commits the handle's written text to the entry. Caller holds h->lock. */
@@ -319,8 +345,8 @@ static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     int perr = parse_text(r->name, t, &q);
     if (perr == 0)
         perr = check_against(d, r->coll, &q);
-    fsd_query_release(&q);
     if (perr == -ENOMEM) {
+        fsd_query_release(&q);
         fsd_qtext_unref(t);
         return perr;
     }
@@ -341,6 +367,9 @@ static int commit(fsd *d, fsd_query_fh *h, const fsd_ref *r)
     h->have_result = false;
     int rc = fsd_queries_put(d->queries, r->coll, h->uid, r->name, t, perr);
     fsd_qtext_unref(t);
+    if (rc == 0)
+        note_error(d, r->coll, h->uid, r->name, &q, perr);
+    fsd_query_release(&q);
     if (rc < 0)
         return rc;
     return perr;

@@ -19,11 +19,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "filter_json.h"
 #include "import_parse.h"
 #include "names.h"
 
@@ -98,7 +100,7 @@ void fsd_query_release(fsd_query *q)
         return;
     free(q->like);
     free(q->vectors);
-    fsd_kv_array_free(q->filter, q->n_filter);
+    st_filter_free(q->filter);
     fsd_query init = FSD_QUERY_INIT;
     *q = init;
 }
@@ -203,11 +205,52 @@ static int like_set(fsd_query *q, const char *v, size_t n)
     return 0;
 }
 
+/* Writes q's one-line error message and returns rc. */
+static int query_fail(fsd_query *q, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int query_fail(fsd_query *q, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->error, sizeof q->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A finite decimal distance bound of n bytes into *out. */
+static int parse_distance(const char *p, size_t n, float *out)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end;
+    float x = strtof(buf, &end);
+    if (end != buf + n || !isfinite(x))
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+/* Sets the filter of q from a text (replacing any). */
+static int filter_set(fsd_query *q, const char *v, size_t n)
+{
+    st_filter *f;
+    int rc = st_filter_parse(v, n, &f, q->error, sizeof q->error);
+    if (rc)
+        return rc;
+    st_filter_free(q->filter);
+    q->filter = f;
+    return 0;
+}
+
 /* One "key = value" line (the value already trimmed). *seen is a bit set
  * of keys given so far. 1 if the line is not a parameter line. */
 static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
 {
-    static const char *const keys[] = {"k", "ef", "filter", "like"};
+    static const char *const keys[] = {"k", "ef", "filter", "like", "max_distance", "explain"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     size_t i = 0;
     while (i < n && ((line[i] >= 'a' && line[i] <= 'z') || line[i] == '_'))
         i++;
@@ -216,14 +259,15 @@ static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
         i++;
     if (klen == 0 || i >= n || line[i] != '=')
         return 1;
-    unsigned which = 4;
-    for (unsigned w = 0; w < 4; w++)
+    unsigned which = NKEYS;
+    for (unsigned w = 0; w < NKEYS; w++)
         if (strlen(keys[w]) == klen && memcmp(line, keys[w], klen) == 0)
             which = w;
-    if (which == 4)
-        return -EINVAL; /* "name = ..." with an unknown name */
+    if (which == NKEYS)
+        return query_fail(q, -EINVAL, "unknown parameter '%.*s'", (int)(klen > 32 ? 32 : klen),
+                          line);
     if (*seen & (1u << which))
-        return -EINVAL;
+        return query_fail(q, -EINVAL, "%s given twice", keys[which]);
     *seen |= 1u << which;
     const char *v = line + i + 1;
     size_t vlen = n - i - 1;
@@ -231,15 +275,27 @@ static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
     switch (which) {
     case 0:
         if (parse_range(v, vlen, 1, FSD_QUERY_MAX_K, &q->k))
-            return -EINVAL;
+            return query_fail(q, -EINVAL, "k must be an integer in 1..%u", FSD_QUERY_MAX_K);
         q->k_set = true;
         return 0;
     case 1:
-        return parse_range(v, vlen, 1, FSD_QUERY_MAX_EF, &q->ef) ? -EINVAL : 0;
+        return parse_range(v, vlen, 1, FSD_QUERY_MAX_EF, &q->ef)
+                   ? query_fail(q, -EINVAL, "ef must be an integer in 1..%u", FSD_QUERY_MAX_EF)
+                   : 0;
     case 2:
-        return fsd_filter_parse(v, vlen, &q->filter, &q->n_filter);
-    default:
+        return filter_set(q, v, vlen);
+    case 3:
         return like_set(q, v, vlen);
+    case 4:
+        if (parse_distance(v, vlen, &q->max_distance))
+            return query_fail(q, -EINVAL, "max_distance must be a finite number");
+        q->within = true;
+        return 0;
+    default:
+        if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
+            return query_fail(q, -EINVAL, "explain must be 0 or 1");
+        q->explain = v[0] == '1';
+        return 0;
     }
 }
 
@@ -284,53 +340,10 @@ static int parse_text(fsd_query *q, const char *p, size_t len)
 /* JSON queries                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Parses the "filter" object of a .json query into q->filter. */
-static int json_filter(fsd_query *q, json_t *obj)
+/* Parses the "filter" of a .json query (filter_json.h) into q->filter. */
+static int json_filter(fsd_query *q, json_t *v)
 {
-    if (!json_is_object(obj) || json_object_size(obj) > FSD_QUERY_MAX_TERMS)
-        return -EINVAL;
-    fsd_kv *kv = vc_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
-    size_t n = 0;
-    int rc = 0;
-    if (!kv)
-        return -ENOMEM;
-    const char *key;
-    size_t klen;
-    json_t *val;
-    json_object_keylen_foreach(obj, key, klen, val)
-    {
-        char num[32];
-        const char *v;
-        size_t vlen;
-        if (json_is_string(val)) {
-            v = json_string_value(val);
-            vlen = json_string_length(val);
-        } else if (json_is_integer(val)) {
-            vlen =
-                (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(val));
-            v = num;
-        } else if (json_is_boolean(val)) {
-            v = json_is_true(val) ? "true" : "false";
-            vlen = strlen(v);
-        } else {
-            rc = -EINVAL;
-            break;
-        }
-        rc = term_add(kv, &n, key, klen, v, vlen);
-        if (rc)
-            break;
-    }
-    if (rc) {
-        fsd_kv_array_free(kv, n);
-        return rc;
-    }
-    if (n == 0) {
-        free(kv);
-        return 0;
-    }
-    q->filter = kv;
-    q->n_filter = n;
-    return 0;
+    return fsd_filter_json(v, &q->filter, q->error, sizeof q->error);
 }
 
 /* An integer JSON value in lo..hi into *out, or -EINVAL. */
@@ -352,7 +365,8 @@ static int parse_json(fsd_query *q, const char *p, size_t len)
     json_t *root = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
     int rc = 0;
     if (!root || !json_is_object(root)) {
-        rc = -EINVAL;
+        rc = root ? query_fail(q, -EINVAL, "a .json query is an object")
+                  : query_fail(q, -EINVAL, "JSON: %.100s at byte %d", jerr.text, jerr.position);
         goto out;
     }
     const char *key;
@@ -396,8 +410,13 @@ static int parse_json(fsd_query *q, const char *p, size_t len)
         } else if (klen == 4 && memcmp(key, "like", 4) == 0) {
             rc = json_is_string(val) ? like_set(q, json_string_value(val), json_string_length(val))
                                      : -EINVAL;
+        } else if (klen == 12 && memcmp(key, "max_distance", 12) == 0) {
+            double x = json_is_number(val) ? json_number_value(val) : NAN;
+            rc = isfinite(x) && isfinite((float)x) ? 0 : -EINVAL;
+            q->max_distance = (float)x;
+            q->within = true;
         } else {
-            rc = -EINVAL;
+            rc = query_fail(q, -EINVAL, "unknown key '%.*s'", (int)(klen > 32 ? 32 : klen), key);
         }
         if (rc)
             goto out;
@@ -469,11 +488,14 @@ int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out
         rc = -EINVAL;
         break;
     }
-    if (!rc && (out->like != NULL) == (out->nq != 0))
-        rc = -EINVAL; /* both or neither of a vector and like */
+    if (!rc && (out->like != NULL) == (out->nq != 0)) /* both or neither */
+        rc = query_fail(out, -EINVAL, "a query needs a vector or like, not both");
     if (rc) {
+        char why[FSD_QUERY_ERROR_MAX];
+        memcpy(why, out->error, sizeof why);
         fsd_query_release(out);
         out->kind = kind;
+        memcpy(out->error, why, sizeof why);
     }
     return rc;
 }
@@ -500,15 +522,14 @@ int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t
         q->ef = ef;
         return 0;
     }
-    if (strcmp(key, "filter") == 0) {
-        fsd_kv *kv;
-        size_t n;
-        int rc = fsd_filter_parse(value, len, &kv, &n);
-        if (rc)
-            return rc;
-        fsd_kv_array_free(q->filter, q->n_filter);
-        q->filter = kv;
-        q->n_filter = n;
+    if (strcmp(key, "filter") == 0)
+        return filter_set(q, value, len);
+    if (strcmp(key, "max_distance") == 0) {
+        float x;
+        if (parse_distance(value, len, &x))
+            return query_fail(q, -EINVAL, "user.max_distance must be a finite number");
+        q->max_distance = x;
+        q->within = true;
         return 0;
     }
     return -EINVAL;

@@ -7,22 +7,28 @@
  *                   form of vector_format.h, possibly over several lines:
  *                       k = 10
  *                       ef = 128
- *                       filter = category=guide,lang=en
+ *                       filter = year >= 2020 and lang in (en, de)
  *                       like = doc-42.f32
+ *                       max_distance = 0.5
+ *                       explain = 1
  *                       0.1 0.2 0.3
  *                   A parameter line is "<key> = <value>" with key one of
- *                   k, ef, filter, like (spaces around '=' optional). Lines
+ *                   k, ef, filter, like, max_distance, explain (spaces
+ *                   around '=' optional). explain is 0 or 1: 1 adds a
+ *                   first line "# plan ..." to the result (text queries
+ *                   only: a JSON result has no room for a comment). Lines
  *                   that are empty or start with '#' are skipped. The first
  *                   other line starts the vector; parameters after it are
  *                   -EINVAL. A key given twice is -EINVAL. The like value
  *                   is the rest of the line without surrounding white
  *                   space.
  *   ".json"         {"vector": [...], "k": 10, "ef": 128,
- *                    "filter": {"KEY": "VALUE"}, "like": "name"}
+ *                    "filter": {...}, "like": "name",
+ *                    "max_distance": 0.5}
  *                   every key optional except that one of vector/like is
  *                   needed; unknown keys are -EINVAL; k and ef are integers;
- *                   filter values are strings (an integer or true/false is
- *                   taken as its JSON text).
+ *                   filter is the structured form of filter_json.h, or a
+ *                   string in the text grammar.
  *   ".f32"          raw little-endian float32, one vector.
  *   ".fvecs", ".npy"  a batch of query vectors (import_parse.h); k, ef and filter
  *                   come from the xattrs user.k, user.ef, user.filter,
@@ -32,11 +38,14 @@
  * the collection whose stored vector is the query). Both or neither is
  * -EINVAL.
  *
- * Filters: "KEY=VALUE[,KEY=VALUE...]" in text (white space around keys and
- * values is trimmed; a value cannot contain ','; use .json for that). A
- * vector passes when, for every term, its metadata attribute user.KEY
- * equals VALUE exactly (a KEY written as "user.KEY" means the same).
- * Terms are ANDed; a KEY given twice is -EINVAL.
+ * Filters: the grammar of st_filter_parse (store.h): comparisons, in,
+ * exists, not, and, or, parentheses, quoting; the old
+ * "KEY=VALUE[,KEY=VALUE...]" still means an AND of equalities.
+ * fsd_filter_parse below reads only the old form (the ioctl path).
+ *
+ * max_distance: a decimal number (finite); the result holds the neighbours
+ * within it, nearest first, at most k of them (k is then the bound: up to
+ * FSD_QUERY_MAX_K; with more within the distance, the nearest k).
  *
  * Limits: k in 1..FSD_QUERY_MAX_K (default FSD_QUERY_DEFAULT_K), ef in
  * 1..FSD_QUERY_MAX_EF (0 = the collection's ef_search), at most
@@ -55,6 +64,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "store.h"
 #include "vector_format.h"
 
 #ifdef __cplusplus
@@ -77,23 +87,29 @@ typedef enum fsd_qkind {
 /* A parsed query. Owns every pointer in it; release with
  * fsd_query_release. Zero-initialize (or use FSD_QUERY_INIT) before the
  * first parse. */
+/* Room for a query's error message, bytes with the NUL. */
+#define FSD_QUERY_ERROR_MAX ST_FILTER_ERR_MAX
+
 typedef struct fsd_query {
     fsd_qkind kind;
-    uint32_t k;      /* 1..FSD_QUERY_MAX_K; FSD_QUERY_DEFAULT_K if not given */
-    uint32_t ef;     /* 0 = not given (use the collection's), else 1..MAX_EF */
-    bool k_set;      /* k was given explicitly */
-    char *like;      /* NUL-terminated vector name, or NULL */
-    size_t like_len; /* bytes of like */
-    float *vectors;  /* nq * dim floats, row-major; NULL when like is set */
-    uint32_t dim;    /* 0 when like is set */
-    size_t nq;       /* 1 for a single query, >= 1 for a batch, 0 with like */
-    fsd_kv *filter;  /* n_filter terms, keys without "user." */
-    size_t n_filter;
+    uint32_t k;         /* 1..FSD_QUERY_MAX_K; FSD_QUERY_DEFAULT_K if not given */
+    uint32_t ef;        /* 0 = not given (use the collection's), else 1..MAX_EF */
+    bool k_set;         /* k was given explicitly */
+    char *like;         /* NUL-terminated vector name, or NULL */
+    size_t like_len;    /* bytes of like */
+    float *vectors;     /* nq * dim floats, row-major; NULL when like is set */
+    uint32_t dim;       /* 0 when like is set */
+    size_t nq;          /* 1 for a single query, >= 1 for a batch, 0 with like */
+    st_filter *filter;  /* compiled filter, or NULL for none */
+    bool within;        /* max_distance was given */
+    float max_distance; /* only neighbours at most this far (finite, >= 0 unless dot) */
+    bool explain;       /* add a comment line saying the plan */
+    char error[FSD_QUERY_ERROR_MAX]; /* after a failed parse: one line saying why */
 } fsd_query;
 
 #define FSD_QUERY_INIT                                                                             \
     {                                                                                              \
-        FSD_QKIND_TEXT, FSD_QUERY_DEFAULT_K, 0, false, NULL, 0, NULL, 0, 0, NULL, 0                \
+        .kind = FSD_QKIND_TEXT, .k = FSD_QUERY_DEFAULT_K                                           \
     }
 
 /* The kind of a query file called name (len bytes). Never fails. */
@@ -115,16 +131,18 @@ bool fsd_qkind_is_batch(fsd_qkind kind);
  *            bad filter, empty)
  *   -EFBIG   a vector over FSD_MAX_DIM
  *   -E2BIG   a filter key or value over its limit
- *   -ENOMEM */
+ *   -ENOMEM
+ * On -EINVAL / -E2BIG out->error holds one line saying why. */
 int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out);
 
 /* Sets one parameter from its text value, as the batch xattrs do
- * (user.k, user.ef, user.filter; key given without "user.").
- *   key    "k", "ef" or "filter"
+ * (user.k, user.ef, user.filter, user.max_distance; key without "user.").
+ *   key    "k", "ef", "filter" or "max_distance"
  *   value  len bytes, not NUL-terminated; surrounding white space (also a
  *          trailing newline, as `setfattr -v` or `echo` leave) is ignored
  * Replaces the current value in q. Returns 0, -EINVAL (unknown key, bad
- * value), -E2BIG, -ENOMEM. On error q is unchanged. */
+ * value), -E2BIG, -ENOMEM. On error q is unchanged but for q->error,
+ * which says why. */
 int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t len);
 
 /* Parses a filter "KEY=VALUE[,KEY=VALUE...]" (len bytes).

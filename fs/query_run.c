@@ -81,9 +81,8 @@ static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hi
 
 /* Runs a batch query (.fvecs/.npy) on the store's threads and stitches
  * the parts in row order. */
-static int run_batch(st_store *st, const char *coll, const fsd_query *q,
-                     const st_filter_term *terms, size_t nterms, fsd_queries *budget, uid_t uid,
-                     char **out, size_t *len)
+static int run_batch(st_store *st, const char *coll, const fsd_query *q, const st_search_opts *o,
+                     fsd_queries *budget, uid_t uid, char **out, size_t *len)
 {
     batch_result *b = vc_calloc(1, sizeof *b);
     span *spans = vc_calloc(q->nq, sizeof *spans);
@@ -98,8 +97,8 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
     b->budget = budget;
     b->uid = uid;
     double t0 = now_seconds();
-    int rc = st_search_batch(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, terms, nterms, 0,
-                             batch_sink, b);
+    int rc =
+        st_search_batch_opt(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, o, 0, batch_sink, b);
     if (rc == 0)
         fsd_metrics_queries(q->nq, now_seconds() - t0);
     size_t total = 0, charged = 0;
@@ -135,9 +134,17 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q,
     return rc;
 }
 
+/* The `explain = 1` line: how the search ran, for n hits of k asked. */
+static int explain_line(vc_buf *b, const st_plan *p, size_t k, size_t n)
+{
+    return vc_buf_printf(b, "# plan %s, %s, passing %zu of %zu, %zu of k %zu\n",
+                         st_plan_name(p->kind), p->filtered ? "filtered" : "unfiltered", p->passing,
+                         p->count, n, k);
+}
+
 /* Runs one query: a vector, or `like` a stored vector. */
-static int run_single(st_store *st, const char *coll, const fsd_query *q,
-                      const st_filter_term *terms, size_t nterms, char **out, size_t *len)
+static int run_single(st_store *st, const char *coll, const fsd_query *q, const st_search_opts *o,
+                      char **out, size_t *len)
 {
     st_hit *hits = vc_malloc(q->k * sizeof *hits);
     if (hits == NULL)
@@ -146,16 +153,18 @@ static int run_single(st_store *st, const char *coll, const fsd_query *q,
     double t0 = now_seconds();
     int rc;
     if (q->like != NULL) {
-        rc = st_search_like(st, coll, q->like, true, q->k, q->ef, terms, nterms, hits, &n);
+        rc = st_search_like_opt(st, coll, q->like, true, q->k, q->ef, o, hits, &n);
         if (rc == -ENOENT && st_coll_stat(st, coll, &(st_attr){0}) == 0)
             rc = -EINVAL; /* the like vector is gone: the query cannot run */
     } else {
-        rc = st_search(st, coll, q->vectors, q->dim, q->k, q->ef, terms, nterms, hits, &n);
+        rc = st_search_opt(st, coll, q->vectors, q->dim, q->k, q->ef, o, hits, &n);
     }
     if (rc == 0)
         fsd_metrics_queries(1, now_seconds() - t0);
     fsd_results res;
     fsd_results_init(&res, q->kind);
+    if (rc == 0 && q->explain)
+        rc = explain_line(&res.out, o->plan, q->k, n);
     for (size_t j = 0; rc == 0 && j < n; j++)
         rc = fsd_results_add(&res, hits[j].name, strlen(hits[j].name), hits[j].distance);
     free(hits);
@@ -171,14 +180,10 @@ int fsd_query_run(st_store *st, const char *coll, const fsd_query *q, fsd_querie
     assert(q != NULL && out != NULL && len != NULL);
     *out = NULL;
     *len = 0;
-    st_filter_term terms[FSD_QUERY_MAX_TERMS];
-    size_t nterms = q->n_filter < FSD_QUERY_MAX_TERMS ? q->n_filter : FSD_QUERY_MAX_TERMS;
-    for (size_t i = 0; i < nterms; i++) {
-        terms[i].key = q->filter[i].key;
-        terms[i].value = q->filter[i].value;
-        terms[i].value_len = q->filter[i].value_len;
-    }
+    st_plan plan;
+    st_search_opts o = {
+        .filter = q->filter, .within = q->within, .max_distance = q->max_distance, .plan = &plan};
     if (fsd_qkind_is_batch(q->kind))
-        return q->nq == 0 ? -EINVAL : run_batch(st, coll, q, terms, nterms, budget, uid, out, len);
-    return run_single(st, coll, q, terms, nterms, out, len);
+        return q->nq == 0 ? -EINVAL : run_batch(st, coll, q, &o, budget, uid, out, len);
+    return run_single(st, coll, q, &o, out, len);
 }

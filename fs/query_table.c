@@ -387,6 +387,22 @@ static int parse_u32(const char *v, size_t len, uint32_t *out)
     return 0;
 }
 
+/* A NUL-terminated copy of e's xattr key into *out (NULL when absent).
+ * 0 or -ENOMEM. */
+static int xcopy(const qentry *e, const char *key, char **out)
+{
+    const qxattr *x = xfind(e, key);
+    *out = NULL;
+    if (x == NULL)
+        return 0;
+    *out = vc_malloc(x->len + 1);
+    if (*out == NULL)
+        return -ENOMEM;
+    memcpy(*out, x->value, x->len);
+    (*out)[x->len] = '\0';
+    return 0;
+}
+
 int fsd_queries_get(fsd_queries *q, const char *coll, uid_t uid, const char *name, fsd_qinfo *out)
 {
     memset(out, 0, sizeof *out);
@@ -408,16 +424,10 @@ int fsd_queries_get(fsd_queries *q, const char *coll, uid_t uid, const char *nam
         (void)parse_u32(x->value, x->len, &out->k);
     if ((x = xfind(e, "user.ef")) != NULL)
         (void)parse_u32(x->value, x->len, &out->ef);
-    if ((x = xfind(e, "user.filter")) != NULL) {
-        out->filter = vc_malloc(x->len + 1);
-        if (out->filter == NULL) {
-            fsd_qtext_unref(out->text);
-            out->text = NULL;
-            rc = -ENOMEM;
-            goto out;
-        }
-        memcpy(out->filter, x->value, x->len);
-        out->filter[x->len] = '\0';
+    if (xcopy(e, "user.filter", &out->filter) < 0 ||
+        xcopy(e, "user.max_distance", &out->max_distance) < 0) {
+        fsd_qinfo_release(out);
+        rc = -ENOMEM;
     }
 out:
     pthread_mutex_unlock(&q->lock);
@@ -430,8 +440,10 @@ void fsd_qinfo_release(fsd_qinfo *info)
         return;
     fsd_qtext_unref(info->text);
     free(info->filter);
+    free(info->max_distance);
     info->text = NULL;
     info->filter = NULL;
+    info->max_distance = NULL;
 }
 
 int fsd_queries_remove(fsd_queries *q, const char *coll, uid_t uid, const char *name)

@@ -55,10 +55,12 @@ typedef struct fsd_qinfo {
     uint64_t result_len; /* size of the last generated result (for stat) */
     struct timespec mtime;
     struct timespec ctime;
-    /* Batch parameters from user.k / user.ef / user.filter (0/NULL unset). */
+    /* Batch parameters from user.k / user.ef / user.filter /
+     * user.max_distance (0/NULL unset). */
     uint32_t k;
     uint32_t ef;
-    char *filter; /* malloc'd copy; the caller frees it */
+    char *filter;       /* malloc'd copy; the caller frees it */
+    char *max_distance; /* malloc'd copy; the caller frees it */
 } fsd_qinfo;
 
 typedef struct fsd_queries fsd_queries;
@@ -103,8 +105,10 @@ int fsd_queries_rename(fsd_queries *q, const char *coll, uid_t uid, const char *
 /* Drops every entry of a collection (rmdir, collection rename). */
 void fsd_queries_drop_collection(fsd_queries *q, const char *coll);
 
-/* user.* attributes of a query file. Only user.k, user.ef and user.filter
- * mean something; others are kept so tools that copy xattrs succeed.
+/* user.* attributes of a query file. Only user.k, user.ef, user.filter and
+ * user.max_distance mean something (and user.error, which the daemon sets
+ * to say why the query file's last query failed); others are kept so
+ * tools that copy xattrs succeed.
  * set: 0, -ENOENT, -ENOMEM, -E2BIG (value > 64 KiB), -EINVAL (bad k/ef).
  * get: the value length (copied if size > 0 and it fits), -ENOENT,
  *      -ENODATA, -ERANGE.

@@ -127,6 +127,64 @@ int st_vec_name_arg(const char *name, st_name_use use, size_t *len_out);
 int st_xattr_name_arg(const char *xname, size_t *len_out);
 
 /* ------------------------------------------------------------------ */
+/* Level 0. filter.c: the filter language, compiled                   */
+/* ------------------------------------------------------------------ */
+
+/* Bounds of one compiled filter (whatever the text: fuzzed). */
+#define ST_FILTER_DEPTH_MAX 32u  /* nesting of parentheses and `not` */
+#define ST_FILTER_NODES_MAX 256u /* comparisons, `exists`, `not`, and/or runs */
+#define ST_FILTER_LITS_MAX 256u  /* values, `in` lists included */
+
+typedef enum st_fkind {
+    ST_FK_AND,
+    ST_FK_OR,
+    ST_FK_NOT,
+    ST_FK_CMP,
+    ST_FK_IN,
+    ST_FK_EXISTS
+} st_fkind;
+typedef enum st_fop { ST_FOP_EQ, ST_FOP_NE, ST_FOP_LT, ST_FOP_LE, ST_FOP_GT, ST_FOP_GE } st_fop;
+
+typedef struct st_fstr {
+    char *p; /* NUL-terminated copy */
+    size_t len;
+} st_fstr;
+
+/* A literal: bytes, and its number when it is one (st_filter_number). */
+typedef struct st_flit {
+    char *p;
+    size_t len;
+    bool is_num;
+    double num;
+} st_flit;
+
+/* A node: AND/OR/NOT list children by first/next (-1 = none); CMP (op,
+ * one literal), IN (nlit literals from lit) and EXISTS name keys[key]. */
+typedef struct st_fnode {
+    st_fkind kind;
+    st_fop op;
+    int first, next;
+    uint32_t key, lit, nlit;
+} st_fnode;
+
+struct st_filter {
+    st_fnode *nodes; /* ST_FILTER_NODES_MAX of room */
+    size_t nnodes;
+    int root;
+    st_fstr *keys; /* without "user." */
+    size_t nkeys;
+    st_flit *lits;
+    size_t nlits;
+};
+
+/* Whether len bytes at p are a decimal number (digits, sign, point,
+ * exponent; finite; under 64 bytes); *out its value. */
+bool st_filter_number(const void *p, size_t len, double *out);
+/* Orders a stored value (len bytes) against a literal: as numbers when
+ * both are numbers, else as bytes (a prefix first). -1, 0 or 1. */
+int st_filter_cmp(const void *val, size_t len, const st_flit *lit);
+
+/* ------------------------------------------------------------------ */
 /* Level 0. attr.c: st_attr from records, setattr masks               */
 /* ------------------------------------------------------------------ */
 
@@ -470,7 +528,8 @@ struct st_store {
     _Atomic uint64_t group_commit_ns; /* time in group commits (with their fdatasync) */
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
-    _Atomic uint64_t stale_readers; /* reader slots of dead processes cleared */
+    _Atomic uint64_t plans[ST_PLAN_KIND_COUNT]; /* queries answered by each plan (search.c) */
+    _Atomic uint64_t stale_readers;             /* reader slots of dead processes cleared */
     _Atomic bool unsynced;
     double open_seconds;
     bool no_index; /* st_check: open without loading indexes */
@@ -742,6 +801,26 @@ size_t st_content_size(const st_content_rec *r);
 int st_content_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const void **data,
                    size_t *len, st_content_bufs *bufs);
 void st_content_bufs_release(st_content_bufs *bufs);
+
+/* ------------------------------------------------------------------ */
+/* Level 3. filter_eval.c: the ids that pass a filter                 */
+/* ------------------------------------------------------------------ */
+
+/* A set of ids as a bitmap: bit id of w[id / 64]; nw words. */
+typedef struct st_idset {
+    uint64_t *w;
+    size_t nw;
+} st_idset;
+
+/* The ids of collection coll (SLOTS ids) that pass f, read in txn, into
+ * *out (st_idset_release). `=` and `in` come from MIDX; any other
+ * comparison or `exists` walks the collection's XATTRS records once.
+ * 0, -EIO (a damaged record), -ENOMEM or an LMDB error; *out empty then. */
+int st_filter_eval(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter *f, st_idset *out);
+/* How many ids s holds. */
+size_t st_idset_count(const st_idset *s);
+/* Frees s's words and empties it. */
+void st_idset_release(st_idset *s);
 
 /* ------------------------------------------------------------------ */
 /* Level 3. name_cache.c: vector names by engine id                   */

@@ -61,6 +61,10 @@ int st_store_metrics(st_store *st, st_metrics *out)
     out->deletes_total = atomic_load(&st->deletes);
     out->queries_total = atomic_load(&st->queries);
     out->query_ns_total = atomic_load(&st->query_ns);
+    _Static_assert(sizeof out->plans_total / sizeof out->plans_total[0] == ST_PLAN_KIND_COUNT,
+                   "one counter per plan kind");
+    for (size_t i = 0; i < ST_PLAN_KIND_COUNT; i++)
+        out->plans_total[i] = atomic_load(&st->plans[i]);
     out->snapshots_total = atomic_load(&st->snapshots);
     out->rebuilds_total = atomic_load(&st->rebuilds);
     out->errors_total = atomic_load(&st->errors);

@@ -2,11 +2,13 @@
  * search.c — k-NN search of a collection, optionally filtered by metadata,
  * single, "like" an existing vector, and batched.
  *
- * A filter (AND of user.KEY == VALUE) is answered from the MIDX database:
- * each term's ids are read with MDB_GET_MULTIPLE (no record is decoded),
- * the id lists are intersected, and the engine gets a bitmap predicate with
- * `passing` = the exact count, so it can pick exact search for selective
- * filters and still return k hits whenever k vectors pass.
+ * A filter (filter.c) is turned into the set of passing ids by
+ * filter_eval.c, and the engine gets a bitmap predicate with `passing` =
+ * the exact count, so it can pick exact search for selective filters and
+ * still return k hits whenever k vectors pass. The plan (st_plan) says
+ * which way a query went; it is counted per kind for .vecfs/stats. A
+ * distance bound (max_distance) cuts the nearest-first hits where they
+ * pass it.
  *
  * Invariants
  *   1. Searches take no collection write lock and no LMDB write lock: they
@@ -51,120 +53,11 @@
 /* Filtered searches start over when their bitmap went stale. */
 #define RESTART_MAX 4
 
-typedef struct bitmap_filter {
-    uint64_t *bits;
-    size_t nbits;
-} bitmap_filter;
-
-/* vf_filter predicate: id is in the filter bitmap. */
-static bool bitmap_accept(void *ctx, uint32_t id)
+/* vf_filter predicate: id is in the filter's set. */
+static bool idset_accept(void *ctx, uint32_t id)
 {
-    const bitmap_filter *f = ctx;
-    return id < f->nbits && (f->bits[id >> 6] >> (id & 63) & 1u);
-}
-
-/* Reads the sorted ids of one term into *ids (malloc'ed). */
-static int term_ids(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_term *t,
-                    uint32_t **ids, size_t *n)
-{
-    *ids = NULL;
-    *n = 0;
-    if (!t->key || (!t->value && t->value_len))
-        return -EINVAL;
-    size_t kl = strlen(t->key);
-    if (kl == 0 || kl + 5 > ST_XATTR_NAME_MAX)
-        return -EINVAL;
-    char xname[ST_XATTR_NAME_MAX + 1];
-    memcpy(xname, "user.", 5);
-    memcpy(xname + 5, t->key, kl + 1);
-    uint8_t mk[20];
-    st_be32(mk, coll);
-    st_meta_hash(&st->crypto, xname, t->value, t->value_len, mk + 4);
-    MDB_cursor *cur;
-    int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_MIDX], &cur));
-    if (rc)
-        return rc;
-    MDB_val k = {20, mk}, v;
-    size_t cap = 0;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-    if (mrc == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE);
-    while (mrc == 0) {
-        size_t m = v.mv_size / 4;
-        if (*n + m > cap) {
-            cap = (*n + m) * 2;
-            uint32_t *p = vc_realloc(*ids, cap * sizeof(uint32_t));
-            if (!p) {
-                rc = -ENOMEM;
-                break;
-            }
-            *ids = p;
-        }
-        for (size_t i = 0; i < m; i++)
-            (*ids)[(*n)++] = st_get_be32((const uint8_t *)v.mv_data + 4 * i);
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE);
-    }
-    mdb_cursor_close(cur);
-    if (rc == 0 && mrc != MDB_NOTFOUND)
-        rc = st_mdb_err(mrc);
-    return rc;
-}
-
-/* Builds the bitmap of ids passing every term; *passing = their count. */
-static int filter_build(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter_term *terms,
-                        size_t nterms, bitmap_filter *f, size_t *passing)
-{
-    uint32_t *acc = NULL;
-    size_t nacc = 0;
-    int rc = 0;
-    for (size_t t = 0; t < nterms; t++) {
-        uint32_t *ids;
-        size_t n;
-        rc = term_ids(st, txn, coll, &terms[t], &ids, &n);
-        if (rc)
-            break;
-        if (t == 0) {
-            acc = ids;
-            nacc = n;
-        } else {
-            /* Both sorted ascending (big-endian dups sort numerically). */
-            size_t i = 0, j = 0, w = 0;
-            while (i < nacc && j < n) {
-                if (acc[i] < ids[j])
-                    i++;
-                else if (acc[i] > ids[j])
-                    j++;
-                else {
-                    acc[w++] = acc[i];
-                    i++;
-                    j++;
-                }
-            }
-            nacc = w;
-            free(ids);
-        }
-        if (nacc == 0)
-            break;
-    }
-    if (rc) {
-        free(acc);
-        return rc;
-    }
-    uint32_t maxid = 0;
-    for (size_t i = 0; i < nacc; i++)
-        if (acc[i] > maxid)
-            maxid = acc[i];
-    f->nbits = nacc ? (size_t)maxid + 1 : 0;
-    f->bits = vc_calloc((f->nbits + 63) / 64 + 1, sizeof(uint64_t));
-    if (!f->bits) {
-        free(acc);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < nacc; i++)
-        f->bits[acc[i] >> 6] |= (uint64_t)1 << (acc[i] & 63);
-    *passing = nacc;
-    free(acc);
-    return 0;
+    const st_idset *f = ctx;
+    return (size_t)(id >> 6) < f->nw && (f->w[id >> 6] >> (id & 63) & 1u);
 }
 
 /* The ef ladder by target recall, used until auto-tuning has run. */
@@ -194,7 +87,7 @@ typedef struct search_ctx {
     st_config cfg;
     MDB_txn *txn;
     vf_filter filter;
-    bitmap_filter bm;
+    st_idset bm;
     bool use_filter;
     size_t passing;
     uint32_t auto_ef; /* tuned ef for k 10 (0 = not tuned yet) */
@@ -202,11 +95,10 @@ typedef struct search_ctx {
 
 /* Finds the collection, opens a read txn, snapshots index and config
  * under c->mu and builds the filter bitmap. ctx_end in every case. */
-static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
-                     search_ctx *s)
+static int ctx_begin(st_store *st, const char *coll, const st_filter *f, search_ctx *s)
 {
     memset(s, 0, sizeof(*s));
-    if (!st || (nterms && !terms))
+    if (!st)
         return -EINVAL;
     s->st = st;
     int rc = st_coll_lookup(st, coll, &s->c);
@@ -221,12 +113,13 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter_term *terms
     s->cfg = s->c->cfg;
     s->auto_ef = s->c->auto_ef;
     pthread_mutex_unlock(&s->c->mu);
-    if (nterms) {
-        rc = filter_build(st, s->txn, s->c->id, terms, nterms, &s->bm, &s->passing);
+    if (f) {
+        rc = st_filter_eval(st, s->txn, s->c->id, f, &s->bm);
         if (rc)
             return rc;
+        s->passing = st_idset_count(&s->bm);
         s->use_filter = true;
-        s->filter.accept = bitmap_accept;
+        s->filter.accept = idset_accept;
         s->filter.ctx = &s->bm;
         s->filter.passing = s->passing;
     }
@@ -238,7 +131,7 @@ static void ctx_end(search_ctx *s)
 {
     if (s->txn)
         mdb_txn_abort(s->txn);
-    free(s->bm.bits);
+    st_idset_release(&s->bm);
 }
 
 /* Turns engine hits into named hits; skips ids without a vector (and
@@ -348,10 +241,64 @@ static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t
     return st_values_ok(q, n * dim) ? 0 : -EINVAL;
 }
 
+/* How search_one will answer a query of s with ef for want hits; the
+ * engine's own choice (hnsw_search.c) is mirrored: it scans the passing
+ * set exactly below PLAN_EXACT_SHARE of the vectors passing, and scans all
+ * when ef reaches the count. */
+#define PLAN_EXACT_SHARE 0.05
+static st_plan plan_of(const search_ctx *s, size_t ef, size_t want)
+{
+    st_plan p = {.filtered = s->use_filter};
+    p.count = s->index ? vf_hnsw_count(s->index) : 0;
+    p.passing = s->use_filter ? s->passing : p.count;
+    size_t ef_eff = search_ef(s, ef, want);
+    if (ef_eff == 0)
+        ef_eff = s->cfg.ef_search;
+    if (ef_eff < want)
+        ef_eff = want;
+    if (!s->index || (s->use_filter && s->passing == 0))
+        p.kind = ST_PLAN_NONE;
+    else if (s->rebuilding)
+        p.kind = ST_PLAN_RECORDS;
+    else if (p.count <= EXACT_MAX)
+        p.kind = ST_PLAN_SMALL;
+    else if (p.count <= ef_eff || (double)p.passing < PLAN_EXACT_SHARE * (double)p.count)
+        p.kind = ST_PLAN_EXACT;
+    else
+        p.kind = ST_PLAN_WALK;
+    return p;
+}
+
+const char *st_plan_name(st_plan_kind k)
+{
+    static const char *const names[ST_PLAN_KIND_COUNT] = {"none", "small", "records", "exact",
+                                                          "walk"};
+    return k < ST_PLAN_KIND_COUNT ? names[k] : "none";
+}
+
+/* Counts nq queries answered by plan p (and hands it to the caller). */
+static void plan_note(st_store *st, const st_search_opts *o, const st_plan *p, size_t nq)
+{
+    atomic_fetch_add(&st->plans[p->kind], nq);
+    if (o && o->plan)
+        *o->plan = *p;
+}
+
+/* Drops the hits farther than o's bound (hits are nearest first). */
+static size_t hits_within(const st_search_opts *o, const st_hit *hits, size_t n)
+{
+    if (!o || !o->within)
+        return n;
+    size_t w = 0;
+    while (w < n && hits[w].distance <= o->max_distance)
+        w++;
+    return w;
+}
+
 /* One query in a snapshot of its own: collection, read txn, filter bitmap,
  * index. A filtered search whose index gave fewer hits than the bitmap
  * says pass starts over (invariant 4). */
-static int search_single(st_store *st, const char *coll, const st_filter_term *terms, size_t nterms,
+static int search_single(st_store *st, const char *coll, const st_search_opts *o,
                          const float *query, uint32_t dim, size_t k, size_t ef, bool skip,
                          uint32_t skip_id, st_hit *out, size_t *n_out)
 {
@@ -362,40 +309,50 @@ static int search_single(st_store *st, const char *coll, const st_filter_term *t
     for (int attempt = 0;; attempt++) {
         search_ctx s;
         *n_out = 0;
-        rc = ctx_begin(st, coll, terms, nterms, &s);
+        rc = ctx_begin(st, coll, o ? o->filter : NULL, &s);
         if (rc == 0)
             rc = check_query(&s, query, dim, 1);
-        if (rc == 0 && s.index && (!s.use_filter || s.passing > 0))
+        st_plan p = plan_of(&s, ef, k + skip);
+        if (rc == 0 && p.kind != ST_PLAN_NONE)
             rc = search_one(&s, s.txn, query, k, ef, skip, skip_id, out, n_out, &tmp, &cap,
                             &scratch);
         bool stale = rc == 0 && s.use_filter && *n_out < k && *n_out + skip < s.passing;
         ctx_end(&s);
-        if (!stale || attempt == RESTART_MAX)
+        if (!stale || attempt == RESTART_MAX) {
+            if (rc == 0) {
+                plan_note(st, o, &p, 1);
+                *n_out = hits_within(o, out, *n_out);
+            }
             break;
+        }
     }
     free(tmp);
     vc_buf_release(&scratch);
     return rc;
 }
 
-int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
-              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out)
+/* Counts a finished search of nq queries that began at t0. */
+static void search_note(st_store *st, size_t nq, uint64_t t0)
+{
+    atomic_fetch_add(&st->queries, nq);
+    atomic_fetch_add(&st->query_ns, now_ns() - t0);
+}
+
+int st_search_opt(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k,
+                  size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out)
 {
     if (!query || !out || !n_out || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
         return -EINVAL;
     *n_out = 0;
     uint64_t t0 = now_ns();
-    int rc = search_single(st, coll, terms, nterms, query, dim, k, ef, false, 0, out, n_out);
-    if (rc == 0) {
-        atomic_fetch_add(&st->queries, 1);
-        atomic_fetch_add(&st->query_ns, now_ns() - t0);
-    }
+    int rc = search_single(st, coll, o, query, dim, k, ef, false, 0, out, n_out);
+    if (rc == 0)
+        search_note(st, 1, t0);
     return rc;
 }
 
-int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
-                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
-                   size_t *n_out)
+int st_search_like_opt(st_store *st, const char *coll, const char *like, bool exclude_self,
+                       size_t k, size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out)
 {
     if (!out || !n_out || k == 0 || k > ST_K_MAX)
         return -EINVAL;
@@ -413,17 +370,16 @@ int st_search_like(st_store *st, const char *coll, const char *like, bool exclud
     uint32_t dim = 0;
     rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
     if (rc == 0)
-        rc = search_single(st, coll, terms, nterms, q, dim, k, ef, exclude_self, a.id, out, n_out);
+        rc = search_single(st, coll, o, q, dim, k, ef, exclude_self, a.id, out, n_out);
     free(q);
-    if (rc == 0) {
-        atomic_fetch_add(&st->queries, 1);
-        atomic_fetch_add(&st->query_ns, now_ns() - t0);
-    }
+    if (rc == 0)
+        search_note(st, 1, t0);
     return rc;
 }
 
 typedef struct batch_job {
     search_ctx *s;
+    const st_search_opts *o;
     const float *queries;
     uint32_t dim;
     size_t k, ef;
@@ -463,7 +419,7 @@ static void *batch_worker(void *arg)
         rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, hits, &n, &tmp,
                         &cap, &scratch);
         if (rc == 0)
-            rc = j->sink(j->sink_ctx, worker, i, hits, n);
+            rc = j->sink(j->sink_ctx, worker, i, hits, hits_within(j->o, hits, n));
         if (rc)
             batch_fail(j, rc);
     }
@@ -492,9 +448,9 @@ static unsigned batch_threads(const st_store *st, unsigned threads, size_t nq)
     return threads;
 }
 
-int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
-                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
-                    unsigned threads, st_batch_sink sink, void *sink_ctx)
+int st_search_batch_opt(st_store *st, const char *coll, const float *queries, size_t nq,
+                        uint32_t dim, size_t k, size_t ef, const st_search_opts *o,
+                        unsigned threads, st_batch_sink sink, void *sink_ctx)
 {
     if (!queries || !sink || k == 0 || k > ST_K_MAX || dim == 0 || dim > VF_MAX_DIM)
         return -EINVAL;
@@ -502,16 +458,18 @@ int st_search_batch(st_store *st, const char *coll, const float *queries, size_t
         return 0;
     uint64_t t0 = now_ns();
     search_ctx s;
-    int rc = ctx_begin(st, coll, terms, nterms, &s);
+    int rc = ctx_begin(st, coll, o ? o->filter : NULL, &s);
     if (rc == 0)
         rc = check_query(&s, queries, dim, nq);
-    if (rc == 0 && (!s.index || (s.use_filter && s.passing == 0))) {
+    st_plan p = plan_of(&s, ef, k);
+    if (rc == 0 && p.kind == ST_PLAN_NONE) {
         for (size_t i = 0; i < nq && rc == 0; i++)
             rc = sink(sink_ctx, 0, i, NULL, 0);
     } else if (rc == 0) {
         /* Each worker names its hits through its own read txn (an LMDB
          * txn is used by one thread at a time). */
         batch_job j = {.s = &s,
+                       .o = o,
                        .queries = queries,
                        .dim = dim,
                        .k = k,
@@ -528,8 +486,57 @@ int st_search_batch(st_store *st, const char *coll, const float *queries, size_t
     }
     ctx_end(&s);
     if (rc == 0) {
-        atomic_fetch_add(&st->queries, nq);
-        atomic_fetch_add(&st->query_ns, now_ns() - t0);
+        plan_note(st, o, &p, nq);
+        search_note(st, nq, t0);
     }
+    return rc;
+}
+
+/* The old equality terms as options with their filter (*f, to free). */
+static int terms_opts(const st_filter_term *terms, size_t nterms, st_filter **f, st_search_opts *o)
+{
+    *o = (st_search_opts){0};
+    if (nterms && !terms)
+        return -EINVAL;
+    int rc = st_filter_from_terms(terms, nterms, f);
+    o->filter = *f;
+    return rc;
+}
+
+int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
+              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out)
+{
+    st_filter *f = NULL;
+    st_search_opts o;
+    int rc = terms_opts(terms, nterms, &f, &o);
+    if (rc == 0)
+        rc = st_search_opt(st, coll, query, dim, k, ef, &o, out, n_out);
+    st_filter_free(f);
+    return rc;
+}
+
+int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
+                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
+                   size_t *n_out)
+{
+    st_filter *f = NULL;
+    st_search_opts o;
+    int rc = terms_opts(terms, nterms, &f, &o);
+    if (rc == 0)
+        rc = st_search_like_opt(st, coll, like, exclude_self, k, ef, &o, out, n_out);
+    st_filter_free(f);
+    return rc;
+}
+
+int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
+                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
+                    unsigned threads, st_batch_sink sink, void *sink_ctx)
+{
+    st_filter *f = NULL;
+    st_search_opts o;
+    int rc = terms_opts(terms, nterms, &f, &o);
+    if (rc == 0)
+        rc = st_search_batch_opt(st, coll, queries, nq, dim, k, ef, &o, threads, sink, sink_ctx);
+    st_filter_free(f);
     return rc;
 }

@@ -286,6 +286,7 @@ typedef struct st_metrics {
     uint64_t searches_short_total;   /* graph walks redone by exact search */
     uint64_t vectors_rehomed_total;  /* vectors anchored by a search of their own */
     uint64_t vectors_stranded_total; /* vectors no list could take in (left to the relink) */
+    uint64_t plans_total[5];         /* queries by plan, indexed by st_plan_kind */
     double snapshot_age_seconds;     /* age of the oldest snapshot of a collection
                                         that has unsnapshotted changes; 0 if none */
     double open_seconds;             /* how long st_store_open took */
@@ -739,11 +740,84 @@ typedef struct st_filter_term {
     size_t value_len;
 } st_filter_term;
 
+/*
+ * A compiled filter over user.* metadata (filter.c), evaluated by the
+ * search calls. Grammar of st_filter_parse (keywords in any case):
+ *
+ *   expr  := run ("or" run)*
+ *   run   := unary (("and" | ",") unary)*
+ *   unary := "not" unary | "(" expr ")" | "exists" KEY
+ *          | KEY op VALUE | KEY "in" "(" VALUE ("," VALUE)* ")"
+ *   op    := "=" | "==" | "!=" | "<" | "<=" | ">" | ">="
+ *
+ * KEY and VALUE are bare words (bytes up to white space or one of
+ * ( ) , = ! < > " ') or quoted with "..." or '...' (a backslash takes the
+ * next byte as it is). A KEY "user.year" means "year". `=`, `!=` and `in`
+ * compare bytes exactly; `<`, `<=`, `>`, `>=` compare as numbers when the
+ * stored value and the literal are both decimal numbers, else as bytes
+ * (UTF-8 order; a prefix sorts first). `KEY != V` and comparisons pass
+ * only vectors that have KEY; `not` passes everything its operand does
+ * not, vectors without KEY included. A text not in the grammar is tried
+ * as the old form "KEY=VALUE[,KEY=VALUE...]" (values up to the comma,
+ * trimmed, may hold spaces and '='; keys are bare words).
+ */
+typedef struct st_filter st_filter;
+
+/* Longest filter text, bytes. */
+#define ST_FILTER_TEXT_MAX (2u * ST_XATTR_VALUE_MAX)
+/* Room for st_filter_parse's message, bytes with the NUL. */
+#define ST_FILTER_ERR_MAX 160u
+
+/*
+ * Compiles a filter text (len bytes, not NUL-terminated, never read past
+ * len). *out = the filter (st_filter_free), NULL for an empty or blank
+ * text. err (errcap bytes, may be NULL/0) gets one line saying what is
+ * wrong and where on -EINVAL / -E2BIG, and "" on success.
+ * Returns 0, -EINVAL (not in the grammar, nested over 32 deep, over 256
+ * terms or values), -E2BIG (text, key or value over its limit), -ENOMEM.
+ */
+int st_filter_parse(const char *text, size_t len, st_filter **out, char *err, size_t errcap);
+
+/* The AND of n equality terms as a filter (n 0: *out NULL). 0, -EINVAL
+ * (a term without key, too many), -E2BIG, -ENOMEM. */
+int st_filter_from_terms(const st_filter_term *terms, size_t n, st_filter **out);
+
+/* Frees f. NULL is a no-op. */
+void st_filter_free(st_filter *f);
+
 typedef struct st_hit {
     float distance;
     uint32_t id;                /* engine id */
     char name[ST_NAME_MAX + 1]; /* NUL-terminated */
 } st_hit;
+
+/* How a search was answered (st_search_opts.plan, `explain`). */
+typedef enum st_plan_kind {
+    ST_PLAN_NONE = 0, /* nothing to search: no index yet, or no vector passes */
+    ST_PLAN_SMALL,    /* exact scan of a small collection (<= 2048 vectors) */
+    ST_PLAN_RECORDS,  /* exact scan of the records while the index is rebuilt */
+    ST_PLAN_EXACT,    /* exact scan of the passing set (a selective filter) */
+    ST_PLAN_WALK,     /* graph walk (filtered: only passing vectors are kept) */
+    ST_PLAN_KIND_COUNT
+} st_plan_kind;
+
+/* The name of a plan kind ("none", "small", "records", "exact", "walk"). */
+const char *st_plan_name(st_plan_kind k);
+
+typedef struct st_plan {
+    st_plan_kind kind;
+    bool filtered;
+    size_t passing; /* vectors that pass the filter (exact count); count when unfiltered */
+    size_t count;   /* vectors in the index */
+} st_plan;
+
+/* Options of st_search_opt and friends. Zero-initialize. */
+typedef struct st_search_opts {
+    const st_filter *filter; /* NULL: every vector */
+    bool within;             /* only hits at distance <= max_distance */
+    float max_distance;
+    st_plan *plan; /* NULL, or filled with how the search ran (a batch: its first query) */
+} st_search_opts;
 
 /*
  * The k nearest neighbours of `query` (dim floats, dim = the collection's)
@@ -761,6 +835,15 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
               const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out);
 
 /*
+ * st_search with options o (NULL: none): a compiled filter (any grammar
+ * of st_filter_parse), a distance bound (hits farther than max_distance
+ * are not returned: up to k hits within it, nearest first; more within
+ * it than k gives the nearest k) and the plan. Returns as st_search.
+ */
+int st_search_opt(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k,
+                  size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out);
+
+/*
  * Searches with the stored vector of vector `like` as the query. With
  * exclude_self the vector itself is left out (k others are returned).
  * Returns as st_search, and -ENOENT when `like` does not exist.
@@ -768,6 +851,10 @@ int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, 
 int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
                    size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
                    size_t *n_out);
+
+/* st_search_like with options (st_search_opt). */
+int st_search_like_opt(st_store *st, const char *coll, const char *like, bool exclude_self,
+                       size_t k, size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out);
 
 /* Most workers a batch search runs on (worker numbers are below it). */
 #define ST_SEARCH_WORKERS_MAX 64u
@@ -798,6 +885,12 @@ typedef int (*st_batch_sink)(void *ctx, unsigned worker, size_t query, const st_
 int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
                     size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
                     unsigned threads, st_batch_sink sink, void *sink_ctx);
+
+/* st_search_batch with options (st_search_opt; the distance bound holds
+ * for every query, the plan is the first query's). */
+int st_search_batch_opt(st_store *st, const char *coll, const float *queries, size_t nq,
+                        uint32_t dim, size_t k, size_t ef, const st_search_opts *o,
+                        unsigned threads, st_batch_sink sink, void *sink_ctx);
 
 #ifdef __cplusplus
 }

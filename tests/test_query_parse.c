@@ -26,8 +26,37 @@
 
 #include "alloc.h"
 #include "import_parse.h"
+#include "internal.h"
 #include "query_parse.h"
 #include "query_result.h"
+
+/* The i-th leaf (comparison) of a compiled filter, in text order. */
+static const st_fnode *leaf(const st_filter *f, size_t i)
+{
+    for (size_t n = 0; f && n < f->nnodes; n++)
+        if (f->nodes[n].kind >= ST_FK_CMP && i-- == 0)
+            return &f->nodes[n];
+    return NULL;
+}
+
+/* How many leaves a filter has (0 for none). */
+static size_t nleaves(const st_filter *f)
+{
+    size_t n = 0;
+    while (leaf(f, n))
+        n++;
+    return n;
+}
+
+static const char *fkey(const st_filter *f, size_t i)
+{
+    return f->keys[leaf(f, i)->key].p;
+}
+
+static const st_flit *flit(const st_filter *f, size_t i)
+{
+    return &f->lits[leaf(f, i)->lit];
+}
 
 /* Parses s from an exact-size heap copy. */
 static int qparse(fsd_qkind kind, const char *s, size_t len, fsd_query *q)
@@ -57,7 +86,7 @@ static void test_text_vector_only(void **state)
     assert_int_equal(q.nq, 1);
     assert_int_equal(q.dim, 3);
     assert_true(q.vectors[0] == 0.5f && q.vectors[2] == -2.0f);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     fsd_query_release(&q);
     assert_null(q.vectors);
 }
@@ -77,19 +106,19 @@ static void test_text_params(void **state)
     assert_true(q.k_set);
     assert_int_equal(q.ef, 128);
     assert_int_equal(q.dim, 3);
-    assert_int_equal(q.n_filter, 2);
-    assert_string_equal(q.filter[0].key, "category");
-    assert_string_equal(q.filter[0].value, "guide");
-    assert_int_equal(q.filter[0].value_len, 5);
-    assert_string_equal(q.filter[1].key, "lang");
-    assert_string_equal(q.filter[1].value, "en");
+    assert_int_equal(nleaves(q.filter), 2);
+    assert_string_equal(fkey(q.filter, 0), "category");
+    assert_string_equal(flit(q.filter, 0)->p, "guide");
+    assert_int_equal(flit(q.filter, 0)->len, 5);
+    assert_string_equal(fkey(q.filter, 1), "lang");
+    assert_string_equal(flit(q.filter, 1)->p, "en");
     /* Parsing again replaces everything. */
     assert_int_equal(qtext("like = doc 1.f32 \n", &q), 0);
     assert_string_equal(q.like, "doc 1.f32");
     assert_int_equal(q.like_len, 9);
     assert_null(q.vectors);
     assert_int_equal(q.nq, 0);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     assert_int_equal(q.k, 10);
     fsd_query_release(&q);
 }
@@ -104,31 +133,18 @@ static void test_text_boundaries(void **state)
     assert_int_equal(q.k, 10000);
     assert_int_equal(qtext("ef = 100000\n1", &q), 0);
     assert_int_equal(q.ef, 100000);
-    static const char *const bad[] = {"k = 0\n1",
-                                      "k = 10001\n1",
-                                      "k = -1\n1",
-                                      "k = 1.5\n1",
-                                      "k = \n1",
-                                      "k = 99999999999\n1",
-                                      "ef = 0\n1",
-                                      "ef = 100001\n1",
-                                      "k = 1\nk = 2\n1",
-                                      "foo = 1\n1",
-                                      "1 2\nk = 3\n",
-                                      "",
-                                      "\n# only\n",
-                                      "k = 3\n",
-                                      "like = a\n1 2",
-                                      "like = .config\n",
-                                      "like = a/b\n",
-                                      "like = \n",
-                                      "filter = a\n1",
-                                      "filter = =b\n1",
-                                      "filter = a=1,a=2\n1",
-                                      "filter = a=1,\n1",
-                                      "1 nan",
-                                      "k = 5 x\n1",
-                                      "like = a\nlike = b\n"};
+    static const char *const bad[] = {"k = 0\n1",         "k = 10001\n1",
+                                      "k = -1\n1",        "k = 1.5\n1",
+                                      "k = \n1",          "k = 99999999999\n1",
+                                      "ef = 0\n1",        "ef = 100001\n1",
+                                      "k = 1\nk = 2\n1",  "foo = 1\n1",
+                                      "1 2\nk = 3\n",     "",
+                                      "\n# only\n",       "k = 3\n",
+                                      "like = a\n1 2",    "like = .config\n",
+                                      "like = a/b\n",     "like = \n",
+                                      "filter = a\n1",    "filter = =b\n1",
+                                      "filter = a=1,\n1", "1 nan",
+                                      "k = 5 x\n1",       "like = a\nlike = b\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = qtext(bad[i], &q);
         if (rc != -EINVAL)
@@ -191,6 +207,66 @@ static void test_filter_parse(void **state)
     free(big);
 }
 
+/* The structured filter form (filter_json.h): each good form compiles to
+ * the leaves of the same text filter; each bad one is -EINVAL with its
+ * reason in q.error. */
+static void test_json_filter_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *text;
+    } same[] = {
+        {"{\"year\": {\">=\": 2020}}", "year >= 2020"},
+        {"{\"lang\": {\"in\": [\"en\", \"de\"]}, \"n\": {\"<\": 0.5}}",
+         "lang in (en, de) and n < 0.5"},
+        {"{\"$or\": [{\"a\": 1}, {\"$not\": {\"b\": true}}]}", "a = 1 or not b = true"},
+        {"{\"t\": {\"exists\": false}}", "not exists t"},
+        {"\"x = 'a b'\"", "x = 'a b'"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char text[512];
+        fsd_query a = FSD_QUERY_INIT, b = FSD_QUERY_INIT;
+        snprintf(text, sizeof text, "{\"vector\": [1], \"filter\": %s}", same[i].json);
+        assert_int_equal(qparse(FSD_QKIND_JSON, text, strlen(text), &a), 0);
+        snprintf(text, sizeof text, "filter = %s\n1\n", same[i].text);
+        assert_int_equal(qparse(FSD_QKIND_TEXT, text, strlen(text), &b), 0);
+        assert_int_equal(nleaves(a.filter), nleaves(b.filter));
+        assert_true(nleaves(a.filter) > 0);
+        for (size_t j = 0; j < nleaves(a.filter); j++) {
+            assert_int_equal(leaf(a.filter, j)->kind, leaf(b.filter, j)->kind);
+            assert_int_equal(leaf(a.filter, j)->op, leaf(b.filter, j)->op);
+            assert_int_equal(leaf(a.filter, j)->nlit, leaf(b.filter, j)->nlit);
+            assert_string_equal(fkey(a.filter, j), fkey(b.filter, j));
+            if (leaf(a.filter, j)->nlit)
+                assert_string_equal(flit(a.filter, j)->p, flit(b.filter, j)->p);
+        }
+        fsd_query_release(&a);
+        fsd_query_release(&b);
+    }
+    static const struct {
+        const char *json, *why;
+    } bad[] = {
+        {"{\"a\": {\"~\": 1}}", "unknown operator"},
+        {"{\"$xor\": []}", "unknown operator"},
+        {"{\"a\": {}}", "no operator"},
+        {"{\"a\": {\"exists\": 1}}", "\"exists\" takes"},
+        {"{\"a\": {\"in\": []}}", "\"in\" takes"},
+        {"{\"$or\": {}}", "\"$or\" takes"},
+        {"{\"a\": null}", "a value must be"},
+        {"{\"$not\": 3}", "a filter must be"},
+        {"\"a >\"", "expected a value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        fsd_query q = FSD_QUERY_INIT;
+        snprintf(text, sizeof text, "{\"vector\": [1], \"filter\": %s}", bad[i].json);
+        assert_int_equal(qparse(FSD_QKIND_JSON, text, strlen(text), &q), -EINVAL);
+        assert_null(q.filter);
+        if (strstr(q.error, bad[i].why) == NULL)
+            fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].json, q.error, bad[i].why);
+    }
+}
+
 static void test_json_query(void **state)
 {
     (void)state;
@@ -202,14 +278,14 @@ static void test_json_query(void **state)
     assert_int_equal(q.ef, 50);
     assert_int_equal(q.dim, 2);
     assert_true(q.vectors[1] == 2.5f);
-    assert_int_equal(q.n_filter, 3);
-    assert_string_equal(q.filter[1].key, "year");
-    assert_string_equal(q.filter[1].value, "2024");
-    assert_string_equal(q.filter[2].value, "true");
+    assert_int_equal(nleaves(q.filter), 3);
+    assert_string_equal(fkey(q.filter, 1), "year");
+    assert_string_equal(flit(q.filter, 1)->p, "2024");
+    assert_string_equal(flit(q.filter, 2)->p, "true");
     s = "{\"like\": \"doc.f32\", \"filter\": {}}";
     assert_int_equal(qparse(FSD_QKIND_JSON, s, strlen(s), &q), 0);
     assert_string_equal(q.like, "doc.f32");
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     static const char *const bad[] = {
         "",
         "[1,2]",
@@ -221,7 +297,6 @@ static void test_json_query(void **state)
         "{\"vector\": [1], \"k\": 10001}",
         "{\"vector\": [1], \"k\": 2.0}",
         "{\"vector\": [1], \"ef\": -1}",
-        "{\"vector\": [1], \"filter\": \"a=b\"}",
         "{\"vector\": [1], \"filter\": {\"a\": [1]}}",
         "{\"vector\": [1], \"filter\": {\"a\": null}}",
         "{\"vector\": [1], \"like\": \"x\"}",
@@ -294,7 +369,7 @@ static void test_batch_queries(void **state)
     assert_int_equal(fsd_query_param_set(&q, "ef", " 64 ", 4), 0);
     assert_int_equal(q.ef, 64);
     assert_int_equal(fsd_query_param_set(&q, "filter", "a=b,c=d\n", 8), 0);
-    assert_int_equal(q.n_filter, 2);
+    assert_int_equal(nleaves(q.filter), 2);
     /* Failures change nothing. */
     assert_int_equal(fsd_query_param_set(&q, "k", "0", 1), -EINVAL);
     assert_int_equal(fsd_query_param_set(&q, "k", "x", 1), -EINVAL);
@@ -304,9 +379,9 @@ static void test_batch_queries(void **state)
     assert_int_equal(fsd_query_param_set(&q, "user.k", "3", 1), -EINVAL);
     assert_int_equal(q.k, 7);
     assert_int_equal(q.ef, 64);
-    assert_int_equal(q.n_filter, 2);
+    assert_int_equal(nleaves(q.filter), 2);
     assert_int_equal(fsd_query_param_set(&q, "filter", "", 0), 0);
-    assert_int_equal(q.n_filter, 0);
+    assert_int_equal(nleaves(q.filter), 0);
     fsd_query_release(&q);
 }
 
@@ -419,7 +494,7 @@ static int af_text_query(void)
     const char *s = "k = 3\nfilter = a=b, c=d\n1 2 3\n";
     int rc = fsd_query_parse(FSD_QKIND_TEXT, s, strlen(s), &q);
     if (!rc)
-        assert_int_equal(q.n_filter, 2);
+        assert_int_equal(nleaves(q.filter), 2);
     else
         assert_null(q.filter);
     fsd_query_release(&q);
@@ -483,10 +558,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_vector_only), cmocka_unit_test(test_text_params),
         cmocka_unit_test(test_text_boundaries),  cmocka_unit_test(test_filter_parse),
-        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_f32_query),
-        cmocka_unit_test(test_batch_queries),    cmocka_unit_test(test_kind_from_name),
-        cmocka_unit_test(test_results_text),     cmocka_unit_test(test_results_json),
-        cmocka_unit_test(test_results_batch),    cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_json_filter_forms),
+        cmocka_unit_test(test_f32_query),        cmocka_unit_test(test_batch_queries),
+        cmocka_unit_test(test_kind_from_name),   cmocka_unit_test(test_results_text),
+        cmocka_unit_test(test_results_json),     cmocka_unit_test(test_results_batch),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,13 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(strlen(q.like) == q.like_len);
         for (size_t i = 0; i < q.nq * q.dim; i++)
             check(isfinite(q.vectors[i]));
-        for (size_t i = 0; i < q.n_filter; i++)
-            check(q.filter[i].key[0] != '\0' && strlen(q.filter[i].key) > 0);
+        check(!q.within || isfinite(q.max_distance));
     }
+    check(memchr(q.error, '\0', sizeof q.error) != NULL);
 
-    static const char *const keys[] = {"k", "ef", "filter", "like"};
+    static const char *const keys[] = {"k", "ef", "filter", "like", "max_distance"};
     uint32_t k0 = q.k;
-    rc = fsd_query_param_set(&q, keys[data[0] % 4], p, n);
+    rc = fsd_query_param_set(&q, keys[data[0] % 5], p, n);
     if (rc)
         check(q.k == k0);
 

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""filters.py — the filter language, max_distance and explain through a
+real mount (docs/filesystem.md, "Filters").
+
+Usage: tests/integration/filters.py PATH/TO/vecfs [-k SUBSTRING]
+
+A collection of 300 seeded vectors (small: searched exactly, so every
+result can be compared with a brute-force answer computed here) gets
+metadata through a .jsonl import and through setxattr. Every operator and
+combination is queried as text, as .json (the structured form) and as a
+batch (.fvecs with user.filter / user.max_distance); each result must equal
+the brute-force evaluation of the same predicate. Malformed filters fail
+close() and read() with EINVAL and say why in the query file's user.error.
+
+Uses daemon.py's runner: every mount is unmounted and every daemon killed
+by pid on every exit path.
+"""
+
+import errno
+import json
+import os
+import random
+import signal
+import struct
+import sys
+
+import daemon
+from daemon import eq, start_fg, stop, write
+
+N, DIM = 300, 4
+LANGS = ["en", "de", "fr", "pt br"]
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def meta_of(i):
+    m = {"year": str(2000 + i % 30), "lang": LANGS[i % 4], "score": "%g" % (i / 8.0)}
+    if i % 3 == 0:
+        m["tag"] = "t%d" % (i % 5)
+    return m
+
+
+def setup(t):
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    p = start_fg(d, m)
+    c = os.path.join(m, "c")
+    os.mkdir(c)
+    write(os.path.join(c, ".config"), "metric = l2\ndim = %d\n" % DIM)
+    rnd = random.Random(13)
+    base, lines = {}, []
+    for i in range(N):
+        v = [f32(rnd.uniform(-1, 1)) for _ in range(DIM)]
+        name = "v%03d" % i
+        base[name] = (v, meta_of(i))
+        lines.append(json.dumps({"name": name, "vector": v, "meta": meta_of(i)}))
+    write(os.path.join(c, ".import", "b.jsonl"), "\n".join(lines))
+    # Metadata set through setxattr counts the same as imported metadata.
+    for i in range(0, N, 7):
+        name = "v%03d" % i
+        os.setxattr(os.path.join(c, name), "user.note", b"seventh, with comma")
+        base[name][1]["note"] = "seventh, with comma"
+    return p, m, c, base
+
+
+def num(s):
+    try:
+        return float(s) if s.strip() == s and s[:1] in "0123456789-+." else None
+    except ValueError:
+        return None
+
+
+def cmp(a, b):
+    """The store's order: as numbers when both are numbers, else bytes."""
+    x, y = num(a), num(b)
+    if x is not None and y is not None:
+        return (x > y) - (x < y)
+    a, b = a.encode(), b.encode()
+    return (a > b) - (a < b)
+
+
+def has(m, k):
+    return k in m
+
+
+# (filter text, predicate over the metadata dict)
+CASES = [
+    ("year >= 2020", lambda m: cmp(m["year"], "2020") >= 0),
+    ("year > 2005 and year <= 2010 and lang in (en, 'pt br')",
+     lambda m: 2005 < int(m["year"]) <= 2010 and m["lang"] in ("en", "pt br")),
+    ("year < 2003 or lang = fr", lambda m: int(m["year"]) < 2003 or m["lang"] == "fr"),
+    ("not tag = t1", lambda m: m.get("tag") != "t1"),
+    ("tag != t1", lambda m: has(m, "tag") and m["tag"] != "t1"),
+    ("exists tag and not exists note", lambda m: has(m, "tag") and not has(m, "note")),
+    ("score < 10.5", lambda m: float(m["score"]) < 10.5),
+    ("lang < en", lambda m: cmp(m["lang"], "en") < 0),
+    ("(lang = de or lang = fr) and not (year >= 2010)",
+     lambda m: m["lang"] in ("de", "fr") and int(m["year"]) < 2010),
+    ('note = "seventh, with comma"', lambda m: m.get("note") == "seventh, with comma"),
+    ("year=2003,lang=pt br", lambda m: m["year"] == "2003" and m["lang"] == "pt br"),
+    ("user.lang in (de)", lambda m: m["lang"] == "de"),
+]
+
+# The structured form of some cases (docs/filesystem.md).
+JSON_CASES = [
+    ({"year": {">=": 2020}}, CASES[0][1]),
+    ({"year": {">": 2005, "<=": 2010}, "lang": {"in": ["en", "pt br"]}}, CASES[1][1]),
+    ({"$or": [{"year": {"<": 2003}}, {"lang": "fr"}]}, CASES[2][1]),
+    ({"$not": {"tag": "t1"}}, CASES[3][1]),
+    ({"tag": {"exists": True}, "note": {"exists": False}}, CASES[5][1]),
+    ("score < 10.5", CASES[6][1]),
+]
+
+
+def dist(a, b):
+    return sum((f32(x) - f32(y)) ** 2 for x, y in zip(a, b))
+
+
+def query(c, qname, text):
+    q = os.path.join(c, ".query", qname)
+    write(q, text)
+    with open(q, "rb") as f:
+        return f.read().decode()
+
+
+def names_of(text):
+    return [line.split("\t")[0] for line in text.splitlines() if line and line[0] != "#"]
+
+
+def expect(base, pred):
+    return sorted(n for n, (_, m) in base.items() if pred(m))
+
+
+def vec_text(v):
+    return " ".join(repr(x) for x in v)
+
+
+def test_text_filters(t):
+    p, m, c, base = setup(t)
+    try:
+        q = base["v001"][0]
+        for text, pred in CASES:
+            got = names_of(query(c, "q", "k = %d\nfilter = %s\n%s\n" % (N, text, vec_text(q))))
+            want = expect(base, pred)
+            if not want:
+                raise AssertionError("case %r passes nothing: it cannot fail" % text)
+            eq(sorted(got), want, "filter %r" % text)
+            eq(len(got), len(set(got)), "filter %r: no name twice" % text)
+    finally:
+        eq(stop(p, m), 0, "exit status after SIGTERM")
+
+
+def test_json_filters(t):
+    p, m, c, base = setup(t)
+    try:
+        q = base["v002"][0]
+        for f, pred in JSON_CASES:
+            out = query(c, "q.json", json.dumps({"vector": q, "k": N, "filter": f}))
+            got = sorted(h["name"] for h in json.loads(out))
+            eq(got, expect(base, pred), "json filter %s" % json.dumps(f))
+        # The old object form still means AND of equalities.
+        out = query(c, "q.json", json.dumps({"vector": q, "k": N,
+                                             "filter": {"lang": "de", "year": 2001}}))
+        eq(sorted(h["name"] for h in json.loads(out)),
+           expect(base, lambda m: m["lang"] == "de" and m["year"] == "2001"), "old json form")
+    finally:
+        eq(stop(p, m), 0, "exit status after SIGTERM")
+
+
+def test_max_distance_and_batch(t):
+    p, m, c, base = setup(t)
+    try:
+        q = base["v010"][0]
+        dists = sorted((dist(v, q), n) for n, (v, _) in base.items())
+        # A bound halfway between two distances, so float rounding cannot move it.
+        bound = (dists[40][0] + dists[41][0]) / 2
+        out = query(c, "q", "k = %d\nmax_distance = %r\n%s\n" % (N, bound, vec_text(q)))
+        eq(names_of(out), [n for _, n in dists[:41]], "max_distance: exact set, nearest first")
+        # k bounds it: the nearest k within the distance.
+        out = query(c, "q", "k = 5\nmax_distance = %r\n%s\n" % (bound, vec_text(q)))
+        eq(names_of(out), [n for _, n in dists[:5]], "max_distance with a smaller k")
+        # With a filter.
+        pred = CASES[0][1]
+        out = query(c, "q", "k = %d\nmax_distance = %r\nfilter = year >= 2020\n%s\n"
+                    % (N, bound, vec_text(q)))
+        eq(names_of(out), [n for d, n in dists[:41] if pred(base[n][1])],
+           "max_distance and a filter")
+        # A batch: two queries, filter and bound from the query file's xattrs.
+        qs = [q, base["v020"][0]]
+        blob = b"".join(struct.pack("<i", DIM) + struct.pack("<%df" % DIM, *v) for v in qs)
+        qf = os.path.join(c, ".query", "b.fvecs")
+        write(qf, blob, "wb")
+        os.setxattr(qf, "user.k", str(N).encode())
+        os.setxattr(qf, "user.filter", b"lang in (de, fr) and year < 2015")
+        os.setxattr(qf, "user.max_distance", repr(bound).encode())
+        with open(qf, "rb") as f:
+            rows = [line.split("\t") for line in f.read().decode().splitlines()]
+        bpred = lambda m: m["lang"] in ("de", "fr") and int(m["year"]) < 2015
+        for r, qv in enumerate(qs):
+            want = [n for d, n in sorted((dist(v, qv), n) for n, (v, _) in base.items())
+                    if d <= bound and bpred(base[n][1])]
+            if not want:
+                raise AssertionError("batch row %d expects nothing: it cannot fail" % r)
+            eq([x[1] for x in rows if x[0] == str(r)], want, "batch row %d" % r)
+    finally:
+        eq(stop(p, m), 0, "exit status after SIGTERM")
+
+
+def expect_einval(fn, *a):
+    try:
+        fn(*a)
+    except OSError as e:
+        eq(e.errno, errno.EINVAL, "errno")
+        return
+    raise AssertionError("no EINVAL")
+
+
+def read_query(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_malformed_and_explain(t):
+    p, m, c, base = setup(t)
+    try:
+        q = vec_text(base["v003"][0])
+        qf = os.path.join(c, ".query", "bad")
+        for text, why in [("year >", "expected a value"), ("(a = 1", "expected ')'"),
+                          ("a ! b", "'!'"), ("lang in (de", "expected ',' or ')'"),
+                          ("a = \"open", "no closing"), ("year >= 1 and", "expected a key")]:
+            expect_einval(write, qf, "filter = %s\n%s\n" % (text, q))
+            expect_einval(read_query, qf)
+            msg = os.getxattr(qf, "user.error").decode()
+            if why not in msg or not msg.startswith("filter: "):
+                raise AssertionError("%r: user.error %r lacks %r" % (text, msg, why))
+        expect_einval(write, qf, "max_distance = x\n%s\n" % q)
+        eq(os.getxattr(qf, "user.error").decode(), "max_distance must be a finite number",
+           "user.error of a bad max_distance")
+        jf = os.path.join(c, ".query", "bad.json")
+        expect_einval(write, jf, json.dumps({"vector": base["v003"][0],
+                                             "filter": {"year": {"~": 1}}}))
+        if "unknown operator" not in os.getxattr(jf, "user.error").decode():
+            raise AssertionError("json: user.error says nothing of the operator")
+        # A good query on the same file clears the message.
+        write(qf, "filter = year >= 2020\nexplain = 1\n%s\n" % q)
+        try:
+            os.getxattr(qf, "user.error")
+            raise AssertionError("user.error still set after a good query")
+        except OSError as e:
+            eq(e.errno, errno.ENODATA, "user.error gone")
+        out = read_query(qf).decode().splitlines()
+        want = expect(base, CASES[0][1])
+        eq(out[0], "# plan small, filtered, passing %d of %d, 10 of k 10" % (len(want), N),
+           "explain line")
+        eq(len(out), 11, "explain adds one line")
+        # A batch whose user.filter is malformed fails its read, with a reason.
+        bf = os.path.join(c, ".query", "b.fvecs")
+        write(bf, struct.pack("<i", DIM) + struct.pack("<%df" % DIM, *base["v003"][0]), "wb")
+        os.setxattr(bf, "user.filter", b"year >=")
+        expect_einval(read_query, bf)
+        if "expected a value" not in os.getxattr(bf, "user.error").decode():
+            raise AssertionError("batch: user.error says nothing of the filter")
+        with open(os.path.join(m, ".vecfs", "stats")) as f:
+            plans = json.load(f)["query_plans"]
+        if plans.get("small", 0) < 1 or set(plans) != {"none", "small", "records", "exact",
+                                                        "walk"}:
+            raise AssertionError("stats query_plans %r" % plans)
+    finally:
+        eq(stop(p, m), 0, "exit status after SIGTERM")
+
+
+TESTS = [test_text_filters, test_json_filters, test_max_distance_and_batch,
+         test_malformed_and_explain]
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(daemon.main(TESTS, __doc__))

@@ -1,0 +1,409 @@
+/*
+ * test_filter.c — the filter language (store/filter.c) and its evaluation
+ * (store/filter_eval.c, store/search.c) against a real LMDB store.
+ *
+ * Covered: every operator, and/or/not/parentheses, quoting and escapes,
+ * the old KEY=VALUE form, numeric against byte order, malformed texts
+ * (code and message), the depth/term/size limits; then, through searches
+ * with k above the collection's size, that the passing set equals a
+ * brute-force evaluation of the same predicate over the vectors'
+ * metadata, for MIDX-only filters and for those that walk the records;
+ * max_distance against the exact set within the bound; the plan.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "store_testutil.h"
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Parses text; returns the code, *err the message. */
+static int parse(const char *text, st_filter **f, char *err)
+{
+    return st_filter_parse(text, strlen(text), f, err, ST_FILTER_ERR_MAX);
+}
+
+static void test_parse_good(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "year >= 2020",
+        "year>=2020 and lang in (en, de)",
+        "not (a = 1 or b != \"x y\")",
+        "exists tag",
+        "EXISTS tag AND NOT tag = t1",
+        "(a < 1) or (a > 5, b <= 3)",
+        "user.year == 2020",
+        "name = 'it\\'s'",
+        "\"key with space\" = \"v,al(ue)\"",
+        "a=b,c=d",
+        "tag=x=y",
+        "cat = my guide",
+        "a=",
+        "((((a=1))))",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        st_filter *f = NULL;
+        char err[ST_FILTER_ERR_MAX];
+        int rc = parse(good[i], &f, err);
+        if (rc != 0)
+            fail_msg("\"%s\" gave %d (%s)", good[i], rc, err);
+        assert_non_null(f);
+        assert_string_equal(err, "");
+        st_filter_free(f);
+    }
+    st_filter *f = (st_filter *)1;
+    char err[ST_FILTER_ERR_MAX];
+    assert_int_equal(parse("  \n ", &f, err), 0);
+    assert_null(f);
+    /* Quoting: the escaped quote is part of the value. */
+    assert_int_equal(parse("name = 'it\\'s'", &f, err), 0);
+    assert_int_equal(f->nlits, 1);
+    assert_string_equal(f->lits[0].p, "it's");
+    assert_string_equal(f->keys[0].p, "name");
+    st_filter_free(f);
+    /* The old form keeps spaces and '=' inside values. */
+    assert_int_equal(parse("tag = x=y , cat = my guide", &f, err), 0);
+    assert_int_equal(f->nlits, 2);
+    assert_string_equal(f->lits[0].p, "x=y");
+    assert_string_equal(f->lits[1].p, "my guide");
+    st_filter_free(f);
+}
+
+static void test_parse_bad(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *msg; /* part of the message */
+    } bad[] = {
+        {"year >", "expected a value"},
+        {"year >= ", "expected a value"},
+        {"(a = 1", "expected ')'"},
+        {"a = 1)", "unexpected text"},
+        {"a ! b", "'!'"},
+        {"a = \"open", "no closing"},
+        {"a in ()", "expected a value"},
+        {"a in (1, 2", "expected ',' or ')'"},
+        {"a in 1", "expected '('"},
+        {"exists", "expected a key"},
+        {"not", "expected a key"},
+        {"a = 1 and", "expected a key"},
+        {"a = 1 or or b = 2", "expected a key"},
+        {"= 3", "expected a key"},
+        {"user. = 3", "empty key"},
+        {"a b", "expected an operator"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st_filter *f = (st_filter *)1;
+        char err[ST_FILTER_ERR_MAX];
+        int rc = parse(bad[i].text, &f, err);
+        if (rc != -EINVAL)
+            fail_msg("\"%s\" gave %d, want -EINVAL", bad[i].text, rc);
+        assert_null(f);
+        if (strstr(err, bad[i].msg) == NULL || strncmp(err, "filter: ", 8) != 0)
+            fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].text, err, bad[i].msg);
+    }
+}
+
+static void test_parse_limits(void **state)
+{
+    (void)state;
+    static char t[ST_FILTER_TEXT_MAX + 16];
+    st_filter *f;
+    char err[ST_FILTER_ERR_MAX];
+    /* Depth: 32 parentheses are fine, 33 are not. */
+    for (int depth = 32; depth <= 33; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++)
+            t[n++] = '(';
+        n += (size_t)snprintf(t + n, sizeof t - n, "a=1");
+        for (int i = 0; i < depth; i++)
+            t[n++] = ')';
+        t[n] = '\0';
+        assert_int_equal(parse(t, &f, err), depth == 32 ? 0 : -EINVAL);
+        st_filter_free(f);
+    }
+    assert_non_null(strstr(err, "nested deeper"));
+    /* Terms: 255 comparisons joined by `and` (256 nodes) fit, 256 do not. */
+    for (int terms = 255; terms <= 256; terms++) {
+        size_t n = 0;
+        for (int i = 0; i < terms; i++)
+            n += (size_t)snprintf(t + n, sizeof t - n, "%sk%d = %d", i ? " and " : "", i, i);
+        assert_int_equal(parse(t, &f, err), terms == 255 ? 0 : -EINVAL);
+        st_filter_free(f);
+    }
+    /* Key and value sizes. */
+    memset(t, 'k', ST_XATTR_NAME_MAX - 4);
+    strcpy(t + ST_XATTR_NAME_MAX - 4, " = 1");
+    assert_int_equal(parse(t, &f, err), -E2BIG);
+    assert_non_null(strstr(err, "key"));
+    t[0] = '"';
+    memset(t + 1, 'v', ST_XATTR_VALUE_MAX + 1);
+    strcpy(t + ST_XATTR_VALUE_MAX + 2, "\" = 1");
+    assert_int_equal(parse(t, &f, err), -E2BIG);
+    memset(t, ' ', ST_FILTER_TEXT_MAX + 1);
+    assert_int_equal(st_filter_parse(t, ST_FILTER_TEXT_MAX + 1, &f, err, sizeof err), -E2BIG);
+    assert_null(f);
+}
+
+static void test_compare(void **state)
+{
+    (void)state;
+    st_flit n2020 = {.p = "2020", .len = 4};
+    n2020.is_num = st_filter_number(n2020.p, n2020.len, &n2020.num);
+    assert_true(n2020.is_num);
+    assert_int_equal(st_filter_cmp("999", 3, &n2020), -1); /* as numbers */
+    assert_int_equal(st_filter_cmp("2020.0", 6, &n2020), 0);
+    assert_int_equal(st_filter_cmp("1e4", 3, &n2020), 1);
+    assert_int_equal(st_filter_cmp("-5", 2, &n2020), -1);
+    assert_int_equal(st_filter_cmp("abc", 3, &n2020), 1); /* as bytes: 'a' > '2' */
+    st_flit abc = {.p = "abc", .len = 3};
+    abc.is_num = st_filter_number(abc.p, abc.len, &abc.num);
+    assert_false(abc.is_num);
+    assert_int_equal(st_filter_cmp("ab", 2, &abc), -1); /* a prefix first */
+    assert_int_equal(st_filter_cmp("abd", 3, &abc), 1);
+    assert_int_equal(st_filter_cmp("\xc3\xa9", 2, &abc), 1); /* UTF-8 byte order */
+    double d;
+    assert_false(st_filter_number("inf", 3, &d));
+    assert_false(st_filter_number("nan", 3, &d));
+    assert_false(st_filter_number("0x10", 4, &d));
+    assert_false(st_filter_number(" 1", 2, &d));
+    assert_false(st_filter_number("-", 1, &d));
+    assert_true(st_filter_number("-.5", 3, &d) && d == -0.5);
+}
+
+/* ------------------------------------------------------------------ */
+/* Evaluation against brute force                                       */
+/* ------------------------------------------------------------------ */
+
+enum { N = 600, DIM = 8 };
+
+/* Vector i's metadata (NULL: the key is absent). */
+typedef struct meta {
+    char year[8], lang[8], tag[8], score[16];
+    bool has_tag;
+} meta;
+
+static void meta_of(int i, meta *m)
+{
+    static const char *const langs[] = {"en", "de", "fr", "pt br"};
+    snprintf(m->year, sizeof m->year, "%d", 2000 + i % 30);
+    snprintf(m->lang, sizeof m->lang, "%s", langs[i % 4]);
+    m->has_tag = i % 3 == 0;
+    snprintf(m->tag, sizeof m->tag, "t%d", i % 5);
+    snprintf(m->score, sizeof m->score, "%g", (double)i / 8.0);
+}
+
+typedef bool (*pred)(const meta *m);
+static bool p_year_ge(const meta *m)
+{
+    return atoi(m->year) >= 2020;
+}
+static bool p_range_lang(const meta *m)
+{
+    return atoi(m->year) > 2005 && atoi(m->year) <= 2010 &&
+           (strcmp(m->lang, "en") == 0 || strcmp(m->lang, "pt br") == 0);
+}
+static bool p_not_tag(const meta *m)
+{
+    return !(m->has_tag && strcmp(m->tag, "t1") == 0);
+}
+static bool p_ne_tag(const meta *m)
+{
+    return m->has_tag && strcmp(m->tag, "t1") != 0;
+}
+static bool p_exists_or(const meta *m)
+{
+    return m->has_tag || strcmp(m->lang, "de") == 0;
+}
+static bool p_score(const meta *m)
+{
+    return atof(m->score) < 10.5; /* as numbers: "9.5" < "10.5" */
+}
+static bool p_lang_lt(const meta *m)
+{
+    return strcmp(m->lang, "en") < 0; /* as bytes: "de" */
+}
+static bool p_in_eq(const meta *m)
+{
+    return (strcmp(m->lang, "fr") == 0 || strcmp(m->lang, "de") == 0) &&
+           strcmp(m->year, "2003") == 0;
+}
+static bool p_not_in(const meta *m)
+{
+    return !(strcmp(m->lang, "fr") == 0 || strcmp(m->lang, "de") == 0);
+}
+static bool p_none(const meta *m)
+{
+    (void)m;
+    return false;
+}
+
+static const struct {
+    const char *text;
+    pred p;
+} cases[] = {
+    {"year >= 2020", p_year_ge},
+    {"year > 2005 and year <= 2010 and lang in (en, 'pt br')", p_range_lang},
+    {"not tag = t1", p_not_tag},
+    {"tag != t1", p_ne_tag},
+    {"exists tag or lang = de", p_exists_or},
+    {"score < 10.5", p_score},
+    {"lang < en", p_lang_lt},
+    {"lang in (fr, de) and year = 2003", p_in_eq}, /* MIDX only */
+    {"not (lang = fr or lang = de)", p_not_in},    /* MIDX and not */
+    {"year=2003,lang=de,lang=fr", p_none},         /* old form */
+    {"year = 2003.0", p_none},                     /* = compares bytes */
+};
+
+static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
+{
+    static const uint8_t key[ST_KEY_LEN] = {7, 1, 3};
+    st_options o;
+    tu_opts(&o);
+    if (encrypted) {
+        o.key = key;
+        o.key_len = sizeof key;
+    }
+    st_store *st = NULL;
+    assert_int_equal(st_store_open(dir, &o, &st), 0);
+    st_config cfg;
+    st_config_default(&cfg);
+    cfg.dim = DIM;
+    cfg.metric = VF_METRIC_L2;
+    assert_int_equal(st_coll_create(st, "c", NULL, &cfg), 0);
+    st_batch *b;
+    assert_int_equal(st_batch_begin(st, "c", &b), 0);
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        tu_vec(&seed, vecs[i], DIM);
+        char name[16];
+        snprintf(name, sizeof name, "v%d", i);
+        meta m;
+        meta_of(i, &m);
+        const char *keys[] = {"user.year", "user.lang", "user.score", "user.tag"};
+        const void *vals[] = {m.year, m.lang, m.score, m.tag};
+        size_t lens[] = {strlen(m.year), strlen(m.lang), strlen(m.score), strlen(m.tag)};
+        assert_int_equal(st_batch_put(b, name, name, strlen(name), vecs[i], DIM, NULL, 0,
+                                      m.has_tag ? 4 : 3, keys, vals, lens),
+                         0);
+    }
+    assert_int_equal(st_batch_commit(b), 0);
+    return st;
+}
+
+/* Every case on a store with or without a key (without one, the walk
+ * passes over other keys' records unopened; with one it opens them all). */
+static void eval_brute_force(bool encrypted)
+{
+    char *dir = tu_tmpdir();
+    static float vecs[N][DIM];
+    st_store *st = filled_store(dir, vecs, encrypted);
+    st_hit *hits = calloc(N + 1, sizeof *hits);
+    assert_non_null(hits);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        st_filter *f;
+        char err[ST_FILTER_ERR_MAX];
+        assert_int_equal(parse(cases[c].text, &f, err), 0);
+        st_plan plan;
+        st_search_opts o = {.filter = f, .plan = &plan};
+        size_t n = 0;
+        assert_int_equal(st_search_opt(st, "c", vecs[0], DIM, N + 1, 0, &o, hits, &n), 0);
+        bool got[N] = {false};
+        for (size_t j = 0; j < n; j++)
+            got[atoi(hits[j].name + 1)] = true;
+        size_t want = 0;
+        for (int i = 0; i < N; i++) {
+            meta m;
+            meta_of(i, &m);
+            bool pass = cases[c].p(&m);
+            want += pass;
+            if (pass != got[i])
+                fail_msg("\"%s\": v%d %s", cases[c].text, i, pass ? "missing" : "extra");
+        }
+        assert_int_equal(n, want);
+        assert_true(plan.filtered);
+        assert_int_equal(plan.passing, want);
+        assert_int_equal(plan.kind, want ? ST_PLAN_SMALL : ST_PLAN_NONE);
+        st_filter_free(f);
+    }
+    free(hits);
+    st_store_close(st);
+    tu_rmdir(dir);
+}
+
+static void test_eval_brute_force(void **state)
+{
+    (void)state;
+    eval_brute_force(false);
+}
+
+static void test_eval_brute_force_encrypted(void **state)
+{
+    (void)state;
+    eval_brute_force(true);
+}
+
+static void test_max_distance(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    static float vecs[N][DIM];
+    st_store *st = filled_store(dir, vecs, false);
+    st_hit hits[N];
+    const float *q = vecs[3];
+    st_filter *f;
+    char err[ST_FILTER_ERR_MAX];
+    assert_int_equal(parse("year >= 2010", &f, err), 0);
+    for (int filtered = 0; filtered <= 1; filtered++) {
+        st_search_opts o = {.filter = filtered ? f : NULL, .within = true, .max_distance = 3.0f};
+        size_t n = 0;
+        assert_int_equal(st_search_opt(st, "c", q, DIM, N, 0, &o, hits, &n), 0);
+        size_t want = 0;
+        for (int i = 0; i < N; i++) {
+            float d = 0;
+            for (int j = 0; j < DIM; j++)
+                d += (vecs[i][j] - q[j]) * (vecs[i][j] - q[j]);
+            meta m;
+            meta_of(i, &m);
+            want += d <= 3.0f && (!filtered || p_year_ge(&m) || atoi(m.year) >= 2010);
+        }
+        assert_true(want > 5 && want < N);
+        assert_int_equal(n, want);
+        for (size_t j = 0; j < n; j++) {
+            assert_true(hits[j].distance <= 3.0f);
+            assert_true(j == 0 || hits[j - 1].distance <= hits[j].distance);
+        }
+        /* A k below the count within gives the nearest k. */
+        size_t n3 = 0;
+        assert_int_equal(st_search_opt(st, "c", q, DIM, 3, 0, &o, hits, &n3), 0);
+        assert_int_equal(n3, 3);
+    }
+    st_filter_free(f);
+    st_store_close(st);
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_parse_limits),     cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_eval_brute_force), cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_max_distance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
