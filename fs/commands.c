@@ -180,8 +180,8 @@ int fsd_cmd_check(int argc, char **argv)
     if (!bad && ro.conf && argc == 1)
         return check_rados(&ro);
     if (bad || argc != 2) {
-        fprintf(stderr, "usage: vecfs check DATADIR [--key-file F]\n"
-                        "       vecfs check --rados-conf CONF --rados-pool POOL [DATADIR]\n");
+        fprintf(stderr, "usage: vecfs check DATADIR [--key-file F], or vecfs check --rados-conf "
+                        "CONF --rados-pool POOL [DATADIR]\n");
         return 2;
     }
     int rrc = ro.conf ? check_rados(&ro) : 0;

@@ -219,6 +219,19 @@ static int append_err(int rc)
     return rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -ESHUTDOWN ? -EIO : rc;
 }
 
+/* After losing race number `race` (0 = the first): sleep a random time
+ * below 2^race ms (n->mu held: this node's other writers would lose to
+ * the same winner), so that writers that keep colliding spread out. */
+static void race_backoff(st_node *n, int race)
+{
+    uint32_t r;
+    if (st_random(&r, sizeof(r)) != 0)
+        r = (uint32_t)n->id;
+    long us = (long)(r % (1000u << race));
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static int node_write(void *ctx, const st_log_op *op)
 {
     st_node *n = ctx;
@@ -238,6 +251,7 @@ static int node_write(void *ctx, const st_log_op *op)
             rc = st_rados_append(&n->r, head, n->enc.p, n->enc.len);
         if (rc == -ECANCELED) {
             rc = -EAGAIN; /* lost the race: catch up and check again */
+            race_backoff(n, race);
             continue;
         }
         if (rc) {
@@ -353,8 +367,12 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     pthread_mutex_init(&n->wake_mu, NULL);
     pthread_cond_init(&n->wake_cv, NULL);
     rc = st_random(&n->id, sizeof(n->id));
+    /* The pool holds the durable copy: local commits need not wait for
+     * the disk (docs/scale-out.md §7). */
+    st_options local = *opt;
+    local.sync_mode = ST_SYNC_FAST;
     if (rc == 0)
-        rc = st_store_open(cachedir, opt, &n->st);
+        rc = st_store_open(cachedir, &local, &n->st);
     if (rc == 0)
         rc = st_log_applied_get(n->st, &n->applied);
     if (rc == 0 && n->applied > h.head) {
