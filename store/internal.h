@@ -132,7 +132,7 @@ int st_vec_name_arg(const char *name, st_name_use use, size_t *len_out);
 int st_xattr_name_arg(const char *xname, size_t *len_out);
 
 /* ------------------------------------------------------------------ */
-/* Level 0. rados_entry.c: the bytes of a RADOS log entry              */
+/* Level 1. rados_entry.c: the bytes of a RADOS log entry              */
 /* ------------------------------------------------------------------ */
 
 /* Kinds of operation in a log entry (docs/scale-out.md §3). */
@@ -1127,5 +1127,13 @@ int st_rebuild_start(st_store *st);
 /* Stops it between chunks and joins it (an unfinished index stays marked
  * and is never snapshotted). */
 void st_rebuild_stop(st_store *st);
+
+/* ------------------------------------------------------------------ */
+/* Level 3. rados_check.c: st_rados_check (store.h)                   */
+/* Level 11. rados_node.c: a RADOS node, st_rados_open (store.h)      */
+/* ------------------------------------------------------------------ */
+/* Both only define store.h's functions: a node plugs st_log_hooks into
+ * its store (st->log_hooks, st->log_ctx) and removes them in its stop
+ * hook, which st_store_close calls first. */
 
 #endif /* VECFS_STORE_INTERNAL_H */

@@ -41,6 +41,9 @@
 
 #define ST_NODE_RACES 8
 #define ST_NODE_POLL_MS 200
+/* Largest entry kept as an omap value. Larger payloads belong in blob
+ * objects (docs/scale-out.md §2), which are not written yet: -EFBIG. */
+#define ST_NODE_ENTRY_MAX (4u << 20)
 
 typedef struct st_node {
     st_store *st;
@@ -247,8 +250,11 @@ static int node_write(void *ctx, const st_log_op *op)
             break;
         st_now(&e.written);
         rc = st_log_entry_encode(&e, &n->enc);
-        if (rc == 0)
-            rc = st_rados_append(&n->r, head, n->enc.p, n->enc.len);
+        if (rc == 0 && n->enc.len > ST_NODE_ENTRY_MAX)
+            rc = -EFBIG;
+        if (rc)
+            break;
+        rc = st_rados_append(&n->r, head, n->enc.p, n->enc.len);
         if (rc == -ECANCELED) {
             rc = -EAGAIN; /* lost the race: catch up and check again */
             race_backoff(n, race);
@@ -354,6 +360,11 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
                   st_store **out)
 {
     *out = NULL;
+    if (opt && opt->key) {
+        /* Entries would reach the pool unsealed (scale-out.md §3). */
+        st_errbuf_set(opt, "--key-file is not supported in the RADOS mode yet");
+        return -EINVAL;
+    }
     st_node *n = vc_calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;
@@ -369,7 +380,11 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     rc = st_random(&n->id, sizeof(n->id));
     /* The pool holds the durable copy: local commits need not wait for
      * the disk (docs/scale-out.md §7). */
-    st_options local = *opt;
+    st_options local;
+    if (opt)
+        local = *opt;
+    else
+        st_options_default(&local);
     local.sync_mode = ST_SYNC_FAST;
     if (rc == 0)
         rc = st_store_open(cachedir, &local, &n->st);
