@@ -257,6 +257,11 @@ typedef int (*st_rados_entry_fn)(void *ctx, uint64_t seq, const void *bytes, siz
 /* Reads entries after..upto (after excluded) in ranges of ST_RADOS_RANGE.
  * -EPROTO when one is missing (a gap or a trimmed range). */
 int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_fn fn, void *ctx);
+/* Reads the head fields and the entries after `after` in one operation
+ * (one round trip when less than a range behind) and feeds the entries up
+ * to that head to fn. -ESTALE when the log was trimmed past `after`. */
+int st_rados_catch_up(st_rados *r, uint64_t after, st_rados_head *h, st_rados_entry_fn fn,
+                      void *ctx);
 /* Watches vecfs.head (again, if it was). */
 int st_rados_watch(st_rados *r, void (*wake)(void *ctx, bool lost), void *ctx);
 /* Notifies the watchers of vecfs.head (waits for their acks). */

@@ -120,21 +120,13 @@ static int seq_parse(const char *v, size_t len, uint64_t *out)
     return 0;
 }
 
-int st_rados_head_read(st_rados *r, st_rados_head *h)
+/* The head fields from an omap iterator over (some of) format, head,
+ * trim, ckpt. */
+static int head_parse(rados_omap_iter_t it, st_rados_head *h)
 {
     memset(h, 0, sizeof(*h));
-    const char *keys[] = {"format", "head", "trim", "ckpt"};
-    size_t klens[] = {6, 4, 4, 4};
-    rados_read_op_t op = rados_create_read_op();
-    if (!op)
-        return -ENOMEM;
-    rados_omap_iter_t it = NULL;
-    int prval = 0;
-    rados_read_op_omap_get_vals_by_keys2(op, keys, 4, klens, &it, &prval);
-    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
-    if (rc == 0)
-        rc = prval;
     unsigned seen = 0;
+    int rc = 0;
     while (rc == 0) {
         char *k, *v;
         size_t kl, vl;
@@ -155,11 +147,28 @@ int st_rados_head_read(st_rados *r, st_rados_head *h)
             seen |= 8;
         }
     }
+    return rc == 0 && seen != 15 ? -EPROTO : rc;
+}
+
+static const char *const head_keys[] = {"format", "head", "trim", "ckpt"};
+static const size_t head_klens[] = {6, 4, 4, 4};
+
+int st_rados_head_read(st_rados *r, st_rados_head *h)
+{
+    rados_read_op_t op = rados_create_read_op();
+    if (!op)
+        return -ENOMEM;
+    rados_omap_iter_t it = NULL;
+    int prval = 0;
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &it, &prval);
+    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+    if (rc == 0)
+        rc = prval;
+    if (rc == 0)
+        rc = head_parse(it, h);
     if (it)
         rados_omap_get_end(it);
     rados_release_read_op(op);
-    if (rc == 0 && seen != 15)
-        rc = -EPROTO;
     return rc;
 }
 
@@ -183,6 +192,27 @@ int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len)
     return rc;
 }
 
+/* Feeds the entries of an omap iterator to fn while they are got + 1,
+ * got + 2, ... up to upto; -EPROTO on a key out of place (a gap). */
+static int entries_feed(rados_omap_iter_t it, uint64_t *got, uint64_t upto, st_rados_entry_fn fn,
+                        void *ctx)
+{
+    int rc = 0;
+    while (rc == 0 && *got < upto) {
+        char *k, *v;
+        size_t kl, vl;
+        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+        if (rc || !k)
+            break;
+        uint64_t seq;
+        if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) || seq != *got + 1)
+            rc = -EPROTO;
+        else if ((rc = fn(ctx, seq, v, vl)) == 0)
+            *got = seq;
+    }
+    return rc;
+}
+
 int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_fn fn, void *ctx)
 {
     int rc = 0;
@@ -200,18 +230,8 @@ int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_
         if (rc == 0)
             rc = prval;
         uint64_t got = after;
-        while (rc == 0 && got < upto) {
-            char *k, *v;
-            size_t kl, vl;
-            rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
-            if (rc || !k)
-                break;
-            uint64_t seq;
-            if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) || seq != got + 1)
-                rc = -EPROTO; /* a key out of place or a gap: the log is damaged */
-            else if ((rc = fn(ctx, seq, v, vl)) == 0)
-                got = seq;
-        }
+        if (rc == 0)
+            rc = entries_feed(it, &got, upto, fn, ctx);
         if (it)
             rados_omap_get_end(it);
         rados_release_read_op(op);
@@ -219,6 +239,41 @@ int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_
             rc = -EPROTO; /* entries below head are missing */
         after = got;
     }
+    return rc;
+}
+
+int st_rados_catch_up(st_rados *r, uint64_t after, st_rados_head *h, st_rados_entry_fn fn,
+                      void *ctx)
+{
+    char start[ST_RADOS_KEY_LEN];
+    entry_key(after, start);
+    rados_read_op_t op = rados_create_read_op();
+    if (!op)
+        return -ENOMEM;
+    rados_omap_iter_t hit = NULL, eit = NULL;
+    unsigned char more = 0;
+    int hrc = 0, erc = 0;
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &hit, &hrc);
+    rados_read_op_omap_get_vals2(op, start, "e.", ST_RADOS_RANGE, &eit, &more, &erc);
+    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+    if (rc == 0)
+        rc = hrc ? hrc : erc;
+    if (rc == 0)
+        rc = head_parse(hit, h);
+    if (rc == 0 && h->trim > after + 1)
+        rc = -ESTALE; /* trimmed past `after` */
+    uint64_t got = after;
+    if (rc == 0)
+        rc = entries_feed(eit, &got, h->head, fn, ctx);
+    if (hit)
+        rados_omap_get_end(hit);
+    if (eit)
+        rados_omap_get_end(eit);
+    rados_release_read_op(op);
+    /* More than one range behind: the rest (the head may have moved on;
+     * catching up to the head read here is what was asked). */
+    if (rc == 0 && got < h->head)
+        rc = st_rados_entries(r, got, h->head, fn, ctx);
     return rc;
 }
 

@@ -40,6 +40,7 @@
 #include "internal.h"
 
 #define ST_NODE_RACES 8
+#define ST_NODE_RACES_AT_ONCE 2
 #define ST_NODE_POLL_MS 200
 /* Largest entry kept as an omap value. Larger payloads belong in blob
  * objects (docs/scale-out.md §2), which are not written yet: -EFBIG. */
@@ -138,11 +139,8 @@ static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
 static int catch_up(st_node *n, uint64_t *head_out)
 {
     st_rados_head h;
-    int rc = st_rados_head_read(&n->r, &h);
-    if (rc == 0 && h.trim > n->applied + 1)
-        rc = -ESTALE; /* trimmed past us: joining from a checkpoint is not done */
-    if (rc == 0 && n->applied < h.head)
-        rc = st_rados_entries(&n->r, n->applied, h.head, apply_bytes, n);
+    /* -ESTALE: trimmed past us; joining from a checkpoint is not done. */
+    int rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
     if (rc) {
         st_health_set(n->st, "rados: cannot follow the log: %s", strerror(-rc));
         return rc;
@@ -222,11 +220,15 @@ static int append_err(int rc)
     return rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -ESHUTDOWN ? -EIO : rc;
 }
 
-/* After losing race number `race` (0 = the first): sleep a random time
- * below 2^race ms (n->mu held: this node's other writers would lose to
- * the same winner), so that writers that keep colliding spread out. */
+/* After losing race number `race` (0 = the first): from the third on,
+ * sleep a random time below 2^race ms (n->mu held: this node's other
+ * writers would lose to the same winner), so that many writers that keep
+ * colliding spread out. The first two retry at once: against one busy
+ * writer a sleep only makes the loser's next try later. */
 static void race_backoff(st_node *n, int race)
 {
+    if (race < ST_NODE_RACES_AT_ONCE)
+        return;
     uint32_t r;
     if (st_random(&r, sizeof(r)) != 0)
         r = (uint32_t)n->id;
