@@ -367,6 +367,11 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
         st_errbuf_set(opt, "--key-file is not supported in the RADOS mode yet");
         return -EINVAL;
     }
+    if (opt && opt->read_only) {
+        /* A read-only local store could not apply the log either. */
+        st_errbuf_set(opt, "--read-only is not supported in the RADOS mode yet");
+        return -EINVAL;
+    }
     st_node *n = vc_calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;

@@ -24,7 +24,8 @@ CACHEDIR and mount point over the same pool:
   * `vecfs check --rados-*` is clean, and so is `vecfs check CACHEDIR` of
     every node once stopped;
   * a cluster that does not answer: exit 1 and one line on stderr within
-    --rados-timeout (plus start-up).
+    --rados-timeout (plus start-up); bad --rados-* command lines: one line
+    and exit 2 (1 for a config that cannot be read, and --read-only).
 
 Every mount is unmounted, every daemon and the cluster stopped by pid on
 every exit path. Exits 77 without /dev/fuse or the Ceph binaries.
@@ -296,6 +297,17 @@ def unreachable_cluster(ctx):
     check(err and "\n" not in err and "Ceph" in err, "one line on stderr: %r" % err)
     check(took < 3 + 5, "took %.1f s with --rados-timeout 3" % took)
     print("  unreachable cluster: exit 1 after %.1f s: %s" % (took, err))
+    cache, mnt = os.path.join(TMP, "cache-x"), os.path.join(TMP, "mnt-x")
+    for args, rc, words in (
+            (["--rados-pool", POOL], 2, "needs both --rados-conf and --rados-pool"),
+            (["--rados-conf", os.path.join(TMP, "absent.conf"), "--rados-pool", POOL], 1,
+             "cannot read the Ceph config"),
+            (rados_opts() + ["--read-only"], 1, "--read-only is not supported"),
+            (rados_opts() + ["--rados-timeout", "0"], 2, "--rados-timeout: expected")):
+        r = subprocess.run([VECFS] + args + [cache, mnt], capture_output=True, timeout=60)
+        err = r.stderr.decode().strip()
+        eq(r.returncode, rc, "exit status of vecfs %s" % " ".join(args))
+        check(words in err and "\n" not in err, "one line naming the problem: %r" % err)
 
 
 TESTS = [two_nodes_see_each_other, excl_race, concurrent_writers_agree, kill_a_while_writing,
