@@ -39,8 +39,12 @@
 #include "alloc.h"
 #include "internal.h"
 
-#define ST_NODE_RACES 8
+/* Lost races before -EAGAIN. The design's 8 was too few: a node whose
+ * catch-up is slow (a loaded machine, ASan) lost 8 in a row against one
+ * other node writing back to back (scale-out.md §4). */
+#define ST_NODE_RACES 64
 #define ST_NODE_RACES_AT_ONCE 2
+#define ST_NODE_BACKOFF_MAX_MS 16u
 #define ST_NODE_POLL_MS 200
 /* Largest entry kept as an omap value. Larger payloads belong in blob
  * objects (docs/scale-out.md §2), which are not written yet: -EFBIG. */
@@ -221,10 +225,10 @@ static int append_err(int rc)
 }
 
 /* After losing race number `race` (0 = the first): from the third on,
- * sleep a random time below 2^race ms (n->mu held: this node's other
- * writers would lose to the same winner), so that many writers that keep
- * colliding spread out. The first two retry at once: against one busy
- * writer a sleep only makes the loser's next try later. */
+ * sleep a random time below 2^race ms (at most ST_NODE_BACKOFF_MAX_MS) (n->mu held: this node's
+ * other writers would lose to the same winner), so that many writers that keep colliding spread
+ * out. The first two retry at once: against one busy writer a sleep only makes the loser's next try
+ * later. */
 static void race_backoff(st_node *n, int race)
 {
     if (race < ST_NODE_RACES_AT_ONCE)
@@ -232,7 +236,8 @@ static void race_backoff(st_node *n, int race)
     uint32_t r;
     if (st_random(&r, sizeof(r)) != 0)
         r = (uint32_t)n->id;
-    long us = (long)(r % (1000u << race));
+    unsigned ms = race < 5 ? 1u << race : ST_NODE_BACKOFF_MAX_MS;
+    long us = (long)(r % (1000u * ms));
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
