@@ -295,7 +295,12 @@ def unreachable_cluster(ctx):
     err = r.stderr.decode().strip()
     eq(r.returncode, 1, "exit status with an unreachable cluster")
     check(err and "\n" not in err and "Ceph" in err, "one line on stderr: %r" % err)
-    check(took < 3 + 5, "took %.1f s with --rados-timeout 3" % took)
+    # LeakSanitizer's scan at exit takes 5-10 s of a loaded machine in an
+    # ASan build (measured: 9.6 s with it, 4.4 s without); the daemon's own
+    # bound is the same.
+    with open(VECFS, "rb") as f:
+        slack = 20 if b"__asan_init" in f.read() else 5
+    check(took < 3 + slack, "took %.1f s with --rados-timeout 3" % took)
     print("  unreachable cluster: exit 1 after %.1f s: %s" % (took, err))
     cache, mnt = os.path.join(TMP, "cache-x"), os.path.join(TMP, "mnt-x")
     for args, rc, words in (
