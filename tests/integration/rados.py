@@ -22,7 +22,8 @@ CACHEDIR and mount point over the same pool:
     same query answers;
   * writes the mode does not log yet fail with EOPNOTSUPP;
   * `vecfs check --rados-*` is clean, and so is `vecfs check CACHEDIR` of
-    every node once stopped;
+    every node once stopped; such a cache against another namespace's log
+    is refused;
   * a cluster that does not answer: exit 1 and one line on stderr within
     --rados-timeout (plus start-up); bad --rados-* command lines: one line
     and exit 2 (1 for a config that cannot be read, and --read-only).
@@ -277,6 +278,14 @@ def check_clean(ctx):
     for cache in caches:
         r = subprocess.run([VECFS, "check", cache], capture_output=True, timeout=60)
         eq(r.returncode, 0, "vecfs check %s: %s" % (cache, r.stderr.decode()))
+    # A cache of this log against another namespace's (new, empty) log:
+    # refused, one line; the namespace's log is independent.
+    r = subprocess.run([VECFS] + rados_opts() + ["--rados-namespace", "other", caches[0],
+                                                 os.path.join(TMP, "mnt-a")],
+                       capture_output=True, timeout=60)
+    err = r.stderr.decode().strip()
+    eq(r.returncode, 1, "exit status with the cache of another log")
+    check("cache of another log" in err and "\n" not in err, "one line: %r" % err)
 
 
 def unreachable_cluster(ctx):
