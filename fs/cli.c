@@ -39,7 +39,11 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: vecfs [options] DATADIR MOUNTPOINT   mount a vecfs store\n"
+               "       vecfs --rados-conf CONF --rados-pool POOL [options] CACHEDIR MOUNTPOINT\n"
+               "                                            mount a node of a RADOS pool's vecfs\n"
                "       vecfs check DATADIR [--key-file F]   verify the store, non-zero on damage\n"
+               "       vecfs check --rados-conf CONF --rados-pool POOL [DATADIR]\n"
+               "                                            verify the pool's log (and a cache)\n"
                "       vecfs backup DATADIR OUT             hot, consistent backup\n"
                "       vecfs restore BACKUP DATADIR         restore into an empty DATADIR\n"
                "       vecfs --help | --version\n"
@@ -57,6 +61,11 @@ static void usage(FILE *f)
                "  --tls-cert F --tls-key F    serve them over TLS (PEM files)\n"
                "  --tls-client-ca F  and require client certificates signed by this CA\n"
                "  --threads N        at most N FUSE worker threads (default 16)\n"
+               "  --rados-conf F     RADOS mode: the Ceph config file (DATADIR is a cache)\n"
+               "  --rados-pool P     RADOS mode: the pool holding the log\n"
+               "  --rados-namespace NS  RADOS mode: the namespace in the pool (default none)\n"
+               "  --rados-id ID      RADOS mode: the Ceph client id (default admin)\n"
+               "  --rados-timeout S  RADOS mode: bound of every cluster call (default 10)\n"
                "  --help, --version\n");
 }
 
@@ -329,12 +338,16 @@ static int absolute_path(const char *path, char *out, size_t cap)
 static int cmd_mount(int argc, char **argv)
 {
     fsd_cli cli = {0};
+    char msg[512];
+    if (fsd_rados_take(&argc, argv, &cli.rados, msg, sizeof msg) < 0) {
+        fprintf(stderr, "vecfs: %s\n", msg);
+        return 2;
+    }
     int rc = cli_parse(argc, argv, &cli);
     if (rc != 0) {
         vc_buf_release(&cli.fuse_opts);
         return rc > 0 ? 0 : 2;
     }
-    char msg[512];
     if (check_paths(&cli, msg, sizeof msg) < 0) {
         fprintf(stderr, "vecfs: %s\n", msg);
         vc_buf_release(&cli.fuse_opts);
@@ -352,10 +365,10 @@ static int cmd_mount(int argc, char **argv)
     cli.mountpoint = mountpoint;
     /* Files named on the command line are opened after the daemon has
      * left the caller's cwd: make them absolute now. */
-    const char **files[] = {&cli.key_file, &cli.audit_log, &cli.http.tls_cert, &cli.http.tls_key,
-                            &cli.http.client_ca};
-    static char abs_paths[5][PATH_MAX];
-    for (size_t i = 0; i < 5; i++) {
+    const char **files[] = {&cli.key_file,     &cli.audit_log,      &cli.http.tls_cert,
+                            &cli.http.tls_key, &cli.http.client_ca, &cli.rados.conf};
+    static char abs_paths[6][PATH_MAX];
+    for (size_t i = 0; i < 6; i++) {
         if (absolute_path(*files[i], abs_paths[i], sizeof abs_paths[i]) < 0) {
             fprintf(stderr, "vecfs: path %s is too long\n", *files[i]);
             vc_buf_release(&cli.fuse_opts);

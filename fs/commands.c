@@ -51,6 +51,47 @@ static const char *take_key_file(int *argc, char **argv, bool *bad)
     return key;
 }
 
+int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size_t msglen)
+{
+    static const char *const names[] = {"--rados-conf", "--rados-pool", "--rados-namespace",
+                                        "--rados-id", "--rados-timeout"};
+    const char **fields[] = {&ro->conf, &ro->pool, &ro->ns, &ro->id, NULL};
+    const char *timeout = NULL;
+    fields[4] = &timeout;
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        size_t k = 0;
+        while (k < 5 && strcmp(argv[i], names[k]) != 0)
+            k++;
+        if (k == 5 || i == 0) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc) {
+            snprintf(msg, msglen, "%s needs a value", names[k]);
+            return -1;
+        }
+        *fields[k] = argv[++i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    if (timeout) {
+        char *end;
+        long v = strtol(timeout, &end, 10);
+        if (*timeout == '\0' || *end != '\0' || v < 1 || v > 3600) {
+            snprintf(msg, msglen, "--rados-timeout: expected 1..3600 seconds, got '%s'", timeout);
+            return -1;
+        }
+        ro->timeout_s = (unsigned)v;
+    }
+    if ((ro->conf == NULL) != (ro->pool == NULL) ||
+        (ro->conf == NULL && (ro->ns || ro->id || timeout))) {
+        snprintf(msg, msglen, "the RADOS mode needs both --rados-conf and --rados-pool");
+        return -1;
+    }
+    return 0;
+}
+
 /* The store's log lines, into ours. */
 static void store_log(void *ctx, st_log_level level, const char *msg)
 {
@@ -105,16 +146,47 @@ static int open_ro(const char *datadir, const char *key_file, st_store **out, ch
     return rc;
 }
 
+/* `vecfs check --rados-*`: the cluster side of the log; the report on
+ * stdout, 0 clean, 1 damage, 2 cannot run. */
+static int check_rados(const st_rados_options *ro)
+{
+    char msg[512] = "";
+    st_options o;
+    st_options_default(&o);
+    o.errbuf = msg;
+    o.errbuf_len = sizeof msg;
+    int rc = st_rados_check(ro, &o, stdout);
+    if (rc < 0) {
+        fprintf(stderr, "vecfs: check --rados-pool %s: %s\n", ro->pool,
+                msg[0] ? msg : strerror(-rc));
+        return 2;
+    }
+    if (rc > 0)
+        fprintf(stderr, "vecfs: check --rados-pool %s: the log is damaged\n", ro->pool);
+    return rc;
+}
+
 int fsd_cmd_check(int argc, char **argv)
 {
     bool bad;
     const char *key_file = take_key_file(&argc, argv, &bad);
-    if (bad || argc != 2) {
-        fprintf(stderr, "usage: vecfs check DATADIR [--key-file F]\n");
+    st_rados_options ro = {0};
+    char msg[512] = "";
+    if (!bad && fsd_rados_take(&argc, argv, &ro, msg, sizeof msg) < 0) {
+        fprintf(stderr, "vecfs: check: %s\n", msg);
         return 2;
     }
     fsd_log_setup(FSD_LOG_WARN, false);
-    char msg[512] = "";
+    if (!bad && ro.conf && argc == 1)
+        return check_rados(&ro);
+    if (bad || argc != 2) {
+        fprintf(stderr, "usage: vecfs check DATADIR [--key-file F], or vecfs check --rados-conf "
+                        "CONF --rados-pool POOL [DATADIR]\n");
+        return 2;
+    }
+    int rrc = ro.conf ? check_rados(&ro) : 0;
+    if (rrc == 2)
+        return 2;
     st_options o;
     uint8_t *key;
     size_t klen;
@@ -148,7 +220,7 @@ int fsd_cmd_check(int argc, char **argv)
         fprintf(stderr, "vecfs: check %s: %d problem%s found\n", argv[1], rc, rc == 1 ? "" : "s");
         return 1;
     }
-    return 0;
+    return rrc;
 }
 
 /* true when s ends in suffix and is longer than it. */

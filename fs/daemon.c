@@ -120,7 +120,8 @@ int fsd_create(const fsd_open_params *p, fsd **out, char *msg, size_t msglen)
         o.key_is_passphrase = pass;
     }
     msg[0] = '\0';
-    rc = st_store_open(p->datadir, &o, &d->store);
+    rc = p->rados ? st_rados_open(p->datadir, &o, p->rados, &d->store)
+                  : st_store_open(p->datadir, &o, &d->store);
     st_key_free(key, klen);
     if (rc < 0) {
         if (msg[0] == '\0') {

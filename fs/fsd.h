@@ -73,8 +73,9 @@ typedef struct fsd_open_params {
     const char *key_file; /* NULL: no encryption */
     uint64_t max_size;    /* 0: unbounded */
     bool read_only;
-    bool single_user; /* mounted without allow_other / allow_root */
-    unsigned threads; /* store threads, 0 = all cores */
+    bool single_user;              /* mounted without allow_other / allow_root */
+    unsigned threads;              /* store threads, 0 = all cores */
+    const st_rados_options *rados; /* NULL: the embedded mode */
 } fsd_open_params;
 
 typedef struct fsd {
@@ -117,6 +118,10 @@ extern const struct fuse_lowlevel_ops fsd_ll_ops;
 
 /* Subcommands (commands.c). Each returns the process exit code. */
 int fsd_cmd_check(int argc, char **argv);
+/* Takes the --rados-* options (docs/vecfs.1) out of argv, in place, into
+ * *ro. 0, or -1 after writing one line into msg (a missing value, a bad
+ * timeout, --rados-conf without --rados-pool or the other way round). */
+int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size_t msglen);
 int fsd_cmd_backup(int argc, char **argv);
 int fsd_cmd_restore(int argc, char **argv);
 

@@ -164,6 +164,7 @@ static int create_vfile_locked(fsd *d, fsd_vfile *vf, const fsd_ref *p, const ch
         }
     } else if (existing == NULL && !vf->loaded) {
         new_file_locked(vf, mode, c);
+        vf->created_excl = (flags & O_EXCL) != 0;
         vf->failed_err = 0;
         vc_buf_reset(&vf->buf);
     } else if (flags & O_TRUNC) {

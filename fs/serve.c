@@ -121,6 +121,7 @@ int fsd_serve(fsd_cli *cli, int report_fd)
         .single_user = !fuse_opt_has(&cli->fuse_opts, "allow_other") &&
                        !fuse_opt_has(&cli->fuse_opts, "allow_root"),
         .threads = cli->threads,
+        .rados = cli->rados.conf ? &cli->rados : NULL,
     };
     int rc = fsd_create(&p, &d, msg, sizeof msg);
     if (rc < 0)

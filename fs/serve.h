@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "store.h"
 
 /* The mount command line, as cli.c parsed it. */
 typedef struct fsd_cli {
@@ -24,7 +25,8 @@ typedef struct fsd_cli {
     bool debug;
     bool single_thread;
     unsigned threads;
-    vc_buf fuse_opts; /* comma-joined -o options */
+    vc_buf fuse_opts;       /* comma-joined -o options */
+    st_rados_options rados; /* conf NULL: the embedded mode */
 } fsd_cli;
 
 /* Runs the daemon from OPEN to CLOSED (see serve.c). report_fd (or -1)

@@ -378,7 +378,7 @@ static int commit_vector(fsd *d, fsd_vfile *vf, const fsd_ref *r)
         return rc; /* -EINVAL bad content, -EFBIG more than FSD_MAX_DIM numbers */
     unsigned mask = vf->pend_mask;
     if (!vf->in_store)
-        mask |= ST_SET_MODE | ST_SET_UID | ST_SET_GID;
+        mask |= ST_SET_MODE | ST_SET_UID | ST_SET_GID | (vf->created_excl ? ST_PUT_NEW : 0);
     commit_unlock(vf);
     if (vf->npx > 0 && !vf->in_store)
         rc = put_with_xattrs(d, vf, r, vec, dim, mask);

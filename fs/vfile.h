@@ -35,6 +35,9 @@ struct fsd_vfile {
     pthread_cond_t commit_cv;
     bool loaded;
     bool in_store;
+    /* NEW by an O_EXCL create: its first commit asks the store to fail
+     * with EEXIST if the name appeared meanwhile (another RADOS node). */
+    bool created_excl;
     bool dirty;
     int failed_err;
     vc_buf buf;

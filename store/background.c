@@ -48,8 +48,9 @@ int st_store_sync(st_store *st)
 {
     if (!st)
         return -EINVAL;
-    if (st->opt.read_only)
-        return 0;
+    int rc = st_log_barrier(st);
+    if (rc || st->opt.read_only)
+        return rc;
     return env_sync(st, true);
 }
 

@@ -53,8 +53,11 @@ int st_batch_begin(st_store *st, const char *coll, st_batch **out)
     if (!st || !out)
         return -EINVAL;
     *out = NULL;
+    int rc = st_log_refuse(st);
+    if (rc)
+        return rc;
     st_coll *c;
-    int rc = st_coll_lookup(st, coll, &c);
+    rc = st_coll_lookup(st, coll, &c);
     if (rc)
         return rc;
     st_batch *b = vc_calloc(1, sizeof(*b));

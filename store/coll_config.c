@@ -83,7 +83,10 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
 {
     if (!st || !cfg)
         return -EINVAL;
-    int rc = st_coll_name_arg(name, ST_NAME_FIND);
+    int rc = st_log_refuse(st);
+    if (rc)
+        return rc;
+    rc = st_coll_name_arg(name, ST_NAME_FIND);
     if (rc)
         return rc;
     if (st_config_validate(cfg) != 0)

@@ -69,6 +69,15 @@ int st_coll_create(st_store *st, const char *name, const st_attr *attr, const st
     }
     if (st_config_validate(cfg) != 0)
         return -EINVAL;
+    rc = cfg == &def ? 0 : st_log_refuse(st); /* a config is not logged yet */
+    if (rc)
+        return rc;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_COLL_CREATE,
+                                       .coll = name,
+                                       .attr = attr ? *attr : (st_attr){.mode = 0755},
+                                       .mask = ST_SET_MODE | ST_SET_UID | ST_SET_GID});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     st_coll_rec r;
     memset(&r, 0, sizeof(r));
     r.cfg = *cfg;
@@ -149,6 +158,9 @@ int st_coll_drop(st_store *st, const char *name)
     int rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_COLL_DROP, .coll = name});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     pthread_mutex_lock(&c->mu);
@@ -197,7 +209,10 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
 {
     if (!st)
         return -EINVAL;
-    int rc = st_coll_name_arg(from, ST_NAME_FIND);
+    int rc = st_log_refuse(st);
+    if (rc)
+        return rc;
+    rc = st_coll_name_arg(from, ST_NAME_FIND);
     if (rc == 0)
         rc = st_coll_name_arg(to, ST_NAME_NEW);
     if (rc)
@@ -298,8 +313,11 @@ int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, uns
                         const struct timespec *cfg_mtime)
 {
     assert(st && (attr || !mask));
+    int rc = st_log_refuse(st);
+    if (rc)
+        return rc;
     st_coll *c;
-    int rc = st_coll_named(st, name, &c);
+    rc = st_coll_named(st, name, &c);
     if (rc)
         return rc;
     st_coll_lock_settled(c);

@@ -45,6 +45,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <rados/librados.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 #include <time.h>
@@ -91,10 +92,16 @@ int st_io_fsync(int fd);
 /* rename(2) then fsync of the directory dir; 0 or -errno. */
 int st_io_rename_durable(const char *from, const char *to, const char *dir);
 
-/* Clocks: CLOCK_REALTIME for times users see, CLOCK_MONOTONIC for ages. */
+/* Clocks: CLOCK_REALTIME for times users see, CLOCK_MONOTONIC for ages.
+ * A thread applying a RADOS log entry sees the entry's time instead
+ * (log_route.c), so every node makes the same times from it. */
+extern _Thread_local const struct timespec *st_apply_clock;
 static inline void st_now(struct timespec *ts)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    if (st_apply_clock)
+        *ts = *st_apply_clock;
+    else
+        clock_gettime(CLOCK_REALTIME, ts);
 }
 static inline void st_mono_now(struct timespec *ts)
 {
@@ -183,6 +190,147 @@ bool st_filter_number(const void *p, size_t len, double *out);
 /* Orders a stored value (len bytes) against a literal: as numbers when
  * both are numbers, else as bytes (a prefix first). -1, 0 or 1. */
 int st_filter_cmp(const void *val, size_t len, const st_flit *lit);
+
+/* ------------------------------------------------------------------ */
+/* Level 1. rados_entry.c: the bytes of a RADOS log entry              */
+/* ------------------------------------------------------------------ */
+
+/* Kinds of operation in a log entry (docs/scale-out.md §3). */
+typedef enum st_log_kind {
+    ST_LOG_PUT = 1,
+    ST_LOG_DELETE,
+    ST_LOG_RENAME,
+    ST_LOG_SETATTR,
+    ST_LOG_XATTR_SET,
+    ST_LOG_XATTR_REMOVE,
+    ST_LOG_COLL_CREATE,
+    ST_LOG_COLL_DROP,
+} st_log_kind;
+
+/* Flag of a PUT: the writer created the name (O_EXCL) and expects it
+ * absent; the check fails it with -EEXIST if another node made it first. */
+#define ST_LOG_PUT_NEW (1u << 0)
+
+/* One operation: the arguments of the store call that applies it. Fields
+ * a kind does not use are zero/NULL. `to` is a rename's target or an
+ * xattr's name; data/len a PUT's content or an xattr's value; flags the
+ * rename, xattr or PUT flags. */
+typedef struct st_log_op {
+    unsigned kind;
+    const char *coll, *name, *to;
+    const void *data;
+    size_t len;
+    const float *vec;
+    uint32_t dim;
+    st_attr attr;
+    unsigned mask, flags;
+} st_log_op;
+
+/* An entry: the writer's node id and clock, and its operations. A
+ * decoded entry owns mem (its bytes, which the ops point into) and vecs. */
+typedef struct st_log_entry {
+    uint64_t node;
+    struct timespec written;
+    size_t nops;
+    st_log_op *ops;
+    void *mem;
+    float *vecs;
+} st_log_entry;
+
+/* Writes e's bytes to out (reset first). 0 or -ENOMEM. */
+int st_log_entry_encode(const st_log_entry *e, vc_buf *out);
+/* Decodes len bytes: 0, -EPROTO (damaged, unknown version or kind, a
+ * length out of bounds), -ENOMEM. Free with st_log_entry_free. */
+int st_log_entry_decode(const void *bytes, size_t len, st_log_entry *e);
+void st_log_entry_free(st_log_entry *e);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. log_route.c: the RADOS mode's writes go through its log   */
+/* ------------------------------------------------------------------ */
+
+/* What the RADOS mode plugs into a store (rados_node.c). write checks,
+ * appends and applies one operation; barrier catches up to the log head
+ * (fsync); stop ends the follower before the store closes. */
+typedef struct st_log_hooks {
+    int (*write)(void *ctx, const st_log_op *op);
+    int (*barrier)(void *ctx);
+    void (*stop)(void *ctx);
+} st_log_hooks;
+
+/* st_log_route's answer when the caller writes locally. */
+#define ST_LOG_LOCAL 1
+/* ST_LOG_LOCAL (embedded mode, or the thread applying an entry), else the
+ * result of the RADOS write of op. */
+int st_log_route(st_store *st, const st_log_op *op);
+/* -EOPNOTSUPP for a write the RADOS mode does not log yet, else 0. */
+int st_log_refuse(st_store *st);
+/* fsync's read barrier: 0 in the embedded mode. */
+int st_log_barrier(st_store *st);
+void st_log_stop(st_store *st);
+/* Brackets the local apply of entry seq on this thread: st_now returns
+ * *clock, and st_txn_commit writes seq as the applied one. */
+void st_log_apply_begin(uint64_t seq, const struct timespec *clock);
+void st_log_apply_end(void);
+bool st_log_applying(void);
+uint64_t st_log_apply_seq(void);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. rados_client.c: the log's objects in the pool             */
+/* ------------------------------------------------------------------ */
+
+#define ST_RADOS_FORMAT "1"
+#define ST_RADOS_TIMEOUT_DEFAULT 10u
+#define ST_RADOS_RANGE 1024u     /* entries per omap read */
+#define ST_RADOS_NOTIFY_MS 1000u /* a notify waits this long for acks */
+#define ST_RADOS_KEY_LEN 23u     /* "e." + 20 digits + NUL */
+
+typedef struct st_rados {
+    rados_t cluster;
+    rados_ioctx_t io;
+    uint64_t cookie; /* the watch on vecfs.head */
+    bool watching;
+    /* Called from librados's thread on a notify (lost false) or when the
+     * watch broke (lost true: watch again). */
+    void (*wake)(void *ctx, bool lost);
+    void *wake_ctx;
+} st_rados;
+
+/* The fields of vecfs.head. */
+typedef struct st_rados_head {
+    char format[16];
+    uint64_t head, trim, ckpt;
+} st_rados_head;
+
+/* Connects and opens the pool and namespace; on failure err holds one
+ * line and the result is a negative errno (-ETIMEDOUT, -ENOENT, ...). */
+int st_rados_connect(const st_rados_options *ro, st_rados *r, char *err, size_t errlen);
+void st_rados_disconnect(st_rados *r);
+/* Creates vecfs.head (format, head 0, trim 1, ckpt 0) unless it exists. */
+int st_rados_head_init(st_rados *r);
+/* Reads the head fields: 0, -EPROTO (missing or malformed), -errno. */
+int st_rados_head_read(st_rados *r, st_rados_head *h);
+/* Appends entry head + 1 if the head is still `head`: 0, -ECANCELED
+ * (another writer appended first; nothing written), -errno. */
+int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len);
+/* Called for each entry in seq order; non-zero stops the read. */
+typedef int (*st_rados_entry_fn)(void *ctx, uint64_t seq, const void *bytes, size_t len);
+/* Reads entries after..upto (after excluded) in ranges of ST_RADOS_RANGE.
+ * -EPROTO when one is missing (a gap or a trimmed range). */
+int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_fn fn, void *ctx);
+/* Reads the head fields and the entries after `after` in one operation
+ * (one round trip when less than a range behind) and feeds the entries up
+ * to that head to fn. -ESTALE when the log was trimmed past `after`. */
+int st_rados_catch_up(st_rados *r, uint64_t after, st_rados_head *h, st_rados_entry_fn fn,
+                      void *ctx);
+/* Watches vecfs.head (again, if it was). */
+int st_rados_watch(st_rados *r, void (*wake)(void *ctx, bool lost), void *ctx);
+/* Notifies the watchers of vecfs.head (waits for their acks). */
+int st_rados_notify(st_rados *r);
+/* Connects, creates the log if the pool has none and reads its head
+ * (format checked); on failure opt->errbuf says why, nothing is left
+ * connected. */
+int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rados *r,
+                      st_rados_head *h);
 
 /* ------------------------------------------------------------------ */
 /* Level 0. attr.c: st_attr from records, setattr masks               */
@@ -533,6 +681,10 @@ struct st_store {
     _Atomic bool unsynced;
     double open_seconds;
     bool no_index; /* st_check: open without loading indexes */
+
+    /* RADOS mode (log_route.c, rados_node.c): NULL in the embedded mode. */
+    const struct st_log_hooks *log_hooks;
+    void *log_ctx;
 };
 
 /* ------------------------------------------------------------------ */
@@ -565,8 +717,15 @@ int st_get(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, con
 int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, const void *body,
            size_t blen);
 
-/* Commits txn; on failure it is aborted. Returns 0 or a negative errno. */
+/* Commits txn; on failure it is aborted. On a thread applying a RADOS
+ * log entry the entry's seq is written into txn first (META "applied").
+ * Returns 0 or a negative errno. */
 int st_txn_commit(st_store *st, MDB_txn *txn);
+/* The RADOS log seq the local store applied last (0: none). */
+int st_log_applied_get(st_store *st, uint64_t *seq);
+/* Records the seq being applied in a transaction of its own (an entry
+ * whose operation failed the same way on every node). */
+int st_log_applied_commit(st_store *st);
 /* Begins a write txn (-EROFS on a read-only store). */
 int st_txn_write(st_store *st, MDB_txn **out);
 /* Begins a read txn (never waits for a writer). */
@@ -1110,5 +1269,13 @@ int st_rebuild_start(st_store *st);
 /* Stops it between chunks and joins it (an unfinished index stays marked
  * and is never snapshotted). */
 void st_rebuild_stop(st_store *st);
+
+/* ------------------------------------------------------------------ */
+/* Level 3. rados_check.c: st_rados_check (store.h)                   */
+/* Level 11. rados_node.c: a RADOS node, st_rados_open (store.h)      */
+/* ------------------------------------------------------------------ */
+/* Both only define store.h's functions: a node plugs st_log_hooks into
+ * its store (st->log_hooks, st->log_ctx) and removes them in its stop
+ * hook, which st_store_close calls first. */
 
 #endif /* VECFS_STORE_INTERNAL_H */

@@ -342,6 +342,7 @@ int st_store_close(st_store *st)
     if (!st)
         return 0;
     int first = 0;
+    st_log_stop(st);
     st_rebuild_stop(st);
     st_bg_stop(st);
     if (st->env && !st->opt.read_only) {

@@ -217,6 +217,15 @@ typedef struct st_options {
  * at ST_LOG_INFO). Never fails. */
 void st_options_default(st_options *o);
 
+/* The RADOS mode (docs/scale-out.md): where the log lives. */
+typedef struct st_rados_options {
+    const char *conf; /* ceph.conf path */
+    const char *pool;
+    const char *ns;     /* RADOS namespace; NULL = the default one */
+    const char *id;     /* client id ("admin" when NULL) */
+    unsigned timeout_s; /* every cluster call; 0 = 10 s */
+} st_rados_options;
+
 /*
  * Opens the store in directory `datadir` (which must exist), creating an
  * empty store if the directory holds none. Loads each collection's index
@@ -352,6 +361,32 @@ void st_key_free(uint8_t *key, size_t len);
  */
 int st_check(const char *datadir, const st_options *opt, FILE *report);
 
+/*
+ * The RADOS mode (docs/scale-out.md): opens `cachedir` as the node's local
+ * cache (as st_store_open opens a DATADIR), connects to ro's pool, creates
+ * the log there if the pool has none, applies the log up to its head and
+ * then follows it (a watch on the head plus a 200 ms poll). Every write of
+ * the returned store is checked against the local state, appended to the
+ * log and applied; it returns once RADOS acknowledged the append.
+ * st_store_sync first catches up to the head (fsync's read barrier).
+ * Writes the mode does not log yet (collection rename and setattr,
+ * .config, .import/ batches) return -EOPNOTSUPP.
+ * Returns st_store_open's codes, or -ETIMEDOUT and the other errors of
+ * the cluster (opt->errbuf says which), -EPROTO (the log's format, or an
+ * entry that does not decode), -ESTALE (cachedir applied more than the
+ * log holds: the cache of another log).
+ */
+int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_options *ro,
+                  st_store **out);
+
+/*
+ * `vecfs check --rados-*`: the cluster side of the log. Reports the head
+ * fields and every entry from trim to head that is missing or does not
+ * decode to `report`. Returns 0 (clean), 1 (damage found) or a negative
+ * errno when the cluster cannot be read (opt->errbuf says why).
+ */
+int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *report);
+
 /* ------------------------------------------------------------------ */
 /* Attributes                                                           */
 /* ------------------------------------------------------------------ */
@@ -385,6 +420,11 @@ typedef struct st_attr {
  * times (what a plain overwrite through a file does, so an .import/ row
  * that replaces a vector does the same). */
 #define ST_SET_IF_NEW (1u << 6)
+/* With st_vec_put: the caller created the name (O_EXCL) and has not stored
+ * it yet. In the RADOS mode the put fails with -EEXIST when another node
+ * stored that name first (docs/scale-out.md); the embedded mode, where
+ * such a race cannot happen, ignores it. */
+#define ST_PUT_NEW (1u << 7)
 
 /* ------------------------------------------------------------------ */
 /* Collection configuration (.config)                                   */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "le.h"
 
 const char *const st_db_names[ST_DB_COUNT] = {
     NULL, "meta", "colls", "vecs", "slots", "content", "order", "xattrs", "midx", "free", "dirty"};
@@ -71,8 +72,19 @@ int st_txn_read(st_store *st, MDB_txn **out)
     return st_mdb_err(mdb_txn_begin(st->env, NULL, MDB_RDONLY, out));
 }
 
+#define APPLIED_KEY "applied"
+
 int st_txn_commit(st_store *st, MDB_txn *txn)
 {
+    if (st_log_applying()) {
+        uint8_t seq[8];
+        vc_le_put64(seq, st_log_apply_seq());
+        int rc = st_put(st, txn, ST_DB_META, APPLIED_KEY, strlen(APPLIED_KEY), seq, 8);
+        if (rc) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+    }
     int rc = st_mdb_err(mdb_txn_commit(txn));
     if (rc == 0)
         atomic_store(&st->unsynced, true);
@@ -109,4 +121,33 @@ int st_put(st_store *st, MDB_txn *txn, int db, const void *key, size_t klen, con
     if (rc)
         return st_mdb_err(rc);
     return st_env_seal(&st->crypto, (uint8_t)db, key, klen, body, blen, v.mv_data);
+}
+
+int st_log_applied_get(st_store *st, uint64_t *seq)
+{
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    const void *body;
+    size_t blen;
+    vc_buf scratch = VC_BUF_INIT;
+    rc = st_get(st, txn, ST_DB_META, APPLIED_KEY, strlen(APPLIED_KEY), &body, &blen, &scratch);
+    *seq = 0;
+    if (rc == 0 && blen == 8)
+        *seq = vc_le_get64(body);
+    else if (rc == 0)
+        rc = -EIO;
+    else if (rc == -ENOENT)
+        rc = 0;
+    vc_buf_release(&scratch);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int st_log_applied_commit(st_store *st)
+{
+    MDB_txn *txn;
+    int rc = st_txn_write(st, &txn);
+    return rc ? rc : st_txn_commit(st, txn);
 }

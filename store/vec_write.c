@@ -187,6 +187,19 @@ int st_vec_put(st_store *st, const char *coll, const char *name, const void *con
     int rc = st_vec_row_check(name, &nl, content, len, vec, dim);
     if (rc)
         return rc;
+    st_log_op lo = {.kind = ST_LOG_PUT,
+                    .coll = coll,
+                    .name = name,
+                    .data = content,
+                    .len = len,
+                    .vec = vec,
+                    .dim = dim,
+                    .attr = attr ? *attr : (st_attr){0},
+                    .mask = mask};
+    rc = st_log_route(st, &lo);
+    if (rc != ST_LOG_LOCAL)
+        return rc;
+    mask &= ~ST_PUT_NEW;
     st_op o;
     rc = st_op_begin(st, coll, &o);
     if (rc)
@@ -202,6 +215,9 @@ int st_vec_delete(st_store *st, const char *coll, const char *name)
     size_t nl;
     int rc = st_vec_name_arg(name, ST_NAME_FIND, &nl);
     if (rc)
+        return rc;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_DELETE, .coll = coll, .name = name});
+    if (rc != ST_LOG_LOCAL)
         return rc;
     st_op o;
     rc = st_op_begin(st, coll, &o);
@@ -224,6 +240,11 @@ int st_vec_rename(st_store *st, const char *coll, const char *from, const char *
         return rc;
     if (flags & ~ST_RENAME_NOREPLACE)
         return -EINVAL;
+    rc = st_log_route(
+        st,
+        &(st_log_op){.kind = ST_LOG_RENAME, .coll = coll, .name = from, .to = to, .flags = flags});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     st_op o;
     rc = st_op_begin(st, coll, &o);
     if (rc)
@@ -283,6 +304,13 @@ int st_vec_setattr(st_store *st, const char *coll, const char *name, const st_at
         return -EINVAL;
     int rc = st_vec_name_arg(name, ST_NAME_FIND, &nl);
     if (rc)
+        return rc;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_SETATTR,
+                                       .coll = coll,
+                                       .name = name,
+                                       .attr = attr ? *attr : (st_attr){0},
+                                       .mask = mask});
+    if (rc != ST_LOG_LOCAL)
         return rc;
     st_op o;
     rc = st_op_begin(st, coll, &o);

@@ -185,6 +185,15 @@ int st_xattr_set(st_store *st, const char *coll, const char *name, const char *x
     if ((!value && len) || (flags & ~(ST_XATTR_CREATE | ST_XATTR_REPLACE)) ||
         flags == (ST_XATTR_CREATE | ST_XATTR_REPLACE))
         return -EINVAL;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_XATTR_SET,
+                                       .coll = coll,
+                                       .name = name,
+                                       .to = xname,
+                                       .data = value,
+                                       .len = len,
+                                       .flags = (unsigned)flags});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     return xattr_change(st, coll, name, nl, xname, value, len, flags, false);
 }
 
@@ -197,6 +206,10 @@ int st_xattr_remove(st_store *st, const char *coll, const char *name, const char
     rc = st_xattr_name_arg(xname, NULL);
     if (rc)
         return rc == -ERANGE ? -ENODATA : rc;
+    rc = st_log_route(
+        st, &(st_log_op){.kind = ST_LOG_XATTR_REMOVE, .coll = coll, .name = name, .to = xname});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     return xattr_change(st, coll, name, nl, xname, NULL, 0, 0, true);
 }
 

@@ -1,0 +1,345 @@
+/*
+ * rados_client.c — the RADOS side of the log (docs/scale-out.md §2):
+ * connecting with bounded timeouts, the omap of `vecfs.head` (format,
+ * head, trim, ckpt and one `e.<20-digit seq>` key per entry), the guarded
+ * append, ranged reads of entries, watch and notify. librados only; it
+ * knows nothing of LMDB or of what an entry holds.
+ *
+ * Invariants
+ *   1. Every seq in a key or value is 20 zero-padded decimal digits, so
+ *      omap's byte order is numeric order and `head == H` is a byte
+ *      compare.
+ *   2. An append sets `head = H + 1` and `e.<H + 1>` in one write
+ *      operation on `vecfs.head` guarded by omap_cmp(head == H): both or
+ *      neither (RADOS applies an operation on one object atomically);
+ *      -ECANCELED when another writer appended first.
+ *   3. Every librados call is bounded by the timeout given at connect
+ *      (client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HEAD_OBJ "vecfs.head"
+#define SEQ_DIGITS 20
+
+static void seq_text(uint64_t seq, char out[SEQ_DIGITS + 1])
+{
+    snprintf(out, SEQ_DIGITS + 1, "%020" PRIu64, seq);
+}
+
+static void entry_key(uint64_t seq, char out[ST_RADOS_KEY_LEN])
+{
+    snprintf(out, ST_RADOS_KEY_LEN, "e.%020" PRIu64, seq);
+}
+
+int st_rados_connect(const st_rados_options *ro, st_rados *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    char t[16];
+    snprintf(t, sizeof(t), "%u", ro->timeout_s ? ro->timeout_s : ST_RADOS_TIMEOUT_DEFAULT);
+    int rc = rados_create(&r->cluster, ro->id);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create a Ceph client '%s': %s", ro->id ? ro->id : "admin",
+                 strerror(-rc));
+        return rc;
+    }
+    rc = rados_conf_read_file(r->cluster, ro->conf);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read the Ceph config %s: %s", ro->conf, strerror(-rc));
+        goto fail;
+    }
+    const char *keys[] = {"client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && rc == 0; i++)
+        rc = rados_conf_set(r->cluster, keys[i], t);
+    if (rc == 0)
+        rc = rados_connect(r->cluster);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot reach the Ceph cluster of %s within %s s: %s", ro->conf, t,
+                 strerror(-rc));
+        goto fail;
+    }
+    rc = rados_ioctx_create(r->cluster, ro->pool, &r->io);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the Ceph pool '%s': %s", ro->pool, strerror(-rc));
+        goto fail;
+    }
+    rados_ioctx_set_namespace(r->io, ro->ns ? ro->ns : "");
+    return 0;
+fail:
+    rados_shutdown(r->cluster);
+    memset(r, 0, sizeof(*r));
+    return rc;
+}
+
+void st_rados_disconnect(st_rados *r)
+{
+    if (!r->cluster)
+        return;
+    if (r->watching)
+        rados_unwatch2(r->io, r->cookie);
+    rados_watch_flush(r->cluster);
+    rados_ioctx_destroy(r->io);
+    rados_shutdown(r->cluster);
+    memset(r, 0, sizeof(*r));
+}
+
+int st_rados_head_init(st_rados *r)
+{
+    char zero[SEQ_DIGITS + 1], one[SEQ_DIGITS + 1];
+    seq_text(0, zero);
+    seq_text(1, one);
+    const char *keys[] = {"format", "head", "trim", "ckpt"};
+    const char *vals[] = {ST_RADOS_FORMAT, zero, one, zero};
+    size_t lens[] = {strlen(ST_RADOS_FORMAT), SEQ_DIGITS, SEQ_DIGITS, SEQ_DIGITS};
+    rados_write_op_t op = rados_create_write_op();
+    if (!op)
+        return -ENOMEM;
+    rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+    rados_write_op_omap_set(op, keys, vals, lens, 4);
+    int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
+    rados_release_write_op(op);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+/* A 20-digit seq value into *out. */
+static int seq_parse(const char *v, size_t len, uint64_t *out)
+{
+    if (len != SEQ_DIGITS)
+        return -EPROTO;
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9' || s > (UINT64_MAX - 9) / 10)
+            return -EPROTO;
+        s = s * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = s;
+    return 0;
+}
+
+/* The head fields from an omap iterator over (some of) format, head,
+ * trim, ckpt. */
+static int head_parse(rados_omap_iter_t it, st_rados_head *h)
+{
+    memset(h, 0, sizeof(*h));
+    unsigned seen = 0;
+    int rc = 0;
+    while (rc == 0) {
+        char *k, *v;
+        size_t kl, vl;
+        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+        if (rc || !k)
+            break;
+        if (kl == 6 && memcmp(k, "format", 6) == 0) {
+            snprintf(h->format, sizeof(h->format), "%.*s", (int)(vl < 15 ? vl : 15), v);
+            seen |= 1;
+        } else if (kl == 4 && memcmp(k, "head", 4) == 0) {
+            rc = seq_parse(v, vl, &h->head);
+            seen |= 2;
+        } else if (kl == 4 && memcmp(k, "trim", 4) == 0) {
+            rc = seq_parse(v, vl, &h->trim);
+            seen |= 4;
+        } else if (kl == 4 && memcmp(k, "ckpt", 4) == 0) {
+            rc = seq_parse(v, vl, &h->ckpt);
+            seen |= 8;
+        }
+    }
+    return rc == 0 && seen != 15 ? -EPROTO : rc;
+}
+
+static const char *const head_keys[] = {"format", "head", "trim", "ckpt"};
+static const size_t head_klens[] = {6, 4, 4, 4};
+
+int st_rados_head_read(st_rados *r, st_rados_head *h)
+{
+    rados_read_op_t op = rados_create_read_op();
+    if (!op)
+        return -ENOMEM;
+    rados_omap_iter_t it = NULL;
+    int prval = 0;
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &it, &prval);
+    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+    if (rc == 0)
+        rc = prval;
+    if (rc == 0)
+        rc = head_parse(it, h);
+    if (it)
+        rados_omap_get_end(it);
+    rados_release_read_op(op);
+    return rc;
+}
+
+int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len)
+{
+    char cur[SEQ_DIGITS + 1], next[SEQ_DIGITS + 1], key[ST_RADOS_KEY_LEN];
+    seq_text(head, cur);
+    seq_text(head + 1, next);
+    entry_key(head + 1, key);
+    const char *keys[] = {"head", key};
+    const char *vals[] = {next, entry};
+    size_t lens[] = {SEQ_DIGITS, len};
+    rados_write_op_t op = rados_create_write_op();
+    if (!op)
+        return -ENOMEM;
+    int cmp = 0;
+    rados_write_op_omap_cmp(op, "head", LIBRADOS_CMPXATTR_OP_EQ, cur, SEQ_DIGITS, &cmp);
+    rados_write_op_omap_set(op, keys, vals, lens, 2);
+    int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
+    rados_release_write_op(op);
+    return rc;
+}
+
+/* Feeds the entries of an omap iterator to fn while they are got + 1,
+ * got + 2, ... up to upto; -EPROTO on a key out of place (a gap). */
+static int entries_feed(rados_omap_iter_t it, uint64_t *got, uint64_t upto, st_rados_entry_fn fn,
+                        void *ctx)
+{
+    int rc = 0;
+    while (rc == 0 && *got < upto) {
+        char *k, *v;
+        size_t kl, vl;
+        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+        if (rc || !k)
+            break;
+        uint64_t seq;
+        if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) || seq != *got + 1)
+            rc = -EPROTO;
+        else if ((rc = fn(ctx, seq, v, vl)) == 0)
+            *got = seq;
+    }
+    return rc;
+}
+
+int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_fn fn, void *ctx)
+{
+    int rc = 0;
+    while (rc == 0 && after < upto) {
+        char start[ST_RADOS_KEY_LEN];
+        entry_key(after, start);
+        rados_read_op_t op = rados_create_read_op();
+        if (!op)
+            return -ENOMEM;
+        rados_omap_iter_t it = NULL;
+        unsigned char more = 0;
+        int prval = 0;
+        rados_read_op_omap_get_vals2(op, start, "e.", ST_RADOS_RANGE, &it, &more, &prval);
+        rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+        if (rc == 0)
+            rc = prval;
+        uint64_t got = after;
+        if (rc == 0)
+            rc = entries_feed(it, &got, upto, fn, ctx);
+        if (it)
+            rados_omap_get_end(it);
+        rados_release_read_op(op);
+        if (rc == 0 && got == after)
+            rc = -EPROTO; /* entries below head are missing */
+        after = got;
+    }
+    return rc;
+}
+
+int st_rados_catch_up(st_rados *r, uint64_t after, st_rados_head *h, st_rados_entry_fn fn,
+                      void *ctx)
+{
+    char start[ST_RADOS_KEY_LEN];
+    entry_key(after, start);
+    rados_read_op_t op = rados_create_read_op();
+    if (!op)
+        return -ENOMEM;
+    rados_omap_iter_t hit = NULL, eit = NULL;
+    unsigned char more = 0;
+    int hrc = 0, erc = 0;
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &hit, &hrc);
+    rados_read_op_omap_get_vals2(op, start, "e.", ST_RADOS_RANGE, &eit, &more, &erc);
+    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+    if (rc == 0)
+        rc = hrc ? hrc : erc;
+    if (rc == 0)
+        rc = head_parse(hit, h);
+    if (rc == 0 && h->trim > after + 1)
+        rc = -ESTALE; /* trimmed past `after` */
+    uint64_t got = after;
+    if (rc == 0)
+        rc = entries_feed(eit, &got, h->head, fn, ctx);
+    if (hit)
+        rados_omap_get_end(hit);
+    if (eit)
+        rados_omap_get_end(eit);
+    rados_release_read_op(op);
+    /* More than one range behind: the rest (the head may have moved on;
+     * catching up to the head read here is what was asked). */
+    if (rc == 0 && got < h->head)
+        rc = st_rados_entries(r, got, h->head, fn, ctx);
+    return rc;
+}
+
+/* librados's watch callback: acknowledge at once (the notifier waits for
+ * acks), then wake the follower. */
+static void watch_cb(void *arg, uint64_t notify_id, uint64_t cookie, uint64_t notifier, void *data,
+                     size_t len)
+{
+    (void)notifier;
+    (void)data;
+    (void)len;
+    st_rados *r = arg;
+    rados_notify_ack(r->io, HEAD_OBJ, notify_id, cookie, NULL, 0);
+    r->wake(r->wake_ctx, false);
+}
+
+static void watch_err_cb(void *arg, uint64_t cookie, int err)
+{
+    (void)cookie;
+    (void)err;
+    st_rados *r = arg;
+    r->wake(r->wake_ctx, true);
+}
+
+int st_rados_watch(st_rados *r, void (*wake)(void *ctx, bool lost), void *ctx)
+{
+    if (r->watching) {
+        rados_unwatch2(r->io, r->cookie);
+        r->watching = false;
+    }
+    r->wake = wake;
+    r->wake_ctx = ctx;
+    int rc = rados_watch2(r->io, HEAD_OBJ, &r->cookie, watch_cb, watch_err_cb, r);
+    r->watching = rc == 0;
+    return rc;
+}
+
+int st_rados_notify(st_rados *r)
+{
+    char *reply = NULL;
+    size_t rlen = 0;
+    int rc = rados_notify2(r->io, HEAD_OBJ, "", 0, ST_RADOS_NOTIFY_MS, &reply, &rlen);
+    rados_buffer_free(reply);
+    return rc;
+}
+
+/* Connects and reads (or creates) the log head; errbuf says why not. */
+int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rados *r,
+                      st_rados_head *h)
+{
+    char err[512];
+    int rc = st_rados_connect(ro, r, err, sizeof(err));
+    if (rc) {
+        st_errbuf_set(opt, "%s", err);
+        return rc;
+    }
+    rc = st_rados_head_init(r);
+    if (rc == 0)
+        rc = st_rados_head_read(r, h);
+    if (rc == 0 && strcmp(h->format, ST_RADOS_FORMAT) != 0)
+        rc = -EPROTO;
+    if (rc) {
+        st_errbuf_set(
+            opt, "cannot use the vecfs log in pool '%s': %s (format '%s', this build writes %s)",
+            ro->pool, strerror(-rc), h->format, ST_RADOS_FORMAT);
+        st_rados_disconnect(r);
+    }
+    return rc;
+}

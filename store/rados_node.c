@@ -1,0 +1,440 @@
+/*
+ * rados_node.c — one node of the RADOS mode (docs/scale-out.md §4, §5):
+ * the local store is a state machine fed by the pool's log. A write is
+ * checked against the local state at the log head, appended with a
+ * compare-and-set on the head, then applied locally through the store's
+ * own write code; a follower thread applies what other nodes append.
+ *
+ * A node's write (the hooks' write, on the caller's thread), under n->mu:
+ *     catch up to head H -> check -> append entry H + 1 guarded by
+ *     head == H -> applied locally (seq in the same LMDB txn) -> notify
+ * -ECANCELED from the append means another node appended first: catch up
+ * and check again, at most ST_NODE_RACES times, then -EAGAIN.
+ *
+ * States of a node
+ *   FOLLOWING  the follower runs: it wakes on a notify, a local append
+ *              or every ST_NODE_POLL_MS, and applies up to the head.
+ *   STOPPED    node_stop joined the follower and disconnected; the store
+ *              closes next.
+ *
+ * Invariants
+ *   1. Entries are applied in seq order, each once: n->mu is held by
+ *      whoever applies, n->applied is the seq of the last applied entry,
+ *      and the local LMDB holds that seq in the transaction that applied
+ *      it (log_route.c, txn.c), so a restart resumes after it.
+ *   2. A change is appended only if the log head is the H it was checked
+ *      against: the writer holds n->mu from the catch-up to H through the
+ *      append, so no local apply moves the state in between, and the
+ *      append's omap_cmp refuses it if another node moved the head.
+ *   3. A call returns 0 only after RADOS acknowledged its entry.
+ *
+ * Lock order: n->mu -> the store's locks (the apply runs the store's
+ * writes) ; n->wake_mu is taken alone.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+/* Lost races before -EAGAIN. The design's 8 was too few: a node whose
+ * catch-up is slow (a loaded machine, ASan) lost 8 in a row against one
+ * other node writing back to back (scale-out.md §4). */
+#define ST_NODE_RACES 64
+#define ST_NODE_RACES_AT_ONCE 2
+#define ST_NODE_BACKOFF_MAX_MS 16u
+#define ST_NODE_POLL_MS 200
+/* Largest entry kept as an omap value. Larger payloads belong in blob
+ * objects (docs/scale-out.md §2), which are not written yet: -EFBIG. */
+#define ST_NODE_ENTRY_MAX (4u << 20)
+
+typedef struct st_node {
+    st_store *st;
+    st_rados r;
+    uint64_t id; /* random, names the writer in its entries */
+
+    pthread_mutex_t mu; /* the right to apply; writers hold it to the append */
+    uint64_t applied;   /* protected by mu */
+    vc_buf enc;         /* protected by mu: the entry being appended */
+
+    pthread_t follower;
+    bool following;
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    bool wake, rewatch, notify, stop; /* protected by wake_mu */
+} st_node;
+
+/* ------------------------------------------------------------------ */
+/* Applying                                                             */
+/* ------------------------------------------------------------------ */
+
+/* One operation through the store's public writes (routed locally, since
+ * this thread is applying). */
+static int apply_op(st_store *st, const st_log_op *op)
+{
+    const st_attr *a = &op->attr;
+    switch (op->kind) {
+    case ST_LOG_PUT:
+        return st_vec_put(st, op->coll, op->name, op->data, op->len, op->vec, op->dim, a, op->mask);
+    case ST_LOG_DELETE:
+        return st_vec_delete(st, op->coll, op->name);
+    case ST_LOG_RENAME:
+        return st_vec_rename(st, op->coll, op->name, op->to, op->flags);
+    case ST_LOG_SETATTR:
+        return st_vec_setattr(st, op->coll, op->name, a, op->mask);
+    case ST_LOG_XATTR_SET:
+        return st_xattr_set(st, op->coll, op->name, op->to, op->data, op->len, (int)op->flags);
+    case ST_LOG_XATTR_REMOVE:
+        return st_xattr_remove(st, op->coll, op->name, op->to);
+    case ST_LOG_COLL_CREATE:
+        return st_coll_create(st, op->coll, a, NULL);
+    default:
+        return st_coll_drop(st, op->coll);
+    }
+}
+
+/* Applies entry seq (n->mu held). An operation that fails here fails on
+ * every node (same state, same entry): the entry is then a no-op, and its
+ * seq is recorded in a transaction of its own. Returns the first
+ * operation's error (what the writer's caller sees). */
+static int apply_entry(st_node *n, uint64_t seq, const st_log_entry *e)
+{
+    st_log_apply_begin(seq, &e->written);
+    int first = 0;
+    bool last_failed = false;
+    for (size_t i = 0; i < e->nops; i++) {
+        int rc = apply_op(n->st, &e->ops[i]);
+        last_failed = rc != 0;
+        if (rc && !first)
+            first = rc;
+        if (rc)
+            st_log(n->st, ST_LOG_WARN, "rados: entry %" PRIu64 " does not apply here: %s", seq,
+                   strerror(-rc));
+    }
+    int mrc = last_failed ? st_log_applied_commit(n->st) : 0;
+    st_log_apply_end();
+    if (mrc)
+        return mrc;
+    n->applied = seq;
+    return first;
+}
+
+/* st_rados_entries' callback of a catch-up. */
+static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
+{
+    st_node *n = ctx;
+    st_log_entry e;
+    int rc = st_log_entry_decode(bytes, len, &e);
+    if (rc) {
+        st_health_set(n->st, "rados: log entry %" PRIu64 " does not decode: %s", seq,
+                      strerror(-rc));
+        return rc;
+    }
+    rc = apply_entry(n, seq, &e);
+    st_log_entry_free(&e);
+    /* An entry that is a no-op everywhere is applied all the same. */
+    return n->applied == seq ? 0 : rc;
+}
+
+/* Applies every entry up to the head as read now; *head_out = that head.
+ * n->mu held. */
+static int catch_up(st_node *n, uint64_t *head_out)
+{
+    st_rados_head h;
+    /* -ESTALE: trimmed past us; joining from a checkpoint is not done. */
+    int rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
+    if (rc) {
+        st_health_set(n->st, "rados: cannot follow the log: %s", strerror(-rc));
+        return rc;
+    }
+    st_health_clear(n->st, "rados: cannot follow");
+    *head_out = h.head;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Checks op against the local state (at the head just caught up to) and
+ * resolves what the check decided: the entry carries no O_EXCL, NOREPLACE
+ * or xattr CREATE/REPLACE condition, only what to do. 1 = nothing to do. */
+static int check(st_store *st, const st_log_op *op, st_log_op *out)
+{
+    *out = *op;
+    st_attr a;
+    int rc = 0;
+    switch (op->kind) {
+    case ST_LOG_PUT: {
+        st_config cfg;
+        rc = st_coll_config_get(st, op->coll, &cfg);
+        if (rc == 0 && cfg.dim && cfg.dim != op->dim)
+            rc = -EINVAL;
+        if (rc == 0 && (op->mask & ST_PUT_NEW) && st_vec_stat(st, op->coll, op->name, &a) == 0)
+            rc = -EEXIST;
+        out->flags = op->mask & ST_PUT_NEW ? ST_LOG_PUT_NEW : 0;
+        out->mask = op->mask & ~ST_PUT_NEW;
+        return rc;
+    }
+    case ST_LOG_RENAME:
+        rc = st_vec_stat(st, op->coll, op->name, &a);
+        if (rc == 0 && (op->flags & ST_RENAME_NOREPLACE) &&
+            st_vec_stat(st, op->coll, op->to, &a) == 0)
+            rc = -EEXIST;
+        out->flags = 0;
+        return rc == 0 && strcmp(op->name, op->to) == 0 ? 1 : rc;
+    case ST_LOG_XATTR_SET:
+    case ST_LOG_XATTR_REMOVE: {
+        size_t len;
+        rc = st_vec_stat(st, op->coll, op->name, &a);
+        int x = rc ? rc : st_xattr_get(st, op->coll, op->name, op->to, NULL, 0, &len);
+        if (rc == 0 && x == 0 && (op->flags & ST_XATTR_CREATE))
+            rc = -EEXIST;
+        else if (rc == 0 && x == -ENODATA &&
+                 ((op->flags & ST_XATTR_REPLACE) || op->kind == ST_LOG_XATTR_REMOVE))
+            rc = -ENODATA;
+        out->flags = 0;
+        return rc;
+    }
+    case ST_LOG_COLL_CREATE:
+        return st_coll_stat(st, op->coll, &a) == 0 ? -EEXIST : 0;
+    case ST_LOG_COLL_DROP:
+        rc = st_coll_stat(st, op->coll, &a);
+        return rc == 0 && a.count > 0 ? -ENOTEMPTY : rc;
+    default: /* DELETE, SETATTR: the vector exists */
+        return st_vec_stat(st, op->coll, op->name, &a);
+    }
+}
+
+static void wake_follower(st_node *n, bool notify)
+{
+    pthread_mutex_lock(&n->wake_mu);
+    n->wake = true;
+    n->notify |= notify;
+    pthread_cond_signal(&n->wake_cv);
+    pthread_mutex_unlock(&n->wake_mu);
+}
+
+/* An append's error as the caller sees it: a cluster that did not answer
+ * within the timeout is an I/O error. */
+static int append_err(int rc)
+{
+    return rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -ESHUTDOWN ? -EIO : rc;
+}
+
+/* After losing race number `race` (0 = the first): from the third on,
+ * sleep a random time below 2^race ms (at most ST_NODE_BACKOFF_MAX_MS) (n->mu held: this node's
+ * other writers would lose to the same winner), so that many writers that keep colliding spread
+ * out. The first two retry at once: against one busy writer a sleep only makes the loser's next try
+ * later. */
+static void race_backoff(st_node *n, int race)
+{
+    if (race < ST_NODE_RACES_AT_ONCE)
+        return;
+    uint32_t r;
+    if (st_random(&r, sizeof(r)) != 0)
+        r = (uint32_t)n->id;
+    unsigned ms = race < 5 ? 1u << race : ST_NODE_BACKOFF_MAX_MS;
+    long us = (long)(r % (1000u * ms));
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int node_write(void *ctx, const st_log_op *op)
+{
+    st_node *n = ctx;
+    st_log_entry e = {.node = n->id, .nops = 1};
+    st_log_op checked;
+    e.ops = &checked;
+    pthread_mutex_lock(&n->mu);
+    int rc = -EAGAIN;
+    for (int race = 0; race < ST_NODE_RACES; race++) {
+        uint64_t head;
+        rc = catch_up(n, &head) ? -EIO : check(n->st, op, &checked);
+        if (rc)
+            break;
+        st_now(&e.written);
+        rc = st_log_entry_encode(&e, &n->enc);
+        if (rc == 0 && n->enc.len > ST_NODE_ENTRY_MAX)
+            rc = -EFBIG;
+        if (rc)
+            break;
+        rc = st_rados_append(&n->r, head, n->enc.p, n->enc.len);
+        if (rc == -ECANCELED) {
+            rc = -EAGAIN; /* lost the race: catch up and check again */
+            race_backoff(n, race);
+            continue;
+        }
+        if (rc) {
+            rc = append_err(rc);
+            break;
+        }
+        rc = apply_entry(n, head + 1, &e);
+        wake_follower(n, true);
+        break;
+    }
+    pthread_mutex_unlock(&n->mu);
+    return rc == 1 ? 0 : rc;
+}
+
+static int node_barrier(void *ctx)
+{
+    st_node *n = ctx;
+    uint64_t head;
+    pthread_mutex_lock(&n->mu);
+    int rc = catch_up(n, &head);
+    pthread_mutex_unlock(&n->mu);
+    return rc ? -EIO : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Following                                                            */
+/* ------------------------------------------------------------------ */
+
+static void on_watch(void *ctx, bool lost)
+{
+    st_node *n = ctx;
+    pthread_mutex_lock(&n->wake_mu);
+    n->wake = true;
+    n->rewatch |= lost;
+    pthread_cond_signal(&n->wake_cv);
+    pthread_mutex_unlock(&n->wake_mu);
+}
+
+static void *follow(void *arg)
+{
+    st_node *n = arg;
+    for (;;) {
+        pthread_mutex_lock(&n->wake_mu);
+        if (!n->wake && !n->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += ST_NODE_POLL_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&n->wake_cv, &n->wake_mu, &until);
+        }
+        bool stop = n->stop, notify = n->notify, rewatch = n->rewatch;
+        n->wake = n->notify = n->rewatch = false;
+        pthread_mutex_unlock(&n->wake_mu);
+        if (stop)
+            return NULL;
+        if (notify)
+            (void)st_rados_notify(&n->r); /* a missed notify costs one poll */
+        if (rewatch && st_rados_watch(&n->r, on_watch, n) != 0)
+            st_log(n->st, ST_LOG_WARN, "rados: lost the watch on the log; polling");
+        uint64_t head;
+        pthread_mutex_lock(&n->mu);
+        (void)catch_up(n, &head); /* an error is in health; the next round retries */
+        pthread_mutex_unlock(&n->mu);
+    }
+}
+
+static void node_stop(void *ctx)
+{
+    st_node *n = ctx;
+    if (n->following) {
+        pthread_mutex_lock(&n->wake_mu);
+        n->stop = true;
+        pthread_cond_signal(&n->wake_cv);
+        pthread_mutex_unlock(&n->wake_mu);
+        pthread_join(n->follower, NULL);
+    }
+    n->st->log_hooks = NULL;
+    st_rados_disconnect(&n->r);
+    vc_buf_release(&n->enc);
+    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->wake_mu);
+    pthread_cond_destroy(&n->wake_cv);
+    free(n);
+}
+
+static const st_log_hooks node_hooks = {
+    .write = node_write,
+    .barrier = node_barrier,
+    .stop = node_stop,
+};
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                              */
+/* ------------------------------------------------------------------ */
+
+int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_options *ro,
+                  st_store **out)
+{
+    *out = NULL;
+    if (opt && opt->key) {
+        /* Entries would reach the pool unsealed (scale-out.md §3). */
+        st_errbuf_set(opt, "--key-file is not supported in the RADOS mode yet");
+        return -EINVAL;
+    }
+    if (opt && opt->read_only) {
+        /* A read-only local store could not apply the log either. */
+        st_errbuf_set(opt, "--read-only is not supported in the RADOS mode yet");
+        return -EINVAL;
+    }
+    st_node *n = vc_calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    st_rados_head h;
+    int rc = st_rados_log_open(ro, opt, &n->r, &h);
+    if (rc) {
+        free(n);
+        return rc;
+    }
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->wake_mu, NULL);
+    pthread_cond_init(&n->wake_cv, NULL);
+    rc = st_random(&n->id, sizeof(n->id));
+    /* The pool holds the durable copy: local commits need not wait for
+     * the disk (docs/scale-out.md §7). */
+    st_options local;
+    if (opt)
+        local = *opt;
+    else
+        st_options_default(&local);
+    local.sync_mode = ST_SYNC_FAST;
+    if (rc == 0)
+        rc = st_store_open(cachedir, &local, &n->st);
+    if (rc == 0)
+        rc = st_log_applied_get(n->st, &n->applied);
+    if (rc == 0 && n->applied > h.head) {
+        st_errbuf_set(opt,
+                      "%s has applied entry %" PRIu64 " but the log in pool '%s' ends at %" PRIu64
+                      ": it is the cache of another log; empty it",
+                      cachedir, n->applied, ro->pool, h.head);
+        rc = -ESTALE;
+    }
+    if (rc) {
+        st_store *st = n->st;
+        n->st = NULL;
+        st_store_close(st);
+        st_rados_disconnect(&n->r);
+        free(n);
+        return rc;
+    }
+    n->st->log_hooks = &node_hooks;
+    n->st->log_ctx = n;
+    uint64_t head;
+    pthread_mutex_lock(&n->mu);
+    rc = catch_up(n, &head);
+    pthread_mutex_unlock(&n->mu);
+    if (rc == 0 && st_rados_watch(&n->r, on_watch, n) != 0)
+        st_log(n->st, ST_LOG_WARN, "rados: lost the watch on the log; polling");
+    if (rc == 0) {
+        rc = -pthread_create(&n->follower, NULL, follow, n);
+        n->following = rc == 0;
+    }
+    if (rc) {
+        st_errbuf_set(opt, "cannot catch up with the log in pool '%s': %s", ro->pool,
+                      strerror(-rc));
+        st_store_close(n->st); /* stops the node too */
+        return rc;
+    }
+    *out = n->st;
+    return 0;
+}
