@@ -276,7 +276,15 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
         else
             json_object_set_new(o, "ef_search", json_integer(cfg.ef_search));
         json_object_set_new(o, "quantization", json_string(st_quant_name(cfg.quantization)));
+        json_object_set_new(o, "rerank", json_integer(cfg.rerank));
         json_object_set_new(o, "index", json_string("hnsw"));
+    }
+    st_index_info ii;
+    if (st_coll_index_info(c->st, name, &ii) == 0) {
+        json_object_set_new(o, "index_quantization", json_string(st_quant_name(ii.quantization)));
+        json_object_set_new(o, "index_bytes", json_integer((json_int_t)ii.index_bytes));
+        json_object_set_new(o, "index_bytes_per_vector", json_real(bytes_per_vector(&ii)));
+        json_object_set_new(o, "converting", json_boolean(ii.converting));
     }
     json_array_append_new(c->arr, o);
     return 0;
