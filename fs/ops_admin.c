@@ -48,7 +48,7 @@ typedef enum coll_family {
     FAM_VECTORS,
     FAM_INDEX_BYTES,
     FAM_BYTES_PER_VECTOR,
-    FAM_INT8,
+    FAM_QUANTIZED,
     FAM_RERANK,
     FAM_CONVERTING,
     FAM_COUNT
@@ -61,8 +61,8 @@ static const char *const family_head[FAM_COUNT] = {
     "# TYPE vecfs_index_bytes gauge\n",
     "# HELP vecfs_index_bytes_per_vector RAM of a collection's index per vector.\n"
     "# TYPE vecfs_index_bytes_per_vector gauge\n",
-    "# HELP vecfs_index_int8 1 when a collection's index holds int8 codes.\n"
-    "# TYPE vecfs_index_int8 gauge\n",
+    "# HELP vecfs_index_quantized 1 when a collection's index holds int8 codes.\n"
+    "# TYPE vecfs_index_quantized gauge\n",
     "# HELP vecfs_index_rerank Candidates an int8 search rescores per result.\n"
     "# TYPE vecfs_index_rerank gauge\n",
     "# HELP vecfs_index_converting 1 while a collection's index is converted to a new "
@@ -107,8 +107,8 @@ static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uin
         c->rc = vc_buf_printf(c->b, "vecfs_index_bytes_per_vector{collection=\"%s\"} %.1f\n", name,
                               bytes_per_vector(&ii));
         break;
-    case FAM_INT8:
-        c->rc = vc_buf_printf(c->b, "vecfs_index_int8{collection=\"%s\"} %d\n", name,
+    case FAM_QUANTIZED:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_quantized{collection=\"%s\"} %d\n", name,
                               ii.quantization == ST_QUANT_INT8);
         break;
     case FAM_RERANK:

@@ -83,6 +83,8 @@ static int convert_one(st_store *st, st_coll *c)
         atomic_fetch_add(&st->errors, 1);
         st_health_set(st, "collection '%s': index conversion to quantization %s failed: %s", name,
                       st_quant_name(cfg.quantization), strerror(-rc));
+        st_log(st, ST_LOG_ERROR, "collection '%s': index conversion to quantization %s failed: %s",
+               name, st_quant_name(cfg.quantization), strerror(-rc));
         return rc;
     }
     if (!h)

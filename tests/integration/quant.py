@@ -187,8 +187,8 @@ def test_int8_recall_and_kill9(t):
     if not 0 < s8["index_bytes_per_vector"] < 0.7 * sf["index_bytes_per_vector"]:
         raise AssertionError("int8 index bytes per vector %r vs float32 %r"
                              % (s8["index_bytes_per_vector"], sf["index_bytes_per_vector"]))
-    eq(metric(m, "vecfs_index_int8", "q8"), 1.0, "vecfs_index_int8")
-    eq(metric(m, "vecfs_index_int8", "f32"), 0.0, "vecfs_index_int8 of float32")
+    eq(metric(m, "vecfs_index_quantized", "q8"), 1.0, "vecfs_index_quantized")
+    eq(metric(m, "vecfs_index_quantized", "f32"), 0.0, "vecfs_index_quantized of float32")
     eq(metric(m, "vecfs_index_bytes", "q8"), float(s8["index_bytes"]), "vecfs_index_bytes")
     before = batch_query(c, "b", queries)
     r8 = check_recall(before, truth, "int8")
