@@ -74,14 +74,7 @@ static void bg_snapshots(st_store *st)
         pthread_mutex_unlock(&c->mu);
         if (!due)
             continue;
-        pthread_mutex_lock(&st->snap_mu);
-        int rc = st_snap_write(st, c, false);
-        pthread_mutex_unlock(&st->snap_mu);
-        if (rc) {
-            atomic_fetch_add(&st->errors, 1);
-            st_log(st, ST_LOG_ERROR, "snapshot of collection %" PRIu32 " failed: %s", c->id,
-                   strerror(-rc));
-        }
+        st_snap_write_background(st, c);
     }
     free(list);
 }

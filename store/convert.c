@@ -92,16 +92,8 @@ static int convert_one(st_store *st, st_coll *c)
     char prefix[ST_COLL_NAME_MAX + 64];
     snprintf(prefix, sizeof prefix, "collection '%s': index conversion", name);
     st_health_clear(st, prefix);
-    st_coll_note_changes(c, count); /* the snapshot on disk is of the old index */
-    pthread_mutex_lock(&st->snap_mu);
-    int src = st_snap_write(st, c, false);
-    pthread_mutex_unlock(&st->snap_mu);
-    if (src) {
-        /* The background thread retries at its next round. */
-        atomic_fetch_add(&st->errors, 1);
-        st_log(st, ST_LOG_ERROR, "snapshot of collection %" PRIu32 " failed: %s", c->id,
-               strerror(-src));
-    }
+    st_coll_note_changes(c, count);  /* the snapshot on disk is of the old index */
+    st_snap_write_background(st, c); /* a failure: the background thread retries */
     st_mono_now(&t1);
     st_log(st, ST_LOG_INFO,
            "collection '%s': index converted to quantization %s in %.3f s (%" PRIu64 " vectors)",

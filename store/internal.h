@@ -806,6 +806,9 @@ int st_oplog_trim(st_store *st, st_coll *c, uint64_t g);
 
 /* Writes c's snapshot (snap_mu held by the caller). force: even without changes. */
 int st_snap_write(st_store *st, st_coll *c, bool force);
+/* st_snap_write from a background thread: takes snap_mu; a failure is
+ * counted in st->errors and logged (no caller to return it to). */
+void st_snap_write_background(st_store *st, st_coll *c);
 /* Path of c's snapshot file into buf. */
 void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
 /* Reads and verifies a snapshot file of collection rec into *out (for

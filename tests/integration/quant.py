@@ -169,6 +169,14 @@ def kill9(p, m):
     daemon.unmount(m)
 
 
+def mount_with_data(t):
+    """The queries, their exact neighbours, and a fresh mount (DATADIR,
+    mount point, daemon)."""
+    _, queries, truth = Data.get()
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    return queries, truth, d, m, daemon.start_fg(d, m)
+
+
 def test_int8_recall_and_kill9(t):
     """An int8 collection on real data: recall@10 >= 0.95 at the
     defaults, less RAM per vector than float32, the same answers after a
@@ -176,9 +184,7 @@ def test_int8_recall_and_kill9(t):
     if not os.path.exists(BASE):
         print("SKIP: %s absent" % BASE)
         return
-    _, queries, truth = Data.get()
-    d, m = os.path.join(t, "d"), os.path.join(t, "m")
-    p = daemon.start_fg(d, m)
+    queries, truth, d, m, p = mount_with_data(t)
     c = make_collection(t, m, "q8", "int8")
     f = make_collection(t, m, "f32", "none")
     s8 = wait_index(m, "q8", "int8")
@@ -215,9 +221,7 @@ def test_convert_live(t):
     if not os.path.exists(BASE):
         print("SKIP: %s absent" % BASE)
         return
-    _, queries, truth = Data.get()
-    d, m = os.path.join(t, "d"), os.path.join(t, "m")
-    p = daemon.start_fg(d, m)
+    queries, truth, d, m, p = mount_with_data(t)
     c = make_collection(t, m, "live", "none")
     wait_index(m, "live", "none")
     stop = threading.Event()
