@@ -285,6 +285,7 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
         json_object_set_new(o, "index_bytes", json_integer((json_int_t)ii.index_bytes));
         json_object_set_new(o, "index_bytes_per_vector", json_real(bytes_per_vector(&ii)));
         json_object_set_new(o, "converting", json_boolean(ii.converting));
+        json_object_set_new(o, "quantizer_relearns", json_integer((json_int_t)ii.relearns));
     }
     json_array_append_new(c->arr, o);
     return 0;

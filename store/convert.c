@@ -19,6 +19,13 @@
  * rebuilds with the committed config (coll_index.c invariant 1). So after
  * any crash the index honours the setting.
  *
+ * Drift: st_convert_relearn_due, called by the background thread each
+ * round, re-learns an int8 index's quantizer from the SLOT records when
+ * the engine reports drift (docs/quantization.md: the data moved out of
+ * the clip ranges, the encoding error grew, or the quantizer was learned
+ * from fewer than 256 vectors, e.g. by a first single insert), under the
+ * writer lock taken settled, as vf_hnsw_quant_relearn requires.
+ *
  * Invariants
  *   1. c->converting is set only by st_coll_config_set and cleared only
  *      here, both under c->wlock, once the index's quantization equals the
@@ -98,6 +105,52 @@ static int convert_one(st_store *st, st_coll *c)
     st_log(st, ST_LOG_INFO,
            "collection '%s': index converted to quantization %s in %.3f s (%" PRIu64 " vectors)",
            name, st_quant_name(cfg.quantization), st_ts_diff(&t1, &t0), count);
+    return 0;
+}
+
+int st_convert_relearn_due(st_store *st, st_coll *c)
+{
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw *h = c->index;
+    uint32_t dim = c->cfg.dim;
+    bool skip = !h || c->dropped || atomic_load(&c->rebuilding) || atomic_load(&c->converting);
+    char name[ST_COLL_NAME_MAX + 1];
+    memcpy(name, c->name, sizeof name);
+    pthread_mutex_unlock(&c->mu);
+    vf_quant_stats qs;
+    if (!skip)
+        vf_hnsw_quant_stats(h, &qs);
+    if (skip || qs.kind != VF_QUANT_INT8 || !qs.drifted)
+        return 0;
+    /* The engine wants writers quiesced for the call; searches go on. */
+    st_coll_lock_settled(c);
+    pthread_mutex_lock(&c->mu);
+    bool same = c->index == h && !c->dropped;
+    pthread_mutex_unlock(&c->mu);
+    MDB_txn *txn = NULL;
+    int rc = same ? st_txn_read(st, &txn) : 0;
+    if (same && rc == 0) {
+        st_slot_source slots;
+        vf_vec_source src = st_slot_source_begin(&slots, st, txn, c->id, dim);
+        rc = vf_hnsw_quant_relearn(h, &src);
+        if (rc == 0)
+            rc = slots.err;
+        st_slot_source_end(&slots);
+        mdb_txn_abort(txn);
+    }
+    pthread_mutex_unlock(&c->wlock);
+    if (rc) {
+        st_log(st, ST_LOG_ERROR, "collection '%s': re-learning the int8 quantizer failed: %s", name,
+               strerror(-rc));
+        return rc;
+    }
+    if (!same)
+        return 0;
+    st_coll_note_changes(c, 1); /* the codes changed: the next snapshot saves them */
+    st_log(st, ST_LOG_INFO,
+           "collection '%s': int8 quantizer re-learned (learned from %" PRIu64
+           " vectors; recent clipped share %.4f, error %.5f)",
+           name, qs.trained_on, qs.recent_clip_share, qs.recent_error);
     return 0;
 }
 

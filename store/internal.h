@@ -986,6 +986,9 @@ int st_records_search(st_store *st, MDB_txn *txn, uint32_t coll, const st_config
 int st_convert_kick(st_store *st);
 /* Stops the converter (close): waits for the conversion in progress. */
 void st_convert_stop(st_store *st);
+/* Re-learns c's int8 quantizer if the engine reports drift (background
+ * thread; takes c->wlock settled). 0, or an error (logged). */
+int st_convert_relearn_due(st_store *st, st_coll *c);
 
 /* ------------------------------------------------------------------ */
 /* Level 5. rebuild.c: rebuilding an index in the background          */

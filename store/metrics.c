@@ -91,6 +91,9 @@ int st_coll_index_info(st_store *st, const char *name, st_index_info *out)
         out->quantization = p.quantization == VF_QUANT_INT8 ? ST_QUANT_INT8 : ST_QUANT_NONE;
         out->vectors = vf_hnsw_count(c->index);
         out->index_bytes = vf_hnsw_memory(c->index);
+        vf_quant_stats qs;
+        vf_hnsw_quant_stats(c->index, &qs);
+        out->relearns = qs.relearns;
     } else {
         out->quantization = c->cfg.quantization;
     }

@@ -295,7 +295,6 @@ typedef struct st_metrics {
 /* Fills *out. Never blocks on writers or the disk. Returns 0 or -EINVAL. */
 int st_store_metrics(st_store *st, st_metrics *out);
 
-
 /*
  * Writes "ok\n" into buf when the store is healthy, otherwise one line per
  * problem ("snapshot of 'c1' failed: No space left on device\n", "sync
@@ -530,6 +529,8 @@ typedef struct st_index_info {
                               scratch; not the originals an int8 index reranks
                               with, which stay in LMDB) */
     bool converting;       /* a quantization change is being applied (convert.c) */
+    uint64_t relearns;     /* int8: quantizer re-learns since the index was built
+                              or loaded (drift, docs/quantization.md) */
 } st_index_info;
 
 /* Fills *out for collection name (all zero before its first vector).

@@ -270,9 +270,14 @@ def test_convert_live(t):
     eq(seen["short"], 0, "queries with fewer than k hits")
     if seen["queries"] < 10:
         raise AssertionError("the query loop ran only %d queries" % seen["queries"])
-    log = log_text()
-    if log.count("collection 'live': index converted to quantization") != 3:
-        raise AssertionError("want three conversion lines in the log: %s" % log[-2000:])
+    # The converter logs after the swap and the snapshot: wait for the
+    # third line (the snapshot the kill -9 below relies on is written).
+    deadline = time.time() + 60
+    while log_text().count("collection 'live': index converted to quantization") < 3:
+        if time.time() > deadline:
+            raise AssertionError("want three conversion lines in the log: %s"
+                                 % log_text()[-2000:])
+        time.sleep(0.1)
     # The conversion wrote its snapshot: kill -9 now, and the remount loads
     # it and answers alike.
     before = batch_query(c, "before", queries)
@@ -296,6 +301,36 @@ def test_convert_live(t):
         "rebuilt (snapshot parameters differ from the config)"
         if "snapshot parameters differ from the config" in log else
         "loaded the converted snapshot" if "loaded snapshot" in log else "?"))
+    daemon.stop(p, m)
+
+
+def test_single_inserts_relearn(t):
+    """An int8 collection filled one file at a time starts with a
+    quantizer learned from its first vector (provisional); once it holds
+    256 the background thread re-learns it from the stored vectors."""
+    if not os.path.exists(BASE):
+        print("SKIP: %s absent" % BASE)
+        return
+    base = read_fvecs(BASE, 300)
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    p = daemon.start_fg(d, m)
+    c = os.path.join(m, "one")
+    os.mkdir(c)
+    daemon.write(os.path.join(c, ".config"), "dim = %d\nquantization = int8\n" % DIM)
+    for i, v in enumerate(base[:200]):
+        daemon.write(os.path.join(c, "v%d.f32" % i), array.array("f", v).tobytes(), "wb")
+    time.sleep(1)  # a few background rounds: nothing to re-learn below 256
+    eq(stats_of(m, "one")["quantizer_relearns"], 0, "re-learns below 256 vectors")
+    for i, v in enumerate(base[200:], 200):
+        daemon.write(os.path.join(c, "v%d.f32" % i), array.array("f", v).tobytes(), "wb")
+    deadline = time.time() + 30
+    while stats_of(m, "one")["quantizer_relearns"] < 1:
+        if time.time() > deadline:
+            raise AssertionError("no re-learn: %r" % stats_of(m, "one"))
+        time.sleep(0.1)
+    if "collection 'one': int8 quantizer re-learned" not in log_text():
+        raise AssertionError("no re-learn line in the log: %s" % log_text()[-2000:])
+    eq(stats_of(m, "one")["vectors"], 300, "vectors after the re-learn")
     daemon.stop(p, m)
 
 
@@ -329,7 +364,8 @@ def test_bad_values(t):
        "log lines of the rejections")
 
 
-TESTS = [test_bad_values, test_int8_recall_and_kill9, test_convert_live]
+TESTS = [test_bad_values, test_single_inserts_relearn, test_int8_recall_and_kill9,
+         test_convert_live]
 
 if __name__ == "__main__":
     import sys
