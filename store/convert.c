@@ -29,7 +29,9 @@
  * Invariants
  *   1. c->converting is set only by st_coll_config_set and cleared only
  *      here, both under c->wlock, once the index's quantization equals the
- *      config's (or the collection was dropped or emptied).
+ *      config's, or the collection was dropped, or it was emptied meanwhile
+ *      (its index is then retired: the next insert creates one with the
+ *      config).
  *   2. One converter thread per store at most; st_convert_stop (close)
  *      waits for the conversion in progress and leaves the rest to the
  *      next open (invariant of coll_index.c: a stale snapshot rebuilds).
@@ -60,7 +62,7 @@ static int convert_one(st_store *st, st_coll *c)
     st_config cfg = c->cfg;
     vf_hnsw *old = c->index;
     bool due = atomic_load(&c->converting) && !c->dropped && !atomic_load(&c->rebuilding) && old &&
-               c->count > 0 && !quant_matches(old, &cfg);
+               !quant_matches(old, &cfg);
     uint64_t count = c->count;
     char name[ST_COLL_NAME_MAX + 1];
     memcpy(name, c->name, sizeof name);
@@ -71,17 +73,20 @@ static int convert_one(st_store *st, st_coll *c)
     int rc = 0;
     if (due) {
         rc = st_coll_retire_reserve(c);
-        if (rc == 0)
+        /* Emptied meanwhile: no index until the next insert creates one
+         * with the config, as for an empty collection's change. */
+        if (rc == 0 && count > 0)
             rc = st_index_rebuild_locked(st, c, &cfg, &h);
     }
     if (rc == 0) {
         pthread_mutex_lock(&c->mu);
-        if (h) {
+        if (due) {
             c->retired[c->nretired++] = c->index;
             c->index = h;
-            vf_hnsw_set_ef_search(h, cfg.ef_search);
             c->auto_ef = 0; /* retuned on the new index by the background thread */
         }
+        if (h)
+            vf_hnsw_set_ef_search(h, cfg.ef_search);
         atomic_store(&c->converting, false);
         pthread_mutex_unlock(&c->mu);
     }
