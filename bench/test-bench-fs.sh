@@ -2,8 +2,9 @@
 # test-bench-fs.sh — smoke test of vecfs-bench-fs on a small random dataset:
 # it mounts a real vecfs, does every kind of work through the mount and
 # directly, and the JSON must hold every row with positive figures, and
-# recall@10 through the mount must match direct (both at least 0.9), and
-# recall by distance is never below recall by id.
+# recall@10 through the mount must match direct (both at least 0.9, the
+# int8 collection's rows included), and recall by distance is never below
+# recall by id.
 #
 # Usage: bench/test-bench-fs.sh PATH/TO/vecfs-bench-fs PATH/TO/vecfs
 set -euo pipefail
@@ -34,8 +35,11 @@ want = ["batch import (.fvecs)", "single insert (1 file each)",
         "query, file each, 1 client", "query, file each, 2 clients",
         "query, open handle, 1 client", "query, open handle, 2 clients",
         "query, ioctl, 1 client", "query, ioctl, 2 clients",
-        "batch query (.fvecs file)"]
+        "batch query (.fvecs file)", "batch import, int8 (.fvecs)",
+        "batch query, int8 (.fvecs)"]
 assert works == want, works
+for x in r["results"]:
+    assert x["quantization"] == ("int8" if "int8" in x["work"] else "none"), x
 for x in r["results"]:
     assert x["direct"] > 0 and x["mount"] > 0, x
     if x["unit"] == "QPS":

@@ -16,6 +16,11 @@
  *   batch query    one .fvecs query file holding every query    vs the same searches
  *                  on one thread per core; each run of one side is
  *                  followed by a run of the other
+ *   int8 rows      the batch import and the batch query again, into a
+ *                  collection with `quantization = int8` (named "int8" in
+ *                  the table and the JSON, whose rows all carry
+ *                  "quantization") vs an int8 engine index reranking with
+ *                  the originals in memory (bench/originals.h)
  *
  * Usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]
  *            [--clients 1,2,4] [--singles 2000] [--repeat 3] [--json OUT.json]
@@ -56,6 +61,7 @@
 
 #include "engine.h"
 #include "fvecs.h"
+#include "originals.h"
 #include "recall.h"
 #include "vecfs_query.h"
 
@@ -191,10 +197,11 @@ typedef enum query_mode {
 
 typedef struct client_job {
     const dataset *d;
-    const vf_hnsw *h;    /* direct */
-    const char *qdir;    /* mounted: <coll>/.query */
-    query_mode mode;     /* mounted: how each query reaches the daemon */
-    _Atomic size_t next; /* next query row */
+    const vf_hnsw *h;         /* direct */
+    const vf_vec_source *src; /* direct, int8: the originals to rerank with */
+    const char *qdir;         /* mounted: <coll>/.query */
+    query_mode mode;          /* mounted: how each query reaches the daemon */
+    _Atomic size_t next;      /* next query row */
     _Atomic int err;
     /* The neighbours each query got (row ids, BENCH_K a query) and their
      * number: scored for recall after the timed run. */
@@ -210,8 +217,9 @@ static void *direct_client(void *arg)
     while ((q = atomic_fetch_add(&job->next, 1)) < d->queries.n) {
         vf_hit hits[BENCH_K];
         size_t n;
-        int rc = vf_hnsw_search(job->h, (const float *)d->queries.data + q * d->queries.dim,
-                                BENCH_K, 0, NULL, hits, &n);
+        /* A float32 index ignores src and rerank: this is vf_hnsw_search. */
+        int rc = vf_hnsw_search_rerank(job->h, (const float *)d->queries.data + q * d->queries.dim,
+                                       BENCH_K, 0, 0, NULL, job->src, hits, &n);
         if (rc) {
             atomic_store(&job->err, rc);
             break;
@@ -530,6 +538,7 @@ static void *mount_client(void *arg)
 typedef struct row {
     char work[48];
     const char *unit;
+    const char *quantization; /* of both sides' indexes */
     double direct, mount;
     bool scored; /* a query row: the scores below hold */
     bench_score direct_score, mount_score;
@@ -557,6 +566,21 @@ static size_t row_batch(const bench_opts *o)
     return 2 + 3 * o->nclients;
 }
 
+static size_t row_int8_import(const bench_opts *o)
+{
+    return row_batch(o) + 1;
+}
+
+static size_t row_int8_batch(const bench_opts *o)
+{
+    return row_batch(o) + 2;
+}
+
+static size_t row_count(const bench_opts *o)
+{
+    return row_batch(o) + 3;
+}
+
 static void *fvecs_image(const bench_matrix *m, size_t first, size_t n, size_t *len)
 {
     size_t rec = 4 + m->dim * sizeof(float);
@@ -574,53 +598,108 @@ static void *fvecs_image(const bench_matrix *m, size_t first, size_t n, size_t *
 }
 
 static int make_collection(const char *mnt, const char *name, size_t dim, vf_metric metric,
-                           char *dir, size_t cap)
+                           const char *quantization, char *dir, size_t cap)
 {
     char path[PATH_MAX], cfg[128];
     if (pathf(dir, cap, "%s/%s", mnt, name) || pathf(path, sizeof(path), "%s/.config", dir))
         return -ENAMETOOLONG;
     if (mkdir(dir, 0755) != 0)
         return -errno;
-    int n = snprintf(cfg, sizeof(cfg), "dim = %zu\nmetric = %s\n", dim, vf_metric_name(metric));
+    int n = snprintf(cfg, sizeof(cfg), "dim = %zu\nmetric = %s\nquantization = %s\n", dim,
+                     vf_metric_name(metric), quantization);
     return write_file(path, cfg, (size_t)n);
 }
 
-/* The work through a fresh mount. The batch query row alternates with the
- * same queries on the direct index (on as many client threads as there are
- * cores, as the daemon's batch search uses), so both sides of that ratio
- * see the same machine. */
-static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *direct, row *rows,
-                       size_t *nrows)
+/* Imports every base row into coll as one .fvecs batch; rows/s into *rate. */
+static int import_rows(const dataset *d, const char *coll, double *rate)
+{
+    char path[PATH_MAX];
+    size_t len = 0;
+    void *img = fvecs_image(&d->base, 0, d->base.n, &len);
+    if (!img)
+        return -ENOMEM;
+    double t0 = now();
+    int rc = pathf(path, sizeof(path), "%s/.import/base.fvecs", coll);
+    if (rc == 0)
+        rc = write_file(path, img, len);
+    *rate = (double)d->base.n / (now() - t0);
+    free(img);
+    return rc;
+}
+
+/* The batch query row r: every query in one .fvecs query file of coll,
+ * each run alternating with the same searches on the direct index on as
+ * many threads as there are cores (as the daemon's batch search uses), so
+ * both sides of the ratio see the same machine. */
+static int batch_query_row(const bench_opts *o, const dataset *d, const vf_hnsw *direct,
+                           const vf_vec_source *src, const char *coll, row *r)
+{
+    char path[PATH_MAX];
+    size_t len = 0;
+    void *img = fvecs_image(&d->queries, 0, d->queries.n, &len);
+    size_t cap = d->queries.n * BENCH_K * 600 + 4096;
+    uint32_t *found = malloc(d->queries.n * BENCH_K * sizeof(uint32_t));
+    size_t *nfound = malloc(d->queries.n * sizeof(size_t));
+    char *buf = malloc(cap);
+    ssize_t got = img && found && nfound && buf ? 0 : -ENOMEM;
+    /* Each run writes the query file and reads the result (the search
+     * runs when it is opened for reading). */
+    double qps[MAX_REPEAT], direct_qps[MAX_REPEAT];
+    client_job djob = {.d = d, .h = direct, .src = src};
+    query_stats dqs = {0};
+    if (got == 0)
+        got = pathf(path, sizeof(path), "%s/.query/all.fvecs", coll);
+    for (size_t i = 0; got >= 0 && i < o->repeat; i++) {
+        got = run_clients(&djob, (unsigned)sysconf(_SC_NPROCESSORS_ONLN), 1, direct_client, &dqs);
+        direct_qps[i] = dqs.qps;
+        /* Timed like the clients: until the neighbours are in memory. */
+        double t0 = now();
+        if (got == 0)
+            got = write_file(path, img, len);
+        if (got == 0)
+            got = read_file(path, buf, cap);
+        if (got >= 0)
+            result_rows(buf, true, found, nfound, d->queries.n);
+        qps[i] = (double)d->queries.n / (now() - t0);
+    }
+    if (got >= 0) {
+        r->direct = median(direct_qps, o->repeat);
+        r->direct_score = dqs.score;
+        r->mount = median(qps, o->repeat);
+        score_of(d, found, nfound, &r->mount_score);
+    }
+    free(img);
+    free(found);
+    free(nfound);
+    free(buf);
+    return got < 0 ? (int)got : 0;
+}
+
+/* The work through a fresh mount; direct8 and src8 are the direct side
+ * of the int8 rows. */
+static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *direct,
+                       const vf_hnsw *direct8, const vf_vec_source *src8, row *rows)
 {
     mount_ctx m = {0};
-    char coll[PATH_MAX], singles[PATH_MAX], path[PATH_MAX];
-    size_t len = 0;
-    void *img = NULL;
-    char *buf = NULL;
+    char coll[PATH_MAX], coll8[PATH_MAX], singles[PATH_MAX], path[PATH_MAX];
     int rc = mount_start(&m, o->vecfs);
     if (rc) {
         fprintf(stderr, "vecfs-bench-fs: mounting with %s failed: %s\n", o->vecfs, strerror(-rc));
         goto out;
     }
     const size_t nb = d->base.n, dim = d->base.dim;
-    if ((rc = make_collection(m.mnt, "bench", dim, o->metric, coll, sizeof(coll))) ||
-        (rc = make_collection(m.mnt, "singles", dim, o->metric, singles, sizeof(singles))))
+    if ((rc = make_collection(m.mnt, "bench", dim, o->metric, "none", coll, sizeof(coll))) ||
+        (rc = make_collection(m.mnt, "bench-int8", dim, o->metric, "int8", coll8, sizeof(coll8))) ||
+        (rc = make_collection(m.mnt, "singles", dim, o->metric, "none", singles, sizeof(singles))))
         goto fail;
 
     /* Batch import. */
-    if (!(img = fvecs_image(&d->base, 0, nb, &len))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    double t0 = now();
-    if ((rc = pathf(path, sizeof(path), "%s/.import/base.fvecs", coll)) ||
-        (rc = write_file(path, img, len)))
+    if ((rc = import_rows(d, coll, &rows[0].mount)))
         goto fail;
-    rows[0].mount = (double)nb / (now() - t0);
 
     /* Single-file inserts. */
     size_t singles_n = o->singles < nb ? o->singles : nb;
-    t0 = now();
+    double t0 = now();
     for (size_t i = 0; i < singles_n; i++) {
         if ((rc = pathf(path, sizeof(path), "%s/v%zu.f32", singles, i)) ||
             (rc = write_file(path, (const float *)d->base.data + i * dim, dim * sizeof(float))))
@@ -668,82 +747,54 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
         rows[row_ioctl(o, c)].mount_score = ms.score;
     }
 
-    /* Every query in one .fvecs query file. */
-    free(img);
-    if (!(img = fvecs_image(&d->queries, 0, d->queries.n, &len))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    size_t cap = d->queries.n * BENCH_K * 600 + 4096;
-    uint32_t *found = malloc(d->queries.n * BENCH_K * sizeof(uint32_t));
-    size_t *nfound = malloc(d->queries.n * sizeof(size_t));
-    buf = malloc(cap);
-    if (!found || !nfound || !buf) {
-        free(found);
-        free(nfound);
-        rc = -ENOMEM;
-        goto out;
-    }
-    /* Each run writes the query file and reads the result (the search
-     * runs when it is opened for reading). */
-    double qps[MAX_REPEAT], direct_qps[MAX_REPEAT];
-    client_job djob = {.d = d, .h = direct};
-    query_stats dqs = {0};
-    ssize_t got = pathf(path, sizeof(path), "%s/.query/all.fvecs", coll);
-    for (size_t r = 0; got >= 0 && r < o->repeat; r++) {
-        got = run_clients(&djob, (unsigned)sysconf(_SC_NPROCESSORS_ONLN), 1, direct_client, &dqs);
-        direct_qps[r] = dqs.qps;
-        /* Timed like the clients: until the neighbours are in memory. */
-        t0 = now();
-        if (got == 0)
-            got = write_file(path, img, len);
-        if (got == 0)
-            got = read_file(path, buf, cap);
-        if (got >= 0)
-            result_rows(buf, true, found, nfound, d->queries.n);
-        qps[r] = (double)d->queries.n / (now() - t0);
-    }
-    if (got >= 0) {
-        rows[row_batch(o)].direct = median(direct_qps, o->repeat);
-        rows[row_batch(o)].direct_score = dqs.score;
-    }
-    if (got >= 0) {
-        rows[row_batch(o)].mount = median(qps, o->repeat);
-        score_of(d, found, nfound, &rows[row_batch(o)].mount_score);
-    }
-    free(found);
-    free(nfound);
-    rc = got < 0 ? (int)got : 0;
+    /* Every query in one .fvecs query file; then the int8 collection. */
+    if ((rc = batch_query_row(o, d, direct, NULL, coll, &rows[row_batch(o)])) ||
+        (rc = import_rows(d, coll8, &rows[row_int8_import(o)].mount)) ||
+        (rc = batch_query_row(o, d, direct8, src8, coll8, &rows[row_int8_batch(o)])))
+        goto fail;
 fail:
     if (rc)
         fprintf(stderr, "vecfs-bench-fs: through the mount: %s\n", strerror(-rc));
 out:
-    *nrows = row_batch(o) + 1;
-    free(img);
-    free(buf);
     mount_stop(&m);
     return rc;
 }
 
-/* The direct work but the batch query row, which bench_mount measures
- * alternating with the mount. *index gets the built index (the caller
- * frees it), NULL on error. */
-static int bench_direct(const bench_opts *o, const dataset *d, row *rows, vf_hnsw **index)
+/* An index of d's base rows built in one batch; rows/s into *rate. */
+static int build_index(const bench_opts *o, const dataset *d, vf_quant_kind q, double *rate,
+                       vf_hnsw **out)
+{
+    vf_hnsw_params p;
+    vf_hnsw_params_default(&p, (uint32_t)d->base.dim);
+    p.metric = o->metric;
+    p.quantization = q;
+    int rc = vf_hnsw_create(&p, out);
+    double t0 = now();
+    if (rc == 0)
+        rc = vf_hnsw_insert_batch(*out, NULL, 0, d->base.data, d->base.n, 0);
+    *rate = (double)d->base.n / (now() - t0);
+    return rc;
+}
+
+/* The direct work but the batch query rows, which bench_mount measures
+ * alternating with the mount. *index and *index8 get the built float32
+ * and int8 indexes (the caller frees them). */
+static int bench_direct(const bench_opts *o, const dataset *d, row *rows, vf_hnsw **index,
+                        vf_hnsw **index8)
 {
     const size_t nb = d->base.n, dim = d->base.dim;
     vf_hnsw_params p;
     vf_hnsw_params_default(&p, (uint32_t)dim);
     p.metric = o->metric;
     vf_hnsw *h = NULL, *one = NULL;
-    int rc = vf_hnsw_create(&p, &h);
+    int rc = build_index(o, d, VF_QUANT_NONE, &rows[0].direct, &h);
+    if (!rc)
+        rc = build_index(o, d, VF_QUANT_INT8, &rows[row_int8_import(o)].direct, index8);
     if (!rc)
         rc = vf_hnsw_create(&p, &one);
     if (rc)
         goto out;
-    double t0 = now();
-    if ((rc = vf_hnsw_insert_batch(h, NULL, 0, d->base.data, nb, 0)))
-        goto out;
-    rows[0].direct = (double)nb / (now() - t0);
+    double t0;
 
     size_t singles_n = o->singles < nb ? o->singles : nb;
     t0 = now();
@@ -793,8 +844,9 @@ static int write_json(const char *path, const bench_opts *o, const dataset *d, c
                              "metric", vf_metric_name(o->metric), "repeat", (json_int_t)o->repeat);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *r = json_pack("{s:s,s:s,s:f,s:f,s:f}", "work", rows[i].work, "unit", rows[i].unit,
-                              "direct", rows[i].direct, "mount", rows[i].mount, "ratio",
+        json_t *r = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f}", "work", rows[i].work, "unit",
+                              rows[i].unit, "quantization", rows[i].quantization, "direct",
+                              rows[i].direct, "mount", rows[i].mount, "ratio",
                               rows[i].direct > 0 ? rows[i].mount / rows[i].direct : 0.0);
         if (rows[i].scored) {
             const bench_score *ds = &rows[i].direct_score, *ms = &rows[i].mount_score;
@@ -834,7 +886,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vecfs-bench-fs: ground truth failed\n");
         return 1;
     }
-    row rows[3 + 3 * MAX_CLIENTS] = {{.work = "batch import (.fvecs)", .unit = "rows/s"},
+    row rows[5 + 3 * MAX_CLIENTS] = {{.work = "batch import (.fvecs)", .unit = "rows/s"},
                                      {.work = "single insert (1 file each)", .unit = "files/s"}};
     for (size_t c = 0; c < o.nclients; c++) {
         const char *s = o.clients[c] > 1 ? "s" : "";
@@ -852,18 +904,32 @@ int main(int argc, char **argv)
     snprintf(rows[row_batch(&o)].work, sizeof(rows[0].work), "batch query (.fvecs file)");
     rows[row_batch(&o)].unit = "QPS";
     rows[row_batch(&o)].scored = true;
+    for (size_t i = 0; i < row_count(&o); i++)
+        rows[i].quantization = "none";
+    snprintf(rows[row_int8_import(&o)].work, sizeof(rows[0].work), "batch import, int8 (.fvecs)");
+    rows[row_int8_import(&o)].unit = "rows/s";
+    snprintf(rows[row_int8_batch(&o)].work, sizeof(rows[0].work), "batch query, int8 (.fvecs)");
+    rows[row_int8_batch(&o)].unit = "QPS";
+    rows[row_int8_batch(&o)].scored = true;
+    rows[row_int8_import(&o)].quantization = rows[row_int8_batch(&o)].quantization = "int8";
 
     printf("dataset: %zu x %zu (%s), %zu queries, metric %s, k %d, kernel %s\n", d.base.n,
            d.base.dim, o.base, d.queries.n, vf_metric_name(o.metric), BENCH_K,
            vf_kernels_best()->name);
-    vf_hnsw *index = NULL;
-    if ((rc = bench_direct(&o, &d, rows, &index)) != 0) {
+    vf_hnsw *index = NULL, *index8 = NULL;
+    if ((rc = bench_direct(&o, &d, rows, &index, &index8)) != 0) {
         fprintf(stderr, "vecfs-bench-fs: direct engine work failed: %s\n", strerror(-rc));
         return 1;
     }
-    size_t nrows = 0;
-    int mrc = bench_mount(&o, &d, index, rows, &nrows);
+    /* The int8 index's direct side reranks with the rows in memory. */
+    bench_originals orig;
+    bench_originals_rows(&orig, d.base.data, d.base.n, d.base.dim);
+    vf_vec_source src8 = bench_originals_source(&orig);
+    int mrc = bench_mount(&o, &d, index, index8, &src8, rows);
+    size_t nrows = row_count(&o);
     vf_hnsw_free(index);
+    vf_hnsw_free(index8);
+    bench_originals_close(&orig);
     print_rows(rows, nrows);
     if (o.json && write_json(o.json, &o, &d, rows, nrows) != 0) {
         fprintf(stderr, "vecfs-bench-fs: cannot write %s\n", o.json);

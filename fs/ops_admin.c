@@ -42,21 +42,84 @@
 /* Rendering                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The per-collection metric families, one list pass each (Prometheus
+ * wants a family's lines together). */
+typedef enum coll_family {
+    FAM_VECTORS,
+    FAM_INDEX_BYTES,
+    FAM_BYTES_PER_VECTOR,
+    FAM_QUANTIZED,
+    FAM_RERANK,
+    FAM_CONVERTING,
+    FAM_COUNT
+} coll_family;
+
+static const char *const family_head[FAM_COUNT] = {
+    "# HELP vecfs_vectors Vectors per collection.\n"
+    "# TYPE vecfs_vectors gauge\n",
+    "# HELP vecfs_index_bytes RAM of a collection's index.\n"
+    "# TYPE vecfs_index_bytes gauge\n",
+    "# HELP vecfs_index_bytes_per_vector RAM of a collection's index per vector.\n"
+    "# TYPE vecfs_index_bytes_per_vector gauge\n",
+    "# HELP vecfs_index_quantized 1 when a collection's index holds int8 codes.\n"
+    "# TYPE vecfs_index_quantized gauge\n",
+    "# HELP vecfs_index_rerank Candidates an int8 search rescores per result.\n"
+    "# TYPE vecfs_index_rerank gauge\n",
+    "# HELP vecfs_index_converting 1 while a collection's index is converted to a new "
+    "quantization.\n"
+    "# TYPE vecfs_index_converting gauge\n",
+};
+
 /* What the per-collection callbacks of a render write into. */
 typedef struct coll_list {
     vc_buf *b;
     st_store *st;
     json_t *arr;
+    coll_family family;
     int rc;
 } coll_list;
 
-/* One vecfs_vectors line per collection. */
+/* Index RAM per vector, 0 for an empty index. */
+static double bytes_per_vector(const st_index_info *ii)
+{
+    return ii->vectors ? (double)ii->index_bytes / (double)ii->vectors : 0.0;
+}
+
+/* One line of the family being rendered for a collection. */
 static int metrics_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
 {
     (void)next;
     coll_list *c = ctx;
-    c->rc = vc_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
-                          (unsigned long long)attr->count);
+    st_index_info ii;
+    if (c->family == FAM_VECTORS) {
+        c->rc = vc_buf_printf(c->b, "vecfs_vectors{collection=\"%s\"} %llu\n", name,
+                              (unsigned long long)attr->count);
+        return c->rc != 0;
+    }
+    if (st_coll_index_info(c->st, name, &ii) != 0)
+        return 0; /* dropped since the list read it */
+    switch (c->family) {
+    case FAM_INDEX_BYTES:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_bytes{collection=\"%s\"} %llu\n", name,
+                              (unsigned long long)ii.index_bytes);
+        break;
+    case FAM_BYTES_PER_VECTOR:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_bytes_per_vector{collection=\"%s\"} %.1f\n", name,
+                              bytes_per_vector(&ii));
+        break;
+    case FAM_QUANTIZED:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_quantized{collection=\"%s\"} %d\n", name,
+                              ii.quantization == ST_QUANT_INT8);
+        break;
+    case FAM_RERANK:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_rerank{collection=\"%s\"} %u\n", name,
+                              (unsigned)ii.rerank);
+        break;
+    default:
+        c->rc = vc_buf_printf(c->b, "vecfs_index_converting{collection=\"%s\"} %d\n", name,
+                              ii.converting ? 1 : 0);
+        break;
+    }
     return c->rc != 0;
 }
 
@@ -99,12 +162,11 @@ static int render_metrics(fsd *d, vc_buf *b)
     if (rc < 0)
         return rc;
     rc = fsd_metrics_render(b);
-    if (rc == 0)
-        rc = vc_buf_printf(b, "# HELP vecfs_vectors Vectors per collection.\n"
-                              "# TYPE vecfs_vectors gauge\n");
-    if (rc == 0) {
-        coll_list c = {.b = b, .st = d->store};
-        rc = st_coll_list(d->store, 0, metrics_coll_cb, &c);
+    for (int f = 0; f < FAM_COUNT && rc == 0; f++) {
+        rc = vc_buf_printf(b, "%s", family_head[f]);
+        coll_list c = {.b = b, .st = d->store, .family = (coll_family)f};
+        if (rc == 0)
+            rc = st_coll_list(d->store, 0, metrics_coll_cb, &c);
         if (rc == 0)
             rc = c.rc;
     }
@@ -213,9 +275,17 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
             json_object_set_new(o, "ef_search", json_string("auto"));
         else
             json_object_set_new(o, "ef_search", json_integer(cfg.ef_search));
-        json_object_set_new(o, "quantization",
-                            json_string(cfg.quantization == ST_QUANT_INT8 ? "int8" : "none"));
+        json_object_set_new(o, "quantization", json_string(st_quant_name(cfg.quantization)));
+        json_object_set_new(o, "rerank", json_integer(cfg.rerank));
         json_object_set_new(o, "index", json_string("hnsw"));
+    }
+    st_index_info ii;
+    if (st_coll_index_info(c->st, name, &ii) == 0) {
+        json_object_set_new(o, "index_quantization", json_string(st_quant_name(ii.quantization)));
+        json_object_set_new(o, "index_bytes", json_integer((json_int_t)ii.index_bytes));
+        json_object_set_new(o, "index_bytes_per_vector", json_real(bytes_per_vector(&ii)));
+        json_object_set_new(o, "converting", json_boolean(ii.converting));
+        json_object_set_new(o, "quantizer_relearns", json_integer((json_int_t)ii.relearns));
     }
     json_array_append_new(c->arr, o);
     return 0;

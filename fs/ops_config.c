@@ -131,7 +131,7 @@ int fsd_config_commit(fsd *d, const char *coll, const vc_buf *text, const struct
     if (rc == 0)
         rc = st_coll_config_set(d->store, coll, &next, mtime);
     if (rc < 0) {
-        fsd_log(FSD_LOG_DEBUG, "%s/.config rejected: %s", coll, why[0] ? why : strerror(-rc));
+        fsd_log(FSD_LOG_INFO, "%s/.config rejected: %s", coll, why[0] ? why : strerror(-rc));
         return rc;
     }
     fsd_config_unhide(d, coll);

@@ -1,7 +1,8 @@
 /*
  * background.c — the background thread of an open store: it fills the
  * collections' name tables (name_cache.c) first, then syncs LMDB every
- * sync_interval_ms, auto-tunes ef_search and writes due snapshots (a
+ * sync_interval_ms, auto-tunes ef_search, re-learns drifted int8
+ * quantizers (convert.c) and writes due snapshots (a
  * read-only store only fills name tables), and once a minute frees the
  * reader slots of dead processes (readers.c). st_store_sync is the same sync
  * on demand.
@@ -65,7 +66,7 @@ static void bg_snapshots(st_store *st)
     st_mono_now(&now);
     for (size_t i = 0; i < n; i++) {
         st_coll *c = list[i];
-        if (st_coll_autotune(st, c, false) != 0)
+        if (st_coll_autotune(st, c, false) != 0 || st_convert_relearn_due(st, c) != 0)
             atomic_fetch_add(&st->errors, 1);
         pthread_mutex_lock(&c->mu);
         bool due = !c->dropped && c->changes > 0 &&
@@ -75,14 +76,7 @@ static void bg_snapshots(st_store *st)
         pthread_mutex_unlock(&c->mu);
         if (!due)
             continue;
-        pthread_mutex_lock(&st->snap_mu);
-        int rc = st_snap_write(st, c, false);
-        pthread_mutex_unlock(&st->snap_mu);
-        if (rc) {
-            atomic_fetch_add(&st->errors, 1);
-            st_log(st, ST_LOG_ERROR, "snapshot of collection %" PRIu32 " failed: %s", c->id,
-                   strerror(-rc));
-        }
+        st_snap_write_background(st, c);
     }
     free(list);
 }

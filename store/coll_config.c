@@ -11,6 +11,9 @@
  *   3. A replaced index is kept (c->retired) until close: searches may
  *      hold it. Room for it is reserved before the commit, so nothing can
  *      fail after it.
+ *   4. A quantization change alone on a non-empty collection commits at
+ *      once and converts the index in the background (convert.c);
+ *      c->converting says so until the new index is in.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,33 +52,13 @@ int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct t
 }
 
 /* The index of c rebuilt from its stored vectors with cfg, for a config
- * change on a non-empty collection. Caller holds c->wlock, so the vectors
- * cannot change; a read txn keeps LMDB's writer lock free meanwhile. */
+ * change on a non-empty collection (caller holds c->wlock). */
 static int config_rebuild(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out)
 {
-    MDB_txn *txn;
-    int rc = st_txn_read(st, &txn);
-    if (rc)
-        return rc;
-    rc = st_index_rebuild(st, txn, c, cfg, out);
-    mdb_txn_abort(txn);
+    int rc = st_index_rebuild_locked(st, c, cfg, out);
     if (rc == 0)
         st_log(st, ST_LOG_INFO, "collection %" PRIu32 ": index rebuilt for a config change", c->id);
     return rc;
-}
-
-/* Makes room for one more retired index (replaced indexes stay allocated
- * until close: searches may hold them), before a change commits, so that
- * retiring after the commit cannot fail. Only st_coll_config_set retires,
- * under c->wlock. Returns 0 or -ENOMEM. */
-static int retire_reserve(st_coll *c)
-{
-    pthread_mutex_lock(&c->mu);
-    vf_hnsw **rt = vc_realloc(c->retired, (c->nretired + 1) * sizeof(*rt));
-    if (rt)
-        c->retired = rt;
-    pthread_mutex_unlock(&c->mu);
-    return rt ? 0 : -ENOMEM;
 }
 
 int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
@@ -97,12 +80,16 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
     st_coll_lock_settled(c);
     MDB_txn *txn = NULL;
     vf_hnsw *rebuilt = NULL;
+    bool convert = false;
     st_coll_rec r;
     /* The record as committed: c->wlock keeps it so until we write it. */
     rc = st_coll_rec_read(st, name, &r);
     if (rc)
         goto out;
-    bool shape = cfg->dim != r.cfg.dim || cfg->metric != r.cfg.metric;
+    bool quant = cfg->quantization != r.cfg.quantization;
+    /* An empty collection takes a new quantization with a fresh index at
+     * its next insert, like a new shape. */
+    bool shape = cfg->dim != r.cfg.dim || cfg->metric != r.cfg.metric || (quant && r.count == 0);
     /* The graph was built with the metric, m and ef_construction: a new
      * value must rebuild it, or it would be reported but not applied. */
     bool graph = cfg->metric != r.cfg.metric || cfg->m != r.cfg.m ||
@@ -117,7 +104,7 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
             goto out;
     }
     if (shape || rebuilt) {
-        rc = retire_reserve(c);
+        rc = st_coll_retire_reserve(c);
         if (rc)
             goto out;
     }
@@ -153,11 +140,21 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
     pthread_mutex_unlock(&c->mu);
     if (r.count > 0 && graph)
         st_coll_note_changes(c, r.count); /* the snapshot on disk is stale */
+    /* A new quantization alone converts in the background (convert.c);
+     * the rebuild above already applied it with the graph's change. */
+    convert = r.count > 0 && quant && !graph;
+    if (convert)
+        atomic_store(&c->converting, true);
 out:
     if (txn)
         mdb_txn_abort(txn);
     vf_hnsw_free(rebuilt);
     pthread_mutex_unlock(&c->wlock);
+    if (rc == 0 && convert && st_convert_kick(st) != 0)
+        st_log(st, ST_LOG_WARN,
+               "collection '%s': could not start the index conversion thread; the next open "
+               "rebuilds the index with quantization %s",
+               name, st_quant_name(cfg->quantization));
     return rc;
 }
 

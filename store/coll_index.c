@@ -8,12 +8,14 @@
  *   1. A snapshot is used at open only if its header CRC, engine CRC (or GCM
  *      tag) and lengths check, its collection id and uuid match, gen >=
  *      snap_gen, its txn id <= LMDB's, its parameters (dim, metric, m,
- *      ef_construction) match the config, and after replay its count
- *      equals the COLL record's. Otherwise the index is rebuilt from the
- *      SLOT records ("never trusted"). Parameters differ by design after
- *      a config change that the next snapshot has not caught up with yet
- *      (st_coll_config_set on an emptied collection, or one that rebuilt
- *      the index): such a snapshot is stale, not damaged.
+ *      ef_construction, quantization) match the config, and after replay
+ *      its count equals the COLL record's. Otherwise the index is rebuilt
+ *      from the SLOT records ("never trusted"). Parameters differ by
+ *      design after a config change that the next snapshot has not caught
+ *      up with yet (st_coll_config_set on an emptied collection, one that
+ *      rebuilt the index, or a quantization change whose background
+ *      conversion had not written its snapshot): such a snapshot is
+ *      stale, not damaged, and the rebuild applies the committed config.
  *   2. c->index changes only under c->mu; once set it is freed only at
  *      close (a replaced index goes to c->retired), so a search that read
  *      the pointer under c->mu may keep using it.
@@ -63,12 +65,23 @@ int st_coll_index_new(const st_coll *c, const st_config *cfg, uint32_t dim, vf_h
     return vf_hnsw_create(&p, out);
 }
 
+int st_coll_retire_reserve(st_coll *c)
+{
+    pthread_mutex_lock(&c->mu);
+    vf_hnsw **rt = vc_realloc(c->retired, (c->nretired + 1) * sizeof(*rt));
+    if (rt)
+        c->retired = rt;
+    pthread_mutex_unlock(&c->mu);
+    return rt ? 0 : -ENOMEM;
+}
+
 bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg)
 {
     vf_hnsw_params p;
     vf_hnsw_params_get(h, &p);
+    vf_quant_kind q = cfg->quantization == ST_QUANT_INT8 ? VF_QUANT_INT8 : VF_QUANT_NONE;
     return p.dim == cfg->dim && p.metric == cfg->metric && p.m == cfg->m &&
-           p.ef_construction == cfg->ef_construction;
+           p.ef_construction == cfg->ef_construction && p.quantization == q;
 }
 
 /* Every vector of a collection, gathered for one batch insert. */
@@ -132,6 +145,17 @@ int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cf
     atomic_fetch_add(&st->rebuilds, 1);
     *out = h;
     return 0;
+}
+
+int st_index_rebuild_locked(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out)
+{
+    MDB_txn *txn;
+    int rc = st_txn_read(st, &txn);
+    if (rc)
+        return rc;
+    rc = st_index_rebuild(st, txn, c, cfg, out);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 /* Vectors a snapshot load could not take from their slot records

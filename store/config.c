@@ -34,6 +34,7 @@ void st_config_default(st_config *c)
     c->ef_auto = false;
     c->target_recall = 0.95;
     c->quantization = ST_QUANT_NONE;
+    c->rerank = VF_RERANK_DEFAULT;
 }
 
 bool st_config_is_default(const st_config *c)
@@ -43,8 +44,8 @@ bool st_config_is_default(const st_config *c)
     return c->dim == d.dim && c->metric == d.metric && c->m == d.m &&
            c->ef_construction == d.ef_construction && c->ef_search == d.ef_search &&
            c->ef_auto == d.ef_auto && c->target_recall == d.target_recall &&
-           c->quantization == d.quantization && c->max_vectors == d.max_vectors &&
-           c->max_bytes == d.max_bytes;
+           c->quantization == d.quantization && c->rerank == d.rerank &&
+           c->max_vectors == d.max_vectors && c->max_bytes == d.max_bytes;
 }
 
 int st_config_validate(const st_config *c)
@@ -63,9 +64,16 @@ int st_config_validate(const st_config *c)
         return -EINVAL;
     if (!(c->target_recall > 0.0 && c->target_recall <= 1.0))
         return -EINVAL;
-    if (c->quantization != ST_QUANT_NONE)
+    if (c->quantization != ST_QUANT_NONE && c->quantization != ST_QUANT_INT8)
+        return -EINVAL;
+    if (c->rerank < 1 || c->rerank > VF_RERANK_MAX)
         return -EINVAL;
     return 0;
+}
+
+const char *st_quant_name(st_quant q)
+{
+    return q == ST_QUANT_INT8 ? "int8" : "none";
 }
 
 void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p)
@@ -75,6 +83,8 @@ void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p)
     p->m = cfg->m;
     p->ef_construction = cfg->ef_construction;
     p->ef_search = cfg->ef_search;
+    p->quantization = cfg->quantization == ST_QUANT_INT8 ? VF_QUANT_INT8 : VF_QUANT_NONE;
+    p->rerank = cfg->rerank;
 }
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -119,10 +129,10 @@ static bool is_space(char ch)
     return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
-enum { K_DIM, K_METRIC, K_M, K_EFC, K_EFS, K_RECALL, K_QUANT, K_MAXV, K_MAXB, K_COUNT };
+enum { K_DIM, K_METRIC, K_M, K_EFC, K_EFS, K_RECALL, K_QUANT, K_RERANK, K_MAXV, K_MAXB, K_COUNT };
 static const char *const key_names[K_COUNT] = {
-    "dim",           "metric",       "m",           "ef_construction", "ef_search",
-    "target_recall", "quantization", "max_vectors", "max_bytes"};
+    "dim",           "metric",       "m",      "ef_construction", "ef_search",
+    "target_recall", "quantization", "rerank", "max_vectors",     "max_bytes"};
 
 /* Applies one "key = value" to c. Returns the key index or -1. */
 static int apply(st_config *c, const char *k, size_t kn, const char *v, size_t vn, char *err,
@@ -194,14 +204,14 @@ static int apply(st_config *c, const char *k, size_t kn, const char *v, size_t v
     case K_QUANT:
         if (tok_eq(v, vn, "none"))
             c->quantization = ST_QUANT_NONE;
-        else if (tok_eq(v, vn, "int8")) {
-            /* Not built yet: accepting it would report a setting that the
-             * index does not apply. */
-            seterr(err, errlen, "line %u: quantization = int8 is not supported yet", line);
-            return -1;
-        } else {
+        else if (tok_eq(v, vn, "int8"))
+            c->quantization = ST_QUANT_INT8;
+        else
             ok = false;
-        }
+        break;
+    case K_RERANK:
+        ok = parse_u64(v, vn, VF_RERANK_MAX, &u) && u >= 1;
+        c->rerank = (uint32_t)u;
         break;
     case K_MAXV:
         ok = parse_u64(v, vn, UINT32_MAX, &u);
@@ -292,10 +302,10 @@ int st_config_format(const st_config *c, char *buf, size_t cap, size_t *len_out)
     int n =
         snprintf(tmp, sizeof(tmp),
                  "dim = %" PRIu32 "\nmetric = %s\nm = %" PRIu32 "\nef_construction = %" PRIu32
-                 "\nef_search = %s\ntarget_recall = %.6g\nquantization = %s\n"
-                 "max_vectors = %" PRIu64 "\nmax_bytes = %" PRIu64 "\n",
+                 "\nef_search = %s\ntarget_recall = %.6g\nquantization = %s\nrerank = %" PRIu32
+                 "\nmax_vectors = %" PRIu64 "\nmax_bytes = %" PRIu64 "\n",
                  c->dim, vf_metric_name(c->metric), c->m, c->ef_construction, efs, c->target_recall,
-                 c->quantization == ST_QUANT_INT8 ? "int8" : "none", c->max_vectors, c->max_bytes);
+                 st_quant_name(c->quantization), c->rerank, c->max_vectors, c->max_bytes);
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return -EINVAL;
     *len_out = (size_t)n;

@@ -609,6 +609,10 @@ typedef struct st_coll {
     uint64_t *touched;          /* ids writers changed meanwhile; rebuild_mu */
     size_t touched_words;       /* rebuild_mu */
     bool touched_all;           /* out of memory for touched: skip all; rebuild_mu */
+
+    /* Background conversion (convert.c): the committed quantization
+     * differs from the index's until the converter swaps a new one in. */
+    _Atomic bool converting;
 } st_coll;
 
 /* One operation in a commit group (group.c). */
@@ -655,6 +659,14 @@ struct st_store {
     pthread_t rebuilder;
     bool rebuilder_running;
     _Atomic bool rebuild_stop;
+
+    /* Index conversion thread (convert.c), started on demand. */
+    pthread_mutex_t convert_mu;
+    pthread_t converter;   /* convert_mu */
+    bool convert_running;  /* convert_mu: it has not run out of work */
+    bool convert_joinable; /* convert_mu: created and not joined yet */
+    bool convert_kicked;   /* convert_mu: a collection waits for it */
+    bool convert_stop;     /* convert_mu: the store closes */
 
     /* Background thread. */
     pthread_t bg;
@@ -1086,6 +1098,9 @@ int st_oplog_trim(st_store *st, st_coll *c, uint64_t g);
 
 /* Writes c's snapshot (snap_mu held by the caller). force: even without changes. */
 int st_snap_write(st_store *st, st_coll *c, bool force);
+/* st_snap_write from a background thread: takes snap_mu; a failure is
+ * counted in st->errors and logged (no caller to return it to). */
+void st_snap_write_background(st_store *st, st_coll *c);
 /* Path of c's snapshot file into buf. */
 void st_snap_path(const st_store *st, uint32_t coll_id, char *buf, size_t cap);
 /* Reads and verifies a snapshot file of collection rec into *out (for
@@ -1103,11 +1118,20 @@ void st_snap_remove(st_store *st, uint32_t coll_id);
 /* Loads c's index from its snapshot + op log replay, or rebuilds it.
  * Called at open (no other thread). *rebuilt says which. */
 int st_coll_index_load(st_store *st, st_coll *c, const st_coll_rec *rec, bool *rebuilt);
-/* true when the graph h was built with cfg's dim, metric, m and
- * ef_construction (a snapshot taken before a config change is not). */
+/* Makes room for one more retired index (replaced indexes stay allocated
+ * until close: searches may hold them) before a change commits, so that
+ * retiring after the commit cannot fail. Callers hold c->wlock (config
+ * changes, conversions). 0 or -ENOMEM. */
+int st_coll_retire_reserve(st_coll *c);
+/* true when the graph h was built with cfg's dim, metric, m,
+ * ef_construction and quantization (a snapshot taken before a config
+ * change is not). */
 bool st_snap_params_match(const vf_hnsw *h, const st_config *cfg);
 /* Rebuilds c's index from the slot records in txn into *out. */
 int st_index_rebuild(st_store *st, MDB_txn *txn, st_coll *c, const st_config *cfg, vf_hnsw **out);
+/* The same in a read txn of its own, for a caller holding c->wlock (so the
+ * vectors cannot change; the read txn leaves LMDB's writer lock free). */
+int st_index_rebuild_locked(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out);
 /* A new, empty index for c's vectors of dim under cfg, in *out (not
  * installed in c: the write-op frame installs it once its first inserts
  * are committed). 0, -ENOMEM, -EINVAL. */
@@ -1248,6 +1272,19 @@ void st_bg_stop(st_store *st);
 int st_records_search(st_store *st, MDB_txn *txn, uint32_t coll, const st_config *cfg,
                       const float *query, size_t k, const vf_filter *filter, vf_hit *out,
                       size_t *n_out);
+
+/* ------------------------------------------------------------------ */
+/* Level 8. convert.c: converting an index's quantization             */
+/* ------------------------------------------------------------------ */
+
+/* Has the converter thread convert every collection marked converting
+ * (starting it if it is not running). 0, or -EAGAIN (no thread). */
+int st_convert_kick(st_store *st);
+/* Stops the converter (close): waits for the conversion in progress. */
+void st_convert_stop(st_store *st);
+/* Re-learns c's int8 quantizer if the engine reports drift (background
+ * thread; takes c->wlock settled). 0, or an error (logged). */
+int st_convert_relearn_due(st_store *st, st_coll *c);
 
 /* ------------------------------------------------------------------ */
 /* Level 5. rebuild.c: rebuilding an index in the background          */

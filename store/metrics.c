@@ -1,6 +1,6 @@
 /*
  * metrics.c — the figures behind statfs(), .vecfs/stats and
- * .vecfs/metrics (st_store_metrics).
+ * .vecfs/metrics (st_store_metrics, and st_coll_index_info per collection).
  *
  * Invariants
  *   1. Never blocks on writers or the disk: it takes colls_lock for reading
@@ -76,4 +76,33 @@ int st_store_metrics(st_store *st, st_metrics *out)
     out->read_only = st->opt.read_only;
     out->encrypted = st->crypto.on;
     return 0;
+}
+
+int st_coll_index_info(st_store *st, const char *name, st_index_info *out)
+{
+    if (!st || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    st_coll *c;
+    int rc = st_coll_lookup(st, name, &c);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    out->rerank = c->cfg.rerank;
+    out->converting = atomic_load(&c->converting);
+    if (c->index) {
+        vf_hnsw_params p;
+        vf_hnsw_params_get(c->index, &p);
+        out->quantization = p.quantization == VF_QUANT_INT8 ? ST_QUANT_INT8 : ST_QUANT_NONE;
+        out->vectors = vf_hnsw_count(c->index);
+        out->index_bytes = vf_hnsw_memory(c->index);
+        vf_quant_stats qs;
+        vf_hnsw_quant_stats(c->index, &qs);
+        out->relearns = qs.relearns;
+    } else {
+        out->quantization = c->cfg.quantization;
+    }
+    rc = c->dropped ? -ENOENT : 0;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }

@@ -244,6 +244,7 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     pthread_mutex_init(&st->bg_mu, NULL);
     pthread_cond_init(&st->bg_cv, NULL);
     pthread_mutex_init(&st->snap_mu, NULL);
+    pthread_mutex_init(&st->convert_mu, NULL);
     pthread_mutex_init(&st->health_mu, NULL);
     st_group_init(&st->group);
     st->dir = st_memdup(datadir, strlen(datadir) + 1);
@@ -343,6 +344,7 @@ int st_store_close(st_store *st)
         return 0;
     int first = 0;
     st_log_stop(st);
+    st_convert_stop(st);
     st_rebuild_stop(st);
     st_bg_stop(st);
     if (st->env && !st->opt.read_only) {
@@ -376,6 +378,7 @@ int st_store_close(st_store *st)
     pthread_mutex_destroy(&st->bg_mu);
     pthread_cond_destroy(&st->bg_cv);
     pthread_mutex_destroy(&st->snap_mu);
+    pthread_mutex_destroy(&st->convert_mu);
     pthread_mutex_destroy(&st->health_mu);
     st_group_destroy(&st->group);
     free(st->dir);

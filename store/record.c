@@ -3,7 +3,7 @@
  *
  * Every body starts with a 4-byte header: u16le magic 0x5356 ("VS"),
  * u8 record type (enum st_rec_type), u8 record version (1; COLL is
- * written as 2 and read as 1 or 2). Then, all
+ * written as 3 and read as 1, 2 or 3). Then, all
  * integers little-endian, times as i64 seconds + u32 nanoseconds:
  *
  *   FORMAT   u32 format version | u32 flags (bit 0 encrypted) | u8 kdf kind
@@ -16,7 +16,8 @@
  *            | atime | mtime | ctime | u64 count | u64 bytes | u64 next_seq
  *            | u32 next_id | u64 snap_gen | u8 name_len | name
  *            | cfg_mtime (version 2; a version 1 body ends at the name and
- *            decodes with cfg_mtime = mtime)
+ *            decodes with cfg_mtime = mtime) | u32 rerank (version 3; an
+ *            older body decodes with the default, VF_RERANK_DEFAULT)
  *   VEC      u32 id | u64 seq | u32 mode | u32 uid | u32 gid | atime | mtime
  *            | ctime | u64 size | u16 name_len | name
  *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
@@ -47,7 +48,7 @@
 #include "le.h"
 
 #define REC_VERSION 1u
-#define COLL_VERSION 2u /* appends .config's mtime */
+#define COLL_VERSION 3u /* 2 appended .config's mtime, 3 the rerank factor */
 
 const uint8_t *st_rd_bytes(st_rd *r, size_t n)
 {
@@ -225,6 +226,7 @@ void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r)
     vc_buf_append_u8(b, (uint8_t)nl);
     vc_buf_append(b, r->name, nl);
     ts_enc(b, &r->cfg_mtime);
+    vc_buf_append_le32(b, r->cfg.rerank);
 }
 
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
@@ -269,6 +271,7 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
         ts_dec(&rd, &r->cfg_mtime);
     else
         r->cfg_mtime = r->mtime;
+    r->cfg.rerank = version >= 3 ? st_rd_u32(&rd) : VF_RERANK_DEFAULT;
     if (rd.err || st_config_validate(&r->cfg) != 0)
         return -EIO;
     return rd_done(&rd);

@@ -15,8 +15,10 @@
  *      read the in-memory index (which allows concurrent inserts) and one
  *      read transaction for names.
  *   2. Collections of at most EXACT_MAX vectors are searched exactly
- *      (vf_hnsw_search_exact over the index's own vectors), so a small
- *      collection never misses a vector.
+ *      (vf_hnsw_search_exact over the index's own vectors; an int8 index
+ *      holds codes, so over the SLOT records), so a small collection never
+ *      misses a vector. A larger int8 one reranks rerank x k candidates
+ *      of its walk with the float originals (docs/quantization.md).
  *   3. A hit is reported only under a name its id has. Unfiltered
  *      searches name hits from the collection's name table (names.c) once
  *      that is filled, which holds every committed name change by the time
@@ -84,6 +86,7 @@ typedef struct search_ctx {
     st_coll *c;
     vf_hnsw *index;
     bool rebuilding; /* the index is being filled: scan the records */
+    bool codes;      /* an int8 index: its own distances are approximate */
     st_config cfg;
     MDB_txn *txn;
     vf_filter filter;
@@ -113,6 +116,11 @@ static int ctx_begin(st_store *st, const char *coll, const st_filter *f, search_
     s->cfg = s->c->cfg;
     s->auto_ef = s->c->auto_ef;
     pthread_mutex_unlock(&s->c->mu);
+    if (s->index) {
+        vf_hnsw_params p;
+        vf_hnsw_params_get(s->index, &p);
+        s->codes = p.quantization == VF_QUANT_INT8;
+    }
     if (f) {
         rc = st_filter_eval(st, s->txn, s->c->id, f, &s->bm);
         if (rc)
@@ -212,15 +220,16 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
          * An int8 index reranks with the float originals of the SLOT
          * records, read in this txn (a float index has them and never
          * asks). */
-        if (s->rebuilding) {
+        size_t count = s->rebuilding ? 0 : vf_hnsw_count(s->index);
+        if (s->rebuilding || (s->codes && count <= EXACT_MAX)) {
             rc = st_records_search(s->st, txn, s->c->id, &s->cfg, query, want, f, *tmp, &n);
-        } else if (vf_hnsw_count(s->index) <= EXACT_MAX) {
+        } else if (count <= EXACT_MAX) {
             rc = vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n);
         } else {
             st_slot_source slots;
             vf_vec_source src = st_slot_source_begin(&slots, s->st, txn, s->c->id, s->cfg.dim);
-            rc = vf_hnsw_search_rerank(s->index, query, want, search_ef(s, ef, want), 0, f, &src,
-                                       *tmp, &n);
+            rc = vf_hnsw_search_rerank(s->index, query, want, search_ef(s, ef, want), s->cfg.rerank,
+                                       f, &src, *tmp, &n);
             st_slot_source_end(&slots);
         }
         if (rc)

@@ -142,6 +142,18 @@ static void header_fill(uint8_t *h, bool sealed, uint32_t coll_id, uint64_t uuid
     vc_le_put32(h + 60, vc_crc32c(0, h, 60));
 }
 
+void st_snap_write_background(st_store *st, st_coll *c)
+{
+    pthread_mutex_lock(&st->snap_mu);
+    int rc = st_snap_write(st, c, false);
+    pthread_mutex_unlock(&st->snap_mu);
+    if (rc) {
+        atomic_fetch_add(&st->errors, 1);
+        st_log(st, ST_LOG_ERROR, "snapshot of collection %" PRIu32 " failed: %s", c->id,
+               strerror(-rc));
+    }
+}
+
 int st_snap_write(st_store *st, st_coll *c, bool force)
 {
     assert(st && c);

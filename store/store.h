@@ -432,7 +432,8 @@ typedef struct st_attr {
 
 typedef enum st_quant {
     ST_QUANT_NONE = 0,
-    ST_QUANT_INT8 = 1, /* recorded and reported; the index keeps float32 */
+    ST_QUANT_INT8 = 1, /* the index keeps int8 codes; searches rerank with the
+                          float32 originals of the SLOT records */
 } st_quant;
 
 typedef struct st_config {
@@ -446,11 +447,15 @@ typedef struct st_config {
                                  (vf_hnsw_tune_ef) after every 10% of changes;
                                  until then a fixed ladder by target_recall */
     double target_recall;     /* 0.95; (0, 1] */
-    st_quant quantization;    /* none; int8 is refused (-EINVAL) until the
-                                 engine quantizes */
+    st_quant quantization;    /* none (default) or int8 (docs/quantization.md) */
+    uint32_t rerank;          /* int8: candidates rescored per result, 1..
+                                 VF_RERANK_MAX; default VF_RERANK_DEFAULT */
     uint64_t max_vectors;     /* 0 = unlimited */
     uint64_t max_bytes;       /* content bytes, 0 = unlimited */
 } st_config;
+
+/* "none" or "int8", as .config writes it. */
+const char *st_quant_name(st_quant q);
 
 /* Fills c with the defaults of SPEC §3.2. Never fails. */
 void st_config_default(st_config *c);
@@ -465,8 +470,8 @@ bool st_config_is_default(const st_config *c);
  * Parses the text of a .config file: lines "key = value", blank lines and
  * lines starting with '#' ignored, spaces around key and value ignored.
  * Keys: dim, metric (cosine|l2|dot), m, ef_construction, ef_search
- * (number|auto), target_recall, quantization (none; int8 is refused as not
- * supported yet), max_vectors,
+ * (number|auto), target_recall, quantization (none|int8), rerank (1..64),
+ * max_vectors,
  * max_bytes (numbers in decimal; 0 means unlimited / unset for dim).
  * Starts from *base (typically the current config) so a file naming only
  * some keys changes only those. Reads exactly len bytes of text (no NUL
@@ -556,6 +561,23 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
 /* Sets the mtime of the config's text (utimens on .config).
  * Returns 0, -ENOENT, -ENAMETOOLONG, -EINVAL (mtime NULL). */
 int st_coll_config_touch(st_store *st, const char *name, const struct timespec *mtime);
+
+/* One collection's in-memory index, for .vecfs/stats and .vecfs/metrics. */
+typedef struct st_index_info {
+    st_quant quantization; /* of the index in RAM (the config's once converted) */
+    uint32_t rerank;       /* the config's rerank factor (int8 searches use it) */
+    uint64_t vectors;      /* in the index */
+    uint64_t index_bytes;  /* its RAM (vf_hnsw_memory: codes or vectors, links,
+                              scratch; not the originals an int8 index reranks
+                              with, which stay in LMDB) */
+    bool converting;       /* a quantization change is being applied (convert.c) */
+    uint64_t relearns;     /* int8: quantizer re-learns since the index was built
+                              or loaded (drift, docs/quantization.md) */
+} st_index_info;
+
+/* Fills *out for collection name (all zero before its first vector).
+ * Never blocks on writers or the disk. 0, -ENOENT, -EINVAL. */
+int st_coll_index_info(st_store *st, const char *name, st_index_info *out);
 
 /*
  * Callback of the list functions. name is NUL-terminated, attr the entry's

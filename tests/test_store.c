@@ -172,10 +172,21 @@ static void test_config_text(void **state)
     assert_int_equal(back.m, c.m);
     assert_true(back.ef_auto);
     assert_int_equal(back.quantization, ST_QUANT_NONE);
-    /* int8 is not built: refused rather than recorded and ignored. */
-    assert_int_equal(st_config_parse("quantization = int8\n", 20, &base, &back, err, sizeof(err)),
+    assert_int_equal(back.rerank, VF_RERANK_DEFAULT);
+    assert_int_equal(
+        st_config_parse("quantization = int8\nrerank = 8\n", 31, &base, &back, err, sizeof(err)),
+        0);
+    assert_int_equal(back.quantization, ST_QUANT_INT8);
+    assert_int_equal(back.rerank, 8);
+    assert_int_equal(st_config_format(&back, buf, sizeof(buf), &len), 0);
+    assert_non_null(strstr(buf, "quantization = int8\nrerank = 8\n"));
+    /* rerank outside 1..VF_RERANK_MAX, and unknown kinds, are refused. */
+    assert_int_equal(st_config_parse("rerank = 0\n", 11, &base, &back, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "bad value '0' for rerank"));
+    assert_int_equal(st_config_parse("rerank = 65\n", 12, &base, &back, err, sizeof(err)), -EINVAL);
+    assert_int_equal(st_config_parse("quantization = int4\n", 20, &base, &back, err, sizeof(err)),
                      -EINVAL);
-    assert_non_null(strstr(err, "not supported"));
+    assert_non_null(strstr(err, "bad value 'int4' for quantization"));
     /* Errors leave out untouched. */
     st_config keep = c;
     assert_int_equal(st_config_parse("foo = 1\n", 8, &base, &c, err, sizeof(err)), -EINVAL);

@@ -4,8 +4,9 @@
  * opener (CRC and AES-GCM) on arbitrary bytes. The first byte picks the
  * decoder; the rest is the body. Decoders must reject or accept without
  * reading outside the buffer, and an accepted record must re-encode to the
- * same bytes (the layout is canonical; a version 1 COLL record re-encodes
- * as version 2, its body plus the .config mtime).
+ * same bytes (the layout is canonical; a version 1 or 2 COLL record
+ * re-encodes as version 3: its body plus the .config mtime (version 1)
+ * plus the default rerank factor).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,11 +51,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st_coll_rec r;
         if (st_rec_coll_dec(p, n, &r) == 0) {
             st_rec_coll_enc(&b, &r);
-            if (p[3] == 1) {
-                /* Version 1 is read, never written: its body is version 2's
-                 * without the trailing .config mtime (decoded as mtime). */
-                if (!b.err && (b.len != n + 12 || b.p[3] != 2 || memcmp(b.p, p, 3) != 0 ||
-                               memcmp(b.p + 4, p + 4, n - 4) != 0))
+            if (p[3] < 3) {
+                /* Versions 1 and 2 are read, never written: version 2's
+                 * body is version 3's without the trailing rerank (decoded
+                 * as the default), version 1's also without the .config
+                 * mtime (decoded as mtime). */
+                size_t grown = (p[3] == 1 ? 12 : 0) + 4;
+                uint32_t rerank = 0;
+                if (!b.err)
+                    memcpy(&rerank, b.p + b.len - 4, 4);
+                if (!b.err && (b.len != n + grown || b.p[3] != 3 || memcmp(b.p, p, 3) != 0 ||
+                               memcmp(b.p + 4, p + 4, n - 4) != 0 || rerank != VF_RERANK_DEFAULT))
                     abort();
             } else {
                 same(&b, p, n);

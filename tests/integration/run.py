@@ -371,7 +371,7 @@ def config_read_write(ctx):
     cfg = read_file(os.path.join(c, ".config")).decode()
     keys = [line.split("=")[0].strip() for line in cfg.splitlines() if "=" in line]
     for k in ["dim", "metric", "m", "ef_construction", "ef_search", "target_recall",
-              "quantization", "max_vectors", "max_bytes"]:
+              "quantization", "rerank", "max_vectors", "max_bytes"]:
         check(k in keys, ".config lacks key " + k)
     check("metric = l2" in cfg and "dim = 3" in cfg and "ef_search = 100" in cfg,
           "config not applied: " + cfg)
@@ -393,13 +393,14 @@ def config_read_write(ctx):
     check("metric = dot" in cfg and "m = 8" in cfg and "ef_construction = 50" in cfg,
           "rebuild change: " + cfg)
     eq(parse_result(query(c, "q", "k = 1\n1 2 3\n")), [("v", -14.0)], "dot distance")
-    # ef_search = auto is accepted; int8 quantization is not built yet.
+    # ef_search = auto is accepted; quantization values are checked
+    # (tests/integration/quant.py tests int8 itself).
     c3 = mk_collection(ctx.m1.mnt, "cfg3")
     write_file(os.path.join(c3, ".config"), "ef_search = auto\ntarget_recall = 0.9\n")
     cfg3 = read_file(os.path.join(c3, ".config")).decode()
     check("ef_search = auto" in cfg3 and "target_recall = 0.9" in cfg3, "auto: " + cfg3)
-    expect_errno(errno.EINVAL, write_file, os.path.join(c3, ".config"), "quantization = int8\n")
-    check("quantization = none" in read_file(os.path.join(c3, ".config")).decode(), "int8")
+    expect_errno(errno.EINVAL, write_file, os.path.join(c3, ".config"), "quantization = int4\n")
+    check("quantization = none" in read_file(os.path.join(c3, ".config")).decode(), "int4")
     # Back to every default: the file goes away, the config stays in force.
     write_file(os.path.join(c3, ".config"), "ef_search = 64\ntarget_recall = 0.95\n")
     eq(os.listdir(c3), [], "an all-default config has no file")
