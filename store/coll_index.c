@@ -110,7 +110,9 @@ int st_coll_autotune(st_store *st, st_coll *c, bool force)
         return rc;
     st_mono_now(&t1);
     pthread_mutex_lock(&c->mu);
-    if (c->index == h) {
+    /* A config change meanwhile (another target, a new index) asked for a
+     * new tuning: this one answers the old question. */
+    if (c->index == h && c->cfg.ef_auto && c->cfg.target_recall == spec.target_recall) {
         c->auto_ef = r.ef;
         c->tuning = (st_tuning){.ef_in_use = r.ef,
                                 .tuned = true,
