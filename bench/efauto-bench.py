@@ -6,7 +6,7 @@ Usage: bench/efauto-bench.py --vecfs build/fs/vecfs
            [--base /work/main/data/mnist784-base.fvecs]
            [--queries /work/main/data/mnist784-queries.fvecs]
            [--targets 0.90,0.95,0.99] [--warmup 300] [--repeat 3]
-           [--settle-timeout 900] [--json OUT.json]
+           [--settle-timeout 900] [--limit N] [--json OUT.json]
 
 What it does, on a fresh DATADIR it mounts itself (vecfs -f; always
 unmounted and the daemon stopped by pid on exit):
@@ -195,10 +195,14 @@ def main():
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--settle-timeout", type=int, default=900)
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the first N base vectors (a quick run on a busy machine)")
     ap.add_argument("--json")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     dim, base = read_fvecs(args.base)
+    if args.limit:
+        base = base[:args.limit]
     qdim, queries = read_fvecs(args.queries)
     if qdim != dim:
         sys.exit("efauto-bench: queries have dim %d, base %d" % (qdim, dim))

@@ -38,7 +38,7 @@
  * used, when more) is worth a new tuning. */
 #define TUNE_FRESH_MIN 32u
 /* A tuning waits at least this many times the last one's duration after
- * it: tuning takes at most 1/TUNE_DUTY of one core. */
+ * it (but see tune_due): tuning takes at most 1/TUNE_DUTY of one core. */
 #define TUNE_DUTY 10.0
 
 /* The ef ladder by target recall, used until a tuning has run. */
@@ -70,9 +70,13 @@ static bool tune_due(st_coll *c, bool force)
         return false;
     if (force || c->auto_ef == 0)
         return true;
+    /* The first users' queries after a tuning without any skip the wait:
+     * the switch to real queries is the retune that matters most, and it
+     * happens once per tuning state (open, config change). */
+    bool first_users = c->tuning.user_queries == 0 && st_qsample_fresh(&c->qsample) > 0;
     struct timespec now;
     st_mono_now(&now);
-    if (st_ts_diff(&now, &c->tune_end) < TUNE_DUTY * c->tuning.seconds)
+    if (!first_users && st_ts_diff(&now, &c->tune_end) < TUNE_DUTY * c->tuning.seconds)
         return false;
     uint64_t grown = c->count / 10 > 1000 ? c->count / 10 : 1000;
     uint64_t renew =
