@@ -311,18 +311,45 @@ int vf_hnsw_search_rerank(const vf_hnsw *h, const float *query, size_t k, size_t
 int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
                          vf_hit *out, size_t *n_out);
 
-/* Picks ef for `ef_search = auto`: the smallest ef on the ladder k,
- * 1.5k+1, ... (capped at max_ef) whose mean recall@k reaches
- * target_recall, measured on up to `samples` present vectors used as
- * queries (each excluding itself, like a held-out query) against exact
- * search. Costs `samples` exact scans plus searches; run it in the
- * background after large changes, not per query. Safe alongside searches
- * and inserts. *ef_out is max_ef when the target is not reached, k when
- * the index holds k vectors or fewer.
- * Returns 0, -EINVAL (k 0, max_ef < k, target outside (0, 1], samples 0),
- * -ENOMEM. */
-int vf_hnsw_tune_ef(const vf_hnsw *h, size_t k, double target_recall, size_t max_ef, size_t samples,
-                    uint32_t *ef_out);
+/* One-sided z of the lower confidence bound vf_hnsw_tune decides on
+ * (95 %). */
+#define VF_TUNE_Z 1.645
+
+/* What vf_hnsw_tune calibrates on and aims for. */
+typedef struct vf_tune_spec {
+    size_t k;             /* recall@k */
+    double target_recall; /* in (0, 1] */
+    size_t max_ef;        /* largest ef tried (>= k) */
+    const float *queries; /* nqueries x dim: queries users sent */
+    size_t nqueries;
+    size_t held_out; /* perturbed held-out stored vectors added (hnsw_tune.c) */
+    uint64_t seed;   /* which stored vectors are held out, and their perturbation */
+} vf_tune_spec;
+
+typedef struct vf_tune_result {
+    uint32_t ef;         /* smallest ef whose recall_low meets the target, else max_ef */
+    double recall;       /* mean recall@k of the calibration queries at ef */
+    double recall_low;   /* its lower confidence bound (VF_TUNE_Z) */
+    size_t queries;      /* calibration queries measured */
+    size_t user_queries; /* of which the caller's */
+} vf_tune_result;
+
+/* Picks ef for `ef_search = auto`: the smallest ef in [k, max_ef] whose
+ * lower confidence bound of the mean per-query recall@k against exact
+ * search reaches target_recall, over the caller's queries plus up to
+ * held_out perturbed held-out stored vectors (hnsw_tune.c says how they
+ * are made). Costs one exact scan per query (three per held-out one) plus
+ * some ten searches per query: run it in the background, not per query.
+ * Safe alongside searches and inserts. With no vector stored, *out says ef
+ * k, recall 1 over 0 queries.
+ * Returns 0, -EINVAL (k 0, max_ef < k, target outside (0, 1], no query
+ * asked for, a non-finite query), -ENOMEM. */
+int vf_hnsw_tune(const vf_hnsw *h, const vf_tune_spec *spec, vf_tune_result *out);
+
+/* The lower confidence bound (mean - VF_TUNE_Z x standard error) of n
+ * per-query recalls, 0 for a single one, 1 for none; the mean in *mean
+ * when not NULL. The decision rule of vf_hnsw_tune. */
+double vf_recall_lower_bound(const float *recall, size_t n, double *mean);
 
 /* Number of present vectors that no walk from the entry point over
  * level-0 links can reach, or SIZE_MAX when memory for the walk cannot be

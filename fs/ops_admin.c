@@ -250,6 +250,32 @@ static int render_metrics(fsd *d, vc_buf *b)
     return rc;
 }
 
+/* A collection's ef in use and, with ef_search = auto, its last tuning
+ * (docs/tuning.md). Before a tuning the tuning fields are null. */
+static void stats_tuning(json_t *o, const st_tuning *t)
+{
+    json_object_set_new(o, "ef_in_use", json_integer(t->ef_in_use));
+    if (!t->tuned) {
+        json_object_set_new(o, "estimated_recall", json_null());
+        json_object_set_new(o, "estimated_recall_low", json_null());
+        json_object_set_new(o, "tuning_queries", json_integer(0));
+        json_object_set_new(o, "tuning_user_queries", json_integer(0));
+        json_object_set_new(o, "tuned_at", json_null());
+        json_object_set_new(o, "tuning_seconds", json_null());
+        return;
+    }
+    char when[32];
+    struct tm tm;
+    gmtime_r(&t->tuned_at.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(o, "estimated_recall", json_real(t->recall));
+    json_object_set_new(o, "estimated_recall_low", json_real(t->recall_low));
+    json_object_set_new(o, "tuning_queries", json_integer((json_int_t)t->queries));
+    json_object_set_new(o, "tuning_user_queries", json_integer((json_int_t)t->user_queries));
+    json_object_set_new(o, "tuned_at", json_string(when));
+    json_object_set_new(o, "tuning_seconds", json_real(t->seconds));
+}
+
 /* One JSON object per collection in .vecfs/stats. */
 static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint64_t next)
 {
@@ -287,6 +313,9 @@ static int stats_coll_cb(void *ctx, const char *name, const st_attr *attr, uint6
         json_object_set_new(o, "converting", json_boolean(ii.converting));
         json_object_set_new(o, "quantizer_relearns", json_integer((json_int_t)ii.relearns));
     }
+    st_tuning t;
+    if (st_coll_tuning(c->st, name, &t) == 0)
+        stats_tuning(o, &t);
     json_array_append_new(c->arr, o);
     return 0;
 }

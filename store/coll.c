@@ -154,6 +154,7 @@ st_coll *st_coll_new(const st_coll_rec *r)
     /* An empty collection has every name already; others are filled by the
      * background thread. */
     st_names_init(&c->names, r->count == 0);
+    st_qsample_init(&c->qsample, r->uuid);
     return c;
 }
 
@@ -166,6 +167,7 @@ void st_coll_free(st_coll *c)
         vf_hnsw_free(c->retired[i]);
     free(c->retired);
     st_names_destroy(&c->names);
+    st_qsample_destroy(&c->qsample);
     pthread_mutex_destroy(&c->wlock);
     pthread_cond_destroy(&c->apply_cv);
     pthread_mutex_destroy(&c->mu);

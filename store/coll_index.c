@@ -31,29 +31,126 @@
 #include "alloc.h"
 #include "internal.h"
 
+/* Calibration queries a tuning measures at least: users' queries, filled
+ * up with perturbed held-out vectors while fewer were sampled. */
+#define TUNE_QUERIES 200u
+/* The largest ef tuning tries. */
+#define TUNE_MAX_EF 1024u
+/* A sample renewed by this many queries (or by as many as the last tuning
+ * used, when more) is worth a new tuning. */
+#define TUNE_FRESH_MIN 32u
+/* A tuning waits at least this many times the last one's duration after
+ * it (but see tune_due): tuning takes at most 1/TUNE_DUTY of one core. */
+#define TUNE_DUTY 10.0
+
+/* The ef ladder by target recall, used until a tuning has run. */
+static uint32_t ef_ladder(double recall)
+{
+    return recall >= 0.99   ? 256
+           : recall >= 0.97 ? 128
+           : recall >= 0.95 ? 64
+           : recall >= 0.9  ? 32
+                            : 16;
+}
+
+uint32_t st_coll_auto_ef(const st_config *cfg, uint32_t tuned, size_t k)
+{
+    /* The tuned ef holds for k 10; scaled for other k. */
+    size_t ef = tuned == 0 ? ef_ladder(cfg->target_recall)
+                : k <= 10  ? tuned
+                           : (size_t)tuned * k / 10;
+    if (ef < k)
+        ef = k;
+    return ef > UINT32_MAX ? UINT32_MAX : (uint32_t)ef;
+}
+
+/* Whether c's ef is due for a tuning (see st_coll_autotune). Under c->mu. */
+static bool tune_due(st_coll *c, bool force)
+{
+    if (!c->cfg.ef_auto || !c->index || c->dropped || atomic_load(&c->rebuilding) ||
+        c->count <= ST_EXACT_MAX)
+        return false;
+    if (force || c->auto_ef == 0)
+        return true;
+    /* The first users' queries after a tuning without any skip the wait:
+     * the switch to real queries is the retune that matters most, and it
+     * happens once per tuning state (open, config change). */
+    bool first_users = c->tuning.user_queries == 0 && st_qsample_fresh(&c->qsample) > 0;
+    struct timespec now;
+    st_mono_now(&now);
+    if (!first_users && st_ts_diff(&now, &c->tune_end) < TUNE_DUTY * c->tuning.seconds)
+        return false;
+    uint64_t grown = c->count / 10 > 1000 ? c->count / 10 : 1000;
+    uint64_t renew =
+        c->tuning.user_queries > TUNE_FRESH_MIN ? c->tuning.user_queries : TUNE_FRESH_MIN;
+    return c->tune_changes > grown || st_qsample_fresh(&c->qsample) >= renew;
+}
+
 int st_coll_autotune(st_store *st, st_coll *c, bool force)
 {
-    (void)st;
     pthread_mutex_lock(&c->mu);
     vf_hnsw *h = c->index;
-    bool due = c->cfg.ef_auto && h && !c->dropped && c->count > 0 && !atomic_load(&c->rebuilding) &&
-               (force || c->auto_ef == 0 ||
-                c->tune_changes > (c->count / 10 > 1000 ? c->count / 10 : 1000));
-    double target = c->cfg.target_recall;
+    bool due = tune_due(c, force);
+    vf_tune_spec spec = {.k = 10,
+                         .target_recall = c->cfg.target_recall,
+                         .max_ef = TUNE_MAX_EF,
+                         .seed = c->uuid ^ c->count};
+    uint32_t dim = c->cfg.dim;
     if (due)
         c->tune_changes = 0;
     pthread_mutex_unlock(&c->mu);
     if (!due)
         return 0;
-    uint32_t ef = 0;
-    int rc = vf_hnsw_tune_ef(h, 10, target, 1024, 200, &ef);
+    float *queries = NULL;
+    int rc = st_qsample_take(&c->qsample, dim, &queries, &spec.nqueries);
+    if (rc)
+        return rc;
+    spec.queries = queries;
+    spec.held_out = spec.nqueries < TUNE_QUERIES ? TUNE_QUERIES - spec.nqueries : 0;
+    struct timespec t0, t1;
+    st_mono_now(&t0);
+    vf_tune_result r;
+    rc = vf_hnsw_tune(h, &spec, &r);
+    st_qsample_free_copy(queries, spec.nqueries, dim);
+    if (rc)
+        return rc;
+    st_mono_now(&t1);
+    pthread_mutex_lock(&c->mu);
+    /* A config change meanwhile (another target, a new index) asked for a
+     * new tuning: this one answers the old question. */
+    if (c->index == h && c->cfg.ef_auto && c->cfg.target_recall == spec.target_recall) {
+        c->auto_ef = r.ef;
+        c->tuning = (st_tuning){.ef_in_use = r.ef,
+                                .tuned = true,
+                                .recall = r.recall,
+                                .recall_low = r.recall_low,
+                                .queries = r.queries,
+                                .user_queries = r.user_queries,
+                                .seconds = st_ts_diff(&t1, &t0)};
+        st_now(&c->tuning.tuned_at);
+        c->tune_end = t1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    st_log(st, ST_LOG_DEBUG,
+           "collection %" PRIu32 ": ef_search auto = %" PRIu32
+           " (recall@10 %.4f, lower bound %.4f, %zu queries of which %zu sent by users, %.2f s)",
+           c->id, r.ef, r.recall, r.recall_low, r.queries, r.user_queries, st_ts_diff(&t1, &t0));
+    return 0;
+}
+
+int st_coll_tuning(st_store *st, const char *name, st_tuning *out)
+{
+    memset(out, 0, sizeof(*out));
+    st_coll *c;
+    int rc = st_coll_lookup(st, name, &c);
     if (rc)
         return rc;
     pthread_mutex_lock(&c->mu);
-    if (c->index == h)
-        c->auto_ef = ef;
+    if (c->cfg.ef_auto && c->auto_ef)
+        *out = c->tuning;
+    else if (c->count > ST_EXACT_MAX)
+        out->ef_in_use = c->cfg.ef_auto ? st_coll_auto_ef(&c->cfg, 0, 10) : c->cfg.ef_search;
     pthread_mutex_unlock(&c->mu);
-    st_log(st, ST_LOG_DEBUG, "collection %" PRIu32 ": ef_search auto = %" PRIu32, c->id, ef);
     return 0;
 }
 

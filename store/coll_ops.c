@@ -194,6 +194,7 @@ int st_coll_drop(st_store *st, const char *name)
     c->dropped = true;
     pthread_mutex_unlock(&c->mu);
     st_names_clear(&c->names);
+    st_qsample_reset(&c->qsample);
     pthread_rwlock_wrlock(&st->colls_lock);
     st_colls_bury(st, c);
     pthread_rwlock_unlock(&st->colls_lock);
@@ -281,6 +282,7 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
         pthread_mutex_lock(&t->mu);
         t->dropped = true;
         pthread_mutex_unlock(&t->mu);
+        st_qsample_reset(&t->qsample);
         st_colls_bury(st, t);
     }
     pthread_mutex_lock(&c->mu);

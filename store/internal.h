@@ -563,6 +563,18 @@ typedef struct st_name_change {
     size_t len;
 } st_name_change;
 
+/* The queries users sent a collection: a bounded uniform sample in
+ * memory only, for ef_search = auto (query_sample.c). Embedded in st_coll. */
+typedef struct st_qsample {
+    pthread_mutex_t mu;
+    float *vecs;    /* cap x dim floats, n of them used; mu */
+    uint32_t dim;   /* mu */
+    size_t n, cap;  /* mu */
+    uint64_t seen;  /* queries offered since the sample started; mu */
+    uint64_t fresh; /* queries that entered it since the last take; mu */
+    uint64_t rng;   /* mu */
+} st_qsample;
+
 typedef struct st_coll {
     /* Fixed while the object lives. */
     uint32_t id;
@@ -588,8 +600,11 @@ typedef struct st_coll {
     struct timespec first_change;    /* of the current unsnapshotted run; mu */
     struct timespec snap_time;       /* last snapshot written or loaded; mu */
     bool dropped;                    /* mu */
-    uint32_t auto_ef;                /* ef picked by vf_hnsw_tune_ef (0 = not yet); mu */
+    uint32_t auto_ef;                /* ef picked by vf_hnsw_tune (0 = not yet); mu */
     uint64_t tune_changes;           /* changes since the last tuning; mu */
+    st_tuning tuning;                /* the last tuning (valid while auto_ef != 0); mu */
+    struct timespec tune_end;        /* when it finished (monotonic); mu */
+    st_qsample qsample;              /* own lock: users' queries, for tuning */
     vf_hnsw **retired;               /* replaced indexes, freed at close; mu */
     size_t nretired;                 /* mu */
 
@@ -994,6 +1009,27 @@ size_t st_idset_count(const st_idset *s);
 void st_idset_release(st_idset *s);
 
 /* ------------------------------------------------------------------ */
+/* Level 0. query_sample.c: users' queries kept for ef tuning         */
+/* ------------------------------------------------------------------ */
+
+void st_qsample_init(st_qsample *q, uint64_t seed);
+/* Wipes the sample and frees it (at close). */
+void st_qsample_destroy(st_qsample *q);
+/* Wipes the sample: it starts again from the next query. */
+void st_qsample_reset(st_qsample *q);
+/* Offers nq queries of dim floats to the sample (reservoir sampling). A
+ * query of another dim than the sample's restarts it. Never fails: out of
+ * memory, nothing is kept. */
+void st_qsample_offer(st_qsample *q, const float *queries, size_t nq, uint32_t dim);
+/* Queries that entered the sample since the last take. */
+uint64_t st_qsample_fresh(st_qsample *q);
+/* A copy of the sample's queries of dim in *out (n of them; NULL, 0 when
+ * none), freed with st_qsample_free_copy; resets fresh. 0 or -ENOMEM. */
+int st_qsample_take(st_qsample *q, uint32_t dim, float **out, size_t *n);
+/* Wipes and frees a copy from st_qsample_take. */
+void st_qsample_free_copy(float *copy, size_t n, uint32_t dim);
+
+/* ------------------------------------------------------------------ */
 /* Level 3. name_cache.c: vector names by engine id                   */
 /* ------------------------------------------------------------------ */
 
@@ -1138,11 +1174,22 @@ int st_index_rebuild_locked(st_store *st, st_coll *c, const st_config *cfg, vf_h
 int st_coll_index_new(const st_coll *c, const st_config *cfg, uint32_t dim, vf_hnsw **out);
 /* The hnsw params for a config (config.c). */
 void st_config_hnsw(const st_config *cfg, uint32_t dim, vf_hnsw_params *p);
+/* Collections with at most this many vectors are searched exactly
+ * (search.c), so they need no ef and are not tuned. */
+#define ST_EXACT_MAX 2048u
 /* For collections with ef_search = auto: measures the ef that reaches the
- * target recall (vf_hnsw_tune_ef, k 10, 200 samples) and keeps it in
- * c->auto_ef. force: even if few changes happened since the last tuning.
+ * target recall (vf_hnsw_tune, k 10) on the sampled user queries, filled
+ * up with perturbed held-out vectors while they are few, and keeps it in
+ * c->auto_ef and c->tuning. Due when never tuned, after changes to a
+ * tenth of the collection, or when the sample renewed itself (coll_index.c
+ * says how much), and not sooner than ten times the last tuning's own
+ * duration after it (bounded CPU). force: now, whatever is due.
  * Runs in the background thread; searches and writers go on. */
 int st_coll_autotune(st_store *st, st_coll *c, bool force);
+/* The ef of an ef_search = auto search for k hits: `tuned` (the tuned ef
+ * for k 10, scaled for larger k), or before any tuning (tuned 0) a fixed
+ * ladder by cfg's target_recall; never below k. */
+uint32_t st_coll_auto_ef(const st_config *cfg, uint32_t tuned, size_t k);
 
 /* ------------------------------------------------------------------ */
 /* Level 8. write_op.c: the frame of a writing operation              */

@@ -14,7 +14,7 @@
  *   1. Searches take no collection write lock and no LMDB write lock: they
  *      read the in-memory index (which allows concurrent inserts) and one
  *      read transaction for names.
- *   2. Collections of at most EXACT_MAX vectors are searched exactly
+ *   2. Collections of at most ST_EXACT_MAX vectors are searched exactly
  *      (vf_hnsw_search_exact over the index's own vectors; an int8 index
  *      holds codes, so over the SLOT records), so a small collection never
  *      misses a vector. A larger int8 one reranks rerank x k candidates
@@ -48,8 +48,6 @@
 #include "internal.h"
 #include "fanout.h"
 
-/* Collections with at most this many vectors are searched exactly. */
-#define EXACT_MAX 2048u
 /* Searches again for more hits when deletes took some (invariant 4). */
 #define REFILL_MAX 8
 /* Filtered searches start over when their bitmap went stale. */
@@ -60,17 +58,6 @@ static bool idset_accept(void *ctx, uint32_t id)
 {
     const st_idset *f = ctx;
     return (size_t)(id >> 6) < f->nw && (f->w[id >> 6] >> (id & 63) & 1u);
-}
-
-/* The ef ladder by target recall, used until auto-tuning has run. */
-static size_t ef_auto(double recall, size_t k)
-{
-    size_t ef = recall >= 0.99   ? 256
-                : recall >= 0.97 ? 128
-                : recall >= 0.95 ? 64
-                : recall >= 0.9  ? 32
-                                 : 16;
-    return ef > k ? ef : k;
 }
 
 /* Monotonic nanoseconds, for query_ns. */
@@ -179,12 +166,7 @@ static size_t search_ef(const search_ctx *s, size_t ef, size_t want)
 {
     if (!s->cfg.ef_auto || ef != 0)
         return ef;
-    /* The tuned ef holds for k 10; scale it for other k. Until the
-     * background thread has tuned it, a fixed ladder by recall. */
-    if (!s->auto_ef)
-        return ef_auto(s->cfg.target_recall, want);
-    ef = want <= 10 ? s->auto_ef : (size_t)s->auto_ef * want / 10;
-    return ef < want ? want : ef;
+    return st_coll_auto_ef(&s->cfg, s->auto_ef, want);
 }
 
 /* Hit room for want hits in *tmp (*cap of them). 0 or -ENOMEM. */
@@ -221,9 +203,9 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
          * records, read in this txn (a float index has them and never
          * asks). */
         size_t count = s->rebuilding ? 0 : vf_hnsw_count(s->index);
-        if (s->rebuilding || (s->codes && count <= EXACT_MAX)) {
+        if (s->rebuilding || (s->codes && count <= ST_EXACT_MAX)) {
             rc = st_records_search(s->st, txn, s->c->id, &s->cfg, query, want, f, *tmp, &n);
-        } else if (count <= EXACT_MAX) {
+        } else if (count <= ST_EXACT_MAX) {
             rc = vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n);
         } else {
             st_slot_source slots;
@@ -240,6 +222,15 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
             return 0;
         want = want * 2 + lost;
     }
+}
+
+/* Offers the nq queries users sent to the collection's sample, which
+ * ef_search = auto calibrates on (query_sample.c). "like" queries are
+ * stored vectors, not new ones: they are not offered. */
+static void sample_queries(search_ctx *s, const float *queries, size_t nq, uint32_t dim)
+{
+    if (s->cfg.ef_auto)
+        st_qsample_offer(&s->c->qsample, queries, nq, dim);
 }
 
 /* The n queries match the collection's dim and hold valid values. */
@@ -269,7 +260,7 @@ static st_plan plan_of(const search_ctx *s, size_t ef, size_t want)
         p.kind = ST_PLAN_NONE;
     else if (s->rebuilding)
         p.kind = ST_PLAN_RECORDS;
-    else if (p.count <= EXACT_MAX)
+    else if (p.count <= ST_EXACT_MAX)
         p.kind = ST_PLAN_SMALL;
     else if (p.count <= ef_eff || (double)p.passing < PLAN_EXACT_SHARE * (double)p.count)
         p.kind = ST_PLAN_EXACT;
@@ -306,10 +297,11 @@ static size_t hits_within(const st_search_opts *o, const st_hit *hits, size_t n)
 
 /* One query in a snapshot of its own: collection, read txn, filter bitmap,
  * index. A filtered search whose index gave fewer hits than the bitmap
- * says pass starts over (invariant 4). */
+ * says pass starts over (invariant 4). sample: the query is one a user
+ * sent (offered to the tuning sample). */
 static int search_single(st_store *st, const char *coll, const st_search_opts *o,
                          const float *query, uint32_t dim, size_t k, size_t ef, bool skip,
-                         uint32_t skip_id, st_hit *out, size_t *n_out)
+                         uint32_t skip_id, bool sample, st_hit *out, size_t *n_out)
 {
     vf_hit *tmp = NULL;
     size_t cap = 0;
@@ -326,6 +318,8 @@ static int search_single(st_store *st, const char *coll, const st_search_opts *o
             rc = search_one(&s, s.txn, query, k, ef, skip, skip_id, out, n_out, &tmp, &cap,
                             &scratch);
         bool stale = rc == 0 && s.use_filter && *n_out < k && *n_out + skip < s.passing;
+        if (rc == 0 && sample && attempt == 0)
+            sample_queries(&s, query, 1, dim);
         ctx_end(&s);
         if (!stale || attempt == RESTART_MAX) {
             if (rc == 0) {
@@ -354,7 +348,7 @@ int st_search_opt(st_store *st, const char *coll, const float *query, uint32_t d
         return -EINVAL;
     *n_out = 0;
     uint64_t t0 = now_ns();
-    int rc = search_single(st, coll, o, query, dim, k, ef, false, 0, out, n_out);
+    int rc = search_single(st, coll, o, query, dim, k, ef, false, 0, true, out, n_out);
     if (rc == 0)
         search_note(st, 1, t0);
     return rc;
@@ -379,7 +373,7 @@ int st_search_like_opt(st_store *st, const char *coll, const char *like, bool ex
     uint32_t dim = 0;
     rc = q ? st_vec_vector(st, coll, like, q, cfg.dim, &dim) : -ENOMEM;
     if (rc == 0)
-        rc = search_single(st, coll, o, q, dim, k, ef, exclude_self, a.id, out, n_out);
+        rc = search_single(st, coll, o, q, dim, k, ef, exclude_self, a.id, false, out, n_out);
     free(q);
     if (rc == 0)
         search_note(st, 1, t0);
@@ -470,6 +464,8 @@ int st_search_batch_opt(st_store *st, const char *coll, const float *queries, si
     int rc = ctx_begin(st, coll, o ? o->filter : NULL, &s);
     if (rc == 0)
         rc = check_query(&s, queries, dim, nq);
+    if (rc == 0)
+        sample_queries(&s, queries, nq, dim);
     st_plan p = plan_of(&s, ef, k);
     if (rc == 0 && p.kind == ST_PLAN_NONE) {
         for (size_t i = 0; i < nq && rc == 0; i++)

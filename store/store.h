@@ -444,8 +444,8 @@ typedef struct st_config {
     uint32_t ef_search;       /* 64; 1..65536; used when !ef_auto */
     bool ef_auto;             /* "ef_search = auto": the background thread measures
                                  the smallest ef reaching target_recall@10
-                                 (vf_hnsw_tune_ef) after every 10% of changes;
-                                 until then a fixed ladder by target_recall */
+                                 on users' queries (st_coll_tuning); until
+                                 then a fixed ladder by target_recall */
     double target_recall;     /* 0.95; (0, 1] */
     st_quant quantization;    /* none (default) or int8 (docs/quantization.md) */
     uint32_t rerank;          /* int8: candidates rescored per result, 1..
@@ -527,6 +527,26 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
 /* Attributes of a collection (mode has S_IFDIR; size = count = vectors,
  * bytes = content bytes). Returns 0, -ENOENT, -ENAMETOOLONG. */
 int st_coll_stat(st_store *st, const char *name, st_attr *out);
+
+/* How a collection's searches pick ef (ef_search = auto is tuned in the
+ * background; docs/tuning.md). */
+typedef struct st_tuning {
+    uint32_t ef_in_use;       /* ef of a k-10 search now: ef_search, the tuned ef,
+                                 or the ladder's until tuned; 0 while the
+                                 collection is small enough to be searched
+                                 exactly */
+    bool tuned;               /* ef_auto and a tuning has measured ef_in_use: */
+    double recall;            /* its mean recall@10 on the calibration queries */
+    double recall_low;        /* the lower confidence bound it was chosen by */
+    uint64_t queries;         /* calibration queries */
+    uint64_t user_queries;    /* of which queries users sent (the rest are
+                                 perturbed held-out vectors) */
+    struct timespec tuned_at; /* wall clock at the end of the tuning */
+    double seconds;           /* how long the tuning took */
+} st_tuning;
+
+/* The collection's ef in use and its last tuning. 0, -ENOENT. */
+int st_coll_tuning(st_store *st, const char *name, st_tuning *out);
 
 /* chmod/chown/utimens of a collection: takes the fields in mask (ST_SET_*)
  * from attr. ctime becomes now unless ST_SET_CTIME. Returns 0, -ENOENT. */

@@ -363,12 +363,31 @@ static void test_edges_and_errors(void **state)
     vf_hnsw_free(NULL);
 }
 
+/* vf_hnsw_tune with spec's target and the given calibration queries
+ * (nq of them) plus `held` perturbed held-out vectors. */
+static vf_tune_result tune(const vf_hnsw *h, double target, size_t max_ef, const float *q,
+                           size_t nq, size_t held)
+{
+    vf_tune_spec spec = {.k = K,
+                         .target_recall = target,
+                         .max_ef = max_ef,
+                         .queries = q,
+                         .nqueries = nq,
+                         .held_out = held,
+                         .seed = 7};
+    vf_tune_result r;
+    assert_int_equal(vf_hnsw_tune(h, &spec, &r), 0);
+    assert_int_equal(r.queries, nq + held);
+    assert_int_equal(r.user_queries, nq);
+    return r;
+}
+
 static void test_tune_ef_reaches_target(void **state)
 {
     (void)state;
-    /* Clustered data with held-out queries from the same clusters: the
-     * tuner measures in-sample, which real (clustered) data tracks. */
-    const size_t n = 6000, dim = 32, nq = 300, clusters = 40;
+    /* Clustered data with out-of-sample queries from the same clusters:
+     * calibration on one half of them, recall measured on the other. */
+    const size_t n = 6000, dim = 32, nq = 600, clusters = 40;
     rng_state = 2024;
     float *centers = random_matrix(clusters, dim);
     float *base = random_matrix(n, dim), *queries = random_matrix(nq, dim);
@@ -377,25 +396,74 @@ static void test_tune_ef_reaches_target(void **state)
     for (size_t i = 0; i < nq * dim; i++)
         queries[i] = centers[(i / dim) % clusters * dim + i % dim] + 0.4f * queries[i];
     vf_hnsw *h = build(base, n, dim, VF_METRIC_L2, 2);
-    uint32_t ef_low = 0, ef_high = 0;
-    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.80, 512, 200, &ef_low), 0);
-    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.99, 512, 200, &ef_high), 0);
-    double r_low = recall_at_k(h, queries, nq, dim, ef_low, NULL);
-    double r_high = recall_at_k(h, queries, nq, dim, ef_high, NULL);
-    print_message("tuned ef %u for 0.80 (held-out recall %.4f), %u for 0.99 (%.4f)\n", ef_low,
-                  r_low, ef_high, r_high);
-    assert_true(ef_low < ef_high);
-    assert_true(r_low >= 0.77);
-    assert_true(r_high >= 0.97);
+    const float *test = queries + nq / 2 * dim;
+    const double targets[] = {0.80, 0.90, 0.95, 0.99};
+    uint32_t prev = 0;
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        /* Users' queries alone, then held-out perturbations alone. */
+        vf_tune_result u = tune(h, targets[i], 512, queries, nq / 2, 0);
+        vf_tune_result p = tune(h, targets[i], 512, NULL, 0, 300);
+        double ru = recall_at_k(h, test, nq / 2, dim, u.ef, NULL);
+        double rp = recall_at_k(h, test, nq / 2, dim, p.ef, NULL);
+        print_message("target %.2f: user queries ef %u (estimate %.4f, low %.4f, out-of-sample "
+                      "%.4f); held-out ef %u (estimate %.4f, low %.4f, out-of-sample %.4f)\n",
+                      targets[i], u.ef, u.recall, u.recall_low, ru, p.ef, p.recall, p.recall_low,
+                      rp);
+        assert_true(u.recall_low >= targets[i] && u.recall >= u.recall_low);
+        assert_true(u.ef >= prev);
+        prev = u.ef;
+        /* Calibrated on queries like the test ones: within sampling error. */
+        assert_true(ru >= targets[i] - 0.01);
+        assert_true(rp >= targets[i] - 0.02);
+    }
     free(centers);
-    uint32_t ef;
-    assert_int_equal(vf_hnsw_tune_ef(h, K, 1.5, 512, 200, &ef), -EINVAL);
-    assert_int_equal(vf_hnsw_tune_ef(h, K, 0.9, 5, 200, &ef), -EINVAL);
-    assert_int_equal(vf_hnsw_tune_ef(h, K, 1.0, 20, 50, &ef), 0);
-    assert_true(ef <= 20);
+    vf_tune_spec bad = {.k = K, .target_recall = 1.5, .max_ef = 512, .held_out = 10};
+    vf_tune_result r;
+    assert_int_equal(vf_hnsw_tune(h, &bad, &r), -EINVAL);
+    bad.target_recall = 0.9;
+    bad.max_ef = 5;
+    assert_int_equal(vf_hnsw_tune(h, &bad, &r), -EINVAL);
+    bad.max_ef = 512;
+    bad.held_out = 0;
+    assert_int_equal(vf_hnsw_tune(h, &bad, &r), -EINVAL);
+    float nan_q[32];
+    memcpy(nan_q, queries, sizeof(nan_q));
+    nan_q[3] = NAN;
+    bad.queries = nan_q;
+    bad.nqueries = 1;
+    assert_int_equal(vf_hnsw_tune(h, &bad, &r), -EINVAL);
+    /* A target no ef reaches gives max_ef. */
+    r = tune(h, 1.0, 20, NULL, 0, 50);
+    assert_true(r.ef <= 20);
     vf_hnsw_free(h);
     free(base);
     free(queries);
+}
+
+/* The decision rule: the lower confidence bound, not the mean. */
+static void test_recall_lower_bound(void **state)
+{
+    (void)state;
+    float r[400];
+    double mean;
+    /* 400 queries, mean 0.95: 0.9 and 1.0 alternating. Standard error
+     * 0.05 / sqrt(400) = 0.0025, bound 0.95 - 1.645 x 0.0025. */
+    for (size_t i = 0; i < 400; i++)
+        r[i] = i % 2 ? 1.0f : 0.9f;
+    double low = vf_recall_lower_bound(r, 400, &mean);
+    assert_true(fabs(mean - 0.95) < 1e-6);
+    assert_true(fabs(low - (0.95 - VF_TUNE_Z * 0.05 * sqrt(400.0 / 399.0) / 20.0)) < 1e-6);
+    assert_true(low < 0.95); /* a target of 0.95 is not met by this sample */
+    /* Fewer queries, same mean: a wider margin. */
+    double low100 = vf_recall_lower_bound(r, 100, NULL);
+    assert_true(low100 < low);
+    /* All perfect: no margin needed. */
+    for (size_t i = 0; i < 400; i++)
+        r[i] = 1.0f;
+    assert_true(vf_recall_lower_bound(r, 400, &mean) == 1.0 && mean == 1.0);
+    /* One query proves nothing; none asks nothing. */
+    assert_true(vf_recall_lower_bound(r, 1, NULL) == 0.0);
+    assert_true(vf_recall_lower_bound(r, 0, &mean) == 1.0 && mean == 1.0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -804,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_update_moves_vector),
         cmocka_unit_test(test_batch_updates_last_row_wins),
         cmocka_unit_test(test_tune_ef_reaches_target),
+        cmocka_unit_test(test_recall_lower_bound),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_rejects_damage),

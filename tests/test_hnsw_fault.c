@@ -650,16 +650,17 @@ static void test_maintenance(void **state)
     static model m;
     vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
-    uint32_t want_ef = 0, ef;
-    assert_int_equal(vf_hnsw_tune_ef(h, 10, 0.99, 300, 50, &want_ef), 0);
+    vf_tune_spec spec = {.k = 10, .target_recall = 0.99, .max_ef = 300, .held_out = 50};
+    vf_tune_result want, got;
+    assert_int_equal(vf_hnsw_tune(h, &spec, &want), 0);
     unsigned n, failed = 0;
     for (n = 1; n < MAX_SWEEP; n++) {
         vc_alloc_fail_at(n);
-        int rc = vf_hnsw_tune_ef(h, 10, 0.99, 300, 50, &ef);
+        int rc = vf_hnsw_tune(h, &spec, &got);
         bool fired = vc_alloc_fail_at(0) == 0;
         at_what = "l2: tune ef", at_n = n, at_rc = rc;
         if (rc == 0) {
-            assert_int_equal(ef, want_ef);
+            assert_int_equal(got.ef, want.ef);
         } else {
             assert_int_equal(rc, -ENOMEM);
             failed++;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1107,7 +1108,21 @@ static void test_background_rebuild(void **state)
     tu_rmdir(dir);
 }
 
-/* ef_search = auto: tuning picks an ef, and searches use it. */
+/* st_batch_sink: counts the queries answered in *(size_t *)ctx. */
+static int count_sink(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
+{
+    (void)worker;
+    (void)query;
+    (void)hits;
+    (void)n;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* ef_search = auto: searches before tuning use the ladder; tuning
+ * calibrates on the queries users sent (filled up with held-out vectors),
+ * picks an ef whose recall bound meets the target, and searches use it.
+ * The sample is bounded, takes no "like" queries and is wiped at drop. */
 static void test_autotune(void **state)
 {
     (void)state;
@@ -1115,28 +1130,78 @@ static void test_autotune(void **state)
     st_options o;
     tu_opts(&o);
     st_store *st = open_store(dir, &o);
+    st_bg_stop(st); /* tunings here are the test's own */
     st_config cfg;
     st_config_default(&cfg);
     cfg.metric = VF_METRIC_L2;
     cfg.ef_auto = true;
     cfg.target_recall = 0.99;
     assert_int_equal(st_coll_create(st, "c", NULL, &cfg), 0);
-    fill(st, "c", 3000, DIM, 11);
+    fill(st, "c", 1000, DIM, 11);
     st_coll *c = st_coll_find(st, "c");
     assert_non_null(c);
+    /* Small enough to be searched exactly: no ef, no tuning. */
+    st_tuning t;
     assert_int_equal(st_coll_autotune(st, c, true), 0);
-    pthread_mutex_lock(&c->mu);
-    uint32_t ef = c->auto_ef;
-    pthread_mutex_unlock(&c->mu);
-    printf("ef_search auto for recall 0.99 over 3000 x %d: ef %u\n", DIM, ef);
-    assert_true(ef >= 10 && ef <= 1024);
-    float q[DIM];
+    assert_int_equal(st_coll_tuning(st, "c", &t), 0);
+    assert_true(t.ef_in_use == 0 && !t.tuned);
+    fill(st, "c", 3000, DIM, 12);
+    assert_int_equal(st_coll_tuning(st, "c", &t), 0);
+    assert_true(t.ef_in_use == 256 && !t.tuned); /* the ladder for 0.99 */
+    float q[40 * DIM];
     uint64_t seed = 3;
-    tu_vec(&seed, q, DIM);
+    for (size_t i = 0; i < 40; i++)
+        tu_vec(&seed, q + i * DIM, DIM);
     st_hit hits[10];
     size_t n;
+    for (size_t i = 0; i < 30; i++)
+        assert_int_equal(st_search(st, "c", q + i * DIM, DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_like(st, "c", "v7", true, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_qsample_fresh(&c->qsample), 30);
+    assert_int_equal(st_coll_autotune(st, c, true), 0);
+    assert_int_equal(st_coll_tuning(st, "c", &t), 0);
+    printf("ef_search auto for recall 0.99 over 4000 x %d: ef %u, recall %.4f (low %.4f) over "
+           "%" PRIu64 " queries, %" PRIu64 " from users, %.3f s\n",
+           DIM, t.ef_in_use, t.recall, t.recall_low, t.queries, t.user_queries, t.seconds);
+    assert_true(t.tuned && t.ef_in_use >= 10 && t.ef_in_use <= 1024);
+    assert_int_equal(t.user_queries, 30);
+    assert_int_equal(t.queries, 200);
+    assert_true(t.recall_low >= 0.99 || t.ef_in_use == 1024);
+    assert_true(t.recall >= t.recall_low && t.tuned_at.tv_sec > 0);
+    assert_int_equal(st_qsample_fresh(&c->qsample), 0);
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->auto_ef, t.ef_in_use);
+    pthread_mutex_unlock(&c->mu);
+    /* Not due again: nothing changed (and the duty wait). */
+    assert_int_equal(st_coll_autotune(st, c, false), 0);
+    st_tuning t2;
+    assert_int_equal(st_coll_tuning(st, "c", &t2), 0);
+    assert_true(t2.tuned_at.tv_nsec == t.tuned_at.tv_nsec &&
+                t2.tuned_at.tv_sec == t.tuned_at.tv_sec);
     assert_int_equal(st_search(st, "c", q, DIM, 10, 0, NULL, 0, hits, &n), 0);
     assert_int_equal(n, 10);
+    /* A batch is sampled too; the sample stays bounded. */
+    float *many = malloc(2000 * DIM * sizeof(float));
+    for (size_t i = 0; i < 2000; i++)
+        tu_vec(&seed, many + i * DIM, DIM);
+    assert_int_equal(st_search_batch(st, "c", many, 2000, DIM, 10, 0, NULL, 0, 1, count_sink, &n),
+                     0);
+    pthread_mutex_lock(&c->qsample.mu);
+    assert_int_equal(c->qsample.n, 256);
+    assert_int_equal(c->qsample.seen, 2031);
+    pthread_mutex_unlock(&c->qsample.mu);
+    free(many);
+    /* Dropped: the sample is wiped at once (an empty collection, which
+     * rmdir can drop, samples its queries as well). */
+    assert_int_equal(st_coll_create(st, "d", NULL, &cfg), 0);
+    st_coll *d = st_coll_find(st, "d");
+    assert_int_equal(st_search(st, "d", q, DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(st_qsample_fresh(&d->qsample), 1);
+    assert_int_equal(st_coll_drop(st, "d"), 0);
+    pthread_mutex_lock(&d->qsample.mu);
+    assert_true(d->qsample.n == 0 && d->qsample.vecs == NULL);
+    pthread_mutex_unlock(&d->qsample.mu);
     assert_int_equal(st_store_close(st), 0);
     tu_rmdir(dir);
 }
