@@ -101,7 +101,7 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
      * whatever the graph's shape. */
     if (count <= ef)
         exact = true;
-    vf_filter_explain did = {.plan = VF_PLAN_EXACT, .passing = count};
+    vf_filter_explain did = {.plan = exact ? VF_PLAN_EXACT : VF_PLAN_WALK, .passing = count};
     if (filter && !exact)
         did.plan = vf_hnsw_plan_choose(h, filter, plan, count, ef, &did.passing);
     if (filter) {
