@@ -122,9 +122,9 @@ typedef struct vf_hit {
  *   EXACT   an exact scan of the passing set.
  *   WALK    a graph walk through every node that keeps the passing ones.
  *   EXPAND  a graph walk over passing nodes only that crosses a failing
- *           neighbour to the passing nodes it links (two hops, at most 2m
- *           nodes gathered per step): for passing sets too sparse for
- *           WALK to meet them soon.
+ *           neighbour to the passing nodes it links (two hops, at most 4m
+ *           nodes gathered per step), with twice the search's ef: for
+ *           passing sets too sparse for WALK to meet them soon.
  * WALK and EXPAND that come back short are redone by EXACT. */
 typedef enum vf_filter_plan {
     VF_PLAN_AUTO = 0,

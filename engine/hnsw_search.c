@@ -118,7 +118,7 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
     float cur_d = dist_vec(h, q, vf_node_rec(h, cur));
     vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
-    const size_t ef_expand = ef * VF_EXPAND_EF_FACTOR <= s->res_cap ? ef * VF_EXPAND_EF_FACTOR : ef;
+    const size_t ef_expand = ef <= s->res_cap / VF_EXPAND_EF_FACTOR ? ef * VF_EXPAND_EF_FACTOR : ef;
     int rc =
         did.plan == VF_PLAN_EXPAND
             ? vf_hnsw_walk_expand(h, s, q, cur, cur_d, ef_expand, filter, &res)
@@ -227,7 +227,8 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     int rc = -ENOMEM;
     /* Room for an EXPAND walk's larger ef (hnsw_plan.c). */
-    vf_scratch *s = vf_scratch_acquire(h, filter ? ef * VF_EXPAND_EF_FACTOR : ef);
+    const bool room = filter && ef <= SIZE_MAX / VF_EXPAND_EF_FACTOR;
+    vf_scratch *s = vf_scratch_acquire(h, room ? ef * VF_EXPAND_EF_FACTOR : ef);
     if (s && (!rescore || cands_reserve(s, want) == 0)) {
         size_t got = 0;
         rc = search_planned(h, s, query_prepare(h, s, query), want, ef, filter, o->plan, o->explain,
