@@ -10,6 +10,9 @@
  *      dist_build and keeps graph nodes only; a query walk ranks by the
  *      metric and keeps what passes the filter, plus heads that fail it
  *      while twins ride on them.
+ *   3. An expanding walk (the EXPAND plan) scores and keeps only nodes a
+ *      query walk keeps; a node that fails is read (its list) at most once
+ *      per walk, as a bridge, and never scored.
  */
 #include <errno.h>
 #include <math.h>
