@@ -118,9 +118,20 @@ void faiss_set_ef(void *state, size_t ef)
         p->hnsw->hnsw.efSearch = (int)ef;
 }
 
-int faiss_search(void *state, const float *query, size_t k, uint32_t *ids, size_t *n_out)
+/* An IDSelector that asks the benchmark's filter. */
+struct filter_selector : faiss::IDSelector {
+    const vf_filter *filter;
+    explicit filter_selector(const vf_filter *f) : filter(f) {}
+    bool is_member(idx_t id) const override
+    {
+        return filter->accept(filter->ctx, (uint32_t)id);
+    }
+};
+
+/* One query of k through search() with params (NULL: none). */
+int faiss_search_with(faiss_peer *p, const float *query, size_t k,
+                      const faiss::SearchParameters *params, uint32_t *ids, size_t *n_out)
 {
-    auto *p = static_cast<faiss_peer *>(state);
     *n_out = 0;
     try {
         thread_local std::vector<float> tmp;
@@ -135,7 +146,7 @@ int faiss_search(void *state, const float *query, size_t k, uint32_t *ids, size_
         }
         dist.resize(k);
         labels.resize(k);
-        p->index->search(1, q, (faiss::Index::idx_t)k, dist.data(), labels.data());
+        p->index->search(1, q, (faiss::Index::idx_t)k, dist.data(), labels.data(), params);
         size_t cnt = 0;
         for (size_t i = 0; i < k; i++) {
             if (labels[i] < 0) /* FAISS pads a short result with -1 */
@@ -149,6 +160,25 @@ int faiss_search(void *state, const float *query, size_t k, uint32_t *ids, size_
     } catch (...) {
         return -EIO;
     }
+}
+
+int faiss_search(void *state, const float *query, size_t k, uint32_t *ids, size_t *n_out)
+{
+    return faiss_search_with(static_cast<faiss_peer *>(state), query, k, nullptr, ids, n_out);
+}
+
+/* FAISS 1.7.3's own filter: SearchParametersHNSW with an IDSelector, at
+ * the efSearch of the last set_ef(). */
+int faiss_search_filtered(void *state, const float *query, size_t k, const vf_filter *filter,
+                          size_t n, uint32_t *ids, size_t *n_out)
+{
+    (void)n;
+    auto *p = static_cast<faiss_peer *>(state);
+    filter_selector sel(filter);
+    faiss::SearchParametersHNSW params;
+    params.sel = &sel;
+    params.efSearch = p->hnsw->hnsw.efSearch;
+    return faiss_search_with(p, query, k, &params, ids, n_out);
 }
 
 /*
@@ -182,9 +212,11 @@ void faiss_free(void *state)
 } // namespace
 
 extern "C" const bench_peer_ops bench_peer_faiss_hnsw = {
-    "faiss-hnsw", true, faiss_hnsw_build, faiss_set_ef, faiss_search, faiss_memory, faiss_free,
+    "faiss-hnsw", true,         faiss_hnsw_build, faiss_set_ef,
+    faiss_search, faiss_memory, faiss_free,       faiss_search_filtered,
 };
 
 extern "C" const bench_peer_ops bench_peer_faiss_flat = {
-    "faiss-flat", false, faiss_flat_build, faiss_set_ef, faiss_search, faiss_memory, faiss_free,
+    "faiss-flat", false,        faiss_flat_build, faiss_set_ef,
+    faiss_search, faiss_memory, faiss_free,       nullptr,
 };

@@ -122,25 +122,32 @@ void hnsw_set_ef(void *state, size_t ef)
     static_cast<hnsw_peer *>(state)->index->setEf(ef);
 }
 
-int hnsw_search(void *state, const float *query, size_t k, uint32_t *ids, size_t *n_out)
+/* searchKnn for `ask` neighbours, nearest first, keeping those `filter`
+ * (NULL: all) passes, at most k. */
+int hnsw_search_kept(hnsw_peer *p, const float *query, size_t ask, size_t k,
+                     const vf_filter *filter, uint32_t *ids, size_t *n_out)
 {
-    auto *p = static_cast<hnsw_peer *>(state);
     *n_out = 0;
     try {
         thread_local std::vector<float> tmp;
+        thread_local std::vector<uint32_t> order;
         const float *q = query;
         if (p->normalize) {
             tmp.resize(p->dim);
             normalize_into(query, tmp.data(), p->dim);
             q = tmp.data();
         }
-        auto res = p->index->searchKnn(q, k);
+        auto res = p->index->searchKnn(q, ask);
         /* searchKnn's queue pops the farthest first. */
-        size_t cnt = res.size();
-        for (size_t i = cnt; i > 0; i--) {
-            ids[i - 1] = (uint32_t)res.top().second;
+        order.resize(res.size());
+        for (size_t i = order.size(); i > 0; i--) {
+            order[i - 1] = (uint32_t)res.top().second;
             res.pop();
         }
+        size_t cnt = 0;
+        for (size_t i = 0; i < order.size() && cnt < k; i++)
+            if (filter == nullptr || filter->accept(filter->ctx, order[i]))
+                ids[cnt++] = order[i];
         *n_out = cnt;
         return 0;
     } catch (const std::bad_alloc &) {
@@ -148,6 +155,26 @@ int hnsw_search(void *state, const float *query, size_t k, uint32_t *ids, size_t
     } catch (...) {
         return -EIO;
     }
+}
+
+int hnsw_search(void *state, const float *query, size_t k, uint32_t *ids, size_t *n_out)
+{
+    return hnsw_search_kept(static_cast<hnsw_peer *>(state), query, k, k, nullptr, ids, n_out);
+}
+
+/* Post-filtering, as hnswlib 0.6.2's users must (it has no filter): ask
+ * for as many neighbours as should hold k passing ones twice over. */
+int hnsw_search_filtered(void *state, const float *query, size_t k, const vf_filter *filter,
+                         size_t n, uint32_t *ids, size_t *n_out)
+{
+    size_t passing = filter->passing ? filter->passing : 1;
+    double want = 2.0 * (double)k * (double)n / (double)passing;
+    size_t ask = want > BENCH_POSTFILTER_MAX ? BENCH_POSTFILTER_MAX : (size_t)want;
+    if (ask < k)
+        ask = k;
+    if (ask > n)
+        ask = n;
+    return hnsw_search_kept(static_cast<hnsw_peer *>(state), query, ask, k, filter, ids, n_out);
 }
 
 /*
@@ -197,5 +224,6 @@ void hnsw_free(void *state)
 } // namespace
 
 extern "C" const bench_peer_ops bench_peer_hnswlib = {
-    "hnswlib", true, hnsw_build, hnsw_set_ef, hnsw_search, hnsw_memory, hnsw_free,
+    "hnswlib",   true,        hnsw_build, hnsw_set_ef,
+    hnsw_search, hnsw_memory, hnsw_free,  hnsw_search_filtered,
 };

@@ -63,7 +63,20 @@ typedef struct bench_peer_ops {
 
     /* Frees the index; NULL is a no-op. */
     void (*free)(void *state);
+
+    /* Top-k among the rows filter->accept() passes (filter->passing of the
+     * n rows), the way the peer's users filter: hnswlib 0.6.2 has no
+     * filter, so it searches max(k, 2k n / passing) neighbours (at most
+     * BENCH_POSTFILTER_MAX) and keeps the passing ones; FAISS 1.7.3 walks
+     * its graph with an IDSelector in SearchParametersHNSW. Uses the ef of
+     * the last set_ef(). NULL for a peer without one (faiss-flat).
+     * Thread-safe like search(). Returns 0, -ENOMEM or -EIO. */
+    int (*search_filtered)(void *state, const float *query, size_t k, const vf_filter *filter,
+                           size_t n, uint32_t *ids, size_t *n_out);
 } bench_peer_ops;
+
+/* The most neighbours hnswlib's post-filtering asks for. */
+#define BENCH_POSTFILTER_MAX 4096u
 
 #ifdef VECFS_HAVE_HNSWLIB
 extern const bench_peer_ops bench_peer_hnswlib;

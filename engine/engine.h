@@ -115,6 +115,35 @@ typedef struct vf_hit {
  * knows it (e.g. from a metadata index), or VF_FILTER_UNKNOWN, in which
  * case the engine estimates selectivity by sampling. */
 #define VF_FILTER_UNKNOWN SIZE_MAX
+
+/* How an index search answers a filter (docs/engine.md, "Filters").
+ *   AUTO    the planner chooses one of the others from the passing count
+ *           against the index's size and degree (a request only).
+ *   EXACT   an exact scan of the passing set.
+ *   WALK    a graph walk through every node that keeps the passing ones.
+ *   EXPAND  a graph walk over passing nodes only that crosses a failing
+ *           neighbour to the passing nodes it links (two hops, at most 4m
+ *           nodes gathered per step), with twice the search's ef: for
+ *           passing sets too sparse for WALK to meet them soon.
+ * WALK and EXPAND that come back short are redone by EXACT. */
+typedef enum vf_filter_plan {
+    VF_PLAN_AUTO = 0,
+    VF_PLAN_EXACT = 1,
+    VF_PLAN_WALK = 2,
+    VF_PLAN_EXPAND = 3,
+} vf_filter_plan;
+
+/* "auto", "exact", "walk", "expand"; "?" for a value out of range. */
+const char *vf_filter_plan_name(vf_filter_plan plan);
+
+/* What a filtered index search did, for a caller that asks (explain). */
+typedef struct vf_filter_explain {
+    vf_filter_plan plan; /* the plan chosen (or forced); never AUTO */
+    bool redone_exact;   /* a walk came back short and was redone by EXACT */
+    size_t passing;      /* the passing count the plan was chosen from: the
+                            caller's, or the engine's sampled estimate */
+} vf_filter_explain;
+
 typedef struct vf_filter {
     bool (*accept)(void *ctx, uint32_t id);
     void *ctx;
@@ -277,10 +306,11 @@ size_t vf_hnsw_memory(const vf_hnsw *h);
 
 /* Approximate k nearest neighbours of `query` (dim floats). ef = 0 uses
  * the index's ef_search; the effective ef is max(ef, k). filter may be
- * NULL. min(k, present ids that pass) hits are always returned: selective
- * filters are answered by exact search over the passing set, everything
- * else by a graph walk, and a walk that comes back with fewer is redone
- * by exact search (counted in vf_hnsw_stats.searches_short). Identical
+ * NULL. min(k, present ids that pass) hits are always returned: a filter
+ * is answered by one of the plans of vf_filter_plan (chosen by the
+ * planner unless the filter forces one; counted in vf_hnsw_stats), and a
+ * walk that comes back with fewer is redone by exact search (counted in
+ * vf_hnsw_stats.searches_short). Identical
  * stored vectors all come back (k copies are k hits), and a stored vector
  * equal to the query is among the hits (through the index's table of
  * distinct vectors; a vector an allocation failure kept out of it is
@@ -305,6 +335,28 @@ int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
 int vf_hnsw_search_rerank(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                           uint32_t rerank, const vf_filter *filter, const vf_vec_source *src,
                           vf_hit *out, size_t *n_out);
+
+/* What a search may ask beyond vf_hnsw_search_rerank's arguments. A
+ * zeroed struct asks for nothing more. */
+typedef struct vf_search_opts {
+    uint32_t rerank;            /* as vf_hnsw_search_rerank; 0 = default */
+    const vf_vec_source *src;   /* as vf_hnsw_search_rerank; may be NULL */
+    vf_filter_plan plan;        /* VF_PLAN_AUTO, or a plan forced (for
+                                   benchmarks and tests); ignored without
+                                   a filter */
+    vf_filter_explain *explain; /* NULL, or where a filtered search writes
+                                   what it did (left as it was without a
+                                   filter) */
+} vf_search_opts;
+
+/* vf_hnsw_search_rerank with the options of `opts` (NULL: none). A
+ * forced WALK or EXPAND that comes back short is still redone exactly,
+ * so the result count is the same under every plan. Same thread rules and
+ * errors as vf_hnsw_search_rerank, plus -EINVAL for a plan out of
+ * range. */
+int vf_hnsw_search_with(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                        const vf_filter *filter, const vf_search_opts *opts, vf_hit *out,
+                        size_t *n_out);
 
 /* Exact k nearest neighbours among present ids (ground truth over the
  * index's own vectors). Same contract as vf_hnsw_search. */
@@ -380,6 +432,9 @@ typedef struct vf_hnsw_stats {
                                 anchor */
     uint64_t stranded;       /* vectors no nearby list could take in; left
                                 for vf_hnsw_reconnect */
+    uint64_t plans_exact;    /* filtered searches answered by each plan */
+    uint64_t plans_walk;     /*   (vf_filter_plan), as chosen or forced; a */
+    uint64_t plans_expand;   /*   walk redone exactly still counts as a walk */
 } vf_hnsw_stats;
 
 /* Reads the counters. Safe alongside every other call. */

@@ -139,6 +139,7 @@ struct vf_hnsw {
     _Atomic uint64_t searches_short; /* walks that came back short (exact fallback) */
     _Atomic uint64_t rehomed;        /* nodes given a new way in after losing their last */
     _Atomic uint64_t stranded;       /* nodes no nearby list could take in */
+    _Atomic uint64_t plans[4];       /* filtered searches by vf_filter_plan */
 
     pthread_mutex_t pool_lock;
     vf_scratch *pool; /* protected by pool_lock: idle search scratch */
@@ -209,8 +210,10 @@ struct vf_scratch {
     vf_hit *sorted;   /* drained results, res_cap entries */
     vf_hit *work;     /* neighbour candidates while linking: 2 * m0 + 2 */
     vf_hit *sel;      /* heuristic output: 2 * m0 + 2 */
-    uint32_t *links;  /* copy of one link list: m0 */
-    uint32_t *links2; /* a second copy, for repairs: m0 */
+    uint32_t *links;  /* copy of one link list, or the nodes a filtered walk
+                         gathers: VF_GATHER_ROOM(h) >= m0 */
+    uint32_t *links2; /* a second copy, for repairs and filtered walks: m0 */
+    uint32_t *bridge; /* a failing neighbour's list, in a filtered walk: m0 */
     float *query;     /* normalized query or vector: dim */
     uint8_t *qrec;    /* the query as a vector record: rec_bytes */
     float *orig;      /* an original the vector source fills: dim */
@@ -221,6 +224,15 @@ struct vf_scratch {
     size_t displace_left; /* forced displacements this operation may still make */
     struct vf_scratch *next;
 };
+
+/* The most nodes an EXPAND walk gathers in one step (hnsw_walk.c,
+ * gather_two_hop): twice a level-0 list, measured (docs/engine.md). */
+#define VF_GATHER_ROOM(h) (2 * (size_t)(h)->m0)
+
+/* An EXPAND walk keeps this many times the search's ef: it scores only
+ * passing nodes, and at ef it lost recall to WALK (words50k at 1 %: 0.85
+ * at ef 64, 0.91 at 128; docs/engine.md). */
+#define VF_EXPAND_EF_FACTOR 2u
 
 /* Links in that one operation may make by displacing an anchoring link
  * (each makes an orphan of its own); past it a node is counted as
@@ -463,8 +475,17 @@ void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const void *q, float q_sq,
 int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res);
+int vf_hnsw_walk_expand(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                        size_t ef, const vf_filter *filter, vf_heap *res);
 void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, const vf_filter *filter,
                   uint32_t exclude, vf_hit *out, size_t *n_out);
+
+/* hnsw_plan.c */
+/* The plan for a filtered search of ef over count present vectors:
+ * `forced` unless it is VF_PLAN_AUTO, else the planner's choice; *passing
+ * gets the passing count (the caller's or a sampled estimate). */
+vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf_filter_plan forced,
+                                   size_t count, size_t ef, size_t *passing);
 
 /* hnsw_link.c */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t);

@@ -102,6 +102,9 @@ void vf_hnsw_stats_get(const vf_hnsw *h, vf_hnsw_stats *out)
     out->searches_short = atomic_load_explicit(&h->searches_short, memory_order_relaxed);
     out->rehomed = atomic_load_explicit(&h->rehomed, memory_order_relaxed);
     out->stranded = atomic_load_explicit(&h->stranded, memory_order_relaxed);
+    out->plans_exact = atomic_load_explicit(&h->plans[VF_PLAN_EXACT], memory_order_relaxed);
+    out->plans_walk = atomic_load_explicit(&h->plans[VF_PLAN_WALK], memory_order_relaxed);
+    out->plans_expand = atomic_load_explicit(&h->plans[VF_PLAN_EXPAND], memory_order_relaxed);
 }
 
 int vf_hnsw_links_settle(vf_hnsw *h)

@@ -19,12 +19,6 @@
 #include "kernels.h"
 #include "topk.h"
 
-/* Below this share of passing vectors a filtered search scans the passing
- * set exactly: a graph walk would score ~1/selectivity times more nodes. */
-#define VF_FILTER_EXACT_SHARE 0.05
-/* Ids sampled to estimate a filter's selectivity when the caller can't. */
-#define VF_FILTER_SAMPLES 1024u
-
 /* Writes to out up to k results from the walk's n hits (nearest first):
  * each hit that passes, then the twins riding on it that pass, scored
  * one by one (a ring that changed meanwhile cannot give a wrong
@@ -55,25 +49,6 @@ static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const void *q, const 
         }
     }
     return got;
-}
-
-/* Share of present slots that pass, from a strided sample. */
-static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t count)
-{
-    assert(filter != NULL && filter->accept != NULL);
-    size_t stride = h->capacity / VF_FILTER_SAMPLES;
-    if (stride == 0)
-        stride = 1;
-    size_t seen = 0, passed = 0;
-    for (size_t i = 0; i < h->capacity && seen < VF_FILTER_SAMPLES; i += stride) {
-        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
-            continue;
-        seen++;
-        passed += filter->accept(filter->ctx, (uint32_t)i);
-    }
-    if (seen == 0)
-        return count;
-    return (size_t)((double)passed / (double)seen * (double)count + 0.5);
 }
 
 /* The query as the index compares it, a vector record: normalized for
@@ -109,12 +84,11 @@ static size_t exact_twin_join(const vf_hnsw *h, const void *q, vf_hit *hits, siz
     return n + 1;
 }
 
-/* One search with grow_lock held and scratch s sized for max(ef, k), of
- * the vector record q (see query_prepare). `exclude` is an id never
- * returned (UINT32_MAX for none). */
-int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, size_t ef,
-                          const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
-                          size_t *n_out)
+/* vf_hnsw_search_locked with the filter's plan forced (VF_PLAN_AUTO:
+ * chosen) and what was done written to *explain (NULL: not asked). */
+static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, size_t ef,
+                          const vf_filter *filter, vf_filter_plan plan, vf_filter_explain *explain,
+                          uint32_t exclude, bool exact, vf_hit *out, size_t *n_out)
 {
     assert(k >= 1 && k <= ef && ef <= s->res_cap);
     assert(filter == NULL || filter->accept != NULL);
@@ -127,13 +101,15 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
      * whatever the graph's shape. */
     if (count <= ef)
         exact = true;
-    if (filter && !exact) {
-        size_t passing = filter->passing;
-        if (passing == VF_FILTER_UNKNOWN)
-            passing = estimate_passing(h, filter, count);
-        exact = (double)passing < VF_FILTER_EXACT_SHARE * (double)count;
+    vf_filter_explain did = {.plan = exact ? VF_PLAN_EXACT : VF_PLAN_WALK, .passing = count};
+    if (filter && !exact)
+        did.plan = vf_hnsw_plan_choose(h, filter, plan, count, ef, &did.passing);
+    if (filter) {
+        counter_bump(&h->plans[did.plan]);
+        if (explain)
+            *explain = did;
     }
-    if (exact) {
+    if (exact || did.plan == VF_PLAN_EXACT) {
         vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
         return 0;
     }
@@ -142,7 +118,11 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
     float cur_d = dist_vec(h, q, vf_node_rec(h, cur));
     vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
-    int rc = vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, false, 0.0f, &res);
+    const size_t ef_expand = ef <= s->res_cap / VF_EXPAND_EF_FACTOR ? ef * VF_EXPAND_EF_FACTOR : ef;
+    int rc =
+        did.plan == VF_PLAN_EXPAND
+            ? vf_hnsw_walk_expand(h, s, q, cur, cur_d, ef_expand, filter, &res)
+            : vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, false, 0.0f, &res);
     if (rc)
         return rc;
     size_t walked = vf_topk_drain_sorted(&res, s->sorted);
@@ -153,11 +133,23 @@ int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
      * (`exclude`) must see the walk as it is, shortfalls included. */
     if (found < k && found < count && exclude == UINT32_MAX) {
         counter_bump(&h->searches_short);
+        if (filter && explain)
+            explain->redone_exact = true;
         vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
         return 0;
     }
     *n_out = found;
     return 0;
+}
+
+/* One search with grow_lock held and scratch s sized for max(ef, k), of
+ * the vector record q (see query_prepare). `exclude` is an id never
+ * returned (UINT32_MAX for none). */
+int vf_hnsw_search_locked(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, size_t ef,
+                          const vf_filter *filter, uint32_t exclude, bool exact, vf_hit *out,
+                          size_t *n_out)
+{
+    return search_planned(h, s, q, k, ef, filter, VF_PLAN_AUTO, NULL, exclude, exact, out, n_out);
 }
 
 /* Orders hits by distance, then id. */
@@ -208,21 +200,20 @@ static int cands_reserve(vf_scratch *s, size_t n)
 
 /* Checks a search's arguments, takes grow_lock (read) and a scratch, and
  * runs it (exact: a scan), collecting rerank x k candidates to rescore
- * when the index is INT8 and src is given. 0, -EINVAL, -ENOMEM. */
-static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef, uint32_t rerank,
-                         const vf_filter *filter, const vf_vec_source *src, bool exact, vf_hit *out,
+ * when the index is INT8 and o->src is given. 0, -EINVAL, -ENOMEM. */
+static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                         const vf_filter *filter, const vf_search_opts *o, bool exact, vf_hit *out,
                          size_t *n_out)
 {
     if (n_out)
         *n_out = 0;
     if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept) ||
-        rerank > VF_RERANK_MAX || (src && !src->get))
+        o->rerank > VF_RERANK_MAX || (o->src && !o->src->get) || (unsigned)o->plan > VF_PLAN_EXPAND)
         return -EINVAL;
     if (!vf_hnsw_query_finite(query, h->dim))
         return -EINVAL;
-    const bool rescore = h->quant == VF_QUANT_INT8 && src != NULL;
-    if (rerank == 0)
-        rerank = h->rerank;
+    const bool rescore = h->quant == VF_QUANT_INT8 && o->src != NULL;
+    const uint32_t rerank = o->rerank ? o->rerank : h->rerank;
     if (rescore && k > SIZE_MAX / VF_RERANK_MAX)
         return -EINVAL;
     const size_t want = rescore ? k * rerank : k;
@@ -235,13 +226,15 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
     int rc = -ENOMEM;
-    vf_scratch *s = vf_scratch_acquire(h, ef);
+    /* Room for an EXPAND walk's larger ef (hnsw_plan.c). */
+    const bool room = filter && ef <= SIZE_MAX / VF_EXPAND_EF_FACTOR;
+    vf_scratch *s = vf_scratch_acquire(h, room ? ef * VF_EXPAND_EF_FACTOR : ef);
     if (s && (!rescore || cands_reserve(s, want) == 0)) {
         size_t got = 0;
-        rc = vf_hnsw_search_locked(h, s, query_prepare(h, s, query), want, ef, filter, UINT32_MAX,
-                                   exact, rescore ? s->cands : out, &got);
+        rc = search_planned(h, s, query_prepare(h, s, query), want, ef, filter, o->plan, o->explain,
+                            UINT32_MAX, exact, rescore ? s->cands : out, &got);
         if (!rc)
-            *n_out = rescore ? rerank_exact(h, s, query, src, s->cands, got, k, out) : got;
+            *n_out = rescore ? rerank_exact(h, s, query, o->src, s->cands, got, k, out) : got;
     }
     if (s)
         vf_scratch_release(h, s);
@@ -252,18 +245,29 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
 int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                    const vf_filter *filter, vf_hit *out, size_t *n_out)
 {
-    return search_common(h, query, k, ef, 0, filter, NULL, false, out, n_out);
+    const vf_search_opts none = {0};
+    return search_common(h, query, k, ef, filter, &none, false, out, n_out);
 }
 
 int vf_hnsw_search_rerank(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                           uint32_t rerank, const vf_filter *filter, const vf_vec_source *src,
                           vf_hit *out, size_t *n_out)
 {
-    return search_common(h, query, k, ef, rerank, filter, src, false, out, n_out);
+    const vf_search_opts o = {.rerank = rerank, .src = src};
+    return search_common(h, query, k, ef, filter, &o, false, out, n_out);
+}
+
+int vf_hnsw_search_with(const vf_hnsw *h, const float *query, size_t k, size_t ef,
+                        const vf_filter *filter, const vf_search_opts *opts, vf_hit *out,
+                        size_t *n_out)
+{
+    const vf_search_opts none = {0};
+    return search_common(h, query, k, ef, filter, opts ? opts : &none, false, out, n_out);
 }
 
 int vf_hnsw_search_exact(const vf_hnsw *h, const float *query, size_t k, const vf_filter *filter,
                          vf_hit *out, size_t *n_out)
 {
-    return search_common(h, query, k, k, 0, filter, NULL, true, out, n_out);
+    const vf_search_opts none = {0};
+    return search_common(h, query, k, k, filter, &none, true, out, n_out);
 }

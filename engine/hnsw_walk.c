@@ -10,6 +10,9 @@
  *      dist_build and keeps graph nodes only; a query walk ranks by the
  *      metric and keeps what passes the filter, plus heads that fail it
  *      while twins ride on them.
+ *   3. An expanding walk (the EXPAND plan) scores and keeps only nodes a
+ *      query walk keeps; a node that fails is read (its list) at most once
+ *      per walk, as a bridge, and never scored.
  */
 #include <errno.h>
 #include <math.h>
@@ -76,21 +79,81 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
            atomic_load_explicit(&h->twin_next[id], memory_order_relaxed) != id;
 }
 
+/* Copies c's unvisited neighbours at lev to s->links, marking them
+ * visited. Returns their count. */
+static uint32_t gather_direct(const vf_hnsw *h, vf_scratch *s, uint32_t c, unsigned lev)
+{
+    uint32_t n = links_copy(h, c, lev, s->links);
+    uint32_t fresh = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t nb = s->links[j];
+        if (s->visited[nb] == s->epoch)
+            continue;
+        s->visited[nb] = s->epoch;
+        s->links[fresh++] = nb;
+    }
+    return fresh;
+}
+
+/* The nodes a filtered walk over passing nodes goes on to from c (level
+ * 0), written to s->links (room for VF_GATHER_ROOM): c's unvisited neighbours the walk
+ * keeps, then, through each neighbour it does not keep (a bridge, read once
+ * per walk), that neighbour's unvisited neighbours the walk keeps, until
+ * the room is full. Every node gathered is marked visited; a bridge left unread
+ * when the room runs out is not, so a later step may still cross it.
+ * Returns the count. */
+static uint32_t gather_two_hop(const vf_hnsw *h, vf_scratch *s, uint32_t c, const vf_filter *filter)
+{
+    const uint32_t room = (uint32_t)VF_GATHER_ROOM(h);
+    uint32_t *bridges = s->links2;
+    uint32_t n = links_copy(h, c, 0, bridges);
+    uint32_t got = 0, n_bridges = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t nb = bridges[j];
+        if (s->visited[nb] == s->epoch)
+            continue;
+        if (walk_keeps(h, nb, filter, UINT32_MAX, false)) {
+            s->visited[nb] = s->epoch;
+            s->links[got++] = nb;
+        } else {
+            bridges[n_bridges++] = nb; /* j >= n_bridges: compacts in place */
+        }
+    }
+    for (uint32_t b = 0; b < n_bridges && got < room; b++) {
+        uint32_t via = bridges[b];
+        if (s->visited[via] == s->epoch)
+            continue;
+        s->visited[via] = s->epoch;
+        uint32_t m = links_copy(h, via, 0, s->bridge);
+        for (uint32_t j = 0; j < m && got < room; j++) {
+            uint32_t nb = s->bridge[j];
+            if (s->visited[nb] == s->epoch || !walk_keeps(h, nb, filter, UINT32_MAX, false))
+                continue;
+            s->visited[nb] = s->epoch;
+            s->links[got++] = nb;
+        }
+    }
+    return got;
+}
+
 /* Best-first search of level lev from ep, keeping the ef nearest
  * acceptable nodes in res (a max-heap over s->res). Nodes that are not
  * acceptable (deleted, filtered out, `exclude`) are walked through but
- * never kept. A `build` walk (q is a node's vector of squared norm q_sq,
- * to be linked) ranks by dist_build and keeps graph nodes only. Returns 0,
- * or -ENOMEM when a query walk's candidate queue cannot grow; a build walk
+ * never kept, unless `expand`: then (a filtered query walk of level 0)
+ * only kept nodes are scored and walked, reached through gather_two_hop.
+ * A `build` walk (q is a node's vector of squared norm q_sq, to be
+ * linked) ranks by dist_build and keeps graph nodes only. Returns 0, or
+ * -ENOMEM when a query walk's candidate queue cannot grow; a build walk
  * never fails. */
-int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
-                       size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
-                       bool build, float q_sq, vf_heap *res)
+static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                           size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
+                           bool build, float q_sq, bool expand, vf_heap *res)
 {
     assert(ef >= 1 && ef <= s->res_cap);
     assert(s->visited_cap >= h->capacity);
     assert(ep < h->capacity && lev <= h->levels[ep]);
     assert(!build || filter == NULL);
+    assert(!expand || (filter != NULL && lev == 0 && !build));
     vf_heap cand;
     vf_visited_begin(s);
     uint16_t *visited = s->visited;
@@ -122,18 +185,12 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t 
         if (c.distance > bound || (c.distance == bound && res->len == ef && ties_left-- == 0))
             break;
         vf_heap_pop(&cand, -1);
-        uint32_t n = links_copy(h, c.id, lev, s->links);
         /* Gather the unvisited neighbours first and prefetch their vectors,
          * so their cache misses overlap instead of stalling one by one. */
-        uint32_t fresh = 0;
-        for (uint32_t j = 0; j < n; j++) {
-            uint32_t nb = s->links[j];
-            if (visited[nb] == epoch)
-                continue;
-            visited[nb] = epoch;
-            s->links[fresh++] = nb;
-            vf_prefetch_vector(h, nb, 0, VF_PREFETCH_BYTES);
-        }
+        uint32_t fresh =
+            expand ? gather_two_hop(h, s, c.id, filter) : gather_direct(h, s, c.id, lev);
+        for (uint32_t j = 0; j < fresh; j++)
+            vf_prefetch_vector(h, s->links[j], 0, VF_PREFETCH_BYTES);
         for (uint32_t j = 0; j < fresh; j++) {
             uint32_t nb = s->links[j];
             const uint8_t *v = vf_node_rec(h, nb);
@@ -153,7 +210,7 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t 
                     vf_heap_push(&cand, d, nb, -1);
                 else if (!build)
                     return -ENOMEM;
-                if (all_ok || walk_keeps(h, nb, filter, exclude, build)) {
+                if (all_ok || expand || walk_keeps(h, nb, filter, exclude, build)) {
                     vf_topk_offer(res, d, nb);
                     if (res->len == ef)
                         bound = res->items[0].distance;
@@ -162,6 +219,21 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t 
         }
     }
     return 0;
+}
+
+int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                       size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
+                       bool build, float q_sq, vf_heap *res)
+{
+    return walk_best_first(h, s, q, ep, ep_d, ef, lev, filter, exclude, build, q_sq, false, res);
+}
+
+/* The EXPAND plan's walk of level 0 (see walk_best_first). */
+int vf_hnsw_walk_expand(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                        size_t ef, const vf_filter *filter, vf_heap *res)
+{
+    assert(filter != NULL);
+    return walk_best_first(h, s, q, ep, ep_d, ef, 0, filter, UINT32_MAX, false, 0.0f, true, res);
 }
 
 /* Exact scan (over the index's records: codes for INT8) of present slots

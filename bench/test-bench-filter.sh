@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test-bench-filter.sh — smoke test of vecfs-bench-filter on a small random
+# set (no network): every case at four selectivities, every vecfs plan and
+# the peers that were built. Checks the JSON shape, that every vecfs row
+# returns min(k, passing) results that all pass the filter, that the
+# planner's rows reach recall 0.95 and exact's 1.0, and that each forced
+# plan is the one counted.
+#
+# Usage: bench/test-bench-filter.sh PATH/TO/vecfs-bench-filter
+set -euo pipefail
+
+exe="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python3 "$here/random-fvecs.py" "$tmp/base.fvecs" 3000 16 7
+python3 "$here/random-fvecs.py" "$tmp/queries.fvecs" 40 16 8
+
+"$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric l2 --ef 32 \
+    --centers 30 --plans auto,exact,walk,expand --compare hnswlib,faiss \
+    --json "$tmp/out.json" >"$tmp/out.txt"
+python3 - "$tmp/out.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert set(doc) == {"dataset", "rows"}, doc.keys()
+assert doc["dataset"]["rows"] == 3000 and doc["dataset"]["queries"] == 40, doc["dataset"]
+cases = {(r["case"], r["selectivity"]) for r in doc["rows"]}
+for c in ("random", "cluster", "and", "range"):
+    for s in (0.001, 0.01, 0.1, 0.5):
+        assert (c, s) in cases, (c, s)
+for r in doc["rows"]:
+    assert r["wrong"] == 0, r
+    if r["engine"] != "vecfs":
+        continue
+    assert r["short"] == 0, r
+    runs = r["plans_run"]
+    if r["case"] == "none":
+        assert runs == {"exact": 0, "walk": 0, "expand": 0, "redone_exact": 0}, r
+        continue
+    if r["plan"] == "auto":
+        assert r["recall"] >= 0.95, r
+    else:
+        assert runs[r["plan"]] == 40 and sum(runs[p] for p in ("exact", "walk", "expand")) == 40, r
+    if r["plan"] == "exact":
+        assert r["recall"] == 1.0, r
+print("ok:", len(doc["rows"]), "rows")
+PY

@@ -1,0 +1,89 @@
+/*
+ * hnsw_plan.c — the planner of filtered searches: from the number of
+ * vectors that pass (the caller's count or a sampled estimate), the
+ * index's size and its level-0 degree, which of the plans of
+ * vf_filter_plan answers the query (docs/engine.md, "Filters").
+ *
+ * Invariants
+ *   1. The planner reads slot states and calls accept() only; it writes
+ *      nothing, so it runs under grow_lock (read) like the search.
+ *   2. A forced plan (vf_search_opts.plan) is returned as it is: the search's
+ *      fallback keeps the contract of k results whenever k pass.
+ */
+#include <math.h>
+
+#include "hnsw_internal.h"
+
+/* Ids sampled to estimate a filter's selectivity when the caller can't. */
+#define VF_FILTER_SAMPLES 1024u
+/* The planner's cost model, in units of one vector scored in a scan
+ * (about 100 ns on these 2-core machines), from thread CPU time per query
+ * with vecfs-bench-filter --plans exact,walk,expand (docs/engine.md):
+ *   EXACT   passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
+ *           the passing ones scored);
+ *   WALK    VF_PLAN_WALK_COST_PER_EF x ef / share (an unfiltered walk's
+ *           work, stretched until it meets ef passing nodes);
+ *   EXPAND  VF_PLAN_EXPAND_COST_PER_EF x its ef (bridges read and ids
+ *           checked dominate; nearly flat in the share). 90 on words50k,
+ *           164 on the 331k words at 1 % (2.1 ms at ef 128): the larger
+ *           figure, as the plan only pays on large collections. */
+#define VF_PLAN_CHECK_COST 0.03
+#define VF_PLAN_WALK_COST_PER_EF 10.0
+#define VF_PLAN_EXPAND_COST_PER_EF 164.0
+/* Below this many passing vectors expected within two hops of a node
+ * (share x m0 x (m0 + 1)), the passing set is too sparse for EXPAND to
+ * stay connected (words50k at 0.3 %, 3.2 expected: recall 0.70). */
+#define VF_PLAN_EXPAND_REACH 6.0
+
+const char *vf_filter_plan_name(vf_filter_plan plan)
+{
+    static const char *const names[] = {"auto", "exact", "walk", "expand"};
+    if ((unsigned)plan >= sizeof(names) / sizeof(names[0]))
+        return "?";
+    return names[plan];
+}
+
+/* Present slots that pass, from a strided sample scaled to count. */
+static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t count)
+{
+    assert(filter != NULL && filter->accept != NULL);
+    size_t stride = h->capacity / VF_FILTER_SAMPLES;
+    if (stride == 0)
+        stride = 1;
+    size_t seen = 0, passed = 0;
+    for (size_t i = 0; i < h->capacity && seen < VF_FILTER_SAMPLES; i += stride) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
+            continue;
+        seen++;
+        passed += filter->accept(filter->ctx, (uint32_t)i);
+    }
+    if (seen == 0)
+        return count;
+    return (size_t)((double)passed / (double)seen * (double)count + 0.5);
+}
+
+vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf_filter_plan forced,
+                                   size_t count, size_t ef, size_t *passing)
+{
+    assert(filter != NULL && count > 0);
+    size_t p = filter->passing;
+    if (p == VF_FILTER_UNKNOWN)
+        p = estimate_passing(h, filter, count);
+    if (p > count)
+        p = count;
+    *passing = p;
+    if (forced != VF_PLAN_AUTO)
+        return forced;
+    /* A walk would have to find every passing vector anyway. */
+    if (p <= ef)
+        return VF_PLAN_EXACT;
+    const double share = (double)p / (double)count, m0 = h->m0;
+    const double exact = (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
+    const double walk = VF_PLAN_WALK_COST_PER_EF * (double)ef / share;
+    double expand = INFINITY;
+    if (share * m0 * (m0 + 1.0) >= VF_PLAN_EXPAND_REACH)
+        expand = VF_PLAN_EXPAND_COST_PER_EF * (double)(VF_EXPAND_EF_FACTOR * ef);
+    if (exact <= walk && exact <= expand)
+        return VF_PLAN_EXACT;
+    return walk <= expand ? VF_PLAN_WALK : VF_PLAN_EXPAND;
+}
