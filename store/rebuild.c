@@ -199,6 +199,9 @@ static int rebuild_one(st_store *st, st_coll *c)
         return rc;
     }
     st_progress_end(&b.progress);
+    /* Counted before the flag clears: whoever sees the rebuild over also
+     * sees it counted. */
+    atomic_fetch_add(&st->rebuilds, 1);
     pthread_mutex_lock(&c->rebuild_mu);
     atomic_store(&c->rebuilding, false);
     free(c->touched);
@@ -208,7 +211,6 @@ static int rebuild_one(st_store *st, st_coll *c)
     pthread_mutex_unlock(&c->rebuild_mu);
     /* A snapshot soon, so the next open loads instead of rebuilding. */
     st_coll_note_changes(c, total ? total : 1);
-    atomic_fetch_add(&st->rebuilds, 1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     st_log(st, ST_LOG_INFO, "collection '%s': index rebuilt in the background in %.3f s", name,
            st_ts_diff(&t1, &t0));
