@@ -114,6 +114,19 @@ static inline double st_ts_diff(const struct timespec *a, const struct timespec 
 }
 
 /* ------------------------------------------------------------------ */
+/* Level 0. write_priority.c: writers run ahead of searches           */
+/* ------------------------------------------------------------------ */
+
+/* What st_write_priority_raise returns when it changed nothing. */
+#define ST_PRIORITY_UNCHANGED (-100)
+/* Raises the calling thread's CPU priority for a write; returns the
+ * priority to restore, or ST_PRIORITY_UNCHANGED (already as high, or not
+ * permitted: then writes run at the daemon's priority). */
+int st_write_priority_raise(void);
+/* Puts back what st_write_priority_raise returned. */
+void st_write_priority_restore(int prev);
+
+/* ------------------------------------------------------------------ */
 /* Level 0. input_rules.c: valid names and values                     */
 /* ------------------------------------------------------------------ */
 
@@ -1198,6 +1211,7 @@ uint32_t st_coll_auto_ef(const st_config *cfg, uint32_t tuned, size_t k);
 typedef struct st_op {
     st_store *st;
     st_coll *c;
+    int prio;           /* st_write_priority_raise's result, restored at the end */
     st_group_member gm; /* its place in a commit group */
     MDB_txn *txn;       /* gm's nested txn */
     uint64_t bytes;     /* payload written, for the group's bound */

@@ -50,6 +50,9 @@
 #include "alloc.h"
 #include "internal.h"
 
+/* Ops that change more vectors than this apply them at normal priority. */
+#define ST_WRITE_PRIORITY_MAX_CHANGES 64
+
 int st_op_begin(st_store *st, const char *coll, st_op *o)
 {
     memset(o, 0, sizeof(*o));
@@ -64,6 +67,7 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
     o->c = st_coll_find(st, coll);
     if (!o->c)
         return -ENOENT;
+    o->prio = st_write_priority_raise();
     st_group_announce(st); /* the open group waits for us while we wait here */
     pthread_mutex_lock(&o->c->wlock);
     pthread_mutex_lock(&o->c->mu);
@@ -72,12 +76,14 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
     if (gone) {
         st_group_withdraw(st);
         pthread_mutex_unlock(&o->c->wlock);
+        st_write_priority_restore(o->prio);
         o->c = NULL;
         return -ENOENT;
     }
     rc = st_group_join(st, &o->gm);
     if (rc) {
         pthread_mutex_unlock(&o->c->wlock);
+        st_write_priority_restore(o->prio);
         o->c = NULL;
         return rc;
     }
@@ -88,6 +94,7 @@ int st_op_begin(st_store *st, const char *coll, st_op *o)
         o->txn = NULL;
         pthread_mutex_unlock(&o->c->wlock);
         (void)st_group_wait(st, &o->gm);
+        st_write_priority_restore(o->prio);
         o->c = NULL;
     }
     return rc;
@@ -300,6 +307,12 @@ int st_op_end(st_op *o, int rc)
     uint64_t ticket = joined ? st_apply_ticket(c) : 0;
     pthread_mutex_unlock(&c->wlock);
     rc = st_group_wait(st, &o->gm);
+    /* A large batch's index build goes at the queries' priority: readers
+     * never wait for an import (issue 11). */
+    if (o->nins + o->ndel > ST_WRITE_PRIORITY_MAX_CHANGES) {
+        st_write_priority_restore(o->prio);
+        o->prio = ST_PRIORITY_UNCHANGED;
+    }
     if (joined) {
         st_apply_turn(c, ticket);
         if (rc == 0)
@@ -314,5 +327,6 @@ int st_op_end(st_op *o, int rc)
     free(o->apply_ids);
     free(o->apply_vecs);
     vf_hnsw_free(o->new_index);
+    st_write_priority_restore(o->prio);
     return rc;
 }
