@@ -449,9 +449,10 @@ enum st_rec_type {
     ST_REC_CONTENT_VEC, /* format 2: content = prefix | the SLOT's vector */
 };
 
-/* Format 2 added CONTENT_VEC records; format 1 stores (full CONTENT
- * records only) are read as they are and marked 2 at a writable open. */
-#define ST_FORMAT_VERSION 2u
+/* Format 2 added CONTENT_VEC records, format 3 VEC records of version 2
+ * (record.c); older stores are read as they are and marked 3 at a writable
+ * open. */
+#define ST_FORMAT_VERSION 3u
 #define ST_FORMAT_VERSION_MIN 1u
 
 /* st_env_open with its scratch taken from *scratch when the store is
@@ -512,8 +513,11 @@ void st_rec_counter_enc(vc_buf *b, uint64_t v);
 int st_rec_counter_dec(const void *p, size_t n, uint64_t *v);
 void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r);
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r);
-void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r);
-int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r);
+/* VEC: name_in_key leaves the name out of the body (only where the key is
+ * the name: a store without a key). key_name/key_len: the name part of the
+ * record's key when it is the name, else NULL (an encrypted store). */
+void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r, bool name_in_key);
+int st_rec_vec_dec(const void *p, size_t n, const void *key_name, size_t key_len, st_vec_rec *r);
 /* SLOT: name + dim floats. Decoding points *vec into the body (may be
  * unaligned: copy with memcpy). */
 void st_rec_slot_enc(vc_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim);

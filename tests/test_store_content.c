@@ -357,7 +357,7 @@ static void test_format_upgrade(void **state)
     o.errbuf = err;
     o.errbuf_len = sizeof(err);
     assert_int_equal(st_store_open(dir, &o, &st), -EPROTO);
-    assert_non_null(strstr(err, "this build reads versions 1 to 2"));
+    assert_non_null(strstr(err, "this build reads versions 1 to 3"));
     tu_rmdir(dir);
 }
 
