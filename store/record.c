@@ -30,7 +30,8 @@
  *            | u32 uid | u32 gid | atime | mtime | ctime | u64 size
  *            | u16 name_len | name
  *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
- *   CONTENT, ORDER, KEYCHECK  u64 len | bytes[len]
+ *   CONTENT, ORDER, KEYCHECK  bytes: the rest of the body (version 2,
+ *            format 3); version 1, still read: u64 len | bytes[len]
  *   CONTENT_VEC  u32 dim | u16 prefix_len | prefix[prefix_len]: a CONTENT
  *            whose bytes are prefix followed by the dim float32s of the
  *            vector's SLOT record (content.c), so they are not stored twice
@@ -58,6 +59,7 @@
 
 #define REC_VERSION 1u
 #define COLL_VERSION 3u /* 2 appended .config's mtime, 3 the rerank factor */
+#define BLOB_VERSION 2u /* 2: the bytes are the rest of the body */
 #define VEC_VERSION 2u  /* 2: varints, no times equal to atime, no name the key holds */
 
 const uint8_t *st_rd_bytes(st_rd *r, size_t n)
@@ -439,17 +441,17 @@ int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len
 
 void st_rec_blob_enc(vc_buf *b, uint8_t type, const void *p, size_t n)
 {
-    hdr_enc(b, type);
-    vc_buf_append_le64(b, n);
+    hdr_enc_version(b, type, BLOB_VERSION);
     vc_buf_append(b, p, n);
 }
 
 int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len)
 {
     st_rd rd;
-    if (!hdr_dec(&rd, p, n, type))
+    uint8_t version;
+    if (!hdr_dec_version(&rd, p, n, type, BLOB_VERSION, &version))
         return -EIO;
-    uint64_t l = st_rd_u64(&rd);
+    uint64_t l = version >= 2 ? rd.len - rd.off : st_rd_u64(&rd);
     if (rd.err || l > rd.len - rd.off)
         return -EIO;
     *out = st_rd_bytes(&rd, (size_t)l);
