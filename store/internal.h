@@ -38,7 +38,8 @@
  *   with a key:    nonce[12] | AES-256-GCM(body) | tag[16], AAD = db tag | record key
  *   so a value moved to another key (or db) fails to open: -EIO.
  * Every body starts with u16le ST_REC_MAGIC, u8 type, u8 version; all
- * integers little-endian; layouts in record.c.
+ * integers little-endian (fixed width, or LEB128 varints in VEC version
+ * 2); layouts in record.c.
  */
 #ifndef VECFS_STORE_INTERNAL_H
 #define VECFS_STORE_INTERNAL_H
