@@ -204,7 +204,7 @@ static void held_add(vc_buf *held, st_store *st, uint32_t coll, const st_vec_rec
     uint8_t key[ST_VEC_KEY_MAX];
     size_t kl = st_key_vec(st, coll, r->name, r->name_len, key);
     vc_buf_reset(body);
-    st_rec_vec_enc(body, r);
+    st_rec_vec_enc(body, r, !st->crypto.on);
     if (body->err && !held->err)
         held->err = body->err;
     vc_buf_append_le16(held, (uint16_t)kl);

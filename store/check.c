@@ -353,7 +353,8 @@ static int pass_vectors(checker *ck, const st_coll_rec *rec, tally *t)
         size_t blen;
         st_vec_rec r;
         rc = open_val(ck, PASS_VECS, ST_DB_VECS, &w.k, &w.v, &ck->s1, &body, &blen);
-        if (rc == 0 && st_rec_vec_dec(body, blen, &r) != 0)
+        const uint8_t *kn = st->crypto.on ? NULL : (const uint8_t *)w.k.mv_data + 4;
+        if (rc == 0 && st_rec_vec_dec(body, blen, kn, w.k.mv_size - 4, &r) != 0)
             rc = -EILSEQ;
         if (rc == -EILSEQ) {
             walk_damaged(&w, "vector", st->crypto.on ? "authentication" : "checksum");

@@ -38,7 +38,8 @@
  *   with a key:    nonce[12] | AES-256-GCM(body) | tag[16], AAD = db tag | record key
  *   so a value moved to another key (or db) fails to open: -EIO.
  * Every body starts with u16le ST_REC_MAGIC, u8 type, u8 version; all
- * integers little-endian; layouts in record.c.
+ * integers little-endian (fixed width, or LEB128 varints in VEC version
+ * 2); layouts in record.c.
  */
 #ifndef VECFS_STORE_INTERNAL_H
 #define VECFS_STORE_INTERNAL_H
@@ -462,9 +463,10 @@ enum st_rec_type {
     ST_REC_CONTENT_VEC, /* format 2: content = prefix | the SLOT's vector */
 };
 
-/* Format 2 added CONTENT_VEC records; format 1 stores (full CONTENT
- * records only) are read as they are and marked 2 at a writable open. */
-#define ST_FORMAT_VERSION 2u
+/* Format 2 added CONTENT_VEC records, format 3 VEC records of version 2
+ * (record.c); older stores are read as they are and marked 3 at a writable
+ * open. */
+#define ST_FORMAT_VERSION 3u
 #define ST_FORMAT_VERSION_MIN 1u
 
 /* st_env_open with its scratch taken from *scratch when the store is
@@ -525,8 +527,11 @@ void st_rec_counter_enc(vc_buf *b, uint64_t v);
 int st_rec_counter_dec(const void *p, size_t n, uint64_t *v);
 void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r);
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r);
-void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r);
-int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r);
+/* VEC: name_in_key leaves the name out of the body (only where the key is
+ * the name: a store without a key). key_name/key_len: the name part of the
+ * record's key when it is the name, else NULL (an encrypted store). */
+void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r, bool name_in_key);
+int st_rec_vec_dec(const void *p, size_t n, const void *key_name, size_t key_len, st_vec_rec *r);
 /* SLOT: name + dim floats. Decoding points *vec into the body (may be
  * unaligned: copy with memcpy). */
 void st_rec_slot_enc(vc_buf *b, const char *name, size_t name_len, const float *vec, uint32_t dim);

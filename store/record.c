@@ -18,10 +18,20 @@
  *            | cfg_mtime (version 2; a version 1 body ends at the name and
  *            decodes with cfg_mtime = mtime) | u32 rerank (version 3; an
  *            older body decodes with the default, VF_RERANK_DEFAULT)
- *   VEC      u32 id | u64 seq | u32 mode | u32 uid | u32 gid | atime | mtime
- *            | ctime | u64 size | u16 name_len | name
+ *   VEC      (version 2, format 3) id | seq | mode | uid | gid (each an
+ *            unsigned LEB128 varint: 7 bits a byte, low first; a value
+ *            wider than its field is damage) | u8 flags | atime | mtime
+ *            (unless flag 1: equal to atime) | ctime (unless flag 2: equal
+ *            to atime) | size (varint) | u16 name_len | name (unless flag
+ *            4: the name is the record's key, as in a store without a key,
+ *            where VEC keys are coll id + name; the decoder is given the
+ *            key's name, and without it, or with other flag bits, the body
+ *            is damage). Version 1, still read: u32 id | u64 seq | u32 mode
+ *            | u32 uid | u32 gid | atime | mtime | ctime | u64 size
+ *            | u16 name_len | name
  *   SLOT     u32 dim | u16 name_len | name | f32 vector[dim]
- *   CONTENT, ORDER, KEYCHECK  u64 len | bytes[len]
+ *   CONTENT, ORDER, KEYCHECK  bytes: the rest of the body (version 2,
+ *            format 3); version 1, still read: u64 len | bytes[len]
  *   CONTENT_VEC  u32 dim | u16 prefix_len | prefix[prefix_len]: a CONTENT
  *            whose bytes are prefix followed by the dim float32s of the
  *            vector's SLOT record (content.c), so they are not stored twice
@@ -49,6 +59,8 @@
 
 #define REC_VERSION 1u
 #define COLL_VERSION 3u /* 2 appended .config's mtime, 3 the rerank factor */
+#define BLOB_VERSION 2u /* 2: the bytes are the rest of the body */
+#define VEC_VERSION 2u  /* 2: varints, no times equal to atime, no name the key holds */
 
 const uint8_t *st_rd_bytes(st_rd *r, size_t n)
 {
@@ -83,6 +95,37 @@ uint64_t st_rd_u64(st_rd *r)
 {
     uint64_t lo = st_rd_u32(r);
     return lo | (uint64_t)st_rd_u32(r) << 32;
+}
+
+/* Unsigned LEB128: 7 bits a byte, low first, high bit = more. A value of
+ * more than max, or one longer than 10 bytes, is an error. */
+static uint64_t rd_varint(st_rd *r, uint64_t max)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        uint8_t byte = st_rd_u8(r);
+        if (r->err)
+            return 0;
+        if (shift == 63 && byte > 1)
+            break; /* bits beyond 64 */
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            if (v > max)
+                break;
+            return v;
+        }
+    }
+    r->err = true;
+    return 0;
+}
+
+static void varint_enc(vc_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        vc_buf_append_u8(b, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    vc_buf_append_u8(b, (uint8_t)v);
 }
 
 static void hdr_enc_version(vc_buf *b, uint8_t type, uint8_t version)
@@ -277,40 +320,84 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
     return rd_done(&rd);
 }
 
-void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r)
+/* VEC flags (version 2): fields left out because they are known. */
+#define VEC_MTIME_IS_ATIME 0x1u
+#define VEC_CTIME_IS_ATIME 0x2u
+#define VEC_NAME_IN_KEY 0x4u
+#define VEC_FLAGS_ALL 0x7u
+
+static bool ts_equal(const struct timespec *a, const struct timespec *b)
 {
-    hdr_enc(b, ST_REC_VEC);
-    vc_buf_append_le32(b, r->id);
-    vc_buf_append_le64(b, r->seq);
-    vc_buf_append_le32(b, r->mode);
-    vc_buf_append_le32(b, r->uid);
-    vc_buf_append_le32(b, r->gid);
-    ts_enc(b, &r->atime);
-    ts_enc(b, &r->mtime);
-    ts_enc(b, &r->ctime);
-    vc_buf_append_le64(b, r->size);
-    vc_buf_append_le16(b, r->name_len);
-    vc_buf_append(b, r->name, r->name_len);
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-int st_rec_vec_dec(const void *p, size_t n, st_vec_rec *r)
+void st_rec_vec_enc(vc_buf *b, const st_vec_rec *r, bool name_in_key)
+{
+    uint8_t flags = (ts_equal(&r->mtime, &r->atime) ? VEC_MTIME_IS_ATIME : 0) |
+                    (ts_equal(&r->ctime, &r->atime) ? VEC_CTIME_IS_ATIME : 0) |
+                    (name_in_key ? VEC_NAME_IN_KEY : 0);
+    hdr_enc_version(b, ST_REC_VEC, VEC_VERSION);
+    varint_enc(b, r->id);
+    varint_enc(b, r->seq);
+    varint_enc(b, r->mode);
+    varint_enc(b, r->uid);
+    varint_enc(b, r->gid);
+    vc_buf_append_u8(b, flags);
+    ts_enc(b, &r->atime);
+    if (!(flags & VEC_MTIME_IS_ATIME))
+        ts_enc(b, &r->mtime);
+    if (!(flags & VEC_CTIME_IS_ATIME))
+        ts_enc(b, &r->ctime);
+    varint_enc(b, r->size);
+    if (!(flags & VEC_NAME_IN_KEY)) {
+        vc_buf_append_le16(b, r->name_len);
+        vc_buf_append(b, r->name, r->name_len);
+    }
+}
+
+int st_rec_vec_dec(const void *p, size_t n, const void *key_name, size_t key_len, st_vec_rec *r)
 {
     st_rd rd;
-    if (!hdr_dec(&rd, p, n, ST_REC_VEC))
+    uint8_t version;
+    if (!hdr_dec_version(&rd, p, n, ST_REC_VEC, VEC_VERSION, &version))
         return -EIO;
-    r->id = st_rd_u32(&rd);
-    r->seq = st_rd_u64(&rd);
-    r->mode = st_rd_u32(&rd);
-    r->uid = st_rd_u32(&rd);
-    r->gid = st_rd_u32(&rd);
+    uint8_t flags = 0; /* version 1 wrote every field, at full width */
+    if (version >= 2) {
+        r->id = (uint32_t)rd_varint(&rd, UINT32_MAX);
+        r->seq = rd_varint(&rd, UINT64_MAX);
+        r->mode = (uint32_t)rd_varint(&rd, UINT32_MAX);
+        r->uid = (uint32_t)rd_varint(&rd, UINT32_MAX);
+        r->gid = (uint32_t)rd_varint(&rd, UINT32_MAX);
+        flags = st_rd_u8(&rd);
+    } else {
+        r->id = st_rd_u32(&rd);
+        r->seq = st_rd_u64(&rd);
+        r->mode = st_rd_u32(&rd);
+        r->uid = st_rd_u32(&rd);
+        r->gid = st_rd_u32(&rd);
+    }
+    if (flags & ~VEC_FLAGS_ALL)
+        return -EIO;
     ts_dec(&rd, &r->atime);
-    ts_dec(&rd, &r->mtime);
-    ts_dec(&rd, &r->ctime);
-    r->size = st_rd_u64(&rd);
-    r->name_len = st_rd_u16(&rd);
+    if (flags & VEC_MTIME_IS_ATIME)
+        r->mtime = r->atime;
+    else
+        ts_dec(&rd, &r->mtime);
+    if (flags & VEC_CTIME_IS_ATIME)
+        r->ctime = r->atime;
+    else
+        ts_dec(&rd, &r->ctime);
+    r->size = version >= 2 ? rd_varint(&rd, UINT64_MAX) : st_rd_u64(&rd);
+    const uint8_t *name;
+    if (flags & VEC_NAME_IN_KEY) {
+        name = key_name; /* NULL when the key is not the name: damage */
+        r->name_len = (uint16_t)(key_len <= ST_NAME_MAX ? key_len : 0);
+    } else {
+        r->name_len = st_rd_u16(&rd);
+        name = rd.err ? NULL : st_rd_bytes(&rd, r->name_len);
+    }
     if (rd.err || r->name_len == 0 || r->name_len > ST_NAME_MAX)
         return -EIO;
-    const uint8_t *name = st_rd_bytes(&rd, r->name_len);
     if (!name_ok(name, r->name_len) || r->id == UINT32_MAX)
         return -EIO;
     memcpy(r->name, name, r->name_len);
@@ -354,17 +441,17 @@ int st_rec_slot_dec(const void *p, size_t n, const char **name, size_t *name_len
 
 void st_rec_blob_enc(vc_buf *b, uint8_t type, const void *p, size_t n)
 {
-    hdr_enc(b, type);
-    vc_buf_append_le64(b, n);
+    hdr_enc_version(b, type, BLOB_VERSION);
     vc_buf_append(b, p, n);
 }
 
 int st_rec_blob_dec(const void *p, size_t n, uint8_t type, const uint8_t **out, size_t *len)
 {
     st_rd rd;
-    if (!hdr_dec(&rd, p, n, type))
+    uint8_t version;
+    if (!hdr_dec_version(&rd, p, n, type, BLOB_VERSION, &version))
         return -EIO;
-    uint64_t l = st_rd_u64(&rd);
+    uint64_t l = version >= 2 ? rd.len - rd.off : st_rd_u64(&rd);
     if (rd.err || l > rd.len - rd.off)
         return -EIO;
     *out = st_rd_bytes(&rd, (size_t)l);

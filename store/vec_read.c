@@ -259,7 +259,7 @@ int st_vec_list(st_store *st, const char *coll, uint64_t offset, st_list_fn fn, 
         if (rc == -ENOENT)
             rc = -EIO;
         if (rc == 0)
-            rc = st_rec_vec_dec(vb, vbl, &r);
+            rc = st_rec_vec_dec(vb, vbl, st->crypto.on ? NULL : nk, nkl, &r);
         if (rc == 0 && r.seq != seq)
             rc = -EIO;
         if (rc)

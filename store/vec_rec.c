@@ -61,7 +61,7 @@ int st_vec_rec_get(st_store *st, MDB_txn *txn, uint32_t coll, const char *name, 
     size_t blen;
     int rc = st_get(st, txn, ST_DB_VECS, key, kl, &body, &blen, scratch);
     if (rc == 0)
-        rc = st_rec_vec_dec(body, blen, out);
+        rc = st_rec_vec_dec(body, blen, st->crypto.on ? NULL : name, len, out);
     if (rc == 0 && (out->name_len != len || memcmp(out->name, name, len) != 0))
         rc = -EIO;
     return rc;
@@ -73,7 +73,7 @@ int st_vec_rec_put(st_store *st, MDB_txn *txn, uint32_t coll, const st_vec_rec *
     uint8_t key[ST_VEC_KEY_MAX];
     size_t kl = st_key_vec(st, coll, r->name, r->name_len, key);
     vc_buf b = VC_BUF_INIT;
-    st_rec_vec_enc(&b, r);
+    st_rec_vec_enc(&b, r, !st->crypto.on);
     int rc = b.err ? b.err : st_put(st, txn, ST_DB_VECS, key, kl, b.p, b.len);
     vc_buf_release(&b);
     return rc;

@@ -96,7 +96,8 @@ static void vec_rec(dmg *d, const char *name, st_vec_rec *r)
     const void *body;
     size_t blen;
     assert_int_equal(st_get(d->st, d->txn, ST_DB_VECS, k, kl, &body, &blen, &s), 0);
-    assert_int_equal(st_rec_vec_dec(body, blen, r), 0);
+    const char *kn = d->st->crypto.on ? NULL : name;
+    assert_int_equal(st_rec_vec_dec(body, blen, kn, strlen(name), r), 0);
     vc_buf_release(&s);
 }
 
@@ -177,7 +178,7 @@ static void dmg_vec_key(dmg *d)
     uint8_t k[4 + ST_NAME_MAX];
     del(d, ST_DB_VECS, k, vec_key(d, "a", k));
     vc_buf b = VC_BUF_INIT;
-    st_rec_vec_enc(&b, &r);
+    st_rec_vec_enc(&b, &r, false); /* its name in the body, not its key's */
     put_body(d, ST_DB_VECS, k, vec_key(d, "zz", k), &b);
 }
 
@@ -188,7 +189,35 @@ static void dmg_vec_id(dmg *d)
     r.id = 1000;
     uint8_t k[4 + ST_NAME_MAX];
     vc_buf b = VC_BUF_INIT;
-    st_rec_vec_enc(&b, &r);
+    st_rec_vec_enc(&b, &r, !d->st->crypto.on);
+    put_body(d, ST_DB_VECS, k, vec_key(d, "a", k), &b);
+}
+
+/* Record "a" moved to key "zz" with its name left to the key: it reads as
+ * a vector "zz" whose slot names "a". */
+static void dmg_vec_key_named(dmg *d)
+{
+    st_vec_rec r;
+    vec_rec(d, "a", &r);
+    uint8_t k[4 + ST_NAME_MAX];
+    del(d, ST_DB_VECS, k, vec_key(d, "a", k));
+    vc_buf b = VC_BUF_INIT;
+    st_rec_vec_enc(&b, &r, true);
+    put_body(d, ST_DB_VECS, k, vec_key(d, "zz", k), &b);
+}
+
+/* A VEC body (version 2) whose flags byte has a bit no build writes; a
+ * valid checksum, so only the decoder can find it. */
+static void dmg_vec_flags(dmg *d)
+{
+    st_vec_rec r;
+    vec_rec(d, "a", &r);
+    r.id = r.seq = r.mode = r.uid = r.gid = 1; /* one varint byte each */
+    uint8_t k[4 + ST_NAME_MAX];
+    vc_buf b = VC_BUF_INIT;
+    st_rec_vec_enc(&b, &r, true);
+    assert_int_equal(b.p[3], 2); /* version 2 */
+    b.p[4 + 5] |= 0x80;          /* header, five varints, flags */
     put_body(d, ST_DB_VECS, k, vec_key(d, "a", k), &b);
 }
 
@@ -402,6 +431,9 @@ static const struct damage {
     {"VEC record flipped", dmg_vec_flip, "vector record fails its checksum (vecs/"},
     {"VEC record under another key", dmg_vec_key, "vector 'a' is stored under another name's key"},
     {"VEC id out of range", dmg_vec_id, "vector 'a': id 1000 out of range or used twice"},
+    {"VEC record under another key, its name the key's", dmg_vec_key_named,
+     "vector 'zz': slot 0 disagrees (name or dim)"},
+    {"VEC record of unknown flags", dmg_vec_flags, "vector record fails its checksum (vecs/"},
     {"SLOT missing", dmg_slot_missing, "vector 'a': slot 0 missing"},
     {"SLOT of another name", dmg_slot_name, "vector 'a': slot 0 disagrees (name or dim)"},
     {"SLOT of other values", dmg_slot_vector, "snapshot differs from the records for 1 vectors"},

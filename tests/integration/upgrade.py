@@ -7,7 +7,10 @@ Usage: tests/integration/upgrade.py PATH/TO/vecfs [-k SUBSTRING]
 tests/fixtures/store-v1.tar.gz holds two stores (plain, and encrypted
 with the committed test key) made by scripts/make-fixture.py through a
 real mount of the release that wrote format version 1;
-store-v1.expect.json is what that release read back. Each test unpacks a
+store-v1.expect.json is what that release read back. store-v2.tar.gz and
+store-v2.expect.json are the same made by the release that wrote format
+version 2 (main at 8212278, VEC records of version 1 next to CONTENT_VEC
+records); the current format is 3 (docs/upgrade.md). Each test unpacks a
 fresh copy, mounts it with the vecfs under test and compares every
 collection's names, bytes (sha256), xattrs, .config text and query results
 (names, and distances within 1e-5 relative) with the expectation; then it
@@ -46,13 +49,13 @@ make_fixture = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(make_fixture)
 
 
-def expectation():
-    with open(os.path.join(FIXTURES, "store-v1.expect.json")) as f:
+def expectation(fixture):
+    with open(os.path.join(FIXTURES, fixture + ".expect.json")) as f:
         return json.load(f)
 
 
-def unpack(t):
-    with tarfile.open(os.path.join(FIXTURES, "store-v1.tar.gz")) as tar:
+def unpack(t, fixture):
+    with tarfile.open(os.path.join(FIXTURES, fixture + ".tar.gz")) as tar:
         tar.extractall(t)
     return t
 
@@ -100,10 +103,10 @@ def check_clean(d, args, what):
                                                                 r.stderr))
 
 
-def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None):
-    exp = expectation()
+def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None, fixture="store-v1"):
+    exp = expectation(fixture)
     store = exp["stores"][name]
-    unpack(t)
+    unpack(t, fixture)
     d, m = os.path.join(t, name), os.path.join(t, "m")
     if drop_snapshots:
         snaps = [f for f in os.listdir(d) if f.startswith("snap-")]
@@ -178,9 +181,9 @@ def test_fixture_snapshots_removed(t):
     mount_and_compare(t, "plain", drop_snapshots=True)
 
 
-def test_fixture_checks_clean_as_shipped(t):
-    exp = expectation()
-    unpack(t)
+def checks_clean_as_shipped(t, fixture):
+    exp = expectation(fixture)
+    unpack(t, fixture)
     for name, store in exp["stores"].items():
         check_clean(os.path.join(t, name), key_args(t, store, exp), name + " as shipped")
     # The expectation is not empty: the comparison has something to fail on.
@@ -191,12 +194,30 @@ def test_fixture_checks_clean_as_shipped(t):
         raise AssertionError("a recorded query has no result")
 
 
+def test_fixture_checks_clean_as_shipped(t):
+    checks_clean_as_shipped(t, "store-v1")
+
+
 def test_fixture_snapshot_of_another_version(t):
     mount_and_compare(t, "encrypted", snapshot_version=99)
 
 
+def test_fixture_v2_checks_clean_as_shipped(t):
+    checks_clean_as_shipped(t, "store-v2")
+
+
+def test_fixture_v2_plain(t):
+    mount_and_compare(t, "plain", fixture="store-v2")
+
+
+def test_fixture_v2_encrypted(t):
+    mount_and_compare(t, "encrypted", fixture="store-v2")
+
+
 TESTS = [test_fixture_checks_clean_as_shipped, test_fixture_plain, test_fixture_encrypted,
-         test_fixture_snapshots_removed, test_fixture_snapshot_of_another_version]
+         test_fixture_snapshots_removed, test_fixture_snapshot_of_another_version,
+         test_fixture_v2_checks_clean_as_shipped, test_fixture_v2_plain,
+         test_fixture_v2_encrypted]
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
