@@ -154,6 +154,12 @@ static int health_ok(fsd *d, int *ok)
     return rc;
 }
 
+/* One sample of a counter family labelled by plan. */
+static int plan_sample(vc_buf *b, const char *family, const char *plan, uint64_t value)
+{
+    return vc_buf_printf(b, "%s{plan=\"%s\"} %llu\n", family, plan, (unsigned long long)value);
+}
+
 /* The plan counters of .vecfs/metrics: the store's per query vector (as
  * `explain = 1` names them) and the engine's per filtered index search. */
 static int render_plan_metrics(vc_buf *b, const st_metrics *m)
@@ -163,8 +169,8 @@ static int render_plan_metrics(vc_buf *b, const st_metrics *m)
                               "(the plans of explain = 1).\n"
                               "# TYPE vecfs_query_plans_total counter\n");
     for (int k = 0; rc == 0 && k < ST_PLAN_KIND_COUNT; k++)
-        rc = vc_buf_printf(b, "vecfs_query_plans_total{plan=\"%s\"} %llu\n",
-                           st_plan_name((st_plan_kind)k), (unsigned long long)m->plans_total[k]);
+        rc = plan_sample(b, "vecfs_query_plans_total", st_plan_name((st_plan_kind)k),
+                         m->plans_total[k]);
     if (rc == 0)
         rc = vc_buf_printf(b,
                            "# HELP vecfs_query_plans_redone_total Filtered query walks that came "
@@ -176,8 +182,8 @@ static int render_plan_metrics(vc_buf *b, const st_metrics *m)
                            "# TYPE vecfs_index_filter_plans_total counter\n",
                            (unsigned long long)m->plans_redone_total);
     for (size_t k = 0; rc == 0 && k < sizeof index_plans / sizeof index_plans[0]; k++)
-        rc = vc_buf_printf(b, "vecfs_index_filter_plans_total{plan=\"%s\"} %llu\n", index_plans[k],
-                           (unsigned long long)m->index_plans_total[k]);
+        rc = plan_sample(b, "vecfs_index_filter_plans_total", index_plans[k],
+                         m->index_plans_total[k]);
     return rc;
 }
 
