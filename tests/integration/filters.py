@@ -11,6 +11,9 @@ combination is queried as text, as .json (the structured form) and as a
 batch (.fvecs with user.filter / user.max_distance); each result must equal
 the brute-force evaluation of the same predicate. Malformed filters fail
 close() and read() with EINVAL and say why in the query file's user.error.
+A collection of 4,000 (searched through the index) checks that `explain`
+(text and JSON) names the plan the engine ran and that .vecfs/stats and
+.vecfs/metrics count that same plan.
 
 Uses daemon.py's runner: every mount is unmounted and every daemon killed
 by pid on every exit path.
