@@ -10,9 +10,8 @@
  * says which way a query went: the store's own (none, small, records) or
  * the one the engine reports it ran (vf_filter_explain), with whether a
  * short walk was redone exactly; it is counted per kind for
- * .vecfs/stats. A
- * distance bound (max_distance) cuts the nearest-first hits where they
- * pass it.
+ * .vecfs/stats. A distance bound (max_distance) cuts the nearest-first
+ * hits where they pass it.
  *
  * Invariants
  *   1. Searches take no collection write lock and no LMDB write lock: they
@@ -188,7 +187,10 @@ static int hits_room(vf_hit **tmp, size_t *cap, size_t want)
 
 /* The plan of an unfiltered index search: the engine scans exactly when
  * ef reaches the count (hnsw_search.c) and reports plans only for
- * filtered searches, so this one is told from ef and the count. */
+ * filtered searches, so this one is told from ef and the count. (An int8
+ * index also raises ef to rerank x want, which is not looked at here: a
+ * k that large against a collection that small reports a walk that was
+ * a scan.) */
 static st_plan_kind unfiltered_kind(const search_ctx *s, size_t ef, size_t want, size_t count)
 {
     if (ef == 0)
