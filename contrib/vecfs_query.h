@@ -22,7 +22,8 @@
  *   16   4      dim       the collection's dim, >= 1
  *   20   4      filter_len  bytes of filter text, with VECFS_QREQ_FILTER
  *   24   4*dim  the query vector, float32, finite
- *   ...  filter_len  filter text "KEY=VALUE[,KEY=VALUE...]"; with
+ *   ...  filter_len  filter text (docs/filesystem.md, Filters:
+ *                    "year >= 2020 and lang in (en, de)"); with
  *                    VECFS_QREQ_FILTER and length 0: no filter
  *   A field whose flag is clear must be 0 and the query file's setting
  *   applies (user.k, user.ef, user.filter xattrs of the query file, else

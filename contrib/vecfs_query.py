@@ -108,7 +108,8 @@ class QueryHandle:
         """The k nearest neighbours of vector (floats) as [(name, distance)],
         nearest first. k, ef or filter None: the query file's setting
         (user.k, user.ef, user.filter), else the collection's default.
-        filter is "KEY=VALUE[,KEY=VALUE...]" ("" means no filter). Raises
+        filter is a filter text (docs/filesystem.md, Filters: e.g.
+        "year >= 2020 and lang in (en, de)"; "" means no filter). Raises
         OSError(errno, message) on failure."""
         for size, cmd in ((BUF_4K, IOC_QUERY_4K), (BUF_16K, IOC_QUERY_16K)):
             try:

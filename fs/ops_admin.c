@@ -154,6 +154,39 @@ static int health_ok(fsd *d, int *ok)
     return rc;
 }
 
+/* One sample of a counter family labelled by plan. */
+static int plan_sample(vc_buf *b, const char *family, const char *plan, uint64_t value)
+{
+    return vc_buf_printf(b, "%s{plan=\"%s\"} %llu\n", family, plan, (unsigned long long)value);
+}
+
+/* The plan counters of .vecfs/metrics: the store's per query vector (as
+ * `explain = 1` names them) and the engine's per filtered index search. */
+static int render_plan_metrics(vc_buf *b, const st_metrics *m)
+{
+    static const char *const index_plans[] = {"exact", "walk", "expand"};
+    int rc = vc_buf_printf(b, "# HELP vecfs_query_plans_total Query vectors answered by each plan "
+                              "(the plans of explain = 1).\n"
+                              "# TYPE vecfs_query_plans_total counter\n");
+    for (int k = 0; rc == 0 && k < ST_PLAN_KIND_COUNT; k++)
+        rc = plan_sample(b, "vecfs_query_plans_total", st_plan_name((st_plan_kind)k),
+                         m->plans_total[k]);
+    if (rc == 0)
+        rc = vc_buf_printf(b,
+                           "# HELP vecfs_query_plans_redone_total Filtered query walks that came "
+                           "back short and were redone by exact search.\n"
+                           "# TYPE vecfs_query_plans_redone_total counter\n"
+                           "vecfs_query_plans_redone_total %llu\n"
+                           "# HELP vecfs_index_filter_plans_total Filtered index searches by the "
+                           "engine's plan (refills after deletes included).\n"
+                           "# TYPE vecfs_index_filter_plans_total counter\n",
+                           (unsigned long long)m->plans_redone_total);
+    for (size_t k = 0; rc == 0 && k < sizeof index_plans / sizeof index_plans[0]; k++)
+        rc = plan_sample(b, "vecfs_index_filter_plans_total", index_plans[k],
+                         m->index_plans_total[k]);
+    return rc;
+}
+
 /* The Prometheus text of .vecfs/metrics (and GET /metrics). */
 static int render_metrics(fsd *d, vc_buf *b)
 {
@@ -237,6 +270,8 @@ static int render_metrics(fsd *d, vc_buf *b)
             (unsigned long long)m.deletes_total, (unsigned long long)m.snapshots_total,
             (unsigned long long)m.rebuilds_total, (unsigned long long)m.errors_total,
             (unsigned long long)m.stale_readers_total);
+    if (rc == 0)
+        rc = render_plan_metrics(b, &m);
     int ok = 0;
     if (rc == 0)
         rc = health_ok(d, &ok);
@@ -376,6 +411,8 @@ static int render_stats(fsd *d, vc_buf *b)
         json_object_set_new(plans, st_plan_name((st_plan_kind)k),
                             json_integer((json_int_t)m.plans_total[k]));
     json_object_set_new(root, "query_plans", plans);
+    json_object_set_new(root, "query_plans_redone_exact",
+                        json_integer((json_int_t)m.plans_redone_total));
     json_object_set_new(root, "snapshot_age_seconds", json_real(m.snapshot_age_seconds));
     json_object_set_new(root, "open_seconds", json_real(m.open_seconds));
     json_object_set_new(root, "query_files",

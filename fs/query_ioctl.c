@@ -46,8 +46,7 @@ static double now_seconds(void)
 /* The resolved settings of one request. */
 typedef struct settings {
     uint32_t k, ef;
-    fsd_kv *filter;
-    size_t n_filter;
+    st_filter *filter;
 } settings;
 
 /* Merges the request's fields over the query file's settings (invariant
@@ -69,11 +68,12 @@ static int settings_get(fsd *d, const fsd_ref *r, uid_t uid, const fsd_qwire_req
         ftext = req->filter;
         flen = req->filter_len;
     }
-    rc = flen ? fsd_filter_parse(ftext, flen, &s->filter, &s->n_filter) : 0;
+    char why[ST_FILTER_ERR_MAX];
+    rc = st_filter_parse(ftext, flen, &s->filter, why, sizeof why);
     if (rc == -EINVAL || rc == -E2BIG) {
         rc = -EINVAL;
-        *out_len = fsd_qwire_error(out, cap, rc, 0, "bad filter %s(want KEY=VALUE[,KEY=VALUE...])",
-                                   req->flags & VECFS_QREQ_FILTER ? "" : "in user.filter ");
+        *out_len = fsd_qwire_error(out, cap, rc, 0, "bad filter %s(%s)",
+                                   req->flags & VECFS_QREQ_FILTER ? "" : "in user.filter ", why);
     }
     fsd_qinfo_release(&info);
     return rc;
@@ -83,16 +83,14 @@ static int settings_get(fsd *d, const fsd_ref *r, uid_t uid, const fsd_qwire_req
 static int search(fsd *d, const fsd_ref *r, const float *vec, uint32_t dim, const settings *s,
                   void *out, size_t cap, size_t *out_len)
 {
-    st_filter_term terms[FSD_QUERY_MAX_TERMS];
-    for (size_t i = 0; i < s->n_filter; i++)
-        terms[i] = (st_filter_term){s->filter[i].key, s->filter[i].value, s->filter[i].value_len};
     st_hit local[HITS_ON_STACK];
     st_hit *hits = s->k <= HITS_ON_STACK ? local : vc_malloc(s->k * sizeof *hits);
     if (hits == NULL)
         return -ENOMEM;
     size_t n = 0;
     double t0 = now_seconds();
-    int rc = st_search(d->store, r->coll, vec, dim, s->k, s->ef, terms, s->n_filter, hits, &n);
+    st_search_opts o = {.filter = s->filter};
+    int rc = st_search_opt(d->store, r->coll, vec, dim, s->k, s->ef, &o, hits, &n);
     if (rc == 0)
         fsd_metrics_queries(1, now_seconds() - t0);
     fsd_qwire_result res;
@@ -156,6 +154,6 @@ int fsd_query_ioctl(fsd *d, fuse_ino_t ino, uid_t uid, unsigned int cmd, const v
         rc = search(d, &r, vec, req.dim, &s, out, cap, out_len);
     if (rc < 0 && *out_len == 0)
         search_error(d, &r, req.dim, rc, out, cap, out_len);
-    fsd_kv_array_free(s.filter, s.n_filter);
+    st_filter_free(s.filter);
     return rc;
 }

@@ -83,17 +83,6 @@ static int parse_range(const char *p, size_t n, uint32_t lo, uint32_t hi, uint32
     return 0;
 }
 
-void fsd_kv_array_free(fsd_kv *kv, size_t n)
-{
-    if (!kv)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(kv[i].key);
-        free(kv[i].value);
-    }
-    free(kv);
-}
-
 void fsd_query_release(fsd_query *q)
 {
     if (!q)
@@ -103,89 +92,6 @@ void fsd_query_release(fsd_query *q)
     st_filter_free(q->filter);
     fsd_query init = FSD_QUERY_INIT;
     *q = init;
-}
-
-/* ------------------------------------------------------------------ */
-/* Filters                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Appends the term (key, value) to *kv (n terms so far, room for
- * FSD_QUERY_MAX_TERMS), checking limits and repeats. */
-static int term_add(fsd_kv *kv, size_t *n, const char *key, size_t klen, const char *val,
-                    size_t vlen)
-{
-    if (klen >= 5 && memcmp(key, "user.", 5) == 0) {
-        key += 5;
-        klen -= 5;
-    }
-    if (klen == 0 || memchr(key, '\0', klen))
-        return -EINVAL;
-    if (klen > FSD_META_KEY_MAX || vlen > FSD_META_VALUE_MAX)
-        return -E2BIG;
-    if (*n >= FSD_QUERY_MAX_TERMS)
-        return -EINVAL;
-    for (size_t i = 0; i < *n; i++)
-        if (strlen(kv[i].key) == klen && memcmp(kv[i].key, key, klen) == 0)
-            return -EINVAL;
-    char *k = dup_bytes(key, klen);
-    char *v = dup_bytes(val, vlen);
-    if (!k || !v) {
-        free(k);
-        free(v);
-        return -ENOMEM;
-    }
-    kv[*n].key = k;
-    kv[*n].value = v;
-    kv[*n].value_len = vlen;
-    (*n)++;
-    return 0;
-}
-
-int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out)
-{
-    fsd_kv *kv = NULL;
-    size_t n = 0;
-    int rc = 0;
-
-    *out = NULL;
-    *n_out = 0;
-    if (!text && len)
-        return -EINVAL;
-    trim(&text, &len);
-    if (len == 0)
-        return 0;
-    kv = vc_calloc(FSD_QUERY_MAX_TERMS, sizeof *kv);
-    if (!kv)
-        return -ENOMEM;
-    size_t i = 0;
-    for (;;) {
-        const char *comma = memchr(text + i, ',', len - i);
-        size_t end = comma ? (size_t)(comma - text) : len;
-        const char *term = text + i;
-        size_t tlen = end - i;
-        const char *eq = memchr(term, '=', tlen);
-        if (!eq) {
-            rc = -EINVAL;
-            goto out;
-        }
-        const char *key = term, *val = eq + 1;
-        size_t klen = (size_t)(eq - term), vlen = tlen - klen - 1;
-        trim(&key, &klen);
-        trim(&val, &vlen);
-        rc = term_add(kv, &n, key, klen, val, vlen);
-        if (rc)
-            goto out;
-        if (!comma)
-            break;
-        i = end + 1;
-    }
-    *out = kv;
-    *n_out = n;
-    kv = NULL;
-out:
-    if (kv)
-        fsd_kv_array_free(kv, n);
-    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -415,6 +321,9 @@ static int parse_json(fsd_query *q, const char *p, size_t len)
             rc = isfinite(x) && isfinite((float)x) ? 0 : -EINVAL;
             q->max_distance = (float)x;
             q->within = true;
+        } else if (klen == 7 && memcmp(key, "explain", 7) == 0) {
+            rc = json_is_boolean(val) ? 0 : query_fail(q, -EINVAL, "explain must be true or false");
+            q->explain = json_is_true(val);
         } else {
             rc = query_fail(q, -EINVAL, "unknown key '%.*s'", (int)(klen > 32 ? 32 : klen), key);
         }

@@ -41,16 +41,14 @@
  * Filters: the grammar of st_filter_parse (store.h): comparisons, in,
  * exists, not, and, or, parentheses, quoting; the old
  * "KEY=VALUE[,KEY=VALUE...]" still means an AND of equalities.
- * fsd_filter_parse below reads only the old form (the ioctl path).
  *
  * max_distance: a decimal number (finite); the result holds the neighbours
  * within it, nearest first, at most k of them (k is then the bound: up to
  * FSD_QUERY_MAX_K; with more within the distance, the nearest k).
  *
  * Limits: k in 1..FSD_QUERY_MAX_K (default FSD_QUERY_DEFAULT_K), ef in
- * 1..FSD_QUERY_MAX_EF (0 = the collection's ef_search), at most
- * FSD_QUERY_MAX_TERMS filter terms, keys up to FSD_META_KEY_MAX bytes and
- * values up to FSD_META_VALUE_MAX bytes.
+ * 1..FSD_QUERY_MAX_EF (0 = the collection's ef_search), filters within
+ * st_filter_parse's limits.
  *
  * Results are written by query_result.h.
  *
@@ -74,7 +72,6 @@ extern "C" {
 #define FSD_QUERY_DEFAULT_K 10u
 #define FSD_QUERY_MAX_K 10000u
 #define FSD_QUERY_MAX_EF 100000u
-#define FSD_QUERY_MAX_TERMS 64u
 
 typedef enum fsd_qkind {
     FSD_QKIND_TEXT = 0,
@@ -144,18 +141,6 @@ int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out
  * value), -E2BIG, -ENOMEM. On error q is unchanged but for q->error,
  * which says why. */
 int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t len);
-
-/* Parses a filter "KEY=VALUE[,KEY=VALUE...]" (len bytes).
- *   out, n_out  on success a malloc'd array of *n_out terms (each key and
- *               value malloc'd), to be freed with fsd_kv_array_free; an
- *               empty or all-blank filter gives *out NULL, *n_out 0.
- * Returns 0, -EINVAL (a term without '=', an empty key, a repeated key,
- * more than FSD_QUERY_MAX_TERMS terms), -E2BIG, -ENOMEM. */
-int fsd_filter_parse(const char *text, size_t len, fsd_kv **out, size_t *n_out);
-
-/* Frees n pairs whose key and value are separately malloc'd, and the
- * array. NULL is a no-op. */
-void fsd_kv_array_free(fsd_kv *kv, size_t n);
 
 /* Releases everything q holds and resets it to FSD_QUERY_INIT.
  * NULL is a no-op. */

@@ -134,12 +134,39 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q, const s
     return rc;
 }
 
-/* The `explain = 1` line: how the search ran, for n hits of k asked. */
+/* The `explain = 1` line of a text query: how the search ran, for n hits
+ * of k asked. */
 static int explain_line(vc_buf *b, const st_plan *p, size_t k, size_t n)
 {
-    return vc_buf_printf(b, "# plan %s, %s, passing %zu of %zu, %zu of k %zu\n",
-                         st_plan_name(p->kind), p->filtered ? "filtered" : "unfiltered", p->passing,
-                         p->count, n, k);
+    return vc_buf_printf(b, "# plan %s%s, %s, passing %zu of %zu, %zu of k %zu\n",
+                         st_plan_name(p->kind), p->redone ? " redone exactly" : "",
+                         p->filtered ? "filtered" : "unfiltered", p->passing, p->count, n, k);
+}
+
+/* The head of a JSON query's result with "explain": true, the same facts
+ * as explain_line: an object whose "results" is the usual array (which
+ * explain_json_close closes). */
+static int explain_json_open(vc_buf *b, const st_plan *p, size_t k, size_t n)
+{
+    return vc_buf_printf(b,
+                         "{\"explain\": {\"plan\": \"%s\", \"redone_exact\": %s, \"filtered\": %s, "
+                         "\"passing\": %zu, \"count\": %zu, \"hits\": %zu, \"k\": %zu},\n"
+                         " \"results\": ",
+                         st_plan_name(p->kind), p->redone ? "true" : "false",
+                         p->filtered ? "true" : "false", p->passing, p->count, n, k);
+}
+
+/* Closes the object explain_json_open began: the finished result *out
+ * (*len bytes, ending in a newline) gets "}\n" for its newline. */
+static int explain_json_close(char **out, size_t *len)
+{
+    char *p = vc_realloc(*out, *len + 2);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p + *len - 1, "}\n", 3);
+    *out = p;
+    *len += 1;
+    return 0;
 }
 
 /* Runs one query: a vector, or `like` a stored vector. */
@@ -163,14 +190,26 @@ static int run_single(st_store *st, const char *coll, const fsd_query *q, const 
         fsd_metrics_queries(1, now_seconds() - t0);
     fsd_results res;
     fsd_results_init(&res, q->kind);
+    bool json = q->kind == FSD_QKIND_JSON;
     if (rc == 0 && q->explain)
-        rc = explain_line(&res.out, o->plan, q->k, n);
+        rc = json ? explain_json_open(&res.out, o->plan, q->k, n)
+                  : explain_line(&res.out, o->plan, q->k, n);
     for (size_t j = 0; rc == 0 && j < n; j++)
         rc = fsd_results_add(&res, hits[j].name, strlen(hits[j].name), hits[j].distance);
     free(hits);
-    if (rc == 0)
-        return fsd_results_finish(&res, out, len);
-    fsd_results_release(&res);
+    if (rc != 0) {
+        fsd_results_release(&res);
+        return rc;
+    }
+    rc = fsd_results_finish(&res, out, len);
+    if (rc == 0 && q->explain && json) {
+        rc = explain_json_close(out, len);
+        if (rc) {
+            free(*out);
+            *out = NULL;
+            *len = 0;
+        }
+    }
     return rc;
 }
 

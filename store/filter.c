@@ -171,7 +171,16 @@ static int lit_add(st_filter *f, const char *v, size_t len)
     return 0;
 }
 
-int st_filter_from_terms(const st_filter_term *terms, size_t n, st_filter **out)
+/* One equality of the old form: the xattr "user.<key>" equals value. */
+typedef struct eq_term {
+    const char *key; /* without the "user." prefix */
+    const void *value;
+    size_t value_len;
+} eq_term;
+
+/* The AND of n equality terms as a filter (n 0: *out NULL). 0, -EINVAL
+ * (a term without key, too many), -E2BIG, -ENOMEM. */
+static int filter_from_terms(const eq_term *terms, size_t n, st_filter **out)
 {
     *out = NULL;
     if (n == 0)
@@ -184,7 +193,7 @@ int st_filter_from_terms(const st_filter_term *terms, size_t n, st_filter **out)
     int rc = 0;
     f->root = node_add(f, ST_FK_AND);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const st_filter_term *t = &terms[i];
+        const eq_term *t = &terms[i];
         if (!t->key || (!t->value && t->value_len)) {
             rc = -EINVAL;
             break;
@@ -525,7 +534,7 @@ static int parse_or(parser *ps, unsigned depth, int *out)
  * 0, or -1 when the text is not of this form either. */
 static int parse_legacy(const char *s, size_t len, st_filter **out)
 {
-    st_filter_term terms[ST_FILTER_LITS_MAX];
+    eq_term terms[ST_FILTER_LITS_MAX];
     size_t n = 0, i = 0;
     for (size_t j = 0; j < len; j++) {
         if (strchr("()\"'<>!", s[j]) != NULL || s[j] == '\0')
@@ -570,13 +579,13 @@ static int parse_legacy(const char *s, size_t len, st_filter **out)
         }
         memcpy(key, s + k0, k1 - k0);
         key[k1 - k0] = '\0';
-        terms[n++] = (st_filter_term){key, s + v0, v1 - v0};
+        terms[n++] = (eq_term){key, s + v0, v1 - v0};
         if (!comma)
             break;
         i = end + 1;
     }
     if (rc == 0) {
-        rc = st_filter_from_terms(terms, n, out);
+        rc = filter_from_terms(terms, n, out);
         if (rc && rc != -ENOMEM)
             rc = -1;
     }

@@ -722,6 +722,7 @@ struct st_store {
 
     _Atomic uint64_t inserts, deletes, queries, query_ns, snapshots, rebuilds, errors;
     _Atomic uint64_t plans[ST_PLAN_KIND_COUNT]; /* queries answered by each plan (search.c) */
+    _Atomic uint64_t plans_redone;              /* of those, filtered walks redone exactly */
     _Atomic uint64_t stale_readers;             /* reader slots of dead processes cleared */
     _Atomic bool unsynced;
     double open_seconds;

@@ -32,6 +32,9 @@ int st_store_metrics(st_store *st, st_metrics *out)
             out->searches_short_total += hs.searches_short;
             out->vectors_rehomed_total += hs.rehomed;
             out->vectors_stranded_total += hs.stranded;
+            out->index_plans_total[0] += hs.plans_exact;
+            out->index_plans_total[1] += hs.plans_walk;
+            out->index_plans_total[2] += hs.plans_expand;
         }
         out->index_memory += st_names_memory(&c->names);
         if (c->changes > 0) {
@@ -65,6 +68,7 @@ int st_store_metrics(st_store *st, st_metrics *out)
                    "one counter per plan kind");
     for (size_t i = 0; i < ST_PLAN_KIND_COUNT; i++)
         out->plans_total[i] = atomic_load(&st->plans[i]);
+    out->plans_redone_total = atomic_load(&st->plans_redone);
     out->snapshots_total = atomic_load(&st->snapshots);
     out->rebuilds_total = atomic_load(&st->rebuilds);
     out->errors_total = atomic_load(&st->errors);

@@ -4,11 +4,14 @@
  *
  * A filter (filter.c) is turned into the set of passing ids by
  * filter_eval.c, and the engine gets a bitmap predicate with `passing` =
- * the exact count, so it can pick exact search for selective filters and
- * still return k hits whenever k vectors pass. The plan (st_plan) says
- * which way a query went; it is counted per kind for .vecfs/stats. A
- * distance bound (max_distance) cuts the nearest-first hits where they
- * pass it.
+ * the exact count, so its planner (hnsw_plan.c) can choose by cost an
+ * exact scan of the passing set, a filtered walk or an expanding walk,
+ * and still return k hits whenever k vectors pass. The plan (st_plan)
+ * says which way a query went: the store's own (none, small, records) or
+ * the one the engine reports it ran (vf_filter_explain), with whether a
+ * short walk was redone exactly; it is counted per kind for
+ * .vecfs/stats. A distance bound (max_distance) cuts the nearest-first
+ * hits where they pass it.
  *
  * Invariants
  *   1. Searches take no collection write lock and no LMDB write lock: they
@@ -182,13 +185,52 @@ static int hits_room(vf_hit **tmp, size_t *cap, size_t want)
     return 0;
 }
 
+/* The plan of an unfiltered index search: the engine scans exactly when
+ * ef reaches the count (hnsw_search.c) and reports plans only for
+ * filtered searches, so this one is told from ef and the count. (An int8
+ * index also raises ef to rerank x want, which is not looked at here: a
+ * k that large against a collection that small reports a walk that was
+ * a scan.) */
+static st_plan_kind unfiltered_kind(const search_ctx *s, size_t ef, size_t want, size_t count)
+{
+    if (ef == 0)
+        ef = s->cfg.ef_search;
+    return count <= (ef > want ? ef : want) ? ST_PLAN_EXACT : ST_PLAN_WALK;
+}
+
+/* The store's plan for the engine's: they name the same three. */
+static st_plan_kind kind_of(vf_filter_plan p)
+{
+    return p == VF_PLAN_EXACT ? ST_PLAN_EXACT : p == VF_PLAN_EXPAND ? ST_PLAN_EXPAND : ST_PLAN_WALK;
+}
+
+/* A search of the graph index for want hits (an int8 index reranks
+ * rerank x want candidates with the float originals of the SLOT records,
+ * read in txn); plan gets what the engine ran. */
+static int index_search(search_ctx *s, MDB_txn *txn, const float *query, size_t want, size_t ef,
+                        st_plan *plan, vf_hit *out, size_t *n)
+{
+    st_slot_source slots;
+    vf_vec_source src = st_slot_source_begin(&slots, s->st, txn, s->c->id, s->cfg.dim);
+    vf_filter_explain did = {0};
+    const vf_search_opts vo = {.rerank = s->cfg.rerank, .src = &src, .explain = &did};
+    size_t count = vf_hnsw_count(s->index);
+    int rc = vf_hnsw_search_with(s->index, query, want, ef, s->use_filter ? &s->filter : NULL, &vo,
+                                 out, n);
+    st_slot_source_end(&slots);
+    plan->kind = s->use_filter ? kind_of(did.plan) : unfiltered_kind(s, ef, want, count);
+    plan->redone = s->use_filter && did.redone_exact;
+    return rc;
+}
+
 /* One query: engine search (exact for small collections), then named
  * hits; skip_id is left out when skip. Hits lost to deletes meanwhile are
- * refilled by searching again for more (invariant 4). *found = how many
- * hits the last engine search returned. */
+ * refilled by searching again for more (invariant 4). *plan (its kind
+ * none, small or records as plan_begin set it) gets the plan of the last
+ * engine search. */
 static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k, size_t ef,
-                      bool skip, uint32_t skip_id, st_hit *out, size_t *n_out, vf_hit **tmp,
-                      size_t *cap, vc_buf *scratch)
+                      bool skip, uint32_t skip_id, st_plan *plan, st_hit *out, size_t *n_out,
+                      vf_hit **tmp, size_t *cap, vc_buf *scratch)
 {
     size_t want = k + (skip ? 1 : 0);
     const vf_filter *f = s->use_filter ? &s->filter : NULL;
@@ -202,18 +244,12 @@ static int search_one(search_ctx *s, MDB_txn *txn, const float *query, size_t k,
          * An int8 index reranks with the float originals of the SLOT
          * records, read in this txn (a float index has them and never
          * asks). */
-        size_t count = s->rebuilding ? 0 : vf_hnsw_count(s->index);
-        if (s->rebuilding || (s->codes && count <= ST_EXACT_MAX)) {
+        if (plan->kind == ST_PLAN_RECORDS || (plan->kind == ST_PLAN_SMALL && s->codes))
             rc = st_records_search(s->st, txn, s->c->id, &s->cfg, query, want, f, *tmp, &n);
-        } else if (count <= ST_EXACT_MAX) {
+        else if (plan->kind == ST_PLAN_SMALL)
             rc = vf_hnsw_search_exact(s->index, query, want, f, *tmp, &n);
-        } else {
-            st_slot_source slots;
-            vf_vec_source src = st_slot_source_begin(&slots, s->st, txn, s->c->id, s->cfg.dim);
-            rc = vf_hnsw_search_rerank(s->index, query, want, search_ef(s, ef, want), s->cfg.rerank,
-                                       f, &src, *tmp, &n);
-            st_slot_source_end(&slots);
-        }
+        else
+            rc = index_search(s, txn, query, want, search_ef(s, ef, want), plan, *tmp, &n);
         if (rc)
             return rc;
         *n_out = name_hits(s, txn, *tmp, n, skip_id, skip, k, out, scratch, &lost);
@@ -241,29 +277,21 @@ static int check_query(const search_ctx *s, const float *q, uint32_t dim, size_t
     return st_values_ok(q, n * dim) ? 0 : -EINVAL;
 }
 
-/* How search_one will answer a query of s with ef for want hits; the
- * engine's own choice (hnsw_search.c) is mirrored: it scans the passing
- * set exactly below PLAN_EXACT_SHARE of the vectors passing, and scans all
- * when ef reaches the count. */
-#define PLAN_EXACT_SHARE 0.05
-static st_plan plan_of(const search_ctx *s, size_t ef, size_t want)
+/* The plan of a query of s as far as the store decides it: none (nothing
+ * to search), records (the index is being rebuilt), small (an exact scan
+ * of at most ST_EXACT_MAX vectors); else the index is searched, as a walk
+ * until the engine says what it ran (index_search). */
+static st_plan plan_begin(const search_ctx *s)
 {
     st_plan p = {.filtered = s->use_filter};
     p.count = s->index ? vf_hnsw_count(s->index) : 0;
     p.passing = s->use_filter ? s->passing : p.count;
-    size_t ef_eff = search_ef(s, ef, want);
-    if (ef_eff == 0)
-        ef_eff = s->cfg.ef_search;
-    if (ef_eff < want)
-        ef_eff = want;
     if (!s->index || (s->use_filter && s->passing == 0))
         p.kind = ST_PLAN_NONE;
     else if (s->rebuilding)
         p.kind = ST_PLAN_RECORDS;
     else if (p.count <= ST_EXACT_MAX)
         p.kind = ST_PLAN_SMALL;
-    else if (p.count <= ef_eff || (double)p.passing < PLAN_EXACT_SHARE * (double)p.count)
-        p.kind = ST_PLAN_EXACT;
     else
         p.kind = ST_PLAN_WALK;
     return p;
@@ -271,17 +299,17 @@ static st_plan plan_of(const search_ctx *s, size_t ef, size_t want)
 
 const char *st_plan_name(st_plan_kind k)
 {
-    static const char *const names[ST_PLAN_KIND_COUNT] = {"none", "small", "records", "exact",
-                                                          "walk"};
+    static const char *const names[ST_PLAN_KIND_COUNT] = {"none",  "small", "records",
+                                                          "exact", "walk",  "expand"};
     return k < ST_PLAN_KIND_COUNT ? names[k] : "none";
 }
 
-/* Counts nq queries answered by plan p (and hands it to the caller). */
-static void plan_note(st_store *st, const st_search_opts *o, const st_plan *p, size_t nq)
+/* Counts nq queries answered by plan p. */
+static void plan_count(st_store *st, const st_plan *p, size_t nq)
 {
     atomic_fetch_add(&st->plans[p->kind], nq);
-    if (o && o->plan)
-        *o->plan = *p;
+    if (p->redone)
+        atomic_fetch_add(&st->plans_redone, nq);
 }
 
 /* Drops the hits farther than o's bound (hits are nearest first). */
@@ -313,9 +341,9 @@ static int search_single(st_store *st, const char *coll, const st_search_opts *o
         rc = ctx_begin(st, coll, o ? o->filter : NULL, &s);
         if (rc == 0)
             rc = check_query(&s, query, dim, 1);
-        st_plan p = plan_of(&s, ef, k + skip);
+        st_plan p = plan_begin(&s);
         if (rc == 0 && p.kind != ST_PLAN_NONE)
-            rc = search_one(&s, s.txn, query, k, ef, skip, skip_id, out, n_out, &tmp, &cap,
+            rc = search_one(&s, s.txn, query, k, ef, skip, skip_id, &p, out, n_out, &tmp, &cap,
                             &scratch);
         bool stale = rc == 0 && s.use_filter && *n_out < k && *n_out + skip < s.passing;
         if (rc == 0 && sample && attempt == 0)
@@ -323,7 +351,9 @@ static int search_single(st_store *st, const char *coll, const st_search_opts *o
         ctx_end(&s);
         if (!stale || attempt == RESTART_MAX) {
             if (rc == 0) {
-                plan_note(st, o, &p, 1);
+                plan_count(st, &p, 1);
+                if (o && o->plan)
+                    *o->plan = p;
                 *n_out = hits_within(o, out, *n_out);
             }
             break;
@@ -383,6 +413,8 @@ int st_search_like_opt(st_store *st, const char *coll, const char *like, bool ex
 typedef struct batch_job {
     search_ctx *s;
     const st_search_opts *o;
+    st_plan plan;  /* as plan_begin gave it: each query starts from it */
+    st_plan first; /* how query 0 ran */
     const float *queries;
     uint32_t dim;
     size_t k, ef;
@@ -419,8 +451,14 @@ static void *batch_worker(void *arg)
         if (i >= j->nq || atomic_load(&j->rc) != 0)
             break;
         size_t n = 0;
-        rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, hits, &n, &tmp,
-                        &cap, &scratch);
+        st_plan p = j->plan;
+        rc = search_one(j->s, txn, j->queries + i * j->dim, j->k, j->ef, false, 0, &p, hits, &n,
+                        &tmp, &cap, &scratch);
+        if (rc == 0) {
+            plan_count(j->s->st, &p, 1);
+            if (i == 0)
+                j->first = p;
+        }
         if (rc == 0)
             rc = j->sink(j->sink_ctx, worker, i, hits, hits_within(j->o, hits, n));
         if (rc)
@@ -466,15 +504,18 @@ int st_search_batch_opt(st_store *st, const char *coll, const float *queries, si
         rc = check_query(&s, queries, dim, nq);
     if (rc == 0)
         sample_queries(&s, queries, nq, dim);
-    st_plan p = plan_of(&s, ef, k);
+    st_plan p = plan_begin(&s);
     if (rc == 0 && p.kind == ST_PLAN_NONE) {
         for (size_t i = 0; i < nq && rc == 0; i++)
             rc = sink(sink_ctx, 0, i, NULL, 0);
+        if (rc == 0)
+            plan_count(st, &p, nq);
     } else if (rc == 0) {
         /* Each worker names its hits through its own read txn (an LMDB
          * txn is used by one thread at a time). */
         batch_job j = {.s = &s,
                        .o = o,
+                       .plan = p,
                        .queries = queries,
                        .dim = dim,
                        .k = k,
@@ -488,60 +529,13 @@ int st_search_batch_opt(st_store *st, const char *coll, const float *queries, si
         threads = batch_threads(st, threads, nq);
         vc_fanout(threads, batch_worker, &j);
         rc = atomic_load(&j.rc);
+        p = j.first;
     }
     ctx_end(&s);
     if (rc == 0) {
-        plan_note(st, o, &p, nq);
+        if (o && o->plan)
+            *o->plan = p;
         search_note(st, nq, t0);
     }
-    return rc;
-}
-
-/* The old equality terms as options with their filter (*f, to free). */
-static int terms_opts(const st_filter_term *terms, size_t nterms, st_filter **f, st_search_opts *o)
-{
-    *o = (st_search_opts){0};
-    if (nterms && !terms)
-        return -EINVAL;
-    int rc = st_filter_from_terms(terms, nterms, f);
-    o->filter = *f;
-    return rc;
-}
-
-int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
-              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out)
-{
-    st_filter *f = NULL;
-    st_search_opts o;
-    int rc = terms_opts(terms, nterms, &f, &o);
-    if (rc == 0)
-        rc = st_search_opt(st, coll, query, dim, k, ef, &o, out, n_out);
-    st_filter_free(f);
-    return rc;
-}
-
-int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
-                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
-                   size_t *n_out)
-{
-    st_filter *f = NULL;
-    st_search_opts o;
-    int rc = terms_opts(terms, nterms, &f, &o);
-    if (rc == 0)
-        rc = st_search_like_opt(st, coll, like, exclude_self, k, ef, &o, out, n_out);
-    st_filter_free(f);
-    return rc;
-}
-
-int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
-                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
-                    unsigned threads, st_batch_sink sink, void *sink_ctx)
-{
-    st_filter *f = NULL;
-    st_search_opts o;
-    int rc = terms_opts(terms, nterms, &f, &o);
-    if (rc == 0)
-        rc = st_search_batch_opt(st, coll, queries, nq, dim, k, ef, &o, threads, sink, sink_ctx);
-    st_filter_free(f);
     return rc;
 }

@@ -34,7 +34,7 @@
  *         pread, vector, list, delete, setattr, the config calls, the
  *         xattr calls, the source `from` of a rename, st_coll_drop, the
  *         collection of every vector, batch and search call, `like` of
- *         st_search_like) is -ENOENT: no such object can exist, so none
+ *         st_search_like_opt) is -ENOENT: no such object can exist, so none
  *         does. Exceptions kept from before: an over-long collection or
  *         vector name given as such to st_coll_* and st_vec_* / st_xattr_*
  *         / st_read_content is -ENAMETOOLONG (as lookup(2) says); an
@@ -295,7 +295,10 @@ typedef struct st_metrics {
     uint64_t searches_short_total;   /* graph walks redone by exact search */
     uint64_t vectors_rehomed_total;  /* vectors anchored by a search of their own */
     uint64_t vectors_stranded_total; /* vectors no list could take in (left to the relink) */
-    uint64_t plans_total[5];         /* queries by plan, indexed by st_plan_kind */
+    uint64_t plans_total[6];         /* queries by plan, indexed by st_plan_kind */
+    uint64_t plans_redone_total;     /* of those, filtered walks redone by exact search */
+    uint64_t index_plans_total[3];   /* filtered index searches by engine plan: exact,
+                                        walk, expand (vf_hnsw_stats plans_*) */
     double snapshot_age_seconds;     /* age of the oldest snapshot of a collection
                                         that has unsnapshotted changes; 0 if none */
     double open_seconds;             /* how long st_store_open took */
@@ -815,13 +818,6 @@ void st_batch_abort(st_batch *b);
 /* Search                                                               */
 /* ------------------------------------------------------------------ */
 
-/* One filter term: the vector's xattr "user.<key>" equals value exactly. */
-typedef struct st_filter_term {
-    const char *key; /* without the "user." prefix */
-    const void *value;
-    size_t value_len;
-} st_filter_term;
-
 /*
  * A compiled filter over user.* metadata (filter.c), evaluated by the
  * search calls. Grammar of st_filter_parse (keywords in any case):
@@ -860,10 +856,6 @@ typedef struct st_filter st_filter;
  */
 int st_filter_parse(const char *text, size_t len, st_filter **out, char *err, size_t errcap);
 
-/* The AND of n equality terms as a filter (n 0: *out NULL). 0, -EINVAL
- * (a term without key, too many), -E2BIG, -ENOMEM. */
-int st_filter_from_terms(const st_filter_term *terms, size_t n, st_filter **out);
-
 /* Frees f. NULL is a no-op. */
 void st_filter_free(st_filter *f);
 
@@ -878,12 +870,16 @@ typedef enum st_plan_kind {
     ST_PLAN_NONE = 0, /* nothing to search: no index yet, or no vector passes */
     ST_PLAN_SMALL,    /* exact scan of a small collection (<= 2048 vectors) */
     ST_PLAN_RECORDS,  /* exact scan of the records while the index is rebuilt */
-    ST_PLAN_EXACT,    /* exact scan of the passing set (a selective filter) */
+    ST_PLAN_EXACT,    /* the index scanned exactly: the passing set (the engine's
+                         planner chose it), or all when ef >= the count */
     ST_PLAN_WALK,     /* graph walk (filtered: only passing vectors are kept) */
+    ST_PLAN_EXPAND,   /* filtered walk over passing vectors that crosses failing
+                         neighbours (the engine's plan for sparse passing sets) */
     ST_PLAN_KIND_COUNT
 } st_plan_kind;
 
-/* The name of a plan kind ("none", "small", "records", "exact", "walk"). */
+/* The name of a plan kind ("none", "small", "records", "exact", "walk",
+ * "expand"). */
 const char *st_plan_name(st_plan_kind k);
 
 typedef struct st_plan {
@@ -891,6 +887,8 @@ typedef struct st_plan {
     bool filtered;
     size_t passing; /* vectors that pass the filter (exact count); count when unfiltered */
     size_t count;   /* vectors in the index */
+    bool redone;    /* a filtered walk (or expand) came back short and was
+                       redone by exact search (kind stays the walk's) */
 } st_plan;
 
 /* Options of st_search_opt and friends. Zero-initialize. */
@@ -903,8 +901,11 @@ typedef struct st_search_opts {
 
 /*
  * The k nearest neighbours of `query` (dim floats, dim = the collection's)
- * among the vectors that pass every filter term (AND; nterms 0 = no
- * filter). ef 0 = the config's (or auto). Collections of at most 2048
+ * among the vectors that pass o's filter, with o's options (NULL: none):
+ * a compiled filter (any grammar of st_filter_parse; NULL: every vector),
+ * a distance bound (hits farther than max_distance are not returned: up
+ * to k hits within it, nearest first; more within it than k gives the
+ * nearest k) and the plan. ef 0 = the config's (or auto). Collections of at most 2048
  * vectors are searched exactly (ef is then irrelevant). Writes up to k hits, nearest
  * first, to out and their count to *n_out: k when at least k vectors pass.
  * Distances per SPEC §3.3. Filters are answered from the metadata index
@@ -913,28 +914,15 @@ typedef struct st_search_opts {
  * query), -ENOMEM. A collection whose dim is not fixed yet (no vector, no
  * dim in its config) gives 0 hits for a query of any dim.
  */
-int st_search(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k, size_t ef,
-              const st_filter_term *terms, size_t nterms, st_hit *out, size_t *n_out);
-
-/*
- * st_search with options o (NULL: none): a compiled filter (any grammar
- * of st_filter_parse), a distance bound (hits farther than max_distance
- * are not returned: up to k hits within it, nearest first; more within
- * it than k gives the nearest k) and the plan. Returns as st_search.
- */
 int st_search_opt(st_store *st, const char *coll, const float *query, uint32_t dim, size_t k,
                   size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out);
 
 /*
  * Searches with the stored vector of vector `like` as the query. With
  * exclude_self the vector itself is left out (k others are returned).
- * Returns as st_search, and -ENOENT when `like` does not exist.
+ * Options as st_search_opt. Returns as st_search_opt, and -ENOENT when
+ * `like` does not exist.
  */
-int st_search_like(st_store *st, const char *coll, const char *like, bool exclude_self, size_t k,
-                   size_t ef, const st_filter_term *terms, size_t nterms, st_hit *out,
-                   size_t *n_out);
-
-/* st_search_like with options (st_search_opt). */
 int st_search_like_opt(st_store *st, const char *coll, const char *like, bool exclude_self,
                        size_t k, size_t ef, const st_search_opts *o, st_hit *out, size_t *n_out);
 
@@ -942,13 +930,13 @@ int st_search_like_opt(st_store *st, const char *coll, const char *like, bool ex
 #define ST_SEARCH_WORKERS_MAX 64u
 
 /*
- * Receives the hits of one query of a batch (st_search_batch).
- *   ctx     as given to st_search_batch
+ * Receives the hits of one query of a batch (st_search_batch_opt).
+ *   ctx     as given to st_search_batch_opt
  *   worker  the number of the calling worker, below ST_SEARCH_WORKERS_MAX.
  *           Workers call at once, each on its own thread with its own
  *           number, so state kept per worker needs no lock.
  *   query   the query's row, 0..nq-1; queries finish in no set order
- *   hits    n hits (n <= k), nearest first, as st_search gives them; valid
+ *   hits    n hits (n <= k), nearest first, as st_search_opt gives them; valid
  *           only during the call
  * Returns 0 to go on, or a negative errno that stops the batch.
  */
@@ -961,15 +949,11 @@ typedef int (*st_batch_sink)(void *ctx, unsigned worker, size_t query, const st_
  * sink on the worker that ran it, so callers can format results in
  * parallel and no nq x k array of hits is ever held. On success sink was
  * called exactly once for every row (with n 0 when nothing matches).
- * Returns as st_search, or the first error sink returned (then some rows
+ * Options as st_search_opt (the distance bound holds for every query; the
+ * plan is the first query's; every query is counted under its own).
+ * Returns as st_search_opt, or the first error sink returned (then some rows
  * may not have been delivered).
  */
-int st_search_batch(st_store *st, const char *coll, const float *queries, size_t nq, uint32_t dim,
-                    size_t k, size_t ef, const st_filter_term *terms, size_t nterms,
-                    unsigned threads, st_batch_sink sink, void *sink_ctx);
-
-/* st_search_batch with options (st_search_opt; the distance bound holds
- * for every query, the plan is the first query's). */
 int st_search_batch_opt(st_store *st, const char *coll, const float *queries, size_t nq,
                         uint32_t dim, size_t k, size_t ef, const st_search_opts *o,
                         unsigned threads, st_batch_sink sink, void *sink_ctx);

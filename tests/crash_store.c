@@ -296,7 +296,7 @@ static int check_index(st_store *st, const model *m)
         size_t n;
         char name[32];
         name_of(a, name);
-        if (st_search(st, "c", v, DIM, 3, 64, NULL, 0, hits, &n) != 0) {
+        if (st_search_opt(st, "c", v, DIM, 3, 64, NULL, hits, &n) != 0) {
             bad++;
             continue;
         }

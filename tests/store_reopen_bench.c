@@ -63,7 +63,7 @@ static void queries(st_store *st, uint32_t dim, const char *save)
         tu_vec(&seed, q, dim);
         st_hit hits[10];
         size_t n;
-        if (st_search(st, "bench", q, dim, 10, 0, NULL, 0, hits, &n) != 0) {
+        if (st_search_opt(st, "bench", q, dim, 10, 0, NULL, hits, &n) != 0) {
             fprintf(stderr, "search failed\n");
             exit(1);
         }

@@ -157,59 +157,6 @@ static void test_text_boundaries(void **state)
     }
 }
 
-static void test_filter_parse(void **state)
-{
-    (void)state;
-    fsd_kv *kv;
-    size_t n;
-    assert_int_equal(fsd_filter_parse("  ", 2, &kv, &n), 0);
-    assert_null(kv);
-    assert_int_equal(n, 0);
-    assert_int_equal(fsd_filter_parse("a=", 2, &kv, &n), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(kv[0].value, "");
-    fsd_kv_array_free(kv, n);
-    assert_int_equal(fsd_filter_parse("tag=x=y", 7, &kv, &n), 0);
-    assert_string_equal(kv[0].key, "tag");
-    assert_string_equal(kv[0].value, "x=y");
-    fsd_kv_array_free(kv, n);
-    /* Only len bytes count. */
-    assert_int_equal(fsd_filter_parse("a=b,c=d", 3, &kv, &n), 0);
-    assert_int_equal(n, 1);
-    fsd_kv_array_free(kv, n);
-    assert_int_equal(fsd_filter_parse("user.=x", 7, &kv, &n), -EINVAL);
-    assert_int_equal(fsd_filter_parse("a=1,user.a=2", 12, &kv, &n), -EINVAL);
-    /* FSD_QUERY_MAX_TERMS terms fit, one more does not. */
-    char buf[2048];
-    size_t len = 0;
-    for (unsigned i = 0; i <= FSD_QUERY_MAX_TERMS; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%sk%u=v", i ? "," : "", i);
-    assert_int_equal(fsd_filter_parse(buf, len, &kv, &n), -EINVAL);
-    char *last = strrchr(buf, ',');
-    assert_int_equal(fsd_filter_parse(buf, (size_t)(last - buf), &kv, &n), 0);
-    assert_int_equal(n, FSD_QUERY_MAX_TERMS);
-    fsd_kv_array_free(kv, n);
-    /* Key and value limits. */
-    char *big = malloc(FSD_META_VALUE_MAX + 16);
-    assert_non_null(big);
-    memset(big, 'x', FSD_META_VALUE_MAX + 16);
-    big[0] = 'k';
-    big[1] = '=';
-    assert_int_equal(fsd_filter_parse(big, FSD_META_VALUE_MAX + 2, &kv, &n), 0);
-    fsd_kv_array_free(kv, n);
-    assert_int_equal(fsd_filter_parse(big, FSD_META_VALUE_MAX + 3, &kv, &n), -E2BIG);
-    memset(big, 'k', FSD_META_KEY_MAX + 1);
-    big[FSD_META_KEY_MAX + 1] = '=';
-    assert_int_equal(fsd_filter_parse(big, FSD_META_KEY_MAX + 3, &kv, &n), -E2BIG);
-    big[FSD_META_KEY_MAX] = '=';
-    assert_int_equal(fsd_filter_parse(big, FSD_META_KEY_MAX + 2, &kv, &n), 0);
-    fsd_kv_array_free(kv, n);
-    free(big);
-}
-
-/* The structured filter form (filter_json.h): each good form compiles to
- * the leaves of the same text filter; each bad one is -EINVAL with its
- * reason in q.error. */
 static void test_json_filter_forms(void **state)
 {
     (void)state;
@@ -556,13 +503,12 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_vector_only), cmocka_unit_test(test_text_params),
-        cmocka_unit_test(test_text_boundaries),  cmocka_unit_test(test_filter_parse),
-        cmocka_unit_test(test_json_query),       cmocka_unit_test(test_json_filter_forms),
-        cmocka_unit_test(test_f32_query),        cmocka_unit_test(test_batch_queries),
-        cmocka_unit_test(test_kind_from_name),   cmocka_unit_test(test_results_text),
-        cmocka_unit_test(test_results_json),     cmocka_unit_test(test_results_batch),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_text_vector_only),  cmocka_unit_test(test_text_params),
+        cmocka_unit_test(test_text_boundaries),   cmocka_unit_test(test_json_query),
+        cmocka_unit_test(test_json_filter_forms), cmocka_unit_test(test_f32_query),
+        cmocka_unit_test(test_batch_queries),     cmocka_unit_test(test_kind_from_name),
+        cmocka_unit_test(test_results_text),      cmocka_unit_test(test_results_json),
+        cmocka_unit_test(test_results_batch),     cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,7 +264,7 @@ static void test_collections(void **state)
     assert_int_equal(st_coll_config_set(st, "c1", &cfg, NULL), 0);
     st_hit hit;
     size_t n;
-    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_int_equal(st_search_opt(st, "c1", v, 3, 1, 0, NULL, &hit, &n), 0);
     assert_int_equal(n, 1);
     assert_true(hit.distance == -14.0f); /* -(1 + 4 + 9): dot, not l2 */
     assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
@@ -279,7 +279,7 @@ static void test_collections(void **state)
     cfg.m = 16;
     cfg.ef_search = 99;
     assert_int_equal(st_coll_config_set(st, "c1", &cfg, &when), 0);
-    assert_int_equal(st_search(st, "c1", v, 3, 1, 0, NULL, 0, &hit, &n), 0);
+    assert_int_equal(st_search_opt(st, "c1", v, 3, 1, 0, NULL, &hit, &n), 0);
     assert_true(hit.distance == 0.0f);
     assert_int_equal(st_coll_config_stat(st, "c1", &got, &t1), 0);
     assert_int_equal(t1.tv_sec, 1700000000);
@@ -357,7 +357,7 @@ static void test_name_errors(void **state)
         assert_int_equal(put_vec(st, bc, "x", v, 3), -ENOENT);
         assert_int_equal(st_vec_list(st, bc, 0, NULL, NULL), -EINVAL); /* fn NULL first */
         assert_int_equal(st_batch_begin(st, bc, &b), -ENOENT);
-        assert_int_equal(st_search(st, bc, v, 3, 1, 0, NULL, 0, hits, &n), -ENOENT);
+        assert_int_equal(st_search_opt(st, bc, v, 3, 1, 0, NULL, hits, &n), -ENOENT);
         /* Creating or renaming to it. */
         assert_int_equal(st_coll_create(st, bc, NULL, NULL), -EINVAL);
         assert_int_equal(st_coll_rename(st, "c", bc, 0), -EINVAL);
@@ -376,7 +376,7 @@ static void test_name_errors(void **state)
         assert_int_equal(st_xattr_list(st, "c", bv, buf, sizeof(buf), &n), -ENOENT);
         assert_int_equal(st_xattr_set(st, "c", bv, "user.k", "v", 1, 0), -ENOENT);
         assert_int_equal(st_xattr_remove(st, "c", bv, "user.k"), -ENOENT);
-        assert_int_equal(st_search_like(st, "c", bv, true, 1, 0, NULL, 0, hits, &n), -ENOENT);
+        assert_int_equal(st_search_like_opt(st, "c", bv, true, 1, 0, NULL, hits, &n), -ENOENT);
         /* Creating or renaming to it. */
         assert_int_equal(put_vec(st, "c", bv, v, 3), -EINVAL);
         assert_int_equal(st_vec_rename(st, "c", "x", bv, 0), -EINVAL);
@@ -510,7 +510,7 @@ static void test_vectors(void **state)
     assert_int_equal(st_vec_vector(st, "c", "y", out, 3, &dim), 0);
     assert_memory_equal(out, w, sizeof(w));
     st_hit hits[4];
-    assert_int_equal(st_search(st, "c", w, 3, 4, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(st, "c", w, 3, 4, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(hits[0].name, "y");
     assert_int_equal(hits[0].id, id);
@@ -526,7 +526,7 @@ static void test_vectors(void **state)
     /* Delete, id reuse. */
     assert_int_equal(st_vec_delete(st, "c", "y"), 0);
     assert_int_equal(st_vec_delete(st, "c", "y"), -ENOENT);
-    assert_int_equal(st_search(st, "c", w, 3, 4, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(st, "c", w, 3, 4, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 0);
     assert_int_equal(put_vec(st, "c", "z", v, 3), 0);
     assert_int_equal(st_vec_stat(st, "c", "z", &s), 0);
@@ -564,9 +564,9 @@ static void test_value_limit(void **state)
         assert_int_equal(put_vec(st, names[m], "edge", edge, 2), 0);
         st_hit hits[2];
         size_t n;
-        assert_int_equal(st_search(st, names[m], far, 2, 2, 0, NULL, 0, hits, &n), -EINVAL);
+        assert_int_equal(st_search_opt(st, names[m], far, 2, 2, 0, NULL, hits, &n), -EINVAL);
         float q[2] = {-ST_VALUE_MAX, ST_VALUE_MAX};
-        assert_int_equal(st_search(st, names[m], q, 2, 2, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(st_search_opt(st, names[m], q, 2, 2, 0, NULL, hits, &n), 0);
         assert_int_equal(n, 1);
         assert_true(isfinite(hits[0].distance));
         /* The worst case of the bound: opposite corners in VF_MAX_DIM. */
@@ -630,7 +630,7 @@ static void test_check_stale_params(void **state)
     assert_int_equal(m.rebuilds_total, 1);
     st_hit hits[2];
     size_t n;
-    assert_int_equal(st_search(again, "c", c3, 3, 2, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(again, "c", c3, 3, 2, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(hits[0].name, "v");
     assert_int_equal(st_store_close(again), 0);
@@ -811,6 +811,19 @@ static int collect_rows(void *ctx, unsigned worker, size_t query, const st_hit *
     return 0;
 }
 
+/* st_search_opt with the filter `text` (st_filter_parse), ef 0. */
+static int search_where(st_store *st, const char *coll, const float *q, uint32_t dim, size_t k,
+                        const char *text, st_hit *hits, size_t *n)
+{
+    st_filter *f = NULL;
+    int rc = text ? st_filter_parse(text, strlen(text), &f, NULL, 0) : 0;
+    st_search_opts o = {.filter = f};
+    if (rc == 0)
+        rc = st_search_opt(st, coll, q, dim, k, 0, &o, hits, n);
+    st_filter_free(f);
+    return rc;
+}
+
 static void test_search_filter(void **state)
 {
     (void)state;
@@ -842,38 +855,35 @@ static void test_search_filter(void **state)
     st_hit hits[10];
     size_t n;
     /* Unfiltered: the vector itself is first. */
-    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(st, "c", vecs[5], DIM, 10, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 10);
     assert_string_equal(hits[0].name, "v5");
     assert_true(hits[0].distance < 1e-5f);
     for (size_t i = 1; i < n; i++)
         assert_true(hits[i - 1].distance <= hits[i].distance);
     /* Filter: only red (every 10th), still k results. */
-    st_filter_term red = {"color", "red", 3};
-    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, &red, 1, hits, &n), 0);
+    assert_int_equal(search_where(st, "c", vecs[5], DIM, 10, "color=red", hits, &n), 0);
     assert_int_equal(n, 10);
     for (size_t i = 0; i < n; i++) {
         int idx = atoi(hits[i].name + 1);
         assert_int_equal(idx % 10, 0);
     }
     /* AND of two terms: red and mod7 == 3 -> i % 70 == 10 (i = 10, 80, ...). */
-    st_filter_term two[] = {{"color", "red", 3}, {"mod7", "3", 1}};
-    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, two, 2, hits, &n), 0);
+    assert_int_equal(search_where(st, "c", vecs[5], DIM, 10, "color=red,mod7=3", hits, &n), 0);
     assert_int_equal(n, 10);
     for (size_t i = 0; i < n; i++) {
         int idx = atoi(hits[i].name + 1);
         assert_int_equal(idx % 10, 0);
         assert_int_equal(idx % 7, 3);
     }
-    st_filter_term none = {"color", "green", 5};
-    assert_int_equal(st_search(st, "c", vecs[5], DIM, 10, 0, &none, 1, hits, &n), 0);
+    assert_int_equal(search_where(st, "c", vecs[5], DIM, 10, "color=green", hits, &n), 0);
     assert_int_equal(n, 0);
     /* Like, excluding itself. */
-    assert_int_equal(st_search_like(st, "c", "v5", true, 5, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_like_opt(st, "c", "v5", true, 5, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 5);
     for (size_t i = 0; i < n; i++)
         assert_string_not_equal(hits[i].name, "v5");
-    assert_int_equal(st_search_like(st, "c", "nope", true, 5, 0, NULL, 0, hits, &n), -ENOENT);
+    assert_int_equal(st_search_like_opt(st, "c", "nope", true, 5, 0, NULL, hits, &n), -ENOENT);
     /* Recall@10 against exact search. */
     size_t found = 0;
     for (int q = 0; q < 50; q++) {
@@ -883,7 +893,7 @@ static void test_search_filter(void **state)
         size_t ne;
         assert_int_equal(
             vf_flat_search(&vecs[0][0], N, DIM, VF_METRIC_L2, query, 10, NULL, exact, &ne), 0);
-        assert_int_equal(st_search(st, "c", query, DIM, 10, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(st_search_opt(st, "c", query, DIM, 10, 0, NULL, hits, &n), 0);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < ne; j++) {
                 char nm[32];
@@ -898,10 +908,10 @@ static void test_search_filter(void **state)
     /* Batch queries equal single ones; every row arrives once. */
     batch_rows br = {.k = 10, .hits = calloc(20 * 10, sizeof(st_hit))};
     assert_int_equal(
-        st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, collect_rows, &br), 0);
+        st_search_batch_opt(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 2, collect_rows, &br), 0);
     for (int q = 0; q < 20; q++) {
         assert_int_equal(br.seen[q], 1);
-        assert_int_equal(st_search(st, "c", vecs[q], DIM, 10, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(st_search_opt(st, "c", vecs[q], DIM, 10, 0, NULL, hits, &n), 0);
         assert_int_equal(br.n[q], n);
         for (size_t i = 0; i < n; i++)
             assert_string_equal(br.hits[q * 10 + i].name, hits[i].name);
@@ -912,9 +922,10 @@ static void test_search_filter(void **state)
     memset(br.seen, 0, sizeof(br.seen));
     br.fail_after = 3;
     assert_int_equal(
-        st_search_batch(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 0, 2, collect_rows, &br), -EIO);
+        st_search_batch_opt(st, "c", &vecs[0][0], 20, DIM, 10, 0, NULL, 2, collect_rows, &br),
+        -EIO);
     free(br.hits);
-    assert_int_equal(st_search(st, "c", vecs[0], DIM - 1, 10, 0, NULL, 0, hits, &n), -EINVAL);
+    assert_int_equal(st_search_opt(st, "c", vecs[0], DIM - 1, 10, 0, NULL, hits, &n), -EINVAL);
     st_metrics m;
     assert_int_equal(st_store_metrics(st, &m), 0);
     assert_int_equal(m.vectors, N);
@@ -1014,7 +1025,8 @@ static st_hit *run_queries(st_store *st, const char *coll, uint32_t dim, size_t 
     for (size_t i = 0; i < nq * dim; i++)
         q[i] = tu_frand(&seed);
     for (size_t i = 0; i < nq; i++) {
-        assert_int_equal(st_search(st, coll, q + i * dim, dim, k, 0, NULL, 0, h + i * k, &n[i]), 0);
+        assert_int_equal(st_search_opt(st, coll, q + i * dim, dim, k, 0, NULL, h + i * k, &n[i]),
+                         0);
         assert_int_equal(n[i], k);
     }
     free(q);
@@ -1067,7 +1079,7 @@ static void test_background_rebuild(void **state)
     for (int i = 0; i < 40; i++) {
         tu_vec(&seed, q, dim);
         bool before = health_rebuilding(st);
-        assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+        assert_int_equal(st_search_opt(st, "c", q, dim, k, 0, NULL, hits, &got), 0);
         assert_int_equal(got, k);
         if (!before || !health_rebuilding(st))
             continue;
@@ -1091,9 +1103,9 @@ static void test_background_rebuild(void **state)
     st_metrics m;
     assert_int_equal(st_store_metrics(st, &m), 0);
     assert_int_equal(m.rebuilds_total, 1);
-    assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+    assert_int_equal(st_search_opt(st, "c", q, dim, k, 0, NULL, hits, &got), 0);
     assert_string_equal(hits[0].name, "new");
-    assert_int_equal(st_search(st, "c", base + 5 * dim, dim, k, 0, NULL, 0, hits, &got), 0);
+    assert_int_equal(st_search_opt(st, "c", base + 5 * dim, dim, k, 0, NULL, hits, &got), 0);
     for (size_t j = 0; j < got; j++)
         assert_string_not_equal(hits[j].name, "v5");
     assert_int_equal(st_store_close(st), 0); /* the rebuilt index is snapshotted */
@@ -1101,7 +1113,7 @@ static void test_background_rebuild(void **state)
     assert_false(health_rebuilding(st));
     assert_int_equal(st_store_metrics(st, &m), 0);
     assert_int_equal(m.rebuilds_total, 0);
-    assert_int_equal(st_search(st, "c", q, dim, k, 0, NULL, 0, hits, &got), 0);
+    assert_int_equal(st_search_opt(st, "c", q, dim, k, 0, NULL, hits, &got), 0);
     assert_string_equal(hits[0].name, "new");
     assert_int_equal(st_store_close(st), 0);
     free(base);
@@ -1155,8 +1167,8 @@ static void test_autotune(void **state)
     st_hit hits[10];
     size_t n;
     for (size_t i = 0; i < 30; i++)
-        assert_int_equal(st_search(st, "c", q + i * DIM, DIM, 10, 0, NULL, 0, hits, &n), 0);
-    assert_int_equal(st_search_like(st, "c", "v7", true, 10, 0, NULL, 0, hits, &n), 0);
+        assert_int_equal(st_search_opt(st, "c", q + i * DIM, DIM, 10, 0, NULL, hits, &n), 0);
+    assert_int_equal(st_search_like_opt(st, "c", "v7", true, 10, 0, NULL, hits, &n), 0);
     assert_int_equal(st_qsample_fresh(&c->qsample), 30);
     assert_int_equal(st_coll_autotune(st, c, true), 0);
     assert_int_equal(st_coll_tuning(st, "c", &t), 0);
@@ -1178,13 +1190,13 @@ static void test_autotune(void **state)
     assert_int_equal(st_coll_tuning(st, "c", &t2), 0);
     assert_true(t2.tuned_at.tv_nsec == t.tuned_at.tv_nsec &&
                 t2.tuned_at.tv_sec == t.tuned_at.tv_sec);
-    assert_int_equal(st_search(st, "c", q, DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(st, "c", q, DIM, 10, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 10);
     /* A batch is sampled too; the sample stays bounded. */
     float *many = malloc(2000 * DIM * sizeof(float));
     for (size_t i = 0; i < 2000; i++)
         tu_vec(&seed, many + i * DIM, DIM);
-    assert_int_equal(st_search_batch(st, "c", many, 2000, DIM, 10, 0, NULL, 0, 1, count_sink, &n),
+    assert_int_equal(st_search_batch_opt(st, "c", many, 2000, DIM, 10, 0, NULL, 1, count_sink, &n),
                      0);
     pthread_mutex_lock(&c->qsample.mu);
     assert_int_equal(c->qsample.n, 256);
@@ -1195,7 +1207,7 @@ static void test_autotune(void **state)
      * rmdir can drop, samples its queries as well). */
     assert_int_equal(st_coll_create(st, "d", NULL, &cfg), 0);
     st_coll *d = st_coll_find(st, "d");
-    assert_int_equal(st_search(st, "d", q, DIM, 10, 0, NULL, 0, hits, &n), 0);
+    assert_int_equal(st_search_opt(st, "d", q, DIM, 10, 0, NULL, hits, &n), 0);
     assert_int_equal(n, 0);
     assert_int_equal(st_qsample_fresh(&d->qsample), 1);
     assert_int_equal(st_coll_drop(st, "d"), 0);
@@ -1661,7 +1673,7 @@ static void test_fault_put_all_or_nothing(void **state)
             } else {
                 st_hit hit;
                 size_t nh;
-                assert_int_equal(st_search(st, colls[ci], v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+                assert_int_equal(st_search_opt(st, colls[ci], v, 4, 1, 0, NULL, &hit, &nh), 0);
                 assert_int_equal(nh, 1);
                 assert_string_equal(hit.name, name);
                 done++;
@@ -1834,13 +1846,12 @@ static void *conc_reader(void *arg)
     uint64_t seed = 900 + (uint64_t)ca->id;
     float q[DIM];
     st_hit hits[10];
-    st_filter_term t = {"k", "v", 1};
     while (!atomic_load(&c->stop)) {
         tu_vec(&seed, q, DIM);
         size_t n, cnt = 0;
-        int rc = st_search(c->st, "c1", q, DIM, 10, 0, NULL, 0, hits, &n);
+        int rc = st_search_opt(c->st, "c1", q, DIM, 10, 0, NULL, hits, &n);
         if (rc == 0)
-            rc = st_search(c->st, "c2", q, DIM, 5, 0, &t, 1, hits, &n);
+            rc = search_where(c->st, "c2", q, DIM, 5, "k=v", hits, &n);
         if (rc == 0)
             rc = st_vec_list(c->st, "c1", 0, count_cb, &cnt);
         st_metrics m;
@@ -1932,7 +1943,7 @@ static void group_verify(st_store *st)
             float v[4] = {(float)id, (float)i, 1, 2};
             st_hit hit;
             size_t nh;
-            assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+            assert_int_equal(st_search_opt(st, "g", v, 4, 1, 0, NULL, &hit, &nh), 0);
             assert_int_equal(nh, 1);
             assert_string_equal(hit.name, name);
             char x[8];
@@ -2056,7 +2067,7 @@ static void test_group_fault(void **state)
                 float v[4] = {(float)r, (float)i, -1, 5};
                 st_hit hit;
                 size_t nh;
-                assert_int_equal(st_search(st, "g", v, 4, 1, 0, NULL, 0, &hit, &nh), 0);
+                assert_int_equal(st_search_opt(st, "g", v, 4, 1, 0, NULL, &hit, &nh), 0);
                 assert_int_equal(nh, 1);
                 assert_string_equal(hit.name, name);
             }
@@ -2142,15 +2153,13 @@ static void *kchurn_searcher(void *p)
     kchurn_arg *a = p;
     kchurn *c = a->c;
     uint64_t seed = 5u + (uint64_t)a->id;
-    st_filter_term t = {.key = "t", .value = "a", .value_len = 1};
     while (!atomic_load(&c->stop)) {
         float q[8];
         tu_vec(&seed, q, 8);
         st_hit hits[KCHURN_K];
         size_t nh = 0;
         bool filtered = tu_rng(&seed) & 1;
-        int rc =
-            st_search(c->st, "k", q, 8, KCHURN_K, 0, filtered ? &t : NULL, filtered, hits, &nh);
+        int rc = search_where(c->st, "k", q, 8, KCHURN_K, filtered ? "t=a" : NULL, hits, &nh);
         if (rc)
             atomic_fetch_add(&c->errors, 1);
         else if (nh != KCHURN_K)
@@ -2220,7 +2229,7 @@ static void test_query_refill(void **state)
     float q[4] = {0, 0, 0, 0};
     st_hit hits[10];
     size_t nh = 0;
-    assert_int_equal(st_search(st, "r", q, 4, 10, 0, NULL, 0, hits, &nh), 0);
+    assert_int_equal(st_search_opt(st, "r", q, 4, 10, 0, NULL, hits, &nh), 0);
     assert_int_equal(nh, 10);
     for (size_t i = 0; i < nh; i++) {
         char want[32];
@@ -2335,7 +2344,7 @@ static void test_small_churn(void **state)
         float q[4] = {1, 1, 1, 1};
         st_hit h[100];
         size_t n;
-        assert_int_equal(st_search(st, "p", q, 4, 100, 0, NULL, 0, h, &n), 0);
+        assert_int_equal(st_search_opt(st, "p", q, 4, 100, 0, NULL, h, &n), 0);
         st_attr a;
         assert_int_equal(st_coll_stat(st, "p", &a), 0);
         assert_int_equal(n, a.count);
@@ -2458,7 +2467,7 @@ static void test_names(void **state)
     float q[4] = {1, 1, 2, 3};
     st_hit h[1];
     size_t got;
-    assert_int_equal(st_search(st, "p", q, 4, 1, 0, NULL, 0, h, &got), 0);
+    assert_int_equal(st_search_opt(st, "p", q, 4, 1, 0, NULL, h, &got), 0);
     assert_int_equal(got, 1);
     assert_string_equal(h[0].name, "bulk-1");
     st_metrics m;
@@ -2479,7 +2488,7 @@ static void test_names(void **state)
     assert_int_equal(names_check_when_filled(st, "p"), 0);
     float q2[4] = {2, 1, 2, 3};
     st_hit h3[3];
-    assert_int_equal(st_search(st, "p", q2, 4, 3, 0, NULL, 0, h3, &got), 0);
+    assert_int_equal(st_search_opt(st, "p", q2, 4, 3, 0, NULL, h3, &got), 0);
     assert_true(got >= 1);
     for (size_t i = 0; i < got; i++)
         assert_string_not_equal(h3[i].name, "bulk-2");

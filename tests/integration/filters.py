@@ -11,6 +11,9 @@ combination is queried as text, as .json (the structured form) and as a
 batch (.fvecs with user.filter / user.max_distance); each result must equal
 the brute-force evaluation of the same predicate. Malformed filters fail
 close() and read() with EINVAL and say why in the query file's user.error.
+A collection of 4,000 (searched through the index) checks that `explain`
+(text and JSON) names the plan the engine ran and that .vecfs/stats and
+.vecfs/metrics count that same plan.
 
 Uses daemon.py's runner: every mount is unmounted and every daemon killed
 by pid on every exit path.
@@ -20,6 +23,7 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import struct
 import sys
@@ -264,14 +268,109 @@ def test_malformed_and_explain(t):
         with open(os.path.join(m, ".vecfs", "stats")) as f:
             plans = json.load(f)["query_plans"]
         if plans.get("small", 0) < 1 or set(plans) != {"none", "small", "records", "exact",
-                                                        "walk"}:
+                                                        "walk", "expand"}:
             raise AssertionError("stats query_plans %r" % plans)
     finally:
         eq(stop(p, m), 0, "exit status after SIGTERM")
 
 
+def read_stats(m):
+    with open(os.path.join(m, ".vecfs", "stats")) as f:
+        st = json.load(f)
+    return st["query_plans"], st["query_plans_redone_exact"]
+
+
+def read_plan_metrics(m):
+    """{(family, plan): value} of the plan counters in .vecfs/metrics."""
+    out = {}
+    with open(os.path.join(m, ".vecfs", "metrics")) as f:
+        for line in f:
+            hit = re.match(r'(vecfs_(?:query_plans|index_filter_plans)_total)\{plan="(\w+)"\} (\d+)$',
+                           line.strip())
+            if hit:
+                out[(hit.group(1), hit.group(2))] = int(hit.group(3))
+    return out
+
+
+EXPLAIN_RE = re.compile(r"# plan (exact|walk|expand)( redone exactly)?, (un)?filtered, "
+                        r"passing (\d+) of (\d+), (\d+) of k (\d+)$")
+
+
+def test_engine_plans(t):
+    """A collection over 2048 vectors is searched through the index: explain
+    names the plan the engine really ran (exact, walk or expand), and
+    .vecfs/stats and .vecfs/metrics count that same plan."""
+    d, m = os.path.join(t, "d"), os.path.join(t, "m")
+    p = start_fg(d, m)
+    try:
+        c = os.path.join(m, "big")
+        os.mkdir(c)
+        write(os.path.join(c, ".config"), "metric = l2\ndim = %d\n" % DIM)
+        rnd = random.Random(17)
+        n_big = 4000
+        base, lines = {}, []
+        for i in range(n_big):
+            v = [f32(rnd.uniform(-1, 1)) for _ in range(DIM)]
+            meta = {"par": str(i % 2)}
+            if i % 400 == 0:
+                meta["grp"] = "r"
+            base["b%04d" % i] = (v, meta)
+            lines.append(json.dumps({"name": "b%04d" % i, "vector": v, "meta": meta}))
+        write(os.path.join(c, ".import", "b.jsonl"), "\n".join(lines))
+        q = [f32(rnd.uniform(-1, 1)) for _ in range(DIM)]
+        by_dist = sorted(base, key=lambda n: dist(base[n][0], q))
+        for text, pred, filtered in (("grp = r", lambda mt: mt.get("grp") == "r", True),
+                                     ("par = 1", lambda mt: mt["par"] == "1", True),
+                                     (None, lambda mt: True, False)):
+            plans0, _ = read_stats(m)
+            metrics0 = read_plan_metrics(m)
+            out = query(c, "q", "k = 10\nexplain = 1\n%s%s\n"
+                        % ("filter = %s\n" % text if text else "", vec_text(q))).splitlines()
+            hit = EXPLAIN_RE.match(out[0])
+            if hit is None:
+                raise AssertionError("%r: explain line %r" % (text, out[0]))
+            plan = hit.group(1)
+            passing = sum(1 for n in base if pred(base[n][1]))
+            eq((hit.group(3) is None, int(hit.group(4)), int(hit.group(5)), int(hit.group(6))),
+               (filtered, passing, n_big, 10), "%r: explain %r" % (text, out[0]))
+            want = [n for n in by_dist if pred(base[n][1])][:10]
+            got = names_of("\n".join(out))
+            if text == "grp = r":
+                eq(sorted(got), sorted(want), "all 10 passing vectors")
+            elif len(set(got) & set(want)) < 8 or not all(pred(base[n][1]) for n in got):
+                raise AssertionError("%r: %r against exact %r" % (text, got, want))
+            plans1, _ = read_stats(m)
+            delta = {k: plans1[k] - plans0[k] for k in plans1 if plans1[k] != plans0[k]}
+            eq(delta, {plan: 1}, "%r: stats counted the plan explain named" % text)
+            metrics1 = read_plan_metrics(m)
+            key = ("vecfs_query_plans_total", plan)
+            eq(metrics1[key] - metrics0.get(key, 0), 1, "%r: metrics query plan" % text)
+            ikey = ("vecfs_index_filter_plans_total", plan)
+            if filtered and metrics1[ikey] - metrics0[ikey] < 1:
+                raise AssertionError("%r: the engine did not count plan %s" % (text, plan))
+        # The JSON form: an object with "explain" and the usual results.
+        txt = names_of(query(c, "q", "k = 10\nfilter = grp = r\n%s\n" % vec_text(q)))
+        res = json.loads(query(c, "q.json", json.dumps({"vector": q, "k": 10, "explain": True,
+                                                        "filter": {"grp": "r"}})))
+        ex = res["explain"]
+        if ex["plan"] not in ("exact", "walk", "expand") or not isinstance(ex["redone_exact"],
+                                                                          bool):
+            raise AssertionError("json explain %r" % ex)
+        eq((ex["filtered"], ex["passing"], ex["count"], ex["hits"], ex["k"]),
+           (True, 10, n_big, 10, 10), "json explain %r" % ex)
+        eq([h["name"] for h in res["results"]], txt, "json results = text results")
+        res = json.loads(query(c, "q.json", json.dumps({"vector": q, "k": 3, "explain": False})))
+        eq(len(res), 3, "explain false: the plain array")
+        expect_einval(write, os.path.join(c, ".query", "q.json"),
+                      json.dumps({"vector": q, "explain": 1}))
+        eq(os.getxattr(os.path.join(c, ".query", "q.json"), "user.error").decode(),
+           "explain must be true or false", "json explain not a boolean")
+    finally:
+        eq(stop(p, m), 0, "exit status after SIGTERM")
+
+
 TESTS = [test_text_filters, test_json_filters, test_max_distance_and_batch,
-         test_malformed_and_explain]
+         test_malformed_and_explain, test_engine_plans]
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))

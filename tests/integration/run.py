@@ -1202,6 +1202,23 @@ def one_request_queries(ctx):
                                   + " ".join(repr(x) for x in qs[0])))
         eq([n for n, _ in got], [n for n, _ in want], "filtered ioctl = filtered file path")
         check(len(got) == 5 and all(n in part_a for n, _ in got), "filter applied: %r" % got)
+        # The whole filter grammar through the ioctl: a range, a set and
+        # `not`, against a brute-force evaluation (200 vectors: an exact
+        # scan), and repeated keys (an AND of the same key).
+        num = {n: i for i, n in enumerate(sorted(base))}
+        for n, i in num.items():
+            os.setxattr(os.path.join(c, n), "user.num", str(i).encode())
+        expr = "num >= 40 and num < 160 and not part in (a, b)"
+        got = h.search(qs[4], k=10, filter=expr)
+        passing = [n for n in base if 40 <= num[n] < 160 and n not in part_a]
+        eq([n for n, _ in got], sorted(passing, key=lambda n: l2(base[n], qs[4]))[:10],
+           "ioctl %r = brute force" % expr)
+        want = parse_result(query(c, "file.txt", "k = 10\nfilter = %s\n" % expr
+                                  + " ".join(repr(x) for x in qs[4])))
+        eq([n for n, _ in got], [n for n, _ in want], "ioctl %r = file path" % expr)
+        got = h.search(qs[4], k=10, filter="part=a,part=a")
+        eq([n for n, _ in got], sorted(part_a, key=lambda n: l2(base[n], qs[4]))[:10],
+           "repeated keys: an AND")
         # The query file's settings apply unless the request overrides them.
         os.setxattr(path, "user.k", b"3")
         eq(len(h.search(qs[0], k=None)), 3, "neighbours with user.k = 3 and no k in the request")
@@ -1232,11 +1249,17 @@ def one_request_queries(ctx):
         bad(vq.encode_request(vq.BUF_4K, qs[0][:5], 10), errno.EINVAL, "dim 5")
         bad(vq.encode_request(vq.BUF_4K, qs[0], 0), errno.EINVAL, "k must be")
         bad(vq.encode_request(vq.BUF_4K, qs[0], 10, None, "noequals"), errno.EINVAL, "bad filter")
+        # A malformed expression: the parser's message says where.
+        bad(vq.encode_request(vq.BUF_4K, qs[0], 10, None, "num >= (1"), errno.EINVAL,
+            "bad filter (")
+        os.setxattr(path, "user.filter", b"num in (1, 2")
+        bad(vq.encode_request(vq.BUF_4K, qs[0], 10), errno.EINVAL, "bad filter in user.filter (")
+        os.removexattr(path, "user.filter")
         buf = vq.encode_request(vq.BUF_4K, qs[0], 10)
         struct.pack_into("<I", buf, 16, 5000)
         bad(buf, errno.EINVAL, "past the request buffer")
         for args, want in (((qs[0][:5],), errno.EINVAL), ((qs[0], 0), errno.EINVAL),
-                           ((qs[0], 10, None, "a=1,a=2"), errno.EINVAL)):
+                           ((qs[0], 10, None, "a >= 1 or"), errno.EINVAL)):
             try:
                 h.search(*args)
                 raise Fail("search%r succeeded" % (args,))
