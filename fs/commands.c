@@ -69,8 +69,8 @@ int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size
 {
     enum { NAMES = 8, TEXTS = 4 };
     static const char *const names[NAMES] = {
-        "--rados-conf",         "--rados-pool",         "--rados-namespace",  "--rados-id",
-        "--rados-timeout",      "--rados-ckpt-entries", "--rados-ckpt-minutes", "--rados-ckpt-lease"};
+        "--rados-conf",    "--rados-pool",         "--rados-namespace",    "--rados-id",
+        "--rados-timeout", "--rados-ckpt-entries", "--rados-ckpt-minutes", "--rados-ckpt-lease"};
     static const long max[NAMES - TEXTS] = {3600, 100000000, 10080, 3600};
     const char *numbers[NAMES - TEXTS] = {NULL};
     unsigned *targets[NAMES - TEXTS] = {&ro->timeout_s, &ro->ckpt_entries, &ro->ckpt_minutes,

@@ -354,7 +354,7 @@ int st_rados_ckpt_forget(st_rados *r, uint64_t seq);
 int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
 
 /* ------------------------------------------------------------------ */
-/* Level 2. rados_ckpt.c: a checkpoint's objects in the pool          */
+/* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */
 /* ------------------------------------------------------------------ */
 
 #define ST_CKPT_PIECE (4u << 20) /* bytes per piece object, at most */
@@ -380,7 +380,7 @@ int st_ckpt_verify(st_rados *r, uint64_t seq, FILE *report, uint64_t *bad);
 int st_ckpt_remove(st_rados *r, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
-/* Level 8. rados_ckpt_node.c: a node writes and fetches checkpoints  */
+/* Level 7. rados_ckpt_node.c: a node writes and fetches checkpoints  */
 /* ------------------------------------------------------------------ */
 
 typedef struct st_ckpt_take_args {

@@ -162,24 +162,27 @@ int st_ckpt_manifest_walk(const char *text, uint64_t seq, st_ckpt_item_fn fn, vo
     char name[ST_CKPT_NAME_MAX + 1] = "";
     uint64_t mseq, left = 0;
     int n = 0;
-    if (sscanf(text, CKPT_MAGIC " %" SCNu64 "%n", &mseq, &n) != 1 || mseq != seq ||
-        text[n] != '\n')
+    if (sscanf(text, CKPT_MAGIC " %" SCNu64 "%n", &mseq, &n) != 1 || mseq != seq || text[n] != '\n')
         return -EBADMSG;
     uint32_t piece = 0;
     for (const char *l = text + n + 1; *l; l = strchr(l, '\n') + 1) {
-        if (!strchr(l, '\n'))
+        /* Each item is one whole line (sscanf's blanks would skip line
+         * ends): it must end exactly at its '\n'. */
+        const char *end = strchr(l, '\n');
+        if (!end)
             return -EBADMSG;
         long long size;
         size_t len;
         uint32_t crc;
         int rc;
-        if (l[0] == 'f' && left == 0 &&
-            sscanf(l, "f %64s %lld%n", name, &size, &n) == 2 && l[n] == '\n' && size >= 0 &&
-            name_ok(name)) {
+        n = -1;
+        if (l[0] == 'f' && left == 0 && sscanf(l, "f %64s %lld%n", name, &size, &n) == 2 &&
+            l + n == end && size >= 0 && name_ok(name)) {
             left = (uint64_t)size;
             rc = fn(ctx, name, UINT32_MAX, left, 0);
-        } else if (l[0] == 'p' && name[0] && sscanf(l, "p %zu %" SCNx32 "%n", &len, &crc, &n) == 2 &&
-                   l[n] == '\n' && len > 0 && len <= ST_CKPT_PIECE && len <= left) {
+        } else if (l[0] == 'p' && name[0] &&
+                   sscanf(l, "p %zu %" SCNx32 "%n", &len, &crc, &n) == 2 && l + n == end &&
+                   len > 0 && len <= ST_CKPT_PIECE && len <= left) {
             left -= len;
             rc = fn(ctx, name, piece++, len, crc);
         } else {

@@ -103,8 +103,8 @@ int st_ckpt_take(st_store *st, st_rados *r, const st_ckpt_take_args *a)
     if (rc == 0)
         rc = st_rados_ckpt_publish(r, &h, seq, a->keep);
     if (rc == -ECANCELED) {
-        st_log(st, ST_LOG_INFO, "rados: checkpoint %" PRIu64 " not published: %" PRIu64 " is",
-               seq, h.ckpt);
+        st_log(st, ST_LOG_INFO, "rados: checkpoint %" PRIu64 " not published: %" PRIu64 " is", seq,
+               h.ckpt);
         return rc;
     }
     if (rc)
