@@ -352,6 +352,9 @@ int st_rados_ckpt_forget(st_rados *r, uint64_t seq);
 /* Takes or renews the checkpoint writer's lease for `seconds`: 0, -EBUSY
  * (another node holds it), -errno. */
 int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
+/* Gives the lease up if this cookie holds it (a node stopping cleanly:
+ * another takes it at once rather than after it lapses). */
+void st_rados_lease_release(st_rados *r, const char *cookie);
 
 /* ------------------------------------------------------------------ */
 /* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */

@@ -105,6 +105,11 @@ int st_rados_head_init(st_rados *r)
     return rc == -EEXIST ? 0 : rc;
 }
 
+void st_rados_lease_release(st_rados *r, const char *cookie)
+{
+    (void)rados_unlock(r->io, ST_RADOS_CKPT_LOCK_OBJ, "ckpt", cookie); /* -ENOENT: not ours */
+}
+
 /* A 20-digit seq value into *out. */
 static int seq_parse(const char *v, size_t len, uint64_t *out)
 {

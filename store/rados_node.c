@@ -390,6 +390,7 @@ static void node_stop(void *ctx)
         pthread_join(n->follower, NULL);
     }
     n->st->log_hooks = NULL;
+    st_rados_lease_release(&n->r, n->cookie);
     st_rados_disconnect(&n->r);
     vc_buf_release(&n->enc);
     pthread_mutex_destroy(&n->mu);
