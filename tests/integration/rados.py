@@ -18,8 +18,15 @@ CACHEDIR and mount point over the same pool:
   * kill -9 of A while it writes: every name whose close() returned on A
     is on B, B keeps accepting writes, A restarted on its cache has them
     all and B's writes too;
-  * a node C with an empty CACHEDIR joins and serves the same tree and the
-    same query answers;
+  * with a checkpoint every CKPT_N entries: a checkpoint is published, only
+    the newest two are kept and the log is trimmed to the rule of
+    scale-out.md §6; kill -9 of the node that wrote the last checkpoint
+    while it writes loses no close()d name, and the other node publishes
+    the next one once the lease (LEASE_S) lapses; a damaged piece of the
+    newest checkpoint is reported by `vecfs check --rados-*` and a node
+    joining from an empty cache falls back to the one before;
+  * a node C with an empty CACHEDIR joins from the newest checkpoint (its
+    log says so) and serves the same tree and the same query answers;
   * writes the mode does not log yet fail with EOPNOTSUPP;
   * `vecfs check --rados-*` is clean, and so is `vecfs check CACHEDIR` of
     every node once stopped; such a cache against another namespace's log
