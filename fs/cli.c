@@ -66,6 +66,12 @@ static void usage(FILE *f)
                "  --rados-namespace NS  RADOS mode: the namespace in the pool (default none)\n"
                "  --rados-id ID      RADOS mode: the Ceph client id (default admin)\n"
                "  --rados-timeout S  RADOS mode: bound of every cluster call (default 10)\n"
+               "  --rados-ckpt-entries N  RADOS: a checkpoint every N entries (default 50000)\n"
+               "  --rados-ckpt-minutes M  RADOS: or M minutes after (default 10)\n"
+               "  --rados-ckpt-lease S  RADOS: checkpoint writer's lease (default 30)\n"
+               "  --rados-ckpt-entries N  RADOS mode: a checkpoint every N entries (default 50000)\n"
+               "  --rados-ckpt-minutes M  RADOS mode: or M minutes after an uncovered entry (default 10)\n"
+               "  --rados-ckpt-lease S    RADOS mode: the checkpoint writer's lease (default 30)\n"
                "  --help, --version\n");
 }
 

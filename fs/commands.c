@@ -51,19 +51,38 @@ static const char *take_key_file(int *argc, char **argv, bool *bad)
     return key;
 }
 
+/* A --rados-* number: 0, or -1 with msg set. */
+static int rados_number(const char *name, const char *text, long max, unsigned *out, char *msg,
+                        size_t msglen)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < 1 || v > max) {
+        snprintf(msg, msglen, "%s: expected 1..%ld, got '%s'", name, max, text);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
 int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size_t msglen)
 {
-    static const char *const names[] = {"--rados-conf", "--rados-pool", "--rados-namespace",
-                                        "--rados-id", "--rados-timeout"};
-    const char **fields[] = {&ro->conf, &ro->pool, &ro->ns, &ro->id, NULL};
-    const char *timeout = NULL;
-    fields[4] = &timeout;
+    enum { NAMES = 8, TEXTS = 4 };
+    static const char *const names[NAMES] = {
+        "--rados-conf",    "--rados-pool",         "--rados-namespace",    "--rados-id",
+        "--rados-timeout", "--rados-ckpt-entries", "--rados-ckpt-minutes", "--rados-ckpt-lease"};
+    static const long max[NAMES - TEXTS] = {3600, 100000000, 10080, 3600};
+    const char *numbers[NAMES - TEXTS] = {NULL};
+    unsigned *targets[NAMES - TEXTS] = {&ro->timeout_s, &ro->ckpt_entries, &ro->ckpt_minutes,
+                                        &ro->ckpt_lease_s};
+    const char **fields[NAMES] = {&ro->conf,   &ro->pool,   &ro->ns,     &ro->id,
+                                  &numbers[0], &numbers[1], &numbers[2], &numbers[3]};
     int out = 0;
     for (int i = 0; i < *argc; i++) {
         size_t k = 0;
-        while (k < 5 && strcmp(argv[i], names[k]) != 0)
+        while (k < NAMES && strcmp(argv[i], names[k]) != 0)
             k++;
-        if (k == 5 || i == 0) {
+        if (k == NAMES || i == 0) {
             argv[out++] = argv[i];
             continue;
         }
@@ -75,17 +94,15 @@ int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size
     }
     *argc = out;
     argv[out] = NULL;
-    if (timeout) {
-        char *end;
-        long v = strtol(timeout, &end, 10);
-        if (*timeout == '\0' || *end != '\0' || v < 1 || v > 3600) {
-            snprintf(msg, msglen, "--rados-timeout: expected 1..3600 seconds, got '%s'", timeout);
+    bool any_number = false;
+    for (int k = 0; k < NAMES - TEXTS; k++) {
+        if (numbers[k] &&
+            rados_number(names[TEXTS + k], numbers[k], max[k], targets[k], msg, msglen) < 0)
             return -1;
-        }
-        ro->timeout_s = (unsigned)v;
+        any_number |= numbers[k] != NULL;
     }
     if ((ro->conf == NULL) != (ro->pool == NULL) ||
-        (ro->conf == NULL && (ro->ns || ro->id || timeout))) {
+        (ro->conf == NULL && (ro->ns || ro->id || any_number))) {
         snprintf(msg, msglen, "the RADOS mode needs both --rados-conf and --rados-pool");
         return -1;
     }

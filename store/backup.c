@@ -7,6 +7,11 @@
  *      running, and the copy is consistent.
  *   2. The backup holds only data: LMDB's lock file is removed and
  *      snapshots are not copied (the restored store rebuilds them).
+ *   3. A checkpoint copy (st_store_ckpt_copy, the RADOS mode) also holds
+ *      the snapshots, linked under snap_mu before the LMDB copy: no
+ *      snapshot is written and no op log trimmed in between, so each
+ *      snapshot is at or before the copy and the copy's op log replays
+ *      it forward (docs/durability.md).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +20,40 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* Hard links of the snapshot files of st->dir in outdir (a snapshot is
+ * replaced by rename, so a link keeps the bytes as they are now). */
+static int snapshots_link(st_store *st, const char *outdir)
+{
+    DIR *d = opendir(st->dir);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (strncmp(de->d_name, "snap-", 5) != 0 || l < 4 || strcmp(de->d_name + l - 4, ".vfs"))
+            continue;
+        char from[4096], to[4096];
+        if (snprintf(from, sizeof(from), "%s/%s", st->dir, de->d_name) >= (int)sizeof(from) ||
+            snprintf(to, sizeof(to), "%s/%s", outdir, de->d_name) >= (int)sizeof(to))
+            rc = -ENAMETOOLONG;
+        else
+            rc = link(from, to) ? -errno : 0;
+    }
+    closedir(d);
+    return rc;
+}
+
+int st_store_ckpt_copy(st_store *st, const char *outdir)
+{
+    pthread_mutex_lock(&st->snap_mu);
+    int rc = snapshots_link(st, outdir);
+    if (rc == 0)
+        rc = st_mdb_err(mdb_env_copy2(st->env, outdir, MDB_CP_COMPACT));
+    pthread_mutex_unlock(&st->snap_mu);
+    return rc;
+}
 
 int st_store_backup(st_store *st, const char *outdir)
 {

@@ -346,6 +346,78 @@ int st_rados_notify(st_rados *r);
 int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rados *r,
                       st_rados_head *h);
 
+/* backup.c: the local half of a checkpoint: the snapshot files linked
+ * and a compacted LMDB copy at one point in time, into the empty
+ * directory outdir (on st->dir's file system). */
+int st_store_ckpt_copy(st_store *st, const char *outdir);
+
+/* Checkpoints (docs/scale-out.md §6). The writer holds this object's
+ * lock "ckpt" as a lease. */
+#define ST_RADOS_CKPT_LOCK_OBJ "vecfs.lock.ckpt"
+/* Publishes checkpoint seq if ckpt and trim are still h's (-ECANCELED
+ * otherwise, or when seq <= h->ckpt): in one operation ckpt = seq, a
+ * `c.<seq>` key, trim = max(h->trim, min(seq - keep, h->ckpt) + 1) and
+ * the entries below the new trim removed. */
+int st_rados_ckpt_publish(st_rados *r, const st_rados_head *h, uint64_t seq, uint64_t keep);
+/* The published checkpoints' seqs, newest first, at most cap. */
+int st_rados_ckpt_list(st_rados *r, uint64_t *seqs, size_t cap, size_t *n);
+/* Removes checkpoint seq's `c.` key. */
+int st_rados_ckpt_forget(st_rados *r, uint64_t seq);
+/* Takes or renews the checkpoint writer's lease for `seconds`: 0, -EBUSY
+ * (another node holds it), -errno. */
+int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
+/* Gives the lease up if this cookie holds it (a node stopping cleanly:
+ * another takes it at once rather than after it lapses). */
+void st_rados_lease_release(st_rados *r, const char *cookie);
+
+/* ------------------------------------------------------------------ */
+/* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */
+/* ------------------------------------------------------------------ */
+
+#define ST_CKPT_PIECE (4u << 20) /* bytes per piece object, at most */
+#define ST_CKPT_NAME_MAX 64u     /* a file name in a manifest */
+
+/* Uploads every plain file of dir as checkpoint seq's pieces, then its
+ * manifest; *bytes = the files' total size. */
+int st_ckpt_upload(st_rados *r, uint64_t seq, const char *dir, uint64_t *bytes);
+/* Called for each item of a manifest: a file (piece UINT32_MAX, len its
+ * size) and then each of its pieces (number, length, CRC-32C). */
+typedef int (*st_ckpt_item_fn)(void *ctx, const char *name, uint32_t piece, uint64_t len,
+                               uint32_t crc);
+/* Walks manifest text (NUL-terminated) of checkpoint seq: 0, fn's error,
+ * -EBADMSG when it is malformed. Fuzzed. */
+int st_ckpt_manifest_walk(const char *text, uint64_t seq, st_ckpt_item_fn fn, void *ctx);
+/* Writes checkpoint seq's files into dir, checking every piece: 0,
+ * -EBADMSG (a CRC, a length or the manifest is wrong), -ENOENT, -errno. */
+int st_ckpt_download(st_rados *r, uint64_t seq, const char *dir, uint64_t *bytes);
+/* Checks checkpoint seq's manifest and pieces, one report line per
+ * problem and a summary; *bad = problems found. */
+int st_ckpt_verify(st_rados *r, uint64_t seq, FILE *report, uint64_t *bad);
+/* Removes checkpoint seq's pieces and manifest. */
+int st_ckpt_remove(st_rados *r, uint64_t seq);
+
+/* ------------------------------------------------------------------ */
+/* Level 7. rados_ckpt_node.c: a node writes and fetches checkpoints  */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_ckpt_take_args {
+    pthread_mutex_t *mu;     /* the node's apply lock */
+    const uint64_t *applied; /* the node's applied seq, under mu */
+    uint64_t keep;           /* entries kept below a checkpoint */
+    const char *cookie;      /* this node's name on the lease */
+    unsigned lease_s;
+} st_ckpt_take_args;
+/* Writes, publishes and prunes one checkpoint of st at the node's applied
+ * seq if this node holds (or takes) the lease: 0, -EBUSY (another node
+ * holds it), -ECANCELED (a newer one is published), -errno. */
+int st_ckpt_take(st_store *st, st_rados *r, const st_ckpt_take_args *a);
+/* Downloads the newest usable checkpoint into cachedir (newest first, the
+ * next on a bad CRC): *seq = its seq (0 when the pool has none); note
+ * gets the lines to log once the store is open. */
+int st_ckpt_fetch(st_rados *r, const char *cachedir, uint64_t *seq, char *note, size_t notelen);
+/* Removes a cache's store files (data.mdb, lock.mdb, snapshots). */
+void st_ckpt_local_remove(const char *cachedir);
+
 /* ------------------------------------------------------------------ */
 /* Level 0. attr.c: st_attr from records, setattr masks               */
 /* ------------------------------------------------------------------ */

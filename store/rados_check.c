@@ -2,7 +2,8 @@
  * rados_check.c — `vecfs check --rados-*`: the cluster side of the log
  * (docs/scale-out.md §9). It reads vecfs.head's fields and every entry
  * from trim to head, and reports each one that is missing, out of place
- * or does not decode. Read-only: it never creates the log.
+ * or does not decode; then the newest checkpoint's manifest and pieces
+ * (their lengths and CRC-32C). Read-only: it never creates the log.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +32,22 @@ static int check_entry(void *ctx, uint64_t seq, const void *bytes, size_t len)
     cs->ops += e.nops;
     st_log_entry_free(&e);
     return 0;
+}
+
+/* The newest published checkpoint: listed, at h->ckpt, and sound. */
+static int check_ckpt(st_rados *r, const st_rados_head *h, FILE *report, uint64_t *bad)
+{
+    uint64_t newest;
+    size_t n;
+    int rc = st_rados_ckpt_list(r, &newest, 1, &n);
+    if (rc)
+        return rc;
+    if (n == 0 || newest != h->ckpt) {
+        fprintf(report, "checkpoint %" PRIu64 ": published but not listed\n", h->ckpt);
+        *bad = 1;
+        return 0;
+    }
+    return st_ckpt_verify(r, newest, report, bad);
 }
 
 int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *report)
@@ -66,6 +83,9 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
         damaged = true;
         rc = 0;
     }
+    uint64_t ckpt_bad = 0;
+    if (rc == 0 && !damaged && h.ckpt > 0)
+        rc = check_ckpt(&r, &h, report, &ckpt_bad);
     st_rados_disconnect(&r);
     if (rc) {
         st_errbuf_set(opt, "cannot read the vecfs log in pool '%s': %s", ro->pool, strerror(-rc));
@@ -73,5 +93,5 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
     }
     fprintf(report, "entries: %" PRIu64 " read, %" PRIu64 " operations, %" PRIu64 " damaged\n",
             cs.entries, cs.ops, cs.bad);
-    return damaged || cs.bad ? 1 : 0;
+    return damaged || cs.bad || ckpt_bad ? 1 : 0;
 }

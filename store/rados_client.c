@@ -105,6 +105,11 @@ int st_rados_head_init(st_rados *r)
     return rc == -EEXIST ? 0 : rc;
 }
 
+void st_rados_lease_release(st_rados *r, const char *cookie)
+{
+    (void)rados_unlock(r->io, ST_RADOS_CKPT_LOCK_OBJ, "ckpt", cookie); /* -ENOENT: not ours */
+}
+
 /* A 20-digit seq value into *out. */
 static int seq_parse(const char *v, size_t len, uint64_t *out)
 {
@@ -275,6 +280,103 @@ int st_rados_catch_up(st_rados *r, uint64_t after, st_rados_head *h, st_rados_en
     if (rc == 0 && got < h->head)
         rc = st_rados_entries(r, got, h->head, fn, ctx);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkpoints in vecfs.head: `ckpt`, `trim` and one `c.<seq>` key each  */
+/* ------------------------------------------------------------------ */
+
+int st_rados_ckpt_publish(st_rados *r, const st_rados_head *h, uint64_t seq, uint64_t keep)
+{
+    if (seq <= h->ckpt)
+        return -ECANCELED;
+    /* Keep `keep` entries below seq, and every entry after the previous
+     * checkpoint: a node that finds this one damaged falls back to that
+     * one and replays from it (scale-out.md §6). */
+    uint64_t trim = seq > keep ? seq - keep + 1 : 1;
+    if (trim > h->ckpt + 1)
+        trim = h->ckpt + 1;
+    if (trim < h->trim)
+        trim = h->trim;
+    char was_ckpt[SEQ_DIGITS + 1], was_trim[SEQ_DIGITS + 1], now_ckpt[SEQ_DIGITS + 1],
+        now_trim[SEQ_DIGITS + 1], ckey[ST_RADOS_KEY_LEN], ekey[ST_RADOS_KEY_LEN];
+    seq_text(h->ckpt, was_ckpt);
+    seq_text(h->trim, was_trim);
+    seq_text(seq, now_ckpt);
+    seq_text(trim, now_trim);
+    snprintf(ckey, sizeof(ckey), "c.%020" PRIu64, seq);
+    entry_key(trim, ekey);
+    const char *keys[] = {"ckpt", "trim", ckey};
+    const char *vals[] = {now_ckpt, now_trim, ""};
+    size_t lens[] = {SEQ_DIGITS, SEQ_DIGITS, 0};
+    rados_write_op_t op = rados_create_write_op();
+    if (!op)
+        return -ENOMEM;
+    /* ckpt and trim unchanged since h was read: with seq > h->ckpt this
+     * is the design's omap_cmp(ckpt < S), and trim only rises. */
+    int c1 = 0, c2 = 0;
+    rados_write_op_omap_cmp(op, "ckpt", LIBRADOS_CMPXATTR_OP_EQ, was_ckpt, SEQ_DIGITS, &c1);
+    rados_write_op_omap_cmp(op, "trim", LIBRADOS_CMPXATTR_OP_EQ, was_trim, SEQ_DIGITS, &c2);
+    rados_write_op_omap_set(op, keys, vals, lens, 3);
+    rados_write_op_omap_rm_range2(op, "e.", 2, ekey, strlen(ekey)); /* [e., e.<trim>) */
+    int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
+    rados_release_write_op(op);
+    return rc;
+}
+
+int st_rados_ckpt_list(st_rados *r, uint64_t *seqs, size_t cap, size_t *n)
+{
+    *n = 0;
+    rados_read_op_t op = rados_create_read_op();
+    if (!op)
+        return -ENOMEM;
+    rados_omap_iter_t it = NULL;
+    unsigned char more = 0;
+    int prval = 0;
+    rados_read_op_omap_get_keys2(op, "c.", ST_RADOS_RANGE, &it, &more, &prval);
+    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
+    if (rc == 0)
+        rc = prval;
+    uint64_t all[ST_RADOS_RANGE];
+    size_t got = 0;
+    while (rc == 0 && got < ST_RADOS_RANGE) {
+        char *k, *v;
+        size_t kl, vl;
+        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+        if (rc || !k || kl < 2 || memcmp(k, "c.", 2) != 0)
+            break;
+        if (seq_parse(k + 2, kl - 2, &all[got]) == 0)
+            got++;
+    }
+    if (it)
+        rados_omap_get_end(it);
+    rados_release_read_op(op);
+    for (size_t i = 0; rc == 0 && i < got && i < cap; i++)
+        seqs[(*n)++] = all[got - 1 - i]; /* newest first */
+    return rc;
+}
+
+int st_rados_ckpt_forget(st_rados *r, uint64_t seq)
+{
+    char ckey[ST_RADOS_KEY_LEN];
+    snprintf(ckey, sizeof(ckey), "c.%020" PRIu64, seq);
+    const char *keys[] = {ckey};
+    size_t lens[] = {strlen(ckey)};
+    rados_write_op_t op = rados_create_write_op();
+    if (!op)
+        return -ENOMEM;
+    rados_write_op_omap_rm_keys2(op, keys, lens, 1);
+    int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
+    rados_release_write_op(op);
+    return rc;
+}
+
+int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds)
+{
+    struct timeval tv = {.tv_sec = seconds};
+    int rc = rados_lock_exclusive(r->io, ST_RADOS_CKPT_LOCK_OBJ, "ckpt", cookie,
+                                  "vecfs checkpoint writer", &tv, LIBRADOS_LOCK_FLAG_MAY_RENEW);
+    return rc == -EEXIST ? 0 : rc;
 }
 
 /* librados's watch callback: acknowledge at once (the notifier waits for

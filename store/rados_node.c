@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "internal.h"
@@ -57,6 +58,7 @@ typedef struct st_node {
 
     pthread_mutex_t mu; /* the right to apply; writers hold it to the append */
     uint64_t applied;   /* protected by mu */
+    uint64_t ckpt_seen; /* protected by mu: the published checkpoint at the last catch-up */
     vc_buf enc;         /* protected by mu: the entry being appended */
 
     pthread_t follower;
@@ -64,6 +66,13 @@ typedef struct st_node {
     pthread_mutex_t wake_mu;
     pthread_cond_t wake_cv;
     bool wake, rewatch, notify, stop; /* protected by wake_mu */
+
+    /* Checkpoints (the follower thread's): the policy, this node's name
+     * on the lease, since when entries are not covered, when to try the
+     * lease again. */
+    unsigned ckpt_entries, ckpt_minutes, lease_s;
+    char cookie[17];
+    struct timespec uncovered_since, ckpt_retry_at;
 } st_node;
 
 /* ------------------------------------------------------------------ */
@@ -151,6 +160,7 @@ static int catch_up(st_node *n, uint64_t *head_out)
     }
     st_health_clear(n->st, "rados: cannot follow");
     *head_out = h.head;
+    n->ckpt_seen = h.ckpt;
     return 0;
 }
 
@@ -303,6 +313,39 @@ static void on_watch(void *ctx, bool lost)
     pthread_mutex_unlock(&n->wake_mu);
 }
 
+/* Writes a checkpoint when one is due (docs/scale-out.md §6) and this
+ * node holds the lease; the follower's thread, n->mu not held. */
+static void ckpt_maybe(st_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    uint64_t applied = n->applied, ckpt = n->ckpt_seen;
+    pthread_mutex_unlock(&n->mu);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (applied <= ckpt) {
+        n->uncovered_since.tv_sec = 0;
+        return;
+    }
+    if (n->uncovered_since.tv_sec == 0)
+        n->uncovered_since = now;
+    bool due = applied - ckpt >= n->ckpt_entries ||
+               now.tv_sec - n->uncovered_since.tv_sec >= 60 * (time_t)n->ckpt_minutes;
+    if (!due || now.tv_sec < n->ckpt_retry_at.tv_sec)
+        return;
+    st_ckpt_take_args a = {.mu = &n->mu,
+                           .applied = &n->applied,
+                           .keep = n->ckpt_entries,
+                           .cookie = n->cookie,
+                           .lease_s = n->lease_s};
+    int rc = st_ckpt_take(n->st, &n->r, &a);
+    if (rc && rc != -EBUSY && rc != -ECANCELED)
+        st_log(n->st, ST_LOG_WARN, "rados: cannot write checkpoint %" PRIu64 ": %s", applied,
+               strerror(-rc));
+    /* Not due again before the next catch-up has seen the new ckpt; a
+     * held lease or a failure is tried again a second later. */
+    n->ckpt_retry_at.tv_sec = now.tv_sec + (rc ? 1 : 0);
+}
+
 static void *follow(void *arg)
 {
     st_node *n = arg;
@@ -329,8 +372,10 @@ static void *follow(void *arg)
             st_log(n->st, ST_LOG_WARN, "rados: lost the watch on the log; polling");
         uint64_t head;
         pthread_mutex_lock(&n->mu);
-        (void)catch_up(n, &head); /* an error is in health; the next round retries */
+        int rc = catch_up(n, &head); /* an error is in health; the next round retries */
         pthread_mutex_unlock(&n->mu);
+        if (rc == 0)
+            ckpt_maybe(n);
     }
 }
 
@@ -345,6 +390,7 @@ static void node_stop(void *ctx)
         pthread_join(n->follower, NULL);
     }
     n->st->log_hooks = NULL;
+    st_rados_lease_release(&n->r, n->cookie);
     st_rados_disconnect(&n->r);
     vc_buf_release(&n->enc);
     pthread_mutex_destroy(&n->mu);
@@ -362,6 +408,48 @@ static const st_log_hooks node_hooks = {
 /* ------------------------------------------------------------------ */
 /* Opening                                                              */
 /* ------------------------------------------------------------------ */
+
+/* Fetches a checkpoint into cachedir (docs/scale-out.md §7): `why` says
+ * why, for the error message. */
+static int fetch(st_node *n, const char *cachedir, const st_options *opt, const char *why,
+                 char *note, size_t notelen)
+{
+    uint64_t seq;
+    int rc = st_ckpt_fetch(&n->r, cachedir, &seq, note, notelen);
+    if (rc)
+        st_errbuf_set(opt, "cannot load a checkpoint into %s (%s): %s%s%s", cachedir, why,
+                      strerror(-rc), note[0] ? "; " : "", note);
+    return rc;
+}
+
+/* Opens the local store, from the newest checkpoint when the cache is
+ * empty or behind the log's trim; n->applied = its applied seq. */
+static int local_open(st_node *n, const char *cachedir, const st_options *local,
+                      const st_rados_head *h, char *note, size_t notelen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data.mdb", cachedir);
+    int rc = 0;
+    if (h->ckpt > 0 && access(path, F_OK) != 0)
+        rc = fetch(n, cachedir, local, "empty cache", note, notelen);
+    if (rc == 0)
+        rc = st_store_open(cachedir, local, &n->st);
+    if (rc == 0)
+        rc = st_log_applied_get(n->st, &n->applied);
+    if (rc == 0 && h->ckpt > 0 && n->applied + 1 < h->trim) {
+        /* The entries after applied are gone: this cache is only good
+         * for a checkpoint's place. */
+        st_store_close(n->st);
+        n->st = NULL;
+        st_ckpt_local_remove(cachedir);
+        rc = fetch(n, cachedir, local, "cache behind the log's trim", note, notelen);
+        if (rc == 0)
+            rc = st_store_open(cachedir, local, &n->st);
+        if (rc == 0)
+            rc = st_log_applied_get(n->st, &n->applied);
+    }
+    return rc;
+}
 
 int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_options *ro,
                   st_store **out)
@@ -390,6 +478,10 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     pthread_mutex_init(&n->wake_mu, NULL);
     pthread_cond_init(&n->wake_cv, NULL);
     rc = st_random(&n->id, sizeof(n->id));
+    snprintf(n->cookie, sizeof(n->cookie), "%016" PRIx64, n->id);
+    n->ckpt_entries = ro->ckpt_entries ? ro->ckpt_entries : ST_RADOS_CKPT_ENTRIES_DEFAULT;
+    n->ckpt_minutes = ro->ckpt_minutes ? ro->ckpt_minutes : ST_RADOS_CKPT_MINUTES_DEFAULT;
+    n->lease_s = ro->ckpt_lease_s ? ro->ckpt_lease_s : ST_RADOS_CKPT_LEASE_DEFAULT;
     /* The pool holds the durable copy: local commits need not wait for
      * the disk (docs/scale-out.md §7). */
     st_options local;
@@ -398,10 +490,9 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     else
         st_options_default(&local);
     local.sync_mode = ST_SYNC_FAST;
+    char note[1024] = "";
     if (rc == 0)
-        rc = st_store_open(cachedir, &local, &n->st);
-    if (rc == 0)
-        rc = st_log_applied_get(n->st, &n->applied);
+        rc = local_open(n, cachedir, &local, &h, note, sizeof(note));
     if (rc == 0 && n->applied > h.head) {
         st_errbuf_set(opt,
                       "%s has applied entry %" PRIu64 " but the log in pool '%s' ends at %" PRIu64
@@ -417,6 +508,8 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
         free(n);
         return rc;
     }
+    if (note[0])
+        st_log(n->st, ST_LOG_INFO, "%s", note);
     n->st->log_hooks = &node_hooks;
     n->st->log_ctx = n;
     uint64_t head;

@@ -224,7 +224,15 @@ typedef struct st_rados_options {
     const char *ns;     /* RADOS namespace; NULL = the default one */
     const char *id;     /* client id ("admin" when NULL) */
     unsigned timeout_s; /* every cluster call; 0 = 10 s */
+    /* Checkpoints (docs/scale-out.md §6): one every ckpt_entries entries
+     * or ckpt_minutes after the first entry the newest does not cover;
+     * the writer's lease lasts ckpt_lease_s. 0 = the defaults below. */
+    unsigned ckpt_entries, ckpt_minutes, ckpt_lease_s;
 } st_rados_options;
+
+#define ST_RADOS_CKPT_ENTRIES_DEFAULT 50000u
+#define ST_RADOS_CKPT_MINUTES_DEFAULT 10u
+#define ST_RADOS_CKPT_LEASE_DEFAULT 30u
 
 /*
  * Opens the store in directory `datadir` (which must exist), creating an
