@@ -175,6 +175,10 @@ static double plan_recall(vf_filter_plan plan, const vf_filter *f, size_t passin
 static void test_plans_recall(void **state)
 {
     (void)state;
+    /* The ThreadSanitizer run is for races, not recall (scripts/test.sh);
+     * test_concurrent_inserts is its test here. */
+    if (getenv("VECFS_TEST_SKIP_LARGE"))
+        skip();
     const double shares[] = {0.001, 0.01, 0.1, 0.5};
     for (int by_cluster = 0; by_cluster < 2; by_cluster++) {
         for (size_t si = 0; si < sizeof(shares) / sizeof(shares[0]); si++) {
