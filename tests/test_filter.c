@@ -7,7 +7,9 @@
  * (code and message), the depth/term/size limits; then, through searches
  * with k above the collection's size, that the passing set equals a
  * brute-force evaluation of the same predicate over the vectors'
- * metadata, for MIDX-only filters and for those that walk the records;
+ * metadata, for MIDX-only filters and for those that walk the ordered
+ * index (VIDX, with values longer than its keys hold) or, with a key or
+ * with the index turned off, the records;
  * max_distance against the exact set within the bound; the plan.
  */
 #include <errno.h>
@@ -189,11 +191,12 @@ static void test_compare(void **state)
 /* Evaluation against brute force                                       */
 /* ------------------------------------------------------------------ */
 
-enum { N = 600, DIM = 8 };
+enum { N = 600, DIM = 8, LONG_LEN = 590 };
 
 /* Vector i's metadata (NULL: the key is absent). */
 typedef struct meta {
     char year[8], lang[8], tag[8], score[16];
+    char lng[LONG_LEN + 2]; /* over VIDX's key room: compared via the record */
     bool has_tag;
 } meta;
 
@@ -205,6 +208,20 @@ static void meta_of(int i, meta *m)
     m->has_tag = i % 3 == 0;
     snprintf(m->tag, sizeof m->tag, "t%d", i % 5);
     snprintf(m->score, sizeof m->score, "%g", (double)i / 8.0);
+    size_t n = i % 4 == 0 ? 100 : LONG_LEN;
+    memset(m->lng, 'x', n);
+    m->lng[n] = (char)('0' + i % 10);
+    m->lng[n + 1] = 0;
+}
+
+/* The literal the lng cases compare with: LONG_LEN x's then digit d. */
+static const char *long_lit(int d)
+{
+    static char lit[LONG_LEN + 2];
+    memset(lit, 'x', LONG_LEN);
+    lit[LONG_LEN] = (char)('0' + d % 10);
+    lit[LONG_LEN + 1] = 0;
+    return lit;
 }
 
 typedef bool (*pred)(const meta *m);
@@ -246,6 +263,18 @@ static bool p_not_in(const meta *m)
 {
     return !(strcmp(m->lang, "fr") == 0 || strcmp(m->lang, "de") == 0);
 }
+static bool p_long_ge(const meta *m)
+{
+    return strcmp(m->lng, long_lit(5)) >= 0;
+}
+static bool p_long_lt(const meta *m)
+{
+    return strcmp(m->lng, long_lit(5)) < 0;
+}
+static bool p_long_ne(const meta *m)
+{
+    return strcmp(m->lng, long_lit(3)) != 0;
+}
 static bool p_none(const meta *m)
 {
     (void)m;
@@ -267,7 +296,20 @@ static const struct {
     {"not (lang = fr or lang = de)", p_not_in},    /* MIDX and not */
     {"year=2003,lang=de,lang=fr", p_none},         /* old form */
     {"year = 2003.0", p_none},                     /* = compares bytes */
+    {"lng >= '@5'", p_long_ge},                    /* @: long_lit */
+    {"lng < '@5'", p_long_lt},
+    {"lng != '@3'", p_long_ne},
 };
+
+/* cases[c].text with @d replaced by long_lit(d), into out. */
+static void case_text(const char *text, char *out, size_t cap)
+{
+    const char *at = strchr(text, '@');
+    if (at)
+        snprintf(out, cap, "%.*s%s%s", (int)(at - text), text, long_lit(at[1] - '0'), at + 2);
+    else
+        snprintf(out, cap, "%s", text);
+}
 
 static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
 {
@@ -294,30 +336,36 @@ static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
         snprintf(name, sizeof name, "v%d", i);
         meta m;
         meta_of(i, &m);
-        const char *keys[] = {"user.year", "user.lang", "user.score", "user.tag"};
-        const void *vals[] = {m.year, m.lang, m.score, m.tag};
-        size_t lens[] = {strlen(m.year), strlen(m.lang), strlen(m.score), strlen(m.tag)};
+        const char *keys[] = {"user.year", "user.lang", "user.score", "user.lng", "user.tag"};
+        const void *vals[] = {m.year, m.lang, m.score, m.lng, m.tag};
+        size_t lens[] = {strlen(m.year), strlen(m.lang), strlen(m.score), strlen(m.lng),
+                         strlen(m.tag)};
         assert_int_equal(st_batch_put(b, name, name, strlen(name), vecs[i], DIM, NULL, 0,
-                                      m.has_tag ? 4 : 3, keys, vals, lens),
+                                      m.has_tag ? 5 : 4, keys, vals, lens),
                          0);
     }
     assert_int_equal(st_batch_commit(b), 0);
     return st;
 }
 
-/* Every case on a store with or without a key (without one, the walk
- * passes over other keys' records unopened; with one it opens them all). */
-static void eval_brute_force(bool encrypted)
+/* Every case on a store with or without a key: without one through VIDX
+ * or, vidx_off, the record walk (which passes over other keys' records
+ * unopened); with one (no VIDX) the walk opens them all. */
+static void eval_brute_force(bool encrypted, bool vidx_off)
 {
     char *dir = tu_tmpdir();
     static float vecs[N][DIM];
     st_store *st = filled_store(dir, vecs, encrypted);
+    assert_true(st->vidx_on == !encrypted);
+    if (vidx_off)
+        st->vidx_on = false;
     st_hit *hits = calloc(N + 1, sizeof *hits);
     assert_non_null(hits);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         st_filter *f;
-        char err[ST_FILTER_ERR_MAX];
-        assert_int_equal(parse(cases[c].text, &f, err), 0);
+        char err[ST_FILTER_ERR_MAX], text[LONG_LEN + 64];
+        case_text(cases[c].text, text, sizeof text);
+        assert_int_equal(parse(text, &f, err), 0);
         st_plan plan;
         st_search_opts o = {.filter = f, .plan = &plan};
         size_t n = 0;
@@ -348,13 +396,19 @@ static void eval_brute_force(bool encrypted)
 static void test_eval_brute_force(void **state)
 {
     (void)state;
-    eval_brute_force(false);
+    eval_brute_force(false, false);
+}
+
+static void test_eval_brute_force_walk(void **state)
+{
+    (void)state;
+    eval_brute_force(false, true);
 }
 
 static void test_eval_brute_force_encrypted(void **state)
 {
     (void)state;
-    eval_brute_force(true);
+    eval_brute_force(true, false);
 }
 
 static void test_max_distance(void **state)
@@ -400,9 +454,13 @@ static void test_max_distance(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_parse_limits),     cmocka_unit_test(test_compare),
-        cmocka_unit_test(test_eval_brute_force), cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_parse_limits),
+        cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_eval_brute_force),
+        cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_eval_brute_force_walk),
         cmocka_unit_test(test_max_distance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
