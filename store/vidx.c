@@ -162,8 +162,9 @@ int st_vidx_count(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t *n)
 }
 
 /* Adds the entries of every user xattr of the store (a store from before
- * VIDX); *n counts them. */
-static int build(st_store *st, MDB_txn *txn, uint64_t *n)
+ * VIDX); *n counts them, *damaged the records that fail to open or decode
+ * (passed over: the store still opens, and `vecfs check` names them). */
+static int build(st_store *st, MDB_txn *txn, uint64_t *n, uint64_t *damaged)
 {
     MDB_cursor *cur;
     int rc = st_mdb_err(mdb_cursor_open(txn, st->db[ST_DB_XATTRS], &cur));
@@ -183,7 +184,10 @@ static int build(st_store *st, MDB_txn *txn, uint64_t *n)
         if (rc == 0)
             rc = st_rec_xattr_dec(body, blen, &xn, &xl, &val, &vl);
         const uint8_t *kb = k.mv_data;
-        if (rc == 0 && xl > 5 && memcmp(xn, "user.", 5) == 0) {
+        if (rc == -EIO) {
+            (*damaged)++;
+            rc = 0;
+        } else if (rc == 0 && xl > 5 && memcmp(xn, "user.", 5) == 0) {
             rc = st_vidx_change(st, txn, st_get_be32(kb), st_get_be32(kb + 4), xn, xl, val, vl,
                                 true);
             (*n)++;
@@ -206,16 +210,18 @@ int st_vidx_open(st_store *st, MDB_txn *txn)
         return rc == -ENOENT ? 0 : rc;
     struct timespec t0, t1;
     st_mono_now(&t0);
-    uint64_t n = 0;
+    uint64_t n = 0, damaged = 0;
     st->vidx_on = true;
-    rc = build(st, txn, &n);
+    rc = build(st, txn, &n, &damaged);
     if (rc == 0)
         rc = st_meta_counter_put(st, txn, "vidx", 1);
     st->vidx_on = rc == 0;
     st_mono_now(&t1);
-    if (rc == 0 && n)
-        st_log(st, ST_LOG_INFO, "built the ordered metadata index: %" PRIu64 " values in %.3f s", n,
-               st_ts_diff(&t1, &t0));
+    if (rc == 0 && (n || damaged))
+        st_log(st, ST_LOG_INFO,
+               "built the ordered metadata index: %" PRIu64 " values in %.3f s (%" PRIu64
+               " damaged xattr records passed over)",
+               n, st_ts_diff(&t1, &t0), damaged);
     return rc;
 }
 
@@ -254,8 +260,8 @@ typedef struct walk {
     MDB_txn *txn;
     uint32_t coll;
     const st_fstr *key;
-    const st_fnode *n;  /* NULL: exists */
-    const st_flit *lit; /* NULL: exists */
+    const st_fnode *n;  /* the leaf: a CMP other than `=`, or EXISTS */
+    const st_flit *lit; /* its literal; NULL for EXISTS */
     st_vidx_fn fn;
     void *ctx;
     vc_buf scratch;

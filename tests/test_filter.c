@@ -498,6 +498,59 @@ static void test_vidx_kept(void **state)
     tu_rmdir(dir);
 }
 
+/* The VIDX entries of collection "c". */
+static uint64_t vidx_entries(st_store *st)
+{
+    MDB_txn *txn;
+    uint64_t n = 0;
+    assert_int_equal(st_txn_read(st, &txn), 0);
+    assert_int_equal(st_vidx_count(st, txn, st_coll_find(st, "c")->id, &n), 0);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* A store from before VIDX (its db emptied, META "vidx" gone), with one
+ * damaged XATTR record, gets VIDX at its next writable open: the store
+ * opens, the damaged record is passed over, the rest indexed. */
+static void test_vidx_built_at_open(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    static float vecs[N][DIM];
+    st_store *st = filled_store(dir, vecs, false);
+    uint64_t before = vidx_entries(st);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(st->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_drop(txn, st->db[ST_DB_VIDX], 0), 0);
+    MDB_val mk = {4, "vidx"}, k = {0, NULL}, v;
+    assert_int_equal(mdb_del(txn, st->db[ST_DB_META], &mk, NULL), 0);
+    /* The first XATTR record: v0's user.lang ("en", one entry). */
+    MDB_cursor *cur;
+    assert_int_equal(mdb_cursor_open(txn, st->db[ST_DB_XATTRS], &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    uint8_t *bad = malloc(v.mv_size);
+    assert_non_null(bad);
+    memcpy(bad, v.mv_data, v.mv_size);
+    bad[v.mv_size / 2] ^= 0x10;
+    MDB_val bv = {v.mv_size, bad};
+    assert_int_equal(mdb_cursor_put(cur, &k, &bv, MDB_CURRENT), 0);
+    free(bad);
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(st_store_close(st), 0);
+    st_options o;
+    tu_opts(&o);
+    assert_int_equal(st_store_open(dir, &o, &st), 0);
+    assert_true(st->vidx_on);
+    assert_int_equal(vidx_entries(st), before - 1);
+    st_idset s;
+    eval_ids(st, "lang < fr", true, &s); /* de and en, v0's en left out */
+    assert_int_equal(st_idset_count(&s), N / 2 - 1);
+    st_idset_release(&s);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
+}
+
 static void test_max_distance(void **state)
 {
     (void)state;
@@ -549,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_eval_brute_force_encrypted),
         cmocka_unit_test(test_eval_brute_force_walk),
         cmocka_unit_test(test_vidx_kept),
+        cmocka_unit_test(test_vidx_built_at_open),
         cmocka_unit_test(test_max_distance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
