@@ -1024,7 +1024,7 @@ int st_vidx_count(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t *n);
 int st_vidx_open(st_store *st, MDB_txn *txn);
 
 /* ------------------------------------------------------------------ */
-/* Level 3. filter_eval.c: the ids that pass a filter                 */
+/* Level 4. filter_eval.c: the ids that pass a filter                 */
 /* ------------------------------------------------------------------ */
 
 /* A set of ids as a bitmap: bit id of w[id / 64]; nw words. */
