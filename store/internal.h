@@ -1008,8 +1008,8 @@ typedef int (*st_vidx_fn)(void *ctx, uint32_t id);
  * than `=`, with literal lit, or an EXISTS), walking only the key's range
  * in VIDX (needs st->vidx_on). An id may come twice. 0, fn's nonzero
  * value, -EIO (an entry without its record), -ENOMEM or an LMDB error. */
-int st_vidx_select(st_store *st, MDB_txn *txn, uint32_t coll, const st_fstr *key,
-                   const st_fnode *n, const st_flit *lit, st_vidx_fn fn, void *ctx);
+int st_vidx_select(st_store *st, MDB_txn *txn, uint32_t coll, const st_fstr *key, const st_fnode *n,
+                   const st_flit *lit, st_vidx_fn fn, void *ctx);
 /* For st_check, which reports LMDB errors in LMDB's words: *n = how many
  * VIDX entries user xattr xname = val of id has (1 or 2), *missing = how
  * many of them are absent. 0 or an LMDB return code. */
