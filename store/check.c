@@ -13,8 +13,8 @@
  *   pass_envelopes  every SLOT, CONTENT and ORDER record opens (checksum
  *                   or authentication), counted;
  *   pass_xattrs     XATTR records open and decode, belong to a used id, and
- *                   each user xattr has its metadata index (MIDX) entry;
- *   pass_midx       counts the metadata index entries;
+ *                   each user xattr has its MIDX (and VIDX, if kept) entries;
+ *   pass_midx       counts the metadata index entries (and VIDX's);
  *   pass_free       FREE ids are below next_id and unused;
  *   pass_oplog      the op log (DIRTY) records open and decode;
  *   compare_tally   one SLOT, CONTENT and ORDER record per vector, one
@@ -265,8 +265,8 @@ static bool bs_get(const bitset *b, uint32_t i)
 typedef struct tally {
     uint64_t vecs, bytes; /* VEC records with a valid id, their content bytes */
     uint64_t slots, contents, listings;
-    uint64_t user_xattrs, midx;
-    bitset used; /* the ids of those VEC records */
+    uint64_t user_xattrs, midx, vidx_want, vidx; /* vidx_want: entries the xattrs need */
+    bitset used;                                 /* the ids of those VEC records */
 } tally;
 
 static const char PASS_VECS[] = "vector records";
@@ -462,6 +462,16 @@ static int pass_xattrs(checker *ck, uint32_t coll, tally *t)
             problem(ck, "metadata index lacks an entry of id %" PRIu32, id);
         else if (rc)
             break;
+        int missing = 0, n = 0, mrc = 0;
+        if (ck->st->vidx_on)
+            mrc = st_vidx_has(ck->st, ck->txn, coll, id, xn, xl, val, vl, &n, &missing);
+        if (mrc) {
+            rc = read_failed(ck, PASS_XATTRS, ST_DB_VIDX, NULL, 0, mrc);
+            break;
+        }
+        t->vidx_want += (uint64_t)n;
+        if (missing)
+            problem(ck, "ordered metadata index lacks an entry of id %" PRIu32, id);
     }
     mdb_cursor_close(mc);
     return walk_end(&w, rc);
@@ -676,6 +686,9 @@ static void compare_tally(checker *ck, const st_coll_rec *rec, const tally *t, b
                 "%" PRIu64 " vectors but %" PRIu64 " slots, %" PRIu64 " contents, %" PRIu64
                 " listing entries",
                 t->vecs, t->slots, t->contents, t->listings);
+    if (xattrs_done && t->vidx != t->vidx_want)
+        problem(ck, "ordered metadata index has %" PRIu64 " entries for %" PRIu64, t->vidx,
+                t->vidx_want);
     if (xattrs_done && t->midx != t->user_xattrs)
         problem(ck, "metadata index has %" PRIu64 " entries for %" PRIu64 " user xattrs", t->midx,
                 t->user_xattrs);
@@ -701,11 +714,13 @@ static void check_coll(checker *ck, const st_coll_rec *rec)
     /* The passes that need the set of used ids run only with all of it. */
     int xattrs = vecs == 0 ? pass_xattrs(ck, cid, &t) : vecs;
     int midx = pass_midx(ck, cid, &t.midx);
+    int vidx = ck->st->vidx_on ? st_vidx_count(ck->st, ck->txn, cid, &t.vidx) : 0;
+    vidx = vidx ? read_failed(ck, PASS_MIDX, ST_DB_VIDX, NULL, 0, vidx) : 0;
     if (vecs == 0)
         pass_free(ck, rec, &t.used);
     pass_oplog(ck, cid);
     compare_tally(ck, rec, &t, vecs == 0, slots == 0 && contents == 0 && listings == 0,
-                  xattrs == 0 && midx == 0);
+                  xattrs == 0 && midx == 0 && vidx == 0);
     if (vecs == 0) {
         pass_snapshot(ck, rec, t.vecs);
         note(ck, "%" PRIu64 " vectors, %" PRIu64 " bytes", t.vecs, t.bytes);

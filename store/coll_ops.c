@@ -35,7 +35,7 @@ static int del_prefix(st_store *st, MDB_txn *txn, int db, uint32_t coll_id)
     MDB_val k = {4, pre}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, pre, 4) == 0) {
-        rc = mdb_cursor_del(cur, db == ST_DB_MIDX ? MDB_NODUPDATA : 0);
+        rc = mdb_cursor_del(cur, db == ST_DB_MIDX || db == ST_DB_VIDX ? MDB_NODUPDATA : 0);
         if (rc)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);

@@ -6,9 +6,11 @@
  *   - a filter made only of `=` and `in` leaves (and/or/not over them) reads
  *     the MIDX database: one hash lookup per value, no record decoded;
  *   - any other leaf (`!=`, `<`, `<=`, `>`, `>=`, `exists`) needs the
- *     values themselves: one walk over the collection's XATTRS records
- *     answers every leaf of the filter at once (each user.* record is
- *     decoded and checked against the leaves of its key);
+ *     values in order: a walk over its key's range of VIDX (vidx.c) when
+ *     the store keeps one; else (an encrypted store) one walk over the
+ *     collection's XATTRS records answers every leaf of the filter at
+ *     once (each user.* record is decoded and checked against the leaves
+ *     of its key);
  *   - `not` subtracts from the collection's ids, the keys of its SLOTS
  *     records (keys only: no record is decoded).
  * and/or/not then combine the leaves' sets as bitmaps.
@@ -129,6 +131,29 @@ static int midx_ids(eval *e, const st_fstr *key, const st_flit *value, st_idset 
     mdb_cursor_close(cur);
     if (rc == 0 && mrc != MDB_NOTFOUND)
         rc = st_mdb_err(mrc);
+    return rc;
+}
+
+/* st_vidx_fn: adds id to the st_idset ctx. */
+static int vidx_add(void *ctx, uint32_t id)
+{
+    return idset_add(ctx, id);
+}
+
+/* Fills the set of every leaf: MIDX for `=` and `in`, VIDX for the rest. */
+static int leaves_indexed(eval *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < e->f->nnodes && rc == 0; i++) {
+        const st_fnode *n = &e->f->nodes[i];
+        const st_fstr *key = &e->f->keys[n->key];
+        if (is_leaf(n) && !leaf_hashable(n))
+            rc = st_vidx_select(e->st, e->txn, e->coll, key, n,
+                                n->kind == ST_FK_CMP ? &e->f->lits[n->lit] : NULL, vidx_add,
+                                &e->leaf[i]);
+        for (uint32_t j = 0; is_leaf(n) && leaf_hashable(n) && j < n->nlit && rc == 0; j++)
+            rc = midx_ids(e, key, &e->f->lits[n->lit + j], &e->leaf[i]);
+    }
     return rc;
 }
 
@@ -303,16 +328,7 @@ int st_filter_eval(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter *f
     bool scan = false;
     for (size_t i = 0; i < f->nnodes; i++)
         scan |= is_leaf(&f->nodes[i]) && !leaf_hashable(&f->nodes[i]);
-    int rc = 0;
-    if (scan) {
-        rc = xattrs_scan(&e);
-    } else {
-        for (size_t i = 0; i < f->nnodes && rc == 0; i++) {
-            const st_fnode *n = &f->nodes[i];
-            for (uint32_t j = 0; is_leaf(n) && j < n->nlit && rc == 0; j++)
-                rc = midx_ids(&e, &f->keys[n->key], &f->lits[n->lit + j], &e.leaf[i]);
-        }
-    }
+    int rc = scan && !st->vidx_on ? xattrs_scan(&e) : leaves_indexed(&e);
     if (rc == 0)
         rc = node_set(&e, f->root, out);
     for (size_t i = 0; i < f->nnodes; i++)

@@ -28,6 +28,9 @@
  *   free     u32be coll | u32be id                 empty (raw): ids free for reuse
  *   dirty    u32be coll | u32be id                 COUNTER record: generation of the
  *                                                  last change not yet in a snapshot
+ *   vidx     u32be coll | KEY 0 family value       DUPSORT|DUPFIXED u32be ids (raw):
+ *                                                  user xattr values in order (vidx.c);
+ *                                                  none in an encrypted store
  *
  *   namekey(n) is n itself without a key, HMAC-SHA-256(mac key, tag | n)
  *   with one. hash(key,value) is SHA-256 without a key and HMAC-SHA-256
@@ -516,6 +519,7 @@ enum st_db_tag {
     ST_DB_MIDX,
     ST_DB_FREE,
     ST_DB_DIRTY,
+    ST_DB_VIDX,
     ST_DB_COUNT
 };
 
@@ -799,6 +803,7 @@ struct st_store {
     _Atomic bool unsynced;
     double open_seconds;
     bool no_index; /* st_check: open without loading indexes */
+    bool vidx_on;  /* VIDX is built and kept (vidx.c); false when encrypted */
 
     /* RADOS mode (log_route.c, rados_node.c): NULL in the embedded mode. */
     const struct st_log_hooks *log_hooks;
@@ -1080,7 +1085,37 @@ int st_content_get(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const
 void st_content_bufs_release(st_content_bufs *bufs);
 
 /* ------------------------------------------------------------------ */
-/* Level 3. filter_eval.c: the ids that pass a filter                 */
+/* Level 3. vidx.c: the ordered metadata index                        */
+/* ------------------------------------------------------------------ */
+
+/* Adds (add) or removes the VIDX entries of user xattr xname (xl bytes,
+ * "user." first) = val (vl bytes) of id in txn; nothing without
+ * st->vidx_on. 0 or a negative errno. */
+int st_vidx_change(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *xname,
+                   size_t xl, const void *val, size_t vl, bool add);
+/* Called with each id a selection passes; nonzero stops it. */
+typedef int (*st_vidx_fn)(void *ctx, uint32_t id);
+/* Calls fn with the ids of coll whose user.KEY passes leaf n (a CMP other
+ * than `=`, with literal lit, or an EXISTS), walking only the key's range
+ * in VIDX (needs st->vidx_on). An id may come twice. 0, fn's nonzero
+ * value, -EIO (an entry without its record), -ENOMEM or an LMDB error. */
+int st_vidx_select(st_store *st, MDB_txn *txn, uint32_t coll, const st_fstr *key, const st_fnode *n,
+                   const st_flit *lit, st_vidx_fn fn, void *ctx);
+/* For st_check, which reports LMDB errors in LMDB's words: *n = how many
+ * VIDX entries user xattr xname = val of id has (1 or 2), *missing = how
+ * many of them are absent. 0 or an LMDB return code. */
+int st_vidx_has(st_store *st, MDB_txn *txn, uint32_t coll, uint32_t id, const char *xname,
+                size_t xl, const void *val, size_t vl, int *n, int *missing);
+/* The number of VIDX entries (ids) of coll into *n. 0 or an LMDB return
+ * code (for st_check). */
+int st_vidx_count(st_store *st, MDB_txn *txn, uint32_t coll, uint64_t *n);
+/* Sets st->vidx_on at open (txn: the open's); a writable unencrypted store
+ * without META "vidx" is indexed first, in txn, and logged. 0 or a
+ * negative errno. */
+int st_vidx_open(st_store *st, MDB_txn *txn);
+
+/* ------------------------------------------------------------------ */
+/* Level 4. filter_eval.c: the ids that pass a filter                 */
 /* ------------------------------------------------------------------ */
 
 /* A set of ids as a bitmap: bit id of w[id / 64]; nw words. */
@@ -1091,7 +1126,8 @@ typedef struct st_idset {
 
 /* The ids of collection coll (SLOTS ids) that pass f, read in txn, into
  * *out (st_idset_release). `=` and `in` come from MIDX; any other
- * comparison or `exists` walks the collection's XATTRS records once.
+ * comparison or `exists` walks its key's range in VIDX (st->vidx_on), or
+ * else the collection's XATTRS records once.
  * 0, -EIO (a damaged record), -ENOMEM or an LMDB error; *out empty then. */
 int st_filter_eval(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter *f, st_idset *out);
 /* How many ids s holds. */

@@ -62,9 +62,11 @@ static int open_dbs(st_store *st, MDB_txn *txn, bool create)
 {
     for (int i = 1; i < ST_DB_COUNT; i++) {
         unsigned flags = create ? MDB_CREATE : 0;
-        if (i == ST_DB_MIDX)
+        if (i == ST_DB_MIDX || i == ST_DB_VIDX)
             flags |= MDB_DUPSORT | MDB_DUPFIXED;
         int rc = mdb_dbi_open(txn, st_db_names[i], flags, &st->db[i]);
+        if (rc == MDB_NOTFOUND && i == ST_DB_VIDX)
+            continue; /* a read-only store from before VIDX: st_vidx_open */
         if (rc)
             return st_mdb_err(rc);
     }
@@ -308,6 +310,8 @@ static int store_open(const char *datadir, const st_options *opt, bool no_index,
     } else if (rc == 0) {
         rc = st_format_check(st, txn, &fv);
     }
+    if (rc == 0)
+        rc = st_vidx_open(st, txn);
     if (rc) {
         mdb_txn_abort(txn);
         goto out;

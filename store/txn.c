@@ -18,8 +18,9 @@
 #include "internal.h"
 #include "le.h"
 
-const char *const st_db_names[ST_DB_COUNT] = {
-    NULL, "meta", "colls", "vecs", "slots", "content", "order", "xattrs", "midx", "free", "dirty"};
+const char *const st_db_names[ST_DB_COUNT] = {NULL,    "meta",    "colls", "vecs",
+                                              "slots", "content", "order", "xattrs",
+                                              "midx",  "free",    "dirty", "vidx"};
 
 int st_mdb_err(int rc)
 {

@@ -13,6 +13,7 @@
  *   2. Setting or removing an xattr sets the vector's ctime.
  *   3. Deleting a vector drops all its xattrs and their MIDX pairs
  *      (st_xattrs_drop).
+ *   4. VIDX (vidx.c) changes with MIDX, in midx_change: the same pairs.
  */
 #include <assert.h>
 #include <errno.h>
@@ -28,7 +29,8 @@ static bool is_user(const char *xn, size_t xl)
 }
 
 /* Adds (add) or removes the MIDX pair of (xname, value) for id of o's
- * collection. Removing a pair that is not there is not an error. */
+ * collection, and its VIDX entries (vidx.c). Removing a pair that is not
+ * there is not an error. */
 static int midx_change(st_op *o, uint32_t id, const char *xname, const void *val, size_t vl,
                        bool add)
 {
@@ -39,7 +41,9 @@ static int midx_change(st_op *o, uint32_t id, const char *xname, const void *val
     MDB_val mkv = {20, mk}, mdv = {4, idb};
     MDB_dbi db = o->st->db[ST_DB_MIDX];
     int d = add ? mdb_put(o->txn, db, &mkv, &mdv, 0) : mdb_del(o->txn, db, &mkv, &mdv);
-    return d == MDB_NOTFOUND && !add ? 0 : st_mdb_err(d);
+    int rc = d == MDB_NOTFOUND && !add ? 0 : st_mdb_err(d);
+    return rc ? rc
+              : st_vidx_change(o->st, o->txn, o->c->id, id, xname, strlen(xname), val, vl, add);
 }
 
 int st_xattrs_drop(st_op *o, uint32_t id)

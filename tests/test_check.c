@@ -344,6 +344,24 @@ static void dmg_midx_extra(dmg *d)
     assert_int_equal(mdb_put(d->txn, d->st->db[ST_DB_MIDX], &mk, &mv, 0), 0);
 }
 
+/* The ordered index (store/vidx.c) of user.k = "v": one entry. */
+static void dmg_vidx_missing(dmg *d)
+{
+    uint8_t k[511];
+    MDB_val v;
+    MDB_val mk = {first_key(d, ST_DB_VIDX, k, &v), k};
+    assert_int_equal(mdb_del(d->txn, d->st->db[ST_DB_VIDX], &mk, &v), 0);
+}
+
+static void dmg_vidx_extra(dmg *d)
+{
+    uint8_t k[511], id[4];
+    MDB_val v;
+    MDB_val mk = {first_key(d, ST_DB_VIDX, k, &v), k}, mv = {4, id};
+    st_be32(id, 9);
+    assert_int_equal(mdb_put(d->txn, d->st->db[ST_DB_VIDX], &mk, &mv, 0), 0);
+}
+
 static void dmg_free_used(dmg *d)
 {
     uint8_t k[8];
@@ -450,6 +468,8 @@ static const struct damage {
     {"XATTR of an unused id", dmg_xattr_unused, "xattr of unused id 77"},
     {"MIDX entry missing", dmg_midx_missing, "metadata index lacks an entry of id 0"},
     {"MIDX entry extra", dmg_midx_extra, "metadata index has 2 entries for 1 user xattrs"},
+    {"VIDX entry missing", dmg_vidx_missing, "ordered metadata index lacks an entry of id 0"},
+    {"VIDX entry extra", dmg_vidx_extra, "ordered metadata index has 2 entries for 1"},
     {"FREE id in use", dmg_free_used, "free id 0 is in use or out of range"},
     {"DIRTY flipped", dmg_oplog_flip, "op log record fails its check (dirty/"},
     {"op log replays a wrong dim", dmg_oplog_replay,

@@ -7,7 +7,9 @@
  * (code and message), the depth/term/size limits; then, through searches
  * with k above the collection's size, that the passing set equals a
  * brute-force evaluation of the same predicate over the vectors'
- * metadata, for MIDX-only filters and for those that walk the records;
+ * metadata, for MIDX-only filters and for those that walk the ordered
+ * index (VIDX, with values longer than its keys hold) or, with a key or
+ * with the index turned off, the records;
  * max_distance against the exact set within the bound; the plan.
  */
 #include <errno.h>
@@ -189,11 +191,12 @@ static void test_compare(void **state)
 /* Evaluation against brute force                                       */
 /* ------------------------------------------------------------------ */
 
-enum { N = 600, DIM = 8 };
+enum { N = 600, DIM = 8, LONG_LEN = 590 };
 
 /* Vector i's metadata (NULL: the key is absent). */
 typedef struct meta {
     char year[8], lang[8], tag[8], score[16];
+    char lng[LONG_LEN + 2]; /* over VIDX's key room: compared via the record */
     bool has_tag;
 } meta;
 
@@ -205,6 +208,20 @@ static void meta_of(int i, meta *m)
     m->has_tag = i % 3 == 0;
     snprintf(m->tag, sizeof m->tag, "t%d", i % 5);
     snprintf(m->score, sizeof m->score, "%g", (double)i / 8.0);
+    size_t n = i % 4 == 0 ? 100 : LONG_LEN;
+    memset(m->lng, 'x', n);
+    m->lng[n] = (char)('0' + i % 10);
+    m->lng[n + 1] = 0;
+}
+
+/* The literal the lng cases compare with: LONG_LEN x's then digit d. */
+static const char *long_lit(int d)
+{
+    static char lit[LONG_LEN + 2];
+    memset(lit, 'x', LONG_LEN);
+    lit[LONG_LEN] = (char)('0' + d % 10);
+    lit[LONG_LEN + 1] = 0;
+    return lit;
 }
 
 typedef bool (*pred)(const meta *m);
@@ -246,6 +263,18 @@ static bool p_not_in(const meta *m)
 {
     return !(strcmp(m->lang, "fr") == 0 || strcmp(m->lang, "de") == 0);
 }
+static bool p_long_ge(const meta *m)
+{
+    return strcmp(m->lng, long_lit(5)) >= 0;
+}
+static bool p_long_lt(const meta *m)
+{
+    return strcmp(m->lng, long_lit(5)) < 0;
+}
+static bool p_long_ne(const meta *m)
+{
+    return strcmp(m->lng, long_lit(3)) != 0;
+}
 static bool p_none(const meta *m)
 {
     (void)m;
@@ -267,7 +296,20 @@ static const struct {
     {"not (lang = fr or lang = de)", p_not_in},    /* MIDX and not */
     {"year=2003,lang=de,lang=fr", p_none},         /* old form */
     {"year = 2003.0", p_none},                     /* = compares bytes */
+    {"lng >= '@5'", p_long_ge},                    /* @: long_lit */
+    {"lng < '@5'", p_long_lt},
+    {"lng != '@3'", p_long_ne},
 };
+
+/* cases[c].text with @d replaced by long_lit(d), into out. */
+static void case_text(const char *text, char *out, size_t cap)
+{
+    const char *at = strchr(text, '@');
+    if (at)
+        snprintf(out, cap, "%.*s%s%s", (int)(at - text), text, long_lit(at[1] - '0'), at + 2);
+    else
+        snprintf(out, cap, "%s", text);
+}
 
 static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
 {
@@ -294,30 +336,36 @@ static st_store *filled_store(char *dir, float (*vecs)[DIM], bool encrypted)
         snprintf(name, sizeof name, "v%d", i);
         meta m;
         meta_of(i, &m);
-        const char *keys[] = {"user.year", "user.lang", "user.score", "user.tag"};
-        const void *vals[] = {m.year, m.lang, m.score, m.tag};
-        size_t lens[] = {strlen(m.year), strlen(m.lang), strlen(m.score), strlen(m.tag)};
+        const char *keys[] = {"user.year", "user.lang", "user.score", "user.lng", "user.tag"};
+        const void *vals[] = {m.year, m.lang, m.score, m.lng, m.tag};
+        size_t lens[] = {strlen(m.year), strlen(m.lang), strlen(m.score), strlen(m.lng),
+                         strlen(m.tag)};
         assert_int_equal(st_batch_put(b, name, name, strlen(name), vecs[i], DIM, NULL, 0,
-                                      m.has_tag ? 4 : 3, keys, vals, lens),
+                                      m.has_tag ? 5 : 4, keys, vals, lens),
                          0);
     }
     assert_int_equal(st_batch_commit(b), 0);
     return st;
 }
 
-/* Every case on a store with or without a key (without one, the walk
- * passes over other keys' records unopened; with one it opens them all). */
-static void eval_brute_force(bool encrypted)
+/* Every case on a store with or without a key: without one through VIDX
+ * or, vidx_off, the record walk (which passes over other keys' records
+ * unopened); with one (no VIDX) the walk opens them all. */
+static void eval_brute_force(bool encrypted, bool vidx_off)
 {
     char *dir = tu_tmpdir();
     static float vecs[N][DIM];
     st_store *st = filled_store(dir, vecs, encrypted);
+    assert_true(st->vidx_on == !encrypted);
+    if (vidx_off)
+        st->vidx_on = false;
     st_hit *hits = calloc(N + 1, sizeof *hits);
     assert_non_null(hits);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         st_filter *f;
-        char err[ST_FILTER_ERR_MAX];
-        assert_int_equal(parse(cases[c].text, &f, err), 0);
+        char err[ST_FILTER_ERR_MAX], text[LONG_LEN + 64];
+        case_text(cases[c].text, text, sizeof text);
+        assert_int_equal(parse(text, &f, err), 0);
         st_plan plan;
         st_search_opts o = {.filter = f, .plan = &plan};
         size_t n = 0;
@@ -348,13 +396,159 @@ static void eval_brute_force(bool encrypted)
 static void test_eval_brute_force(void **state)
 {
     (void)state;
-    eval_brute_force(false);
+    eval_brute_force(false, false);
+}
+
+static void test_eval_brute_force_walk(void **state)
+{
+    (void)state;
+    eval_brute_force(false, true);
 }
 
 static void test_eval_brute_force_encrypted(void **state)
 {
     (void)state;
-    eval_brute_force(true);
+    eval_brute_force(true, false);
+}
+
+/* The ids of "c" that pass text, through VIDX (vidx) or the record walk. */
+static void eval_ids(st_store *st, const char *text, bool vidx, st_idset *out)
+{
+    st_filter *f;
+    char err[ST_FILTER_ERR_MAX], t[LONG_LEN + 64];
+    case_text(text, t, sizeof t);
+    assert_int_equal(parse(t, &f, err), 0);
+    st_coll *c = st_coll_find(st, "c");
+    assert_non_null(c);
+    MDB_txn *txn;
+    assert_int_equal(st_txn_read(st, &txn), 0);
+    bool was = st->vidx_on;
+    st->vidx_on = vidx;
+    assert_int_equal(st_filter_eval(st, txn, c->id, f, out), 0);
+    st->vidx_on = was;
+    mdb_txn_abort(txn);
+    st_filter_free(f);
+}
+
+/* Every path that changes metadata keeps VIDX equal to the records: set
+ * over a value (number to text and back), remove, vector delete, rename
+ * over another vector, overwrite, a collection emptied and dropped; then
+ * every case
+ * gives the same ids through VIDX and through the record walk, and
+ * `vecfs check` is clean. */
+static void test_vidx_kept(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    static float vecs[N][DIM];
+    st_store *st = filled_store(dir, vecs, false);
+    for (int i = 0; i < N; i += 7) {
+        char name[16], v[16];
+        snprintf(name, sizeof name, "v%d", i);
+        snprintf(v, sizeof v, i % 2 ? "%d" : "y%d", 1990 + i % 50);
+        assert_int_equal(st_xattr_set(st, "c", name, "user.year", v, strlen(v), 0), 0);
+        if (i % 3 == 0)
+            assert_int_equal(st_xattr_remove(st, "c", name, "user.tag"), 0);
+        if (i % 5 == 0)
+            assert_int_equal(st_xattr_remove(st, "c", name, "user.lng"), 0);
+    }
+    for (int i = 1; i < N; i += 11) {
+        char name[16], to[16];
+        snprintf(name, sizeof name, "v%d", i);
+        snprintf(to, sizeof to, "v%d", i + 1);
+        if (i % 2)
+            assert_int_equal(st_vec_delete(st, "c", name), 0);
+        else
+            assert_int_equal(st_vec_rename(st, "c", name, to, 0), 0);
+    }
+    assert_int_equal(st_vec_put(st, "c", "v4", vecs[4], sizeof vecs[4], vecs[4], DIM, NULL, 0), 0);
+    st_config cfg;
+    st_config_default(&cfg);
+    cfg.dim = DIM;
+    assert_int_equal(st_coll_create(st, "d", NULL, &cfg), 0);
+    assert_int_equal(st_vec_put(st, "d", "a", vecs[0], sizeof vecs[0], vecs[0], DIM, NULL, 0), 0);
+    assert_int_equal(st_xattr_set(st, "d", "a", "user.year", "5", 1, 0), 0);
+    uint32_t did = st_coll_find(st, "d")->id;
+    assert_int_equal(st_vec_delete(st, "d", "a"), 0); /* a drop needs it empty */
+    assert_int_equal(st_coll_drop(st, "d"), 0);
+    MDB_txn *txn;
+    uint64_t left = 1;
+    assert_int_equal(st_txn_read(st, &txn), 0);
+    assert_int_equal(st_vidx_count(st, txn, did, &left), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(left, 0);
+    size_t passing = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        st_idset a, b;
+        eval_ids(st, cases[c].text, true, &a);
+        eval_ids(st, cases[c].text, false, &b);
+        size_t n = st_idset_count(&a);
+        assert_int_equal(n, st_idset_count(&b));
+        for (size_t w = 0; w < a.nw; w++)
+            assert_true(a.w[w] == (w < b.nw ? b.w[w] : 0));
+        passing += n;
+        st_idset_release(&a);
+        st_idset_release(&b);
+    }
+    assert_true(passing > N);
+    assert_int_equal(st_store_close(st), 0);
+    st_options o;
+    tu_opts(&o);
+    assert_int_equal(st_check(dir, &o, NULL), 0);
+    tu_rmdir(dir);
+}
+
+/* The VIDX entries of collection "c". */
+static uint64_t vidx_entries(st_store *st)
+{
+    MDB_txn *txn;
+    uint64_t n = 0;
+    assert_int_equal(st_txn_read(st, &txn), 0);
+    assert_int_equal(st_vidx_count(st, txn, st_coll_find(st, "c")->id, &n), 0);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* A store from before VIDX (its db emptied, META "vidx" gone), with one
+ * damaged XATTR record, gets VIDX at its next writable open: the store
+ * opens, the damaged record is passed over, the rest indexed. */
+static void test_vidx_built_at_open(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    static float vecs[N][DIM];
+    st_store *st = filled_store(dir, vecs, false);
+    uint64_t before = vidx_entries(st);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(st->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_drop(txn, st->db[ST_DB_VIDX], 0), 0);
+    MDB_val mk = {4, "vidx"}, k = {0, NULL}, v;
+    assert_int_equal(mdb_del(txn, st->db[ST_DB_META], &mk, NULL), 0);
+    /* The first XATTR record: v0's user.lang ("en", one entry). */
+    MDB_cursor *cur;
+    assert_int_equal(mdb_cursor_open(txn, st->db[ST_DB_XATTRS], &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    uint8_t *bad = malloc(v.mv_size);
+    assert_non_null(bad);
+    memcpy(bad, v.mv_data, v.mv_size);
+    bad[v.mv_size / 2] ^= 0x10;
+    MDB_val bv = {v.mv_size, bad};
+    assert_int_equal(mdb_cursor_put(cur, &k, &bv, MDB_CURRENT), 0);
+    free(bad);
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(st_store_close(st), 0);
+    st_options o;
+    tu_opts(&o);
+    assert_int_equal(st_store_open(dir, &o, &st), 0);
+    assert_true(st->vidx_on);
+    assert_int_equal(vidx_entries(st), before - 1);
+    st_idset s;
+    eval_ids(st, "lang < fr", true, &s); /* de and en, v0's en left out */
+    assert_int_equal(st_idset_count(&s), N / 2 - 1);
+    st_idset_release(&s);
+    assert_int_equal(st_store_close(st), 0);
+    tu_rmdir(dir);
 }
 
 static void test_max_distance(void **state)
@@ -400,9 +594,15 @@ static void test_max_distance(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_parse_limits),     cmocka_unit_test(test_compare),
-        cmocka_unit_test(test_eval_brute_force), cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_parse_limits),
+        cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_eval_brute_force),
+        cmocka_unit_test(test_eval_brute_force_encrypted),
+        cmocka_unit_test(test_eval_brute_force_walk),
+        cmocka_unit_test(test_vidx_kept),
+        cmocka_unit_test(test_vidx_built_at_open),
         cmocka_unit_test(test_max_distance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,6 +103,28 @@ def check_clean(d, args, what):
                                                                 r.stderr))
 
 
+# Filters a store from before the ordered metadata index answers by the
+# index its first writable open builds (store/vidx.c; the record walk in
+# an encrypted store), each a predicate on the expected xattrs.
+FILTERS = [
+    ("lang > de and lang <= fr", lambda x: "de" < x.get("user.lang", "") <= "fr"),
+    ("exists tags", lambda x: "user.tags" in x),
+    ("title >= 'word number 2' and not lang = fr",
+     lambda x: x.get("user.title", "") >= "word number 2" and x.get("user.lang") != "fr"),
+    ("lang != en", lambda x: "user.lang" in x and x["user.lang"] != "en"),
+]
+
+
+def compare_filters(m, files):
+    for text, pred in FILTERS:
+        want = sorted(n for n, f in files.items() if pred(f["xattrs"]))
+        hits = make_fixture.query(m, "words", "f.txt",
+                                  "k = 100\nfilter = %s\n%s\n" % (text, " ".join(["0"] * 8)))
+        eq(sorted(h[0] for h in hits), want, "words: filter %s" % text)
+        if not want:
+            raise AssertionError("filter %s passes nothing: it tests nothing" % text)
+
+
 def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None, fixture="store-v1"):
     exp = expectation(fixture)
     store = exp["stores"][name]
@@ -127,6 +149,7 @@ def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None, fixt
     p = start_fg(*(args + [d, m]))
     try:
         compare(make_fixture.snapshot(m, texts), want, name)
+        compare_filters(m, want["words"]["files"])
         # The opened store takes writes: a new vector is found by a query,
         # an xattr is kept.
         words = os.path.join(m, "words")
@@ -165,6 +188,8 @@ def mount_and_compare(t, name, drop_snapshots=False, snapshot_version=None, fixt
             got["words"]["queries"][qname]["result"] = \
                 got["words"]["queries"][qname]["result"][:len(q["result"])]
         compare(got, want, name + " after a write and a remount")
+        added = dict(want["words"]["files"], added={"xattrs": {"user.lang": "en"}})
+        compare_filters(m, added)
     finally:
         eq(stop(p, m), 0, "exit status after SIGTERM")
 
