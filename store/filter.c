@@ -636,3 +636,21 @@ int st_filter_parse(const char *text, size_t len, st_filter **out, char *err, si
     }
     return rc;
 }
+
+bool st_fop_holds(st_fop op, int c)
+{
+    switch (op) {
+    case ST_FOP_EQ:
+        return c == 0;
+    case ST_FOP_NE:
+        return c != 0;
+    case ST_FOP_LT:
+        return c < 0;
+    case ST_FOP_LE:
+        return c <= 0;
+    case ST_FOP_GT:
+        return c > 0;
+    default:
+        return c >= 0;
+    }
+}

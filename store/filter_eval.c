@@ -175,17 +175,7 @@ static bool leaf_passes(const st_filter *f, const st_fnode *n, const void *val, 
         bool eq = l->len == len && (len == 0 || memcmp(l->p, val, len) == 0);
         return eq == (n->op == ST_FOP_EQ);
     }
-    int c = st_filter_cmp(val, len, l);
-    switch (n->op) {
-    case ST_FOP_LT:
-        return c < 0;
-    case ST_FOP_LE:
-        return c <= 0;
-    case ST_FOP_GT:
-        return c > 0;
-    default:
-        return c >= 0;
-    }
+    return st_fop_holds(n->op, st_filter_cmp(val, len, l));
 }
 
 /* Some leaf of the filter is about xattr xn (xl bytes, not NUL-terminated). */

@@ -207,6 +207,8 @@ bool st_filter_number(const void *p, size_t len, double *out);
 /* Orders a stored value (len bytes) against a literal: as numbers when
  * both are numbers, else as bytes (a prefix first). -1, 0 or 1. */
 int st_filter_cmp(const void *val, size_t len, const st_flit *lit);
+/* Whether comparison op holds for an ordering result c (-1, 0 or 1). */
+bool st_fop_holds(st_fop op, int c);
 
 /* ------------------------------------------------------------------ */
 /* Level 1. rados_entry.c: the bytes of a RADOS log entry              */

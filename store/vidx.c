@@ -236,24 +236,6 @@ static int bytes_cmp(const uint8_t *e, size_t elen, const uint8_t *lit, size_t l
     return elen < llen ? -1 : elen > llen ? 1 : 0;
 }
 
-static bool op_holds(st_fop op, int c)
-{
-    switch (op) {
-    case ST_FOP_EQ:
-        return c == 0;
-    case ST_FOP_NE:
-        return c != 0;
-    case ST_FOP_LT:
-        return c < 0;
-    case ST_FOP_LE:
-        return c <= 0;
-    case ST_FOP_GT:
-        return c > 0;
-    default:
-        return c >= 0;
-    }
-}
-
 /* One walk: its selection and where ids go. */
 typedef struct walk {
     st_store *st;
@@ -287,7 +269,8 @@ static int record_passes(walk *w, uint32_t id, bool *pass)
         rc = -EIO; /* an index entry without its record */
     if (rc == 0) {
         bool eq = vl == w->lit->len && (vl == 0 || memcmp(val, w->lit->p, vl) == 0);
-        *pass = w->n->op == ST_FOP_NE ? !eq : op_holds(w->n->op, st_filter_cmp(val, vl, w->lit));
+        *pass =
+            w->n->op == ST_FOP_NE ? !eq : st_fop_holds(w->n->op, st_filter_cmp(val, vl, w->lit));
     }
     return rc;
 }
@@ -346,7 +329,7 @@ static int family_walk(walk *w, char fam)
             if (c > 0 && w->n->op != ST_FOP_NE && upward)
                 break; /* past the range */
             recheck = fam != 'N' && c == 0 && elen == room(&p);
-            pass = recheck || op_holds(w->n->op, c);
+            pass = recheck || st_fop_holds(w->n->op, c);
         }
         if (pass)
             rc = key_ids(w, cur, &k, recheck);
