@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "hnsw_internal.h"
 #include "hnsw_source.h"
+#include "race_run.h"
 
 #define DIM 8
 #define BASE_N 1000u
@@ -449,12 +450,14 @@ static void sweep_writes(vf_metric metric, bool all)
 static void test_insert_update(void **state)
 {
     (void)state;
+    skip_in_race_run();
     sweep_writes(VF_METRIC_L2, true);
 }
 
 static void test_insert_update_cosine_dot(void **state)
 {
     (void)state;
+    skip_in_race_run();
     sweep_writes(VF_METRIC_COSINE, false);
     sweep_writes(VF_METRIC_DOT, false);
 }
@@ -462,6 +465,7 @@ static void test_insert_update_cosine_dot(void **state)
 static void test_remove(void **state)
 {
     (void)state;
+    skip_in_race_run();
     static model m;
     vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     vf_hnsw *h = base_load(&base, 0);
@@ -497,6 +501,7 @@ static void test_remove(void **state)
 static void test_batch(void **state)
 {
     (void)state;
+    skip_in_race_run();
     static model m;
     vc_buf base = base_snapshot(VF_METRIC_L2, &m);
     /* Fresh rows (two are twins of a head and of each other), an update,

@@ -26,6 +26,7 @@
 
 #include "engine.h"
 #include "hnsw_source.h"
+#include "race_run.h"
 
 static uint64_t rng_state = 1;
 
@@ -134,6 +135,7 @@ static vf_hnsw *reload(vf_hnsw *h)
 static void test_duplicates_then_deletes(void **state)
 {
     (void)state;
+    skip_in_race_run();
     const size_t n = 20000, dup = 10000, dim = 8, keep_from = 9987;
     rng_state = 14;
     float *rows = malloc(n * dim * sizeof(float));
@@ -174,6 +176,7 @@ static void test_duplicates_then_deletes(void **state)
 static void test_moving_updates(void **state)
 {
     (void)state;
+    skip_in_race_run();
     const size_t n = 20000, dim = 16, movers = 200, steps = 50;
     rng_state = 15;
     float *rows = malloc(n * dim * sizeof(float));
@@ -251,6 +254,7 @@ static double recall_by_distance(const vf_hnsw *h, const float *queries, size_t 
 static void test_dot_graph_reachable(void **state)
 {
     (void)state;
+    skip_in_race_run();
     const size_t n = 15000, dim = 4, nq = 50, k = 100;
     rng_state = 16;
     for (int ints = 0; ints < 2; ints++) {
@@ -373,6 +377,7 @@ static void prop_run(vf_metric metric, unsigned dup_percent, size_t steps)
 static void test_property_reachability(void **state)
 {
     (void)state;
+    skip_in_race_run();
     rng_state = seed_from_env("reachability property");
     const unsigned shares[] = {0, 50, 95};
     /* A distance-0 self hit is what l2 and cosine promise; dot's nearest
@@ -388,6 +393,7 @@ static void test_property_reachability(void **state)
 static void test_half_duplicates_then_most_deleted(void **state)
 {
     (void)state;
+    skip_in_race_run();
     const size_t n = 20000, dim = 12;
     rng_state = 17;
     float pool[20][12];
