@@ -14,8 +14,9 @@
  *           (kmeans.h). A query searches the shards of its P nearest
  *           centroids only.
  * A search sends the query to each chosen shard one after the other on
- * the calling thread, timing each shard's search on its own (the time a
- * node holding that shard would take), then merges the shards' top-k
+ * the calling thread, timing each shard's search on its own in the
+ * thread's CPU time (what a node holding that shard would spend; time the
+ * thread waited for a core does not count), then merges the shards' top-k
  * lists into one top-k by distance. Distances of one metric compare
  * across shards, so the merge keeps exactly the k nearest of what the
  * shards returned; a true neighbour is lost only inside a shard's own
@@ -109,7 +110,8 @@ void bench_fanout_release(bench_fanout *f);
 typedef struct bench_fanout_cost {
     double slowest_seconds; /* the longest of the probed shards' searches */
     double merge_seconds;   /* choosing the shards and merging their lists */
-    size_t probed;          /* shards searched */
+    /* (both in the calling thread's CPU time) */
+    size_t probed; /* shards searched */
 } bench_fanout_cost;
 
 /* Searches `query` (dim floats) on the shards it goes to (every shard for
@@ -118,7 +120,7 @@ typedef struct bench_fanout_cost {
  * merges: out gets min(k, hits) of them, nearest first, ids of the base;
  * on equal distances the shard searched first wins, so one shard's list
  * comes back exactly as its search returned it. shard_seconds (room for
- * S, may be NULL) gets each shard's search time, 0 for a shard not
+ * S, may be NULL) gets each shard's search CPU time, 0 for a shard not
  * searched. Allocates nothing. Returns 0 or the engine's error. */
 int bench_shards_search(const bench_shards *s, bench_fanout *f, const float *query, size_t k,
                         size_t ef, size_t probes, vf_hit *out, size_t *n_out, double *shard_seconds,

@@ -24,7 +24,8 @@
  *
  * How a query is run (shards.h): the shards it goes to are searched one
  * after the other on the query's thread, each with the same k and ef, and
- * each search is timed on its own; the lists are merged by distance. The
+ * each search is timed on its own in the thread's CPU time (a busy
+ * machine's preemptions do not count); the lists are merged by distance. The
  * shards are NOT searched by parallel threads: on a machine with fewer
  * cores than shards, threads would measure the machine's core count, not
  * the design. A node per shard is modelled from the per-shard times.
@@ -37,13 +38,14 @@
  *               shards sets (1 for hash and for P = S).
  *   QPS         queries / wall time, every shard on this one machine on
  *               --threads threads: the CPU the fan-out costs in total.
- *   work_us     mean per query of the shards' search times added up.
+ *   work_us     mean per query of the shards' search CPU times added up
+ *               (with routing and merge): the CPU one query costs.
  *   model_us, model_p50, model_p99  mean, median and 99th percentile
- *               over the queries of: the slowest searched shard's time plus
- *               the routing and the merge. The latency if every shard were
+ *               over the queries of: the slowest searched shard's CPU
+ *               time plus the routing and the merge. The latency if every shard were
  *               on its own node and the network cost nothing (add one
  *               round trip to the farthest node for a real cluster).
- *   model_QPS   queries / the busiest shard's total search time: the
+ *   model_QPS   queries / the busiest shard's total search CPU time: the
  *               throughput of S nodes of one search thread each, each
  *               node holding one shard (for S = 1: one node).
  * Each ef runs --repeat times; the run with the best wall time is kept
