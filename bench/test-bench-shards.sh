@@ -34,12 +34,13 @@ for c in doc["configs"]:
     assert [r["ef"] for r in c["runs"]] == [10, 40] * (len(c["runs"]) // 2), c["runs"]
     for r in c["runs"]:
         assert set(r) == {"ef", "probes", "recall", "recall_distance", "reach", "qps", "work_us",
-                          "model_mean_us", "model_p50_us", "model_p99_us", "model_qps"}, r.keys()
+                          "merge_us", "model_mean_us", "model_p50_us", "model_p99_us",
+                          "model_qps"}, r.keys()
         assert 0 <= r["recall"] <= r["recall_distance"] <= 1, r
         assert r["recall"] <= r["reach"] + 1e-9, r
         if c["assign"] != "kmeans" or r["probes"] == c["shards"]:
             assert r["reach"] == 1, r
-        assert r["qps"] > 0 and r["model_qps"] > 0 and r["work_us"] > 0, r
+        assert r["qps"] > 0 and r["model_qps"] > 0 and r["work_us"] > r["merge_us"] > 0, r
         assert 0 < r["model_p50_us"] <= r["model_p99_us"], r
 single = doc["configs"][0]["runs"][-1]
 assert single["recall"] >= 0.9, single

@@ -40,6 +40,8 @@
  *               --threads threads: the CPU the fan-out costs in total.
  *   work_us     mean per query of the shards' search CPU times added up
  *               (with routing and merge): the CPU one query costs.
+ *   merge_us    mean per query of choosing the shards (k-means: ranking
+ *               the centroids) and merging their lists, CPU time.
  *   model_us, model_p50, model_p99  mean, median and 99th percentile
  *               over the queries of: the slowest searched shard's CPU
  *               time plus the routing and the merge. The latency if every shard were
@@ -273,6 +275,7 @@ typedef struct run_state {
     uint32_t *ids;      /* nq x k, UINT32_MAX past a short result */
     double *model_s;    /* nq: slowest shard + routing and merge */
     double *work_s;     /* nq: the shards' times added up */
+    double *merge_s;    /* nq: routing and merge */
     double *shard_s;    /* nq x S: each shard's time */
     atomic_size_t next; /* the next query to take */
     atomic_int err;     /* first error, 0 if none */
@@ -296,6 +299,7 @@ static void *run_worker(void *arg)
                                  &got, shard_s, &cost);
         r->model_s[q] = cost.slowest_seconds + cost.merge_seconds;
         r->work_s[q] = cost.merge_seconds;
+        r->merge_s[q] = cost.merge_seconds;
         for (size_t i = 0; i < r->s->count; i++)
             r->work_s[q] += shard_s[i];
         for (size_t i = 0; i < r->k; i++)
@@ -314,7 +318,7 @@ static void *run_worker(void *arg)
 typedef struct run_result {
     size_t ef, probes;
     double recall, recall_distance, reach;
-    double qps, work_us, model_us, model_p50_us, model_p99_us, model_qps;
+    double qps, work_us, merge_us, model_us, model_p50_us, model_p99_us, model_qps;
 } run_result;
 
 /* The queries and the truth every run is scored against. */
@@ -377,15 +381,17 @@ static int measure(const bench *b, const bench_shards *s, size_t ef, size_t prob
                    .ef = ef,
                    .probes = probes};
     double *busy = vc_calloc(S, sizeof(double));
-    double wall, best = 0, sum_model = 0, sum_work = 0, busiest = 0;
+    double wall, best = 0, sum_model = 0, sum_work = 0, sum_merge = 0, busiest = 0;
     bench_score score = {0};
     int rc = -ENOMEM;
 
     r.ids = vc_malloc(nq * o->k * sizeof(*r.ids));
     r.model_s = vc_malloc(nq * sizeof(double));
     r.work_s = vc_malloc(nq * sizeof(double));
+    r.merge_s = vc_malloc(nq * sizeof(double));
     r.shard_s = vc_malloc(nq * S * sizeof(double));
-    if (busy == NULL || r.ids == NULL || r.model_s == NULL || r.work_s == NULL || r.shard_s == NULL)
+    if (busy == NULL || r.ids == NULL || r.model_s == NULL || r.work_s == NULL ||
+        r.merge_s == NULL || r.shard_s == NULL)
         goto out;
     rc = run_once(b, &r, nq < WARMUP_QUERIES ? nq : WARMUP_QUERIES, &wall);
     for (size_t rep = 0; rep < o->repeat && rc == 0; rep++) {
@@ -393,11 +399,12 @@ static int measure(const bench *b, const bench_shards *s, size_t ef, size_t prob
         if (rc != 0 || (rep > 0 && wall >= best))
             continue;
         best = wall;
-        sum_model = sum_work = busiest = 0;
+        sum_model = sum_work = sum_merge = busiest = 0;
         memset(busy, 0, S * sizeof(double));
         for (size_t q = 0; q < nq; q++) {
             sum_model += r.model_s[q];
             sum_work += r.work_s[q];
+            sum_merge += r.merge_s[q];
             for (size_t i = 0; i < S; i++)
                 busy[i] += r.shard_s[q * S + i];
         }
@@ -416,11 +423,13 @@ static int measure(const bench *b, const bench_shards *s, size_t ef, size_t prob
     out->recall_distance = score.recall_distance;
     out->qps = (double)nq / best;
     out->work_us = sum_work / (double)nq * 1e6;
+    out->merge_us = sum_merge / (double)nq * 1e6;
     out->model_us = sum_model / (double)nq * 1e6;
     out->model_qps = busiest > 0 ? (double)nq / busiest : 0;
 out:
     free(r.shard_s);
     free(r.work_s);
+    free(r.merge_s);
     free(r.model_s);
     free(r.ids);
     free(busy);
@@ -441,26 +450,26 @@ static void print_head(const bench_shards *s, const char *label)
     }
     printf("\n== %s, S = %zu: rows per shard %zu..%zu, assign %.2f s, build %.2f s\n", label,
            s->count, lo, hi, s->assign_seconds, s->build_seconds);
-    printf("%6s %6s %8s %11s %7s %10s %9s %9s %9s %9s %10s\n", "ef", "probes", "recall",
-           "recall_dist", "reach", "QPS", "work_us", "model_us", "model_p50", "model_p99",
-           "model_QPS");
+    printf("%6s %6s %8s %11s %7s %10s %9s %8s %9s %9s %9s %10s\n", "ef", "probes", "recall",
+           "recall_dist", "reach", "QPS", "work_us", "merge_us", "model_us", "model_p50",
+           "model_p99", "model_QPS");
 }
 
 static void print_run(const run_result *r)
 {
-    printf("%6zu %6zu %8.4f %11.4f %7.4f %10.1f %9.1f %9.1f %9.1f %9.1f %10.1f\n", r->ef, r->probes,
-           r->recall, r->recall_distance, r->reach, r->qps, r->work_us, r->model_us,
-           r->model_p50_us, r->model_p99_us, r->model_qps);
+    printf("%6zu %6zu %8.4f %11.4f %7.4f %10.1f %9.1f %8.1f %9.1f %9.1f %9.1f %10.1f\n", r->ef,
+           r->probes, r->recall, r->recall_distance, r->reach, r->qps, r->work_us, r->merge_us,
+           r->model_us, r->model_p50_us, r->model_p99_us, r->model_qps);
     fflush(stdout);
 }
 
 static json_t *run_json(const run_result *r)
 {
-    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "ef", (json_int_t)r->ef,
+    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "ef", (json_int_t)r->ef,
                      "probes", (json_int_t)r->probes, "recall", r->recall, "recall_distance",
                      r->recall_distance, "reach", r->reach, "qps", r->qps, "work_us", r->work_us,
-                     "model_mean_us", r->model_us, "model_p50_us", r->model_p50_us, "model_p99_us",
-                     r->model_p99_us, "model_qps", r->model_qps);
+                     "merge_us", r->merge_us, "model_mean_us", r->model_us, "model_p50_us",
+                     r->model_p50_us, "model_p99_us", r->model_p99_us, "model_qps", r->model_qps);
 }
 
 /* The probe counts a shard set of S is measured at: S alone for hash;
