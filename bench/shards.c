@@ -16,32 +16,19 @@
 #include "shards.h"
 
 #include "alloc.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double clock_seconds(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Wall time, for builds (they run on several threads). */
-static double now_seconds(void)
-{
-    return clock_seconds(CLOCK_MONOTONIC);
-}
 
 /* The calling thread's CPU time, for a query's parts: on a machine shared
  * with other work, a search preempted half way would otherwise be charged
  * the time another process ran. */
 static double cpu_seconds(void)
 {
-    return clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+    return bench_clock_seconds(CLOCK_THREAD_CPUTIME_ID);
 }
 
 const char *bench_assign_name(bench_assign a)
@@ -115,7 +102,7 @@ int bench_shards_build(bench_shards *s, const bench_matrix *base, const bench_sh
     bench_shards init = BENCH_SHARDS_INIT;
     size_t S = cfg->shards;
     uint32_t *shard_of = NULL;
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     int rc = -EINVAL;
 
     *s = init;
@@ -146,11 +133,11 @@ int bench_shards_build(bench_shards *s, const bench_matrix *base, const bench_sh
     }
     for (size_t r = 0; r < base->n; r++)
         s->global[shard_of[r]][s->size[shard_of[r]]++] = (uint32_t)r;
-    s->assign_seconds = now_seconds() - t0;
-    t0 = now_seconds();
+    s->assign_seconds = bench_now_seconds() - t0;
+    t0 = bench_now_seconds();
     for (size_t i = 0; i < S && rc == 0; i++)
         rc = build_shard(s, i, base, cfg);
-    s->build_seconds = now_seconds() - t0;
+    s->build_seconds = bench_now_seconds() - t0;
 out:
     free(shard_of);
     if (rc != 0)

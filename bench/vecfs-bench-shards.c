@@ -57,22 +57,22 @@
  * files — each with one line on stderr.
  */
 #include "alloc.h"
+#include "cli.h"
 #include "engine.h"
 #include "fanout.h"
 #include "fvecs.h"
 #include "recall.h"
 #include "shards.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PROG "vecfs-bench-shards"
 #define MAX_LIST 16
@@ -108,20 +108,8 @@ typedef struct options {
     bool assign[2]; /* indexed by bench_assign */
 } options;
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line saying what is wrong, one hint; returns the exit status 2. */
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\ntry '" PROG " --help'\n", stderr);
-    return 2;
-}
+/* A usage error of this program: one line, a hint; returns 2. */
+#define usage(...) bench_usage_error(PROG, __VA_ARGS__)
 
 /* Reads integers in lo..hi separated by single commas, the whole string,
  * at most MAX_LIST of them (one when `one`). 0 or -EINVAL. */
@@ -254,19 +242,6 @@ static int parse_args(int argc, char **argv, options *o)
 /* Measuring one shard set at one ef and probe count                    */
 /* ------------------------------------------------------------------ */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The queries of one run, shared by its threads. */
 typedef struct run_state {
     const bench_shards *s;
@@ -340,9 +315,9 @@ static int run_once(const bench *b, run_state *r, size_t nq, double *wall)
     r->nq = nq;
     atomic_init(&r->next, 0);
     atomic_init(&r->err, 0);
-    t0 = now_seconds();
+    t0 = bench_now_seconds();
     vc_fanout((unsigned)b->opt.threads, run_worker, r);
-    *wall = now_seconds() - t0;
+    *wall = bench_now_seconds() - t0;
     return atomic_load(&r->err);
 }
 
@@ -411,7 +386,7 @@ static int measure(const bench *b, const bench_shards *s, size_t ef, size_t prob
         for (size_t i = 0; i < S; i++)
             busiest = busy[i] > busiest ? busy[i] : busiest;
         bench_truth_score(&b->truth, nq, r.ids, o->k, NULL, &score);
-        qsort(r.model_s, nq, sizeof(double), cmp_double);
+        qsort(r.model_s, nq, sizeof(double), bench_cmp_double);
         out->model_p50_us = r.model_s[(nq - 1) / 2] * 1e6;
         out->model_p99_us = r.model_s[(nq * 99 + 99) / 100 - 1] * 1e6;
     }
