@@ -272,6 +272,8 @@ static void *run_worker(void *arg)
             break;
         rc = bench_shards_search(r->s, &f, r->queries + q * r->dim, r->k, r->ef, r->probes, out,
                                  &got, shard_s, &cost);
+        if (rc != 0)
+            break;
         r->model_s[q] = cost.slowest_seconds + cost.merge_seconds;
         r->work_s[q] = cost.merge_seconds;
         r->merge_s[q] = cost.merge_seconds;
@@ -305,9 +307,8 @@ typedef struct bench {
     json_t *configs;
 } bench;
 
-/* Runs the first nq queries once on opt.threads threads into *r (all but
- * the figures run_result keeps from a scoring: those are the caller's).
- * 0 or a negative errno. */
+/* Runs the first nq queries once on opt.threads threads, filling r's
+ * per-query arrays; *wall = the run's wall time. 0 or a negative errno. */
 static int run_once(const bench *b, run_state *r, size_t nq, double *wall)
 {
     double t0;
