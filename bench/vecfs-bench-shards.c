@@ -606,7 +606,7 @@ static int write_json(const bench *b)
 
 int main(int argc, char **argv)
 {
-    bench b = {.configs = json_array()};
+    bench b = {0};
     bench_truth init = BENCH_TRUTH_INIT;
     int status, rc;
 
@@ -615,6 +615,7 @@ int main(int argc, char **argv)
     if (status != 0)
         return status == 1 ? 0 : status;
     status = 1;
+    b.configs = json_array();
     if (b.configs == NULL)
         goto out;
     rc = load_inputs(&b);
