@@ -47,6 +47,7 @@
  * error), 2 bad arguments or unusable input files — each with one line on
  * stderr.
  */
+#include "cli.h"
 #include "duplicates.h"
 #include "engine.h"
 #include "fvecs.h"
@@ -57,7 +58,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -119,19 +119,8 @@ typedef struct options {
     unsigned rerank; /* 0: the engine's default */
 } options;
 
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* One line saying what is wrong, one hint; the caller exits 2. */
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\ntry '" PROG " --help'\n", stderr);
-}
+#define usage_error(...) bench_usage_error(PROG, __VA_ARGS__)
 
 /* Parses a decimal integer in lo..hi that fills the whole string. */
 static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
