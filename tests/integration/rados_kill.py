@@ -66,7 +66,7 @@ LOST_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)  # a call cut by the kill
 
 
 # ---------------------------------------------------------------------------
-# The writer process (run as `rados_kill.py --writer MNT/COLL K SEED LOG`)
+# The writer processes
 # ---------------------------------------------------------------------------
 
 
@@ -103,6 +103,42 @@ def writer_main(cdir, k, seed, log_path):
             os.write(log, ("E %d\n" % e.errno).encode())
             return 0
         os.write(log, b"D\n")
+
+
+class Writer:
+    """A writer_main in a child forked from this process (no threads run
+    during the rounds): no interpreter start-up per writer."""
+
+    def __init__(self, cdir, k, seed, log_path):
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                code = writer_main(cdir, k, seed, log_path)
+            finally:
+                os._exit(code)
+        self.status = None
+
+    def alive(self):
+        if self.status is None:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+        return self.status is None
+
+    def wait(self, bound):
+        """Exit status within bound seconds, else killed and -9."""
+        t0 = time.monotonic()
+        while self.alive() and time.monotonic() - t0 < bound:
+            time.sleep(0.01)
+        if self.alive():
+            self.kill()
+        return self.status
+
+    def kill(self):
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
 
 
 def read_writer_log(path):
@@ -181,6 +217,8 @@ def tree(m):
     out = {}
     cdir = os.path.join(m.mnt, COLL)
     for name in sorted(os.listdir(cdir)):
+        if name == ".config":
+            continue
         p = os.path.join(cdir, name)
         st = os.stat(p)
         out[name] = (read_file(p), st.st_mode, st.st_mtime_ns,
@@ -219,9 +257,8 @@ def kill_rounds(ctx, rounds):
     total_ok = total_uncertain = 0
     for r in range(rounds):
         logs = [os.path.join(TMP, "w-%d-%d.log" % (r, k)) for k in range(WRITERS)]
-        procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--writer",
-                                   os.path.join(a.mnt, COLL), str(k), str(r * 100 + k), logs[k]],
-                                  stdin=subprocess.DEVNULL) for k in range(WRITERS)]
+        procs = [Writer(os.path.join(a.mnt, COLL), k, r * 100 + k, logs[k])
+                 for k in range(WRITERS)]
         ctx["writers"] = procs
         # Python's start-up is slow on a loaded machine: the kill lands a
         # random time after every writer has had a call return.
@@ -229,18 +266,12 @@ def kill_rounds(ctx, rounds):
         while not all(os.path.exists(p) and b"\nD\n" in b"\n" + open(p, "rb").read()
                       for p in logs):
             check(time.monotonic() - t_wait < 30, "round %d: writers did not start" % r)
-            check(all(p.poll() is None for p in procs), "round %d: a writer exited" % r)
+            check(all(p.alive() for p in procs), "round %d: a writer exited" % r)
             time.sleep(0.01)
         time.sleep(rnd.uniform(0.1, 0.6))
         kill_node(a)
         for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                raise Fail("round %d: a writer on the killed node is stuck" % r)
-            eq(p.returncode, 0, "round %d: writer exit status" % r)
+            eq(p.wait(30), 0, "round %d: exit status of a writer on the killed node" % r)
         # What every node must show: the returned operations applied to the
         # round's start; the one in flight per writer either way.
         want = dict(state)
@@ -283,7 +314,7 @@ def kill_rounds(ctx, rounds):
             diff = sorted(n for n in set(ta) | set(tb) if ta.get(n) != tb.get(n))
             raise Fail("round %d: restarted A (%s cache) and B differ on %s" % (
                 r, "same" if r % 2 == 0 else "emptied", diff[:5]))
-        state = state_of(b)
+        state = {n: (v[0], v[3].get("user.tag")) for n, v in tb.items()}
         ctx.pop("writers", None)
     check(total_uncertain > 0, "no kill landed while a call was in flight")
     rc, out = vecfs_check(*rados_opts())
@@ -449,8 +480,6 @@ def check_clean(ctx):
 def main():
     global VECFS, CLUSTER_SH, TMP, CONF
     args = sys.argv[1:]
-    if args and args[0] == "--writer":
-        return writer_main(args[1], int(args[2]), int(args[3]), args[4])
     if len(args) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
@@ -491,9 +520,7 @@ def main():
                 break
     finally:
         for p in ctx.get("writers", []):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            p.kill()
         run.cleanup_all()
         r = cluster("stop", cdir, check_rc=False)
         if r.returncode != 0:
