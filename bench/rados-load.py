@@ -66,37 +66,31 @@ def phase(args, writers, readers, probe, seconds):
     figures."""
     stop = threading.Event()
     lock = threading.Lock()
-    done = {"writes": 0, "queries": 0, "errors": []}
-    delays, write_lat, query_lat = [], [], []
+    errors, delays = [], []
+    lat = {"write": [], "query": []}  # seconds of each call that returned
 
-    def writer(mnt, k):
-        rnd, i = random.Random(k), 0
+    def timed(kind, call):
+        """Times call(i) for i = 0, 1, ... until stop or its first error."""
+        i = 0
         while not stop.is_set():
             t0 = time.monotonic()
             try:
-                put(mnt + "/c/w%d-%d" % (k, i % 500), vec(rnd, args.dim))
+                call(i)
             except OSError as e:
                 with lock:
-                    done["errors"].append("write: %s" % e)
+                    errors.append("%s: %s" % (kind, e))
                 return
             with lock:
-                done["writes"] += 1
-                write_lat.append(time.monotonic() - t0)
+                lat[kind].append(time.monotonic() - t0)
             i += 1
+
+    def writer(mnt, k):
+        rnd = random.Random(k)
+        timed("write", lambda i: put(mnt + "/c/w%d-%d" % (k, i % 500), vec(rnd, args.dim)))
 
     def reader(mnt, k):
         rnd = random.Random(1000 + k)
-        while not stop.is_set():
-            t0 = time.monotonic()
-            try:
-                query(mnt + "/c", "k = 10\n" + vec(rnd, args.dim))
-            except OSError as e:
-                with lock:
-                    done["errors"].append("query: %s" % e)
-                return
-            with lock:
-                done["queries"] += 1
-                query_lat.append(time.monotonic() - t0)
+        timed("query", lambda i: query(mnt + "/c", "k = 10\n" + vec(rnd, args.dim)))
 
     def prober(ma, mb):
         rnd, i = random.Random(7), 0
@@ -133,12 +127,11 @@ def phase(args, writers, readers, probe, seconds):
     for t in threads:
         t.join()
     el = time.monotonic() - t0
-    res = {"seconds": el, "writes_per_s": done["writes"] / el, "qps": done["queries"] / el,
-           "errors": len(done["errors"]), "first_errors": done["errors"][:3]}
-    if write_lat:
-        res.update(write_ms_p50=pct(write_lat, .5), write_ms_p99=pct(write_lat, .99))
-    if query_lat:
-        res.update(query_ms_p50=pct(query_lat, .5), query_ms_p99=pct(query_lat, .99))
+    res = {"seconds": el, "writes_per_s": len(lat["write"]) / el,
+           "qps": len(lat["query"]) / el, "errors": len(errors), "first_errors": errors[:3]}
+    for kind, xs in lat.items():
+        if xs:
+            res.update({kind + "_ms_p50": pct(xs, .5), kind + "_ms_p99": pct(xs, .99)})
     if delays:
         res.update(delay_n=len(delays), delay_ms_p50=pct(delays, .5),
                    delay_ms_p99=pct(delays, .99), delay_ms_max=max(delays) * 1000)
