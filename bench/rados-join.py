@@ -12,7 +12,8 @@ CACHEDIR is started on each namespace and timed from exec to its mount
 being served (the mount is served only once caught up to the head). Prints
 every figure raw and, with --json FILE, writes them.
 
-Usage: bench/rados-join.py VECFS CEPH_CLUSTER_SH [N] [ROUNDS] [--json FILE]
+Usage: bench/rados-join.py VECFS CEPH_CLUSTER_SH [N] [ROUNDS] [--store memstore|bluestore]
+       [--json FILE]
 Everything it started is stopped (bench/rados_nodes.py) on every exit path.
 """
 import json
@@ -43,6 +44,11 @@ def main(argv):
         i = argv.index("--json")
         out_json = argv[i + 1]
         del argv[i:i + 2]
+    store = "memstore"
+    if "--store" in argv:
+        i = argv.index("--store")
+        store = argv[i + 1]
+        del argv[i:i + 2]
     if len(argv) not in (3, 4, 5):
         print(__doc__, file=sys.stderr)
         return 2
@@ -51,7 +57,7 @@ def main(argv):
     modes = {"ckpt": ["--rados-ckpt-entries", str(max(1, n // 10))],
              "replay": ["--rados-ckpt-entries", "100000000"]}
     with Nodes(argv[1], argv[2], "join") as nodes:
-        nodes.start_cluster()
+        nodes.start_cluster("--store", store)
         res = {"n": n, "rounds": rounds}
         for ns, extra in modes.items():
             ma = nodes.mount("a-" + ns, ["--rados-namespace", ns] + extra)
