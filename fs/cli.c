@@ -45,8 +45,6 @@ static void usage(FILE *f)
                "       vecfs check --rados-conf CONF --rados-pool POOL [DATADIR]\n"
                "                                            verify the pool's log (and a cache)\n"
                "       vecfs backup DATADIR OUT             hot, consistent backup\n"
-               "       vecfs backup --rados-conf CONF --rados-pool POOL OUT\n"
-               "                                            back up the pool's state\n"
                "       vecfs restore BACKUP DATADIR         restore into an empty DATADIR\n"
                "       vecfs --help | --version\n"
                "\n"
