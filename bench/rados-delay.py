@@ -7,20 +7,14 @@ A to the name appearing on B (polled every 0.5 ms), and the write+close
 time on A. Prints one line and, with --json FILE, writes the figures.
 
 Usage: bench/rados-delay.py VECFS CEPH_CLUSTER_SH [N] [--json FILE]
-Everything it started is stopped (daemons by unmount and wait, the cluster
-by its pid files) on every exit path.
+Everything it started is stopped (bench/rados_nodes.py) on every exit path.
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-
-def pct(xs, p):
-    return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
+from rados_nodes import Nodes, pct
 
 
 def main(argv):
@@ -32,36 +26,20 @@ def main(argv):
     if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
-    vecfs, sh = os.path.abspath(argv[1]), os.path.abspath(argv[2])
     n = int(argv[3]) if len(argv) == 4 else 300
-    tmp = tempfile.mkdtemp(prefix="vecfs-rados-delay-")
-    procs, mnts = [], []
-    try:
-        subprocess.run(["bash", sh, "start", tmp + "/cl", "--size", "2"], check=True,
-                       capture_output=True)
-        conf = tmp + "/cl/ceph.conf"
-        for node in "ab":
-            os.makedirs(tmp + "/c" + node)
-            os.makedirs(tmp + "/m" + node)
-            procs.append(subprocess.Popen(
-                [vecfs, "-f", "--rados-conf", conf, "--rados-pool", "vecfs", tmp + "/c" + node,
-                 tmp + "/m" + node], stderr=subprocess.DEVNULL))
-            mnts.append(tmp + "/m" + node)
-        deadline = time.monotonic() + 30
-        while not all(os.path.ismount(m) for m in mnts):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the two nodes did not mount in 30 s")
-            time.sleep(0.05)
-        os.mkdir(tmp + "/ma/c")
-        while not os.path.isdir(tmp + "/mb/c"):
+    with Nodes(argv[1], argv[2], "delay") as nodes:
+        nodes.start_cluster()
+        ma, mb = nodes.mount("a"), nodes.mount("b")
+        os.mkdir(ma + "/c")
+        while not os.path.isdir(mb + "/c"):
             time.sleep(0.01)
         delay, write = [], []
         for i in range(n):
             t0 = time.monotonic()
-            with open(tmp + "/ma/c/v%d" % i, "w") as f:
+            with open(ma + "/c/v%d" % i, "w") as f:
                 f.write("%d 1 2 3\n" % i)
             t1 = time.monotonic()
-            while not os.path.exists(tmp + "/mb/c/v%d" % i):
+            while not os.path.exists(mb + "/c/v%d" % i):
                 time.sleep(0.0005)
             delay.append(time.monotonic() - t1)
             write.append(t1 - t0)
@@ -75,17 +53,6 @@ def main(argv):
         if out_json:
             with open(out_json, "w") as f:
                 json.dump(res, f, indent=1)
-    finally:
-        for m in mnts:
-            subprocess.run(["fusermount3", "-u", m], capture_output=True)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        subprocess.run(["bash", sh, "stop", tmp + "/cl"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

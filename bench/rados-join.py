@@ -4,7 +4,7 @@
 
 Starts a throwaway cluster (scripts/ceph-cluster.sh, memstore, 3 OSDs,
 pool size 2). In two namespaces of the pool a writer node A writes N
-vector files (dimension 32) one after the other: namespace `ckpt` with
+vector files (dimension 32), four writers at a time: namespace `ckpt` with
 --rados-ckpt-entries N/10 (so a checkpoint covers nearly all of them),
 namespace `replay` with checkpoints off in effect (--rados-ckpt-entries
 100000000). Then, ROUNDS times and alternating, a node B with an empty
@@ -12,42 +12,27 @@ CACHEDIR is started on each namespace and timed from exec to its mount
 being served (the mount is served only once caught up to the head). Prints
 every figure raw and, with --json FILE, writes them.
 
-Usage: bench/rados-join.py VECFS CEPH_CLUSTER_SH [N] [ROUNDS] [--json FILE]
-Everything it started is stopped (daemons by unmount and wait, the cluster
-by its pid files) on every exit path.
+Usage: bench/rados-join.py VECFS CEPH_CLUSTER_SH [N] [ROUNDS] [--store memstore|bluestore]
+       [--json FILE]
+Everything it started is stopped (bench/rados_nodes.py) on every exit path.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+from rados_nodes import Nodes
 
 
-def mount(vecfs, conf, ns, extra, cache, mnt, procs):
-    os.makedirs(cache, exist_ok=True)
-    os.makedirs(mnt, exist_ok=True)
-    t0 = time.monotonic()
-    p = subprocess.Popen([vecfs, "-f", "--rados-conf", conf, "--rados-pool", "vecfs",
-                          "--rados-namespace", ns] + extra + [cache, mnt],
-                         stderr=subprocess.DEVNULL)
-    procs.append((p, mnt))
-    while not os.path.ismount(mnt):
-        if p.poll() is not None or time.monotonic() - t0 > 300:
-            raise RuntimeError("node on %s did not mount" % ns)
-        time.sleep(0.005)
-    return time.monotonic() - t0
+def write_vec(mnt, i):
+    with open(mnt + "/c/v%d" % i, "w") as f:
+        f.write(" ".join(str((i * 7 + j) % 13 - 6) for j in range(32)) + "\n")
 
 
-def unmount(procs, p, mnt):
-    subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
-    p.wait(timeout=60)
-    procs.remove((p, mnt))
-
-
-def ckpt_of(vecfs, conf, ns):
-    r = subprocess.run([vecfs, "check", "--rados-conf", conf, "--rados-pool", "vecfs",
+def ckpt_of(nodes, ns):
+    r = subprocess.run([nodes.vecfs, "check", "--rados-conf", nodes.conf, "--rados-pool", "vecfs",
                         "--rados-namespace", ns], capture_output=True, timeout=120)
     w = r.stdout.decode().split()
     return int(w[w.index("head") + 1]), int(w[w.index("ckpt") + 1])
@@ -59,47 +44,47 @@ def main(argv):
         i = argv.index("--json")
         out_json = argv[i + 1]
         del argv[i:i + 2]
+    store = "memstore"
+    if "--store" in argv:
+        i = argv.index("--store")
+        store = argv[i + 1]
+        del argv[i:i + 2]
     if len(argv) not in (3, 4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    vecfs, sh = os.path.abspath(argv[1]), os.path.abspath(argv[2])
     n = int(argv[3]) if len(argv) >= 4 else 2000
     rounds = int(argv[4]) if len(argv) == 5 else 3
-    tmp = tempfile.mkdtemp(prefix="vecfs-rados-join-")
-    procs = []
     modes = {"ckpt": ["--rados-ckpt-entries", str(max(1, n // 10))],
              "replay": ["--rados-ckpt-entries", "100000000"]}
-    try:
-        subprocess.run(["bash", sh, "start", tmp + "/cl", "--size", "2"], check=True,
-                       capture_output=True)
-        conf = tmp + "/cl/ceph.conf"
+    with Nodes(argv[1], argv[2], "join") as nodes:
+        nodes.start_cluster("--store", store)
         res = {"n": n, "rounds": rounds}
         for ns, extra in modes.items():
-            mount(vecfs, conf, ns, extra, tmp + "/a-" + ns, tmp + "/ma-" + ns, procs)
-            os.mkdir(tmp + "/ma-%s/c" % ns)
+            ma = nodes.mount("a-" + ns, ["--rados-namespace", ns] + extra)
+            os.mkdir(ma + "/c")
             t0 = time.monotonic()
-            for i in range(n):
-                with open(tmp + "/ma-%s/c/v%d" % (ns, i), "w") as f:
-                    f.write(" ".join(str((i * 7 + j) % 13 - 6) for j in range(32)) + "\n")
+            with ThreadPoolExecutor(4) as pool:  # the load only; not what is timed
+                list(pool.map(lambda i: write_vec(ma, i), range(n)))
             res["write_s_" + ns] = time.monotonic() - t0
             deadline = time.monotonic() + 60
-            while ns == "ckpt" and n + 1 - ckpt_of(vecfs, conf, ns)[1] >= n // 10:
+            while ns == "ckpt" and n + 1 - ckpt_of(nodes, ns)[1] >= n // 10:
                 if time.monotonic() > deadline:
                     raise RuntimeError("no checkpoint near the head in 60 s")
                 time.sleep(0.5)
-            res["head_ckpt_" + ns] = ckpt_of(vecfs, conf, ns)
+            res["head_ckpt_" + ns] = ckpt_of(nodes, ns)
         for ns in modes:
             res["join_s_" + ns] = []
         for r in range(rounds):
             for ns, extra in modes.items():
-                cache, mnt = tmp + "/b-" + ns, tmp + "/mb-" + ns
-                shutil.rmtree(cache, ignore_errors=True)
-                took = mount(vecfs, conf, ns, extra, cache, mnt, procs)
-                names = [x for x in os.listdir(mnt + "/c") if x.startswith("v")]
+                nodes.wipe("b-" + ns)
+                t0 = time.monotonic()
+                mb = nodes.mount("b-" + ns, ["--rados-namespace", ns] + extra)
+                took = time.monotonic() - t0
+                names = [x for x in os.listdir(mb + "/c") if x.startswith("v")]
                 if len(names) != n:
                     raise RuntimeError("joined node on %s lists %d vectors" % (ns, len(names)))
                 res["join_s_" + ns].append(took)
-                unmount(procs, *procs[-1])
+                nodes.unmount(mb)
         print("N=%d (head, ckpt) %r / %r; join from empty cache s: checkpoint %s; log replay %s"
               % (n, res["head_ckpt_ckpt"], res["head_ckpt_replay"],
                  " ".join("%.2f" % x for x in res["join_s_ckpt"]),
@@ -107,16 +92,6 @@ def main(argv):
         if out_json:
             with open(out_json, "w") as f:
                 json.dump(res, f, indent=1)
-    finally:
-        for p, m in list(procs):
-            subprocess.run(["fusermount3", "-u", m], capture_output=True)
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        subprocess.run(["bash", sh, "stop", tmp + "/cl"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

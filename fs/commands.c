@@ -283,16 +283,56 @@ static bool dir_is_empty(const char *path)
     return empty;
 }
 
+/* Opens a RADOS node for a backup (docs/scale-out.md §9) on a new,
+ * empty cache next to out (its path in cache): the newest checkpoint plus
+ * the log up to the head read now, so every change whose call returned
+ * before this started is in it. The node never writes a checkpoint (the
+ * largest --rados-ckpt-entries and -minutes): it lives for one copy. */
+static int open_rados(const st_rados_options *given, const char *out, char *cache, size_t cachelen,
+                      st_store **st, char *msg, size_t msglen)
+{
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/')
+        len--; /* OUTDIR/ : the cache goes next to it, not inside */
+    if (snprintf(cache, cachelen, "%.*s.cacheXXXXXX", (int)len, out) >= (int)cachelen ||
+        mkdtemp(cache) == NULL) {
+        snprintf(msg, msglen, "cannot make a cache directory next to %s: %s", out, strerror(errno));
+        cache[0] = '\0';
+        return -1;
+    }
+    st_rados_options ro = *given;
+    ro.ckpt_entries = 100000000;
+    ro.ckpt_minutes = 10080;
+    st_options o;
+    st_options_default(&o);
+    o.errbuf = msg;
+    o.errbuf_len = msglen;
+    o.log = store_log;
+    o.log_level = ST_LOG_WARN;
+    msg[0] = '\0';
+    int rc = st_rados_open(cache, &o, &ro, st);
+    if (rc < 0 && msg[0] == '\0')
+        snprintf(msg, msglen, "pool %s: %s", ro.pool, strerror(-rc));
+    return rc;
+}
+
 int fsd_cmd_backup(int argc, char **argv)
 {
     bool bad;
     const char *key_file = take_key_file(&argc, argv, &bad);
-    if (bad || argc != 3) {
-        fprintf(stderr, "usage: vecfs backup DATADIR OUT.tar|OUTDIR [--key-file F]\n");
+    st_rados_options ro = {0};
+    char msg[512] = "";
+    if (!bad && fsd_rados_take(&argc, argv, &ro, msg, sizeof msg) < 0) {
+        fprintf(stderr, "vecfs: backup: %s\n", msg);
+        return 2;
+    }
+    if (bad || argc != (ro.conf ? 2 : 3)) {
+        fprintf(stderr, "usage: vecfs backup DATADIR OUT.tar|OUTDIR [--key-file F], or vecfs "
+                        "backup --rados-conf CONF --rados-pool POOL OUT.tar|OUTDIR\n");
         return 2;
     }
     fsd_log_setup(FSD_LOG_WARN, false);
-    const char *datadir = argv[1], *out = argv[2];
+    const char *datadir = argv[1], *out = argv[argc - 1];
     bool tar = ends_with(out, ".tar");
     char dir[PATH_MAX];
     if (tar) {
@@ -313,10 +353,11 @@ int fsd_cmd_backup(int argc, char **argv)
             return 1;
         }
     }
-    char msg[512];
     st_store *st = NULL;
     int code = 1;
-    int rc = open_ro(datadir, key_file, &st, msg, sizeof msg);
+    char cache[PATH_MAX] = "";
+    int rc = ro.conf ? open_rados(&ro, out, cache, sizeof cache, &st, msg, sizeof msg)
+                     : open_ro(datadir, key_file, &st, msg, sizeof msg);
     if (rc < 0) {
         fprintf(stderr, "vecfs: backup: %s\n", msg);
         goto out;
@@ -345,6 +386,10 @@ int fsd_cmd_backup(int argc, char **argv)
 out:
     if (tar) {
         char *const rm[] = {"rm", "-rf", dir, NULL};
+        (void)run_tool(rm);
+    }
+    if (cache[0]) {
+        char *const rm[] = {"rm", "-rf", cache, NULL};
         (void)run_tool(rm);
     }
     return code;
