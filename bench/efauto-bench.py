@@ -66,8 +66,9 @@ def read_fvecs(path):
 
 
 class Daemon:
-    def __init__(self, vecfs, datadir, mnt, log):
+    def __init__(self, vecfs, datadir, mnt, log, timeout):
         self.vecfs, self.datadir, self.mnt, self.log = vecfs, datadir, mnt, log
+        self.timeout = timeout  # seconds a start may take: loading 331k words took 133 s
         self.proc = None
 
     def mounted(self):
@@ -79,7 +80,7 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([self.vecfs, "-f", self.datadir, self.mnt],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.time() + 120
+        deadline = time.time() + self.timeout
         while not self.mounted():
             if self.proc.poll() is not None or time.time() > deadline:
                 with open(self.log, errors="replace") as f:
@@ -239,7 +240,8 @@ def main():
     ap.add_argument("--targets", default="0.90,0.95,0.99")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--settle-timeout", type=int, default=900)
+    ap.add_argument("--settle-timeout", type=int, default=900,
+                    help="seconds a mount, the first tuning or the settling may take")
     ap.add_argument("--limit", type=int, default=0,
                     help="only the first N base vectors (a quick run on a busy machine)")
     ap.add_argument("--nq", type=int, default=0, help="only the first N queries")
@@ -258,7 +260,7 @@ def main():
     mnt = os.path.join(tmp, "mnt")
     os.makedirs(mnt)
     d = Daemon(os.path.realpath(args.vecfs), os.path.join(tmp, "data"), mnt,
-               os.path.join(tmp, "vecfs.log"))
+               os.path.join(tmp, "vecfs.log"), args.settle_timeout)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     result = {"base": args.base, "queries": args.queries, "n": len(base), "dim": dim,
               "nq": len(queries), "k": K, "metric": args.metric, "targets": []}
