@@ -94,12 +94,18 @@ class Daemon:
                 if subprocess.call(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL):
                     subprocess.call(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
         if self.proc is not None:
+            if not self.mounted() and self.proc.poll() is None:
+                # Still opening the store (a start that timed out): SIGTERM
+                # stops it without leaving a mount behind.
+                self.proc.terminate()
             try:
                 self.proc.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+        if self.mounted():  # the daemon is gone; its mount may not be
+            subprocess.call(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
 
 
 def batch_hits(coll, name, rows, ef=None):
