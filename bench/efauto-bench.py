@@ -5,15 +5,23 @@ ef meet target_recall on out-of-sample queries? (issue 13, item 5)
 Usage: bench/efauto-bench.py --vecfs build/fs/vecfs
            [--base /work/main/data/mnist784-base.fvecs]
            [--queries /work/main/data/mnist784-queries.fvecs]
-           [--targets 0.90,0.95,0.99] [--warmup 300] [--repeat 3]
-           [--settle-timeout 900] [--limit N] [--json OUT.json]
+           [--metric l2|cosine|dot] [--targets 0.90,0.95,0.99]
+           [--warmup 300] [--repeat 3] [--settle-timeout 900] [--limit N]
+           [--nq N] [--json OUT.json]
+
+The 331k words (cosine): --base /work/main/data/words-base.fvecs
+--queries /work/main/data/words-queries.fvecs --metric cosine --nq 1000.
 
 What it does, on a fresh DATADIR it mounts itself (vecfs -f; always
 unmounted and the daemon stopped by pid on exit):
 
-  1. mkdir an l2 collection, import --base through .import/ (one batch).
+  1. mkdir a collection of --metric, import --base through .import/ (one batch).
   2. Ground truth: every query as one batch file with user.ef = the
-     collection size, which the engine answers by an exact scan.
+     collection size, which the engine answers by an exact scan. A query's
+     ef is at most 100,000 (docs/filesystem.md), so a larger base is also
+     imported in slices of at most 100,000 rows into collections of their
+     own (m 4, ef_construction 8: only scanned), each slice is scanned
+     exactly the same way, and the nearest 10 of the slices' hits are kept.
   3. Per target (the mount is restarted first, so the in-memory sample of
      users' queries starts empty): set ef_search = auto and target_recall,
      wait for the first tuning (perturbed held-out vectors only), send the
@@ -41,8 +49,10 @@ import sys
 import tempfile
 import time
 
-COLL = "mnist"
+COLL = "efauto"
 SAMPLE_MAX = 256  # store/query_sample.c
+EF_MAX = 100000  # FSD_QUERY_MAX_EF: the largest ef a query may ask
+K = 10
 
 
 def read_fvecs(path):
@@ -56,8 +66,9 @@ def read_fvecs(path):
 
 
 class Daemon:
-    def __init__(self, vecfs, datadir, mnt, log):
+    def __init__(self, vecfs, datadir, mnt, log, timeout):
         self.vecfs, self.datadir, self.mnt, self.log = vecfs, datadir, mnt, log
+        self.timeout = timeout  # seconds a start may take: loading 331k words took 133 s
         self.proc = None
 
     def mounted(self):
@@ -69,7 +80,7 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([self.vecfs, "-f", self.datadir, self.mnt],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.time() + 120
+        deadline = time.time() + self.timeout
         while not self.mounted():
             if self.proc.poll() is not None or time.time() > deadline:
                 with open(self.log, errors="replace") as f:
@@ -83,17 +94,23 @@ class Daemon:
                 if subprocess.call(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL):
                     subprocess.call(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
         if self.proc is not None:
+            if not self.mounted() and self.proc.poll() is None:
+                # Still opening the store (a start that timed out): SIGTERM
+                # stops it without leaving a mount behind.
+                self.proc.terminate()
             try:
                 self.proc.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+        if self.mounted():  # the daemon is gone; its mount may not be
+            subprocess.call(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
 
 
-def batch(coll, name, rows, ef=None):
-    """One batch query file of rows; returns ([set of names per row], seconds
-    of the read that runs the searches)."""
+def batch_hits(coll, name, rows, ef=None):
+    """One batch query file of rows; returns ([[(distance, name)] per row],
+    seconds of the read that runs the searches)."""
     path = os.path.join(coll, ".query", name)
     with open(path, "wb") as f:
         f.write(b"".join(rows))
@@ -104,11 +121,45 @@ def batch(coll, name, rows, ef=None):
         text = f.read()
     secs = time.perf_counter() - t0
     os.unlink(path)
-    got = [set() for _ in rows]
+    got = [[] for _ in rows]
     for line in text.splitlines():
-        row, vname, _ = line.split("\t")
-        got[int(row)].add(vname)
+        row, vname, dist = line.split("\t")
+        got[int(row)].append((float(dist), vname))
     return got, secs
+
+
+def batch(coll, name, rows, ef=None):
+    """batch_hits, as a set of names per row."""
+    got, secs = batch_hits(coll, name, rows, ef)
+    return [{vname for _, vname in hits} for hits in got], secs
+
+
+def import_rows(coll, stem, rows, config):
+    os.mkdir(coll)
+    with open(os.path.join(coll, ".config"), "w") as f:
+        f.write(config)
+    with open(os.path.join(coll, ".import", stem + ".fvecs"), "wb") as f:
+        f.write(b"".join(rows))
+
+
+def exact_truth(mnt, base, queries, metric):
+    """The exact top K of every query, as names of the main collection
+    (base-ROW.f32), and the seconds the exact scans took (item 2 of the
+    header)."""
+    if len(base) <= EF_MAX:
+        return batch(os.path.join(mnt, COLL), "truth.fvecs", queries, ef=len(base))
+    merged = [[] for _ in queries]
+    secs = 0.0
+    for s, at in enumerate(range(0, len(base), EF_MAX)):
+        part = base[at:at + EF_MAX]
+        coll = os.path.join(mnt, "truth%d" % s)
+        import_rows(coll, "part", part, "metric = %s\nm = 4\nef_construction = 8\n" % metric)
+        got, t = batch_hits(coll, "truth.fvecs", queries, ef=len(part))
+        secs += t
+        for i, hits in enumerate(got):
+            merged[i] += [(d, "base-%d.f32" % (at + int(n[len("part-"):-len(".f32")])))
+                          for d, n in hits]
+    return [{n for _, n in sorted(hits)[:K]} for hits in merged], secs
 
 
 def stats(mnt):
@@ -191,12 +242,15 @@ def main():
     ap.add_argument("--vecfs", required=True)
     ap.add_argument("--base", default="/work/main/data/mnist784-base.fvecs")
     ap.add_argument("--queries", default="/work/main/data/mnist784-queries.fvecs")
+    ap.add_argument("--metric", default="l2", choices=("l2", "cosine", "dot"))
     ap.add_argument("--targets", default="0.90,0.95,0.99")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--settle-timeout", type=int, default=900)
+    ap.add_argument("--settle-timeout", type=int, default=900,
+                    help="seconds a mount, the first tuning or the settling may take")
     ap.add_argument("--limit", type=int, default=0,
                     help="only the first N base vectors (a quick run on a busy machine)")
+    ap.add_argument("--nq", type=int, default=0, help="only the first N queries")
     ap.add_argument("--json")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
@@ -204,29 +258,25 @@ def main():
     if args.limit:
         base = base[:args.limit]
     qdim, queries = read_fvecs(args.queries)
+    if args.nq:
+        queries = queries[:args.nq]
     if qdim != dim:
         sys.exit("efauto-bench: queries have dim %d, base %d" % (qdim, dim))
     tmp = tempfile.mkdtemp(prefix="vecfs-efauto-")
     mnt = os.path.join(tmp, "mnt")
     os.makedirs(mnt)
     d = Daemon(os.path.realpath(args.vecfs), os.path.join(tmp, "data"), mnt,
-               os.path.join(tmp, "vecfs.log"))
+               os.path.join(tmp, "vecfs.log"), args.settle_timeout)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     result = {"base": args.base, "queries": args.queries, "n": len(base), "dim": dim,
-              "nq": len(queries), "k": 10, "metric": "l2", "targets": []}
+              "nq": len(queries), "k": K, "metric": args.metric, "targets": []}
     try:
         d.start()
         coll = os.path.join(mnt, COLL)
-        os.mkdir(coll)
-        with open(os.path.join(coll, ".config"), "w") as f:
-            f.write("metric = l2\n")
         t0 = time.time()
-        with open(os.path.join(coll, ".import", "base.fvecs"), "wb") as f:
-            f.write(b"".join(base))
+        import_rows(coll, "base", base, "metric = %s\n" % args.metric)
         result["import_seconds"] = time.time() - t0
-        got, secs = batch(coll, "truth.fvecs", queries, ef=len(base))
-        result["truth_seconds"] = secs
-        truth = got
+        truth, result["truth_seconds"] = exact_truth(mnt, base, queries, args.metric)
         d.stop()
         for t in targets:
             r = run_target(d, coll, t, queries, truth, args)
@@ -235,8 +285,8 @@ def main():
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d x %d l2, %d queries, warm-up %d, %d repeats; import %.1f s, exact truth %.1f s"
-          % (len(base), dim, len(queries), args.warmup, args.repeat, result["import_seconds"],
+    print("%d x %d %s, %d queries, warm-up %d, %d repeats; import %.1f s, exact truth %.1f s"
+          % (len(base), dim, args.metric, len(queries), args.warmup, args.repeat, result["import_seconds"],
              result["truth_seconds"]))
     print("%-6s %-5s %-9s %-9s %-9s %-9s %-9s %-8s %-8s" % (
         "target", "ef", "estimate", "est.low", "recall", "rec.held", "qps", "first_s", "settle_s"))

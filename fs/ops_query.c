@@ -222,6 +222,8 @@ static int apply_xattrs(fsd_query *q, const fsd_qinfo *info)
         rc = fsd_query_param_set(q, "filter", info->filter, strlen(info->filter));
     if (rc == 0 && info->max_distance != NULL)
         rc = fsd_query_param_set(q, "max_distance", info->max_distance, strlen(info->max_distance));
+    if (rc == 0 && info->explain != NULL)
+        rc = fsd_query_param_set(q, "explain", info->explain, strlen(info->explain));
     return rc;
 }
 

@@ -151,6 +151,16 @@ static int filter_set(fsd_query *q, const char *v, size_t n)
     return 0;
 }
 
+/* Sets q->explain from "0" or "1" (trimmed); anything else fails with
+ * `key` must be 0 or 1. */
+static int explain_set(fsd_query *q, const char *key, const char *v, size_t n)
+{
+    if (n != 1 || (v[0] != '0' && v[0] != '1'))
+        return query_fail(q, -EINVAL, "%s must be 0 or 1", key);
+    q->explain = v[0] == '1';
+    return 0;
+}
+
 /* One "key = value" line (the value already trimmed). *seen is a bit set
  * of keys given so far. 1 if the line is not a parameter line. */
 static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
@@ -198,10 +208,7 @@ static int text_param(fsd_query *q, const char *line, size_t n, unsigned *seen)
         q->within = true;
         return 0;
     default:
-        if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
-            return query_fail(q, -EINVAL, "explain must be 0 or 1");
-        q->explain = v[0] == '1';
-        return 0;
+        return explain_set(q, "explain", v, vlen);
     }
 }
 
@@ -441,5 +448,7 @@ int fsd_query_param_set(fsd_query *q, const char *key, const char *value, size_t
         q->within = true;
         return 0;
     }
+    if (strcmp(key, "explain") == 0)
+        return explain_set(q, "user.explain", value, len);
     return -EINVAL;
 }

@@ -30,9 +30,10 @@
  *                   filter is the structured form of filter_json.h, or a
  *                   string in the text grammar.
  *   ".f32"          raw little-endian float32, one vector.
- *   ".fvecs", ".npy"  a batch of query vectors (import_parse.h); k, ef and filter
- *                   come from the xattrs user.k, user.ef, user.filter,
- *                   applied with fsd_query_param_set.
+ *   ".fvecs", ".npy"  a batch of query vectors (import_parse.h); k, ef,
+ *                   filter, max_distance and explain come from the xattrs
+ *                   user.k, user.ef, user.filter, user.max_distance and
+ *                   user.explain, applied with fsd_query_param_set.
  *
  * A query has exactly one of: a vector, or like (the name of a vector of
  * the collection whose stored vector is the query). Both or neither is
@@ -100,7 +101,7 @@ typedef struct fsd_query {
     st_filter *filter;  /* compiled filter, or NULL for none */
     bool within;        /* max_distance was given */
     float max_distance; /* only neighbours at most this far (finite, >= 0 unless dot) */
-    bool explain;       /* add a comment line saying the plan */
+    bool explain;       /* add a comment line saying the plan (a batch: one per query) */
     char error[FSD_QUERY_ERROR_MAX]; /* after a failed parse: one line saying why */
 } fsd_query;
 
@@ -133,8 +134,9 @@ bool fsd_qkind_is_batch(fsd_qkind kind);
 int fsd_query_parse(fsd_qkind kind, const void *data, size_t len, fsd_query *out);
 
 /* Sets one parameter from its text value, as the batch xattrs do
- * (user.k, user.ef, user.filter, user.max_distance; key without "user.").
- *   key    "k", "ef", "filter" or "max_distance"
+ * (user.k, user.ef, user.filter, user.max_distance, user.explain; key
+ * without "user.").
+ *   key    "k", "ef", "filter", "max_distance" or "explain" (0 or 1)
  *   value  len bytes, not NUL-terminated; surrounding white space (also a
  *          trailing newline, as `setfattr -v` or `echo` leave) is ignored
  * Replaces the current value in q. Returns 0, -EINVAL (unknown key, bad

@@ -8,7 +8,9 @@
  * own buffer at once, and the buffers are stitched together in row order
  * at the end. Formatting (shortest round-trip distances, escaped names)
  * thus runs on every search thread instead of after the search on one, and
- * no nq x k array of hits is ever held.
+ * no nq x k array of hits is ever held. With explain, each query's lines
+ * start with its own plan line (the store writes query i's plan to
+ * plans[i] before handing its hits to the sink, on the same thread).
  *
  * Invariants
  *   1. batch_result.parts[w] is written only by worker w; batch_result.spans[i] only by
@@ -55,18 +57,34 @@ typedef struct batch_result {
     fsd_results parts[ST_SEARCH_WORKERS_MAX];
     size_t charged[ST_SEARCH_WORKERS_MAX]; /* of parts[w], to budget as uid */
     span *spans;                           /* one per query */
+    const st_plan *plans;                  /* one per query with explain, else NULL */
+    size_t k;                              /* asked per query */
     fsd_queries *budget;
     uid_t uid;
 } batch_result;
 
-/* st_search_batch callback: formats query `query`'s hits into its
- * worker's part at once and charges what the part grew (invariants 1, 3). */
+/* What `explain = 1` adds: a comment line saying how the search ran, for
+ * n hits of k asked; in a batch (row, not NO_ROW) the row comes first. */
+#define NO_ROW SIZE_MAX
+static int explain_line(vc_buf *b, size_t row, const st_plan *p, size_t k, size_t n)
+{
+    int rc = row == NO_ROW ? vc_buf_printf(b, "# ") : vc_buf_printf(b, "# row %zu: ", row);
+    if (rc == 0)
+        rc = vc_buf_printf(b, "plan %s%s, %s, passing %zu of %zu, %zu of k %zu\n",
+                           st_plan_name(p->kind), p->redone ? " redone exactly" : "",
+                           p->filtered ? "filtered" : "unfiltered", p->passing, p->count, n, k);
+    return rc;
+}
+
+/* st_search_batch_opt callback: formats query `query`'s hits (after its
+ * plan line with explain) into its worker's part at once and charges what
+ * the part grew (invariants 1, 3). */
 static int batch_sink(void *ctx, unsigned worker, size_t query, const st_hit *hits, size_t n)
 {
     batch_result *b = ctx;
     fsd_results *r = &b->parts[worker];
     size_t off = r->out.len;
-    int rc = 0;
+    int rc = b->plans ? explain_line(&r->out, query, &b->plans[query], b->k, n) : 0;
     for (size_t j = 0; j < n && rc == 0; j++)
         rc = fsd_results_add_row(r, query, hits[j].name, strlen(hits[j].name), hits[j].distance);
     b->spans[query] = (span){.worker = worker, .off = off, .len = r->out.len - off};
@@ -86,19 +104,25 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q, const s
 {
     batch_result *b = vc_calloc(1, sizeof *b);
     span *spans = vc_calloc(q->nq, sizeof *spans);
-    if (b == NULL || spans == NULL) {
+    st_plan *plans = q->explain ? vc_calloc(q->nq, sizeof *plans) : NULL;
+    if (b == NULL || spans == NULL || (q->explain && plans == NULL)) {
         free(b);
         free(spans);
+        free(plans);
         return -ENOMEM;
     }
     for (unsigned w = 0; w < ST_SEARCH_WORKERS_MAX; w++)
         fsd_results_init(&b->parts[w], q->kind);
     b->spans = spans;
+    b->plans = plans;
+    b->k = q->k;
     b->budget = budget;
     b->uid = uid;
+    st_search_opts with_plans = *o;
+    with_plans.plans = plans;
     double t0 = now_seconds();
-    int rc =
-        st_search_batch_opt(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, o, 0, batch_sink, b);
+    int rc = st_search_batch_opt(st, coll, q->vectors, q->nq, q->dim, q->k, q->ef, &with_plans, 0,
+                                 batch_sink, b);
     if (rc == 0)
         fsd_metrics_queries(q->nq, now_seconds() - t0);
     size_t total = 0, charged = 0;
@@ -129,18 +153,10 @@ static int run_batch(st_store *st, const char *coll, const fsd_query *q, const s
         charged += b->charged[w];
     }
     fsd_queries_uncharge(budget, uid, charged);
+    free(plans);
     free(spans);
     free(b);
     return rc;
-}
-
-/* The `explain = 1` line of a text query: how the search ran, for n hits
- * of k asked. */
-static int explain_line(vc_buf *b, const st_plan *p, size_t k, size_t n)
-{
-    return vc_buf_printf(b, "# plan %s%s, %s, passing %zu of %zu, %zu of k %zu\n",
-                         st_plan_name(p->kind), p->redone ? " redone exactly" : "",
-                         p->filtered ? "filtered" : "unfiltered", p->passing, p->count, n, k);
 }
 
 /* The head of a JSON query's result with "explain": true, the same facts
@@ -193,7 +209,7 @@ static int run_single(st_store *st, const char *coll, const fsd_query *q, const 
     bool json = q->kind == FSD_QKIND_JSON;
     if (rc == 0 && q->explain)
         rc = json ? explain_json_open(&res.out, o->plan, q->k, n)
-                  : explain_line(&res.out, o->plan, q->k, n);
+                  : explain_line(&res.out, NO_ROW, o->plan, q->k, n);
     for (size_t j = 0; rc == 0 && j < n; j++)
         rc = fsd_results_add(&res, hits[j].name, strlen(hits[j].name), hits[j].distance);
     free(hits);

@@ -425,7 +425,8 @@ int fsd_queries_get(fsd_queries *q, const char *coll, uid_t uid, const char *nam
     if ((x = xfind(e, "user.ef")) != NULL)
         (void)parse_u32(x->value, x->len, &out->ef);
     if (xcopy(e, "user.filter", &out->filter) < 0 ||
-        xcopy(e, "user.max_distance", &out->max_distance) < 0) {
+        xcopy(e, "user.max_distance", &out->max_distance) < 0 ||
+        xcopy(e, "user.explain", &out->explain) < 0) {
         fsd_qinfo_release(out);
         rc = -ENOMEM;
     }
@@ -441,9 +442,11 @@ void fsd_qinfo_release(fsd_qinfo *info)
     fsd_qtext_unref(info->text);
     free(info->filter);
     free(info->max_distance);
+    free(info->explain);
     info->text = NULL;
     info->filter = NULL;
     info->max_distance = NULL;
+    info->explain = NULL;
 }
 
 int fsd_queries_remove(fsd_queries *q, const char *coll, uid_t uid, const char *name)

@@ -56,11 +56,12 @@ typedef struct fsd_qinfo {
     struct timespec mtime;
     struct timespec ctime;
     /* Batch parameters from user.k / user.ef / user.filter /
-     * user.max_distance (0/NULL unset). */
+     * user.max_distance / user.explain (0/NULL unset). */
     uint32_t k;
     uint32_t ef;
     char *filter;       /* malloc'd copy; the caller frees it */
     char *max_distance; /* malloc'd copy; the caller frees it */
+    char *explain;      /* malloc'd copy; the caller frees it */
 } fsd_qinfo;
 
 typedef struct fsd_queries fsd_queries;

@@ -458,6 +458,8 @@ static void *batch_worker(void *arg)
             plan_count(j->s->st, &p, 1);
             if (i == 0)
                 j->first = p;
+            if (j->o && j->o->plans)
+                j->o->plans[i] = p;
         }
         if (rc == 0)
             rc = j->sink(j->sink_ctx, worker, i, hits, hits_within(j->o, hits, n));
@@ -506,8 +508,11 @@ int st_search_batch_opt(st_store *st, const char *coll, const float *queries, si
         sample_queries(&s, queries, nq, dim);
     st_plan p = plan_begin(&s);
     if (rc == 0 && p.kind == ST_PLAN_NONE) {
-        for (size_t i = 0; i < nq && rc == 0; i++)
+        for (size_t i = 0; i < nq && rc == 0; i++) {
+            if (o && o->plans)
+                o->plans[i] = p;
             rc = sink(sink_ctx, 0, i, NULL, 0);
+        }
         if (rc == 0)
             plan_count(st, &p, nq);
     } else if (rc == 0) {

@@ -904,7 +904,9 @@ typedef struct st_search_opts {
     const st_filter *filter; /* NULL: every vector */
     bool within;             /* only hits at distance <= max_distance */
     float max_distance;
-    st_plan *plan; /* NULL, or filled with how the search ran (a batch: its first query) */
+    st_plan *plan;  /* NULL, or filled with how the search ran (a batch: its first query) */
+    st_plan *plans; /* a batch only: NULL, or nq plans; query i's is written to
+                       plans[i] before sink is called for it, on the same thread */
 } st_search_opts;
 
 /*
@@ -958,7 +960,8 @@ typedef int (*st_batch_sink)(void *ctx, unsigned worker, size_t query, const st_
  * parallel and no nq x k array of hits is ever held. On success sink was
  * called exactly once for every row (with n 0 when nothing matches).
  * Options as st_search_opt (the distance bound holds for every query; the
- * plan is the first query's; every query is counted under its own).
+ * plan is the first query's; every query is counted under its own, and
+ * written to o->plans[query] when o->plans is set, so a sink may read it).
  * Returns as st_search_opt, or the first error sink returned (then some rows
  * may not have been delivered).
  */

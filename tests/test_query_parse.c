@@ -317,6 +317,13 @@ static void test_batch_queries(void **state)
     assert_int_equal(q.ef, 64);
     assert_int_equal(fsd_query_param_set(&q, "filter", "a=b,c=d\n", 8), 0);
     assert_int_equal(nleaves(q.filter), 2);
+    assert_int_equal(fsd_query_param_set(&q, "explain", "1\n", 2), 0);
+    assert_true(q.explain);
+    assert_int_equal(fsd_query_param_set(&q, "explain", "yes", 3), -EINVAL);
+    assert_string_equal(q.error, "user.explain must be 0 or 1");
+    assert_true(q.explain);
+    assert_int_equal(fsd_query_param_set(&q, "explain", "0", 1), 0);
+    assert_false(q.explain);
     /* Failures change nothing. */
     assert_int_equal(fsd_query_param_set(&q, "k", "0", 1), -EINVAL);
     assert_int_equal(fsd_query_param_set(&q, "k", "x", 1), -EINVAL);

@@ -146,8 +146,8 @@ static int count_rows(void *ctx, unsigned worker, size_t query, const st_hit *hi
     return 0;
 }
 
-/* A batch counts each of its queries under the plan it ran; the plan it
- * hands back is one of those. */
+/* A batch counts each of its queries under the plan it ran, and writes
+ * that plan to o.plans[query]; the plan it hands back is query 0's. */
 static void test_batch_plans(void **state)
 {
     (void)state;
@@ -158,8 +158,10 @@ static void test_batch_plans(void **state)
     assert_int_equal(st_filter_parse("grp = r", 7, &f, NULL, 0), 0);
     uint64_t before[ST_PLAN_KIND_COUNT], after[ST_PLAN_KIND_COUNT], ib, ia;
     plans_now(st, before, &ib);
-    st_plan plan;
-    st_search_opts o = {.filter = f, .plan = &plan};
+    st_plan plan, plans[7];
+    for (size_t i = 0; i < 7; i++)
+        plans[i] = (st_plan){.kind = ST_PLAN_KIND_COUNT};
+    st_search_opts o = {.filter = f, .plan = &plan, .plans = plans};
     size_t full = 0;
     assert_int_equal(
         st_search_batch_opt(st, "c", &vecs[0][0], 7, DIM, K, 0, &o, 2, count_rows, &full), 0);
@@ -170,6 +172,18 @@ static void test_batch_plans(void **state)
         total += after[k] - before[k];
     assert_int_equal(total, 7);
     assert_true(after[plan.kind] > before[plan.kind]);
+    uint64_t named[ST_PLAN_KIND_COUNT] = {0};
+    for (size_t i = 0; i < 7; i++) {
+        assert_true(plans[i].kind < ST_PLAN_KIND_COUNT);
+        assert_true(plans[i].filtered);
+        assert_int_equal(plans[i].passing, plans[0].passing);
+        named[plans[i].kind]++;
+    }
+    assert_int_equal(plan.kind, plans[0].kind);
+    assert_int_equal(plan.redone, plans[0].redone);
+    assert_int_equal(plan.count, plans[0].count);
+    for (int k = 0; k < ST_PLAN_KIND_COUNT; k++)
+        assert_int_equal(named[k], after[k] - before[k]);
     assert_true(ia - ib >= 7);
     st_filter_free(f);
     st_store_close(st);

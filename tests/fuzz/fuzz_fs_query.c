@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check(memchr(q.error, '\0', sizeof q.error) != NULL);
 
-    static const char *const keys[] = {"k", "ef", "filter", "like", "max_distance"};
+    static const char *const keys[] = {"k", "ef", "filter", "like", "max_distance", "explain"};
     uint32_t k0 = q.k;
-    rc = fsd_query_param_set(&q, keys[data[0] % 5], p, n);
+    rc = fsd_query_param_set(&q, keys[data[0] % 6], p, n);
     if (rc)
         check(q.k == k0);
 

@@ -12,8 +12,8 @@ batch (.fvecs with user.filter / user.max_distance); each result must equal
 the brute-force evaluation of the same predicate. Malformed filters fail
 close() and read() with EINVAL and say why in the query file's user.error.
 A collection of 4,000 (searched through the index) checks that `explain`
-(text and JSON) names the plan the engine ran and that .vecfs/stats and
-.vecfs/metrics count that same plan.
+(text, JSON and batches: one line per query) names the plan the engine
+ran and that .vecfs/stats and .vecfs/metrics count that same plan.
 
 Uses daemon.py's runner: every mount is unmounted and every daemon killed
 by pid on every exit path.
@@ -33,6 +33,9 @@ from daemon import eq, start_fg, stop, write
 
 N, DIM = 300, 4
 LANGS = ["en", "de", "fr", "pt br"]
+# Numbers and text under one key: comparisons go numeric only when both
+# sides are numbers.
+SIZES = ["9", "10", "x1", "-2.5e1", "1e2", "10.0"]
 
 
 def f32(x):
@@ -40,9 +43,12 @@ def f32(x):
 
 
 def meta_of(i):
-    m = {"year": str(2000 + i % 30), "lang": LANGS[i % 4], "score": "%g" % (i / 8.0)}
+    m = {"year": str(2000 + i % 30), "lang": LANGS[i % 4], "score": "%g" % (i / 8.0),
+         "size": SIZES[i % len(SIZES)]}
     if i % 3 == 0:
         m["tag"] = "t%d" % (i % 5)
+    if i % 11 == 0:
+        m["title"] = "it's \"x\" (and) or"
     return m
 
 
@@ -104,6 +110,25 @@ CASES = [
     ('note = "seventh, with comma"', lambda m: m.get("note") == "seventh, with comma"),
     ("year=2003,lang=pt br", lambda m: m["year"] == "2003" and m["lang"] == "pt br"),
     ("user.lang in (de)", lambda m: m["lang"] == "de"),
+    # Keywords in any case; and binds tighter than or.
+    ("lang IN (de) AND NOT year = 2001 Or lang == fr",
+     lambda m: (m["lang"] == "de" and m["year"] != "2001") or m["lang"] == "fr"),
+    ("not (lang = de or (year < 2010 and exists tag))",
+     lambda m: not (m["lang"] == "de" or (int(m["year"]) < 2010 and has(m, "tag")))),
+    ("((year >= 2025))", lambda m: int(m["year"]) >= 2025),
+    # = compares bytes (2020.0 is not 2020); a range compares numbers.
+    ("year = 2020.0 or lang = fr", lambda m: m["lang"] == "fr"),
+    ("year >= 2020.0", lambda m: int(m["year"]) >= 2020),
+    ("size < 10", lambda m: cmp(m["size"], "10") < 0),
+    ("size >= 10", lambda m: cmp(m["size"], "10") >= 0),
+    ("size > 1e1", lambda m: cmp(m["size"], "1e1") > 0),
+    ("size != 10", lambda m: m["size"] != "10"),
+    ("size in (10, x1)", lambda m: m["size"] in ("10", "x1")),
+    ("size <= w", lambda m: cmp(m["size"], "w") <= 0),
+    ("title = 'it\\'s \"x\" (and) or'", lambda m: m.get("title") == 'it\'s "x" (and) or'),
+    ('"title" != "none" and not exists tag',
+     lambda m: has(m, "title") and not has(m, "tag")),
+    ("exists title or exists note", lambda m: has(m, "title") or has(m, "note")),
 ]
 
 # The structured form of some cases (docs/filesystem.md).
@@ -138,6 +163,10 @@ def expect(base, pred):
 
 def vec_text(v):
     return " ".join(repr(x) for x in v)
+
+
+def fvecs_of(rows):
+    return b"".join(struct.pack("<i", len(v)) + struct.pack("<%df" % len(v), *v) for v in rows)
 
 
 def test_text_filters(t):
@@ -192,9 +221,8 @@ def test_max_distance_and_batch(t):
            "max_distance and a filter")
         # A batch: two queries, filter and bound from the query file's xattrs.
         qs = [q, base["v020"][0]]
-        blob = b"".join(struct.pack("<i", DIM) + struct.pack("<%df" % DIM, *v) for v in qs)
         qf = os.path.join(c, ".query", "b.fvecs")
-        write(qf, blob, "wb")
+        write(qf, fvecs_of(qs), "wb")
         os.setxattr(qf, "user.k", str(N).encode())
         os.setxattr(qf, "user.filter", b"lang in (de, fr) and year < 2015")
         os.setxattr(qf, "user.max_distance", repr(bound).encode())
@@ -232,7 +260,15 @@ def test_malformed_and_explain(t):
         qf = os.path.join(c, ".query", "bad")
         for text, why in [("year >", "expected a value"), ("(a = 1", "expected ')'"),
                           ("a ! b", "'!'"), ("lang in (de", "expected ',' or ')'"),
-                          ("a = \"open", "no closing"), ("year >= 1 and", "expected a key")]:
+                          ("a = \"open", "no closing"), ("year >= 1 and", "expected a key"),
+                          ("lang in ()", "expected a value"), ("exists", "after 'exists'"),
+                          ("not", "expected a key"), ("year = 1)", "unexpected text"),
+                          ("or year = 1", "expected a key"), ("lang = en and or", "expected a key"),
+                          ("year >> 1", "expected a value"), ("lang in de", "expected '('"),
+                          ("size 10", "expected an operator"), ("a = 1 (b = 2)", "unexpected"),
+                          ("(" * 40 + "a = 1" + ")" * 40, "nested deeper than 32"),
+                          ("not " * 40 + "a = 1", "nested deeper than 32"),
+                          ("k" * 300 + " = 1", "key at byte 0 is over 250 bytes")]:
             expect_einval(write, qf, "filter = %s\n%s\n" % (text, q))
             expect_einval(read_query, qf)
             msg = os.getxattr(qf, "user.error").decode()
@@ -242,10 +278,20 @@ def test_malformed_and_explain(t):
         eq(os.getxattr(qf, "user.error").decode(), "max_distance must be a finite number",
            "user.error of a bad max_distance")
         jf = os.path.join(c, ".query", "bad.json")
-        expect_einval(write, jf, json.dumps({"vector": base["v003"][0],
-                                             "filter": {"year": {"~": 1}}}))
-        if "unknown operator" not in os.getxattr(jf, "user.error").decode():
-            raise AssertionError("json: user.error says nothing of the operator")
+        for f, why in [({"year": {"~": 1}}, "unknown operator"),
+                       ({"year": {"in": 5}}, "\"in\" takes a non-empty array"),
+                       ({"year": {"in": []}}, "\"in\" takes a non-empty array"),
+                       ({"$or": {"a": 1}}, "\"$or\" takes a non-empty array"),
+                       ({"tag": {"exists": 1}}, "\"exists\" takes true or false"),
+                       ({"year": {">=": [1]}}, "a value must be a string, number or boolean"),
+                       ({"year": {}}, "no operator for key 'year'"),
+                       ({"$nor": []}, "unknown operator"), (5, "a non-empty object or a string"),
+                       ("year >", "expected a value")]:
+            expect_einval(write, jf, json.dumps({"vector": base["v003"][0], "filter": f}))
+            msg = os.getxattr(jf, "user.error").decode()
+            if why not in msg:
+                raise AssertionError("json filter %s: user.error %r lacks %r"
+                                     % (json.dumps(f), msg, why))
         # A good query on the same file clears the message.
         write(qf, "filter = year >= 2020\nexplain = 1\n%s\n" % q)
         try:
@@ -294,6 +340,47 @@ def read_plan_metrics(m):
 
 EXPLAIN_RE = re.compile(r"# plan (exact|walk|expand)( redone exactly)?, (un)?filtered, "
                         r"passing (\d+) of (\d+), (\d+) of k (\d+)$")
+BATCH_EXPLAIN_RE = re.compile(r"# row (\d+): (plan (\w+).*)$")
+
+
+def check_batch_explain(m, c, qs, filt):
+    """A batch of qs with user.filter filt and user.explain = 1: every row
+    has one plan line, before its hits, saying what the same query sent
+    alone says (plan line and hits), and stats count the plans named."""
+    bf = os.path.join(c, ".query", "b.fvecs")
+    write(bf, fvecs_of(qs), "wb")
+    os.setxattr(bf, "user.filter", filt.encode())
+    os.setxattr(bf, "user.explain", b"1")
+    plans0, _ = read_stats(m)
+    lines = read_query(bf).decode().splitlines()
+    plans1, _ = read_stats(m)
+    rows, named = [], {}
+    for line in lines:
+        hit = BATCH_EXPLAIN_RE.match(line)
+        if hit:
+            eq(int(hit.group(1)), len(rows), "plan lines in row order: %r" % line)
+            rows.append((hit.group(2), []))
+            named[hit.group(3)] = named.get(hit.group(3), 0) + 1
+        else:
+            row, name, _ = line.split("\t")
+            if not rows or row != str(len(rows) - 1):
+                raise AssertionError("hit line %r not after its row's plan line" % line)
+            rows[-1][1].append(name)
+    eq(len(rows), len(qs), "one plan line per query")
+    for r, (plan, names) in enumerate(rows):
+        alone = query(c, "q", "k = 10\nexplain = 1\nfilter = %s\n%s\n" % (filt, vec_text(qs[r])))
+        eq("# " + plan, alone.splitlines()[0], "row %d: the plan of the query alone" % r)
+        eq(names, names_of(alone), "row %d: the hits of the query alone" % r)
+    eq({k: plans1[k] - plans0[k] for k in plans1 if plans1[k] != plans0[k]}, named,
+       "stats counted the plans the batch named")
+    # explain = 0: no plan lines; anything but 0 or 1 is EINVAL, with why.
+    os.setxattr(bf, "user.explain", b"0")
+    if any(line.startswith("#") for line in read_query(bf).decode().splitlines()):
+        raise AssertionError("user.explain = 0 still explains")
+    os.setxattr(bf, "user.explain", b"yes")
+    expect_einval(read_query, bf)
+    eq(os.getxattr(bf, "user.error").decode(), "user.explain must be 0 or 1", "bad user.explain")
+    os.unlink(bf)
 
 
 def test_engine_plans(t):
@@ -365,6 +452,11 @@ def test_engine_plans(t):
                       json.dumps({"vector": q, "explain": 1}))
         eq(os.getxattr(os.path.join(c, ".query", "q.json"), "user.error").decode(),
            "explain must be true or false", "json explain not a boolean")
+        # Batches: a sparse filter (the planner scans exactly) and a half one
+        # (it walks), several queries each.
+        qs = [q] + [[f32(rnd.uniform(-1, 1)) for _ in range(DIM)] for _ in range(5)]
+        check_batch_explain(m, c, qs, "grp = r")
+        check_batch_explain(m, c, qs, "par = 1")
     finally:
         eq(stop(p, m), 0, "exit status after SIGTERM")
 
