@@ -40,9 +40,12 @@ every exit path. Exits 77 without /dev/fuse or the Ceph binaries.
 """
 
 import errno
+import json
 import os
+import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -413,11 +416,203 @@ def third_node_joins_empty(ctx):
         took, [l for l in log.splitlines() if "loaded checkpoint" in l][0].strip()))
 
 
-def unsupported_fail_cleanly(ctx):
-    a = ctx["a"]
-    expect_errno(errno.EOPNOTSUPP, os.rename, os.path.join(a.mnt, "c"), os.path.join(a.mnt, "d"))
-    expect_errno(errno.EOPNOTSUPP, write_file, os.path.join(a.mnt, "c", ".config"), "ef_search = 50\n")
-    check(os.path.isdir(os.path.join(a.mnt, "c")), "collection still there")
+def head_now():
+    return rados_check()[2]["head"]
+
+
+def stats_of(m, name):
+    with open(os.path.join(m.mnt, ".vecfs", "stats")) as f:
+        for c in json.load(f)["collections"]:
+            if c["name"] == name:
+                return c
+    raise Fail("collection %s not in %s/.vecfs/stats" % (name, m.mnt))
+
+
+def collection_ops(ctx):
+    """.config writes, collection setattr and rename on A are on B (one log
+    entry each), the index follows the config on both; a change the store
+    refuses fails with the embedded mode's errno and appends nothing."""
+    a, b = ctx["a"], ctx["b"]
+    ca, cb = os.path.join(a.mnt, "cfg"), os.path.join(b.mnt, "cfg")
+    os.mkdir(ca)
+    for i in range(20):
+        write_file(os.path.join(ca, "v%02d" % i), vec(i))
+    write_file(os.path.join(ca, ".config"), "ef_search = 77\nquantization = int8\n")
+    want = read_file(os.path.join(ca, ".config"))
+    check(b"ef_search = 77\n" in want and b"quantization = int8\n" in want, ".config on A: %r" % want)
+    wait_for(lambda: read_file(os.path.join(cb, ".config")) == want, ".config of A on B")
+    for m in (a, b):
+        wait_for(lambda: stats_of(m, "cfg")["index_quantization"] == "int8"
+                 and not stats_of(m, "cfg")["converting"], "int8 index on " + m.mnt, bound=30)
+        eq(stats_of(m, "cfg")["ef_search"], 77, "ef_search in use on " + m.mnt)
+    q = "k = 5\n1 1 1 1\n"
+    eq(parse_result(query(cb, "q", q)), parse_result(query(ca, "q", q)), "query on A and B")
+    # And back: `vecfs check` reports an int8 index of these small integer
+    # vectors as differing from the records (the embedded mode too).
+    write_file(os.path.join(ca, ".config"), "quantization = none\n")
+    want = read_file(os.path.join(ca, ".config"))
+    wait_for(lambda: read_file(os.path.join(cb, ".config")) == want, ".config of A on B")
+    for m in (a, b):
+        wait_for(lambda: stats_of(m, "cfg")["index_quantization"] == "none"
+                 and not stats_of(m, "cfg")["converting"], "float index on " + m.mnt, bound=30)
+    # Refused as in the embedded mode, before anything is appended.
+    h0 = head_now()
+    expect_errno(errno.EINVAL, write_file, os.path.join(ca, ".config"), "dim = 8\n")
+    expect_errno(errno.EINVAL, write_file, os.path.join(ca, ".config"), "m = 1\n")
+    os.mkdir(os.path.join(ca + "-full"))
+    write_file(os.path.join(ca + "-full", "x"), vec(1))
+    expect_errno(errno.ENOTEMPTY, os.rename, ca, ca + "-full")
+    os.unlink(os.path.join(ca + "-full", "x"))
+    os.rmdir(ca + "-full")
+    eq(head_now(), h0 + 4, "appended by the refused changes (only the mkdir, write, unlink, rmdir)")
+    # chmod and the .config mtime of a collection.
+    os.chmod(ca, 0o750)
+    os.utime(os.path.join(ca, ".config"), ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_007))
+    fsync_dir(cb)
+    eq(os.stat(cb).st_mode & 0o7777, 0o750, "collection mode on B")
+    eq(os.stat(os.path.join(cb, ".config")).st_mtime_ns, 1_500_000_000_000_000_007,
+       ".config mtime on B")
+    # Rename: the new name on B with every vector, the old one gone.
+    before = tree(b.mnt)
+    os.rename(ca, os.path.join(a.mnt, "cfg2"))
+    wait_for(lambda: os.path.isdir(os.path.join(b.mnt, "cfg2")), "renamed collection on B",
+             bound=VISIBLE_S + 1)  # + the kernel's 1 s directory cache
+    wait_for(lambda: not os.path.exists(cb), "old collection name gone on B", bound=VISIBLE_S + 1)
+    fsync_dir(b.mnt)
+    eq(tree(b.mnt), {k.replace("cfg/", "cfg2/", 1) if k.startswith("cfg/") else k: v
+                     for k, v in before.items()}, "B after the rename")
+    eq(tree(a.mnt), tree(b.mnt), "A and B after the rename")
+    eq(read_file(os.path.join(b.mnt, "cfg2", ".config")), want, ".config follows the rename")
+
+
+def fvecs(rows, dim):
+    return b"".join(struct.pack("<i", dim) + struct.pack("<%df" % dim, *r) for r in rows)
+
+
+def blob_objects():
+    return sorted(o for o in rados_cli("ls").decode().split() if o.startswith("vecfs.blob."))
+
+
+def blob_refs():
+    """{seq: blob id (hex)} of vecfs.head's b.<seq> records."""
+    out = {}
+    for k in rados_cli("listomapkeys", "vecfs.head").decode().split():
+        if k.startswith("b."):
+            v = rados_cli("getomapval", "vecfs.head", k, "/dev/stdout")
+            out[int(k[2:])] = v[:16].hex()
+    return out
+
+
+BIG_ROWS, BIG_DIM = 1300, 1024  # 5.3 MB of .fvecs: two 4 MiB blob objects
+
+
+def big_rows(seed):
+    rnd = random.Random(seed)
+    return [[rnd.uniform(-1, 1) for _ in range(BIG_DIM)] for _ in range(BIG_ROWS)]
+
+
+def import_big(ctx):
+    """An .fvecs larger than 4 MiB imported on A is complete on B (count,
+    byte-exact rows, the same query answers): its entry went to blob
+    objects; and a .jsonl import with a bad row leaves nothing anywhere."""
+    a, b = ctx["a"], ctx["b"]
+    os.mkdir(os.path.join(a.mnt, "big"))
+    write_file(os.path.join(a.mnt, "big", ".config"), "dim = %d\nmetric = l2\n" % BIG_DIM)
+    rows = big_rows(1)
+    data = fvecs(rows, BIG_DIM)
+    check(len(data) > 4 << 20, "the batch is larger than 4 MiB")
+    objs0 = set(blob_objects())
+    t0 = time.monotonic()
+    write_file(os.path.join(a.mnt, "big", ".import", "base.fvecs"), data)
+    took = time.monotonic() - t0
+    new = sorted(set(blob_objects()) - objs0)
+    check(len(new) >= 2, "the batch's blob objects: %r" % new)
+    refs = blob_refs()
+    check(any(new[0].split(".")[2] == h for h in refs.values()), "b.<seq> names the blob")
+    ctx["big_blobs"] = new
+    cb = os.path.join(b.mnt, "big")
+    wait_for(lambda: len(os.listdir(cb)) == BIG_ROWS + 1, "every row on B", bound=20)
+    for i in (0, 1, 777, BIG_ROWS - 1):
+        name = "base-%d.f32" % i
+        want = struct.pack("<%df" % BIG_DIM, *rows[i])
+        eq(read_file(os.path.join(cb, name)), want, name + " on B")
+        eq(read_file(os.path.join(a.mnt, "big", name)), want, name + " on A")
+    q = "k = 10\n" + " ".join("%g" % x for x in rows[7]) + "\n"
+    ra = parse_result(query(os.path.join(a.mnt, "big"), "q", q))
+    eq(parse_result(query(cb, "q", q)), ra, "query answer on A and B")
+    eq(ra[0][0], "base-7.f32", "nearest to row 7")
+    # A bad row in the middle: close() fails, nothing on either node, and
+    # nothing was appended.
+    h0 = head_now()
+    lines = [json.dumps({"name": "ok-%d" % i, "vector": [1] * BIG_DIM}) for i in range(50)]
+    lines.insert(25, json.dumps({"name": "broken", "vector": [1, 2]}))
+    expect_errno(errno.EINVAL, write_file, os.path.join(a.mnt, "big", ".import", "bad.jsonl"),
+                 "\n".join(lines) + "\n")
+    eq(head_now(), h0, "head after the refused import")
+    for m in (a, b):
+        fsync_dir(os.path.join(m.mnt, "big"))
+        eq(len(os.listdir(os.path.join(m.mnt, "big"))), BIG_ROWS + 1, "rows on " + m.mnt)
+    # A small batch is one inline entry, with its xattrs.
+    lines = [json.dumps({"name": "doc-%d" % i, "vector": [i] * BIG_DIM, "meta": {"t": "x%d" % i}})
+             for i in range(3)]
+    write_file(os.path.join(a.mnt, "big", ".import", "docs.jsonl"), "\n".join(lines) + "\n")
+    eq(blob_objects(), sorted(objs0 | set(new)), "no blob for a small batch")
+    fsync_dir(cb)
+    eq(os.getxattr(os.path.join(cb, "doc-2"), "user.t"), b"x2", "imported xattr on B")
+    print("  %d-row .fvecs (%.1f MB) imported on A in %.2f s, %d blob objects" % (
+        BIG_ROWS, len(data) / 1e6, took, len(new)))
+
+
+def kill_during_import(ctx):
+    """kill -9 of A while it imports a batch larger than 4 MiB: B has all
+    of it or none, A restarted agrees with B."""
+    a, b = ctx["a"], ctx["b"]
+    os.mkdir(os.path.join(a.mnt, "big2"))
+    write_file(os.path.join(a.mnt, "big2", ".config"), "dim = %d\n" % BIG_DIM)
+    data = fvecs(big_rows(2), BIG_DIM)
+    result = {}
+
+    def importer():
+        try:
+            write_file(os.path.join(a.mnt, "big2", ".import", "base.fvecs"), data)
+            result["rc"] = 0
+        except OSError as e:
+            result["rc"] = e.errno
+
+    t = threading.Thread(target=importer)
+    t.start()
+    time.sleep(random.Random().uniform(0.2, 0.8))
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    t.join(timeout=30)
+    check(not t.is_alive(), "the importer on the killed node is stuck")
+    a.stop()
+    fsync_dir(os.path.join(b.mnt, "big2"))
+    n = len(os.listdir(os.path.join(b.mnt, "big2"))) - 1
+    check(n in (0, BIG_ROWS), "rows of the killed import on B: %d" % n)
+    if result.get("rc") == 0:
+        eq(n, BIG_ROWS, "rows on B of an import whose close() returned")
+    a.start()
+    fsync_dir(os.path.join(a.mnt, "big2"))
+    eq(len(os.listdir(os.path.join(a.mnt, "big2"))) - 1, n, "rows on the restarted A")
+    eq(tree(a.mnt), tree(b.mnt), "restarted A and B")
+    print("  killed during an import (close() %s): %s on both nodes"
+          % ("returned" if result.get("rc") == 0 else "did not return",
+             "all rows" if n else "no row"))
+
+
+def blobs_trimmed(ctx):
+    """Once checkpoints trimmed the log past the import's entry, its blob
+    objects and its b.<seq> record are gone (scale-out.md §6)."""
+    gone = ctx.get("big_blobs")
+    if not gone:
+        raise Fail("import_big did not run")
+    _, _, f = rados_check()
+    refs = blob_refs()
+    check(all(seq >= f["trim"] for seq in refs), "b. records below trim %d: %r" % (f["trim"], refs))
+    left = set(blob_objects())
+    eq(sorted(set(gone) & left), [], "blob objects of trimmed entries")
+    print("  trim %d: the import's %d blob objects removed" % (f["trim"], len(gone)))
 
 
 def check_clean(ctx):
@@ -434,7 +629,7 @@ def check_clean(ctx):
         caches.append(m.datadir)
     for cache in caches:
         r = subprocess.run([VECFS, "check", cache], capture_output=True, timeout=60)
-        eq(r.returncode, 0, "vecfs check %s: %s" % (cache, r.stderr.decode()))
+        eq(r.returncode, 0, "vecfs check %s: %s%s" % (cache, r.stdout.decode(), r.stderr.decode()))
     # A cache of this log against another namespace's (new, empty) log:
     # refused, one line; the namespace's log is independent.
     r = subprocess.run([VECFS] + rados_opts() + ["--rados-namespace", "other", caches[0],
@@ -482,7 +677,9 @@ def unreachable_cluster(ctx):
 
 
 TESTS = [two_nodes_see_each_other, excl_race, concurrent_writers_agree, kill_a_while_writing,
-         checkpoint_and_trim, kill_ckpt_holder, damaged_piece_falls_back, third_node_joins_empty, unsupported_fail_cleanly, check_clean, unreachable_cluster]
+         collection_ops, import_big, kill_during_import,
+         checkpoint_and_trim, kill_ckpt_holder, damaged_piece_falls_back, third_node_joins_empty,
+         blobs_trimmed, check_clean, unreachable_cluster]
 
 
 def main():
