@@ -211,7 +211,7 @@ int st_filter_cmp(const void *val, size_t len, const st_flit *lit);
 bool st_fop_holds(st_fop op, int c);
 
 /* ------------------------------------------------------------------ */
-/* Level 1. rados_entry.c: the bytes of a RADOS log entry              */
+/* Level 2. rados_entry.c: the bytes of a RADOS log entry              */
 /* ------------------------------------------------------------------ */
 
 /* Kinds of operation in a log entry (docs/scale-out.md §3). */
@@ -439,7 +439,7 @@ int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
 void st_rados_lease_release(st_rados *r, const char *cookie);
 
 /* ------------------------------------------------------------------ */
-/* Level 2. rados_blob.c: entries too large for the log, as objects   */
+/* Level 3. rados_blob.c: entries too large for the log, as objects   */
 /* ------------------------------------------------------------------ */
 
 #define ST_LOG_BLOB_PIECE (4u << 20) /* bytes per blob object, at most */
@@ -1584,8 +1584,8 @@ int st_rebuild_start(st_store *st);
 void st_rebuild_stop(st_store *st);
 
 /* ------------------------------------------------------------------ */
-/* Level 3. rados_check.c: st_rados_check (store.h)                   */
-/* Level 11. rados_node.c: a RADOS node, st_rados_open (store.h)      */
+/* Level 4. rados_check.c: st_rados_check (store.h)                   */
+/* Level 12. rados_node.c: a RADOS node, st_rados_open (store.h)      */
 /* ------------------------------------------------------------------ */
 /* Both only define store.h's functions: a node plugs st_log_hooks into
  * its store (st->log_hooks, st->log_ctx) and removes them in its stop

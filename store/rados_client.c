@@ -180,6 +180,35 @@ int st_rados_head_read(st_rados *r, st_rados_head *h)
     return rc;
 }
 
+/* One read of up to ST_RADOS_RANGE omap keys of vecfs.head after start
+ * with prefix; o->it walks them until omap_range_end (also after an
+ * error, which leaves o->it NULL or empty). */
+typedef struct omap_range {
+    rados_read_op_t op;
+    rados_omap_iter_t it;
+} omap_range;
+
+static int omap_range_read(st_rados *r, const char *start, const char *prefix, omap_range *o)
+{
+    o->it = NULL;
+    o->op = rados_create_read_op();
+    if (!o->op)
+        return -ENOMEM;
+    unsigned char more = 0;
+    int prval = 0;
+    rados_read_op_omap_get_vals2(o->op, start, prefix, ST_RADOS_RANGE, &o->it, &more, &prval);
+    int rc = rados_read_op_operate(o->op, r->io, HEAD_OBJ, 0);
+    return rc ? rc : prval;
+}
+
+static void omap_range_end(omap_range *o)
+{
+    if (o->it)
+        rados_omap_get_end(o->it);
+    if (o->op)
+        rados_release_read_op(o->op);
+}
+
 int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
                     const st_rados_blob_ref *blob)
 {
@@ -210,16 +239,9 @@ int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
 int st_rados_blob_refs(st_rados *r, uint64_t below,
                        int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx)
 {
-    rados_read_op_t op = rados_create_read_op();
-    if (!op)
-        return -ENOMEM;
-    rados_omap_iter_t it = NULL;
-    unsigned char more = 0;
-    int prval = 0;
-    rados_read_op_omap_get_vals2(op, "b.", "b.", ST_RADOS_RANGE, &it, &more, &prval);
-    int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
-    if (rc == 0)
-        rc = prval;
+    omap_range o;
+    int rc = omap_range_read(r, "b.", "b.", &o);
+    rados_omap_iter_t it = o.it;
     while (rc == 0) {
         char *k, *v;
         size_t kl, vl;
@@ -239,9 +261,7 @@ int st_rados_blob_refs(st_rados *r, uint64_t below,
         ref.len = vc_le_get64((const uint8_t *)v + ST_LOG_BLOB_ID);
         rc = fn(ctx, seq, &ref);
     }
-    if (it)
-        rados_omap_get_end(it);
-    rados_release_read_op(op);
+    omap_range_end(&o);
     return rc;
 }
 
@@ -272,22 +292,12 @@ int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_
     while (rc == 0 && after < upto) {
         char start[ST_RADOS_KEY_LEN];
         entry_key(after, start);
-        rados_read_op_t op = rados_create_read_op();
-        if (!op)
-            return -ENOMEM;
-        rados_omap_iter_t it = NULL;
-        unsigned char more = 0;
-        int prval = 0;
-        rados_read_op_omap_get_vals2(op, start, "e.", ST_RADOS_RANGE, &it, &more, &prval);
-        rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
-        if (rc == 0)
-            rc = prval;
+        omap_range o;
+        rc = omap_range_read(r, start, "e.", &o);
         uint64_t got = after;
         if (rc == 0)
-            rc = entries_feed(it, &got, upto, fn, ctx);
-        if (it)
-            rados_omap_get_end(it);
-        rados_release_read_op(op);
+            rc = entries_feed(o.it, &got, upto, fn, ctx);
+        omap_range_end(&o);
         if (rc == 0 && got == after)
             rc = -EPROTO; /* entries below head are missing */
         after = got;
