@@ -170,12 +170,12 @@ static void copy_vector_as_content(vc_buf *b)
     assert_int_equal(vc_le_get32(flags), 1);
     vc_le_put32(flags, 0);
     uint8_t *vec = flags + 4 + 52;
-    uint8_t tail[4];
+    uint8_t copy[12], tail[4]; /* the appends below may move the bytes */
+    memcpy(copy, vec, 12);
     memcpy(tail, vec + 12, 4); /* nmeta */
-    size_t at = (size_t)(vec + 12 - (uint8_t *)b->p);
-    vc_buf_setlen(b, at);
+    vc_buf_setlen(b, (size_t)(vec + 12 - (uint8_t *)b->p));
     vc_buf_append_le32(b, 12);
-    vc_buf_append(b, vec, 12);
+    vc_buf_append(b, copy, 12);
     vc_buf_append(b, tail, 4);
 }
 
