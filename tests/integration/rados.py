@@ -32,7 +32,8 @@ CACHEDIR and mount point over the same pool:
     with the embedded mode's errno and appends nothing;
   * an .fvecs import larger than 4 MiB on A (its entry in blob objects) is
     complete and byte-exact on B with the same query answers, and so is a
-    single vector file of over 4 MiB; an import
+    single vector file of over 4 MiB; `vecfs check --rados-*` reads the
+    blob and reports a damaged one; an import
     with a bad row leaves nothing anywhere; kill -9 of A during a large
     import leaves all of it or none on B and on the restarted A; once the
     trim passes the import's entry its blob objects are gone;
@@ -562,6 +563,20 @@ def import_big(ctx):
         want = struct.pack("<%df" % BIG_DIM, *rows[i])
         eq(read_file(os.path.join(cb, name)), want, name + " on B")
         eq(read_file(os.path.join(a.mnt, "big", name)), want, name + " on A")
+    # `vecfs check` reads the blob of every BLOB entry, and a damaged one
+    # is reported (the nodes have applied it already).
+    rc, out, _ = rados_check()
+    check(rc == 0 and "(0 in blobs)" not in out and " in blobs)" in out, "check report: " + out)
+    good = rados_cli("get", new[0], "-")
+    bad = bytearray(good)
+    bad[len(bad) // 3] ^= 0x55
+    rados_cli("put", new[0], "-", data=bytes(bad))
+    try:
+        rc, out, _ = rados_check()
+        eq(rc, 1, "check exit status with a damaged blob")
+        check("its blob is unreadable (Bad message)" in out, "check report: " + out)
+    finally:
+        rados_cli("put", new[0], "-", data=good)
     q = "k = 10\n" + " ".join("%g" % x for x in rows[7]) + "\n"
     ra = parse_result(query(os.path.join(a.mnt, "big"), "q", q))
     eq(parse_result(query(cb, "q", q)), ra, "query answer on A and B")
