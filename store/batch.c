@@ -15,6 +15,8 @@
  *   3. When its names are all different, a batch writes its VEC records
  *      after its other records, in key order (full LMDB pages), still
  *      inside its one transaction: the records committed are the same.
+ *   4. In the RADOS mode a batch is one log operation: every node commits
+ *      it as one transaction when it applies the entry, or none does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,11 +55,8 @@ int st_batch_begin(st_store *st, const char *coll, st_batch **out)
     if (!st || !out)
         return -EINVAL;
     *out = NULL;
-    int rc = st_log_refuse(st);
-    if (rc)
-        return rc;
     st_coll *c;
-    rc = st_coll_lookup(st, coll, &c);
+    int rc = st_coll_lookup(st, coll, &c);
     if (rc)
         return rc;
     st_batch *b = vc_calloc(1, sizeof(*b));
@@ -252,6 +251,34 @@ static int held_write(st_op *o, const vc_buf *held, size_t n)
     return rc;
 }
 
+/* The RADOS mode: the whole batch as one log operation (one entry, or
+ * one blob; scale-out.md §4), its rows pointing into b. */
+static int batch_route(st_batch *b)
+{
+    st_log_row *rows = vc_malloc(b->n * sizeof(*rows));
+    if (!rows)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n; i++) {
+        const batch_row *r = &b->rows[i];
+        rows[i] = (st_log_row){.name = r->name,
+                               .data = r->content,
+                               .len = r->len,
+                               .vec = b->vecs + r->vec_off * b->dim,
+                               .attr = r->attr,
+                               .mask = r->mask,
+                               .nmeta = r->nmeta,
+                               .meta_keys = (const char *const *)r->meta_keys,
+                               .meta_vals = (const void *const *)r->meta_vals,
+                               .meta_lens = r->meta_lens};
+    }
+    int rc = st_log_route(
+        b->st,
+        &(st_log_op){
+            .kind = ST_LOG_BATCH, .coll = b->coll, .dim = b->dim, .rows = rows, .nrows = b->n});
+    free(rows);
+    return rc;
+}
+
 int st_batch_commit(st_batch *b)
 {
     if (!b)
@@ -260,8 +287,14 @@ int st_batch_commit(st_batch *b)
         st_batch_abort(b);
         return 0;
     }
+    int rc;
+    if (st_log_remote(b->st)) {
+        rc = batch_route(b);
+        st_batch_abort(b);
+        return rc;
+    }
     st_op o;
-    int rc = st_op_begin(b->st, b->coll, &o);
+    rc = st_op_begin(b->st, b->coll, &o);
     if (rc) {
         st_batch_abort(b);
         return rc;

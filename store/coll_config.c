@@ -51,6 +51,11 @@ int st_coll_config_stat(st_store *st, const char *name, st_config *cfg, struct t
     return rc;
 }
 
+int st_coll_config_change_check(const st_coll_rec *r, const st_config *next)
+{
+    return r->count > 0 && next->dim != r->cfg.dim ? -EINVAL : 0;
+}
+
 /* The index of c rebuilt from its stored vectors with cfg, for a config
  * change on a non-empty collection (caller holds c->wlock). */
 static int config_rebuild(st_store *st, st_coll *c, const st_config *cfg, vf_hnsw **out)
@@ -66,14 +71,18 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
 {
     if (!st || !cfg)
         return -EINVAL;
-    int rc = st_log_refuse(st);
-    if (rc)
-        return rc;
-    rc = st_coll_name_arg(name, ST_NAME_FIND);
+    int rc = st_coll_name_arg(name, ST_NAME_FIND);
     if (rc)
         return rc;
     if (st_config_validate(cfg) != 0)
         return -EINVAL;
+    rc = st_log_route(st, &(st_log_op){.kind = ST_LOG_COLL_CONFIG,
+                                       .coll = name,
+                                       .cfg = *cfg,
+                                       .flags = mtime ? ST_LOG_CFG_MTIME : 0,
+                                       .cfg_mtime = mtime ? *mtime : (struct timespec){0}});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     st_coll *c = st_coll_find(st, name);
     if (!c)
         return -ENOENT;
@@ -94,10 +103,9 @@ int st_coll_config_set(st_store *st, const char *name, const st_config *cfg,
      * value must rebuild it, or it would be reported but not applied. */
     bool graph = cfg->metric != r.cfg.metric || cfg->m != r.cfg.m ||
                  cfg->ef_construction != r.cfg.ef_construction;
-    if (r.count > 0 && cfg->dim != r.cfg.dim) {
-        rc = -EINVAL;
+    rc = st_coll_config_change_check(&r, cfg);
+    if (rc)
         goto out;
-    }
     if (r.count > 0 && graph) {
         rc = config_rebuild(st, c, cfg, &rebuilt);
         if (rc)

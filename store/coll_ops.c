@@ -210,16 +210,17 @@ int st_coll_rename(st_store *st, const char *from, const char *to, unsigned flag
 {
     if (!st)
         return -EINVAL;
-    int rc = st_log_refuse(st);
-    if (rc)
-        return rc;
-    rc = st_coll_name_arg(from, ST_NAME_FIND);
+    int rc = st_coll_name_arg(from, ST_NAME_FIND);
     if (rc == 0)
         rc = st_coll_name_arg(to, ST_NAME_NEW);
     if (rc)
         return rc;
     if (flags & ~ST_RENAME_NOREPLACE)
         return -EINVAL;
+    rc = st_log_route(
+        st, &(st_log_op){.kind = ST_LOG_COLL_RENAME, .coll = from, .to = to, .flags = flags});
+    if (rc != ST_LOG_LOCAL)
+        return rc;
     st_coll *c = st_coll_find(st, from);
     if (!c)
         return -ENOENT;
@@ -315,8 +316,14 @@ int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, uns
                         const struct timespec *cfg_mtime)
 {
     assert(st && (attr || !mask));
-    int rc = st_log_refuse(st);
-    if (rc)
+    int rc =
+        st_log_route(st, &(st_log_op){.kind = ST_LOG_COLL_ATTR,
+                                      .coll = name,
+                                      .attr = attr ? *attr : (st_attr){0},
+                                      .mask = mask,
+                                      .flags = cfg_mtime ? ST_LOG_CFG_MTIME : 0,
+                                      .cfg_mtime = cfg_mtime ? *cfg_mtime : (struct timespec){0}});
+    if (rc != ST_LOG_LOCAL)
         return rc;
     st_coll *c;
     rc = st_coll_named(st, name, &c);

@@ -211,7 +211,7 @@ int st_filter_cmp(const void *val, size_t len, const st_flit *lit);
 bool st_fop_holds(st_fop op, int c);
 
 /* ------------------------------------------------------------------ */
-/* Level 1. rados_entry.c: the bytes of a RADOS log entry              */
+/* Level 2. rados_entry.c: the bytes of a RADOS log entry              */
 /* ------------------------------------------------------------------ */
 
 /* Kinds of operation in a log entry (docs/scale-out.md §3). */
@@ -224,16 +224,51 @@ typedef enum st_log_kind {
     ST_LOG_XATTR_REMOVE,
     ST_LOG_COLL_CREATE,
     ST_LOG_COLL_DROP,
+    ST_LOG_COLL_RENAME, /* st_coll_rename: coll -> to */
+    ST_LOG_COLL_ATTR,   /* st_coll_attr_update: setattr, or .config's mtime */
+    ST_LOG_COLL_CONFIG, /* st_coll_config_set */
+    ST_LOG_BATCH,       /* st_batch_commit: every row of one .import/ batch */
+    ST_LOG_BLOB,        /* the entry itself is in blob objects (rados_blob.c) */
 } st_log_kind;
 
 /* Flag of a PUT: the writer created the name (O_EXCL) and expects it
  * absent; the check fails it with -EEXIST if another node made it first. */
 #define ST_LOG_PUT_NEW (1u << 0)
+/* Flag of a COLL_ATTR or COLL_CONFIG: cfg_mtime is .config's new mtime
+ * (without it a config change takes the entry's time). */
+#define ST_LOG_CFG_MTIME (1u << 0)
+
+/* An entry's bytes larger than this are not an omap value: they go to
+ * blob objects and the log gets a BLOB entry naming them (scale-out.md
+ * §2: large omap values weigh on the OSD's key-value store, and a
+ * catch-up reads up to ST_RADOS_RANGE entries in one reply). */
+#define ST_LOG_INLINE_MAX (64u << 10)
+/* The largest entry kept in blobs (16 GiB): it bounds what a damaged BLOB
+ * entry can make a node allocate; an .import/ file (at most 1 GiB of
+ * text, fs/) is far below it as binary rows. */
+#define ST_LOG_BLOB_MAX ((uint64_t)1 << 34)
+#define ST_LOG_BLOB_ID 16u /* bytes of a blob's random id */
+
+/* One row of a BATCH: st_batch_put's arguments (vec has the op's dim). */
+typedef struct st_log_row {
+    const char *name;
+    const void *data;
+    size_t len;
+    const float *vec;
+    st_attr attr;
+    unsigned mask;
+    size_t nmeta;
+    const char *const *meta_keys;
+    const void *const *meta_vals;
+    const size_t *meta_lens;
+} st_log_row;
 
 /* One operation: the arguments of the store call that applies it. Fields
  * a kind does not use are zero/NULL. `to` is a rename's target or an
  * xattr's name; data/len a PUT's content or an xattr's value; flags the
- * rename, xattr or PUT flags. */
+ * rename, xattr, PUT or ST_LOG_CFG_MTIME flags; cfg a COLL_CONFIG's new
+ * config; rows/nrows a BATCH's rows; blob_* a BLOB's objects (its id,
+ * the entry's length and CRC-32C). */
 typedef struct st_log_op {
     unsigned kind;
     const char *coll, *name, *to;
@@ -243,10 +278,19 @@ typedef struct st_log_op {
     uint32_t dim;
     st_attr attr;
     unsigned mask, flags;
+    struct timespec cfg_mtime;
+    st_config cfg;
+    const st_log_row *rows;
+    size_t nrows;
+    uint8_t blob_id[ST_LOG_BLOB_ID];
+    uint64_t blob_len;
+    uint32_t blob_crc;
 } st_log_op;
 
 /* An entry: the writer's node id and clock, and its operations. A
- * decoded entry owns mem (its bytes, which the ops point into) and vecs. */
+ * decoded entry owns mem (its bytes, which the ops point into), vecs,
+ * rows and the rows' xattr arrays (meta). A BLOB op is alone in its
+ * entry, and an entry read from blobs holds none. */
 typedef struct st_log_entry {
     uint64_t node;
     struct timespec written;
@@ -254,6 +298,8 @@ typedef struct st_log_entry {
     st_log_op *ops;
     void *mem;
     float *vecs;
+    st_log_row *rows;
+    void *meta;
 } st_log_entry;
 
 /* Writes e's bytes to out (reset first). 0 or -ENOMEM. */
@@ -281,6 +327,10 @@ typedef struct st_log_hooks {
 /* ST_LOG_LOCAL (embedded mode, or the thread applying an entry), else the
  * result of the RADOS write of op. */
 int st_log_route(st_store *st, const st_log_op *op);
+/* Whether st_log_route would send a write to the RADOS hooks (a caller
+ * that must first build the operation asks, so the embedded mode does
+ * not pay for it). */
+bool st_log_remote(st_store *st);
 /* -EOPNOTSUPP for a write the RADOS mode does not log yet, else 0. */
 int st_log_refuse(st_store *st);
 /* fsync's read barrier: 0 in the embedded mode. */
@@ -329,8 +379,21 @@ int st_rados_head_init(st_rados *r);
 /* Reads the head fields: 0, -EPROTO (missing or malformed), -errno. */
 int st_rados_head_read(st_rados *r, st_rados_head *h);
 /* Appends entry head + 1 if the head is still `head`: 0, -ECANCELED
- * (another writer appended first; nothing written), -errno. */
-int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len);
+ * (another writer appended first; nothing written), -errno. A BLOB entry
+ * passes its blob's id and length as blob (else NULL): the same operation
+ * records them under `b.<head + 1>` for the trim to find. */
+typedef struct st_rados_blob_ref {
+    uint8_t id[ST_LOG_BLOB_ID];
+    uint64_t len;
+} st_rados_blob_ref;
+int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
+                    const st_rados_blob_ref *blob);
+/* Calls fn for each recorded blob of an entry below seq `below` (at most
+ * ST_RADOS_RANGE of them, lowest seq first); fn's non-zero stops. */
+int st_rados_blob_refs(st_rados *r, uint64_t below,
+                       int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx);
+/* Removes the `b.<seq>` record (its objects are gone). */
+int st_rados_blob_ref_forget(st_rados *r, uint64_t seq);
 /* Called for each entry in seq order; non-zero stops the read. */
 typedef int (*st_rados_entry_fn)(void *ctx, uint64_t seq, const void *bytes, size_t len);
 /* Reads entries after..upto (after excluded) in ranges of ST_RADOS_RANGE.
@@ -374,6 +437,27 @@ int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
 /* Gives the lease up if this cookie holds it (a node stopping cleanly:
  * another takes it at once rather than after it lapses). */
 void st_rados_lease_release(st_rados *r, const char *cookie);
+
+/* ------------------------------------------------------------------ */
+/* Level 3. rados_blob.c: entries too large for the log, as objects   */
+/* ------------------------------------------------------------------ */
+
+#define ST_LOG_BLOB_PIECE (4u << 20) /* bytes per blob object, at most */
+
+/* Writes len bytes (an encoded entry) as blob id's objects: 0, -errno
+ * (some objects may exist then; st_blob_remove takes them away). */
+int st_blob_put(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], const void *p, size_t len);
+/* Reads the entry a BLOB op names into out (reset first): 0, -EBADMSG
+ * (a length or the CRC-32C is not the op's), -ENOENT (removed: the log was
+ * trimmed past it), -ENOMEM, -errno. */
+int st_blob_get(st_rados *r, const st_log_op *ref, vc_buf *out);
+/* Removes blob id's objects (a len-byte blob; absent ones are fine). */
+int st_blob_remove(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], uint64_t len);
+/* If decoded entry e is a BLOB reference, replaces it by the entry its
+ * blob holds (read through scratch, released after): 0 (also when e is
+ * no reference), st_blob_get's errors, -EPROTO (the blob's bytes are not
+ * an entry, or are a reference again; e is then empty). */
+int st_blob_entry(st_rados *r, st_log_entry *e, vc_buf *scratch);
 
 /* ------------------------------------------------------------------ */
 /* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */
@@ -603,6 +687,12 @@ void st_rec_format_enc(vc_buf *b, const st_format_rec *r);
 int st_rec_format_dec(const void *p, size_t n, st_format_rec *r);
 void st_rec_counter_enc(vc_buf *b, uint64_t v);
 int st_rec_counter_dec(const void *p, size_t n, uint64_t *v);
+/* A config's fields as the COLL record holds them (dim .. max_bytes; not
+ * rerank, which that record keeps at its end), also used by RADOS log
+ * entries. The decoder returns false on an over-read or a bad ef_auto
+ * byte; ranges are st_config_validate's. */
+void st_rec_config_enc(vc_buf *b, const st_config *c);
+bool st_rec_config_dec(st_rd *rd, st_config *c);
 void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r);
 int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r);
 /* VEC: name_in_key leaves the name out of the body (only where the key is
@@ -1426,6 +1516,15 @@ int st_coll_attr_update(st_store *st, const char *name, const st_attr *attr, uns
                         const struct timespec *cfg_mtime);
 
 /* ------------------------------------------------------------------ */
+/* Level 9. coll_config.c: a collection's .config                    */
+/* ------------------------------------------------------------------ */
+
+/* Whether the collection of record r may take config next: -EINVAL when
+ * it holds vectors and next changes dim, else 0 (the RADOS mode checks
+ * this before it appends the change). */
+int st_coll_config_change_check(const st_coll_rec *r, const st_config *next);
+
+/* ------------------------------------------------------------------ */
 /* Level 8. background.c: the background thread                      */
 /* ------------------------------------------------------------------ */
 
@@ -1485,8 +1584,8 @@ int st_rebuild_start(st_store *st);
 void st_rebuild_stop(st_store *st);
 
 /* ------------------------------------------------------------------ */
-/* Level 3. rados_check.c: st_rados_check (store.h)                   */
-/* Level 11. rados_node.c: a RADOS node, st_rados_open (store.h)      */
+/* Level 4. rados_check.c: st_rados_check (store.h)                   */
+/* Level 12. rados_node.c: a RADOS node, st_rados_open (store.h)      */
 /* ------------------------------------------------------------------ */
 /* Both only define store.h's functions: a node plugs st_log_hooks into
  * its store (st->log_hooks, st->log_ctx) and removes them in its stop

@@ -52,9 +52,14 @@ int st_log_route(st_store *st, const st_log_op *op)
     return st->log_hooks->write(st->log_ctx, op);
 }
 
+bool st_log_remote(st_store *st)
+{
+    return st && st->log_hooks && !st_log_applying();
+}
+
 int st_log_refuse(st_store *st)
 {
-    return st && st->log_hooks && !st_log_applying() ? -EOPNOTSUPP : 0;
+    return st_log_remote(st) ? -EOPNOTSUPP : 0;
 }
 
 int st_log_barrier(st_store *st)

@@ -1,8 +1,9 @@
 /*
  * rados_check.c — `vecfs check --rados-*`: the cluster side of the log
  * (docs/scale-out.md §9). It reads vecfs.head's fields and every entry
- * from trim to head, and reports each one that is missing, out of place
- * or does not decode; then the newest checkpoint's manifest and pieces
+ * from trim to head (and the blob of each BLOB entry), and reports each
+ * one that is missing, out of place, does not decode or whose blob is
+ * missing or fails its length or CRC-32C; then the newest checkpoint's manifest and pieces
  * (their lengths and CRC-32C). Read-only: it never creates the log.
  */
 #include <errno.h>
@@ -12,8 +13,9 @@
 #include "internal.h"
 
 typedef struct check_state {
+    st_rados *r;
     FILE *report;
-    uint64_t entries, ops, bad;
+    uint64_t entries, ops, bad, blobs;
 } check_state;
 
 static int check_entry(void *ctx, uint64_t seq, const void *bytes, size_t len)
@@ -29,6 +31,17 @@ static int check_entry(void *ctx, uint64_t seq, const void *bytes, size_t len)
         fprintf(cs->report, "entry %" PRIu64 ": does not decode (%zu bytes)\n", seq, len);
         return 0;
     }
+    bool blob = e.ops[0].kind == ST_LOG_BLOB;
+    vc_buf scratch = VC_BUF_INIT;
+    rc = st_blob_entry(cs->r, &e, &scratch);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc) {
+        cs->bad++;
+        fprintf(cs->report, "entry %" PRIu64 ": its blob is unreadable (%s)\n", seq, strerror(-rc));
+        return 0;
+    }
+    cs->blobs += blob;
     cs->ops += e.nops;
     st_log_entry_free(&e);
     return 0;
@@ -70,7 +83,7 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
             "log: pool %s namespace '%s' format %s head %" PRIu64 " trim %" PRIu64 " ckpt %" PRIu64
             "\n",
             ro->pool, ro->ns ? ro->ns : "", h.format, h.head, h.trim, h.ckpt);
-    check_state cs = {.report = report};
+    check_state cs = {.r = &r, .report = report};
     bool damaged = strcmp(h.format, ST_RADOS_FORMAT) != 0 || h.trim == 0 || h.trim > h.head + 1;
     if (damaged)
         fprintf(report, "head fields: format must be %s and 1 <= trim <= head + 1\n",
@@ -91,7 +104,9 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
         st_errbuf_set(opt, "cannot read the vecfs log in pool '%s': %s", ro->pool, strerror(-rc));
         return rc;
     }
-    fprintf(report, "entries: %" PRIu64 " read, %" PRIu64 " operations, %" PRIu64 " damaged\n",
-            cs.entries, cs.ops, cs.bad);
+    fprintf(report,
+            "entries: %" PRIu64 " read (%" PRIu64 " in blobs), %" PRIu64 " operations, %" PRIu64
+            " damaged\n",
+            cs.entries, cs.blobs, cs.ops, cs.bad);
     return damaged || cs.bad || ckpt_bad ? 1 : 0;
 }

@@ -9,7 +9,8 @@
  *     lease -> snapshots written -> (under the node's apply lock, so the
  *     copy is at applied = S) snapshots linked + compacted LMDB copy into
  *     CACHEDIR/ckpt.out -> pieces, manifest -> publish (ckpt = S, trim,
- *     entries below trim removed, one operation) -> old ones removed
+ *     entries below trim removed, one operation) -> old ones removed ->
+ *     the blobs of the trimmed entries removed
  *
  * Invariants
  *   1. Publishing is guarded by vecfs.head's ckpt and trim (rados_client.c),
@@ -72,6 +73,28 @@ static void ckpt_prune(st_store *st, st_rados *r)
     }
 }
 
+/* st_rados_blob_refs' callback of blobs_trim: the objects, then the
+ * record (a crash between them leaves the record, tried again later). */
+static int blob_drop(void *ctx, uint64_t seq, const st_rados_blob_ref *ref)
+{
+    st_rados *r = ctx;
+    int rc = st_blob_remove(r, ref->id, ref->len);
+    return rc ? rc : st_rados_blob_ref_forget(r, seq);
+}
+
+/* Removes the blobs of the entries the trim removed (scale-out.md §6):
+ * no node reads an entry below trim any more. */
+static void blobs_trim(st_store *st, st_rados *r)
+{
+    st_rados_head h;
+    int rc = st_rados_head_read(r, &h);
+    if (rc == 0)
+        rc = st_rados_blob_refs(r, h.trim, blob_drop, r);
+    if (rc)
+        st_log(st, ST_LOG_WARN, "rados: cannot remove the blobs of trimmed entries: %s",
+               strerror(-rc));
+}
+
 int st_ckpt_take(st_store *st, st_rados *r, const st_ckpt_take_args *a)
 {
     int rc = st_rados_lease(r, a->cookie, a->lease_s);
@@ -112,6 +135,7 @@ int st_ckpt_take(st_store *st, st_rados *r, const st_ckpt_take_args *a)
     st_log(st, ST_LOG_INFO, "rados: published checkpoint %" PRIu64 " (%" PRIu64 " bytes)", seq,
            bytes);
     ckpt_prune(st, r);
+    blobs_trim(st, r);
     return 0;
 }
 

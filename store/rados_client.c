@@ -12,7 +12,9 @@
  *   2. An append sets `head = H + 1` and `e.<H + 1>` in one write
  *      operation on `vecfs.head` guarded by omap_cmp(head == H): both or
  *      neither (RADOS applies an operation on one object atomically);
- *      -ECANCELED when another writer appended first.
+ *      -ECANCELED when another writer appended first. A BLOB entry's
+ *      `b.<H + 1>` record (its blob's id and length) is set in the same
+ *      operation, so every blob an entry names is listed for the trim.
  *   3. Every librados call is bounded by the timeout given at connect
  *      (client_mount_timeout, rados_mon_op_timeout, rados_osd_op_timeout).
  */
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "le.h"
 
 #define HEAD_OBJ "vecfs.head"
 #define SEQ_DIGITS 20
@@ -177,23 +180,88 @@ int st_rados_head_read(st_rados *r, st_rados_head *h)
     return rc;
 }
 
-int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len)
+/* One read of up to ST_RADOS_RANGE omap keys of vecfs.head after start
+ * with prefix; o->it walks them until omap_range_end (also after an
+ * error, which leaves o->it NULL or empty). */
+typedef struct omap_range {
+    rados_read_op_t op;
+    rados_omap_iter_t it;
+} omap_range;
+
+static int omap_range_read(st_rados *r, const char *start, const char *prefix, omap_range *o)
 {
-    char cur[SEQ_DIGITS + 1], next[SEQ_DIGITS + 1], key[ST_RADOS_KEY_LEN];
+    o->it = NULL;
+    o->op = rados_create_read_op();
+    if (!o->op)
+        return -ENOMEM;
+    unsigned char more = 0;
+    int prval = 0;
+    rados_read_op_omap_get_vals2(o->op, start, prefix, ST_RADOS_RANGE, &o->it, &more, &prval);
+    int rc = rados_read_op_operate(o->op, r->io, HEAD_OBJ, 0);
+    return rc ? rc : prval;
+}
+
+static void omap_range_end(omap_range *o)
+{
+    if (o->it)
+        rados_omap_get_end(o->it);
+    if (o->op)
+        rados_release_read_op(o->op);
+}
+
+int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
+                    const st_rados_blob_ref *blob)
+{
+    char cur[SEQ_DIGITS + 1], next[SEQ_DIGITS + 1], key[ST_RADOS_KEY_LEN], bkey[ST_RADOS_KEY_LEN];
+    uint8_t ref[ST_LOG_BLOB_ID + 8];
     seq_text(head, cur);
     seq_text(head + 1, next);
     entry_key(head + 1, key);
-    const char *keys[] = {"head", key};
-    const char *vals[] = {next, entry};
-    size_t lens[] = {SEQ_DIGITS, len};
+    snprintf(bkey, sizeof(bkey), "b.%020" PRIu64, head + 1);
+    if (blob) {
+        memcpy(ref, blob->id, ST_LOG_BLOB_ID);
+        vc_le_put64(ref + ST_LOG_BLOB_ID, blob->len);
+    }
+    const char *keys[] = {"head", key, bkey};
+    const char *vals[] = {next, entry, (const char *)ref};
+    size_t lens[] = {SEQ_DIGITS, len, sizeof(ref)};
     rados_write_op_t op = rados_create_write_op();
     if (!op)
         return -ENOMEM;
     int cmp = 0;
     rados_write_op_omap_cmp(op, "head", LIBRADOS_CMPXATTR_OP_EQ, cur, SEQ_DIGITS, &cmp);
-    rados_write_op_omap_set(op, keys, vals, lens, 2);
+    rados_write_op_omap_set(op, keys, vals, lens, blob ? 3 : 2);
     int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
     rados_release_write_op(op);
+    return rc;
+}
+
+int st_rados_blob_refs(st_rados *r, uint64_t below,
+                       int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx)
+{
+    omap_range o;
+    int rc = omap_range_read(r, "b.", "b.", &o);
+    rados_omap_iter_t it = o.it;
+    while (rc == 0) {
+        char *k, *v;
+        size_t kl, vl;
+        uint64_t seq;
+        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+        if (rc || !k)
+            break;
+        if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) ||
+            vl != ST_LOG_BLOB_ID + 8) {
+            rc = -EPROTO;
+            break;
+        }
+        if (seq >= below)
+            break;
+        st_rados_blob_ref ref;
+        memcpy(ref.id, v, ST_LOG_BLOB_ID);
+        ref.len = vc_le_get64((const uint8_t *)v + ST_LOG_BLOB_ID);
+        rc = fn(ctx, seq, &ref);
+    }
+    omap_range_end(&o);
     return rc;
 }
 
@@ -224,22 +292,12 @@ int st_rados_entries(st_rados *r, uint64_t after, uint64_t upto, st_rados_entry_
     while (rc == 0 && after < upto) {
         char start[ST_RADOS_KEY_LEN];
         entry_key(after, start);
-        rados_read_op_t op = rados_create_read_op();
-        if (!op)
-            return -ENOMEM;
-        rados_omap_iter_t it = NULL;
-        unsigned char more = 0;
-        int prval = 0;
-        rados_read_op_omap_get_vals2(op, start, "e.", ST_RADOS_RANGE, &it, &more, &prval);
-        rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
-        if (rc == 0)
-            rc = prval;
+        omap_range o;
+        rc = omap_range_read(r, start, "e.", &o);
         uint64_t got = after;
         if (rc == 0)
-            rc = entries_feed(it, &got, upto, fn, ctx);
-        if (it)
-            rados_omap_get_end(it);
-        rados_release_read_op(op);
+            rc = entries_feed(o.it, &got, upto, fn, ctx);
+        omap_range_end(&o);
         if (rc == 0 && got == after)
             rc = -EPROTO; /* entries below head are missing */
         after = got;
@@ -356,12 +414,13 @@ int st_rados_ckpt_list(st_rados *r, uint64_t *seqs, size_t cap, size_t *n)
     return rc;
 }
 
-int st_rados_ckpt_forget(st_rados *r, uint64_t seq)
+/* Removes the omap key prefix + seq ("c.", "b.") of vecfs.head. */
+static int seq_key_remove(st_rados *r, const char *prefix, uint64_t seq)
 {
-    char ckey[ST_RADOS_KEY_LEN];
-    snprintf(ckey, sizeof(ckey), "c.%020" PRIu64, seq);
-    const char *keys[] = {ckey};
-    size_t lens[] = {strlen(ckey)};
+    char key[ST_RADOS_KEY_LEN];
+    snprintf(key, sizeof(key), "%s%020" PRIu64, prefix, seq);
+    const char *keys[] = {key};
+    size_t lens[] = {strlen(key)};
     rados_write_op_t op = rados_create_write_op();
     if (!op)
         return -ENOMEM;
@@ -369,6 +428,16 @@ int st_rados_ckpt_forget(st_rados *r, uint64_t seq)
     int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
     rados_release_write_op(op);
     return rc;
+}
+
+int st_rados_ckpt_forget(st_rados *r, uint64_t seq)
+{
+    return seq_key_remove(r, "c.", seq);
+}
+
+int st_rados_blob_ref_forget(st_rados *r, uint64_t seq)
+{
+    return seq_key_remove(r, "b.", seq);
 }
 
 int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds)

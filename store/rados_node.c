@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "crc32c.h"
 #include "internal.h"
 
 /* Lost races before -EAGAIN. The design's 8 was too few: a node whose
@@ -47,9 +48,6 @@
 #define ST_NODE_RACES_AT_ONCE 2
 #define ST_NODE_BACKOFF_MAX_MS 16u
 #define ST_NODE_POLL_MS 200
-/* Largest entry kept as an omap value. Larger payloads belong in blob
- * objects (docs/scale-out.md §2), which are not written yet: -EFBIG. */
-#define ST_NODE_ENTRY_MAX (4u << 20)
 
 typedef struct st_node {
     st_store *st;
@@ -60,6 +58,13 @@ typedef struct st_node {
     uint64_t applied;   /* protected by mu */
     uint64_t ckpt_seen; /* protected by mu: the published checkpoint at the last catch-up */
     vc_buf enc;         /* protected by mu: the entry being appended */
+    /* protected by mu: an entry too large for the log goes to a blob
+     * (rados_blob.c); ref_enc is the BLOB entry naming it, staged says its
+     * objects are written and not yet named by an appended entry. */
+    vc_buf ref_enc;
+    st_rados_blob_ref staged_ref;
+    uint32_t staged_crc;
+    bool staged;
 
     pthread_t follower;
     bool following;
@@ -78,6 +83,22 @@ typedef struct st_node {
 /* ------------------------------------------------------------------ */
 /* Applying                                                             */
 /* ------------------------------------------------------------------ */
+
+/* A BATCH through a store batch: one local transaction, all or nothing. */
+static int apply_batch(st_store *st, const st_log_op *op)
+{
+    st_batch *b;
+    int rc = st_batch_begin(st, op->coll, &b);
+    for (size_t i = 0; rc == 0 && i < op->nrows; i++) {
+        const st_log_row *r = &op->rows[i];
+        rc = st_batch_put(b, r->name, r->data, r->len, r->vec, op->dim, &r->attr, r->mask, r->nmeta,
+                          r->meta_keys, r->meta_vals, r->meta_lens);
+    }
+    if (rc == 0)
+        return st_batch_commit(b);
+    st_batch_abort(b);
+    return rc;
+}
 
 /* One operation through the store's public writes (routed locally, since
  * this thread is applying). */
@@ -99,8 +120,18 @@ static int apply_op(st_store *st, const st_log_op *op)
         return st_xattr_remove(st, op->coll, op->name, op->to);
     case ST_LOG_COLL_CREATE:
         return st_coll_create(st, op->coll, a, NULL);
-    default:
+    case ST_LOG_COLL_DROP:
         return st_coll_drop(st, op->coll);
+    case ST_LOG_COLL_RENAME:
+        return st_coll_rename(st, op->coll, op->to, op->flags);
+    case ST_LOG_COLL_ATTR:
+        return st_coll_attr_update(st, op->coll, a, op->mask,
+                                   op->flags & ST_LOG_CFG_MTIME ? &op->cfg_mtime : NULL);
+    case ST_LOG_COLL_CONFIG:
+        return st_coll_config_set(st, op->coll, &op->cfg,
+                                  op->flags & ST_LOG_CFG_MTIME ? &op->cfg_mtime : NULL);
+    default: /* ST_LOG_BATCH; a BLOB was replaced by its entry before */
+        return apply_batch(st, op);
     }
 }
 
@@ -141,6 +172,13 @@ static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
                       strerror(-rc));
         return rc;
     }
+    vc_buf scratch = VC_BUF_INIT;
+    rc = st_blob_entry(&n->r, &e, &scratch);
+    if (rc) {
+        st_health_set(n->st, "rados: cannot read the blob of log entry %" PRIu64 ": %s", seq,
+                      strerror(-rc));
+        return rc;
+    }
     rc = apply_entry(n, seq, &e);
     st_log_entry_free(&e);
     /* An entry that is a no-op everywhere is applied all the same. */
@@ -168,6 +206,35 @@ static int catch_up(st_node *n, uint64_t *head_out)
 /* Writing                                                              */
 /* ------------------------------------------------------------------ */
 
+/* A vector (or batch row) of dimension dim may go into coll, and when
+ * mask asks for a new name (O_EXCL), name is not there. */
+static int check_new(st_store *st, const char *coll, uint32_t dim, const char *name, unsigned mask)
+{
+    st_config cfg;
+    st_attr a;
+    int rc = st_coll_config_get(st, coll, &cfg);
+    if (rc == 0 && cfg.dim && cfg.dim != dim)
+        rc = -EINVAL;
+    if (rc == 0 && (mask & ST_PUT_NEW) && st_vec_stat(st, coll, name, &a) == 0)
+        rc = -EEXIST;
+    return rc;
+}
+
+/* st_coll_rename's conditions: the source exists; a target that exists
+ * is empty and may be replaced. 1 = the same name, nothing to do. */
+static int check_coll_rename(st_store *st, const st_log_op *op)
+{
+    st_attr a, t;
+    int rc = st_coll_stat(st, op->coll, &a);
+    if (rc || strcmp(op->coll, op->to) == 0)
+        return rc ? rc : 1;
+    if (st_coll_stat(st, op->to, &t) != 0)
+        return 0;
+    if (op->flags & ST_RENAME_NOREPLACE)
+        return -EEXIST;
+    return t.count > 0 ? -ENOTEMPTY : 0;
+}
+
 /* Checks op against the local state (at the head just caught up to) and
  * resolves what the check decided: the entry carries no O_EXCL, NOREPLACE
  * or xattr CREATE/REPLACE condition, only what to do. 1 = nothing to do. */
@@ -177,17 +244,25 @@ static int check(st_store *st, const st_log_op *op, st_log_op *out)
     st_attr a;
     int rc = 0;
     switch (op->kind) {
-    case ST_LOG_PUT: {
-        st_config cfg;
-        rc = st_coll_config_get(st, op->coll, &cfg);
-        if (rc == 0 && cfg.dim && cfg.dim != op->dim)
-            rc = -EINVAL;
-        if (rc == 0 && (op->mask & ST_PUT_NEW) && st_vec_stat(st, op->coll, op->name, &a) == 0)
-            rc = -EEXIST;
+    case ST_LOG_PUT:
+        rc = check_new(st, op->coll, op->dim, op->name, op->mask);
         out->flags = op->mask & ST_PUT_NEW ? ST_LOG_PUT_NEW : 0;
         out->mask = op->mask & ~ST_PUT_NEW;
         return rc;
+    case ST_LOG_BATCH:
+        for (size_t i = 0; rc == 0 && i < op->nrows; i++)
+            rc = check_new(st, op->coll, op->dim, op->rows[i].name, op->rows[i].mask);
+        return rc;
+    case ST_LOG_COLL_RENAME:
+        out->flags = 0;
+        return check_coll_rename(st, op);
+    case ST_LOG_COLL_CONFIG: {
+        st_coll_rec r;
+        rc = st_coll_rec_read(st, op->coll, &r);
+        return rc ? rc : st_coll_config_change_check(&r, &op->cfg);
     }
+    case ST_LOG_COLL_ATTR:
+        return st_coll_stat(st, op->coll, &a);
     case ST_LOG_RENAME:
         rc = st_vec_stat(st, op->coll, op->name, &a);
         if (rc == 0 && (op->flags & ST_RENAME_NOREPLACE) &&
@@ -252,38 +327,96 @@ static void race_backoff(st_node *n, int race)
     nanosleep(&ts, NULL);
 }
 
+/* Takes away the objects of a staged blob that no entry names (its
+ * entry was not appended, or another try's bytes differ). */
+static void unstage(st_node *n)
+{
+    if (n->staged)
+        (void)st_blob_remove(&n->r, n->staged_ref.id, n->staged_ref.len); /* else left over */
+    n->staged = false;
+}
+
+/* What to append for the entry in n->enc (n->mu held): itself, or when it
+ * is over ST_LOG_INLINE_MAX a BLOB entry naming a blob of it (*blob set),
+ * written first unless the blob of the last try holds the same bytes. */
+static int stage(st_node *n, const st_log_entry *e, const vc_buf **wire,
+                 const st_rados_blob_ref **blob)
+{
+    *wire = &n->enc;
+    *blob = NULL;
+    if (n->enc.len <= ST_LOG_INLINE_MAX)
+        return 0;
+    if (n->enc.len > ST_LOG_BLOB_MAX)
+        return -EFBIG;
+    uint32_t crc = vc_crc32c(0, n->enc.p, n->enc.len);
+    int rc = 0;
+    if (!n->staged || n->staged_ref.len != n->enc.len || n->staged_crc != crc) {
+        unstage(n);
+        rc = st_random(n->staged_ref.id, ST_LOG_BLOB_ID);
+        n->staged_ref.len = n->enc.len;
+        n->staged_crc = crc;
+        n->staged = rc == 0;
+        if (rc == 0)
+            rc = st_blob_put(&n->r, n->staged_ref.id, n->enc.p, n->enc.len);
+        if (rc)
+            return rc;
+    }
+    st_log_op ref = {.kind = ST_LOG_BLOB, .blob_len = n->enc.len, .blob_crc = crc};
+    memcpy(ref.blob_id, n->staged_ref.id, ST_LOG_BLOB_ID);
+    st_log_entry re = {.node = e->node, .written = e->written, .nops = 1, .ops = &ref};
+    rc = st_log_entry_encode(&re, &n->ref_enc);
+    *wire = &n->ref_enc;
+    *blob = &n->staged_ref;
+    return rc;
+}
+
 static int node_write(void *ctx, const st_log_op *op)
 {
     st_node *n = ctx;
     st_log_entry e = {.node = n->id, .nops = 1};
     st_log_op checked;
     e.ops = &checked;
+    /* One time for every try: a retry of a blob's entry then has the
+     * same bytes and reuses the blob. */
+    st_now(&e.written);
     pthread_mutex_lock(&n->mu);
     int rc = -EAGAIN;
+    bool appended = false;
     for (int race = 0; race < ST_NODE_RACES; race++) {
         uint64_t head;
         rc = catch_up(n, &head) ? -EIO : check(n->st, op, &checked);
         if (rc)
             break;
-        st_now(&e.written);
+        const vc_buf *wire;
+        const st_rados_blob_ref *blob;
         rc = st_log_entry_encode(&e, &n->enc);
-        if (rc == 0 && n->enc.len > ST_NODE_ENTRY_MAX)
-            rc = -EFBIG;
+        if (rc == 0)
+            rc = stage(n, &e, &wire, &blob);
         if (rc)
             break;
-        rc = st_rados_append(&n->r, head, n->enc.p, n->enc.len);
+        rc = st_rados_append(&n->r, head, wire->p, wire->len, blob);
         if (rc == -ECANCELED) {
             rc = -EAGAIN; /* lost the race: catch up and check again */
             race_backoff(n, race);
             continue;
         }
         if (rc) {
+            /* Maybe appended (a lost acknowledgement): the blob stays. */
+            n->staged = false;
             rc = append_err(rc);
             break;
         }
+        appended = true;
+        n->staged = false; /* the log names it now */
         rc = apply_entry(n, head + 1, &e);
         wake_follower(n, true);
         break;
+    }
+    if (!appended)
+        unstage(n);
+    if (n->enc.len > ST_LOG_INLINE_MAX) {
+        vc_buf_release(&n->enc); /* as large as the batch: not kept */
+        vc_buf_release(&n->ref_enc);
     }
     pthread_mutex_unlock(&n->mu);
     return rc == 1 ? 0 : rc;
@@ -393,6 +526,7 @@ static void node_stop(void *ctx)
     st_rados_lease_release(&n->r, n->cookie);
     st_rados_disconnect(&n->r);
     vc_buf_release(&n->enc);
+    vc_buf_release(&n->ref_enc);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
     pthread_cond_destroy(&n->wake_cv);

@@ -237,23 +237,45 @@ int st_rec_counter_dec(const void *p, size_t n, uint64_t *v)
     return rd_done(&rd);
 }
 
+void st_rec_config_enc(vc_buf *b, const st_config *c)
+{
+    vc_buf_append_le32(b, c->dim);
+    vc_buf_append_u8(b, (uint8_t)c->metric);
+    vc_buf_append_le32(b, c->m);
+    vc_buf_append_le32(b, c->ef_construction);
+    vc_buf_append_le32(b, c->ef_search);
+    vc_buf_append_u8(b, c->ef_auto ? 1 : 0);
+    uint64_t bits;
+    memcpy(&bits, &c->target_recall, 8);
+    vc_buf_append_le64(b, bits);
+    vc_buf_append_u8(b, (uint8_t)c->quantization);
+    vc_buf_append_le64(b, c->max_vectors);
+    vc_buf_append_le64(b, c->max_bytes);
+}
+
+bool st_rec_config_dec(st_rd *rd, st_config *c)
+{
+    c->dim = st_rd_u32(rd);
+    c->metric = (vf_metric)st_rd_u8(rd);
+    c->m = st_rd_u32(rd);
+    c->ef_construction = st_rd_u32(rd);
+    c->ef_search = st_rd_u32(rd);
+    uint8_t ea = st_rd_u8(rd);
+    c->ef_auto = ea != 0;
+    uint64_t bits = st_rd_u64(rd);
+    memcpy(&c->target_recall, &bits, 8);
+    c->quantization = (st_quant)st_rd_u8(rd);
+    c->max_vectors = st_rd_u64(rd);
+    c->max_bytes = st_rd_u64(rd);
+    return !rd->err && ea <= 1;
+}
+
 void st_rec_coll_enc(vc_buf *b, const st_coll_rec *r)
 {
     hdr_enc_version(b, ST_REC_COLL, COLL_VERSION);
     vc_buf_append_le32(b, r->coll_id);
     vc_buf_append_le64(b, r->uuid);
-    vc_buf_append_le32(b, r->cfg.dim);
-    vc_buf_append_u8(b, (uint8_t)r->cfg.metric);
-    vc_buf_append_le32(b, r->cfg.m);
-    vc_buf_append_le32(b, r->cfg.ef_construction);
-    vc_buf_append_le32(b, r->cfg.ef_search);
-    vc_buf_append_u8(b, r->cfg.ef_auto ? 1 : 0);
-    uint64_t bits;
-    memcpy(&bits, &r->cfg.target_recall, 8);
-    vc_buf_append_le64(b, bits);
-    vc_buf_append_u8(b, (uint8_t)r->cfg.quantization);
-    vc_buf_append_le64(b, r->cfg.max_vectors);
-    vc_buf_append_le64(b, r->cfg.max_bytes);
+    st_rec_config_enc(b, &r->cfg);
     vc_buf_append_le32(b, r->mode);
     vc_buf_append_le32(b, r->uid);
     vc_buf_append_le32(b, r->gid);
@@ -281,18 +303,7 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
         return -EIO;
     r->coll_id = st_rd_u32(&rd);
     r->uuid = st_rd_u64(&rd);
-    r->cfg.dim = st_rd_u32(&rd);
-    r->cfg.metric = (vf_metric)st_rd_u8(&rd);
-    r->cfg.m = st_rd_u32(&rd);
-    r->cfg.ef_construction = st_rd_u32(&rd);
-    r->cfg.ef_search = st_rd_u32(&rd);
-    uint8_t ea = st_rd_u8(&rd);
-    r->cfg.ef_auto = ea != 0;
-    uint64_t bits = st_rd_u64(&rd);
-    memcpy(&r->cfg.target_recall, &bits, 8);
-    r->cfg.quantization = (st_quant)st_rd_u8(&rd);
-    r->cfg.max_vectors = st_rd_u64(&rd);
-    r->cfg.max_bytes = st_rd_u64(&rd);
+    bool cfg_ok = st_rec_config_dec(&rd, &r->cfg);
     r->mode = st_rd_u32(&rd);
     r->uid = st_rd_u32(&rd);
     r->gid = st_rd_u32(&rd);
@@ -306,7 +317,7 @@ int st_rec_coll_dec(const void *p, size_t n, st_coll_rec *r)
     r->snap_gen = st_rd_u64(&rd);
     uint8_t nl = st_rd_u8(&rd);
     const uint8_t *name = st_rd_bytes(&rd, nl);
-    if (rd.err || ea > 1 || nl == 0 || nl > ST_COLL_NAME_MAX || !name_ok(name, nl))
+    if (rd.err || !cfg_ok || nl == 0 || nl > ST_COLL_NAME_MAX || !name_ok(name, nl))
         return -EIO;
     memcpy(r->name, name, nl);
     r->name[nl] = 0;
