@@ -188,7 +188,7 @@ typedef enum vf_quant_kind {
 
 /* The default rerank factor of an INT8 index (docs/performance.md,
  * "int8 quantization": the measured choice). */
-#define VF_RERANK_DEFAULT 4u
+#define VF_RERANK_DEFAULT 2u
 /* The largest rerank factor a search accepts. */
 #define VF_RERANK_MAX 64u
 

@@ -25,6 +25,32 @@
 /* How much of every new neighbour's vector a walk prefetches before it
  * scores the first one. */
 #define VF_PREFETCH_BYTES 512u
+/* A record at most this long is prefetched whole up front instead: an
+ * int8 code record of 784 dims (788 bytes, 13 lines) fetched whole made
+ * 24.6-26.6k CPU-time QPS against 18.7-23.8k for its first 512 bytes
+ * (mnist784, ef 15, docs/performance.md "int8 at the 0.95 operating
+ * point"); a float32 vector of 784 (3,136 bytes) whole overruns the
+ * misses in flight (variant 1 of "float32 at high dimension"). */
+#define VF_PREFETCH_WHOLE_MAX 1024u
+
+/* The bytes of each new neighbour's record a walk prefetches up front. */
+static inline size_t prefetch_first(const vf_hnsw *h)
+{
+    return h->rec_bytes <= VF_PREFETCH_WHOLE_MAX ? h->rec_bytes : VF_PREFETCH_BYTES;
+}
+
+/* Prefetches what expanding id at level 0 reads first: its sequence-lock
+ * version and its link list. The walk calls it for the next candidate
+ * while it scores the current one's neighbours, whose scoring does not
+ * touch those lines (words50k int8, ef 120: 6.2k against 5.6k median
+ * CPU-time QPS, docs/performance.md "int8 at the 0.95 operating point"). */
+static inline void prefetch_expansion(const vf_hnsw *h, uint32_t id)
+{
+    __builtin_prefetch((const void *)&h->versions[id]);
+    const char *list = (const char *)vf_node_links0(h, id);
+    for (size_t off = 0; off < (1 + (size_t)h->m0) * sizeof(uint32_t); off += 64)
+        __builtin_prefetch(list + off);
+}
 
 /* Prefetches bytes [from, to) of id's vector record, cut at its end. */
 static inline void vf_prefetch_vector(const vf_hnsw *h, uint32_t id, size_t from, size_t to)
@@ -155,6 +181,7 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
     assert(!build || filter == NULL);
     assert(!expand || (filter != NULL && lev == 0 && !build));
     vf_heap cand;
+    const size_t first = prefetch_first(h);
     vf_visited_begin(s);
     uint16_t *visited = s->visited;
     const uint16_t epoch = s->epoch;
@@ -185,22 +212,24 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
         if (c.distance > bound || (c.distance == bound && res->len == ef && ties_left-- == 0))
             break;
         vf_heap_pop(&cand, -1);
+        if (lev == 0 && cand.len)
+            prefetch_expansion(h, cand.items[0].id);
         /* Gather the unvisited neighbours first and prefetch their vectors,
          * so their cache misses overlap instead of stalling one by one. */
         uint32_t fresh =
             expand ? gather_two_hop(h, s, c.id, filter) : gather_direct(h, s, c.id, lev);
         for (uint32_t j = 0; j < fresh; j++)
-            vf_prefetch_vector(h, s->links[j], 0, VF_PREFETCH_BYTES);
+            vf_prefetch_vector(h, s->links[j], 0, first);
         for (uint32_t j = 0; j < fresh; j++) {
             uint32_t nb = s->links[j];
             const uint8_t *v = vf_node_rec(h, nb);
-            /* A vector longer than that (784 floats are 49 lines; its int8 codes 13) is
-             * fetched whole one neighbour ahead, while this one is scored:
+            /* The rest of a longer vector (784 floats are 49 lines) is
+             * fetched one neighbour ahead, while this one is scored:
              * all of every neighbour at once would overrun the misses the
              * core can keep in flight, and the hardware streamer alone
              * starts too late (measured on mnist784, docs/performance.md). */
             if (j + 1 < fresh)
-                vf_prefetch_vector(h, s->links[j + 1], VF_PREFETCH_BYTES, SIZE_MAX);
+                vf_prefetch_vector(h, s->links[j + 1], first, SIZE_MAX);
             float d = build ? dist_build(h, q, q_sq, v, node_sq(h, nb)) : dist_vec(h, q, v);
             if (res->len < ef || d < bound) {
                 /* A writer calls this past the point where it could still

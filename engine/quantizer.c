@@ -81,25 +81,36 @@ static inline uint8_t code_of(float v, float o, float inv_scale, size_t *clipped
     return (uint8_t)(t + 0.5f);
 }
 
-/* Encodes x into rec; returns the clipped count and writes the relative
- * squared error. */
+/* The relative squared error of rec as an encoding of x. */
+static double rec_error(const vf_quant *q, const float *x, const uint8_t *rec)
+{
+    double err = 0.0, norm = 0.0;
+    for (uint32_t i = 0; i < q->dim; i++) {
+        double d = (double)x[i] - ((double)q->offset[i] + (double)q->scale * rec[i]);
+        err += d * d;
+        norm += (double)x[i] * x[i];
+    }
+    return norm > 0.0 ? err / norm : err;
+}
+
+/* Encodes x into rec; returns the clipped count and, when rel_error is
+ * not NULL, writes the relative squared error (a query's encoding skips
+ * it: at dim 784 it was most of the encode's time). */
 static size_t encode_into(const vf_quant *q, const float *x, uint8_t *rec, double *rel_error)
 {
     const float inv = 1.0f / q->scale;
     size_t clipped = 0;
-    double acc = 0.0, err = 0.0, norm = 0.0;
+    double acc = 0.0;
     for (uint32_t i = 0; i < q->dim; i++) {
         uint8_t c = code_of(x[i], q->offset[i], inv, &clipped);
         rec[i] = c;
         acc += (double)q->offset[i] * c;
-        double d = (double)x[i] - ((double)q->offset[i] + (double)q->scale * c);
-        err += d * d;
-        norm += (double)x[i] * x[i];
     }
     memset(rec + q->dim, 0, q->codes_bytes - q->dim);
     float a = (float)(acc * q->scale);
     memcpy(rec + q->codes_bytes, &a, sizeof(a));
-    *rel_error = norm > 0.0 ? err / norm : err;
+    if (rel_error)
+        *rel_error = rec_error(q, x, rec);
     return clipped;
 }
 
@@ -225,7 +236,7 @@ static void window_add(vf_quant *q, size_t clipped, double rel_error)
 void vf_quant_encode(vf_quant *q, const float *x, uint8_t *rec, bool track)
 {
     double e;
-    size_t clipped = encode_into(q, x, rec, &e);
+    size_t clipped = encode_into(q, x, rec, track ? &e : NULL);
     if (track)
         window_add(q, clipped, e);
 }

@@ -136,6 +136,15 @@ static void test_codec_bounds_and_exact_sums(void **state)
         assert_true(fabs(vf_quant_l2sq(&q, ra, rb) - l2) <= 1e-4 * (1.0 + l2));
         assert_true(fabs(vf_quant_dot(&q, ra, rb) - dot) <= 1e-3 * (1.0 + fabs(dot)));
     }
+    /* A query's encoding (untracked) skips the error figure, not the
+     * record: a tracked encoding of the same vector writes the same bytes,
+     * and only it counts. */
+    uint64_t since = atomic_load(&q.encoded_since);
+    vf_quant_encode(&q, x, ra, false);
+    assert_int_equal(atomic_load(&q.encoded_since), since);
+    vf_quant_encode(&q, x, rb, true);
+    assert_memory_equal(ra, rb, q.rec_bytes);
+    assert_int_equal(atomic_load(&q.encoded_since), since + 1);
     /* Far outside the range: every value clips, and the window says so. */
     float *far = random_matrix(VF_QUANT_WINDOW, dim, 50.0f);
     for (size_t r = 0; r < VF_QUANT_WINDOW; r++)

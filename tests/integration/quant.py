@@ -189,7 +189,7 @@ def test_int8_recall_and_kill9(t):
     f = make_collection(t, m, "f32", "none")
     s8 = wait_index(m, "q8", "int8")
     sf = wait_index(m, "f32", "none")
-    eq((s8["quantization"], s8["rerank"], s8["vectors"]), ("int8", 4, ROWS), "int8 stats")
+    eq((s8["quantization"], s8["rerank"], s8["vectors"]), ("int8", 2, ROWS), "int8 stats")
     if not 0 < s8["index_bytes_per_vector"] < 0.7 * sf["index_bytes_per_vector"]:
         raise AssertionError("int8 index bytes per vector %r vs float32 %r"
                              % (s8["index_bytes_per_vector"], sf["index_bytes_per_vector"]))
