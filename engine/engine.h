@@ -284,6 +284,14 @@ bool vf_hnsw_contains(const vf_hnsw *h, uint32_t id);
  * Returns 0 or -ENOENT. */
 int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out);
 
+/* What vf_hnsw_get would give for vec if it were inserted now: vec as the
+ * index keeps it (unit length for cosine), through the quantizer's codes
+ * for INT8 (nothing counted for drift). A checker compares it with
+ * vf_hnsw_get to know whether a stored vector is the given original. out
+ * may be vec. Not concurrently with vf_hnsw_quant_relearn. Returns 0,
+ * -EINVAL, -ENOMEM. */
+int vf_hnsw_as_stored(const vf_hnsw *h, const float *vec, float *out);
+
 /* Present ids a vf_hnsw_deserialize could not get the original of (its
  * source returned NULL) and that no insert or remove has rewritten since:
  * their vectors are zeros. A caller that replays its log after a load and

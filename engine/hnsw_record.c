@@ -10,9 +10,12 @@
  *   2. Query records live in the caller's scratch and are never counted
  *      for drift; inserted ones are.
  */
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "hnsw_internal.h"
 
 bool vf_hnsw_query_finite(const float *q, size_t dim)
@@ -46,4 +49,24 @@ void vf_hnsw_rec_decode(const vf_hnsw *h, const uint8_t *rec, float *out)
         memcpy(out, rec, h->dim * sizeof(float));
     else
         vf_quant_decode(&h->q, rec, out);
+}
+
+int vf_hnsw_as_stored(const vf_hnsw *h, const float *vec, float *out)
+{
+    if (!h || !vec || !out)
+        return -EINVAL;
+    if (h->metric == VF_METRIC_COSINE)
+        vf_normalize(vec, out, h->dim);
+    else
+        memmove(out, vec, h->dim * sizeof(float));
+    if (h->quant == VF_QUANT_NONE)
+        return 0;
+    uint8_t *rec = vc_malloc(h->rec_bytes);
+    if (!rec)
+        return -ENOMEM;
+    /* Untracked: the quantizer is only read. */
+    vf_quant_encode((vf_quant *)&h->q, out, rec, false);
+    vf_quant_decode(&h->q, rec, out);
+    free(rec);
+    return 0;
 }

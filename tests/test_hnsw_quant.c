@@ -357,6 +357,38 @@ static void reseal(uint8_t *b, size_t len)
     memcpy(b + len - 4, &crc, 4);
 }
 
+/* vf_hnsw_as_stored of an inserted original reads back exactly as the
+ * stored vector (what vecfs check compares), for every metric and both
+ * kinds, and another row's original does not. */
+static void test_as_stored_matches_get(void **state)
+{
+    (void)state;
+    const size_t n = 300, dim = 12;
+    const vf_metric metrics[] = {VF_METRIC_L2, VF_METRIC_COSINE, VF_METRIC_DOT};
+    const vf_quant_kind kinds[] = {VF_QUANT_NONE, VF_QUANT_INT8};
+    float got[12], want[12];
+    rng_state = 33;
+    float *base = random_matrix(n, dim, 0.25f);
+    for (size_t m = 0; m < 3; m++)
+        for (size_t k = 0; k < 2; k++) {
+            vf_hnsw *h = make_index(dim, metrics[m], kinds[k], 40);
+            assert_int_equal(vf_hnsw_insert_batch(h, NULL, 0, base, n, 1), 0);
+            for (uint32_t i = 0; i < n; i++) {
+                assert_int_equal(vf_hnsw_get(h, i, got), 0);
+                memcpy(want, base + i * dim, sizeof(want));
+                assert_int_equal(vf_hnsw_as_stored(h, want, want), 0);
+                assert_memory_equal(got, want, sizeof(got));
+            }
+            /* Another row's original is not this row's record. */
+            assert_int_equal(vf_hnsw_get(h, 0, got), 0);
+            assert_int_equal(vf_hnsw_as_stored(h, base + dim, want), 0);
+            assert_memory_not_equal(got, want, sizeof(got));
+            assert_int_equal(vf_hnsw_as_stored(NULL, want, want), -EINVAL);
+            vf_hnsw_free(h);
+        }
+    free(base);
+}
+
 static void test_snapshot_int8_round_trip_and_crafts(void **state)
 {
     (void)state;
@@ -597,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_params_and_parse),
         cmocka_unit_test(test_recall_words50k_int8),
         cmocka_unit_test(test_drift_detected_and_relearned),
+        cmocka_unit_test(test_as_stored_matches_get),
         cmocka_unit_test(test_snapshot_int8_round_trip_and_crafts),
         cmocka_unit_test(test_snapshot_none_source_fed),
         cmocka_unit_test(test_snapshot_version1_still_read),
