@@ -19,7 +19,9 @@
 /* The planner's cost model, in units of one vector scored in a scan
  * (about 100 ns on these 2-core machines), from thread CPU time per query
  * with vecfs-bench-filter --plans exact,walk,expand (docs/engine.md):
- *   EXACT   passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
+ *   EXACT   passing x VF_PLAN_LIST_COST with the filter's id list (only
+ *           the listed ids touched, each a cache miss of its own), else
+ *           passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
  *           the passing ones scored);
  *   WALK    VF_PLAN_WALK_COST_PER_EF x ef / share (an unfiltered walk's
  *           work, stretched until it meets ef passing nodes);
@@ -28,6 +30,7 @@
  *           164 on the 331k words at 1 % (2.1 ms at ef 128): the larger
  *           figure, as the plan only pays on large collections. */
 #define VF_PLAN_CHECK_COST 0.03
+#define VF_PLAN_LIST_COST 1.0
 #define VF_PLAN_WALK_COST_PER_EF 10.0
 #define VF_PLAN_EXPAND_COST_PER_EF 164.0
 /* Below this many passing vectors expected within two hops of a node
@@ -78,7 +81,8 @@ vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf
     if (p <= ef)
         return VF_PLAN_EXACT;
     const double share = (double)p / (double)count, m0 = h->m0;
-    const double exact = (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
+    const double exact = filter->ids ? VF_PLAN_LIST_COST * (double)p
+                                     : (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
     const double walk = VF_PLAN_WALK_COST_PER_EF * (double)ef / share;
     double expand = INFINITY;
     if (share * m0 * (m0 + 1.0) >= VF_PLAN_EXPAND_REACH)

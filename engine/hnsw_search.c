@@ -207,7 +207,8 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
 {
     if (n_out)
         *n_out = 0;
-    if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept) ||
+    if (!h || !query || !out || !n_out || k == 0 ||
+        (filter && (!filter->accept || (filter->ids && filter->passing == VF_FILTER_UNKNOWN))) ||
         o->rerank > VF_RERANK_MAX || (o->src && !o->src->get) || (unsigned)o->plan > VF_PLAN_EXPAND)
         return -EINVAL;
     if (!vf_hnsw_query_finite(query, h->dim))
