@@ -3,8 +3,9 @@
 # set (no network): every case at four selectivities, every vecfs plan and
 # the peers that were built. Checks the JSON shape, that every vecfs row
 # returns min(k, passing) results that all pass the filter, that the
-# planner's rows reach recall 0.95 and exact's 1.0, and that each forced
-# plan is the one counted.
+# planner's rows reach recall 0.95 and exact's 1.0, that each forced
+# plan is the one counted, and that every ef of the --ef list has its own
+# unfiltered row and filtered rows compared with it (p99x, cpux).
 #
 # Usage: bench/test-bench-filter.sh PATH/TO/vecfs-bench-filter
 set -euo pipefail
@@ -17,7 +18,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 python3 "$here/random-fvecs.py" "$tmp/base.fvecs" 3000 16 7
 python3 "$here/random-fvecs.py" "$tmp/queries.fvecs" 40 16 8
 
-"$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric l2 --ef 32 \
+"$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric l2 --ef 24,32 \
     --centers 30 --plans auto,exact,walk,expand --compare hnswlib,faiss \
     --json "$tmp/out.json" >"$tmp/out.txt"
 python3 - "$tmp/out.json" <<'PY'
@@ -29,8 +30,15 @@ cases = {(r["case"], r["selectivity"]) for r in doc["rows"]}
 for c in ("random", "cluster", "and", "range"):
     for s in (0.001, 0.01, 0.1, 0.5):
         assert (c, s) in cases, (c, s)
+assert doc["dataset"]["ef"] == [24, 32], doc["dataset"]
+for ef in (24, 32):
+    assert any(r["case"] == "none" and r["engine"] == "vecfs" and r["ef"] == ef
+               for r in doc["rows"]), ef
 for r in doc["rows"]:
     assert r["wrong"] == 0, r
+    assert r["ef"] in (24, 32), r
+    if r["case"] != "none":
+        assert r["cpux"] > 0, r
     if r["engine"] != "vecfs":
         continue
     assert r["short"] == 0, r

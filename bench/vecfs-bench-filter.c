@@ -6,8 +6,9 @@
  *
  *   vecfs-bench-filter --base B.fvecs --queries Q.fvecs [--metric l2|cosine|dot]
  *       [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]
- *       [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64] [--m 16] [--efc 200]
- *       [--nq 1000] [--centers 1000] [--seed 1] [--compare hnswlib,faiss] [--json OUT]
+ *       [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]
+ *       [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]
+ *       [--compare hnswlib,faiss] [--json OUT]
  *
  * The labels (docs/performance.md, "Filtered search", repeats this):
  *   random   each row draws a category among C = round(1/s) values; the
@@ -23,15 +24,20 @@
  *            interval of width s x 10^6 at a random start.
  * The count of passing rows is given to every engine that can use it
  * (vecfs's planner, hnswlib's post-filter size), as a metadata index would
- * give it; the share printed is the real one.
+ * give it; the share printed is the real one. vecfs also gets the sorted
+ * list of the passing ids (vf_filter.ids), as the store hands it over from
+ * its metadata index, unless --id-list off.
  *
  * Per case and engine, the queries (the first --nq) run once, one per call
  * on one thread, after a warm-up of 50. recall = |returned ∩ exact| /
  * min(k, passing), averaged over the queries; short = queries that came
  * back with fewer than min(k, passing) results; wrong = results the filter
  * does not pass (printed when not 0); QPS = queries / wall time;
- * p99_us = per-call latency. A row "unfiltered" gives each engine's figure
- * without a filter at the same ef, for the p99 ratio.
+ * p99_us = per-call latency. Every ef of --ef is run in turn: a row of
+ * case "none" gives each engine's figure without a filter at that ef, and
+ * p99x (cpux) is a filtered row's p99 (CPU time per query) over it, so a
+ * filtered search is compared with an unfiltered one at the same ef, the
+ * same operating point of recall.
  *
  * Exit status: 0, 1 runtime failure, 2 bad arguments or input — each with
  * one line on stderr.
@@ -59,8 +65,9 @@
 static const char usage_text[] =
     "usage: " PROG " --base B.fvecs --queries Q.fvecs [--metric l2|cosine|dot]\n"
     "           [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]\n"
-    "           [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64] [--m 16] [--efc 200]\n"
-    "           [--nq 1000] [--centers 1000] [--seed 1] [--compare hnswlib,faiss] [--json OUT]\n";
+    "           [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]\n"
+    "           [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]\n"
+    "           [--compare hnswlib,faiss] [--json OUT]\n";
 
 enum { CASE_RANDOM, CASE_CLUSTER, CASE_AND, CASE_RANGE, CASE_COUNT };
 static const char *const case_names[CASE_COUNT] = {"random", "cluster", "and", "range"};
@@ -72,14 +79,17 @@ typedef struct options {
     size_t n_sel;
     bool cases[CASE_COUNT];
     bool plans[VF_PLAN_EXPAND + 1];
-    unsigned long k, ef, m, efc, nq, centers, seed;
-    bool hnswlib, faiss;
+    unsigned long ef[MAX_LIST];
+    size_t n_ef;
+    unsigned long k, m, efc, nq, centers, seed;
+    bool hnswlib, faiss, id_list;
 } options;
 
 /* The labels of every row and the filter of one case (see the top). */
 typedef struct labels {
     uint32_t *cat, *key2, *num, *cluster;
     uint8_t *cluster_pass; /* per center: its rows pass */
+    uint32_t *ids;         /* the passing rows, ascending (labels_filter) */
     int kind;
     uint32_t modulus, below, lo, hi;
 } labels;
@@ -172,7 +182,8 @@ static int parse_args(int argc, char **argv, options *o)
     for (int c = 0; c < CASE_COUNT; c++)
         o->cases[c] = true;
     o->plans[VF_PLAN_AUTO] = true;
-    o->k = 10, o->ef = 64, o->m = 16, o->efc = 200, o->nq = 1000, o->centers = 1000, o->seed = 1;
+    o->k = 10, o->m = 16, o->efc = 200, o->nq = 1000, o->centers = 1000, o->seed = 1;
+    o->ef[0] = 64, o->n_ef = 1, o->id_list = true;
     for (int i = 1; i < argc; i++) {
         const char *name = argv[i];
         if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
@@ -203,6 +214,17 @@ static int parse_args(int argc, char **argv, options *o)
                     return usage("--filter-selectivity: '%s' is not a share in (0, 1]", tok[j]);
             }
             o->n_sel = n;
+        } else if (!strcmp(name, "--ef")) {
+            if (split_list(val, buf, sizeof(buf), tok, &n))
+                return usage("--ef: '%s' is not a list of ef values", val);
+            for (size_t j = 0; j < n; j++)
+                if (parse_ulong(tok[j], 1, 100000, &o->ef[j]))
+                    return usage("--ef: '%s' is not an ef in 1..100000", tok[j]);
+            o->n_ef = n;
+        } else if (!strcmp(name, "--id-list")) {
+            if (strcmp(val, "on") && strcmp(val, "off"))
+                return usage("--id-list: '%s' is not on or off", val);
+            o->id_list = !strcmp(val, "on");
         } else if (!strcmp(name, "--cases") || !strcmp(name, "--plans")) {
             bool cases = !strcmp(name, "--cases");
             bool *set = cases ? o->cases : o->plans;
@@ -235,7 +257,6 @@ static int parse_args(int argc, char **argv, options *o)
                 const char *name;
                 unsigned long lo, hi, *out;
             } nums[] = {{"--k", 1, MAX_K, &o->k},
-                        {"--ef", 1, 100000, &o->ef},
                         {"--m", 2, 256, &o->m},
                         {"--efc", 1, 100000, &o->efc},
                         {"--nq", 1, 1000000, &o->nq},
@@ -265,12 +286,13 @@ static int labels_make(labels *l, const bench_matrix *base, const options *o)
     l->num = malloc(n * sizeof(uint32_t));
     l->cluster = malloc(n * sizeof(uint32_t));
     l->cluster_pass = calloc(nc, 1);
+    l->ids = malloc(n * sizeof(uint32_t));
     float *centers = malloc(nc * base->dim * sizeof(float));
     vf_hit *nearest = malloc(n * sizeof(vf_hit));
     size_t *got = malloc(n * sizeof(size_t));
     int rc = -ENOMEM;
-    if (!l->cat || !l->key2 || !l->num || !l->cluster || !l->cluster_pass || !centers || !nearest ||
-        !got)
+    if (!l->cat || !l->key2 || !l->num || !l->cluster || !l->cluster_pass || !l->ids || !centers ||
+        !nearest || !got)
         goto out;
     for (size_t i = 0; i < n; i++) {
         l->cat[i] = rng_next();
@@ -298,9 +320,11 @@ static void labels_release(labels *l)
     free(l->num);
     free(l->cluster);
     free(l->cluster_pass);
+    free(l->ids);
 }
 
-/* Sets l's filter to case `kind` at share s; returns the passing count. */
+/* Sets l's filter to case `kind` at share s and lists the passing rows in
+ * l->ids; returns their count. */
 static size_t labels_filter(labels *l, int kind, double s, size_t n, size_t centers)
 {
     l->kind = kind;
@@ -339,7 +363,8 @@ static size_t labels_filter(labels *l, int kind, double s, size_t n, size_t cent
     }
     size_t passing = 0;
     for (size_t i = 0; i < n; i++)
-        passing += labels_accept(l, (uint32_t)i);
+        if (labels_accept(l, (uint32_t)i))
+            l->ids[passing++] = (uint32_t)i;
     return passing;
 }
 
@@ -441,18 +466,21 @@ static int run(engine *e, const bench_matrix *queries, size_t nq, size_t k, cons
     return rc;
 }
 
-/* Prints r and appends it to rows (NULL: no JSON). */
+/* Prints r and appends it to rows (NULL: no JSON); plain is the same
+ * engine's unfiltered row at the same ef (NULL for that row itself). */
 static int report(json_t *rows, const char *kase, double s, size_t passing, size_t n,
-                  const engine *e, const row *r, double p99_unfiltered)
+                  const engine *e, const row *r, const row *plain)
 {
+    const double p99x = plain && plain->p99_us > 0 ? r->p99_us / plain->p99_us : 0.0;
+    const double cpux = plain && plain->cpu_us > 0 ? r->cpu_us / plain->cpu_us : 0.0;
     const char *plan = e->h ? vf_filter_plan_name(e->plan) : "-";
     unsigned long long ex = r->after.plans_exact - r->before.plans_exact,
                        wk = r->after.plans_walk - r->before.plans_walk,
                        xp = r->after.plans_expand - r->before.plans_expand,
                        redo = r->after.searches_short - r->before.searches_short;
-    printf("%-8s %7.4f %7.4f %8zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f", kase, s,
-           (double)passing / (double)n, passing, e->name, plan, r->recall, r->short_results, r->qps,
-           r->mean_us, r->cpu_us, r->p99_us, p99_unfiltered > 0 ? r->p99_us / p99_unfiltered : 0.0);
+    printf("%-8s %7.4f %7.4f %8zu %5zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f %6.2f",
+           kase, s, (double)passing / (double)n, passing, e->ef, e->name, plan, r->recall,
+           r->short_results, r->qps, r->mean_us, r->cpu_us, r->p99_us, p99x, cpux);
     if (r->wrong)
         printf("  %zu results fail the filter", r->wrong);
     if (e->h)
@@ -462,13 +490,24 @@ static int report(json_t *rows, const char *kase, double s, size_t passing, size
     if (!rows)
         return 0;
     json_t *j = json_pack(
-        "{s:s,s:f,s:f,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I}}", "case", kase,
-        "selectivity", s, "share", (double)passing / (double)n, "passing", (json_int_t)passing,
-        "engine", e->name, "plan", plan, "recall", r->recall, "short", (json_int_t)r->short_results,
-        "wrong", (json_int_t)r->wrong, "qps", r->qps, "mean_us", r->mean_us, "cpu_us", r->cpu_us,
-        "p99_us", r->p99_us, "plans_run", "exact", (json_int_t)ex, "walk", (json_int_t)wk, "expand",
+        "{s:s,s:f,s:f,s:I,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I}}",
+        "case", kase, "selectivity", s, "share", (double)passing / (double)n, "passing",
+        (json_int_t)passing, "ef", (json_int_t)e->ef, "engine", e->name, "plan", plan, "recall",
+        r->recall, "short", (json_int_t)r->short_results, "wrong", (json_int_t)r->wrong, "qps",
+        r->qps, "mean_us", r->mean_us, "cpu_us", r->cpu_us, "p99_us", r->p99_us, "p99x", p99x,
+        "cpux", cpux, "plans_run", "exact", (json_int_t)ex, "walk", (json_int_t)wk, "expand",
         (json_int_t)xp, "redone_exact", (json_int_t)redo);
     return j && json_array_append_new(rows, j) == 0 ? 0 : -ENOMEM;
+}
+
+/* Sets every engine's search ef. */
+static void engines_set_ef(engine *engines, size_t n_eng, size_t ef)
+{
+    for (size_t i = 0; i < n_eng; i++) {
+        engines[i].ef = ef;
+        if (engines[i].ops)
+            engines[i].ops->set_ef(engines[i].state, ef);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -501,6 +540,7 @@ int main(int argc, char **argv)
     size_t *truth_n = malloc(nq * sizeof(size_t));
     json_t *doc = json_object(), *rows = json_array();
     vf_hnsw *h = NULL;
+    row *plain = NULL;
     int status = 1;
     if (!truth || !truth_n || !doc || !rows || labels_make(&l, &base, &o)) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -518,15 +558,14 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": vecfs: build failed\n");
         goto out;
     }
-    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, built in %.1f s; ef %lu, k %zu, %zu queries\n",
-           n, base.dim, vf_metric_name(o.metric), o.m, o.efc, now_seconds() - t0, o.ef, k, nq);
+    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, built in %.1f s; k %zu, %zu queries\n", n,
+           base.dim, vf_metric_name(o.metric), o.m, o.efc, now_seconds() - t0, k, nq);
     for (int pl = VF_PLAN_AUTO; pl <= VF_PLAN_EXPAND; pl++)
         if (o.plans[pl])
             engines[n_eng++] = (engine){.name = "vecfs",
                                         .search = vecfs_search,
                                         .h = h,
                                         .plan = (vf_filter_plan)pl,
-                                        .ef = o.ef,
                                         .rows = n};
     const bench_peer_ops *peers[2] = {NULL, NULL};
 #ifdef VECFS_HAVE_HNSWLIB
@@ -551,56 +590,67 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": %s: %s\n", peers[i]->name, err);
             goto out;
         }
-        peers[i]->set_ef(e->state, o.ef);
         printf("# %s built in %.1f s\n", peers[i]->name, now_seconds() - t0);
         n_eng++;
     }
 #endif
-    printf("%-8s %7s %7s %8s %-10s %-6s %7s %6s %10s %9s %9s %9s %6s\n", "case", "sel", "share",
-           "passing", "engine", "plan", "recall", "short", "QPS", "mean_us", "cpu_us", "p99_us",
-           "p99x");
+    printf("%-8s %7s %7s %8s %5s %-10s %-6s %7s %6s %10s %9s %9s %9s %6s %6s\n", "case", "sel",
+           "share", "passing", "ef", "engine", "plan", "recall", "short", "QPS", "mean_us",
+           "cpu_us", "p99_us", "p99x", "cpux");
 
-    /* Unfiltered, for the p99 ratio of each engine. */
-    double p99_plain[VF_PLAN_EXPAND + 3] = {0};
-    if (vf_flat_search_batch(base.data, n, base.dim, o.metric, queries.data, nq, k, NULL, 0, truth,
-                             truth_n))
+    /* Unfiltered at every ef, for the ratios: the first vecfs engine's row
+     * stands for every vecfs plan (a plan means nothing without a filter). */
+    plain = calloc(o.n_ef * n_eng, sizeof(row));
+    if (!plain || vf_flat_search_batch(base.data, n, base.dim, o.metric, queries.data, nq, k, NULL,
+                                       0, truth, truth_n))
         goto out;
-    for (size_t i = 0; i < n_eng; i++) {
-        row r;
-        if (engines[i].h && engines[i].plan != VF_PLAN_AUTO)
-            continue;
-        if (run(&engines[i], &queries, nq, k, NULL, truth, truth_n, &r) ||
-            report(rows, "none", 1.0, n, n, &engines[i], &r, 0))
-            goto out;
-        p99_plain[i] = r.p99_us;
+    for (size_t ei = 0; ei < o.n_ef; ei++) {
+        engines_set_ef(engines, n_eng, o.ef[ei]);
+        row *at = plain + ei * n_eng;
+        for (size_t i = 0; i < n_eng; i++) {
+            if (engines[i].h && i > 0) {
+                at[i] = at[0];
+                continue;
+            }
+            if (run(&engines[i], &queries, nq, k, NULL, truth, truth_n, &at[i]) ||
+                report(rows, "none", 1.0, n, n, &engines[i], &at[i], NULL))
+                goto out;
+        }
     }
-    for (size_t i = 0; i < n_eng; i++)
-        if (engines[i].h && !p99_plain[i])
-            p99_plain[i] = p99_plain[0] ? p99_plain[0] : 0;
     for (int c = 0; c < CASE_COUNT; c++) {
         for (size_t si = 0; o.cases[c] && si < o.n_sel; si++) {
             size_t passing = labels_filter(&l, c, o.sel[si], n, o.centers);
-            vf_filter f = {.accept = labels_accept, .ctx = &l, .passing = passing};
+            vf_filter f = {.accept = labels_accept,
+                           .ctx = &l,
+                           .passing = passing,
+                           .ids = o.id_list ? l.ids : NULL};
             if (vf_flat_search_batch(base.data, n, base.dim, o.metric, queries.data, nq, k, &f, 0,
                                      truth, truth_n))
                 goto out;
-            for (size_t i = 0; i < n_eng; i++) {
-                row r;
-                if (run(&engines[i], &queries, nq, k, &f, truth, truth_n, &r) ||
-                    report(rows, case_names[c], o.sel[si], passing, n, &engines[i], &r,
-                           p99_plain[i])) {
-                    fprintf(stderr, PROG ": %s: search failed\n", engines[i].name);
-                    goto out;
+            for (size_t ei = 0; ei < o.n_ef; ei++) {
+                engines_set_ef(engines, n_eng, o.ef[ei]);
+                for (size_t i = 0; i < n_eng; i++) {
+                    row r;
+                    if (run(&engines[i], &queries, nq, k, &f, truth, truth_n, &r) ||
+                        report(rows, case_names[c], o.sel[si], passing, n, &engines[i], &r,
+                               &plain[ei * n_eng + i])) {
+                        fprintf(stderr, PROG ": %s: search failed\n", engines[i].name);
+                        goto out;
+                    }
                 }
             }
         }
     }
     if (o.json) {
-        json_t *ds = json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I}", "base", o.base, "rows",
-                               (json_int_t)n, "queries", (json_int_t)nq, "dim",
+        json_t *efs = json_array();
+        for (size_t ei = 0; efs && ei < o.n_ef; ei++)
+            if (json_array_append_new(efs, json_integer((json_int_t)o.ef[ei])))
+                break;
+        json_t *ds = json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:o,s:b,s:I,s:I,s:I}", "base", o.base,
+                               "rows", (json_int_t)n, "queries", (json_int_t)nq, "dim",
                                (json_int_t)base.dim, "metric", vf_metric_name(o.metric), "k",
-                               (json_int_t)k, "ef", (json_int_t)o.ef, "m", (json_int_t)o.m, "efc",
-                               (json_int_t)o.efc, "centers", (json_int_t)o.centers);
+                               (json_int_t)k, "ef", efs, "id_list", o.id_list, "m", (json_int_t)o.m,
+                               "efc", (json_int_t)o.efc, "centers", (json_int_t)o.centers);
         if (!ds || json_object_set_new(doc, "dataset", ds) || json_object_set(doc, "rows", rows) ||
             json_dump_file(doc, o.json, JSON_INDENT(1))) {
             fprintf(stderr, PROG ": --json: cannot write %s\n", o.json);
@@ -613,6 +663,7 @@ out:
         if (engines[i].ops)
             engines[i].ops->free(engines[i].state);
     vf_hnsw_free(h);
+    free(plain);
     labels_release(&l);
     free(truth);
     free(truth_n);

@@ -125,7 +125,9 @@ typedef struct vf_hit {
  *           neighbour to the passing nodes it links (two hops, at most 4m
  *           nodes gathered per step), with twice the search's ef: for
  *           passing sets too sparse for WALK to meet them soon.
- * WALK and EXPAND that come back short are redone by EXACT. */
+ * WALK and EXPAND that come back short are redone by EXACT. EXACT over
+ * a filter with its id list (vf_filter.ids) scores the listed ids only;
+ * without one it checks every slot. */
 typedef enum vf_filter_plan {
     VF_PLAN_AUTO = 0,
     VF_PLAN_EXACT = 1,
@@ -148,6 +150,12 @@ typedef struct vf_filter {
     bool (*accept)(void *ctx, uint32_t id);
     void *ctx;
     size_t passing;
+    /* NULL, or the ids that pass, ascending, `passing` of them (which
+     * must then be known): the exact plan (and a short walk's exact redo)
+     * scores these ids only, so its cost follows the passing count rather
+     * than the index's size. accept() still decides; ids the index does
+     * not hold are skipped. Only index searches read it. */
+    const uint32_t *ids;
 } vf_filter;
 
 /* ------------------------------------------------------------------ */
@@ -326,7 +334,8 @@ size_t vf_hnsw_memory(const vf_hnsw *h);
  * Writes hits nearest first to out (room for k) and their count to
  * *n_out. Safe from many threads at once and concurrently with inserts
  * and removes. Allocates nothing once the thread's scratch is warm.
- * Returns 0, -EINVAL (k 0 or a non-finite query), -ENOMEM. */
+ * Returns 0, -EINVAL (k 0, a non-finite query, or a filter with an id
+ * list but no passing count), -ENOMEM. */
 int vf_hnsw_search(const vf_hnsw *h, const float *query, size_t k, size_t ef,
                    const vf_filter *filter, vf_hit *out, size_t *n_out);
 

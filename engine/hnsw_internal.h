@@ -481,11 +481,16 @@ void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, cons
                   uint32_t exclude, vf_hit *out, size_t *n_out);
 
 /* hnsw_plan.c */
-/* The plan for a filtered search of ef over count present vectors:
+/* The plan for a filtered search of k at ef over count present vectors:
  * `forced` unless it is VF_PLAN_AUTO, else the planner's choice; *passing
  * gets the passing count (the caller's or a sampled estimate). */
 vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf_filter_plan forced,
-                                   size_t count, size_t ef, size_t *passing);
+                                   size_t count, size_t k, size_t ef, size_t *passing);
+/* The ef a WALK runs with for a search of k at ef when passing of count
+ * vectors pass: ef x 1.25 x sqrt(share), within [k, ef], so that its recall
+ * meets the unfiltered recall of ef rather than exceeding it at 1/share
+ * the cost. */
+size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count);
 
 /* hnsw_link.c */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t);

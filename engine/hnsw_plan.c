@@ -19,21 +19,41 @@
 /* The planner's cost model, in units of one vector scored in a scan
  * (about 100 ns on these 2-core machines), from thread CPU time per query
  * with vecfs-bench-filter --plans exact,walk,expand (docs/engine.md):
- *   EXACT   passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
+ *   EXACT   passing x VF_PLAN_LIST_COST with the filter's id list (only
+ *           the listed ids touched: 57-72 ns each on the 331k words, 20 ns
+ *           on words50k, whose vectors mostly stay in cache), else
+ *           passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
  *           the passing ones scored);
- *   WALK    VF_PLAN_WALK_COST_PER_EF x ef / share (an unfiltered walk's
- *           work, stretched until it meets ef passing nodes);
+ *   WALK    VF_PLAN_WALK_COST_PER_EF x its ef / share (an unfiltered
+ *           walk's work, stretched until it meets ef passing nodes);
  *   EXPAND  VF_PLAN_EXPAND_COST_PER_EF x its ef (bridges read and ids
  *           checked dominate; nearly flat in the share). 90 on words50k,
  *           164 on the 331k words at 1 % (2.1 ms at ef 128): the larger
  *           figure, as the plan only pays on large collections. */
 #define VF_PLAN_CHECK_COST 0.03
+#define VF_PLAN_LIST_COST 0.5
 #define VF_PLAN_WALK_COST_PER_EF 10.0
 #define VF_PLAN_EXPAND_COST_PER_EF 164.0
 /* Below this many passing vectors expected within two hops of a node
  * (share x m0 x (m0 + 1)), the passing set is too sparse for EXPAND to
  * stay connected (words50k at 0.3 %, 3.2 expected: recall 0.70). */
 #define VF_PLAN_EXPAND_REACH 6.0
+/* A filtered walk's ef over ef x sqrt(share) (vf_hnsw_walk_ef). */
+#define VF_WALK_EF_MARGIN 1.25
+
+size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count)
+{
+    assert(k >= 1 && k <= ef && count > 0);
+    /* A filtered walk keeps ef passing nodes, so it searches as far as
+     * the (ef / share)-th node of all: at the caller's ef it beats the
+     * unfiltered recall of that ef, and pays 1/share for it. ef x
+     * sqrt(share) met the unfiltered recall of ef within 0.003 on words50k
+     * at 5-50 %, random and cluster-correlated labels (docs/engine.md,
+     * "Filters"); VF_WALK_EF_MARGIN keeps it above. */
+    const double share = passing < count ? (double)passing / (double)count : 1.0;
+    size_t e = (size_t)ceil((double)ef * VF_WALK_EF_MARGIN * sqrt(share));
+    return e < k ? k : e > ef ? ef : e;
+}
 
 const char *vf_filter_plan_name(vf_filter_plan plan)
 {
@@ -63,7 +83,7 @@ static size_t estimate_passing(const vf_hnsw *h, const vf_filter *filter, size_t
 }
 
 vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf_filter_plan forced,
-                                   size_t count, size_t ef, size_t *passing)
+                                   size_t count, size_t k, size_t ef, size_t *passing)
 {
     assert(filter != NULL && count > 0);
     size_t p = filter->passing;
@@ -78,8 +98,9 @@ vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf
     if (p <= ef)
         return VF_PLAN_EXACT;
     const double share = (double)p / (double)count, m0 = h->m0;
-    const double exact = (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
-    const double walk = VF_PLAN_WALK_COST_PER_EF * (double)ef / share;
+    const double exact = filter->ids ? VF_PLAN_LIST_COST * (double)p
+                                     : (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
+    const double walk = VF_PLAN_WALK_COST_PER_EF * (double)vf_hnsw_walk_ef(ef, k, p, count) / share;
     double expand = INFINITY;
     if (share * m0 * (m0 + 1.0) >= VF_PLAN_EXPAND_REACH)
         expand = VF_PLAN_EXPAND_COST_PER_EF * (double)(VF_EXPAND_EF_FACTOR * ef);

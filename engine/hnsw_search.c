@@ -103,7 +103,7 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
         exact = true;
     vf_filter_explain did = {.plan = exact ? VF_PLAN_EXACT : VF_PLAN_WALK, .passing = count};
     if (filter && !exact)
-        did.plan = vf_hnsw_plan_choose(h, filter, plan, count, ef, &did.passing);
+        did.plan = vf_hnsw_plan_choose(h, filter, plan, count, k, ef, &did.passing);
     if (filter) {
         counter_bump(&h->plans[did.plan]);
         if (explain)
@@ -119,6 +119,8 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
     vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
     const size_t ef_expand = ef <= s->res_cap / VF_EXPAND_EF_FACTOR ? ef * VF_EXPAND_EF_FACTOR : ef;
+    if (filter && did.plan == VF_PLAN_WALK)
+        ef = vf_hnsw_walk_ef(ef, k, did.passing, count);
     int rc =
         did.plan == VF_PLAN_EXPAND
             ? vf_hnsw_walk_expand(h, s, q, cur, cur_d, ef_expand, filter, &res)
@@ -207,7 +209,8 @@ static int search_common(const vf_hnsw *h, const float *query, size_t k, size_t 
 {
     if (n_out)
         *n_out = 0;
-    if (!h || !query || !out || !n_out || k == 0 || (filter && !filter->accept) ||
+    if (!h || !query || !out || !n_out || k == 0 ||
+        (filter && (!filter->accept || (filter->ids && filter->passing == VF_FILTER_UNKNOWN))) ||
         o->rerank > VF_RERANK_MAX || (o->src && !o->src->get) || (unsigned)o->plan > VF_PLAN_EXPAND)
         return -EINVAL;
     if (!vf_hnsw_query_finite(query, h->dim))

@@ -13,6 +13,8 @@
  *   3. An expanding walk (the EXPAND plan) scores and keeps only nodes a
  *      query walk keeps; a node that fails is read (its list) at most once
  *      per walk, as a bridge, and never scored.
+ *   4. The exact scan of a filter with an id list touches the listed ids
+ *      only (its cost follows the passing count, not the capacity).
  */
 #include <errno.h>
 #include <math.h>
@@ -265,19 +267,35 @@ int vf_hnsw_walk_expand(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t
     return walk_best_first(h, s, q, ep, ep_d, ef, 0, filter, UINT32_MAX, false, 0.0f, true, res);
 }
 
+/* How many listed ids ahead the scan of a filter's id list fetches a
+ * vector: the ids are scattered, so each is a cache miss of its own. */
+#define VF_LIST_PREFETCH_AHEAD 4u
+
 /* Exact scan (over the index's records: codes for INT8) of present slots
- * but `exclude`. q is a vector record, normalized for cosine. */
+ * but `exclude`: of the filter's id list when it has one, else of every
+ * slot. q is a vector record, normalized for cosine. */
 void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, const vf_filter *filter,
                   uint32_t exclude, vf_hit *out, size_t *n_out)
 {
     assert(k >= 1 && k <= s->res_cap);
     vf_heap best;
     vf_heap_init(&best, s->res, k);
-    for (size_t i = 0; i < h->capacity; i++) {
-        uint32_t id = (uint32_t)i;
-        if (!result_ok(h, id, filter, exclude))
-            continue;
-        vf_topk_offer(&best, dist_vec(h, q, vf_node_rec(h, id)), id);
+    if (filter && filter->ids) {
+        const uint32_t *ids = filter->ids;
+        const size_t n = filter->passing;
+        for (size_t i = 0; i < n; i++) {
+            if (i + VF_LIST_PREFETCH_AHEAD < n && ids[i + VF_LIST_PREFETCH_AHEAD] < h->capacity)
+                vf_prefetch_vector(h, ids[i + VF_LIST_PREFETCH_AHEAD], 0, SIZE_MAX);
+            if (ids[i] < h->capacity && result_ok(h, ids[i], filter, exclude))
+                vf_topk_offer(&best, dist_vec(h, q, vf_node_rec(h, ids[i])), ids[i]);
+        }
+    } else {
+        for (size_t i = 0; i < h->capacity; i++) {
+            uint32_t id = (uint32_t)i;
+            if (!result_ok(h, id, filter, exclude))
+                continue;
+            vf_topk_offer(&best, dist_vec(h, q, vf_node_rec(h, id)), id);
+        }
     }
     *n_out = vf_topk_drain_sorted(&best, out);
 }

@@ -59,6 +59,18 @@ size_t st_idset_count(const st_idset *s)
     return n;
 }
 
+uint32_t *st_idset_list(const st_idset *s, size_t n)
+{
+    uint32_t *ids = vc_malloc(n * sizeof(uint32_t) + 1);
+    if (!ids)
+        return NULL;
+    size_t got = 0;
+    for (size_t i = 0; i < s->nw && got < n; i++)
+        for (uint64_t w = s->w[i]; w && got < n; w &= w - 1)
+            ids[got++] = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(w));
+    return ids;
+}
+
 /* a = a and b (invert_b: a and not b). */
 static void idset_and(st_idset *a, const st_idset *b, bool invert_b)
 {

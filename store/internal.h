@@ -1224,6 +1224,10 @@ typedef struct st_idset {
 int st_filter_eval(st_store *st, MDB_txn *txn, uint32_t coll, const st_filter *f, st_idset *out);
 /* How many ids s holds. */
 size_t st_idset_count(const st_idset *s);
+/* The first n ids of s (n = st_idset_count: all of them), ascending, in a
+ * new array (free), or NULL on ENOMEM: the list the engine's exact plan
+ * scores (vf_filter.ids). */
+uint32_t *st_idset_list(const st_idset *s, size_t n);
 /* Frees s's words and empties it. */
 void st_idset_release(st_idset *s);
 

@@ -486,6 +486,15 @@ static void test_vidx_kept(void **state)
         assert_int_equal(n, st_idset_count(&b));
         for (size_t w = 0; w < a.nw; w++)
             assert_true(a.w[w] == (w < b.nw ? b.w[w] : 0));
+        /* The engine's id list: n distinct ids of the set, ascending, so
+         * the whole set. */
+        uint32_t *ids = st_idset_list(&a, n);
+        assert_non_null(ids);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(a.w[ids[i] >> 6] >> (ids[i] & 63) & 1u);
+            assert_true(i == 0 || ids[i - 1] < ids[i]);
+        }
+        free(ids);
         passing += n;
         st_idset_release(&a);
         st_idset_release(&b);

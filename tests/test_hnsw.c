@@ -491,7 +491,9 @@ static void test_filters(void **state)
         modulo_filter mf = {moduli[mi]};
         size_t passing = (n + moduli[mi] - 1) / moduli[mi];
         for (int known = 0; known < 2; known++) {
-            vf_filter f = {modulo_accept, &mf, known ? passing : VF_FILTER_UNKNOWN};
+            vf_filter f = {.accept = modulo_accept,
+                           .ctx = &mf,
+                           .passing = known ? passing : VF_FILTER_UNKNOWN};
             for (size_t q = 0; q < nq; q++) {
                 vf_hit hits[K];
                 size_t nh;
