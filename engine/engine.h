@@ -296,8 +296,8 @@ int vf_hnsw_get(const vf_hnsw *h, uint32_t id, float *out);
  * index keeps it (unit length for cosine), through the quantizer's codes
  * for INT8 (nothing counted for drift). A checker compares it with
  * vf_hnsw_get to know whether a stored vector is the given original. out
- * may be vec. Not concurrently with vf_hnsw_quant_relearn. Returns 0,
- * -EINVAL, -ENOMEM. */
+ * may be vec. Not concurrently with vf_hnsw_quant_relearn. Returns 0 or
+ * -EINVAL. */
 int vf_hnsw_as_stored(const vf_hnsw *h, const float *vec, float *out);
 
 /* Present ids a vf_hnsw_deserialize could not get the original of (its

@@ -12,10 +12,8 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "hnsw_internal.h"
 
 bool vf_hnsw_query_finite(const float *q, size_t dim)
@@ -59,14 +57,7 @@ int vf_hnsw_as_stored(const vf_hnsw *h, const float *vec, float *out)
         vf_normalize(vec, out, h->dim);
     else
         memmove(out, vec, h->dim * sizeof(float));
-    if (h->quant == VF_QUANT_NONE)
-        return 0;
-    uint8_t *rec = vc_malloc(h->rec_bytes);
-    if (!rec)
-        return -ENOMEM;
-    /* Untracked: the quantizer is only read. */
-    vf_quant_encode((vf_quant *)&h->q, out, rec, false);
-    vf_quant_decode(&h->q, rec, out);
-    free(rec);
+    if (h->quant == VF_QUANT_INT8)
+        vf_quant_round_trip(&h->q, out, out);
     return 0;
 }

@@ -247,6 +247,14 @@ void vf_quant_decode(const vf_quant *q, const uint8_t *rec, float *out)
         out[i] = q->offset[i] + q->scale * rec[i];
 }
 
+void vf_quant_round_trip(const vf_quant *q, const float *x, float *out)
+{
+    const float inv = 1.0f / q->scale;
+    size_t clipped = 0;
+    for (uint32_t i = 0; i < q->dim; i++)
+        out[i] = q->offset[i] + q->scale * code_of(x[i], q->offset[i], inv, &clipped);
+}
+
 bool vf_quant_drifted(const vf_quant *q, size_t count)
 {
     if (q->trained_on == 0)

@@ -73,6 +73,9 @@ void vf_quant_encode(vf_quant *q, const float *x, uint8_t *rec, bool track);
 
 /* Writes the decoded vector of rec to out (dim floats). */
 void vf_quant_decode(const vf_quant *q, const uint8_t *rec, float *out);
+/* decode(encode(x)) into out (out may be x), without a record and with
+ * nothing counted for drift. */
+void vf_quant_round_trip(const vf_quant *q, const float *x, float *out);
 
 /* Clipped values and squared error of encoding x (for tests and stats). */
 void vf_quant_measure(const vf_quant *q, const float *x, size_t *clipped, double *rel_error);

@@ -66,6 +66,7 @@ LEASE_S = 3  # --rados-ckpt-lease: a killed holder's lease lapses soon
 # take longer: 11.9 s was seen with ASan at a load of 42. The bound catches
 # a hang, the figure is printed.
 STALL_BOUND_S = 30.0
+CALL_TIMEOUT_S = 30  # --rados-timeout of the nodes (rados_opts)
 LOST_ERRNOS = (errno.ENOTCONN, errno.ECONNABORTED)  # a call cut by the kill
 
 
@@ -185,7 +186,11 @@ def cluster(*args, timeout=180, check_rc=True):
 
 
 def rados_opts():
-    return ["--rados-conf", CONF, "--rados-pool", POOL]
+    # A bound on each cluster call above the default 10 s: after an OSD's
+    # restart the PG recovers vecfs.head (thousands of omap keys) while
+    # the load goes on, and in one suite run beside other tests a read
+    # barrier's catch-up waited longer than 10 s (fsync: EIO).
+    return ["--rados-conf", CONF, "--rados-pool", POOL, "--rados-timeout", str(CALL_TIMEOUT_S)]
 
 
 def node(name):
