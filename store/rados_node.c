@@ -386,11 +386,13 @@ static int node_write(void *ctx, const st_log_op *op)
     struct timespec began, now;
     st_mono_now(&began);
     pthread_mutex_lock(&n->mu);
-    int rc = -EAGAIN;
+    int rc = -EAGAIN, cause = 0;
+    const char *step = "catching up";
     bool appended = false;
     for (int race = 0;; race++) {
         uint64_t head;
-        rc = catch_up(n, &head) ? -EIO : check(n->st, op, &checked);
+        cause = catch_up(n, &head);
+        rc = cause ? -EIO : check(n->st, op, &checked);
         if (rc)
             break;
         const vc_buf *wire;
@@ -412,6 +414,8 @@ static int node_write(void *ctx, const st_log_op *op)
         if (rc) {
             /* Maybe appended (a lost acknowledgement): the blob stays. */
             n->staged = false;
+            cause = rc;
+            step = "appending";
             rc = append_err(rc);
             break;
         }
@@ -423,6 +427,9 @@ static int node_write(void *ctx, const st_log_op *op)
     }
     if (!appended)
         unstage(n);
+    if (cause)
+        st_log(n->st, ST_LOG_WARN, "rados: a write to '%s' failed (%s): %s", op->coll, step,
+               strerror(-cause));
     if (n->enc.len > ST_LOG_INLINE_MAX) {
         vc_buf_release(&n->enc); /* as large as the batch: not kept */
         vc_buf_release(&n->ref_enc);
@@ -438,6 +445,8 @@ static int node_barrier(void *ctx)
     pthread_mutex_lock(&n->mu);
     int rc = catch_up(n, &head);
     pthread_mutex_unlock(&n->mu);
+    if (rc)
+        st_log(n->st, ST_LOG_WARN, "rados: a read barrier failed (catching up): %s", strerror(-rc));
     return rc ? -EIO : 0;
 }
 
