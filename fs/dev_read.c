@@ -66,7 +66,8 @@
  *      request that the kernel does not know there (ENOENT) is written to
  *      the other descriptor. Notifications go to either.
  *   5. libfuse cancels its workers at unmount while they read: a worker
- *      cancelled on `wanted` releases `lock` (the cleanup handler).
+ *      cancelled on `wanted` releases `lock`, one cancelled asleep in the
+ *      kernel leaves the `sleeping` list (the cleanup handlers).
  *   6. One session per process: the state below is the process's.
  */
 #include "dev_read.h"
@@ -284,6 +285,23 @@ static ssize_t poll_read(void *buf, size_t len, bool *shared)
     return n;
 }
 
+static void unlist_on_cancel(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&lock);
+    sleeping_remove();
+    pthread_mutex_unlock(&lock);
+}
+
+/* SLEEPING: the blocking read, into *n. A worker cancelled in it leaves
+ * the list first (its node is its own thread's; invariant 5). */
+static void sleep_read(int fd, void *buf, size_t len, ssize_t *n)
+{
+    pthread_cleanup_push(unlist_on_cancel, NULL);
+    *n = read(fd, buf, len);
+    pthread_cleanup_pop(0);
+}
+
 /* Notes a request taken at `now`, under lock: the modes' clocks. */
 static void request_taken(uint64_t now)
 {
@@ -311,7 +329,10 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
         pthread_mutex_unlock(&lock);
         request_fd = r == POLLING ? poll_fd : fd;
         bool shared = false;
-        n = r == POLLING ? poll_read(buf, len, &shared) : read(fd, buf, len);
+        if (r == POLLING)
+            n = poll_read(buf, len, &shared);
+        else
+            sleep_read(fd, buf, len, &n);
         err = errno;
         pthread_mutex_lock(&lock);
         if (n >= 0)

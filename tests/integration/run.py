@@ -1363,8 +1363,8 @@ def cpu_ticks(pid):
 
 @test
 def polling_reader_sleeps_when_idle(ctx):
-    """The daemon reads requests through a clone of /dev/fuse that the
-    worker which just answered polls when nothing is in flight
+    """The daemon reads requests through a clone of /dev/fuse that
+    workers which just answered poll while requests come one at a time
     (fs/dev_read.c): the clone is open, requests read through either
     descriptor are answered, and an idle daemon stops polling (it used
     no more than a few ticks of CPU in two idle seconds)."""
