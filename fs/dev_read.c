@@ -27,7 +27,8 @@
  *             nobody polls (pollers would compete with the handlers).
  *   QUICK     one at a time, and the last one came within FSD_DEV_POLL_US
  *             of the answer before it (a client that asks again at once):
- *             up to `cores - in_flight` workers poll, so the worker that
+ *             up to QUICK_POLLERS workers poll, one a core and leaving a
+ *             core for each request in flight, so the worker that
  *             takes a request leaves a polling reader behind and nobody is
  *             woken; nobody sleeps in the kernel.
  *   SLOW      one at a time, with longer pauses (polling would run out
@@ -92,6 +93,10 @@
 /* Sleepers kept while clients ask one at a time with long pauses. */
 #define SLOW_SLEEPERS 2u
 
+/* Pollers at most: requests come one at a time while workers poll, so
+ * one to take the next request and one to stay behind are enough. */
+#define QUICK_POLLERS 2u
+
 typedef enum role { WAITING, POLLING, SLEEPING } role;
 
 /* A worker asleep in the kernel, on the `sleeping` list. */
@@ -136,11 +141,11 @@ static bool busy_mode(void)
     return now_us() - atomic_load(&last_overlap_us) <= FSD_DEV_POLL_US;
 }
 
-/* Whether `polling` pollers leave a core free and requests come one at a
- * time (invariant 2). */
+/* Whether one more than `polling` pollers may poll: fewer than
+ * QUICK_POLLERS, a core free (invariant 2), requests one at a time. */
 static bool poll_room(unsigned polling)
 {
-    return polling + atomic_load(&in_flight) < cores && !busy_mode();
+    return polling < QUICK_POLLERS && polling + atomic_load(&in_flight) < cores && !busy_mode();
 }
 
 static void evict_handler(int sig)
