@@ -1,22 +1,17 @@
 /*
  * dev_read.h — how the session's worker threads wait for the next FUSE
- * request: while requests come one at a time, workers that just answered
- * poll for a short while and the idle ones wait in the daemon, not in the
- * kernel; while they overlap, idle workers sleep in the kernel as
- * libfuse's do (dev_read.c has the why and the modes).
+ * request: when nothing is in flight, the worker that just answered
+ * polls for a short while before it sleeps (dev_read.c has the why).
  */
 #ifndef FSD_DEV_READ_H
 #define FSD_DEV_READ_H
 
 #include "inode.h" /* defines FUSE_USE_VERSION and includes fuse_lowlevel.h */
 
-/* How long a worker polls for the next request after the last request
- * any worker took or answered, in microseconds: longer than a client's
- * turnaround between an answer and its next query (its wake-up
- * included), as the kernel's guest halt polling waits 200 µs before it
- * halts an idle core. Also the window of the modes: requests overlapped
- * within it (BUSY), or the last one came within it of the answer before
- * (QUICK). */
+/* How long the worker that just answered polls for the next request, in
+ * microseconds: longer than a client's turnaround between an answer and
+ * its next query (its wake-up included), as the kernel's guest halt
+ * polling waits 200 µs before it halts an idle core. */
 #define FSD_DEV_POLL_US 200u
 
 /* Polling stops when a sched_yield comes back after longer than this, in
@@ -26,15 +21,13 @@
 #define FSD_DEV_POLL_GAP_US 50u
 
 /* Installs the polling read on the mounted session se: opens a clone of
- * its /dev/fuse descriptor (FUSE_DEV_IOC_CLONE, non-blocking), installs
- * the handler of the signal that ends a sleeping worker's read
- * (SIGRTMIN + 1, without SA_RESTART) and sets libfuse's custom I/O
- * (fuse_session_custom_io) to read and reply through it. Call once,
- * after fuse_session_mount and before the session loop; one session per
- * process. Returns 0, or a negative errno: -EINVAL (se has no
- * descriptor, or already installed), the errno of open, of the clone
- * ioctl or of sigaction, or libfuse's; on error the session is left as
- * it was and reads as libfuse does. */
+ * its /dev/fuse descriptor (FUSE_DEV_IOC_CLONE, non-blocking) and sets
+ * libfuse's custom I/O (fuse_session_custom_io) to read and reply through
+ * it. Call once, after fuse_session_mount and before the session loop; one
+ * session per process. Returns 0, or a negative errno: -EINVAL (se has no
+ * descriptor, or already installed), the errno of open or of the clone
+ * ioctl, or libfuse's; on error the session is left as it was and reads
+ * as libfuse does. */
 int fsd_dev_read_install(struct fuse_session *se);
 
 /* Closes the clone; call after fuse_session_destroy. No-op when nothing

@@ -170,9 +170,9 @@ int fsd_serve(fsd_cli *cli, int report_fd)
         goto out;
     }
     mounted = true;
-    /* While requests come one at a time, workers that answered poll for
-     * the next one and idle workers wait off the kernel (dev_read.c);
-     * without it the loop reads as libfuse does, only slower per request. */
+    /* When nothing is in flight the worker that answered polls for the
+     * next request before it sleeps (dev_read.c); without it the loop
+     * reads as libfuse does, only slower per request. */
     rc = fsd_dev_read_install(se);
     if (rc < 0)
         fsd_log(FSD_LOG_WARN, "requests are read without polling: %s", strerror(-rc));

@@ -39,7 +39,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
@@ -1363,8 +1362,8 @@ def cpu_ticks(pid):
 
 @test
 def polling_reader_sleeps_when_idle(ctx):
-    """The daemon reads requests through a clone of /dev/fuse that
-    workers which just answered poll while requests come one at a time
+    """The daemon reads requests through a clone of /dev/fuse that the
+    worker which just answered polls when nothing is in flight
     (fs/dev_read.c): the clone is open, requests read through either
     descriptor are answered, and an idle daemon stops polling (it used
     no more than a few ticks of CPU in two idle seconds)."""
@@ -1387,60 +1386,6 @@ def polling_reader_sleeps_when_idle(ctx):
     check(used <= 20, "an idle daemon used %d ticks in 2 s (polling did not stop)" % used)
     log = open(ctx.m1.log_path, errors="replace").read()
     check("without polling" not in log, "the daemon logged that it reads without polling")
-
-
-def threads_in(pid, wchan):
-    """Threads of process pid blocked in the kernel function wchan."""
-    n = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
-                n += f.read().strip() == wchan
-        except OSError:
-            pass  # the thread ended
-    return n
-
-
-@test
-def idle_workers_wait_off_the_kernel(ctx):
-    """fs/dev_read.c: eight clients querying at once are all answered,
-    with idle workers asleep in read(/dev/fuse) as libfuse keeps them;
-    once one client queries one at a time, the workers beyond two are
-    taken out of the kernel (the kernel wakes one sleeper for every
-    request it queues, even one a polling worker takes)."""
-    pid = ctx.m1.proc.pid
-    vq = vecfs_query_module(ctx)
-    c = mk_collection(ctx.m1.mnt, "wakeq", "metric = l2\ndim = 4\n")
-    base = import_random(c, "w", 64, 4, random.Random(11))
-    names = sorted(base)
-    errors = []
-
-    def client(i):
-        try:
-            with vq.QueryHandle(os.path.join(c, ".query", "burst%d" % i)) as h:
-                for n in names[i::8] * 4:
-                    got = h.search(base[n], k=1)[0][0]
-                    if got != n:
-                        errors.append("%s answered %s" % (n, got))
-        except Exception as e:  # reported below, in the test's thread
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    check(not any(t.is_alive() for t in threads), "8 clients at once did not finish in 60 s")
-    eq(errors, [], "errors of 8 clients querying at once")
-    time.sleep(0.3)
-    after_burst = threads_in(pid, "fuse_dev_do_read")
-    with vq.QueryHandle(os.path.join(c, ".query", "single")) as h:
-        for n in names * 4:
-            eq(h.search(base[n], k=1)[0][0], n, "nearest of a stored vector, one at a time")
-    time.sleep(0.5)
-    asleep = threads_in(pid, "fuse_dev_do_read")
-    check(1 <= asleep <= 2, "%d workers asleep in read(/dev/fuse) after one-at-a-time queries "
-          "(%d after 8 clients at once), not 1 or 2" % (asleep, after_burst))
 
 
 @test
