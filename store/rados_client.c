@@ -26,7 +26,7 @@
 #include "internal.h"
 #include "le.h"
 
-#define HEAD_OBJ "vecfs.head"
+#define HEAD_OBJ ST_RADOS_HEAD_OBJ
 #define SEQ_DIGITS 20
 
 static void seq_text(uint64_t seq, char out[SEQ_DIGITS + 1])
@@ -87,22 +87,23 @@ void st_rados_disconnect(st_rados *r)
     rados_watch_flush(r->cluster);
     rados_ioctx_destroy(r->io);
     rados_shutdown(r->cluster);
+    st_seal_free(r);
     memset(r, 0, sizeof(*r));
 }
 
-int st_rados_head_init(st_rados *r)
+int st_rados_head_init(st_rados *r, const void *seal, size_t len)
 {
     char zero[SEQ_DIGITS + 1], one[SEQ_DIGITS + 1];
     seq_text(0, zero);
     seq_text(1, one);
-    const char *keys[] = {"format", "head", "trim", "ckpt"};
-    const char *vals[] = {ST_RADOS_FORMAT, zero, one, zero};
-    size_t lens[] = {strlen(ST_RADOS_FORMAT), SEQ_DIGITS, SEQ_DIGITS, SEQ_DIGITS};
+    const char *keys[] = {"format", "head", "trim", "ckpt", "seal"};
+    const char *vals[] = {ST_RADOS_FORMAT, zero, one, zero, seal};
+    size_t lens[] = {strlen(ST_RADOS_FORMAT), SEQ_DIGITS, SEQ_DIGITS, SEQ_DIGITS, len};
     rados_write_op_t op = rados_create_write_op();
     if (!op)
         return -ENOMEM;
     rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
-    rados_write_op_omap_set(op, keys, vals, lens, 4);
+    rados_write_op_omap_set(op, keys, vals, lens, seal ? 5 : 4);
     int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
     rados_release_write_op(op);
     return rc == -EEXIST ? 0 : rc;
@@ -491,7 +492,20 @@ int st_rados_notify(st_rados *r)
     return rc;
 }
 
-/* Connects and reads (or creates) the log head; errbuf says why not. */
+/* Creates the log, sealed when opt has a key (unless another node just
+ * did). */
+static int log_create(st_rados *r, const st_rados_options *ro, const st_options *opt)
+{
+    vc_buf seal = VC_BUF_INIT;
+    int rc = opt && opt->key ? st_seal_record_new(opt, ro->ns, &seal) : 0;
+    if (rc == 0)
+        rc = st_rados_head_init(r, seal.len ? seal.p : NULL, seal.len);
+    vc_buf_release(&seal);
+    return rc;
+}
+
+/* Connects and reads (or creates) the log head and takes its seal;
+ * errbuf says why not. */
 int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rados *r,
                       st_rados_head *h)
 {
@@ -501,9 +515,19 @@ int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rado
         st_errbuf_set(opt, "%s", err);
         return rc;
     }
-    rc = st_rados_head_init(r);
-    if (rc == 0)
-        rc = st_rados_head_read(r, h);
+    memset(h, 0, sizeof(*h));
+    rc = st_rados_head_read(r, h);
+    if (rc == -ENOENT && opt && opt->read_only) {
+        st_errbuf_set(opt, "no vecfs log in pool '%s': a --read-only node does not create one",
+                      ro->pool);
+        st_rados_disconnect(r);
+        return rc;
+    }
+    if (rc == -ENOENT) {
+        rc = log_create(r, ro, opt);
+        if (rc == 0)
+            rc = st_rados_head_read(r, h);
+    }
     if (rc == 0 && strcmp(h->format, ST_RADOS_FORMAT) != 0)
         rc = -EPROTO;
     if (rc) {
@@ -511,6 +535,10 @@ int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rado
             opt, "cannot use the vecfs log in pool '%s': %s (format '%s', this build writes %s)",
             ro->pool, strerror(-rc), h->format, ST_RADOS_FORMAT);
         st_rados_disconnect(r);
+        return rc;
     }
+    rc = st_seal_accept(r, ro, opt);
+    if (rc)
+        st_rados_disconnect(r);
     return rc;
 }
