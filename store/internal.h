@@ -456,6 +456,10 @@ int st_seal_record_new(const st_options *opt, const char *ns, vc_buf *out);
  * not sealed, none for one that is, a wrong key), -EIO (a damaged
  * record), -errno; opt's errbuf says which. */
 int st_seal_accept(st_rados *r, const st_rados_options *ro, const st_options *opt);
+/* st_seal_accept's check of len bytes of seal record raw (len 0: none),
+ * for the log of ro's pool and namespace. Fuzzed. */
+int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_options *ro,
+                 const st_options *opt);
 void st_seal_free(st_rados *r);
 /* Bytes a seal adds to an entry or a blob (0 when the log is not sealed). */
 size_t st_seal_overhead(const st_rados *r);

@@ -314,50 +314,63 @@ static int rec_read(st_rados *r, vc_buf *out)
     return rc;
 }
 
+int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_options *ro,
+                 const st_options *opt)
+{
+    bool key = opt && opt->key;
+    seal_rec rec;
+    if (len == 0 && !key)
+        return 0;
+    if (len == 0) {
+        st_errbuf_set(opt, "the log in pool '%s' is not sealed but a key was given (--key-file)",
+                      ro->pool);
+        return -EKEYREJECTED;
+    }
+    if (!key) {
+        st_errbuf_set(opt, "the log in pool '%s' is sealed: a key is needed (--key-file)",
+                      ro->pool);
+        return -EKEYREJECTED;
+    }
+    if (rec_parse(raw, len, &rec) != 0) {
+        st_errbuf_set(opt, "the seal record of the log in pool '%s' is damaged", ro->pool);
+        return -EIO;
+    }
+    int rc = rec.kdf.kind == (opt->key_is_passphrase ? 2 : 1) ? 0 : -EKEYREJECTED;
+    st_rados_seal *s = NULL;
+    if (rc == 0)
+        rc = seal_derive(&rec, opt, ro->ns, &s);
+    uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID], text[KEYCHECK_LEN + SEAL_OVERHEAD];
+    size_t n = 0;
+    if (rc == 0)
+        rc = open_at(s, aad, aad_make(s, AAD_KEYCHECK, NULL, 0, aad), rec.keycheck,
+                     KEYCHECK_LEN + SEAL_OVERHEAD, text, &n);
+    if (rc == 0 && (n != KEYCHECK_LEN || memcmp(text, KEYCHECK_TEXT, n) != 0))
+        rc = -EBADMSG;
+    if (rc == 0) {
+        st_seal_free(r);
+        r->seal = s;
+        return 0;
+    }
+    if (s)
+        OPENSSL_cleanse(s, sizeof(*s));
+    free(s);
+    if (rc == -ENOMEM)
+        return rc;
+    st_errbuf_set(opt, "wrong key for the log in pool '%s' (%s)", ro->pool,
+                  rec.kdf.kind == 2 ? "it was sealed with a passphrase"
+                                    : "it was sealed with a raw 32-byte key");
+    return -EKEYREJECTED;
+}
+
 int st_seal_accept(st_rados *r, const st_rados_options *ro, const st_options *opt)
 {
     vc_buf raw = VC_BUF_INIT;
     int rc = rec_read(r, &raw);
-    bool key = opt && opt->key;
-    seal_rec rec;
-    if (rc) {
+    if (rc)
         st_errbuf_set(opt, "cannot read the seal of the log in pool '%s': %s", ro->pool,
                       strerror(-rc));
-    } else if (raw.len == 0 && key) {
-        st_errbuf_set(opt, "the log in pool '%s' is not sealed but a key was given (--key-file)",
-                      ro->pool);
-        rc = -EKEYREJECTED;
-    } else if (raw.len && !key) {
-        st_errbuf_set(opt, "the log in pool '%s' is sealed: a key is needed (--key-file)",
-                      ro->pool);
-        rc = -EKEYREJECTED;
-    } else if (raw.len && rec_parse(raw.p, raw.len, &rec) != 0) {
-        st_errbuf_set(opt, "the seal record of the log in pool '%s' is damaged", ro->pool);
-        rc = -EIO;
-    } else if (raw.len) {
-        rc = rec.kdf.kind == (opt->key_is_passphrase ? 2 : 1) ? 0 : -EKEYREJECTED;
-        st_rados_seal *s = NULL;
-        if (rc == 0)
-            rc = seal_derive(&rec, opt, ro->ns, &s);
-        uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID], text[KEYCHECK_LEN + SEAL_OVERHEAD];
-        size_t n = 0;
-        if (rc == 0)
-            rc = open_at(s, aad, aad_make(s, AAD_KEYCHECK, NULL, 0, aad), rec.keycheck,
-                         KEYCHECK_LEN + SEAL_OVERHEAD, text, &n);
-        if (rc == 0 && (n != KEYCHECK_LEN || memcmp(text, KEYCHECK_TEXT, n) != 0))
-            rc = -EBADMSG;
-        if (rc == 0) {
-            r->seal = s;
-        } else {
-            if (s)
-                OPENSSL_cleanse(s, sizeof(*s));
-            free(s);
-            st_errbuf_set(opt, "wrong key for the log in pool '%s' (%s)", ro->pool,
-                          rec.kdf.kind == 2 ? "it was sealed with a passphrase"
-                                            : "it was sealed with a raw 32-byte key");
-            rc = rc == -ENOMEM ? rc : -EKEYREJECTED;
-        }
-    }
+    else
+        rc = st_seal_take(r, raw.p, raw.len, ro, opt);
     vc_buf_release(&raw);
     return rc;
 }
