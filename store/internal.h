@@ -344,7 +344,7 @@ bool st_log_applying(void);
 uint64_t st_log_apply_seq(void);
 
 /* ------------------------------------------------------------------ */
-/* Level 2. rados_client.c: the log's objects in the pool             */
+/* Level 3. rados_client.c: the log's objects in the pool             */
 /* ------------------------------------------------------------------ */
 
 #define ST_RADOS_FORMAT "1"
