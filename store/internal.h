@@ -370,9 +370,15 @@ typedef struct st_rados {
 } st_rados;
 
 /* The fields of vecfs.head. */
+#define ST_RADOS_SEAL_MAX 128u /* bytes of a seal record kept (rados_seal.c's are 105) */
+
 typedef struct st_rados_head {
     char format[16];
     uint64_t head, trim, ckpt;
+    /* st_rados_head_read only: the `seal` record (seal_len 0: none; one
+     * longer than ST_RADOS_SEAL_MAX is cut, so it reads as damaged). */
+    uint8_t seal[ST_RADOS_SEAL_MAX];
+    size_t seal_len;
 } st_rados_head;
 
 /* Connects and opens the pool and namespace; on failure err holds one
@@ -382,7 +388,8 @@ void st_rados_disconnect(st_rados *r);
 /* Creates vecfs.head (format, head 0, trim 1, ckpt 0, and `seal` = the
  * seal record of len bytes when seal is not NULL) unless it exists. */
 int st_rados_head_init(st_rados *r, const void *seal, size_t len);
-/* Reads the head fields: 0, -EPROTO (missing or malformed), -errno. */
+/* Reads the head fields and the seal record: 0, -EPROTO (missing or
+ * malformed), -errno. */
 int st_rados_head_read(st_rados *r, st_rados_head *h);
 /* Appends entry head + 1 if the head is still `head`: 0, -ECANCELED
  * (another writer appended first; nothing written), -errno. A BLOB entry
@@ -451,13 +458,11 @@ void st_rados_lease_release(st_rados *r, const char *cookie);
 /* A new log's seal record for opt's key (opt->key set), bound to
  * namespace ns: 0, -ENOMEM, -EIO. */
 int st_seal_record_new(const st_options *opt, const char *ns, vc_buf *out);
-/* Reads the log's seal record and sets r->seal when the log is sealed and
- * opt's key opens its key check. -EKEYREJECTED (a key for a log that is
- * not sealed, none for one that is, a wrong key), -EIO (a damaged
- * record), -errno; opt's errbuf says which. */
-int st_seal_accept(st_rados *r, const st_rados_options *ro, const st_options *opt);
-/* st_seal_accept's check of len bytes of seal record raw (len 0: none),
- * for the log of ro's pool and namespace. Fuzzed. */
+/* Checks len bytes of a log's seal record raw (len 0: the log has none),
+ * for the log of ro's pool and namespace, and sets r->seal when the log is
+ * sealed and opt's key opens its key check. -EKEYREJECTED (a key for a
+ * log that is not sealed, none for one that is, a wrong key), -EIO (a
+ * damaged record), -ENOMEM; opt's errbuf says which. Fuzzed. */
 int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_options *ro,
                  const st_options *opt);
 void st_seal_free(st_rados *r);

@@ -90,7 +90,7 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
         st_rados_disconnect(&r);
         return rc;
     }
-    rc = st_seal_accept(&r, ro, opt);
+    rc = st_seal_take(&r, h.seal, h.seal_len, ro, opt);
     if (rc) {
         st_rados_disconnect(&r);
         return rc;

@@ -154,13 +154,17 @@ static int head_parse(rados_omap_iter_t it, st_rados_head *h)
         } else if (kl == 4 && memcmp(k, "ckpt", 4) == 0) {
             rc = seq_parse(v, vl, &h->ckpt);
             seen |= 8;
+        } else if (kl == 4 && memcmp(k, "seal", 4) == 0) {
+            h->seal_len = vl < sizeof(h->seal) ? vl : sizeof(h->seal);
+            memcpy(h->seal, v, h->seal_len);
         }
     }
     return rc == 0 && seen != 15 ? -EPROTO : rc;
 }
 
-static const char *const head_keys[] = {"format", "head", "trim", "ckpt"};
-static const size_t head_klens[] = {6, 4, 4, 4};
+/* The head fields; st_rados_head_read reads the optional "seal" too. */
+static const char *const head_keys[] = {"format", "head", "trim", "ckpt", "seal"};
+static const size_t head_klens[] = {6, 4, 4, 4, 4};
 
 int st_rados_head_read(st_rados *r, st_rados_head *h)
 {
@@ -169,7 +173,7 @@ int st_rados_head_read(st_rados *r, st_rados_head *h)
         return -ENOMEM;
     rados_omap_iter_t it = NULL;
     int prval = 0;
-    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &it, &prval);
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 5, head_klens, &it, &prval);
     int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
     if (rc == 0)
         rc = prval;
@@ -537,7 +541,7 @@ int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rado
         st_rados_disconnect(r);
         return rc;
     }
-    rc = st_seal_accept(r, ro, opt);
+    rc = st_seal_take(r, h->seal, h->seal_len, ro, opt);
     if (rc)
         st_rados_disconnect(r);
     return rc;

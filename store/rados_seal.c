@@ -289,31 +289,6 @@ static int rec_parse(const void *p, size_t len, seal_rec *rec)
     return rd.err || rd.off != rd.len || (rec->kdf.kind != 1 && rec->kdf.kind != 2) ? -EBADMSG : 0;
 }
 
-/* Reads vecfs.head's `seal` value into out (len 0: the log has none). */
-static int rec_read(st_rados *r, vc_buf *out)
-{
-    static const char *const keys[] = {"seal"};
-    static const size_t klens[] = {4};
-    vc_buf_reset(out);
-    rados_read_op_t op = rados_create_read_op();
-    if (!op)
-        return -ENOMEM;
-    rados_omap_iter_t it = NULL;
-    int prval = 0;
-    rados_read_op_omap_get_vals_by_keys2(op, keys, 1, klens, &it, &prval);
-    int rc = rados_read_op_operate(op, r->io, ST_RADOS_HEAD_OBJ, 0);
-    if (rc == 0)
-        rc = prval;
-    char *k, *v;
-    size_t kl, vl;
-    if (rc == 0 && rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k)
-        rc = vc_buf_append(out, v, vl);
-    if (it)
-        rados_omap_get_end(it);
-    rados_release_read_op(op);
-    return rc;
-}
-
 int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_options *ro,
                  const st_options *opt)
 {
@@ -360,17 +335,4 @@ int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_option
                   rec.kdf.kind == 2 ? "it was sealed with a passphrase"
                                     : "it was sealed with a raw 32-byte key");
     return -EKEYREJECTED;
-}
-
-int st_seal_accept(st_rados *r, const st_rados_options *ro, const st_options *opt)
-{
-    vc_buf raw = VC_BUF_INIT;
-    int rc = rec_read(r, &raw);
-    if (rc)
-        st_errbuf_set(opt, "cannot read the seal of the log in pool '%s': %s", ro->pool,
-                      strerror(-rc));
-    else
-        rc = st_seal_take(r, raw.p, raw.len, ro, opt);
-    vc_buf_release(&raw);
-    return rc;
 }
