@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""rados-seal.py — what sealing the RADOS log with --key-file costs
+(docs/scale-out.md §3): starts a throwaway cluster (scripts/ceph-cluster.sh,
+memstore, 3 OSDs, pool size 2) and two nodes on it, one on namespace
+`plain` without a key and one on namespace `sealed` with a passphrase key
+file. In each of R rounds, alternating which goes first, each node writes
+N vector files one after the other (write+close time of each) and
+imports one .fvecs batch of 1.3 MB (over 64 KiB: a sealed blob on the
+sealed node). Prints one line per mode and, with --json FILE, writes the
+figures of every round.
+
+Usage: bench/rados-seal.py VECFS CEPH_CLUSTER_SH [N] [R] [--json FILE]
+Everything it started is stopped (bench/rados_nodes.py) on every exit path.
+"""
+import json
+import os
+import random
+import struct
+import sys
+import time
+
+from rados_nodes import Nodes, pct
+
+BATCH_ROWS, BATCH_DIM = 1300, 256
+
+
+def batch():
+    rnd = random.Random(7)
+    return b"".join(struct.pack("<i", BATCH_DIM) +
+                    struct.pack("<%df" % BATCH_DIM, *[rnd.uniform(-1, 1) for _ in range(BATCH_DIM)])
+                    for _ in range(BATCH_ROWS))
+
+
+def one_round(mnt, rnd, n, data):
+    """(write+close seconds of each of n files, seconds of one batch import)."""
+    c = "%s/c%d" % (mnt, rnd)
+    os.mkdir(c)
+    times = []
+    for i in range(n):
+        t0 = time.monotonic()
+        with open("%s/v%d" % (c, i), "w") as f:
+            f.write("%d 1 2 3\n" % i)
+        times.append(time.monotonic() - t0)
+    b = "%s/b%d" % (mnt, rnd)
+    os.mkdir(b)
+    with open(b + "/.config", "w") as f:
+        f.write("dim = %d\nmetric = l2\n" % BATCH_DIM)
+    t0 = time.monotonic()
+    with open(b + "/.import/rows.fvecs", "wb") as f:
+        f.write(data)
+    return times, time.monotonic() - t0
+
+
+def main(argv):
+    out_json = None
+    if "--json" in argv:
+        i = argv.index("--json")
+        out_json = argv[i + 1]
+        del argv[i:i + 2]
+    if len(argv) not in (3, 4, 5):
+        print(__doc__, file=sys.stderr)
+        return 2
+    n = int(argv[3]) if len(argv) >= 4 else 300
+    rounds = int(argv[4]) if len(argv) == 5 else 4
+    data = batch()
+    with Nodes(argv[1], argv[2], "seal") as nodes:
+        nodes.start_cluster()
+        key = nodes.tmp + "/pass.key"
+        with open(key, "w") as f:
+            f.write("a passphrase for the benchmark\n")
+        mounts = {"plain": nodes.mount("plain", ["--rados-namespace", "plain"]),
+                  "sealed": nodes.mount("sealed", ["--rados-namespace", "sealed",
+                                                   "--key-file", key])}
+        res = {"n": n, "rounds": rounds, "batch_bytes": len(data), "plain": [], "sealed": []}
+        for r in range(rounds):
+            for mode in (("plain", "sealed") if r % 2 == 0 else ("sealed", "plain")):
+                times, imp = one_round(mounts[mode], r, n, data)
+                res[mode].append({"write_close_ms_p50": pct(times, .5),
+                                  "write_close_ms_p99": pct(times, .99),
+                                  "files_per_s": n / sum(times), "import_s": imp})
+        for mode in ("plain", "sealed"):
+            print("%-6s N=%d x %d rounds: write+close ms p50 %s; p99 %s; files/s %s; "
+                  "%.1f MB import s %s" % (
+                      mode, n, rounds,
+                      " ".join("%.2f" % x["write_close_ms_p50"] for x in res[mode]),
+                      " ".join("%.2f" % x["write_close_ms_p99"] for x in res[mode]),
+                      " ".join("%.0f" % x["files_per_s"] for x in res[mode]),
+                      len(data) / 1e6, " ".join("%.2f" % x["import_s"] for x in res[mode])))
+        if out_json:
+            with open(out_json, "w") as f:
+                json.dump(res, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
