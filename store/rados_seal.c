@@ -77,11 +77,20 @@ static size_t aad_make(const st_rados_seal *s, uint8_t kind, const void *what, s
     return 1 + ST_HASH_LEN + wlen;
 }
 
+/* An entry's AAD: bound to its seq. */
+static size_t entry_aad(const st_rados_seal *s, uint64_t seq,
+                        uint8_t out[1 + ST_HASH_LEN + ST_LOG_BLOB_ID])
+{
+    uint8_t s8[8];
+    vc_le_put64(s8, seq);
+    return aad_make(s, AAD_ENTRY, s8, 8, out);
+}
+
 /* Seals the n bytes at p in place and writes nonce and tag after them
  * (p has room for n + SEAL_OVERHEAD). */
 static int seal_at(const st_rados_seal *s, const uint8_t *aad, size_t aadlen, uint8_t *p, size_t n)
 {
-    st_stream *st;
+    st_stream *st = NULL; /* NULL still when the nonce cannot be drawn */
     int rc = st_stream_seal_begin(&s->c, aad, aadlen, p + n, &st);
     if (rc == 0)
         rc = st_stream_update(st, p, p, n);
@@ -140,10 +149,8 @@ int st_seal_entry(const st_rados *r, uint64_t seq, vc_buf *b)
 {
     if (!r->seal)
         return 0;
-    uint8_t s8[8], aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
-    vc_le_put64(s8, seq);
-    size_t alen = aad_make(r->seal, AAD_ENTRY, s8, 8, aad);
-    return seal_buf(r->seal, aad, alen, b);
+    uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
+    return seal_buf(r->seal, aad, entry_aad(r->seal, seq, aad), b);
 }
 
 int st_seal_entry_open(const st_rados *r, uint64_t seq, const void *v, size_t len, vc_buf *scratch,
@@ -158,10 +165,8 @@ int st_seal_entry_open(const st_rados *r, uint64_t seq, const void *v, size_t le
     int rc = vc_buf_grow(scratch, len);
     if (rc)
         return rc;
-    uint8_t s8[8], aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
-    vc_le_put64(s8, seq);
-    size_t alen = aad_make(r->seal, AAD_ENTRY, s8, 8, aad);
-    rc = open_at(r->seal, aad, alen, v, len, (uint8_t *)scratch->p, blen);
+    uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
+    rc = open_at(r->seal, aad, entry_aad(r->seal, seq, aad), v, len, (uint8_t *)scratch->p, blen);
     if (rc == 0)
         *body = scratch->p;
     return rc;
@@ -172,8 +177,7 @@ int st_seal_blob(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], vc_buf *b)
     if (!r->seal)
         return 0;
     uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
-    size_t alen = aad_make(r->seal, AAD_BLOB, id, ST_LOG_BLOB_ID, aad);
-    return seal_buf(r->seal, aad, alen, b);
+    return seal_buf(r->seal, aad, aad_make(r->seal, AAD_BLOB, id, ST_LOG_BLOB_ID, aad), b);
 }
 
 int st_seal_blob_open(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], void *p, size_t *len)
@@ -181,8 +185,8 @@ int st_seal_blob_open(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], void 
     if (!r->seal)
         return 0;
     uint8_t aad[1 + ST_HASH_LEN + ST_LOG_BLOB_ID];
-    size_t alen = aad_make(r->seal, AAD_BLOB, id, ST_LOG_BLOB_ID, aad);
-    return open_at(r->seal, aad, alen, p, *len, p, len);
+    return open_at(r->seal, aad, aad_make(r->seal, AAD_BLOB, id, ST_LOG_BLOB_ID, aad), p, *len, p,
+                   len);
 }
 
 void st_seal_free(st_rados *r)
