@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """rados-seal.py — what sealing the RADOS log with --key-file costs
 (docs/scale-out.md §3): starts a throwaway cluster (scripts/ceph-cluster.sh,
-memstore, 3 OSDs, pool size 2) and two nodes on it, one on namespace
-`plain` without a key and one on namespace `sealed` with a passphrase key
-file. In each of R rounds, alternating which goes first, each node writes
-N vector files one after the other (write+close time of each) and
-imports one .fvecs batch of 1.3 MB (over 64 KiB: a sealed blob on the
-sealed node). Prints one line per mode and, with --json FILE, writes the
+memstore, 3 OSDs, pool size 2) and four nodes on it: two without a key on
+namespaces `plain0` and `plain1`, two with a passphrase key file on
+`sealed0` and `sealed1` (each namespace's vecfs.head lands on its own
+placement group, whose primary OSD may be busier than another's: two of
+each mode so that this does not pass for the seal's cost). In each of R
+rounds, in an order that alternates between the modes, each node writes N
+vector files one after the other (write+close time of each) and imports
+one .fvecs batch of 1.3 MB (over 64 KiB: a sealed blob on the sealed
+nodes). Prints one line per node and, with --json FILE, writes the
 figures of every round.
 
 Usage: bench/rados-seal.py VECFS CEPH_CLUSTER_SH [N] [R] [--json FILE]
@@ -68,18 +71,20 @@ def main(argv):
         key = nodes.tmp + "/pass.key"
         with open(key, "w") as f:
             f.write("a passphrase for the benchmark\n")
-        mounts = {"plain": nodes.mount("plain", ["--rados-namespace", "plain"]),
-                  "sealed": nodes.mount("sealed", ["--rados-namespace", "sealed",
-                                                   "--key-file", key])}
-        res = {"n": n, "rounds": rounds, "batch_bytes": len(data), "plain": [], "sealed": []}
+        names = ["plain0", "sealed0", "plain1", "sealed1"]
+        mounts = {ns: nodes.mount(ns, ["--rados-namespace", ns] +
+                                  (["--key-file", key] if ns.startswith("sealed") else []))
+                  for ns in names}
+        res = {"n": n, "rounds": rounds, "batch_bytes": len(data)}
+        res.update({ns: [] for ns in names})
         for r in range(rounds):
-            for mode in (("plain", "sealed") if r % 2 == 0 else ("sealed", "plain")):
-                times, imp = one_round(mounts[mode], r, n, data)
-                res[mode].append({"write_close_ms_p50": pct(times, .5),
-                                  "write_close_ms_p99": pct(times, .99),
-                                  "files_per_s": n / sum(times), "import_s": imp})
-        for mode in ("plain", "sealed"):
-            print("%-6s N=%d x %d rounds: write+close ms p50 %s; p99 %s; files/s %s; "
+            for ns in (names if r % 2 == 0 else names[1:] + names[:1]):
+                times, imp = one_round(mounts[ns], r, n, data)
+                res[ns].append({"write_close_ms_p50": pct(times, .5),
+                                "write_close_ms_p99": pct(times, .99),
+                                "files_per_s": n / sum(times), "import_s": imp})
+        for mode in sorted(names):
+            print("%-7s N=%d x %d rounds: write+close ms p50 %s; p99 %s; files/s %s; "
                   "%.1f MB import s %s" % (
                       mode, n, rounds,
                       " ".join("%.2f" % x["write_close_ms_p50"] for x in res[mode]),
