@@ -1,7 +1,8 @@
 /*
  * rados_client.c — the RADOS side of the log (docs/scale-out.md §2):
  * connecting with bounded timeouts, the omap of `vecfs.head` (format,
- * head, trim, ckpt and one `e.<20-digit seq>` key per entry), the guarded
+ * head, trim, ckpt, a sealed log's `seal` record, set when the log is
+ * created, and one `e.<20-digit seq>` key per entry), the guarded
  * append, ranged reads of entries, watch and notify. librados only; it
  * knows nothing of LMDB or of what an entry holds.
  *
