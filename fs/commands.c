@@ -142,10 +142,11 @@ static int ro_options(const char *key_file, st_options *o, char *msg, size_t msg
     return 0;
 }
 
-/* Opens a store read-only for backup, without its indexes: the copy
- * needs the records only, and starts at once. */
-static int open_ro(const char *datadir, const char *key_file, st_store **out, char *msg,
-                   size_t msglen)
+/* Opens the store a backup copies, read-only, with the key of key_file:
+ * DATADIR dir without its indexes (the copy needs the records only, and
+ * starts at once), or with ro a read-only RADOS node on the cache dir. */
+static int open_ro(const char *dir, const st_rados_options *ro, const char *key_file,
+                   st_store **out, char *msg, size_t msglen)
 {
     st_options o;
     uint8_t *key;
@@ -156,23 +157,22 @@ static int open_ro(const char *datadir, const char *key_file, st_store **out, ch
         return rc;
     }
     msg[0] = '\0';
-    rc = st_store_open_noindex(datadir, &o, out);
+    rc = ro ? st_rados_open(dir, &o, ro, out) : st_store_open_noindex(dir, &o, out);
     st_key_free(key, klen);
-    if (rc < 0 && msg[0] == '\0')
-        snprintf(msg, msglen, "%s: %s", datadir, strerror(-rc));
+    if (rc < 0 && msg[0] == '\0' && ro)
+        snprintf(msg, msglen, "pool %s: %s", ro->pool, strerror(-rc));
+    else if (rc < 0 && msg[0] == '\0')
+        snprintf(msg, msglen, "%s: %s", dir, strerror(-rc));
     return rc;
 }
 
-/* `vecfs check --rados-*`: the cluster side of the log; the report on
- * stdout, 0 clean, 1 damage, 2 cannot run. */
-static int check_rados(const st_rados_options *ro)
+/* `vecfs check --rados-*`: the cluster side of the log (a sealed one
+ * with o's key; its errbuf is msg); the report on stdout, 0 clean, 1
+ * damage, 2 cannot run. */
+static int check_rados(const st_rados_options *ro, const st_options *o, char *msg)
 {
-    char msg[512] = "";
-    st_options o;
-    st_options_default(&o);
-    o.errbuf = msg;
-    o.errbuf_len = sizeof msg;
-    int rc = st_rados_check(ro, &o, stdout);
+    msg[0] = '\0';
+    int rc = st_rados_check(ro, o, stdout);
     if (rc < 0) {
         fprintf(stderr, "vecfs: check --rados-pool %s: %s\n", ro->pool,
                 msg[0] ? msg : strerror(-rc));
@@ -194,16 +194,12 @@ int fsd_cmd_check(int argc, char **argv)
         return 2;
     }
     fsd_log_setup(FSD_LOG_WARN, false);
-    if (!bad && ro.conf && argc == 1)
-        return check_rados(&ro);
-    if (bad || argc != 2) {
+    bool rados_only = !bad && ro.conf && argc == 1;
+    if (!rados_only && (bad || argc != 2)) {
         fprintf(stderr, "usage: vecfs check DATADIR [--key-file F], or vecfs check --rados-conf "
                         "CONF --rados-pool POOL [DATADIR]\n");
         return 2;
     }
-    int rrc = ro.conf ? check_rados(&ro) : 0;
-    if (rrc == 2)
-        return 2;
     st_options o;
     uint8_t *key;
     size_t klen;
@@ -212,6 +208,12 @@ int fsd_cmd_check(int argc, char **argv)
         fprintf(stderr, "vecfs: key file %s: %s\n", key_file, strerror(-krc));
         return 2;
     }
+    int rrc = ro.conf ? check_rados(&ro, &o, msg) : 0;
+    if (rados_only || rrc == 2) {
+        st_key_free(key, klen);
+        return rrc;
+    }
+    msg[0] = '\0';
     /* The report goes to stdout only when the check ran: a store that
      * cannot be opened is one line on stderr and nothing else. */
     char *report = NULL;
@@ -286,10 +288,11 @@ static bool dir_is_empty(const char *path)
 /* Opens a RADOS node for a backup (docs/scale-out.md §9) on a new,
  * empty cache next to out (its path in cache): the newest checkpoint plus
  * the log up to the head read now, so every change whose call returned
- * before this started is in it. The node never writes a checkpoint (the
- * largest --rados-ckpt-entries and -minutes): it lives for one copy. */
-static int open_rados(const st_rados_options *given, const char *out, char *cache, size_t cachelen,
-                      st_store **st, char *msg, size_t msglen)
+ * before this started is in it. It is a read-only node (it never appends
+ * nor writes a checkpoint, nor creates a log), with the key of key_file
+ * for a sealed log. */
+static int open_rados(const st_rados_options *given, const char *key_file, const char *out,
+                      char *cache, size_t cachelen, st_store **st, char *msg, size_t msglen)
 {
     size_t len = strlen(out);
     while (len > 1 && out[len - 1] == '/')
@@ -300,20 +303,7 @@ static int open_rados(const st_rados_options *given, const char *out, char *cach
         cache[0] = '\0';
         return -1;
     }
-    st_rados_options ro = *given;
-    ro.ckpt_entries = 100000000;
-    ro.ckpt_minutes = 10080;
-    st_options o;
-    st_options_default(&o);
-    o.errbuf = msg;
-    o.errbuf_len = msglen;
-    o.log = store_log;
-    o.log_level = ST_LOG_WARN;
-    msg[0] = '\0';
-    int rc = st_rados_open(cache, &o, &ro, st);
-    if (rc < 0 && msg[0] == '\0')
-        snprintf(msg, msglen, "pool %s: %s", ro.pool, strerror(-rc));
-    return rc;
+    return open_ro(cache, given, key_file, st, msg, msglen);
 }
 
 int fsd_cmd_backup(int argc, char **argv)
@@ -356,8 +346,8 @@ int fsd_cmd_backup(int argc, char **argv)
     st_store *st = NULL;
     int code = 1;
     char cache[PATH_MAX] = "";
-    int rc = ro.conf ? open_rados(&ro, out, cache, sizeof cache, &st, msg, sizeof msg)
-                     : open_ro(datadir, key_file, &st, msg, sizeof msg);
+    int rc = ro.conf ? open_rados(&ro, key_file, out, cache, sizeof cache, &st, msg, sizeof msg)
+                     : open_ro(datadir, NULL, key_file, &st, msg, sizeof msg);
     if (rc < 0) {
         fprintf(stderr, "vecfs: backup: %s\n", msg);
         goto out;

@@ -378,7 +378,8 @@ static int render_stats(fsd *d, vc_buf *b)
     json_object_set_new(root, "version", json_string(VECFS_VERSION));
     json_object_set_new(root, "uptime_seconds",
                         json_integer((json_int_t)(now.tv_sec - d->started.tv_sec)));
-    json_object_set_new(root, "read_only", json_boolean(m.read_only));
+    /* A --read-only RADOS node's cache is writable (it applies the log). */
+    json_object_set_new(root, "read_only", json_boolean(m.read_only || d->read_only));
     json_object_set_new(root, "encrypted", json_boolean(m.encrypted));
     json_object_set_new(root, "collections", arr);
     json_t *imports = json_array();

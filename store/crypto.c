@@ -120,6 +120,22 @@ out:
     return rc;
 }
 
+int st_crypto_subkeys(st_crypto *c, const char *label)
+{
+    static const char enc_part[] = "/enc", mac_part[] = "/mac";
+    const void *pe[] = {label, enc_part}, *pm[] = {label, mac_part};
+    size_t le[] = {strlen(label), sizeof(enc_part) - 1},
+           lm[] = {strlen(label), sizeof(mac_part) - 1};
+    st_crypto sub = {.on = c->on};
+    int rc = hmac_parts(c->enc_key, pe, le, 2, sub.enc_key);
+    if (rc == 0)
+        rc = hmac_parts(c->mac_key, pm, lm, 2, sub.mac_key);
+    if (rc == 0)
+        *c = sub;
+    st_crypto_wipe(&sub);
+    return rc;
+}
+
 void st_crypto_wipe(st_crypto *c)
 {
     OPENSSL_cleanse(c, sizeof(*c));

@@ -344,7 +344,7 @@ bool st_log_applying(void);
 uint64_t st_log_apply_seq(void);
 
 /* ------------------------------------------------------------------ */
-/* Level 2. rados_client.c: the log's objects in the pool             */
+/* Level 3. rados_client.c: the log's objects in the pool             */
 /* ------------------------------------------------------------------ */
 
 #define ST_RADOS_FORMAT "1"
@@ -352,6 +352,9 @@ uint64_t st_log_apply_seq(void);
 #define ST_RADOS_RANGE 1024u     /* entries per omap read */
 #define ST_RADOS_NOTIFY_MS 1000u /* a notify waits this long for acks */
 #define ST_RADOS_KEY_LEN 23u     /* "e." + 20 digits + NUL */
+#define ST_RADOS_HEAD_OBJ "vecfs.head"
+
+typedef struct st_rados_seal st_rados_seal; /* rados_seal.c */
 
 typedef struct st_rados {
     rados_t cluster;
@@ -362,21 +365,31 @@ typedef struct st_rados {
      * watch broke (lost true: watch again). */
     void (*wake)(void *ctx, bool lost);
     void *wake_ctx;
+    /* The log's seal (--key-file): NULL for a log that is not sealed. */
+    st_rados_seal *seal;
 } st_rados;
 
 /* The fields of vecfs.head. */
+#define ST_RADOS_SEAL_MAX 128u /* bytes of a seal record kept (rados_seal.c's are 105) */
+
 typedef struct st_rados_head {
     char format[16];
     uint64_t head, trim, ckpt;
+    /* st_rados_head_read only: the `seal` record (seal_len 0: none; one
+     * longer than ST_RADOS_SEAL_MAX is cut, so it reads as damaged). */
+    uint8_t seal[ST_RADOS_SEAL_MAX];
+    size_t seal_len;
 } st_rados_head;
 
 /* Connects and opens the pool and namespace; on failure err holds one
  * line and the result is a negative errno (-ETIMEDOUT, -ENOENT, ...). */
 int st_rados_connect(const st_rados_options *ro, st_rados *r, char *err, size_t errlen);
 void st_rados_disconnect(st_rados *r);
-/* Creates vecfs.head (format, head 0, trim 1, ckpt 0) unless it exists. */
-int st_rados_head_init(st_rados *r);
-/* Reads the head fields: 0, -EPROTO (missing or malformed), -errno. */
+/* Creates vecfs.head (format, head 0, trim 1, ckpt 0, and `seal` = the
+ * seal record of len bytes when seal is not NULL) unless it exists. */
+int st_rados_head_init(st_rados *r, const void *seal, size_t len);
+/* Reads the head fields and the seal record: 0, -EPROTO (missing or
+ * malformed), -errno. */
 int st_rados_head_read(st_rados *r, st_rados_head *h);
 /* Appends entry head + 1 if the head is still `head`: 0, -ECANCELED
  * (another writer appended first; nothing written), -errno. A BLOB entry
@@ -437,6 +450,35 @@ int st_rados_lease(st_rados *r, const char *cookie, unsigned seconds);
 /* Gives the lease up if this cookie holds it (a node stopping cleanly:
  * another takes it at once rather than after it lapses). */
 void st_rados_lease_release(st_rados *r, const char *cookie);
+
+/* ------------------------------------------------------------------ */
+/* Level 2. rados_seal.c: the log and its blobs sealed with the key    */
+/* ------------------------------------------------------------------ */
+
+/* A new log's seal record for opt's key (opt->key set), bound to
+ * namespace ns: 0, -ENOMEM, -EIO. */
+int st_seal_record_new(const st_options *opt, const char *ns, vc_buf *out);
+/* Checks len bytes of a log's seal record raw (len 0: the log has none),
+ * for the log of ro's pool and namespace, and sets r->seal when the log is
+ * sealed and opt's key opens its key check. -EKEYREJECTED (a key for a
+ * log that is not sealed, none for one that is, a wrong key), -EIO (a
+ * damaged record), -ENOMEM; opt's errbuf says which. Fuzzed. */
+int st_seal_take(st_rados *r, const void *raw, size_t len, const st_rados_options *ro,
+                 const st_options *opt);
+void st_seal_free(st_rados *r);
+/* Bytes a seal adds to an entry or a blob (0 when the log is not sealed). */
+size_t st_seal_overhead(const st_rados *r);
+/* Seals b in place (it grows by st_seal_overhead) as entry seq, or as
+ * blob id; a no-op when the log is not sealed. 0, -ENOMEM, -EIO. */
+int st_seal_entry(const st_rados *r, uint64_t seq, vc_buf *b);
+int st_seal_blob(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], vc_buf *b);
+/* Opens entry seq's len bytes at v: *body is v itself when the log is not
+ * sealed, else the plaintext in scratch. -EBADMSG (it does not
+ * authenticate as entry seq of this log), -ENOMEM. */
+int st_seal_entry_open(const st_rados *r, uint64_t seq, const void *v, size_t len, vc_buf *scratch,
+                       const void **body, size_t *blen);
+/* Opens blob id's *len bytes at p in place; *len = the plaintext's. */
+int st_seal_blob_open(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], void *p, size_t *len);
 
 /* ------------------------------------------------------------------ */
 /* Level 3. rados_blob.c: entries too large for the log, as objects   */
@@ -553,6 +595,10 @@ int st_kdf_new(st_kdf *kdf, bool passphrase);
 /* Derives c from secret under kdf. 0, -EINVAL, -ENOMEM, -EIO. */
 int st_crypto_derive(st_crypto *c, const st_kdf *kdf, const void *secret, size_t len);
 void st_crypto_wipe(st_crypto *c);
+/* Replaces c's keys by keys for one purpose (the RADOS log's seal):
+ * HMAC-SHA-256 of each key over label + "/enc" or "/mac", so that use
+ * never shares a key with the records. 0 or -EIO, -ENOMEM (c unchanged). */
+int st_crypto_subkeys(st_crypto *c, const char *label);
 
 /* Bytes an envelope adds to a body. */
 size_t st_env_overhead(const st_crypto *c);

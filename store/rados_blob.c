@@ -10,7 +10,9 @@
  *   1. A blob's bytes never change once written: its id is 16 random
  *      bytes, and nothing rewrites an object of an id that an entry names.
  *   2. A read returns the entry's bytes only if their length and CRC-32C
- *      are the ones the BLOB entry carries (-EBADMSG otherwise).
+ *      are the ones the BLOB entry carries (-EBADMSG otherwise). In a
+ *      sealed log (rados_seal.c) the objects hold the sealed entry: the
+ *      length is the sealed one, the CRC-32C the entry's once opened.
  *   3. At most BLOB_INFLIGHT pieces are in flight at once (each holds a
  *      piece of the payload in the messenger).
  */
@@ -92,10 +94,13 @@ int st_blob_get(st_rados *r, const st_log_op *ref, vc_buf *out)
     if (rc)
         return rc;
     rc = pieces_io(r, ref->blob_id, (uint8_t *)out->p, ref->blob_len, false);
-    if (rc == 0 && vc_crc32c(0, out->p, (size_t)ref->blob_len) != ref->blob_crc)
+    size_t len = (size_t)ref->blob_len;
+    if (rc == 0)
+        rc = st_seal_blob_open(r, ref->blob_id, out->p, &len);
+    if (rc == 0 && vc_crc32c(0, out->p, len) != ref->blob_crc)
         rc = -EBADMSG;
     if (rc == 0)
-        vc_buf_setlen(out, (size_t)ref->blob_len);
+        vc_buf_setlen(out, len);
     return rc;
 }
 

@@ -4,7 +4,8 @@
  * from trim to head (and the blob of each BLOB entry), and reports each
  * one that is missing, out of place, does not decode or whose blob is
  * missing or fails its length or CRC-32C; then the newest checkpoint's manifest and pieces
- * (their lengths and CRC-32C). Read-only: it never creates the log.
+ * (their lengths and CRC-32C). Read-only: it never creates the log. A
+ * sealed log needs its key (opt's): every entry and blob must open.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,13 +17,23 @@ typedef struct check_state {
     st_rados *r;
     FILE *report;
     uint64_t entries, ops, bad, blobs;
+    vc_buf opened; /* an entry of a sealed log, opened */
 } check_state;
 
 static int check_entry(void *ctx, uint64_t seq, const void *bytes, size_t len)
 {
     check_state *cs = ctx;
     st_log_entry e;
-    int rc = st_log_entry_decode(bytes, len, &e);
+    int rc = st_seal_entry_open(cs->r, seq, bytes, len, &cs->opened, &bytes, &len);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc) {
+        cs->entries++;
+        cs->bad++;
+        fprintf(cs->report, "entry %" PRIu64 ": does not authenticate (%zu bytes)\n", seq, len);
+        return 0;
+    }
+    rc = st_log_entry_decode(bytes, len, &e);
     if (rc == -ENOMEM)
         return rc;
     cs->entries++;
@@ -79,6 +90,11 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
         st_rados_disconnect(&r);
         return rc;
     }
+    rc = st_seal_take(&r, h.seal, h.seal_len, ro, opt);
+    if (rc) {
+        st_rados_disconnect(&r);
+        return rc;
+    }
     fprintf(report,
             "log: pool %s namespace '%s' format %s head %" PRIu64 " trim %" PRIu64 " ckpt %" PRIu64
             "\n",
@@ -99,6 +115,8 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
     uint64_t ckpt_bad = 0;
     if (rc == 0 && !damaged && h.ckpt > 0)
         rc = check_ckpt(&r, &h, report, &ckpt_bad);
+    bool sealed = r.seal != NULL;
+    vc_buf_release(&cs.opened);
     st_rados_disconnect(&r);
     if (rc) {
         st_errbuf_set(opt, "cannot read the vecfs log in pool '%s': %s", ro->pool, strerror(-rc));
@@ -106,7 +124,7 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
     }
     fprintf(report,
             "entries: %" PRIu64 " read (%" PRIu64 " in blobs), %" PRIu64 " operations, %" PRIu64
-            " damaged\n",
-            cs.entries, cs.blobs, cs.ops, cs.bad);
+            " damaged%s\n",
+            cs.entries, cs.blobs, cs.ops, cs.bad, sealed ? "; sealed with the key" : "");
     return damaged || cs.bad || ckpt_bad ? 1 : 0;
 }

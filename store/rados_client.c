@@ -1,7 +1,8 @@
 /*
  * rados_client.c — the RADOS side of the log (docs/scale-out.md §2):
  * connecting with bounded timeouts, the omap of `vecfs.head` (format,
- * head, trim, ckpt and one `e.<20-digit seq>` key per entry), the guarded
+ * head, trim, ckpt, a sealed log's `seal` record, set when the log is
+ * created, and one `e.<20-digit seq>` key per entry), the guarded
  * append, ranged reads of entries, watch and notify. librados only; it
  * knows nothing of LMDB or of what an entry holds.
  *
@@ -26,7 +27,7 @@
 #include "internal.h"
 #include "le.h"
 
-#define HEAD_OBJ "vecfs.head"
+#define HEAD_OBJ ST_RADOS_HEAD_OBJ
 #define SEQ_DIGITS 20
 
 static void seq_text(uint64_t seq, char out[SEQ_DIGITS + 1])
@@ -87,22 +88,23 @@ void st_rados_disconnect(st_rados *r)
     rados_watch_flush(r->cluster);
     rados_ioctx_destroy(r->io);
     rados_shutdown(r->cluster);
+    st_seal_free(r);
     memset(r, 0, sizeof(*r));
 }
 
-int st_rados_head_init(st_rados *r)
+int st_rados_head_init(st_rados *r, const void *seal, size_t len)
 {
     char zero[SEQ_DIGITS + 1], one[SEQ_DIGITS + 1];
     seq_text(0, zero);
     seq_text(1, one);
-    const char *keys[] = {"format", "head", "trim", "ckpt"};
-    const char *vals[] = {ST_RADOS_FORMAT, zero, one, zero};
-    size_t lens[] = {strlen(ST_RADOS_FORMAT), SEQ_DIGITS, SEQ_DIGITS, SEQ_DIGITS};
+    const char *keys[] = {"format", "head", "trim", "ckpt", "seal"};
+    const char *vals[] = {ST_RADOS_FORMAT, zero, one, zero, seal};
+    size_t lens[] = {strlen(ST_RADOS_FORMAT), SEQ_DIGITS, SEQ_DIGITS, SEQ_DIGITS, len};
     rados_write_op_t op = rados_create_write_op();
     if (!op)
         return -ENOMEM;
     rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
-    rados_write_op_omap_set(op, keys, vals, lens, 4);
+    rados_write_op_omap_set(op, keys, vals, lens, seal ? 5 : 4);
     int rc = rados_write_op_operate2(op, r->io, HEAD_OBJ, NULL, 0);
     rados_release_write_op(op);
     return rc == -EEXIST ? 0 : rc;
@@ -153,13 +155,17 @@ static int head_parse(rados_omap_iter_t it, st_rados_head *h)
         } else if (kl == 4 && memcmp(k, "ckpt", 4) == 0) {
             rc = seq_parse(v, vl, &h->ckpt);
             seen |= 8;
+        } else if (kl == 4 && memcmp(k, "seal", 4) == 0) {
+            h->seal_len = vl < sizeof(h->seal) ? vl : sizeof(h->seal);
+            memcpy(h->seal, v, h->seal_len);
         }
     }
     return rc == 0 && seen != 15 ? -EPROTO : rc;
 }
 
-static const char *const head_keys[] = {"format", "head", "trim", "ckpt"};
-static const size_t head_klens[] = {6, 4, 4, 4};
+/* The head fields; st_rados_head_read reads the optional "seal" too. */
+static const char *const head_keys[] = {"format", "head", "trim", "ckpt", "seal"};
+static const size_t head_klens[] = {6, 4, 4, 4, 4};
 
 int st_rados_head_read(st_rados *r, st_rados_head *h)
 {
@@ -168,7 +174,7 @@ int st_rados_head_read(st_rados *r, st_rados_head *h)
         return -ENOMEM;
     rados_omap_iter_t it = NULL;
     int prval = 0;
-    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 4, head_klens, &it, &prval);
+    rados_read_op_omap_get_vals_by_keys2(op, head_keys, 5, head_klens, &it, &prval);
     int rc = rados_read_op_operate(op, r->io, HEAD_OBJ, 0);
     if (rc == 0)
         rc = prval;
@@ -491,7 +497,20 @@ int st_rados_notify(st_rados *r)
     return rc;
 }
 
-/* Connects and reads (or creates) the log head; errbuf says why not. */
+/* Creates the log, sealed when opt has a key (unless another node just
+ * did). */
+static int log_create(st_rados *r, const st_rados_options *ro, const st_options *opt)
+{
+    vc_buf seal = VC_BUF_INIT;
+    int rc = opt && opt->key ? st_seal_record_new(opt, ro->ns, &seal) : 0;
+    if (rc == 0)
+        rc = st_rados_head_init(r, seal.len ? seal.p : NULL, seal.len);
+    vc_buf_release(&seal);
+    return rc;
+}
+
+/* Connects and reads (or creates) the log head and takes its seal;
+ * errbuf says why not. */
 int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rados *r,
                       st_rados_head *h)
 {
@@ -501,9 +520,19 @@ int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rado
         st_errbuf_set(opt, "%s", err);
         return rc;
     }
-    rc = st_rados_head_init(r);
-    if (rc == 0)
-        rc = st_rados_head_read(r, h);
+    memset(h, 0, sizeof(*h));
+    rc = st_rados_head_read(r, h);
+    if (rc == -ENOENT && opt && opt->read_only) {
+        st_errbuf_set(opt, "no vecfs log in pool '%s': a --read-only node does not create one",
+                      ro->pool);
+        st_rados_disconnect(r);
+        return rc;
+    }
+    if (rc == -ENOENT) {
+        rc = log_create(r, ro, opt);
+        if (rc == 0)
+            rc = st_rados_head_read(r, h);
+    }
     if (rc == 0 && strcmp(h->format, ST_RADOS_FORMAT) != 0)
         rc = -EPROTO;
     if (rc) {
@@ -511,6 +540,10 @@ int st_rados_log_open(const st_rados_options *ro, const st_options *opt, st_rado
             opt, "cannot use the vecfs log in pool '%s': %s (format '%s', this build writes %s)",
             ro->pool, strerror(-rc), h->format, ST_RADOS_FORMAT);
         st_rados_disconnect(r);
+        return rc;
     }
+    rc = st_seal_take(r, h->seal, h->seal_len, ro, opt);
+    if (rc)
+        st_rados_disconnect(r);
     return rc;
 }

@@ -57,11 +57,13 @@ typedef struct st_node {
     st_rados r;
     uint64_t id;     /* random, names the writer in its entries */
     unsigned race_s; /* how long a write may keep losing races */
+    bool read_only;  /* --read-only: follows and serves, never appends */
 
     pthread_mutex_t mu; /* the right to apply; writers hold it to the append */
     uint64_t applied;   /* protected by mu */
     uint64_t ckpt_seen; /* protected by mu: the published checkpoint at the last catch-up */
     vc_buf enc;         /* protected by mu: the entry being appended */
+    vc_buf opened;      /* protected by mu: an entry of a sealed log, opened */
     /* protected by mu: an entry too large for the log goes to a blob
      * (rados_blob.c); ref_enc is the BLOB entry naming it, staged says its
      * objects are written and not yet named by an appended entry. */
@@ -170,7 +172,13 @@ static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
 {
     st_node *n = ctx;
     st_log_entry e;
-    int rc = st_log_entry_decode(bytes, len, &e);
+    int rc = st_seal_entry_open(&n->r, seq, bytes, len, &n->opened, &bytes, &len);
+    if (rc) {
+        st_health_set(n->st, "rados: log entry %" PRIu64 " does not authenticate: %s", seq,
+                      strerror(-rc));
+        return rc;
+    }
+    rc = st_log_entry_decode(bytes, len, &e);
     if (rc) {
         st_health_set(n->st, "rados: log entry %" PRIu64 " does not decode: %s", seq,
                       strerror(-rc));
@@ -343,21 +351,25 @@ static void unstage(st_node *n)
 /* What to append for the entry in n->enc (n->mu held): itself, or when it
  * is over ST_LOG_INLINE_MAX a BLOB entry naming a blob of it (*blob set),
  * written first unless the blob of the last try holds the same bytes. */
-static int stage(st_node *n, const st_log_entry *e, const vc_buf **wire,
-                 const st_rados_blob_ref **blob)
+static int stage(st_node *n, const st_log_entry *e, vc_buf **wire, const st_rados_blob_ref **blob)
 {
     *wire = &n->enc;
     *blob = NULL;
     if (n->enc.len <= ST_LOG_INLINE_MAX)
         return 0;
-    if (n->enc.len > ST_LOG_BLOB_MAX)
+    /* The blob's length is the stored one: sealed, the entry's plus the
+     * seal's overhead. */
+    size_t stored = n->enc.len + st_seal_overhead(&n->r);
+    if (stored > ST_LOG_BLOB_MAX)
         return -EFBIG;
     uint32_t crc = vc_crc32c(0, n->enc.p, n->enc.len);
     int rc = 0;
-    if (!n->staged || n->staged_ref.len != n->enc.len || n->staged_crc != crc) {
+    if (!n->staged || n->staged_ref.len != stored || n->staged_crc != crc) {
         unstage(n);
         rc = st_random(n->staged_ref.id, ST_LOG_BLOB_ID);
-        n->staged_ref.len = n->enc.len;
+        if (rc == 0)
+            rc = st_seal_blob(&n->r, n->staged_ref.id, &n->enc); /* in place */
+        n->staged_ref.len = stored;
         n->staged_crc = crc;
         n->staged = rc == 0;
         if (rc == 0)
@@ -365,7 +377,7 @@ static int stage(st_node *n, const st_log_entry *e, const vc_buf **wire,
         if (rc)
             return rc;
     }
-    st_log_op ref = {.kind = ST_LOG_BLOB, .blob_len = n->enc.len, .blob_crc = crc};
+    st_log_op ref = {.kind = ST_LOG_BLOB, .blob_len = stored, .blob_crc = crc};
     memcpy(ref.blob_id, n->staged_ref.id, ST_LOG_BLOB_ID);
     st_log_entry re = {.node = e->node, .written = e->written, .nops = 1, .ops = &ref};
     rc = st_log_entry_encode(&re, &n->ref_enc);
@@ -377,6 +389,8 @@ static int stage(st_node *n, const st_log_entry *e, const vc_buf **wire,
 static int node_write(void *ctx, const st_log_op *op)
 {
     st_node *n = ctx;
+    if (n->read_only)
+        return -EROFS; /* the filesystem refuses first; nothing gets here */
     st_log_entry e = {.node = n->id, .nops = 1};
     st_log_op checked;
     e.ops = &checked;
@@ -395,11 +409,13 @@ static int node_write(void *ctx, const st_log_op *op)
         rc = cause ? -EIO : check(n->st, op, &checked);
         if (rc)
             break;
-        const vc_buf *wire;
+        vc_buf *wire;
         const st_rados_blob_ref *blob;
         rc = st_log_entry_encode(&e, &n->enc);
         if (rc == 0)
             rc = stage(n, &e, &wire, &blob);
+        if (rc == 0)
+            rc = st_seal_entry(&n->r, head + 1, wire); /* in place: encoded again next try */
         if (rc)
             break;
         rc = st_rados_append(&n->r, head, wire->p, wire->len, blob);
@@ -473,7 +489,7 @@ static void ckpt_maybe(st_node *n)
     pthread_mutex_unlock(&n->mu);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (applied <= ckpt) {
+    if (applied <= ckpt || n->read_only) {
         n->uncovered_since.tv_sec = 0;
         return;
     }
@@ -541,9 +557,11 @@ static void node_stop(void *ctx)
         pthread_join(n->follower, NULL);
     }
     n->st->log_hooks = NULL;
-    st_rados_lease_release(&n->r, n->cookie);
+    if (!n->read_only)
+        st_rados_lease_release(&n->r, n->cookie);
     st_rados_disconnect(&n->r);
     vc_buf_release(&n->enc);
+    vc_buf_release(&n->opened);
     vc_buf_release(&n->ref_enc);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
@@ -607,16 +625,6 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
                   st_store **out)
 {
     *out = NULL;
-    if (opt && opt->key) {
-        /* Entries would reach the pool unsealed (scale-out.md §3). */
-        st_errbuf_set(opt, "--key-file is not supported in the RADOS mode yet");
-        return -EINVAL;
-    }
-    if (opt && opt->read_only) {
-        /* A read-only local store could not apply the log either. */
-        st_errbuf_set(opt, "--read-only is not supported in the RADOS mode yet");
-        return -EINVAL;
-    }
     st_node *n = vc_calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;
@@ -643,6 +651,10 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     else
         st_options_default(&local);
     local.sync_mode = ST_SYNC_FAST;
+    /* A read-only node still applies the log to its cache: it refuses its
+     * callers' writes instead (node_write; the filesystem first). */
+    n->read_only = local.read_only;
+    local.read_only = false;
     char note[1024] = "";
     if (rc == 0)
         rc = local_open(n, cachedir, &local, &h, note, sizeof(note));
