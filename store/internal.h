@@ -486,6 +486,39 @@ int st_ckpt_verify(st_rados *r, uint64_t seq, FILE *report, uint64_t *bad);
 int st_ckpt_remove(st_rados *r, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
+/* Level 1. rados_cache_id.c: whose cache a CACHEDIR is               */
+/* ------------------------------------------------------------------ */
+
+#define ST_CACHE_ID_FILE "rados.id"
+#define ST_CACHE_ID_MAX 2048u /* bytes of the file, at most */
+
+/* A cache's identity (the log it was fed from) and its last open. */
+typedef struct st_cache_id {
+    char ident[1024]; /* the fsid, pool, namespace and format lines */
+    size_t ident_len;
+    char boot[64]; /* the kernel's boot id at the last open */
+    bool closed;   /* closed cleanly (synced) after that open */
+} st_cache_id;
+
+/* Parses the text of CACHEDIR/rados.id (layout: rados_cache_id.c): 0 or
+ * -EBADMSG (malformed, or the CRC-32C fails). Fuzzed. */
+int st_cache_id_parse(const char *text, size_t len, st_cache_id *out);
+/* Writes id as that text into buf: 0, -ENAMETOOLONG (cap too small). */
+int st_cache_id_format(const st_cache_id *id, char *buf, size_t cap, size_t *len);
+/* The identity of the log r reaches (format as read from vecfs.head) and
+ * this boot: 0, -EINVAL (a pool or namespace name with a newline),
+ * -errno (the fsid or /proc's boot id unreadable). */
+int st_cache_id_of(st_rados *r, const st_rados_options *ro, const char *format, st_cache_id *out);
+/* Whether the cache in dir may be used under identity now: 0 yes (also
+ * when it holds no data.mdb), 1 no, with why set to the reason (its file
+ * missing or damaged, another log, or another boot without a clean
+ * close). */
+int st_cache_id_judge(const char *dir, const st_cache_id *now, char *why, size_t whylen);
+/* Replaces dir's identity file with id and the flag closed, durably: 0,
+ * -errno. */
+int st_cache_id_write(const char *dir, const st_cache_id *id, bool closed);
+
+/* ------------------------------------------------------------------ */
 /* Level 7. rados_ckpt_node.c: a node writes and fetches checkpoints  */
 /* ------------------------------------------------------------------ */
 
@@ -900,6 +933,9 @@ struct st_store {
     /* RADOS mode (log_route.c, rados_node.c): NULL in the embedded mode. */
     const struct st_log_hooks *log_hooks;
     void *log_ctx;
+    /* RADOS mode: the cache's identity, written with `closed` once
+     * st_store_close's last sync succeeded (rados_cache_id.c). */
+    struct st_cache_id *cache_id;
 };
 
 /* ------------------------------------------------------------------ */

@@ -594,6 +594,25 @@ static int local_open(st_node *n, const char *cachedir, const st_options *local,
     return rc;
 }
 
+/* Discards the cache in cachedir unless it is this log's and was not
+ * torn (scale-out.md §7; `dropped` says why it was), then marks it open
+ * under this boot before anything writes to it. */
+static int cache_admit(st_node *n, const char *cachedir, const st_rados_options *ro,
+                       const st_rados_head *h, st_cache_id *id, char *dropped, size_t droplen)
+{
+    int rc = st_cache_id_of(&n->r, ro, h->format, id);
+    if (rc)
+        return rc;
+    char why[512];
+    if (st_cache_id_judge(cachedir, id, why, sizeof(why))) {
+        st_ckpt_local_remove(cachedir);
+        snprintf(dropped, droplen,
+                 "rados: discarded the cache in %s: %s; joining from the checkpoint", cachedir,
+                 why);
+    }
+    return st_cache_id_write(cachedir, id, false);
+}
+
 int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_options *ro,
                   st_store **out)
 {
@@ -634,7 +653,14 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     else
         st_options_default(&local);
     local.sync_mode = ST_SYNC_FAST;
-    char note[1024] = "";
+    char note[1024] = "", dropped[1024] = "";
+    st_cache_id *id = vc_calloc(1, sizeof(*id));
+    if (rc == 0) {
+        rc = id ? cache_admit(n, cachedir, ro, &h, id, dropped, sizeof(dropped)) : -ENOMEM;
+        if (rc)
+            st_errbuf_set(opt, "cannot record the identity of the cache %s: %s", cachedir,
+                          strerror(-rc));
+    }
     if (rc == 0)
         rc = local_open(n, cachedir, &local, &h, note, sizeof(note));
     if (rc == 0 && n->applied > h.head) {
@@ -649,9 +675,13 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
         n->st = NULL;
         st_store_close(st);
         st_rados_disconnect(&n->r);
+        free(id);
         free(n);
         return rc;
     }
+    n->st->cache_id = id; /* closed cleanly by st_store_close's last sync */
+    if (dropped[0])
+        st_log(n->st, ST_LOG_WARN, "%s", dropped);
     if (note[0])
         st_log(n->st, ST_LOG_INFO, "%s", note);
     n->st->log_hooks = &node_hooks;
