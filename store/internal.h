@@ -388,8 +388,9 @@ typedef struct st_rados_blob_ref {
 } st_rados_blob_ref;
 int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
                     const st_rados_blob_ref *blob);
-/* Calls fn for each recorded blob of an entry below seq `below` (at most
- * ST_RADOS_RANGE of them, lowest seq first); fn's non-zero stops. */
+/* Calls fn for each recorded blob of an entry below seq `below`, lowest
+ * seq first (read ST_RADOS_RANGE records at a time); fn's non-zero
+ * stops. */
 int st_rados_blob_refs(st_rados *r, uint64_t below,
                        int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx);
 /* Removes the `b.<seq>` record (its objects are gone). */
@@ -443,6 +444,7 @@ void st_rados_lease_release(st_rados *r, const char *cookie);
 /* ------------------------------------------------------------------ */
 
 #define ST_LOG_BLOB_PIECE (4u << 20) /* bytes per blob object, at most */
+#define ST_BLOB_PREFIX "vecfs.blob." /* then 32 hex digits of the id, '.', the piece */
 
 /* Writes len bytes (an encoded entry) as blob id's objects: 0, -errno
  * (some objects may exist then; st_blob_remove takes them away). */
@@ -451,6 +453,9 @@ int st_blob_put(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], const void *p, si
  * (a length or the CRC-32C is not the op's), -ENOENT (removed: the log was
  * trimmed past it), -ENOMEM, -errno. */
 int st_blob_get(st_rados *r, const st_log_op *ref, vc_buf *out);
+/* The blob id of object name oid (`vecfs.blob.<32 hex>.<n>`): 0, or
+ * -EINVAL when oid is not a blob piece's name. */
+int st_blob_oid_parse(const char *oid, uint8_t id[ST_LOG_BLOB_ID]);
 /* Removes blob id's objects (a len-byte blob; absent ones are fine). */
 int st_blob_remove(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], uint64_t len);
 /* If decoded entry e is a BLOB reference, replaces it by the entry its
@@ -458,6 +463,20 @@ int st_blob_remove(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], uint64_t len);
  * no reference), st_blob_get's errors, -EPROTO (the blob's bytes are not
  * an entry, or are a reference again; e is then empty). */
 int st_blob_entry(st_rados *r, st_log_entry *e, vc_buf *scratch);
+
+/* ------------------------------------------------------------------ */
+/* Level 4. rados_orphans.c: blob objects that no entry names          */
+/* ------------------------------------------------------------------ */
+
+/* Called for each blob object (its name and mtime) whose id no `b.<seq>`
+ * record of vecfs.head names; non-zero stops the walk. */
+typedef int (*st_orphan_fn)(void *ctx, const char *oid, time_t mtime);
+/* Walks the namespace's orphan blob objects: 0, fn's error, -ENOMEM,
+ * -errno (the records or the listing unreadable). */
+int st_orphans_walk(st_rados *r, st_orphan_fn fn, void *ctx);
+/* Removes the orphan blob objects older than age_s seconds (an upload in
+ * flight is younger): *removed = how many. 0, -errno. */
+int st_orphans_sweep(st_rados *r, unsigned age_s, uint64_t *removed);
 
 /* ------------------------------------------------------------------ */
 /* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */
@@ -486,7 +505,20 @@ int st_ckpt_verify(st_rados *r, uint64_t seq, FILE *report, uint64_t *bad);
 int st_ckpt_remove(st_rados *r, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
-/* Level 1. rados_cache_id.c: whose cache a CACHEDIR is               */
+/* Level 11. rados_resync.c: a running node reloads a checkpoint      */
+/* ------------------------------------------------------------------ */
+
+/* Makes the running store local the newest usable checkpoint's state
+ * (downloaded into local's dir/resync, removed after) through the
+ * store's own writes, each committing the node's old `applied` seq, and
+ * then records the checkpoint's seq (*seq) as applied. The caller holds
+ * the node's apply lock. 0, -ENOENT (no checkpoint), st_ckpt_fetch's and
+ * the store's errors (the store is then part way, still behind the trim:
+ * a retry or a restart reloads it). */
+int st_resync(st_store *local, st_rados *r, uint64_t applied, uint64_t *seq);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. rados_cache_id.c: whose cache a CACHEDIR is               */
 /* ------------------------------------------------------------------ */
 
 #define ST_CACHE_ID_FILE "rados.id"
@@ -528,6 +560,7 @@ typedef struct st_ckpt_take_args {
     uint64_t keep;           /* entries kept below a checkpoint */
     const char *cookie;      /* this node's name on the lease */
     unsigned lease_s;
+    unsigned orphan_age_s; /* orphan blobs older than this are removed after */
 } st_ckpt_take_args;
 /* Writes, publishes and prunes one checkpoint of st at the node's applied
  * seq if this node holds (or takes) the lease: 0, -EBUSY (another node
@@ -1624,7 +1657,7 @@ int st_rebuild_start(st_store *st);
 void st_rebuild_stop(st_store *st);
 
 /* ------------------------------------------------------------------ */
-/* Level 4. rados_check.c: st_rados_check (store.h)                   */
+/* Level 5. rados_check.c: st_rados_check (store.h)                   */
 /* Level 12. rados_node.c: a RADOS node, st_rados_open (store.h)      */
 /* ------------------------------------------------------------------ */
 /* Both only define store.h's functions: a node plugs st_log_hooks into

@@ -79,7 +79,7 @@ typedef struct st_node {
     /* Checkpoints (the follower thread's): the policy, this node's name
      * on the lease, since when entries are not covered, when to try the
      * lease again. */
-    unsigned ckpt_entries, ckpt_minutes, lease_s;
+    unsigned ckpt_entries, ckpt_minutes, lease_s, orphan_age_s;
     char cookie[17];
     struct timespec uncovered_since, ckpt_retry_at;
 } st_node;
@@ -194,8 +194,16 @@ static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
 static int catch_up(st_node *n, uint64_t *head_out)
 {
     st_rados_head h;
-    /* -ESTALE: trimmed past us; joining from a checkpoint is not done. */
     int rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
+    if (rc == -ESTALE) {
+        /* Trimmed past us: become the newest checkpoint, then follow. */
+        uint64_t seq;
+        rc = st_resync(n->st, &n->r, n->applied, &seq);
+        if (rc == 0) {
+            n->applied = seq;
+            rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
+        }
+    }
     if (rc) {
         st_health_set(n->st, "rados: cannot follow the log: %s", strerror(-rc));
         return rc;
@@ -478,7 +486,8 @@ static void ckpt_maybe(st_node *n)
                            .applied = &n->applied,
                            .keep = n->ckpt_entries,
                            .cookie = n->cookie,
-                           .lease_s = n->lease_s};
+                           .lease_s = n->lease_s,
+                           .orphan_age_s = n->orphan_age_s};
     int rc = st_ckpt_take(n->st, &n->r, &a);
     if (rc && rc != -EBUSY && rc != -ECANCELED)
         st_log(n->st, ST_LOG_WARN, "rados: cannot write checkpoint %" PRIu64 ": %s", applied,
@@ -645,6 +654,7 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     n->ckpt_entries = ro->ckpt_entries ? ro->ckpt_entries : ST_RADOS_CKPT_ENTRIES_DEFAULT;
     n->ckpt_minutes = ro->ckpt_minutes ? ro->ckpt_minutes : ST_RADOS_CKPT_MINUTES_DEFAULT;
     n->lease_s = ro->ckpt_lease_s ? ro->ckpt_lease_s : ST_RADOS_CKPT_LEASE_DEFAULT;
+    n->orphan_age_s = ro->orphan_age_s ? ro->orphan_age_s : ST_RADOS_ORPHAN_AGE_DEFAULT;
     /* The pool holds the durable copy: local commits need not wait for
      * the disk (docs/scale-out.md §7). */
     st_options local;
