@@ -18,8 +18,10 @@ Usage: tests/integration/rados_cache.py PATH/TO/vecfs PATH/TO/scripts/ceph-clust
     until the trim passes B's place; after SIGCONT, B reloads the newest
     checkpoint while running (its log says so), has A's tree, and follows
     the log again.
-  * orphans: blob objects that no entry names (written with the rados CLI
-    as a killed writer leaves them) are a warning of `vecfs check
+  * orphans: blob objects that no entry names (left by a node that the
+    test hook VECFS_TEST_KILL_AFTER_BLOB kills between its upload and its
+    append, in -Dtest_hooks builds; written with the rados CLI as such a
+    writer leaves them otherwise) are a warning of `vecfs check
     --rados-*`, not damage; the checkpoint writer removes those older than
     --rados-orphan-age and leaves a younger one and the blob of a real
     large import (named by its entry) alone.
@@ -207,16 +209,51 @@ def behind_trim_reloads(ctx):
           % (applied, n[0] * 10, took, [l for l in log.splitlines() if "reloaded" in l][0][-90:]))
 
 
+def killed_writer_orphan():
+    """With the test hook, a node killed between its blob upload and its
+    append: its blob objects (the real path). Without, objects written as
+    that leaves them."""
+    with open(R.VECFS, "rb") as f:
+        hook = b"VECFS_TEST_KILL_AFTER_BLOB" in f.read()
+    if not hook:
+        old = ["vecfs.blob.%s.%d" % ("ab" * 16, i) for i in range(2)]
+        for oid in old:
+            R.rados_cli("put", oid, "-", data=os.urandom(1000))
+        return old, "written with the rados CLI (no test hook in this build)"
+    objs0, refs0 = set(R.blob_objects()), R.blob_refs()
+    k = node("k")
+    os.environ["VECFS_TEST_KILL_AFTER_BLOB"] = "1"
+    try:
+        k.start()
+    finally:
+        del os.environ["VECFS_TEST_KILL_AFTER_BLOB"]
+    try:
+        os.makedirs(os.path.join(k.mnt, "kill"), exist_ok=True)
+        write_file(os.path.join(k.mnt, "kill", ".config"), R.BIG_CONFIG)
+        rows = R.big_rows(4)[:ROWS]
+        try:
+            write_file(os.path.join(k.mnt, "kill", ".import", "base.fvecs"),
+                       R.fvecs(rows, R.BIG_DIM))
+        except OSError:
+            pass
+        k.proc.wait(timeout=60)
+        eq(k.proc.returncode, -signal.SIGKILL, "the writer killed itself after its upload")
+    finally:
+        k.stop()
+    old = sorted(set(R.blob_objects()) - objs0)
+    check(old and R.blob_refs() == refs0, "blob objects %r and no new b. record" % old)
+    return old, "left by a writer killed between upload and append"
+
+
 def orphans_swept(ctx):
     a, b = ctx["a"], ctx["b"]
     objs0 = set(R.blob_objects())
-    old = ["vecfs.blob.%s.%d" % ("ab" * 16, i) for i in range(2)]
-    for oid in old:
-        R.rados_cli("put", oid, "-", data=os.urandom(1000))
+    old, how = killed_writer_orphan()
     rc, out, _ = R.rados_check()
     eq(rc, 0, "check with orphans exits 0: " + out)
     check(" 0 damaged" in out and "warning: blob object %s is named by no entry" % old[0] in out
-          and "2 orphan blob objects" in out, "check reports the orphans as a warning: " + out)
+          and "%d orphan blob objects" % len(old) in out,
+          "check reports the orphans as a warning: " + out)
     # A real large entry: its blob is named by its entry, never an orphan.
     os.mkdir(os.path.join(a.mnt, "big"))
     write_file(os.path.join(a.mnt, "big", ".config"), R.BIG_CONFIG)
@@ -245,9 +282,9 @@ def orphans_swept(ctx):
     R.fsync_dir(os.path.join(b.mnt, "big"))
     eq(len(os.listdir(os.path.join(b.mnt, "big"))) - 1, ROWS + n[0], "rows on B")
     logs = R.log_of(a) + R.log_of(b)
-    check("removed 2 orphan blob objects" in logs, "the holder logs the sweep")
-    print("  2 old orphans removed %.1f s into writing; the young one and %d named objects stay"
-          % (time.monotonic() - t0, len(named)))
+    check("removed %d orphan blob objects" % len(old) in logs, "the holder logs the sweep")
+    print("  %d old orphan objects (%s) removed %.1f s into writing; the young one and %d named "
+          "objects stay" % (len(old), how, time.monotonic() - t0, len(named)))
 
 
 def check_clean(ctx):
