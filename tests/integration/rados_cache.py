@@ -7,7 +7,8 @@ Usage: tests/integration/rados_cache.py PATH/TO/vecfs PATH/TO/scripts/ceph-clust
 
   * identity: node A's cache of the default namespace, remounted on
     namespace "other" (written by node X), is discarded (one log line) and
-    serves only the other namespace's tree; checks clean.
+    serves only the other namespace's tree; then on a second pool "p2"
+    (created by the test), the same; checks clean.
   * boot id: A killed -9 (no clean close) restarts on its cache and keeps
     it; killed again, with the boot id in CACHEDIR/rados.id changed to
     another (what a reboot looks like: the test edits the file and
@@ -94,6 +95,17 @@ def fill(m, coll, n, tag):
 # ---------------------------------------------------------------------------
 
 
+def other_pool(name):
+    """Creates pool `name` (8 PGs, size 2) and waits until it takes a write."""
+    admin = os.path.join(os.path.dirname(R.CLUSTER_SH), "ceph-admin.py")
+    r = subprocess.run(["/usr/bin/python3", admin, R.CONF, "60", "pool", name, "8", "2"],
+                       capture_output=True, timeout=90)
+    eq(r.returncode, 0, "creating pool %s: %s" % (name, r.stderr.decode(errors="replace")))
+    R.wait_for(lambda: subprocess.run(["rados", "-c", R.CONF, "-p", name, "put", "probe",
+                                       "/dev/null"], capture_output=True, timeout=30).returncode == 0,
+               "pool %s takes a write" % name, bound=60)
+
+
 def identity_other_namespace(ctx):
     a = ctx["a"]
     fill(a, "mine", 5, "v")
@@ -116,13 +128,26 @@ def identity_other_namespace(ctx):
     finally:
         eq(x.stop(), 0, "X stopped")
     check_cache(a.datadir)
+    # The same cache on another pool of the cluster: discarded too.
+    other_pool("p2")
+    before = len(R.log_of(a))
+    a3 = run.Mount(R.VECFS, a.datadir, a.mnt, R.TMP, opts=["--rados-conf", R.CONF,
+                                                            "--rados-pool", "p2"])
+    a3.start()
+    try:
+        fill(a3, "inp2", 2, "p")
+        eq(sorted(os.listdir(a3.mnt)), ["inp2"], "A's cache on pool p2 serves p2's tree only")
+        check("discarded the cache" in R.log_of(a)[before:], "on p2: %s" % a3.tail_log())
+    finally:
+        eq(a3.stop(), 0, "A on p2 stopped")
+    check_cache(a.datadir)
     # Back on its own namespace the cache (now the other namespace's) is
     # discarded again and A has its own tree back.
     a.start()
     R.fsync_dir(a.mnt)
     check("theirs" not in os.listdir(a.mnt) and len(os.listdir(os.path.join(a.mnt, "mine"))) == 6,
           "A back on its namespace: %r" % os.listdir(a.mnt))
-    print("  cache of the default namespace discarded on 'other' and back")
+    print("  cache of the default namespace discarded on 'other', on pool p2 and back")
 
 
 def boot_id_torn_cache(ctx):
