@@ -72,6 +72,8 @@ static void usage(FILE *f)
         "  --rados-ckpt-entries N  RADOS mode: a checkpoint every N entries (default 50000)\n"
         "  --rados-ckpt-minutes M  RADOS mode: or M minutes after an uncovered entry (default 10)\n"
         "  --rados-ckpt-lease S    RADOS mode: the checkpoint writer's lease (default 30)\n"
+        "  --rados-orphan-age S    RADOS mode: remove blobs no entry names after S s (default "
+        "3600)\n"
         "  --help, --version\n");
 }
 

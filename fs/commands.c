@@ -67,16 +67,17 @@ static int rados_number(const char *name, const char *text, long max, unsigned *
 
 int fsd_rados_take(int *argc, char **argv, st_rados_options *ro, char *msg, size_t msglen)
 {
-    enum { NAMES = 8, TEXTS = 4 };
+    enum { NAMES = 9, TEXTS = 4 };
     static const char *const names[NAMES] = {
-        "--rados-conf",    "--rados-pool",         "--rados-namespace",    "--rados-id",
-        "--rados-timeout", "--rados-ckpt-entries", "--rados-ckpt-minutes", "--rados-ckpt-lease"};
-    static const long max[NAMES - TEXTS] = {3600, 100000000, 10080, 3600};
+        "--rados-conf",         "--rados-pool",       "--rados-namespace",
+        "--rados-id",           "--rados-timeout",    "--rados-ckpt-entries",
+        "--rados-ckpt-minutes", "--rados-ckpt-lease", "--rados-orphan-age"};
+    static const long max[NAMES - TEXTS] = {3600, 100000000, 10080, 3600, 604800};
     const char *numbers[NAMES - TEXTS] = {NULL};
     unsigned *targets[NAMES - TEXTS] = {&ro->timeout_s, &ro->ckpt_entries, &ro->ckpt_minutes,
-                                        &ro->ckpt_lease_s};
-    const char **fields[NAMES] = {&ro->conf,   &ro->pool,   &ro->ns,     &ro->id,
-                                  &numbers[0], &numbers[1], &numbers[2], &numbers[3]};
+                                        &ro->ckpt_lease_s, &ro->orphan_age_s};
+    const char **fields[NAMES] = {&ro->conf,   &ro->pool,   &ro->ns,     &ro->id,    &numbers[0],
+                                  &numbers[1], &numbers[2], &numbers[3], &numbers[4]};
     int out = 0;
     for (int i = 0; i < *argc; i++) {
         size_t k = 0;

@@ -401,8 +401,9 @@ typedef struct st_rados_blob_ref {
 } st_rados_blob_ref;
 int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
                     const st_rados_blob_ref *blob);
-/* Calls fn for each recorded blob of an entry below seq `below` (at most
- * ST_RADOS_RANGE of them, lowest seq first); fn's non-zero stops. */
+/* Calls fn for each recorded blob of an entry below seq `below`, lowest
+ * seq first (read ST_RADOS_RANGE records at a time); fn's non-zero
+ * stops. */
 int st_rados_blob_refs(st_rados *r, uint64_t below,
                        int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx);
 /* Removes the `b.<seq>` record (its objects are gone). */
@@ -485,6 +486,7 @@ int st_seal_blob_open(const st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], void 
 /* ------------------------------------------------------------------ */
 
 #define ST_LOG_BLOB_PIECE (4u << 20) /* bytes per blob object, at most */
+#define ST_BLOB_PREFIX "vecfs.blob." /* then 32 hex digits of the id, '.', the piece */
 
 /* Writes len bytes (an encoded entry) as blob id's objects: 0, -errno
  * (some objects may exist then; st_blob_remove takes them away). */
@@ -493,6 +495,9 @@ int st_blob_put(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], const void *p, si
  * (a length or the CRC-32C is not the op's), -ENOENT (removed: the log was
  * trimmed past it), -ENOMEM, -errno. */
 int st_blob_get(st_rados *r, const st_log_op *ref, vc_buf *out);
+/* The blob id of object name oid (`vecfs.blob.<32 hex>.<n>`): 0, or
+ * -EINVAL when oid is not a blob piece's name. */
+int st_blob_oid_parse(const char *oid, uint8_t id[ST_LOG_BLOB_ID]);
 /* Removes blob id's objects (a len-byte blob; absent ones are fine). */
 int st_blob_remove(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], uint64_t len);
 /* If decoded entry e is a BLOB reference, replaces it by the entry its
@@ -500,6 +505,20 @@ int st_blob_remove(st_rados *r, const uint8_t id[ST_LOG_BLOB_ID], uint64_t len);
  * no reference), st_blob_get's errors, -EPROTO (the blob's bytes are not
  * an entry, or are a reference again; e is then empty). */
 int st_blob_entry(st_rados *r, st_log_entry *e, vc_buf *scratch);
+
+/* ------------------------------------------------------------------ */
+/* Level 4. rados_orphans.c: blob objects that no entry names          */
+/* ------------------------------------------------------------------ */
+
+/* Called for each blob object (its name and mtime) whose id no `b.<seq>`
+ * record of vecfs.head names; non-zero stops the walk. */
+typedef int (*st_orphan_fn)(void *ctx, const char *oid, time_t mtime);
+/* Walks the namespace's orphan blob objects: 0, fn's error, -ENOMEM,
+ * -errno (the records or the listing unreadable). */
+int st_orphans_walk(st_rados *r, st_orphan_fn fn, void *ctx);
+/* Removes the orphan blob objects older than age_s seconds (an upload in
+ * flight is younger): *removed = how many. 0, -errno. */
+int st_orphans_sweep(st_rados *r, unsigned age_s, uint64_t *removed);
 
 /* ------------------------------------------------------------------ */
 /* Level 1. rados_ckpt.c: a checkpoint's objects in the pool          */
@@ -528,6 +547,52 @@ int st_ckpt_verify(st_rados *r, uint64_t seq, FILE *report, uint64_t *bad);
 int st_ckpt_remove(st_rados *r, uint64_t seq);
 
 /* ------------------------------------------------------------------ */
+/* Level 11. rados_resync.c: a running node reloads a checkpoint      */
+/* ------------------------------------------------------------------ */
+
+/* Makes the running store local the newest usable checkpoint's state
+ * (downloaded into local's dir/resync, removed after) through the
+ * store's own writes, each committing the node's old `applied` seq, and
+ * then records the checkpoint's seq (*seq) as applied. The caller holds
+ * the node's apply lock. 0, -ENOENT (no checkpoint), st_ckpt_fetch's and
+ * the store's errors (the store is then part way, still behind the trim:
+ * a retry or a restart reloads it). */
+int st_resync(st_store *local, st_rados *r, uint64_t applied, uint64_t *seq);
+
+/* ------------------------------------------------------------------ */
+/* Level 0. rados_cache_id.c: whose cache a CACHEDIR is               */
+/* ------------------------------------------------------------------ */
+
+#define ST_CACHE_ID_FILE "rados.id"
+#define ST_CACHE_ID_MAX 2048u /* bytes of the file, at most */
+
+/* A cache's identity (the log it was fed from) and its last open. */
+typedef struct st_cache_id {
+    char ident[1024]; /* the fsid, pool, namespace and format lines */
+    size_t ident_len;
+    char boot[64]; /* the kernel's boot id at the last open */
+    bool closed;   /* closed cleanly (synced) after that open */
+} st_cache_id;
+
+/* Parses the text of CACHEDIR/rados.id (layout: rados_cache_id.c): 0 or
+ * -EBADMSG (malformed, or the CRC-32C fails). Fuzzed. */
+int st_cache_id_parse(const char *text, size_t len, st_cache_id *out);
+/* Writes id as that text into buf: 0, -ENAMETOOLONG (cap too small). */
+int st_cache_id_format(const st_cache_id *id, char *buf, size_t cap, size_t *len);
+/* The identity of the log r reaches (format as read from vecfs.head) and
+ * this boot: 0, -EINVAL (a pool or namespace name with a newline),
+ * -errno (the fsid or /proc's boot id unreadable). */
+int st_cache_id_of(st_rados *r, const st_rados_options *ro, const char *format, st_cache_id *out);
+/* Whether the cache in dir may be used under identity now: 0 yes (also
+ * when it holds no data.mdb), 1 no, with why set to the reason (its file
+ * missing or damaged, another log, or another boot without a clean
+ * close). */
+int st_cache_id_judge(const char *dir, const st_cache_id *now, char *why, size_t whylen);
+/* Replaces dir's identity file with id and the flag closed, durably: 0,
+ * -errno. */
+int st_cache_id_write(const char *dir, const st_cache_id *id, bool closed);
+
+/* ------------------------------------------------------------------ */
 /* Level 7. rados_ckpt_node.c: a node writes and fetches checkpoints  */
 /* ------------------------------------------------------------------ */
 
@@ -537,6 +602,7 @@ typedef struct st_ckpt_take_args {
     uint64_t keep;           /* entries kept below a checkpoint */
     const char *cookie;      /* this node's name on the lease */
     unsigned lease_s;
+    unsigned orphan_age_s; /* orphan blobs older than this are removed after */
 } st_ckpt_take_args;
 /* Writes, publishes and prunes one checkpoint of st at the node's applied
  * seq if this node holds (or takes) the lease: 0, -EBUSY (another node
@@ -946,6 +1012,9 @@ struct st_store {
     /* RADOS mode (log_route.c, rados_node.c): NULL in the embedded mode. */
     const struct st_log_hooks *log_hooks;
     void *log_ctx;
+    /* RADOS mode: the cache's identity, written with `closed` once
+     * st_store_close's last sync succeeded (rados_cache_id.c). */
+    struct st_cache_id *cache_id;
 };
 
 /* ------------------------------------------------------------------ */
@@ -1634,7 +1703,7 @@ int st_rebuild_start(st_store *st);
 void st_rebuild_stop(st_store *st);
 
 /* ------------------------------------------------------------------ */
-/* Level 4. rados_check.c: st_rados_check (store.h)                   */
+/* Level 5. rados_check.c: st_rados_check (store.h)                   */
 /* Level 12. rados_node.c: a RADOS node, st_rados_open (store.h)      */
 /* ------------------------------------------------------------------ */
 /* Both only define store.h's functions: a node plugs st_log_hooks into

@@ -363,6 +363,11 @@ int st_store_close(st_store *st)
         if (rc && !first)
             first = rc;
     }
+    /* Only a cache synced whole is marked closed (a torn one is thrown
+     * away after a reboot, rados_cache_id.c). */
+    if (st->cache_id && first == 0 && st_cache_id_write(st->dir, st->cache_id, true) != 0)
+        st_log(st, ST_LOG_WARN, "rados: cannot mark the cache %s closed cleanly", st->dir);
+    free(st->cache_id);
     for (size_t i = 0; i < st->ncolls; i++)
         st_coll_free(st->colls[i]);
     for (size_t i = 0; i < st->ngraveyard; i++)

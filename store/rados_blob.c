@@ -31,7 +31,31 @@ static void piece_oid(const uint8_t id[ST_LOG_BLOB_ID], uint64_t n, char *out, s
     char hex[2 * ST_LOG_BLOB_ID + 1];
     for (unsigned i = 0; i < ST_LOG_BLOB_ID; i++)
         snprintf(hex + 2 * i, 3, "%02x", id[i]);
-    snprintf(out, cap, "vecfs.blob.%s.%" PRIu64, hex, n);
+    snprintf(out, cap, ST_BLOB_PREFIX "%s.%" PRIu64, hex, n);
+}
+
+int st_blob_oid_parse(const char *oid, uint8_t id[ST_LOG_BLOB_ID])
+{
+    const char *p = oid + strlen(ST_BLOB_PREFIX);
+    if (strncmp(oid, ST_BLOB_PREFIX, strlen(ST_BLOB_PREFIX)) != 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < 2 * ST_LOG_BLOB_ID; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -EINVAL;
+        if (i % 2 == 0)
+            id[i / 2] = (uint8_t)(d << 4);
+        else
+            id[i / 2] |= (uint8_t)d;
+    }
+    p += 2 * ST_LOG_BLOB_ID;
+    if (*p++ != '.' || *p == '\0')
+        return -EINVAL;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+    return 0;
 }
 
 static uint64_t pieces_of(uint64_t len)

@@ -4,19 +4,23 @@
  * from trim to head (and the blob of each BLOB entry), and reports each
  * one that is missing, out of place, does not decode or whose blob is
  * missing or fails its length or CRC-32C; then the newest checkpoint's manifest and pieces
- * (their lengths and CRC-32C). Read-only: it never creates the log. A
- * sealed log needs its key (opt's): every entry and blob must open.
+ * (their lengths and CRC-32C). Blob objects that no entry names
+ * (rados_orphans.c) are listed as a warning, not damage: a writer killed
+ * between its upload and its append leaves them, and they harm nothing.
+ * Read-only: it never creates the log. A sealed log needs its key (opt's):
+ * every entry and blob must open.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
 typedef struct check_state {
     st_rados *r;
     FILE *report;
-    uint64_t entries, ops, bad, blobs;
+    uint64_t entries, ops, bad, blobs, orphans;
     vc_buf opened; /* an entry of a sealed log, opened */
 } check_state;
 
@@ -55,6 +59,18 @@ static int check_entry(void *ctx, uint64_t seq, const void *bytes, size_t len)
     cs->blobs += blob;
     cs->ops += e.nops;
     st_log_entry_free(&e);
+    return 0;
+}
+
+/* st_orphans_walk's callback: one warning line per orphan object. */
+static int report_orphan(void *ctx, const char *oid, time_t mtime)
+{
+    check_state *cs = ctx;
+    cs->orphans++;
+    fprintf(cs->report,
+            "warning: blob object %s is named by no entry (an orphan, %lld s old; the "
+            "checkpoint writer removes it after --rados-orphan-age)\n",
+            oid, (long long)(time(NULL) - mtime));
     return 0;
 }
 
@@ -115,6 +131,8 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
     uint64_t ckpt_bad = 0;
     if (rc == 0 && !damaged && h.ckpt > 0)
         rc = check_ckpt(&r, &h, report, &ckpt_bad);
+    if (rc == 0 && !damaged)
+        rc = st_orphans_walk(&r, report_orphan, &cs);
     bool sealed = r.seal != NULL;
     vc_buf_release(&cs.opened);
     st_rados_disconnect(&r);
@@ -126,5 +144,7 @@ int st_rados_check(const st_rados_options *ro, const st_options *opt, FILE *repo
             "entries: %" PRIu64 " read (%" PRIu64 " in blobs), %" PRIu64 " operations, %" PRIu64
             " damaged%s\n",
             cs.entries, cs.blobs, cs.ops, cs.bad, sealed ? "; sealed with the key" : "");
+    if (cs.orphans)
+        fprintf(report, "warning: %" PRIu64 " orphan blob objects (not damage)\n", cs.orphans);
     return damaged || cs.bad || ckpt_bad ? 1 : 0;
 }

@@ -10,7 +10,8 @@
  *     copy is at applied = S) snapshots linked + compacted LMDB copy into
  *     CACHEDIR/ckpt.out -> pieces, manifest -> publish (ckpt = S, trim,
  *     entries below trim removed, one operation) -> old ones removed ->
- *     the blobs of the trimmed entries removed
+ *     the blobs of the trimmed entries removed -> orphan blobs older than
+ *     the age bound removed (rados_orphans.c)
  *
  * Invariants
  *   1. Publishing is guarded by vecfs.head's ckpt and trim (rados_client.c),
@@ -136,6 +137,15 @@ int st_ckpt_take(st_store *st, st_rados *r, const st_ckpt_take_args *a)
            bytes);
     ckpt_prune(st, r);
     blobs_trim(st, r);
+    uint64_t orphans = 0;
+    rc = st_orphans_sweep(r, a->orphan_age_s, &orphans);
+    if (rc)
+        st_log(st, ST_LOG_WARN, "rados: cannot remove orphan blob objects: %s", strerror(-rc));
+    else if (orphans)
+        st_log(st, ST_LOG_INFO,
+               "rados: removed %" PRIu64
+               " orphan blob objects (named by no entry, older than %u s)",
+               orphans, a->orphan_age_s);
     return 0;
 }
 

@@ -245,29 +245,40 @@ int st_rados_append(st_rados *r, uint64_t head, const void *entry, size_t len,
 int st_rados_blob_refs(st_rados *r, uint64_t below,
                        int (*fn)(void *ctx, uint64_t seq, const st_rados_blob_ref *ref), void *ctx)
 {
-    omap_range o;
-    int rc = omap_range_read(r, "b.", "b.", &o);
-    rados_omap_iter_t it = o.it;
-    while (rc == 0) {
-        char *k, *v;
-        size_t kl, vl;
-        uint64_t seq;
-        rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
-        if (rc || !k)
-            break;
-        if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) ||
-            vl != ST_LOG_BLOB_ID + 8) {
-            rc = -EPROTO;
-            break;
+    char start[ST_RADOS_KEY_LEN] = "b.";
+    int rc = 0;
+    for (bool more = true; rc == 0 && more;) {
+        omap_range o;
+        rc = omap_range_read(r, start, "b.", &o);
+        rados_omap_iter_t it = o.it;
+        unsigned got = 0;
+        while (rc == 0) {
+            char *k, *v;
+            size_t kl, vl;
+            uint64_t seq;
+            rc = rados_omap_get_next2(it, &k, &v, &kl, &vl);
+            if (rc || !k)
+                break;
+            if (kl != 2 + SEQ_DIGITS || seq_parse(k + 2, SEQ_DIGITS, &seq) ||
+                vl != ST_LOG_BLOB_ID + 8) {
+                rc = -EPROTO;
+                break;
+            }
+            got++;
+            if (seq >= below) {
+                got = 0; /* no more wanted */
+                break;
+            }
+            memcpy(start, k, kl);
+            start[kl] = '\0';
+            st_rados_blob_ref ref;
+            memcpy(ref.id, v, ST_LOG_BLOB_ID);
+            ref.len = vc_le_get64((const uint8_t *)v + ST_LOG_BLOB_ID);
+            rc = fn(ctx, seq, &ref);
         }
-        if (seq >= below)
-            break;
-        st_rados_blob_ref ref;
-        memcpy(ref.id, v, ST_LOG_BLOB_ID);
-        ref.len = vc_le_get64((const uint8_t *)v + ST_LOG_BLOB_ID);
-        rc = fn(ctx, seq, &ref);
+        omap_range_end(&o);
+        more = got == ST_RADOS_RANGE; /* a full range: there may be more after start */
     }
-    omap_range_end(&o);
     return rc;
 }
 

@@ -34,6 +34,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,7 +82,7 @@ typedef struct st_node {
     /* Checkpoints (the follower thread's): the policy, this node's name
      * on the lease, since when entries are not covered, when to try the
      * lease again. */
-    unsigned ckpt_entries, ckpt_minutes, lease_s;
+    unsigned ckpt_entries, ckpt_minutes, lease_s, orphan_age_s;
     char cookie[17];
     struct timespec uncovered_since, ckpt_retry_at;
 } st_node;
@@ -202,8 +203,16 @@ static int apply_bytes(void *ctx, uint64_t seq, const void *bytes, size_t len)
 static int catch_up(st_node *n, uint64_t *head_out)
 {
     st_rados_head h;
-    /* -ESTALE: trimmed past us; joining from a checkpoint is not done. */
     int rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
+    if (rc == -ESTALE) {
+        /* Trimmed past us: become the newest checkpoint, then follow. */
+        uint64_t seq;
+        rc = st_resync(n->st, &n->r, n->applied, &seq);
+        if (rc == 0) {
+            n->applied = seq;
+            rc = st_rados_catch_up(&n->r, n->applied, &h, apply_bytes, n);
+        }
+    }
     if (rc) {
         st_health_set(n->st, "rados: cannot follow the log: %s", strerror(-rc));
         return rc;
@@ -374,6 +383,12 @@ static int stage(st_node *n, const st_log_entry *e, vc_buf **wire, const st_rado
         n->staged = rc == 0;
         if (rc == 0)
             rc = st_blob_put(&n->r, n->staged_ref.id, n->enc.p, n->enc.len);
+#ifdef VECFS_TEST_HOOKS
+        /* A writer killed between its upload and its append: the orphan
+         * blob of tests/integration/rados_cache.py (test builds only). */
+        if (rc == 0 && getenv("VECFS_TEST_KILL_AFTER_BLOB"))
+            raise(SIGKILL);
+#endif
         if (rc)
             return rc;
     }
@@ -503,7 +518,8 @@ static void ckpt_maybe(st_node *n)
                            .applied = &n->applied,
                            .keep = n->ckpt_entries,
                            .cookie = n->cookie,
-                           .lease_s = n->lease_s};
+                           .lease_s = n->lease_s,
+                           .orphan_age_s = n->orphan_age_s};
     int rc = st_ckpt_take(n->st, &n->r, &a);
     if (rc && rc != -EBUSY && rc != -ECANCELED)
         st_log(n->st, ST_LOG_WARN, "rados: cannot write checkpoint %" PRIu64 ": %s", applied,
@@ -621,6 +637,25 @@ static int local_open(st_node *n, const char *cachedir, const st_options *local,
     return rc;
 }
 
+/* Discards the cache in cachedir unless it is this log's and was not
+ * torn (scale-out.md §7; `dropped` says why it was), then marks it open
+ * under this boot before anything writes to it. */
+static int cache_admit(st_node *n, const char *cachedir, const st_rados_options *ro,
+                       const st_rados_head *h, st_cache_id *id, char *dropped, size_t droplen)
+{
+    int rc = st_cache_id_of(&n->r, ro, h->format, id);
+    if (rc)
+        return rc;
+    char why[512];
+    if (st_cache_id_judge(cachedir, id, why, sizeof(why))) {
+        st_ckpt_local_remove(cachedir);
+        snprintf(dropped, droplen,
+                 "rados: discarded the cache in %s: %s; joining from the checkpoint", cachedir,
+                 why);
+    }
+    return st_cache_id_write(cachedir, id, false);
+}
+
 int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_options *ro,
                   st_store **out)
 {
@@ -643,6 +678,7 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
     n->ckpt_entries = ro->ckpt_entries ? ro->ckpt_entries : ST_RADOS_CKPT_ENTRIES_DEFAULT;
     n->ckpt_minutes = ro->ckpt_minutes ? ro->ckpt_minutes : ST_RADOS_CKPT_MINUTES_DEFAULT;
     n->lease_s = ro->ckpt_lease_s ? ro->ckpt_lease_s : ST_RADOS_CKPT_LEASE_DEFAULT;
+    n->orphan_age_s = ro->orphan_age_s ? ro->orphan_age_s : ST_RADOS_ORPHAN_AGE_DEFAULT;
     /* The pool holds the durable copy: local commits need not wait for
      * the disk (docs/scale-out.md §7). */
     st_options local;
@@ -655,7 +691,14 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
      * callers' writes instead (node_write; the filesystem first). */
     n->read_only = local.read_only;
     local.read_only = false;
-    char note[1024] = "";
+    char note[1024] = "", dropped[1024] = "";
+    st_cache_id *id = vc_calloc(1, sizeof(*id));
+    if (rc == 0) {
+        rc = id ? cache_admit(n, cachedir, ro, &h, id, dropped, sizeof(dropped)) : -ENOMEM;
+        if (rc)
+            st_errbuf_set(opt, "cannot record the identity of the cache %s: %s", cachedir,
+                          strerror(-rc));
+    }
     if (rc == 0)
         rc = local_open(n, cachedir, &local, &h, note, sizeof(note));
     if (rc == 0 && n->applied > h.head) {
@@ -670,9 +713,13 @@ int st_rados_open(const char *cachedir, const st_options *opt, const st_rados_op
         n->st = NULL;
         st_store_close(st);
         st_rados_disconnect(&n->r);
+        free(id);
         free(n);
         return rc;
     }
+    n->st->cache_id = id; /* closed cleanly by st_store_close's last sync */
+    if (dropped[0])
+        st_log(n->st, ST_LOG_WARN, "%s", dropped);
     if (note[0])
         st_log(n->st, ST_LOG_INFO, "%s", note);
     n->st->log_hooks = &node_hooks;

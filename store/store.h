@@ -228,11 +228,15 @@ typedef struct st_rados_options {
      * or ckpt_minutes after the first entry the newest does not cover;
      * the writer's lease lasts ckpt_lease_s. 0 = the defaults below. */
     unsigned ckpt_entries, ckpt_minutes, ckpt_lease_s;
+    /* The checkpoint writer removes blob objects no entry names once they
+     * are this old (longer than any write call). 0 = the default, 3600. */
+    unsigned orphan_age_s;
 } st_rados_options;
 
 #define ST_RADOS_CKPT_ENTRIES_DEFAULT 50000u
 #define ST_RADOS_CKPT_MINUTES_DEFAULT 10u
 #define ST_RADOS_CKPT_LEASE_DEFAULT 30u
+#define ST_RADOS_ORPHAN_AGE_DEFAULT 3600u
 
 /*
  * Opens the store in directory `datadir` (which must exist), creating an
