@@ -15,23 +15,30 @@ for SECONDS:
             writes on A and polls B for the name every 0.5 ms   -> QPS, writes/s,
                                                                    delay p50/p99
   mixed_2   as mixed_1, with READERS more query threads on B    -> QPS (A + B), delay
+  import_1  WRITERS threads write `.import/` batches of BATCH rows on A
+                                                                -> batches/s, rows/s
+  import_2  as import_1, on A and on B                          -> batches/s, rows/s
   lmdb_write  an embedded DATADIR, the same preload, as write_1   -> writes/s
   lmdb_mixed  on it, as mixed_1 (the probe polls the same mount) -> QPS, writes/s
+  lmdb_import on it, as import_1                                 -> batches/s, rows/s
 
 Writers overwrite w<thread>-<i % 500> (so the collection stays at ROWS plus
-a few thousand), readers send `k = 10` queries of random vectors. Every
+a few thousand); importers write `.import/b<thread>-<i % 20>.fvecs` (one log
+entry each, a blob when over 64 KiB: 1,000 rows of 32 are 132 KB), whose
+rows overwrite the same names each time round; readers send `k = 10` queries of random vectors. Every
 figure is printed raw and, with --json FILE, written. A phase counts only
 calls that returned 0; any error is counted and printed.
 
 Usage: bench/rados-load.py VECFS CEPH_CLUSTER_SH [--seconds S] [--rows N]
-       [--dim D] [--writers W] [--readers R] [--store memstore|bluestore]
-       [--json FILE]
+       [--dim D] [--writers W] [--readers R] [--batch BATCH]
+       [--store memstore|bluestore] [--json FILE]
 Everything it started is stopped (bench/rados_nodes.py) on every exit path.
 """
 import argparse
 import json
 import os
 import random
+import struct
 import sys
 import threading
 import time
@@ -60,9 +67,17 @@ def query(coll, text):
         return f.read()
 
 
-def phase(args, writers, readers, probe, seconds):
-    """Runs writer threads on each mount of `writers`, query threads on each
-    of `readers` and, with probe = (A, B), the delay probe; returns the
+def fvecs(rnd, rows, dim):
+    out = bytearray()
+    for _ in range(rows):
+        out += struct.pack("<i%df" % dim, dim, *[rnd.gauss(0, 1) for _ in range(dim)])
+    return bytes(out)
+
+
+def phase(args, writers, readers, probe, seconds, batch=0):
+    """Runs writer threads on each mount of `writers` (single files, or with
+    batch > 0 `.import/` files of that many rows), query threads on each of
+    `readers` and, with probe = (A, B), the delay probe; returns the
     figures."""
     stop = threading.Event()
     lock = threading.Lock()
@@ -86,7 +101,15 @@ def phase(args, writers, readers, probe, seconds):
 
     def writer(mnt, k):
         rnd = random.Random(k)
-        timed("write", lambda i: put(mnt + "/c/w%d-%d" % (k, i % 500), vec(rnd, args.dim)))
+        if not batch:
+            timed("write", lambda i: put(mnt + "/c/w%d-%d" % (k, i % 500), vec(rnd, args.dim)))
+            return
+        rows = fvecs(rnd, batch, args.dim)
+
+        def imp(i):
+            with open(mnt + "/c/.import/b%d-%d.fvecs" % (k, i % 20), "wb") as f:
+                f.write(rows)
+        timed("write", imp)
 
     def reader(mnt, k):
         rnd = random.Random(1000 + k)
@@ -128,6 +151,7 @@ def phase(args, writers, readers, probe, seconds):
         t.join()
     el = time.monotonic() - t0
     res = {"seconds": el, "writes_per_s": len(lat["write"]) / el,
+           "rows_per_s": len(lat["write"]) * (batch or 1) / el,
            "qps": len(lat["query"]) / el, "errors": len(errors), "first_errors": errors[:3]}
     for kind, xs in lat.items():
         if xs:
@@ -148,6 +172,8 @@ def preload(mnt, rows, dim):
 
 def show(name, r):
     parts = ["%s: %.0f writes/s" % (name, r["writes_per_s"])]
+    if r["rows_per_s"] != r["writes_per_s"]:
+        parts.append("%.0f rows/s" % r["rows_per_s"])
     if r["qps"]:
         parts.append("%.0f queries/s" % r["qps"])
     if "write_ms_p50" in r:
@@ -170,6 +196,7 @@ def main(argv):
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--store", default="memstore")
     ap.add_argument("--json")
     args = ap.parse_args(argv[1:])
@@ -188,6 +215,9 @@ def main(argv):
                                   ("mixed_2", [ma], [ma, mb], (ma, mb))):
             res[name] = phase(args, w, r, probe, args.seconds)
             show(name, res[name])
+        for name, w in (("import_1", [ma]), ("import_2", [ma, mb])):
+            res[name] = phase(args, w, [], None, args.seconds, args.batch)
+            show(name, res[name])
         nodes.unmount(mb)
         nodes.unmount(ma)
         ml = nodes.mount("lmdb", rados=False)
@@ -196,6 +226,8 @@ def main(argv):
                                   ("lmdb_mixed", [ml], [ml], (ml, ml))):
             res[name] = phase(args, w, r, probe, args.seconds)
             show(name, res[name])
+        res["lmdb_import"] = phase(args, [ml], [], None, args.seconds, args.batch)
+        show("lmdb_import", res["lmdb_import"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
