@@ -8,7 +8,13 @@
  *       [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]
  *       [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]
  *       [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]
- *       [--compare hnswlib,faiss] [--json OUT]
+ *       [--compare hnswlib,faiss] [--json OUT] [--index-cache FILE]
+ *
+ * --index-cache FILE loads the vecfs index from FILE (a snapshot,
+ * engine.h) when it exists, else builds it and writes it there: the 331k
+ * words build once instead of once per run (about 20 s quiet, minutes on
+ * a busy machine). The file must come from the same --base, --metric,
+ * --m and --efc; nothing checks that.
  *
  * The labels (docs/performance.md, "Filtered search", repeats this):
  *   random   each row draws a category among C = round(1/s) values; the
@@ -67,13 +73,13 @@ static const char usage_text[] =
     "           [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]\n"
     "           [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]\n"
     "           [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]\n"
-    "           [--compare hnswlib,faiss] [--json OUT]\n";
+    "           [--compare hnswlib,faiss] [--json OUT] [--index-cache FILE]\n";
 
 enum { CASE_RANDOM, CASE_CLUSTER, CASE_AND, CASE_RANGE, CASE_COUNT };
 static const char *const case_names[CASE_COUNT] = {"random", "cluster", "and", "range"};
 
 typedef struct options {
-    const char *base, *queries, *json;
+    const char *base, *queries, *json, *index_cache;
     vf_metric metric;
     double sel[MAX_LIST];
     size_t n_sel;
@@ -201,6 +207,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->queries = val;
         } else if (!strcmp(name, "--json")) {
             o->json = val;
+        } else if (!strcmp(name, "--index-cache")) {
+            o->index_cache = val;
         } else if (!strcmp(name, "--metric")) {
             if (vf_metric_parse(val, &o->metric))
                 return usage("--metric: '%s' is not l2, cosine or dot", val);
@@ -500,6 +508,49 @@ static int report(json_t *rows, const char *kase, double s, size_t passing, size
     return j && json_array_append_new(rows, j) == 0 ? 0 : -ENOMEM;
 }
 
+static const float *matrix_row(void *ctx, uint32_t id, float *buf)
+{
+    const bench_matrix *m = ctx;
+    (void)buf;
+    return id < m->n ? (const float *)m->data + (size_t)id * m->dim : NULL;
+}
+
+static int file_write(void *ctx, const void *bytes, size_t len)
+{
+    return fwrite(bytes, 1, len, ctx) == len ? 0 : -EIO;
+}
+
+/* The index of base from the snapshot at path; -ENOENT when there is none. */
+static int index_load(const char *path, const bench_matrix *base, vf_hnsw **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -ENOENT;
+    int rc = -EIO;
+    char *bytes = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)len)) &&
+        fread(bytes, 1, (size_t)len, f) == (size_t)len) {
+        const vf_vec_source src = {.get = matrix_row, .ctx = (void *)base};
+        rc = vf_hnsw_deserialize(bytes, (size_t)len, &src, out);
+    }
+    free(bytes);
+    fclose(f);
+    return rc;
+}
+
+/* Writes h's snapshot to path. */
+static int index_save(const char *path, const vf_hnsw *h)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    int rc = vf_hnsw_serialize(h, file_write, f);
+    if (fclose(f) && rc == 0)
+        rc = -EIO;
+    return rc;
+}
+
 /* Sets every engine's search ef. */
 static void engines_set_ef(engine *engines, size_t n_eng, size_t ef)
 {
@@ -553,12 +604,21 @@ int main(int argc, char **argv)
     p.m = (uint32_t)o.m;
     p.ef_construction = (uint32_t)o.efc;
     double t0 = now_seconds();
-    if (vf_hnsw_create(&p, &h) || vf_hnsw_reserve(h, n) ||
-        vf_hnsw_insert_batch(h, NULL, 0, base.data, n, 0)) {
+    rc = o.index_cache ? index_load(o.index_cache, &base, &h) : -ENOENT;
+    if (rc && rc != -ENOENT) {
+        fprintf(stderr, PROG ": --index-cache: cannot load %s\n", o.index_cache);
+        goto out;
+    }
+    if (rc && (vf_hnsw_create(&p, &h) || vf_hnsw_reserve(h, n) ||
+               vf_hnsw_insert_batch(h, NULL, 0, base.data, n, 0))) {
         fprintf(stderr, PROG ": vecfs: build failed\n");
         goto out;
     }
-    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, built in %.1f s; k %zu, %zu queries\n", n,
+    if (rc && o.index_cache && index_save(o.index_cache, h)) {
+        fprintf(stderr, PROG ": --index-cache: cannot write %s\n", o.index_cache);
+        goto out;
+    }
+    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, ready in %.1f s; k %zu, %zu queries\n", n,
            base.dim, vf_metric_name(o.metric), o.m, o.efc, now_seconds() - t0, k, nq);
     for (int pl = VF_PLAN_AUTO; pl <= VF_PLAN_EXPAND; pl++)
         if (o.plans[pl])
