@@ -43,7 +43,9 @@
  * case "none" gives each engine's figure without a filter at that ef, and
  * p99x (cpux) is a filtered row's p99 (CPU time per query) over it, so a
  * filtered search is compared with an unfiltered one at the same ef, the
- * same operating point of recall.
+ * same operating point of recall. After each vecfs row: the searches each
+ * plan answered, the walks redone exactly, and the walks whose failing
+ * budget ran out (vf_hnsw_stats.walks_capped).
  *
  * Exit status: 0, 1 runtime failure, 2 bad arguments or input — each with
  * one line on stderr.
@@ -485,26 +487,28 @@ static int report(json_t *rows, const char *kase, double s, size_t passing, size
     unsigned long long ex = r->after.plans_exact - r->before.plans_exact,
                        wk = r->after.plans_walk - r->before.plans_walk,
                        xp = r->after.plans_expand - r->before.plans_expand,
-                       redo = r->after.searches_short - r->before.searches_short;
+                       redo = r->after.searches_short - r->before.searches_short,
+                       capped = r->after.walks_capped - r->before.walks_capped;
     printf("%-8s %7.4f %7.4f %8zu %5zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f %6.2f",
            kase, s, (double)passing / (double)n, passing, e->ef, e->name, plan, r->recall,
            r->short_results, r->qps, r->mean_us, r->cpu_us, r->p99_us, p99x, cpux);
     if (r->wrong)
         printf("  %zu results fail the filter", r->wrong);
     if (e->h)
-        printf("  exact %llu walk %llu expand %llu redone %llu", ex, wk, xp, redo);
+        printf("  exact %llu walk %llu expand %llu redone %llu capped %llu", ex, wk, xp, redo,
+               capped);
     printf("\n");
     fflush(stdout);
     if (!rows)
         return 0;
     json_t *j = json_pack(
-        "{s:s,s:f,s:f,s:I,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I}}",
+        "{s:s,s:f,s:f,s:I,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I,s:I}}",
         "case", kase, "selectivity", s, "share", (double)passing / (double)n, "passing",
         (json_int_t)passing, "ef", (json_int_t)e->ef, "engine", e->name, "plan", plan, "recall",
         r->recall, "short", (json_int_t)r->short_results, "wrong", (json_int_t)r->wrong, "qps",
         r->qps, "mean_us", r->mean_us, "cpu_us", r->cpu_us, "p99_us", r->p99_us, "p99x", p99x,
         "cpux", cpux, "plans_run", "exact", (json_int_t)ex, "walk", (json_int_t)wk, "expand",
-        (json_int_t)xp, "redone_exact", (json_int_t)redo);
+        (json_int_t)xp, "redone_exact", (json_int_t)redo, "walks_capped", (json_int_t)capped);
     return j && json_array_append_new(rows, j) == 0 ? 0 : -ENOMEM;
 }
 
