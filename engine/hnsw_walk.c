@@ -113,38 +113,25 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
 }
 
 /* Copies c's unvisited neighbours at lev to s->links, marking them
- * visited. Returns their count. */
-static uint32_t gather_direct(const vf_hnsw *h, vf_scratch *s, uint32_t c, unsigned lev)
+ * visited; with `kept_only` (the filter of a walk past its failing budget,
+ * c a node it does not keep), only those the walk keeps: a failing
+ * neighbour of a failing node is then neither scored nor walked from
+ * here, and, left unmarked, stays free to be reached from a passing node.
+ * Returns their count. */
+static uint32_t gather_direct(const vf_hnsw *h, vf_scratch *s, uint32_t c, unsigned lev,
+                              const vf_filter *kept_only, uint32_t exclude)
 {
     uint32_t n = links_copy(h, c, lev, s->links);
     uint32_t fresh = 0;
     for (uint32_t j = 0; j < n; j++) {
         uint32_t nb = s->links[j];
-        if (s->visited[nb] == s->epoch)
+        if (s->visited[nb] == s->epoch ||
+            (kept_only && !walk_keeps(h, nb, kept_only, exclude, false)))
             continue;
         s->visited[nb] = s->epoch;
         s->links[fresh++] = nb;
     }
     return fresh;
-}
-
-/* c's unvisited neighbours at level 0 that the walk keeps, to s->links,
- * marking only those visited: a failing neighbour of a failing node c is
- * neither scored nor walked from here, and stays free to be reached from a
- * passing node. Returns their count. */
-static uint32_t gather_kept(const vf_hnsw *h, vf_scratch *s, uint32_t c, const vf_filter *filter,
-                            uint32_t exclude)
-{
-    uint32_t n = links_copy(h, c, 0, s->links);
-    uint32_t kept = 0;
-    for (uint32_t j = 0; j < n; j++) {
-        uint32_t nb = s->links[j];
-        if (s->visited[nb] == s->epoch || !walk_keeps(h, nb, filter, exclude, false))
-            continue;
-        s->visited[nb] = s->epoch;
-        s->links[kept++] = nb;
-    }
-    return kept;
 }
 
 /* The nodes a filtered walk over passing nodes goes on to from c (level
@@ -203,7 +190,7 @@ typedef struct walk_filtered {
  * never kept; how, for a filtered query walk of level 0, says `fw` (NULL:
  * every one in full): with `expand` only kept nodes are scored and walked,
  * reached through gather_two_hop; else past `failing_budget` of them a
- * failing node leads on to its kept neighbours only (gather_kept). A
+ * failing node leads on to its kept neighbours only (gather_direct). A
  * `build` walk (q is a node's vector of squared norm q_sq, to be linked)
  * ranks by dist_build and keeps graph nodes only. Returns 0, or -ENOMEM
  * when a query walk's candidate queue cannot grow; a build walk never
@@ -269,13 +256,13 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
         } else if (failing_left != SIZE_MAX && !walk_keeps(h, c.id, filter, exclude, false)) {
             if (failing_left == 0) {
                 fw->capped = true;
-                fresh = gather_kept(h, s, c.id, filter, exclude);
+                fresh = gather_direct(h, s, c.id, 0, filter, exclude);
             } else {
                 failing_left--;
-                fresh = gather_direct(h, s, c.id, lev);
+                fresh = gather_direct(h, s, c.id, lev, NULL, exclude);
             }
         } else {
-            fresh = gather_direct(h, s, c.id, lev);
+            fresh = gather_direct(h, s, c.id, lev, NULL, exclude);
         }
         for (uint32_t j = 0; j < fresh; j++)
             vf_prefetch_vector(h, s->links[j], 0, first);
