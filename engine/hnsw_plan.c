@@ -53,10 +53,11 @@
 
 /* The planner prices a WALK at the ef of this margin, the one the walk ran
  * with before its failing budget: the budgeted walk at VF_WALK_EF_MARGIN
- * did less work than that one at 10-30 % passing and 3-4 % more at 50 %
- * (331k words, ef 256, docs/performance.md "Filtered p99 at 10 %"), so
- * the choice between EXACT and WALK stays where it was measured (about
- * 6 % passing there). Priced at 1.8, a walk looked dearer than exact up
+ * did less work than that one at 9-20 % passing, about as much at 30 %
+ * and up to 4 % more at 50 % (random labels; less at every share with
+ * cluster labels; 331k words, ef 256, docs/performance.md "Filtered p99
+ * at 10 %"), so the choice between EXACT and WALK stays where it was
+ * measured (about 7 % passing there). Priced at 1.8, a walk looked dearer than exact up
  * to 9 %, where exact scores 3-5x an unfiltered search's vectors. */
 #define VF_PLAN_WALK_PRICE_MARGIN 1.25
 
