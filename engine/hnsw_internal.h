@@ -495,11 +495,11 @@ void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, cons
 
 /* hnsw_seed.c */
 /* Up to cap passing graph nodes nearest q (a vector record) among a
- * sample of the filter's passing set (its id list, else slots probed at a
- * stride; passing is the count the plan was chosen from), into out as a
- * max-heap (unsorted). Returns their count. */
+ * sample of min(ef, 256) of the filter's passing set (its id list, else
+ * slots probed at a stride; passing is the count the plan was chosen
+ * from), into out as a max-heap (unsorted). Returns their count. */
 size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, size_t passing,
-                     vf_hit *out, size_t cap);
+                     size_t ef, vf_hit *out, size_t cap);
 
 /* hnsw_plan.c */
 /* The plan for a filtered search of k at ef over count present vectors:

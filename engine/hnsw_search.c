@@ -129,7 +129,8 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
     } else {
         /* Passing nodes to start from besides the descent's end, which
          * may lie where nothing passes (hnsw_seed.c). */
-        const size_t seeds = vf_hnsw_seeds(h, q, filter, did.passing, s->sorted, VF_SEED_KEEP(s));
+        const size_t seeds =
+            vf_hnsw_seeds(h, q, filter, did.passing, ef, s->sorted, VF_SEED_KEEP(s));
         ef = vf_hnsw_walk_ef(ef, k, did.passing, count);
         const size_t budget = vf_hnsw_walk_failing_budget(ef, did.passing, count);
         bool capped = false;

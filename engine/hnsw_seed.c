@@ -24,9 +24,11 @@
 #include "hnsw_internal.h"
 #include "topk.h"
 
-/* Passing vectors scored to find the seeds: 256 are 6.5 % of the
- * distances of an unfiltered search at ef 256 on the 331k words, and hit
- * each of the ~100 clusters that pass at 10 % two or three times. */
+/* Passing vectors scored to find the seeds: the search's ef, at most 256.
+ * 256 are 6.5 % of the distances of an unfiltered search at ef 256 on the
+ * 331k words, and hit each of the ~100 clusters that pass at 10 % two or
+ * three times; a fixed 256 at ef 64 on mnist784 (60k x 784) were 38 % of
+ * an unfiltered search's 669 distances (docs/performance.md). */
 #define VF_SEED_SAMPLE 256u
 /* Slots whose filter is checked to sample a filter without an id list. */
 #define VF_SEED_PROBES 8192u
@@ -40,15 +42,16 @@ static void seed_offer(const vf_hnsw *h, const void *q, vf_heap *best, uint32_t 
 }
 
 size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, size_t passing,
-                     vf_hit *out, size_t cap)
+                     size_t ef, vf_hit *out, size_t cap)
 {
-    assert(filter != NULL && filter->accept != NULL && cap >= 1);
+    assert(filter != NULL && filter->accept != NULL && cap >= 1 && ef >= 1);
+    const size_t sample = ef < VF_SEED_SAMPLE ? ef : VF_SEED_SAMPLE;
     vf_heap best;
     vf_heap_init(&best, out, cap);
     if (filter->ids) {
         /* Evenly spaced over the sorted list: spread over the id space. */
         const size_t n = filter->passing;
-        const size_t stride = n > VF_SEED_SAMPLE ? n / VF_SEED_SAMPLE : 1;
+        const size_t stride = n > sample ? n / sample : 1;
         for (size_t i = stride / 2; i < n; i += stride) {
             uint32_t id = filter->ids[i];
             if (id < h->capacity && result_ok(h, id, filter, UINT32_MAX))
@@ -57,14 +60,14 @@ size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, s
         return best.len;
     }
     const size_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
-    /* Probes expected to meet VF_SEED_SAMPLE passing slots, bounded. */
-    double want = passing ? (double)VF_SEED_SAMPLE * (double)count / (double)passing : 0.0;
+    /* Probes expected to meet `sample` passing slots, bounded. */
+    double want = passing ? (double)sample * (double)count / (double)passing : 0.0;
     size_t probes = want < VF_SEED_PROBES ? (size_t)want + 1 : VF_SEED_PROBES;
     size_t stride = h->capacity / probes;
     if (stride == 0)
         stride = 1;
     size_t scored = 0;
-    for (size_t i = stride / 2; i < h->capacity && scored < VF_SEED_SAMPLE; i += stride) {
+    for (size_t i = stride / 2; i < h->capacity && scored < sample; i += stride) {
         if (!result_ok(h, (uint32_t)i, filter, UINT32_MAX))
             continue;
         scored++;
