@@ -18,8 +18,8 @@
  *      like the walks.
  *   2. A seed passes the filter and is a present graph node (a rider has
  *      no links to walk on).
- *   3. Bounded cost: at most VF_SEED_SAMPLE vectors scored and
- *      VF_SEED_PROBES accept() calls, whatever the index's size.
+ *   3. Bounded cost: at most min(ef, VF_SEED_SAMPLE) vectors scored and
+ *      about VF_SEED_PROBES accept() calls, whatever the index's size.
  */
 #include "hnsw_internal.h"
 #include "topk.h"
@@ -52,7 +52,7 @@ size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, s
         /* Evenly spaced over the sorted list: spread over the id space. */
         const size_t n = filter->passing;
         const size_t stride = n > sample ? n / sample : 1;
-        for (size_t i = stride / 2; i < n; i += stride) {
+        for (size_t i = stride / 2, taken = 0; i < n && taken < sample; i += stride, taken++) {
             uint32_t id = filter->ids[i];
             if (id < h->capacity && result_ok(h, id, filter, UINT32_MAX))
                 seed_offer(h, q, &best, id);
