@@ -48,12 +48,14 @@
  * share (an unbudgeted walk expands about 1 / share per unit: it meets
  * one passing node in 1 / share). 0.3 kept recall@10 >= 0.955 on the 331k
  * words at 10 % with random and cluster-correlated labels; 0.5 cost 0.7x
- * more for +0.006 (docs/performance.md "Filtered p99 at 10 %"). */
+ * more counted work for +0.006 (docs/performance.md "Filtered p99 at
+ * 10 %", where timed runs show the gain for cluster labels only). */
 #define VF_WALK_FAILING_BUDGET 0.3
 
 /* The planner prices a WALK at the ef of this margin, the one the walk ran
  * with before its failing budget: the budgeted walk at VF_WALK_EF_MARGIN
- * did less work than that one at 9-20 % passing, about as much at 30 %
+ * did less counted work (vectors scored, lists read; not the filter
+ * checks, which it adds) than that one at 9-20 % passing, about as much at 30 %
  * and up to 4 % more at 50 % (random labels; less at every share with
  * cluster labels; 331k words, ef 256, docs/performance.md "Filtered p99
  * at 10 %"), so the choice between EXACT and WALK stays where it was
