@@ -5,7 +5,8 @@
 # returns min(k, passing) results that all pass the filter, that the
 # planner's rows reach recall 0.95 and exact's 1.0, that each forced
 # plan is the one counted, and that every ef of the --ef list has its own
-# unfiltered row and filtered rows compared with it (p99x, cpux).
+# unfiltered row and filtered rows compared with it (p99x, cpux), and that
+# --index-cache answers the same from the snapshot it wrote.
 #
 # Usage: bench/test-bench-filter.sh PATH/TO/vecfs-bench-filter
 set -euo pipefail
@@ -44,7 +45,8 @@ for r in doc["rows"]:
     assert r["short"] == 0, r
     runs = r["plans_run"]
     if r["case"] == "none":
-        assert runs == {"exact": 0, "walk": 0, "expand": 0, "redone_exact": 0}, r
+        assert runs == {"exact": 0, "walk": 0, "expand": 0, "redone_exact": 0,
+                        "walks_capped": 0}, r
         continue
     if r["plan"] == "auto":
         assert r["recall"] >= 0.95, r
@@ -54,3 +56,19 @@ for r in doc["rows"]:
         assert r["recall"] == 1.0, r
 print("ok:", len(doc["rows"]), "rows")
 PY
+
+# --index-cache: the first run builds and writes the snapshot, the second
+# loads it; the same graph gives the same recall row for row.
+for run in 1 2; do
+    "$exe" --base "$tmp/base.fvecs" --queries "$tmp/queries.fvecs" --metric l2 --ef 24 \
+        --cases cluster --plans walk --index-cache "$tmp/index.snap" --json "$tmp/cache$run.json" \
+        >/dev/null
+    test -s "$tmp/index.snap"
+done
+python3 - "$tmp/cache1.json" "$tmp/cache2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["rows"] for p in sys.argv[1:])
+assert [r["recall"] for r in a] == [r["recall"] for r in b], (a, b)
+print("ok: --index-cache")
+PY
+

@@ -8,7 +8,13 @@
  *       [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]
  *       [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]
  *       [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]
- *       [--compare hnswlib,faiss] [--json OUT]
+ *       [--compare hnswlib,faiss] [--json OUT] [--index-cache FILE]
+ *
+ * --index-cache FILE loads the vecfs index from FILE (a snapshot,
+ * engine.h) when it exists, else builds it and writes it there: the 331k
+ * words build once instead of once per run (about 20 s quiet, minutes on
+ * a busy machine). The file must come from the same --base, --metric,
+ * --m and --efc; nothing checks that.
  *
  * The labels (docs/performance.md, "Filtered search", repeats this):
  *   random   each row draws a category among C = round(1/s) values; the
@@ -37,7 +43,9 @@
  * case "none" gives each engine's figure without a filter at that ef, and
  * p99x (cpux) is a filtered row's p99 (CPU time per query) over it, so a
  * filtered search is compared with an unfiltered one at the same ef, the
- * same operating point of recall.
+ * same operating point of recall. After each vecfs row: the searches each
+ * plan answered, the walks redone exactly, and the walks whose failing
+ * budget ran out (vf_hnsw_stats.walks_capped).
  *
  * Exit status: 0, 1 runtime failure, 2 bad arguments or input — each with
  * one line on stderr.
@@ -67,13 +75,13 @@ static const char usage_text[] =
     "           [--filter-selectivity 0.001,0.01,0.1,0.5] [--cases random,cluster,and,range]\n"
     "           [--plans auto|auto,exact,walk,expand] [--k 10] [--ef 64[,128,256]] [--m 16]\n"
     "           [--efc 200] [--nq 1000] [--centers 1000] [--seed 1] [--id-list on|off]\n"
-    "           [--compare hnswlib,faiss] [--json OUT]\n";
+    "           [--compare hnswlib,faiss] [--json OUT] [--index-cache FILE]\n";
 
 enum { CASE_RANDOM, CASE_CLUSTER, CASE_AND, CASE_RANGE, CASE_COUNT };
 static const char *const case_names[CASE_COUNT] = {"random", "cluster", "and", "range"};
 
 typedef struct options {
-    const char *base, *queries, *json;
+    const char *base, *queries, *json, *index_cache;
     vf_metric metric;
     double sel[MAX_LIST];
     size_t n_sel;
@@ -201,6 +209,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->queries = val;
         } else if (!strcmp(name, "--json")) {
             o->json = val;
+        } else if (!strcmp(name, "--index-cache")) {
+            o->index_cache = val;
         } else if (!strcmp(name, "--metric")) {
             if (vf_metric_parse(val, &o->metric))
                 return usage("--metric: '%s' is not l2, cosine or dot", val);
@@ -477,27 +487,72 @@ static int report(json_t *rows, const char *kase, double s, size_t passing, size
     unsigned long long ex = r->after.plans_exact - r->before.plans_exact,
                        wk = r->after.plans_walk - r->before.plans_walk,
                        xp = r->after.plans_expand - r->before.plans_expand,
-                       redo = r->after.searches_short - r->before.searches_short;
+                       redo = r->after.searches_short - r->before.searches_short,
+                       capped = r->after.walks_capped - r->before.walks_capped;
     printf("%-8s %7.4f %7.4f %8zu %5zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f %6.2f",
            kase, s, (double)passing / (double)n, passing, e->ef, e->name, plan, r->recall,
            r->short_results, r->qps, r->mean_us, r->cpu_us, r->p99_us, p99x, cpux);
     if (r->wrong)
         printf("  %zu results fail the filter", r->wrong);
     if (e->h)
-        printf("  exact %llu walk %llu expand %llu redone %llu", ex, wk, xp, redo);
+        printf("  exact %llu walk %llu expand %llu redone %llu capped %llu", ex, wk, xp, redo,
+               capped);
     printf("\n");
     fflush(stdout);
     if (!rows)
         return 0;
     json_t *j = json_pack(
-        "{s:s,s:f,s:f,s:I,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I}}",
+        "{s:s,s:f,s:f,s:I,s:I,s:s,s:s,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:{s:I,s:I,s:I,s:I,s:I}}",
         "case", kase, "selectivity", s, "share", (double)passing / (double)n, "passing",
         (json_int_t)passing, "ef", (json_int_t)e->ef, "engine", e->name, "plan", plan, "recall",
         r->recall, "short", (json_int_t)r->short_results, "wrong", (json_int_t)r->wrong, "qps",
         r->qps, "mean_us", r->mean_us, "cpu_us", r->cpu_us, "p99_us", r->p99_us, "p99x", p99x,
         "cpux", cpux, "plans_run", "exact", (json_int_t)ex, "walk", (json_int_t)wk, "expand",
-        (json_int_t)xp, "redone_exact", (json_int_t)redo);
+        (json_int_t)xp, "redone_exact", (json_int_t)redo, "walks_capped", (json_int_t)capped);
     return j && json_array_append_new(rows, j) == 0 ? 0 : -ENOMEM;
+}
+
+static const float *matrix_row(void *ctx, uint32_t id, float *buf)
+{
+    const bench_matrix *m = ctx;
+    (void)buf;
+    return id < m->n ? (const float *)m->data + (size_t)id * m->dim : NULL;
+}
+
+static int file_write(void *ctx, const void *bytes, size_t len)
+{
+    return fwrite(bytes, 1, len, ctx) == len ? 0 : -EIO;
+}
+
+/* The index of base from the snapshot at path; -ENOENT when there is none. */
+static int index_load(const char *path, const bench_matrix *base, vf_hnsw **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -ENOENT;
+    int rc = -EIO;
+    char *bytes = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)len)) &&
+        fread(bytes, 1, (size_t)len, f) == (size_t)len) {
+        const vf_vec_source src = {.get = matrix_row, .ctx = (void *)base};
+        rc = vf_hnsw_deserialize(bytes, (size_t)len, &src, out);
+    }
+    free(bytes);
+    fclose(f);
+    return rc;
+}
+
+/* Writes h's snapshot to path. */
+static int index_save(const char *path, const vf_hnsw *h)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    int rc = vf_hnsw_serialize(h, file_write, f);
+    if (fclose(f) && rc == 0)
+        rc = -EIO;
+    return rc;
 }
 
 /* Sets every engine's search ef. */
@@ -553,12 +608,21 @@ int main(int argc, char **argv)
     p.m = (uint32_t)o.m;
     p.ef_construction = (uint32_t)o.efc;
     double t0 = now_seconds();
-    if (vf_hnsw_create(&p, &h) || vf_hnsw_reserve(h, n) ||
-        vf_hnsw_insert_batch(h, NULL, 0, base.data, n, 0)) {
+    rc = o.index_cache ? index_load(o.index_cache, &base, &h) : -ENOENT;
+    if (rc && rc != -ENOENT) {
+        fprintf(stderr, PROG ": --index-cache: cannot load %s\n", o.index_cache);
+        goto out;
+    }
+    if (rc && (vf_hnsw_create(&p, &h) || vf_hnsw_reserve(h, n) ||
+               vf_hnsw_insert_batch(h, NULL, 0, base.data, n, 0))) {
         fprintf(stderr, PROG ": vecfs: build failed\n");
         goto out;
     }
-    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, built in %.1f s; k %zu, %zu queries\n", n,
+    if (rc && o.index_cache && index_save(o.index_cache, h)) {
+        fprintf(stderr, PROG ": --index-cache: cannot write %s\n", o.index_cache);
+        goto out;
+    }
+    printf("# vecfs: %zu x %zu %s, m %lu, efc %lu, ready in %.1f s; k %zu, %zu queries\n", n,
            base.dim, vf_metric_name(o.metric), o.m, o.efc, now_seconds() - t0, k, nq);
     for (int pl = VF_PLAN_AUTO; pl <= VF_PLAN_EXPAND; pl++)
         if (o.plans[pl])

@@ -452,6 +452,9 @@ typedef struct vf_hnsw_stats {
     uint64_t plans_exact;    /* filtered searches answered by each plan */
     uint64_t plans_walk;     /*   (vf_filter_plan), as chosen or forced; a */
     uint64_t plans_expand;   /*   walk redone exactly still counts as a walk */
+    uint64_t walks_capped;   /* WALKs that expanded their budget of failing
+                                nodes in full and went on through passing
+                                ones only (labels that follow the data) */
 } vf_hnsw_stats;
 
 /* Reads the counters. Safe alongside every other call. */

@@ -151,6 +151,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     atomic_init(&h->stranded, 0);
     for (size_t i = 0; i < sizeof(h->plans) / sizeof(h->plans[0]); i++)
         atomic_init(&h->plans[i], 0);
+    atomic_init(&h->walks_capped, 0);
     atomic_init(&h->max_sq_bits, 0);
     atomic_init(&h->quant_trained, false);
     atomic_init(&h->relearns, 0);

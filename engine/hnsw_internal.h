@@ -140,6 +140,7 @@ struct vf_hnsw {
     _Atomic uint64_t rehomed;        /* nodes given a new way in after losing their last */
     _Atomic uint64_t stranded;       /* nodes no nearby list could take in */
     _Atomic uint64_t plans[4];       /* filtered searches by vf_filter_plan */
+    _Atomic uint64_t walks_capped;   /* WALKs whose failing budget ran out */
 
     pthread_mutex_t pool_lock;
     vf_scratch *pool; /* protected by pool_lock: idle search scratch */
@@ -233,6 +234,10 @@ struct vf_scratch {
  * passing nodes, and at ef it lost recall to WALK (words50k at 1 %: 0.85
  * at ef 64, 0.91 at 128; docs/engine.md). */
 #define VF_EXPAND_EF_FACTOR 2u
+
+/* How many passing seeds a filtered walk starts from (hnsw_seed.c), in
+ * s->sorted, which holds res_cap. */
+#define VF_SEED_KEEP(s) ((s)->res_cap < 64u ? (s)->res_cap : 64u)
 
 /* Links in that one operation may make by displacing an anchoring link
  * (each makes an orphan of its own); past it a node is counted as
@@ -475,10 +480,26 @@ void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const void *q, float q_sq,
 int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res);
+/* The WALK plan's walk of level 0: from ep and the n_seeds passing seeds
+ * (vf_hnsw_seeds, in memory other than s->cand and s->res), expanding at
+ * most failing_budget failing nodes in full (vf_hnsw_walk_failing_budget);
+ * *capped tells whether that budget ran out. 0 or -ENOMEM. */
+int vf_hnsw_walk_filtered(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                          size_t ef, const vf_filter *filter, uint32_t exclude,
+                          size_t failing_budget, const vf_hit *seeds, size_t n_seeds, bool *capped,
+                          vf_heap *res);
 int vf_hnsw_walk_expand(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                         size_t ef, const vf_filter *filter, vf_heap *res);
 void vf_hnsw_scan(const vf_hnsw *h, vf_scratch *s, const void *q, size_t k, const vf_filter *filter,
                   uint32_t exclude, vf_hit *out, size_t *n_out);
+
+/* hnsw_seed.c */
+/* Up to cap passing graph nodes nearest q (a vector record) among a
+ * sample of min(ef, 256) of the filter's passing set (its id list, else
+ * slots probed at a stride; passing is the count the plan was chosen
+ * from), into out as a max-heap (unsorted). Returns their count. */
+size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, size_t passing,
+                     size_t ef, vf_hit *out, size_t cap);
 
 /* hnsw_plan.c */
 /* The plan for a filtered search of k at ef over count present vectors:
@@ -491,6 +512,9 @@ vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf
  * meets the unfiltered recall of ef rather than exceeding it at 1/share
  * the cost. */
 size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count);
+/* The failing nodes a WALK of walk_ef expands in full when passing of
+ * count vectors pass: VF_WALK_FAILING_BUDGET x walk_ef / share, at least 1. */
+size_t vf_hnsw_walk_failing_budget(size_t walk_ef, size_t passing, size_t count);
 
 /* hnsw_link.c */
 void vf_hnsw_orphan_push(const vf_hnsw *h, vf_scratch *s, uint32_t t);

@@ -25,7 +25,8 @@
  *           passing + VF_PLAN_CHECK_COST x capacity (every slot checked,
  *           the passing ones scored);
  *   WALK    VF_PLAN_WALK_COST_PER_EF x its ef / share (an unfiltered
- *           walk's work, stretched until it meets ef passing nodes);
+ *           walk's work, stretched until it meets ef passing nodes), its
+ *           ef taken at VF_PLAN_WALK_PRICE_MARGIN;
  *   EXPAND  VF_PLAN_EXPAND_COST_PER_EF x its ef (bridges read and ids
  *           checked dominate; nearly flat in the share). 90 on words50k,
  *           164 on the 331k words at 1 % (2.1 ms at ef 128): the larger
@@ -38,8 +39,37 @@
  * (share x m0 x (m0 + 1)), the passing set is too sparse for EXPAND to
  * stay connected (words50k at 0.3 %, 3.2 expected: recall 0.70). */
 #define VF_PLAN_EXPAND_REACH 6.0
-/* A filtered walk's ef over ef x sqrt(share) (vf_hnsw_walk_ef). */
-#define VF_WALK_EF_MARGIN 1.25
+/* A filtered walk's ef over ef x sqrt(share) (vf_hnsw_walk_ef): 1.8 with
+ * the failing budget below; 1.25 before it, whose walks lost no recall to
+ * a budget (331k words at 10 %, ef 256: recall 0.955-0.970 over the four
+ * label cases, docs/performance.md "Filtered p99 at 10 %"). */
+#define VF_WALK_EF_MARGIN 1.8
+/* The failing nodes a WALK expands in full, per unit of its ef over the
+ * share (an unbudgeted walk expands about 1 / share per unit: it meets
+ * one passing node in 1 / share). 0.3 kept recall@10 >= 0.955 on the 331k
+ * words at 10 % with random and cluster-correlated labels; 0.5 cost 0.7x
+ * more counted work for +0.006 (docs/performance.md "Filtered p99 at
+ * 10 %", where timed runs show the gain for cluster labels only). */
+#define VF_WALK_FAILING_BUDGET 0.3
+
+/* The planner prices a WALK at the ef of this margin, the one the walk ran
+ * with before its failing budget: the budgeted walk at VF_WALK_EF_MARGIN
+ * did less counted work (vectors scored, lists read; not the filter
+ * checks, which it adds) than that one at 9-20 % passing, about as much at 30 %
+ * and up to 4 % more at 50 % (random labels; less at every share with
+ * cluster labels; 331k words, ef 256, docs/performance.md "Filtered p99
+ * at 10 %"), so the choice between EXACT and WALK stays where it was
+ * measured (about 7 % passing there). Priced at 1.8, a walk looked dearer than exact up
+ * to 9 %, where exact scores 3-5x an unfiltered search's vectors. */
+#define VF_PLAN_WALK_PRICE_MARGIN 1.25
+
+/* ef x margin x sqrt(share), within [k, ef]. */
+static size_t walk_ef_at(size_t ef, size_t k, size_t passing, size_t count, double margin)
+{
+    const double share = passing < count ? (double)passing / (double)count : 1.0;
+    size_t e = (size_t)ceil((double)ef * margin * sqrt(share));
+    return e < k ? k : e > ef ? ef : e;
+}
 
 size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count)
 {
@@ -50,9 +80,14 @@ size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count)
      * sqrt(share) met the unfiltered recall of ef within 0.003 on words50k
      * at 5-50 %, random and cluster-correlated labels (docs/engine.md,
      * "Filters"); VF_WALK_EF_MARGIN keeps it above. */
-    const double share = passing < count ? (double)passing / (double)count : 1.0;
-    size_t e = (size_t)ceil((double)ef * VF_WALK_EF_MARGIN * sqrt(share));
-    return e < k ? k : e > ef ? ef : e;
+    return walk_ef_at(ef, k, passing, count, VF_WALK_EF_MARGIN);
+}
+
+size_t vf_hnsw_walk_failing_budget(size_t walk_ef, size_t passing, size_t count)
+{
+    assert(count > 0);
+    const double share = passing > 0 && passing < count ? (double)passing / (double)count : 1.0;
+    return (size_t)ceil(VF_WALK_FAILING_BUDGET * (double)walk_ef / share);
 }
 
 const char *vf_filter_plan_name(vf_filter_plan plan)
@@ -100,7 +135,8 @@ vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf
     const double share = (double)p / (double)count, m0 = h->m0;
     const double exact = filter->ids ? VF_PLAN_LIST_COST * (double)p
                                      : (double)p + VF_PLAN_CHECK_COST * (double)h->capacity;
-    const double walk = VF_PLAN_WALK_COST_PER_EF * (double)vf_hnsw_walk_ef(ef, k, p, count) / share;
+    const double walk = VF_PLAN_WALK_COST_PER_EF *
+                        (double)walk_ef_at(ef, k, p, count, VF_PLAN_WALK_PRICE_MARGIN) / share;
     double expand = INFINITY;
     if (share * m0 * (m0 + 1.0) >= VF_PLAN_EXPAND_REACH)
         expand = VF_PLAN_EXPAND_COST_PER_EF * (double)(VF_EXPAND_EF_FACTOR * ef);

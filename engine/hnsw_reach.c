@@ -105,6 +105,7 @@ void vf_hnsw_stats_get(const vf_hnsw *h, vf_hnsw_stats *out)
     out->plans_exact = atomic_load_explicit(&h->plans[VF_PLAN_EXACT], memory_order_relaxed);
     out->plans_walk = atomic_load_explicit(&h->plans[VF_PLAN_WALK], memory_order_relaxed);
     out->plans_expand = atomic_load_explicit(&h->plans[VF_PLAN_EXPAND], memory_order_relaxed);
+    out->walks_capped = atomic_load_explicit(&h->walks_capped, memory_order_relaxed);
 }
 
 int vf_hnsw_links_settle(vf_hnsw *h)

@@ -5,7 +5,9 @@
  *
  * Invariants
  *   1. A search returns min(k, present vectors that pass): a walk that
- *      comes back with fewer is redone as an exact scan and counted.
+ *      comes back with fewer is redone as an exact scan and counted; so
+ *      is a WALK whose failing budget ran out while no more vectors pass
+ *      than that budget (counted in walks_capped).
  *   2. Searches take the grow lock (read), one node lock at a time inside
  *      walks, and table_lock (read) for the exact-twin probe.
  */
@@ -118,13 +120,35 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
     float cur_d = dist_vec(h, q, vf_node_rec(h, cur));
     vf_hnsw_descend(h, s, q, 0.0f, false, (unsigned)(entry >> 32), 0, &cur, &cur_d);
     vf_heap res;
-    const size_t ef_expand = ef <= s->res_cap / VF_EXPAND_EF_FACTOR ? ef * VF_EXPAND_EF_FACTOR : ef;
-    if (filter && did.plan == VF_PLAN_WALK)
+    int rc;
+    if (!filter) {
+        rc = vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, NULL, exclude, false, 0.0f, &res);
+    } else if (did.plan == VF_PLAN_EXPAND) {
+        const size_t ef_x = ef <= s->res_cap / VF_EXPAND_EF_FACTOR ? ef * VF_EXPAND_EF_FACTOR : ef;
+        rc = vf_hnsw_walk_expand(h, s, q, cur, cur_d, ef_x, filter, &res);
+    } else {
+        /* Passing nodes to start from besides the descent's end, which
+         * may lie where nothing passes (hnsw_seed.c). */
+        const size_t seeds =
+            vf_hnsw_seeds(h, q, filter, did.passing, ef, s->sorted, VF_SEED_KEEP(s));
         ef = vf_hnsw_walk_ef(ef, k, did.passing, count);
-    int rc =
-        did.plan == VF_PLAN_EXPAND
-            ? vf_hnsw_walk_expand(h, s, q, cur, cur_d, ef_expand, filter, &res)
-            : vf_hnsw_walk_layer(h, s, q, cur, cur_d, ef, 0, filter, exclude, false, 0.0f, &res);
+        const size_t budget = vf_hnsw_walk_failing_budget(ef, did.passing, count);
+        bool capped = false;
+        rc = vf_hnsw_walk_filtered(h, s, q, cur, cur_d, ef, filter, exclude, budget, s->sorted,
+                                   seeds, &capped, &res);
+        if (capped)
+            counter_bump(&h->walks_capped);
+        /* A passing set no larger than the failing nodes the walk was
+         * allowed costs a scan no more than the walk did, and the scan
+         * needs no luck (a forced walk at a tiny share: the passing nodes
+         * nearest the query lie beyond the budget). Not for tuning. */
+        if (rc == 0 && capped && did.passing <= budget && exclude == UINT32_MAX) {
+            if (explain)
+                explain->redone_exact = true;
+            vf_hnsw_scan(h, s, q, k, filter, exclude, out, n_out);
+            return 0;
+        }
+    }
     if (rc)
         return rc;
     size_t walked = vf_topk_drain_sorted(&res, s->sorted);

@@ -15,6 +15,11 @@
  *      per walk, as a bridge, and never scored.
  *   4. The exact scan of a filter with an id list touches the listed ids
  *      only (its cost follows the passing count, not the capacity).
+ *   5. A filtered query walk (the WALK plan) expands at most its budget of
+ *      failing nodes as an unfiltered walk would (scoring every unvisited
+ *      neighbour); past it, a failing node only leads on to its passing
+ *      neighbours. Its cost is then bounded by ef and the budget, not by
+ *      how much of the query's region fails (labels that follow the data).
  */
 #include <errno.h>
 #include <math.h>
@@ -108,14 +113,20 @@ static bool walk_keeps(const vf_hnsw *h, uint32_t id, const vf_filter *filter, u
 }
 
 /* Copies c's unvisited neighbours at lev to s->links, marking them
- * visited. Returns their count. */
-static uint32_t gather_direct(const vf_hnsw *h, vf_scratch *s, uint32_t c, unsigned lev)
+ * visited; with `kept_only` (the filter of a walk past its failing budget,
+ * c a node it does not keep), only those the walk keeps: a failing
+ * neighbour of a failing node is then neither scored nor walked from
+ * here, and, left unmarked, stays free to be reached from a passing node.
+ * Returns their count. */
+static uint32_t gather_direct(const vf_hnsw *h, vf_scratch *s, uint32_t c, unsigned lev,
+                              const vf_filter *kept_only, uint32_t exclude)
 {
     uint32_t n = links_copy(h, c, lev, s->links);
     uint32_t fresh = 0;
     for (uint32_t j = 0; j < n; j++) {
         uint32_t nb = s->links[j];
-        if (s->visited[nb] == s->epoch)
+        if (s->visited[nb] == s->epoch ||
+            (kept_only && !walk_keeps(h, nb, kept_only, exclude, false)))
             continue;
         s->visited[nb] = s->epoch;
         s->links[fresh++] = nb;
@@ -164,24 +175,36 @@ static uint32_t gather_two_hop(const vf_hnsw *h, vf_scratch *s, uint32_t c, cons
     return got;
 }
 
+/* How a walk of level 0 treats the filter beyond keeping what passes. */
+typedef struct walk_filtered {
+    bool expand;           /* score and walk kept nodes only (gather_two_hop) */
+    size_t failing_budget; /* failing nodes expanded in full; SIZE_MAX: all */
+    const vf_hit *seeds;   /* passing nodes to start from besides ep */
+    size_t n_seeds;
+    bool capped; /* out: the budget ran out */
+} walk_filtered;
+
 /* Best-first search of level lev from ep, keeping the ef nearest
  * acceptable nodes in res (a max-heap over s->res). Nodes that are not
  * acceptable (deleted, filtered out, `exclude`) are walked through but
- * never kept, unless `expand`: then (a filtered query walk of level 0)
- * only kept nodes are scored and walked, reached through gather_two_hop.
- * A `build` walk (q is a node's vector of squared norm q_sq, to be
- * linked) ranks by dist_build and keeps graph nodes only. Returns 0, or
- * -ENOMEM when a query walk's candidate queue cannot grow; a build walk
- * never fails. */
+ * never kept; how, for a filtered query walk of level 0, says `fw` (NULL:
+ * every one in full): with `expand` only kept nodes are scored and walked,
+ * reached through gather_two_hop; else past `failing_budget` of them a
+ * failing node leads on to its kept neighbours only (gather_direct). A
+ * `build` walk (q is a node's vector of squared norm q_sq, to be linked)
+ * ranks by dist_build and keeps graph nodes only. Returns 0, or -ENOMEM
+ * when a query walk's candidate queue cannot grow; a build walk never
+ * fails. */
 static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
                            size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
-                           bool build, float q_sq, bool expand, vf_heap *res)
+                           bool build, float q_sq, walk_filtered *fw, vf_heap *res)
 {
+    const bool expand = fw && fw->expand;
     assert(ef >= 1 && ef <= s->res_cap);
     assert(s->visited_cap >= h->capacity);
     assert(ep < h->capacity && lev <= h->levels[ep]);
     assert(!build || filter == NULL);
-    assert(!expand || (filter != NULL && lev == 0 && !build));
+    assert(!fw || (filter != NULL && lev == 0 && !build));
     vf_heap cand;
     const size_t first = prefetch_first(h);
     vf_visited_begin(s);
@@ -202,6 +225,15 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
     vf_heap_push(&cand, ep_d, ep, -1);
     if (all_ok || walk_keeps(h, ep, filter, exclude, build))
         vf_heap_push(res, ep_d, ep, +1);
+    /* Seeds are candidates only: they become results when the walk reaches
+     * them from a neighbour, so a walk that finds too few passing nodes
+     * still comes back short and is redone exactly (hnsw_search.c). */
+    for (size_t i = 0; fw && i < fw->n_seeds; i++) {
+        if (cand.len == cand.cap && vf_cand_grow(s, &cand))
+            return -ENOMEM;
+        vf_heap_push(&cand, fw->seeds[i].distance, fw->seeds[i].id, -1);
+    }
+    size_t failing_left = fw ? fw->failing_budget : SIZE_MAX;
     float bound = res->len == ef ? res->items[0].distance : INFINITY;
 
     /* Candidates tied with the farthest result may still lead nearer (a
@@ -218,8 +250,20 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
             prefetch_expansion(h, cand.items[0].id);
         /* Gather the unvisited neighbours first and prefetch their vectors,
          * so their cache misses overlap instead of stalling one by one. */
-        uint32_t fresh =
-            expand ? gather_two_hop(h, s, c.id, filter) : gather_direct(h, s, c.id, lev);
+        uint32_t fresh;
+        if (expand) {
+            fresh = gather_two_hop(h, s, c.id, filter);
+        } else if (failing_left != SIZE_MAX && !walk_keeps(h, c.id, filter, exclude, false)) {
+            if (failing_left == 0) {
+                fw->capped = true;
+                fresh = gather_direct(h, s, c.id, 0, filter, exclude);
+            } else {
+                failing_left--;
+                fresh = gather_direct(h, s, c.id, lev, NULL, exclude);
+            }
+        } else {
+            fresh = gather_direct(h, s, c.id, lev, NULL, exclude);
+        }
         for (uint32_t j = 0; j < fresh; j++)
             vf_prefetch_vector(h, s->links[j], 0, first);
         for (uint32_t j = 0; j < fresh; j++) {
@@ -256,7 +300,19 @@ int vf_hnsw_walk_layer(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t 
                        size_t ef, unsigned lev, const vf_filter *filter, uint32_t exclude,
                        bool build, float q_sq, vf_heap *res)
 {
-    return walk_best_first(h, s, q, ep, ep_d, ef, lev, filter, exclude, build, q_sq, false, res);
+    return walk_best_first(h, s, q, ep, ep_d, ef, lev, filter, exclude, build, q_sq, NULL, res);
+}
+
+int vf_hnsw_walk_filtered(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t ep, float ep_d,
+                          size_t ef, const vf_filter *filter, uint32_t exclude,
+                          size_t failing_budget, const vf_hit *seeds, size_t n_seeds, bool *capped,
+                          vf_heap *res)
+{
+    assert(filter != NULL && failing_budget != SIZE_MAX);
+    walk_filtered fw = {.failing_budget = failing_budget, .seeds = seeds, .n_seeds = n_seeds};
+    int rc = walk_best_first(h, s, q, ep, ep_d, ef, 0, filter, exclude, false, 0.0f, &fw, res);
+    *capped = fw.capped;
+    return rc;
 }
 
 /* The EXPAND plan's walk of level 0 (see walk_best_first). */
@@ -264,7 +320,8 @@ int vf_hnsw_walk_expand(const vf_hnsw *h, vf_scratch *s, const void *q, uint32_t
                         size_t ef, const vf_filter *filter, vf_heap *res)
 {
     assert(filter != NULL);
-    return walk_best_first(h, s, q, ep, ep_d, ef, 0, filter, UINT32_MAX, false, 0.0f, true, res);
+    walk_filtered fw = {.expand = true, .failing_budget = SIZE_MAX};
+    return walk_best_first(h, s, q, ep, ep_d, ef, 0, filter, UINT32_MAX, false, 0.0f, &fw, res);
 }
 
 /* How many listed ids ahead the scan of a filter's id list fetches a

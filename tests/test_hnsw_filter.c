@@ -4,8 +4,8 @@
  * search at selectivities 0.1 % .. 50 % with labels drawn at random and
  * labels that follow the data's clusters (the hard case); k results
  * whenever k pass; what explain and the counters report; the planner's
- * choice; filtered searches racing inserts and removes (run under TSan by
- * scripts/test.sh).
+ * choice; the filtered walk's failing budget and seeds; filtered searches racing inserts and
+ * removes (run under TSan by scripts/test.sh).
  *
  * The data: N_FULL points (N_SMALL under VECFS_TEST_SKIP_LARGE, the
  * ThreadSanitizer run, which must stay short) in DIM dimensions around
@@ -294,6 +294,61 @@ static void test_explain_and_counters(void **state)
     assert_int_equal(vf_hnsw_search_with(data.h, data.queries, K, 0, &f, &bad, hits, &n), -EINVAL);
     assert_string_equal(vf_filter_plan_name(VF_PLAN_EXPAND), "expand");
     assert_string_equal(vf_filter_plan_name((vf_filter_plan)9), "?");
+}
+
+/* The WALK's failing budget (hnsw_walk.c invariant 5) and its seeds
+ * (hnsw_seed.c): with labels that follow the clusters most queries lie in
+ * a cluster that fails, so their walks run out of budget (counted) and go
+ * on from passing seeds through passing nodes; they still match exact
+ * filtered search and are never short. A capped walk over a passing set no
+ * larger than its budget is redone exactly, and says so. */
+static void test_walk_failing_budget(void **state)
+{
+    (void)state;
+    if (getenv("VECFS_TEST_SKIP_LARGE"))
+        skip();
+    label_filter lf;
+    size_t passing;
+    label_make(&lf, true, 0.1, &passing);
+    vf_filter f = {.accept = label_accept, .ctx = &lf, .passing = passing};
+    vf_hnsw_stats before, after;
+    vf_hnsw_stats_get(data.h, &before);
+    double r = plan_recall(VF_PLAN_WALK, &f, passing);
+    vf_hnsw_stats_get(data.h, &after);
+    print_message("cluster 0.1 walk: recall@10 %.4f, %llu of %d walks capped, %llu redone\n", r,
+                  (unsigned long long)(after.walks_capped - before.walks_capped), NQ,
+                  (unsigned long long)(after.searches_short - before.searches_short));
+    assert_true(after.walks_capped - before.walks_capped >= NQ / 2);
+    assert_true(r >= 0.95);
+
+    /* One cluster of 200 passes (about 200 vectors): at ef 10 the budget
+     * is 0.3 x 10 / 0.005 = 600 failing nodes, more than pass. */
+    label_make(&lf, true, 0.005, &passing);
+    assert_true(passing > K && passing <= 600);
+    f.passing = passing;
+    vf_filter_explain ex;
+    const vf_search_opts o = {.plan = VF_PLAN_WALK, .explain = &ex};
+    size_t redone = 0;
+    vf_hnsw_stats_get(data.h, &before);
+    for (size_t q = 0; q < NQ; q++) {
+        const float *query = data.queries + q * DIM;
+        vf_hit got[K], exact[K];
+        size_t ng, ne;
+        ex.redone_exact = false;
+        assert_int_equal(vf_hnsw_search_with(data.h, query, K, 10, &f, &o, got, &ng), 0);
+        assert_int_equal(vf_hnsw_search_exact(data.h, query, K, &f, exact, &ne), 0);
+        assert_int_equal(ng, K);
+        assert_int_equal(ne, K);
+        redone += ex.redone_exact;
+        if (ex.redone_exact)
+            for (size_t i = 0; i < K; i++)
+                assert_int_equal(got[i].id, exact[i].id);
+    }
+    vf_hnsw_stats_get(data.h, &after);
+    print_message("cluster 0.005 walk at ef 10: %zu of %d redone exactly, %llu capped\n", redone,
+                  NQ, (unsigned long long)(after.walks_capped - before.walks_capped));
+    assert_true(redone > 0);
+    assert_true(after.walks_capped - before.walks_capped >= redone);
 }
 
 /* The ids a filter passes, ascending, in a new array; *n their count. */
@@ -617,7 +672,7 @@ int main(void)
         cmocka_unit_test(test_plans_recall),         cmocka_unit_test(test_k_whenever_k_pass),
         cmocka_unit_test(test_explain_and_counters), cmocka_unit_test(test_id_list_exact),
         cmocka_unit_test(test_planner_choice),       cmocka_unit_test(test_words50k_recall),
-        cmocka_unit_test(test_concurrent_inserts),
+        cmocka_unit_test(test_walk_failing_budget),  cmocka_unit_test(test_concurrent_inserts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
