@@ -17,12 +17,19 @@
 static char dir[64];
 static st_crypto sealed_key; /* what a store opened with 32 bytes of 0x11 uses */
 
+/* Each input's file is unlinked after it, so the dir is empty at exit. */
+static void remove_dir(void)
+{
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/tmp/vecfs-fuzz-snap-XXXXXX");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
         uint8_t raw[ST_KEY_LEN];
         memset(raw, 0x11, sizeof(raw));
         st_kdf kdf = {.kind = 1};
