@@ -318,8 +318,9 @@ int fsd_cmd_backup(int argc, char **argv)
         return 2;
     }
     if (bad || argc != (ro.conf ? 2 : 3)) {
-        fprintf(stderr, "usage: vecfs backup DATADIR OUT.tar|OUTDIR [--key-file F], or vecfs "
-                        "backup --rados-conf CONF --rados-pool POOL OUT.tar|OUTDIR\n");
+        fprintf(stderr,
+                "usage: vecfs backup DATADIR OUT.tar|OUTDIR [--key-file F], or vecfs "
+                "backup --rados-conf CONF --rados-pool POOL OUT.tar|OUTDIR [--key-file F]\n");
         return 2;
     }
     fsd_log_setup(FSD_LOG_WARN, false);
