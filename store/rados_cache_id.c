@@ -202,23 +202,16 @@ int st_cache_id_write(const char *dir, const st_cache_id *id, bool closed)
         return rc;
     snprintf(tmp, sizeof(tmp), "%s/" ST_CACHE_ID_FILE ".tmp", dir);
     snprintf(path, sizeof(path), "%s/" ST_CACHE_ID_FILE, dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = st_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
-        return -errno;
-    rc = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
+        return fd;
+    rc = st_io_write(fd, text, len);
+    if (rc == 0)
+        rc = st_io_fsync(fd);
     close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc) {
+    if (rc == 0)
+        rc = st_io_rename_durable(tmp, path, dir);
+    if (rc)
         unlink(tmp);
-        return rc;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    rc = fsync(dfd) == 0 ? 0 : -errno;
-    close(dfd);
     return rc;
 }
