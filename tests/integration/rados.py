@@ -385,7 +385,18 @@ def damaged_piece_falls_back(ctx):
     """A damaged piece of the newest checkpoint: check reports it, and a
     node joining from an empty cache loads the one before and replays."""
     b = ctx["b"]
-    _, _, f = rados_check()
+    f = {}
+
+    def settled():
+        # A node still CKPT_N entries behind the newest checkpoint (the
+        # holder restarted by kill_ckpt_holder) would publish a newer one
+        # after the damage, and D would load that one instead.
+        rc, _, g = rados_check()
+        f.update(g)
+        return rc == 0 and g["ckpt"] > 0 and g["head"] - g["ckpt"] < CKPT_N
+
+    wait_for(settled, "no checkpoint due (head within %d entries of it)" % CKPT_N,
+             bound=LEASE_S + 20)
     piece = "vecfs.ckpt.%020d.0" % f["ckpt"]
     good = rados_cli("get", piece, "-")
     bad = bytearray(good)
