@@ -5,7 +5,8 @@
 # returns min(k, passing) results that all pass the filter, that the
 # planner's rows reach recall 0.95 and exact's 1.0, that each forced
 # plan is the one counted, and that every ef of the --ef list has its own
-# unfiltered row and filtered rows compared with it (p99x, cpux), and that
+# unfiltered row and filtered rows compared with it (p99x, cpux) and with
+# the cheapest unfiltered row at their recall (matched), and that
 # --index-cache answers the same from the snapshot it wrote.
 #
 # Usage: bench/test-bench-filter.sh PATH/TO/vecfs-bench-filter
@@ -40,6 +41,20 @@ for r in doc["rows"]:
     assert r["ef"] in (24, 32), r
     if r["case"] != "none":
         assert r["cpux"] > 0, r
+        # p99m: over the cheapest unfiltered row of the same engine that
+        # reaches the row's recall, or the best one flagged as not reached.
+        m = r["matched"]
+        plain = [u for u in doc["rows"] if u["case"] == "none" and u["engine"] == r["engine"]]
+        reach = [u for u in plain if u["recall"] >= r["recall"]]
+        assert m["reached"] == bool(reach), r
+        if reach:
+            cheapest = min(reach, key=lambda u: u["p99_us"])
+            assert (m["ef"], m["p99_us"]) == (cheapest["ef"], cheapest["p99_us"]), (r, cheapest)
+        else:
+            assert m["recall"] == max(u["recall"] for u in plain), r
+        assert abs(m["p99x"] - r["p99_us"] / m["p99_us"]) < 1e-9 * max(1, m["p99x"]), r
+    else:
+        assert "matched" not in r, r
     if r["engine"] != "vecfs":
         continue
     assert r["short"] == 0, r

@@ -42,8 +42,13 @@
  * p99_us = per-call latency. Every ef of --ef is run in turn: a row of
  * case "none" gives each engine's figure without a filter at that ef, and
  * p99x (cpux) is a filtered row's p99 (CPU time per query) over it, so a
- * filtered search is compared with an unfiltered one at the same ef, the
- * same operating point of recall. After each vecfs row: the searches each
+ * filtered search is compared with an unfiltered one at the same ef.
+ * p99m compares it at the same recall instead (issue 13's measure): over
+ * the lowest p99 among the same engine's unfiltered rows whose recall is
+ * at least the filtered row's, at ef m_ef; when no unfiltered row of the
+ * --ef list reaches that recall, over the highest-recall one, and m_ef is
+ * marked '+': the ratio is then an upper bound, as an unfiltered search
+ * at the higher recall would take longer. After each vecfs row: the searches each
  * plan answered, the walks redone exactly, and the walks whose failing
  * budget ran out (vf_hnsw_stats.walks_capped).
  *
@@ -476,22 +481,58 @@ static int run(engine *e, const bench_matrix *queries, size_t nq, size_t k, cons
     return rc;
 }
 
-/* Prints r and appends it to rows (NULL: no JSON); plain is the same
- * engine's unfiltered row at the same ef (NULL for that row itself). */
-static int report(json_t *rows, const char *kase, double s, size_t passing, size_t n,
-                  const engine *e, const row *r, const row *plain)
+/* What a filtered row is compared with: the same engine's unfiltered rows. */
+typedef struct baseline {
+    const row *same_ef; /* at the row's ef */
+    const row *matched; /* the cheapest at the row's recall (see the header) */
+    size_t matched_ef;  /* its ef */
+    bool matched_short; /* no unfiltered row reached the recall */
+} baseline;
+
+/* The baseline of a row of recall `recall` at ef index ei, for engine i of
+ * n_eng, from the unfiltered rows plain[ef index * n_eng + engine]. */
+static baseline baseline_of(const row *plain, const unsigned long *efs, size_t n_ef, size_t n_eng,
+                            size_t i, size_t ei, double recall)
 {
+    baseline b = {.same_ef = &plain[ei * n_eng + i]};
+    size_t best = SIZE_MAX, top = 0;
+    for (size_t j = 0; j < n_ef; j++) {
+        const row *u = &plain[j * n_eng + i];
+        if (u->recall > plain[top * n_eng + i].recall)
+            top = j;
+        if (u->recall >= recall && (best == SIZE_MAX || u->p99_us < plain[best * n_eng + i].p99_us))
+            best = j;
+    }
+    b.matched_short = best == SIZE_MAX;
+    if (b.matched_short)
+        best = top;
+    b.matched = &plain[best * n_eng + i];
+    b.matched_ef = efs[best];
+    return b;
+}
+
+/* Prints r and appends it to rows (NULL: no JSON); base is NULL for an
+ * unfiltered row itself. */
+static int report(json_t *rows, const char *kase, double s, size_t passing, size_t n,
+                  const engine *e, const row *r, const baseline *base)
+{
+    const row *plain = base ? base->same_ef : NULL;
     const double p99x = plain && plain->p99_us > 0 ? r->p99_us / plain->p99_us : 0.0;
     const double cpux = plain && plain->cpu_us > 0 ? r->cpu_us / plain->cpu_us : 0.0;
+    const double p99m = base && base->matched->p99_us > 0 ? r->p99_us / base->matched->p99_us : 0.0;
+    char m_ef[24] = "-";
+    if (base)
+        snprintf(m_ef, sizeof(m_ef), "%zu%s", base->matched_ef, base->matched_short ? "+" : "");
     const char *plan = e->h ? vf_filter_plan_name(e->plan) : "-";
     unsigned long long ex = r->after.plans_exact - r->before.plans_exact,
                        wk = r->after.plans_walk - r->before.plans_walk,
                        xp = r->after.plans_expand - r->before.plans_expand,
                        redo = r->after.searches_short - r->before.searches_short,
                        capped = r->after.walks_capped - r->before.walks_capped;
-    printf("%-8s %7.4f %7.4f %8zu %5zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f %6.2f",
+    printf("%-8s %7.4f %7.4f %8zu %5zu %-10s %-6s %7.4f %6zu %10.1f %9.1f %9.1f %9.1f %6.2f %6.2f "
+           "%6.2f %6s",
            kase, s, (double)passing / (double)n, passing, e->ef, e->name, plan, r->recall,
-           r->short_results, r->qps, r->mean_us, r->cpu_us, r->p99_us, p99x, cpux);
+           r->short_results, r->qps, r->mean_us, r->cpu_us, r->p99_us, p99x, cpux, p99m, m_ef);
     if (r->wrong)
         printf("  %zu results fail the filter", r->wrong);
     if (e->h)
@@ -509,6 +550,15 @@ static int report(json_t *rows, const char *kase, double s, size_t passing, size
         r->qps, "mean_us", r->mean_us, "cpu_us", r->cpu_us, "p99_us", r->p99_us, "p99x", p99x,
         "cpux", cpux, "plans_run", "exact", (json_int_t)ex, "walk", (json_int_t)wk, "expand",
         (json_int_t)xp, "redone_exact", (json_int_t)redo, "walks_capped", (json_int_t)capped);
+    if (j && base &&
+        json_object_set_new(j, "matched",
+                            json_pack("{s:f,s:I,s:f,s:f,s:b}", "p99x", p99m, "ef",
+                                      (json_int_t)base->matched_ef, "recall", base->matched->recall,
+                                      "p99_us", base->matched->p99_us, "reached",
+                                      !base->matched_short))) {
+        json_decref(j);
+        return -ENOMEM;
+    }
     return j && json_array_append_new(rows, j) == 0 ? 0 : -ENOMEM;
 }
 
@@ -658,9 +708,9 @@ int main(int argc, char **argv)
         n_eng++;
     }
 #endif
-    printf("%-8s %7s %7s %8s %5s %-10s %-6s %7s %6s %10s %9s %9s %9s %6s %6s\n", "case", "sel",
-           "share", "passing", "ef", "engine", "plan", "recall", "short", "QPS", "mean_us",
-           "cpu_us", "p99_us", "p99x", "cpux");
+    printf("%-8s %7s %7s %8s %5s %-10s %-6s %7s %6s %10s %9s %9s %9s %6s %6s %6s %6s\n", "case",
+           "sel", "share", "passing", "ef", "engine", "plan", "recall", "short", "QPS", "mean_us",
+           "cpu_us", "p99_us", "p99x", "cpux", "p99m", "m_ef");
 
     /* Unfiltered at every ef, for the ratios: the first vecfs engine's row
      * stands for every vecfs plan (a plan means nothing without a filter). */
@@ -695,10 +745,13 @@ int main(int argc, char **argv)
                 engines_set_ef(engines, n_eng, o.ef[ei]);
                 for (size_t i = 0; i < n_eng; i++) {
                     row r;
-                    if (run(&engines[i], &queries, nq, k, &f, truth, truth_n, &r) ||
-                        report(rows, case_names[c], o.sel[si], passing, n, &engines[i], &r,
-                               &plain[ei * n_eng + i])) {
+                    if (run(&engines[i], &queries, nq, k, &f, truth, truth_n, &r)) {
                         fprintf(stderr, PROG ": %s: search failed\n", engines[i].name);
+                        goto out;
+                    }
+                    baseline b = baseline_of(plain, o.ef, o.n_ef, n_eng, i, ei, r.recall);
+                    if (report(rows, case_names[c], o.sel[si], passing, n, &engines[i], &r, &b)) {
+                        fprintf(stderr, PROG ": out of memory\n");
                         goto out;
                     }
                 }
