@@ -9,6 +9,7 @@ One connection runs several commands: the `ceph` command line takes about
 usage: ceph-admin.py CONF TIMEOUT COMMAND [ARGS]
   osd-new UUID...            register OSDs; prints their ids, one a line
   pool POOL PGS SIZE         create a replicated pool, set its size
+  pool-rm POOL               delete a pool and its objects
   num-up                     prints the number of OSDs up
   osd-up ID                  prints 1 when osd.ID is up, else 0
 Every mon command and the connection are bounded by TIMEOUT seconds;
@@ -49,6 +50,9 @@ def main(argv):
                     val=size, yes_i_really_mean_it=True)
             command(cluster, timeout, prefix="osd pool application enable", pool=pool,
                     app="rados")
+        elif what == "pool-rm":
+            command(cluster, timeout, prefix="osd pool rm", pool=args[0], pool2=args[0],
+                    yes_i_really_really_mean_it=True)
         elif what == "num-up":
             print(json.loads(command(cluster, timeout, prefix="osd stat", format="json"))["num_up_osds"])
         elif what == "osd-up":

@@ -29,6 +29,13 @@ usage: scripts/ceph-cluster.sh COMMAND DIR [options]
       Returns when all N OSDs are up and a put + get of a test object in POOL
       succeeds. After SEC seconds (default 120) it stops everything it started
       and exits 1 with one line on stderr.
+  add-pool DIR POOL [--size S] [--pgs P]
+                      Create another pool on the running cluster in DIR (S
+                      defaults to the cluster's size, P to 32) and return
+                      when a put + get of a test object in it succeeds: one
+                      cluster serves tests that each want a pool of their
+                      own (scripts/test.sh starts one for the whole run).
+  rm-pool DIR POOL    Delete POOL and every object in it.
   stop DIR            SIGTERM every daemon by its pid file, SIGKILL after 10 s,
                       wait until each pid is gone. Fine on a stopped DIR.
                       Keeps DIR's files; removes nothing outside DIR.
@@ -330,6 +337,8 @@ osd pool default size = $size
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 mon allow pool size one = true
+# rm-pool: a test that shared the cluster gives its pool back.
+mon allow pool delete = true
 mon warn on pool no redundancy = false
 # cephx's global_id warnings mean nothing with auth none: HEALTH_OK instead.
 mon warn on insecure global id reclaim = false
@@ -424,8 +433,15 @@ EOF
         sleep 0.3
     done
 
-    # A round trip of a test object.
-    local probe=$D/run/probe got=$D/run/probe.got
+    probe_pool "$pool"
+    started=2
+    echo "$prog: $osds $store OSDs up, pool $pool (size $size) accepts writes after $SECONDS s; CEPH_CONF=$CONF"
+}
+
+# probe_pool POOL: waits (until the deadline) for a round trip of a test
+# object in POOL.
+probe_pool() {
+    local pool=$1 probe=$D/run/probe.$1 got=$D/run/probe.$1.got
     head -c 4096 /dev/urandom >"$probe"
     until rados_cmd -p "$pool" put ceph-cluster-probe "$probe" && rados_cmd -p "$pool" get ceph-cluster-probe "$got" &&
         cmp -s "$probe" "$got"; do
@@ -434,8 +450,6 @@ EOF
     done
     rados_cmd -p "$pool" rm ceph-cluster-probe || true
     rm -f "$probe" "$got"
-    started=2
-    echo "$prog: $osds $store OSDs up, pool $pool (size $size) accepts writes after $SECONDS s; CEPH_CONF=$CONF"
 }
 
 # EXIT trap of start: on any failure, stop what was started, one line.
@@ -447,6 +461,44 @@ start_exit() {
     stop_all >/dev/null 2>&1 || true
     echo "$prog: start $D: $fail_msg; stopped what it started" >&2
     exit 1
+}
+
+# pool_cmd_setup DIR POOL: for add-pool and rm-pool, a running cluster in
+# DIR and a well-formed POOL; sets LOG and the deadline (60 s).
+pool_cmd_setup() {
+    set_dir "${1:-}"
+    load_env
+    [[ "${2:-}" =~ ^[A-Za-z0-9_.-]+$ ]] || bad_usage "missing or bad pool name '${2:-}'"
+    pid_of mon.a >/dev/null || die "the mon is not running in $D"
+    LOG=$D/log/start.log
+    timeout_s=60
+    deadline=$((SECONDS + timeout_s))
+}
+
+cmd_add_pool() {
+    pool_cmd_setup "$@"
+    local pool=$2 size=$SIZE pgs=32
+    shift 2
+    while [ $# -gt 0 ]; do
+        [ $# -ge 2 ] || bad_usage "$1 needs a value"
+        case "$1" in
+        --size) size=$2 ;;
+        --pgs) pgs=$2 ;;
+        *) bad_usage "unknown option '$1'" ;;
+        esac
+        shift 2
+    done
+    [[ "$size" =~ ^[1-9][0-9]?$ ]] || bad_usage "--size wants a number, not '$size'"
+    [[ "$pgs" =~ ^[1-9][0-9]*$ ]] || bad_usage "--pgs wants a number, not '$pgs'"
+    admin pool "$pool" "$pgs" "$size" || die "creating pool $pool failed (see $LOG)"
+    fail_msg=""
+    trap '[ -z "$fail_msg" ] || echo "$prog: add-pool $pool: $fail_msg" >&2' EXIT
+    probe_pool "$pool"
+}
+
+cmd_rm_pool() {
+    pool_cmd_setup "$@"
+    admin pool-rm "$2" || die "deleting pool $2 failed (see $LOG)"
 }
 
 cmd_stop() {
@@ -536,6 +588,8 @@ status) shift; cmd_status "$@" ;;
 env) shift; cmd_env "$@" ;;
 kill-osd) shift; cmd_kill_osd "$@" ;;
 start-osd) shift; cmd_start_osd "$@" ;;
+add-pool) shift; cmd_add_pool "$@" ;;
+rm-pool) shift; cmd_rm_pool "$@" ;;
 -h | --help) usage ;;
 *) bad_usage "unknown command '${1:-}'" ;;
 esac

@@ -19,6 +19,40 @@ fi
 bash scripts/fetch-data.sh minilm words50k || echo "test.sh: warning: test data not fetched; data tests will skip" >&2
 
 passed=0 failed=0
+
+# One throwaway Ceph cluster for the run's RADOS-mode tests (suite ceph,
+# release build only): each takes a pool of its own there
+# (tests/integration/ceph_env.py). It starts in the background while the
+# release build compiles and is stopped by its pid files right after that
+# suite, or at any exit.
+ceph_dir="" ceph_pid=""
+stop_shared_ceph() {
+  [ -n "$ceph_dir" ] || return 0
+  [ -z "$ceph_pid" ] || wait "$ceph_pid" 2>/dev/null
+  bash scripts/ceph-cluster.sh stop "$ceph_dir/c" >/dev/null 2>&1 ||
+    echo "test.sh: warning: stopping the shared Ceph cluster in $ceph_dir failed" >&2
+  rm -rf "$ceph_dir"
+  ceph_dir="" ceph_pid=""
+  unset VECFS_TEST_CEPH_DIR
+}
+trap stop_shared_ceph EXIT
+trap 'exit 130' INT TERM
+if command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null; then
+  ceph_dir=$(mktemp -d /tmp/vecfs-test-ceph.XXXXXX)
+  bash scripts/ceph-cluster.sh start "$ceph_dir/c" --size 2 >"$ceph_dir/start.log" 2>&1 &
+  ceph_pid=$!
+fi
+# shared_ceph_ready: waits for that start; on failure the tests start
+# clusters of their own, as they do when run alone.
+shared_ceph_ready() {
+  [ -n "$ceph_pid" ] || return 0
+  if wait "$ceph_pid"; then
+    export VECFS_TEST_CEPH_DIR=$ceph_dir/c
+  else
+    echo "test.sh: warning: the shared Ceph cluster did not start ($(tail -1 "$ceph_dir/start.log")); each RADOS test starts its own" >&2
+  fi
+  ceph_pid=""
+}
 # run_suite DIR "TARGETS" "SUITES" SETUP-ARGS...: builds TARGETS (all when
 # empty) in DIR and runs the tests of SUITES (all when empty; a suite
 # written !NAME is left out).
@@ -44,6 +78,7 @@ run_suite() {
       *) suite_args+=(--suite "$s") ;;
     esac
   done
+  shared_ceph_ready
   meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suite_args[@]}" 2>&1 | tee "$dir.test.log"
   local ok fail
   ok=$(grep -E '^Ok:' "$dir.test.log" | awk '{print $2}')
@@ -54,6 +89,7 @@ run_suite() {
 }
 
 run_suite build "" "" -Dwerror=true -Dbuildtype=release
+stop_shared_ceph
 if [ "$quick" = 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # The Ceph cluster's test runs no code of ours; once (release) is enough.

@@ -5,7 +5,9 @@ of the RADOS mode (issue 10), against real daemons.
 Usage: tests/test_ceph_cluster.py PATH/TO/scripts/ceph-cluster.sh
 
 1. memstore, 3 OSDs: start (a second start on the same DIR fails with one
-   line), env, rados put/get byte-exact, omap set/list/get, status, stop;
+   line), env, rados put/get byte-exact, omap set/list/get, add-pool (a
+   second pool takes objects apart from the first; a bad name is refused
+   with one line), rm-pool (the pool and its objects are gone), status, stop;
    then no pid from the pid files runs and no process has DIR in its
    command line; stop again is fine.
 2. bluestore, 3 OSDs, pool size 2: put objects, kill-osd 0 (SIGKILL), every
@@ -171,6 +173,20 @@ def test_memstore(tmp):
     rados(env, "getomapval", "log", "00000002", out)
     with open(out, "rb") as f:
         assert f.read() == b"second"
+
+    # Another pool on the running cluster, as the test run's shared cluster
+    # gives each RADOS test (tests/integration/ceph_env.py).
+    cluster("add-pool", d, "second", "--size", "2", "--pgs", "8")
+    other = dict(env, VECFS_RADOS_POOL="second")
+    put_get(other, "blob", b"second pool", tmp)
+    check_get(env, "blob", data, tmp)
+    r = cluster("add-pool", d, "bad/name", check=False)
+    err = r.stderr.decode().strip()
+    assert r.returncode == 2 and "bad pool name" in err and "\n" not in err, (r.returncode, err)
+    cluster("rm-pool", d, "second")
+    pools = run("rados", "lspools", env=env).stdout.decode().split()
+    assert "second" not in pools and "vecfs" in pools, pools
+    check_get(env, "blob", data, tmp)
 
     r = cluster("status", d)
     lines = r.stdout.decode()

@@ -65,6 +65,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
+from ceph_env import TestCluster  # noqa: E402
 from run import Fail, check, eq, expect_errno, parse_result, query, read_file, write_file  # noqa: E402
 
 VECFS = CLUSTER_SH = TMP = CONF = None
@@ -72,14 +73,6 @@ POOL = "vecfs"
 VISIBLE_S = 1.0  # the promised bound (scale-out.md §1), with no load here
 CKPT_N = 20  # --rados-ckpt-entries of the nodes: checkpoints come often
 LEASE_S = 3  # --rados-ckpt-lease of the nodes: a dead holder's lease lapses soon
-
-
-def cluster(*args, timeout=180, check_rc=True):
-    r = subprocess.run(["bash", CLUSTER_SH] + list(args), capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    if check_rc and r.returncode != 0:
-        raise Fail("ceph-cluster.sh %s: %s" % (" ".join(args), r.stderr.decode(errors="replace")))
-    return r
 
 
 def rados_opts():
@@ -756,7 +749,7 @@ TESTS = [two_nodes_see_each_other, excl_race, concurrent_writers_agree, kill_a_w
 
 
 def main():
-    global VECFS, CLUSTER_SH, TMP, CONF
+    global VECFS, CLUSTER_SH, TMP, CONF, POOL
     args = sys.argv[1:]
     filters = []
     while "-k" in args:
@@ -775,14 +768,14 @@ def main():
         return 77
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     TMP = tempfile.mkdtemp(prefix="vecfs-rados-")
-    cdir = os.path.join(TMP, "cluster")
+    cl = TestCluster(CLUSTER_SH, TMP, "rados")
     failed = 0
     ctx = {}
     t0 = time.monotonic()
     try:
-        cluster("start", cdir, "--size", "2")
-        CONF = os.path.join(cdir, "ceph.conf")
-        print("cluster up after %.1f s" % (time.monotonic() - t0), flush=True)
+        what = cl.start()
+        CONF, POOL = cl.conf, cl.pool
+        print("%s, up after %.1f s" % (what, time.monotonic() - t0), flush=True)
         ctx["a"], ctx["b"] = node("a"), node("b")
         ctx["a"].start()
         ctx["b"].start()
@@ -801,10 +794,10 @@ def main():
                     print("--- log of %s:\n%s" % (m.mnt, m.tail_log()))
     finally:
         run.cleanup_all()
-        r = cluster("stop", cdir, check_rc=False)
-        if r.returncode != 0:
+        err = cl.stop()
+        if err:
             failed += 1
-            print("FAIL stopping the cluster: %s" % r.stderr.decode(errors="replace"))
+            print("FAIL stopping the cluster: %s" % err)
         else:
             shutil.rmtree(TMP, ignore_errors=True)
     print("%d failed; %.1f s" % (failed, time.monotonic() - t0))

@@ -45,9 +45,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rados as R  # noqa: E402  (the helpers of the RADOS suite)
 import run  # noqa: E402
 from run import Fail, check, eq, read_file, write_file  # noqa: E402
+from ceph_env import TestCluster  # noqa: E402
 
 ORPHAN_AGE_S = 20  # --rados-orphan-age of the nodes
 ROWS = 40  # rows of dimension R.BIG_DIM: 164 KB, one blob object
+CLUSTER = [None]  # the test's ceph_env.TestCluster
+OTHER_POOLS = []  # pools it made besides its own, deleted with it
 
 
 def node(name, cache=None, ns=None):
@@ -95,15 +98,14 @@ def fill(m, coll, n, tag):
 # ---------------------------------------------------------------------------
 
 
-def other_pool(name):
-    """Creates pool `name` (8 PGs, size 2) and waits until it takes a write."""
-    admin = os.path.join(os.path.dirname(R.CLUSTER_SH), "ceph-admin.py")
-    r = subprocess.run(["/usr/bin/python3", admin, R.CONF, "60", "pool", name, "8", "2"],
-                       capture_output=True, timeout=90)
+def other_pool(suffix):
+    """Creates another pool (8 PGs, size 2) that takes writes; returns its name."""
+    name = CLUSTER[0].pool_name(suffix)
+    r = subprocess.run(["bash", R.CLUSTER_SH, "add-pool", CLUSTER[0].dir, name, "--pgs", "8",
+                        "--size", "2"], capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
     eq(r.returncode, 0, "creating pool %s: %s" % (name, r.stderr.decode(errors="replace")))
-    R.wait_for(lambda: subprocess.run(["rados", "-c", R.CONF, "-p", name, "put", "probe",
-                                       "/dev/null"], capture_output=True, timeout=30).returncode == 0,
-               "pool %s takes a write" % name, bound=60)
+    OTHER_POOLS.append(name)
+    return name
 
 
 def identity_other_namespace(ctx):
@@ -129,10 +131,10 @@ def identity_other_namespace(ctx):
         eq(x.stop(), 0, "X stopped")
     check_cache(a.datadir)
     # The same cache on another pool of the cluster: discarded too.
-    other_pool("p2")
+    p2 = other_pool("p2")
     before = len(R.log_of(a))
     a3 = run.Mount(R.VECFS, a.datadir, a.mnt, R.TMP, opts=["--rados-conf", R.CONF,
-                                                            "--rados-pool", "p2"])
+                                                            "--rados-pool", p2])
     a3.start()
     try:
         fill(a3, "inp2", 2, "p")
@@ -349,14 +351,14 @@ def main():
         return 77
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     R.TMP = tempfile.mkdtemp(prefix="vecfs-rados-cache-")
-    cdir = os.path.join(R.TMP, "cluster")
+    cl = CLUSTER[0] = TestCluster(R.CLUSTER_SH, R.TMP, "rados-cache")
     failed = 0
     ctx = {}
     t0 = time.monotonic()
     try:
-        R.cluster("start", cdir, "--size", "2")
-        R.CONF = os.path.join(cdir, "ceph.conf")
-        print("cluster up after %.1f s" % (time.monotonic() - t0), flush=True)
+        what = cl.start()
+        R.CONF, R.POOL = cl.conf, cl.pool
+        print("%s, up after %.1f s" % (what, time.monotonic() - t0), flush=True)
         ctx["a"], ctx["b"] = node("a"), node("b")
         ctx["a"].start()
         ctx["b"].start()
@@ -375,10 +377,10 @@ def main():
                     print("--- log of %s:\n%s" % (m.mnt, m.tail_log()))
     finally:
         run.cleanup_all()
-        r = R.cluster("stop", cdir, check_rc=False)
-        if r.returncode != 0:
+        err = cl.stop(extra_pools=OTHER_POOLS)
+        if err:
             failed += 1
-            print("FAIL stopping the cluster: %s" % r.stderr.decode(errors="replace"))
+            print("FAIL stopping the cluster: %s" % err)
         else:
             shutil.rmtree(R.TMP, ignore_errors=True)
     print("%d failed; %.1f s" % (failed, time.monotonic() - t0))

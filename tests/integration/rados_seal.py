@@ -52,6 +52,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
+from ceph_env import TestCluster  # noqa: E402
 from run import Fail, check, eq, expect_errno, parse_result, query, read_file, write_file  # noqa: E402
 
 VECFS = CLUSTER_SH = TMP = CONF = None
@@ -80,14 +81,6 @@ def needles():
             # The vector as the node parses TEXT, in float32.
             "vector float bytes": struct.pack("<%df" % len(VEC), *map(float, TEXT.split())),
             "batch row floats": struct.pack("<%df" % BULK_DIM, *bulk_rows()[7])}
-
-
-def cluster(*args, timeout=180, check_rc=True):
-    r = subprocess.run(["bash", CLUSTER_SH] + list(args), capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    if check_rc and r.returncode != 0:
-        raise Fail("ceph-cluster.sh %s: %s" % (" ".join(args), r.stderr.decode(errors="replace")))
-    return r
 
 
 def opts(ns):
@@ -276,9 +269,9 @@ def refused(ctx):
     wrong = key_file("wrong.key", b"not the passphrase\n")
     before = {ns: pool_bytes(ns) for ns in ("sealed", "plain")}
     for ns, kf, words in (
-            ("sealed", wrong, "wrong key for the log in pool 'vecfs' (it was sealed with a "
-                              "passphrase)"),
-            ("sealed", raw, "wrong key for the log in pool 'vecfs'"),
+            ("sealed", wrong, "wrong key for the log in pool '%s' (it was sealed with a "
+                              "passphrase)" % POOL),
+            ("sealed", raw, "wrong key for the log in pool '%s'" % POOL),
             ("sealed", None, "is sealed: a key is needed (--key-file)"),
             ("plain", ctx["key"], "is not sealed but a key was given")):
         cache = tempfile.mkdtemp(dir=TMP, prefix="cache-refused-")
@@ -468,7 +461,7 @@ TESTS = [sealed, refused, check_and_tamper, sealed_races, read_only]
 
 
 def main():
-    global VECFS, CLUSTER_SH, TMP, CONF
+    global VECFS, CLUSTER_SH, TMP, CONF, POOL
     args = sys.argv[1:]
     filters = []
     while "-k" in args:
@@ -487,14 +480,14 @@ def main():
         return 77
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     TMP = tempfile.mkdtemp(prefix="vecfs-rados-seal-")
-    cdir = os.path.join(TMP, "cluster")
+    cl = TestCluster(CLUSTER_SH, TMP, "rados-seal")
     failed = 0
     ctx = {"key": key_file("pass.key", b"correct horse battery staple\n")}
     t0 = time.monotonic()
     try:
-        cluster("start", cdir, "--size", "2")
-        CONF = os.path.join(cdir, "ceph.conf")
-        print("cluster up after %.1f s" % (time.monotonic() - t0), flush=True)
+        what = cl.start()
+        CONF, POOL = cl.conf, cl.pool
+        print("%s, up after %.1f s" % (what, time.monotonic() - t0), flush=True)
         for t in TESTS:
             if filters and not any(f in t.__name__ for f in filters):
                 continue
@@ -514,10 +507,10 @@ def main():
                         m.stop()
     finally:
         run.cleanup_all()
-        r = cluster("stop", cdir, check_rc=False)
-        if r.returncode != 0:
+        err = cl.stop()
+        if err:
             failed += 1
-            print("FAIL stopping the cluster: %s" % r.stderr.decode(errors="replace"))
+            print("FAIL stopping the cluster: %s" % err)
         else:
             shutil.rmtree(TMP, ignore_errors=True)
     print("%d failed; %.1f s" % (failed, time.monotonic() - t0))
