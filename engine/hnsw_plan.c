@@ -40,11 +40,12 @@
  * per byte of its record, which the scan streams. From p99s at 10 %
  * (invariant 3; per-query minimum of 3 passes over 500 queries,
  * docs/performance.md "Filtered p99 at 10 %, priced by the tail"): the
- * 331k words (400-byte records) 30-32 ns per listed id against 100-113 ns
- * per unit of a random-label walk's price (0.29), mnist784 (3,136 bytes)
- * 106-117 ns against 145-192 (0.69). Was 0.5 at every size (57-72 ns
- * measured on the words, by mean, on a busier machine). */
-#define VF_PLAN_LIST_COST_BASE 0.23
+ * 331k words (400-byte records) 32 ns per listed id (p99 of 994-1,210 us
+ * over 33,200 ids) against 98-105 ns per unit of a random-label walk's
+ * price at ef 160-320 (0.32: the two meet at about ef 265); mnist784
+ * (3,136 bytes) 106-117 ns against 145-192 (0.55-0.81). Was 0.5 at every
+ * size (57-72 ns measured on the words, by mean, on a busier machine). */
+#define VF_PLAN_LIST_COST_BASE 0.26
 #define VF_PLAN_LIST_COST_PER_BYTE 0.00015
 #define VF_PLAN_WALK_COST_PER_EF 10.0
 #define VF_PLAN_EXPAND_COST_PER_EF 164.0
@@ -86,11 +87,12 @@
  * does. At 10 % passing with cluster-correlated labels (16 nodes): the
  * 331k words 0.21 excess, walk p99 1.74-1.87x its mean against 1.2x with
  * random labels (would call for 2.8); mnist784 0.36, 1.55-1.68x against
- * 1.42x (0.4). 1 sends the words' cluster filter to EXACT from ef 224 and
- * keeps mnist784's walking at ef 64, where the walk's p99 (478-518 us)
- * beats the scan's (705-780); 2 sent it to the scan
- * (docs/performance.md "Filtered p99 at 10 %, priced by the tail"). */
-#define VF_PLAN_AFFINITY_WALK_COST 1.0
+ * 1.42x (0.4). 1.5 sends the words' cluster filter to EXACT from ef 224
+ * (10 % above the scan's price) and keeps mnist784's walking at ef 64
+ * (13 % below), where the walk's p99 (478-518 us) beats the scan's
+ * (705-780); 2 sent it to the scan (docs/performance.md "Filtered p99 at
+ * 10 %, priced by the tail"). */
+#define VF_PLAN_AFFINITY_WALK_COST 1.5
 
 /* ef x margin x sqrt(share), within [k, ef]. */
 static size_t walk_ef_at(size_t ef, size_t k, size_t passing, size_t count, double margin)
