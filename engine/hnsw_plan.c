@@ -1,7 +1,8 @@
 /*
  * hnsw_plan.c — the planner of filtered searches: from the number of
  * vectors that pass (the caller's count or a sampled estimate), the
- * index's size and its level-0 degree, which of the plans of
+ * index's size, its level-0 degree and record size, and how often the
+ * passing nodes' neighbours pass too, which of the plans of
  * vf_filter_plan answers the query (docs/engine.md, "Filters").
  *
  * Invariants
