@@ -504,9 +504,11 @@ size_t vf_hnsw_seeds(const vf_hnsw *h, const void *q, const vf_filter *filter, s
 /* hnsw_plan.c */
 /* The plan for a filtered search of k at ef over count present vectors:
  * `forced` unless it is VF_PLAN_AUTO, else the planner's choice; *passing
- * gets the passing count (the caller's or a sampled estimate). */
-vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, const vf_filter *filter, vf_filter_plan forced,
-                                   size_t count, size_t k, size_t ef, size_t *passing);
+ * gets the passing count (the caller's or a sampled estimate). May read
+ * link lists into s->links (the filter's affinity with the graph). */
+vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, vf_scratch *s, const vf_filter *filter,
+                                   vf_filter_plan forced, size_t count, size_t k, size_t ef,
+                                   size_t *passing);
 /* The ef a WALK runs with for a search of k at ef when passing of count
  * vectors pass: ef x 1.25 x sqrt(share), within [k, ef], so that its recall
  * meets the unfiltered recall of ef rather than exceeding it at 1/share

@@ -105,7 +105,7 @@ static int search_planned(const vf_hnsw *h, vf_scratch *s, const void *q, size_t
         exact = true;
     vf_filter_explain did = {.plan = exact ? VF_PLAN_EXACT : VF_PLAN_WALK, .passing = count};
     if (filter && !exact)
-        did.plan = vf_hnsw_plan_choose(h, filter, plan, count, k, ef, &did.passing);
+        did.plan = vf_hnsw_plan_choose(h, s, filter, plan, count, k, ef, &did.passing);
     if (filter) {
         counter_bump(&h->plans[did.plan]);
         if (explain)

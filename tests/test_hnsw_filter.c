@@ -4,8 +4,8 @@
  * search at selectivities 0.1 % .. 50 % with labels drawn at random and
  * labels that follow the data's clusters (the hard case); k results
  * whenever k pass; what explain and the counters report; the planner's
- * choice; the filtered walk's failing budget and seeds; filtered searches racing inserts and
- * removes (run under TSan by scripts/test.sh).
+ * choice and its price of a filter that follows the graph; the filtered walk's failing budget and
+ * seeds; filtered searches racing inserts and removes (run under TSan by scripts/test.sh).
  *
  * The data: N_FULL points (N_SMALL under VECFS_TEST_SKIP_LARGE, the
  * ThreadSanitizer run, which must stay short) in DIM dimensions around
@@ -466,6 +466,65 @@ static void test_planner_choice(void **state)
     }
 }
 
+/* The planner prices a walk by its slow queries, which a filter that
+ * follows the graph makes slower (hnsw_plan.c, filter_affinity): with the
+ * same share passing and the id list, there is an ef where labels drawn at
+ * random walk while cluster labels are scanned exactly, and no ef where
+ * the reverse holds; the cluster filter's searches at that ef return K
+ * hits, all passing, with recall >= 0.95. */
+static void test_planner_affinity(void **state)
+{
+    (void)state;
+    label_filter lf[2];
+    size_t passing[2], n_ids[2];
+    uint32_t *ids[2];
+    vf_filter f[2];
+    for (int by_cluster = 0; by_cluster < 2; by_cluster++) {
+        label_make(&lf[by_cluster], by_cluster, 0.5, &passing[by_cluster]);
+        ids[by_cluster] = label_ids(&lf[by_cluster], &n_ids[by_cluster]);
+        f[by_cluster] = (vf_filter){.accept = label_accept,
+                                    .ctx = &lf[by_cluster],
+                                    .passing = n_ids[by_cluster],
+                                    .ids = ids[by_cluster]};
+    }
+    size_t split_ef = 0;
+    for (size_t ef = K; ef <= 1024; ef += ef / 8 + 1) {
+        vf_filter_plan chosen[2];
+        for (int by_cluster = 0; by_cluster < 2; by_cluster++) {
+            vf_filter_explain ex;
+            const vf_search_opts o = {.explain = &ex};
+            vf_hit hits[K];
+            size_t n;
+            assert_int_equal(
+                vf_hnsw_search_with(data.h, data.queries, K, ef, &f[by_cluster], &o, hits, &n), 0);
+            chosen[by_cluster] = ex.plan;
+        }
+        assert_false(chosen[0] == VF_PLAN_EXACT && chosen[1] != VF_PLAN_EXACT);
+        if (!split_ef && chosen[0] == VF_PLAN_WALK && chosen[1] == VF_PLAN_EXACT)
+            split_ef = ef;
+    }
+    print_message("share 0.5: random labels walk, cluster labels exact from ef %zu\n", split_ef);
+    assert_true(split_ef > 0);
+    size_t found = 0, want = 0;
+    for (size_t q = 0; q < NQ; q++) {
+        vf_hit got[K], exact[K];
+        size_t ng, ne;
+        const float *query = data.queries + q * DIM;
+        assert_int_equal(vf_hnsw_search(data.h, query, K, split_ef, &f[1], got, &ng), 0);
+        assert_int_equal(vf_hnsw_search_exact(data.h, query, K, &f[1], exact, &ne), 0);
+        assert_int_equal(ng, K);
+        for (size_t i = 0; i < ng; i++) {
+            assert_true(label_accept(&lf[1], got[i].id));
+            for (size_t j = 0; j < ne; j++)
+                found += got[i].id == exact[j].id;
+        }
+        want += ne;
+    }
+    assert_true((double)found >= 0.95 * (double)want);
+    free(ids[0]);
+    free(ids[1]);
+}
+
 /* ------------------------------------------------------------------ */
 /* Real data: words50k                                                  */
 /* ------------------------------------------------------------------ */
@@ -671,8 +730,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plans_recall),         cmocka_unit_test(test_k_whenever_k_pass),
         cmocka_unit_test(test_explain_and_counters), cmocka_unit_test(test_id_list_exact),
-        cmocka_unit_test(test_planner_choice),       cmocka_unit_test(test_words50k_recall),
-        cmocka_unit_test(test_walk_failing_budget),  cmocka_unit_test(test_concurrent_inserts),
+        cmocka_unit_test(test_planner_choice),       cmocka_unit_test(test_planner_affinity),
+        cmocka_unit_test(test_words50k_recall),      cmocka_unit_test(test_walk_failing_budget),
+        cmocka_unit_test(test_concurrent_inserts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
