@@ -64,6 +64,7 @@ static void usage(FILE *f)
         "  --tls-cert F --tls-key F    serve them over TLS (PEM files)\n"
         "  --tls-client-ca F  and require client certificates signed by this CA\n"
         "  --threads N        at most N FUSE worker threads (default 16)\n"
+        "  --io-uring         take requests through the kernel's io_uring queues\n"
         "  --rados-conf F     RADOS mode: the Ceph config file (DATADIR is a cache)\n"
         "  --rados-pool P     RADOS mode: the pool holding the log\n"
         "  --rados-namespace NS  RADOS mode: the namespace in the pool (default none)\n"
@@ -115,6 +116,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CA,
+    OPT_IO_URING,
 };
 
 /* Parses the mount command line. 0, or 1 after --help/--version, or -1
@@ -126,6 +128,7 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"read-only", no_argument, NULL, OPT_READ_ONLY},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"io-uring", no_argument, NULL, OPT_IO_URING},
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
@@ -203,6 +206,9 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
             break;
         case OPT_READ_ONLY:
             cli->read_only = true;
+            break;
+        case OPT_IO_URING:
+            cli->io_uring = true;
             break;
         case OPT_THREADS: {
             char *end;
