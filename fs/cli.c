@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -268,6 +269,22 @@ static bool clear_dead_mount(const char *mnt)
     return true;
 }
 
+/* statfs of the mount point, as check_paths reads it. A daemon that served
+ * through io_uring queues (--io-uring) and was killed leaves its mount
+ * connected until the kernel has torn the queues down, a few milliseconds
+ * after its death (ECANCELED, then ECONNABORTED, then ENOTCONN): those
+ * answers are waited out for up to a second. */
+static int statfs_settled(const char *mnt, struct statfs *sfs)
+{
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    int rc = statfs(mnt, sfs);
+    for (int i = 0; i < 100 && rc < 0 && (errno == ECANCELED || errno == ECONNABORTED); i++) {
+        nanosleep(&pause, NULL);
+        rc = statfs(mnt, sfs);
+    }
+    return rc;
+}
+
 static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
 {
     struct stat st, pst;
@@ -305,7 +322,7 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
     /* statfs always asks the filesystem (stat may answer from the
      * kernel's attribute cache), so a dead daemon's mount shows here. */
     struct statfs sfs;
-    if (statfs(cli->mountpoint, &sfs) < 0 && errno == ENOTCONN)
+    if (statfs_settled(cli->mountpoint, &sfs) < 0 && errno == ENOTCONN)
         (void)clear_dead_mount(cli->mountpoint);
     if (stat(cli->mountpoint, &st) < 0) {
         if (errno == ENOTCONN)
