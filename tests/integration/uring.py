@@ -278,6 +278,17 @@ def main():
                     print("#   " + line)
                 failed += 1
             sys.stdout.flush()
+        run.cleanup_all()
+        # A sanitizer build reports into the daemons' logs (and a leak
+        # changes only the exit status of a daemon that was not checked).
+        for top, _, files in os.walk(ctx.tmp):
+            for name in sorted(n for n in files if n.endswith(".log")):
+                text = open(os.path.join(top, name), errors="replace").read()
+                for mark in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                    if mark in text:
+                        print("FAIL sanitizer: %s in %s" % (mark, name))
+                        failed += 1
+                        break
     finally:
         run.cleanup_all()
         set_param(old)
