@@ -10,7 +10,8 @@ back the value it found on every exit path. Checks that a mount with
 writes, imports, xattrs, rename, unlink, readdir and large reads through
 them (vecfs_fuse_ring_requests_total grows with them), that notifications
 still reach the kernel, that an interrupted client leaves the queues
-working, that a daemon killed with SIGKILL leaves a mount that unmounts,
+working, that a truncate(2) right after close() is still a change of its
+own, that a daemon killed with SIGKILL leaves a mount that unmounts,
 and that with enable_uring = N the option falls back to /dev/fuse with
 one warning. Exits 77 when FUSE is missing or the kernel has no FUSE over
 io_uring (no enable_uring parameter, or not root).
@@ -161,6 +162,29 @@ def interrupted_client_leaves_rings_working(ctx):
         m.stop()
 
 
+def truncate_right_after_close(ctx):
+    """close() returns before its RELEASE is handled, and another ring
+    thread may take the next request first: truncate(2) by path to a wrong
+    dim right after close() must still fail and keep the vector (5-6 of
+    1000 were accepted before ops_vec.c committed it at once)."""
+    m = rings_mount(ctx, "trunc")
+    try:
+        c = mk_collection(m.mnt, "t", "dim = 4\n")
+        q = os.path.join(c, "w.f32")
+        accepted = 0
+        for i in range(1000):
+            write_file(q, f32([1, 2, 3, i]))
+            try:
+                os.truncate(q, 8)
+                accepted += 1
+            except OSError as e:
+                eq(e.errno, errno.EINVAL, "errno of a wrong-dim truncate")
+        eq(accepted, 0, "wrong-dim truncates accepted right after close()")
+        eq(read_file(q), f32([1, 2, 3, 999]), "the vector after the refused truncates")
+    finally:
+        m.stop()
+
+
 def kill9_leaves_no_stuck_mount(ctx):
     m = rings_mount(ctx, "kill")
     try:
@@ -236,7 +260,8 @@ def fallback_without_kernel_support(ctx):
 
 
 TESTS = [rings_serve_every_kind_of_request, notifications_reach_the_kernel,
-         interrupted_client_leaves_rings_working, kill9_leaves_no_stuck_mount,
+         interrupted_client_leaves_rings_working, truncate_right_after_close,
+         kill9_leaves_no_stuck_mount,
          fallback_without_kernel_support]
 
 
