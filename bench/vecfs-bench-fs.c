@@ -24,7 +24,10 @@
  *
  * Usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]
  *            [--clients 1,2,4] [--singles 2000] [--repeat 3] [--json OUT.json]
- *            [--vecfs PATH]
+ *            [--vecfs PATH] [--vecfs-arg ARG]...
+ *
+ * --vecfs-arg passes one more option to the daemon (before DATADIR), e.g.
+ * --vecfs-arg --io-uring; repeat it for several.
  *
  * Every query figure, direct and through the mount, is the median of
  * --repeat runs (a batch of 10,000 queries takes a fifth of a second, so
@@ -69,6 +72,7 @@
 #define MAX_CLIENTS 64
 #define RESULT_CAP (64 * 1024)
 #define MAX_REPEAT 21
+#define MAX_VECFS_ARGS 8
 
 typedef struct bench_opts {
     const char *base, *queries, *json, *vecfs;
@@ -77,6 +81,8 @@ typedef struct bench_opts {
     size_t nclients;
     size_t singles;
     size_t repeat;
+    const char *vecfs_args[MAX_VECFS_ARGS]; /* --vecfs-arg, in order */
+    size_t nvecfs_args;
 } bench_opts;
 
 typedef struct dataset {
@@ -108,7 +114,8 @@ static int usage(const char *msg)
     fprintf(stderr, "vecfs-bench-fs: %s\n", msg);
     fprintf(stderr,
             "usage: vecfs-bench-fs --base B.fvecs --queries Q.fvecs [--metric cosine|l2|dot]"
-            " [--clients 1,2,4] [--singles N] [--repeat N] [--json OUT.json] [--vecfs PATH]\n");
+            " [--clients 1,2,4] [--singles N] [--repeat N] [--json OUT.json] [--vecfs PATH]"
+            " [--vecfs-arg ARG]...\n");
     return 2;
 }
 
@@ -158,7 +165,11 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->json = v;
         else if (!strcmp(a, "--vecfs"))
             o->vecfs = v;
-        else if (!strcmp(a, "--metric")) {
+        else if (!strcmp(a, "--vecfs-arg")) {
+            if (o->nvecfs_args == MAX_VECFS_ARGS)
+                return usage("at most 8 --vecfs-arg");
+            o->vecfs_args[o->nvecfs_args++] = v;
+        } else if (!strcmp(a, "--metric")) {
             if (vf_metric_parse(v, &o->metric) != 0)
                 return usage("--metric takes l2, cosine or dot");
         } else if (!strcmp(a, "--clients")) {
@@ -340,7 +351,7 @@ static void mount_stop(mount_ctx *m)
         fprintf(stderr, "vecfs-bench-fs: could not remove %s\n", m->root);
 }
 
-static int mount_start(mount_ctx *m, const char *vecfs)
+static int mount_start(mount_ctx *m, const bench_opts *o)
 {
     snprintf(m->root, sizeof(m->root), "/tmp/vecfs-bench-XXXXXX");
     if (!mkdtemp(m->root)) {
@@ -356,8 +367,15 @@ static int mount_start(mount_ctx *m, const char *vecfs)
     if (m->pid < 0)
         return -errno;
     if (m->pid == 0) {
-        execl(vecfs, "vecfs", "-f", m->datadir, m->mnt, (char *)NULL);
-        fprintf(stderr, "vecfs-bench-fs: cannot run %s: %s\n", vecfs, strerror(errno));
+        const char *argv[MAX_VECFS_ARGS + 5] = {"vecfs", "-f"};
+        size_t n = 2;
+        for (size_t i = 0; i < o->nvecfs_args; i++)
+            argv[n++] = o->vecfs_args[i];
+        argv[n++] = m->datadir;
+        argv[n++] = m->mnt;
+        argv[n] = NULL;
+        execv(o->vecfs, (char *const *)argv);
+        fprintf(stderr, "vecfs-bench-fs: cannot run %s: %s\n", o->vecfs, strerror(errno));
         _exit(127);
     }
     for (int i = 0; i < 200; i++) {
@@ -682,7 +700,7 @@ static int bench_mount(const bench_opts *o, const dataset *d, const vf_hnsw *dir
 {
     mount_ctx m = {0};
     char coll[PATH_MAX], coll8[PATH_MAX], singles[PATH_MAX], path[PATH_MAX];
-    int rc = mount_start(&m, o->vecfs);
+    int rc = mount_start(&m, o);
     if (rc) {
         fprintf(stderr, "vecfs-bench-fs: mounting with %s failed: %s\n", o->vecfs, strerror(-rc));
         goto out;

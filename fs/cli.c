@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -64,6 +65,7 @@ static void usage(FILE *f)
         "  --tls-cert F --tls-key F    serve them over TLS (PEM files)\n"
         "  --tls-client-ca F  and require client certificates signed by this CA\n"
         "  --threads N        at most N FUSE worker threads (default 16)\n"
+        "  --io-uring         take requests through the kernel's io_uring queues\n"
         "  --rados-conf F     RADOS mode: the Ceph config file (DATADIR is a cache)\n"
         "  --rados-pool P     RADOS mode: the pool holding the log\n"
         "  --rados-namespace NS  RADOS mode: the namespace in the pool (default none)\n"
@@ -115,6 +117,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CA,
+    OPT_IO_URING,
 };
 
 /* Parses the mount command line. 0, or 1 after --help/--version, or -1
@@ -126,6 +129,7 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"read-only", no_argument, NULL, OPT_READ_ONLY},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"io-uring", no_argument, NULL, OPT_IO_URING},
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
@@ -204,6 +208,9 @@ static int cli_parse(int argc, char **argv, fsd_cli *cli)
         case OPT_READ_ONLY:
             cli->read_only = true;
             break;
+        case OPT_IO_URING:
+            cli->io_uring = true;
+            break;
         case OPT_THREADS: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -262,6 +269,22 @@ static bool clear_dead_mount(const char *mnt)
     return true;
 }
 
+/* statfs of the mount point, as check_paths reads it. A daemon that served
+ * through io_uring queues (--io-uring) and was killed leaves its mount
+ * connected until the kernel has torn the queues down, a few milliseconds
+ * after its death (ECANCELED, then ECONNABORTED, then ENOTCONN): those
+ * answers are waited out for up to a second. */
+static int statfs_settled(const char *mnt, struct statfs *sfs)
+{
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    int rc = statfs(mnt, sfs);
+    for (int i = 0; i < 100 && rc < 0 && (errno == ECANCELED || errno == ECONNABORTED); i++) {
+        nanosleep(&pause, NULL);
+        rc = statfs(mnt, sfs);
+    }
+    return rc;
+}
+
 static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
 {
     struct stat st, pst;
@@ -299,7 +322,7 @@ static int check_paths(const fsd_cli *cli, char *msg, size_t msglen)
     /* statfs always asks the filesystem (stat may answer from the
      * kernel's attribute cache), so a dead daemon's mount shows here. */
     struct statfs sfs;
-    if (statfs(cli->mountpoint, &sfs) < 0 && errno == ENOTCONN)
+    if (statfs_settled(cli->mountpoint, &sfs) < 0 && errno == ENOTCONN)
         (void)clear_dead_mount(cli->mountpoint);
     if (stat(cli->mountpoint, &st) < 0) {
         if (errno == ENOTCONN)

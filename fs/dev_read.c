@@ -52,9 +52,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int poll_fd = -1;      /* set by install, closed by release: the clone */
-static atomic_bool polling;   /* a worker polls poll_fd */
-static atomic_uint in_flight; /* requests read and not yet handled */
+static int poll_fd = -1;           /* set by install, closed by release: the clone */
+static atomic_bool polling;        /* a worker polls poll_fd */
+static atomic_uint in_flight;      /* requests read and not yet handled */
+static atomic_bool poll_on = true; /* fsd_dev_read_set_polling */
 /* This thread returned a request and has not come back for the next. */
 static _Thread_local bool handling;
 /* The descriptor this thread's last request came from (invariant 2). */
@@ -89,7 +90,7 @@ static ssize_t poll_read(void *buf, size_t len)
 }
 
 /* fuse_custom_io.read: the next request into buf, as read(2) returns it. */
-static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
+ssize_t fsd_dev_read(int fd, void *buf, size_t len, void *userdata)
 {
     (void)userdata;
     if (handling) {
@@ -99,7 +100,8 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
     ssize_t n = -1;
     int err = EAGAIN;
     bool no = false;
-    if (atomic_load(&in_flight) == 0 && atomic_compare_exchange_strong(&polling, &no, true)) {
+    if (atomic_load(&poll_on) && atomic_load(&in_flight) == 0 &&
+        atomic_compare_exchange_strong(&polling, &no, true)) {
         n = poll_read(buf, len);
         err = errno;
         atomic_store(&polling, false);
@@ -119,7 +121,7 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 }
 
 /* fuse_custom_io.writev: a reply or a notification (invariant 2). */
-static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
+ssize_t fsd_dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     (void)userdata;
     int first = request_fd >= 0 ? request_fd : fd;
@@ -129,7 +131,7 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
     return n;
 }
 
-int fsd_dev_read_install(struct fuse_session *se)
+int fsd_dev_read_install(struct fuse_session *se, const struct fuse_custom_io *io)
 {
     int fd = fuse_session_fd(se);
     if (fd < 0 || poll_fd >= 0)
@@ -143,14 +145,19 @@ int fsd_dev_read_install(struct fuse_session *se)
         close(clone);
         return rc;
     }
-    static const struct fuse_custom_io io = {.writev = dev_writev, .read = dev_read};
-    int rc = fuse_session_custom_io(se, &io, fd);
+    static const struct fuse_custom_io own = {.writev = fsd_dev_writev, .read = fsd_dev_read};
+    int rc = fuse_session_custom_io(se, io != NULL ? io : &own, fd);
     if (rc < 0) {
         close(clone);
         return rc;
     }
     poll_fd = clone;
     return 0;
+}
+
+void fsd_dev_read_set_polling(bool on)
+{
+    atomic_store(&poll_on, on);
 }
 
 void fsd_dev_read_release(void)

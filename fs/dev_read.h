@@ -8,6 +8,10 @@
 
 #include "inode.h" /* defines FUSE_USE_VERSION and includes fuse_lowlevel.h */
 
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
 /* How long the worker that just answered polls for the next request, in
  * microseconds: longer than a client's turnaround between an answer and
  * its next query (its wake-up included), as the kernel's guest halt
@@ -22,13 +26,26 @@
 
 /* Installs the polling read on the mounted session se: opens a clone of
  * its /dev/fuse descriptor (FUSE_DEV_IOC_CLONE, non-blocking) and sets
- * libfuse's custom I/O (fuse_session_custom_io) to read and reply through
- * it. Call once, after fuse_session_mount and before the session loop; one
- * session per process. Returns 0, or a negative errno: -EINVAL (se has no
- * descriptor, or already installed), the errno of open or of the clone
- * ioctl, or libfuse's; on error the session is left as it was and reads
- * as libfuse does. */
-int fsd_dev_read_install(struct fuse_session *se);
+ * libfuse's custom I/O (fuse_session_custom_io) to io, or to fsd_dev_read
+ * and fsd_dev_writev when io is NULL (a transport that wraps them, as
+ * uring.c does, passes its own io that calls them). Call once, after
+ * fuse_session_mount and before the session loop; one session per
+ * process. Returns 0, or a negative errno: -EINVAL (se has no descriptor,
+ * or already installed), the errno of open or of the clone ioctl, or
+ * libfuse's; on error the session is left as it was and reads as libfuse
+ * does. */
+int fsd_dev_read_install(struct fuse_session *se, const struct fuse_custom_io *io);
+
+/* The read and writev of the custom I/O this file installs (the contract
+ * of struct fuse_custom_io's members). */
+ssize_t fsd_dev_read(int fd, void *buf, size_t len, void *userdata);
+ssize_t fsd_dev_writev(int fd, struct iovec *iov, int count, void *userdata);
+
+/* Turns the polling off (on is the default): once requests come through
+ * io_uring queues (uring.c), /dev/fuse carries only FORGET and INTERRUPT,
+ * and a worker polling after those would only take a core from the
+ * queues' threads. */
+void fsd_dev_read_set_polling(bool on);
 
 /* Closes the clone; call after fuse_session_destroy. No-op when nothing
  * was installed. */

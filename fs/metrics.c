@@ -59,6 +59,7 @@ static atomic_uint_fast64_t ops[FSD_OP_COUNT];
 static atomic_uint_fast64_t errors[FSD_OP_COUNT][FSD_METRICS_MAX_ERRNO + 1];
 static atomic_uint_fast64_t inserts;
 static atomic_uint_fast64_t queries;
+static atomic_uint_fast64_t ring_requests;
 static atomic_uint_fast64_t buckets[FSD_METRICS_QUERY_BUCKETS + 1]; /* last = +Inf only */
 static atomic_uint_fast64_t query_ns;                               /* sum, nanoseconds */
 
@@ -102,6 +103,16 @@ void fsd_metrics_queries(uint64_t nq, double seconds)
     atomic_fetch_add_explicit(&buckets[i], nq, memory_order_relaxed);
     atomic_fetch_add_explicit(&queries, nq, memory_order_relaxed);
     atomic_fetch_add_explicit(&query_ns, (uint64_t)(seconds * 1e9), memory_order_relaxed);
+}
+
+void fsd_metrics_ring_request(void)
+{
+    atomic_fetch_add_explicit(&ring_requests, 1, memory_order_relaxed);
+}
+
+uint64_t fsd_metrics_ring_requests_total(void)
+{
+    return atomic_load_explicit(&ring_requests, memory_order_relaxed);
 }
 
 uint64_t fsd_metrics_queries_total(void)
@@ -214,6 +225,13 @@ int fsd_metrics_render(vc_buf *b)
         rc =
             vc_buf_printf(b, "vecfs_fuse_ops_total{op=\"%s\"} %llu\n", op_names[op],
                           (unsigned long long)atomic_load_explicit(&ops[op], memory_order_relaxed));
+    rc = rc ? rc
+            : vc_buf_printf(b,
+                            "# HELP vecfs_fuse_ring_requests_total FUSE requests that came "
+                            "through the io_uring queues (--io-uring).\n"
+                            "# TYPE vecfs_fuse_ring_requests_total counter\n"
+                            "vecfs_fuse_ring_requests_total %llu\n",
+                            (unsigned long long)fsd_metrics_ring_requests_total());
     rc = rc ? rc
             : vc_buf_printf(b, "# HELP vecfs_errors_total FUSE requests that failed.\n"
                                "# TYPE vecfs_errors_total counter\n");

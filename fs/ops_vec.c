@@ -337,7 +337,6 @@ static int setattr_closed(fsd *d, const fsd_ref *r, const st_attr *a, unsigned m
 void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, int to_set,
                      struct fuse_file_info *fi)
 {
-    (void)fi;
     fsd *d = fsd_of(req);
     st_attr a;
     unsigned mask = fsd_setattr_mask(in, to_set, &a);
@@ -354,7 +353,18 @@ void fsd_vec_setattr(fuse_req_t req, const fsd_ref *r, const struct stat *in, in
     }
     if (rc == 0 && vf != NULL) {
         fsd_vfile_lock(vf);
-        rc = setattr_vfile_locked(d, vf, r, &a, mask, truncate, in->st_size, temp, &st);
+        /* truncate(2) by path is a whole change on its own also while
+         * handles with nothing left to commit pin the file, as one whose
+         * RELEASE trails its close() (under --io-uring another thread may
+         * take this request first). Refused, it leaves the store's content
+         * for the next reader. */
+        bool whole = !temp && truncate && fi == NULL && vf->in_store && !vf->dirty;
+        rc = setattr_vfile_locked(d, vf, r, &a, mask, truncate, in->st_size, temp || whole, &st);
+        if (rc < 0 && whole) {
+            vf->loaded = false; /* reloaded from the store when next used */
+            vf->dirty = false;
+            vf->failed_err = 0;
+        }
         pthread_mutex_unlock(&vf->lock);
         fsd_vfile_unpin(d, vf);
     } else if (rc == 0) {

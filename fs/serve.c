@@ -27,6 +27,7 @@
 
 #include "audit.h"
 #include "dev_read.h"
+#include "uring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +174,20 @@ int fsd_serve(fsd_cli *cli, int report_fd)
     /* When nothing is in flight the worker that answered polls for the
      * next request before it sleeps (dev_read.c); without it the loop
      * reads as libfuse does, only slower per request. */
-    rc = fsd_dev_read_install(se);
+    unsigned threads = cli->threads ? cli->threads : 16;
+    rc = -ENOTSUP;
+    if (cli->io_uring) {
+        /* Requests through io_uring queues when the kernel offers them
+         * (uring.c); /dev/fuse as below otherwise. */
+        rc = fsd_uring_install(se, threads);
+        if (rc < 0)
+            fsd_log(FSD_LOG_WARN,
+                    "--io-uring: cannot set up the queues: %s; requests go "
+                    "through /dev/fuse",
+                    strerror(-rc));
+    }
+    if (rc < 0)
+        rc = fsd_dev_read_install(se, NULL);
     if (rc < 0)
         fsd_log(FSD_LOG_WARN, "requests are read without polling: %s", strerror(-rc));
     fsd_http_set_ready(http, true);
@@ -203,7 +217,6 @@ int fsd_serve(fsd_cli *cli, int report_fd)
             fsd_log(FSD_LOG_ERROR, "out of memory for the loop config");
             goto out;
         }
-        unsigned threads = cli->threads ? cli->threads : 16;
         fuse_loop_cfg_set_max_threads(lc, threads);
         fuse_loop_cfg_set_idle_threads(lc, threads);
         fuse_loop_cfg_set_clone_fd(lc, 0);
@@ -213,6 +226,7 @@ int fsd_serve(fsd_cli *cli, int report_fd)
     fsd_log(FSD_LOG_INFO, "unmounting %s", cli->mountpoint);
 out:
     fsd_http_set_ready(http, false);
+    fsd_uring_stop(); /* its threads run handlers too (invariant 3) */
     if (mounted)
         fuse_session_unmount(se);
     if (handlers) {

@@ -24,6 +24,7 @@ typedef struct fsd_cli {
     bool foreground;
     bool debug;
     bool single_thread;
+    bool io_uring; /* --io-uring: requests through io_uring queues */
     unsigned threads;
     vc_buf fuse_opts;       /* comma-joined -o options */
     st_rados_options rados; /* conf NULL: the embedded mode */

@@ -7,6 +7,8 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libfuse3-dev fuse3 liblmdb-dev lmdb-utils libsimde-dev libssl-dev libcmocka-dev
   libjansson-dev libmicrohttpd-dev libdouble-conversion-dev
+  # vecfs --io-uring: FUSE requests through io_uring queues (fs/uring.c).
+  liburing-dev
   # The docs suite: man -l and groff check the vecfs(1) page.
   man-db groff-base
   libhnswlib-dev libfaiss-dev

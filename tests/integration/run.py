@@ -2,6 +2,7 @@
 """run.py — integration tests of vecfs through a real FUSE mount.
 
 Usage: tests/integration/run.py PATH/TO/vecfs [-k SUBSTRING]... [-x SUBSTRING]... [--keep]
+                               [--io-uring]
 
 Makes a temporary DATADIR and mount point, starts `vecfs -f DATADIR MNT` in
 the background, waits for the mount to appear in /proc/mounts, and drives
@@ -13,6 +14,11 @@ one of the given substrings, -x leaves out those whose names contain one
 the two halves run side by side). Every test prints a PASS/FAIL/SKIP line;
 the run ends with "N passed, M failed" and exits 1 on any failure, 77 when
 FUSE is not available (no /dev/fuse or no fusermount3).
+
+--io-uring mounts every test's daemon with --io-uring (FUSE over io_uring,
+docs/tuning.md): it sets the fuse module's enable_uring to Y for the run,
+puts the old value back at the end, checks that requests came through the
+queues, and exits 77 when the kernel has no such parameter.
 
 Mounts are always unmounted (fusermount3 -u, then -uz) and daemons killed
 by pid, on success, failure, exceptions and SIGINT/SIGTERM.
@@ -47,6 +53,8 @@ import traceback
 # ---------------------------------------------------------------------------
 
 MOUNTS = []  # every Mount started, for cleanup
+VECFS_OPTS = []  # options every Mount passes first (--io-uring)
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 
 
 class Mount:
@@ -54,7 +62,7 @@ class Mount:
 
     def __init__(self, vecfs, datadir, mnt, logdir, opts=()):
         self.vecfs, self.datadir, self.mnt = vecfs, datadir, os.path.realpath(mnt)
-        self.opts = list(opts)
+        self.opts = VECFS_OPTS + list(opts)
         self.log_path = os.path.join(logdir, "vecfs-%s.log" % os.path.basename(mnt))
         self.proc = None
 
@@ -2294,6 +2302,16 @@ def main():
     if not os.access(vecfs, os.X_OK):
         print("FAIL: %s is not an executable" % vecfs)
         return 1
+    uring_old = None
+    if "--io-uring" in args:
+        if not os.access(URING_PARAM, os.W_OK):
+            print("SKIP: no writable %s (FUSE over io_uring, root)" % URING_PARAM)
+            return 77
+        with open(URING_PARAM) as f:
+            uring_old = f.read().strip()
+        with open(URING_PARAM, "w") as f:
+            f.write("Y")
+        VECFS_OPTS.append("--io-uring")
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
@@ -2338,6 +2356,11 @@ def main():
             if ctx.m1.proc is not None and ctx.m1.proc.poll() is not None:
                 print("# the daemon died (exit %r); log:\n%s" % (ctx.m1.proc.returncode,
                                                                   ctx.m1.tail_log()))
+        if uring_old is not None and ctx.m1.mounted():
+            rings = metric_sum(ctx.m1.mnt, "vecfs_fuse_ring_requests_total")
+            print("%s rings_used: %d requests through the io_uring queues"
+                  % ("PASS" if rings > 0 else "FAIL", rings))
+            failed += rings <= 0
         rc = ctx.m1.stop()
         if rc not in (0, None):
             print("FAIL clean_unmount: vecfs exited %r" % rc)
@@ -2347,6 +2370,9 @@ def main():
         failed += 1
     finally:
         cleanup_all()
+        if uring_old is not None:
+            with open(URING_PARAM, "w") as f:
+                f.write(uring_old)
         if not keep:
             shutil.rmtree(ctx.tmp, ignore_errors=True)
     if skipped:
