@@ -7,7 +7,18 @@
 #include "fanout.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <unistd.h>
+
+/* Set once before any fan-out (single-threaded start), read-only after. */
+static cpu_set_t fanout_cpus;
+static bool fanout_cpus_set;
+
+void vc_fanout_set_cpus(const cpu_set_t *cpus)
+{
+    fanout_cpus = *cpus;
+    fanout_cpus_set = true;
+}
 
 unsigned vc_threads_resolve(unsigned threads)
 {
@@ -24,11 +35,19 @@ unsigned vc_fanout(unsigned threads, void *(*worker)(void *), void *arg)
     unsigned started = 0;
     if (threads > VC_THREADS_MAX)
         threads = VC_THREADS_MAX;
+    pthread_attr_t attr;
+    pthread_attr_t *ap = NULL;
+    if (threads > 1 && fanout_cpus_set && pthread_attr_init(&attr) == 0) {
+        ap = &attr;
+        (void)pthread_attr_setaffinity_np(ap, sizeof fanout_cpus, &fanout_cpus);
+    }
     for (unsigned t = 1; t < threads; t++) {
-        if (pthread_create(&tids[started], NULL, worker, arg) != 0)
+        if (pthread_create(&tids[started], ap, worker, arg) != 0)
             break;
         started++;
     }
+    if (ap)
+        pthread_attr_destroy(ap);
     worker(arg);
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);

@@ -6,6 +6,8 @@
 #ifndef VECFS_COMMON_FANOUT_H
 #define VECFS_COMMON_FANOUT_H
 
+#include <sched.h>
+
 /* More threads than this never help a 2..64-core machine and would make
  * per-call thread arrays large. */
 #define VC_THREADS_MAX 256u
@@ -18,5 +20,12 @@ unsigned vc_threads_resolve(unsigned threads);
  * be started is skipped: the worker must take its items from a shared
  * counter so the others finish the work. Returns the number that ran. */
 unsigned vc_fanout(unsigned threads, void *(*worker)(void *), void *arg);
+
+/* The CPUs the threads vc_fanout starts may run on, set once at start by a
+ * program whose callers run narrower than the process (fs/uring.c pins
+ * each of its threads to one CPU, and a new thread inherits its creator's
+ * affinity: a batch fanned out from there would run on that one CPU).
+ * Without it the started threads inherit the caller's affinity. */
+void vc_fanout_set_cpus(const cpu_set_t *cpus);
 
 #endif /* VECFS_COMMON_FANOUT_H */

@@ -47,6 +47,7 @@
 
 #include "alloc.h"
 #include "dev_read.h"
+#include "fanout.h"
 #include "fuse_uring_abi.h"
 #include "log.h"
 #include "metrics.h"
@@ -368,6 +369,13 @@ int fsd_uring_install(struct fuse_session *se, unsigned threads)
     if (U.ents != NULL || fuse_session_fd(se) < 0)
         return -EINVAL;
     U.se = se;
+    /* Batches fanned out from a pinned thread (an import's index build, a
+     * batch query) run on every CPU the daemon was given, not on the one
+     * its caller's queue pins: 47 % of a direct import against 79-82 %
+     * before (docs/performance.md, "Quiet reruns ... seventh session"). */
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0)
+        vc_fanout_set_cpus(&cpus);
     U.nqueues = possible_cpus();
     U.n = threads > U.nqueues ? threads - threads % U.nqueues : U.nqueues;
     U.ents = vc_calloc(U.n, sizeof *U.ents);
