@@ -53,19 +53,16 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
-from ceph_env import TestCluster  # noqa: E402
+from ceph_env import test_main  # noqa: E402
 from run import Fail, check, eq, expect_errno, parse_result, query, read_file, write_file  # noqa: E402
 
 VECFS = CLUSTER_SH = TMP = CONF = None
@@ -749,60 +746,17 @@ TESTS = [two_nodes_see_each_other, excl_race, concurrent_writers_agree, kill_a_w
 
 
 def main():
-    global VECFS, CLUSTER_SH, TMP, CONF, POOL
-    args = sys.argv[1:]
-    filters = []
-    while "-k" in args:
-        i = args.index("-k")
-        filters.append(args[i + 1])
-        del args[i:i + 2]
-    if len(args) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    VECFS, CLUSTER_SH = os.path.abspath(args[0]), os.path.abspath(args[1])
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        print("SKIP: no FUSE")
-        return 77
-    if any(shutil.which(b) is None for b in ("ceph-mon", "ceph-mgr", "ceph-osd", "rados")):
-        print("SKIP: no Ceph (scripts/install-deps.sh installs it)")
-        return 77
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    TMP = tempfile.mkdtemp(prefix="vecfs-rados-")
-    cl = TestCluster(CLUSTER_SH, TMP, "rados")
-    failed = 0
-    ctx = {}
-    t0 = time.monotonic()
-    try:
-        what = cl.start()
-        CONF, POOL = cl.conf, cl.pool
-        print("%s, up after %.1f s" % (what, time.monotonic() - t0), flush=True)
-        ctx["a"], ctx["b"] = node("a"), node("b")
+    def bind(vecfs, cluster_sh, tmp, cl):
+        global VECFS, CLUSTER_SH, TMP, CONF, POOL
+        VECFS, CLUSTER_SH, TMP, CONF, POOL = vecfs, cluster_sh, tmp, cl.conf, cl.pool
+
+    def setup():
+        ctx = {"a": node("a"), "b": node("b")}
         ctx["a"].start()
         ctx["b"].start()
-        for t in TESTS:
-            if filters and not any(f in t.__name__ for f in filters) and t is not check_clean:
-                continue
-            t1 = time.monotonic()
-            try:
-                t(ctx)
-                print("PASS %s (%.1f s)" % (t.__name__, time.monotonic() - t1), flush=True)
-            except Exception as e:  # noqa: BLE001 — report and go on
-                failed += 1
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-                traceback.print_exc()
-                for m in list(run.MOUNTS):
-                    print("--- log of %s:\n%s" % (m.mnt, m.tail_log()))
-    finally:
-        run.cleanup_all()
-        err = cl.stop()
-        if err:
-            failed += 1
-            print("FAIL stopping the cluster: %s" % err)
-        else:
-            shutil.rmtree(TMP, ignore_errors=True)
-    print("%d failed; %.1f s" % (failed, time.monotonic() - t0))
-    return 1 if failed else 0
+        return ctx
 
+    return test_main(__doc__, "rados", TESTS, bind, setup, always=(check_clean,))
 
 if __name__ == "__main__":
     sys.exit(main())

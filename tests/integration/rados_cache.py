@@ -33,19 +33,16 @@ every exit path. Exits 77 without /dev/fuse or the Ceph binaries.
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rados as R  # noqa: E402  (the helpers of the RADOS suite)
 import run  # noqa: E402
 from run import Fail, check, eq, read_file, write_file  # noqa: E402
-from ceph_env import TestCluster  # noqa: E402
+from ceph_env import test_main  # noqa: E402
 
 ORPHAN_AGE_S = 20  # --rados-orphan-age of the nodes
 ROWS = 40  # rows of dimension R.BIG_DIM: 164 KB, one blob object
@@ -333,59 +330,18 @@ TESTS = [identity_other_namespace, boot_id_torn_cache, behind_trim_reloads, orph
 
 
 def main():
-    args = sys.argv[1:]
-    filters = []
-    while "-k" in args:
-        i = args.index("-k")
-        filters.append(args[i + 1])
-        del args[i:i + 2]
-    if len(args) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    R.VECFS, R.CLUSTER_SH = os.path.abspath(args[0]), os.path.abspath(args[1])
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        print("SKIP: no FUSE")
-        return 77
-    if any(shutil.which(b) is None for b in ("ceph-mon", "ceph-mgr", "ceph-osd", "rados")):
-        print("SKIP: no Ceph (scripts/install-deps.sh installs it)")
-        return 77
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    R.TMP = tempfile.mkdtemp(prefix="vecfs-rados-cache-")
-    cl = CLUSTER[0] = TestCluster(R.CLUSTER_SH, R.TMP, "rados-cache")
-    failed = 0
-    ctx = {}
-    t0 = time.monotonic()
-    try:
-        what = cl.start()
-        R.CONF, R.POOL = cl.conf, cl.pool
-        print("%s, up after %.1f s" % (what, time.monotonic() - t0), flush=True)
-        ctx["a"], ctx["b"] = node("a"), node("b")
+    def bind(vecfs, cluster_sh, tmp, cl):
+        R.VECFS, R.CLUSTER_SH, R.TMP, R.CONF, R.POOL = vecfs, cluster_sh, tmp, cl.conf, cl.pool
+        CLUSTER[0] = cl
+
+    def setup():
+        ctx = {"a": node("a"), "b": node("b")}
         ctx["a"].start()
         ctx["b"].start()
-        for t in TESTS:
-            if filters and not any(f in t.__name__ for f in filters) and t is not check_clean:
-                continue
-            t1 = time.monotonic()
-            try:
-                t(ctx)
-                print("PASS %s (%.1f s)" % (t.__name__, time.monotonic() - t1), flush=True)
-            except Exception as e:  # noqa: BLE001 — report and go on
-                failed += 1
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-                traceback.print_exc()
-                for m in list(run.MOUNTS):
-                    print("--- log of %s:\n%s" % (m.mnt, m.tail_log()))
-    finally:
-        run.cleanup_all()
-        err = cl.stop(extra_pools=OTHER_POOLS)
-        if err:
-            failed += 1
-            print("FAIL stopping the cluster: %s" % err)
-        else:
-            shutil.rmtree(R.TMP, ignore_errors=True)
-    print("%d failed; %.1f s" % (failed, time.monotonic() - t0))
-    return 1 if failed else 0
+        return ctx
 
+    return test_main(__doc__, "rados-cache", TESTS, bind, setup, always=(check_clean,),
+                     extra_pools=OTHER_POOLS)
 
 if __name__ == "__main__":
     sys.exit(main())
