@@ -7,17 +7,20 @@
 #include "fanout.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
 
-/* Set once before any fan-out (single-threaded start), read-only after. */
+/* Written once, then published by the flag: a fan-out already running in
+ * another thread (a store's background rebuild) reads either no set or
+ * the whole one. */
 static cpu_set_t fanout_cpus;
-static bool fanout_cpus_set;
+static atomic_bool fanout_cpus_set;
 
 void vc_fanout_set_cpus(const cpu_set_t *cpus)
 {
     fanout_cpus = *cpus;
-    fanout_cpus_set = true;
+    atomic_store_explicit(&fanout_cpus_set, true, memory_order_release);
 }
 
 unsigned vc_threads_resolve(unsigned threads)
@@ -37,7 +40,8 @@ unsigned vc_fanout(unsigned threads, void *(*worker)(void *), void *arg)
         threads = VC_THREADS_MAX;
     pthread_attr_t attr;
     pthread_attr_t *ap = NULL;
-    if (threads > 1 && fanout_cpus_set && pthread_attr_init(&attr) == 0) {
+    if (threads > 1 && atomic_load_explicit(&fanout_cpus_set, memory_order_acquire) &&
+        pthread_attr_init(&attr) == 0) {
         ap = &attr;
         (void)pthread_attr_setaffinity_np(ap, sizeof fanout_cpus, &fanout_cpus);
     }

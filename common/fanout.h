@@ -21,7 +21,7 @@ unsigned vc_threads_resolve(unsigned threads);
  * counter so the others finish the work. Returns the number that ran. */
 unsigned vc_fanout(unsigned threads, void *(*worker)(void *), void *arg);
 
-/* The CPUs the threads vc_fanout starts may run on, set once at start by a
+/* The CPUs the threads vc_fanout starts may run on, set once by a
  * program whose callers run narrower than the process (fs/uring.c pins
  * each of its threads to one CPU, and a new thread inherits its creator's
  * affinity: a batch fanned out from there would run on that one CPU).

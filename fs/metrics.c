@@ -110,11 +110,6 @@ void fsd_metrics_ring_request(void)
     atomic_fetch_add_explicit(&ring_requests, 1, memory_order_relaxed);
 }
 
-uint64_t fsd_metrics_ring_requests_total(void)
-{
-    return atomic_load_explicit(&ring_requests, memory_order_relaxed);
-}
-
 uint64_t fsd_metrics_queries_total(void)
 {
     return atomic_load_explicit(&queries, memory_order_relaxed);
@@ -226,12 +221,13 @@ int fsd_metrics_render(vc_buf *b)
             vc_buf_printf(b, "vecfs_fuse_ops_total{op=\"%s\"} %llu\n", op_names[op],
                           (unsigned long long)atomic_load_explicit(&ops[op], memory_order_relaxed));
     rc = rc ? rc
-            : vc_buf_printf(b,
-                            "# HELP vecfs_fuse_ring_requests_total FUSE requests that came "
-                            "through the io_uring queues (--io-uring).\n"
-                            "# TYPE vecfs_fuse_ring_requests_total counter\n"
-                            "vecfs_fuse_ring_requests_total %llu\n",
-                            (unsigned long long)fsd_metrics_ring_requests_total());
+            : vc_buf_printf(
+                  b,
+                  "# HELP vecfs_fuse_ring_requests_total FUSE requests that came "
+                  "through the io_uring queues (--io-uring).\n"
+                  "# TYPE vecfs_fuse_ring_requests_total counter\n"
+                  "vecfs_fuse_ring_requests_total %llu\n",
+                  (unsigned long long)atomic_load_explicit(&ring_requests, memory_order_relaxed));
     rc = rc ? rc
             : vc_buf_printf(b, "# HELP vecfs_errors_total FUSE requests that failed.\n"
                                "# TYPE vecfs_errors_total counter\n");

@@ -74,9 +74,8 @@ void fsd_metrics_inserts(uint64_t n);
 void fsd_metrics_queries(uint64_t nq, double seconds);
 
 /* Counts one FUSE request that came through an io_uring queue (uring.c;
- * vecfs_fuse_ring_requests_total), and the total so far. */
+ * vecfs_fuse_ring_requests_total). */
 void fsd_metrics_ring_request(void);
-uint64_t fsd_metrics_ring_requests_total(void);
 
 /* Total queries so far (for stats). */
 uint64_t fsd_metrics_queries_total(void);
