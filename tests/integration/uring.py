@@ -28,7 +28,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
-from run import Fail, Mount, check, eq, f32, f32_round, l2, metric_sum  # noqa: E402
+from run import Fail, Mount, check, eq, f32, f32_round, fvecs, l2, metric_sum  # noqa: E402
 from run import mk_collection, parse_result, query, read_file, write_file  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "../../contrib"))
@@ -94,12 +94,11 @@ def rings_serve_every_kind_of_request(ctx):
         # writes; its result, also over 1 MiB, comes back as several reads.
         big = mk_collection(m.mnt, "big", "metric = l2\ndim = 64\n")
         rows = [[f32_round(rnd.gauss(0, 1)) for _ in range(64)] for _ in range(5000)]
-        blob = b"".join(len(r).to_bytes(4, "little") + f32(r) for r in rows)
+        blob = fvecs(rows)
         check(len(blob) > 1 << 20, "the import is larger than a payload buffer")
         write_file(os.path.join(big, ".import", "rows.fvecs"), blob)
         eq(sum(1 for n in os.listdir(big) if n.endswith(".f32")), 5000, "imported rows")
-        qs = b"".join(len(r).to_bytes(4, "little") + f32(r) for r in rows)
-        res = query(big, "batch.fvecs", qs)
+        res = query(big, "batch.fvecs", blob)
         check(len(res) > 1 << 20, "the batch result is larger than a payload buffer (%d)"
               % len(res))
         check(res.count(b"\n") >= 5000 * 10, "the batch result holds every query's hits")
@@ -144,10 +143,10 @@ def interrupted_client_leaves_rings_working(ctx):
         c = mk_collection(m.mnt, "i", "metric = l2\ndim = 32\n")
         rnd = random.Random(3)
         rows = [[f32_round(rnd.gauss(0, 1)) for _ in range(32)] for _ in range(4000)]
-        write_file(os.path.join(c, ".import", "r.fvecs"),
-                   b"".join(len(r).to_bytes(4, "little") + f32(r) for r in rows))
+        batch = fvecs(rows)
+        write_file(os.path.join(c, ".import", "r.fvecs"), batch)
         qfile = os.path.join(c, ".query", "slow.fvecs")
-        write_file(qfile, b"".join(len(r).to_bytes(4, "little") + f32(r) for r in rows))
+        write_file(qfile, batch)
         for delay in (0.01, 0.05, 0.2):
             p = subprocess.Popen(["cat", qfile], stdout=subprocess.DEVNULL)
             time.sleep(delay)
