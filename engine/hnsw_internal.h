@@ -510,9 +510,9 @@ vf_filter_plan vf_hnsw_plan_choose(const vf_hnsw *h, vf_scratch *s, const vf_fil
                                    vf_filter_plan forced, size_t count, size_t k, size_t ef,
                                    size_t *passing);
 /* The ef a WALK runs with for a search of k at ef when passing of count
- * vectors pass: ef x 1.25 x sqrt(share), within [k, ef], so that its recall
- * meets the unfiltered recall of ef rather than exceeding it at 1/share
- * the cost. */
+ * vectors pass: ef x VF_WALK_EF_MARGIN x sqrt(share), within [k, ef], so
+ * that its recall meets the unfiltered recall of ef rather than exceeding
+ * it at 1/share the cost (hnsw_plan.c). */
 size_t vf_hnsw_walk_ef(size_t ef, size_t k, size_t passing, size_t count);
 /* The failing nodes a WALK of walk_ef expands in full when passing of
  * count vectors pass: VF_WALK_FAILING_BUDGET x walk_ef / share, at least 1. */
