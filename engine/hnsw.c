@@ -606,7 +606,7 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->table_lock);
     pthread_mutex_lock((pthread_mutex_t *)&h->pool_lock);
     for (const vf_scratch *s = h->pool; s; s = s->next)
-        bytes += sizeof(*s) + s->visited_cap * sizeof(uint16_t) +
+        bytes += sizeof(*s) + (s->visited_cap / 64) * (sizeof(uint64_t) + sizeof(uint32_t)) +
                  (s->cand_cap + 2 * s->res_cap + 4 * (size_t)h->m0 + 4) * sizeof(vf_hit) +
                  2 * h->m0 * sizeof(uint32_t) + s->orphans_cap * sizeof(uint32_t) +
                  2 * h->dim * sizeof(float) + h->rec_bytes + s->cands_cap * sizeof(vf_hit);

@@ -201,9 +201,10 @@ int vf_hnsw_links_settle(vf_hnsw *h);
 
 /* Per-thread buffers of one search or write (hnsw_scratch.c). */
 struct vf_scratch {
-    uint16_t *visited; /* epoch per slot; visited iff == epoch */
-    size_t visited_cap;
-    uint16_t epoch;
+    uint64_t *visited;  /* a bit per slot, set once visited in this walk */
+    size_t visited_cap; /* slots the bits cover (a multiple of 64) */
+    uint32_t *touched;  /* the words of visited that are not zero */
+    size_t touched_len;
     vf_hit *cand; /* candidate min-heap storage, grows on demand */
     size_t cand_cap;
     vf_hit *res; /* result max-heap storage, >= max(ef, k) */
@@ -472,6 +473,28 @@ vf_scratch *vf_scratch_acquire_write(const vf_hnsw *h);
 int vf_orphans_reserve(vf_scratch *s, size_t n);
 void vf_scratch_release(const vf_hnsw *h, vf_scratch *s);
 void vf_visited_begin(vf_scratch *s);
+
+/* Marks id visited in this walk; returns whether it already was. */
+static inline bool visited_test_set(vf_scratch *s, uint32_t id)
+{
+    assert(id < s->visited_cap);
+    uint64_t *word = &s->visited[id >> 6], bit = 1ull << (id & 63), old = *word;
+    if (old & bit)
+        return true;
+    /* Without a branch: whether the word was still clear is as good as
+     * random along a walk (touched has one spare entry for it). */
+    s->touched[s->touched_len] = id >> 6;
+    s->touched_len += old == 0;
+    *word = old | bit;
+    return false;
+}
+
+/* Whether id was visited in this walk. */
+static inline bool visited_has(const vf_scratch *s, uint32_t id)
+{
+    assert(id < s->visited_cap);
+    return (s->visited[id >> 6] >> (id & 63)) & 1;
+}
 int vf_cand_grow(vf_scratch *s, vf_heap *cand);
 
 /* hnsw_walk.c */

@@ -34,18 +34,16 @@ static size_t ring_expand(const vf_hnsw *h, vf_scratch *s, const void *q, const 
     size_t got = 0;
     for (size_t i = 0; i < n && got < k; i++) {
         uint32_t c = hits[i].id;
-        if (s->visited[c] != s->epoch && result_ok(h, c, filter, exclude))
+        if (!visited_test_set(s, c) && result_ok(h, c, filter, exclude))
             out[got++] = hits[i];
-        s->visited[c] = s->epoch;
         uint32_t z = c;
         for (size_t steps = 0; steps < 4 * k && got < k; steps++) {
             uint32_t next = atomic_load_explicit(&h->twin_next[z], memory_order_acquire);
             if (next == c || next == z || next >= h->capacity)
                 break;
             z = next;
-            if (s->visited[z] == s->epoch)
+            if (visited_test_set(s, z))
                 continue;
-            s->visited[z] = s->epoch;
             if (result_ok(h, z, filter, exclude))
                 out[got++] = (vf_hit){.id = z, .distance = dist_vec(h, q, vf_node_rec(h, z))};
         }
