@@ -234,7 +234,13 @@ int fsd_vec_stat(fsd *d, fuse_ino_t ino, const char *coll, const char *name, str
     fsd_vfile *vf = fsd_vfile_pin(d, ino);
     if (vf != NULL) {
         pthread_mutex_lock(&vf->lock);
-        bool ok = !vf->in_store && fsd_vfile_stat_locked(vf, ino, st);
+        /* A NEW file whose commit failed does not appear: its close()
+         * returned the error, and the kernel's release, which drops the
+         * vfile, comes after close() returns. Shown meanwhile, it was a
+         * name that stat found and a read-only open (committed content
+         * only) did not. A write through a descriptor still open clears
+         * the failure and shows it again. */
+        bool ok = !vf->in_store && vf->failed_err == 0 && fsd_vfile_stat_locked(vf, ino, st);
         pthread_mutex_unlock(&vf->lock);
         fsd_vfile_unpin(d, vf);
         if (ok)
