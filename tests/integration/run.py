@@ -470,6 +470,27 @@ def bad_content_einval(ctx):
         expect_errno(errno.EINVAL, write_file, os.path.join(c, name), data)
         check(name not in os.listdir(c), "rejected %s is listed" % name)
         expect_errno(errno.ENOENT, os.stat, os.path.join(c, name))
+    # Not even while another descriptor keeps it open (so no release has
+    # come yet); a write through that one makes it a file again.
+    path = os.path.join(c, "dup")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd2 = os.dup(fd)
+    rewritten = False
+    try:
+        os.write(fd, b"1 2 x")
+        expect_errno(errno.EINVAL, os.close, fd)
+        expect_errno(errno.ENOENT, os.stat, path)
+        check("dup" not in os.listdir(c), "rejected dup is listed")
+        os.ftruncate(fd2, 0)
+        os.pwrite(fd2, b"4 5 6\n", 0)
+        rewritten = True
+    finally:
+        try:
+            os.close(fd2)  # commits the rewrite; after a failure, EINVAL again
+        except OSError:
+            if rewritten:
+                raise
+    eq(read_file(path), b"4 5 6\n", "a failed file rewritten through its other descriptor")
     # A bad overwrite leaves the old vector.
     write_file(os.path.join(c, "keep"), "1 2 3\n")
     expect_errno(errno.EINVAL, write_file, os.path.join(c, "keep"), "1 2 oops\n")
