@@ -72,6 +72,18 @@ class TestCluster:
         return r.stderr.decode(errors="replace").strip() if r.returncode != 0 else None
 
 
+def ready(ceph_tools):
+    """Whether FUSE and the given Ceph programs are here; prints the SKIP
+    line of the missing one when not."""
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        print("SKIP: no FUSE")
+        return False
+    if any(shutil.which(b) is None for b in ceph_tools):
+        print("SKIP: no Ceph (scripts/install-deps.sh installs it)")
+        return False
+    return True
+
+
 def test_main(doc, name, tests, bind, setup, always=(), after_fail=None, extra_pools=()):
     """Runs a RADOS-mode test from its command line; returns its exit
     status (0, 1 when a test failed, 2 bad usage, 77 without FUSE or Ceph).
@@ -95,11 +107,7 @@ def test_main(doc, name, tests, bind, setup, always=(), after_fail=None, extra_p
     if len(args) != 2:
         print(doc, file=sys.stderr)
         return 2
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        print("SKIP: no FUSE")
-        return 77
-    if any(shutil.which(b) is None for b in ("ceph-mon", "ceph-mgr", "ceph-osd", "rados")):
-        print("SKIP: no Ceph (scripts/install-deps.sh installs it)")
+    if not ready(("ceph-mon", "ceph-mgr", "ceph-osd", "rados")):
         return 77
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     vecfs, cluster_sh = os.path.abspath(args[0]), os.path.abspath(args[1])

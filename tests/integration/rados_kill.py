@@ -48,6 +48,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ceph_env  # noqa: E402
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
 from run import Fail, check, eq, parse_result, query, read_file, write_file  # noqa: E402
 
@@ -490,11 +491,7 @@ def main():
         return 2
     VECFS, CLUSTER_SH = os.path.abspath(args[0]), os.path.abspath(args[1])
     rounds = int(args[2]) if len(args) == 3 else 20
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        print("SKIP: no FUSE")
-        return 77
-    if any(shutil.which(b) is None for b in ("ceph-mon", "ceph-mgr", "ceph-osd", "ceph")):
-        print("SKIP: no Ceph (scripts/install-deps.sh installs it)")
+    if not ceph_env.ready(("ceph-mon", "ceph-mgr", "ceph-osd", "ceph")):
         return 77
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     TMP = tempfile.mkdtemp(prefix="vecfs-rados-kill-")
