@@ -87,8 +87,9 @@ static void hits_sort(vf_hit *hits, size_t n, uint32_t salt)
  * the relaxed rule of Vamana (DiskANN); walks then find the same recall
  * at a lower ef. At 1.1 the 331k words reach recall 0.95 at ef 220
  * instead of 260 (int8, 5.4k against 4.7k QPS) and mnist784 at ef 12
- * instead of 15, for 5 % more build time; 1.05-1.15 were alike, 1.2 and
- * 1.3 lost again (docs/performance.md "A relaxed neighbour rule"). */
+ * instead of 15, for 5-10 % more build time there (19-29 % on words50k);
+ * 1.05-1.15 were alike, 1.2 and 1.3 lost again (docs/performance.md "A
+ * relaxed neighbour rule"). */
 #define VF_PRUNE_ALPHA 1.1f
 
 /* The paper's neighbour heuristic for `base`, relaxed by VF_PRUNE_ALPHA:
