@@ -209,6 +209,8 @@ def sealed(ctx):
     pb = os.path.join(b.mnt, COLL, NAME)
     wait_for(lambda: os.getxattr(pb, "user.colour") == XVAL, "the vector and its xattr on B")
     eq(read_file(pb), TEXT.encode(), "content on B")
+    # bulk is made after the needle: B may see the needle first.
+    wait_for(lambda: os.path.isdir(os.path.join(b.mnt, "bulk")), "the batch's collection on B")
     fsync_dir(os.path.join(b.mnt, "bulk"))
     eq(len(os.listdir(os.path.join(b.mnt, "bulk"))) - 1, BULK_ROWS, "batch rows on B")
     blobs = [o for o in objects("sealed") if o.startswith("vecfs.blob.")]
