@@ -13,6 +13,7 @@ static int anchors_check(const vf_hnsw *h)
 {
     uint32_t entry = (uint32_t)atomic_load(&h->entry);
     bool stranded = atomic_load(&h->stranded) > 0;
+    uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < h->capacity; i++) {
         uint32_t t = (uint32_t)i, a = anchor_get(h, t);
         if (!graph_node(h, t) || t == entry)
@@ -25,7 +26,7 @@ static int anchors_check(const vf_hnsw *h)
             continue;
         }
         if (a >= h->capacity || !graph_node(h, a) || !older(h, a, t) ||
-            !list_has(vf_node_links0(h, a), t))
+            !list_has(list_read(h, a, 0, buf), t))
             return -EILSEQ;
     }
     return 0;
@@ -66,6 +67,7 @@ int vf_hnsw_check(const vf_hnsw *h)
     if (!h)
         return -EINVAL;
     size_t present = 0, used = 0;
+    uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < h->capacity; i++) {
         uint8_t st = h->state[i];
         if (st == VF_SLOT_EMPTY)
@@ -78,7 +80,10 @@ int vf_hnsw_check(const vf_hnsw *h)
         if (level > VF_HNSW_MAX_LEVEL || (level > 0) != (h->upper[i] != NULL))
             return -EILSEQ;
         for (unsigned lev = 0; lev <= level; lev++) {
-            const uint32_t *list = vf_node_list(h, (uint32_t)i, lev);
+            const uint32_t *list = list_read(h, (uint32_t)i, lev, buf);
+            /* A packed list decodes to as many links as its count. */
+            if (list[0] != vf_node_list(h, (uint32_t)i, lev)[0])
+                return -EILSEQ;
             if (list[0] > level_cap(h, lev) || (st == VF_SLOT_DELETED && list[0] != 0))
                 return -EILSEQ;
             for (uint32_t j = 0; j < list[0]; j++) {

@@ -4,12 +4,16 @@
  *
  * Memory layout
  *   level0   capacity records of node_bytes each, one per id:
- *              u32 count | u32 links[m0] | vector record (rec_bytes)
- *            The vector record is f32 vector[dim] (VF_QUANT_NONE) or a
- *            code record (VF_QUANT_INT8, quantizer.h: u8 codes[dim], pad,
- *            f32 correction). A node's links and vector sit side by side,
- *            so expanding a node and scoring its neighbours touches few
- *            cache lines, and an int8 walk touches codes only.
+ *              u32 count | links | vector record (rec_bytes)
+ *            The links are u32 links[m0], or for a packed index (INT8)
+ *            their Elias-Fano code (elias_fano.h) over ids below the
+ *            capacity, zero-padded to a multiple of 4 bytes: 64 bytes
+ *            where u32 links take 128 at 331k slots and m0 = 32. The
+ *            vector record is f32 vector[dim] (VF_QUANT_NONE) or a code
+ *            record (VF_QUANT_INT8, quantizer.h: u8 codes[dim], pad, f32
+ *            correction). A node's links and vector sit side by side, so
+ *            expanding a node and scoring its neighbours touches few cache
+ *            lines, and an int8 walk touches codes only.
  *   upper    per id, NULL or level * (1 + m) u32: for level l in 1..level,
  *            u32 count | u32 links[m] at index (l - 1) * (1 + m).
  *   levels   per id, the node's top level (0..VF_HNSW_MAX_LEVEL).
@@ -27,6 +31,14 @@
  *   anchor   per id, the node whose level-0 link to it is its protected
  *            way in (an older node), or VF_NO_ANCHOR. That link is never
  *            dropped while it anchors (see hnsw.c, "Reachability").
+ *
+ * Packed lists
+ *   A code's shape follows the capacity, so a grow re-packs every list
+ *   (under grow_lock, write). Readers copy the count and code words under
+ *   the node's sequence lock and decode the copy (links_copy); a writer
+ *   decodes the list into its scratch (list_open), changes the copy and
+ *   writes it back packed before it releases the node (list_commit).
+ *   Packed lists come back sorted by id; no code depends on list order.
  *
  * Locking (lock order, outermost first)
  *   1. grow_lock (rwlock): read-held by every operation, write-held only
@@ -66,6 +78,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "elias_fano.h"
 #include "engine.h"
 #include "quantizer.h"
 #include "topk.h"
@@ -90,11 +103,15 @@ struct vf_hnsw {
     uint32_t m0; /* link cap on level 0 (2m) */
     uint32_t ef_construction;
     uint64_t seed;
-    double level_mult;   /* 1 / ln(m) */
-    size_t node_bytes;   /* level-0 record size */
-    size_t vec_offset;   /* vector offset inside a level-0 record */
-    size_t rec_bytes;    /* vector record size: dim floats or a code record */
-    vf_kernel_fn kernel; /* l2sq for l2, dot for cosine and dot */
+    double level_mult;         /* 1 / ln(m) */
+    size_t node_bytes;         /* level-0 record size; protected by grow_lock */
+    size_t vec_offset;         /* vector offset inside a level-0 record: the
+                                  count and the links; protected by grow_lock */
+    bool packed;               /* level-0 lists as codes ("Packed lists") */
+    vf_ef_shape ef;            /* packed: their shape; protected by grow_lock */
+    vf_ef_decode_fn ef_decode; /* packed: the CPU's decoder */
+    size_t rec_bytes;          /* vector record size: dim floats or a code record */
+    vf_kernel_fn kernel;       /* l2sq for l2, dot for cosine and dot */
     vf_quant_kind quant;
     uint32_t rerank; /* INT8: default rerank factor */
 
@@ -121,7 +138,7 @@ struct vf_hnsw {
     pthread_mutex_t op_locks[VF_HNSW_OP_STRIPES];
     pthread_mutex_t entry_lock;
     pthread_mutex_t twin_lock;
-    /* Heads by vector, open addressing, at most half full: ids,
+    /* Heads by vector, open addressing, at most 3/4 full: ids,
      * UINT32_MAX empty, UINT32_MAX - 1 gone. Changed under twin_lock and,
      * for the moment of the change, table_lock (write); queries probe it
      * under table_lock (read). */
@@ -216,6 +233,7 @@ struct vf_scratch {
                          gathers: VF_GATHER_ROOM(h) >= m0 */
     uint32_t *links2; /* a second copy, for repairs and filtered walks: m0 */
     uint32_t *bridge; /* a failing neighbour's list, in a filtered walk: m0 */
+    uint32_t *open;   /* the list a writer changes (list_read), 1 + m0 */
     float *query;     /* normalized query or vector: dim */
     uint8_t *qrec;    /* the query as a vector record: rec_bytes */
     float *orig;      /* an original the vector source fills: dim */
@@ -371,28 +389,85 @@ static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
     return lev ? h->m : h->m0;
 }
 
+/* Words of a packed level-0 list's copy: the count, the code (at most 34
+ * bits a link, 2 bytes of rounding) and the decoder's slack. */
+#define VF_PACKED_WORDS (2 + 17 * VF_HNSW_MAX_M / 8 + 1 + VF_EF_SLACK / 4)
+
+/* Copies id's packed level-0 list words (count and code) into raw
+ * (VF_PACKED_WORDS), zeroing the decoder's slack after them. Plain reads:
+ * for a caller no writer of id runs beside. */
+static inline void packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *raw)
+{
+    const size_t words = h->vec_offset / sizeof(uint32_t);
+    memcpy(raw, vf_node_links0(h, id), h->vec_offset);
+    memset(raw + words, 0, VF_EF_SLACK);
+}
+
 /* Copies id's link list at lev into buf (room for m0) without writing
  * shared memory: retries while a writer holds the list or moved its
- * version meanwhile. Returns the list's length. */
+ * version meanwhile. A packed list is copied as words and decoded from
+ * the copy once the version shows it whole. Returns the list's length. */
 static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
     const uint32_t *list = vf_node_list(h, id, lev);
     const uint32_t cap = level_cap(h, lev);
+    const bool packed = lev == 0 && h->packed;
+    const size_t words = h->vec_offset / sizeof(uint32_t);
+    uint32_t raw[VF_PACKED_WORDS];
     for (unsigned spins = 0;; spins++) {
         uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
         if (!(v & 1)) {
             uint32_t n = word_get(&list[0]);
             if (n > cap)
                 n = cap; /* torn by a writer: the version check below retries */
-            for (uint32_t i = 0; i < n; i++)
-                buf[i] = word_get(&list[1 + i]);
+            if (packed)
+                for (size_t w = 1; w < words; w++)
+                    raw[w] = word_get(&list[w]);
+            else
+                for (uint32_t i = 0; i < n; i++)
+                    buf[i] = word_get(&list[1 + i]);
             atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v)
-                return n;
+            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v) {
+                if (!packed)
+                    return n;
+                memset(raw + words, 0, VF_EF_SLACK);
+                return h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n, buf);
+            }
         }
         if (spins > 64)
             sched_yield();
     }
+}
+
+/* id's list at lev as (count, links) words for a reader no writer of id
+ * runs beside: a packed level-0 list decoded into buf (1 + m0 words), any
+ * other the list itself. */
+static inline uint32_t *list_read(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
+{
+    if (lev > 0 || !h->packed)
+        return vf_node_list(h, id, lev);
+    uint32_t raw[VF_PACKED_WORDS];
+    packed_copy(h, id, raw);
+    buf[0] = raw[0] <= h->m0 ? raw[0] : h->m0;
+    buf[0] = h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), buf[0], buf + 1);
+    return buf;
+}
+
+/* Writes the (count, links) words of list, which list_read decoded for
+ * id's packed level-0 list, back to the node, packed (sorting the links).
+ * The caller holds id's node lock; a list that is not a decoded copy is
+ * the node's own and needs nothing. */
+static inline void list_commit(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *list)
+{
+    if (lev > 0 || !h->packed)
+        return;
+    uint32_t raw[VF_PACKED_WORDS];
+    vf_ef_encode(&h->ef, list + 1, list[0], (uint8_t *)(raw + 1));
+    uint32_t *node = vf_node_links0(h, id);
+    const size_t words = h->vec_offset / sizeof(uint32_t);
+    for (size_t w = 1; w < words; w++)
+        word_set(&node[w], raw[w]);
+    word_set(&node[0], list[0]);
 }
 
 /* The entry word for id at `level` (see VF_HNSW_NO_ENTRY). */

@@ -171,16 +171,16 @@ static void link_drop(const vf_hnsw *h, vf_scratch *s, uint32_t from, uint32_t t
         vf_hnsw_orphan_push(h, s, t);
 }
 
-/* Replaces owner's list at lev (caller holds owner's node lock) with the
- * n hits in `want` (room for m0), keeping anchors: an old level-0 link
- * that anchors its target stays, in place of the farthest wanted link
- * that can go; `doomed` (or UINT32_MAX) is dropped whatever it costs. */
-static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned lev, vf_hit *want,
-                     size_t n, uint32_t doomed)
+/* Replaces owner's list at lev (list, from list_read; caller holds
+ * owner's node lock and commits the list) with the n hits in `want` (room
+ * for m0), keeping anchors: an old level-0 link that anchors its target
+ * stays, in place of the farthest wanted link that can go; `doomed` (or
+ * UINT32_MAX) is dropped whatever it costs. */
+static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned lev, uint32_t *list,
+                     vf_hit *want, size_t n, uint32_t doomed)
 {
     assert(n <= level_cap(h, lev) && lev <= h->levels[owner]);
     assert(atomic_load_explicit(&h->versions[owner], memory_order_relaxed) & 1);
-    uint32_t *list = vf_node_list(h, owner, lev);
     if (lev > 0) {
         list_write(list, want, n);
         return;
@@ -237,7 +237,7 @@ static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, 
     if (r == t)
         return false;
     node_lock(h, r);
-    uint32_t *list = vf_node_links0(h, r);
+    uint32_t *list = list_read(h, r, 0, s->open);
     uint32_t n = list[0];
     if (!graph_node(h, r))
         goto out;
@@ -245,6 +245,7 @@ static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, 
     if (!done && n < h->m0) {
         word_set(&list[1 + n], t);
         word_set(&list[0], n + 1);
+        list_commit(h, r, 0, list);
         done = true;
     }
     if (done) {
@@ -268,6 +269,7 @@ static bool force_link(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t t, 
                 break;
             }
         }
+        list_commit(h, r, 0, list);
         anchor_set(h, r, t);
         done = true;
     }
@@ -286,7 +288,7 @@ static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, 
     const uint32_t cap = level_cap(h, lev);
     bool linked = false;
     node_lock(h, nb);
-    uint32_t *list = vf_node_list(h, nb, lev);
+    uint32_t *list = list_read(h, nb, lev, s->open);
     uint32_t n = list[0];
     if (!graph_node(h, nb))
         goto out;
@@ -294,6 +296,7 @@ static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, 
     if (!linked && n < cap) {
         word_set(&list[1 + n], x);
         word_set(&list[0], n + 1);
+        list_commit(h, nb, lev, list);
         linked = true;
     }
     if (linked)
@@ -302,7 +305,9 @@ static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, 
         s->work[i] = (vf_hit){.id = list[1 + i], .distance = dist_ids(h, nb, list[1 + i])};
     s->work[n] = (vf_hit){.id = x, .distance = d};
     hits_sort(s->work, n + 1, nb);
-    list_set(h, s, nb, lev, s->sel, select_neighbours(h, s->work, n + 1, cap, s->sel), UINT32_MAX);
+    list_set(h, s, nb, lev, list, s->sel, select_neighbours(h, s->work, n + 1, cap, s->sel),
+             UINT32_MAX);
+    list_commit(h, nb, lev, list);
     linked = list_has(list, x);
 out:
     node_unlock(h, nb);
@@ -317,7 +322,7 @@ static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x
 {
     assert(nx <= level_cap(h, lev) && lev <= h->levels[nb]);
     node_lock(h, nb);
-    uint32_t *list = vf_node_list(h, nb, lev);
+    uint32_t *list = list_read(h, nb, lev, s->open);
     uint32_t n = list[0];
     if (!graph_node(h, nb) || !list_has(list, x))
         goto out;
@@ -335,8 +340,9 @@ static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x
         s->work[nc++] = (vf_hit){.id = id, .distance = dist_ids(h, nb, id)};
     }
     hits_sort(s->work, nc, nb);
-    list_set(h, s, nb, lev, s->sel, select_neighbours(h, s->work, nc, level_cap(h, lev), s->sel),
-             x);
+    list_set(h, s, nb, lev, list, s->sel,
+             select_neighbours(h, s->work, nc, level_cap(h, lev), s->sel), x);
+    list_commit(h, nb, lev, list);
 out:
     node_unlock(h, nb);
 }
@@ -349,7 +355,7 @@ static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned
 {
     assert(kept <= level_cap(h, lev) && lev <= h->levels[x]);
     node_lock(h, x);
-    uint32_t *list = vf_node_list(h, x, lev);
+    uint32_t *list = list_read(h, x, lev, s->open);
     size_t nc = kept;
     memcpy(s->work, s->sel, kept * sizeof(vf_hit));
     for (uint32_t j = 0; j < list[0]; j++) {
@@ -360,8 +366,9 @@ static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned
     }
     if (nc > kept)
         hits_sort(s->work, nc, x);
-    list_set(h, s, x, lev, s->sel, select_neighbours(h, s->work, nc, level_cap(h, lev), s->sel),
-             UINT32_MAX);
+    list_set(h, s, x, lev, list, s->sel,
+             select_neighbours(h, s->work, nc, level_cap(h, lev), s->sel), UINT32_MAX);
+    list_commit(h, x, lev, list);
     node_unlock(h, x);
 }
 
@@ -382,7 +389,7 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     assert(x < h->capacity);
     node_lock(h, x);
-    uint32_t *l0 = vf_node_links0(h, x);
+    const uint32_t *l0 = list_read(h, x, 0, s->open);
     for (uint32_t i = 0; i < l0[0]; i++)
         link_drop(h, s, x, l0[1 + i]);
     for (unsigned lev = 0; lev <= h->levels[x]; lev++)
@@ -414,10 +421,10 @@ out:
 
 /* Makes r's link to x (if r is an older graph node that has one) x's
  * anchor. */
-static void anchor_adopt(const vf_hnsw *h, uint32_t r, uint32_t x)
+static void anchor_adopt(const vf_hnsw *h, vf_scratch *s, uint32_t r, uint32_t x)
 {
     node_lock(h, r);
-    if (graph_node(h, r) && list_has(vf_node_links0(h, r), x))
+    if (graph_node(h, r) && list_has(list_read(h, r, 0, s->open), x))
         anchor_set(h, r, x);
     node_unlock(h, r);
 }
@@ -510,7 +517,7 @@ void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
         for (size_t i = 0; i < kept && !linked; i++)
             linked = force_link(h, s, s->links2[i], x, false);
         for (size_t i = 0; i < kept && anchor_get(h, x) == VF_NO_ANCHOR; i++)
-            anchor_adopt(h, s->links2[i], x);
+            anchor_adopt(h, s, s->links2[i], x);
     }
 out:
     if (holds_entry) {

@@ -128,9 +128,10 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         return -ENOMEM;
     /* Anchors are not in the snapshot: each node takes the first older
      * node found linking it. */
+    uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < h->capacity; i++) {
         uint32_t from = (uint32_t)i;
-        const uint32_t *list = vf_node_links0(h, from);
+        const uint32_t *list = list_read(h, from, 0, buf);
         for (uint32_t j = 0; j < list[0]; j++) {
             uint32_t t = list[1 + j];
             if (older(h, from, t) && atomic_load(&h->anchor[t]) == VF_NO_ANCHOR)

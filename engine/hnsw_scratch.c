@@ -29,6 +29,7 @@ void vf_scratch_free(vf_scratch *s)
     free(s->links);
     free(s->links2);
     free(s->bridge);
+    free(s->open);
     free(s->query);
     free(s->qrec);
     free(s->orig);
@@ -50,13 +51,14 @@ static vf_scratch *scratch_new(const vf_hnsw *h)
     s->links = vc_malloc(VF_GATHER_ROOM(h) * sizeof(uint32_t));
     s->links2 = vc_malloc(h->m0 * sizeof(uint32_t));
     s->bridge = vc_malloc(h->m0 * sizeof(uint32_t));
+    s->open = vc_malloc((1 + (size_t)h->m0) * sizeof(uint32_t));
     s->query = vc_malloc(h->dim * sizeof(float));
     s->qrec = vc_malloc(h->rec_bytes);
     s->orig = vc_malloc(h->dim * sizeof(float));
     s->cand_cap = 256;
     s->cand = vc_malloc(s->cand_cap * sizeof(vf_hit));
-    if (!s->work || !s->sel || !s->links || !s->links2 || !s->bridge || !s->query || !s->qrec ||
-        !s->orig || !s->cand) {
+    if (!s->work || !s->sel || !s->links || !s->links2 || !s->bridge || !s->open || !s->query ||
+        !s->qrec || !s->orig || !s->cand) {
         vf_scratch_free(s);
         return NULL;
     }

@@ -66,7 +66,7 @@ static inline void prefetch_lines(const void *p, size_t len)
 static inline void prefetch_expansion(const vf_hnsw *h, uint32_t id)
 {
     __builtin_prefetch((const void *)&h->versions[id]);
-    prefetch_lines(vf_node_links0(h, id), (1 + (size_t)h->m0) * sizeof(uint32_t));
+    prefetch_lines(vf_node_links0(h, id), h->vec_offset);
 }
 
 /* Prefetches bytes [from, to) of id's vector record, cut at its end. A

@@ -26,7 +26,9 @@
  *   120  S  slot states (0 empty, 1 present, 2 deleted)
  *   ...  S  slot levels
  *   ...     zero padding to a multiple of 4
- *   ...  S * 4 * (1 + 2m)  level-0 lists: u32 count, u32 links[2m]
+ *   ...  S * 4 * (1 + 2m)  level-0 lists: u32 count, u32 links[2m] (an
+ *               INT8 index packs them in memory, hnsw_internal.h, and
+ *               writes zeros past the count)
  *   ...  NONE only: S * 4  per slot, the CRC-32C of the f32 vector the
  *               index keeps (unit length for cosine), 0 unless present: a
  *               source's original that disagrees loads as missing
@@ -121,6 +123,13 @@ static size_t pad4(size_t n)
 }
 
 /* The f32 bits of v. */
+/* Bytes of one level-0 list in a snapshot: u32 count and m0 u32 links,
+ * packed in memory or not. */
+static size_t disk_list_bytes(const vf_hnsw *h)
+{
+    return (1 + (size_t)h->m0) * sizeof(uint32_t);
+}
+
 static uint32_t f32_bits(float v)
 {
     uint32_t u;
@@ -186,13 +195,19 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     }
 
     static const uint8_t zeros[4];
-    const size_t list_bytes = h->vec_offset;
+    const size_t list_bytes = disk_list_bytes(h);
     emit(w, head, sizeof(head));
     emit(w, (const void *)h->state, slots);
     emit(w, h->levels, slots);
     emit(w, zeros, pad4(2 * slots));
-    for (size_t i = 0; i < slots; i++)
-        emit(w, vf_node_links0(h, (uint32_t)i), list_bytes);
+    /* A packed list is written as u32 links, zero-filled past its count. */
+    uint32_t list[1 + 2 * VF_HNSW_MAX_M];
+    for (size_t i = 0; i < slots; i++) {
+        const uint32_t *l0 = list_read(h, (uint32_t)i, 0, list);
+        if (l0 == list)
+            memset(list + 1 + list[0], 0, (h->m0 - list[0]) * sizeof(uint32_t));
+        emit(w, l0, list_bytes);
+    }
     if (h->quant == VF_QUANT_NONE) {
         for (size_t i = 0; i < slots; i++) {
             uint8_t crc[4] = {0};
@@ -226,8 +241,9 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
  * the number of slots; 0 or -EILSEQ. */
 static int slot_valid(const vf_hnsw *h, uint32_t id, size_t slots)
 {
+    uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (unsigned lev = 0; lev <= h->levels[id]; lev++) {
-        const uint32_t *list = vf_node_list(h, id, lev);
+        const uint32_t *list = list_read(h, id, lev, buf);
         if (list[0] > (lev ? h->m : h->m0))
             return -EILSEQ;
         for (uint32_t j = 0; j < list[0]; j++) {
@@ -383,6 +399,31 @@ static int vectors_load(vf_hnsw *h, size_t slots, const uint8_t *crcs, const vf_
     return rc;
 }
 
+/* Packs the slots u32 level-0 lists at `lists` (disk_list_bytes each)
+ * into h's nodes. Each list's count and links are checked for what the
+ * code needs (count <= m0, links below slots, ascending once sorted with
+ * no repeat); slot_valid checks the rest. 0 or -EILSEQ. */
+static int level0_pack(vf_hnsw *h, size_t slots, const uint8_t *lists)
+{
+    uint32_t list[1 + 2 * VF_HNSW_MAX_M];
+    for (size_t i = 0; i < slots; i++) {
+        const uint8_t *at = lists + i * disk_list_bytes(h);
+        list[0] = vc_le_get32(at);
+        if (list[0] > h->m0)
+            return -EILSEQ;
+        for (uint32_t j = 0; j < list[0]; j++) {
+            list[1 + j] = vc_le_get32(at + 4 * (1 + (size_t)j));
+            if (list[1 + j] >= slots)
+                return -EILSEQ;
+            for (uint32_t k = 0; k < j; k++)
+                if (list[1 + k] == list[1 + j])
+                    return -EILSEQ;
+        }
+        list_commit(h, (uint32_t)i, 0, list);
+    }
+    return 0;
+}
+
 /* Copies the level-0 section (and for version 2 the quantizer and codes)
  * at *at into h, advancing *at; *crcs is where a NONE index's vector
  * CRCs start (version 2). */
@@ -395,9 +436,16 @@ static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, con
         *at += slots * h->node_bytes;
         return 0;
     }
-    for (size_t i = 0; i < slots; i++)
-        memcpy(vf_node_links0(h, (uint32_t)i), *at + i * h->vec_offset, h->vec_offset);
-    *at += slots * h->vec_offset;
+    const size_t list_bytes = disk_list_bytes(h);
+    if (h->packed) {
+        int rc = level0_pack(h, slots, *at);
+        if (rc)
+            return rc;
+    } else {
+        for (size_t i = 0; i < slots; i++)
+            memcpy(vf_node_links0(h, (uint32_t)i), *at + i * list_bytes, list_bytes);
+    }
+    *at += slots * list_bytes;
     if (h->quant == VF_QUANT_NONE) {
         *crcs = *at;
         *at += slots * 4;
@@ -418,7 +466,7 @@ static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, con
 static size_t layout_len(const vf_hnsw *h, const snap_layout *l)
 {
     size_t need = l->version == VF_SNAPSHOT_V1 ? VF_SNAPSHOT_HEADER1 : VF_SNAPSHOT_HEADER2;
-    size_t per_slot = l->version == VF_SNAPSHOT_V1 ? h->node_bytes : h->vec_offset;
+    size_t per_slot = l->version == VF_SNAPSHOT_V1 ? h->node_bytes : disk_list_bytes(h);
     uint64_t slots = l->slots;
     bool ok = add_size(&need, 2 * slots + pad4(2 * slots)) && slots <= SIZE_MAX / per_slot &&
               add_size(&need, slots * per_slot) && l->upper_words <= SIZE_MAX / 4 &&

@@ -13,11 +13,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -449,6 +451,38 @@ static void test_snapshot_int8_round_trip_and_crafts(void **state)
         assert_int_equal(vf_hnsw_deserialize(copy, buf.len, NULL, &out), -EILSEQ);
         assert_null(out);
     }
+    /* The level-0 lists an INT8 index packs in memory: a count over m0, a
+     * link past the slots, a repeated link, a link to itself. */
+    const size_t lists = header + 2 * n + pad, one = lists + 4 * (1 + 32);
+    uint32_t count1;
+    memcpy(&count1, buf.data + one, 4);
+    assert_true(count1 >= 2);
+    uint32_t first;
+    memcpy(&first, buf.data + one + 4, 4);
+    struct {
+        size_t at;
+        uint32_t value;
+    } list_crafts[] = {
+        {one, 33},
+        {one + 4, (uint32_t)n},
+        {one + 8, first},
+        {one + 4, 1},
+    };
+    for (size_t c = 0; c < sizeof(list_crafts) / sizeof(list_crafts[0]); c++) {
+        memcpy(copy, buf.data, buf.len);
+        memcpy(copy + list_crafts[c].at, &list_crafts[c].value, 4);
+        reseal(copy, buf.len);
+        vf_hnsw *out = (vf_hnsw *)&out;
+        assert_int_equal(vf_hnsw_deserialize(copy, buf.len, NULL, &out), -EILSEQ);
+        assert_null(out);
+    }
+    /* Packed lists come back as the same u32 lists: a reloaded index
+     * writes the same bytes. */
+    membuf again = {0};
+    assert_int_equal(vf_hnsw_serialize(back, membuf_write, &again), 0);
+    assert_int_equal(again.len, buf.len);
+    assert_memory_equal(again.data, buf.data, buf.len);
+    free(again.data);
     for (size_t len = 0; len < buf.len; len += 97) {
         vf_hnsw *out = NULL;
         assert_int_equal(vf_hnsw_deserialize(buf.data, len, NULL, &out), -EILSEQ);
@@ -573,6 +607,16 @@ static void *race_insert(void *arg)
     return NULL;
 }
 
+/* Removes every third id below `first` (rows the index starts with). */
+static void *race_remove(void *arg)
+{
+    race *r = arg;
+    for (size_t i = 0; i < r->first; i += 3)
+        if (vf_hnsw_remove(r->h, (uint32_t)i) != 0)
+            atomic_fetch_add(&r->failures, 1);
+    return NULL;
+}
+
 static void *race_search(void *arg)
 {
     race *r = arg;
@@ -605,21 +649,123 @@ static void test_concurrent_search_insert_int8(void **state)
     a.src = array_source_of(&rows, vecs, n, dim);
     race b = a;
     b.first = start + 1;
-    pthread_t t[4];
+    /* The removes run beside the inserts (growing the index, which
+     * re-packs its lists) and the searches. */
+    race c = a;
+    c.first = start;
+    pthread_t t[5];
     assert_int_equal(pthread_create(&t[0], NULL, race_insert, &a), 0);
     assert_int_equal(pthread_create(&t[1], NULL, race_insert, &b), 0);
     assert_int_equal(pthread_create(&t[2], NULL, race_search, &a), 0);
     assert_int_equal(pthread_create(&t[3], NULL, race_search, &b), 0);
-    for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&t[4], NULL, race_remove, &c), 0);
+    for (int i = 0; i < 5; i++)
         pthread_join(t[i], NULL);
-    assert_int_equal(atomic_load(&a.failures) + atomic_load(&b.failures), 0);
-    assert_int_equal(vf_hnsw_count(h), n);
+    assert_int_equal(atomic_load(&a.failures) + atomic_load(&b.failures) + atomic_load(&c.failures),
+                     0);
+    const size_t removed = (start + 2) / 3;
+    assert_int_equal(vf_hnsw_count(h), n - removed);
     assert_int_equal(vf_hnsw_check(h), 0);
-    double r = recall_rerank(h, vecs, n, vecs, 200, dim, VF_METRIC_L2, 64, 0, &a.src);
-    print_message("int8 after concurrent build: recall@10 %.4f (rerank, ef 64)\n", r);
-    assert_true(r >= 0.95);
+    assert_int_equal(vf_hnsw_unreachable(h), 0);
+    for (size_t i = 0; i < start; i += 3)
+        assert_false(vf_hnsw_contains(h, (uint32_t)i));
+    /* Recall over the rows still present, queried by the inserted ones. */
+    size_t hits = 0, asked = 0;
+    for (size_t q = start; q < n; q += 17, asked++) {
+        vf_hit got[K];
+        size_t ng;
+        assert_int_equal(vf_hnsw_search_rerank(h, vecs + q * dim, K, 64, 0, NULL, &a.src, got, &ng),
+                         0);
+        for (size_t j = 0; j < ng; j++)
+            hits += got[j].id == q;
+    }
+    double r = (double)hits / (double)asked;
+    print_message("int8 after concurrent build: %.4f of inserted rows find themselves\n", r);
+    assert_true(r >= 0.99);
     vf_hnsw_free(h);
     free(vecs);
+}
+
+/* Random inserts, updates (some to another id's vector: twins) and
+ * removes on an INT8 index, whose level-0 lists are packed, growing from
+ * empty: the structure checks and every present id stays reachable and
+ * found by its own vector. The seed is printed (VECFS_TEST_SEED replays). */
+static void test_packed_lists_random_ops(void **state)
+{
+    (void)state;
+    const char *env = getenv("VECFS_TEST_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    print_message("packed lists seed %llu (VECFS_TEST_SEED=%llu to replay)\n",
+                  (unsigned long long)seed, (unsigned long long)seed);
+    rng_state = seed ? seed : 1;
+    const size_t ids = 3000, dim = 8, ops = 12000;
+    float *model = calloc(ids * dim, sizeof(float));
+    bool *present = calloc(ids, sizeof(bool));
+    assert_non_null(model);
+    assert_non_null(present);
+    vf_hnsw_params p;
+    vf_hnsw_params_default(&p, (uint32_t)dim);
+    p.metric = VF_METRIC_L2;
+    p.m = 4 + (uint32_t)(rng_next() % 12);
+    p.ef_construction = 40;
+    p.quantization = VF_QUANT_INT8;
+    vf_hnsw *h = NULL;
+    assert_int_equal(vf_hnsw_create(&p, &h), 0);
+    size_t count = 0;
+    for (size_t op = 1; op <= ops; op++) {
+        uint32_t id = (uint32_t)(rng_next() % (op < ops / 2 ? ids * op / (ops / 2) + 1 : ids));
+        unsigned kind = (unsigned)(rng_next() % 10);
+        if (kind < 6) {
+            float v[8];
+            uint32_t other = (uint32_t)(rng_next() % ids);
+            if (kind == 0 && present[other])
+                memcpy(v, model + other * dim, sizeof(v));
+            else
+                for (size_t d = 0; d < dim; d++)
+                    v[d] = rng_float();
+            assert_int_equal(vf_hnsw_insert(h, id, v), 0);
+            memcpy(model + id * dim, v, sizeof(v));
+            count += !present[id];
+            present[id] = true;
+        } else {
+            assert_int_equal(vf_hnsw_remove(h, id), present[id] ? 0 : -ENOENT);
+            count -= present[id];
+            present[id] = false;
+        }
+        assert_int_equal(vf_hnsw_count(h), count);
+        if (op % 1000 == 0) {
+            assert_int_equal(vf_hnsw_check(h), 0);
+            size_t fixed;
+            assert_int_equal(vf_hnsw_reconnect(h, &fixed), 0);
+            assert_int_equal(vf_hnsw_unreachable(h), 0);
+            assert_int_equal(vf_hnsw_check(h), 0);
+        }
+    }
+    array_source rows;
+    vf_vec_source src = array_source_of(&rows, model, ids, dim);
+    size_t found = 0;
+    for (uint32_t id = 0; id < ids; id++) {
+        assert_int_equal(vf_hnsw_contains(h, id), present[id]);
+        if (!present[id])
+            continue;
+        vf_hit got[K];
+        size_t ng;
+        assert_int_equal(vf_hnsw_search_rerank(h, model + id * dim, K, 64, 0, NULL, &src, got, &ng),
+                         0);
+        for (size_t j = 0; j < ng; j++) {
+            assert_true(present[got[j].id]);
+            /* Itself, or a twin at distance 0. */
+            if (got[j].id == id || (j == 0 && got[j].distance == 0.0f)) {
+                found++;
+                break;
+            }
+        }
+    }
+    print_message("packed lists: %zu of %zu present ids found by their vector\n", found, count);
+    assert_true(found >= count * 99 / 100);
+    vf_hnsw_free(h);
+    free(model);
+    free(present);
 }
 
 int main(void)
@@ -634,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_none_source_fed),
         cmocka_unit_test(test_snapshot_version1_still_read),
         cmocka_unit_test(test_concurrent_search_insert_int8),
+        cmocka_unit_test(test_packed_lists_random_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
