@@ -114,20 +114,6 @@ static int params_valid(const vf_hnsw_params *p)
            p->rerank <= VF_RERANK_MAX;
 }
 
-/* Sets the level-0 record's layout for ids below capacity: the links'
- * code shape when packed, the vector's offset, the record size. */
-static void links_layout(vf_hnsw *h, size_t capacity)
-{
-    size_t links = (size_t)h->m0 * sizeof(uint32_t);
-    if (h->packed) {
-        h->ef = vf_ef_shape_for(capacity ? (uint32_t)capacity : 1, h->m0);
-        links = ((size_t)h->ef.bytes + 3) & ~(size_t)3;
-        assert(sizeof(uint32_t) + links + VF_EF_SLACK <= VF_PACKED_WORDS * sizeof(uint32_t));
-    }
-    h->vec_offset = sizeof(uint32_t) + links;
-    h->node_bytes = h->vec_offset + h->rec_bytes;
-}
-
 int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
 {
     *out = NULL;
@@ -152,7 +138,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
         return -ENOMEM;
     }
     h->rec_bytes = h->quant == VF_QUANT_INT8 ? h->q.rec_bytes : (size_t)h->dim * sizeof(float);
-    links_layout(h, 0);
+    vf_packed_layout(h, 0);
     const vf_kernels *k = vf_kernels_best();
     h->kernel = params->metric == VF_METRIC_L2 ? k->l2sq : k->dot;
     atomic_init(&h->entry, VF_HNSW_NO_ENTRY);
@@ -243,33 +229,6 @@ static int array_grow(void **p, size_t old_cap, size_t cap, size_t elem)
     return 0;
 }
 
-/* The level-0 block of a packed index re-packed for ids below capacity
- * (its new size; ids below the old one are in use). 0, -ENOMEM, -EFBIG. */
-static int level0_repack(vf_hnsw *h, size_t capacity)
-{
-    vf_hnsw next = {
-        .m0 = h->m0, .packed = true, .rec_bytes = h->rec_bytes, .ef_decode = h->ef_decode};
-    links_layout(&next, capacity);
-    if (capacity > SIZE_MAX / next.node_bytes)
-        return -EFBIG;
-    next.level0 = vc_calloc(capacity, next.node_bytes);
-    if (!next.level0)
-        return -ENOMEM;
-    uint32_t list[1 + 2 * VF_HNSW_MAX_M];
-    for (size_t i = 0; i < h->capacity; i++) {
-        uint32_t id = (uint32_t)i;
-        list_read(h, id, 0, list);
-        list_commit(&next, id, 0, list);
-        memcpy(vf_node_rec(&next, id), vf_node_rec(h, id), h->rec_bytes);
-    }
-    free(h->level0);
-    h->level0 = next.level0;
-    h->ef = next.ef;
-    h->vec_offset = next.vec_offset;
-    h->node_bytes = next.node_bytes;
-    return 0;
-}
-
 int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
 {
     if (capacity <= h->capacity)
@@ -278,7 +237,7 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
         return -EFBIG;
     size_t old = h->capacity;
     void *state = (void *)h->state, *versions = (void *)h->versions, *anchor = (void *)h->anchor;
-    int rc = h->packed ? level0_repack(h, capacity)
+    int rc = h->packed ? vf_packed_regrow(h, capacity)
                        : array_grow((void **)&h->level0, old, capacity, h->node_bytes);
     if (!rc)
         rc = array_grow((void **)&h->upper, old, capacity, sizeof(uint32_t *));

@@ -389,50 +389,43 @@ static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
     return lev ? h->m : h->m0;
 }
 
-/* Words of a packed level-0 list's copy: the count, the code (at most 34
- * bits a link, 2 bytes of rounding) and the decoder's slack. */
-#define VF_PACKED_WORDS (2 + 17 * VF_HNSW_MAX_M / 8 + 1 + VF_EF_SLACK / 4)
-
-/* Copies id's packed level-0 list words (count and code) into raw
- * (VF_PACKED_WORDS), zeroing the decoder's slack after them. Plain reads:
- * for a caller no writer of id runs beside. */
-static inline void packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *raw)
-{
-    const size_t words = h->vec_offset / sizeof(uint32_t);
-    memcpy(raw, vf_node_links0(h, id), h->vec_offset);
-    memset(raw + words, 0, VF_EF_SLACK);
-}
+/* hnsw_packed.c: packed level-0 lists ("Packed lists"). */
+/* links_copy of a packed level-0 list. */
+uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf);
+/* list_read of a packed level-0 list: decoded into buf. */
+uint32_t *vf_packed_read(const vf_hnsw *h, uint32_t id, uint32_t *buf);
+/* list_commit of a decoded packed level-0 list. */
+void vf_packed_commit(const vf_hnsw *h, uint32_t id, uint32_t *list);
+/* Sets the level-0 record's layout for ids below capacity: the links'
+ * code shape when packed, the vector's offset, the record size. */
+void vf_packed_layout(vf_hnsw *h, size_t capacity);
+/* Re-packs a packed index's level-0 block for ids below capacity (its new
+ * size; ids below h->capacity are in use). Caller holds grow_lock
+ * (write). 0, -ENOMEM, -EFBIG. */
+int vf_packed_regrow(vf_hnsw *h, size_t capacity);
 
 /* Copies id's link list at lev into buf (room for m0) without writing
  * shared memory: retries while a writer holds the list or moved its
- * version meanwhile. A packed list is copied as words and decoded from
- * the copy once the version shows it whole. Returns the list's length. */
+ * version meanwhile. A packed list (out of line, so that the u32 walk's
+ * code stays as it was) is copied as words and decoded from the copy once
+ * the version shows it whole. Returns the list's length. */
 static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
+    if (lev == 0 && h->packed)
+        return vf_packed_copy(h, id, buf);
     const uint32_t *list = vf_node_list(h, id, lev);
     const uint32_t cap = level_cap(h, lev);
-    const bool packed = lev == 0 && h->packed;
-    const size_t words = h->vec_offset / sizeof(uint32_t);
-    uint32_t raw[VF_PACKED_WORDS];
     for (unsigned spins = 0;; spins++) {
         uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
         if (!(v & 1)) {
             uint32_t n = word_get(&list[0]);
             if (n > cap)
                 n = cap; /* torn by a writer: the version check below retries */
-            if (packed)
-                for (size_t w = 1; w < words; w++)
-                    raw[w] = word_get(&list[w]);
-            else
-                for (uint32_t i = 0; i < n; i++)
-                    buf[i] = word_get(&list[1 + i]);
+            for (uint32_t i = 0; i < n; i++)
+                buf[i] = word_get(&list[1 + i]);
             atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v) {
-                if (!packed)
-                    return n;
-                memset(raw + words, 0, VF_EF_SLACK);
-                return h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n, buf);
-            }
+            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v)
+                return n;
         }
         if (spins > 64)
             sched_yield();
@@ -440,17 +433,14 @@ static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, u
 }
 
 /* id's list at lev as (count, links) words for a reader no writer of id
- * runs beside: a packed level-0 list decoded into buf (1 + m0 words), any
- * other the list itself. */
+ * runs beside (a writer holding id's node lock, or a caller with the
+ * writers stopped): a packed level-0 list decoded into buf (1 + m0
+ * words), any other the list itself. */
 static inline uint32_t *list_read(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
     if (lev > 0 || !h->packed)
         return vf_node_list(h, id, lev);
-    uint32_t raw[VF_PACKED_WORDS];
-    packed_copy(h, id, raw);
-    buf[0] = raw[0] <= h->m0 ? raw[0] : h->m0;
-    buf[0] = h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), buf[0], buf + 1);
-    return buf;
+    return vf_packed_read(h, id, buf);
 }
 
 /* Writes the (count, links) words of list, which list_read decoded for
@@ -459,15 +449,8 @@ static inline uint32_t *list_read(const vf_hnsw *h, uint32_t id, unsigned lev, u
  * the node's own and needs nothing. */
 static inline void list_commit(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *list)
 {
-    if (lev > 0 || !h->packed)
-        return;
-    uint32_t raw[VF_PACKED_WORDS];
-    vf_ef_encode(&h->ef, list + 1, list[0], (uint8_t *)(raw + 1));
-    uint32_t *node = vf_node_links0(h, id);
-    const size_t words = h->vec_offset / sizeof(uint32_t);
-    for (size_t w = 1; w < words; w++)
-        word_set(&node[w], raw[w]);
-    word_set(&node[0], list[0]);
+    if (lev == 0 && h->packed)
+        vf_packed_commit(h, id, list);
 }
 
 /* The entry word for id at `level` (see VF_HNSW_NO_ENTRY). */
