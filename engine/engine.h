@@ -220,12 +220,17 @@ typedef struct vf_vec_source {
     void *ctx;
 } vf_vec_source;
 
+/* The largest ef_construction and ef_search an index takes: a walk's
+ * buffers are sized by them (a crafted snapshot header naming 2^32 - 1
+ * made a load ask for 34 GB). */
+#define VF_HNSW_MAX_EF 65536u
+
 typedef struct vf_hnsw_params {
     uint32_t dim; /* 1..VF_MAX_DIM */
     vf_metric metric;
     uint32_t m;                 /* links per node on upper levels; level 0 has 2m. 2..256 */
-    uint32_t ef_construction;   /* >= 1 */
-    uint32_t ef_search;         /* default ef for searches, >= 1 */
+    uint32_t ef_construction;   /* 1..VF_HNSW_MAX_EF */
+    uint32_t ef_search;         /* default ef for searches, 1..VF_HNSW_MAX_EF */
     uint64_t seed;              /* level generator seed; same seed + same inserts
                                    on one thread = same graph */
     vf_quant_kind quantization; /* VF_QUANT_NONE (default) or VF_QUANT_INT8 */
@@ -248,7 +253,8 @@ void vf_hnsw_free(vf_hnsw *h);
 /* The parameters the index was created with (ef_search as last set). */
 void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out);
 
-/* Sets the default ef for searches that pass ef = 0. */
+/* Sets the default ef for searches that pass ef = 0 (1..VF_HNSW_MAX_EF;
+ * other values are ignored). */
 void vf_hnsw_set_ef_search(vf_hnsw *h, uint32_t ef);
 
 /* Makes room for ids < capacity so that inserts do not have to grow the

@@ -109,7 +109,9 @@ static int params_valid(const vf_hnsw_params *p)
     return p && p->dim >= 1 && p->dim <= VF_MAX_DIM &&
            (p->metric == VF_METRIC_L2 || p->metric == VF_METRIC_COSINE ||
             p->metric == VF_METRIC_DOT) &&
-           p->m >= 2 && p->m <= VF_HNSW_MAX_M && p->ef_construction >= 1 && p->ef_search >= 1 &&
+           p->m >= 2 && p->m <= VF_HNSW_MAX_M && p->ef_construction >= 1 &&
+           p->ef_construction <= VF_HNSW_MAX_EF && p->ef_search >= 1 &&
+           p->ef_search <= VF_HNSW_MAX_EF &&
            (p->quantization == VF_QUANT_NONE || p->quantization == VF_QUANT_INT8) &&
            p->rerank <= VF_RERANK_MAX;
 }
@@ -316,7 +318,7 @@ void vf_hnsw_params_get(const vf_hnsw *h, vf_hnsw_params *out)
 
 void vf_hnsw_set_ef_search(vf_hnsw *h, uint32_t ef)
 {
-    if (h && ef >= 1)
+    if (h && ef >= 1 && ef <= VF_HNSW_MAX_EF)
         atomic_store_explicit(&h->ef_search, ef, memory_order_relaxed);
 }
 
@@ -370,7 +372,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     vf_hnsw_rec_encode(h, s, vec, vf_node_rec(h, id), true);
     missing_clear(h, id);
     if (h->metric == VF_METRIC_DOT)
-        vf_hnsw_sq_set(h, id, rec_kernel(h, vf_node_rec(h, id), vf_node_rec(h, id)));
+        vf_hnsw_sq_set(h, id, rec_sq(h, vf_node_rec(h, id)));
     /* Present before linking: concurrent walks may reach it via a link
      * added below and must be able to return it. */
     atomic_store_explicit(&h->state[id], VF_SLOT_PRESENT, memory_order_release);

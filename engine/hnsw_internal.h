@@ -279,6 +279,16 @@ static inline float rec_kernel(const vf_hnsw *h, const void *a, const void *b)
     return h->metric == VF_METRIC_L2 ? vf_quant_l2sq(&h->q, a, b) : vf_quant_dot(&h->q, a, b);
 }
 
+/* A vector record's squared norm for the lifting (dot): its kernel with
+ * itself, which int8's expansion (C + 2 a_x + s^2 sum c^2) can round below
+ * 0 for a vector near 0, and a crafted snapshot's codes can make negative
+ * or NaN: those count as 0. */
+static inline float rec_sq(const vf_hnsw *h, const void *rec)
+{
+    float sq = rec_kernel(h, rec, rec);
+    return sq > 0.0f ? sq : 0.0f;
+}
+
 /* The query distance between two vector records as the index keeps them:
  * engine.h's metric, with cosine as 1 - dot of unit vectors. */
 static inline float dist_vec(const vf_hnsw *h, const void *a, const void *b)

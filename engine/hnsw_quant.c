@@ -157,7 +157,7 @@ static int twins_redo(vf_hnsw *h)
         vf_twin_alone(h, id);
         atomic_store(&h->ring_role[i], VF_TWIN_HEAD);
         if (h->metric == VF_METRIC_DOT && slot_state(h, id) == VF_SLOT_PRESENT)
-            vf_hnsw_sq_set(h, id, rec_kernel(h, vf_node_rec(h, id), vf_node_rec(h, id)));
+            vf_hnsw_sq_set(h, id, rec_sq(h, vf_node_rec(h, id)));
     }
     free(h->table);
     h->table = NULL;

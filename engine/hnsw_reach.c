@@ -117,7 +117,7 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         vf_twin_alone(h, id);
         if (h->metric == VF_METRIC_DOT && h->state[i] != VF_SLOT_EMPTY) {
             const uint8_t *v = vf_node_rec(h, id);
-            vf_hnsw_sq_set(h, id, rec_kernel(h, v, v));
+            vf_hnsw_sq_set(h, id, rec_sq(h, v));
         }
         if (h->state[i] == VF_SLOT_DELETED)
             for (unsigned lev = 0; lev <= h->levels[i]; lev++)

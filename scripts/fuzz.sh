@@ -24,9 +24,15 @@ if ! command -v clang >/dev/null; then
 fi
 # meson may set up a language again at regeneration, from the environment.
 export CC=clang CXX=clang++
+# fuzzer-no-link instruments every object for coverage (the engine's and
+# the store's parsers, not only the fuzz targets' own files), so libFuzzer
+# is guided into the code it tests; the fuzz-* binaries link libFuzzer.
+cover=(-Dc_args=-fsanitize=fuzzer-no-link -Dcpp_args=-fsanitize=fuzzer-no-link)
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$repo" -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dbuildtype=debugoptimized >/dev/null
+        -Dbuildtype=debugoptimized "${cover[@]}" >/dev/null
+else
+    meson configure "$build" "${cover[@]}" >/dev/null
 fi
 ninja -C "$build" -j"$jobs" >/dev/null
 

@@ -58,9 +58,9 @@ int st_config_validate(const st_config *c)
         return -EINVAL;
     if (c->m < 2 || c->m > 256)
         return -EINVAL;
-    if (c->ef_construction < 1 || c->ef_construction > 65536)
+    if (c->ef_construction < 1 || c->ef_construction > VF_HNSW_MAX_EF)
         return -EINVAL;
-    if (c->ef_search < 1 || c->ef_search > 65536)
+    if (c->ef_search < 1 || c->ef_search > VF_HNSW_MAX_EF)
         return -EINVAL;
     if (!(c->target_recall > 0.0 && c->target_recall <= 1.0))
         return -EINVAL;

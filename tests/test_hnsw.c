@@ -336,7 +336,19 @@ static void test_edges_and_errors(void **state)
     p.metric = (vf_metric)9;
     assert_int_equal(vf_hnsw_create(&p, &h), -EINVAL);
     p.metric = VF_METRIC_L2;
+    /* ef sizes a walk's buffers: bounded (a snapshot header is checked
+     * by the same rule). */
+    p.ef_construction = VF_HNSW_MAX_EF + 1;
+    assert_int_equal(vf_hnsw_create(&p, &h), -EINVAL);
+    p.ef_construction = 200;
+    p.ef_search = VF_HNSW_MAX_EF + 1;
+    assert_int_equal(vf_hnsw_create(&p, &h), -EINVAL);
+    p.ef_search = 64;
     assert_int_equal(vf_hnsw_create(&p, &h), 0);
+    vf_hnsw_set_ef_search(h, VF_HNSW_MAX_EF + 1);
+    vf_hnsw_params got;
+    vf_hnsw_params_get(h, &got);
+    assert_int_equal(got.ef_search, 64);
 
     float q[4] = {1, 2, 3, 4};
     vf_hit hits[K];
