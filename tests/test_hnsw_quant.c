@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "test_seed.h"
+
 #include "../bench/fvecs.h"
 #include "crc32c.h"
 #include "engine.h"
@@ -693,11 +695,7 @@ static void test_concurrent_search_insert_int8(void **state)
 static void test_packed_lists_random_ops(void **state)
 {
     (void)state;
-    const char *env = getenv("VECFS_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    print_message("packed lists seed %llu (VECFS_TEST_SEED=%llu to replay)\n",
-                  (unsigned long long)seed, (unsigned long long)seed);
-    rng_state = seed ? seed : 1;
+    rng_state = seed_from_env("packed lists");
     const size_t ids = 3000, dim = 8, ops = 12000;
     float *model = calloc(ids * dim, sizeof(float));
     bool *present = calloc(ids, sizeof(bool));

@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "test_seed.h"
+
 #include "engine.h"
 #include "hnsw_source.h"
 #include "race_run.h"
@@ -48,15 +50,6 @@ static float rng_normal(void)
 {
     double u = rng_unit() + 0x1.0p-54, v = rng_unit();
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
-static uint64_t seed_from_env(const char *what)
-{
-    const char *env = getenv("VECFS_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-    print_message("%s seed %llu (VECFS_TEST_SEED=%llu to replay)\n", what, (unsigned long long)seed,
-                  (unsigned long long)seed);
-    return seed ? seed : 1;
 }
 
 static vf_hnsw *index_new(uint32_t dim, vf_metric metric)
