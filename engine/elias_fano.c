@@ -11,7 +11,8 @@
 #include "elias_fano.h"
 
 #include <assert.h>
-#include <stdlib.h>
+
+#include "engine.h"
 
 vf_ef_shape vf_ef_shape_for(uint32_t universe, uint32_t max_n)
 {
@@ -72,11 +73,10 @@ uint32_t vf_ef_decode_portable(const vf_ef_shape *sh, const uint8_t *code, uint3
 vf_ef_decode_fn vf_ef_decoder(void)
 {
 #if defined(VF_HAVE_X86_KERNELS) && (defined(__x86_64__) || defined(__i386__))
-    const char *forced = getenv("VECFS_KERNEL");
-    __builtin_cpu_init();
-    if ((!forced || strncmp(forced, "avx512", 6) == 0) && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
-        __builtin_cpu_supports("avx512vbmi2"))
+    /* The kernel table distance.c chose (VECFS_KERNEL included) says
+     * whether AVX-512 is in use; VBMI and VBMI2 are asked of the CPU. */
+    if (strncmp(vf_kernels_best()->name, "avx512", 6) == 0 &&
+        __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2"))
         return vf_ef_decode_vbmi2;
 #endif
     return vf_ef_decode_portable;

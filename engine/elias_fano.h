@@ -92,9 +92,9 @@ uint32_t vf_ef_decode_portable(const vf_ef_shape *sh, const uint8_t *code, uint3
 uint32_t vf_ef_decode_vbmi2(const vf_ef_shape *sh, const uint8_t *code, uint32_t n, uint32_t *ids);
 #endif
 
-/* The fastest decoder this CPU runs: vf_ef_decode_vbmi2 where it can, and
- * unless VECFS_KERNEL forces a table below avx512 (distance.c); else
- * vf_ef_decode_portable. */
+/* The fastest decoder this CPU runs: vf_ef_decode_vbmi2 where the CPU has
+ * VBMI and VBMI2 and the kernel table in use (vf_kernels_best, which
+ * VECFS_KERNEL can force) is an AVX-512 one; else vf_ef_decode_portable. */
 vf_ef_decode_fn vf_ef_decoder(void);
 
 #endif /* VECFS_ENGINE_ELIAS_FANO_H */

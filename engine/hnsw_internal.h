@@ -36,7 +36,7 @@
  *   A code's shape follows the capacity, so a grow re-packs every list
  *   (under grow_lock, write). Readers copy the count and code words under
  *   the node's sequence lock and decode the copy (links_copy); a writer
- *   decodes the list into its scratch (list_open), changes the copy and
+ *   decodes the list into its scratch (list_read), changes the copy and
  *   writes it back packed before it releases the node (list_commit).
  *   Packed lists come back sorted by id; no code depends on list order.
  *

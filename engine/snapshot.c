@@ -122,7 +122,6 @@ static size_t pad4(size_t n)
     return (4 - n % 4) % 4;
 }
 
-/* The f32 bits of v. */
 /* Bytes of one level-0 list in a snapshot: u32 count and m0 u32 links,
  * packed in memory or not. */
 static size_t disk_list_bytes(const vf_hnsw *h)
@@ -130,6 +129,7 @@ static size_t disk_list_bytes(const vf_hnsw *h)
     return (1 + (size_t)h->m0) * sizeof(uint32_t);
 }
 
+/* The f32 bits of v. */
 static uint32_t f32_bits(float v)
 {
     uint32_t u;
@@ -401,8 +401,9 @@ static int vectors_load(vf_hnsw *h, size_t slots, const uint8_t *crcs, const vf_
 
 /* Packs the slots u32 level-0 lists at `lists` (disk_list_bytes each)
  * into h's nodes. Each list's count and links are checked for what the
- * code needs (count <= m0, links below slots, ascending once sorted with
- * no repeat); slot_valid checks the rest. 0 or -EILSEQ. */
+ * code needs (count <= m0, links below slots, no link twice: list_commit
+ * sorts them, so a repeat sits next to itself); slot_valid checks the
+ * rest. 0 or -EILSEQ (h is then discarded). */
 static int level0_pack(vf_hnsw *h, size_t slots, const uint8_t *lists)
 {
     uint32_t list[1 + 2 * VF_HNSW_MAX_M];
@@ -415,11 +416,11 @@ static int level0_pack(vf_hnsw *h, size_t slots, const uint8_t *lists)
             list[1 + j] = vc_le_get32(at + 4 * (1 + (size_t)j));
             if (list[1 + j] >= slots)
                 return -EILSEQ;
-            for (uint32_t k = 0; k < j; k++)
-                if (list[1 + k] == list[1 + j])
-                    return -EILSEQ;
         }
         list_commit(h, (uint32_t)i, 0, list);
+        for (uint32_t j = 1; j < list[0]; j++)
+            if (list[j] == list[1 + j])
+                return -EILSEQ;
     }
     return 0;
 }
