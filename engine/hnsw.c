@@ -18,7 +18,8 @@
  *   1. A link at level l from a to b has a != b, b < capacity, state[b] !=
  *      EMPTY and levels[b] >= l. A list at level l holds at most m0 (l = 0)
  *      or m (l >= 1) distinct links.
- *   2. upper[id] is non-NULL exactly when levels[id] > 0 for a used slot.
+ *   2. A used slot has upper lists (hnsw_upper.c) exactly when its level
+ *      is above 0.
  *   3. The entry point is NO_ENTRY only while no slot was ever used;
  *      otherwise it names a used slot whose level is the packed top level.
  *   4. count equals the number of PRESENT slots.
@@ -72,18 +73,16 @@ static unsigned level_draw(vf_hnsw *h)
     return l >= VF_HNSW_MAX_LEVEL ? VF_HNSW_MAX_LEVEL : (unsigned)l;
 }
 
-/* First use of slot x: draw its level and allocate its upper lists. */
+/* First use of slot x: draw its level and claim its upper lists; -EAGAIN
+ * when they do not fit (vf_upper_claim). */
 static int slot_claim(vf_hnsw *h, uint32_t x)
 {
-    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_EMPTY && h->upper[x] == NULL);
+    assert(x < h->capacity && slot_state(h, x) == VF_SLOT_EMPTY);
     unsigned level = level_draw(h);
     if (level > 0) {
-        size_t bytes = (size_t)level * (1 + h->m) * sizeof(uint32_t);
-        uint32_t *upper = vc_calloc(1, bytes);
-        if (!upper)
-            return -ENOMEM;
-        h->upper[x] = upper;
-        atomic_fetch_add_explicit(&h->upper_bytes, bytes, memory_order_relaxed);
+        int rc = vf_upper_claim(h, x, level);
+        if (rc)
+            return rc;
     }
     h->levels[x] = (uint8_t)level;
     vf_twin_alone(h, x);
@@ -146,7 +145,6 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     atomic_init(&h->entry, VF_HNSW_NO_ENTRY);
     atomic_init(&h->count, 0);
     atomic_init(&h->deleted, 0);
-    atomic_init(&h->upper_bytes, 0);
     atomic_init(&h->ef_search, params->ef_search);
     atomic_init(&h->level_draws, 0);
     atomic_init(&h->searches_short, 0);
@@ -173,6 +171,7 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     pthread_rwlock_init(&h->table_lock, NULL);
     pthread_mutex_init(&h->pool_lock, NULL);
     pthread_mutex_init(&h->quant_lock, NULL);
+    pthread_mutex_init(&h->upper_lock, NULL);
     *out = h;
     return 0;
 }
@@ -188,13 +187,10 @@ void vf_hnsw_free(vf_hnsw *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->capacity; i++)
-        free(h->upper[i]);
-    free(h->upper);
+    vf_upper_free(h);
     free(h->level0);
     free(h->levels);
     free((void *)h->state);
-    free((void *)h->versions);
     free((void *)h->anchor);
     free((void *)h->twin_next);
     free((void *)h->twin_prev);
@@ -215,6 +211,7 @@ void vf_hnsw_free(vf_hnsw *h)
     free(h->table);
     pthread_mutex_destroy(&h->pool_lock);
     pthread_mutex_destroy(&h->quant_lock);
+    pthread_mutex_destroy(&h->upper_lock);
     vf_quant_release(&h->q);
     free(h);
 }
@@ -238,19 +235,16 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     if (capacity > (size_t)UINT32_MAX || capacity > SIZE_MAX / h->node_bytes)
         return -EFBIG;
     size_t old = h->capacity;
-    void *state = (void *)h->state, *versions = (void *)h->versions, *anchor = (void *)h->anchor;
+    void *state = (void *)h->state, *anchor = (void *)h->anchor;
     int rc = h->packed ? vf_packed_regrow(h, capacity)
                        : array_grow((void **)&h->level0, old, capacity, h->node_bytes);
     if (!rc)
-        rc = array_grow((void **)&h->upper, old, capacity, sizeof(uint32_t *));
+        rc = vf_upper_reserve(h, capacity);
     if (!rc)
         rc = array_grow((void **)&h->levels, old, capacity, 1);
     if (!rc)
         rc = array_grow(&state, old, capacity, 1);
     h->state = state;
-    if (!rc)
-        rc = array_grow(&versions, old, capacity, sizeof(uint32_t));
-    h->versions = versions;
     if (!rc)
         rc = array_grow(&anchor, old, capacity, sizeof(uint32_t));
     h->anchor = anchor;
@@ -330,7 +324,10 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         return -EFBIG;
     if (!vf_hnsw_query_finite(vec, h->dim))
         return -EINVAL;
+again:;
     int rc = ensure_capacity(h, (size_t)id + 1);
+    if (!rc)
+        rc = vf_upper_make_room(h);
     if (!rc)
         rc = vf_hnsw_quant_ready(h, vec, 1);
     if (rc)
@@ -342,7 +339,9 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     /* Everything that can fail comes first, so that running out of memory
      * changes nothing: the scratch with its orphan reserve, room in the
      * table (vf_twin_place reserves again in case other inserts took it),
-     * a new slot's upper lists. Past slot_claim the insert cannot fail. */
+     * a new slot's upper lists (which concurrent claims may have left no
+     * room for: the insert then starts again). Past slot_claim the insert
+     * cannot fail. */
     vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
@@ -393,6 +392,8 @@ out_release:
 out_unlock:
     pthread_mutex_unlock(op);
     pthread_rwlock_unlock(&h->grow_lock);
+    if (rc == -EAGAIN)
+        goto again;
     return rc;
 }
 
@@ -598,13 +599,11 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     if (!h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
-    /* Per slot: level-0 record, upper pointer, level, state, version,
-     * anchor, twin ring and role, squared norm (dot); then the table of
-     * heads. */
-    size_t per_slot = h->node_bytes + sizeof(uint32_t *) + 3 + 4 * sizeof(uint32_t) +
-                      (h->sqnorm ? sizeof(float) : 0);
-    size_t bytes = sizeof(*h) + h->capacity * per_slot +
-                   atomic_load_explicit(&h->upper_bytes, memory_order_relaxed);
+    /* Per slot: level-0 record (with the lock word), level, state,
+     * anchor, twin ring and role, squared norm (dot); then the upper
+     * lists with their table, and the table of heads. */
+    size_t per_slot = h->node_bytes + 3 + 3 * sizeof(uint32_t) + (h->sqnorm ? sizeof(float) : 0);
+    size_t bytes = sizeof(*h) + h->capacity * per_slot + vf_upper_bytes(h);
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->table_lock);
     bytes += h->table_cap * sizeof(uint32_t);
     pthread_rwlock_unlock((pthread_rwlock_t *)&h->table_lock);

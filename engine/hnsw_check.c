@@ -48,7 +48,7 @@ static int rings_check(const vf_hnsw *h)
             continue;
         }
         if (ring_role(h, id) == VF_TWIN_RIDER) {
-            if (vf_node_links0(h, id)[0] != 0)
+            if (vf_node_count0(h, id) != 0)
                 return -EILSEQ;
             continue;
         }
@@ -77,12 +77,13 @@ int vf_hnsw_check(const vf_hnsw *h)
         used++;
         present += st == VF_SLOT_PRESENT;
         unsigned level = h->levels[i];
-        if (level > VF_HNSW_MAX_LEVEL || (level > 0) != (h->upper[i] != NULL))
+        if (level > VF_HNSW_MAX_LEVEL || (level > 0) != (vf_upper_find(h, (uint32_t)i) != SIZE_MAX))
             return -EILSEQ;
         for (unsigned lev = 0; lev <= level; lev++) {
             const uint32_t *list = list_read(h, (uint32_t)i, lev, buf);
-            /* A packed list decodes to as many links as its count. */
-            if (list[0] != vf_node_list(h, (uint32_t)i, lev)[0])
+            /* A level-0 list reads back as many links as its count says
+             * (a packed one decodes to them). */
+            if (lev == 0 && list[0] != vf_node_count0(h, (uint32_t)i))
                 return -EILSEQ;
             if (list[0] > level_cap(h, lev) || (st == VF_SLOT_DELETED && list[0] != 0))
                 return -EILSEQ;

@@ -4,7 +4,12 @@
  *
  * Memory layout
  *   level0   capacity records of node_bytes each, one per id:
- *              u32 count | links | vector record (rec_bytes)
+ *              u32 lock word | links | vector record (rec_bytes)
+ *            The lock word is the node's sequence lock over all its lists
+ *            (bits VF_COUNT_BITS and up: odd while a writer holds it,
+ *            bumped on every release) and its level-0 count (the low
+ *            VF_COUNT_BITS): one word where two arrays were, and a
+ *            search's copy reads lock and count from one cache line.
  *            The links are u32 links[m0], or for a packed index (INT8)
  *            their Elias-Fano code (elias_fano.h) over ids below the
  *            capacity, zero-padded to a multiple of 4 bytes: 64 bytes
@@ -14,12 +19,12 @@
  *            correction). A node's links and vector sit side by side, so
  *            expanding a node and scoring its neighbours touches few cache
  *            lines, and an int8 walk touches codes only.
- *   upper    per id, NULL or level * (1 + m) u32: for level l in 1..level,
- *            u32 count | u32 links[m] at index (l - 1) * (1 + m).
+ *   upper    for an id of level > 0, level * (1 + m) u32 in upper_words
+ *            (hnsw_upper.c), at the offset upper_table maps it to: for
+ *            level l in 1..level, u32 count | u32 links[m] at (l - 1) *
+ *            (1 + m) from there.
  *   levels   per id, the node's top level (0..VF_HNSW_MAX_LEVEL).
  *   state    per id, VF_SLOT_EMPTY / PRESENT / DELETED.
- *   versions per id, a sequence lock over that node's link lists: odd while
- *            a writer holds it, bumped on every release.
  *   twin_next, twin_prev  per id, a ring of slots that hold the same
  *            vector: one graph node (the head, role TWIN_HEAD) carries the
  *            others (role TWIN_RIDER), which have no links; a slot alone
@@ -51,11 +56,13 @@
  *      table_lock (rwlock) is taken inside it, and alone by queries.
  *   4. entry_lock (mutex): held by an insert that becomes the entry, for
  *      its whole linking, so the entry changes one writer at a time.
- *   5. versions[id] (sequence lock): writers of id's link lists hold it
- *      (version odd); a thread holds at most one at a time. Searches never
- *      write it: they copy a list and retry if the version moved, so
+ *   5. id's lock word (sequence lock): writers of id's link lists hold it
+ *      (sequence odd); a thread holds at most one at a time. Searches
+ *      never write it: they copy a list and retry if the word moved, so
  *      readers do not bounce cache lines between cores. List words are
- *      read and written with relaxed atomics for that reason.
+ *      read and written with relaxed atomics for that reason. The
+ *      sequence has 22 bits: a reader is fooled only if 2^21 releases of
+ *      one node fall between its two reads of the word.
  *   The quantizer (q) is written by its first training under quant_lock
  *   before quant_trained is set (release), and by a re-learn under
  *   grow_lock (write); everything else reads it under grow_lock (read)
@@ -89,6 +96,12 @@
 /* entry packs (top level << 32) | entry id; this value means "empty". */
 #define VF_HNSW_NO_ENTRY UINT64_MAX
 #define VF_NO_ANCHOR UINT32_MAX
+/* The lock word of a level-0 record: the count below VF_SEQ_ONE, the
+ * sequence from it up (see "Memory layout"). */
+#define VF_COUNT_BITS 10u
+#define VF_COUNT_MASK ((1u << VF_COUNT_BITS) - 1u)
+#define VF_SEQ_ONE (1u << VF_COUNT_BITS)
+_Static_assert(2 * VF_HNSW_MAX_M <= VF_COUNT_MASK, "a level-0 count fits below the sequence");
 
 enum { VF_SLOT_EMPTY = 0, VF_SLOT_PRESENT = 1, VF_SLOT_DELETED = 2 };
 enum { VF_TWIN_HEAD = 0, VF_TWIN_RIDER = 1 };
@@ -123,12 +136,18 @@ struct vf_hnsw {
 
     /* Arrays of capacity entries; reallocated under grow_lock (write). */
     pthread_rwlock_t grow_lock;
-    size_t capacity;  /* protected by grow_lock */
-    uint8_t *level0;  /* protected by grow_lock; lists by versions[] */
-    uint32_t **upper; /* protected by grow_lock; lists by versions[] */
-    uint8_t *levels;  /* written once per slot under its op lock */
+    size_t capacity; /* protected by grow_lock */
+    uint8_t *level0; /* protected by grow_lock; lists by the lock words */
+    /* Upper lists (hnsw_upper.c): the words and the table from id to
+     * offset ((id + 1) << 32 | offset, 0 empty), both protected by
+     * grow_lock; appended to under upper_lock; lists by the lock words. */
+    uint32_t *upper_words;
+    size_t upper_cap, upper_used; /* words */
+    uint64_t *upper_table;
+    size_t upper_slots, upper_nodes; /* table size (a power of 2), entries */
+    pthread_mutex_t upper_lock;
+    uint8_t *levels; /* written once per slot under its op lock */
     _Atomic uint8_t *state;
-    _Atomic uint32_t *versions;
     _Atomic uint32_t *anchor;    /* set under the anchor's node lock */
     _Atomic uint32_t *twin_next; /* protected by twin_lock; read by searches */
     _Atomic uint32_t *twin_prev; /* protected by twin_lock */
@@ -147,9 +166,8 @@ struct vf_hnsw {
     size_t table_cap, table_used, table_gone;
     _Atomic uint64_t entry; /* see VF_HNSW_NO_ENTRY */
 
-    _Atomic size_t count;       /* present ids */
-    _Atomic size_t deleted;     /* deleted slots awaiting reuse */
-    _Atomic size_t upper_bytes; /* bytes held by upper lists */
+    _Atomic size_t count;   /* present ids */
+    _Atomic size_t deleted; /* deleted slots awaiting reuse */
     _Atomic uint32_t ef_search;
     _Atomic uint64_t level_draws;    /* level generator position */
     _Atomic uint32_t max_sq_bits;    /* dot: largest squared norm (float bits) */
@@ -181,7 +199,7 @@ static inline void missing_clear(vf_hnsw *h, uint32_t id)
     }
 }
 
-/* id's level-0 list: u32 count, then the links. */
+/* id's level-0 list: the lock word, then the links. */
 static inline uint32_t *vf_node_links0(const struct vf_hnsw *h, uint32_t id)
 {
     return (uint32_t *)(h->level0 + (size_t)id * h->node_bytes);
@@ -194,13 +212,43 @@ static inline uint8_t *vf_node_rec(const struct vf_hnsw *h, uint32_t id)
     return h->level0 + (size_t)id * h->node_bytes + h->vec_offset;
 }
 
-/* The list (count, links) of id at level lev; lev must be <= levels[id]. */
-static inline uint32_t *vf_node_list(const struct vf_hnsw *h, uint32_t id, unsigned lev)
+/* Where id's entry in the upper table starts its probe. */
+static inline size_t vf_upper_hash(uint32_t id)
 {
-    assert(lev == 0 || lev <= h->levels[id]);
-    if (lev == 0)
-        return vf_node_links0(h, id);
-    return h->upper[id] + (size_t)(lev - 1) * (1 + h->m);
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+/* The offset of id's upper lists in upper_words, or SIZE_MAX when it has
+ * none. */
+static inline size_t vf_upper_find(const struct vf_hnsw *h, uint32_t id)
+{
+    if (!h->upper_slots)
+        return SIZE_MAX;
+    const size_t mask = h->upper_slots - 1;
+    for (size_t i = vf_upper_hash(id) & mask;; i = (i + 1) & mask) {
+        uint64_t e = __atomic_load_n(&h->upper_table[i], __ATOMIC_ACQUIRE);
+        if (e == 0)
+            return SIZE_MAX;
+        if ((uint32_t)(e >> 32) == id + 1)
+            return (uint32_t)e;
+    }
+}
+
+/* The list (count, links) of id at level lev >= 1; lev must be <=
+ * levels[id]. Level 0 is read with list_read or links_copy (its count
+ * shares the lock word). */
+static inline uint32_t *vf_node_upper(const struct vf_hnsw *h, uint32_t id, unsigned lev)
+{
+    assert(lev >= 1 && lev <= h->levels[id]);
+    size_t at = vf_upper_find(h, id);
+    assert(at != SIZE_MAX);
+    return h->upper_words + at + (size_t)(lev - 1) * (1 + h->m);
+}
+
+/* id's level-0 count, read outside the lock (a writer may change it). */
+static inline uint32_t vf_node_count0(const struct vf_hnsw *h, uint32_t id)
+{
+    return __atomic_load_n(vf_node_links0(h, id), __ATOMIC_RELAXED) & VF_COUNT_MASK;
 }
 
 /* Shared by hnsw.c and snapshot.c. */
@@ -350,15 +398,15 @@ static inline float node_sq(const vf_hnsw *h, uint32_t id)
     return h->metric == VF_METRIC_DOT ? sq_get(h, id) : 0.0f;
 }
 
-/* Takes id's sequence lock to write its lists (the version goes odd). */
+/* Takes id's sequence lock to write its lists (the sequence goes odd). */
 static inline void node_lock(const vf_hnsw *h, uint32_t id)
 {
+    uint32_t *word = vf_node_links0(h, id);
     unsigned spins = 0;
     for (;;) {
-        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_relaxed);
-        if (!(v & 1) &&
-            atomic_compare_exchange_weak_explicit(&h->versions[id], &v, v + 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+        uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+        if (!(v & VF_SEQ_ONE) && __atomic_compare_exchange_n(word, &v, v + VF_SEQ_ONE, true,
+                                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
         /* Two cores, often more threads: yield rather than spin against a
          * holder that is not running. */
@@ -367,12 +415,28 @@ static inline void node_lock(const vf_hnsw *h, uint32_t id)
     }
 }
 
-/* Releases it (the version goes even and new): readers that copied a
+/* Whether a writer holds id's lock. */
+static inline bool node_locked(const vf_hnsw *h, uint32_t id)
+{
+    return __atomic_load_n(vf_node_links0(h, id), __ATOMIC_RELAXED) & VF_SEQ_ONE;
+}
+
+/* Releases it (the sequence goes even and new): readers that copied a
  * list meanwhile retry. */
 static inline void node_unlock(const vf_hnsw *h, uint32_t id)
 {
-    assert(atomic_load_explicit(&h->versions[id], memory_order_relaxed) & 1);
-    atomic_fetch_add_explicit(&h->versions[id], 1, memory_order_release);
+    assert(node_locked(h, id));
+    __atomic_fetch_add(vf_node_links0(h, id), VF_SEQ_ONE, __ATOMIC_RELEASE);
+}
+
+/* Sets id's level-0 count; the caller holds id's lock (or has the index
+ * to itself), so no other thread changes the word meanwhile. */
+static inline void node_count_set(const vf_hnsw *h, uint32_t id, uint32_t n)
+{
+    uint32_t *word = vf_node_links0(h, id);
+    uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    assert(n <= h->m0);
+    __atomic_store_n(word, (v & ~VF_COUNT_MASK) | n, __ATOMIC_RELAXED);
 }
 
 /* List words are read and written relaxed: searches copy lists while
@@ -399,6 +463,24 @@ static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
     return lev ? h->m : h->m0;
 }
 
+/* hnsw_upper.c: the upper lists' words and table. */
+/* Room for `words` more words and `nodes` more ids, growing each by at
+ * least half when it grows. Caller holds grow_lock (write) or has the
+ * index to itself. 0, -ENOMEM, -EFBIG (past 2^32 words). */
+int vf_upper_grow(vf_hnsw *h, size_t words, size_t nodes);
+/* Room for what `capacity` slots are expected to claim (same locking). */
+int vf_upper_reserve(vf_hnsw *h, size_t capacity);
+/* Makes sure one more claim of any level fits, taking grow_lock (write)
+ * when it must grow; the caller holds no lock of the index. */
+int vf_upper_make_room(vf_hnsw *h);
+/* Claims zeroed lists for id's `level` (>= 1) levels. Caller holds
+ * grow_lock (read) and id's op lock; -EAGAIN when they do not fit (the
+ * caller lets go of its locks, makes room and tries again). */
+int vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level);
+void vf_upper_free(vf_hnsw *h);
+/* Bytes the words and the table hold. */
+size_t vf_upper_bytes(const vf_hnsw *h);
+
 /* hnsw_packed.c: packed level-0 lists ("Packed lists"). */
 /* links_copy of a packed level-0 list. */
 uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf);
@@ -415,26 +497,27 @@ void vf_packed_layout(vf_hnsw *h, size_t capacity);
 int vf_packed_regrow(vf_hnsw *h, size_t capacity);
 
 /* Copies id's link list at lev into buf (room for m0) without writing
- * shared memory: retries while a writer holds the list or moved its
- * version meanwhile. A packed list (out of line, so that the u32 walk's
+ * shared memory: retries while a writer holds the node or moved its
+ * sequence meanwhile. A packed list (out of line, so that the u32 walk's
  * code stays as it was) is copied as words and decoded from the copy once
- * the version shows it whole. Returns the list's length. */
+ * the sequence shows it whole. Returns the list's length. */
 static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
     if (lev == 0 && h->packed)
         return vf_packed_copy(h, id, buf);
-    const uint32_t *list = vf_node_list(h, id, lev);
+    const uint32_t *word = vf_node_links0(h, id);
+    const uint32_t *list = lev ? vf_node_upper(h, id, lev) : word;
     const uint32_t cap = level_cap(h, lev);
     for (unsigned spins = 0;; spins++) {
-        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
-        if (!(v & 1)) {
-            uint32_t n = word_get(&list[0]);
+        uint32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+        if (!(v & VF_SEQ_ONE)) {
+            uint32_t n = lev ? word_get(&list[0]) : v & VF_COUNT_MASK;
             if (n > cap)
-                n = cap; /* torn by a writer: the version check below retries */
+                n = cap; /* torn by a writer: the check below retries */
             for (uint32_t i = 0; i < n; i++)
                 buf[i] = word_get(&list[1 + i]);
             atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v)
+            if (__atomic_load_n(word, __ATOMIC_RELAXED) == v)
                 return n;
         }
         if (spins > 64)
@@ -444,23 +527,39 @@ static inline uint32_t links_copy(const vf_hnsw *h, uint32_t id, unsigned lev, u
 
 /* id's list at lev as (count, links) words for a reader no writer of id
  * runs beside (a writer holding id's node lock, or a caller with the
- * writers stopped): a packed level-0 list decoded into buf (1 + m0
- * words), any other the list itself. */
+ * writers stopped): a level-0 list copied (decoded when packed) into buf
+ * (1 + m0 words), an upper list itself. */
 static inline uint32_t *list_read(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *buf)
 {
-    if (lev > 0 || !h->packed)
-        return vf_node_list(h, id, lev);
-    return vf_packed_read(h, id, buf);
+    if (lev > 0)
+        return vf_node_upper(h, id, lev);
+    if (h->packed)
+        return vf_packed_read(h, id, buf);
+    const uint32_t *node = vf_node_links0(h, id);
+    buf[0] = vf_node_count0(h, id);
+    if (buf[0] > h->m0)
+        buf[0] = h->m0; /* only a crafted snapshot's word, which its load rejects */
+    for (uint32_t i = 0; i < buf[0]; i++)
+        buf[1 + i] = word_get(&node[1 + i]);
+    return buf;
 }
 
-/* Writes the (count, links) words of list, which list_read decoded for
- * id's packed level-0 list, back to the node, packed (sorting the links).
- * The caller holds id's node lock; a list that is not a decoded copy is
- * the node's own and needs nothing. */
+/* Writes the (count, links) words of list, which list_read copied for
+ * id's level-0 list, back to the node (packed: sorting the links). The
+ * caller holds id's node lock; an upper list is the node's own and needs
+ * nothing. */
 static inline void list_commit(const vf_hnsw *h, uint32_t id, unsigned lev, uint32_t *list)
 {
-    if (lev == 0 && h->packed)
+    if (lev > 0)
+        return;
+    if (h->packed) {
         vf_packed_commit(h, id, list);
+        return;
+    }
+    uint32_t *node = vf_node_links0(h, id);
+    for (uint32_t i = 0; i < list[0]; i++)
+        word_set(&node[1 + i], list[1 + i]);
+    node_count_set(h, id, list[0]);
 }
 
 /* The entry word for id at `level` (see VF_HNSW_NO_ENTRY). */

@@ -180,7 +180,7 @@ static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned l
                      vf_hit *want, size_t n, uint32_t doomed)
 {
     assert(n <= level_cap(h, lev) && lev <= h->levels[owner]);
-    assert(atomic_load_explicit(&h->versions[owner], memory_order_relaxed) & 1);
+    assert(node_locked(h, owner));
     if (lev > 0) {
         list_write(list, want, n);
         return;
@@ -392,8 +392,9 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
     const uint32_t *l0 = list_read(h, x, 0, s->open);
     for (uint32_t i = 0; i < l0[0]; i++)
         link_drop(h, s, x, l0[1 + i]);
-    for (unsigned lev = 0; lev <= h->levels[x]; lev++)
-        word_set(vf_node_list(h, x, lev), 0);
+    node_count_set(h, x, 0);
+    for (unsigned lev = 1; lev <= h->levels[x]; lev++)
+        word_set(vf_node_upper(h, x, lev), 0);
     node_unlock(h, x);
 }
 

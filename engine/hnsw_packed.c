@@ -8,7 +8,7 @@
  *   1. A node's list words are count | code, vec_offset bytes; the code's
  *      shape is h->ef, for ids below the capacity; both change only under
  *      grow_lock (write), with every list re-packed.
- *   2. A search decodes only a copy its version check showed whole, so it
+ *   2. A search decodes only a copy its lock word showed whole, so it
  *      never decodes a list a writer is halfway through.
  *   3. Every list a writer commits is encoded from its full (count,
  *      links): equal lists give equal codes (elias_fano.c).
@@ -30,17 +30,16 @@ uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf)
     const size_t words = h->vec_offset / sizeof(uint32_t);
     uint32_t raw[VF_PACKED_WORDS];
     for (unsigned spins = 0;; spins++) {
-        uint32_t v = atomic_load_explicit(&h->versions[id], memory_order_acquire);
-        if (!(v & 1)) {
-            uint32_t n = word_get(&list[0]);
-            if (n > h->m0)
-                n = h->m0; /* torn by a writer: the version check below retries */
+        uint32_t v = __atomic_load_n(list, __ATOMIC_ACQUIRE);
+        if (!(v & VF_SEQ_ONE)) {
             for (size_t w = 1; w < words; w++)
                 raw[w] = word_get(&list[w]);
             atomic_thread_fence(memory_order_acquire);
-            if (atomic_load_explicit(&h->versions[id], memory_order_relaxed) == v) {
+            if (__atomic_load_n(list, __ATOMIC_RELAXED) == v) {
+                uint32_t n = v & VF_COUNT_MASK;
                 memset(raw + words, 0, VF_EF_SLACK);
-                return h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n, buf);
+                return h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n <= h->m0 ? n : h->m0,
+                                    buf);
             }
         }
         if (spins > 64)
@@ -50,12 +49,14 @@ uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf)
 
 uint32_t *vf_packed_read(const vf_hnsw *h, uint32_t id, uint32_t *buf)
 {
+    const uint32_t *list = vf_node_links0(h, id);
     const size_t words = h->vec_offset / sizeof(uint32_t);
     uint32_t raw[VF_PACKED_WORDS];
-    memcpy(raw, vf_node_links0(h, id), h->vec_offset);
+    for (size_t w = 1; w < words; w++)
+        raw[w] = word_get(&list[w]);
     memset(raw + words, 0, VF_EF_SLACK);
-    buf[0] = raw[0] <= h->m0 ? raw[0] : h->m0;
-    buf[0] = h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), buf[0], buf + 1);
+    uint32_t n = vf_node_count0(h, id);
+    buf[0] = h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n <= h->m0 ? n : h->m0, buf + 1);
     return buf;
 }
 
@@ -67,7 +68,7 @@ void vf_packed_commit(const vf_hnsw *h, uint32_t id, uint32_t *list)
     const size_t words = h->vec_offset / sizeof(uint32_t);
     for (size_t w = 1; w < words; w++)
         word_set(&node[w], raw[w]);
-    word_set(&node[0], list[0]);
+    node_count_set(h, id, list[0]);
 }
 
 void vf_packed_layout(vf_hnsw *h, size_t capacity)

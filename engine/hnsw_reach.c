@@ -119,9 +119,11 @@ int vf_hnsw_links_settle(vf_hnsw *h)
             const uint8_t *v = vf_node_rec(h, id);
             vf_hnsw_sq_set(h, id, rec_sq(h, v));
         }
-        if (h->state[i] == VF_SLOT_DELETED)
-            for (unsigned lev = 0; lev <= h->levels[i]; lev++)
-                vf_node_list(h, id, lev)[0] = 0;
+        if (h->state[i] == VF_SLOT_DELETED) {
+            node_count_set(h, id, 0);
+            for (unsigned lev = 1; lev <= h->levels[i]; lev++)
+                vf_node_upper(h, id, lev)[0] = 0;
+        }
     }
     uint8_t *lone = vc_calloc(h->capacity ? h->capacity : 1, 1);
     if (!lone)
@@ -140,8 +142,8 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         }
     }
     for (size_t i = 0; i < h->capacity; i++)
-        lone[i] = h->state[i] == VF_SLOT_PRESENT && lone[i] == 0 &&
-                  vf_node_links0(h, (uint32_t)i)[0] == 0;
+        lone[i] =
+            h->state[i] == VF_SLOT_PRESENT && lone[i] == 0 && vf_node_count0(h, (uint32_t)i) == 0;
     int rc = vf_twin_rebuild(h, lone);
     free(lone);
     if (rc)

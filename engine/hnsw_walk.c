@@ -58,14 +58,13 @@ static inline void prefetch_lines(const void *p, size_t len)
         __builtin_prefetch((const void *)line);
 }
 
-/* Prefetches what expanding id at level 0 reads first: its sequence-lock
- * version and its link list. The walk calls it for the next candidate
+/* Prefetches what expanding id at level 0 reads first: its lock word and
+ * link list. The walk calls it for the next candidate
  * while it scores the current one's neighbours, whose scoring does not
  * touch those lines (words50k int8, ef 120: 6.2k against 5.6k median
  * CPU-time QPS, docs/performance.md "int8 at the 0.95 operating point"). */
 static inline void prefetch_expansion(const vf_hnsw *h, uint32_t id)
 {
-    __builtin_prefetch((const void *)&h->versions[id]);
     prefetch_lines(vf_node_links0(h, id), h->vec_offset);
 }
 

@@ -200,13 +200,13 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     emit(w, (const void *)h->state, slots);
     emit(w, h->levels, slots);
     emit(w, zeros, pad4(2 * slots));
-    /* A packed list is written as u32 links, zero-filled past its count. */
+    /* Level-0 lists are written as u32 count and links, zero-filled past
+     * the count. */
     uint32_t list[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < slots; i++) {
-        const uint32_t *l0 = list_read(h, (uint32_t)i, 0, list);
-        if (l0 == list)
-            memset(list + 1 + list[0], 0, (h->m0 - list[0]) * sizeof(uint32_t));
-        emit(w, l0, list_bytes);
+        list_read(h, (uint32_t)i, 0, list);
+        memset(list + 1 + list[0], 0, (h->m0 - list[0]) * sizeof(uint32_t));
+        emit(w, list, list_bytes);
     }
     if (h->quant == VF_QUANT_NONE) {
         for (size_t i = 0; i < slots; i++) {
@@ -223,7 +223,8 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     }
     for (size_t i = 0; i < slots; i++)
         if (h->state[i] != VF_SLOT_EMPTY && h->levels[i] > 0)
-            emit(w, h->upper[i], (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
+            emit(w, vf_node_upper(h, (uint32_t)i, 1),
+                 (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
     flush(w);
     int rc = w->rc;
     if (!rc) {
@@ -531,8 +532,10 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
     uint64_t words_left = l.upper_words;
     for (size_t i = 0; i < slots; i++) {
         uint8_t st = states[i], level = levels[i];
-        if (st > VF_SLOT_DELETED || level > VF_HNSW_MAX_LEVEL ||
-            (st == VF_SLOT_EMPTY && (level != 0 || vf_node_links0(h, (uint32_t)i)[0] != 0))) {
+        /* The count on disk becomes the lock word: a sequence of 0. */
+        uint32_t count0 = vf_node_links0(h, (uint32_t)i)[0];
+        if (st > VF_SLOT_DELETED || level > VF_HNSW_MAX_LEVEL || count0 > h->m0 ||
+            (st == VF_SLOT_EMPTY && (level != 0 || count0 != 0))) {
             rc = -EILSEQ;
             goto fail;
         }
@@ -547,15 +550,18 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             rc = -EILSEQ;
             goto fail;
         }
-        h->upper[i] = vc_malloc(words * 4);
-        if (!h->upper[i]) {
-            rc = -ENOMEM;
-            goto fail;
+        rc = vf_upper_claim(h, (uint32_t)i, level);
+        if (rc == -EAGAIN) {
+            /* More upper levels than a grow forecasts: room for them all. */
+            rc = vf_upper_grow(h, (size_t)words_left, slots - i);
+            if (!rc)
+                rc = vf_upper_claim(h, (uint32_t)i, level);
         }
-        memcpy(h->upper[i], upper, words * 4);
+        if (rc)
+            goto fail;
+        memcpy(vf_node_upper(h, (uint32_t)i, 1), upper, words * 4);
         upper += words * 4;
         words_left -= words;
-        h->upper_bytes += words * 4;
     }
     if (words_left != 0 || present != count) {
         rc = -EILSEQ;
