@@ -16,7 +16,7 @@
  *
  * Invariants (checked by vf_hnsw_check)
  *   1. A link at level l from a to b has a != b, b < capacity, state[b] !=
- *      EMPTY and levels[b] >= l. A list at level l holds at most m0 (l = 0)
+ *      EMPTY and level(b) >= l. A list at level l holds at most m0 (l = 0)
  *      or m (l >= 1) distinct links.
  *   2. A used slot has upper lists (hnsw_upper.c) exactly when its level
  *      is above 0.
@@ -84,7 +84,7 @@ static int slot_claim(vf_hnsw *h, uint32_t x)
         if (rc)
             return rc;
     }
-    h->levels[x] = (uint8_t)level;
+    node_level_set(h, x, level);
     vf_twin_alone(h, x);
     atomic_store_explicit(&h->anchor[x], VF_NO_ANCHOR, memory_order_relaxed);
     return 0;
@@ -189,12 +189,10 @@ void vf_hnsw_free(vf_hnsw *h)
         return;
     vf_upper_free(h);
     free(h->level0);
-    free(h->levels);
-    free((void *)h->state);
+    free((void *)h->slot_bits);
     free((void *)h->anchor);
     free((void *)h->twin_next);
     free((void *)h->twin_prev);
-    free((void *)h->ring_role);
     free(h->sqnorm);
     free(h->missing);
     while (h->pool) {
@@ -235,29 +233,24 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     if (capacity > (size_t)UINT32_MAX || capacity > SIZE_MAX / h->node_bytes)
         return -EFBIG;
     size_t old = h->capacity;
-    void *state = (void *)h->state, *anchor = (void *)h->anchor;
+    void *bits = (void *)h->slot_bits, *anchor = (void *)h->anchor;
     int rc = h->packed ? vf_packed_regrow(h, capacity)
                        : array_grow((void **)&h->level0, old, capacity, h->node_bytes);
     if (!rc)
         rc = vf_upper_reserve(h, capacity);
     if (!rc)
-        rc = array_grow((void **)&h->levels, old, capacity, 1);
-    if (!rc)
-        rc = array_grow(&state, old, capacity, 1);
-    h->state = state;
+        rc = array_grow(&bits, old, capacity, 1);
+    h->slot_bits = bits;
     if (!rc)
         rc = array_grow(&anchor, old, capacity, sizeof(uint32_t));
     h->anchor = anchor;
-    void *next = (void *)h->twin_next, *prev = (void *)h->twin_prev, *role = (void *)h->ring_role;
+    void *next = (void *)h->twin_next, *prev = (void *)h->twin_prev;
     if (!rc)
         rc = array_grow(&next, old, capacity, sizeof(uint32_t));
     h->twin_next = next;
     if (!rc)
         rc = array_grow(&prev, old, capacity, sizeof(uint32_t));
     h->twin_prev = prev;
-    if (!rc)
-        rc = array_grow(&role, old, capacity, 1);
-    h->ring_role = role;
     if (!rc && h->metric == VF_METRIC_DOT)
         rc = array_grow((void **)&h->sqnorm, old, capacity, sizeof(float));
     /* Arrays that grew stay grown; capacity moves only when all did. */
@@ -374,7 +367,7 @@ again:;
         vf_hnsw_sq_set(h, id, rec_sq(h, vf_node_rec(h, id)));
     /* Present before linking: concurrent walks may reach it via a link
      * added below and must be able to return it. */
-    atomic_store_explicit(&h->state[id], VF_SLOT_PRESENT, memory_order_release);
+    slot_state_set(h, id, VF_SLOT_PRESENT);
     if (was != VF_SLOT_PRESENT)
         atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     if (was == VF_SLOT_DELETED)
@@ -531,7 +524,7 @@ int vf_hnsw_remove(vf_hnsw *h, uint32_t id)
     bool rider = vf_twin_dismount(h, id);
     if (!rider)
         vf_twin_unhead(h, s, id);
-    atomic_store_explicit(&h->state[id], VF_SLOT_DELETED, memory_order_release);
+    slot_state_set(h, id, VF_SLOT_DELETED);
     atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->deleted, 1, memory_order_relaxed);
     if (!rider) {
@@ -599,10 +592,10 @@ size_t vf_hnsw_memory(const vf_hnsw *h)
     if (!h)
         return 0;
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->grow_lock);
-    /* Per slot: level-0 record (with the lock word), level, state,
-     * anchor, twin ring and role, squared norm (dot); then the upper
+    /* Per slot: level-0 record (with the lock word), state, role and
+     * level (a byte), anchor, twin ring, squared norm (dot); then the upper
      * lists with their table, and the table of heads. */
-    size_t per_slot = h->node_bytes + 3 + 3 * sizeof(uint32_t) + (h->sqnorm ? sizeof(float) : 0);
+    size_t per_slot = h->node_bytes + 1 + 3 * sizeof(uint32_t) + (h->sqnorm ? sizeof(float) : 0);
     size_t bytes = sizeof(*h) + h->capacity * per_slot + vf_upper_bytes(h);
     pthread_rwlock_rdlock((pthread_rwlock_t *)&h->table_lock);
     bytes += h->table_cap * sizeof(uint32_t);

@@ -37,12 +37,12 @@ static int rings_check(const vf_hnsw *h)
 {
     for (size_t i = 0; i < h->capacity; i++) {
         uint32_t id = (uint32_t)i, next = h->twin_next[i], prev = h->twin_prev[i];
-        if (h->state[i] == VF_SLOT_EMPTY)
+        if (slot_state(h, (uint32_t)i) == VF_SLOT_EMPTY)
             continue; /* never in a ring: its pointers are unset */
         if (next >= h->capacity || prev >= h->capacity || h->twin_prev[next] != id ||
             h->twin_next[prev] != id)
             return -EILSEQ;
-        if (h->state[i] != VF_SLOT_PRESENT) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT) {
             if (next != id)
                 return -EILSEQ;
             continue;
@@ -54,7 +54,7 @@ static int rings_check(const vf_hnsw *h)
         }
         /* From each head: every member present, a rider with its vector. */
         for (uint32_t z = next; z != id; z = h->twin_next[z]) {
-            if (h->state[z] != VF_SLOT_PRESENT || ring_role(h, z) != VF_TWIN_RIDER ||
+            if (slot_state(h, z) != VF_SLOT_PRESENT || ring_role(h, z) != VF_TWIN_RIDER ||
                 memcmp(vf_node_rec(h, z), vf_node_rec(h, id), h->rec_bytes) != 0)
                 return -EILSEQ;
         }
@@ -69,14 +69,14 @@ int vf_hnsw_check(const vf_hnsw *h)
     size_t present = 0, used = 0;
     uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < h->capacity; i++) {
-        uint8_t st = h->state[i];
+        uint8_t st = slot_state(h, (uint32_t)i);
         if (st == VF_SLOT_EMPTY)
             continue;
         if (st != VF_SLOT_PRESENT && st != VF_SLOT_DELETED)
             return -EILSEQ;
         used++;
         present += st == VF_SLOT_PRESENT;
-        unsigned level = h->levels[i];
+        unsigned level = node_level(h, (uint32_t)i);
         if (level > VF_HNSW_MAX_LEVEL || (level > 0) != (vf_upper_find(h, (uint32_t)i) != SIZE_MAX))
             return -EILSEQ;
         for (unsigned lev = 0; lev <= level; lev++) {
@@ -89,8 +89,8 @@ int vf_hnsw_check(const vf_hnsw *h)
                 return -EILSEQ;
             for (uint32_t j = 0; j < list[0]; j++) {
                 uint32_t to = list[1 + j];
-                if (to == i || to >= h->capacity || h->state[to] == VF_SLOT_EMPTY ||
-                    h->levels[to] < lev)
+                if (to == i || to >= h->capacity || slot_state(h, to) == VF_SLOT_EMPTY ||
+                    node_level(h, to) < lev)
                     return -EILSEQ;
                 for (uint32_t k = 0; k < j; k++)
                     if (list[1 + k] == to)
@@ -104,8 +104,9 @@ int vf_hnsw_check(const vf_hnsw *h)
     if (entry == VF_HNSW_NO_ENTRY)
         return used == 0 ? 0 : -EILSEQ;
     uint32_t ep = (uint32_t)entry;
-    if (ep >= h->capacity || h->state[ep] == VF_SLOT_EMPTY || h->levels[ep] != (entry >> 32) ||
-        ring_role(h, ep) == VF_TWIN_RIDER || rings_check(h) != 0)
+    if (ep >= h->capacity || slot_state(h, ep) == VF_SLOT_EMPTY ||
+        node_level(h, ep) != (entry >> 32) || ring_role(h, ep) == VF_TWIN_RIDER ||
+        rings_check(h) != 0)
         return -EILSEQ;
     return anchors_check(h);
 }

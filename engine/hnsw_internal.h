@@ -23,14 +23,17 @@
  *            (hnsw_upper.c), at the offset upper_table maps it to: for
  *            level l in 1..level, u32 count | u32 links[m] at (l - 1) *
  *            (1 + m) from there.
- *   levels   per id, the node's top level (0..VF_HNSW_MAX_LEVEL).
- *   state    per id, VF_SLOT_EMPTY / PRESENT / DELETED.
+ *   slot_bits per id, one byte: the slot's state (VF_SLOT_EMPTY / PRESENT
+ *            / DELETED, bits 0-1), its ring role (bit 2) and the node's
+ *            top level (0..VF_HNSW_MAX_LEVEL, bits 3-7); each is changed
+ *            by a compare-and-swap of the whole byte.
  *   twin_next, twin_prev  per id, a ring of slots that hold the same
  *            vector: one graph node (the head, role TWIN_HEAD) carries the
  *            others (role TWIN_RIDER), which have no links; a slot alone
  *            is a ring of one. Changed under twin_lock; searches follow
  *            twin_next without it (see hnsw.c, "Twins").
- *   ring_role per id, TWIN_HEAD (a graph node) or TWIN_RIDER.
+ *   role     per id (in slot_bits), TWIN_HEAD (a graph node) or
+ *            TWIN_RIDER.
  *   table    the heads by vector (exact match), for inserts to find the
  *            ring they join and queries the vector they equal.
  *   anchor   per id, the node whose level-0 link to it is its protected
@@ -146,12 +149,12 @@ struct vf_hnsw {
     uint64_t *upper_table;
     size_t upper_slots, upper_nodes; /* table size (a power of 2), entries */
     pthread_mutex_t upper_lock;
-    uint8_t *levels; /* written once per slot under its op lock */
-    _Atomic uint8_t *state;
+    /* state | role << 2 | level << 3 ("Memory layout"): the level is
+     * written once per slot under its op lock, the role under twin_lock. */
+    _Atomic uint8_t *slot_bits;
     _Atomic uint32_t *anchor;    /* set under the anchor's node lock */
     _Atomic uint32_t *twin_next; /* protected by twin_lock; read by searches */
     _Atomic uint32_t *twin_prev; /* protected by twin_lock */
-    _Atomic uint8_t *ring_role;  /* protected by twin_lock; read by searches */
     float *sqnorm;               /* dot only: squared norms, for the graph's lifting */
 
     pthread_mutex_t op_locks[VF_HNSW_OP_STRIPES];
@@ -188,6 +191,58 @@ struct vf_hnsw {
     size_t missing_cap;
     _Atomic size_t missing_count;
 };
+
+#define VF_SLOT_STATE_MASK 0x03u
+#define VF_SLOT_ROLE_SHIFT 2u
+#define VF_SLOT_LEVEL_SHIFT 3u
+_Static_assert(VF_HNSW_MAX_LEVEL < (1u << (8 - VF_SLOT_LEVEL_SHIFT)), "a level fits in its bits");
+
+/* id's VF_SLOT_* state. */
+static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
+{
+    return atomic_load_explicit(&h->slot_bits[id], memory_order_acquire) & VF_SLOT_STATE_MASK;
+}
+
+/* id's VF_TWIN_* role. */
+static inline uint8_t ring_role(const vf_hnsw *h, uint32_t id)
+{
+    return (atomic_load_explicit(&h->slot_bits[id], memory_order_acquire) >> VF_SLOT_ROLE_SHIFT) &
+           1u;
+}
+
+/* id's top level. */
+static inline unsigned node_level(const vf_hnsw *h, uint32_t id)
+{
+    return atomic_load_explicit(&h->slot_bits[id], memory_order_relaxed) >> VF_SLOT_LEVEL_SHIFT;
+}
+
+/* Replaces the bits of `mask` in id's byte by `value`, leaving the others
+ * as concurrent writers of them left them (release). */
+static inline void slot_bits_set(const vf_hnsw *h, uint32_t id, uint8_t mask, uint8_t value)
+{
+    uint8_t v = atomic_load_explicit(&h->slot_bits[id], memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&h->slot_bits[id], &v,
+                                                  (uint8_t)((v & ~mask) | value),
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+}
+
+static inline void slot_state_set(const vf_hnsw *h, uint32_t id, uint8_t state)
+{
+    slot_bits_set(h, id, VF_SLOT_STATE_MASK, state);
+}
+
+static inline void ring_role_set(const vf_hnsw *h, uint32_t id, uint8_t role)
+{
+    slot_bits_set(h, id, 1u << VF_SLOT_ROLE_SHIFT, (uint8_t)(role << VF_SLOT_ROLE_SHIFT));
+}
+
+static inline void node_level_set(const vf_hnsw *h, uint32_t id, unsigned level)
+{
+    assert(level <= VF_HNSW_MAX_LEVEL);
+    slot_bits_set(h, id, (uint8_t)(0xFFu << VF_SLOT_LEVEL_SHIFT),
+                  (uint8_t)(level << VF_SLOT_LEVEL_SHIFT));
+}
 
 /* An insert or remove of id rewrote it: it is no longer missing. Caller
  * holds id's op lock. */
@@ -239,7 +294,7 @@ static inline size_t vf_upper_find(const struct vf_hnsw *h, uint32_t id)
  * shares the lock word). */
 static inline uint32_t *vf_node_upper(const struct vf_hnsw *h, uint32_t id, unsigned lev)
 {
-    assert(lev >= 1 && lev <= h->levels[id]);
+    assert(lev >= 1 && lev <= node_level(h, id));
     size_t at = vf_upper_find(h, id);
     assert(at != SIZE_MAX);
     return h->upper_words + at + (size_t)(lev - 1) * (1 + h->m);
@@ -451,12 +506,6 @@ static inline void word_set(uint32_t *w, uint32_t v)
     __atomic_store_n(w, v, __ATOMIC_RELAXED);
 }
 
-/* id's VF_SLOT_* state. */
-static inline uint8_t slot_state(const vf_hnsw *h, uint32_t id)
-{
-    return atomic_load_explicit(&h->state[id], memory_order_acquire);
-}
-
 /* The links a list at lev holds at most: m0 on level 0, m above. */
 static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
 {
@@ -578,12 +627,6 @@ static inline bool result_ok(const vf_hnsw *h, uint32_t id, const vf_filter *fil
     return !filter || filter->accept(filter->ctx, id);
 }
 
-/* id's VF_TWIN_* role. */
-static inline uint8_t ring_role(const vf_hnsw *h, uint32_t id)
-{
-    return atomic_load_explicit(&h->ring_role[id], memory_order_acquire);
-}
-
 /* A present node that is part of the graph (not a rider). */
 static inline bool graph_node(const vf_hnsw *h, uint32_t id)
 {
@@ -602,7 +645,7 @@ static inline bool hits_contain(const vf_hit *hits, size_t n, uint32_t id)
 /* The age order of "Reachability": a is older than b. */
 static inline bool older(const vf_hnsw *h, uint32_t a, uint32_t b)
 {
-    return h->levels[a] > h->levels[b] || (h->levels[a] == h->levels[b] && a < b);
+    return node_level(h, a) > node_level(h, b) || (node_level(h, a) == node_level(h, b) && a < b);
 }
 
 /* Adds one to a statistics counter. */

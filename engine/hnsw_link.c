@@ -179,7 +179,7 @@ static void link_drop(const vf_hnsw *h, vf_scratch *s, uint32_t from, uint32_t t
 static void list_set(const vf_hnsw *h, vf_scratch *s, uint32_t owner, unsigned lev, uint32_t *list,
                      vf_hit *want, size_t n, uint32_t doomed)
 {
-    assert(n <= level_cap(h, lev) && lev <= h->levels[owner]);
+    assert(n <= level_cap(h, lev) && lev <= node_level(h, owner));
     assert(node_locked(h, owner));
     if (lev > 0) {
         list_write(list, want, n);
@@ -284,7 +284,7 @@ out:
 static bool link_back(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x, float d,
                       unsigned lev)
 {
-    assert(nb != x && lev <= h->levels[nb]);
+    assert(nb != x && lev <= node_level(h, nb));
     const uint32_t cap = level_cap(h, lev);
     bool linked = false;
     node_lock(h, nb);
@@ -320,7 +320,7 @@ out:
 static void repair_list(const vf_hnsw *h, vf_scratch *s, uint32_t nb, uint32_t x,
                         const uint32_t *xl, uint32_t nx, unsigned lev)
 {
-    assert(nx <= level_cap(h, lev) && lev <= h->levels[nb]);
+    assert(nx <= level_cap(h, lev) && lev <= node_level(h, nb));
     node_lock(h, nb);
     uint32_t *list = list_read(h, nb, lev, s->open);
     uint32_t n = list[0];
@@ -353,7 +353,7 @@ out:
  * written it, and overwriting would drop that node's way in. */
 static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned lev, size_t kept)
 {
-    assert(kept <= level_cap(h, lev) && lev <= h->levels[x]);
+    assert(kept <= level_cap(h, lev) && lev <= node_level(h, x));
     node_lock(h, x);
     uint32_t *list = list_read(h, x, lev, s->open);
     size_t nc = kept;
@@ -376,7 +376,7 @@ static void own_list_write(const vf_hnsw *h, vf_scratch *s, uint32_t x, unsigned
 void vf_hnsw_unlink(const vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     assert(x < h->capacity);
-    for (int lev = h->levels[x]; lev >= 0; lev--) {
+    for (int lev = node_level(h, x); lev >= 0; lev--) {
         uint32_t nx = links_copy(h, x, (unsigned)lev, s->links2);
         for (uint32_t i = 0; i < nx; i++)
             repair_list(h, s, s->links2[i], x, s->links2, nx, (unsigned)lev);
@@ -393,7 +393,7 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
     for (uint32_t i = 0; i < l0[0]; i++)
         link_drop(h, s, x, l0[1 + i]);
     node_count_set(h, x, 0);
-    for (unsigned lev = 1; lev <= h->levels[x]; lev++)
+    for (unsigned lev = 1; lev <= node_level(h, x); lev++)
         word_set(vf_node_upper(h, x, lev), 0);
     node_unlock(h, x);
 }
@@ -415,7 +415,8 @@ void vf_hnsw_entry_move_off(vf_hnsw *h, uint32_t x)
             best = id;
     }
     if (best != x)
-        atomic_store_explicit(&h->entry, entry_pack(h->levels[best], best), memory_order_release);
+        atomic_store_explicit(&h->entry, entry_pack(node_level(h, best), best),
+                              memory_order_release);
 out:
     pthread_mutex_unlock(&h->entry_lock);
 }
@@ -457,7 +458,7 @@ void vf_hnsw_sq_set(vf_hnsw *h, uint32_t id, float sq)
     }
 }
 
-/* Links node x (vector already stored, lists empty, level h->levels[x])
+/* Links node x (vector already stored, lists empty, level node_level(h, x))
  * into the graph, ending with a way in from one of its level-0 choices
  * (reachability b) and an anchor. Cannot fail: its walks allocate only to
  * go further, and the orphans it makes fit the writer's reserve. */
@@ -465,7 +466,7 @@ void vf_hnsw_connect(vf_hnsw *h, vf_scratch *s, uint32_t x)
 {
     assert(x < h->capacity && slot_state(h, x) == VF_SLOT_PRESENT);
     assert(ring_role(h, x) == VF_TWIN_HEAD);
-    const unsigned level = h->levels[x];
+    const unsigned level = node_level(h, x);
     const uint8_t *v = vf_node_rec(h, x);
     bool holds_entry = false;
 
@@ -545,7 +546,8 @@ bool vf_hnsw_link_in(vf_hnsw *h, vf_scratch *s, uint32_t t)
     const uint8_t *v = vf_node_rec(h, t);
     uint32_t cur = (uint32_t)entry;
     const float v_sq = node_sq(h, t);
-    const unsigned top = (unsigned)(entry >> 32), lev = h->levels[t] < top ? h->levels[t] : top;
+    const unsigned top = (unsigned)(entry >> 32),
+                   lev = node_level(h, t) < top ? node_level(h, t) : top;
     float cur_d = dist_ids(h, t, cur);
     vf_hnsw_descend(h, s, v, v_sq, true, top, lev, &cur, &cur_d);
     vf_heap res;

@@ -155,7 +155,7 @@ static int twins_redo(vf_hnsw *h)
         uint32_t id = (uint32_t)i;
         rider[i] = slot_state(h, id) == VF_SLOT_PRESENT && ring_role(h, id) == VF_TWIN_RIDER;
         vf_twin_alone(h, id);
-        atomic_store(&h->ring_role[i], VF_TWIN_HEAD);
+        ring_role_set(h, (uint32_t)i, VF_TWIN_HEAD);
         if (h->metric == VF_METRIC_DOT && slot_state(h, id) == VF_SLOT_PRESENT)
             vf_hnsw_sq_set(h, id, rec_sq(h, vf_node_rec(h, id)));
     }

@@ -113,15 +113,15 @@ int vf_hnsw_links_settle(vf_hnsw *h)
     for (size_t i = 0; i < h->capacity; i++) {
         uint32_t id = (uint32_t)i;
         atomic_store_explicit(&h->anchor[i], VF_NO_ANCHOR, memory_order_relaxed);
-        atomic_store(&h->ring_role[i], VF_TWIN_HEAD);
+        ring_role_set(h, (uint32_t)i, VF_TWIN_HEAD);
         vf_twin_alone(h, id);
-        if (h->metric == VF_METRIC_DOT && h->state[i] != VF_SLOT_EMPTY) {
+        if (h->metric == VF_METRIC_DOT && slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY) {
             const uint8_t *v = vf_node_rec(h, id);
             vf_hnsw_sq_set(h, id, rec_sq(h, v));
         }
-        if (h->state[i] == VF_SLOT_DELETED) {
+        if (slot_state(h, (uint32_t)i) == VF_SLOT_DELETED) {
             node_count_set(h, id, 0);
-            for (unsigned lev = 1; lev <= h->levels[i]; lev++)
+            for (unsigned lev = 1; lev <= node_level(h, (uint32_t)i); lev++)
                 vf_node_upper(h, id, lev)[0] = 0;
         }
     }
@@ -142,8 +142,8 @@ int vf_hnsw_links_settle(vf_hnsw *h)
         }
     }
     for (size_t i = 0; i < h->capacity; i++)
-        lone[i] =
-            h->state[i] == VF_SLOT_PRESENT && lone[i] == 0 && vf_node_count0(h, (uint32_t)i) == 0;
+        lone[i] = slot_state(h, (uint32_t)i) == VF_SLOT_PRESENT && lone[i] == 0 &&
+                  vf_node_count0(h, (uint32_t)i) == 0;
     int rc = vf_twin_rebuild(h, lone);
     free(lone);
     if (rc)
@@ -156,7 +156,7 @@ int vf_hnsw_links_settle(vf_hnsw *h)
     }
     if (oldest == UINT32_MAX)
         return 0;
-    atomic_store(&h->entry, entry_pack(h->levels[oldest], oldest));
+    atomic_store(&h->entry, entry_pack(node_level(h, oldest), oldest));
     /* Snapshots written before invariant 7 may leave nodes without a way
      * in; those written since have none but the entry, and this finds
      * nothing to do. Room for each of them and for what linking them in

@@ -195,7 +195,7 @@ bool vf_twin_place(vf_hnsw *h, vf_scratch *s, uint32_t x)
     uint32_t head = table_find(h, vf_node_rec(h, x));
     bool rides = head != UINT32_MAX && head != x;
     if (rides) {
-        atomic_store_explicit(&h->ring_role[x], VF_TWIN_RIDER, memory_order_release);
+        ring_role_set(h, x, VF_TWIN_RIDER);
         ring_insert_after(h, head, x);
     } else {
         table_put(h, x);
@@ -230,7 +230,7 @@ bool vf_twin_dismount(vf_hnsw *h, uint32_t x)
     bool rider = ring_role(h, x) == VF_TWIN_RIDER;
     if (rider) {
         ring_leave(h, x);
-        atomic_store_explicit(&h->ring_role[x], VF_TWIN_HEAD, memory_order_release);
+        ring_role_set(h, x, VF_TWIN_HEAD);
     }
     pthread_mutex_unlock(&h->twin_lock);
     return rider;
@@ -249,7 +249,7 @@ void vf_twin_unhead(vf_hnsw *h, vf_scratch *s, uint32_t x)
     } else {
         /* z is linked while it is still in x's ring, so searches find the
          * twins through x until z has its links. */
-        atomic_store_explicit(&h->ring_role[z], VF_TWIN_HEAD, memory_order_release);
+        ring_role_set(h, z, VF_TWIN_HEAD);
         vf_hnsw_connect(h, s, z);
         table_replace(h, x, z);
         ring_leave(h, x);
@@ -277,11 +277,11 @@ int vf_twin_rebuild(vf_hnsw *h, const uint8_t *lone)
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < h->capacity; i++) {
             uint32_t x = (uint32_t)i;
-            if (h->state[i] != VF_SLOT_PRESENT || lone[i] != (pass == 1))
+            if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT || lone[i] != (pass == 1))
                 continue;
             uint32_t head = table_find(h, vf_node_rec(h, x));
             if (head != UINT32_MAX && pass == 1) {
-                atomic_store(&h->ring_role[x], VF_TWIN_RIDER);
+                ring_role_set(h, x, VF_TWIN_RIDER);
                 ring_insert_after(h, head, x);
             } else if (head == UINT32_MAX) {
                 if (table_reserve(h) != 0)

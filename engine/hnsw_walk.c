@@ -97,7 +97,7 @@ void vf_hnsw_descend(const vf_hnsw *h, vf_scratch *s, const void *q, float q_sq,
                      unsigned from, unsigned stop, uint32_t *cur, float *cur_d)
 {
     assert(from <= VF_HNSW_MAX_LEVEL && stop <= VF_HNSW_MAX_LEVEL);
-    assert(*cur < h->capacity && h->levels[*cur] >= from);
+    assert(*cur < h->capacity && node_level(h, *cur) >= from);
     for (unsigned lev = from; lev > stop; lev--) {
         bool moved = true;
         while (moved) {
@@ -220,7 +220,7 @@ static int walk_best_first(const vf_hnsw *h, vf_scratch *s, const void *q, uint3
     const bool expand = fw && fw->expand;
     assert(ef >= 1 && ef <= s->res_cap);
     assert(s->visited_cap >= h->capacity);
-    assert(ep < h->capacity && lev <= h->levels[ep]);
+    assert(ep < h->capacity && lev <= node_level(h, ep));
     assert(!build || filter == NULL);
     assert(!fw || (filter != NULL && lev == 0 && !build));
     vf_heap cand;

@@ -159,12 +159,12 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     snap_writer sw = {.write = write, .ctx = ctx}, *w = &sw;
     pthread_rwlock_rdlock(&h->grow_lock);
     size_t slots = h->capacity;
-    while (slots > 0 && h->state[slots - 1] == VF_SLOT_EMPTY)
+    while (slots > 0 && slot_state(h, (uint32_t)(slots - 1)) == VF_SLOT_EMPTY)
         slots--;
     uint64_t upper_words = 0;
     for (size_t i = 0; i < slots; i++)
-        if (h->state[i] != VF_SLOT_EMPTY)
-            upper_words += (uint64_t)h->levels[i] * (1 + h->m);
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY)
+            upper_words += (uint64_t)node_level(h, (uint32_t)i) * (1 + h->m);
     const bool quant = quant_in_snapshot(h);
 
     uint8_t head[VF_SNAPSHOT_HEADER2] = {0};
@@ -197,8 +197,14 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     static const uint8_t zeros[4];
     const size_t list_bytes = disk_list_bytes(h);
     emit(w, head, sizeof(head));
-    emit(w, (const void *)h->state, slots);
-    emit(w, h->levels, slots);
+    for (size_t i = 0; i < slots; i++) {
+        uint8_t st = slot_state(h, (uint32_t)i);
+        emit(w, &st, 1);
+    }
+    for (size_t i = 0; i < slots; i++) {
+        uint8_t level = (uint8_t)node_level(h, (uint32_t)i);
+        emit(w, &level, 1);
+    }
     emit(w, zeros, pad4(2 * slots));
     /* Level-0 lists are written as u32 count and links, zero-filled past
      * the count. */
@@ -211,7 +217,7 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     if (h->quant == VF_QUANT_NONE) {
         for (size_t i = 0; i < slots; i++) {
             uint8_t crc[4] = {0};
-            if (h->state[i] == VF_SLOT_PRESENT)
+            if (slot_state(h, (uint32_t)i) == VF_SLOT_PRESENT)
                 vc_le_put32(crc, vc_crc32c(0, vf_node_rec(h, (uint32_t)i), h->rec_bytes));
             emit(w, crc, sizeof(crc));
         }
@@ -222,9 +228,9 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
             emit(w, vf_node_rec(h, (uint32_t)i), h->rec_bytes);
     }
     for (size_t i = 0; i < slots; i++)
-        if (h->state[i] != VF_SLOT_EMPTY && h->levels[i] > 0)
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && node_level(h, (uint32_t)i) > 0)
             emit(w, vf_node_upper(h, (uint32_t)i, 1),
-                 (size_t)h->levels[i] * (1 + h->m) * sizeof(uint32_t));
+                 (size_t)node_level(h, (uint32_t)i) * (1 + h->m) * sizeof(uint32_t));
     flush(w);
     int rc = w->rc;
     if (!rc) {
@@ -243,13 +249,14 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
 static int slot_valid(const vf_hnsw *h, uint32_t id, size_t slots)
 {
     uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
-    for (unsigned lev = 0; lev <= h->levels[id]; lev++) {
+    for (unsigned lev = 0; lev <= node_level(h, id); lev++) {
         const uint32_t *list = list_read(h, id, lev, buf);
         if (list[0] > (lev ? h->m : h->m0))
             return -EILSEQ;
         for (uint32_t j = 0; j < list[0]; j++) {
             uint32_t to = list[1 + j];
-            if (to >= slots || to == id || h->state[to] == VF_SLOT_EMPTY || h->levels[to] < lev)
+            if (to >= slots || to == id || slot_state(h, to) == VF_SLOT_EMPTY ||
+                node_level(h, to) < lev)
                 return -EILSEQ;
         }
     }
@@ -373,7 +380,7 @@ static int vectors_load(vf_hnsw *h, size_t slots, const uint8_t *crcs, const vf_
         return -ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < slots && !rc; i++) {
-        if (h->state[i] != VF_SLOT_PRESENT)
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_PRESENT)
             continue;
         const float *x = src->get(src->ctx, (uint32_t)i, s->orig);
         uint8_t *rec = vf_node_rec(h, (uint32_t)i);
@@ -539,8 +546,8 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             rc = -EILSEQ;
             goto fail;
         }
-        atomic_init(&h->state[i], st);
-        h->levels[i] = level;
+        slot_state_set(h, (uint32_t)i, st);
+        node_level_set(h, (uint32_t)i, level);
         used += st != VF_SLOT_EMPTY;
         present += st == VF_SLOT_PRESENT;
         if (st == VF_SLOT_EMPTY || level == 0)
@@ -568,7 +575,8 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
         goto fail;
     }
     for (size_t i = 0; i < slots; i++) {
-        if (h->state[i] != VF_SLOT_EMPTY && slot_valid(h, (uint32_t)i, (size_t)slots) != 0) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY &&
+            slot_valid(h, (uint32_t)i, (size_t)slots) != 0) {
             rc = -EILSEQ;
             goto fail;
         }
@@ -579,8 +587,8 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             goto fail;
         }
     } else {
-        if (l.entry_id >= slots || h->state[l.entry_id] == VF_SLOT_EMPTY ||
-            h->levels[l.entry_id] != l.entry_level) {
+        if (l.entry_id >= slots || slot_state(h, l.entry_id) == VF_SLOT_EMPTY ||
+            node_level(h, l.entry_id) != l.entry_level) {
             rc = -EILSEQ;
             goto fail;
         }
@@ -593,7 +601,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             goto fail;
     }
     for (size_t i = 0; i < slots; i++) {
-        if (h->state[i] != VF_SLOT_EMPTY && rec_valid(h, (uint32_t)i) != 0) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && rec_valid(h, (uint32_t)i) != 0) {
             rc = -EILSEQ;
             goto fail;
         }
