@@ -12,11 +12,12 @@
  *            search's copy reads lock and count from one cache line.
  *            The links are u32 links[m0], or for a packed index (INT8)
  *            their Elias-Fano code (elias_fano.h) over ids below the
- *            capacity, zero-padded to a multiple of 4 bytes: 64 bytes
- *            where u32 links take 128 at 331k slots and m0 = 32. The
- *            vector record is f32 vector[dim] (VF_QUANT_NONE) or a code
- *            record (VF_QUANT_INT8, quantizer.h: u8 codes[dim], pad, f32
- *            correction). A node's links and vector sit side by side, so
+ *            capacity, rounded up to 2 bytes: 62 bytes where u32 links
+ *            take 128 at 331k slots and m0 = 32 (a 2-byte tail is read
+ *            and written as one 16-bit word). The vector record is f32
+ *            vector[dim] (VF_QUANT_NONE) or a code record (VF_QUANT_INT8,
+ *            quantizer.h), and the record is zero-padded to whole words
+ *            (node_bytes). A node's links and vector sit side by side, so
  *            expanding a node and scoring its neighbours touches few cache
  *            lines, and an int8 walk touches codes only.
  *   upper    for an id of level > 0, level * (1 + m) u32 in upper_words

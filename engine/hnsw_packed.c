@@ -5,7 +5,7 @@
  * (hnsw_internal.h, "Packed lists").
  *
  * Invariants
- *   1. A node's list words are count | code, vec_offset bytes; the code's
+ *   1. A node's list is its lock word and code, vec_offset bytes; the code's
  *      shape is h->ef, for ids below the capacity; both change only under
  *      grow_lock (write), with every list re-packed.
  *   2. A search decodes only a copy its lock word showed whole, so it
@@ -24,20 +24,47 @@
  * bits a link, 2 bytes of rounding) and the decoder's slack. */
 #define VF_PACKED_WORDS (2 + 17 * VF_HNSW_MAX_M / 8 + 1 + VF_EF_SLACK / 4)
 
+/* Copies the code of id's node (the bytes after its lock word, a whole
+ * number of words and maybe a 2-byte tail: the vector record follows
+ * right after the code) into raw + 1, zeroing the decoder's slack. */
+static void code_load(const vf_hnsw *h, const uint32_t *node, uint32_t *raw)
+{
+    const size_t bytes = h->vec_offset - sizeof(uint32_t), words = bytes / sizeof(uint32_t);
+    for (size_t w = 1; w <= words; w++)
+        raw[w] = word_get(&node[w]);
+    uint8_t *code = (uint8_t *)(raw + 1);
+    if (bytes % sizeof(uint32_t)) {
+        const uint16_t *tail = (const uint16_t *)(const void *)(node + 1 + words);
+        uint16_t t = __atomic_load_n(tail, __ATOMIC_RELAXED);
+        memcpy(code + words * sizeof(uint32_t), &t, sizeof(t));
+    }
+    memset(code + bytes, 0, VF_EF_SLACK);
+}
+
+/* Writes the code at raw + 1 to id's node (code_load's bytes). */
+static void code_store(const vf_hnsw *h, uint32_t *node, const uint32_t *raw)
+{
+    const size_t bytes = h->vec_offset - sizeof(uint32_t), words = bytes / sizeof(uint32_t);
+    for (size_t w = 1; w <= words; w++)
+        word_set(&node[w], raw[w]);
+    if (bytes % sizeof(uint32_t)) {
+        uint16_t t;
+        memcpy(&t, (const uint8_t *)(raw + 1) + words * sizeof(uint32_t), sizeof(t));
+        __atomic_store_n((uint16_t *)(void *)(node + 1 + words), t, __ATOMIC_RELAXED);
+    }
+}
+
 uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf)
 {
-    const uint32_t *list = vf_node_links0(h, id);
-    const size_t words = h->vec_offset / sizeof(uint32_t);
+    const uint32_t *node = vf_node_links0(h, id);
     uint32_t raw[VF_PACKED_WORDS];
     for (unsigned spins = 0;; spins++) {
-        uint32_t v = __atomic_load_n(list, __ATOMIC_ACQUIRE);
+        uint32_t v = __atomic_load_n(node, __ATOMIC_ACQUIRE);
         if (!(v & VF_SEQ_ONE)) {
-            for (size_t w = 1; w < words; w++)
-                raw[w] = word_get(&list[w]);
+            code_load(h, node, raw);
             atomic_thread_fence(memory_order_acquire);
-            if (__atomic_load_n(list, __ATOMIC_RELAXED) == v) {
+            if (__atomic_load_n(node, __ATOMIC_RELAXED) == v) {
                 uint32_t n = v & VF_COUNT_MASK;
-                memset(raw + words, 0, VF_EF_SLACK);
                 return h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n <= h->m0 ? n : h->m0,
                                     buf);
             }
@@ -49,12 +76,8 @@ uint32_t vf_packed_copy(const vf_hnsw *h, uint32_t id, uint32_t *buf)
 
 uint32_t *vf_packed_read(const vf_hnsw *h, uint32_t id, uint32_t *buf)
 {
-    const uint32_t *list = vf_node_links0(h, id);
-    const size_t words = h->vec_offset / sizeof(uint32_t);
     uint32_t raw[VF_PACKED_WORDS];
-    for (size_t w = 1; w < words; w++)
-        raw[w] = word_get(&list[w]);
-    memset(raw + words, 0, VF_EF_SLACK);
+    code_load(h, vf_node_links0(h, id), raw);
     uint32_t n = vf_node_count0(h, id);
     buf[0] = h->ef_decode(&h->ef, (const uint8_t *)(raw + 1), n <= h->m0 ? n : h->m0, buf + 1);
     return buf;
@@ -64,10 +87,7 @@ void vf_packed_commit(const vf_hnsw *h, uint32_t id, uint32_t *list)
 {
     uint32_t raw[VF_PACKED_WORDS];
     vf_ef_encode(&h->ef, list + 1, list[0], (uint8_t *)(raw + 1));
-    uint32_t *node = vf_node_links0(h, id);
-    const size_t words = h->vec_offset / sizeof(uint32_t);
-    for (size_t w = 1; w < words; w++)
-        word_set(&node[w], raw[w]);
+    code_store(h, vf_node_links0(h, id), raw);
     node_count_set(h, id, list[0]);
 }
 
@@ -76,11 +96,15 @@ void vf_packed_layout(vf_hnsw *h, size_t capacity)
     size_t links = (size_t)h->m0 * sizeof(uint32_t);
     if (h->packed) {
         h->ef = vf_ef_shape_for(capacity ? (uint32_t)capacity : 1, h->m0);
-        links = ((size_t)h->ef.bytes + 3) & ~(size_t)3;
+        /* Rounded to 2 bytes, not 4: the vector record starts right after
+         * (its codes are read unaligned) and the record is rounded
+         * instead (2 bytes a node at 331k slots, dim 100). */
+        links = ((size_t)h->ef.bytes + 1) & ~(size_t)1;
         assert(sizeof(uint32_t) + links + VF_EF_SLACK <= VF_PACKED_WORDS * sizeof(uint32_t));
     }
     h->vec_offset = sizeof(uint32_t) + links;
-    h->node_bytes = h->vec_offset + h->rec_bytes;
+    /* Whole words: the next node's lock word is read atomically. */
+    h->node_bytes = (h->vec_offset + h->rec_bytes + 3) & ~(size_t)3;
 }
 
 int vf_packed_regrow(vf_hnsw *h, size_t capacity)
