@@ -73,21 +73,19 @@ static unsigned level_draw(vf_hnsw *h)
     return l >= VF_HNSW_MAX_LEVEL ? VF_HNSW_MAX_LEVEL : (unsigned)l;
 }
 
-/* First use of slot x: draw its level and claim its upper lists; -EAGAIN
- * when they do not fit (vf_upper_claim). */
-static int slot_claim(vf_hnsw *h, uint32_t x)
+/* First use of slot x: draw its level and claim its upper lists with the
+ * caller's hold (which a level of 0 gives back). */
+static void slot_claim(vf_hnsw *h, uint32_t x)
 {
     assert(x < h->capacity && slot_state(h, x) == VF_SLOT_EMPTY);
     unsigned level = level_draw(h);
-    if (level > 0) {
-        int rc = vf_upper_claim(h, x, level);
-        if (rc)
-            return rc;
-    }
+    if (level > 0)
+        vf_upper_claim(h, x, level);
+    else
+        vf_upper_unhold(h);
     node_level_set(h, x, level);
     vf_twin_alone(h, x);
     atomic_store_explicit(&h->anchor[x], VF_NO_ANCHOR, memory_order_relaxed);
-    return 0;
 }
 
 void vf_hnsw_params_default(vf_hnsw_params *p, uint32_t dim)
@@ -317,24 +315,24 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
         return -EFBIG;
     if (!vf_hnsw_query_finite(vec, h->dim))
         return -EINVAL;
-again:;
     int rc = ensure_capacity(h, (size_t)id + 1);
     if (!rc)
-        rc = vf_upper_make_room(h);
-    if (!rc)
         rc = vf_hnsw_quant_ready(h, vec, 1);
+    /* Room for the upper lists a new slot may claim, held before the
+     * locks: the claim cannot fail and the words never grow under them. */
+    if (!rc)
+        rc = vf_upper_hold(h);
     if (rc)
         return rc;
+    bool held = true;
 
     pthread_rwlock_rdlock(&h->grow_lock);
     pthread_mutex_t *op = &h->op_locks[id % VF_HNSW_OP_STRIPES];
     pthread_mutex_lock(op);
     /* Everything that can fail comes first, so that running out of memory
      * changes nothing: the scratch with its orphan reserve, room in the
-     * table (vf_twin_place reserves again in case other inserts took it),
-     * a new slot's upper lists (which concurrent claims may have left no
-     * room for: the insert then starts again). Past slot_claim the insert
-     * cannot fail. */
+     * table (vf_twin_place reserves again in case other inserts took it).
+     * Past vf_twin_reserve the insert cannot fail. */
     vf_scratch *s = vf_scratch_acquire_write(h);
     if (!s) {
         rc = -ENOMEM;
@@ -346,9 +344,8 @@ again:;
     pthread_mutex_unlock(&h->twin_lock);
     uint8_t was = slot_state(h, id);
     if (was == VF_SLOT_EMPTY) {
-        rc = slot_claim(h, id);
-        if (rc)
-            goto out_release;
+        slot_claim(h, id);
+        held = false;
     }
     bool head = was == VF_SLOT_PRESENT && !vf_twin_dismount(h, id);
     if (head) {
@@ -385,8 +382,8 @@ out_release:
 out_unlock:
     pthread_mutex_unlock(op);
     pthread_rwlock_unlock(&h->grow_lock);
-    if (rc == -EAGAIN)
-        goto again;
+    if (held)
+        vf_upper_unhold(h);
     return rc;
 }
 

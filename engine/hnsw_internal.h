@@ -149,6 +149,7 @@ struct vf_hnsw {
     size_t upper_cap, upper_used; /* words */
     uint64_t *upper_table;
     size_t upper_slots, upper_nodes; /* table size (a power of 2), entries */
+    size_t upper_holds;              /* room held for claims (hnsw_upper.c) */
     pthread_mutex_t upper_lock;
     /* state | role << 2 | level << 3 ("Memory layout"): the level is
      * written once per slot under its op lock, the role under twin_lock. */
@@ -520,13 +521,16 @@ static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
 int vf_upper_grow(vf_hnsw *h, size_t words, size_t nodes);
 /* Room for what `capacity` slots are expected to claim (same locking). */
 int vf_upper_reserve(vf_hnsw *h, size_t capacity);
-/* Makes sure one more claim of any level fits, taking grow_lock (write)
- * when it must grow; the caller holds no lock of the index. */
-int vf_upper_make_room(vf_hnsw *h);
-/* Claims zeroed lists for id's `level` (>= 1) levels. Caller holds
- * grow_lock (read) and id's op lock; -EAGAIN when they do not fit (the
- * caller lets go of its locks, makes room and tries again). */
-int vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level);
+/* Holds room for one claim of any level, growing under grow_lock (write)
+ * when it must; the caller holds no lock of the index. 0, -ENOMEM,
+ * -EFBIG. */
+int vf_upper_hold(vf_hnsw *h);
+/* Gives back a hold no claim used. */
+void vf_upper_unhold(vf_hnsw *h);
+/* Claims zeroed lists for id's `level` (>= 1) levels with a hold the
+ * caller has. Caller holds grow_lock (read) and id's op lock, or has the
+ * index to itself. */
+void vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level);
 void vf_upper_free(vf_hnsw *h);
 /* Bytes the words and the table hold. */
 size_t vf_upper_bytes(const vf_hnsw *h);

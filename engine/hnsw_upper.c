@@ -13,7 +13,10 @@
  *      (write); claims append under upper_lock with grow_lock (read);
  *      readers find an entry without a lock: an entry is one 64-bit word
  *      written once, with release, after its lists are in place.
- *   3. The table is at most 3/4 full, so every probe ends.
+ *   3. Room for one claim of any level is held before an insert takes its
+ *      locks (upper_holds), so a claim never fails and never needs a
+ *      grow: used + holds * claim_max <= cap, and the table stays at most
+ *      3/4 full counting every hold, so every probe ends.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,11 +35,13 @@ static size_t claim_max(const vf_hnsw *h)
     return (size_t)VF_HNSW_MAX_LEVEL * (1 + h->m);
 }
 
-/* Whether words more words and one more node fit. Caller holds
- * upper_lock, or grow_lock (write). */
-static bool room_for(const vf_hnsw *h, size_t words)
+/* Whether one more hold fits. Caller holds upper_lock, or grow_lock
+ * (write). */
+static bool hold_fits(const vf_hnsw *h)
 {
-    return h->upper_used + words <= h->upper_cap && (h->upper_nodes + 1) * 4 <= h->upper_slots * 3;
+    size_t holds = h->upper_holds + 1;
+    return h->upper_used + holds * claim_max(h) <= h->upper_cap &&
+           (h->upper_nodes + holds) * 4 <= h->upper_slots * 3;
 }
 
 /* Puts the entry of id at offset in table (slots a power of 2, room
@@ -52,7 +57,7 @@ static void table_put(uint64_t *table, size_t slots, uint32_t id, uint32_t offse
 
 int vf_upper_grow(vf_hnsw *h, size_t words, size_t nodes)
 {
-    size_t need = h->upper_used + words;
+    size_t need = h->upper_used + h->upper_holds * claim_max(h) + words;
     if (need > UINT32_MAX)
         return -EFBIG;
     if (need > h->upper_cap) {
@@ -65,7 +70,8 @@ int vf_upper_grow(vf_hnsw *h, size_t words, size_t nodes)
         h->upper_words = grown;
         h->upper_cap = cap;
     }
-    size_t want = h->upper_nodes + nodes + 1, slots = h->upper_slots ? h->upper_slots : 16;
+    size_t want = h->upper_nodes + h->upper_holds + nodes,
+           slots = h->upper_slots ? h->upper_slots : 16;
     while (want * 4 > slots * 3)
         slots *= 2;
     if (slots == h->upper_slots)
@@ -100,35 +106,44 @@ int vf_upper_reserve(vf_hnsw *h, size_t capacity)
     return vf_upper_grow(h, more_words, more_nodes);
 }
 
-int vf_upper_make_room(vf_hnsw *h)
+int vf_upper_hold(vf_hnsw *h)
 {
     pthread_rwlock_rdlock(&h->grow_lock);
     pthread_mutex_lock(&h->upper_lock);
-    bool ok = room_for(h, claim_max(h));
+    bool held = hold_fits(h);
+    h->upper_holds += held;
     pthread_mutex_unlock(&h->upper_lock);
     pthread_rwlock_unlock(&h->grow_lock);
-    if (ok)
+    if (held)
         return 0;
     pthread_rwlock_wrlock(&h->grow_lock);
-    int rc = room_for(h, claim_max(h)) ? 0 : vf_upper_grow(h, claim_max(h), 1);
+    int rc = hold_fits(h) ? 0 : vf_upper_grow(h, claim_max(h), 1);
+    if (!rc)
+        h->upper_holds++;
     pthread_rwlock_unlock(&h->grow_lock);
     return rc;
 }
 
-int vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level)
+void vf_upper_unhold(vf_hnsw *h)
+{
+    pthread_mutex_lock(&h->upper_lock);
+    assert(h->upper_holds > 0);
+    h->upper_holds--;
+    pthread_mutex_unlock(&h->upper_lock);
+}
+
+void vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level)
 {
     assert(level >= 1 && level <= VF_HNSW_MAX_LEVEL && vf_upper_find(h, id) == SIZE_MAX);
     size_t words = (size_t)level * (1 + h->m);
     pthread_mutex_lock(&h->upper_lock);
-    bool ok = room_for(h, words);
-    if (ok) {
-        /* The words are zero (empty lists) since the array grew. */
-        table_put(h->upper_table, h->upper_slots, id, (uint32_t)h->upper_used);
-        h->upper_used += words;
-        h->upper_nodes++;
-    }
+    assert(h->upper_holds > 0 && h->upper_used + words <= h->upper_cap);
+    /* The words are zero (empty lists) since the array grew. */
+    table_put(h->upper_table, h->upper_slots, id, (uint32_t)h->upper_used);
+    h->upper_used += words;
+    h->upper_nodes++;
+    h->upper_holds--;
     pthread_mutex_unlock(&h->upper_lock);
-    return ok ? 0 : -EAGAIN;
 }
 
 void vf_upper_free(vf_hnsw *h)

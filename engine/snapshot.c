@@ -557,15 +557,12 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             rc = -EILSEQ;
             goto fail;
         }
-        rc = vf_upper_claim(h, (uint32_t)i, level);
-        if (rc == -EAGAIN) {
-            /* More upper levels than a grow forecasts: room for them all. */
-            rc = vf_upper_grow(h, (size_t)words_left, slots - i);
-            if (!rc)
-                rc = vf_upper_claim(h, (uint32_t)i, level);
-        }
+        /* Held and claimed as an insert does (the grow above forecast
+         * room for most). */
+        rc = vf_upper_hold(h);
         if (rc)
             goto fail;
+        vf_upper_claim(h, (uint32_t)i, level);
         memcpy(vf_node_upper(h, (uint32_t)i, 1), upper, words * 4);
         upper += words * 4;
         words_left -= words;

@@ -792,6 +792,60 @@ static void test_concurrent_search_insert_remove(void **state)
     free(vecs);
 }
 
+/* Inserts every fourth row from `first` (race_insert's stride is 2). */
+static void *claim_insert(void *arg)
+{
+    race *r = arg;
+    for (size_t i = r->first; i < r->n; i += 4)
+        if (vf_hnsw_insert(r->h, (uint32_t)i, r->vecs + i * r->dim) != 0)
+            atomic_fetch_add(&r->failures, 1);
+    return NULL;
+}
+
+/* At m = 2 half the nodes have upper levels, so four inserters with no
+ * reserve keep claiming upper lists while others grow their words and
+ * table (hnsw_upper.c); a claim that finds no room starts its insert
+ * again. Every node must keep its own lists: the graph checks, and each
+ * vector is its own nearest neighbour. */
+static void test_concurrent_upper_claims(void **state)
+{
+    (void)state;
+    const size_t n = 8000, dim = 8;
+    rng_state = 4321;
+    float *vecs = random_matrix(n, dim);
+    vf_hnsw_params p;
+    vf_hnsw_params_default(&p, (uint32_t)dim);
+    p.metric = VF_METRIC_L2;
+    p.m = 2;
+    p.ef_construction = 40;
+    vf_hnsw *h = NULL;
+    assert_int_equal(vf_hnsw_create(&p, &h), 0);
+    race r[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (race){.h = h, .vecs = vecs, .n = n, .dim = dim, .first = (size_t)i};
+        assert_int_equal(pthread_create(&t[i], NULL, claim_insert, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&r[i].failures), 0);
+    assert_int_equal(vf_hnsw_count(h), n);
+    assert_int_equal(vf_hnsw_check(h), 0);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        vf_hit hit;
+        size_t got;
+        assert_int_equal(vf_hnsw_search(h, vecs + i * dim, 1, 0, NULL, &hit, &got), 0);
+        assert_int_equal(got, 1);
+        found += hit.id == i;
+    }
+    print_message("upper claims race: %zu of %zu vectors found as their own nearest\n", found, n);
+    assert_true(found >= n - n / 100);
+    vf_hnsw_free(h);
+    free(vecs);
+}
+
 /* ------------------------------------------------------------------ */
 /* Property test                                                        */
 /* ------------------------------------------------------------------ */
@@ -889,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_rejects_damage),
         cmocka_unit_test(test_concurrent_search_insert_remove),
+        cmocka_unit_test(test_concurrent_upper_claims),
         cmocka_unit_test(test_property_random_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
