@@ -726,14 +726,14 @@ static void test_snapshot_rejects_damage(void **state)
 typedef struct race {
     vf_hnsw *h;
     const float *vecs;
-    size_t n, dim, first;
+    size_t n, dim, first, step; /* race_insert: rows first, first + step, ... */
     _Atomic int failures;
 } race;
 
 static void *race_insert(void *arg)
 {
     race *r = arg;
-    for (size_t i = r->first; i < r->n; i += 2)
+    for (size_t i = r->first; i < r->n; i += r->step)
         if (vf_hnsw_insert(r->h, (uint32_t)i, r->vecs + i * r->dim) != 0)
             atomic_fetch_add(&r->failures, 1);
     return NULL;
@@ -770,7 +770,7 @@ static void test_concurrent_search_insert_remove(void **state)
     rng_state = 1234;
     float *vecs = random_matrix(n, dim);
     vf_hnsw *h = build(vecs, start, dim, VF_METRIC_L2, 1);
-    race a = {.h = h, .vecs = vecs, .n = n, .dim = dim, .first = start};
+    race a = {.h = h, .vecs = vecs, .n = n, .dim = dim, .first = start, .step = 2};
     race b = a;
     b.first = start + 1;
     pthread_t t[5];
@@ -790,16 +790,6 @@ static void test_concurrent_search_insert_remove(void **state)
     assert_true(r >= 0.95);
     vf_hnsw_free(h);
     free(vecs);
-}
-
-/* Inserts every fourth row from `first` (race_insert's stride is 2). */
-static void *claim_insert(void *arg)
-{
-    race *r = arg;
-    for (size_t i = r->first; i < r->n; i += 4)
-        if (vf_hnsw_insert(r->h, (uint32_t)i, r->vecs + i * r->dim) != 0)
-            atomic_fetch_add(&r->failures, 1);
-    return NULL;
 }
 
 /* At m = 2 half the nodes have upper levels, so four inserters with no
@@ -823,8 +813,8 @@ static void test_concurrent_upper_claims(void **state)
     race r[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
-        r[i] = (race){.h = h, .vecs = vecs, .n = n, .dim = dim, .first = (size_t)i};
-        assert_int_equal(pthread_create(&t[i], NULL, claim_insert, &r[i]), 0);
+        r[i] = (race){.h = h, .vecs = vecs, .n = n, .dim = dim, .first = (size_t)i, .step = 4};
+        assert_int_equal(pthread_create(&t[i], NULL, race_insert, &r[i]), 0);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
