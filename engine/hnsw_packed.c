@@ -79,7 +79,7 @@ void vf_packed_layout(vf_hnsw *h, size_t capacity)
         assert(sizeof(uint32_t) + links + VF_EF_SLACK <= VF_PACKED_WORDS * sizeof(uint32_t));
     }
     h->vec_offset = sizeof(uint32_t) + links;
-    h->node_bytes = h->vec_offset + h->rec_bytes;
+    h->node_bytes = (h->vec_offset + h->rec_bytes + 3) & ~(size_t)3; /* next count: atomic u32 */
 }
 
 int vf_packed_regrow(vf_hnsw *h, size_t capacity)
