@@ -132,7 +132,9 @@ int vf_hnsw_alloc(const vf_hnsw_params *params, vf_hnsw **out)
     h->packed = h->quant == VF_QUANT_INT8;
     h->ef_decode = vf_ef_decoder();
     h->rerank = params->rerank ? params->rerank : VF_RERANK_DEFAULT;
-    if (h->quant == VF_QUANT_INT8 && vf_quant_init(&h->q, h->dim) != 0) {
+    /* A cosine index keeps unit vectors: the quantizer's tighter bound. */
+    if (h->quant == VF_QUANT_INT8 &&
+        vf_quant_init(&h->q, h->dim, h->metric == VF_METRIC_COSINE) != 0) {
         free(h);
         return -ENOMEM;
     }

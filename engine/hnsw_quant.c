@@ -93,14 +93,16 @@ void vf_hnsw_quant_stats(const vf_hnsw *h, vf_quant_stats *out)
 }
 
 /* The original of id as the index keeps vectors (unit for cosine) in
- * buf, or, when src has none, the decoding of its current code. */
+ * buf, or, when src has none, the decoding of its current code (made unit
+ * again for cosine: a decoded vector can be a little longer, and the
+ * quantizer's bound counts on unit ones). */
 static const float *original_or_decoded(const vf_hnsw *h, const vf_vec_source *src, uint32_t id,
                                         float *buf)
 {
     const float *x = slot_state(h, id) == VF_SLOT_PRESENT ? src->get(src->ctx, id, buf) : NULL;
     if (!x || !vf_hnsw_query_finite(x, h->dim)) {
         vf_quant_decode(&h->q, vf_node_rec(h, id), buf);
-        return buf;
+        x = buf;
     }
     if (h->metric == VF_METRIC_COSINE) {
         vf_normalize(x, buf, h->dim);
@@ -119,7 +121,7 @@ static int relearn_train(const vf_hnsw *h, const vf_vec_source *src, vf_quant *q
     if (rows == 0)
         rows = 1;
     float *sample = vc_malloc(rows * h->dim * sizeof(float));
-    int rc = sample ? vf_quant_init(q, h->dim) : -ENOMEM;
+    int rc = sample ? vf_quant_init(q, h->dim, h->q.unit) : -ENOMEM;
     if (rc) {
         free(sample);
         return rc;
@@ -213,8 +215,7 @@ int vf_hnsw_quant_relearn(vf_hnsw *h, const vf_vec_source *src)
     h->q.offset = fresh.offset;
     fresh.offset = old;
     h->q.scale = fresh.scale;
-    h->q.scale_sq = fresh.scale_sq;
-    h->q.c = fresh.c;
+    vf_quant_derive(&h->q);
     h->q.trained_on = fresh.trained_on;
     h->q.train_clip_share = fresh.train_clip_share;
     h->q.train_error = fresh.train_error;

@@ -12,6 +12,12 @@
  *   by the widest one on both sides, so the data that follows rarely
  *   clips before the quantizer is re-learned.
  *
+ * Correction
+ *   A record's a_x is computed in double from its codes by one function
+ *   (corr_of), whether an encode, a snapshot's save or its load asks, so
+ *   all three agree to the bit; the fixed point k_x is rounded from that
+ *   double. Bound and step: quantizer.h, "Encoding".
+ *
  * Drift
  *   Every tracked encode adds its clipped values and its relative squared
  *   error to the current window; the encode that completes a window of
@@ -36,17 +42,20 @@
 #define VF_QUANT_TAIL 0.0005
 #define VF_PPM 1000000.0
 
-int vf_quant_init(vf_quant *q, uint32_t dim)
+/* The largest fixed-point correction. */
+#define VF_QUANT_CORR_MAX 65535.0
+
+int vf_quant_init(vf_quant *q, uint32_t dim, bool unit)
 {
     memset(q, 0, sizeof(*q));
     q->dim = dim;
-    q->codes_bytes = ((size_t)dim + 3) & ~(size_t)3;
-    q->rec_bytes = q->codes_bytes + sizeof(float);
+    q->unit = unit;
+    q->rec_bytes = (size_t)dim + sizeof(uint16_t);
     q->offset = vc_calloc(dim, sizeof(float));
     if (!q->offset)
         return -ENOMEM;
     q->scale = 1.0f;
-    q->scale_sq = 1.0f;
+    vf_quant_derive(q);
     const vf_kernels *k = vf_kernels_best();
     q->l2sq_u8 = k->l2sq_u8;
     q->dot_u8 = k->dot_u8;
@@ -81,6 +90,62 @@ static inline uint8_t code_of(float v, float o, float inv_scale, size_t *clipped
     return (uint8_t)(t + 0.5f);
 }
 
+void vf_quant_derive(vf_quant *q)
+{
+    const double s = q->scale;
+    double c = 0.0, neg = 0.0, pos = 0.0, gap = 0.0;
+    for (uint32_t i = 0; i < q->dim; i++) {
+        const double o = q->offset[i], top = o + 255.0 * s;
+        c += o * o;
+        if (o < 0.0)
+            neg += o;
+        else
+            pos += o;
+        /* Where a value clipped into this range can land, from 0. */
+        const double g = o > 0.0 ? o : (top < 0.0 ? -top : 0.0);
+        gap += g * g;
+    }
+    double lo = 255.0 * s * neg, hi = 255.0 * s * pos;
+    if (q->unit) {
+        const double reach = sqrt(c) * (1.0 + s * sqrt((double)q->dim) + sqrt(gap));
+        lo = fmax(lo, -reach - c);
+        hi = fmin(hi, reach - c);
+    }
+    double step = (hi - lo) / VF_QUANT_CORR_MAX;
+    if (!(step > 0.0))
+        step = 1.0; /* one value (all offsets 0): any step encodes it */
+    q->scale_sq = q->scale * q->scale;
+    q->corr_lo = lo;
+    q->corr_step = step;
+    q->dot_base = (float)(c + 2.0 * lo);
+    q->dot_step = (float)step;
+}
+
+/* a_x of the codes at rec (quantizer.h), in double. */
+static double corr_of(const vf_quant *q, const uint8_t *rec)
+{
+    double acc = 0.0;
+    for (uint32_t i = 0; i < q->dim; i++)
+        acc += (double)q->offset[i] * rec[i];
+    return acc * q->scale;
+}
+
+void vf_quant_corr_set(const vf_quant *q, uint8_t *rec)
+{
+    const double t = (corr_of(q, rec) - q->corr_lo) / q->corr_step;
+    uint16_t k = 0;
+    if (t >= VF_QUANT_CORR_MAX - 0.5)
+        k = (uint16_t)VF_QUANT_CORR_MAX;
+    else if (t > 0.0)
+        k = (uint16_t)(t + 0.5);
+    vc_le_put16(rec + q->dim, k);
+}
+
+float vf_quant_corr_f32(const vf_quant *q, const uint8_t *rec)
+{
+    return (float)corr_of(q, rec);
+}
+
 /* The relative squared error of rec as an encoding of x. */
 static double rec_error(const vf_quant *q, const float *x, const uint8_t *rec)
 {
@@ -100,15 +165,9 @@ static size_t encode_into(const vf_quant *q, const float *x, uint8_t *rec, doubl
 {
     const float inv = 1.0f / q->scale;
     size_t clipped = 0;
-    double acc = 0.0;
-    for (uint32_t i = 0; i < q->dim; i++) {
-        uint8_t c = code_of(x[i], q->offset[i], inv, &clipped);
-        rec[i] = c;
-        acc += (double)q->offset[i] * c;
-    }
-    memset(rec + q->dim, 0, q->codes_bytes - q->dim);
-    float a = (float)(acc * q->scale);
-    memcpy(rec + q->codes_bytes, &a, sizeof(a));
+    for (uint32_t i = 0; i < q->dim; i++)
+        rec[i] = code_of(x[i], q->offset[i], inv, &clipped);
+    vf_quant_corr_set(q, rec);
     if (rel_error)
         *rel_error = rec_error(q, x, rec);
     return clipped;
@@ -182,13 +241,9 @@ int vf_quant_learn(vf_quant *q, const float *vecs, size_t n)
     if (!(widest > 0.0f) || !isfinite(widest))
         widest = 1.0f;
     q->scale = widest / 255.0f;
-    q->scale_sq = q->scale * q->scale;
-    double c = 0.0;
-    for (uint32_t d = 0; d < q->dim; d++) {
+    for (uint32_t d = 0; d < q->dim; d++)
         q->offset[d] = 0.5f * (lo[d] + hi[d]) - 127.5f * q->scale;
-        c += (double)q->offset[d] * q->offset[d];
-    }
-    q->c = (float)c;
+    vf_quant_derive(q);
     q->trained_on = n;
 
     size_t clipped = 0;

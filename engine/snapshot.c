@@ -34,7 +34,12 @@
  *               source's original that disagrees loads as missing
  *   ...  INT8 trained only: 4 * dim  f32 offsets, then S * R code records
  *               (R = dim rounded up to 4, + 4: u8 codes[dim], zero pad,
- *               f32 correction; quantizer.h)
+ *               f32 correction a_x; quantizer.h). In memory a record is
+ *               the codes and a u16 fixed-point correction instead: the
+ *               f32 is computed from the codes when saving, checked
+ *               finite and not otherwise read when loading (the u16 is
+ *               computed from the codes), so a reloaded index writes the
+ *               same bytes
  *   ...  4 * U  upper lists, for each used slot with level > 0 in id order:
  *               level * (u32 count, u32 links[m])
  *   end-4 4  CRC-32C of every byte before it
@@ -127,6 +132,13 @@ static size_t pad4(size_t n)
 static size_t disk_list_bytes(const vf_hnsw *h)
 {
     return (1 + (size_t)h->m0) * sizeof(uint32_t);
+}
+
+/* Bytes of one code record in a snapshot: u8 codes[dim], zero pad to 4,
+ * f32 a_x (longer than the in-memory record, quantizer.h). */
+static size_t disk_code_bytes(const vf_hnsw *h)
+{
+    return h->dim + pad4(h->dim) + sizeof(float);
 }
 
 /* The f32 bits of v. */
@@ -224,8 +236,14 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     }
     if (quant) {
         emit(w, h->q.offset, (size_t)h->dim * sizeof(float));
-        for (size_t i = 0; i < slots; i++)
-            emit(w, vf_node_rec(h, (uint32_t)i), h->rec_bytes);
+        for (size_t i = 0; i < slots; i++) {
+            const uint8_t *rec = vf_node_rec(h, (uint32_t)i);
+            uint8_t corr[4];
+            vc_le_put32(corr, f32_bits(vf_quant_corr_f32(&h->q, rec)));
+            emit(w, rec, h->dim);
+            emit(w, zeros, pad4(h->dim));
+            emit(w, corr, sizeof(corr));
+        }
     }
     for (size_t i = 0; i < slots; i++)
         if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && node_level(h, (uint32_t)i) > 0)
@@ -263,13 +281,16 @@ static int slot_valid(const vf_hnsw *h, uint32_t id, size_t slots)
     return 0;
 }
 
-/* Checks a used slot's vector record (invariant 3). 0 or -EILSEQ. */
-static int rec_valid(const vf_hnsw *h, uint32_t id)
+/* Checks a used slot's vector record (invariant 3): for INT8 the
+ * snapshot's code record at `codes` (which memory does not keep). 0 or
+ * -EILSEQ. */
+static int rec_valid(const vf_hnsw *h, const uint8_t *codes, uint32_t id)
 {
-    const uint8_t *rec = vf_node_rec(h, id);
-    if (h->quant == VF_QUANT_INT8)
-        return isfinite(vf_quant_corr(&h->q, rec)) ? 0 : -EILSEQ;
-    return vf_hnsw_query_finite((const float *)rec, h->dim) ? 0 : -EILSEQ;
+    if (h->quant == VF_QUANT_INT8) {
+        const uint8_t *rec = codes + (size_t)id * disk_code_bytes(h);
+        return isfinite(f32_from(vc_le_get32(rec + h->dim + pad4(h->dim)))) ? 0 : -EILSEQ;
+    }
+    return vf_hnsw_query_finite((const float *)vf_node_rec(h, id), h->dim) ? 0 : -EILSEQ;
 }
 
 /* Adds b to *a unless it overflows; false on overflow. */
@@ -350,17 +371,14 @@ static int header_read(const uint8_t *b, size_t len, snap_layout *l)
 /* Sets up h's quantizer from the header and the dim offsets at b. */
 static int quant_load(vf_hnsw *h, const snap_layout *l, const uint8_t *b)
 {
-    double c = 0.0;
     for (uint32_t d = 0; d < h->dim; d++) {
         float o = f32_from(vc_le_get32(b + 4 * (size_t)d));
         if (!isfinite(o))
             return -EILSEQ;
         h->q.offset[d] = o;
-        c += (double)o * o;
     }
     h->q.scale = l->scale;
-    h->q.scale_sq = l->scale * l->scale;
-    h->q.c = (float)c;
+    vf_quant_derive(&h->q);
     h->q.trained_on = l->trained_on;
     h->q.train_clip_share = l->clip_share;
     h->q.train_error = l->error;
@@ -435,8 +453,10 @@ static int level0_pack(vf_hnsw *h, size_t slots, const uint8_t *lists)
 
 /* Copies the level-0 section (and for version 2 the quantizer and codes)
  * at *at into h, advancing *at; *crcs is where a NONE index's vector
- * CRCs start (version 2). */
-static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, const uint8_t **crcs)
+ * CRCs start (version 2), *codes where an INT8 index's code records do
+ * (when it has a quantizer). */
+static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, const uint8_t **crcs,
+                       const uint8_t **codes)
 {
     size_t slots = (size_t)l->slots;
     if (l->version == VF_SNAPSHOT_V1) {
@@ -465,9 +485,13 @@ static int level0_load(vf_hnsw *h, const snap_layout *l, const uint8_t **at, con
     if (rc)
         return rc;
     *at += (size_t)h->dim * sizeof(float);
-    for (size_t i = 0; i < slots; i++)
-        memcpy(vf_node_rec(h, (uint32_t)i), *at + i * h->rec_bytes, h->rec_bytes);
-    *at += slots * h->rec_bytes;
+    *codes = *at;
+    for (size_t i = 0; i < slots; i++) {
+        uint8_t *rec = vf_node_rec(h, (uint32_t)i);
+        memcpy(rec, *at + i * disk_code_bytes(h), h->dim);
+        vf_quant_corr_set(&h->q, rec);
+    }
+    *at += slots * disk_code_bytes(h);
     return 0;
 }
 
@@ -483,8 +507,8 @@ static size_t layout_len(const vf_hnsw *h, const snap_layout *l)
     if (ok && l->version != VF_SNAPSHOT_V1 && l->p.quantization == VF_QUANT_NONE)
         ok = add_size(&need, slots * 4);
     if (ok && l->codes)
-        ok = add_size(&need, (uint64_t)h->dim * 4) && slots <= SIZE_MAX / h->rec_bytes &&
-             add_size(&need, slots * h->rec_bytes);
+        ok = add_size(&need, (uint64_t)h->dim * 4) && slots <= SIZE_MAX / disk_code_bytes(h) &&
+             add_size(&need, slots * disk_code_bytes(h));
     return ok ? need : 0;
 }
 
@@ -531,8 +555,8 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
         b + (l.version == VF_SNAPSHOT_V1 ? VF_SNAPSHOT_HEADER1 : VF_SNAPSHOT_HEADER2);
     const uint8_t *levels = states + slots;
     const uint8_t *upper = levels + slots + pad4(2 * slots);
-    const uint8_t *crcs = NULL;
-    rc = level0_load(h, &l, &upper, &crcs);
+    const uint8_t *crcs = NULL, *codes = NULL;
+    rc = level0_load(h, &l, &upper, &crcs, &codes);
     if (rc)
         goto fail;
     size_t present = 0, used = 0;
@@ -598,7 +622,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
             goto fail;
     }
     for (size_t i = 0; i < slots; i++) {
-        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && rec_valid(h, (uint32_t)i) != 0) {
+        if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && rec_valid(h, codes, (uint32_t)i) != 0) {
             rc = -EILSEQ;
             goto fail;
         }

@@ -104,7 +104,7 @@ if [ "$quick" = 0 ]; then
   # NEON one exists on x86 only).
   neon_emulated=""
   case "$(uname -m)" in x86_64 | i?86) neon_emulated=tests/test_code_kernels_neon_emulated ;; esac
-  VECFS_TEST_SKIP_LARGE=1 CC=clang CXX=clang++ run_suite build-tsan "tests/test_hnsw tests/test_hnsw_filter tests/test_hnsw_quant tests/test_hnsw_reach tests/test_hnsw_fault tests/test_flat tests/test_distance tests/test_code_kernels $neon_emulated tests/test_crc32c tests/test_elias_fano" engine \
+  VECFS_TEST_SKIP_LARGE=1 CC=clang CXX=clang++ run_suite build-tsan "tests/test_hnsw tests/test_hnsw_filter tests/test_hnsw_quant tests/test_hnsw_reach tests/test_hnsw_fault tests/test_quantizer tests/test_flat tests/test_distance tests/test_code_kernels $neon_emulated tests/test_crc32c tests/test_elias_fano" engine \
     -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 fi
 echo "$passed passed, $failed failed"

@@ -1,11 +1,11 @@
 /*
- * test_hnsw_quant.c — int8 quantization: the codec's bounds and exact code
- * distances, recall of int8 + exact rerank against exact search on real
+ * test_hnsw_quant.c — int8 quantization in the index (the codec alone:
+ * test_quantizer.c): recall of int8 + exact rerank against exact search on real
  * data (words50k in $VECFS_DATA_DIR, skipped when absent), drift detected
  * and repaired by a re-learn, snapshots of both kinds (an INT8 one without
  * a source, a NONE one fed by a source, a version-1 one still read),
- * crafted INT8 snapshots rejected, and searches racing inserts on an INT8
- * index (this file is in the ThreadSanitizer list of scripts/test.sh).
+ * INT8 code records in their disk form, crafted INT8 snapshots rejected, and searches racing
+ * inserts on an INT8 index (this file is in the ThreadSanitizer list of scripts/test.sh).
  */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +29,6 @@
 #include "crc32c.h"
 #include "engine.h"
 #include "hnsw_source.h"
-#include "quantizer.h"
 
 #define K 10
 
@@ -94,74 +93,8 @@ static double recall_rerank(const vf_hnsw *h, const float *base, size_t n, const
 }
 
 /* ------------------------------------------------------------------ */
-/* The codec                                                            */
+/* Parameters                                                           */
 /* ------------------------------------------------------------------ */
-
-static void test_codec_bounds_and_exact_sums(void **state)
-{
-    (void)state;
-    const size_t n = 3000, dim = 37; /* dim not a multiple of 4: padding */
-    rng_state = 7;
-    float *x = random_matrix(n, dim, 0.0f);
-    for (size_t i = 0; i < n * dim; i += 11)
-        x[i] *= 0.25f; /* dimensions of different spread */
-    vf_quant q;
-    assert_int_equal(vf_quant_init(&q, (uint32_t)dim), 0);
-    assert_int_equal(vf_quant_learn(&q, x, n), 0);
-    assert_true(q.scale > 0.0f);
-    assert_int_equal(q.rec_bytes, 40 + 4);
-    assert_true(q.train_clip_share < 0.01);
-
-    uint8_t *ra = malloc(q.rec_bytes), *rb = malloc(q.rec_bytes);
-    float *da = malloc(dim * sizeof(float)), *db = malloc(dim * sizeof(float));
-    for (size_t r = 0; r + 1 < 200; r++) {
-        const float *a = x + r * dim, *b = x + (r + 1) * dim;
-        vf_quant_encode(&q, a, ra, false);
-        vf_quant_encode(&q, b, rb, false);
-        vf_quant_decode(&q, ra, da);
-        vf_quant_decode(&q, rb, db);
-        for (size_t i = 0; i < dim; i++) {
-            /* Inside the range a value is within half a step; outside it
-             * saturates at the end code. */
-            float lo = q.offset[i], hi = q.offset[i] + 255.0f * q.scale;
-            if (a[i] >= lo && a[i] <= hi)
-                assert_true(fabsf(da[i] - a[i]) <= 0.5f * q.scale * 1.001f);
-            else
-                assert_true(ra[i] == (a[i] < lo ? 0 : 255));
-        }
-        for (size_t i = dim; i < q.codes_bytes; i++)
-            assert_int_equal(ra[i], 0);
-        /* Code distances are the decoded vectors' distances. */
-        double l2 = 0.0, dot = 0.0;
-        for (size_t i = 0; i < dim; i++) {
-            l2 += ((double)da[i] - db[i]) * ((double)da[i] - db[i]);
-            dot += (double)da[i] * db[i];
-        }
-        assert_true(fabs(vf_quant_l2sq(&q, ra, rb) - l2) <= 1e-4 * (1.0 + l2));
-        assert_true(fabs(vf_quant_dot(&q, ra, rb) - dot) <= 1e-3 * (1.0 + fabs(dot)));
-    }
-    /* A query's encoding (untracked) skips the error figure, not the
-     * record: a tracked encoding of the same vector writes the same bytes,
-     * and only it counts. */
-    uint64_t since = atomic_load(&q.encoded_since);
-    vf_quant_encode(&q, x, ra, false);
-    assert_int_equal(atomic_load(&q.encoded_since), since);
-    vf_quant_encode(&q, x, rb, true);
-    assert_memory_equal(ra, rb, q.rec_bytes);
-    assert_int_equal(atomic_load(&q.encoded_since), since + 1);
-    /* Far outside the range: every value clips, and the window says so. */
-    float *far = random_matrix(VF_QUANT_WINDOW, dim, 50.0f);
-    for (size_t r = 0; r < VF_QUANT_WINDOW; r++)
-        vf_quant_encode(&q, far + r * dim, ra, true);
-    assert_true(vf_quant_drifted(&q, n));
-    free(far);
-    free(ra);
-    free(rb);
-    free(da);
-    free(db);
-    vf_quant_release(&q);
-    free(x);
-}
 
 static void test_params_and_parse(void **state)
 {
@@ -497,6 +430,65 @@ static void test_snapshot_int8_round_trip_and_crafts(void **state)
     free(queries);
 }
 
+/* An INT8 snapshot's code records keep their disk form (u8 codes, zero
+ * pad to 4, the f32 a_x = s * sum o_i c_i of the codes; memory keeps a u16
+ * instead) for a cosine and a dot index: a reloaded index writes the same
+ * bytes, and a NaN a_x in a used slot is rejected. */
+static void test_snapshot_int8_disk_records(void **state)
+{
+    (void)state;
+    const size_t n = 1200, dim = 13, nq = 30; /* dim 13: 3 bytes of pad */
+    const vf_metric metrics[] = {VF_METRIC_COSINE, VF_METRIC_DOT};
+    for (size_t m = 0; m < 2; m++) {
+        rng_state = 61 + m;
+        float *base = random_matrix(n, dim, 0.2f), *queries = random_matrix(nq, dim, 0.2f);
+        vf_hnsw *h = make_index(dim, metrics[m], VF_QUANT_INT8, 40);
+        assert_int_equal(vf_hnsw_insert_batch(h, NULL, 0, base, n, 1), 0);
+        for (uint32_t i = 0; i < n; i += 7)
+            assert_int_equal(vf_hnsw_remove(h, i), 0);
+        membuf buf = {0};
+        assert_int_equal(vf_hnsw_serialize(h, membuf_write, &buf), 0);
+        const size_t pad = (4 - (2 * n) % 4) % 4;
+        const size_t offsets = 120 + 2 * n + pad + n * 4 * (1 + 32);
+        const size_t codes = offsets + dim * 4, rec = 16 + 4;
+        assert_int_equal(buf.len % 4, 0);
+        float scale, offset[13];
+        memcpy(&scale, buf.data + 96, 4);
+        memcpy(offset, buf.data + offsets, sizeof(offset));
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *r = buf.data + codes + i * rec;
+            double acc = 0.0;
+            for (size_t d = 0; d < dim; d++)
+                acc += (double)offset[d] * r[d];
+            const float want = (float)(acc * scale);
+            assert_memory_equal(r + 16, &want, 4);
+            assert_true(r[13] == 0 && r[14] == 0 && r[15] == 0);
+        }
+        vf_hnsw *back = NULL;
+        assert_int_equal(vf_hnsw_deserialize(buf.data, buf.len, NULL, &back), 0);
+        assert_int_equal(vf_hnsw_check(back), 0);
+        assert_same_hits(h, back, queries, nq, dim, NULL);
+        membuf again = {0};
+        assert_int_equal(vf_hnsw_serialize(back, membuf_write, &again), 0);
+        assert_int_equal(again.len, buf.len);
+        assert_memory_equal(again.data, buf.data, buf.len);
+
+        /* Slot 5 is present: its f32 a_x made NaN. */
+        const uint32_t nan_bits = 0x7FC00000u;
+        memcpy(again.data + codes + 5 * rec + 16, &nan_bits, 4);
+        reseal(again.data, again.len);
+        vf_hnsw *out = (vf_hnsw *)&out;
+        assert_int_equal(vf_hnsw_deserialize(again.data, again.len, NULL, &out), -EILSEQ);
+        assert_null(out);
+        free(again.data);
+        free(buf.data);
+        vf_hnsw_free(back);
+        vf_hnsw_free(h);
+        free(base);
+        free(queries);
+    }
+}
+
 /* A NONE snapshot is fed by its source; an original that changed since
  * (or is gone) loads as missing until the id is rewritten. */
 static void test_snapshot_none_source_fed(void **state)
@@ -769,12 +761,12 @@ static void test_packed_lists_random_ops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_codec_bounds_and_exact_sums),
         cmocka_unit_test(test_params_and_parse),
         cmocka_unit_test(test_recall_words50k_int8),
         cmocka_unit_test(test_drift_detected_and_relearned),
         cmocka_unit_test(test_as_stored_matches_get),
         cmocka_unit_test(test_snapshot_int8_round_trip_and_crafts),
+        cmocka_unit_test(test_snapshot_int8_disk_records),
         cmocka_unit_test(test_snapshot_none_source_fed),
         cmocka_unit_test(test_snapshot_version1_still_read),
         cmocka_unit_test(test_concurrent_search_insert_int8),
