@@ -16,7 +16,8 @@
  *            take 128 at 331k slots and m0 = 32 (a 2-byte tail is read
  *            and written as one 16-bit word). The vector record is f32
  *            vector[dim] (VF_QUANT_NONE) or a code record (VF_QUANT_INT8,
- *            quantizer.h), and the record is zero-padded to whole words
+ *            quantizer.h: u8 codes[dim] | u16 correction, read unaligned),
+ *            and the record is zero-padded to whole words
  *            (node_bytes). A node's links and vector sit side by side, so
  *            expanding a node and scoring its neighbours touches few cache
  *            lines, and an int8 walk touches codes only.

@@ -49,8 +49,8 @@ static inline size_t prefetch_first(const vf_hnsw *h)
 /* Prefetches every cache line that bytes [p, p + len) touch. Records sit
  * at the node size's stride, not on line boundaries: stepping 64 bytes
  * from p missed the last line of a record that straddles one more line
- * than its length needs (an int8 record of 100 dims, 104 bytes, spans 3
- * lines for 61 % of the nodes, and its correction is in the last). */
+ * than its length needs (an int8 record of 100 dims, 102 bytes, spans 3
+ * lines for most nodes, and its correction is in the last). */
 static inline void prefetch_lines(const void *p, size_t len)
 {
     const uintptr_t end = (uintptr_t)p + len;
