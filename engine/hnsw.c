@@ -15,7 +15,7 @@
  * (the invariant checker).
  *
  * Invariants (checked by vf_hnsw_check)
- *   1. A link at level l from a to b has a != b, b < capacity, state[b] !=
+ *   1. A link at level l from a to b has a != b, b < capacity, b's state !=
  *      EMPTY and level(b) >= l. A list at level l holds at most m0 (l = 0)
  *      or m (l >= 1) distinct links.
  *   2. A used slot has upper lists (hnsw_upper.c) exactly when its level
@@ -320,13 +320,19 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     int rc = ensure_capacity(h, (size_t)id + 1);
     if (!rc)
         rc = vf_hnsw_quant_ready(h, vec, 1);
-    /* Room for the upper lists a new slot may claim, held before the
-     * locks: the claim cannot fail and the words never grow under them. */
-    if (!rc)
-        rc = vf_upper_hold(h);
     if (rc)
         return rc;
-    bool held = true;
+    /* Room for the upper lists a new slot may claim, held before the
+     * locks: the claim cannot fail and the words never grow under them.
+     * A slot never goes back to EMPTY, so one seen used claims nothing. */
+    pthread_rwlock_rdlock(&h->grow_lock);
+    bool held = slot_state(h, id) == VF_SLOT_EMPTY;
+    pthread_rwlock_unlock(&h->grow_lock);
+    if (held) {
+        rc = vf_upper_hold(h);
+        if (rc)
+            return rc;
+    }
 
     pthread_rwlock_rdlock(&h->grow_lock);
     pthread_mutex_t *op = &h->op_locks[id % VF_HNSW_OP_STRIPES];
@@ -346,6 +352,7 @@ int vf_hnsw_insert(vf_hnsw *h, uint32_t id, const float *vec)
     pthread_mutex_unlock(&h->twin_lock);
     uint8_t was = slot_state(h, id);
     if (was == VF_SLOT_EMPTY) {
+        assert(held);
         slot_claim(h, id);
         held = false;
     }
@@ -383,9 +390,9 @@ out_release:
     vf_scratch_release(h, s);
 out_unlock:
     pthread_mutex_unlock(op);
-    pthread_rwlock_unlock(&h->grow_lock);
     if (held)
         vf_upper_unhold(h);
+    pthread_rwlock_unlock(&h->grow_lock);
     return rc;
 }
 

@@ -66,6 +66,8 @@ int vf_hnsw_check(const vf_hnsw *h)
 {
     if (!h)
         return -EINVAL;
+    if (vf_upper_check(h) != 0)
+        return -EILSEQ;
     size_t present = 0, used = 0;
     uint32_t buf[1 + 2 * VF_HNSW_MAX_M];
     for (size_t i = 0; i < h->capacity; i++) {

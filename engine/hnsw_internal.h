@@ -68,6 +68,10 @@
  *      read and written with relaxed atomics for that reason. The
  *      sequence has 22 bits: a reader is fooled only if 2^21 releases of
  *      one node fall between its two reads of the word.
+ *   upper_lock (mutex) is a leaf: held for a moment to hold room for an
+ *   upper claim, to claim it or to give it back, always with grow_lock
+ *   (read); upper_used, upper_nodes and upper_holds change under both, or
+ *   under grow_lock (write) alone (hnsw_upper.c).
  *   The quantizer (q) is written by its first training under quant_lock
  *   before quant_trained is set (release), and by a re-learn under
  *   grow_lock (write); everything else reads it under grow_lock (read)
@@ -124,7 +128,7 @@ struct vf_hnsw {
     double level_mult;         /* 1 / ln(m) */
     size_t node_bytes;         /* level-0 record size; protected by grow_lock */
     size_t vec_offset;         /* vector offset inside a level-0 record: the
-                                  count and the links; protected by grow_lock */
+                                  lock word and the links; protected by grow_lock */
     bool packed;               /* level-0 lists as codes ("Packed lists") */
     vf_ef_shape ef;            /* packed: their shape; protected by grow_lock */
     vf_ef_decode_fn ef_decode; /* packed: the CPU's decoder */
@@ -147,10 +151,10 @@ struct vf_hnsw {
      * offset ((id + 1) << 32 | offset, 0 empty), both protected by
      * grow_lock; appended to under upper_lock; lists by the lock words. */
     uint32_t *upper_words;
-    size_t upper_cap, upper_used; /* words */
+    size_t upper_cap, upper_used; /* words; used under upper_lock */
     uint64_t *upper_table;
-    size_t upper_slots, upper_nodes; /* table size (a power of 2), entries */
-    size_t upper_holds;              /* room held for claims (hnsw_upper.c) */
+    size_t upper_slots, upper_nodes; /* table size (a power of 2); entries, under upper_lock */
+    size_t upper_holds;              /* room held for claims, under upper_lock */
     pthread_mutex_t upper_lock;
     /* state | role << 2 | level << 3 ("Memory layout"): the level is
      * written once per slot under its op lock, the role under twin_lock. */
@@ -292,8 +296,8 @@ static inline size_t vf_upper_find(const struct vf_hnsw *h, uint32_t id)
     }
 }
 
-/* The list (count, links) of id at level lev >= 1; lev must be <=
- * levels[id]. Level 0 is read with list_read or links_copy (its count
+/* The list (count, links) of id at level lev >= 1; lev must be <= id's
+ * level. Level 0 is read with list_read or links_copy (its count
  * shares the lock word). */
 static inline uint32_t *vf_node_upper(const struct vf_hnsw *h, uint32_t id, unsigned lev)
 {
@@ -464,8 +468,13 @@ static inline void node_lock(const vf_hnsw *h, uint32_t id)
     for (;;) {
         uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
         if (!(v & VF_SEQ_ONE) && __atomic_compare_exchange_n(word, &v, v + VF_SEQ_ONE, true,
-                                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            /* The list stores that follow must not be seen before the
+             * odd sequence (a seqlock writer's begin): a reader that sees
+             * a new word also sees the lock taken, and retries. */
+            atomic_thread_fence(memory_order_release);
             return;
+        }
         /* Two cores, often more threads: yield rather than spin against a
          * holder that is not running. */
         if (++spins > 64)
@@ -526,13 +535,20 @@ int vf_upper_reserve(vf_hnsw *h, size_t capacity);
  * when it must; the caller holds no lock of the index. 0, -ENOMEM,
  * -EFBIG. */
 int vf_upper_hold(vf_hnsw *h);
-/* Gives back a hold no claim used. */
+/* Gives back a hold no claim used. Caller holds grow_lock (read), or has
+ * the index to itself. */
 void vf_upper_unhold(vf_hnsw *h);
 /* Claims zeroed lists for id's `level` (>= 1) levels with a hold the
  * caller has. Caller holds grow_lock (read) and id's op lock, or has the
  * index to itself. */
 void vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level);
+/* Frees the words and the table (vf_hnsw_free). */
 void vf_upper_free(vf_hnsw *h);
+/* The upper store's own invariants for vf_hnsw_check, with the writers
+ * stopped: no hold left, one entry per node of level > 0 with its lists
+ * inside the used words, the words used adding up, the table at most 3/4
+ * full. 0 or -EILSEQ. */
+int vf_upper_check(const vf_hnsw *h);
 /* Bytes the words and the table hold. */
 size_t vf_upper_bytes(const vf_hnsw *h);
 

@@ -99,11 +99,11 @@ int vf_upper_reserve(vf_hnsw *h, size_t capacity)
     size_t want_words = words > UINT32_MAX ? UINT32_MAX : (size_t)words;
     size_t more_words = want_words > h->upper_used ? want_words - h->upper_used : 0;
     size_t more_nodes = (size_t)nodes > h->upper_nodes ? (size_t)nodes - h->upper_nodes : 0;
-    /* A reserve is a forecast: past 2^32 words it stops short, and the
-     * claims themselves report -EFBIG. */
-    if (h->upper_used + more_words > UINT32_MAX)
-        more_words = UINT32_MAX - h->upper_used;
-    return vf_upper_grow(h, more_words, more_nodes);
+    /* A reserve is a forecast: past 2^32 words it stops short, and a hold
+     * that no longer fits reports -EFBIG. */
+    size_t taken = h->upper_used + h->upper_holds * claim_max(h);
+    size_t room = taken < UINT32_MAX ? UINT32_MAX - taken : 0;
+    return vf_upper_grow(h, more_words < room ? more_words : room, more_nodes);
 }
 
 int vf_upper_hold(vf_hnsw *h)
@@ -144,6 +144,29 @@ void vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level)
     h->upper_nodes++;
     h->upper_holds--;
     pthread_mutex_unlock(&h->upper_lock);
+}
+
+int vf_upper_check(const vf_hnsw *h)
+{
+    if (h->upper_holds != 0 || h->upper_used > h->upper_cap ||
+        h->upper_nodes * 4 > h->upper_slots * 3)
+        return -EILSEQ;
+    size_t entries = 0, words = 0;
+    for (size_t i = 0; i < h->upper_slots; i++) {
+        uint64_t e = h->upper_table[i];
+        if (e == 0)
+            continue;
+        uint32_t id = (uint32_t)(e >> 32) - 1, at = (uint32_t)e;
+        if (id >= h->capacity || slot_state(h, id) == VF_SLOT_EMPTY || vf_upper_find(h, id) != at)
+            return -EILSEQ;
+        size_t len = (size_t)node_level(h, id) * (1 + h->m);
+        if (len == 0 || at + len > h->upper_used)
+            return -EILSEQ;
+        entries++;
+        words += len;
+    }
+    /* Claims append, so the lists tile the used words exactly. */
+    return entries == h->upper_nodes && words == h->upper_used ? 0 : -EILSEQ;
 }
 
 void vf_upper_free(vf_hnsw *h)

@@ -684,6 +684,7 @@ static void test_snapshot_rejects_damage(void **state)
     } crafts[] = {
         {level0 + node * 1 + 4, 100000}, /* link of slot 1 out of range */
         {level0 + node * 1, 33},         /* level-0 count above 2m */
+        {level0 + node * 1, 0x400},      /* a count word with the lock bit */
         {level0 + node * 2 + 4, 2},      /* self link */
         {64, 0xFFFFFFFFu},               /* slots: low word */
         {68, 0x7FFFFFFFu},               /* slots: high word */
@@ -792,11 +793,24 @@ static void test_concurrent_search_insert_remove(void **state)
     free(vecs);
 }
 
+/* Updates the first 64 rows again and again (fresh inserts while their
+ * row's inserter has not come yet). */
+static void *race_update(void *arg)
+{
+    race *r = arg;
+    for (int round = 0; round < 20; round++)
+        for (size_t i = 0; i < 64; i++)
+            if (vf_hnsw_insert(r->h, (uint32_t)i, r->vecs + i * r->dim) != 0)
+                atomic_fetch_add(&r->failures, 1);
+    return NULL;
+}
+
 /* At m = 2 half the nodes have upper levels, so four inserters with no
- * reserve keep claiming upper lists while others grow their words and
- * table (hnsw_upper.c); a claim that finds no room starts its insert
- * again. Every node must keep its own lists: the graph checks, and each
- * vector is its own nearest neighbour. */
+ * reserve keep claiming upper lists (each holding room before its locks,
+ * hnsw_upper.c) while others grow the words and the table, and a fifth
+ * thread's updates take and give back holds they do not use. Every node
+ * must keep its own lists: the graph and the upper store check, no hold
+ * is left, and each vector is its own nearest neighbour. */
 static void test_concurrent_upper_claims(void **state)
 {
     (void)state;
@@ -810,15 +824,15 @@ static void test_concurrent_upper_claims(void **state)
     p.ef_construction = 40;
     vf_hnsw *h = NULL;
     assert_int_equal(vf_hnsw_create(&p, &h), 0);
-    race r[4];
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++) {
+    race r[5];
+    pthread_t t[5];
+    for (int i = 0; i < 5; i++) {
         r[i] = (race){.h = h, .vecs = vecs, .n = n, .dim = dim, .first = (size_t)i, .step = 4};
-        assert_int_equal(pthread_create(&t[i], NULL, race_insert, &r[i]), 0);
+        assert_int_equal(pthread_create(&t[i], NULL, i < 4 ? race_insert : race_update, &r[i]), 0);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         pthread_join(t[i], NULL);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         assert_int_equal(atomic_load(&r[i].failures), 0);
     assert_int_equal(vf_hnsw_count(h), n);
     assert_int_equal(vf_hnsw_check(h), 0);
