@@ -63,7 +63,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the Mount class and helpers of the filesystem suite)
 from ceph_env import test_main  # noqa: E402
-from run import Fail, check, eq, expect_errno, parse_result, query, read_file, write_file  # noqa: E402
+from run import Fail, check, eq, expect_errno, parse_result, query, read_file, whole_answer, write_file  # noqa: E402
 
 VECFS = CLUSTER_SH = TMP = CONF = None
 POOL = "vecfs"
@@ -420,8 +420,7 @@ def third_node_joins_empty(ctx):
     took = time.monotonic() - t0
     fsync_dir(os.path.join(c.mnt, "c"))
     eq(tree(c.mnt), tree(b.mnt), "C (joined from an empty cache) and B")
-    answers = [parse_result(query(os.path.join(m.mnt, "c"), "q", "k = 5\n1 1 1 1\n"))
-               for m in (a, b, c)]
+    answers = [whole_answer(os.path.join(m.mnt, "c")) for m in (a, b, c)]
     eq(answers[2], answers[1], "query answer on C and B")
     eq(answers[0], answers[1], "query answer on A and B")
     log = log_of(c)
@@ -460,8 +459,7 @@ def collection_ops(ctx):
         wait_for(lambda: stats_of(m, "cfg")["index_quantization"] == "int8"
                  and not stats_of(m, "cfg")["converting"], "int8 index on " + m.mnt, bound=30)
         eq(stats_of(m, "cfg")["ef_search"], 77, "ef_search in use on " + m.mnt)
-    q = "k = 5\n1 1 1 1\n"
-    eq(parse_result(query(cb, "q", q)), parse_result(query(ca, "q", q)), "query on A and B")
+    eq(whole_answer(cb), whole_answer(ca), "query on A and B")
     # And back: `vecfs check` reports an int8 index of these small integer
     # vectors as differing from the records (the embedded mode too).
     write_file(os.path.join(ca, ".config"), "quantization = none\n")

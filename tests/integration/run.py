@@ -245,6 +245,15 @@ def parse_result(data):
     return out
 
 
+def whole_answer(coll):
+    """Every vector of coll by distance to (1 1 1 1), ties by name: which
+    of many exactly equal vectors a k-limited query returns depends on the
+    order the index met them (a parallel rebuild differs from a replay),
+    so nodes are compared on all of them."""
+    return sorted(parse_result(query(coll, "q", "k = 10000\n1 1 1 1\n")),
+                  key=lambda r: (r[1], r[0]))
+
+
 def getxattr(path, name):
     return os.getxattr(path, name)
 
