@@ -28,27 +28,13 @@
 #include "crc32c.h"
 #include "engine.h"
 #include "hnsw_source.h"
+#include "test_rng.h"
 
 #define K 10
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static float rng_float(void)
-{
-    return (float)((double)(rng_next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-}
 
 static float *random_matrix(size_t n, size_t dim)
 {

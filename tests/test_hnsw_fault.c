@@ -35,6 +35,7 @@
 #include "hnsw_internal.h"
 #include "hnsw_source.h"
 #include "race_run.h"
+#include "test_rng.h"
 
 #define DIM 8
 #define BASE_N 1000u
@@ -47,16 +48,6 @@
 #define DELETED_N 10u
 #define MODEL_CAP 8192u
 #define MAX_SWEEP 100000u
-
-static uint64_t rng_state = 8;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
 
 static void rng_vector(float *v)
 {
@@ -788,6 +779,7 @@ static void test_flat(void **state)
 
 int main(void)
 {
+    rng_state = 8; /* the stream every figure of this file was drawn from */
     const char *only = getenv("VECFS_TEST_ONLY");
     if (only)
         cmocka_set_test_filter(only);

@@ -28,6 +28,7 @@
 
 #include "engine.h"
 #include "../bench/fvecs.h"
+#include "test_rng.h"
 
 #define K 10
 #define N_FULL 40000u
@@ -35,21 +36,6 @@
 #define DIM 12
 #define CLUSTERS 200
 #define NQ 50
-
-static uint64_t rng_state = 42;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static double rng_unit(void)
-{
-    return (double)(rng_next() >> 11) * 0x1.0p-53;
-}
 
 /* A standard normal draw (Box-Muller). */
 static float rng_normal(void)
@@ -727,6 +713,7 @@ static void test_concurrent_inserts(void **state)
 
 int main(void)
 {
+    rng_state = 42; /* the stream every figure of this file was drawn from */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plans_recall),         cmocka_unit_test(test_k_whenever_k_pass),
         cmocka_unit_test(test_explain_and_counters), cmocka_unit_test(test_id_list_exact),

@@ -29,22 +29,7 @@
 #include "engine.h"
 #include "hnsw_source.h"
 #include "race_run.h"
-
-static uint64_t rng_state = 1;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-/* Uniform in [0, 1). */
-static double rng_unit(void)
-{
-    return (double)(rng_next() >> 11) * 0x1.0p-53;
-}
+#include "test_rng.h"
 
 static float rng_normal(void)
 {

@@ -21,22 +21,7 @@
 
 #include "engine.h"
 #include "quantizer.h"
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-/* Uniform in [-1, 1). */
-static float rng_float(void)
-{
-    return (float)((double)(rng_next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-}
+#include "test_rng.h"
 
 /* n x dim values uniform in [shift - 1, shift + 1), every eleventh one
  * scaled by a quarter (dimensions of different spread); made unit length

@@ -21,21 +21,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../test_rng.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define REPLAY_MUTATIONS 2000u
 #define REPLAY_MAX_INPUT (1u << 20)
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    /* xorshift64*: deterministic for a printed seed. */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
 
 static int run_exact(const uint8_t *data, size_t size)
 {
