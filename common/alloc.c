@@ -11,6 +11,8 @@
  */
 #include "alloc.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -47,6 +49,17 @@ void *vc_calloc(size_t n, size_t size)
 void *vc_realloc(void *p, size_t n)
 {
     return fail_now() ? NULL : realloc(p, n ? n : 1);
+}
+
+int vc_grow_zeroed(void **p, size_t old_n, size_t n, size_t elem)
+{
+    assert(n > old_n && elem > 0 && n <= SIZE_MAX / elem);
+    void *grown = vc_realloc(*p, n * elem);
+    if (!grown)
+        return -ENOMEM;
+    memset((char *)grown + old_n * elem, 0, (n - old_n) * elem);
+    *p = grown;
+    return 0;
 }
 
 char *vc_strdup(const char *s)

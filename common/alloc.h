@@ -17,6 +17,11 @@ void *vc_malloc(size_t n);
 void *vc_calloc(size_t n, size_t size);
 void *vc_realloc(void *p, size_t n);
 
+/* Grows the array *p of old_n elements of elem bytes to n > old_n
+ * (one vc_realloc), zeroing the new tail. 0, or -ENOMEM with *p
+ * untouched. */
+int vc_grow_zeroed(void **p, size_t old_n, size_t n, size_t elem);
+
 /* strdup through vc_malloc (one counted call); NULL means ENOMEM. */
 char *vc_strdup(const char *s);
 

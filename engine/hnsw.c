@@ -214,18 +214,6 @@ void vf_hnsw_free(vf_hnsw *h)
     free(h);
 }
 
-/* Reallocates one per-slot array to `cap` entries, zeroing the new tail. */
-static int array_grow(void **p, size_t old_cap, size_t cap, size_t elem)
-{
-    assert(cap > old_cap && cap <= SIZE_MAX / elem);
-    void *n = vc_realloc(*p, cap * elem);
-    if (!n)
-        return -ENOMEM;
-    memset((char *)n + old_cap * elem, 0, (cap - old_cap) * elem);
-    *p = n;
-    return 0;
-}
-
 int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
 {
     if (capacity <= h->capacity)
@@ -235,24 +223,24 @@ int vf_hnsw_grow_locked(vf_hnsw *h, size_t capacity)
     size_t old = h->capacity;
     void *bits = (void *)h->slot_bits, *anchor = (void *)h->anchor;
     int rc = h->packed ? vf_packed_regrow(h, capacity)
-                       : array_grow((void **)&h->level0, old, capacity, h->node_bytes);
+                       : vc_grow_zeroed((void **)&h->level0, old, capacity, h->node_bytes);
     if (!rc)
         rc = vf_upper_reserve(h, capacity);
     if (!rc)
-        rc = array_grow(&bits, old, capacity, 1);
+        rc = vc_grow_zeroed(&bits, old, capacity, 1);
     h->slot_bits = bits;
     if (!rc)
-        rc = array_grow(&anchor, old, capacity, sizeof(uint32_t));
+        rc = vc_grow_zeroed(&anchor, old, capacity, sizeof(uint32_t));
     h->anchor = anchor;
     void *next = (void *)h->twin_next, *prev = (void *)h->twin_prev;
     if (!rc)
-        rc = array_grow(&next, old, capacity, sizeof(uint32_t));
+        rc = vc_grow_zeroed(&next, old, capacity, sizeof(uint32_t));
     h->twin_next = next;
     if (!rc)
-        rc = array_grow(&prev, old, capacity, sizeof(uint32_t));
+        rc = vc_grow_zeroed(&prev, old, capacity, sizeof(uint32_t));
     h->twin_prev = prev;
     if (!rc && h->metric == VF_METRIC_DOT)
-        rc = array_grow((void **)&h->sqnorm, old, capacity, sizeof(float));
+        rc = vc_grow_zeroed((void **)&h->sqnorm, old, capacity, sizeof(float));
     /* Arrays that grew stay grown; capacity moves only when all did. */
     if (!rc)
         h->capacity = capacity;

@@ -518,6 +518,15 @@ static inline void word_set(uint32_t *w, uint32_t v)
     __atomic_store_n(w, v, __ATOMIC_RELAXED);
 }
 
+/* Empties every list of id (its level-0 count and its upper counts); the
+ * caller holds id's lock or has the index to itself. */
+static inline void node_lists_empty(const vf_hnsw *h, uint32_t id)
+{
+    node_count_set(h, id, 0);
+    for (unsigned lev = 1; lev <= node_level(h, id); lev++)
+        word_set(vf_node_upper(h, id, lev), 0);
+}
+
 /* The links a list at lev holds at most: m0 on level 0, m above. */
 static inline uint32_t level_cap(const vf_hnsw *h, unsigned lev)
 {

@@ -392,9 +392,7 @@ void vf_hnsw_lists_clear(const vf_hnsw *h, vf_scratch *s, uint32_t x)
     const uint32_t *l0 = list_read(h, x, 0, s->open);
     for (uint32_t i = 0; i < l0[0]; i++)
         link_drop(h, s, x, l0[1 + i]);
-    node_count_set(h, x, 0);
-    for (unsigned lev = 1; lev <= node_level(h, x); lev++)
-        word_set(vf_node_upper(h, x, lev), 0);
+    node_lists_empty(h, x);
     node_unlock(h, x);
 }
 

@@ -119,11 +119,8 @@ int vf_hnsw_links_settle(vf_hnsw *h)
             const uint8_t *v = vf_node_rec(h, id);
             vf_hnsw_sq_set(h, id, rec_sq(h, v));
         }
-        if (slot_state(h, (uint32_t)i) == VF_SLOT_DELETED) {
-            node_count_set(h, id, 0);
-            for (unsigned lev = 1; lev <= node_level(h, (uint32_t)i); lev++)
-                vf_node_upper(h, id, lev)[0] = 0;
-        }
+        if (slot_state(h, id) == VF_SLOT_DELETED)
+            node_lists_empty(h, id);
     }
     uint8_t *lone = vc_calloc(h->capacity ? h->capacity : 1, 1);
     if (!lone)

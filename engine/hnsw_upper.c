@@ -63,11 +63,10 @@ int vf_upper_grow(vf_hnsw *h, size_t words, size_t nodes)
     if (need > h->upper_cap) {
         size_t cap = h->upper_cap + h->upper_cap / 2;
         cap = cap < need ? need : (cap > UINT32_MAX ? UINT32_MAX : cap);
-        uint32_t *grown = vc_realloc(h->upper_words, cap * sizeof(uint32_t));
-        if (!grown)
+        void *words_p = h->upper_words;
+        if (vc_grow_zeroed(&words_p, h->upper_cap, cap, sizeof(uint32_t)) != 0)
             return -ENOMEM;
-        memset(grown + h->upper_cap, 0, (cap - h->upper_cap) * sizeof(uint32_t));
-        h->upper_words = grown;
+        h->upper_words = words_p;
         h->upper_cap = cap;
     }
     size_t want = h->upper_nodes + h->upper_holds + nodes,
