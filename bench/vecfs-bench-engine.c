@@ -12,13 +12,15 @@
  *      generates the duplicate-heavy set of --duplicates (bench/duplicates.h);
  *   2. ground truth: --gt, or exact top-k by vf_flat_search_batch on all
  *      cores;
- *   3. for each engine (vecfs, then the --compare peers): builds the index
- *      on all cores (wall clock, after the storage is reserved), runs a
- *      short untimed warm-up, then for each ef runs every query once, one
- *      query per call, on --threads threads that take queries from a shared
- *      atomic counter, timing each call with CLOCK_MONOTONIC; prints one
- *      table per engine; frees the index before the next engine is built;
- *   4. writes --json and --results files.
+ *   3. builds every engine's index (vecfs, then the --compare peers), one
+ *      after the other, on all cores (wall clock, after the storage is
+ *      reserved); all stay in memory;
+ *   4. runs a short untimed warm-up of each, then for each ef
+ *      RUNS_PER_EF rounds in which the engines take turns: each runs
+ *      every query once, one query per call, on --threads threads that
+ *      take queries from a shared atomic counter, timing each call with
+ *      CLOCK_MONOTONIC;
+ *   5. prints one table per engine and writes --json and --results files.
  *
  * Definitions (docs/performance.md repeats them):
  *   recall@k  |returned ids ∩ ground-truth top-k| / k, averaged over queries
@@ -30,7 +32,8 @@
  *             hide nor fake a loss; a copy miss is a query whose identical
  *             row was in the base but not in its result.
  *   QPS       queries / wall time of the whole run on --threads threads;
- *             each ef runs RUNS_PER_EF times and the fastest run is kept.
+ *             each ef runs RUNS_PER_EF times per engine, the engines in
+ *             turns, and the fastest run of each is kept.
  *   mean_us, p99_us  per-call latency over all queries of that run.
  *   bytes/vector  the index's own memory figure / n (vf_hnsw_memory for
  *             vecfs: records, links, scratch; the peers count their
@@ -79,6 +82,8 @@
  * ann-benchmarks does), so a burst of unrelated load on the machine does not
  * decide a row. Recall is the same in every run. */
 #define RUNS_PER_EF 3
+/* vecfs and the three peers. */
+#define MAX_ENGINES 4
 
 static const char usage_text[] =
     "usage: " PROG " {--base B.fvecs --queries Q.fvecs | --duplicates SHARE}\n"
@@ -524,8 +529,8 @@ typedef struct bench {
     size_t gt_dim;
     bench_truth truth; /* scores every run against gt */
     unsigned cores;
-    json_t *engines;          /* JSON array of engine objects */
-    engine_report reports[4]; /* what each engine measured, for the summary */
+    json_t *engines;                    /* JSON array of engine objects */
+    engine_report reports[MAX_ENGINES]; /* what each engine measured, for the summary */
     size_t n_reports;
 } bench;
 
@@ -592,79 +597,147 @@ static size_t queries_for(const bench *b, bool uses_ef)
     return b->queries.n;
 }
 
-/* Warm-up, then one timed run per ef (a single run when !uses_ef).
- * set_ef (may be NULL) is called before each run with its ef. */
-static int measure(bench *b, const searcher *s, bool uses_ef, void (*set_ef)(void *, size_t),
-                   void *set_ef_state, engine_report *e, bool write_results)
+#if defined(VECFS_HAVE_HNSWLIB) || defined(VECFS_HAVE_FAISS)
+/* A peer's searcher state: its operations and its index. */
+typedef struct peer_ctx {
+    const bench_peer_ops *ops;
+    void *state;
+} peer_ctx;
+#endif
+
+/* One engine with its index built, as the measuring loop sees it. The
+ * searcher's ctx points into the struct, which therefore never moves. */
+typedef struct bench_engine {
+    engine_report e;
+    char extra[160]; /* the rest of its table's head line */
+    searcher s;
+    bool uses_ef;
+    bool write_results;                     /* --results holds its answers */
+    void (*set_ef)(void *state, size_t ef); /* NULL: ef goes with each call */
+    void *set_ef_state;
+    int32_t *res; /* nq x k answers of its latest run */
+    vecfs_ctx vc;
+    bench_originals orig;
+#if defined(VECFS_HAVE_HNSWLIB) || defined(VECFS_HAVE_FAISS)
+    peer_ctx pc;
+#endif
+} bench_engine;
+
+/* Frees what an engine holds; a zeroed one is a no-op. */
+static void engine_free(bench_engine *g)
 {
-    const options *o = &b->opt;
-    size_t nq = queries_for(b, uses_ef);
-    size_t n_efs = uses_ef ? o->n_efs : 1;
-    int32_t *res = malloc(nq * o->k * sizeof(int32_t));
-    run_result warm;
+    vf_hnsw_free(g->vc.h);
+    bench_originals_close(&g->orig);
+#if defined(VECFS_HAVE_HNSWLIB) || defined(VECFS_HAVE_FAISS)
+    if (g->pc.state != NULL)
+        g->pc.ops->free(g->pc.state);
+#endif
+    free(g->res);
+    memset(g, 0, sizeof(*g));
+}
+
+/* Writes the answers of g's latest run at ef to --results. */
+static int write_results(const bench *b, const bench_engine *g, size_t ef)
+{
+    char path[PATH_MAX], err[512];
     int rc;
 
-    if (res == NULL)
-        return -ENOMEM;
-    e->queries_run = nq;
-    if (set_ef != NULL)
-        set_ef(set_ef_state, uses_ef ? o->efs[0] : 1);
-    rc = run_queries(s, (const float *)b->queries.data, nq < WARMUP_QUERIES ? nq : WARMUP_QUERIES,
-                     b->queries.dim, o->k, uses_ef ? o->efs[0] : 0, o->threads, &b->truth, res,
-                     &warm);
-    if (rc != 0)
-        goto out;
-    for (size_t i = 0; i < n_efs; i++) {
-        size_t ef = uses_ef ? o->efs[i] : 0;
-        if (set_ef != NULL)
-            set_ef(set_ef_state, ef ? ef : 1);
-        for (int rep = 0; rep < (uses_ef ? RUNS_PER_EF : 1); rep++) {
-            run_result r;
-            rc = run_queries(s, (const float *)b->queries.data, nq, b->queries.dim, o->k, ef,
-                             o->threads, &b->truth, res, &r);
-            if (rc != 0)
-                goto out;
-            if (rep == 0 || r.qps > e->runs[i].qps)
-                e->runs[i] = r;
-        }
-        e->n_runs = i + 1;
-        print_run(&e->runs[i]);
-        if (write_results && o->results != NULL) {
-            char path[PATH_MAX], err[512];
-            if (snprintf(path, sizeof(path), "%s-ef%zu.ivecs", o->results, ef) >=
-                (int)sizeof(path)) {
-                fprintf(stderr, PROG ": --results: prefix too long\n");
-                rc = -ENAMETOOLONG;
-                goto out;
-            }
-            rc = bench_ivecs_write(path, res, nq, o->k, err, sizeof(err));
-            if (rc != 0) {
-                fprintf(stderr, PROG ": %s\n", err);
-                goto out;
-            }
-        }
+    if (snprintf(path, sizeof(path), "%s-ef%zu.ivecs", b->opt.results, ef) >= (int)sizeof(path)) {
+        fprintf(stderr, PROG ": --results: prefix too long\n");
+        return -ENAMETOOLONG;
     }
-    rc = 0;
-out:
-    free(res);
+    rc = bench_ivecs_write(path, g->res, g->e.queries_run, b->opt.k, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, PROG ": %s\n", err);
     return rc;
 }
 
-static int bench_vecfs(bench *b)
+/* Measures every engine: a warm-up each, then for each ef RUNS_PER_EF
+ * rounds in which every engine runs all queries once, the fastest run of
+ * each kept. The engines take turns inside each round, so a slow spell of
+ * the machine falls on all of them instead of deciding the ratio between
+ * them: on a shared VM, vecfs's float32 mnist784 at ef 12 ran 7,117 QPS
+ * in one process and 9,914 in the next, two minutes later
+ * (docs/performance.md "Engines in turns").
+ * An engine without ef runs once, in the first round. */
+static int measure_engines(bench *b, bench_engine *g, size_t n)
 {
     const options *o = &b->opt;
-    vf_hnsw_params p;
-    vf_hnsw *h = NULL;
-    engine_report e;
-    searcher s;
-    double t0;
-    char extra[160];
     int rc;
 
-    vecfs_ctx vc = {.rerank = o->rerank};
-    bench_originals orig = {0};
-    memset(&e, 0, sizeof(e));
-    e.name = o->quant == VF_QUANT_INT8 ? "vecfs-int8" : "vecfs";
+    for (size_t j = 0; j < n; j++) {
+        size_t nq = queries_for(b, g[j].uses_ef);
+        run_result warm;
+        g[j].e.queries_run = nq;
+        g[j].res = malloc(nq * o->k * sizeof(int32_t));
+        if (g[j].res == NULL)
+            return -ENOMEM;
+        if (g[j].set_ef != NULL)
+            g[j].set_ef(g[j].set_ef_state, g[j].uses_ef ? o->efs[0] : 1);
+        rc = run_queries(&g[j].s, (const float *)b->queries.data,
+                         nq < WARMUP_QUERIES ? nq : WARMUP_QUERIES, b->queries.dim, o->k,
+                         g[j].uses_ef ? o->efs[0] : 0, o->threads, &b->truth, g[j].res, &warm);
+        if (rc != 0) {
+            fprintf(stderr, PROG ": %s: search failed: %s\n", g[j].e.name, strerror(-rc));
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < o->n_efs; i++) {
+        for (int rep = 0; rep < RUNS_PER_EF; rep++) {
+            for (size_t j = 0; j < n; j++) {
+                engine_report *e = &g[j].e;
+                size_t ef = g[j].uses_ef ? o->efs[i] : 0;
+                run_result r;
+                if (!g[j].uses_ef && (i > 0 || rep > 0))
+                    continue;
+                if (g[j].set_ef != NULL)
+                    g[j].set_ef(g[j].set_ef_state, ef ? ef : 1);
+                rc = run_queries(&g[j].s, (const float *)b->queries.data, e->queries_run,
+                                 b->queries.dim, o->k, ef, o->threads, &b->truth, g[j].res, &r);
+                if (rc != 0) {
+                    fprintf(stderr, PROG ": %s: search failed: %s\n", e->name, strerror(-rc));
+                    return rc;
+                }
+                size_t row = g[j].uses_ef ? i : 0;
+                if (rep == 0 || r.qps > e->runs[row].qps)
+                    e->runs[row] = r;
+                e->n_runs = row + 1;
+                if (rep == 0 && g[j].write_results && o->results != NULL) {
+                    rc = write_results(b, &g[j], ef);
+                    if (rc != 0)
+                        return rc;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Prints each engine's table and adds it to the JSON. */
+static int report_engines(bench *b, const bench_engine *g, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        print_table_head(b, &g[j].e, g[j].extra);
+        for (size_t i = 0; i < g[j].e.n_runs; i++)
+            print_run(&g[j].e.runs[i]);
+        if (report_json(b, &g[j].e) != 0) {
+            fprintf(stderr, PROG ": out of memory\n");
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int build_vecfs(bench *b, bench_engine *g)
+{
+    const options *o = &b->opt;
+    engine_report *e = &g->e;
+    vf_hnsw_params p;
+    double t0;
+    int rc;
+
+    e->name = o->quant == VF_QUANT_INT8 ? "vecfs-int8" : "vecfs";
+    g->vc.rerank = o->rerank;
     vf_hnsw_params_default(&p, (uint32_t)b->base.dim);
     p.metric = o->metric;
     p.m = o->m;
@@ -672,79 +745,65 @@ static int bench_vecfs(bench *b)
     p.quantization = o->quant;
     if (o->rerank)
         p.rerank = o->rerank;
-    rc = vf_hnsw_create(&p, &h);
+    rc = vf_hnsw_create(&p, &g->vc.h);
     if (rc != 0) {
         fprintf(stderr, PROG ": vecfs: cannot create the index: %s\n", strerror(-rc));
-        goto out;
+        return rc;
     }
+    vf_hnsw *h = g->vc.h;
     rc = vf_hnsw_reserve(h, b->base.n);
     if (rc != 0) {
         fprintf(stderr, PROG ": vecfs: cannot reserve %zu vectors: %s\n", b->base.n, strerror(-rc));
-        goto out;
+        return rc;
     }
     t0 = now_seconds();
     rc = vf_hnsw_insert_batch(h, NULL, 0, (const float *)b->base.data, b->base.n, 0);
-    e.build_seconds = now_seconds() - t0;
+    e->build_seconds = now_seconds() - t0;
     if (rc != 0) {
         fprintf(stderr, PROG ": vecfs: build failed: %s\n", strerror(-rc));
-        goto out;
+        return rc;
     }
     if (vf_hnsw_count(h) != b->base.n) {
         fprintf(stderr, PROG ": vecfs: index holds %zu vectors after inserting %zu\n",
                 vf_hnsw_count(h), b->base.n);
-        rc = -EIO;
-        goto out;
+        return -EIO;
     }
     if (o->quant == VF_QUANT_INT8) {
         char err[512];
         if (o->generate) {
-            bench_originals_rows(&orig, (const float *)b->base.data, b->base.n, b->base.dim);
+            bench_originals_rows(&g->orig, (const float *)b->base.data, b->base.n, b->base.dim);
         } else {
-            rc = bench_originals_map(&orig, o->base, b->base.n, b->base.dim, err, sizeof(err));
+            rc = bench_originals_map(&g->orig, o->base, b->base.n, b->base.dim, err, sizeof(err));
             if (rc != 0) {
                 fprintf(stderr, PROG ": vecfs-int8: %s\n", err);
-                goto out;
+                return rc;
             }
         }
-        e.original_bytes_per_vector = bench_originals_bytes_per_vector(&orig);
-        vc.src = bench_originals_source(&orig);
+        e->original_bytes_per_vector = bench_originals_bytes_per_vector(&g->orig);
+        g->vc.src = bench_originals_source(&g->orig);
     }
-    vc.h = h;
     /* Warm scratch is part of the index's RAM: count it after a search. */
     {
         vf_hit warm[1];
         size_t got;
-        vf_hnsw_search_rerank(h, (const float *)b->queries.data, 1, 0, vc.rerank, NULL,
-                              vc.src.get ? &vc.src : NULL, warm, &got);
+        vf_hnsw_search_rerank(h, (const float *)b->queries.data, 1, 0, g->vc.rerank, NULL,
+                              g->vc.src.get ? &g->vc.src : NULL, warm, &got);
     }
-    e.bytes_per_vector = (double)vf_hnsw_memory(h) / (double)b->base.n;
+    e->bytes_per_vector = (double)vf_hnsw_memory(h) / (double)b->base.n;
     vf_hnsw_params_get(h, &p);
     if (o->quant == VF_QUANT_INT8)
-        snprintf(extra, sizeof(extra), ", kernel %s, rerank %u, originals %.1f bytes/vector",
-                 vf_kernels_best()->name, p.rerank, e.original_bytes_per_vector);
+        snprintf(g->extra, sizeof(g->extra), ", kernel %s, rerank %u, originals %.1f bytes/vector",
+                 vf_kernels_best()->name, p.rerank, e->original_bytes_per_vector);
     else
-        snprintf(extra, sizeof(extra), ", kernel %s", vf_kernels_best()->name);
-    print_table_head(b, &e, extra);
-    s.search = vecfs_search;
-    s.ctx = &vc;
-    rc = measure(b, &s, true, NULL, NULL, &e, true);
-    if (rc != 0) {
-        fprintf(stderr, PROG ": vecfs: search failed: %s\n", strerror(-rc));
-        goto out;
-    }
-    rc = report_json(b, &e);
-out:
-    vf_hnsw_free(h);
-    bench_originals_close(&orig);
-    return rc;
+        snprintf(g->extra, sizeof(g->extra), ", kernel %s", vf_kernels_best()->name);
+    g->s.search = vecfs_search;
+    g->s.ctx = &g->vc;
+    g->uses_ef = true;
+    g->write_results = true;
+    return 0;
 }
 
 #if defined(VECFS_HAVE_HNSWLIB) || defined(VECFS_HAVE_FAISS)
-typedef struct peer_ctx {
-    const bench_peer_ops *ops;
-    void *state;
-} peer_ctx;
-
 static int peer_search(void *ctx, const float *query, size_t k, size_t ef, vf_hit *scratch,
                        uint32_t *ids, size_t *n_out)
 {
@@ -755,51 +814,41 @@ static int peer_search(void *ctx, const float *query, size_t k, size_t ef, vf_hi
     return p->ops->search(p->state, query, k, ids, n_out);
 }
 
-static int bench_peer(bench *b, const bench_peer_ops *ops)
+static int build_peer(bench *b, const bench_peer_ops *ops, bench_engine *g)
 {
     const options *o = &b->opt;
+    engine_report *e = &g->e;
     bench_peer_config cfg;
-    peer_ctx pc = {ops, NULL};
-    engine_report e;
-    searcher s;
     char err[512] = "";
-    char extra[160] = "";
     double t0;
     int rc;
 
-    memset(&e, 0, sizeof(e));
-    e.name = ops->name;
+    e->name = ops->name;
+    g->pc.ops = ops;
     cfg.dim = b->base.dim;
     cfg.metric = o->metric;
     cfg.m = o->m;
     cfg.ef_construction = o->efc;
     cfg.build_threads = b->cores;
     t0 = now_seconds();
-    rc = ops->build(&cfg, (const float *)b->base.data, b->base.n, &pc.state, err, sizeof(err));
-    e.build_seconds = now_seconds() - t0;
+    rc = ops->build(&cfg, (const float *)b->base.data, b->base.n, &g->pc.state, err, sizeof(err));
+    e->build_seconds = now_seconds() - t0;
     if (rc != 0) {
         fprintf(stderr, PROG ": %s: build failed: %s\n", ops->name, err);
-        goto out;
+        return rc;
     }
-    e.bytes_per_vector = (double)ops->memory(pc.state) / (double)b->base.n;
+    e->bytes_per_vector = (double)ops->memory(g->pc.state) / (double)b->base.n;
     if (!ops->uses_ef && queries_for(b, false) < b->queries.n)
-        snprintf(extra, sizeof(extra), ", exact (first %zu of %zu queries)", queries_for(b, false),
-                 b->queries.n);
+        snprintf(g->extra, sizeof(g->extra), ", exact (first %zu of %zu queries)",
+                 queries_for(b, false), b->queries.n);
     else if (!ops->uses_ef)
-        snprintf(extra, sizeof(extra), ", exact");
-    print_table_head(b, &e, extra);
-    s.search = peer_search;
-    s.ctx = &pc;
-    rc = measure(b, &s, ops->uses_ef, ops->set_ef, pc.state, &e, false);
-    if (rc != 0) {
-        fprintf(stderr, PROG ": %s: search failed: %s\n", ops->name, strerror(-rc));
-        goto out;
-    }
-    rc = report_json(b, &e);
-out:
-    if (pc.state != NULL)
-        ops->free(pc.state);
-    return rc;
+        snprintf(g->extra, sizeof(g->extra), ", exact");
+    g->s.search = peer_search;
+    g->s.ctx = &g->pc;
+    g->uses_ef = ops->uses_ef;
+    g->set_ef = ops->set_ef;
+    g->set_ef_state = g->pc.state;
+    return 0;
 }
 #endif
 
@@ -972,6 +1021,8 @@ static void print_summary(const bench *b)
 
 int main(int argc, char **argv)
 {
+    static bench_engine engines[MAX_ENGINES];
+    size_t n_engines = 0;
     bench b;
     long cores;
     int rc, status = 1;
@@ -1020,30 +1071,34 @@ int main(int argc, char **argv)
         goto out;
     }
     fflush(stdout);
-    if (bench_vecfs(&b) != 0)
+    if (build_vecfs(&b, &engines[n_engines++]) != 0)
         goto out;
     if (b.opt.cmp_hnswlib) {
 #ifdef VECFS_HAVE_HNSWLIB
-        if (bench_peer(&b, &bench_peer_hnswlib) != 0)
+        if (build_peer(&b, &bench_peer_hnswlib, &engines[n_engines++]) != 0)
             goto out;
 #else
         peer_missing("hnswlib");
 #endif
     }
 #ifdef VECFS_HAVE_FAISS
-    if (b.opt.cmp_faiss_hnsw && bench_peer(&b, &bench_peer_faiss_hnsw) != 0)
+    if (b.opt.cmp_faiss_hnsw && build_peer(&b, &bench_peer_faiss_hnsw, &engines[n_engines++]) != 0)
         goto out;
-    if (b.opt.cmp_faiss_flat && bench_peer(&b, &bench_peer_faiss_flat) != 0)
+    if (b.opt.cmp_faiss_flat && build_peer(&b, &bench_peer_faiss_flat, &engines[n_engines++]) != 0)
         goto out;
 #else
     if (b.opt.cmp_faiss_hnsw || b.opt.cmp_faiss_flat)
         peer_missing("faiss");
 #endif
+    if (measure_engines(&b, engines, n_engines) != 0 || report_engines(&b, engines, n_engines) != 0)
+        goto out;
     print_summary(&b);
     if (b.opt.json != NULL && write_json(&b) != 0)
         goto out;
     status = 0;
 out:
+    for (size_t j = 0; j < n_engines; j++)
+        engine_free(&engines[j]);
     json_decref(b.engines);
     bench_truth_release(&b.truth);
     bench_matrix_release(&b.gt);
