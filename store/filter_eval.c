@@ -40,10 +40,9 @@ static int idset_add(st_idset *s, uint32_t id)
     size_t need = ((size_t)id >> 6) + 1;
     if (need > s->nw) {
         size_t nw = need > 2 * s->nw ? need : 2 * s->nw;
-        uint64_t *w = vc_realloc(s->w, nw * sizeof *w);
-        if (!w)
+        void *w = s->w;
+        if (vc_grow_zeroed(&w, s->nw, nw, sizeof *s->w) != 0)
             return -ENOMEM;
-        memset(w + s->nw, 0, (nw - s->nw) * sizeof *w);
         s->w = w;
         s->nw = nw;
     }
@@ -84,10 +83,9 @@ static void idset_and(st_idset *a, const st_idset *b, bool invert_b)
 static int idset_or(st_idset *a, const st_idset *b)
 {
     if (b->nw > a->nw) {
-        uint64_t *w = vc_realloc(a->w, b->nw * sizeof *w);
-        if (!w)
+        void *w = a->w;
+        if (vc_grow_zeroed(&w, a->nw, b->nw, sizeof *a->w) != 0)
             return -ENOMEM;
-        memset(w + a->nw, 0, (b->nw - a->nw) * sizeof *w);
         a->w = w;
         a->nw = b->nw;
     }

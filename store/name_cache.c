@@ -79,10 +79,9 @@ static int names_set_locked(st_names *n, uint32_t id, const char *name, size_t l
         while (cap <= id)
             cap *= 2;
         size_t old_cost = alloc_cost(n->names);
-        char **a = vc_realloc(n->names, cap * sizeof(*a));
-        if (!a)
+        void *a = n->names;
+        if (vc_grow_zeroed(&a, n->cap, cap, sizeof(*n->names)) != 0)
             return -ENOMEM;
-        memset(a + n->cap, 0, (cap - n->cap) * sizeof(*a));
         n->bytes += alloc_cost(a) - old_cost;
         n->names = a;
         n->cap = cap;
