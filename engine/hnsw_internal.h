@@ -296,6 +296,13 @@ static inline size_t vf_upper_find(const struct vf_hnsw *h, uint32_t id)
     }
 }
 
+/* The words the upper lists of a node of `level` take: a count and m
+ * links for each of its levels 1..level ("Memory layout"). */
+static inline size_t vf_upper_len(const struct vf_hnsw *h, unsigned level)
+{
+    return (size_t)level * (1 + h->m);
+}
+
 /* The list (count, links) of id at level lev >= 1; lev must be <= id's
  * level. Level 0 is read with list_read or links_copy (its count
  * shares the lock word). */
@@ -304,7 +311,7 @@ static inline uint32_t *vf_node_upper(const struct vf_hnsw *h, uint32_t id, unsi
     assert(lev >= 1 && lev <= node_level(h, id));
     size_t at = vf_upper_find(h, id);
     assert(at != SIZE_MAX);
-    return h->upper_words + at + (size_t)(lev - 1) * (1 + h->m);
+    return h->upper_words + at + vf_upper_len(h, lev - 1);
 }
 
 /* id's level-0 count, read outside the lock (a writer may change it). */

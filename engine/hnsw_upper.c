@@ -32,7 +32,7 @@
 /* The most words one claim takes. */
 static size_t claim_max(const vf_hnsw *h)
 {
-    return (size_t)VF_HNSW_MAX_LEVEL * (1 + h->m);
+    return vf_upper_len(h, VF_HNSW_MAX_LEVEL);
 }
 
 /* Whether one more hold fits. Caller holds upper_lock, or grow_lock
@@ -134,7 +134,7 @@ void vf_upper_unhold(vf_hnsw *h)
 void vf_upper_claim(vf_hnsw *h, uint32_t id, unsigned level)
 {
     assert(level >= 1 && level <= VF_HNSW_MAX_LEVEL && vf_upper_find(h, id) == SIZE_MAX);
-    size_t words = (size_t)level * (1 + h->m);
+    size_t words = vf_upper_len(h, level);
     pthread_mutex_lock(&h->upper_lock);
     assert(h->upper_holds > 0 && h->upper_used + words <= h->upper_cap);
     /* The words are zero (empty lists) since the array grew. */
@@ -158,7 +158,7 @@ int vf_upper_check(const vf_hnsw *h)
         uint32_t id = (uint32_t)(e >> 32) - 1, at = (uint32_t)e;
         if (id >= h->capacity || slot_state(h, id) == VF_SLOT_EMPTY || vf_upper_find(h, id) != at)
             return -EILSEQ;
-        size_t len = (size_t)node_level(h, id) * (1 + h->m);
+        size_t len = vf_upper_len(h, node_level(h, id));
         if (len == 0 || at + len > h->upper_used)
             return -EILSEQ;
         entries++;

@@ -176,7 +176,7 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     uint64_t upper_words = 0;
     for (size_t i = 0; i < slots; i++)
         if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY)
-            upper_words += (uint64_t)node_level(h, (uint32_t)i) * (1 + h->m);
+            upper_words += vf_upper_len(h, node_level(h, (uint32_t)i));
     const bool quant = quant_in_snapshot(h);
 
     uint8_t head[VF_SNAPSHOT_HEADER2] = {0};
@@ -248,7 +248,7 @@ int vf_hnsw_serialize(const vf_hnsw *ch, vf_write_fn write, void *ctx)
     for (size_t i = 0; i < slots; i++)
         if (slot_state(h, (uint32_t)i) != VF_SLOT_EMPTY && node_level(h, (uint32_t)i) > 0)
             emit(w, vf_node_upper(h, (uint32_t)i, 1),
-                 (size_t)node_level(h, (uint32_t)i) * (1 + h->m) * sizeof(uint32_t));
+                 vf_upper_len(h, node_level(h, (uint32_t)i)) * sizeof(uint32_t));
     flush(w);
     int rc = w->rc;
     if (!rc) {
@@ -576,7 +576,7 @@ int vf_hnsw_deserialize(const void *bytes, size_t len, const vf_vec_source *src,
         present += st == VF_SLOT_PRESENT;
         if (st == VF_SLOT_EMPTY || level == 0)
             continue;
-        uint64_t words = (uint64_t)level * (1 + h->m);
+        uint64_t words = vf_upper_len(h, level);
         if (words > words_left) {
             rc = -EILSEQ;
             goto fail;

@@ -28,7 +28,7 @@ static inline double rng_unit(void)
 /* Uniform in [-1, 1). */
 static inline float rng_float(void)
 {
-    return (float)((double)(rng_next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    return (float)(rng_unit() * 2.0 - 1.0);
 }
 
 #endif /* VECFS_TESTS_TEST_RNG_H */

@@ -245,13 +245,18 @@ def parse_result(data):
     return out
 
 
+# More than any collection whole_answer compares holds.
+WHOLE_ANSWER_K = 10000
+
+
 def whole_answer(coll):
     """Every vector of coll by distance to (1 1 1 1), ties by name: which
     of many exactly equal vectors a k-limited query returns depends on the
     order the index met them (a parallel rebuild differs from a replay),
     so nodes are compared on all of them."""
-    return sorted(parse_result(query(coll, "q", "k = 10000\n1 1 1 1\n")),
-                  key=lambda r: (r[1], r[0]))
+    rows = parse_result(query(coll, "q", "k = %d\n1 1 1 1\n" % WHOLE_ANSWER_K))
+    check(len(rows) < WHOLE_ANSWER_K, "%s holds fewer than %d vectors" % (coll, WHOLE_ANSWER_K))
+    return sorted(rows, key=lambda r: (r[1], r[0]))
 
 
 def getxattr(path, name):
